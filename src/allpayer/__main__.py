@@ -1,0 +1,5 @@
+import sys
+
+from allpayer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,88 @@
+"""The `allpayer` command line: parse arguments, call the library, print results.
+
+Commands live in `allpayer.commands.*`; each module exposes `register(app)`. Errors a user can
+cause (`AllpayerError`) are shown as one line with a non-zero exit code; a traceback appears only
+with `--debug`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from allpayer import __version__
+from allpayer.errors import AllpayerError
+
+COMMAND_MODULES = ("generate", "load", "export", "terms", "mssp", "runs")
+
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="allpayer",
+    help="Run an ACO's value-based payment programs for every payer: load, attribute, pay, measure, settle, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"allpayer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    _state["debug"] = debug
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"allpayer.commands.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the Typer app with one error boundary."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, standalone_mode=False)
+        return 0
+    except AllpayerError as exc:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code or 0
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if debug:
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""CLI command groups. Each module exposes `register(app)`; `allpayer.cli` wires them in."""

@@ -1,0 +1,7 @@
+"""CLI: runs (being built)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    return None

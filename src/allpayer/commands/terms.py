@@ -1,0 +1,7 @@
+"""CLI: terms (being built)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    return None

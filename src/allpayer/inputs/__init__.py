@@ -1,0 +1,1 @@
+"""Input data contract, readers, validation and quarantine."""
