@@ -51,6 +51,11 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"allpayer.commands.{_name}").register(app)
 
 
+def _is_usage_error(exc: Exception) -> bool:
+    """True for the parser's own errors (bad option, missing argument), which print themselves."""
+    return hasattr(exc, "show") and hasattr(exc, "exit_code")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the Typer app with one error boundary."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -68,10 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err_console.print("aborted")
         return 130
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # usage errors from the parser, and anything unexpected
+        if _is_usage_error(exc):
             exc.show()
             return exc.exit_code
         if debug:
