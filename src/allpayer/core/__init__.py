@@ -1,0 +1,1 @@
+"""Core stages: member months, attribution, risk scores, claims enrichment."""

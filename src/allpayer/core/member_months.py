@@ -1,0 +1,141 @@
+"""Member months: one row per member enrollment and calendar month of eligibility.
+
+Grain of `eligibility_months`: (member_id, payer, plan, month). A member counts in a month when
+any of its enrollment spans covers at least one day of that month and the member was alive on the
+first day of the month or died in it (the month of death counts; later months do not).
+
+Rate cell columns are derived per month: `age` (whole years on the first day of the month),
+`age_band` (bands are a parameter), `sex`, `aid_category` (Medicaid) and `enrollment_type`
+(Medicare: esrd, disabled, aged_dual, aged_nondual, the MSSP's four enrollment types).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Sequence
+
+import ibis
+import ibis.expr.types as ir
+
+DEFAULT_AGE_BANDS: tuple[int, ...] = (0, 1, 19, 45, 65, 75, 85)
+"""Lower bounds of the default age bands: 0, 1-18, 19-44, 45-64, 65-74, 75-84, 85+."""
+
+
+def month_starts(start: dt.date, end: dt.date) -> list[dt.date]:
+    """First days of the calendar months from `start`'s month to `end`'s month, inclusive.
+
+    >>> month_starts(dt.date(2024, 11, 15), dt.date(2025, 2, 1))
+    [datetime.date(2024, 11, 1), datetime.date(2024, 12, 1), datetime.date(2025, 1, 1), datetime.date(2025, 2, 1)]
+    """
+    if end < start:
+        raise ValueError(f"empty period: {start} .. {end}")
+    out, y, m = [], start.year, start.month
+    while (y, m) <= (end.year, end.month):
+        out.append(dt.date(y, m, 1))
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def months_table(start: dt.date, end: dt.date) -> ir.Table:
+    """An Ibis table with one row per month: `month` (first day) and `month_end` (last day)."""
+    starts = month_starts(start, end)
+    ends = [(s.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1) for s in starts]
+    return ibis.memtable(
+        {"month": starts, "month_end": ends},
+        schema=ibis.schema({"month": "date", "month_end": "date"}),
+    )
+
+
+def age_band_expr(age: ir.IntegerValue, bands: Sequence[int] = DEFAULT_AGE_BANDS) -> ir.StringValue:
+    """Label an age with its band, e.g. '19-44' or '85+'. `bands` are ascending lower bounds."""
+    bands = list(bands)
+    if bands != sorted(set(bands)) or bands[0] != 0:
+        raise ValueError(f"age bands must be ascending lower bounds starting at 0, got {bands}")
+    case = ibis.cases(
+        *[
+            (age < hi, f"{lo}-{hi - 1}" if hi - 1 > lo else f"{lo}")
+            for lo, hi in zip(bands[:-1], bands[1:])
+        ],
+        else_=f"{bands[-1]}+",
+    )
+    return case
+
+
+def age_on(birth_date: ir.DateValue, on: ir.DateValue) -> ir.IntegerValue:
+    """Whole years of age on a date (birthdays on 29 February count from 1 March in other years)."""
+    years = on.year() - birth_date.year()
+    had_birthday = (on.month() > birth_date.month()) | (
+        (on.month() == birth_date.month()) & (on.day() >= birth_date.day())
+    )
+    return (years - ibis.ifelse(had_birthday, 0, 1)).cast("int32")
+
+
+def enrollment_type_expr(elig: ir.Table) -> ir.StringValue:
+    """MSSP enrollment type from Medicare status and dual status codes.
+
+    medicare_status_code: 10/11 aged, 20/21 disabled, 11/21/31 with ESRD, 31 ESRD only.
+    dual_status_code: 01-08 full or partial dual (02, 04, 08 full benefit); 00/NA/empty not dual.
+    Non-Medicare enrollments get NULL.
+    """
+    status = elig.medicare_status_code.fill_null("")
+    dual = elig.dual_status_code.fill_null("00")
+    is_dual = dual.isin(["01", "02", "03", "04", "05", "06", "08"])
+    return ibis.cases(
+        (elig.payer_type != "medicare", ibis.null("string")),
+        (status.isin(["11", "21", "31"]), "esrd"),
+        (status == "20", "disabled"),
+        (is_dual, "aged_dual"),
+        else_="aged_nondual",
+    )
+
+
+def eligibility_months(
+    eligibility: ir.Table,
+    start: dt.date,
+    end: dt.date,
+    age_bands: Sequence[int] = DEFAULT_AGE_BANDS,
+) -> ir.Table:
+    """Expand enrollment spans into one row per member enrollment and month in [start, end].
+
+    Overlapping spans of the same member, payer and plan count once per month.
+    """
+    months = months_table(start, end)
+    e = eligibility
+    joined = e.join(
+        months,
+        [
+            e.enrollment_start_date <= months.month_end,
+            e.enrollment_end_date >= months.month,
+        ],
+    )
+    alive = joined.death_date.isnull() | (joined.death_date >= joined.month)
+    joined = joined.filter(alive)
+    age = age_on(joined.birth_date, joined.month)
+    rows = joined.select(
+        "person_id",
+        "member_id",
+        "payer",
+        "payer_type",
+        "plan",
+        group_id=joined.group_id,
+        month=joined.month,
+        sex=joined.gender,
+        birth_date=joined.birth_date,
+        age=age,
+        age_band=age_band_expr(age, age_bands),
+        aid_category=joined.aid_category,
+        enrollment_type=enrollment_type_expr(joined),
+        data_sharing_opt_out=joined.data_sharing_opt_out.fill_null(False),
+        death_date=joined.death_date,
+    )
+    # A member with two overlapping spans in one plan counts once per month: keep the span row
+    # that sorts first on a total order so the choice is deterministic on every backend.
+    w = ibis.window(
+        group_by=[rows.member_id, rows.payer, rows.plan, rows.month],
+        order_by=[rows.group_id.fill_null(""), rows.aid_category.fill_null("")],
+    )
+    return (
+        rows.mutate(_rn=ibis.row_number().over(w))
+        .filter(lambda t: t._rn == 0)
+        .drop("_rn")
+    )

@@ -1,0 +1,79 @@
+import datetime as dt
+
+import ibis
+import pytest
+
+from allpayer.core.member_months import eligibility_months, month_starts
+
+D = dt.date
+
+
+def _elig(rows):
+    cols = [
+        "person_id", "member_id", "payer", "payer_type", "plan", "group_id", "gender", "birth_date",
+        "death_date", "enrollment_start_date", "enrollment_end_date", "aid_category",
+        "medicare_status_code", "dual_status_code", "data_sharing_opt_out",
+    ]
+    data = {c: [r.get(c) for r in rows] for c in cols}
+    schema = {c: "string" for c in cols}
+    schema.update(
+        birth_date="date", death_date="date", enrollment_start_date="date", enrollment_end_date="date",
+        data_sharing_opt_out="boolean",
+    )
+    return ibis.memtable(data, schema=ibis.schema(schema))
+
+
+BASE = dict(person_id="P1", member_id="M1", payer="medicaid", payer_type="medicaid", plan="vmng",
+            gender="female", birth_date=D(1990, 3, 15), aid_category="adult")
+
+
+def run(rows, start=D(2024, 1, 1), end=D(2024, 12, 31)):
+    con = ibis.duckdb.connect()
+    rows = con.to_pyarrow(eligibility_months(_elig(rows), start, end)).to_pylist()
+    return sorted(rows, key=lambda r: (r["member_id"], r["month"]))
+
+
+def col(rows, name):
+    return [r[name] for r in rows]
+
+
+def test_partial_months_count_and_span_is_clipped_to_period():
+    mm = run([dict(BASE, enrollment_start_date=D(2023, 11, 20), enrollment_end_date=D(2024, 3, 2))])
+    assert col(mm, 'month') == [D(2024, 1, 1), D(2024, 2, 1), D(2024, 3, 1)]
+
+
+def test_death_month_counts_but_not_later_months():
+    mm = run([dict(BASE, enrollment_start_date=D(2024, 1, 1), enrollment_end_date=D(2024, 12, 31),
+                   death_date=D(2024, 4, 10))])
+    assert col(mm, 'month') == [D(2024, m, 1) for m in (1, 2, 3, 4)]
+
+
+def test_overlapping_spans_count_once_per_month():
+    mm = run([
+        dict(BASE, enrollment_start_date=D(2024, 1, 1), enrollment_end_date=D(2024, 6, 30)),
+        dict(BASE, enrollment_start_date=D(2024, 5, 1), enrollment_end_date=D(2024, 8, 31)),
+    ])
+    assert len(mm) == 8 and len(set(col(mm, 'month'))) == 8
+
+
+def test_age_and_band_on_first_of_month():
+    mm = run([dict(BASE, birth_date=D(1979, 6, 2), enrollment_start_date=D(2024, 5, 1),
+                   enrollment_end_date=D(2024, 7, 31))])
+    assert col(mm, 'age') == [44, 44, 45]
+    assert col(mm, 'age_band') == ["19-44", "19-44", "45-64"]
+
+
+@pytest.mark.parametrize(
+    "status,dual,expected",
+    [("10", "00", "aged_nondual"), ("10", "02", "aged_dual"), ("20", None, "disabled"), ("11", None, "esrd"),
+     ("31", "02", "esrd")],
+)
+def test_medicare_enrollment_type(status, dual, expected):
+    mm = run([dict(BASE, payer="medicare", payer_type="medicare", plan="medicare_ffs", medicare_status_code=status,
+                   dual_status_code=dual, enrollment_start_date=D(2024, 1, 1), enrollment_end_date=D(2024, 1, 31))])
+    assert col(mm, 'enrollment_type') == [expected]
+
+
+def test_month_starts_rejects_empty_period():
+    with pytest.raises(ValueError):
+        month_starts(D(2024, 2, 1), D(2024, 1, 1))
