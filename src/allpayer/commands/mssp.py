@@ -4,8 +4,9 @@
 - ``allpayer mssp rules [--year YEAR] [--terms DIR]``
 
 Exit codes of ``settle``: 0 when every row settled; 3 when some rows were rejected (each is
-reported on stderr with its line and reason; the rows that settled are written all the same);
-2 when the file cannot be read at all, lacks a required column, or the terms are invalid.
+reported on stderr with its line and reason, then one error line with the count; the rows that
+settled are written all the same); 2 when the file cannot be read at all, lacks a required
+column, or the terms are invalid (nothing is written).
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from allpayer.settlement.mssp import MsspSettlement
 from allpayer.settlement.mssp_csv import display_value, settle_file, totals, write_results
 from allpayer.settlement.mssp_terms import MsspRules, MsspYearRules, load_mssp_rules
 
-EXIT_ROWS_REJECTED = 3
+
+class RowsRejected(AllpayerError):
+    """Some input rows could not be settled; the others were written (exit code 3)."""
+
+    exit_code = 3
+
 
 out_console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -96,7 +102,10 @@ def settle_command(
     if missing:
         raise AllpayerError(f"--explain: no settled row has aco_id {', '.join(missing)}")
     if result.rejected:
-        raise typer.Exit(EXIT_ROWS_REJECTED)
+        raise RowsRejected(
+            f"{len(result.rejected)} row(s) rejected (listed above); the {len(result.settled)} settled row(s) "
+            f"were written to {out}"
+        )
 
 
 def _year_table(year: MsspYearRules) -> Table:
