@@ -71,7 +71,10 @@ def settle_command(
         "agreement_year, payment_year). Other columns pass through to the output.",
     ),
     out: Path = typer.Option(
-        ..., "--out", metavar="RESULTS.csv", help="Where to write the results (one row per settled ACO, with the working)."
+        ...,
+        "--out",
+        metavar="RESULTS.csv",
+        help="Where to write the results (one row per settled ACO, with the working).",
     ),
     explain: list[str] = typer.Option(
         [], "--explain", metavar="ACO_ID", help="Print every settlement step of this ACO as a table (repeatable)."
@@ -159,14 +162,19 @@ def rules_command(
     for y in years:
         out_console.print(_year_table(y))
         alt = y.quality.alternative_standard
-        quality = y.quality.method + (f", alternative standard {'in force' if alt.in_force else 'not in force'}" if alt else "")
-        reduced = y.reduced_savings_below_msr
+        quality = y.quality.method
+        if alt is not None:
+            quality += f", alternative standard {'in force' if alt.in_force else 'not in force'}"
         seq = rules.sequestration_rate(y.payment.payment_year)
-        out_console.print(
+        summary = (
             f"quality: {quality}; paid in {y.payment.payment_year} (sequestration {seq}); "
             f"order: {y.payment.limit_order.replace('_', ' ')}"
-            + (f"; below-MSR sharing x{reduced.rate_factor.value} for {', '.join(t.value for t in reduced.tracks)}" if reduced else "")
         )
+        reduced = y.reduced_savings_below_msr
+        if reduced is not None:
+            tracks = ", ".join(t.value for t in reduced.tracks)
+            summary += f"; below-MSR sharing x{reduced.rate_factor.value} for {tracks}"
+        out_console.print(summary)
         out_console.print(f"source: {y.reference}\n")
 
 

@@ -35,7 +35,7 @@ Decimal('6965264.25')
 from __future__ import annotations
 
 import decimal
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
@@ -47,7 +47,7 @@ ZERO = Decimal(0)
 ONE = Decimal(1)
 _PRECISION = 60  # digits kept in every intermediate product; amounts are never rounded mid-way
 
-Unit = Literal["usd", "rate", "flag", "text", "count"]
+Unit = Literal["usd", "rate", "flag", "text"]
 
 
 class MsspInputError(AllpayerError):
@@ -84,9 +84,6 @@ class MsspInput:
     payment_year: int | None = None
 
 
-INPUT_FIELDS = tuple(f.name for f in fields(MsspInput))
-
-
 def input_problems(aco: MsspInput) -> list[str]:
     """Everything wrong with an input on its own (ranges, signs), before any rule is looked up."""
     problems: list[str] = []
@@ -102,7 +99,8 @@ def input_problems(aco: MsspInput) -> list[str]:
             problems.append(f"{name} must be a fraction between 0 and 1, got {value}")
     if aco.disaster_adjustment < 0:
         problems.append(
-            f"disaster_adjustment must be a positive dollar amount (it reduces owed losses), got {aco.disaster_adjustment}"
+            "disaster_adjustment must be a positive dollar amount (it reduces owed losses), "
+            f"got {aco.disaster_adjustment}"
         )
     if aco.participant_revenue is not None and aco.participant_revenue < 0:
         problems.append(f"participant_revenue must not be negative, got {aco.participant_revenue}")

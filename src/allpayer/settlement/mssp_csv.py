@@ -193,7 +193,9 @@ def read_input(path: str | Path) -> tuple[list[InputRow], list[RejectedRow], lis
         try:
             header = next(reader, None)
             if header is None:
-                raise InputFileError(str(path), "the file is empty; expected a header row with " + ", ".join(REQUIRED_COLUMNS))
+                raise InputFileError(
+                    str(path), "the file is empty; expected a header row with " + ", ".join(REQUIRED_COLUMNS)
+                )
             header = [h.strip() for h in header]
             _check_header(path, header)
             extras = [h for h in header if h not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
@@ -206,7 +208,8 @@ def read_input(path: str | Path) -> tuple[list[InputRow], list[RejectedRow], lis
                 values = dict(zip(header, record))
                 aco_id = (values.get("aco_id") or "").strip()
                 if len(record) != len(header):
-                    rejected.append(RejectedRow(start, aco_id, f"{len(record)} fields but the header has {len(header)}"))
+                    problem = f"{len(record)} fields but the header has {len(header)}"
+                    rejected.append(RejectedRow(start, aco_id, problem))
                     continue
                 try:
                     aco = parse_row(values)
@@ -240,7 +243,9 @@ def _check_header(path, header: list[str]) -> None:
         )
     clash = [h for h in header if h in OUTPUT_COLUMNS and h not in REQUIRED_COLUMNS]
     if clash:
-        raise InputFileError(str(path), f"column(s) {', '.join(clash)} would be overwritten by the results; rename them")
+        raise InputFileError(
+            str(path), f"column(s) {', '.join(clash)} would be overwritten by the results; rename them"
+        )
 
 
 def settle_file(path: str | Path, rules: MsspRules) -> SettleResult:
