@@ -118,3 +118,13 @@ def test_a_what_if_folder_changes_the_rules(terms_copy):
     _edit(terms_copy, "rules_py2024.yaml", lambda d: d["tracks"]["ENHANCED"]["max_sharing_rate"].update(value="0.80"))
     assert load_mssp_rules(terms_copy).for_year(2024).tracks[TrackCode.ENHANCED].max_sharing_rate.value == D("0.80")
     shutil.rmtree(terms_copy)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from allpayer.settlement import mssp, mssp_terms
+
+    for module in (mssp, mssp_terms):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0
