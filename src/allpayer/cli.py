@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
-        return 0
+        rc = app(args=args, standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
     except AllpayerError as exc:
         if debug:
             raise
