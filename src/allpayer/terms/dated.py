@@ -349,15 +349,17 @@ def _make_entry(d: dict[str, Any]) -> Entry[Any]:
     return Entry(d.get("from"), d["value"], ref, bool(assumption), basis, d.get("note"))
 
 
-def check_provenance(basis: str | None, assumption: bool | None, reference: Reference | None) -> None:
+def check_provenance(
+    basis: str | None, assumption: bool | None, reference: Reference | None, at: str = ""
+) -> None:
     """Refuse contradictory provenance: documented values need a reference and are not assumptions."""
     if basis in ("DOC", "DERIVED"):
         if assumption:
-            raise problem(f"a value with basis {basis} is documented, so it cannot be marked assumption: true")
+            raise problem(f"a value with basis {basis} is documented, so it cannot be marked assumption: true", at)
         if reference is None:
-            raise problem(f"a value with basis {basis} needs a reference (document, page)")
+            raise problem(f"a value with basis {basis} needs a reference (document, page)", at)
     if basis in ASSUMPTION_BASES and assumption is False:
-        raise problem(f"basis {basis} marks an assumption: remove assumption: false")
+        raise problem(f"basis {basis} marks an assumption: remove assumption: false", at)
 
 
 def parse_reference(value: Any) -> Reference:

@@ -204,7 +204,9 @@ def _problem_text(err: dict[str, Any]) -> str:
             allowed = _DATED_KEYS if "<dated list>" in loc else _DATED_KEYS[1:]
         else:
             model = _model_at(clean[:-1])
-            allowed = [n for n in model.model_fields] if model else []
+            names = list(model.model_fields) if model else []
+            provenance = [n for n in names if n in ("reference", "assumption", "basis", "note")]
+            allowed = [n for n in names if n not in provenance] + provenance
         text = "unknown key"
         close = difflib.get_close_matches(str(key), allowed, n=1)
         if close:
@@ -232,6 +234,8 @@ def _problem_text(err: dict[str, Any]) -> str:
 
 def _raise_validation(path: Path, exc: ValidationError, lines: dict[str, int]) -> typing.NoReturn:
     errors = exc.errors(include_url=False)
+    # an unknown key often explains a missing one (a misspelt key): report it first
+    errors.sort(key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     ctx = first.get("ctx") or {}
     key = _path(first["loc"], str(ctx.get("at") or ""))
@@ -364,29 +368,35 @@ def check_files(
     problem too. Two files defining the same program id are both reported.
     """
     results: list[CheckResult] = []
-    files: list[Path] = []
+    ids: dict[str, Path] = {}
+    seen: set[Path] = set()
     for item in paths_or_dirs:
         try:
-            files.extend(terms_files([item]))
+            files = terms_files([item])
         except TermsError as exc:
             results.append(CheckResult(Path(item), error=exc))
-    ids: dict[str, Path] = {}
-    for f in files:
-        try:
-            program = load_program(f)
-            if require_sources:
-                missing = program.unsourced_values()
-                if missing:
+            continue
+        for f in files:
+            if f.resolve() in seen:
+                continue
+            seen.add(f.resolve())
+            try:
+                program = load_program(f)
+                if require_sources:
+                    missing = program.unsourced_values()
+                    if missing:
+                        raise TermsError(
+                            f,
+                            missing[0],
+                            "value has no reference and is not marked as an assumption"
+                            + (f"; {len(missing) - 1} more such values" if len(missing) > 1 else ""),
+                        )
+                if program.program_id in ids:
                     raise TermsError(
-                        f,
-                        missing[0],
-                        "value has no reference and is not marked as an assumption"
-                        + (f"; {len(missing) - 1} more such values" if len(missing) > 1 else ""),
+                        f, "program_id", f"{program.program_id!r} is also defined in {ids[program.program_id]}"
                     )
-            if program.program_id in ids:
-                raise TermsError(f, "program_id", f"{program.program_id!r} is also defined in {ids[program.program_id]}")
-            ids[program.program_id] = f
-            results.append(CheckResult(f, program=program))
-        except TermsError as exc:
-            results.append(CheckResult(f, error=exc))
+                ids[program.program_id] = f
+                results.append(CheckResult(f, program=program))
+            except TermsError as exc:
+                results.append(CheckResult(f, error=exc))
     return results

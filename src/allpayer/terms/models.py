@@ -161,7 +161,7 @@ class Block(BaseModel):
 
     @model_validator(mode="after")
     def _provenance(self) -> "Block":
-        check_provenance(self.basis, self.assumption, self.reference)
+        check_provenance(self.basis, self.assumption, self.reference, "basis")
         return self
 
     @property
@@ -1258,6 +1258,15 @@ class ProgramTerms(Block):
                 )
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        """Equal content is equal terms, wherever they were loaded from."""
+        if not isinstance(other, ProgramTerms):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in type(self).model_fields)
+
+    def __hash__(self) -> int:
+        return hash(self._terms_version)
 
     @property
     def terms_version(self) -> str:

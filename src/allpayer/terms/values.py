@@ -63,7 +63,7 @@ def problem(message: str, at: str = "") -> PydanticCustomError:
 def _number_text(value: Any, what: str) -> str:
     """The text of a number written as a string; refuse bare numbers, booleans and other types."""
     if isinstance(value, bool):
-        raise problem(f"expected {what} written as a quoted string, got {str(value).lower()}")
+        raise problem(f"expected a {what} written as a quoted string, got {str(value).lower()}")
     if isinstance(value, (int, float)):
         raise problem(
             f'got the bare number {value!r}: write {what}s as quoted strings ("{value!r}")'
@@ -72,10 +72,10 @@ def _number_text(value: Any, what: str) -> str:
     if isinstance(value, (Decimal, Fraction)):
         return str(value)
     if not isinstance(value, str):
-        raise problem(f"expected {what} written as a quoted string, got {type(value).__name__}")
+        raise problem(f"expected a {what} written as a quoted string, got {type(value).__name__}")
     text = value.strip()
     if text.endswith("%"):
-        raise problem(f'expected {what} as a decimal fraction, not a percentage: write 3% as "0.03", got {value!r}')
+        raise problem(f'expected a {what} as a decimal fraction, not a percentage: write 3% as "0.03", got {value!r}')
     return text
 
 
@@ -87,11 +87,11 @@ def _decimal(value: Any, what: str) -> Decimal:
         return value
     text = _number_text(value, what)
     if not _DECIMAL_RE.match(text):
-        raise problem(f"expected {what} written as a plain decimal string such as \"0.03\", got {value!r}")
+        raise problem(f"expected a {what} written as a plain decimal string such as \"0.03\", got {value!r}")
     try:
         return Decimal(text)
     except InvalidOperation:  # pragma: no cover - excluded by the pattern above
-        raise problem(f"expected {what}, got {value!r}")
+        raise problem(f"expected a {what}, got {value!r}")
 
 
 def _rate(value: Any) -> Decimal:
