@@ -91,8 +91,10 @@ def check_command(
         where = f"{_display(Path(err.path))}: {err.key}" if err.key else _display(Path(err.path))
         err_console.print(f"[bold red]error:[/] {where}: {err.problem}")
     if bad:
-        raise InvalidTerms(f"{len(bad)} of {len(results)} terms files are invalid")
-    out_console.print(f"{len(results)} terms files are valid")
+        verb = "is" if len(bad) == 1 else "are"
+        raise InvalidTerms(f"{len(bad)} of {len(results)} terms files {verb} invalid")
+    n = len(results)
+    out_console.print(f"{n} terms file is valid" if n == 1 else f"{n} terms files are valid")
 
 
 def show_command(

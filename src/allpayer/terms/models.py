@@ -1291,8 +1291,8 @@ class ProgramTerms(Block):
         yield from _walk_blocks(self, "")
 
     def unsourced_values(self) -> list[str]:
-        """Key paths of numbers with no provenance: neither the value nor any block around it
-        (below the program itself) carries a reference or an assumption mark."""
+        """Key paths of numbers written in the file with no provenance: neither the value nor any
+        block around it (below the program itself) carries a reference or an assumption mark."""
         return [path for path, sourced in _provenance(self, "", False, top=True) if not sourced]
 
     def assumptions(self) -> list[str]:
@@ -1376,8 +1376,8 @@ def _provenance(obj: Any, path: str, inherited: bool, top: bool = False) -> Iter
     elif isinstance(obj, Block):
         here = inherited or (not top and (obj.reference is not None or obj.is_assumption))
         for name in type(obj).model_fields:
-            if name in _PROVENANCE_KEYS:
-                continue
+            if name in _PROVENANCE_KEYS or name not in obj.model_fields_set:
+                continue  # defaults are the format's own, documented in docs/terms.md
             value = getattr(obj, name)
             if isinstance(value, (Decimal, int)) and not isinstance(value, bool) or type(value).__name__ == "Fraction":
                 if not (top and name == "performance_year"):
