@@ -1,0 +1,129 @@
+"""Claims enrichment: net each claim line, keep what was paid by the cutoff, classify services.
+
+Input convention (see `allpayer.inputs.schema`): a claim line is delivered as one or more rows
+with increasing `adjustment_sequence` and signed amounts that add up to the line's net. This
+module turns them into `claim_lines`, grain (claim_id, claim_line_number): amounts netted in
+integer cents, descriptive columns from the latest row paid on or before the paid-through date,
+and a service category.
+
+Service categories (first match wins, from claim type, bill type, revenue code, place of service
+and HCPCS): inpatient (bill type 11x/12x), snf (21x/22x), home_health (32x-34x), hospice (81x/82x),
+ed (revenue 045x, POS 23 or HCPCS 99281-99285), outpatient (other institutional), professional
+(other professional), dme, pharmacy (pharmacy claims).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+
+MONEY_COLUMNS = ("paid_amount", "allowed_amount")
+
+SERVICE_CATEGORIES = (
+    "inpatient",
+    "snf",
+    "home_health",
+    "hospice",
+    "ed",
+    "outpatient",
+    "professional",
+    "dme",
+    "pharmacy",
+)
+
+ED_HCPCS = ("99281", "99282", "99283", "99284", "99285")
+
+
+def cents(amount: ir.NumericValue) -> ir.IntegerValue:
+    """Exact dollars (DECIMAL) to integer cents. Amounts have at most two decimals by contract."""
+    return (amount.cast("decimal(18, 2)") * 100).cast("int64")
+
+
+def service_category(t: ir.Table) -> ir.StringValue:
+    """Classify a medical claim line (see the module docstring for the rules)."""
+    bill = t.bill_type_code.fill_null("")
+    # Bill types are 3 digits, or 4 with a leading zero: the facility type is the first two
+    # significant digits.
+    bill3 = ibis.ifelse(bill.length() == 4, bill.substr(1, 3), bill)
+    fac = bill3.substr(0, 2)
+    rev = t.revenue_center_code.fill_null("")
+    pos = t.place_of_service_code.fill_null("")
+    hcpcs = t.hcpcs_code.fill_null("")
+    is_ed = rev.startswith("045") | (pos == "23") | hcpcs.isin(ED_HCPCS)
+    return ibis.cases(
+        ((t.claim_type == "institutional") & fac.isin(["11", "12"]), "inpatient"),
+        ((t.claim_type == "institutional") & fac.isin(["21", "22"]), "snf"),
+        ((t.claim_type == "institutional") & fac.isin(["32", "33", "34"]), "home_health"),
+        ((t.claim_type == "institutional") & fac.isin(["81", "82"]), "hospice"),
+        (is_ed, "ed"),
+        (t.claim_type == "institutional", "outpatient"),
+        (t.claim_type == "dme", "dme"),
+        else_="professional",
+    )
+
+
+def _net(rows: ir.Table, key: list[str], keep: list[str]) -> ir.Table:
+    """Sum amounts by key; descriptive columns from the latest adjustment row (total order)."""
+    rows = rows.mutate(
+        adjustment_sequence=rows.adjustment_sequence.fill_null(0),
+        paid_cents=cents(rows.paid_amount),
+        allowed_cents=cents(rows.allowed_amount),
+    )
+    w = ibis.window(group_by=[rows[k] for k in key], order_by=[ibis.desc(rows.adjustment_sequence)])
+    ranked = rows.mutate(_rn=ibis.row_number().over(w))
+    sums = rows.group_by(key).aggregate(
+        paid_cents=rows.paid_cents.sum(),
+        allowed_cents=rows.allowed_cents.sum(),
+        adjustment_rows=rows.count(),
+        first_paid_date=rows.paid_date.min(),
+        last_paid_date=rows.paid_date.max(),
+    )
+    latest = ranked.filter(ranked._rn == 0).select(*key, *[c for c in keep if c not in key])
+    return latest.join(sums, key)
+
+
+def claims_as_of(table: ir.Table, paid_through: dt.date | None) -> ir.Table:
+    """Rows paid on or before the paid-through date (the claims run-out cutoff)."""
+    if paid_through is None:
+        return table
+    return table.filter(table.paid_date <= ibis.literal(paid_through))
+
+
+def medical_claim_lines(medical_claim: ir.Table, paid_through: dt.date | None = None) -> ir.Table:
+    """Net medical claim lines as of `paid_through`, with service category and cents.
+
+    Denied lines stay (with their net amounts, normally 0) and carry `claim_status`; lines whose
+    rows net to zero paid and zero allowed remain visible to utilization counts only if the
+    caller wants them (filter on `allowed_cents != 0`).
+    """
+    t = claims_as_of(medical_claim, paid_through)
+    keep = [
+        c
+        for c in t.columns
+        if c not in MONEY_COLUMNS and c not in ("adjustment_sequence", "paid_date")
+    ]
+    lines = _net(t, ["claim_id", "claim_line_number"], keep)
+    service_date = lines.claim_line_start_date.fill_null(lines.claim_start_date)
+    return lines.mutate(
+        service_date=service_date,
+        service_month=ibis.date(service_date.year(), service_date.month(), 1),
+        service_category=service_category(lines),
+    )
+
+
+def pharmacy_claim_lines(pharmacy_claim: ir.Table, paid_through: dt.date | None = None) -> ir.Table:
+    """Net pharmacy claim lines as of `paid_through`, in cents, service category 'pharmacy'."""
+    t = claims_as_of(pharmacy_claim, paid_through)
+    keep = [
+        c
+        for c in t.columns
+        if c not in MONEY_COLUMNS and c not in ("adjustment_sequence", "paid_date")
+    ]
+    lines = _net(t, ["claim_id", "claim_line_number"], keep)
+    return lines.mutate(
+        service_date=lines.dispensing_date,
+        service_month=ibis.date(lines.dispensing_date.year(), lines.dispensing_date.month(), 1),
+        service_category=ibis.literal("pharmacy"),
+    )
