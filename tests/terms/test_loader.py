@@ -205,3 +205,40 @@ def test_check_files_strict_requires_provenance():
 def test_programs_dir_holds_the_vermont_examples():
     assert (programs_dir() / "vermont" / "README.md").is_file()
     assert isinstance(programs_dir(), Path)
+
+
+def test_two_programs_selecting_the_same_members_are_an_error(tmp_path):
+    import yaml
+
+    shutil.copy(MINIMAL, tmp_path / "a.yaml")
+    data = yaml.safe_load(MINIMAL.read_text())
+    data["program_id"] = "test-2022-other"
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(TermsError) as info:
+        load_programs([tmp_path])
+    assert (info.value.path, info.value.key) == (str(tmp_path / "b.yaml"), "population")
+    assert info.value.problem == (
+        f"selects the same members as test-2022-minimal ({tmp_path / 'a.yaml'}): payer 'testpayer', "
+        "plan 'qhp', overlapping effective periods"
+    )
+    assert [r.ok for r in check_files([tmp_path])] == [True, False]
+    # a different plan, another payer or another year selects other rows
+    for change in ({"population": {"plans": ["aso"]}}, {"payer": "other"}, {"performance_year": 2023}):
+        variant = {**data, **change}
+        if "performance_year" in change:
+            variant["attribution"] = {**data["attribution"], "window_end": "2022-12-31"}
+            variant["target"] = {**data["target"], "base_years": [{"year": 2022, "weight": "1"}], "trend": {"rates": {2023: "0.05"}}}
+        (tmp_path / "b.yaml").write_text(yaml.safe_dump(variant))
+        assert len(load_programs([tmp_path])) == 2
+
+
+def test_groups_split_one_plan_between_programs(tmp_path):
+    import yaml
+
+    data = yaml.safe_load(MINIMAL.read_text())
+    for name, groups in (("a", ["G1"]), ("b", ["G2", "G3"])):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({**data, "program_id": f"p-{name}", "population": {"plans": ["qhp"], "group_ids": groups}}))
+    assert len(load_programs([tmp_path])) == 2
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**data, "program_id": "p-c", "population": {"plans": ["qhp"], "group_ids": ["G3"]}}))
+    with pytest.raises(TermsError, match="group 'G3'"):
+        load_programs([tmp_path])

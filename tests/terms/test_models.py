@@ -430,3 +430,10 @@ def test_payer_supplied_target_and_attribution(minimal):
 
 def test_program_terms_is_exported():
     assert ProgramTerms.model_fields["program_id"].is_required()
+
+
+def test_service_categories_match_the_claims_stage():
+    from allpayer.core.claims import SERVICE_CATEGORIES as CLAIMS_CATEGORIES
+    from allpayer.terms.models import SERVICE_CATEGORIES
+
+    assert set(SERVICE_CATEGORIES) == set(CLAIMS_CATEGORIES)

@@ -329,7 +329,8 @@ def terms_files(paths_or_dirs: Iterable[str | os.PathLike[str]]) -> list[Path]:
 def load_programs(paths_or_dirs: Iterable[str | os.PathLike[str]], year: int | None = None) -> list[ProgramTerms]:
     """Load every terms file named or found in the folders named; keep one performance year if
     `year` is given. Programs come back sorted by (performance year, program id). Two files with
-    the same program id are an error.
+    the same program id are an error, and so are two programs that select the same eligibility
+    rows in overlapping periods (same payer, a shared plan, a shared group or no group limit).
     """
     if isinstance(paths_or_dirs, (str, os.PathLike)):
         paths_or_dirs = [paths_or_dirs]
@@ -341,9 +342,39 @@ def load_programs(paths_or_dirs: Iterable[str | os.PathLike[str]], year: int | N
                 p.source_path or "", "program_id", f"{p.program_id!r} is also defined in {seen[p.program_id].source_path}"
             )
         seen[p.program_id] = p
+    for i, p in enumerate(programs):
+        clash = _overlap(p, programs[:i])
+        if clash is not None:
+            raise TermsError(p.source_path or "", "population", clash)
     if year is not None:
         programs = [p for p in programs if p.performance_year == year]
     return sorted(programs, key=lambda p: (p.performance_year, p.program_id))
+
+
+def _overlap(program: ProgramTerms, others: Iterable[ProgramTerms]) -> str | None:
+    """A message if `program` selects eligibility rows another program already selects in the
+    same period (same payer, a shared plan, and a shared group or no group restriction)."""
+    for o in others:
+        if o.payer != program.payer:
+            continue
+        if o.effective.end < program.effective.start or program.effective.end < o.effective.start:
+            continue
+        plans = sorted(set(o.population.plans) & set(program.population.plans))
+        if not plans:
+            continue
+        mine, theirs = program.population.group_ids, o.population.group_ids
+        if mine is not None and theirs is not None:
+            groups = sorted(set(mine) & set(theirs))
+            if not groups:
+                continue
+            which = f", group {groups[0]!r}"
+        else:
+            which = ""
+        return (
+            f"selects the same members as {o.program_id} ({o.source_path}): payer {program.payer!r}, "
+            f"plan {plans[0]!r}{which}, overlapping effective periods"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -365,10 +396,12 @@ def check_files(
     """Check each terms file named or found in the folders, without stopping at the first bad one.
 
     With `require_sources`, a value that carries neither a reference nor an assumption mark is a
-    problem too. Two files defining the same program id are both reported.
+    problem too. A file that repeats another's program id, or selects the same members in the
+    same period as an earlier file, is reported as bad.
     """
     results: list[CheckResult] = []
     ids: dict[str, Path] = {}
+    loaded: list[ProgramTerms] = []
     seen: set[Path] = set()
     for item in paths_or_dirs:
         try:
@@ -395,7 +428,11 @@ def check_files(
                     raise TermsError(
                         f, "program_id", f"{program.program_id!r} is also defined in {ids[program.program_id]}"
                     )
+                clash = _overlap(program, loaded)
+                if clash is not None:
+                    raise TermsError(f, "population", clash)
                 ids[program.program_id] = f
+                loaded.append(program)
                 results.append(CheckResult(f, program=program))
             except TermsError as exc:
                 results.append(CheckResult(f, error=exc))

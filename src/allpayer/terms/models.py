@@ -80,21 +80,16 @@ assert set(get_args(RoundingMode)) == set(ROUNDING_MODES)
 
 ServiceCategory = Literal[
     "inpatient",
-    "outpatient",
-    "emergency",
-    "professional",
-    "primary_care",
-    "specialty_care",
-    "skilled_nursing",
+    "snf",
     "home_health",
     "hospice",
-    "behavioral_health",
-    "ambulance",
+    "ed",
+    "outpatient",
+    "professional",
     "dme",
-    "lab",
-    "imaging",
     "pharmacy",
 ]
+"""Service categories of claim lines, as `allpayer.core.claims.service_category` assigns them."""
 SERVICE_CATEGORIES: tuple[str, ...] = get_args(ServiceCategory)
 
 ExclusionReason = Literal[
