@@ -242,3 +242,31 @@ def test_groups_split_one_plan_between_programs(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({**data, "program_id": "p-c", "population": {"plans": ["qhp"], "group_ids": ["G3"]}}))
     with pytest.raises(TermsError, match="group 'G3'"):
         load_programs([tmp_path])
+
+
+SHAPE_CASES = [
+    ('  savings_rate: "0.50"', '  savings_rate: ["0.5"]', "settlement.savings_rate[0]",
+     "expected a dated entry {from: YYYY-MM-DD, value: ...}, got '0.5' (line 26)"),
+    ('  savings_rate: "0.50"', "  savings_rate: [{from: 2022-01-01}]", "settlement.savings_rate[0].value",
+     "required key is missing (line 26)"),
+    ('  savings_rate: "0.50"', '  savings_rate: {value: "0.5", from: 2022-01-01}', "settlement.savings_rate",
+     "a dated entry {from: ..., value: ...} must be an item of a list (line 26)"),
+    ('      2022: "0.05"', '      abc: "0.05"', "target.trend.rates.abc",
+     "bad key 'abc': expected a whole number (a year or a percentile) (line 22)"),
+    ("  plans: [qhp]", "  plans: qhp", "population.plans", "expected a list, got 'qhp' (line 10)"),
+    ("aco: {id: test_aco, name: Test ACO}", "aco:", "aco", "expected a mapping of keys, got an empty value (line 4)"),
+    ("  risk: two_sided", "  risk: [two_sided]", "settlement.risk", "expected 'one_sided' or 'two_sided', got a list (line 24)"),
+    ("  plans: [qhp]", "  plans: [2022]", "population.plans[0]",
+     "expected an identifier (letters, digits, '_', '-', '.'), got 2022: quote it (line 10)"),
+]
+
+
+@pytest.mark.parametrize("old, new, key, problem", SHAPE_CASES, ids=[c[2] for c in SHAPE_CASES])
+def test_values_of_the_wrong_shape(tmp_path, old, new, key, problem):
+    text = MINIMAL.read_text()
+    assert old in text
+    f = tmp_path / "shape.yaml"
+    f.write_text(text.replace(old, new, 1))
+    with pytest.raises(TermsError) as info:
+        load_program(f)
+    assert (info.value.key, info.value.problem) == (key, problem)

@@ -181,10 +181,14 @@ def _path(loc: tuple[Any, ...], extra: str = "") -> str:
 
 
 def _got(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return type(value).__name__ == "dict" and "a mapping" or "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
     if isinstance(value, bool):
         return str(value).lower()
+    if value is None:
+        return "an empty value"
     return repr(value)
 
 
@@ -195,6 +199,8 @@ def _problem_text(err: dict[str, Any]) -> str:
     ctx = err.get("ctx") or {}
     clean = tuple(s for s in loc if s not in UNION_TAGS and s != "[key]")
     if loc and loc[-1] == "[key]":
+        if typ.startswith("int_"):
+            return f"bad key {clean[-1]!r}: expected a whole number (a year or a percentile)"
         return f"bad key {clean[-1]!r}: {msg.replace('Input should be', 'expected')}"
     if typ == "extra_forbidden":
         key = clean[-1] if clean else "?"
@@ -220,14 +226,14 @@ def _problem_text(err: dict[str, Any]) -> str:
         return str(ctx.get("problem", msg))
     if typ == "dict_type" and "<dated list>" in loc:
         return f"expected a dated entry {{from: YYYY-MM-DD, value: ...}}, got {_got(err.get('input'))}"
-    if typ == "dict_type":
+    if typ in ("dict_type", "model_type", "model_attributes_type"):
         return f"expected a mapping of keys, got {_got(err.get('input'))}"
     if typ == "list_type":
         return f"expected a list, got {_got(err.get('input'))}"
     if typ in ("too_short", "too_long"):
         return msg.replace("List should have", "expected a list with").replace("Input should have", "expected")
     text = msg.replace("Input should be", "expected")
-    if "input" in err and not isinstance(err["input"], (dict, list)):
+    if "input" in err:
         text += f", got {_got(err['input'])}"
     return text
 
