@@ -1,0 +1,363 @@
+"""Validation: vectorized Ibis checks that type every staged row or say why it cannot be loaded.
+
+Four steps, each a projection of the whole table: `clean` trims the staged text (empty text is
+NULL); `parse` casts each column to its kind and normalizes codes and enumerations; `check`
+evaluates every rule (a message column per check, NULL where it passes); `verdict` folds them
+into the list of failing rules and messages. A row that fails any rule is quarantined with all its
+failing rules (``rules``), the first of them (``rule``) and one message per failure
+(``message``). `row_hash` fingerprints a valid row's typed content, which tells an identical
+re-delivery from a conflicting one.
+
+Rules (ids are stable and appear in the quarantine table):
+
+==================== ==========================================================================
+malformed_row        CSV row that does not split into the header's columns (from the reader)
+required             a required column (or a key column) is empty
+type_int             not a whole number
+type_decimal         not a number, or more than 4 decimals
+type_date            not an ISO date YYYY-MM-DD (or not a real calendar date)
+type_bool            not true/false (1/0, yes/no, y/n, t/f are accepted)
+money_format         not an amount in dollars with at most 2 decimals (no currency signs,
+                     no thousands separators, no exponents)
+date_range           a date outside 1900-01-01 .. 2099-12-31
+date_order           an end date before its start date
+allowed_value        a value outside the column's allowed list (compared case-insensitively)
+code_format          a code that does not match its format or fails its check digit
+negative_amount      a negative amount on a row that is not an adjustment (adjustment_sequence 0)
+out_of_range         claim_line_number < 1; adjustment_sequence, days_supply or refills < 0;
+                     a column marked non-negative below 0
+shadow_claim_paid    a shadow claim (payment_arrangement other than ffs) with paid_amount not 0
+                     on its original line
+duplicate_row        an exact copy of another row of the same delivery (the first is kept)
+conflicting_duplicate same key as another row of the delivery, or as a loaded row, with
+                     different content
+==================== ==========================================================================
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from allpayer.inputs import codes
+from allpayer.inputs.schema import PAYMENT_ARRANGEMENTS, Table
+
+MIN_DATE = dt.date(1900, 1, 1)
+MAX_DATE = dt.date(2099, 12, 31)
+
+MONEY_TYPE = "decimal(18, 2)"
+DECIMAL_TYPE = "decimal(18, 4)"
+DECIMAL_PLACES = 4
+
+KIND_TYPES = {
+    "string": "string",
+    "code": "string",
+    "date": "date",
+    "int": "int64",
+    "decimal": DECIMAL_TYPE,
+    "money": MONEY_TYPE,
+    "bool": "boolean",
+}
+
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "code": "VARCHAR",
+    "date": "DATE",
+    "int": "BIGINT",
+    "decimal": "DECIMAL(18,4)",
+    "money": "DECIMAL(18,2)",
+    "bool": "BOOLEAN",
+}
+
+RULES = (
+    "malformed_row",
+    "required",
+    "type_int",
+    "type_decimal",
+    "type_date",
+    "type_bool",
+    "money_format",
+    "date_range",
+    "date_order",
+    "allowed_value",
+    "code_format",
+    "negative_amount",
+    "out_of_range",
+    "shadow_claim_paid",
+    "duplicate_row",
+    "conflicting_duplicate",
+)
+
+TRUE_WORDS = ("true", "t", "yes", "y", "1")
+FALSE_WORDS = ("false", "f", "no", "n", "0")
+
+# (start, end) pairs checked by `date_order` where both columns exist in a table.
+DATE_PAIRS = (
+    ("enrollment_start_date", "enrollment_end_date"),
+    ("claim_start_date", "claim_end_date"),
+    ("claim_line_start_date", "claim_line_end_date"),
+    ("admission_date", "discharge_date"),
+    ("effective_start_date", "effective_end_date"),
+    ("birth_date", "death_date"),
+)
+
+# Lower bounds on integer columns beyond the contract's `nonnegative` flag.
+MIN_VALUES = {"claim_line_number": 1, "adjustment_sequence": 0, "days_supply": 0, "refills": 0}
+
+# Key columns with a default when empty (the adjustment convention: 0 is the original line).
+KEY_DEFAULTS = {"adjustment_sequence": 0}
+
+SHOW_CHARS = 40  # how much of an offending value a message quotes
+
+INT_PATTERN = r"^[+-]?[0-9]{1,18}$"
+NUMBER_PATTERN = r"^[+-]?([0-9]{1,14}(\.[0-9]*)?|\.[0-9]+)$"
+DECIMAL_PLACES_PATTERN = r"^[^.]*(\.[0-9]{0,%d}0*)?$" % DECIMAL_PLACES
+MONEY_PATTERN = r"^[+-]?([0-9]{1,16}(\.[0-9]*)?|\.[0-9]+)$"
+CENTS_PATTERN = r"^[^.]*(\.[0-9]{0,2}0*)?$"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule evaluated on every row: where it fails and what to say."""
+
+    rule: str
+    failed: ir.BooleanValue
+    message: ir.StringValue
+
+
+def _null_str() -> ir.StringValue:
+    return ibis.null("string")
+
+
+def _quoted(v: ir.StringValue) -> ir.StringValue:
+    return "'" + v.substr(0, SHOW_CHARS) + "'"
+
+
+def clean(raw: ir.Table, spec: Table) -> ir.Table:
+    """Trim every text column; empty text becomes NULL. Provenance columns pass through."""
+    cols = {}
+    for col in spec.columns:
+        v = raw[col.name].strip()
+        cols[col.name] = ibis.ifelse(v == "", _null_str(), v)
+    return raw.select(**cols, source_file=raw.source_file, line_number=raw.line_number)
+
+
+def keeps_text(col) -> bool:
+    """True when a column's stored value differs from its delivered text (parsed or normalized)."""
+    return col.kind not in ("string", "code") or bool(col.code_format) or bool(col.allowed)
+
+
+TEXT_SUFFIX = "__text"
+
+
+def parse(cleaned: ir.Table, spec: Table) -> ir.Table:
+    """Parse each cleaned column to its kind (NULL where it does not parse).
+
+    Codes are normalized as `allpayer.inputs.codes` describes and values of a column with an
+    allowed list are lower-cased. Columns whose value is parsed or normalized keep their cleaned
+    text alongside as ``<name>__text`` so that the checks can quote what was delivered.
+    """
+    cols = {}
+    for col in spec.columns:
+        v = cleaned[col.name]
+        if col.name in spec.key and col.name in KEY_DEFAULTS:
+            v = v.fill_null(str(KEY_DEFAULTS[col.name]))
+        if keeps_text(col):
+            cols[col.name + TEXT_SUFFIX] = v
+        if col.kind in ("string", "code"):
+            if col.code_format:
+                v = codes.normalize(col.code_format, v)
+            elif col.allowed:
+                v = v.lower()
+            cols[col.name] = v
+        elif col.kind == "date":
+            shaped = v.re_search(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+            cols[col.name] = ibis.ifelse(shaped, v.try_cast("date"), ibis.null("date"))
+        elif col.kind == "int":
+            shaped = v.re_search(INT_PATTERN)
+            cols[col.name] = ibis.ifelse(shaped, v.try_cast("int64"), ibis.null("int64"))
+        elif col.kind == "decimal":
+            ok = v.re_search(NUMBER_PATTERN) & v.re_search(DECIMAL_PLACES_PATTERN)
+            cols[col.name] = ibis.ifelse(ok, v.try_cast(DECIMAL_TYPE), ibis.null(DECIMAL_TYPE))
+        elif col.kind == "money":
+            ok = v.re_search(MONEY_PATTERN) & v.re_search(CENTS_PATTERN)
+            cols[col.name] = ibis.ifelse(ok, v.try_cast(MONEY_TYPE), ibis.null(MONEY_TYPE))
+        elif col.kind == "bool":
+            low = v.lower()
+            cols[col.name] = ibis.cases(
+                (low.isin(TRUE_WORDS), True), (low.isin(FALSE_WORDS), False), else_=ibis.null("boolean")
+            )
+        else:  # pragma: no cover - the contract only uses the kinds above
+            raise ValueError(f"{spec.name}.{col.name}: unknown kind {col.kind!r}")
+    return cleaned.select(**cols, source_file=cleaned.source_file, line_number=cleaned.line_number)
+
+
+def checks(parsed: ir.Table, spec: Table) -> list[Check]:
+    """Every rule of a table as a list of `Check`s on a parsed table (see `parse`)."""
+    out: list[Check] = []
+    names = spec.column_names
+
+    def text(name: str) -> ir.StringValue:
+        return parsed[name + TEXT_SUFFIX] if keeps_text(spec.column(name)) else parsed[name]
+
+    for col in spec.columns:
+        name, v, t = col.name, parsed[col.name], text(col.name)
+        present = t.notnull()
+        if col.required or name in spec.key:
+            out.append(Check("required", t.isnull(), ibis.literal(f"{name} is required")))
+        if col.kind == "date":
+            out.append(Check("type_date", present & v.isnull(), name + ": " + _quoted(t) + " is not a date (YYYY-MM-DD)"))
+            out.append(
+                Check(
+                    "date_range",
+                    v.notnull() & ((v < MIN_DATE) | (v > MAX_DATE)),
+                    name + ": " + t + f" is outside {MIN_DATE.isoformat()}..{MAX_DATE.isoformat()}",
+                )
+            )
+        elif col.kind == "int":
+            out.append(Check("type_int", present & v.isnull(), name + ": " + _quoted(t) + " is not a whole number"))
+        elif col.kind == "decimal":
+            out.append(
+                Check(
+                    "type_decimal",
+                    present & v.isnull(),
+                    name + ": " + _quoted(t) + f" is not a number with at most {DECIMAL_PLACES} decimals",
+                )
+            )
+        elif col.kind == "money":
+            number = t.re_search(MONEY_PATTERN)
+            out.append(Check("money_format", present & ~number, name + ": " + _quoted(t) + " is not an amount in dollars"))
+            out.append(
+                Check(
+                    "money_format",
+                    present & number & v.isnull(),
+                    name + ": " + _quoted(t) + " has fractions of a cent (more than 2 decimals)",
+                )
+            )
+        elif col.kind == "bool":
+            out.append(Check("type_bool", present & v.isnull(), name + ": " + _quoted(t) + " is not true or false"))
+        if col.code_format:
+            fmt = codes.code_format(col.code_format)
+            out.append(
+                Check(
+                    "code_format",
+                    present & ~codes.is_valid(col.code_format, v),
+                    name + ": " + _quoted(t) + f" is not a valid {fmt.description}",
+                )
+            )
+        if col.allowed:
+            out.append(
+                Check(
+                    "allowed_value",
+                    present & ~v.isin(list(col.allowed)),
+                    name + ": " + _quoted(t) + f" is not one of {', '.join(col.allowed)}",
+                )
+            )
+
+    for start, end in DATE_PAIRS:
+        if start in names and end in names:
+            a, b = parsed[start], parsed[end]
+            out.append(
+                Check(
+                    "date_order",
+                    a.notnull() & b.notnull() & (b < a),
+                    f"{end} " + b.cast("string") + f" is before {start} " + a.cast("string"),
+                )
+            )
+
+    adjusting = "adjustment_sequence" in names
+    original = (parsed["adjustment_sequence"] == 0) if adjusting else ibis.literal(True)
+    for col in spec.columns:
+        v = parsed[col.name]
+        if col.kind == "money":
+            where = " on an original line (adjustment_sequence 0)" if adjusting else ""
+            out.append(
+                Check(
+                    "negative_amount",
+                    v.notnull() & (v < 0) & original,
+                    f"{col.name} is negative (" + v.cast("string") + ")" + where,
+                )
+            )
+        low = MIN_VALUES.get(col.name, 0 if col.nonnegative else None)
+        if low is not None and col.kind in ("int", "decimal", "money"):
+            out.append(
+                Check("out_of_range", v.notnull() & (v < low), f"{col.name} " + v.cast("string") + f" is below {low}")
+            )
+
+    if spec.name == "medical_claim" and "payment_arrangement" in names and "paid_amount" in names:
+        arrangement, paid = parsed["payment_arrangement"], parsed["paid_amount"]
+        shadow = arrangement.isin([a for a in PAYMENT_ARRANGEMENTS if a != "ffs"])
+        out.append(
+            Check(
+                "shadow_claim_paid",
+                shadow & original & paid.notnull() & (paid != 0),
+                "paid_amount " + paid.cast("string") + " on a shadow claim (payment_arrangement " + arrangement
+                + ") must be 0",
+            )
+        )
+    return out
+
+
+MESSAGE_PREFIX = "_m"
+
+
+def check(parsed: ir.Table, spec: Table) -> ir.Table:
+    """Evaluate every rule on a parsed table: one message column per check, NULL where it passes.
+
+    The message columns are named ``_m<nnn>_<rule>``; `verdict` folds them into ``rules`` and
+    ``message``. Each condition appears once, which keeps the generated query small.
+    """
+    found = checks(parsed, spec)
+    messages = {
+        f"{MESSAGE_PREFIX}{i:03d}_{c.rule}": ibis.ifelse(c.failed.fill_null(False), c.message, _null_str())
+        for i, c in enumerate(found)
+    }
+    return parsed.select(*spec.column_names, "source_file", "line_number", **messages)
+
+
+def verdict(checked: ir.Table, spec: Table) -> ir.Table:
+    """Fold a checked table's message columns into the verdict.
+
+    Returns the typed contract columns, ``source_file``, ``line_number``, ``rules`` (failing
+    rule ids, comma-separated; NULL when the row is valid) and ``message`` (one message per
+    failure, ``; ``-separated). `with_first_rule` adds ``rule``.
+    """
+    cols = [c for c in checked.columns if c.startswith(MESSAGE_PREFIX)]
+    rule_of = {c: c.split("_", 2)[2] for c in cols}
+    rules = ibis.literal(",").join(
+        [ibis.ifelse(checked[c].notnull(), rule_of[c], _null_str()) for c in cols]
+    ).nullif("")
+    message = ibis.literal("; ").join([checked[c] for c in cols]).nullif("")
+    return checked.select(*spec.column_names, "source_file", "line_number", rules=rules, message=message)
+
+
+def with_first_rule(checked: ir.Table) -> ir.Table:
+    """Add ``rule``, the first failing rule of a row (NULL when the row is valid)."""
+    return checked.mutate(rule=checked.rules.split(",")[0])
+
+
+def row_hash(t: ir.Table, spec: Table) -> ir.StringValue:
+    """MD5 of a row's typed content: ``name=value`` for every non-empty contract column.
+
+    Empty columns are left out, so a column added to the contract later does not change the
+    hash of rows that lack it.
+    """
+    parts = []
+    for col in spec.columns:
+        v = t[col.name]
+        parts.append(ibis.ifelse(v.notnull(), col.name + "=" + v.cast("string"), _null_str()))
+    return ibis.literal("\x1f").join(parts).hexdigest("md5")
+
+
+def validate(raw: ir.Table, spec: Table, materialize=None) -> ir.Table:
+    """Clean, parse and check a staged text table (`verdict`'s columns plus ``rule``).
+
+    `materialize(expr) -> table` is called between the steps (the loader stores each step as a
+    temporary table, which keeps every query small); by default the steps are one expression.
+    """
+    step = materialize or (lambda expr: expr)
+    parsed = step(parse(step(clean(raw, spec)), spec))
+    return with_first_rule(step(verdict(step(check(parsed, spec)), spec)))
