@@ -57,7 +57,12 @@ EXPECTED = {
         "the first dated value must start on the effective start 2022-01-01 so every date has a value, "
         "got 2022-04-01 (line 27)",
     ),
-    "bad_yaml_syntax.yaml": ("", "not valid YAML: expected ',' or '}', but got ':' (line 5, column 6)"),
+    "bad_yaml_syntax.yaml": (
+        "",
+        # libyaml's wording, or the pure-Python parser's where libyaml is missing
+        ("not valid YAML: did not find expected ',' or '}' (line 5, column 6)",
+         "not valid YAML: expected ',' or '}', but got ':' (line 5, column 6)"),
+    ),
     "empty.yaml": ("", "the file is empty: expected a mapping of program terms (program_id, payer, ...)"),
     "top_level_list.yaml": ("", "expected a mapping of program terms at the top of the file, got a list"),
     "duplicate_key.yaml": ("settlement.msr", "duplicate key (lines 28 and 30)"),
@@ -116,6 +121,9 @@ def test_broken_file_fails_with_its_message(name):
     with pytest.raises(TermsError) as info:
         load_program(path)
     err = info.value
+    if isinstance(problem, tuple):
+        assert err.problem in problem
+        problem = err.problem
     assert (err.path, err.key, err.problem) == (str(path), key, problem)
     assert str(err) == (f"{path}: {key}: {problem}" if key else f"{path}: {problem}")
     assert isinstance(err, AllpayerError)
