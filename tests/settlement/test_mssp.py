@@ -1,6 +1,6 @@
 """MSSP settlement: CMS's published results, the domain worked example T18, each rule, properties.
 
-Golden cases: `data/mssp_examples.csv` is `spec/mssp_examples.csv`, 30 real ACOs from CMS's Shared
+Golden cases: `examples/mssp/cms_examples.csv` is `spec/mssp_examples.csv`, 30 real ACOs from CMS's Shared
 Savings Program financial and quality results public use files (PY2024 and PY2018) with CMS's
 published generated and earned savings or losses. They run through the CLI. PY2024 totals are
 published rounded to the dollar (tolerance $2); PY2018 quality scores are published rounded to
@@ -23,7 +23,7 @@ from allpayer.settlement.mssp import MsspInput, MsspInputError, settle
 from allpayer.settlement.mssp_terms import TrackCode, load_mssp_rules
 
 D = Decimal
-EXAMPLES = Path(__file__).parent / "data" / "mssp_examples.csv"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mssp" / "cms_examples.csv"
 RULES = load_mssp_rules()
 
 
