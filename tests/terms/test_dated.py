@@ -144,3 +144,11 @@ def test_reference_forms():
     }
     (err,) = _errors(RATE, {"value": "0.1", "reference": {"doc": "S4"}})
     assert "unknown key 'doc' in reference" in err["msg"]
+
+
+def test_values_built_in_python_are_checked_too():
+    assert RATE.validate_python(Dated.of(Decimal("0.5"))) == Dated.of(Decimal("0.5"))
+    assert "between 0 and 1" in _errors(RATE, Dated.of(Decimal("5")))[0]["msg"]
+    dated = Dated((Entry(D(2022, 1, 1), Decimal("0.5")), Entry(D(2022, 6, 1), Decimal("0.6"))))
+    assert RATE.validate_python(dated) == dated
+    assert "cannot change during the year" in _errors(TypeAdapter(Noted[Rate]), dated)[0]["msg"]

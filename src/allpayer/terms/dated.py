@@ -296,13 +296,9 @@ class Dated(Generic[T]):
                 return TAG_PLAIN
             if isinstance(v, dict) and ("value" in v or not inner_is_mapping):
                 return TAG_ONE
-            if isinstance(v, Dated):
-                return TAG_PLAIN
             return TAG_PLAIN
 
         def build(v: Any) -> "Dated[Any]":
-            if isinstance(v, Dated):
-                return cls(v.entries)
             if isinstance(v, list):
                 return cls(tuple(v))
             if isinstance(v, Entry):
@@ -310,8 +306,8 @@ class Dated(Generic[T]):
             return cls((Entry(None, v),))
 
         def passthrough_or_union(v: Any, nxt: Any) -> Any:
-            if isinstance(v, cls):
-                return v
+            if isinstance(v, Dated):  # built in Python: check its values like written ones
+                v = v.to_data()
             if (
                 not cls.allow_dates
                 and isinstance(v, list)
