@@ -184,3 +184,20 @@ def test_2024_targets_use_base_years_inside_the_synthetic_span():
         if p.performance_year == 2024:
             assert all(2022 <= b.year <= 2023 for b in p.target.base_years)
             assert p.attribution.window_end == D(2023, 12, 31)
+
+
+def test_programs_select_names_the_synthetic_data_uses():
+    names = pytest.importorskip("allpayer.synth.names")
+
+    entities = {(e.payer, e.payer_type, e.plan, e.group_id) for e in names.PLAN_ENTITIES}
+    for p in PROGRAMS.values():
+        for plan in p.population.plans:
+            for group in p.population.group_ids or [None]:
+                assert (p.payer, p.kind, plan, group) in entities, p.program_id
+    medicaid_cells = PROGRAMS["vt-2024-medicaid"].target.rate_cells.aid_categories
+    assert set(medicaid_cells) == set(names.MEDICAID_AID_CATEGORIES)
+    administrators = {e.group_id: dict(e.administrators) for e in names.EMPLOYERS}
+    for p in PROGRAMS.values():
+        for group in p.population.group_ids or []:
+            held = [payer for start, payer in sorted(administrators[group].items()) if start <= p.effective.start]
+            assert held[-1] == p.payer, (p.program_id, group)
