@@ -48,7 +48,7 @@ def test_full_program_values():
     assert p.kind == "self_funded" and p.population.group_ids == ["G1", "G2"]
     assert p.attribution.recency_weights == [Fraction(1, 3), Fraction(2, 3)]
     assert [b.weight for b in p.target.base_years] == [Fraction(1, 10), Fraction(3, 10), Fraction(3, 5)]
-    assert p.cell_ids() == ["00-39/female", "00-39/male", "40+/female", "40+/male"]
+    assert p.cell_ids() == ["0-39/female", "0-39/male", "40+/female", "40+/male"]
     assert p.target.trend.rates[2023].value == Decimal("-0.010")
     assert p.target.truncation.threshold.at(D(2023, 6, 30)) == Decimal("100000.00")
     assert p.target.truncation.threshold.at(D(2023, 7, 1)) == Decimal("120000.00")
@@ -112,6 +112,19 @@ def test_block_provenance_covers_the_numbers_inside(minimal):
     p = parse_program(minimal)
     assert not [k for k in p.unsourced_values() if k.startswith("settlement.")]
     assert "target.trend.rates[2022]" in p.unsourced_values()
+
+
+def test_age_band_bounds_match_the_member_months_labels():
+    mm = pytest.importorskip("allpayer.core.member_months")
+    import ibis
+
+    p = load_program(FULL)
+    bounds = p.target.rate_cells.age_band_bounds()
+    assert bounds == [0, 40]
+    ages = ibis.memtable({"age": [0, 39, 40, 97]})
+    labels = ages.select(band=mm.age_band_expr(ages.age, bounds)).to_pyarrow()["band"].to_pylist()
+    assert labels == ["0-39", "0-39", "40+", "40+"]
+    assert set(labels) == {b.id for b in p.target.rate_cells.age_bands}
 
 
 def test_cell_ids_for_every_dimension():
@@ -214,14 +227,19 @@ MINIMAL_CASES = [
         "listed twice",
     ),
     (
-        {"target.rate_cells": {"dimensions": ["age_band"], "age_bands": [{"id": "a", "min_age": 0}, {"id": "b", "min_age": 20}]}},
+        {"target.rate_cells": {"dimensions": ["age_band"], "age_bands": [{"id": "0+", "min_age": 0}, {"id": "20+", "min_age": 20}]}},
         "target.rate_cells.age_bands[0].max_age",
         "only the last age band may be open-ended",
     ),
     (
-        {"target.rate_cells": {"dimensions": ["age_band"], "age_bands": [{"id": "a", "min_age": 0, "max_age": 64}]}},
+        {"target.rate_cells": {"dimensions": ["age_band"], "age_bands": [{"id": "0-64", "min_age": 0, "max_age": 64}]}},
         "target.rate_cells.age_bands[0].max_age",
         "must be open-ended",
+    ),
+    (
+        {"target.rate_cells": {"dimensions": ["age_band"], "age_bands": [{"id": "kids", "min_age": 0, "max_age": 17}, {"id": "18+", "min_age": 18}]}},
+        "target.rate_cells.age_bands[0].id",
+        "age band id must be its ages as the member months carry them: '0-17', got 'kids'",
     ),
     ({"target.risk_adjustment": {"method": "cms_hcc"}}, "target.risk_adjustment.models", "needs models"),
     (
@@ -437,3 +455,23 @@ def test_service_categories_match_the_claims_stage():
     from allpayer.terms.models import SERVICE_CATEGORIES
 
     assert set(SERVICE_CATEGORIES) == set(CLAIMS_CATEGORIES)
+
+
+def test_enrollment_types_match_the_member_months_labels():
+    mm = pytest.importorskip("allpayer.core.member_months")
+    import typing
+
+    import ibis
+
+    from allpayer.terms.models import EnrollmentType
+
+    t = ibis.memtable(
+        {
+            "payer_type": ["medicare"] * 4,
+            "medicare_status_code": ["31", "20", "10", "10"],
+            "dual_status_code": ["00", "00", "02", "00"],
+        }
+    )
+    labels = t.select(e=mm.enrollment_type_expr(t)).to_pyarrow()["e"].to_pylist()
+    assert labels == ["esrd", "disabled", "aged_dual", "aged_nondual"]
+    assert set(labels) == set(typing.get_args(EnrollmentType))

@@ -152,7 +152,7 @@ def test_medicare_terms():
         assert [s.rule for s in p.attribution.steps] == ["voluntary_alignment", "plurality"]
         assert p.target.truncation.percentile.value == Decimal("0.99")
         assert p.target.truncation.percentile.entries[0].reference.document == "S12"
-        assert p.cell_ids() == ["esrd", "disabled", "aged_dual", "aged_non_dual"]
+        assert p.cell_ids() == ["esrd", "disabled", "aged_dual", "aged_nondual"]
         assert p.payments.fpp.mechanism == "aipbp" and p.payments.fpp.reconciliation == "separate"
         assert not p.payments.fpp.report_performance  # Medicare shows $0 fixed payment performance
         assert p.settlement.caps.savings[0].rate.value == Decimal("0.15")

@@ -131,7 +131,7 @@ DETERMINISTIC_TIE_BREAKS = ("lowest_npi", "lowest_tin", "lowest_practice_id")
 Domain = Literal[
     "patient_caregiver_experience", "care_coordination_patient_safety", "preventive_health", "at_risk_population"
 ]
-EnrollmentType = Literal["esrd", "disabled", "aged_dual", "aged_non_dual"]
+EnrollmentType = Literal["esrd", "disabled", "aged_dual", "aged_nondual"]
 CellDimension = Literal["age_band", "sex", "aid_category", "enrollment_type"]
 
 
@@ -398,6 +398,14 @@ class RateCells(Block):
         if self.age_bands:
             expected = 0
             for i, band in enumerate(self.age_bands):
+                label = f"{band.min_age}+" if band.max_age is None else (
+                    f"{band.min_age}" if band.max_age == band.min_age else f"{band.min_age}-{band.max_age}"
+                )
+                if band.id != label:
+                    raise problem(
+                        f"age band id must be its ages as the member months carry them: {label!r}, got {band.id!r}",
+                        f"age_bands[{i}].id",
+                    )
                 if band.min_age != expected:
                     raise problem(
                         f"age bands must be contiguous from age 0: expected min_age {expected}, got {band.min_age}",
@@ -414,6 +422,15 @@ class RateCells(Block):
                     raise problem("the last age band must be open-ended (no max_age) so every age has a band", f"age_bands[{i}].max_age")
                 expected = band.max_age + 1
         return self
+
+    def age_band_bounds(self) -> list[int]:
+        """Lower bounds of the age bands (the form `allpayer.core.member_months` takes).
+
+        >>> RateCells(dimensions=["age_band"], age_bands=[{"id": "0-17", "min_age": 0, "max_age": 17},
+        ...     {"id": "18+", "min_age": 18}]).age_band_bounds()
+        [0, 18]
+        """
+        return [b.min_age for b in self.age_bands or []]
 
     def cell_ids(self) -> list[str]:
         """Every rate cell id, in dimension order.
