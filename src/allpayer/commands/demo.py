@@ -1,0 +1,70 @@
+"""CLI: ``allpayer demo`` runs the demo cycle on a synthetic population."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "demo",
+        help="Run the demo cycle: generate a synthetic Vermont-like population, check the shipped terms, "
+        "validate and load it into an embedded DuckDB file, settle the published MSSP examples, summarize.",
+    )
+    def demo_cmd(
+        out: Path = typer.Option(Path("demo"), "--out", help="Folder for the demo's data, database and outputs."),
+        members: int = typer.Option(20_000, "--members", help="Number of people in the synthetic population."),
+        seed: int = typer.Option(2024, "--seed", help="Random seed of the synthetic population."),
+        year: int = typer.Option(2024, "--year", help="Performance year summarized."),
+    ) -> None:
+        from allpayer.demo import dollars, run_demo
+
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("working", total=None)
+
+            def progress(description: str, done: int, total: int) -> None:
+                bar.update(task, description=description[:60], completed=done, total=total)
+
+            res = run_demo(out, members=members, seed=seed, year=year, say=console.print, progress=progress)
+
+        load = res.load
+        t = Table(title=f"Loaded into {res.db} (run {load.run_id})")
+        for col in ("table", "read", "loaded", "quarantined", "claims outside eligibility"):
+            t.add_column(col, justify="right" if col != "table" else "left")
+        for tl in load.tables:
+            t.add_row(tl.table, f"{tl.read:,}", f"{tl.loaded + tl.already_loaded:,}", f"{tl.quarantined:,}",
+                      f"{tl.outside_eligibility:,}" if tl.outside_eligibility is not None else "")
+        console.print(t)
+
+        p = Table(title=f"{res.year}: member months and allowed cost per member per month (claims paid through {load.paid_through})")
+        for col in ("payer type", "member months", "allowed", "PMPM"):
+            p.add_column(col, justify="right" if col != "payer type" else "left")
+        for r in res.pmpm:
+            p.add_row(r["payer_type"], f"{r['member_months']:,}", dollars(r["allowed_cents"]), dollars(r["pmpm_cents"]))
+        console.print(p)
+
+        m = res.mssp_summary
+        console.print(
+            f"MSSP: settled {m['settled']} published ACO results ({m['match_published']} reproduce CMS's figures), "
+            f"earned savings ${m['earned']:,.2f}, owed losses ${-m['owed']:,.2f}"
+        )
+        console.print("\n[bold]Outputs[/]")
+        console.print(f"  synthetic data   {res.data}")
+        console.print(f"  database         {res.db}   (allpayer export TABLE --db {res.db} --out FILE.csv)")
+        console.print(f"  quarantine       allpayer export quarantine --db {res.db} --out quarantine.csv")
+        console.print(f"  MSSP settlement  {res.mssp_out}")

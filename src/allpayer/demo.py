@@ -1,0 +1,172 @@
+"""The demo cycle: generate a synthetic Vermont-like population, check the shipped terms,
+validate and load the data, settle the published MSSP examples, and summarize.
+
+Each step calls the same library functions as the CLI commands. Generated data are reused when
+the folder already holds a population made with the same arguments; the database is rebuilt from
+it on every demo run, so the summary is always that of one clean load.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import ibis
+
+from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
+from allpayer.core.member_months import eligibility_months
+from allpayer.money import cents_to_dollars
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MSSP_EXAMPLES = REPO_ROOT / "examples" / "mssp" / "cms_examples.csv"
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    data: Path
+    db: Path
+    members: int
+    seed: int
+    year: int
+    reused_data: bool
+    terms_files: int
+    load: object
+    pmpm: list[dict] = field(default_factory=list)
+    mssp_out: Path | None = None
+    mssp_summary: dict = field(default_factory=dict)
+
+
+def _same_population(data: Path, members: int, seed: int) -> bool:
+    manifest = data / "manifest.json"
+    if not manifest.exists():
+        return False
+    try:
+        m = json.loads(manifest.read_text())
+    except ValueError:
+        return False
+    return m.get("members") == members and m.get("seed") == seed and not m.get("injected_errors")
+
+
+def pmpm_by_payer_type(db: Path, year: int, paid_through: dt.date | None) -> list[dict]:
+    """Member months and allowed PMPM (medical + pharmacy, shadow claims priced) by payer type."""
+    from allpayer.runs import open_snapshot
+
+    con = open_snapshot(db)
+    try:
+        start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
+        mm = eligibility_months(con.table("eligibility"), start, end)
+        months = mm.group_by("payer_type").aggregate(member_months=mm.count())
+        med = medical_claim_lines(con.table("medical_claim"), paid_through)
+        parts = [med.select("member_id", "payer", "plan", "service_month", "allowed_cents")]
+        if "pharmacy_claim" in con.list_tables():
+            rx = pharmacy_claim_lines(con.table("pharmacy_claim"), paid_through)
+            parts.append(rx.select("member_id", "payer", "plan", "service_month", "allowed_cents"))
+        lines = ibis.union(*parts, distinct=False)
+        # Cost counts where the member was enrolled in that payer and plan in the service month.
+        j = lines.join(
+            mm.select("member_id", "payer", "plan", "month", "payer_type"),
+            [lines.member_id == mm.member_id, lines.payer == mm.payer, lines.plan == mm.plan,
+             lines.service_month == mm.month],
+        )
+        cost = j.group_by("payer_type").aggregate(allowed_cents=j.allowed_cents.sum())
+        out = months.left_join(cost, "payer_type").select("payer_type", "member_months", "allowed_cents")
+        rows = con.to_pyarrow(out.order_by("payer_type")).to_pylist()
+    finally:
+        con.disconnect()
+    for r in rows:
+        r["allowed_cents"] = int(r["allowed_cents"] or 0)
+        r["pmpm_cents"] = round(r["allowed_cents"] / r["member_months"]) if r["member_months"] else 0
+    return rows
+
+
+def run_demo(
+    out: Path,
+    members: int = 20_000,
+    seed: int = 2024,
+    year: int = 2024,
+    say: Say = print,
+    progress=None,
+) -> DemoResult:
+    """Run the demo cycle into `out` and return what it did."""
+    from allpayer.inputs.load import load_folder
+    from allpayer.settlement.mssp_csv import settle_file, totals, write_results
+    from allpayer.settlement.mssp_terms import load_mssp_rules
+    from allpayer.synth import generate
+    from allpayer.terms import check_files, programs_dir
+
+    out = Path(out)
+    data = out / "data"
+    db = out / "allpayer.duckdb"
+    out.mkdir(parents=True, exist_ok=True)
+
+    reused = _same_population(data, members, seed)
+    if reused:
+        say(f"1/4 reusing the synthetic population in {data} ({members:,} members, seed {seed})")
+    else:
+        say(f"1/4 generating a synthetic Vermont-like population: {members:,} members, seed {seed} -> {data}")
+        if data.exists():
+            shutil.rmtree(data)
+        gen_progress = (lambda done, total: progress("generating people", done, total)) if progress else None
+        generate(members=members, seed=seed, out=data, progress=gen_progress)
+
+    terms_dir = programs_dir() / "vermont"
+    results = check_files([terms_dir])
+    bad = [r for r in results if not r.ok]
+    if bad:
+        from allpayer.errors import AllpayerError
+
+        raise AllpayerError(f"shipped terms failed to load: {bad[0].error}")
+    say(f"2/4 checked {len(results)} contract-terms files in {terms_dir}")
+
+    say(f"3/4 validating and loading {data} -> {db}")
+    for stale in out.glob("allpayer.duckdb*"):
+        stale.unlink()
+    load = load_folder(data, db, progress=progress)
+
+    res = DemoResult(out=out, data=data, db=db, members=members, seed=seed, year=year, reused_data=reused,
+                     terms_files=len(results), load=load)
+    res.pmpm = pmpm_by_payer_type(db, year, load.paid_through)
+
+    mssp_out = out / "mssp_results.csv"
+    say(f"4/4 settling the published MSSP examples {MSSP_EXAMPLES.name} -> {mssp_out}")
+    settled = settle_file(MSSP_EXAMPLES, load_mssp_rules())
+    write_results(mssp_out, settled)
+    earned, owed = totals(settled.settled)
+    within = sum(
+        1
+        for r in settled.settled
+        if _matches_published(r.settlement.earned_savings_losses, r.extras, r.settlement.aco.benchmark_total,
+                              r.settlement.aco.performance_year)
+    )
+    res.mssp_summary = {
+        "settled": len(settled.settled),
+        "rejected": len(settled.rejected),
+        "earned": earned,
+        "owed": owed,
+        "match_published": within,
+    }
+    res.mssp_out = mssp_out
+    return res
+
+
+def _matches_published(earned, extras: dict, benchmark, year: int) -> bool:
+    """Whether an earned amount reproduces CMS's published figure (where the row carries one):
+    within $2 for PY2021+ (published rounded to the dollar), within 0.001% of the benchmark before."""
+    from decimal import Decimal
+
+    published = extras.get("expected_earned_savings_losses")
+    if not published:
+        return False
+    tolerance = Decimal(2) if year >= 2021 else Decimal(benchmark) * Decimal("0.00001")
+    return abs(Decimal(earned) - Decimal(published)) <= tolerance
+
+
+def dollars(cents: int) -> str:
+    return f"${cents_to_dollars(cents):,.2f}"
