@@ -9,16 +9,22 @@ import duckdb
 import pytest
 
 from allpayer.inputs import readers
+from allpayer.inputs.schema import REQUIRED_TABLES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BAD_DATA = FIXTURES / "bad_data"
 BASE = BAD_DATA / "base"
 
 
-def build_delivery(dest: Path, case: str | None = None) -> Path:
+def build_delivery(dest: Path, case: str | None = None, only_required: bool = False) -> Path:
     """Copy the valid base delivery to `dest`, then apply a bad-data case: its files replace the
-    base files of the same tables, and tables named in its REMOVE file are left out."""
+    base files of the same tables, and tables named in its REMOVE file are left out. With
+    `only_required`, the base contributes only the tables a load requires."""
     shutil.copytree(BASE, dest)
+    if only_required:
+        for p in list(dest.iterdir()):
+            if readers._table_of(p.name) not in REQUIRED_TABLES:
+                p.unlink()
     if case is None:
         return dest
     folder = BAD_DATA / case

@@ -106,7 +106,7 @@ def test_every_contract_code_format_is_known():
         codes.code_format("icd9")
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.lists(st.from_regex(r"[12][0-9]{8}", fullmatch=True), min_size=1, max_size=50))
 def test_npi_check_digit_matches_reference(bases):
     values = [b + str(npi_check_digit(b)) for b in bases]
@@ -115,7 +115,7 @@ def test_npi_check_digit_matches_reference(bases):
     assert [ok for _, ok in results] == [True] * len(values) + [False] * len(wrong)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.lists(st.from_regex(r"[1-9][0-9]{0,6}", fullmatch=True), min_size=1, max_size=50))
 def test_loinc_check_digit_matches_reference(numbers):
     values = [f"{n}-{loinc_check_digit(n)}" for n in numbers]

@@ -453,6 +453,32 @@ def stage_parquet(con, f: InputFile, spec: Table, stage: str) -> StagedFile:
     return StagedFile(f, int(rows), 0, present, [n for n in lowered if n not in spec.column_names])
 
 
+def check_columns(f: InputFile, spec: Table) -> list[str]:
+    """Read only a file's header (CSV) or schema (Parquet) and check its required columns.
+
+    A quick check of every file before any row is read, so that a missing column stops the load
+    at once. Returns the file's column names (lower-cased).
+    """
+    if not f.path.exists():
+        raise InputFileError(str(f.path), "file not found")
+    if f.format == "csv":
+        names = _read_header(f.path)
+    else:
+        import pyarrow.parquet as pq
+
+        if f.path.stat().st_size == 0:
+            raise InputFileError(str(f.path), "empty file: expected a Parquet file")
+        try:
+            names = [n.strip().lower() for n in pq.read_schema(f.path).names]
+        except Exception as exc:
+            raise InputFileError(str(f.path), f"not a readable Parquet file ({_duck_message(exc, f.path)})") from exc
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise InputFileError(str(f.path), f"column {dupes[0]} appears more than once")
+    _check_columns(f.path, spec, names)
+    return names
+
+
 def stage_file(con, f: InputFile, spec: Table, stage: str, rejects: str) -> StagedFile:
     """Stage one file of either format into `stage` (text) and `rejects` (structural rejects)."""
     if not f.path.exists():

@@ -1,0 +1,295 @@
+"""Loading deliveries: reconciliation, provenance, idempotent re-delivery, conflicts, eligibility
+flags, Parquet parity, paid-through cut-offs and the adjustment convention."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from allpayer import runs
+from allpayer.errors import InputFileError, RunError
+from allpayer.inputs import load as loader
+from allpayer.inputs.schema import TABLES
+
+from .conftest import BASE, build_delivery, query
+
+D = dt.date
+
+BASE_COUNTS = {
+    "eligibility": 4,
+    "employer_group": 1,
+    "provider_roster": 3,
+    "medical_claim": 8,
+    "pharmacy_claim": 2,
+    "lab_result": 1,
+    "observation": 2,
+}
+
+
+def counts(result) -> dict:
+    return {t.table: (t.read, t.loaded, t.already_loaded, t.quarantined) for t in result.tables}
+
+
+def write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def base_rows(table: str) -> tuple[list[str], list[dict]]:
+    with (BASE / f"{table}.csv").open(newline="") as f:
+        r = csv.DictReader(f)
+        return list(r.fieldnames), list(r)
+
+
+@pytest.fixture(scope="module")
+def base_db(tmp_path_factory):
+    """The valid base delivery loaded once into a fresh database (read-only use)."""
+    tmp = tmp_path_factory.mktemp("base")
+    db = tmp / "base.duckdb"
+    result = loader.load_folder(build_delivery(tmp / "in"), db)
+    return db, result
+
+
+def test_every_row_is_loaded_and_counts_reconcile(base_db):
+    db, result = base_db
+    assert counts(result) == {t: (n, n, 0, 0) for t, n in BASE_COUNTS.items()}
+    assert all(t.reconciles for t in result.tables)
+    recon = query(db, "SELECT table_name, read, loaded, already_loaded, quarantined, table_rows FROM load_reconciliation")
+    assert {r[0]: r[1:] for r in recon} == {t: (n, n, 0, 0, n) for t, n in BASE_COUNTS.items()}
+    assert query(db, "SELECT count(*) FROM quarantine") == [(0,)]
+
+
+def test_loaded_tables_have_types_and_provenance(base_db):
+    db, result = base_db
+    types = dict(query(db, "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'medical_claim'"))
+    assert types["paid_amount"] == "DECIMAL(18,2)"
+    assert types["claim_start_date"] == "DATE"
+    assert types["claim_line_number"] == "BIGINT"
+    assert types["substance_use_redacted"] == "BOOLEAN"
+    assert types["outside_eligibility"] == "BOOLEAN"
+    rows = query(
+        db,
+        "SELECT claim_id, claim_line_number, adjustment_sequence, paid_amount, source_file, line_number, load_run_id "
+        "FROM medical_claim ORDER BY line_number",
+    )
+    assert rows[0] == ("C1", 1, 0, Decimal("92.50"), "medical_claim.csv", 2, result.run_id)
+    assert [r[5] for r in rows] == list(range(2, 10))
+    assert query(db, "SELECT diagnosis_code_1, hcpcs_code FROM medical_claim WHERE claim_id = 'C3'") == [("K3580", None)]
+    assert query(db, "SELECT count(DISTINCT row_hash) FROM medical_claim") == [(8,)]
+
+
+def test_flags_and_reconciliation_lines(base_db):
+    db, result = base_db
+    mc = result.table("medical_claim")
+    assert (mc.outside_eligibility, mc.substance_use_redacted) == (1, 3)
+    assert result.table("pharmacy_claim").outside_eligibility == 0
+    assert result.table("eligibility").data_sharing_opt_out == 1
+    # C5 (2025-02-01) is after MD004's only span, which ends 2024-12-31
+    assert query(db, "SELECT claim_id FROM medical_claim WHERE outside_eligibility") == [("C5",)]
+    assert query(db, "SELECT count(*) FROM medical_claim WHERE outside_eligibility IS NULL") == [(0,)]
+
+
+def test_paid_through_defaults_to_the_latest_paid_date_loaded(base_db):
+    db, result = base_db
+    assert result.paid_through == D(2025, 2, 20)
+    assert runs.get_run(db, result.run_id)["paid_through"] == "2025-02-20"
+    con = runs.open_snapshot(db)
+    try:
+        assert loader.latest_paid_date(con) == D(2025, 2, 20)
+        assert loader.resolve_paid_through(con) == D(2025, 2, 20)
+        assert loader.resolve_paid_through(con, D(2024, 6, 30)) == D(2024, 6, 30)
+    finally:
+        con.disconnect()
+
+
+def test_run_record_has_input_hashes(base_db):
+    db, result = base_db
+    rec = runs.get_run(db, result.run_id)
+    assert rec["kind"] == "load" and rec["status"] == "succeeded"
+    by_file = {i["source_file"]: i for i in rec["inputs"]}
+    assert set(by_file) == {f"{t}.csv" for t in BASE_COUNTS}
+    mc = by_file["medical_claim.csv"]
+    assert mc["sha256"] == runs.file_sha256(BASE / "medical_claim.csv") and mc["table"] == "medical_claim"
+    assert rec["summary"]["tables"]["medical_claim"]["outside_eligibility"] == 1
+
+
+def test_claims_as_of_and_net_claim_lines(base_db):
+    db, _ = base_db
+    con = runs.open_snapshot(db)
+    try:
+        as_of = loader.claims_as_of(con, D(2024, 9, 30))
+        ids = con.execute(as_of.select("claim_id", "adjustment_sequence").order_by(["claim_id", "adjustment_sequence"]))
+        # C4's reversal and correction were paid 2024-10-01; C5 was paid in 2025
+        assert list(zip(ids.claim_id, ids.adjustment_sequence)) == [("C1", 0), ("C1", 0), ("C2", 0), ("C3", 0), ("C4", 0)]
+        net = con.execute(loader.net_claim_lines(loader.claims_as_of(con, D(2025, 12, 31))).order_by(["claim_id", "claim_line_number"]))
+        assert len(net) == 6
+        c4 = net[net.claim_id == "C4"].iloc[0]
+        # 80.00 - 80.00 + 85.00 paid; 100.00 - 100.00 + 105.00 allowed; attributes of the correction
+        assert (c4.paid_amount, c4.allowed_amount, c4.hcpcs_code, c4.adjustment_rows) == (
+            Decimal("85.00"), Decimal("105.00"), "99214", 3,
+        )
+        assert sum(net.paid_amount) == Decimal("402.50")
+        assert sum(net.allowed_amount) == Decimal("5772.75")
+        with pytest.raises(RunError, match="not a claim table"):
+            loader.claims_as_of(con, D(2024, 1, 1), table="eligibility")
+    finally:
+        con.disconnect()
+
+
+def test_reloading_the_same_folder_changes_nothing(tmp_path):
+    folder = build_delivery(tmp_path / "in")
+    db = tmp_path / "a.duckdb"
+    first = loader.load_folder(folder, db)
+    before = {t: query(db, f"SELECT count(*) FROM {t}")[0][0] for t in BASE_COUNTS}
+    second = loader.load_folder(folder, db)
+    assert counts(second) == {t: (n, 0, n, 0) for t, n in BASE_COUNTS.items()}
+    assert {t: query(db, f"SELECT count(*) FROM {t}")[0][0] for t in BASE_COUNTS} == before
+    assert query(db, "SELECT DISTINCT load_run_id FROM medical_claim") == [(first.run_id,)]
+    assert query(db, "SELECT count(DISTINCT run_id) FROM load_reconciliation") == [(2,)]
+
+
+def test_a_redelivered_claim_is_already_loaded_and_a_changed_one_is_a_conflict(tmp_path):
+    db = tmp_path / "a.duckdb"
+    first = loader.load_folder(build_delivery(tmp_path / "in"), db)
+    header, rows = base_rows("medical_claim")
+    new = dict(rows[0], claim_id="C9")
+    changed = dict(rows[1], paid_amount="176.00", allowed_amount="176.00")
+    write_csv(tmp_path / "d2" / "medical_claim.csv", header, [rows[0], new, changed])
+    result = loader.load_folder(tmp_path / "d2", db)
+    assert counts(result) == {"medical_claim": (3, 1, 1, 1)}
+    assert query(db, "SELECT count(*) FROM medical_claim") == [(9,)]
+    [(rule, message, raw)] = query(db, f"SELECT rule, message, raw_row FROM quarantine WHERE run_id = '{result.run_id}'")
+    assert rule == "conflicting_duplicate"
+    assert message == (
+        "same key (claim_id, claim_line_number, adjustment_sequence) as a loaded row "
+        f"(medical_claim.csv line 3, run {first.run_id}) with different content"
+    )
+    assert '"paid_amount":"176.00"' in raw and '"claim_id":"C1"' in raw and ":null" not in raw
+
+
+def test_later_eligibility_clears_the_outside_flag(tmp_path):
+    db = tmp_path / "a.duckdb"
+    loader.load_folder(build_delivery(tmp_path / "in"), db)
+    header, rows = base_rows("eligibility")
+    span = dict(rows[3], enrollment_start_date="2025-01-01", enrollment_end_date="2025-12-31")
+    write_csv(tmp_path / "d2" / "eligibility.csv", header, [span])
+    result = loader.load_folder(tmp_path / "d2", db)
+    assert counts(result) == {"eligibility": (1, 1, 0, 0)}
+    assert query(db, "SELECT count(*) FROM medical_claim WHERE outside_eligibility") == [(0,)]
+
+
+def test_a_partial_delivery_needs_the_required_tables_loaded_before(tmp_path):
+    header, rows = base_rows("medical_claim")
+    write_csv(tmp_path / "d" / "medical_claim.csv", header, rows)
+    db = tmp_path / "a.duckdb"
+    with pytest.raises(InputFileError, match="missing required table eligibility"):
+        loader.load_folder(tmp_path / "d", db)
+    assert not db.exists()  # nothing published
+    assert [r["status"] for r in runs.list_runs(db)] == ["failed"]
+
+
+def test_a_failed_load_leaves_the_database_as_it_was(tmp_path):
+    db = tmp_path / "a.duckdb"
+    loader.load_folder(build_delivery(tmp_path / "in"), db)
+    before = db.read_bytes()
+    broken = build_delivery(tmp_path / "broken", "missing_column")
+    with pytest.raises(InputFileError, match="missing required column paid_amount"):
+        loader.load_folder(broken, db)
+    assert db.read_bytes() == before
+    assert [r["status"] for r in runs.list_runs(db)] == ["succeeded", "failed"]
+
+
+def _typed_parquet(csv_path: Path, out: Path, table: str) -> None:
+    """Write a base CSV as Parquet with the types a generator would use."""
+    spec = TABLES[table]
+    header = csv_path.read_text().splitlines()[0].split(",")
+    t = pacsv.read_csv(csv_path, convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header}))
+    cols = {}
+    for name in t.column_names:
+        kind = spec.column(name).kind
+        col = pa.array([None if v == "" else v for v in t[name].to_pylist()], pa.string())
+        if kind == "money":
+            col = pa.array([None if v is None else Decimal(v) for v in col.to_pylist()], pa.decimal128(18, 2))
+        elif kind == "date":
+            col = pa.array([None if v is None else dt.date.fromisoformat(v) for v in col.to_pylist()], pa.date32())
+        elif kind == "bool":
+            col = pa.array([None if v is None else v == "true" for v in col.to_pylist()], pa.bool_())
+        elif kind == "int":
+            col = col.cast(pa.int64())
+        cols[name] = col
+    pq.write_table(pa.table(cols), out)
+
+
+def test_parquet_and_part_folders_load_the_same_rows_as_csv(tmp_path):
+    db = tmp_path / "a.duckdb"
+    loader.load_folder(build_delivery(tmp_path / "in"), db)
+    pq_dir = tmp_path / "pq"
+    pq_dir.mkdir()
+    for table in BASE_COUNTS:
+        if table == "medical_claim":
+            continue
+        _typed_parquet(BASE / f"{table}.csv", pq_dir / f"{table}.parquet", table)
+    # medical claims as a folder of two CSV parts (one gzipped)
+    header, rows = base_rows("medical_claim")
+    write_csv(pq_dir / "medical_claim" / "part-1.csv", header, rows[:5])
+    write_csv(pq_dir / "medical_claim" / "part-2.csv", header, rows[5:])
+    import gzip
+
+    (pq_dir / "medical_claim" / "part-2.csv.gz").write_bytes(gzip.compress((pq_dir / "medical_claim" / "part-2.csv").read_bytes()))
+    (pq_dir / "medical_claim" / "part-2.csv").unlink()
+    result = loader.load_folder(pq_dir, db)
+    # identical typed content: everything is recognised as already loaded
+    assert counts(result) == {t: (n, 0, n, 0) for t, n in BASE_COUNTS.items()}
+    fresh = tmp_path / "b.duckdb"
+    result = loader.load_folder(pq_dir, fresh)
+    assert counts(result) == {t: (n, n, 0, 0) for t, n in BASE_COUNTS.items()}
+    assert query(fresh, "SELECT DISTINCT source_file FROM medical_claim ORDER BY 1") == [
+        ("medical_claim/part-1.csv",), ("medical_claim/part-2.csv.gz",)
+    ]
+    assert query(fresh, "SELECT line_number FROM medical_claim WHERE source_file LIKE '%part-2%' ORDER BY 1") == [
+        (2,), (3,), (4,)
+    ]
+    assert query(fresh, "SELECT source_file, line_number FROM eligibility ORDER BY 2") == [
+        ("eligibility.parquet", 1), ("eligibility.parquet", 2), ("eligibility.parquet", 3), ("eligibility.parquet", 4)
+    ]
+
+
+def test_an_old_run_is_reproduced_after_later_months_are_loaded(tmp_path):
+    """Claims as of an old run's paid-through date, and loaded by that run or earlier, do not
+    change when later months (and a late claim paid in the old period) arrive."""
+    db = tmp_path / "a.duckdb"
+    header, rows = base_rows("medical_claim")
+    early = [r for r in rows if r["paid_date"] <= "2024-06-30"]
+    late = [r for r in rows if r["paid_date"] > "2024-06-30"]
+    d1 = build_delivery(tmp_path / "d1")
+    write_csv(d1 / "medical_claim.csv", header, early)
+    first = loader.load_folder(d1, db)
+    assert first.paid_through == D(2024, 5, 10)  # the pharmacy claim R2
+
+    def snapshot(run_id=None):
+        con = runs.open_snapshot(db)
+        try:
+            t = loader.claims_as_of(con, first.paid_through, through_run=run_id)
+            net = loader.net_claim_lines(t)
+            return con.execute(net.drop("load_run_id").order_by(["claim_id", "claim_line_number"])).to_dict("records")
+        finally:
+            con.disconnect()
+
+    before = snapshot(first.run_id)
+    late_claim = dict(rows[0], claim_id="C7", paid_date="2024-04-15")  # paid in the old period, delivered late
+    write_csv(tmp_path / "d2" / "medical_claim.csv", header, late + [late_claim])
+    second = loader.load_folder(tmp_path / "d2", db)
+    assert second.paid_through == D(2025, 2, 20)
+    assert snapshot(first.run_id) == before
+    assert len(snapshot()) == len(before) + 1  # without the run cut-off the late claim appears
