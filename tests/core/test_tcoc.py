@@ -1,0 +1,607 @@
+"""Hand-checked cases for the TCOC stage: cost per member month, truncation, completion factors,
+utilization, high-cost claimants, leakage and aggregates, plus exactness properties."""
+
+import datetime as dt
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_DOWN, ROUND_UP, Decimal
+from fractions import Fraction
+
+import ibis
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
+from allpayer.core.tcoc import (
+    MEDICARE_PARTS_A_B,
+    TcocScope,
+    apply_completion,
+    claim_payment_rows,
+    completion,
+    cost_lines,
+    cost_reconciliation,
+    div_round,
+    high_cost_claimants,
+    leakage,
+    leakage_lines,
+    member_month_cost,
+    member_year_cost,
+    tcoc_aggregate,
+    threshold_table,
+    truncation,
+    utilization_events,
+    utilization_rates,
+    with_per_member,
+)
+from allpayer.errors import RunError
+
+D = dt.date
+CON = ibis.duckdb.connect()
+
+
+def rows(expr, key=None):
+    out = CON.to_pyarrow(expr).to_pylist()
+    return sorted(out, key=key) if key else out
+
+
+def table(records, schema):
+    return ibis.memtable({c: [r.get(c) for r in records] for c in schema}, schema=ibis.schema(schema))
+
+
+# ------------------------------------------------------------------------------------------------
+# builders
+
+MEDICAL = {
+    "claim_id": "string", "claim_line_number": "int64", "adjustment_sequence": "int64", "claim_type": "string",
+    "person_id": "string", "member_id": "string", "payer": "string", "plan": "string",
+    "claim_start_date": "date", "claim_end_date": "date", "claim_line_start_date": "date",
+    "admission_date": "date", "discharge_date": "date", "admit_type_code": "string",
+    "discharge_disposition_code": "string", "bill_type_code": "string", "revenue_center_code": "string",
+    "place_of_service_code": "string", "hcpcs_code": "string", "billing_npi": "string", "billing_tin": "string",
+    "facility_npi": "string", "paid_date": "date", "paid_amount": "decimal(18, 2)",
+    "allowed_amount": "decimal(18, 2)", "payment_arrangement": "string", "claim_status": "string",
+}
+PHARMACY = {
+    "claim_id": "string", "claim_line_number": "int64", "adjustment_sequence": "int64", "person_id": "string",
+    "member_id": "string", "payer": "string", "plan": "string", "dispensing_date": "date", "ndc_code": "string",
+    "paid_date": "date", "paid_amount": "decimal(18, 2)", "allowed_amount": "decimal(18, 2)",
+}
+PROGRAM_MONTHS = {
+    "program_id": "string", "member_id": "string", "person_id": "string", "payer": "string", "plan": "string",
+    "group_id": "string", "month": "date", "enrollment_type": "string",
+}
+
+
+def medical(records):
+    base = dict(claim_line_number=1, adjustment_sequence=0, claim_type="professional", person_id="P1",
+                member_id="M1", payer="mcd", plan="vmng", place_of_service_code="11", hcpcs_code="99213",
+                payment_arrangement="ffs", claim_status="paid")
+    out = []
+    for r in records:
+        r = dict(base, **r)
+        r.setdefault("claim_end_date", r["claim_start_date"])
+        r.setdefault("paid_date", r["claim_start_date"] + dt.timedelta(days=20))
+        r["paid_amount"] = Decimal(r["paid_amount"])
+        r["allowed_amount"] = Decimal(r.get("allowed_amount", r["paid_amount"]))
+        out.append(r)
+    return table(out, MEDICAL)
+
+
+def pharmacy(records):
+    base = dict(claim_line_number=1, adjustment_sequence=0, person_id="P1", member_id="M1", payer="mcd",
+                plan="vmng", ndc_code="00000000000")
+    out = []
+    for r in records:
+        r = dict(base, **r)
+        r.setdefault("paid_date", r["dispensing_date"])
+        r["paid_amount"] = Decimal(r["paid_amount"])
+        r["allowed_amount"] = Decimal(r.get("allowed_amount", r["paid_amount"]))
+        out.append(r)
+    return table(out, PHARMACY)
+
+
+def program_months(spec):
+    """spec: list of (program_id, member_id, months, extra) with months a list of (year, month)."""
+    out = []
+    for program_id, member_id, months, extra in spec:
+        for y, m in months:
+            out.append(dict(program_id=program_id, member_id=member_id, person_id="P" + member_id[1:], payer="mcd",
+                            plan="vmng", month=D(y, m, 1), **extra))
+    return table(out, PROGRAM_MONTHS)
+
+
+def months(year, first, last):
+    return [(year, m) for m in range(first, last + 1)]
+
+
+# ------------------------------------------------------------------------------------------------
+# exact arithmetic
+
+
+MODES = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN, "down": ROUND_DOWN, "up": ROUND_UP}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(st.integers(-(10**30), 10**30), st.integers(1, 10**12)), min_size=1, max_size=30
+    ),
+    st.sampled_from(sorted(MODES)),
+)
+def test_div_round_is_exact_integer_division(pairs, mode):
+    t = table([{"n": Decimal(n), "d": Decimal(d), "i": i} for i, (n, d) in enumerate(pairs)],
+              {"n": "decimal(38, 0)", "d": "decimal(38, 0)", "i": "int64"})
+    got = {r["i"]: int(r["q"]) for r in rows(div_round(t, "q", t.n, t.d, mode))}
+    for i, (n, d) in enumerate(pairs):
+        expected = int((Decimal(n) / Decimal(d)).quantize(Decimal(1), rounding=MODES[mode])) if abs(n) < 10**27 else None
+        exact = Fraction(n, d)
+        q = got[i]
+        # the result is within one of the exact quotient, and equals Decimal's rounding
+        assert abs(Fraction(q) - exact) <= 1
+        if expected is not None:
+            assert q == expected, (n, d, mode)
+
+
+def test_div_round_zero_denominator_is_null():
+    t = table([{"n": 5, "d": 0}], {"n": "int64", "d": "int64"})
+    assert rows(div_round(t, "q", t.n, t.d))[0]["q"] is None
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(-(10**11), 10**11), st.integers(1, 10**7)), min_size=1, max_size=40))
+def test_pmpm_times_member_months_rounds_back_to_the_dollar_total(cases):
+    t = table([{"i": i, "c": c, "mm": mm} for i, (c, mm) in enumerate(cases)], {"i": "int64", "c": "int64", "mm": "int64"})
+    got = {r["i"]: r["pmpm"] for r in rows(with_per_member(t, "pmpm", t.c, t.mm))}
+    for i, (total_cents, member_months) in enumerate(cases):
+        pmpm = got[i]
+        assert pmpm.as_tuple().exponent == -10
+        assert (pmpm * member_months).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) == Decimal(total_cents) / 100
+
+
+# ------------------------------------------------------------------------------------------------
+# cost per member month
+
+
+def _cost_case():
+    med = medical([
+        # January: an inpatient stay, paid FFS, adjusted down by a later row
+        dict(claim_id="IP1", claim_type="institutional", bill_type_code="111", revenue_center_code="0120",
+             place_of_service_code=None, hcpcs_code=None, claim_start_date=D(2024, 1, 3), paid_amount="1000.00",
+             allowed_amount="1200.00"),
+        dict(claim_id="IP1", adjustment_sequence=1, claim_type="institutional", bill_type_code="111",
+             revenue_center_code="0120", place_of_service_code=None, hcpcs_code=None, claim_start_date=D(2024, 1, 3),
+             paid_amount="-100.00", allowed_amount="-100.00"),
+        # February: a shadow professional claim (FPP provider): paid 0, priced at 80.00 allowed
+        dict(claim_id="SH1", claim_start_date=D(2024, 2, 10), paid_amount="0", allowed_amount="80.00",
+             payment_arrangement="fpp"),
+        # February: an ED visit and a DME line (reported as 'other')
+        dict(claim_id="ED1", hcpcs_code="99284", place_of_service_code="23", claim_start_date=D(2024, 2, 11),
+             paid_amount="150.00", allowed_amount="175.00"),
+        dict(claim_id="DME1", claim_type="dme", hcpcs_code="E0601", claim_start_date=D(2024, 2, 12),
+             paid_amount="20.00"),
+        # April: outside the member's program months (Jan-Mar)
+        dict(claim_id="OUT1", claim_start_date=D(2024, 4, 2), paid_amount="55.55"),
+        # another plan's claim in January: not this program's cost
+        dict(claim_id="OTHER", plan="qhp", claim_start_date=D(2024, 1, 9), paid_amount="9.99"),
+    ])
+    rx = pharmacy([dict(claim_id="RX1", dispensing_date=D(2024, 3, 5), paid_amount="30.00", allowed_amount="33.00")])
+    pm = program_months([
+        ("prog", "M1", months(2024, 1, 3), {}),
+        ("prog", "M2", months(2024, 1, 2), {}),
+    ])
+    lines = cost_lines(medical_claim_lines(med), pharmacy_claim_lines(rx))
+    return lines, pm
+
+
+def test_member_month_cost_by_category_and_basis():
+    lines, pm = _cost_case()
+    out = {(r["member_id"], r["month"]): r for r in rows(member_month_cost(lines, pm))}
+    assert len(out) == 5  # every program member month, with or without claims
+    jan, feb, mar = out["M1", D(2024, 1, 1)], out["M1", D(2024, 2, 1)], out["M1", D(2024, 3, 1)]
+    assert (jan["paid_cents"], jan["allowed_cents"], jan["ffs_paid_cents"]) == (90000, 110000, 90000)
+    assert jan["inpatient_ffs_paid_cents"] == 90000 and jan["inpatient_allowed_cents"] == 110000
+    # shadow claim: paid 0, FFS basis = its priced allowed amount
+    assert feb["paid_cents"] == 15000 + 2000
+    assert feb["shadow_priced_cents"] == 8000
+    assert feb["ffs_paid_cents"] == 15000 + 2000 + 8000
+    assert feb["professional_ffs_paid_cents"] == 8000 and feb["ed_ffs_paid_cents"] == 15000
+    assert feb["other_ffs_paid_cents"] == 2000 and feb["ed_allowed_cents"] == 17500
+    assert mar["pharmacy_ffs_paid_cents"] == 3000 and mar["pharmacy_allowed_cents"] == 3300
+    assert out["M2", D(2024, 1, 1)]["ffs_paid_cents"] == 0 and out["M2", D(2024, 1, 1)]["claim_lines"] == 0
+    # category columns add up to the total
+    for r in out.values():
+        assert sum(r[f"{c}_ffs_paid_cents"] for c in ("inpatient", "outpatient", "ed", "professional", "pharmacy",
+                                                        "other")) == r["ffs_paid_cents"]
+
+
+def test_medicare_scope_leaves_pharmacy_out_and_reconciliation_accounts_for_every_line():
+    lines, pm = _cost_case()
+    mmc = rows(member_month_cost(lines, pm, {"prog": MEDICARE_PARTS_A_B}))
+    assert sum(r["ffs_paid_cents"] for r in mmc) == 90000 + 25000
+    assert sum(r["pharmacy_ffs_paid_cents"] for r in mmc) == 0
+    rec = {(r["program_id"], r["disposition"]): r for r in rows(cost_reconciliation(lines, pm, MEDICARE_PARTS_A_B))}
+    assert rec["prog", "in_program"]["ffs_paid_cents"] == 115000
+    assert rec["prog", "out_of_scope"]["ffs_paid_cents"] == 3000
+    assert rec[None, "outside_program_months"]["ffs_paid_cents"] == 5555 + 999
+    assert rec[None, "outside_program_months"]["claim_lines"] == 2
+    total = sum(r["ffs_paid_cents"] for r in rows(lines))
+    assert sum(r["ffs_paid_cents"] for r in rec.values()) == total
+
+
+def test_payment_exclusions_come_off_the_ffs_basis_only():
+    lines, pm = _cost_case()
+    x = table([{"claim_id": "IP1", "claim_line_number": 1, "excluded_cents": 12345}],
+              {"claim_id": "string", "claim_line_number": "int64", "excluded_cents": "int64"})
+    med = medical([dict(claim_id="IP1", claim_type="institutional", bill_type_code="111", claim_start_date=D(2024, 1, 3),
+                        paid_amount="1000.00", allowed_amount="1200.00")])
+    got = rows(cost_lines(medical_claim_lines(med), payment_exclusions=x))[0]
+    assert got["excluded_payment_cents"] == 12345
+    assert got["ffs_paid_cents"] == 100000 - 12345
+    assert got["paid_cents"] == 100000 and got["allowed_cents"] == 120000
+
+
+def test_unknown_scope_category_is_refused():
+    with pytest.raises(ValueError, match="unknown TCOC categories"):
+        TcocScope(categories=("inpatient", "dental"))
+
+
+# ------------------------------------------------------------------------------------------------
+# truncation
+
+MY_SCHEMA = {"program_id": "string", "member_id": "string", "person_id": "string", "year": "int32",
+             "truncation_group": "string", "eligible_months": "int64", "ffs_paid_cents": "int64",
+             "allowed_cents": "int64", "paid_cents": "int64"}
+
+
+def member_years(records):
+    base = dict(program_id="prog", year=2024, truncation_group="all", allowed_cents=0, paid_cents=0)
+    recs = [dict(base, person_id="P" + r["member_id"][1:], **r) for r in records]
+    return table(recs, MY_SCHEMA)
+
+
+def test_dollar_threshold_caps_annualized_cost_and_scales_back():
+    my = member_years([
+        # 6 months, $60,000: annualized $120,000 > $100,000 -> capped at 100,000 x 6/12 = $50,000
+        dict(member_id="MA", eligible_months=6, ffs_paid_cents=6_000_000),
+        # 12 months, $90,000: under the threshold
+        dict(member_id="MB", eligible_months=12, ffs_paid_cents=9_000_000),
+        # 5 months, $50,000.01: annualized 120,000.024 -> 120,000.02; cap 100,000 x 5/12 = 41,666.666... -> 41,666.67
+        dict(member_id="MC", eligible_months=5, ffs_paid_cents=5_000_001),
+        # exactly at the threshold (annualized = 100,000.00): not above it, not truncated
+        dict(member_id="MD", eligible_months=3, ffs_paid_cents=2_500_000),
+    ])
+    tr = truncation(my, thresholds=10_000_000)
+    got = {r["member_id"]: r for r in rows(tr.member_years)}
+    assert got["MA"]["annualized_cents"] == 12_000_000
+    assert (got["MA"]["truncated_cost_cents"], got["MA"]["truncated_amount_cents"]) == (5_000_000, 1_000_000)
+    assert got["MB"]["exceeds_threshold"] is False and got["MB"]["truncated_cost_cents"] == 9_000_000
+    assert got["MC"]["annualized_cents"] == 12_000_002
+    assert got["MC"]["truncated_cost_cents"] == 4_166_667 and got["MC"]["truncated_amount_cents"] == 833_334
+    assert got["MD"]["exceeds_threshold"] is False and got["MD"]["truncated_amount_cents"] == 0
+    (s,) = rows(tr.summary)
+    assert s["truncated_members"] == 2 and s["threshold_rule"] == "dollar"
+    assert s["truncated_amount_cents"] == 1_000_000 + 833_334
+    assert s["cost_cents"] - s["truncated_amount_cents"] == s["truncated_cost_cents"]
+
+
+def _ten_members():
+    # annualized costs $1,000 .. $10,000 (member M1 .. M10, 12 months each)
+    return member_years([dict(member_id=f"M{i}", eligible_months=12, ffs_paid_cents=i * 100_000) for i in range(1, 11)])
+
+
+@pytest.mark.parametrize(
+    "percentile,rank,threshold",
+    [("0.9", 9, 900_000), ("0.95", 10, 1_000_000), ("0.91", 10, 1_000_000), ("0.5", 5, 500_000), ("0.01", 1, 100_000)],
+)
+def test_percentile_threshold_is_the_nearest_rank_value(percentile, rank, threshold):
+    (th,) = rows(truncation(_ten_members(), percentile=percentile).thresholds)
+    assert (th["percentile_rank"], th["percentile_threshold_cents"], th["threshold_cents"]) == (rank, threshold, threshold)
+    assert th["members"] == 10 and th["threshold_rule"] == "percentile"
+
+
+def test_percentile_and_dollar_threshold_combine_by_max_or_min():
+    my = _ten_members()
+    (mx,) = rows(truncation(my, percentile="0.9", thresholds=950_000, combine="max").thresholds)
+    assert (mx["threshold_cents"], mx["threshold_rule"]) == (950_000, "dollar")
+    (mn,) = rows(truncation(my, percentile="0.9", thresholds=950_000, combine="min").thresholds)
+    assert (mn["threshold_cents"], mn["threshold_rule"]) == (900_000, "percentile")
+    tr = rows(truncation(my, percentile="0.9").member_years, key=lambda r: r["member_id"])
+    assert sum(r["truncated_amount_cents"] for r in tr) == 100_000  # only M10 is above $9,000
+
+
+def test_thresholds_by_year_and_enrollment_type_with_an_all_row():
+    my = member_years([
+        dict(member_id="M1", truncation_group="esrd", eligible_months=12, ffs_paid_cents=20_000_000),
+        dict(member_id="M2", truncation_group="aged_nondual", eligible_months=12, ffs_paid_cents=20_000_000),
+    ])
+    th = threshold_table({(2024, "esrd"): "150000.00", (2024, "all"): "100000.00"})
+    got = {r["member_id"]: r for r in rows(truncation(my, thresholds=th).member_years)}
+    assert got["M1"]["threshold_cents"] == 15_000_000 and got["M1"]["truncated_cost_cents"] == 15_000_000
+    assert got["M2"]["threshold_cents"] == 10_000_000 and got["M2"]["truncated_cost_cents"] == 10_000_000
+
+
+def test_member_year_cost_splits_by_enrollment_type():
+    pm = table(
+        [dict(program_id="mc", member_id="M1", person_id="P1", payer="mcd", plan="vmng", month=D(2024, m, 1),
+              enrollment_type="aged_nondual" if m <= 4 else "esrd") for m in range(1, 13)],
+        PROGRAM_MONTHS,
+    )
+    med = medical([dict(claim_id="C1", claim_start_date=D(2024, 2, 1), paid_amount="100.00"),
+                   dict(claim_id="C2", claim_start_date=D(2024, 6, 1), paid_amount="50.00")])
+    my = {r["truncation_group"]: r for r in rows(member_year_cost(member_month_cost(cost_lines(medical_claim_lines(med)), pm)))}
+    assert (my["aged_nondual"]["eligible_months"], my["aged_nondual"]["ffs_paid_cents"]) == (4, 10000)
+    assert (my["esrd"]["eligible_months"], my["esrd"]["ffs_paid_cents"]) == (8, 5000)
+
+
+def test_truncation_needs_a_threshold():
+    with pytest.raises(RunError, match="threshold"):
+        truncation(_ten_members())
+
+
+# ------------------------------------------------------------------------------------------------
+# completion factors
+
+
+def _triangle_claims():
+    """Incurred Jan/Feb/Mar 2024 (payer mcd), paid in later months:
+
+    incurred \\ lag    0      1     2
+    Jan              100    50    10
+    Feb              200   100
+    Mar              300
+    """
+    spec = [((1, 1), 0, "100.00"), ((1, 2), 1, "50.00"), ((1, 3), 2, "10.00"), ((2, 2), 0, "200.00"),
+            ((2, 3), 1, "100.00"), ((3, 3), 0, "300.00")]
+    recs = []
+    for i, ((inc, paid), _lag, amount) in enumerate(spec):
+        recs.append(dict(claim_id=f"C{i}", claim_start_date=D(2024, inc, 5), paid_date=D(2024, paid, 25),
+                         paid_amount=amount))
+    # paid after the valuation date: ignored
+    recs.append(dict(claim_id="LATE", claim_start_date=D(2024, 3, 5), paid_date=D(2024, 4, 2), paid_amount="999.00"))
+    return medical(recs)
+
+
+def test_chain_ladder_factors_and_ibnr_by_incurred_month():
+    comp = completion(claim_payment_rows(_triangle_claims()), D(2024, 3, 31), max_lag=2, history_months=3)
+    tri = {(r["incurred_month"].month, r["lag"]): r for r in rows(comp.triangle)}
+    assert tri[1, 2]["cumulative_cents"] == 16000 and tri[2, 1]["cumulative_cents"] == 30000
+    assert tri[2, 2]["observed"] is False and tri[3, 0]["observed"] is True
+    f = {r["lag"]: r for r in rows(comp.factors)}
+    # lag 0 -> 1 over Jan and Feb: (150 + 300) / (100 + 200) = 1.5
+    assert (f[0]["numerator_cents"], f[0]["denominator_cents"], f[0]["incurred_months"]) == (45000, 30000, 2)
+    assert f[0]["age_to_age_factor"] == Decimal("1.5")
+    # lag 1 -> 2 over Jan only: 160 / 150
+    assert f[1]["age_to_age_factor"] == Decimal("1.0666666667")
+    assert f[2]["factor_rule"] == "tail" and f[2]["cumulative_development_factor"] == Decimal("1")
+    # 1.5 x 1.0666666667 = 1.60000000005 -> 1.6000000001 (half-up at 10 decimals)
+    assert f[0]["cumulative_development_factor"] == Decimal("1.6000000001")
+    assert f[0]["completion_factor"] == Decimal("0.6250000000")  # 1 / 1.6000000001 = 0.62499999996...
+    m = {r["incurred_month"].month: r for r in rows(comp.by_month)}
+    assert (m[3]["paid_to_date_cents"], m[3]["ibnr_cents"], m[3]["estimated_incurred_cents"]) == (30000, 18000, 48000)
+    assert (m[2]["latest_lag"], m[2]["ibnr_cents"]) == (1, 2000)  # 300.00 x 0.0666666667 = 20.00
+    assert (m[1]["latest_lag"], m[1]["ibnr_cents"]) == (2, 0)
+
+
+def test_apply_completion_keeps_ibnr_next_to_paid():
+    comp = completion(claim_payment_rows(_triangle_claims()), D(2024, 3, 31), max_lag=2, history_months=3)
+    costs = table(
+        [dict(program_id="prog", payer="mcd", month=D(y, m, 1), ffs_paid_cents=c)
+         for y, m, c in ((2023, 12, 5000), (2024, 2, 10001), (2024, 3, 1000), (2024, 4, 700))],
+        {"program_id": "string", "payer": "string", "month": "date", "ffs_paid_cents": "int64"},
+    )
+    out = {r["month"]: r for r in rows(apply_completion(costs, comp))}
+    feb, mar = out[D(2024, 2, 1)], out[D(2024, 3, 1)]
+    assert feb["ffs_paid_cents"] == 10001 and feb["ibnr_cents"] == 667  # 10001 x 0.0666666667 = 666.73
+    assert mar["ibnr_cents"] == 600 and mar["estimated_incurred_cents"] == 1600
+    assert mar["completion_rule"] == "estimated"
+    assert out[D(2023, 12, 1)]["completion_rule"] == "complete" and out[D(2023, 12, 1)]["ibnr_cents"] == 0
+    assert out[D(2024, 4, 1)]["completion_rule"] == "after_valuation"
+
+
+def test_completion_needs_a_month_end_paid_through():
+    with pytest.raises(RunError, match="last day of a month"):
+        completion(claim_payment_rows(_triangle_claims()), D(2024, 3, 15))
+
+
+def test_factor_is_one_when_a_lag_has_no_data():
+    med = medical([dict(claim_id="C1", claim_start_date=D(2024, 3, 5), paid_date=D(2024, 3, 20), paid_amount="10.00")])
+    comp = completion(claim_payment_rows(med), D(2024, 3, 31), max_lag=2, history_months=2)
+    f = {r["lag"]: r for r in rows(comp.factors)}
+    assert f[0]["factor_rule"] == "no_data" and f[0]["age_to_age_factor"] == Decimal("1")
+    assert rows(comp.by_month, key=lambda r: r["incurred_month"])[-1]["ibnr_cents"] == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# utilization
+
+
+def _ip(claim_id, person, admit, discharge, disposition="01", admit_type="1", **kw):
+    member = "M" + person[1:]
+    return dict(claim_id=claim_id, claim_type="institutional", bill_type_code="0111", revenue_center_code="0120",
+                place_of_service_code=None, hcpcs_code=None, person_id=person, member_id=member,
+                claim_start_date=admit, claim_end_date=discharge, admission_date=admit, discharge_date=discharge,
+                discharge_disposition_code=disposition, admit_type_code=admit_type, paid_amount="1000.00", **kw)
+
+
+def _utilization_case():
+    med = medical([
+        # P1: a stay, a readmission 15 days after discharge, then an admission 50 days later
+        _ip("A1", "P1", D(2024, 1, 5), D(2024, 1, 10)),
+        _ip("A2", "P1", D(2024, 1, 25), D(2024, 1, 30)),
+        _ip("A3", "P1", D(2024, 3, 20), D(2024, 3, 22)),
+        # P2: transferred out (02) and admitted the same day elsewhere: not a readmission
+        _ip("B1", "P2", D(2024, 2, 1), D(2024, 2, 3), disposition="02"),
+        _ip("B2", "P2", D(2024, 2, 3), D(2024, 2, 9)),
+        # P3: an elective (planned) admission 10 days after a discharge: not a readmission;
+        # its interim bill (same admission date) is the same stay
+        _ip("C1", "P3", D(2024, 1, 2), D(2024, 1, 4)),
+        _ip("C2", "P3", D(2024, 1, 14), D(2024, 1, 31), admit_type="3"),
+        _ip("C3", "P3", D(2024, 1, 14), D(2024, 2, 6), admit_type="3"),
+        # a denied inpatient claim is no stay
+        _ip("X1", "P4", D(2024, 1, 8), D(2024, 1, 9), claim_status="denied"),
+        # ED: facility and professional claims the same day are one visit; another day is another
+        dict(claim_id="E1", claim_type="institutional", bill_type_code="131", revenue_center_code="0450",
+             place_of_service_code=None, hcpcs_code=None, claim_start_date=D(2024, 2, 14), paid_amount="300.00"),
+        dict(claim_id="E2", hcpcs_code="99284", place_of_service_code="23", claim_start_date=D(2024, 2, 14),
+             paid_amount="90.00"),
+        dict(claim_id="E3", hcpcs_code="99283", place_of_service_code="23", claim_start_date=D(2024, 3, 1),
+             paid_amount="80.00"),
+        # a fully reversed ED claim is no visit
+        dict(claim_id="E4", hcpcs_code="99283", place_of_service_code="23", claim_start_date=D(2024, 3, 9),
+             paid_amount="80.00"),
+        dict(claim_id="E4", adjustment_sequence=1, hcpcs_code="99283", place_of_service_code="23",
+             claim_start_date=D(2024, 3, 9), paid_amount="-80.00"),
+    ])
+    pm = program_months([(("prog"), f"M{i}", months(2024, 1, 3), {}) for i in (1, 2, 3, 4)])
+    return medical_claim_lines(med), pm
+
+
+def test_admissions_readmissions_and_ed_visits():
+    lines, pm = _utilization_case()
+    ev = rows(utilization_events(lines, pm), key=lambda r: (r["event"], r["person_id"], r["event_date"]))
+    adm = [(r["person_id"], r["event_date"]) for r in ev if r["event"] == "admission"]
+    assert adm == [("P1", D(2024, 1, 5)), ("P1", D(2024, 1, 25)), ("P1", D(2024, 3, 20)), ("P2", D(2024, 2, 1)),
+                   ("P2", D(2024, 2, 3)), ("P3", D(2024, 1, 2)), ("P3", D(2024, 1, 14))]
+    interim = [r for r in ev if r["event"] == "admission" and r["event_date"] == D(2024, 1, 14)][0]
+    assert interim["claims"] == 2 and interim["claim_id"] == "C2"
+    readm = [r for r in ev if r["event"] == "readmission"]
+    assert [(r["person_id"], r["event_date"], r["prior_discharge_date"], r["days_since_discharge"]) for r in readm] == [
+        ("P1", D(2024, 1, 25), D(2024, 1, 10), 15)
+    ]
+    ed = [(r["event_date"], r["claims"]) for r in ev if r["event"] == "ed_visit"]
+    assert ed == [(D(2024, 2, 14), 2), (D(2024, 3, 1), 1)]
+
+
+def test_utilization_rates_per_thousand_member_years():
+    lines, pm = _utilization_case()
+    ev = ibis.memtable(CON.to_pyarrow(utilization_events(lines, pm)))
+    (year,) = rows(utilization_rates(ev, pm, period="year"))
+    assert year["member_months"] == 12
+    assert (year["admissions"], year["readmissions"], year["ed_visits"]) == (7, 1, 2)
+    # 7 admissions x 12,000 / 12 member months = 7,000 per 1,000 member-years
+    assert year["admissions_per_1000"] == Decimal("7000")
+    assert year["readmissions_per_1000"] == Decimal("1000")
+    by_month = {r["month"].month: r for r in rows(utilization_rates(ev, pm, period="month"))}
+    assert by_month[1]["admissions"] == 4 and by_month[1]["member_months"] == 4
+    assert by_month[2]["ed_visits"] == 1 and by_month[2]["ed_visits_per_1000"] == Decimal("3000")
+    ytd = {r["month"].month: r for r in rows(utilization_rates(ev, pm, period="ytd"))}
+    assert (ytd[3]["admissions"], ytd[3]["member_months"], ytd[2]["admissions"]) == (7, 12, 6)
+    # 6 admissions x 12,000 / 8 member months
+    assert ytd[2]["admissions_per_1000"] == Decimal("9000")
+
+
+# ------------------------------------------------------------------------------------------------
+# high-cost claimants, leakage, aggregates
+
+
+def test_high_cost_claimants_rank_and_share():
+    my = member_years([
+        dict(member_id="M1", eligible_months=12, ffs_paid_cents=30_000_000),
+        dict(member_id="M2", eligible_months=6, ffs_paid_cents=10_000_000),
+        dict(member_id="M3", eligible_months=12, ffs_paid_cents=9_999_999),
+        dict(member_id="M4", eligible_months=12, ffs_paid_cents=1),
+    ])
+    got = rows(high_cost_claimants(my, 10_000_000))
+    assert [(r["member_id"], r["rank"]) for r in got] == [("M1", 1), ("M2", 2)]
+    assert got[0]["program_cost_cents"] == 50_000_000
+    assert got[0]["share_of_program_cost"] == Decimal("0.6")
+
+
+ROSTER = {"npi": "string", "tin": "string", "payer": "string", "participation": "string",
+          "effective_start_date": "date", "effective_end_date": "date"}
+
+
+def test_leakage_by_billing_npi_facility_npi_or_tin_for_the_payer_and_date():
+    med = medical([
+        dict(claim_id="IN_NPI", billing_npi="1111111111", claim_start_date=D(2024, 2, 1), allowed_amount="100.00",
+             paid_amount="90.00"),
+        dict(claim_id="IN_FAC", claim_type="institutional", bill_type_code="131", revenue_center_code="0300",
+             place_of_service_code=None, billing_npi="9999999999", facility_npi="1111111111",
+             claim_start_date=D(2024, 2, 2), paid_amount="200.00"),
+        dict(claim_id="IN_TIN", billing_npi="8888888888", billing_tin="123456789", claim_start_date=D(2024, 2, 3),
+             paid_amount="40.00"),
+        dict(claim_id="OUT", billing_npi="7777777777", billing_tin="999999999", claim_start_date=D(2024, 2, 4),
+             paid_amount="60.00"),
+        # participating only with another payer
+        dict(claim_id="OTHER_PAYER", billing_npi="2222222222", claim_start_date=D(2024, 2, 5), paid_amount="30.00"),
+        # participation ended before the service date
+        dict(claim_id="ENDED", billing_npi="3333333333", claim_start_date=D(2024, 3, 5), paid_amount="25.00"),
+        # a non-participating roster row does not count
+        dict(claim_id="NONPAR", billing_npi="4444444444", claim_start_date=D(2024, 2, 6), paid_amount="15.00"),
+    ])
+    roster = table([
+        dict(npi="1111111111", tin="111111111", payer="mcd", participation="participant",
+             effective_start_date=D(2023, 1, 1)),
+        dict(npi="5555555555", tin="123456789", payer="mcd", participation="preferred",
+             effective_start_date=D(2024, 1, 1), effective_end_date=D(2024, 12, 31)),
+        dict(npi="2222222222", tin="222222222", payer="bcbs", participation="participant",
+             effective_start_date=D(2023, 1, 1)),
+        dict(npi="3333333333", tin="333333333", payer="mcd", participation="participant",
+             effective_start_date=D(2023, 1, 1), effective_end_date=D(2024, 2, 29)),
+        dict(npi="4444444444", tin="444444444", payer="mcd", participation="non_participating",
+             effective_start_date=D(2023, 1, 1)),
+    ], ROSTER)
+    pm = program_months([("prog", "M1", months(2024, 1, 12), {})])
+    lines = ibis.memtable(CON.to_pyarrow(leakage_lines(medical_claim_lines(med), roster, pm)))
+    ll = {r["claim_id"]: r for r in rows(lines)}
+    assert ll["IN_NPI"]["matched_by"] == "billing_npi"
+    assert ll["IN_FAC"]["matched_by"] == "facility_npi"
+    assert ll["IN_TIN"]["matched_by"] == "billing_tin"
+    assert {k for k, r in ll.items() if r["out_of_network"]} == {"OUT", "OTHER_PAYER", "ENDED", "NONPAR"}
+    summary = {(r["year"], r["tcoc_category"]): r for r in rows(leakage(lines))}
+    prof = summary[2024, "professional"]
+    assert prof["allowed_cents"] == 10000 + 4000 + 6000 + 3000 + 2500 + 1500
+    assert prof["out_of_network_allowed_cents"] == 6000 + 3000 + 2500 + 1500
+    assert prof["leakage_share"] == Decimal("0.4814814815")  # 130.00 / 270.00 = 0.481481481481...
+    assert summary[2024, "outpatient"]["out_of_network_allowed_cents"] == 0
+
+
+MMC = {"program_id": "string", "member_id": "string", "person_id": "string", "group_id": "string", "month": "date",
+       "year": "int32", "claim_lines": "int64", **{c: "int64" for c in (
+           "allowed_cents", "paid_cents", "shadow_priced_cents", "excluded_payment_cents", "ffs_paid_cents")},
+       **{f"{c}_{a}_cents": "int64" for c in ("inpatient", "outpatient", "ed", "professional", "pharmacy", "other")
+          for a in ("allowed", "ffs_paid")}}
+
+
+def _mmc(records):
+    out = []
+    for r in records:
+        base = {c: 0 for c, t in MMC.items() if t == "int64"}
+        base.update(program_id="prog", person_id="P" + r["member_id"][1:], year=r["month"].year)
+        base.update(r)
+        base.setdefault("allowed_cents", base["ffs_paid_cents"])
+        base["professional_ffs_paid_cents"] = base["ffs_paid_cents"]
+        out.append(base)
+    return table(out, MMC)
+
+
+def test_aggregates_pmpm_pmpy_by_program_and_employer():
+    mmc = _mmc([
+        dict(member_id="M1", group_id="G1", month=D(2024, 1, 1), ffs_paid_cents=3333),
+        dict(member_id="M1", group_id="G1", month=D(2024, 2, 1), ffs_paid_cents=3333),
+        dict(member_id="M2", group_id="G2", month=D(2024, 1, 1), ffs_paid_cents=3334),
+    ])
+    (prog,) = rows(tcoc_aggregate(mmc))
+    assert (prog["member_months"], prog["ffs_paid_cents"]) == (3, 10000)
+    assert prog["ffs_paid_pmpm"] == Decimal("33.3333333333")
+    assert prog["ffs_paid_pmpy"] == Decimal("400.0000000000")
+    assert (prog["ffs_paid_pmpm"] * 3).quantize(Decimal("0.01")) == Decimal("100.00")
+    eg = table([dict(group_id="G1", employer_id="E1", effective_start_date=D(2020, 1, 1)),
+                dict(group_id="G2", employer_id="E2", effective_start_date=D(2020, 1, 1),
+                     effective_end_date=D(2023, 12, 31))],
+               {"group_id": "string", "employer_id": "string", "effective_start_date": "date",
+                "effective_end_date": "date"})
+    emp = {r["employer_id"]: r for r in rows(tcoc_aggregate(mmc, level="employer", employer_group=eg))}
+    assert emp["E1"]["ffs_paid_pmpm"] == Decimal("33.3300000000") and emp["E1"]["member_months"] == 2
+    assert emp[None]["ffs_paid_cents"] == 3334  # G2's employer link ended before 2024
+    ytd = rows(tcoc_aggregate(mmc, period="ytd"))
+    assert [(r["month"].month, r["member_months"], r["ffs_paid_cents"]) for r in ytd] == [(1, 2, 6667), (2, 3, 10000)]
+
+
+def test_aggregates_by_practice_need_attribution():
+    mmc = _mmc([dict(member_id="M1", group_id=None, month=D(2024, 1, 1), ffs_paid_cents=100)])
+    with pytest.raises(RunError, match="attribution"):
+        tcoc_aggregate(mmc, level="practice")
+    att = table([dict(program_id="prog", member_id="M1", month=D(2024, 1, 1), practice_id="PR1", hsa="Burlington")],
+                {"program_id": "string", "member_id": "string", "month": "date", "practice_id": "string", "hsa": "string"})
+    (r,) = rows(tcoc_aggregate(mmc, level="hsa", attribution=att))
+    assert (r["hsa"], r["ffs_paid_cents"]) == ("Burlington", 100)
