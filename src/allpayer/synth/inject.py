@@ -47,7 +47,7 @@ TARGETS: dict[str, dict[str, tuple[str, str] | None]] = {
         "negative_amount": ("allowed_amount", "-125.00"),
         "non_numeric_amount": ("paid_amount", "n/a"),
         "missing_required_key": ("claim_id", None),
-        "conflicting_duplicate_line": ("allowed_amount", "prefix9"),
+        "conflicting_duplicate_line": ("allowed_amount", "plus_one_dollar"),
     },
     "pharmacy_claim": {
         "bad_date": ("dispensing_date", "2023-02-30"),
@@ -55,7 +55,7 @@ TARGETS: dict[str, dict[str, tuple[str, str] | None]] = {
         "negative_amount": ("allowed_amount", "-42.00"),
         "non_numeric_amount": ("paid_amount", "n/a"),
         "missing_required_key": ("claim_id", None),
-        "conflicting_duplicate_line": ("allowed_amount", "prefix9"),
+        "conflicting_duplicate_line": ("allowed_amount", "plus_one_dollar"),
     },
     "lab_result": {
         "bad_date": ("result_date", "2023-02-30"),
@@ -105,8 +105,9 @@ def _set(col: pa.ChunkedArray, mask: np.ndarray, value: str | None) -> pa.Chunke
 def _changed(col: pa.Array, how: str) -> pa.Array:
     if how == "flip":
         return pc.if_else(pc.equal(col, "female"), pa.scalar("male"), pa.scalar("female"))
-    if how == "prefix9":
-        return pc.binary_join_element_wise(pa.scalar("9"), col, "")
+    if how == "plus_one_dollar":
+        money = pa.decimal128(18, 2)
+        return pc.add(col.cast(money), pa.scalar(1, money)).cast(money).cast(pa.string())
     if how == "prefix1":
         return pc.binary_join_element_wise(pa.scalar("1"), col, "")
     if how == "suffix":

@@ -19,6 +19,10 @@ from allpayer.synth.tables import plain, written_schema
 
 FORMATS = ("parquet", "csv")
 ROW_GROUP_SIZE = 1_000_000
+NO_DICTIONARY = frozenset({
+    "claim_id", "lab_result_id", "observation_id", "accession_number", "encounter_id", "panel_id",
+})
+"""Columns with (nearly) one value per row: dictionary encoding only costs time there."""
 
 
 class TableWriter:
@@ -56,7 +60,7 @@ class TableWriter:
                 self._schema,
                 compression="zstd",
                 compression_level=1,
-                use_dictionary=True,
+                use_dictionary=[f.name for f in self._schema if f.name not in NO_DICTIONARY],
                 write_statistics=True,
                 store_schema=False,
                 version="2.6",
