@@ -99,12 +99,6 @@ QUARANTINED = {
         "medical_claim": [
             (3, "duplicate_row", "exact copy of medical_claim.csv line 2"),
             (
-                4,
-                "conflicting_duplicate",
-                "same key (claim_id, claim_line_number, adjustment_sequence) as medical_claim.csv line 5 "
-                "in this delivery, with different content",
-            ),
-            (
                 5,
                 "conflicting_duplicate",
                 "same key (claim_id, claim_line_number, adjustment_sequence) as medical_claim.csv line 4 "

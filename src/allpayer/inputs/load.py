@@ -11,9 +11,9 @@ Every row read ends in exactly one place, and each load records it per table in
   re-delivered file or claim changes nothing.
 - ``quarantined``: rows that break the contract, stored in ``quarantine`` with the file, line,
   rules, messages and the row as delivered (JSON text). A key delivered twice in one delivery
-  keeps its first copy when the copies are identical (the others are ``duplicate_row``); when
-  they differ, or when a loaded row with that key differs, the new rows are
-  ``conflicting_duplicate``.
+  keeps its first valid row (by file, then line): a later identical row is a ``duplicate_row``,
+  a later different one a ``conflicting_duplicate``. A delivered row whose key is already stored
+  with different content is a ``conflicting_duplicate`` too: the stored row stays.
 
 Claims (medical and pharmacy) outside every eligibility span of their member with that payer are
 valid data: they are stored with ``outside_eligibility = true`` and counted on the reconciliation
@@ -257,23 +257,24 @@ def _decide_sql(table: str) -> str:
 
 def decide(spec: Table, checked: ir.Table, existing: ir.Table) -> ir.Table:
     """Decide the fate of every valid row: ``new``, ``already`` (identical to a stored row) or
-    ``quarantine`` (a duplicate within the delivery, or a conflict with a stored row).
+    ``quarantine``.
 
-    Returns the valid rows with ``row_hash``, ``outcome``, ``rule`` and ``message``.
+    The first valid row of a key (by file, then line) is the delivery's row for that key; a later
+    row with the same key is a ``duplicate_row`` when identical to it and a
+    ``conflicting_duplicate`` when not. The delivery's row is then compared with the stored row of
+    the same key, if any: identical is ``already`` loaded, different is a
+    ``conflicting_duplicate`` (the stored row stays). Returns the valid rows with ``row_hash``,
+    ``outcome``, ``rule`` and ``message``.
     """
     key = list(spec.key)
     good = checked.filter(checked.rules.isnull()).drop("rules", "message")
     good = good.mutate(row_hash=validate.row_hash(good, spec))
     ordered = ibis.window(group_by=key, order_by=[good.source_file, good.line_number])
-    whole = ibis.window(group_by=key)
     g = good.mutate(
         _n=ibis.row_number().over(ordered),
-        _hmin=good.row_hash.min().over(whole),
-        _hmax=good.row_hash.max().over(whole),
+        _first_hash=good.row_hash.first().over(ordered),
         _first_file=good.source_file.first().over(ordered),
         _first_line=good.line_number.first().over(ordered),
-        _next_file=good.source_file.lead().over(ordered),
-        _next_line=good.line_number.lead().over(ordered),
     )
     ex = existing.select(
         *[existing[k].name(f"_ex_{k}") for k in key],
@@ -284,31 +285,27 @@ def decide(spec: Table, checked: ir.Table, existing: ir.Table) -> ir.Table:
     )
     j = g.left_join(ex, [g[k] == ex[f"_ex_{k}"] for k in key])
     key_names = ", ".join(key)
-    conflict_in = j._hmin != j._hmax
-    other_file = ibis.ifelse(j._n == 0, j._next_file, j._first_file)
-    other_line = ibis.ifelse(j._n == 0, j._next_line, j._first_line)
+    later = j._n > 0
+    copy = later & (j.row_hash == j._first_hash)
+    conflict_stored = ~later & j._ex_hash.notnull() & (j._ex_hash != j.row_hash)
     outcome = ibis.cases(
-        (conflict_in, "quarantine"),
-        (j._n > 0, "quarantine"),
+        (later, "quarantine"),
         (j._ex_hash.isnull(), "new"),
         (j._ex_hash == j.row_hash, "already"),
         else_="quarantine",
     )
     rule = ibis.cases(
-        (conflict_in, "conflicting_duplicate"),
-        (j._n > 0, "duplicate_row"),
-        (j._ex_hash.notnull() & (j._ex_hash != j.row_hash), "conflicting_duplicate"),
+        (copy, "duplicate_row"),
+        (later, "conflicting_duplicate"),
+        (conflict_stored, "conflicting_duplicate"),
         else_=ibis.null("string"),
     )
+    first = j._first_file + " line " + j._first_line.cast("string")
     message = ibis.cases(
+        (copy, "exact copy of " + first),
+        (later, f"same key ({key_names}) as " + first + " in this delivery, with different content"),
         (
-            conflict_in,
-            f"same key ({key_names}) as " + other_file + " line " + other_line.cast("string")
-            + " in this delivery, with different content",
-        ),
-        (j._n > 0, "exact copy of " + j._first_file + " line " + j._first_line.cast("string")),
-        (
-            j._ex_hash.notnull() & (j._ex_hash != j.row_hash),
+            conflict_stored,
             f"same key ({key_names}) as a loaded row (" + j._ex_file + " line " + j._ex_line.cast("string")
             + ", run " + j._ex_run + ") with different content",
         ),
