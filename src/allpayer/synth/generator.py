@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -47,82 +46,8 @@ TABLE_ORDER = (
     "provider_roster",
     "employer_group",
 )
-WRITE_IN_BACKGROUND = True
-"""Write each chunk on a second thread while the next one is generated (same bytes either way)."""
 INJECTED_ERRORS_FILE = "injected_errors.csv"
 MANIFEST_FILE = "manifest.json"
-
-class _BackgroundWriter:
-    """Writes one chunk's tables on a second thread while the main thread generates the next.
-
-    At most one chunk is in flight: `submit` waits until the previous chunk is written, so memory
-    holds at most two chunks' tables. Writes happen in submission order, so files are the same as
-    when written on one thread.
-    """
-
-    def __init__(self, threaded: bool = True) -> None:
-        self._threaded = threaded
-        self._pending: list[tuple[TableWriter, pa.Table]] | None = None
-        self._cond = threading.Condition()
-        self._error: BaseException | None = None
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="synth-writer", daemon=True)
-        if threaded:
-            self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._closed:
-                    self._cond.wait()
-                if self._pending is None and self._closed:
-                    return
-                batch = self._pending
-            try:
-                if self._error is None:
-                    for writer, table in batch:
-                        writer.write(table)
-            except BaseException as exc:  # reported to the main thread on its next call
-                self._error = exc
-            with self._cond:
-                self._pending = None
-                self._cond.notify_all()
-
-    def _wait_idle(self) -> None:
-        with self._cond:
-            while self._pending is not None:
-                self._cond.wait()
-        if self._error is not None:
-            raise self._error
-
-    def submit(self, batch: list[tuple[TableWriter, pa.Table]]) -> None:
-        if not self._threaded:
-            for writer, table in batch:
-                writer.write(table)
-            return
-        self._wait_idle()
-        with self._cond:
-            self._pending = batch
-            self._cond.notify_all()
-
-    def close_quietly(self) -> None:
-        """Stop after the chunk in flight, ignoring its errors (used when already failing)."""
-        try:
-            self.close()
-        except BaseException:
-            pass
-
-    def close(self) -> None:
-        if not self._threaded:
-            return
-        try:
-            self._wait_idle()
-        finally:
-            with self._cond:
-                self._closed = True
-                self._cond.notify_all()
-            self._thread.join()
-
 
 Progress = Callable[[int, int], None]
 """Called as progress(people_done, people_total) after each chunk."""
@@ -221,15 +146,14 @@ def generate(
     writers = {name: TableWriter(out, name, fmt) for name in TABLE_ORDER}
     rows_out = {name: 0 for name in TABLE_ORDER}
     injected: list[tuple[str, int, str, str]] = []
-    background = _BackgroundWriter(WRITE_IN_BACKGROUND)
 
-    def prepared(name: str, table: pa.Table, rng: np.random.Generator) -> tuple[TableWriter, pa.Table]:
+    def emit(name: str, table: pa.Table, rng: np.random.Generator) -> None:
         if text:
             table = inj.as_text(table, name)
             table, report = inj.inject(table, name, float(inject_errors), rng, rows_out[name])
             injected.extend((name, row, kind, col) for row, kind, col in report)
         rows_out[name] += table.num_rows
-        return writers[name], table
+        writers[name].write(table)
 
     try:
         for k in range(n_chunks):
@@ -243,27 +167,19 @@ def generate(
             rx = generate_pharmacy(ctx, PHARMACIES_PER_HSA)
             labs, obs = generate_clinical(ctx, lines)
             cid = ChunkIds(ctx)
-            batch = [
-                prepared("eligibility", eligibility_table(ctx, cid), irng),
-                prepared("medical_claim", medical_claim_table(ctx, cid, lines, k), irng),
-                prepared("pharmacy_claim", pharmacy_claim_table(ctx, cid, rx, k), irng),
-                prepared("lab_result", lab_result_table(ctx, cid, labs, k), irng),
-                prepared("observation", observation_table(ctx, cid, obs, k), irng),
-            ]
+            emit("eligibility", eligibility_table(ctx, cid), irng)
+            emit("medical_claim", medical_claim_table(ctx, cid, lines, k), irng)
+            emit("pharmacy_claim", pharmacy_claim_table(ctx, cid, rx, k), irng)
+            emit("lab_result", lab_result_table(ctx, cid, labs, k), irng)
+            emit("observation", observation_table(ctx, cid, obs, k), irng)
             del lines, rx, labs, obs, ctx, people, segs, cid
-            background.submit(batch)
-            del batch
             if progress is not None:
                 progress(min((k + 1) * chunk_size, int(members)), int(members))
         irng = np.random.Generator(np.random.PCG64(inject_seeds[n_chunks]))
-        background.submit([
-            prepared("provider_roster", roster.table, irng),
-            prepared("employer_group", employer_group_table(), irng),
-        ])
-        background.close()
+        emit("provider_roster", roster.table, irng)
+        emit("employer_group", employer_group_table(), irng)
         paths = {name: w.close().name for name, w in writers.items()}
     except BaseException:
-        background.close_quietly()
         for w in writers.values():
             w.abort()
         raise
