@@ -210,10 +210,11 @@ STEPS = ("clean", "parsed", "checked", "verdict")
 
 
 @lru_cache(maxsize=None)
-def _step_sql(table: str) -> tuple[str, ...]:
-    """SQL of the validation steps of one table; step k reads the temp table of step k-1
-    (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``, ``_checked_<table>``)."""
-    spec = TABLES[table]
+def _step_sql(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """SQL of the validation steps of one table restricted to `columns`; step k reads the temp
+    table of step k-1 (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``,
+    ``_checked_<table>``)."""
+    spec = validate.restrict(TABLES[table], columns)
     expr = ibis.table(_stage_schema(spec), name=f"_stage_{table}")
     out = []
     for name, fn in zip(STEPS, (validate.clean, validate.parse, validate.check, validate.verdict)):
@@ -227,7 +228,7 @@ def _validate_table(raw, spec: Table) -> str:
     """Run the validation steps on `_stage_<table>`; returns the name of the verdict temp table."""
     t = spec.name
     previous = None
-    for name, sql in zip(STEPS, _step_sql(t)):
+    for name, sql in zip(STEPS, _step_sql(t, tuple(spec.column_names))):
         raw.execute(f"CREATE OR REPLACE TEMP TABLE _{name}_{t} AS {sql}").fetchall()
         if previous:
             raw.execute(f"DROP TABLE {previous}").fetchall()
@@ -245,13 +246,14 @@ def stored_schema(spec: Table) -> ibis.Schema:
 
 
 @lru_cache(maxsize=None)
-def _decide_sql(table: str) -> str:
-    """SQL of `decide` for one table, reading ``_verdict_<table>`` and the stored table."""
-    spec = TABLES[table]
+def _decide_sql(table: str, columns: tuple[str, ...]) -> str:
+    """SQL of `decide` for one table restricted to `columns`, reading ``_verdict_<table>`` and
+    the stored table."""
+    spec = validate.restrict(TABLES[table], columns)
     cols = {c.name: validate.KIND_TYPES[c.kind] for c in spec.columns}
     cols.update(source_file="string", line_number="int64", rules="string", message="string")
     checked = ibis.table(cols, name=f"_verdict_{table}")
-    existing = ibis.table(stored_schema(spec), name=table)
+    existing = ibis.table(stored_schema(TABLES[table]), name=table)
     return _sql(decide(spec, checked, existing))
 
 
@@ -323,9 +325,18 @@ def _raw_json(alias: str, spec: Table) -> str:
     return f"regexp_replace(regexp_replace(to_json({{{body}}})::VARCHAR, '{_NULL_KEYS}', '', 'g'), ',}}$', '}}')"
 
 
-def load_table(con, raw, spec: Table, files: list[readers.InputFile], run_id: str, progress=None) -> TableLoad:
-    """Stage, validate, de-duplicate and store one table's files; returns its counts."""
+def load_table(
+    con, raw, spec: Table, files: list[readers.InputFile], run_id: str, progress=None, columns=None
+) -> TableLoad:
+    """Stage, validate, de-duplicate and store one table's files; returns its counts.
+
+    `columns`: the contract columns the files have (default: read from their headers). Only
+    those (and the key) are staged and validated; the others are stored empty.
+    """
     t = spec.name
+    if columns is None:
+        columns = set().union(*(readers.check_columns(f, spec) for f in files))
+    spec = validate.restrict(spec, columns)
     result = TableLoad(table=t, files=[f.relpath for f in files])
     stage = readers.create_stage(raw, spec)
     rejects = readers.create_rejects(raw)
@@ -340,7 +351,7 @@ def load_table(con, raw, spec: Table, files: list[readers.InputFile], run_id: st
     if progress:
         progress(f"validated {t}")
 
-    raw.execute(f"CREATE OR REPLACE TEMP TABLE _decided_{t} AS {_decide_sql(t)}").fetchall()
+    raw.execute(f"CREATE OR REPLACE TEMP TABLE _decided_{t} AS {_decide_sql(t, tuple(spec.column_names))}").fetchall()
 
     cols = ", ".join(_q(c) for c in spec.column_names)
     raw.execute(
@@ -418,9 +429,9 @@ def _flag_counts(raw, result: TableLoad, run_id: str) -> None:
 def load_delivery(con, delivery: readers.Delivery, run_id: str, progress=None) -> list[TableLoad]:
     """Load every table of a delivery through an open (writable) Ibis connection."""
     raw = con.con
-    for t, files in delivery.files.items():
-        for f in files:
-            readers.check_columns(f, TABLES[t])
+    columns = {
+        t: set().union(*(readers.check_columns(f, TABLES[t]) for f in files)) for t, files in delivery.files.items()
+    }
     ensure_tables(raw)
     for t in REQUIRED_TABLES:
         if t not in delivery.files and _count(raw, f"SELECT count(*) FROM {_q(t)}") == 0:
@@ -433,7 +444,7 @@ def load_delivery(con, delivery: readers.Delivery, run_id: str, progress=None) -
     for t in TABLE_ORDER:
         if t not in delivery.files:
             continue
-        res = load_table(con, raw, TABLES[t], delivery.files[t], run_id, progress)
+        res = load_table(con, raw, TABLES[t], delivery.files[t], run_id, progress, columns[t])
         if t == "eligibility" and res.loaded:
             eligibility_changed = True
         results.append(res)

@@ -36,6 +36,7 @@ conflicting_duplicate same key as another row of the delivery, or as a loaded ro
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -128,6 +129,14 @@ class Check:
     message: ir.StringValue
 
 
+def restrict(spec: Table, columns) -> Table:
+    """The contract of a table restricted to the given columns (plus its key columns), in
+    contract order. A delivery validates only the columns its files have: the others are empty,
+    and an empty optional column passes every rule."""
+    keep = set(columns) | set(spec.key)
+    return dataclasses.replace(spec, columns=tuple(c for c in spec.columns if c.name in keep))
+
+
 def _null_str() -> ir.StringValue:
     return ibis.null("string")
 
@@ -136,12 +145,18 @@ def _quoted(v: ir.StringValue) -> ir.StringValue:
     return "'" + v.substr(0, SHOW_CHARS) + "'"
 
 
+@ibis.udf.scalar.builtin(name="trim")
+def trim(value: str) -> str:
+    """The SQL ``trim``: leading and trailing spaces removed (about twice as fast as trimming a
+    set of characters, which is what Ibis's ``strip`` compiles to)."""
+
+
 def clean(raw: ir.Table, spec: Table) -> ir.Table:
-    """Trim every text column; empty text becomes NULL. Provenance columns pass through."""
+    """Trim spaces around every text column; empty text becomes NULL. Provenance columns pass
+    through."""
     cols = {}
     for col in spec.columns:
-        v = raw[col.name].strip()
-        cols[col.name] = ibis.ifelse(v == "", _null_str(), v)
+        cols[col.name] = trim(raw[col.name]).nullif("")
     return raw.select(**cols, source_file=raw.source_file, line_number=raw.line_number)
 
 
