@@ -6,6 +6,7 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_DOWN, ROUND_UP, Decima
 from fractions import Fraction
 
 import ibis
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,7 +45,9 @@ def rows(expr, key=None):
 
 
 def table(records, schema):
-    return ibis.memtable({c: [r.get(c) for r in records] for c in schema}, schema=ibis.schema(schema))
+    schema = ibis.schema(schema)
+    data = pa.table({c: [r.get(c) for r in records] for c in schema.names}, schema=schema.to_pyarrow())
+    return ibis.memtable(data)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -86,14 +86,16 @@ def _exact_quotient(a: ir.Value, d: ir.Value, mode: str) -> ir.Value:
     return q + ibis.ifelse(inc, int_literal(1), int_literal(0))
 
 
-def div_round(t: ir.Table, out: str, num: ir.Value, den: ir.Value, mode: str = "half_up") -> ir.Table:
+def div_round(t: ir.Table, out: str, num: ir.Value, den: ir.Value, mode: str = "half_up", *,
+              convert=None) -> ir.Table:
     """Add column `out`: the integer ``num / den`` rounded with `mode`, computed exactly.
 
     `num` and `den` are integer-valued expressions of `t` (int64 or DECIMAL(38, 0)); the result is
-    DECIMAL(38, 0). Modes follow :mod:`allpayer.money`: ``half_up`` (ties away from zero),
-    ``half_even``, ``down`` (toward zero), ``up`` (away from zero). A zero or NULL denominator gives
-    NULL. Only exact integer operations decide the result (remainder, products, comparisons), so it
-    is the same on DuckDB (which divides decimals as DOUBLE) and on Spark.
+    DECIMAL(38, 0) (or `convert` applied to it). Modes follow :mod:`allpayer.money`: ``half_up``
+    (ties away from zero), ``half_even``, ``down`` (toward zero), ``up`` (away from zero). A zero
+    or NULL denominator gives NULL. Only exact integer operations decide the result (remainder,
+    products, comparisons), so it is the same on DuckDB (which divides decimals as DOUBLE) and on
+    Spark.
 
     >>> t = ibis.memtable({"n": [7, -7, 5, 15, 1]}, schema={"n": "int64"})
     >>> t = div_round(t, "q", t.n, ibis.literal(2), "half_up")
@@ -102,26 +104,37 @@ def div_round(t: ir.Table, out: str, num: ir.Value, den: ir.Value, mode: str = "
     """
     if mode not in ROUNDING:
         raise ValueError(f"unknown rounding mode {mode!r}: expected one of {', '.join(ROUNDING)}")
+    keep = [c for c in t.columns if c != out]
     p = f"_dr_{out}_"
     n, d = num.cast(INT), den.cast(INT)
     t = t.mutate(**{f"{p}a": n.abs(), f"{p}neg": n < 0, f"{p}d": ibis.ifelse(d == int_literal(0), ibis.null(INT), d)})
     mag = _exact_quotient(t[f"{p}a"], t[f"{p}d"], mode)
-    t = t.mutate(**{out: ibis.ifelse(t[f"{p}neg"], -mag, mag)})
-    return t.drop(f"{p}a", f"{p}neg", f"{p}d")
+    value = mag * ibis.ifelse(t[f"{p}neg"], int_literal(-1), int_literal(1))
+    if convert is None:
+        return t.select(*keep, **{out: value})
+    t = t.mutate(**{f"{p}q": value})
+    return t.select(*keep, **{out: convert(t[f"{p}q"])})
 
 
 def units_to_decimal(units: ir.Value, scale: int = SCALE) -> ir.DecimalValue:
-    """An integer count of 10^-`scale` units as DECIMAL(38, `scale`), exactly (no arithmetic)."""
-    digits = units.cast(INT).abs().cast("string").lpad(38, "0")
-    text = ibis.ifelse(units < 0, "-", "") + digits.substr(0, 38 - scale) + "." + digits.substr(38 - scale, scale)
+    """An integer count of 10^-`scale` units as DECIMAL(38, `scale`), exactly.
+
+    Built as text (integer part, point, `scale` digits) and cast, so no decimal arithmetic is
+    involved (DuckDB and Spark scale decimal products differently)."""
+    a = units.cast(INT).abs()
+    p = int_literal(10**scale)
+    frac = a % p
+    whole = _exact_quotient(a, p, "down")
+    digits = (frac + p).cast("string").substr(1, scale)
+    text = ibis.ifelse(units < 0, "-", "") + whole.cast("string") + "." + digits
     return text.cast(f"decimal(38, {scale})")
 
 
 def with_ratio(t: ir.Table, out: str, num: ir.Value, den: ir.Value, *, scale: int = SCALE,
                mode: str = "half_up") -> ir.Table:
     """Add `out` = num / den as DECIMAL(38, `scale`), rounded once (NULL when den is 0)."""
-    t = div_round(t, f"_wr_{out}", num.cast(INT) * int_literal(10**scale), den, mode)
-    return t.mutate(**{out: units_to_decimal(t[f"_wr_{out}"], scale)}).drop(f"_wr_{out}")
+    return div_round(t, out, num.cast(INT) * int_literal(10**scale), den, mode,
+                     convert=lambda units: units_to_decimal(units, scale))
 
 
 def with_per_member(t: ir.Table, out: str, cents: ir.Value, member_months: ir.Value, *, months: int = 1,
@@ -470,17 +483,17 @@ def member_year_cost(member_month_cost: ir.Table, segment_by: Sequence[str] = ()
     table to the grain (e.g. a rate cell).
 
     Grain: (program_id, member_id, year, truncation_group, *segment_by). Columns: ``person_id``,
-    ``eligible_months``, the cost columns and category columns summed.
+    ``eligible_months``, and the cost and category columns of the input, summed.
     """
     m = member_month_cost
     group = ibis.coalesce(m.enrollment_type, ibis.literal("all")) if "enrollment_type" in m.columns else ibis.literal("all")
     m = m.mutate(truncation_group=group)
     keys = ["program_id", "member_id", "year", "truncation_group", *segment_by]
+    sums = [c for c in ("claim_lines", *COST_COLUMNS, *CATEGORY_COLUMNS) if c in m.columns]
     return m.group_by(keys).aggregate(
         person_id=m.person_id.min(),
         eligible_months=m.count(),
-        claim_lines=m.claim_lines.sum(),
-        **{c: m[c].sum() for c in (*COST_COLUMNS, *CATEGORY_COLUMNS)},
+        **{c: m[c].sum() for c in sums},
     )
 
 
