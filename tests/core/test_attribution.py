@@ -714,6 +714,57 @@ def test_missing_claim_columns_are_named():
                               primary_care_codes(YEAR), (D(2022, 1, 1), D(2023, 12, 31)), payer="mcd")
 
 
+def test_events_employer_opt_out_and_members_added_during_the_year():
+    terms = dict(
+        V_TERMS,
+        steps=V_TERMS["steps"][1:2],
+        add_members_during_year=True,
+        exclusions=[
+            {"reason": "moved_out_of_area", "scope": "year", "checked": "quarterly"},
+            {"reason": "employer_opt_out"},
+            {"reason": "lost_coverage"},
+        ],
+    )
+    p = parse_program(dict(
+        program_id="t-2024", name="Employer plan", aco={"id": "aco", "name": "Test ACO"}, payer="mcd",
+        product="self_funded", kind="self_funded", performance_year=YEAR,
+        population={"plans": ["aso"], "group_ids": ["G1"]}, attribution=terms,
+        target={"method": "trended_base", "base_years": [{"year": YEAR - 1, "weight": "1"}],
+                "trend": {"rates": {YEAR: "0.05"}}},
+        settlement={"risk": "two_sided", "steps": ["actual_tcoc", "gross_result", "msr_test", "share", "net"],
+                    "savings_rate": "0.50", "loss_rate": "0.50", "msr": "0.02", "mlr": "0.02"},
+    ))
+    assert [x.start for x in assignment_periods(p)] == [D(2024, 1, 1), D(2024, 4, 1), D(2024, 7, 1), D(2024, 10, 1)]
+    claims = [
+        visit("S1", D(2023, 5, 1), N1, T1, 10_000),  # on the list; moves away in August (a payer event)
+        visit("S2", D(2024, 2, 1), N2, T2, 10_000),  # first seen in 2024: joins from the Q2 list
+        visit("S3", D(2023, 5, 1), N1, T1, 10_000),  # the employer opts out from July
+    ]
+    months = months_of("S1") + months_of("S2") + months_of("S3", MONTHS[:6])
+    elig = [dict(person_id=r["person_id"], member_id=r["member_id"], payer="mcd", payer_type="self_funded", plan="aso",
+                 group_id="G1", month=m) for r in months_of("S3") for m in [r["month"]]]
+    events = table([dict(member_id="M1", reason="moved_out_of_area", event_date=D(2024, 8, 10)),
+                    dict(member_id="M3", reason="hospice", event_date=D(2024, 2, 1))],  # not a reason of these terms
+                   {"member_id": "string", "reason": "string", "event_date": "date"})
+    roster = materialize(attribute(p, table(months, PM), table(claims, CLAIM), table(V_ROSTER, ROSTER),
+                                   primary_care_codes(YEAR), eligibility_months=table(elig, EM),
+                                   exclusion_events=events))
+    rows = by(roster.to_pyarrow().to_pylist(), "person_id")
+
+    def status(person):
+        ordered = sorted(rows[person], key=lambda r: r["month"])
+        return [(r["month"].month, r["attributed"], r["exclusion_reason"]) for r in ordered]
+
+    assert status("S1") == [(m, False, "moved_out_of_area") for m in range(1, 13)]
+    assert status("S2") == [(m, True, None) for m in range(4, 13)]
+    assert status("S3") == (
+        [(m, True, None) for m in range(1, 7)] + [(m, False, "employer_opt_out") for m in range(7, 13)])
+    assert {r["list_date"] for r in rows["S2"]} == {D(2024, 4, 1)}
+    changes = run(attribution_changes(roster))
+    got = sorted((c["person_id"], c["month"].month, c["change"], c["reason"]) for c in changes)
+    assert got == [("S2", 4, "added", "newly_assigned"), ("S3", 7, "dropped", "employer_opt_out")]
+
+
 # ------------------------------------------------------------------------------------------------
 # property: a member is attributed at most once per program and month
 
@@ -745,7 +796,7 @@ person_services = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     services=st.lists(person_services, min_size=1, max_size=6),
     participating=st.lists(st.booleans(), min_size=3, max_size=3),
