@@ -16,7 +16,7 @@ from rich.console import Console
 from allpayer import __version__
 from allpayer.errors import AllpayerError
 
-COMMAND_MODULES = ("demo", "generate", "load", "export", "terms", "mssp", "runs")
+COMMAND_MODULES = ("demo", "generate", "load", "run", "export", "terms", "mssp", "runs")
 
 err_console = Console(stderr=True)
 

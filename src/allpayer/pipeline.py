@@ -1,0 +1,244 @@
+"""The annual cycle's core stages, run for every program of a performance year.
+
+`run_core` reads the loaded input tables from a run's connection, computes each stage as an Ibis
+expression and writes its output tables into the run's private copy of the database (published
+atomically by `allpayer.runs`). Each output row carries the `run_id`; a table holds the rows of
+every performance year run so far, and a run replaces only the rows of its own year.
+
+Output tables (grain in parentheses; columns are documented with each stage function):
+
+- ``member_months``       (program_id, member_id, month)      program member months with rate-cell columns
+- ``attribution``         (program_id, member_id, month)      the monthly roster with the deciding step
+- ``attribution_changes`` (program_id, person_id, month)      adds, drops and practice changes with reasons
+- ``tcoc_member_month``   (program_id, member_id, month)      cost by category, FFS basis, shadow claims priced
+- ``tcoc_reconciliation`` (payer, service_year, program_id, disposition)  where every cost line went
+- ``tcoc_truncation``     (program_id, year, truncation_group) thresholds and truncated amounts
+- ``tcoc_summary``        (program_id, level, level_id, year) TCOC, PMPM, PMPY by program, HSA, practice, employer
+- ``completion_factors``  (payer, lag)                         chain-ladder factors from the paid-lag triangle
+- ``utilization``         (program_id, year)                   admissions, ED visits, readmissions per 1,000
+- ``leakage``             (program_id, year, tcoc_category)    out-of-network spending
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import ibis
+import ibis.expr.types as ir
+
+from allpayer.core import tcoc
+from allpayer.core.attribution import attribute, attribution_changes
+from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
+from allpayer.core.member_months import eligibility_months
+from allpayer.core.programs import program_months
+from allpayer.errors import RunError
+from allpayer.terms import ProgramTerms
+
+Progress = Callable[[str, int, int], None]
+
+STAGES = (
+    "member_months",
+    "attribution",
+    "attribution_changes",
+    "tcoc_member_month",
+    "tcoc_reconciliation",
+    "tcoc_truncation",
+    "tcoc_summary",
+    "completion_factors",
+    "utilization",
+    "leakage",
+)
+
+
+@dataclass
+class CoreResult:
+    year: int
+    paid_through: dt.date
+    programs: list[str]
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _month_end(d: dt.date) -> dt.date:
+    nxt = (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return nxt - dt.timedelta(days=1)
+
+
+def _write(con, name: str, expr: ir.Table, year: int, run_id: str, year_column: str | None) -> int:
+    """Replace the rows of `year` in table `name` with `expr` (tagged with the run id)."""
+    expr = expr.mutate(run_id=ibis.literal(run_id))
+    if year_column is not None and year_column not in expr.columns:
+        raise RunError(f"internal: stage {name} lacks its year column {year_column}")
+    if name in con.list_tables() and year_column is not None:
+        existing = con.table(name)
+        if existing.schema() == expr.schema():
+            con.raw_sql(f'DELETE FROM "{name}" WHERE "{year_column}" = {int(year)}')
+            con.insert(name, expr)
+            return con.table(name).filter(con.table(name)[year_column] == year).count().to_pyarrow().as_py()
+        keep = existing.filter(existing[year_column] != year)
+        con.create_table(f"_{name}_keep", keep, overwrite=True)
+        con.create_table(name, expr, overwrite=True)
+        con.raw_sql(f'DROP TABLE "_{name}_keep"')
+    else:
+        con.create_table(name, expr, overwrite=True)
+    return con.table(name).count().to_pyarrow().as_py()
+
+
+def union_aligned(tables: Sequence[ir.Table]) -> ir.Table:
+    """UNION ALL of tables whose columns differ: missing columns become typed NULLs, in the
+    column order of first appearance."""
+    columns: dict[str, object] = {}
+    for t in tables:
+        for name, dtype in t.schema().items():
+            columns.setdefault(name, dtype)
+    aligned = [
+        t.select(*[t[c] if c in t.columns else ibis.null(dtype).name(c) for c, dtype in columns.items()])
+        for t in tables
+    ]
+    return ibis.union(*aligned, distinct=False)
+
+
+def loaded_as_of(con, table: str, through_load_run: str | None) -> ir.Table:
+    """An input table as it stood after the load run `through_load_run` (all rows when None):
+    rows delivered by later loads are left out, so re-running an old run gives the old answer."""
+    t = con.table(table)
+    if through_load_run is None:
+        return t
+    r = con.table("runs")
+    upto = r.filter(r.run_id == through_load_run).seq.max()
+    loaded_by = r.filter(r.seq <= upto).select(load_run_id=r.run_id)
+    return t.semi_join(loaded_by, "load_run_id")
+
+
+def latest_load_run(con) -> str | None:
+    """The id of the latest published load run in the snapshot."""
+    if "runs" not in con.list_tables():
+        return None
+    r = con.table("runs")
+    rows = r.filter(r.kind == "load").order_by(ibis.desc(r.seq)).limit(1).select("run_id").to_pyarrow().to_pylist()
+    return rows[0]["run_id"] if rows else None
+
+
+def valuation_date(paid_through: dt.date) -> dt.date:
+    """The last complete month end on or before the paid-through date (completion factors)."""
+    if _month_end(paid_through) == paid_through:
+        return paid_through
+    return paid_through.replace(day=1) - dt.timedelta(days=1)
+
+
+def programs_for_year(programs: Sequence[ProgramTerms], year: int) -> list[ProgramTerms]:
+    chosen = [p for p in programs if p.performance_year == year]
+    if not chosen:
+        years = sorted({p.performance_year for p in programs})
+        raise RunError(f"no contract terms for performance year {year} (terms cover {years or 'no year'})")
+    return chosen
+
+
+def run_core(
+    con,
+    programs: Sequence[ProgramTerms],
+    year: int,
+    paid_through: dt.date,
+    run_id: str,
+    *,
+    through: dt.date | None = None,
+    through_load_run: str | None = None,
+    progress: Progress | None = None,
+) -> CoreResult:
+    """Run the core stages for every program of `year` with claims paid through `paid_through`.
+
+    `through` (a month) limits the performance-year months computed (year-to-date runs).
+    `through_load_run` reads the inputs as they stood after that load run (see `loaded_as_of`).
+    """
+    import time
+
+    progs = programs_for_year(programs, year)
+    tables = set(con.list_tables())
+    for needed in ("eligibility", "medical_claim", "provider_roster"):
+        if needed not in tables:
+            raise RunError(f"table {needed} is not loaded: run `allpayer load` first")
+    start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    if through is not None:
+        end = min(end, _month_end(through))
+    res = CoreResult(year=year, paid_through=paid_through, programs=[p.program_id for p in progs])
+    total = len(STAGES)
+    done = 0
+
+    def stage(name: str, expr: ir.Table, year_column: str | None = "performance_year") -> None:
+        nonlocal done
+        t0 = time.perf_counter()
+        if progress:
+            progress(f"{year}: {name}", done, total)
+        res.rows[name] = _write(con, name, expr, year, run_id, year_column)
+        res.seconds[name] = round(time.perf_counter() - t0, 3)
+        done += 1
+        if progress:
+            progress(f"{year}: {name}", done, total)
+
+    def inp(name: str) -> ir.Table:
+        return loaded_as_of(con, name, through_load_run)
+
+    eligibility = inp("eligibility")
+    roster = inp("provider_roster")
+    employer_group = inp("employer_group") if "employer_group" in tables else None
+    medical_rows = inp("medical_claim")
+    pharmacy_rows = inp("pharmacy_claim") if "pharmacy_claim" in tables else None
+
+    all_months = eligibility_months(eligibility, dt.date(year - 1, 1, 1), end)
+    pm = program_months(all_months, progs, employer_group)
+    stage("member_months", pm)
+    pm = con.table("member_months").filter(lambda t: t.performance_year == year)
+
+    med = medical_claim_lines(medical_rows, paid_through)
+    rx = pharmacy_claim_lines(pharmacy_rows, paid_through) if pharmacy_rows is not None else None
+
+    from allpayer.reference.primary_care import primary_care_codes_for
+
+    rosters = []
+    for p in progs:
+        codes = primary_care_codes_for(p.attribution.primary_care_codes) if p.attribution.primary_care_codes else None
+        rosters.append(attribute(p, pm, med, roster, codes, eligibility_months=all_months, as_of=paid_through))
+    stage("attribution", ibis.union(*rosters, distinct=False))
+    att = con.table("attribution").filter(lambda t: t.performance_year == year)
+    stage("attribution_changes", attribution_changes(att).mutate(performance_year=ibis.literal(year, "int32")))
+
+    scopes = {p.program_id: tcoc.scope_for(p.kind) for p in progs}
+    lines = tcoc.cost_lines(med, rx)
+    mmc = tcoc.member_month_cost(lines, pm, scopes)
+    stage("tcoc_member_month", mmc)
+    mmc = con.table("tcoc_member_month").filter(lambda t: t.performance_year == year)
+    stage(
+        "tcoc_reconciliation",
+        tcoc.cost_reconciliation(lines, pm, scopes).filter(lambda t: t.service_year == year),
+        "service_year",
+    )
+
+    my = tcoc.member_year_cost(mmc)
+    truncs = []
+    for p in progs:
+        settings = tcoc.truncation_settings(p)
+        if settings:
+            truncs.append(tcoc.truncation(my.filter(my.program_id == p.program_id), **settings).summary)
+    if truncs:
+        stage("tcoc_truncation", ibis.union(*truncs, distinct=False), "year")
+
+    employer = employer_group
+    summaries = [
+        tcoc.tcoc_aggregate(mmc, level="program", period="year"),
+        tcoc.tcoc_aggregate(mmc, level="hsa", period="year", attribution=att),
+        tcoc.tcoc_aggregate(mmc, level="practice", period="year", attribution=att),
+    ]
+    if employer is not None:
+        summaries.append(tcoc.tcoc_aggregate(mmc, level="employer", period="year", employer_group=employer))
+    stage("tcoc_summary", union_aligned(summaries), "year")
+
+    pay = tcoc.claim_payment_rows(medical_rows, pharmacy_rows)
+    comp = tcoc.completion(pay, valuation_date(paid_through))
+    stage("completion_factors", comp.factors.mutate(performance_year=ibis.literal(year, "int32")))
+
+    events = tcoc.utilization_events(med, pm)
+    stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
+    stage("leakage", tcoc.leakage(tcoc.leakage_lines(med, roster, pm, scopes), period="year"), "year")
+    return res
