@@ -60,6 +60,53 @@ def run_with_rss(members: int, seed: int, fmt: str, workdir: Path) -> dict:
     return result
 
 
+def render(rows_out: list[dict], env: dict, md: Path) -> None:
+    """Write (and print) the markdown table of a run, with a least-squares line through the times."""
+    import numpy
+
+    cols = ["members", "seconds", "cpu_seconds", "peak_rss_mb", "total_rows", "rows_per_second", "ms_per_1000_members",
+            "time_per_member_ratio", "load_avg_1m_at_start"]
+    lines = [
+        f"`allpayer generate` ({env['format']}, seed {env['seed']}, default span 2022-2024 + run-out); "
+        f"{env['cpus']} CPUs, Python {env['python']}, numpy {env['numpy']}, pyarrow {env['pyarrow']}.",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "|".join("---:" for _ in cols) + "|",
+    ]
+    for row in rows_out:
+        lines.append("| " + " | ".join(f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in cols) + " |")
+    if len(rows_out) >= 3:
+        xs = numpy.array([r["members"] for r in rows_out], dtype=float)
+        ys = numpy.array([r["seconds"] for r in rows_out], dtype=float)
+        slope, intercept = numpy.polyfit(xs, ys, 1)
+        pred = intercept + slope * xs
+        r2 = 1 - ((ys - pred) ** 2).sum() / ((ys - ys.mean()) ** 2).sum()
+        lines += [
+            "",
+            f"Least-squares line: seconds = {intercept:.2f} + {slope * 1e6:.1f} x (members / 1,000,000); "
+            f"R^2 = {r2:.4f}. Peak RSS stays flat because people are generated and written in chunks of 50,000.",
+        ]
+    md.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def render_from_csv(path: Path) -> None:
+    """Re-render the markdown of an earlier run from its CSV."""
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    env_keys = ("format", "seed", "cpus", "python", "numpy", "pyarrow", "machine")
+    env = {k: rows[0][k] for k in env_keys}
+    out = []
+    for r in rows:
+        row = {}
+        for k, v in r.items():
+            if k in env_keys:
+                continue
+            row[k] = int(v) if v.lstrip("-").isdigit() else float(v)
+        out.append(row)
+    render(out, env, path.with_suffix(".md"))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sizes", nargs="*", type=int, default=list(DEFAULT_SIZES), help="population sizes (people)")
@@ -67,7 +114,11 @@ def main(argv=None) -> int:
     ap.add_argument("--format", default="parquet", choices=("parquet", "csv"), help="output format")
     ap.add_argument("--workdir", type=Path, default=None, help="where to write (default: a temporary folder)")
     ap.add_argument("--results", type=Path, default=HERE / "results" / "generate.csv", help="CSV of results")
+    ap.add_argument("--render-only", action="store_true", help="only rebuild the markdown from the results CSV")
     args = ap.parse_args(argv)
+    if args.render_only:
+        render_from_csv(args.results)
+        return 0
 
     import numpy
     import pyarrow
@@ -116,31 +167,7 @@ def main(argv=None) -> int:
         w.writeheader()
         for row in rows_out:
             w.writerow(row | env)
-    md = args.results.with_suffix(".md")
-    cols = ["members", "seconds", "peak_rss_mb", "total_rows", "rows_per_second", "ms_per_1000_members",
-            "time_per_member_ratio", "load_avg_1m_at_start"]
-    lines = [
-        f"`allpayer generate` ({args.format}, seed {args.seed}, default span 2022-2024 + run-out); "
-        f"{env['cpus']} CPUs, Python {env['python']}, numpy {env['numpy']}, pyarrow {env['pyarrow']}.",
-        "",
-        "| " + " | ".join(cols) + " |",
-        "|" + "|".join("---:" for _ in cols) + "|",
-    ]
-    for row in rows_out:
-        lines.append("| " + " | ".join(f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in cols) + " |")
-    if len(rows_out) >= 3:
-        xs = numpy.array([r["members"] for r in rows_out], dtype=float)
-        ys = numpy.array([r["seconds"] for r in rows_out], dtype=float)
-        slope, intercept = numpy.polyfit(xs, ys, 1)
-        pred = intercept + slope * xs
-        r2 = 1 - ((ys - pred) ** 2).sum() / ((ys - ys.mean()) ** 2).sum()
-        lines += [
-            "",
-            f"Least-squares line: seconds = {intercept:.2f} + {slope * 1e6:.1f} x (members / 1,000,000); "
-            f"R^2 = {r2:.4f}. Peak RSS stays flat because people are generated and written in chunks of 50,000.",
-        ]
-    md.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    render(rows_out, env, args.results.with_suffix(".md"))
     return 0
 
 
