@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import shutil
+import gzip
 from decimal import Decimal
 from pathlib import Path
 
@@ -244,8 +244,6 @@ def test_parquet_and_part_folders_load_the_same_rows_as_csv(tmp_path):
     header, rows = base_rows("medical_claim")
     write_csv(pq_dir / "medical_claim" / "part-1.csv", header, rows[:5])
     write_csv(pq_dir / "medical_claim" / "part-2.csv", header, rows[5:])
-    import gzip
-
     (pq_dir / "medical_claim" / "part-2.csv.gz").write_bytes(gzip.compress((pq_dir / "medical_claim" / "part-2.csv").read_bytes()))
     (pq_dir / "medical_claim" / "part-2.csv").unlink()
     result = loader.load_folder(pq_dir, db)

@@ -4,9 +4,8 @@ Parquet staging and the file-level errors."""
 from __future__ import annotations
 
 import csv
-from decimal import Decimal
 import gzip
-import io
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -133,8 +132,9 @@ def test_line_numbers_stay_right_across_many_chunks(tmp_path, monkeypatch):
     assert [r[0] for r in rejects] == [i + 1 + i // 1009 for i in (997, 1994, 2991, 3988, 4985)]
     # each staged row sits on the line the file has it on
     text = p.read_text().split("\n")
-    for line, a, _, _ in rows[:50] + rows[-50:]:
-        assert text[line - 1].startswith(a.split("\n")[0].replace('"', "")) or text[line - 1].startswith('"' + a.split("\n")[0])
+    for line, a, _, _ in rows:
+        first = a.split("\n")[0]
+        assert text[line - 1].startswith(first) or text[line - 1].startswith('"' + first), line
 
 
 def test_crlf_files_with_quoted_newlines(tmp_path):

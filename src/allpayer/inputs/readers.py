@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from allpayer.errors import InputFileError
 from allpayer.inputs.schema import TABLES, Table
@@ -464,8 +465,6 @@ def check_columns(f: InputFile, spec: Table) -> list[str]:
     if f.format == "csv":
         names = _read_header(f.path)
     else:
-        import pyarrow.parquet as pq
-
         if f.path.stat().st_size == 0:
             raise InputFileError(str(f.path), "empty file: expected a Parquet file")
         try:
