@@ -1,0 +1,868 @@
+"""CMS-HCC risk scores (V24, V28 and their payment-year blend) as Ibis joins, and risk ratios.
+
+A payment year's score uses that year's model tables (an :class:`~allpayer.reference.hcc.HccReference`),
+age as of 1 February of the payment year, and diagnoses with service (through) dates in the prior
+calendar year from risk-adjustment-eligible claims only. Every stage is a pure function of Ibis
+tables; nothing loops over members.
+
+Pipeline for one model version (CMS's SAS model software, repeated as joins):
+
+1. demographics: segment (community by dual status and aged/disabled, institutional, new enrollee),
+   age/sex cell, originally-disabled and Medicaid interactions;
+2. diagnoses -> CCs (``dx_to_cc``), then the age/sex edits (``dx_edits``: a code is invalid, or maps
+   to another CC, for some ages or one sex);
+3. CCs that need a companion CC (V28 HCC 223), then hierarchies (a parent drops its children);
+4. coefficients for the segment: HCCs, disease interactions, the payment-HCC count (D1..D10P);
+5. raw score = sum of coefficients; normalized = raw / normalization factor (per model and payment
+   year); blended = sum of weight x normalized; MA coding pattern adjustment only if the terms turn
+   it on (off by default for ACO programs).
+
+Where CMS's method and the `hccinfhir` package (the test oracle) differ, this module follows CMS; the
+differences are listed in ``docs/risk.md`` and in ``tests/core/test_risk.py``.
+
+Outputs (:class:`RiskScores`):
+
+- ``scores``: one row per scored person (payment year, segment, blended and final score, label);
+- ``model_scores``: one row per scored person and model version (raw, normalized, weight);
+- ``detail``: one row per person, model and factor (demographic cell, each HCC, each interaction,
+  the HCC count) with its coefficient name and value;
+- ``hcc_diagnoses``: one row per person, model, HCC and diagnosis code that produced it;
+- ``excluded``: one row per person not scored, with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import ibis
+import ibis.expr.types as ir
+import yaml
+
+from allpayer.core.member_months import age_on, eligibility_months
+from allpayer.errors import RunError, TermsError
+from allpayer.reference.hcc import MODEL_LABELS, HccReference
+
+PARAMETERS_FILE = Path(__file__).resolve().parent.parent / "reference" / "data" / "cms_hcc_parameters.yaml"
+
+FULL_BENEFIT_DUAL = ("02", "04", "08")
+PARTIAL_BENEFIT_DUAL = ("01", "03", "05", "06")
+MEDICAID_DUAL = FULL_BENEFIT_DUAL + PARTIAL_BENEFIT_DUAL
+"""Dual status codes that mean Medicaid coverage (09 'other dual, no Medicaid' does not)."""
+
+ESRD_MEDICARE_STATUS = ("11", "21", "31")
+INPATIENT_BILL_TYPES = ("11", "41")
+OUTPATIENT_BILL_TYPES = ("12", "13", "43", "71", "73", "76", "77", "85", "87")
+"""Bill type classes (first two digits) whose diagnoses are risk-adjustment eligible: inpatient
+always; outpatient with an eligible CPT/HCPCS line (CMS encounter data filtering logic)."""
+
+ESRD_POLICIES = ("exclude", "cms_hcc")
+
+_AGE_BANDS = ((34, "0_34"), (44, "35_44"), (54, "45_54"), (59, "55_59"), (64, "60_64"), (69, "65_69"),
+              (74, "70_74"), (79, "75_79"), (84, "80_84"), (89, "85_89"), (94, "90_94"))
+
+DEMOGRAPHIC_FACTOR_TYPES = ("demographic", "demographic_interaction")
+
+
+# --------------------------------------------------------------------------------------------------
+# Terms: blend weights, normalization, coding intensity (dated parameters)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CmsHccTerms:
+    """The CMS-HCC parameters of one model (payment) year.
+
+    ``model_year`` selects the reference tables, blend weights and normalization factors. A benchmark
+    year scored "with the performance year's model" (MSSP from PY2024) uses the performance year's
+    terms with ``payment_year`` set to the benchmark year in :func:`cms_hcc_scores`.
+    """
+
+    model_year: int
+    weights: Mapping[str, Decimal]
+    normalization: Mapping[str, Decimal]
+    coding_intensity: Decimal = Decimal(0)
+    esrd: str = "exclude"
+    round_decimals: int | None = None
+    reference: str = ""
+    status: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if set(self.weights) - set(self.normalization):
+            raise TermsError("cms_hcc", "normalization", f"no normalization factor for {sorted(set(self.weights) - set(self.normalization))}")
+        total = sum(self.weights.values(), Decimal(0))
+        if total != Decimal(1):
+            raise TermsError("cms_hcc", "weights", f"blend weights must add up to 1, got {total}")
+        if any(w < 0 for w in self.weights.values()):
+            raise TermsError("cms_hcc", "weights", "blend weights must not be negative")
+        if any(n <= 0 for n in self.normalization.values()):
+            raise TermsError("cms_hcc", "normalization", "normalization factors must be positive")
+        if not Decimal(0) <= self.coding_intensity < Decimal(1):
+            raise TermsError("cms_hcc", "coding_intensity", "must be in [0, 1)")
+        if self.esrd not in ESRD_POLICIES:
+            raise TermsError("cms_hcc", "esrd", f"expected one of {', '.join(ESRD_POLICIES)}, got {self.esrd!r}")
+
+    @property
+    def blended_models(self) -> tuple[str, ...]:
+        """Model versions with a positive blend weight, in version order."""
+        return tuple(sorted(m for m, w in self.weights.items() if w > 0))
+
+    @property
+    def label(self) -> str:
+        """e.g. ``CMS-HCC PY2025: 33% V24 + 67% V28``."""
+        parts = " + ".join(f"{(self.weights[m] * 100).normalize():f}% {m}" for m in self.blended_models)
+        return f"CMS-HCC PY{self.model_year}: {parts}"
+
+
+def _decimal(value, where: str, key: str) -> Decimal:
+    if isinstance(value, float):
+        raise TermsError(where, key, f"write numbers as strings (exact decimals), got float {value!r}")
+    try:
+        return Decimal(str(value))
+    except InvalidOperation as exc:
+        raise TermsError(where, key, f"not a number: {value!r}") from exc
+
+
+def cms_hcc_terms(
+    model_year: int,
+    *,
+    apply_coding_intensity: bool = False,
+    esrd: str = "exclude",
+    round_decimals: int | None = None,
+    parameters_file: str | Path | None = None,
+) -> CmsHccTerms:
+    """Read the dated CMS-HCC parameters of `model_year` (see ``cms_hcc_parameters.yaml``).
+
+    The MA coding pattern adjustment is applied only when `apply_coding_intensity` is true (it is a
+    Medicare Advantage payment adjustment; ACO programs leave it off).
+
+    >>> t = cms_hcc_terms(2025)
+    >>> t.label, t.normalization["V28"], t.coding_intensity
+    ('CMS-HCC PY2025: 33% V24 + 67% V28', Decimal('1.045'), Decimal('0'))
+    """
+    path = Path(parameters_file) if parameters_file else PARAMETERS_FILE
+    where = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TermsError(where, "", f"cannot read CMS-HCC parameters: {exc}") from exc
+    years = data.get("payment_years") or {}
+    if model_year not in years:
+        have = ", ".join(str(y) for y in sorted(years))
+        raise RunError(f"{where}: no CMS-HCC parameters for payment year {model_year} (have {have})")
+    block = years[model_year]
+    models = block.get("models") or {}
+    weights, norms, status = {}, {}, {}
+    for name, spec in models.items():
+        key = f"payment_years.{model_year}.models.{name}"
+        unknown = set(spec) - {"weight", "normalization_factor", "status"}
+        if unknown:
+            raise TermsError(where, key, f"unknown keys {sorted(unknown)}")
+        weights[name] = _decimal(spec["weight"], where, key + ".weight")
+        norms[name] = _decimal(spec["normalization_factor"], where, key + ".normalization_factor")
+        status[name] = spec.get("status", "unverified")
+    maci = Decimal(0)
+    if apply_coding_intensity:
+        spec = block.get("ma_coding_pattern_adjustment")
+        if not spec:
+            raise TermsError(where, f"payment_years.{model_year}.ma_coding_pattern_adjustment", "missing")
+        maci = _decimal(spec["value"], where, f"payment_years.{model_year}.ma_coding_pattern_adjustment.value")
+    return CmsHccTerms(
+        model_year=model_year,
+        weights=weights,
+        normalization=norms,
+        coding_intensity=maci,
+        esrd=esrd,
+        round_decimals=round_decimals,
+        reference=" ".join(str(block.get("reference", "")).split()),
+        status=status,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs: persons from eligibility, risk-adjustment-eligible diagnoses from claims
+# --------------------------------------------------------------------------------------------------
+
+
+def persons_from_eligibility(
+    eligibility: ir.Table,
+    *,
+    payment_year: int,
+    new_enrollee_months: int = 12,
+    institutional: ir.Table | None = None,
+    payer_types: Sequence[str] = ("medicare",),
+) -> ir.Table:
+    """One row per person with the attributes CMS-HCC scoring needs, from the eligibility table.
+
+    The attributes come from the person's latest enrollment span that overlaps the payment year
+    (or, failing that, the latest span before it): ``sex`` (F/M from ``gender``), ``orec``
+    (original reason for entitlement; '0' when blank), ``dual_status_code`` ('00' when blank),
+    ``esrd`` (``medicare_status_code`` 11, 21 or 31). ``new_enrollee`` is true when the person has
+    fewer than `new_enrollee_months` months of coverage in the diagnosis year (``payment_year - 1``).
+    ``institutional`` (long-term institutional status) is not in the eligibility contract: pass a
+    table of person_id for the institutionalized, or everyone is community.
+    """
+    e = eligibility.filter(eligibility.payer_type.isin(list(payer_types)))
+    year_start, year_end = dt.date(payment_year, 1, 1), dt.date(payment_year, 12, 31)
+    e = e.filter(e.enrollment_start_date <= year_end)
+    overlaps = e.enrollment_end_date >= year_start
+    w = ibis.window(
+        group_by=e.person_id,
+        order_by=[
+            ibis.desc(ibis.ifelse(overlaps, 1, 0)),
+            ibis.desc(e.enrollment_end_date),
+            ibis.desc(e.enrollment_start_date),
+            e.member_id,
+            e.payer,
+            e.plan,
+        ],
+    )
+    latest = e.mutate(_rn=ibis.row_number().over(w)).filter(lambda t: t._rn == 0)
+    gender = latest.gender.lower()
+    dual = latest.dual_status_code.strip().nullif("")
+    dual = ibis.ifelse(dual.length() == 1, "0" + dual, dual).fill_null("00")
+    persons = latest.select(
+        person_id=latest.person_id,
+        birth_date=latest.birth_date,
+        sex=ibis.cases((gender == "female", "F"), (gender == "male", "M"), else_=ibis.null("string")),
+        orec=latest.original_reason_entitlement_code.strip().nullif("").fill_null("0"),
+        dual_status_code=dual,
+        esrd=latest.medicare_status_code.isin(list(ESRD_MEDICARE_STATUS)).fill_null(False),
+    )
+    months = eligibility_months(
+        eligibility.filter(eligibility.payer_type.isin(list(payer_types))),
+        dt.date(payment_year - 1, 1, 1),
+        dt.date(payment_year - 1, 12, 31),
+    )
+    covered = months.group_by("person_id").agg(months_covered=months.month.nunique())
+    persons = persons.left_join(covered, "person_id").drop("person_id_right")
+    persons = persons.mutate(
+        new_enrollee=persons.months_covered.fill_null(0) < new_enrollee_months
+    ).drop("months_covered")
+    if institutional is not None:
+        lti = institutional.select("person_id").distinct().mutate(_lti=True)
+        persons = persons.left_join(lti, "person_id").drop("person_id_right")
+        persons = persons.mutate(institutional=persons._lti.fill_null(False)).drop("_lti")
+    else:
+        persons = persons.mutate(institutional=False)
+    return persons
+
+
+def _bill_type_class(code: ir.StringValue) -> ir.StringValue:
+    """First two digits of a bill type code given as '0111', '111' or '11'."""
+    c = code.strip()
+    c = ibis.ifelse((c.length() == 4) & c.startswith("0"), c.substr(1), c)
+    return c.substr(0, 2)
+
+
+def risk_adjustment_claims(
+    medical_claim: ir.Table,
+    eligible_procedures: ir.Table,
+    *,
+    diagnosis_year: int,
+) -> ir.Table:
+    """One row per claim with through date in `diagnosis_year`, saying whether its diagnoses count.
+
+    Rules (CMS risk adjustment filtering of FFS and encounter records): inpatient bill types 11x and
+    41x count; outpatient bill types 12x, 13x, 43x, 71x, 73x, 76x, 77x, 85x, 87x and professional
+    claims count when a line carries a risk-adjustment-eligible CPT/HCPCS code; other bill types and
+    DME claims do not. Denied lines and lines whose adjustments net to zero allowed (reversals) are
+    ignored. The through date is ``claim_end_date``.
+
+    Columns: claim_id, person_id, claim_type, bill_type_class, through_date, eligible_lines,
+    ra_eligible, reason.
+    """
+    mc = medical_claim.filter(medical_claim.claim_end_date.year() == diagnosis_year)
+    status = mc.claim_status if "claim_status" in mc.columns else ibis.literal("paid")
+    mc = mc.mutate(_denied=status.fill_null("paid") == "denied")
+    lines = mc.group_by(["claim_id", "claim_line_number"]).agg(
+        person_id=mc.person_id.max(),
+        claim_type=mc.claim_type.max(),
+        bill_type_code=mc.bill_type_code.max(),
+        through_date=mc.claim_end_date.max(),
+        hcpcs_code=mc.hcpcs_code.max(),
+        n_rows=mc.count(),
+        net_allowed=mc.allowed_amount.sum(),
+        denied=mc._denied.all(),
+    )
+    lines = lines.mutate(live=~lines.denied & ~((lines.n_rows > 1) & (lines.net_allowed == 0)))
+    procs = eligible_procedures.select(_code=eligible_procedures.hcpcs_code).distinct()
+    lines = lines.left_join(procs, lines.hcpcs_code.upper().strip() == procs._code)
+    lines = lines.mutate(eligible_line=lines.live & lines._code.notnull()).drop("_code")
+    claims = lines.group_by("claim_id").agg(
+        person_id=lines.person_id.max(),
+        claim_type=lines.claim_type.max(),
+        bill_type_code=lines.bill_type_code.max(),
+        through_date=lines.through_date.max(),
+        live_lines=lines.live.sum(),
+        eligible_lines=lines.eligible_line.sum(),
+    )
+    tob = _bill_type_class(claims.bill_type_code.fill_null(""))
+    kind = ibis.cases(
+        (claims.claim_type == "professional", "professional"),
+        ((claims.claim_type == "institutional") & tob.isin(list(INPATIENT_BILL_TYPES)), "inpatient"),
+        ((claims.claim_type == "institutional") & tob.isin(list(OUTPATIENT_BILL_TYPES)), "outpatient"),
+        else_="other",
+    )
+    claims = claims.mutate(bill_type_class=ibis.ifelse(claims.claim_type == "institutional", tob, ibis.null("string")), _kind=kind)
+    eligible = ibis.cases(
+        (claims.live_lines == 0, False),
+        (claims._kind == "inpatient", True),
+        (claims._kind.isin(["outpatient", "professional"]), claims.eligible_lines > 0),
+        else_=False,
+    )
+    reason = ibis.cases(
+        (claims.live_lines == 0, "denied or reversed"),
+        (claims._kind == "inpatient", "inpatient bill type"),
+        ((claims._kind == "outpatient") & (claims.eligible_lines > 0), "outpatient bill type with eligible CPT/HCPCS"),
+        (claims._kind == "outpatient", "outpatient bill type without eligible CPT/HCPCS"),
+        ((claims._kind == "professional") & (claims.eligible_lines > 0), "professional with eligible CPT/HCPCS"),
+        (claims._kind == "professional", "professional without eligible CPT/HCPCS"),
+        (claims.claim_type == "institutional", "bill type not risk-adjustment eligible"),
+        else_="claim type not risk-adjustment eligible",
+    )
+    return claims.mutate(ra_eligible=eligible, reason=reason).select(
+        "claim_id", "person_id", "claim_type", "bill_type_class", "through_date", "eligible_lines", "ra_eligible", "reason"
+    )
+
+
+def _diagnosis_columns(medical_claim: ir.Table) -> list[str]:
+    cols = [c for c in medical_claim.columns if re.fullmatch(r"diagnosis_code_\d+", c)]
+    return sorted(cols, key=lambda c: int(c.rsplit("_", 1)[1]))
+
+
+def claim_diagnoses(medical_claim: ir.Table) -> ir.Table:
+    """Distinct (claim_id, diagnosis_code) from the diagnosis_code_1..25 columns, codes normalized
+    (upper case, no dots or spaces)."""
+    cols = _diagnosis_columns(medical_claim)
+    if not cols:
+        raise RunError("medical_claim has no diagnosis_code_<n> columns")
+    mc = medical_claim
+    long = ibis.union(*[mc.filter(mc[c].notnull()).select("claim_id", _dx=mc[c].cast("string")) for c in cols])
+    code = long._dx.upper().replace(".", "").replace(" ", "")
+    long = long.select("claim_id", diagnosis_code=code).filter(lambda t: t.diagnosis_code != "")
+    return long.group_by(["claim_id", "diagnosis_code"]).agg(_n=long.count()).select("claim_id", "diagnosis_code")
+
+
+def risk_adjustment_diagnoses(
+    medical_claim: ir.Table,
+    eligible_procedures: ir.Table,
+    *,
+    diagnosis_year: int,
+) -> ir.Table:
+    """Diagnoses from risk-adjustment-eligible claims of `diagnosis_year` (see :func:`risk_adjustment_claims`).
+
+    Columns: person_id, diagnosis_code, service_date (the claim's through date), claim_id.
+    """
+    claims = risk_adjustment_claims(medical_claim, eligible_procedures, diagnosis_year=diagnosis_year)
+    claims = claims.filter(claims.ra_eligible).select("claim_id", "person_id", "through_date")
+    rows = medical_claim.filter(medical_claim.claim_end_date.year() == diagnosis_year)
+    rows = rows.semi_join(claims, "claim_id")
+    dx = claim_diagnoses(rows).join(claims, "claim_id")
+    return dx.select("person_id", "diagnosis_code", service_date=dx.through_date, claim_id=dx.claim_id)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RiskScores:
+    """The result of :func:`cms_hcc_scores`: five Ibis tables (see the module docstring)."""
+
+    scores: ir.Table
+    model_scores: ir.Table
+    detail: ir.Table
+    hcc_diagnoses: ir.Table
+    excluded: ir.Table
+
+
+def _column_or(t: ir.Table, name: str, default) -> ir.Value:
+    return t[name] if name in t.columns else ibis.literal(default)
+
+
+def _prepare_persons(persons: ir.Table, as_of: dt.date, esrd_policy: str) -> ir.Table:
+    """Demographic variables, segment, cell and exclusion reason for each person."""
+    p = persons
+    sex = p.sex.upper().strip()
+    p = p.mutate(
+        person_id=p.person_id.cast("string"),
+        sex=ibis.cases((sex.isin(["F", "2"]), "F"), (sex.isin(["M", "1"]), "M"), else_=ibis.null("string")),
+        orec=_column_or(p, "orec", "0").cast("string").strip().nullif("").fill_null("0"),
+        dual_status_code=_column_or(p, "dual_status_code", "00").cast("string").strip().fill_null("00"),
+        new_enrollee=_column_or(p, "new_enrollee", False).cast("boolean").fill_null(False),
+        institutional=_column_or(p, "institutional", False).cast("boolean").fill_null(False),
+        esrd=_column_or(p, "esrd", False).cast("boolean").fill_null(False),
+    )
+    p = p.mutate(age=age_on(p.birth_date, ibis.date(as_of.year, as_of.month, as_of.day)))
+    aged = p.age >= 65
+    fbd = p.dual_status_code.isin(list(FULL_BENEFIT_DUAL))
+    pbd = p.dual_status_code.isin(list(PARTIAL_BENEFIT_DUAL))
+    mcaid = p.dual_status_code.isin(list(MEDICAID_DUAL))
+    disabled = (p.age < 65) & (p.orec != "0")
+    origds = (p.orec == "1") & aged
+    community = "C" + ibis.ifelse(fbd, "F", ibis.ifelse(pbd, "P", "N")) + ibis.ifelse(aged, "A", "D")
+    segment = ibis.cases((p.new_enrollee, "NE"), (p.institutional, "INS"), else_=community)
+
+    band = ibis.cases(*[(p.age <= hi, label) for hi, label in _AGE_BANDS], else_="95_GT")
+    ne_band = ibis.cases(
+        (p.age <= 34, "0_34"),
+        (p.age <= 44, "35_44"),
+        (p.age <= 54, "45_54"),
+        (p.age <= 59, "55_59"),
+        ((p.age <= 63) | ((p.age == 64) & (p.orec != "0")), "60_64"),
+        (p.age <= 65, "65"),
+        (p.age == 66, "66"),
+        (p.age == 67, "67"),
+        (p.age == 68, "68"),
+        (p.age == 69, "69"),
+        (p.age <= 74, "70_74"),
+        (p.age <= 79, "75_79"),
+        (p.age <= 84, "80_84"),
+        (p.age <= 89, "85_89"),
+        (p.age <= 94, "90_94"),
+        else_="95_GT",
+    )
+    ne_cell = (
+        ibis.ifelse(mcaid, "MCAID", "NMCAID")
+        + "_"
+        + ibis.ifelse(origds, "ORIGDIS", "NORIGDIS")
+        + "_NE"
+        + p.sex
+        + ne_band
+    )
+    cell = ibis.ifelse(p.new_enrollee, ne_cell, p.sex + band)
+    reason = ibis.cases(
+        (p.sex.isnull(), "sex not female or male"),
+        (p.birth_date.isnull(), "birth date missing"),
+        (p.birth_date > ibis.date(as_of.year, as_of.month, as_of.day), "born after February 1 of the payment year"),
+        (p.esrd & ibis.literal(esrd_policy == "exclude"), "ESRD: excluded by the terms (no ESRD model)"),
+        else_=ibis.null("string"),
+    )
+    return p.mutate(
+        aged=aged,
+        fbd=fbd,
+        pbd=pbd,
+        medicaid=mcaid,
+        disabled=disabled,
+        originally_disabled=origds,
+        segment=segment,
+        demographic_cell=cell,
+        exclusion_reason=reason,
+    )
+
+
+def _with_coefficients(rows: ir.Table, reference: HccReference, *, keep_missing: bool = False) -> ir.Table:
+    """Attach each row's coefficient: the variable ``variable`` (or HCC ``cc``) of segment ``segment``.
+
+    Rows without a coefficient are dropped (the segment does not use that variable), or kept with
+    value 0 and no coefficient name when `keep_missing` (HCCs of new enrollees).
+    """
+    c = reference.coefficients
+    rows = rows.view()
+    if "cc" in rows.columns:
+        match = rows.cc == c.cc
+    else:
+        match = rows.variable == c.variable
+    j = rows.join(
+        c,
+        (rows.model_version == c.model_version) & (rows.segment == c.segment) & match,
+        how="left" if keep_missing else "inner",
+    )
+    return j.select(
+        person_id=j.person_id,
+        model_version=j.model_version,
+        segment=j.segment,
+        factor_type=j.factor_type,
+        factor=j.factor,
+        coefficient=j.coefficient,
+        value=j.value.fill_null(0.0),
+    )
+
+
+def _factor_rows(t: ir.Table, factor_type: str, factor: ir.Value, **extra: ir.Value) -> ir.Table:
+    """Rows (person, model, segment, factor) to be matched with coefficients."""
+    return t.select(
+        person_id=t.person_id,
+        model_version=t.model_version,
+        segment=t.segment,
+        factor_type=ibis.literal(factor_type),
+        factor=factor,
+        variable=factor.upper(),
+        **extra,
+    )
+
+
+def _model_hccs(
+    dx: ir.Table, p: ir.Table, reference: HccReference, models: Sequence[str], switch_edits: bool
+) -> tuple[ir.Table, ir.Table]:
+    """HCCs after edits, CC requirements and hierarchies, keyed by the integer person key ``_pk``:
+    (_pk, model_version, cc, group_mask), and the diagnoses behind each
+    (_pk, model_version, cc, diagnosis_code).
+    """
+    who = p.select("person_id", "_pk", "age", _sex_code=ibis.ifelse(p.sex == "F", "2", "1"))
+    d = dx.join(who, "person_id").select("_pk", "diagnosis_code", "age", "_sex_code")
+    m = reference.dx_to_cc.filter(reference.dx_to_cc.model_version.isin(list(models)))
+    mapped = d.join(m, d.diagnosis_code == m.diagnosis_code).select(
+        d._pk, m.model_version, d.diagnosis_code, m.cc, d.age, d._sex_code
+    )
+    e = reference.dx_edits
+    if not switch_edits:
+        e = e.filter(e.edit_type != "mce_age")
+    j = mapped.left_join(
+        e, (mapped.model_version == e.model_version) & (mapped.diagnosis_code == e.diagnosis_code)
+    )
+    age_fires = ((j.age_max.notnull() & (j.age <= j.age_max)) | (j.age_min.notnull() & (j.age >= j.age_min))).fill_null(False)
+    fires = ibis.cases(
+        (j.edit_type == "sex", (j._sex_code == j.sex).fill_null(False)),
+        (j.edit_type.isin(["age", "mce_age"]), age_fires),
+        else_=False,
+    ).fill_null(False)
+    j = j.mutate(_fires=fires)
+    j = j.filter(~(j._fires & (j.action == "invalid")))
+    cc = ibis.ifelse(j._fires & (j.action == "override") & j.cc_override.notnull(), j.cc_override, j.cc)
+    sources = j.select(_pk=j._pk, model_version=j.model_version, cc=cc, diagnosis_code=j.diagnosis_code)
+    keys_ = ["_pk", "model_version", "cc"]
+    ccs = sources.group_by(keys_).agg(_n=sources.count())
+
+    # Companion requirements and hierarchies with bit masks (see HccReference.cc_flags), in one
+    # aggregation per person and model and one join back:
+    # 1. a CC that needs a companion (V28 HCC 223) stays only if one is present;
+    # 2. hierarchies as CMS's software applies them: parents in order, and a parent that an earlier
+    #    parent has already dropped drops nothing (V28: 62 drops 63, so 63 does not drop 202). A
+    #    parent acts when no present parent drops it (exact for tables that pass the loader's check).
+    f = reference.cc_flags
+    c = ccs.left_join(f, (ccs.model_version == f.model_version) & (ccs.cc == f.cc)).select(
+        ccs._pk,
+        ccs.model_version,
+        ccs.cc,
+        bit=f.bit.fill_null(0),
+        parents_mask=f.parents_mask.fill_null(0),
+        requires_mask=f.requires_mask.fill_null(0),
+        drops_parents_mask=f.drops_parents_mask.fill_null(0),
+        group_mask=f.group_mask.fill_null(0),
+    )
+    unconditional = c.requires_mask == 0
+    masks = c.group_by(["_pk", "model_version"]).agg(
+        _base=c.bit.bit_or(where=unconditional).fill_null(0),
+        _base_drops=c.drops_parents_mask.bit_or(where=unconditional).fill_null(0),
+        _conditional=c.bit.bit_or(where=~unconditional).fill_null(0),
+    )
+    present, drops = masks._base, masks._base_drops
+    kept_conditional = ibis.literal(0, "int64")
+    for model, _cc, bit, requires, drops_parents in reference.conditional_ccs:
+        kept = (
+            (masks.model_version == model)
+            & ((masks._conditional & bit) != 0)
+            & (((masks._base | masks._conditional) & requires) != 0)
+        )
+        kept_conditional = kept_conditional | ibis.ifelse(kept, bit, 0)
+        drops = drops | ibis.ifelse(kept, drops_parents, 0)
+    present = present | kept_conditional
+    masks = masks.select("_pk", "model_version", _kept_conditional=kept_conditional, _acting=present & ~drops)
+    c = c.join(masks, ["_pk", "model_version"])
+    keep = ((c.requires_mask == 0) | ((c._kept_conditional & c.bit) != 0)) & ((c._acting & c.parents_mask) == 0)
+    hccs = c.filter(keep).select("_pk", "model_version", "cc", "group_mask")
+    return hccs, sources.semi_join(hccs, keys_)
+
+
+def cms_hcc_scores(
+    persons: ir.Table,
+    diagnoses: ir.Table,
+    reference: HccReference,
+    terms: CmsHccTerms,
+    *,
+    payment_year: int | None = None,
+    models: Sequence[str] | None = None,
+    switch_edits: bool = True,
+    cache: bool = False,
+) -> RiskScores:
+    """CMS-HCC risk scores of `payment_year` (default: the terms' model year).
+
+    `persons`: person_id, birth_date, sex (F/M), and optionally orec, dual_status_code,
+    new_enrollee, institutional, esrd (see :func:`persons_from_eligibility`).
+    `diagnoses`: person_id, diagnosis_code, service_date -- already limited to risk-adjustment-eligible
+    claims (see :func:`risk_adjustment_diagnoses`); only service dates in ``payment_year - 1`` are used.
+    `models`: model versions to compute (default: those with a positive blend weight); models with no
+    blend weight are computed and shown but add nothing to the blended score.
+    `switch_edits`: apply CMS's MCE age-validity edits (CMS default: on).
+    `cache`: materialize the persons, HCC sets and detail in the inputs' backend (``Table.cache``)
+    so the outputs do not recompute them; the results are the same either way.
+    """
+    if reference.payment_year != terms.model_year:
+        raise RunError(
+            f"reference tables are for payment year {reference.payment_year} but the terms are for "
+            f"{terms.model_year}: load both for the same model year"
+        )
+    payment_year = terms.model_year if payment_year is None else payment_year
+    models = tuple(sorted(set(models))) if models else terms.blended_models
+    missing = [m for m in models if m not in reference.models]
+    if missing:
+        raise RunError(f"payment year {reference.payment_year}: no reference tables loaded for {', '.join(missing)}")
+    unweighted = [m for m in terms.blended_models if m not in models]
+    if unweighted:
+        raise RunError(f"the blend needs model(s) {', '.join(unweighted)}; include them in models=")
+    as_of = dt.date(payment_year, 2, 1)
+
+    prepared = _prepare_persons(persons, as_of, terms.esrd)
+    excluded = prepared.filter(prepared.exclusion_reason.notnull()).select(
+        "person_id", payment_year=ibis.literal(payment_year, "int32"), reason=prepared.exclusion_reason
+    )
+    p = prepared.filter(prepared.exclusion_reason.isnull())
+    p = p.mutate(_pk=ibis.row_number().over(order_by=p.person_id).cast("int64"))
+    mods = ibis.memtable({"model_version": list(models)})
+
+    dx = diagnoses.filter(diagnoses.service_date.year() == payment_year - 1)
+    dx = dx.select(
+        person_id=dx.person_id.cast("string"),
+        diagnosis_code=dx.diagnosis_code.upper().replace(".", "").replace(" ", ""),
+    )
+    dx = dx.group_by(["person_id", "diagnosis_code"]).agg(_n=dx.count()).select("person_id", "diagnosis_code")
+    if cache:
+        p = p.cache()
+    hccs, hcc_sources = _model_hccs(dx, p, reference, models, switch_edits)
+    seg = p.select("_pk", "person_id", "segment", "disabled")
+    hccs = hccs.join(seg, "_pk").select("person_id", "model_version", "cc", "segment", "disabled", "group_mask")
+    if cache:
+        hccs = hccs.cache()
+    pm = p.cross_join(mods)
+
+    # 1. demographic cell (new enrollees: segment NE) and demographic interactions
+    ne = pm.segment == "NE"
+    demo_rows = [_factor_rows(pm, "demographic", pm.demographic_cell)]
+    for name, cond in (
+        ("OriginallyDisabled_Female", pm.originally_disabled & (pm.sex == "F") & ~ne),
+        ("OriginallyDisabled_Male", pm.originally_disabled & (pm.sex == "M") & ~ne),
+        ("ORIGDS", pm.originally_disabled & (pm.segment == "INS")),
+        ("LTIMCAID", pm.medicaid & (pm.segment == "INS")),
+    ):
+        sub = pm.filter(cond)
+        demo_rows.append(_factor_rows(sub, "demographic_interaction", ibis.literal(name)))
+    demo = _with_coefficients(ibis.union(*demo_rows), reference)
+
+    # 2. HCCs (kept where the segment has no HCC coefficients, as for new enrollees, with value 0)
+    hcc_detail = _with_coefficients(
+        _factor_rows(hccs, "hcc", "HCC" + hccs.cc.cast("string"), cc=hccs.cc), reference, keep_missing=True
+    )
+
+    # 3. per person and model: payment HCC count and the interaction groups present
+    summary = hccs.group_by(["person_id", "model_version", "segment", "disabled"]).agg(
+        _n=hccs.count(), _groups=hccs.group_mask.bit_or()
+    )
+    im = reference.interaction_masks
+    inter = summary.join(im, summary.model_version == im.model_version)
+    groups = inter._groups | ibis.ifelse(inter.disabled, inter.disabled_bit, 0)
+    inter = inter.filter((groups & inter.required_mask) == inter.required_mask)
+    inter_detail = _with_coefficients(_factor_rows(inter, "disease_interaction", inter.interaction), reference)
+
+    count_name = ibis.ifelse(summary._n >= 10, "D10P", "D" + summary._n.cast("string"))
+    count_detail = _with_coefficients(_factor_rows(summary, "hcc_count", count_name), reference)
+
+    detail = ibis.union(demo, hcc_detail, inter_detail, count_detail)
+    detail = detail.mutate(
+        payment_year=ibis.literal(payment_year, "int32"), model_year=ibis.literal(terms.model_year, "int32")
+    )
+    if cache:
+        detail = detail.cache()
+
+    # model scores
+    agg = detail.group_by(["person_id", "model_version"]).agg(
+        raw_score=detail.value.sum(),
+        demographic_score=detail.value.sum(where=detail.factor_type.isin(list(DEMOGRAPHIC_FACTOR_TYPES))),
+        demographic_factor=detail.value.max(where=detail.factor_type == "demographic"),
+        hcc_count=(detail.factor_type == "hcc").sum(),
+    )
+    params = ibis.memtable(
+        {
+            "model_version": list(models),
+            "model_label": [MODEL_LABELS.get(m, m) for m in models],
+            "blend_weight": [float(terms.weights.get(m, Decimal(0))) for m in models],
+            "normalization_factor": [
+                float(terms.normalization[m]) if m in terms.normalization else None for m in models
+            ],
+        },
+        schema=ibis.schema(
+            {"model_version": "string", "model_label": "string", "blend_weight": "float64", "normalization_factor": "float64"}
+        ),
+    )
+    ms = pm.select("person_id", "model_version", "segment", "demographic_cell")
+    ms = ms.left_join(agg, ["person_id", "model_version"]).drop("person_id_right", "model_version_right")
+    ms = ms.join(params, "model_version")
+    raw = ms.raw_score.fill_null(0.0)
+    normalized = raw / ms.normalization_factor
+    if terms.round_decimals is not None:
+        normalized = normalized.round(terms.round_decimals)
+    ms = ms.mutate(
+        raw_score=raw,
+        demographic_score=ms.demographic_score.fill_null(0.0),
+        hcc_count=ms.hcc_count.fill_null(0).cast("int64"),
+        normalized_score=normalized,
+    )
+    ms = ms.mutate(
+        weighted_score=ms.normalized_score.fill_null(0.0) * ms.blend_weight,
+        payment_year=ibis.literal(payment_year, "int32"),
+        model_year=ibis.literal(terms.model_year, "int32"),
+    )
+
+    # person scores
+    blend = ms.group_by("person_id").agg(blended_score=ms.weighted_score.sum())
+    final = blend.blended_score * (1 - float(terms.coding_intensity))
+    if terms.round_decimals is not None:
+        final = final.round(terms.round_decimals)
+    blend = blend.mutate(risk_score=final)
+    scores = p.select(
+        "person_id", "segment", "demographic_cell", "age", "sex", "orec", "dual_status_code",
+        "new_enrollee", "institutional", "esrd",
+    ).join(blend, "person_id")
+    scores = scores.mutate(
+        payment_year=ibis.literal(payment_year, "int32"),
+        model_year=ibis.literal(terms.model_year, "int32"),
+        coding_intensity=ibis.literal(float(terms.coding_intensity), "float64"),
+        score_label=ibis.literal(terms.label),
+    )
+    hcc_sources = hcc_sources.join(seg, "_pk").select(
+        "person_id", "model_version", factor="HCC" + hcc_sources.cc.cast("string"), diagnosis_code=hcc_sources.diagnosis_code
+    )
+    return RiskScores(scores=scores, model_scores=ms, detail=detail, hcc_diagnoses=hcc_sources, excluded=excluded)
+
+
+def cms_hcc_scores_from_claims(
+    eligibility: ir.Table,
+    medical_claim: ir.Table,
+    reference: HccReference,
+    terms: CmsHccTerms,
+    *,
+    payment_year: int | None = None,
+    models: Sequence[str] | None = None,
+    institutional: ir.Table | None = None,
+) -> RiskScores:
+    """Score Medicare persons from the input tables: persons from eligibility, diagnoses from the
+    risk-adjustment-eligible claims of the year before `payment_year`."""
+    payment_year = terms.model_year if payment_year is None else payment_year
+    persons = persons_from_eligibility(eligibility, payment_year=payment_year, institutional=institutional)
+    dx = risk_adjustment_diagnoses(medical_claim, reference.eligible_procedures, diagnosis_year=payment_year - 1)
+    return cms_hcc_scores(persons, dx, reference, terms, payment_year=payment_year, models=models)
+
+
+# --------------------------------------------------------------------------------------------------
+# Medicaid and commercial programs; risk ratios
+# --------------------------------------------------------------------------------------------------
+
+
+def _member_month_weights(member_months: ir.Table, cell: str | None) -> ir.Table:
+    keys = ["person_id"] + ([cell] if cell else [])
+    mm = member_months.member_months if "member_months" in member_months.columns else ibis.literal(1)
+    t = member_months.mutate(_mm=mm.cast("float64"), person_id=member_months.person_id.cast("string"))
+    return t.group_by(keys).agg(member_months=t._mm.sum())
+
+
+def rescale_to_base_year(
+    scores: ir.Table,
+    base_scores: ir.Table,
+    base_member_months: ir.Table,
+    *,
+    score: str = "risk_score",
+    label: str = "CMS-HCC rescaled to a base-year mean of 1.0",
+) -> ir.Table:
+    """Rescale scores so the program's base-year population has a member-month-weighted mean of 1.0.
+
+    Used for Medicaid and commercial programs that supply no HHS-HCC or CDPS+Rx scores. The factor
+    is 1 / (sum of score x member months / sum of member months) over base-year persons with a
+    score; it is applied to `scores` (any year of the same program). Adds ``base_year_mean``,
+    ``rescaled_score`` and ``score_source``.
+    """
+    mm = _member_month_weights(base_member_months, None)
+    b = base_scores.select(person_id=base_scores.person_id.cast("string"), _s=base_scores[score])
+    j = mm.join(b, "person_id")
+    mean = (j._s * j.member_months).sum() / j.member_months.sum()
+    base = j.aggregate(base_year_mean=mean)
+    out = scores.cross_join(base)
+    return out.mutate(rescaled_score=out[score] / out.base_year_mean, score_source=ibis.literal(label))
+
+
+def supplied_scores(table: ir.Table, *, model: str, score: str = "risk_score") -> ir.Table:
+    """Person scores a payer supplies (HHS-HCC, CDPS+Rx): person_id and score, labelled with `model`."""
+    missing = [c for c in ("person_id", score) if c not in table.columns]
+    if missing:
+        raise RunError(f"supplied {model} scores lack column(s) {', '.join(missing)}")
+    return table.select(
+        person_id=table.person_id.cast("string"),
+        risk_score=table[score].cast("float64"),
+        score_source=ibis.literal(model),
+    )
+
+
+def risk_ratio(
+    performance_scores: ir.Table,
+    performance_member_months: ir.Table,
+    base_scores: ir.Table,
+    base_member_months: ir.Table,
+    *,
+    cell: str = "enrollment_type",
+    score: str = "risk_score",
+    cap: Decimal | str | None = None,
+    floor: Decimal | str | None = None,
+) -> ir.Table:
+    """Population risk ratio per rate cell: mean score in the performance year over the base year.
+
+    Each mean is weighted by member months (a ``member_months`` column, or one row per member
+    month) over the members of the cell who have a score; member months without a score are
+    reported, not counted. The ratio is taken over the population and only then limited to
+    [`floor`, `cap`] (dated contract terms, e.g. MSSP caps positive change at 1.03); members are
+    never capped one by one.
+
+    Columns: <cell>, performance_member_months, base_member_months, performance_unscored_member_months,
+    base_unscored_member_months, performance_mean_score, base_mean_score, raw_ratio, cap, floor,
+    ratio, limited_by.
+    """
+    cap_d = None if cap is None else Decimal(str(cap))
+    floor_d = None if floor is None else Decimal(str(floor))
+    if cap_d is not None and floor_d is not None and floor_d > cap_d:
+        raise TermsError("risk_ratio", "floor", f"floor {floor_d} is above cap {cap_d}")
+
+    def year_means(scores: ir.Table, member_months: ir.Table, prefix: str) -> ir.Table:
+        mm = _member_month_weights(member_months, cell)
+        s = scores.select(person_id=scores.person_id.cast("string"), _s=scores[score].cast("float64"))
+        j = mm.left_join(s, "person_id").drop("person_id_right")
+        scored = j._s.notnull()
+        return j.group_by(cell).agg(
+            **{
+                f"{prefix}_member_months": j.member_months.sum(where=scored).fill_null(0.0),
+                f"{prefix}_unscored_member_months": j.member_months.sum(where=~scored).fill_null(0.0),
+                f"{prefix}_mean_score": (j._s * j.member_months).sum(where=scored) / j.member_months.sum(where=scored),
+            }
+        )
+
+    py = year_means(performance_scores, performance_member_months, "performance")
+    by = year_means(base_scores, base_member_months, "base")
+    j = py.outer_join(by, py[cell] == by[cell])
+    j = j.select(
+        **{cell: ibis.coalesce(j[cell], j[f"{cell}_right"])},
+        performance_member_months=j.performance_member_months.fill_null(0.0),
+        base_member_months=j.base_member_months.fill_null(0.0),
+        performance_unscored_member_months=j.performance_unscored_member_months.fill_null(0.0),
+        base_unscored_member_months=j.base_unscored_member_months.fill_null(0.0),
+        performance_mean_score=j.performance_mean_score,
+        base_mean_score=j.base_mean_score,
+    )
+    raw = j.performance_mean_score / j.base_mean_score
+    limited = raw
+    limited_by = ibis.null("string")
+    if cap_d is not None:
+        limited_by = ibis.ifelse(raw > float(cap_d), "cap", limited_by)
+        limited = ibis.ifelse(raw > float(cap_d), float(cap_d), limited)
+    if floor_d is not None:
+        limited_by = ibis.ifelse(raw < float(floor_d), "floor", limited_by)
+        limited = ibis.ifelse(raw < float(floor_d), float(floor_d), limited)
+    return j.mutate(
+        raw_ratio=raw,
+        cap=ibis.literal(None if cap_d is None else float(cap_d), "float64"),
+        floor=ibis.literal(None if floor_d is None else float(floor_d), "float64"),
+        ratio=limited,
+        limited_by=limited_by,
+    )

