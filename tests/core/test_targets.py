@@ -77,7 +77,8 @@ COMMERCIAL_TARGET = {
     "trend": {"rates": {2024: "0.065"}},
 }
 
-PAYERS = {"medicaid": ("medicaid", "vmng"), "medicare": ("medicare", "medicare_ffs"), "commercial": ("mvp", "qhp")}
+PAYERS = {"medicaid": ("medicaid", "vmng"), "medicare": ("medicare", "medicare_ffs"), "commercial": ("mvp", "qhp"),
+          "self_funded": ("mvp", "aso")}
 
 
 def program(kind, target, **target_changes):
@@ -91,7 +92,8 @@ def program(kind, target, **target_changes):
     payer, plan = PAYERS[kind]
     data = {
         "program_id": f"test-2024-{kind}", "name": f"Test {kind} program", "aco": {"id": "test_aco", "name": "Test ACO"},
-        "payer": payer, "product": "test", "kind": kind, "performance_year": 2024, "population": {"plans": [plan]},
+        "payer": payer, "product": "test", "kind": kind, "performance_year": 2024,
+        "population": {"plans": [plan], **({"group_ids": ["SOV"]} if kind == "self_funded" else {})},
         "attribution": {"method": "prospective", "window_end": "2023-12-31",
                         "steps": [{"name": "claims_plurality", "rule": "plurality"}]},
         "target": target,
@@ -351,9 +353,10 @@ def test_rate_cells_by_age_at_year_start_and_sex():
         ("M1", 2024, 1, 1, {"birth_date": D(1979, 6, 15), "sex": "male"}),  # 44 on 1 January, 45 in June
         ("M2", 2024, 1, 1, {"birth_date": D(2006, 1, 1), "sex": "unknown"}),  # 18 on 1 January; unknown -> female
         ("M3", 2024, 1, 1, {"birth_date": D(1950, 1, 2), "sex": "female"}),
+        ("M4", 2024, 1, 1, {"birth_date": D(2024, 3, 9), "sex": "male"}),  # born during the year: age 0
     ], payer="mvp", plan="qhp")
     got = {r["member_id"]: r["cell_id"] for r in rows(assign_cells(mm, p))}
-    assert got == {"M1": "18-44/male", "M2": "18-44/female", "M3": "65+/female"}
+    assert got == {"M1": "18-44/male", "M2": "18-44/female", "M3": "65+/female", "M4": "0-17/male"}
 
 
 def test_payer_supplied_pmpm_from_terms():
@@ -389,3 +392,11 @@ def test_mssp_benchmark_method_is_refused():
     p2 = p.model_copy(update={"target": p.target.model_copy(update={"method": "mssp_benchmark"})})
     with pytest.raises(RunError, match="mssp_benchmark"):
         expected_cost(p2, performance_months=member_months([]))
+
+
+def test_an_employer_group_keeps_its_base_year_history_under_its_previous_administrator():
+    p = program("self_funded", COMMERCIAL_TARGET)
+    elig = member_months([("M1", 2023, 1, 12, {"group_id": "SOV"}), ("M2", 2023, 1, 12, {"group_id": "OTHER"})],
+                         payer="bcbsvt", plan="aso")
+    got = rows(base_population_months(elig, p))
+    assert {(r["member_id"], r["payer"]) for r in got} == {("M1", "bcbsvt")} and len(got) == 12

@@ -62,7 +62,7 @@ def cell_id_expr(t: ir.Table, cells, *, sex: str = "sex") -> ir.StringValue:
 
     `cells`: the program's ``target.rate_cells``. Age is taken on 1 January of the month's year
     (``age_as_of: year_start``) or on the first of the month (``month_start``), from
-    ``birth_date``; gender ``unknown`` counts as ``unknown_sex_as``.
+    ``birth_date`` (a member born after that day is age 0); gender ``unknown`` counts as ``unknown_sex_as``.
     """
     if not cells.dimensions:
         return ibis.literal("all")
@@ -70,7 +70,7 @@ def cell_id_expr(t: ir.Table, cells, *, sex: str = "sex") -> ir.StringValue:
     for dim in cells.dimensions:
         if dim == "age_band":
             on = ibis.date(t.month.year(), 1, 1) if cells.age_as_of == "year_start" else t.month
-            age = age_on(t.birth_date, on)
+            age = ibis.greatest(age_on(t.birth_date, on), 0)  # born during the year: youngest band
             bands = [(b.id, b.min_age, b.max_age) for b in cells.age_bands]
             value = ibis.cases(
                 *[((age >= lo) & (age <= hi) if hi is not None else (age >= lo), bid) for bid, lo, hi in bands],
@@ -111,8 +111,10 @@ def base_population_months(
 ) -> ir.Table:
     """The program's base-year member months, tagged with its program_id.
 
-    Selection: the program's payer, plans and groups (``population``) in each base year. Then, by
-    ``target.base_population``: ``performance_year_panel`` keeps members (member_id) of the
+    Selection in each base year: a program with employer groups (``population.group_ids``) takes
+    those groups' member months under any payer and plan (a self-funded employer keeps its history
+    when it changes administrator); other programs take their payer's listed plans. Then, by
+    ``target.base_population``: ``performance_year_panel`` keeps the people (person_id) of the
     performance-year panel (`performance_months`, required); ``base_year_attribution`` keeps the
     member months of `attribution` (``member_id``, ``month``) when given, else every eligible
     member month of the population (until attribution is re-run for the base year). Employer
@@ -126,18 +128,20 @@ def base_population_months(
     if not years:
         raise RunError(f"{program.program_id}: target method {t.method!r} has no base years")
     m = eligibility_months
-    sel = (m.payer == program.payer) & m.plan.isin(list(program.population.plans)) & m.month.year().isin(years)
     if program.population.group_ids:
-        sel = sel & m.group_id.isin(list(program.population.group_ids))
-    m = m.filter(sel)
+        # an employer group keeps its history when it changes administrator (payer or plan)
+        sel = m.group_id.isin(list(program.population.group_ids))
+    else:
+        sel = (m.payer == program.payer) & m.plan.isin(list(program.population.plans))
+    m = m.filter(sel & m.month.year().isin(years))
     if t.base_population == "performance_year_panel":
         if performance_months is None:
             raise RunError(f"{program.program_id}: base_population performance_year_panel needs the performance-year panel")
         pm = performance_months
         if "program_id" in pm.columns:
             pm = pm.filter(pm.program_id == program.program_id)
-        panel = pm.select(_panel_member=pm.member_id).distinct()
-        m = m.semi_join(panel, m.member_id == panel._panel_member)
+        panel = pm.select(_panel_person=pm.person_id).distinct()
+        m = m.semi_join(panel, m.person_id == panel._panel_person)
     elif attribution is not None:
         a = attribution
         if "program_id" in a.columns:
