@@ -2,8 +2,6 @@
 
 import datetime as dt
 
-import pytest
-
 from tests.synth.conftest import scalar
 from tests.synth.formats import FQHC_RANGES, ccn_in
 

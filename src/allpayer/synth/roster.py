@@ -117,7 +117,6 @@ class Pool:
     flat: np.ndarray
     start: np.ndarray
     count: np.ndarray
-    weight_cum: np.ndarray | None = None
 
 
 @dataclass

@@ -7,6 +7,8 @@ plain strings once written). Optional columns the generator has nothing for are 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -334,8 +336,6 @@ def observation_table(ctx: Ctx, cid: ChunkIds, obs: Observations, chunk_no: int)
 
 def employer_group_table() -> pa.Table:
     """One row per employer group and period of constant administrator and ACO opt-in."""
-    import datetime as dt
-
     rows: dict[str, list] = {c: [] for c in (
         "group_id", "employer_id", "employer_name", "administrator_payer", "funding", "aco_opt_in",
         "effective_start_date", "effective_end_date", "data_source")}
