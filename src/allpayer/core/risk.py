@@ -568,7 +568,9 @@ def _model_hccs(
     c = c.join(masks, ["_pk", "model_version"])
     keep = ((c.requires_mask == 0) | ((c._kept_conditional & c.bit) != 0)) & ((c._acting & c.parents_mask) == 0)
     hccs = c.filter(keep).select("_pk", "model_version", "cc", "group_mask")
-    return hccs, sources.semi_join(hccs, keys_)
+    sources = sources.semi_join(hccs, keys_)
+    sources = sources.group_by([*keys_, "diagnosis_code"]).agg(_n=sources.count()).drop("_n")
+    return hccs, sources
 
 
 def cms_hcc_scores(
@@ -622,7 +624,6 @@ def cms_hcc_scores(
         person_id=dx.person_id.cast("string"),
         diagnosis_code=dx.diagnosis_code.upper().replace(".", "").replace(" ", ""),
     )
-    dx = dx.group_by(["person_id", "diagnosis_code"]).agg(_n=dx.count()).select("person_id", "diagnosis_code")
     if cache:
         p = p.cache()
     hccs, hcc_sources = _model_hccs(dx, p, reference, models, switch_edits)
