@@ -706,6 +706,10 @@ def test_services_table_shows_the_billing_entity():
     assert p9 == [("ccn:471801", "ccn", "PF", True, True), ("tin:444444444", "tin", "PC", False, False)]
     assert all(r["allowed_cents"] > 0 for r in s)
     assert not any(r["person_id"] == "P17" and r["hcpcs_code"] == "99309" for r in s)
+    assert not any(r["allowed_cents"] == 100_000 for r in s)  # P1's commercial claim: another payer
+    both = run(primary_care_services(table(V_CLAIMS, CLAIM), table(V_ROSTER, ROSTER), primary_care_codes(YEAR),
+                                     (D(2022, 1, 1), D(2023, 12, 31)), payer="mcd", claims_payers=("mcd", "bcbs")))
+    assert [(r["practice_id"], r["aco"]) for r in both if r["allowed_cents"] == 100_000] == [("PA", True)]
 
 
 def test_missing_claim_columns_are_named():

@@ -437,13 +437,14 @@ def _services(
     payer: str,
     participating: Sequence[str] = PARTICIPATING,
     all_services: bool = False,
+    claims_payers: Sequence[str] | None = None,
 ) -> ir.Table:
     """Qualifying services of each period's window (a line in two windows appears twice)."""
     missing = [c for c in SERVICE_REQUIRED if c not in claim_lines.columns]
     if missing:
         raise RunError(f"claim lines lack columns needed for attribution: {', '.join(missing)}")
     t = claim_lines
-    keep = (t.payer == payer) & (t.allowed_cents > 0)
+    keep = t.payer.isin(list(claims_payers or [payer])) & (t.allowed_cents > 0)
     if "claim_status" in t.columns:
         keep &= t.claim_status.fill_null("paid") != "denied"
     t = t.filter(keep)
@@ -522,6 +523,7 @@ def primary_care_services(
     list_date: dt.date | None = None,
     participating: Sequence[str] = PARTICIPATING,
     all_services: bool = False,
+    claims_payers: Sequence[str] | None = None,
 ) -> ir.Table:
     """Qualifying primary-care services of one payer in a window (inclusive dates).
 
@@ -536,7 +538,8 @@ def primary_care_services(
     day after the window): ``practice_id, practice_name, hsa, participation, aco``; and the
     clinician's ``provider_type, specialty_code, primary_care_flag``.
 
-    Only the payer's lines with allowed cents above zero that are not denied count. `codes` is a
+    Only the payer's lines (or those of `claims_payers`) with allowed cents above zero that are not
+    denied count; participation is the payer's roster participation. `codes` is a
     list from :func:`allpayer.reference.primary_care.primary_care_codes`. With `all_services`,
     other professional lines are kept too (``primary_care_code`` false).
     """
@@ -544,7 +547,14 @@ def primary_care_services(
     on = list_date or end + dt.timedelta(days=1)
     periods = periods_table([AssignmentPeriod(on, on, on, start, end, sticky=False)])
     s = _services(
-        claim_lines, roster, codes, periods, payer=payer, participating=participating, all_services=all_services
+        claim_lines,
+        roster,
+        codes,
+        periods,
+        payer=payer,
+        participating=participating,
+        all_services=all_services,
+        claims_payers=claims_payers,
     )
     return s.drop("period_start", "window_end")
 
@@ -565,12 +575,15 @@ class Options:
     that filter by provider type or specialty (the code itself is primary care).
     ``full_benefit_aid_categories``: aid categories that carry a full benefits package, for the
     ``expanded`` rule (None: every category).
+    ``claims_payers``: payers whose claims the windows read (None: the program's payer only; a
+    self-funded group that changed administrator may name the previous one too).
     """
 
     participating: tuple[str, ...] = PARTICIPATING
     physicians_need_primary_care_flag: bool = True
     unknown_clinicians_count: bool = True
     full_benefit_aid_categories: tuple[str, ...] | None = None
+    claims_payers: tuple[str, ...] | None = None
 
 
 def step_matches(s: ir.Table, step: AttributionStep, opts: Options = Options()) -> ir.BooleanValue:
@@ -999,6 +1012,7 @@ def assignment(
             payer=program.payer,
             participating=options.participating,
             all_services=all_services,
+            claims_payers=options.claims_payers,
         )
     decided: list[ir.Table] = []
     remaining = cand
