@@ -175,3 +175,20 @@ def test_allowed_amounts_have_a_heavy_tail(db):
         select quantile_cont(a, 0.5), quantile_cont(a, 0.99), max(a) from c""").fetchone()
     median, p99, top = (float(x) for x in q)
     assert p99 > 20 * median and top > 5 * p99
+
+
+def test_preventive_codes_and_vaccines_fit_the_age(db):
+    rows = db.execute("""
+        with c as (select c.hcpcs_code, date_diff('day', e.birth_date, c.claim_start_date) / 365.25 as age
+                   from medical_claim c join (select distinct person_id, birth_date from eligibility) e using (person_id))
+        select
+          count(*) filter (where hcpcs_code = '90651' and (age < 9 or age >= 18)),
+          count(*) filter (where hcpcs_code = '90651'),
+          count(*) filter (where hcpcs_code in ('99391', '99381') and age >= 2),
+          count(*) filter (where hcpcs_code in ('99397', '99387') and age < 65),
+          count(*) filter (where hcpcs_code = '96110' and age >= 4),
+          count(*) filter (where hcpcs_code = '96110')
+        from c""").fetchone()
+    assert rows[0] == 0 and rows[1] > 0
+    assert rows[2] == 0 and rows[3] == 0
+    assert rows[4] == 0 and rows[5] > 0

@@ -331,10 +331,14 @@ def gen_preventive(ctx: Ctx, g: Generated) -> None:
     h = np.full((k, 4), -1, dtype=np.int32)
     h[:, 0] = code
     child = age < 18
-    vacc = _draw(rng, (("90686", 0.35), ("90707", 0.12), ("90700", 0.15), ("90713", 0.12), ("90633", 0.12), ("90651", 0.14)), k, K.HCPCS)
+    # vaccines by age: infant series, then flu and MMR/DTaP boosters, HPV for adolescents, flu for adults
+    infant = _draw(rng, (("90700", 0.3), ("90713", 0.25), ("90707", 0.2), ("90633", 0.25)), k, K.HCPCS)
+    young = _draw(rng, (("90686", 0.5), ("90707", 0.25), ("90700", 0.25)), k, K.HCPCS)
+    teen = _draw(rng, (("90651", 0.5), ("90686", 0.5)), k, K.HCPCS)
+    vacc = np.where(age < 2, infant, np.where(age < 9, young, np.where(age < 18, teen, K.HCPCS["90686"])))
     gets_vacc = (child & (rng.random(k) < 0.7)) | (~child & (rng.random(k) < 0.25))
     h[:, 1] = np.where(gets_vacc, np.where(child, K.HCPCS["90460"], K.HCPCS["90471"]), -1)
-    h[:, 2] = np.where(gets_vacc, np.where(child | (rng.random(k) < 0.8), vacc, K.HCPCS["90686"]), -1)
+    h[:, 2] = np.where(gets_vacc, vacc, -1)
     h[:, 3] = np.where((age < 3) & (rng.random(k) < 0.65), K.HCPCS["96110"], -1)
     abnormal = rng.random(k) < 0.25
     primary = np.where(child, np.where(abnormal, K.ICD["Z00121"], K.ICD["Z00129"]),
