@@ -387,6 +387,13 @@ def test_terms_are_validated(tmp_path):
         risk.cms_hcc_terms(2026, esrd="ignore")
 
 
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(risk)
+    assert result.failed == 0 and result.attempted > 0
+
+
 def test_reference_and_terms_must_be_for_the_same_year(ref2025):
     with pytest.raises(RunError, match="reference tables are for payment year 2025"):
         risk.cms_hcc_scores(persons_table([]), dx_table([]), ref2025, risk.cms_hcc_terms(2026))

@@ -129,3 +129,9 @@ def test_hierarchies_needing_deeper_resolution_are_refused():
 def test_unknown_model_version_is_refused():
     with pytest.raises(RunError, match="unknown CMS-HCC model version"):
         hcc.load_hcc_reference(2026, ("V22",))
+
+
+def test_docstring_examples():
+    import doctest
+
+    assert doctest.testmod(hcc, optionflags=doctest.ELLIPSIS).failed == 0

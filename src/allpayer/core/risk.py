@@ -710,6 +710,9 @@ def cms_hcc_scores(
         model_year=ibis.literal(terms.model_year, "int32"),
     )
 
+    if cache:
+        ms = ms.cache()
+
     # person scores
     blend = ms.group_by("person_id").agg(blended_score=ms.weighted_score.sum())
     final = blend.blended_score * (1 - float(terms.coding_intensity))
