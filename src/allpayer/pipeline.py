@@ -29,6 +29,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.core import tcoc
+from allpayer.core.attribution import Options as AttributionOptions
 from allpayer.core.attribution import attribute, attribution_changes
 from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
 from allpayer.core.member_months import eligibility_months
@@ -199,7 +200,10 @@ def run_core(
     rosters = []
     for p in progs:
         codes = primary_care_codes_for(p.attribution.primary_care_codes) if p.attribution.primary_care_codes else None
-        rosters.append(attribute(p, pm, med, roster, codes, eligibility_months=all_months, as_of=paid_through))
+        opts = AttributionOptions(claims_payers=tuple(p.attribution.claims_payers or ()) or None)
+        rosters.append(
+            attribute(p, pm, med, roster, codes, eligibility_months=all_months, as_of=paid_through, options=opts)
+        )
     stage("attribution", ibis.union(*rosters, distinct=False))
     att = con.table("attribution").filter(lambda t: t.performance_year == year)
     stage("attribution_changes", attribution_changes(att).mutate(performance_year=ibis.literal(year, "int32")))

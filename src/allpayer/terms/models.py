@@ -286,6 +286,7 @@ class Attribution(Block):
     exclusions: list[Exclusion] = Field(default_factory=list)
     add_members_during_year: Flag = False
     requalify: Flag = True
+    claims_payers: list[Ident] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "Attribution":
