@@ -2,6 +2,7 @@
 utilization, high-cost claimants, leakage and aggregates, plus exactness properties."""
 
 import datetime as dt
+import doctest
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_DOWN, ROUND_UP, Decimal
 from fractions import Fraction
 
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from allpayer.core import tcoc
 from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
 from allpayer.core.tcoc import (
     MEDICARE_PARTS_A_B,
@@ -401,7 +403,7 @@ def test_apply_completion_keeps_ibnr_next_to_paid():
 
 
 def test_completion_needs_a_month_end_paid_through():
-    with pytest.raises(RunError, match="last day of a month"):
+    with pytest.raises(RunError, match="last day of a month.*use 2024-02-29"):
         completion(claim_payment_rows(_triangle_claims()), D(2024, 3, 15))
 
 
@@ -608,3 +610,7 @@ def test_aggregates_by_practice_need_attribution():
                 {"program_id": "string", "member_id": "string", "month": "date", "practice_id": "string", "hsa": "string"})
     (r,) = rows(tcoc_aggregate(mmc, level="hsa", attribution=att))
     assert (r["hsa"], r["ffs_paid_cents"]) == ("Burlington", 100)
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(tcoc).failed == 0

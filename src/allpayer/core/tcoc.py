@@ -821,8 +821,9 @@ def completion(
         raise RunError("completion needs max_lag >= 1 and history_months >= 1")
     next_day = paid_through + dt.timedelta(days=1)
     if next_day.day != 1:
+        month_end = paid_through.replace(day=1) - dt.timedelta(days=1)
         raise RunError(f"paid-through date {paid_through} is not the last day of a month: completion "
-                       "factors need whole paid months")
+                       f"factors need whole paid months (use {month_end}, the month end before it)")
     valuation = dt.date(paid_through.year, paid_through.month, 1)
     months = _month_list(valuation, history_months)
     keys = list(group_by)
@@ -1327,12 +1328,14 @@ def tcoc_aggregate(
     practice_id, hsa; member months without one report under NULL) or ``employer`` (the member's
     group in `employer_group` on the month). `period`: ``month``, ``year`` or ``ytd``.
 
-    Grain: (program_id, level column, year[, month]). Columns: member_months, claim_lines, the
-    amounts (``AGGREGATE_AMOUNTS``) and category amounts in cents, and exact DECIMAL(38, 10)
+    Grain: (program_id, payer, level column, year[, month]) (a program has one payer; the payer
+    column lets :func:`apply_completion` join). Columns: member_months, claim_lines, the amounts (``AGGREGATE_AMOUNTS``) and category amounts in cents, and exact DECIMAL(38, 10)
     ``ffs_paid_pmpm``, ``allowed_pmpm``, ``paid_pmpm``, ``ffs_paid_pmpy``, ``allowed_pmpy``.
     A PMPM times member months rounds back to its cent total.
     """
     t, level_cols = _level_columns(member_month_cost, level, attribution, employer_group)
+    if "payer" in t.columns:
+        level_cols = ["payer", *level_cols]  # one payer per program: kept to join completion factors
     pk = _period_keys(t, "month" if period == "ytd" else period)
     sums = (*AGGREGATE_AMOUNTS, *CATEGORY_COLUMNS, "claim_lines")
     g = t.group_by([t.program_id, *(t[c] for c in level_cols), *(v.name(n) for n, v in pk.items())]).aggregate(
