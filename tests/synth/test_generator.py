@@ -97,3 +97,15 @@ def test_progress_is_reported_per_chunk(tmp_path):
     calls = []
     generate(2_100, 1, tmp_path, chunk_size=1_000, progress=lambda d, t: calls.append((d, t)))
     assert calls == [(1_000, 2_100), (2_000, 2_100), (2_100, 2_100)]
+
+
+def test_identical_across_processes_and_hash_seeds(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = "import sys; from allpayer.synth import generate; generate(600, 2, sys.argv[1], inject_errors=0.02)"
+    for h in ("1", "2"):
+        env = os.environ | {"PYTHONHASHSEED": h}
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / h)], check=True, env=env)
+    assert digests(tmp_path / "1") == digests(tmp_path / "2")
