@@ -22,7 +22,7 @@ def small(tmp_path_factory):
     base = tmp_path_factory.mktemp("det")
     runs = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
-        generate(2_500, seed, base / name, chunk_size=1_000)  # three chunks
+        generate(1_500, seed, base / name, chunk_size=600)  # three chunks
         runs[name] = base / name
     return runs
 
@@ -41,7 +41,7 @@ def test_different_seed_gives_different_data(small):
 
 def test_chunks_number_people_and_claims_uniquely(small):
     e = pq.read_table(small["a"] / "eligibility.parquet", columns=["person_id"])
-    assert len(set(e.column("person_id").to_pylist())) == 2_500
+    assert len(set(e.column("person_id").to_pylist())) == 1_500
     m = pq.read_table(small["a"] / "medical_claim.parquet", columns=["claim_id", "claim_line_number", "adjustment_sequence"])
     keys = set(zip(*(m.column(c).to_pylist() for c in m.column_names)))
     assert len(keys) == m.num_rows
@@ -49,7 +49,7 @@ def test_chunks_number_people_and_claims_uniquely(small):
 
 def test_manifest_matches_the_files(small):
     m = Manifest.read(small["a"] / "manifest.json")
-    assert (m.seed, m.members, m.years, m.format) == (7, 2_500, [2022, 2023, 2024], "parquet")
+    assert (m.seed, m.members, m.years, m.format) == (7, 1_500, [2022, 2023, 2024], "parquet")
     assert (m.service_start, m.service_end, m.paid_through) == ("2022-01-01", "2024-12-31", "2025-03-31")
     for t in TABLE_ORDER:
         assert pq.ParquetFile(small["a"] / m.files[t]).metadata.num_rows == m.row_counts[t]
