@@ -18,7 +18,11 @@ and quantity columns are text in Parquet as well, so that bad values can be repr
 
 The same arguments give byte-identical files: every chunk draws from its own stream spawned
 from ``numpy.random.SeedSequence(seed)``, the provider network from another, and the injected
-errors from a third (so a run with errors is the clean run plus the listed corruptions).
+errors from a third (so a run with errors is the clean run plus the listed corruptions). Nothing
+depends on the clock or on hash order. The guarantee holds for one platform and the locked
+library versions: floating-point functions (``exp``) may differ in the last bit between CPUs or
+numpy builds, which can change a few draws. The chunk size (50,000 people, keyword ``chunk_size``)
+is part of what a seed means.
 
 ``members`` counts people (``person_id``); a person holds one ``member_id`` per coverage
 (payer, plan and group), so eligibility has more member ids than people. Service dates cover the
