@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from decimal import Decimal
 
 import numpy as np
@@ -132,7 +131,7 @@ POP26 = [
     {"person_id": "od70", "birth_date": dt.date(1955, 6, 1), "sex": "M", "orec": "1", "dual_status_code": "01", "new_enrollee": True},
     # institutional Medicaid status
     {"person_id": "d09", "birth_date": dt.date(1940, 1, 1), "sex": "F", "dual_status_code": "09", "institutional": True},
-    {"person_id": "d01", "birth_date": dt.date(1940, 1, 1), "sex": "F", "dual_status_code": "01", "institutional": True},
+    {"person_id": "d01", "birth_date": dt.date(1940, 1, 1), "sex": "female", "dual_status_code": "1", "institutional": True},
     # ESRD
     {"person_id": "esrd", "birth_date": dt.date(1950, 1, 1), "sex": "F", "orec": "2", "esrd": True},
     # coding intensity

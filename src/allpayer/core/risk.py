@@ -392,14 +392,19 @@ def _prepare_persons(persons: ir.Table, as_of: dt.date, esrd_policy: str) -> ir.
     sex = p.sex.upper().strip()
     p = p.mutate(
         person_id=p.person_id.cast("string"),
-        sex=ibis.cases((sex.isin(["F", "2"]), "F"), (sex.isin(["M", "1"]), "M"), else_=ibis.null("string")),
+        sex=ibis.cases(
+            (sex.isin(["F", "2", "FEMALE"]), "F"), (sex.isin(["M", "1", "MALE"]), "M"), else_=ibis.null("string")
+        ),
         orec=_column_or(p, "orec", "0").cast("string").strip().nullif("").fill_null("0"),
-        dual_status_code=_column_or(p, "dual_status_code", "00").cast("string").strip().fill_null("00"),
+        dual_status_code=_column_or(p, "dual_status_code", "00").cast("string").strip().nullif("").fill_null("00"),
         new_enrollee=_column_or(p, "new_enrollee", False).cast("boolean").fill_null(False),
         institutional=_column_or(p, "institutional", False).cast("boolean").fill_null(False),
         esrd=_column_or(p, "esrd", False).cast("boolean").fill_null(False),
     )
-    p = p.mutate(age=age_on(p.birth_date, ibis.date(as_of.year, as_of.month, as_of.day)))
+    p = p.mutate(
+        age=age_on(p.birth_date, ibis.date(as_of.year, as_of.month, as_of.day)),
+        dual_status_code=ibis.ifelse(p.dual_status_code.length() == 1, "0" + p.dual_status_code, p.dual_status_code),
+    )
     aged = p.age >= 65
     fbd = p.dual_status_code.isin(list(FULL_BENEFIT_DUAL))
     pbd = p.dual_status_code.isin(list(PARTIAL_BENEFIT_DUAL))
