@@ -1214,39 +1214,52 @@ def leakage_lines(medical_lines: ir.Table, provider_roster: ir.Table, program_mo
     Grain: (claim_id, claim_line_number, program_id). Columns: program_id, member_id, month,
     tcoc_category, allowed_cents, matched_by (NULL: out of network), out_of_network.
     """
-    lines = cost_lines(medical_lines)
+    m = medical_lines
+    none = ibis.null("string")
+    lines = m.select(
+        claim_id=m.claim_id.cast("string"),
+        claim_line_number=m.claim_line_number.cast("int64"),
+        member_id=m.member_id,
+        payer=m.payer,
+        plan=m.plan,
+        service_date=m.service_date,
+        service_month=m.service_month,
+        tcoc_category=_tcoc_category(m.service_category),
+        allowed_cents=m.allowed_cents.cast("int64"),
+        billing_npi=m.billing_npi if "billing_npi" in m.columns else none,
+        facility_npi=m.facility_npi if "facility_npi" in m.columns else none,
+        billing_tin=m.billing_tin if "billing_tin" in m.columns else none,
+    )
     pl = program_lines(lines, program_months, scope)
     pl = pl.filter(pl.in_scope)
-    ids = medical_lines.select(
-        _m_claim_id=medical_lines.claim_id.cast("string"),
-        _m_line=medical_lines.claim_line_number.cast("int64"),
-        billing_npi=medical_lines.billing_npi if "billing_npi" in medical_lines.columns else ibis.null("string"),
-        facility_npi=medical_lines.facility_npi if "facility_npi" in medical_lines.columns else ibis.null("string"),
-        billing_tin=medical_lines.billing_tin if "billing_tin" in medical_lines.columns else ibis.null("string"),
-    )
-    pl = pl.join(ids, [pl.claim_id == ids._m_claim_id, pl.claim_line_number == ids._m_line]).drop("_m_claim_id", "_m_line")
+    # the roster's participating identifiers (NPIs and TINs) by payer and period
     r = provider_roster.filter(provider_roster.participation.isin(PARTICIPATING))
-    r = r.select(
-        _r_payer="payer", _r_npi="npi", _r_tin="tin", _r_start="effective_start_date",
-        _r_end=r.effective_end_date.fill_null(ibis.date(9999, 12, 31)),
+    r_end = r.effective_end_date.fill_null(ibis.date(9999, 12, 31))
+    roster_ids = r.select(_r_payer=r.payer, _r_kind=ibis.literal("npi"), _r_value=r.npi,
+                          _r_start=r.effective_start_date, _r_end=r_end).union(
+        r.select(_r_payer=r.payer, _r_kind=ibis.literal("tin"), _r_value=r.tin,
+                 _r_start=r.effective_start_date, _r_end=r_end),
+        distinct=True,  # a TIN has many NPIs: one row per identifier and period
     )
-    matched = {}
-    for name, col, rcol in (("billing_npi", "billing_npi", "_r_npi"), ("facility_npi", "facility_npi", "_r_npi"),
-                            ("billing_tin", "billing_tin", "_r_tin")):
-        hit = pl.join(r, [pl.payer == r._r_payer, pl[col] == r[rcol], r._r_start <= pl.service_date,
-                          r._r_end >= pl.service_date])
-        matched[name] = hit.select(
-            **{f"_h_{name}_claim": hit.claim_id, f"_h_{name}_line": hit.claim_line_number, f"_h_{name}_program": hit.program_id}
-        ).distinct()
-    t = pl
-    for name, h in matched.items():
-        t = t.left_join(h, [t.claim_id == h[f"_h_{name}_claim"], t.claim_line_number == h[f"_h_{name}_line"],
-                            t.program_id == h[f"_h_{name}_program"]])
-        t = t.mutate(**{f"_hit_{name}": t[f"_h_{name}_claim"].notnull()}).drop(
-            f"_h_{name}_claim", f"_h_{name}_line", f"_h_{name}_program"
-        )
-    by = ibis.cases(*[(t[f"_hit_{n}"], n) for n in matched], else_=ibis.null("string"))
-    t = t.mutate(matched_by=by)
+    # each line's identifiers, one row each, in the order they are tested
+    tests = (("billing_npi", "npi", 1), ("facility_npi", "npi", 2), ("billing_tin", "tin", 3))
+    ids = None
+    for col, kind, order in tests:
+        part = pl.select(
+            _i_claim=pl.claim_id, _i_line=pl.claim_line_number, _i_program=pl.program_id, _i_payer=pl.payer,
+            _i_date=pl.service_date, _i_kind=ibis.literal(kind), _i_value=pl[col], _i_order=ibis.literal(order),
+        ).filter(lambda x: x._i_value.notnull())
+        ids = part if ids is None else ids.union(part, distinct=False)
+    hit = ids.join(roster_ids, [ids._i_payer == roster_ids._r_payer, ids._i_kind == roster_ids._r_kind,
+                                ids._i_value == roster_ids._r_value, roster_ids._r_start <= ids._i_date,
+                                roster_ids._r_end >= ids._i_date])
+    first = hit.group_by(_h_claim=hit._i_claim, _h_line=hit._i_line, _h_program=hit._i_program).aggregate(
+        _h_order=hit._i_order.min()
+    )
+    t = pl.left_join(first, [pl.claim_id == first._h_claim, pl.claim_line_number == first._h_line,
+                             pl.program_id == first._h_program])
+    names = {order: col for col, _kind, order in tests}
+    t = t.mutate(matched_by=ibis.cases(*[(t._h_order == o, n) for o, n in names.items()], else_=ibis.null("string")))
     t = t.mutate(out_of_network=t.matched_by.isnull())
     return t.select(
         "program_id", "claim_id", "claim_line_number", "member_id", "payer", "plan", "service_date",
