@@ -614,3 +614,16 @@ def test_aggregates_by_practice_need_attribution():
 
 def test_docstring_examples_run():
     assert doctest.testmod(tcoc).failed == 0
+
+
+def test_rerunning_gives_identical_tables():
+    lines, pm = _cost_case()
+    mmc = member_month_cost(lines, pm)
+    key = lambda r: (r["program_id"], r["member_id"], r["month"])  # noqa: E731
+    assert rows(mmc, key=key) == rows(member_month_cost(lines, pm), key=key)
+    my = member_years([dict(member_id=f"M{i}", eligible_months=1 + i % 12, ffs_paid_cents=i * 7919) for i in range(40)])
+    a = truncation(my, percentile="0.9", thresholds=100_000)
+    b = truncation(my, percentile="0.9", thresholds=100_000)
+    by_member = lambda r: r["member_id"]  # noqa: E731
+    assert rows(a.member_years, key=by_member) == rows(b.member_years, key=by_member)
+    assert rows(a.thresholds) == rows(b.thresholds)

@@ -336,8 +336,6 @@ def cost_lines(
     return lines.select(*COST_LINE_SCHEMA)
 
 
-PROGRAM_KEY = ("member_id", "payer", "plan")
-
 
 def _scope_test(t: ir.Table, scope: TcocScope | Mapping[str, TcocScope] | None) -> ir.BooleanValue:
     if scope is None:
@@ -972,7 +970,8 @@ EXPIRED_DISPOSITIONS: tuple[str, ...] = ("20", "40", "41", "42")
 PLANNED_ADMIT_TYPES: tuple[str, ...] = ("3",)
 """Admission type codes treated as planned (3 = elective): such admissions are not readmissions."""
 
-EVENTS = ("admission", "ed_visit", "readmission")
+EVENT_COUNTS = {"admission": "admissions", "ed_visit": "ed_visits", "readmission": "readmissions"}
+"""Event types of :func:`utilization_events` and their count columns in :func:`utilization_rates`."""
 
 
 def _facility_type(bill: ir.StringValue) -> ir.StringValue:
@@ -1153,13 +1152,12 @@ def utilization_rates(
     pk = _period_keys(pm, "month" if period == "ytd" else period)
     mmt = pm.group_by([*(pm[k] for k in keys), *(v.name(n) for n, v in pk.items())]).aggregate(member_months=pm.count())
     ek = _period_keys(events, "month" if period == "ytd" else period)
-    agg = {f"{'admissions' if e == 'admission' else 'ed_visits' if e == 'ed_visit' else 'readmissions'}":
-           (events.event == e).cast("int64").sum() for e in EVENTS}
+    agg = {count: (events.event == e).cast("int64").sum() for e, count in EVENT_COUNTS.items()}
     ev = events.group_by([*(events[k] for k in keys), *(v.name(n) for n, v in ek.items())]).aggregate(**agg)
     names = [*keys, *pk.keys()]
     e2 = ev.rename({f"_e_{n}": n for n in names})
     j = mmt.left_join(e2, [mmt[n] == e2[f"_e_{n}"] for n in names]).drop(*[f"_e_{n}" for n in names])
-    counts = ("admissions", "ed_visits", "readmissions")
+    counts = tuple(EVENT_COUNTS.values())
     j = j.mutate(**{c: j[c].fill_null(0).cast("int64") for c in counts}, member_months=j.member_months.cast("int64"))
     if period == "ytd":
         j = _ytd(j, keys, ("member_months", *counts))
