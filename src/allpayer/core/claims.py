@@ -15,6 +15,7 @@ ed (revenue 045x, POS 23 or HCPCS 99281-99285), outpatient (other institutional)
 from __future__ import annotations
 
 import datetime as dt
+from typing import Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -64,24 +65,36 @@ def service_category(t: ir.Table) -> ir.StringValue:
     )
 
 
-def _net(rows: ir.Table, key: list[str], keep: list[str]) -> ir.Table:
-    """Sum amounts by key; descriptive columns from the latest adjustment row (total order)."""
-    rows = rows.mutate(
-        adjustment_sequence=rows.adjustment_sequence.fill_null(0),
-        paid_cents=cents(rows.paid_amount),
-        allowed_cents=cents(rows.allowed_amount),
-    )
+def net_claim_rows(rows: ir.Table, money_columns: Sequence[str] = MONEY_COLUMNS) -> ir.Table:
+    """Apply the adjustment convention: one row per claim line (claim_id, claim_line_number).
+
+    Each money column is summed exactly over the line's rows; the other columns come from the
+    row with the highest ``adjustment_sequence`` (a total order: the sequence is part of the key).
+    Adds ``adjustment_rows`` (rows netted), ``first_paid_date`` and ``last_paid_date``.
+    """
+    key = ["claim_id", "claim_line_number"]
+    money = [c for c in money_columns if c in rows.columns]
+    rows = rows.mutate(adjustment_sequence=rows.adjustment_sequence.fill_null(0))
     w = ibis.window(group_by=[rows[k] for k in key], order_by=[ibis.desc(rows.adjustment_sequence)])
     ranked = rows.mutate(_rn=ibis.row_number().over(w))
     sums = rows.group_by(key).aggregate(
-        paid_cents=rows.paid_cents.sum(),
-        allowed_cents=rows.allowed_cents.sum(),
+        **{m: rows[m].sum() for m in money},
         adjustment_rows=rows.count(),
         first_paid_date=rows.paid_date.min(),
         last_paid_date=rows.paid_date.max(),
     )
-    latest = ranked.filter(ranked._rn == 0).select(*key, *[c for c in keep if c not in key])
+    drop = set(money) | {"adjustment_sequence", "paid_date", "_rn"}
+    latest = ranked.filter(ranked._rn == 0)
+    latest = latest.select(*[c for c in latest.columns if c not in drop])
     return latest.join(sums, key)
+
+
+def _net_cents(rows: ir.Table) -> ir.Table:
+    """Net claim lines with paid and allowed as integer cents (the engine's money)."""
+    lines = net_claim_rows(rows, MONEY_COLUMNS)
+    return lines.mutate(paid_cents=cents(lines.paid_amount), allowed_cents=cents(lines.allowed_amount)).drop(
+        *MONEY_COLUMNS
+    )
 
 
 def claims_as_of(table: ir.Table, paid_through: dt.date | None) -> ir.Table:
@@ -98,13 +111,7 @@ def medical_claim_lines(medical_claim: ir.Table, paid_through: dt.date | None = 
     rows net to zero paid and zero allowed remain visible to utilization counts only if the
     caller wants them (filter on `allowed_cents != 0`).
     """
-    t = claims_as_of(medical_claim, paid_through)
-    keep = [
-        c
-        for c in t.columns
-        if c not in MONEY_COLUMNS and c not in ("adjustment_sequence", "paid_date")
-    ]
-    lines = _net(t, ["claim_id", "claim_line_number"], keep)
+    lines = _net_cents(claims_as_of(medical_claim, paid_through))
     service_date = lines.claim_line_start_date.fill_null(lines.claim_start_date)
     return lines.mutate(
         service_date=service_date,
@@ -115,13 +122,7 @@ def medical_claim_lines(medical_claim: ir.Table, paid_through: dt.date | None = 
 
 def pharmacy_claim_lines(pharmacy_claim: ir.Table, paid_through: dt.date | None = None) -> ir.Table:
     """Net pharmacy claim lines as of `paid_through`, in cents, service category 'pharmacy'."""
-    t = claims_as_of(pharmacy_claim, paid_through)
-    keep = [
-        c
-        for c in t.columns
-        if c not in MONEY_COLUMNS and c not in ("adjustment_sequence", "paid_date")
-    ]
-    lines = _net(t, ["claim_id", "claim_line_number"], keep)
+    lines = _net_cents(claims_as_of(pharmacy_claim, paid_through))
     return lines.mutate(
         service_date=lines.dispensing_date,
         service_month=ibis.date(lines.dispensing_date.year(), lines.dispensing_date.month(), 1),

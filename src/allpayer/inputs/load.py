@@ -586,16 +586,8 @@ def claims_as_of(con, paid_through: dt.date, table: str = "medical_claim", throu
 
 
 def net_claim_lines(claims: ir.Table, table: str = "medical_claim") -> ir.Table:
-    """Apply the adjustment convention: one row per claim line (claim_id, claim_line_number)
-    with every money column summed over its adjustment rows and the other columns taken from
-    the row with the highest adjustment_sequence. ``adjustment_rows`` counts the rows netted."""
-    spec = TABLES[table]
-    line_key = ["claim_id", "claim_line_number"]
-    money = [c.name for c in spec.columns if c.kind == "money"]
-    sums = claims.group_by(line_key).aggregate(
-        **{m: claims[m].sum() for m in money}, adjustment_rows=claims.count()
-    )
-    latest_w = ibis.window(group_by=line_key, order_by=ibis.desc(claims.adjustment_sequence))
-    latest = claims.mutate(_rank=ibis.row_number().over(latest_w)).filter(lambda t: t._rank == 0)
-    latest = latest.drop("_rank", *money)
-    return latest.join(sums, line_key)
+    """Apply the adjustment convention to claim rows as loaded: one row per claim line with every
+    money column of the table summed exactly (see `allpayer.core.claims.net_claim_rows`)."""
+    from allpayer.core.claims import net_claim_rows
+
+    return net_claim_rows(claims, [c.name for c in TABLES[table].columns if c.kind == "money"])
