@@ -109,3 +109,18 @@ def test_identical_across_processes_and_hash_seeds(tmp_path):
         env = os.environ | {"PYTHONHASHSEED": h}
         subprocess.run([sys.executable, "-c", code, str(tmp_path / h)], check=True, env=env)
     assert digests(tmp_path / "1") == digests(tmp_path / "2")
+
+
+def test_allocation_settings_are_restored_after_a_run(tmp_path):
+    import numpy as np
+
+    from allpayer.synth.generator import _allocation_tuning
+
+    setter = np._core.multiarray._set_madvise_hugepage
+    before = setter(True)
+    try:
+        with _allocation_tuning():
+            assert setter(False) is False  # huge pages are off during a run
+        assert setter(True) is True  # and back on afterwards
+    finally:
+        setter(before)

@@ -1184,7 +1184,11 @@ def assemble(ctx: Ctx, g: Generated) -> MedicalLines:
 
 
 def _with_adjustments(ctx: Ctx, x: MedicalLines) -> MedicalLines:
-    """Add adjustment rows (sequence 1) for about 2% of paid lines: reversals and corrections."""
+    """Add adjustment rows (sequence 1) for about 2% of paid lines: reversals and corrections.
+
+    They are appended after the chunk's original lines and are paid 15-75 days after the original
+    (those that would be paid after the run-out are left out: not yet processed).
+    """
     rng = ctx.rng
     L = x.n
     pick = (~x.denied) & (rng.random(L) < ADJUSTMENT_RATE)
@@ -1204,20 +1208,15 @@ def _with_adjustments(ctx: Ctx, x: MedicalLines) -> MedicalLines:
     paid = np.where(reversal, -x.paid[idx], paid)
     charge = np.where(reversal, -x.charge[idx], 0)
     fields = {name: getattr(x, name) for name in LINE_FIELDS}
-    # insert each adjustment right after its original line (idx is ascending)
-    total = L + n
-    pos_orig = np.arange(L) + np.searchsorted(idx, np.arange(L), side="left")
-    pos_adj = idx + np.arange(n) + 1
+    # adjustment rows follow the chunk's original lines
     new_vals = {"allowed": allowed, "paid": paid, "charge": charge, "coins": coins, "copay": copay, "deduct": deduct,
                 "paid_date": adj_paid}
     for name, v in fields.items():
-        out = np.empty((total,) + v.shape[1:], dtype=v.dtype)
-        out[pos_orig] = v
         if name == "adj_seq":
-            out[pos_adj] = 1
+            extra = np.ones(n, dtype=v.dtype)
         elif name in new_vals:
-            out[pos_adj] = new_vals[name]
+            extra = new_vals[name].astype(v.dtype, copy=False)
         else:
-            out[pos_adj] = v[idx]
-        setattr(x, name, out)
+            extra = v[idx]
+        setattr(x, name, np.concatenate([v, extra]))
     return x
