@@ -17,6 +17,9 @@ Output tables (grain in parentheses; columns are documented with each stage func
 - ``completion_factors``  (payer, lag)                         chain-ladder factors from the paid-lag triangle
 - ``utilization``         (program_id, year)                   admissions, ED visits, readmissions per 1,000
 - ``leakage``             (program_id, year, tcoc_category)    out-of-network spending
+- ``risk_scores``         (program_id, person_id, payment_year) CMS-HCC scores of PY and base-year members
+- ``risk_ratios``         (program_id, cell_id)                population risk ratio PY over base, capped
+- ``targets``             (program_id, cell_id, month)         expected TCOC: base PMPM x trend x risk x (1 - discount)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Callable, Sequence
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.core import targets as targets_mod
 from allpayer.core import tcoc
 from allpayer.core.attribution import Options as AttributionOptions
 from allpayer.core.attribution import attribute, attribution_changes
@@ -50,6 +54,9 @@ STAGES = (
     "completion_factors",
     "utilization",
     "leakage",
+    "risk_scores",
+    "risk_ratios",
+    "targets",
 )
 
 
@@ -187,7 +194,8 @@ def run_core(
     medical_rows = inp("medical_claim")
     pharmacy_rows = inp("pharmacy_claim") if "pharmacy_claim" in tables else None
 
-    all_months = eligibility_months(eligibility, dt.date(year - 1, 1, 1), end)
+    first_year = min([year - 1] + [b.year for p in progs for b in p.target.base_years])
+    all_months = eligibility_months(eligibility, dt.date(first_year, 1, 1), end)
     pm = program_months(all_months, progs, employer_group)
     stage("member_months", pm)
     pm = con.table("member_months").filter(lambda t: t.performance_year == year)
@@ -245,4 +253,65 @@ def run_core(
     events = tcoc.utilization_events(med, pm)
     stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
     stage("leakage", tcoc.leakage(tcoc.leakage_lines(med, roster, pm, scopes), period="year"), "year")
+
+    scores, ratios, targets = [], [], []
+    for p in progs:
+        base_months = None
+        if p.target.method == "trended_base":
+            base_months = targets_mod.base_population_months(all_months, p, performance_months=pm)
+        ratio = None
+        if p.target.risk_adjustment.method == "cms_hcc":
+            ps, ratio = _cms_hcc(p, eligibility, medical_rows, pm, base_months)
+            scores.append(ps)
+            ratios.append(ratio.mutate(program_id=ibis.literal(p.program_id),
+                                       performance_year=ibis.literal(year, "int32")))
+        base_cost = tcoc.member_month_cost(lines, base_months, scopes[p.program_id]) if base_months is not None else None
+        t = targets_mod.expected_cost(p, performance_months=pm, base_member_month_cost=base_cost, risk_ratio_table=ratio)
+        targets.append(t.monthly)
+    if scores:
+        stage("risk_scores", union_aligned(scores))
+    if ratios:
+        stage("risk_ratios", union_aligned(ratios))
+    stage("targets", union_aligned(targets).mutate(performance_year=ibis.literal(year, "int32")))
     return res
+
+
+def _cms_hcc(program: ProgramTerms, eligibility: ir.Table, medical_rows: ir.Table, pm: ir.Table,
+             base_months: ir.Table | None) -> tuple[ir.Table, ir.Table]:
+    """CMS-HCC scores of the program's performance-year members (diagnoses of the year before)
+    and of its base-year members scored with the performance year's model, and the population
+    risk ratio per rate cell (member-month-weighted means, ratio taken before any cap)."""
+    import dataclasses
+
+    from allpayer.core import risk
+    from allpayer.reference.hcc import load_hcc_reference
+
+    ra = program.target.risk_adjustment
+    py = program.performance_year
+    terms = risk.cms_hcc_terms(py)
+    tables_year = ra.tables_year.value if ra.tables_year is not None else py
+    reference = load_hcc_reference(tables_year)
+    if tables_year != py:
+        # Same model versions, tables of another payment year (stated in the terms).
+        terms = dataclasses.replace(terms, model_year=tables_year)
+    elig = eligibility.filter(eligibility.payer == program.payer)
+    perf = risk.cms_hcc_scores_from_claims(elig, medical_rows, reference, terms, payment_year=py).scores
+    perf_mm = targets_mod.assign_cells(pm.filter(pm.program_id == program.program_id), program)
+    out = perf.mutate(program_id=ibis.literal(program.program_id), scored_for=ibis.literal("performance_year"),
+                      performance_year=ibis.literal(py, "int32"))
+    if base_months is None:
+        raise RunError(f"{program.program_id}: risk adjustment needs base-year members (target method trended_base)")
+    base_mm = targets_mod.assign_cells(base_months, program)
+    base_years = sorted({b.year for b in program.target.base_years})
+    base_scores = [
+        risk.cms_hcc_scores_from_claims(elig, medical_rows, reference, terms, payment_year=by).scores
+        for by in base_years
+    ]
+    base = union_aligned(base_scores)
+    ratio = risk.risk_ratio(perf, perf_mm, base, base_mm, cell="cell_id", score="risk_score")
+    out = union_aligned([
+        out,
+        base.mutate(program_id=ibis.literal(program.program_id), scored_for=ibis.literal("base_year"),
+                    performance_year=ibis.literal(py, "int32")),
+    ])
+    return out, ratio

@@ -466,6 +466,7 @@ class RiskAdjustment(Block):
 
     method: Literal["none", "cms_hcc", "payer_supplied"] = "none"
     models: list[HccModel] | None = None
+    tables_year: Noted[Count] | None = None
     ratio_cap: Noted[Rate] | None = None
     ratio_floor: Noted[Rate] | None = None
     normalization_factor: Noted[Factor] | None = None
