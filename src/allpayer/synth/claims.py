@@ -45,7 +45,9 @@ KINDS = (
 )
 KIND = {k: i for i, k in enumerate(KINDS)}
 
-# Calibration of allowed amounts by payer type (medicare, medicaid, commercial, self_funded).
+# Calibration of allowed amounts by payer type (medicare, medicaid, commercial, self_funded): the
+# targets ($1,000, $480, $540, $560 medical allowed PMPM) divided by the PMPM measured without it
+# on 100,000 people ($650, $286, $346, $367).
 CALIBRATION = np.array([1.54, 1.68, 1.56, 1.53])
 MEDICARE_IP_DEDUCTIBLE = {2022: 1556_00, 2023: 1600_00, 2024: 1632_00}
 DENIAL_RATE = 0.03
@@ -96,14 +98,14 @@ def _full(k: int, v, dtype=np.int32) -> np.ndarray:
     return np.full(k, v, dtype=dtype)
 
 
-def _pick(rng, items) -> tuple[np.ndarray, np.ndarray]:
+def _pick(items) -> tuple[list, np.ndarray]:
     vals = [x for x, _ in items]
     p = np.array([w for _, w in items], dtype=float)
     return vals, np.cumsum(p / p.sum())
 
 
 def _draw(rng, items, k: int, vocab=None) -> np.ndarray:
-    vals, cp = _pick(rng, items)
+    vals, cp = _pick(items)
     i = np.minimum(np.searchsorted(cp, rng.random(k), side="right"), len(vals) - 1)
     if vocab is not None:
         return vocab.arr(vals)[i]
