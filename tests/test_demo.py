@@ -12,6 +12,7 @@ def test_demo_runs_end_to_end_and_reuses_its_data(tmp_path, capsys):
     assert (out / "allpayer.duckdb").exists() and (out / "mssp_results.csv").exists()
     for payer_type in ("medicare", "medicaid", "commercial", "self_funded"):
         assert payer_type in text
+    assert "vt-2024-medicaid" in text and "vt-2024-medicare" in text
 
     assert main(["demo", "--out", str(out), "--members", "400", "--seed", "7"]) == 0
     assert "reusing the synthetic population" in capsys.readouterr().out

@@ -39,6 +39,8 @@ class DemoResult:
     terms_files: int
     load: object
     pmpm: list[dict] = field(default_factory=list)
+    run: object = None
+    programs: list[dict] = field(default_factory=list)
     mssp_out: Path | None = None
     mssp_summary: dict = field(default_factory=dict)
 
@@ -86,6 +88,30 @@ def pmpm_by_payer_type(db: Path, year: int, paid_through: dt.date | None) -> lis
     return rows
 
 
+def program_summary(db: Path, year: int) -> list[dict]:
+    """Per program: member months, attributed member months, FFS-basis TCOC and target, PMPMs."""
+    from allpayer.runs import open_snapshot
+
+    con = open_snapshot(db)
+    try:
+        mm = con.table("tcoc_member_month").filter(lambda t: t.performance_year == year)
+        cost = mm.group_by("program_id").aggregate(member_months=mm.count(), tcoc_cents=mm.ffs_paid_cents.sum())
+        att = con.table("attribution").filter(lambda t: (t.performance_year == year) & t.attributed & t.eligible)
+        att = att.group_by("program_id").aggregate(attributed_member_months=att.count())
+        tg = con.table("targets").filter(lambda t: t.performance_year == year)
+        tg = tg.group_by("program_id").aggregate(target_cents=tg.target_cents.sum())
+        out = cost.left_join(att, "program_id").select(cost, "attributed_member_months")
+        out = out.left_join(tg, "program_id").select(out, "target_cents")
+        rows = con.to_pyarrow(out.order_by("program_id")).to_pylist()
+    finally:
+        con.disconnect()
+    for r in rows:
+        r["attributed_member_months"] = int(r["attributed_member_months"] or 0)
+        r["target_cents"] = int(r["target_cents"] or 0)
+        r["tcoc_cents"] = int(r["tcoc_cents"] or 0)
+    return rows
+
+
 def run_demo(
     out: Path,
     members: int = 20_000,
@@ -108,9 +134,9 @@ def run_demo(
 
     reused = _same_population(data, members, seed)
     if reused:
-        say(f"1/4 reusing the synthetic population in {data} ({members:,} members, seed {seed})")
+        say(f"1/5 reusing the synthetic population in {data} ({members:,} members, seed {seed})")
     else:
-        say(f"1/4 generating a synthetic Vermont-like population: {members:,} members, seed {seed} -> {data}")
+        say(f"1/5 generating a synthetic Vermont-like population: {members:,} members, seed {seed} -> {data}")
         if data.exists():
             shutil.rmtree(data)
         gen_progress = (lambda done, total: progress("generating people", done, total)) if progress else None
@@ -123,9 +149,9 @@ def run_demo(
         from allpayer.errors import AllpayerError
 
         raise AllpayerError(f"shipped terms failed to load: {bad[0].error}")
-    say(f"2/4 checked {len(results)} contract-terms files in {terms_dir}")
+    say(f"2/5 checked {len(results)} contract-terms files in {terms_dir}")
 
-    say(f"3/4 validating and loading {data} -> {db}")
+    say(f"3/5 validating and loading {data} -> {db}")
     for stale in out.glob("allpayer.duckdb*"):
         stale.unlink()
     load = load_folder(data, db, progress=progress)
@@ -134,8 +160,14 @@ def run_demo(
                      terms_files=len(results), load=load)
     res.pmpm = pmpm_by_payer_type(db, year, load.paid_through)
 
+    from allpayer.pipeline import run_year
+
+    say(f"4/5 running PY{year} for every program: member months, attribution, risk, TCOC, targets")
+    res.run = run_year(db, year, progress=progress)
+    res.programs = program_summary(db, year)
+
     mssp_out = out / "mssp_results.csv"
-    say(f"4/4 settling the published MSSP examples {MSSP_EXAMPLES.name} -> {mssp_out}")
+    say(f"5/5 settling the published MSSP examples {MSSP_EXAMPLES.name} -> {mssp_out}")
     settled = settle_file(MSSP_EXAMPLES, load_mssp_rules())
     write_results(mssp_out, settled)
     earned, owed = totals(settled.settled)
@@ -169,4 +201,6 @@ def _matches_published(earned, extras: dict, benchmark, year: int) -> bool:
 
 
 def dollars(cents: int) -> str:
-    return f"${cents_to_dollars(cents):,.2f}"
+    """Cents as dollars for display, e.g. -$1,234.50."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${cents_to_dollars(abs(cents)):,.2f}"

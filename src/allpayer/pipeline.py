@@ -315,3 +315,58 @@ def _cms_hcc(program: ProgramTerms, eligibility: ir.Table, medical_rows: ir.Tabl
                     performance_year=ibis.literal(py, "int32")),
     ])
     return out, ratio
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    db: str
+    paid_through: dt.date
+    as_of_load: str | None
+    core: CoreResult
+
+
+def run_year(
+    db,
+    year: int,
+    *,
+    terms: Sequence | None = None,
+    paid_through: dt.date | None = None,
+    through: dt.date | None = None,
+    as_of_load: str | None = None,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """Run the core stages of `year` on the database `db` and publish the result as a new
+    snapshot (a failure leaves the last snapshot in place).
+
+    `terms`: contract-terms files or folders (default: the shipped Vermont programs).
+    `paid_through`: the claims cutoff (default: the latest paid date loaded, never today).
+    `as_of_load`: read inputs as they stood after that load run (default: the latest load).
+    """
+    from pathlib import Path
+
+    from allpayer import runs
+    from allpayer.inputs.load import resolve_paid_through
+    from allpayer.terms import load_programs, programs_dir
+
+    db = Path(db)
+    if not db.exists():
+        raise RunError(f"{db}: database not found (load data first with `allpayer load`)")
+    term_paths = [Path(t) for t in terms] if terms else [programs_dir() / "vermont"]
+    programs = load_programs(term_paths)
+    programs_for_year(programs, year)
+    with runs.begin(
+        db,
+        kind="run",
+        paid_through=paid_through,
+        terms={p.program_id: p.terms_version for p in programs if p.performance_year == year},
+        parameters={"year": year, "through": through.isoformat() if through else None,
+                    "terms": [str(t) for t in term_paths]},
+    ) as run:
+        run.paid_through = resolve_paid_through(run.con, paid_through)
+        load_run = as_of_load or latest_load_run(run.con)
+        run.parameters["as_of_load"] = load_run
+        core = run_core(run.con, programs, year, run.paid_through, run.run_id,
+                        through=through, through_load_run=load_run, progress=progress)
+        run.summary = {"rows": core.rows, "seconds": core.seconds, "programs": core.programs}
+    return RunOutcome(run_id=run.run_id, db=str(db), paid_through=run.paid_through, as_of_load=load_run, core=core)

@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
     @app.command(
         "demo",
         help="Run the demo cycle: generate a synthetic Vermont-like population, check the shipped terms, "
-        "validate and load it into an embedded DuckDB file, settle the published MSSP examples, summarize.",
+        "validate and load it into an embedded DuckDB file, run the performance year for every program, "
+        "settle the published MSSP examples, summarize.",
     )
     def demo_cmd(
         out: Path = typer.Option(Path("demo"), "--out", help="Folder for the demo's data, database and outputs."),
@@ -57,6 +58,16 @@ def register(app: typer.Typer) -> None:
         for r in res.pmpm:
             p.add_row(r["payer_type"], f"{r['member_months']:,}", dollars(r["allowed_cents"]), dollars(r["pmpm_cents"]))
         console.print(p)
+
+        g = Table(title=f"PY{res.year} by program: TCOC (fee-for-service basis) vs expected cost, run {res.run.run_id}")
+        for col in ("program", "member months", "attributed", "TCOC PMPM", "target PMPM", "target - TCOC"):
+            g.add_column(col, justify="right" if col != "program" else "left")
+        for r in res.programs:
+            mm = r["member_months"] or 1
+            g.add_row(r["program_id"], f"{r['member_months']:,}", f"{r['attributed_member_months']:,}",
+                      dollars(round(r["tcoc_cents"] / mm)), dollars(round(r["target_cents"] / mm)),
+                      dollars(r["target_cents"] - r["tcoc_cents"]))
+        console.print(g)
 
         m = res.mssp_summary
         console.print(

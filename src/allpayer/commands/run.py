@@ -51,15 +51,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     ) -> None:
         from allpayer import runs
-        from allpayer.inputs.load import resolve_paid_through
-        from allpayer.pipeline import latest_load_run, run_core
-        from allpayer.terms import load_programs, programs_dir
+        from allpayer.pipeline import run_year
 
-        if not db.exists():
-            raise AllpayerError(f"{db}: database not found (load data first with `allpayer load`)")
-        term_paths = list(terms) if terms else [programs_dir() / "vermont"]
-        programs = load_programs(term_paths)
-        pt = runs.parse_date(paid_through)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=True) as bar:
             task = bar.add_task("starting", total=None)
@@ -67,26 +60,15 @@ def register(app: typer.Typer) -> None:
             def progress(description: str, done: int, total: int) -> None:
                 bar.update(task, description=description, completed=done, total=total)
 
-            with runs.begin(
-                db,
-                kind="run",
-                paid_through=pt,
-                terms={p.program_id: p.terms_version for p in programs if p.performance_year == year},
-                parameters={"year": year, "through": through, "terms": [str(t) for t in term_paths]},
-            ) as run:
-                run.paid_through = resolve_paid_through(run.con, pt)
-                load_run = as_of_load or latest_load_run(run.con)
-                run.parameters["as_of_load"] = load_run
-                result = run_core(
-                    run.con, programs, year, run.paid_through, run.run_id,
-                    through=_month(through), through_load_run=load_run, progress=progress,
-                )
-                run.summary = {"rows": result.rows, "seconds": result.seconds, "programs": result.programs}
+            out = run_year(db, year, terms=terms or None, paid_through=runs.parse_date(paid_through),
+                           through=_month(through), as_of_load=as_of_load, progress=progress)
+        result = out.core
         if as_json:
-            print(json.dumps({"run_id": run.run_id, "db": str(db), "year": year,
-                              "paid_through": run.paid_through.isoformat(), **run.summary}, indent=2))
+            print(json.dumps({"run_id": out.run_id, "db": str(db), "year": year, "as_of_load": out.as_of_load,
+                              "paid_through": out.paid_through.isoformat(), "rows": result.rows,
+                              "seconds": result.seconds, "programs": result.programs}, indent=2))
             return
-        t = Table(title=f"Run {run.run_id}: PY{year}, claims paid through {run.paid_through}, inputs as of load {load_run}")
+        t = Table(title=f"Run {out.run_id}: PY{year}, claims paid through {out.paid_through}, inputs as of load {out.as_of_load}")
         t.add_column("table")
         t.add_column("rows", justify="right")
         t.add_column("seconds", justify="right")
