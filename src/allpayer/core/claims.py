@@ -15,24 +15,16 @@ ed (revenue 045x, POS 23 or HCPCS 99281-99285), outpatient (other institutional)
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence
+from typing import Sequence, get_args
 
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.terms.models import ServiceCategory
+
 MONEY_COLUMNS = ("paid_amount", "allowed_amount")
 
-SERVICE_CATEGORIES = (
-    "inpatient",
-    "snf",
-    "home_health",
-    "hospice",
-    "ed",
-    "outpatient",
-    "professional",
-    "dme",
-    "pharmacy",
-)
+SERVICE_CATEGORIES: tuple[str, ...] = get_args(ServiceCategory)
 
 ED_HCPCS = ("99281", "99282", "99283", "99284", "99285")
 
