@@ -15,16 +15,14 @@ ed (revenue 045x, POS 23 or HCPCS 99281-99285), outpatient (other institutional)
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence, get_args
+from typing import Sequence
 
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.terms.models import ServiceCategory
+from allpayer.terms.models import SERVICE_CATEGORIES  # noqa: F401  (re-exported: the categories assigned here)
 
 MONEY_COLUMNS = ("paid_amount", "allowed_amount")
-
-SERVICE_CATEGORIES: tuple[str, ...] = get_args(ServiceCategory)
 
 ED_HCPCS = ("99281", "99282", "99283", "99284", "99285")
 
