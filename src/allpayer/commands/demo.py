@@ -10,6 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 console = Console()
+if not console.is_terminal:
+    # Piped or logged output: wide enough that the summary tables keep whole program ids.
+    console = Console(width=120)
 err = Console(stderr=True)
 
 
