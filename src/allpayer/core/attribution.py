@@ -120,6 +120,20 @@ SERVICE_REQUIRED = (
     "allowed_cents",
 )
 
+_EVIDENCE_COLUMNS = {
+    # What decided an assignment: the winning entity and the runner-up with their amounts.
+    "winner_entity": "string",
+    "winner_allowed_cents": "int64",
+    "winner_visits": "int64",
+    "winner_score": "int64",
+    "runner_up_entity": "string",
+    "runner_up_allowed_cents": "int64",
+    "runner_up_visits": "int64",
+    "runner_up_score": "int64",
+    "tie_break": "string",
+    "decided_by": "string",
+}
+
 DECISION_SCHEMA = ibis.schema(
     {
         "program_id": "string",
@@ -141,16 +155,7 @@ DECISION_SCHEMA = ibis.schema(
         "npi": "string",
         "ccn": "string",
         "hsa": "string",
-        "winner_entity": "string",
-        "winner_allowed_cents": "int64",
-        "winner_visits": "int64",
-        "winner_score": "int64",
-        "runner_up_entity": "string",
-        "runner_up_allowed_cents": "int64",
-        "runner_up_visits": "int64",
-        "runner_up_score": "int64",
-        "tie_break": "string",
-        "decided_by": "string",
+        **_EVIDENCE_COLUMNS,
     }
 )
 """Columns of :func:`assignment`."""
@@ -178,16 +183,7 @@ ATTRIBUTION_SCHEMA = ibis.schema(
         "ccn": "string",
         "hsa": "string",
         "basis": "string",
-        "winner_entity": "string",
-        "winner_allowed_cents": "int64",
-        "winner_visits": "int64",
-        "winner_score": "int64",
-        "runner_up_entity": "string",
-        "runner_up_allowed_cents": "int64",
-        "runner_up_visits": "int64",
-        "runner_up_score": "int64",
-        "tie_break": "string",
-        "decided_by": "string",
+        **_EVIDENCE_COLUMNS,
     }
 )
 """Columns of :func:`attribute` (grain ``program_id, member_id, month``)."""
