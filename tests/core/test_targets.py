@@ -7,7 +7,6 @@ import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
 import ibis
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,21 +23,10 @@ from allpayer.core.targets import (
 from allpayer.core.tcoc import cost_lines, member_month_cost
 from allpayer.core.claims import medical_claim_lines
 from allpayer.errors import RunError
+from tests.core.tables import CON, rows, table
 from allpayer.terms import parse_program
 
 D = dt.date
-CON = ibis.duckdb.connect()
-
-
-def rows(expr, key=None):
-    out = CON.to_pyarrow(expr).to_pylist()
-    return sorted(out, key=key) if key else out
-
-
-def table(records, schema):
-    schema = ibis.schema(schema)
-    data = pa.table({c: [r.get(c) for r in records] for c in schema.names}, schema=schema.to_pyarrow())
-    return ibis.memtable(data)
 
 
 MEDICAID_TARGET = {

@@ -7,7 +7,6 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_DOWN, ROUND_UP, Decima
 from fractions import Fraction
 
 import ibis
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,20 +35,9 @@ from allpayer.core.tcoc import (
     with_per_member,
 )
 from allpayer.errors import RunError
+from tests.core.tables import CON, rows, table
 
 D = dt.date
-CON = ibis.duckdb.connect()
-
-
-def rows(expr, key=None):
-    out = CON.to_pyarrow(expr).to_pylist()
-    return sorted(out, key=key) if key else out
-
-
-def table(records, schema):
-    schema = ibis.schema(schema)
-    data = pa.table({c: [r.get(c) for r in records] for c in schema.names}, schema=schema.to_pyarrow())
-    return ibis.memtable(data)
 
 
 # ------------------------------------------------------------------------------------------------
