@@ -85,9 +85,18 @@ def _write(con, name: str, expr: ir.Table, year: int, run_id: str, year_column: 
             con.raw_sql(f'DELETE FROM "{name}" WHERE "{year_column}" = {int(year)}')
             con.insert(name, expr)
             return con.table(name).filter(con.table(name)[year_column] == year).count().to_pyarrow().as_py()
+        # The table's columns changed (a newer code version): keep the other years' rows under
+        # the new layout, with NULL in columns they did not have.
+        clash = [c for c, t in existing.schema().items() if c in expr.columns and expr[c].type() != t]
+        if clash:
+            raise RunError(
+                f"table {name}: columns {', '.join(clash)} changed type since the last run; "
+                f"re-run every year into a new database"
+            )
         keep = existing.filter(existing[year_column] != year)
         con.create_table(f"_{name}_keep", keep, overwrite=True)
-        con.create_table(name, expr, overwrite=True)
+        merged = union_aligned([expr, con.table(f"_{name}_keep")]).select(*expr.columns)
+        con.create_table(name, merged, overwrite=True)
         con.raw_sql(f'DROP TABLE "_{name}_keep"')
     else:
         con.create_table(name, expr, overwrite=True)
