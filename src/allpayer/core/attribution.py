@@ -453,16 +453,7 @@ def _services(
     prof = t.claim_type == "professional"
     t = t.filter(clinic | (prof & (pc_code if not all_services else ibis.literal(True))))
     t = t.select(
-        "person_id",
-        "member_id",
-        "claim_id",
-        "claim_line_number",
-        "claim_type",
-        "service_date",
-        "hcpcs_code",
-        "revenue_center_code",
-        "place_of_service_code",
-        "allowed_cents",
+        *_SERVICE_LINE_COLUMNS,
         primary_care_code=(pc_code | clinic).fill_null(False),
         clinic=clinic.fill_null(False),
         npi=ibis.coalesce(t.rendering_npi, t.billing_npi),
@@ -479,16 +470,7 @@ def _services(
     return t.select(
         "period_start",
         "window_end",
-        "person_id",
-        "member_id",
-        "claim_id",
-        "claim_line_number",
-        "claim_type",
-        "service_date",
-        "hcpcs_code",
-        "revenue_center_code",
-        "place_of_service_code",
-        "allowed_cents",
+        *_SERVICE_LINE_COLUMNS,
         "primary_care_code",
         "clinic",
         "npi",
@@ -507,6 +489,21 @@ def _services(
         specialty_code=t._p_specialty_code,
         primary_care_flag=t._p_primary_care_flag,
     )
+
+
+_SERVICE_LINE_COLUMNS = (
+    "person_id",
+    "member_id",
+    "claim_id",
+    "claim_line_number",
+    "claim_type",
+    "service_date",
+    "hcpcs_code",
+    "revenue_center_code",
+    "place_of_service_code",
+    "allowed_cents",
+)
+"""Claim-line columns a qualifying service keeps."""
 
 
 def primary_care_services(
