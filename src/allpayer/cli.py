@@ -16,7 +16,21 @@ from rich.console import Console
 from allpayer import __version__
 from allpayer.errors import AllpayerError
 
-COMMAND_MODULES = ("demo", "generate", "load", "run", "export", "terms", "mssp", "runs")
+# The order commands appear in `allpayer --help`; any other module in `allpayer.commands` with a
+# `register(app)` follows in alphabetical order, so a new command needs no edit here.
+COMMAND_ORDER = ("demo", "generate", "load", "run", "export", "terms", "mssp", "runs")
+
+
+def _command_modules() -> list[str]:
+    import pkgutil
+
+    from allpayer import commands
+
+    found = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    return [n for n in COMMAND_ORDER if n in found] + [n for n in found if n not in COMMAND_ORDER]
+
+
+COMMAND_MODULES = tuple(_command_modules())
 
 err_console = Console(stderr=True)
 
