@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections import Counter
 
@@ -216,3 +217,22 @@ def test_a_reversal_restores_the_previous_balances(base, first, second):
     led.post("k", second, run_id="r2")  # replaced (or unchanged) batch
     led.reverse("k", run_id="r3")
     assert balance_map(led) == before
+
+
+@pytest.mark.skipif(not os.environ.get("ALLPAYER_TEST_POSTGRES_URL"), reason="set ALLPAYER_TEST_POSTGRES_URL to test PostgreSQL")
+def test_ledger_on_postgres():
+    s = open_store(os.environ["ALLPAYER_TEST_POSTGRES_URL"])
+    s.execute("DROP TABLE IF EXISTS ledger_entries")
+    s.execute("DROP TABLE IF EXISTS ledger_batches")
+    s.execute("DROP FUNCTION IF EXISTS ledger_append_only()")
+    s.execute("CREATE TABLE IF NOT EXISTS schema_migrations (component VARCHAR(100) NOT NULL, version BIGINT NOT NULL, applied_at VARCHAR(40) NOT NULL, PRIMARY KEY (component, version))")
+    s.execute("DELETE FROM schema_migrations WHERE component = ?", ("ledger",))
+    led = Ledger(s)
+    led.post("k", [fpp(1_000_00), fpp(900_00, hospital="h1")], run_id="run-1")
+    assert led.post("k", [fpp(900_00, hospital="h1"), fpp(1_000_00)], run_id="run-2").status == "unchanged"
+    r = led.post("k", [fpp(1_050_00), fpp(945_00, hospital="h1")], run_id="run-3")
+    assert (r.status, r.prior_run_id, r.entries_reversed) == ("replaced", "run-1", 2)
+    assert led.balance_of("aco:onecare") == 105_00 and led.total_imbalance() == 0
+    assert led.balance_of("payer:dvha", period="2024") == -1_050_00
+    with pytest.raises(Exception, match="append-only"):
+        s.execute("UPDATE ledger_entries SET amount_cents = 1")

@@ -404,9 +404,9 @@ class Ledger:
         months). Rows are sorted by account, then period.
         """
         where, params = self._where(period, program_id)
-        per = "period" if by_period else "NULL"
+        sel, grp = ("period", ", period") if by_period else ("NULL", "")
         sql = (
-            f"SELECT account, {per} AS p, SUM(dr), SUM(cr) FROM ("
+            f"SELECT account, {sel} AS p, SUM(dr), SUM(cr) FROM ("
             f" SELECT debit_account AS account, period, amount_cents AS dr, 0 AS cr FROM ledger_entries WHERE {where}"
             f" UNION ALL"
             f" SELECT credit_account AS account, period, 0 AS dr, amount_cents AS cr FROM ledger_entries WHERE {where}"
@@ -416,7 +416,7 @@ class Ledger:
         if account is not None:
             sql += " WHERE account = ?"
             params.append(account)
-        sql += f" GROUP BY account, {per} ORDER BY account, {per}"
+        sql += f" GROUP BY account{grp} ORDER BY account{grp}"
         return [Balance(a, p, int(d), int(c)) for a, p, d, c in self.store.query(sql, params)]
 
     def balance_of(self, account: str, period: str | None = None, program_id: str | None = None) -> int:
