@@ -79,7 +79,7 @@ def _months_through(period: PaymentPeriod) -> list[dt.date]:
 
 
 def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.date,
-            progress: Progress | None = None) -> tuple[dict[str, ir.Table], list[Entry], list[dict], dict]:
+            progress: Progress | None = None) -> tuple[dict[str, list], dict[str, list[Entry]], list[dict], list[ir.Table]]:
     """Compute the payment tables (as Ibis expressions or small memtables), the ledger entries of
     the period's months grouped by batch key, and notes. Pure apart from reading `con`."""
     from allpayer.core.claims import medical_claim_lines
@@ -105,6 +105,13 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         "value_payment_invoices", "value_payment_adjustments", "value_payment_pass_through", "payment_accruals")}
     batches: dict[str, list[Entry]] = {}
     notes: list[dict] = []
+    cached: list[ir.Table] = []
+
+    def keep(t: ir.Table) -> ir.Table:
+        """Materialize an expression read several times (released when the run ends)."""
+        t = t.cache()
+        cached.append(t)
+        return t
     period_months = set(period.months)
 
     def note(pid: str, stage: str, text: str) -> None:
@@ -119,13 +126,13 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         if progress:
             progress(f"{year}: payments for {pid}")
         am = attributed_months(att, mm, p, months)
-        am = am.cache()
+        am = keep(am)
         score = _quality_score(con, p, year)
 
         if pay.fpp is not None:
-            fp = fpp_mod.payer_payments(am, p, months).cache()
+            fp = keep(fpp_mod.payer_payments(am, p, months))
             hp = fpp_mod.hospital_payments(con, fp, p, lines=lines, roster=roster, attribution=att, att_months=am)
-            sh = shadow_mod.shadow_claims(lines, am, roster, p).cache()
+            sh = keep(shadow_mod.shadow_claims(lines, am, roster, p))
             out["fpp_payments"].append(fp)
             out["fpp_hospital_payments"].append(hp)
             out["shadow_claims"].append(sh)
@@ -151,7 +158,7 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
                                  f"exceeds rebase_threshold")
 
         if pay.cpr is not None:
-            cp = cpr_mod.cpr_payments(am, roster, p, months).cache()
+            cp = keep(cpr_mod.cpr_payments(am, roster, p, months))
             out["cpr_payments"].append(cp)
             per = cp.filter(cp.month.isin(list(period_months)))
             g = per.group_by("month", "practice_id").aggregate(c=per.amount_cents.sum(), mm=per.member_months.sum())
@@ -173,7 +180,7 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
                                                          payer_ref=p.aco.id, payee_ref=b["practice_id"]))
 
         if pay.phm is not None:
-            base = phm_mod.phm_base(am, p, months).cache()
+            base = keep(phm_mod.phm_base(am, p, months))
             parts = [base]
             if score is None:
                 note(pid, "phm", "quality_program_scores not available: PHM pays its base PMPM only")
@@ -216,7 +223,7 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
                     cost = t.group_by("program_id", "month").aggregate(actual_cents=t.ffs_paid_cents.sum())
                 adj = vp_mod.adjustments(con, p, months, targets=targets, cost=cost, score=score)
                 out["value_payment_adjustments"].append(rate_table(adj, vp_mod.ADJ_SCHEMA))
-                inv = vp_mod.invoices(am, employer_group, p, adj).cache()
+                inv = keep(vp_mod.invoices(am, employer_group, p, adj))
                 out["value_payment_invoices"].append(inv)
                 hh = fpp_mod.hospital_hsas(roster, p) if pay.fpp is not None else _any_fpp_hospitals(roster)
                 pt = vp_mod.pass_through(con, inv, am, roster, p, hh)
@@ -238,7 +245,7 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         if period.kind == "year" and tmm is not None and "completion_factors" in tables:
             out["payment_accruals"].append(_accruals(con, p, tmm, am, year, paid_through))
 
-    return out, batches, notes, {}
+    return out, batches, notes, cached
 
 
 def _any_fpp_hospitals(roster: ir.Table) -> ir.Table:
@@ -309,7 +316,7 @@ def run_payments(
     ) as run:
         run.paid_through = resolve_paid_through(run.con, paid_through)
         con = run.con
-        out, batches, notes, _ = compute(con, programs, period, paid_through=run.paid_through, progress=progress)
+        out, batches, notes, cached = compute(con, programs, period, paid_through=run.paid_through, progress=progress)
         res = PaymentsResult(run.run_id, period.label, period.year, [p.program_id for p in programs], notes=notes)
         for name, parts in out.items():
             if not parts:
@@ -320,6 +327,8 @@ def run_payments(
             res.rows[name] = _write(con, name, expr, period.year, run.run_id, "performance_year")
         res.rows["payment_notes"] = _write(con, "payment_notes", rate_table(notes, NOTE_SCHEMA) if notes else
                                            rate_table([], NOTE_SCHEMA), period.year, run.run_id, "performance_year")
+        for t in cached:
+            t.release()
         run.summary = {"rows": res.rows, "period": period.label, "batches": len(batches)}
     # Posted after the snapshot is published: a failed post is repaired by re-running the period
     # (posting is idempotent), and the ledger never references an unpublished run.
