@@ -146,3 +146,24 @@ def test_year_run_adds_after_year_items_and_notes(db, tmp_path):
     assert out.read_text().startswith("program_id,performance_year,payer,month,lag")
     assert ledger(db).total_imbalance() == 0
     assert main(["payments", "--db", str(db), "--month", "2024-1"]) == 2
+
+
+def test_employer_invoice_reconciles_to_the_census(db, tmp_path):
+    ((emp, month, mm, amount),) = q(db, """select employer_id, month, member_months, amount_cents from value_payment_invoices
+                                            where performance_year = 2024 and month = date '2024-03-01'
+                                            order by member_months desc, employer_id limit 1""")
+    # census: attributed eligible member months in March of the employer's groups
+    ((census,),) = q(db, f"""select count(*) from attribution a join member_months m using (program_id, member_id, month)
+                             join (select distinct group_id, employer_id from employer_group) g on g.group_id = m.group_id
+                             where a.performance_year = 2024 and a.month = date '2024-03-01' and a.attributed and a.eligible
+                             and g.employer_id = '{emp}' and a.program_id in (select distinct program_id from value_payment_invoices)""")
+    assert mm == census
+    out = tmp_path / "inv.html"
+    assert main(["ledger", "invoice", "--db", str(db), "--employer", emp, "--month", "2024-03", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert f"{mm} attributed member months x $" in text and "Quarterly PMPM adjustment" in text
+    csv_out = tmp_path / "inv.csv"
+    assert main(["ledger", "invoice", "--db", str(db), "--employer", emp, "--month", "2024-03", "--out", str(csv_out)]) == 0
+    last = list(csv.reader(csv_out.open()))[-1]
+    from decimal import Decimal
+    assert last[2] == "TOTAL" and Decimal(last[6]) * 100 == amount

@@ -137,6 +137,28 @@ def accruals_command(
     console.print(f"{out}: {len(rows)} program-months, IBNR reserve {total / 100:,.2f}")
 
 
+def invoice_command(
+    db: Path = typer.Option(..., "--db", help="The DuckDB database file after `allpayer payments`."),
+    employer: str = typer.Option(..., "--employer", help="Employer id, e.g. EMP-SOV."),
+    month: str = typer.Option(..., "--month", metavar="YYYY-MM", help="The month invoiced."),
+    out: Path = typer.Option(..., "--out", help="File to write: .csv or .html."),
+) -> None:
+    """Write an employer's Value Payment invoice for a month, with the quarter's adjustment working."""
+    from allpayer import runs
+    from allpayer.payments.common import parse_period
+    from allpayer.payments.invoice import invoice_rows, write_invoice
+
+    per = parse_period(month=month)
+    con = runs.open_snapshot(db)
+    try:
+        lines, adj = invoice_rows(con, employer, per.first)
+    finally:
+        con.disconnect()
+    write_invoice(lines, adj, out)
+    total = sum(int(r["amount_cents"]) for r in lines)
+    console.print(f"{out}: {len(lines)} program lines, total {total / 100:,.2f}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the `ledger` command group to the CLI."""
     ledger_app = typer.Typer(help="The payments ledger: balances, remittance advice, reconciliation, accruals.",
@@ -145,4 +167,5 @@ def register(app: typer.Typer) -> None:
     ledger_app.command("remittance")(remittance_command)
     ledger_app.command("reconcile")(reconcile_command)
     ledger_app.command("accruals")(accruals_command)
+    ledger_app.command("invoice")(invoice_command)
     app.add_typer(ledger_app, name="ledger")
