@@ -93,7 +93,17 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
     mm = con.table("member_months").filter(lambda t: t.performance_year == year)
     att = con.table("attribution").filter(lambda t: t.performance_year == year)
     roster = con.table("provider_roster")
-    lines = medical_claim_lines(con.table("medical_claim"), paid_through)
+    lines = None
+    fpp_programs = [p for p in programs if p.payments.fpp is not None]
+    if fpp_programs:
+        # The netted claim lines the FPP stages read, computed once: the performance year and the
+        # history years, the columns they use.
+        years = {year} | {y for p in fpp_programs for y in (p.payments.fpp.hospital_allocation.history_years or [])}
+        ml = medical_claim_lines(con.table("medical_claim"), paid_through)
+        ml = ml.filter(ml.service_date.year().isin(sorted(years)) & ml.payer.isin(sorted({p.payer for p in fpp_programs})))
+        lines_expr = ml.select("payer", "service_date", "service_month", "claim_type", "service_category",
+                               "payment_arrangement", "member_id", "person_id", "billing_npi", "allowed_cents",
+                               "paid_cents")
     tmm = con.table("tcoc_member_month") if "tcoc_member_month" in tables else None
     targets = con.table("targets").filter(lambda t: t.performance_year == year) if "targets" in tables else None
     employer_group = con.table("employer_group") if "employer_group" in tables else None
@@ -113,6 +123,9 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         cached.append(t)
         return t
     period_months = set(period.months)
+
+    if fpp_programs:
+        lines = keep(lines_expr)
 
     def note(pid: str, stage: str, text: str) -> None:
         notes.append({"program_id": pid, "performance_year": year, "stage": stage, "note": text})
