@@ -108,3 +108,33 @@ def test_per_hospital_pmpm_pays_the_hospital_for_its_hsa_members():
     got = rows(fpp.hospital_payments(CON, payer, p, roster=roster, att_months=am), key=lambda r: r["hospital_id"])
     # org-a: 2 MM in HSA x x $100 = $200; org-b: 1 MM in HSA y x $40 = $40; HSA z has no FPP hospital
     assert [(r["hospital_id"], r["member_months"], r["amount_cents"]) for r in got] == [("org-a", 2, 200_00), ("org-b", 1, 40_00)]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    weights=st.lists(st.integers(min_value=0, max_value=10**9), min_size=1, max_size=5),
+    totals=st.lists(st.integers(min_value=0, max_value=10**11), min_size=1, max_size=3),
+)
+def test_hospitals_receive_exactly_the_net_fpp_each_month(weights, totals):
+    """What the ACO pays the hospitals plus what it keeps (0 under historical shares, unless no
+    hospital has history) equals what the payer paid, per program and month, to the cent."""
+    p = program()
+    roster = table([{"npi": str(i), "payer": "medicaid", "payment_model": "fpp", "organization_id": f"org-{i}", "hsa": "x"}
+                    for i in range(len(weights))], ROSTER)
+    lines = table([{"payer": "medicaid", "service_date": dt.date(2023, 3, 1), "claim_type": "institutional",
+                    "service_category": "inpatient", "person_id": "p-a", "billing_npi": str(i), "allowed_cents": w}
+                   for i, w in enumerate(weights)], LINES)
+    attribution = table([{"program_id": "vt-2024-medicaid", "person_id": "p-a", "attributed": True}], ATTR)
+    months = [dt.date(2024, m + 1, 1) for m in range(len(totals))]
+    payer = table([{"program_id": "vt-2024-medicaid", "month": m, "net_cents": t} for m, t in zip(months, totals)],
+                  {"program_id": "string", "month": "date", "net_cents": "int64"})
+    got = rows(fpp.hospital_payments(CON, payer, p, lines=lines, roster=roster, attribution=attribution))
+    for m, t in zip(months, totals):
+        paid = [r["amount_cents"] for r in got if r["month"] == m]
+        kept = t - sum(paid)
+        assert kept == (t if sum(weights) == 0 else 0)
+        assert all(a >= 0 for a in paid)
