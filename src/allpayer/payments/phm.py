@@ -28,7 +28,6 @@ from typing import Sequence
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.money import dollars_to_cents
 from allpayer.payments.common import pmpm_cents, py_pmpm_cents, rate_table, rows_of, to_micro
 
 
@@ -143,5 +142,4 @@ def lives_on(att_months: ir.Table, program) -> ir.Table:
     return a.group_by("practice_id").aggregate(lives=a.member_id.nunique().cast("int64"))
 
 
-__all__ = ["phm_base", "phm_ladder", "ladder_pmpm", "improved_measures", "pay_for_improvement", "lives_on",
-           "dollars_to_cents"]
+__all__ = ["phm_base", "phm_ladder", "ladder_pmpm", "improved_measures", "pay_for_improvement", "lives_on"]

@@ -35,7 +35,6 @@ from allpayer.payments import shadow as shadow_mod
 from allpayer.payments import value_payment as vp_mod
 from allpayer.payments.common import (
     PaymentPeriod,
-    PaymentsError,
     attributed_months,
     month_label,
     rate_table,
