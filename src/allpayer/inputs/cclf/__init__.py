@@ -111,22 +111,27 @@ def _summary(path: Path, relpath: str) -> dict[str, tuple[int, int]]:
 
 
 def _version(files: list[CclfFile]) -> int:
-    seen: dict[int, str] = {}
+    """The latest packet version whose record lengths fit every file (files unchanged between
+    versions fit several)."""
+    possible = set(_all_versions())
+    first_fit: dict[int, str] = {}
     for f in files:
         if f.file_type == "CCLF0":
             continue
         length = majority_length(f.path, f.relpath)
         if length == 0:
             continue
-        v = detect_version(f.file_type, length)
-        if v is None:
-            known = ", ".join(f"v{v}: {layouts(v)[f.file_type].record_length}" for v in sorted({*_all_versions()}))
+        fits = {v for v in _all_versions() if layouts(v)[f.file_type].record_length == length}
+        if not fits:
+            known = ", ".join(f"v{v}: {layouts(v)[f.file_type].record_length}" for v in _all_versions())
             raise InputFileError(f.relpath, f"records are {length} characters long: no {f.file_type} layout has that length ({known})")
-        seen.setdefault(v, f.relpath)
-    if len(seen) > 1:
-        a, b = sorted(seen)[:2]
-        raise InputFileError(seen[b], f"records fit the v{b} layout while {seen[a]} fits v{a}: one packet version per read")
-    return next(iter(seen)) if seen else max(_all_versions())
+        if not possible & fits:
+            other = first_fit.get(min(possible), "another file")
+            raise InputFileError(f.relpath, f"records fit layout v{max(fits)} but {other} does not: one packet version per read")
+        possible &= fits
+        for v in fits:
+            first_fit.setdefault(v, f.relpath)
+    return max(possible)
 
 
 def _all_versions():
@@ -408,11 +413,11 @@ def _build(con, payer: str, plan: str, data_source: str, coverage_end: dt.date |
     for t, part, kind in (("_cclf_cclf5", "B", "professional"), ("_cclf_cclf6", "DME", "dme")):
         ver = f"{t}_ver"
         con.execute(f'CREATE OR REPLACE TEMP TABLE {t} AS SELECT *, coalesce("CLM_CNTL_NUM", "CUR_CLM_UNIQ_ID") AS claim_control FROM {t}')
-        C.versions_of(con, t, C.PART_B_KEY, ver)
+        C.versions_of(con, t, C.PART_B_KEY, ver, id_sql='"CUR_CLM_UNIQ_ID" || \'/\' || "CLM_LINE_NUM"')
         fa_parts.append(C.final_action(con, part, ver, "claim_control"))
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {t}_lines AS
-            SELECT l."CUR_CLM_UNIQ_ID" AS cur_id, CAST(l."CLM_LINE_NUM" AS BIGINT) AS claim_line_number,
+            SELECT l."CUR_CLM_UNIQ_ID" || '/' || l."CLM_LINE_NUM" AS cur_id, CAST(l."CLM_LINE_NUM" AS BIGINT) AS claim_line_number,
                    l."CLM_LINE_CVRD_PD_AMT" AS paid_amount, l."CLM_LINE_ALOWD_CHRG_AMT" AS allowed_amount,
                    CAST(NULL AS DECIMAL(18,2)) AS charge_amount,
                    l."CLM_LINE_ALOWD_CHRG_AMT" - l."CLM_LINE_CVRD_PD_AMT" - coalesce(b."CLM_MDCR_DDCTBL_AMT", 0)
@@ -446,7 +451,7 @@ def _build(con, payer: str, plan: str, data_source: str, coverage_end: dt.date |
                    CASE WHEN l."CLM_CARR_PMT_DNL_CD" = '0' THEN 'denied' ELSE 'paid' END AS claim_status,
                    {_lit(data_source)} AS data_source, n.source_file, n.line_number
             FROM {t}_net n JOIN {ver} v ON v.cur_id = n.cur_id
-            JOIN {t} l ON l."CUR_CLM_UNIQ_ID" = n.cur_id AND CAST(l."CLM_LINE_NUM" AS BIGINT) = n.claim_line_number
+            JOIN {t} l ON l."CUR_CLM_UNIQ_ID" || '/' || l."CLM_LINE_NUM" = n.cur_id
             LEFT JOIN _cclf_cclfb b ON b."CUR_CLM_UNIQ_ID" = l."CUR_CLM_UNIQ_ID" AND b."CLM_LINE_NUM" = l."CLM_LINE_NUM"
         """
 

@@ -166,7 +166,10 @@ def net_versions(con, versions: str, lines: str, out: str, attr_cols: list[str])
     money_lag = ", ".join(
         f"v_{m} - coalesce(lag(v_{m}) OVER w, 0) AS {m}" for m in MONEY
     )
-    values = ", ".join(f"CASE WHEN v.is_cancel THEN 0 ELSE coalesce(l.{m}, 0) END AS v_{m}" for m in MONEY)
+    values = ", ".join(
+        f"CASE WHEN v.is_cancel THEN 0 ELSE coalesce(l.{m}, 0) END AS v_{m}, l.{m} IS NOT NULL AS has_{m}" for m in MONEY
+    )
+    any_value = ", ".join(f"bool_or(has_{m}) OVER (PARTITION BY fam, claim_line_number) AS any_{m}" for m in MONEY)
     any_change = " OR ".join(f"{m} <> 0" for m in MONEY)
     _run(con, f"""
         CREATE OR REPLACE TEMP TABLE {out} AS
@@ -182,23 +185,23 @@ def net_versions(con, versions: str, lines: str, out: str, attr_cols: list[str])
             LEFT JOIN {lines} l ON l.cur_id = v.cur_id AND l.claim_line_number = fl.claim_line_number
         ),
         deltas AS (
-            SELECT *, {money_lag},
+            SELECT *, {money_lag}, {any_value},
                    last_value(attr_id IGNORE NULLS) OVER (PARTITION BY fam, claim_line_number ORDER BY ver
                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS use_id
             FROM grid
             WINDOW w AS (PARTITION BY fam, claim_line_number ORDER BY ver)
         )
         SELECT d.fam, d.ver, d.cur_id, d.is_cancel, d.claim_line_number,
-               {", ".join([f"d.{m}" for m in MONEY] + [f"a.{c}" for c in attr_cols])},
+               {", ".join([f"CASE WHEN d.any_{m} THEN d.{m} END AS {m}" for m in MONEY] + [f"a.{c}" for c in attr_cols])},
                coalesce(d.l_source_file, d.hdr_source_file) AS source_file,
                coalesce(d.l_line_number, d.hdr_line_number) AS line_number
         FROM deltas d LEFT JOIN {lines} a ON a.cur_id = d.use_id AND a.claim_line_number = d.claim_line_number
-        WHERE d.present OR {" OR ".join(f"d.{m} <> 0" for m in MONEY)}
+        WHERE d.present OR {" OR ".join(f"(d.any_{m} AND d.{m} <> 0)" for m in MONEY)}
     """)
     del any_change
 
 
-def versions_of(con, table: str, key: tuple[str, ...], out: str, cancel_col: str = '"CLM_ADJSMT_TYPE_CD"') -> None:
+def versions_of(con, table: str, key: tuple[str, ...], out: str, id_sql: str = '"CUR_CLM_UNIQ_ID"') -> None:
     """Number the versions of each natural-key family of `table` (by effective date, then claim id)."""
     k = ", ".join(f'"{c}"' if c.isupper() else c for c in key)
     _run(con, f"""
@@ -206,8 +209,8 @@ def versions_of(con, table: str, key: tuple[str, ...], out: str, cancel_col: str
         SELECT t.*, dense_rank() OVER (ORDER BY {k}) AS fam,
                row_number() OVER (PARTITION BY {k} ORDER BY "CLM_EFCTV_DT" NULLS FIRST, "CUR_CLM_UNIQ_ID") - 1 AS ver,
                count(*) OVER (PARTITION BY {k}) AS versions,
-               coalesce({cancel_col} = '1', false) AS is_cancel,
-               "CUR_CLM_UNIQ_ID" AS cur_id, source_file AS hdr_source_file, line_number AS hdr_line_number
+               coalesce("CLM_ADJSMT_TYPE_CD" = '1', false) AS is_cancel,
+               {id_sql} AS cur_id, source_file AS hdr_source_file, line_number AS hdr_line_number
         FROM {table} t
     """)
 
