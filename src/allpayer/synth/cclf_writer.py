@@ -109,14 +109,15 @@ def write_cclf(
     lay = layouts(version)
     con = duckdb.connect()
     try:
-        con.execute(f"CREATE TEMP TABLE elig AS SELECT * FROM {_source(native, 'eligibility')} WHERE payer = {_lit(payer)}")
-        con.execute(f"CREATE TEMP TABLE med AS SELECT * FROM {_source(native, 'medical_claim')} WHERE payer = {_lit(payer)}")
+        # Every column as text (as CSV gives it), so CSV and Parquet deliveries are written alike.
+        con.execute(f"CREATE TEMP TABLE elig AS SELECT * FROM (SELECT COLUMNS(*)::VARCHAR FROM {_source(native, 'eligibility')}) WHERE payer = {_lit(payer)}")
+        con.execute(f"CREATE TEMP TABLE med AS SELECT * FROM (SELECT COLUMNS(*)::VARCHAR FROM {_source(native, 'medical_claim')}) WHERE payer = {_lit(payer)}")
         try:
             pharmacy = _source(native, "pharmacy_claim")
         except FileNotFoundError:
             pharmacy = None
         if pharmacy:
-            con.execute(f"CREATE TEMP TABLE rx AS SELECT * FROM {pharmacy} WHERE payer = {_lit(payer)}")
+            con.execute(f"CREATE TEMP TABLE rx AS SELECT * FROM (SELECT COLUMNS(*)::VARCHAR FROM {pharmacy}) WHERE payer = {_lit(payer)}")
         else:
             con.execute("CREATE TEMP TABLE rx AS SELECT NULL::VARCHAR AS claim_id WHERE false")
         for table, contract in (("elig", "eligibility"), ("med", "medical_claim"), ("rx", "pharmacy_claim")):

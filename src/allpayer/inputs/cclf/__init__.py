@@ -440,7 +440,6 @@ def _build(con, payer: str, plan: str, data_source: str, coverage_end: dt.date |
                    l."CLM_LINE_HCPCS_CD" AS hcpcs_code,
                    {", ".join(f'l."HCPCS_{i}_MDFR_CD" AS hcpcs_modifier_{i}' for i in range(1, 6)) if prof else "NULL AS hcpcs_modifier_1"},
                    {'l."RNDRG_PRVDR_NPI_NUM"' if prof else 'l."ORDRG_PRVDR_NPI_NUM"'} AS rendering_npi,
-                   {'l."CLM_RNDRG_PRVDR_TAX_NUM"' if prof else 'NULL'} AS rendering_tin,
                    {'NULL' if prof else 'coalesce(' + ('l."CLM_BLG_PRVDR_NPI_NUM", ' if "CLM_BLG_PRVDR_NPI_NUM" in cols5 else '') + 'l."PAYTO_PRVDR_NPI_NUM")'} AS billing_npi,
                    {'l."CLM_RNDRG_PRVDR_TAX_NUM"' if prof else 'NULL'} AS billing_tin,
                    l."CLM_EFCTV_DT" AS paid_date,

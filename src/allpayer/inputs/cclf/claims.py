@@ -139,7 +139,7 @@ def eligibility(con, cclf8: str, payer: str, plan: str, data_source: str, covera
                CASE WHEN "BENE_PART_A_ENRLMT_BGN_DT" IS NULL THEN "BENE_PART_B_ENRLMT_BGN_DT"
                     WHEN "BENE_PART_B_ENRLMT_BGN_DT" IS NULL THEN "BENE_PART_A_ENRLMT_BGN_DT"
                     ELSE greatest("BENE_PART_A_ENRLMT_BGN_DT", "BENE_PART_B_ENRLMT_BGN_DT") END AS enrollment_start_date,
-               coalesce("BENE_DEATH_DT", {coverage_end_sql}) AS enrollment_end_date,
+               coalesce(last_day("BENE_DEATH_DT"), {coverage_end_sql}) AS enrollment_end_date,
                {_lit(payer)} AS payer, 'medicare' AS payer_type, {_lit(plan)} AS plan,
                "BENE_ORGNL_ENTLMT_RSN_CD" AS original_reason_entitlement_code,
                "BENE_DUAL_STUS_CD" AS dual_status_code, "BENE_MDCR_STUS_CD" AS medicare_status_code,
