@@ -165,26 +165,28 @@ def _versions(con) -> None:
             f"sum(CAST(coalesce(nullif(CAST({m if m in have else 'NULL'} AS VARCHAR), ''), '0') AS DECIMAL(18,2))) OVER w AS cum_{m}"
             for m in cols
         )
+        seq = "CAST(coalesce(nullif(adjustment_sequence, ''), '0') AS INTEGER)"
         con.execute(f"""
             CREATE TEMP TABLE {out}_all AS
-            SELECT r.*, CAST(coalesce(nullif(adjustment_sequence, ''), '0') AS INTEGER) AS seq, {cum},
-                   dense_rank() OVER (ORDER BY claim_id) AS claim_no
+            SELECT r.*, {seq} AS seq, {cum}, dense_rank() OVER (ORDER BY claim_id) AS claim_no
             FROM {src} r
-            WINDOW w AS (PARTITION BY claim_id, claim_line_number ORDER BY CAST(coalesce(nullif(adjustment_sequence, ''), '0') AS INTEGER))
+            WINDOW w AS (PARTITION BY claim_id, claim_line_number ORDER BY paid_date, {seq})
         """)
-        # Sequences of a claim (any line): version k of the claim is its k-th distinct sequence.
+        # The versions of a claim: its distinct (paid date, sequence) pairs in that order, so an
+        # adjustment keeps the date it was paid on.
         con.execute(f"""
             CREATE TEMP TABLE {out}_seq AS
-            SELECT claim_id, seq, row_number() OVER (PARTITION BY claim_id ORDER BY seq) - 1 AS k,
-                   max(paid_date) AS eff_date
-            FROM {out}_all GROUP BY claim_id, seq
+            SELECT claim_id, seq, paid_date AS eff_date,
+                   row_number() OVER (PARTITION BY claim_id ORDER BY paid_date, seq) - 1 AS k
+            FROM {out}_all GROUP BY claim_id, seq, paid_date
         """)
-        # Each line as of version k: its latest row with seq <= the version's seq.
+        # Each line as of version k: its latest row at or before the version.
         con.execute(f"""
             CREATE TEMP TABLE {out}_state AS
             SELECT s.k, s.eff_date, a.* EXCLUDE (paid_date),
-                   row_number() OVER (PARTITION BY a.claim_id, a.claim_line_number, s.k ORDER BY a.seq DESC) AS _n
-            FROM {out}_seq s JOIN {out}_all a ON a.claim_id = s.claim_id AND a.seq <= s.seq
+                   row_number() OVER (PARTITION BY a.claim_id, a.claim_line_number, s.k ORDER BY a.paid_date DESC, a.seq DESC) AS _n
+            FROM {out}_seq s JOIN {out}_all a ON a.claim_id = s.claim_id
+             AND (a.paid_date < s.eff_date OR (a.paid_date = s.eff_date AND a.seq <= s.seq))
         """)
         con.execute(f"""
             CREATE TEMP TABLE {out} AS
