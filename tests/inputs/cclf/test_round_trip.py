@@ -9,6 +9,7 @@ docs/cclf.md and asserted here where it is a rule (natural-key collisions, FPP/C
 """
 
 import datetime as dt
+import shutil
 
 import duckdb
 import pytest
@@ -31,6 +32,7 @@ def trip(tmp_path_factory):
             "WHERE payer = 'medicare'"
         )
         con.register(f"c_{t}", r.tables[t])
+    con.execute(f"SET VARIABLE native_folder = '{root / 'native'}'")
     return r, con
 
 
@@ -132,3 +134,23 @@ def test_pharmacy(trip):
     q = ("SELECT member_id, dispensing_date, ndc_code, CAST(quantity AS DECIMAL(18,3)), days_supply, prescribing_provider_npi, "
          f"dispensing_provider_npi, {money}, max(paid_date) FROM {{}} GROUP BY ALL")
     assert _diff(con, q.format("n_pharmacy_claim"), q.format("c_pharmacy_claim")) == []
+
+
+def test_tables_pass_the_contract(trip, tmp_path):
+    """The reader's tables load through the contract's validation: only DME lines are refused,
+    because CCLF6 has no diagnosis and the contract requires diagnosis_code_1."""
+    import pyarrow.parquet as pq
+
+    from allpayer.inputs.load import load_folder
+
+    r, con = trip
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    for t, table in r.tables.items():
+        pq.write_table(table.drop_columns(["source_file", "line_number"]), folder / f"{t}.parquet")
+    native = con.execute("SELECT getvariable('native_folder')").fetchall()[0][0]
+    shutil.copy(f"{native}/provider_roster.parquet", folder / "provider_roster.parquet")
+    result = load_folder(folder, tmp_path / "db.duckdb")
+    assert all(t.reconciles for t in result.tables)
+    dme = sum(1 for x in r.tables["medical_claim"].column("claim_type").to_pylist() if x == "dme")
+    assert result.quarantine_by_rule == ([{"table": "medical_claim", "rule": "required", "rows": dme}] if dme else [])

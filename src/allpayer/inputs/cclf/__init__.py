@@ -38,6 +38,11 @@ CONTRACT_TABLE = {
 }
 """The contract table a CCLF file feeds (where its quarantined lines are counted)."""
 
+CLAIM_LEVEL_LINE = 9999
+"""The claim line number of a Part A claim's claim-level amounts (the header payment not on its
+revenue lines, total charges, coinsurance, deductible, AIPBP reduction): after any revenue line
+(an institutional claim has at most 999)."""
+
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("table_name", pa.string()),
@@ -349,9 +354,9 @@ def _build(con, payer: str, plan: str, data_source: str, coverage_end: dt.date |
                l.source_file, l.line_number
         FROM _cclf_cclf2 l
     """)
-    # Line 0 carries the claim-level amounts the revenue lines do not: the header payment less the
+    # Line CLAIM_LEVEL_LINE carries the claim-level amounts the revenue lines do not: the header payment less the
     # lines' payments, the total charge, coinsurance, deductible and the AIPBP/PBP reduction.
-    con.execute("""
+    con.execute(f"""
         INSERT INTO _cclf_a_lines
         WITH s AS (SELECT cur_id, sum(paid_amount) AS lines_paid FROM _cclf_a_lines GROUP BY cur_id),
         h AS (
@@ -362,7 +367,7 @@ def _build(con, payer: str, plan: str, data_source: str, coverage_end: dt.date |
             FROM _cclf_cclf1 h LEFT JOIN s ON s.cur_id = h."CUR_CLM_UNIQ_ID"
             LEFT JOIN _cclf_cclfa a ON a."CUR_CLM_UNIQ_ID" = h."CUR_CLM_UNIQ_ID"
         )
-        SELECT cur_id, 0, rest, rest + coins + ded + reduction, charge, coins, ded,
+        SELECT cur_id, {CLAIM_LEVEL_LINE}, rest, rest + coins + ded + reduction, charge, coins, ded,
                NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, source_file, line_number
         FROM h WHERE rest <> 0 OR coins <> 0 OR ded <> 0 OR reduction <> 0 OR coalesce(charge, 0) <> 0
     """)
