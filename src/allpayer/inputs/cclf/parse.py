@@ -140,22 +140,18 @@ def parse_file(con, path, relpath: str, layout: FileLayout) -> tuple[str, str, i
         length = layout.record_length
         rules = "concat_ws(',', " + ", ".join(f"CASE WHEN {c} THEN '{r}' END" for r, c, _ in checks) + ")" if checks else "''"
         messages = "concat_ws('; ', " + ", ".join(f"CASE WHEN {c} THEN {m} END" for _, c, m in checks) + ")" if checks else "''"
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {stage}_f AS
-            SELECT r.line_number, r.line, length(r.line) AS _len, {cols}
-            FROM {stage} r
-            """
-        )
+        any_bad = " OR ".join(f"({c})" for _, c, _ in checks) if checks else "false"
+        # Rules and messages are only built for lines that fail a check (CASE evaluates lazily).
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {stage}_v AS
-            SELECT *, CASE WHEN _len <> {length} THEN 'wrong_record_length' ELSE nullif({rules}, '') END AS _rules,
+            SELECT *, CASE WHEN _len <> {length} THEN 'wrong_record_length' WHEN _bad THEN {rules} END AS _rules,
                    CASE WHEN _len <> {length} THEN
                        'record is ' || _len || ' characters long, expected {length} ({layout.file_type} layout v{layout.version})'
                        || CASE WHEN _len < {length} THEN ': truncated line?' ELSE '' END
-                   ELSE nullif({messages}, '') END AS _message
-            FROM {stage}_f
+                   WHEN _bad THEN {messages} END AS _message
+            FROM (SELECT *, coalesce({any_bad}, false) AS _bad
+                  FROM (SELECT r.line_number, r.line, length(r.line) AS _len, {cols} FROM {stage} r))
             """
         )
         typed = []
@@ -169,7 +165,7 @@ def parse_file(con, path, relpath: str, layout: FileLayout) -> tuple[str, str, i
                 typed.append(v)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {rows} AS SELECT {', '.join(typed)}, {_lit(relpath)} AS source_file, line_number "
-            f"FROM {stage}_v WHERE _rules IS NULL ORDER BY line_number"
+            f"FROM {stage}_v WHERE _rules IS NULL"
         )
         con.execute(
             f"""
@@ -177,13 +173,13 @@ def parse_file(con, path, relpath: str, layout: FileLayout) -> tuple[str, str, i
             SELECT {_lit(layout.file_type)} AS file_type, {_lit(relpath)} AS source_file, line_number,
                    split_part(_rules, ',', 1) AS rule, _rules AS rules, _message AS message,
                    to_json({{'line': line}})::VARCHAR AS raw_row
-            FROM {stage}_v WHERE _rules IS NOT NULL ORDER BY line_number
+            FROM {stage}_v WHERE _rules IS NOT NULL
             """
         )
         return rows, bad, lines_read
     finally:
         con.unregister(view)
-        for t in (stage, f"{stage}_f", f"{stage}_v"):
+        for t in (stage, f"{stage}_v"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
