@@ -324,7 +324,7 @@ def _build(con, payer: str, plan: str, data_source: str, coverage_end: dt.date |
 
     coverage_end_sql = f"DATE '{coverage_end.isoformat()}'" if coverage_end else "make_date(performance_year, 12, 31)"
     elig = C.eligibility(con, "_cclf_cclf8", payer, plan, data_source, coverage_end_sql)
-    # Older CCLF8 snapshots of a beneficiary are superseded by the latest one: they are used, not lost.
+    # Older CCLF8 records of a beneficiary are superseded by the latest one (read, not loaded as rows).
 
     fa_parts = []
     # ---- Part A
@@ -372,10 +372,10 @@ def _build(con, payer: str, plan: str, data_source: str, coverage_end: dt.date |
         FROM h WHERE rest <> 0 OR coins <> 0 OR ded <> 0 OR reduction <> 0 OR coalesce(charge, 0) <> 0
     """)
     C.net_versions(con, "_cclf_a_ver", "_cclf_a_lines", "_cclf_a_net", line_attrs)
-    dx = C._pivot("diagnosis_code", '"CLM_DGNS_CD"')
-    poa = C._pivot("diagnosis_poa", 'nullif(left("CLM_POA_IND", 1), \'\')')
-    px = C._pivot("procedure_code", '"CLM_PRCDR_CD"')
-    pxd = C._pivot("procedure_date", '"CLM_PRCDR_PRFRM_DT"')
+    dx = C.pivot("diagnosis_code", '"CLM_DGNS_CD"')
+    poa = C.pivot("diagnosis_poa", 'nullif(left("CLM_POA_IND", 1), \'\')')
+    px = C.pivot("procedure_code", '"CLM_PRCDR_CD"')
+    pxd = C.pivot("procedure_date", '"CLM_PRCDR_PRFRM_DT"')
     blg_npi = 'coalesce(h."CLM_BLG_PRVDR_NPI_NUM", h."FAC_PRVDR_NPI_NUM")' if "CLM_BLG_PRVDR_NPI_NUM" in _columns(con, "_cclf_cclf1") else 'h."FAC_PRVDR_NPI_NUM"'
     dx_cols = ", ".join(['coalesce(dx.diagnosis_code_1, h."PRNCPL_DGNS_CD") AS diagnosis_code_1'] + [f"dx.diagnosis_code_{i}" for i in range(2, 26)])
     part_a = f"""
