@@ -130,3 +130,13 @@ def test_mbi_chain_resolved(tmp_path):
     r = read_cclf_folder(tmp_path / "in")
     assert set(r.tables["medical_claim"].column("member_id").to_pylist()) == {new}
     assert r.tables["eligibility"].column("member_id").to_pylist() == [new]
+
+
+def test_caller_connection_left_clean(tmp_path):
+    import duckdb
+
+    write(tmp_path / "in", NETTING)
+    con = duckdb.connect()
+    r = read_cclf_folder(tmp_path / "in", con=con)
+    assert r.tables["medical_claim"].num_rows > 0
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%cclf%'").fetchall() == [(0,)]

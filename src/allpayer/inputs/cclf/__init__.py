@@ -175,6 +175,19 @@ def read_cclf_folder(
     """
     own = con is None
     con = con or duckdb.connect()
+    try:
+        return _read(con, folder, version, payer, plan, data_source, coverage_end, include_test)
+    finally:
+        if own:
+            con.close()
+        else:
+            for (name,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE '\\_cclf\\_%' ESCAPE '\\'"
+            ).fetchall():
+                con.execute(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def _read(con, folder, version, payer, plan, data_source, coverage_end, include_test) -> CclfRead:
     with tempfile.TemporaryDirectory(prefix="allpayer-cclf-") as work:
         found = discover(folder, Path(work), include_test=include_test)
         files = sorted(found.files, key=lambda f: (f.file_date, f.file_type, f.relpath))
@@ -244,15 +257,12 @@ def read_cclf_folder(
                 cols = ", ".join(f'"{fl.name}" {_sql_type(fl.type)}' for fl in lay[t].fields)
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({cols}, source_file VARCHAR, line_number BIGINT)")
         result = _build(con, payer, plan, data_source, coverage_end)
+        table_of = " ".join(f"WHEN {_lit(t)} THEN {_lit(name)}" for t, name in CONTRACT_TABLE.items())
         quarantine = con.execute(
-            "SELECT file_type, source_file, line_number, rule, rules, message, raw_row FROM _cclf_quarantine "
-            "ORDER BY source_file, line_number"
-        ).fetch_arrow_table()
-        table_names = pa.array([CONTRACT_TABLE[t] for t in quarantine.column("file_type").to_pylist()], pa.string())
-        quarantine = quarantine.add_column(0, "table_name", table_names).cast(QUARANTINE_SCHEMA)
-        q_by_file = {}
-        for sf in quarantine.column("source_file").to_pylist():
-            q_by_file[sf] = q_by_file.get(sf, 0) + 1
+            f"SELECT CASE file_type {table_of} END AS table_name, file_type, source_file, line_number, rule, rules, message, "
+            "raw_row FROM _cclf_quarantine ORDER BY source_file, line_number"
+        ).fetch_arrow_table().cast(QUARANTINE_SCHEMA)
+        q_by_file = dict(con.execute("SELECT source_file, count(*) FROM _cclf_quarantine GROUP BY 1").fetchall())
         for c in counts:  # later steps (duplicates, orphans) quarantine parsed lines too
             c.quarantined = q_by_file.get(c.source_file, 0)
             c.parsed = c.read - c.quarantined
@@ -265,8 +275,6 @@ def read_cclf_folder(
             ignored=found.ignored,
             warnings=warnings,
         )
-    if own:
-        con.close()
     return out
 
 
