@@ -151,8 +151,8 @@ def test_versions_over_deliveries(tmp_path):
                                       b_line(3, M1, 1, "95.00", "2", "2024-04-02", "V1")], "CCLF8": [bene(M1)]},
           file_date=dt.date(2024, 4, 15))
     r = read_cclf_folder(tmp_path / "in")
-    rows = sorted((int(x["adjustment_sequence"]), x["paid_amount"], x["paid_date"], x["source_file"][:22])
+    rows = sorted((int(x["adjustment_sequence"]), x["paid_amount"], x["paid_date"], x["source_file"].split(".")[4])
                   for x in r.tables["medical_claim"].to_pylist())
-    assert rows == [(0, "80.00", "2024-02-15", "P.A1234.ACO.ZC5Y24.D24"), (1, "-80.00", "2024-04-02", "P.A1234.ACO.ZC5Y24.D24"),
-                    (2, "95.00", "2024-04-02", "P.A1234.ACO.ZC5Y24.D24")]
+    assert rows == [(0, "80.00", "2024-02-15", "D240315"), (1, "-80.00", "2024-04-02", "D240415"),
+                    (2, "95.00", "2024-04-02", "D240415")]
     assert r.tables["eligibility"].num_rows == 1  # the latest CCLF8 record
