@@ -18,8 +18,8 @@ cclf       CMS CCLF files (``P.A<ACO>.ACO.ZC<n>...`` names, or their monthly zip
            `allpayer.inputs.cclf.read_cclf_folder` where that reader is installed.
 =========  =====================================================================================
 
-`detect_format` decides from file names (and, between native and tuva, from the medical_claim
-header); ``allpayer load --format`` overrides it.
+`detect_format` decides from file names (and, between native and tuva, from the headers);
+``allpayer load --format`` overrides it.
 
 A format reader that maps records itself (FHIR, CCLF) returns a `MappedDelivery`: contract tables
 as Arrow tables of text (plus ``source_file`` and ``line_number``), the records it could not map
@@ -160,16 +160,22 @@ def cclf_files(folder: Path) -> list[Path]:
     return [p for p in _top_files(folder) if CCLF_NAME.search(p.name)]
 
 
-def _medical_claim_headers(delivery: readers.Delivery) -> list[list[str]]:
-    return [readers.file_columns(f) for f in delivery.files.get("medical_claim", [])]
+def tuva_only_columns() -> dict[str, set[str]]:
+    """Per contract table, the columns of the pinned Tuva input layer the contract does not
+    define (``file_name``, ``ingest_datetime``, names and addresses...)."""
+    from allpayer.inputs.schema import TABLES
+    from allpayer.reference import tuva_input_layer_columns
+
+    return {t: set(cols) - set(TABLES[t].column_names) for t, cols in tuva_input_layer_columns().items()}
 
 
 def detect_format(folder: str | Path) -> str:
     """The format of a delivery folder, from its file names.
 
-    NDJSON files: ``fhir``; CCLF file names: ``cclf`` (both at once is an error); contract file
-    names whose medical_claim lacks ``payment_arrangement`` (a Tuva column set): ``tuva``;
-    otherwise ``native``.
+    NDJSON files: ``fhir``; CCLF file names: ``cclf`` (both at once is an error). Contract file
+    names: ``tuva`` when no medical_claim file has ``payment_arrangement`` and some file has a
+    column only the Tuva input layer defines (``file_name``, ``ingest_datetime``...); otherwise
+    ``native``.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -185,8 +191,11 @@ def detect_format(folder: str | Path) -> str:
     if cclf:
         return "cclf"
     delivery = readers.discover(folder)
-    headers = _medical_claim_headers(delivery)
-    if headers and all("payment_arrangement" not in h for h in headers):
+    headers = {t: [readers.file_columns(f) for f in files] for t, files in delivery.files.items()}
+    if any("payment_arrangement" in h for h in headers.get("medical_claim", [])):
+        return "native"
+    tuva_only = tuva_only_columns()
+    if any(set(h) & tuva_only.get(t, set()) for t, hs in headers.items() for h in hs):
         return "tuva"
     return "native"
 
