@@ -194,12 +194,20 @@ ADJUDICATION = {
 }
 
 
+NETWORK = {"innetwork": "true", "outofnetwork": "false"}
+"""CARIN BB ``benefitpaymentstatus`` adjudication reasons -> ``in_network_flag``."""
+
+
 def _adjudications(adjudication) -> dict[str, str]:
     found: dict[str, str] = {}
     by_code = {}
     for adj in adjudication or ():
         for c in e.codings(adj.get("category")):
             by_code.setdefault(e.last_segment(c.get("code")), adj)
+    if "benefitpaymentstatus" in by_code:
+        status = e.code(by_code["benefitpaymentstatus"].get("reason"))
+        if status in NETWORK:
+            found["in_network_flag"] = NETWORK[status]
     for column, wanted in ADJUDICATION.items():
         for w in wanted:
             if w in by_code:
@@ -298,6 +306,7 @@ def eob(resource: dict, coverages: dict[str, dict], parties: dict[str, Party]) -
             row = {
                 **common,
                 "claim_line_number": str(it.get("sequence") or i + 1),
+                "in_network_flag": amounts.get("in_network_flag"),
                 "prescribing_provider_npi": prescriber,
                 "dispensing_provider_npi": pharmacy_npi,
                 "dispensing_date": e.date_part(it.get("servicedDate")) or start,
@@ -359,7 +368,7 @@ def eob(resource: dict, coverages: dict[str, dict], parties: dict[str, Party]) -
         "billing_tin": billing_tin or org_tin,
         "facility_npi": facility_npi,
         "facility_ccn": ccn,
-        "substance_use_redacted": "true" if e.part2_redacted(resource) else None,
+        "substance_use_redacted": "true" if e.part2_redacted(resource) else "false",
         **dx,
         **px,
     }
@@ -395,6 +404,7 @@ def eob(resource: dict, coverages: dict[str, dict], parties: dict[str, Party]) -
             "rendering_npi": rendering[1],
             "rendering_tin": rendering[2],
             "payment_arrangement": "ffs",
+            "in_network_flag": amounts.get("in_network_flag"),
             **{k: amounts.get(k) for k in ADJUDICATION},
         }
         if row["allowed_amount"] is None and row["paid_amount"] is not None:
