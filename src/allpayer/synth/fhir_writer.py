@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -534,3 +535,45 @@ def _value(result: str | None, unit: str | None) -> dict:
     if _is_number(result):
         return {"valueQuantity": {"value": _num(result), "unit": unit, "code": unit}}
     return {"valueString": result}
+
+
+class NativeStaging:
+    """A private folder beside `out` where the native delivery is generated before it is
+    written as FHIR into `out` (used by ``allpayer generate --format fhir``)."""
+
+    def __init__(self, out: Path):
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=".native-", dir=out))
+
+    def finish(self, manifest, out: Path):
+        """Write the FHIR files into `out`; returns the manifest, updated and written there."""
+        for table in TABLES:
+            if table not in NATIVE_COPY:
+                for suffix in (".parquet", ".csv", ".csv.gz"):
+                    (Path(out) / f"{table}{suffix}").unlink(missing_ok=True)
+        stats = write_fhir(self.path, out)
+        manifest.format = "fhir"
+        names = [n for n in stats.files if n.endswith(".ndjson")]
+        manifest.files = {n[: -len(".ndjson")]: n for n in names}
+        for table in NATIVE_COPY:
+            for n in stats.files:
+                if n.startswith(table + "."):
+                    manifest.files[table] = n
+        counts = {n[: -len(".ndjson")]: int(stats.resources[n[: -len(".ndjson")]]) for n in names}
+        counts.update({t: manifest.row_counts[t] for t in NATIVE_COPY if t in manifest.row_counts})
+        manifest.row_counts = counts
+        manifest.notes = list(manifest.notes) + [
+            "FHIR R4 bulk data written from the native tables; values without a FHIR element travel as "
+            f"{e.COLUMN_EXTENSION}<column> extensions: "
+            + ", ".join(f"{k} ({v})" for k, v in sorted(stats.extension_columns.items()))
+        ]
+        (Path(out) / "manifest.json").write_text(manifest.to_json())
+        return manifest
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def native_staging(out: Path) -> NativeStaging:
+    return NativeStaging(out)
