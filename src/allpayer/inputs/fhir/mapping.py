@@ -107,7 +107,8 @@ def coverage(resource: dict) -> dict:
         e.reference_id(resource.get("beneficiary"), "Patient"), "missing_element", "Coverage.beneficiary (a Patient reference) is missing"
     )
     payor = (resource.get("payor") or [{}])[0] or {}
-    payer = e.identifier(payor.get("identifier"), type_codes=()) or (payor.get("identifier") or {}).get("value") or payor.get("display")
+    ident = payor.get("identifier") if isinstance(payor.get("identifier"), dict) else {}
+    payer = ident.get("value") or payor.get("display")
     payer_type = None
     for c in e.codings(resource.get("type")):
         value = str(c.get("code", ""))
