@@ -48,7 +48,10 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option(
             "parquet",
             "--format",
-            help="File format: parquet, csv, or fhir (FHIR R4 bulk NDJSON; roster and employer groups stay Parquet).",
+            help=(
+                "File format: parquet or csv; cclf writes Parquet and also the Medicare members as a monthly CCLF zip "
+                "in OUT/cclf/; fhir writes FHIR R4 bulk NDJSON (roster and employer groups stay Parquet)."
+            ),
         ),
         years: list[str] = typer.Option(
             None,
@@ -72,8 +75,8 @@ def register(app: typer.Typer) -> None:
         as_fhir = fmt == "fhir"
         if as_fhir and inject_errors:
             raise AllpayerError("--inject-errors works with --format parquet or csv, not fhir")
-        if as_fhir:
-            fmt = "parquet"
+        cclf = fmt == "cclf"
+        fmt = "parquet" if (cclf or as_fhir) else fmt
         check_args(members, seed, fmt, span_years, inject_errors)
         console = Console(stderr=True)
         started = time.perf_counter()
@@ -114,6 +117,15 @@ def register(app: typer.Typer) -> None:
         finally:
             if as_fhir:
                 staging.cleanup()
+        if cclf:
+            import datetime as dt
+
+            from allpayer.synth.cclf_writer import write_cclf
+
+            written = write_cclf(
+                out, out / "cclf", performance_year=manifest.years[-1],
+                file_date=dt.date.fromisoformat(manifest.paid_through), zip_delivery=True,
+            )
         seconds = time.perf_counter() - started
         table = Table(title=f"{out} ({manifest.format}, seed {manifest.seed}, {manifest.service_start}..{manifest.service_end})")
         table.add_column("table")
@@ -129,3 +141,5 @@ def register(app: typer.Typer) -> None:
         Console().print(table)
         total = sum(manifest.row_counts.values())
         Console().print(f"{manifest.members:,} people, {total:,} rows in {seconds:.1f} s; manifest: {out / 'manifest.json'}")
+        if cclf:
+            Console().print(f"Medicare members as CCLF: {written[0]}")
