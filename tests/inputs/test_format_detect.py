@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -77,3 +78,24 @@ def test_a_table_from_fhir_and_native_at_once_is_an_error(tmp_path):
 
     with pytest.raises(InputFileError, match="table eligibility comes both from fhir files and from eligibility.csv"):
         load_folder(folder, tmp_path / "db.duckdb")
+
+
+def test_cli_loads_a_cclf_delivery(tmp_path, capsys):
+    """A generated population's Medicare members as a monthly CCLF zip, with the roster beside
+    it as a native file: detected as CCLF, loaded, every CCLF line counted by file type."""
+    out = tmp_path / "g"
+    assert main(["generate", "--members", "60", "--seed", "4", "--years", "2024", "--out", str(out), "--format", "cclf"]) == 0
+    folder = out / "cclf"
+    (zipped,) = [p.name for p in folder.iterdir()]
+    assert zipped.endswith(".zip")
+    shutil.copy(out / "provider_roster.parquet", folder / "provider_roster.parquet")
+    assert detect_format(folder) == "cclf"
+    capsys.readouterr()
+    db = tmp_path / "db.duckdb"
+    assert main(["load", str(folder), "--db", str(db), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["format"] == "cclf"
+    tables = {t["table"]: t for t in data["tables"]}
+    assert all(t["reconciles"] for t in data["tables"])
+    assert tables["medical_claim"]["loaded"] > 0 and tables["eligibility"]["loaded"] > 0
+    assert tables["cclf:CCLF5"]["read"] == tables["cclf:CCLF5"]["loaded"] + tables["cclf:CCLF5"]["quarantined"]

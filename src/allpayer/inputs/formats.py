@@ -44,9 +44,10 @@ from allpayer.inputs.schema import REQUIRED_TABLES
 FORMATS = ("native", "tuva", "fhir", "cclf")
 
 FHIR_SUFFIXES = (".ndjson", ".ndjson.gz")
-CCLF_NAME = re.compile(r"(^P\.[A-Z0-9]+\.ACO\.ZC[0-9AB])|(^CCLF[0-9AB])|(\.ZC[0-9AB][YR]?\d*\.)", re.IGNORECASE)
-"""CMS CCLF file names: ``P.A1234.ACO.ZC1Y24.D240115.T1234567`` (and their zip), or files a
-team renamed ``CCLF1...``."""
+CCLF_NAME = re.compile(r"(^[PT]\.[A-Z0-9]+\.ACO\.ZC[0-9AB]?[YR]\d{2}\.)|(^CCLF[0-9AB])", re.IGNORECASE)
+"""CMS CCLF file names: ``P.A1234.ACO.ZC1Y24.D240115.T1234567``, run-out ``ZC1R24``, test files
+``T.A1234...``, monthly zips ``P.A1234.ACO.ZCY24.D240115.T1234567.zip``, or files a team renamed
+``CCLF1...``."""
 
 TUVA_REQUIRED = ("eligibility", "medical_claim")
 TUVA_DEFAULTS = {"medical_claim": {"payment_arrangement": "ffs"}}
@@ -245,7 +246,41 @@ def open_delivery(folder: str | Path, fmt: str):
 
 
 def as_mapped_delivery(result, folder: Path, fmt: str) -> MappedDelivery:
-    """Accept a reader's result: a `MappedDelivery` as it is."""
+    """A reader's result as a `MappedDelivery`: as it is, or adapted from the CCLF reader's
+    `CclfRead` (its tables as they are; its unusable lines quarantined as ``cclf:<file type>``
+    records, counted per file type: read = parsed + quarantined)."""
     if isinstance(result, MappedDelivery):
         return result
+    if fmt == "cclf" and hasattr(result, "files") and hasattr(result, "quarantine"):
+        folder = Path(folder)
+        paths = [p for p in _top_files(folder) if CCLF_NAME.search(p.name)]
+        files = [readers.InputFile("cclf", p, p.name) for p in paths]
+        names = [f.relpath for f in files]
+        counts: dict[str, RecordCount] = {}
+        for fc in result.files:
+            rc = counts.setdefault(fc.file_type, RecordCount(name=f"cclf:{fc.file_type}", files=[]))
+            rc.files.append(fc.source_file)
+            rc.read += fc.read
+            rc.mapped += fc.parsed
+            rc.quarantined += fc.quarantined
+        q = result.quarantine
+        rejects = pa.table(
+            {
+                "table_name": pa.array([f"cclf:{t}" for t in q.column("file_type").to_pylist()], pa.string()),
+                **{c: q.column(c).cast(REJECT_SCHEMA.field(c).type) for c in ("source_file", "line_number", "rule", "message", "raw_row")},
+            }
+        )
+        side = {}
+        if getattr(result, "final_action", None) is not None and result.final_action.num_rows:
+            side["cclf_final_action"] = result.final_action
+        return MappedDelivery(
+            format="cclf",
+            folder=folder,
+            files=files,
+            tables=dict(result.tables),
+            sources={t: names for t in result.tables},
+            rejects=rejects,
+            records=sorted(counts.values(), key=lambda r: r.name),
+            side_tables=side,
+        )
     raise AllpayerError(f"--format {fmt}: the reader returned {type(result).__name__}, expected a MappedDelivery")
