@@ -504,6 +504,14 @@ def stage_arrow(con, rows: pa.Table, spec: Table, stage: str) -> int:
     view = f"_mapped_{next(_counter)}"
     con.register(view, rows)
     try:
+        repeated = con.execute(
+            f"SELECT source_file, line_number FROM {view} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+        ).fetchall()
+        if repeated:
+            raise ValueError(
+                f"mapped rows of {spec.name} repeat source_file {repeated[0][0]} line {repeated[0][1]}: "
+                "each staged row needs its own (source_file, line_number)"
+            )
         cols = ", ".join(_q(c) for c in present)
         select = ", ".join(f"CAST({_q(c)} AS VARCHAR)" for c in present)
         sep = ", " if present else ""
