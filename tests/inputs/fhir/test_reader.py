@@ -331,3 +331,31 @@ def test_a_folder_without_ndjson_and_a_corrupt_gzip_stop_the_load(tmp_path):
     (tmp_path / "bad" / "Patient.ndjson.gz").write_bytes(gzip.compress(b'{"a": 1}\n' * 100)[:20])
     with pytest.raises(InputFileError, match="Patient.ndjson.gz"):
         read_fhir_folder(tmp_path / "bad")
+
+
+def test_rows_are_built_in_chunks_with_the_same_result(tmp_path, monkeypatch):
+    """Mapped rows become Arrow tables a chunk at a time; chunks with different column sets
+    join with the missing columns empty."""
+    from allpayer.inputs.fhir import reader
+
+    folder = small_delivery(tmp_path / "d")
+    whole = read_fhir_folder(folder)
+    monkeypatch.setattr(reader, "CHUNK_ROWS", 1)
+    chunked = read_fhir_folder(folder)
+    for t, table in whole.tables.items():
+        assert chunked.tables[t].to_pylist() == table.to_pylist(), t
+
+
+def test_mapped_rows_must_not_repeat_a_file_and_line(tmp_path):
+    import duckdb
+    import pyarrow as pa
+
+    from allpayer.inputs import readers
+    from allpayer.inputs.schema import TABLES
+
+    con = duckdb.connect()
+    spec = TABLES["observation"]
+    stage = readers.create_stage(con, spec)
+    rows = pa.table({"observation_id": ["a", "b"], "source_file": ["x.ndjson", "x.ndjson"], "line_number": [3, 3]})
+    with pytest.raises(ValueError, match="repeat source_file x.ndjson line 3"):
+        readers.stage_arrow(con, rows, spec, stage)

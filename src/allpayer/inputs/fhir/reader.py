@@ -49,6 +49,8 @@ EVENT_TYPES = ("ExplanationOfBenefit", "Observation")
 RESOURCE_TYPES = DIRECTORY_TYPES + EVENT_TYPES
 RAW_CHARS = 4000
 """How much of a quarantined line the quarantine keeps."""
+CHUNK_ROWS = 50_000
+"""Mapped rows are turned into Arrow tables this many at a time (bounded Python memory)."""
 
 _TYPE_IN_NAME = re.compile("|".join(sorted(RESOURCE_TYPES, key=len, reverse=True)))
 
@@ -74,6 +76,7 @@ class _Collector:
 
     def __init__(self):
         self.rows: dict[str, list[dict]] = {}
+        self.chunks: dict[str, list[pa.Table]] = {}
         self.sources: dict[str, set[str]] = {}
         self.rejects: list[tuple] = []
         self.counts: dict[str, RecordCount] = {}
@@ -103,7 +106,11 @@ class _Collector:
         source = relpath + ("#" + fragment if fragment else "")
         row["source_file"] = source
         row["line_number"] = line
-        self.rows.setdefault(table, []).append(row)
+        rows = self.rows.setdefault(table, [])
+        rows.append(row)
+        if len(rows) >= CHUNK_ROWS:
+            self.chunks.setdefault(table, []).append(_arrow(table, rows))
+            self.rows[table] = []
         self.sources.setdefault(table, set()).add(relpath)
         self.provenance.append((table, source, line, rtype, rid))
 
@@ -215,7 +222,11 @@ def read_fhir_folder(folder: str | Path) -> MappedDelivery:
             for fragment, row in rows:
                 out.add(table, f.relpath, fragment, line, row, rtype, rid)
 
-    tables = {t: _arrow(t, rows) for t, rows in out.rows.items()}
+    tables = {}
+    for t in TABLES:
+        parts = out.chunks.get(t, []) + ([_arrow(t, out.rows[t])] if out.rows.get(t) else [])
+        if parts:
+            tables[t] = _concat(t, parts)
     rejects = pa.Table.from_pylist(
         [dict(zip(REJECT_SCHEMA.names, r)) for r in out.rejects], schema=REJECT_SCHEMA
     )
@@ -246,6 +257,22 @@ def _arrow(table: str, rows: list[dict]) -> pa.Table:
     data["source_file"] = pa.array([r["source_file"] for r in rows], type=pa.string())
     data["line_number"] = pa.array([r["line_number"] for r in rows], type=pa.int64())
     return pa.table(data)
+
+
+def _concat(table: str, parts: list[pa.Table]) -> pa.Table:
+    """Chunks with possibly different column sets as one table (missing columns NULL), in
+    contract order."""
+    if len(parts) == 1:
+        return parts[0]
+    names = set().union(*(p.column_names for p in parts))
+    order = [c for c in TABLES[table].column_names if c in names] + ["source_file", "line_number"]
+    filled = []
+    for p in parts:
+        for c in order:
+            if c not in p.column_names:
+                p = p.append_column(c, pa.nulls(p.num_rows, pa.string()))
+        filled.append(p.select(order))
+    return pa.concat_tables(filled)
 
 
 def _text(value) -> str | None:
