@@ -489,55 +489,43 @@ def observation(resource: dict) -> tuple[str, list[tuple[str | None, dict]]]:
         display = next((c.get("display") for c in e.codings(part.get("code")) if c.get("display")), None)
         value, unit = _value(part)
         low, high = _range(part)
+        shared = {
+            "person_id": person,
+            "encounter_id": encounter,
+            "source_code_type": "loinc" if loinc else None,
+            "source_code": any_code,
+            "source_description": display,
+            "normalized_code_type": "loinc" if loinc else None,
+            "normalized_code": loinc,
+            "normalized_description": display,
+            "result": value,
+            "source_units": unit,
+            "normalized_units": unit,
+            "source_reference_range_low": low,
+            "source_reference_range_high": high,
+            "normalized_reference_range_low": low,
+            "normalized_reference_range_high": high,
+            "data_source": source,
+        }
         if lab:
             row = {
                 "lab_result_id": row_id,
-                "person_id": person,
-                "encounter_id": encounter,
-                "source_code_type": "loinc" if loinc else None,
-                "source_code": any_code,
-                "source_description": display,
-                "normalized_code_type": "loinc" if loinc else None,
-                "normalized_code": loinc,
-                "normalized_description": display,
+                **shared,
                 "status": resource.get("status"),
-                "result": value,
                 "result_date": e.date_part(resource.get("issued")) or when,
                 "collection_date": when,
-                "source_units": unit,
-                "normalized_units": unit,
-                "source_reference_range_low": low,
-                "source_reference_range_high": high,
-                "normalized_reference_range_low": low,
-                "normalized_reference_range_high": high,
                 "normalized_abnormal_flag": e.code(resource.get("interpretation")),
                 "ordering_practitioner_id": next(
                     (e.reference_id(p) for p in resource.get("performer") or () if e.reference_id(p, "Practitioner")), None
                 ),
-                "data_source": source,
             }
         else:
             row = {
                 "observation_id": row_id,
-                "person_id": person,
-                "encounter_id": encounter,
+                **shared,
                 "panel_id": rid if fragment else None,
                 "observation_date": when,
                 "observation_type": e.code((resource.get("category") or [None])[0]),
-                "source_code_type": "loinc" if loinc else None,
-                "source_code": any_code,
-                "source_description": display,
-                "normalized_code_type": "loinc" if loinc else None,
-                "normalized_code": loinc,
-                "normalized_description": display,
-                "result": value,
-                "source_units": unit,
-                "normalized_units": unit,
-                "source_reference_range_low": low,
-                "source_reference_range_high": high,
-                "normalized_reference_range_low": low,
-                "normalized_reference_range_high": high,
-                "data_source": source,
             }
         row = _apply_extensions(row, resource)
         if fragment:
