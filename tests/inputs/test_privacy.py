@@ -108,3 +108,23 @@ def test_redaction_status_and_measure_note(con):
     assert privacy.measure_note(medicaid, needs_part2_data=True) is None
     assert privacy.measure_note(bcbs, needs_part2_data=False) is None
     assert "3 claim lines of bcbsvt 2024 redacted under 42 CFR Part 2" in privacy.measure_note(bcbs, needs_part2_data=True)
+
+
+def test_export_of_the_quarantine_withholds_the_same_claims(tmp_path, capsys):
+    """Two quarantined claim rows: one of MD002 (opted out), one of MC001. The export of the
+    quarantine leaves out MD002's and says so; other quarantined rows stay."""
+    folder = build_delivery(tmp_path / "d")
+    path = folder / "medical_claim.csv"
+    lines = path.read_text().splitlines()
+    lines.append(lines[3].replace("C2,1,0", "C9,1,0").replace("2024-03-10", "2024-13-10", 1))  # MD002, bad date
+    lines.append(lines[1].replace("C1,1,0", "C8,1,0").replace("2024-02-05", "2024-02-31", 1))  # MC001, bad date
+    path.write_text("\n".join(lines) + "\n")
+    db = tmp_path / "db.duckdb"
+    load_folder(folder, db)
+    out = tmp_path / "q.csv"
+    assert main(["export", "quarantine", "--db", str(db), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "wrote 1 rows of quarantine" in err
+    assert f"withheld 1 rows: {privacy.REASON_OPT_OUT}" in err
+    text = out.read_text()
+    assert "C8" in text and "C9" not in text

@@ -57,6 +57,16 @@ def export_table(db: Path, table: str, out: Path, withheld: dict | None = None) 
             query = ibis.to_sql(privacy.releasable(t, eligibility, medical), dialect="duckdb")
             if withheld is not None:
                 withheld.update(privacy.withheld_counts(t, eligibility, medical))
+        elif table == "quarantine" and {"eligibility", "medical_claim"} <= set(tables):
+            held = privacy.quarantine_withheld_sql()
+            query = (
+                f"SELECT * FROM quarantine q WHERE NOT EXISTS (SELECT 1 FROM ({held}) h WHERE "
+                + " AND ".join(f'h."{c}" IS NOT DISTINCT FROM q."{c}"' for c in t.columns)
+                + ")"
+            )
+            if withheld is not None:
+                for reason, n in raw.execute(f"SELECT withheld_reason, count(*) FROM ({held}) GROUP BY 1").fetchall():
+                    withheld[reason] = int(n)
         try:
             raw.execute(f"COPY ({query}) TO {target} {FORMATS[suffix]}").fetchall()
             os.replace(tmp, out)

@@ -16,7 +16,8 @@ What stays and what goes:
 - Member-level claim detail withholds them: `releasable` filters a claim-detail table (any table
   with ``claim_id``, ``member_id`` and ``payer``: ``medical_claim``, ``pharmacy_claim`` and
   claim-line outputs) and `withheld` lists what it held back and why. ``allpayer export`` of such a
-  table writes only the releasable rows.
+  table writes only the releasable rows; an export of ``quarantine`` leaves out the quarantined
+  claim rows of the same members and claims (`quarantine_withheld_sql`).
 - Measures: a quality measure that needs data Part 2 removes (for instance a substance-use
   treatment measure) declares that dependence; `redaction_status` tells for a payer and year how
   many claims are redacted, and a measure that depends on them reports its result as computed on
@@ -89,6 +90,36 @@ def withheld_counts(t: ir.Table, eligibility: ir.Table, medical_claim: ir.Table)
     w = withheld(t, eligibility, medical_claim)
     rows = w.group_by("withheld_reason").aggregate(rows=w.count()).execute()
     return {r: int(n) for r, n in zip(rows["withheld_reason"], rows["rows"])}
+
+
+CLAIM_TABLES = ("medical_claim", "pharmacy_claim")
+
+
+def quarantine_withheld_sql(quarantine: str = "quarantine") -> str:
+    """DuckDB SQL: the quarantined claim rows (``raw_row`` of medical_claim or pharmacy_claim)
+    that member-level exports withhold, with ``withheld_reason``: a row whose delivered
+    ``member_id`` and ``payer`` are an opted-out member's, or whose ``substance_use_redacted`` is
+    true, or whose ``claim_id`` is a redacted medical claim's."""
+    return f"""
+        WITH q AS (
+            SELECT *, json_extract_string(raw_row, '$.member_id') AS _member,
+                   json_extract_string(raw_row, '$.payer') AS _payer,
+                   json_extract_string(raw_row, '$.claim_id') AS _claim,
+                   lower(trim(coalesce(json_extract_string(raw_row, '$.substance_use_redacted'), ''))) AS _part2
+            FROM {quarantine}
+            WHERE table_name IN ('medical_claim', 'pharmacy_claim') AND raw_row IS NOT NULL
+        ), flags AS (
+            SELECT q.*,
+                   EXISTS (SELECT 1 FROM eligibility e WHERE e.{OPT_OUT} AND e.member_id = q._member AND e.payer = q._payer) AS _opt_out,
+                   (q._part2 IN ('true', 't', 'yes', 'y', '1')
+                    OR EXISTS (SELECT 1 FROM medical_claim m WHERE m.{PART2} AND m.claim_id = q._claim)) AS _redacted
+            FROM q
+        )
+        SELECT * EXCLUDE (_member, _payer, _claim, _part2, _opt_out, _redacted),
+               CASE WHEN _opt_out AND _redacted THEN '{REASON_OPT_OUT}; {REASON_PART2}'
+                    WHEN _opt_out THEN '{REASON_OPT_OUT}' ELSE '{REASON_PART2}' END AS withheld_reason
+        FROM flags WHERE _opt_out OR _redacted
+    """
 
 
 @dataclass(frozen=True)
