@@ -1,11 +1,16 @@
 """Broken CCLF deliveries: each is a clear error naming the file, or quarantined lines with file and line."""
 
+import datetime as dt
 import zipfile
+
+import duckdb
 
 import pytest
 
 from allpayer.errors import InputFileError
 from allpayer.inputs.cclf import read_cclf_folder
+from allpayer.inputs.cclf.layouts import layouts
+from allpayer.inputs.cclf.parse import parse_file
 
 from .build import write
 from .test_examples import M1, NETTING, b_line, bene
@@ -133,8 +138,6 @@ def test_runout_files_read(tmp_path):
 
 
 def test_duplicate_version_across_deliveries_quarantined(tmp_path):
-    import datetime as dt
-
     write(tmp_path / "in", {"CCLF5": [b_line(1, M1, 1, "5.00", "0", "2024-02-15", "X1")], "CCLF8": [bene(M1)]})
     write(tmp_path / "in", {"CCLF5": [b_line(1, M1, 1, "5.00", "0", "2024-02-15", "X1")], "CCLF8": [bene(M1)]},
           file_date=dt.date(2024, 4, 15))
@@ -143,3 +146,16 @@ def test_duplicate_version_across_deliveries_quarantined(tmp_path):
     assert [x["rule"] for x in q] == ["duplicate_claim_version"] and "D240415" in q[0]["source_file"]
     assert r.tables["medical_claim"].num_rows == 1
     _reconciles(r)
+
+
+def test_crlf_line_endings_and_no_date(tmp_path):
+    rows = [{**b_line(1, M1, 1, "5.00", "0", "2024-02-15", "X1"), "CLM_IDR_LD_DT": "1000-01-01"}]
+    paths = write(tmp_path / "in", {"CCLF5": rows, "CCLF8": [bene(M1)]})
+    for p in paths.values():
+        p.write_bytes(p.read_bytes().replace(b"\n", b"\r\n"))
+    r = read_cclf_folder(tmp_path / "in")
+    assert r.quarantine.num_rows == 0
+    assert r.tables["medical_claim"].column("paid_amount").to_pylist() == ["5.00"]
+    con = duckdb.connect()
+    rows, _, _ = parse_file(con, paths["CCLF5"], "f", layouts(36)["CCLF5"])
+    assert con.execute(f'SELECT "CLM_IDR_LD_DT", "CLM_EFCTV_DT" FROM {rows}').fetchall() == [(None, dt.date(2024, 2, 15))]

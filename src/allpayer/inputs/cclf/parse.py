@@ -63,6 +63,16 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _content_lengths(a: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Length of each line (between consecutive `offsets` into bytes `a`) without its LF or CRLF."""
+    lengths = np.diff(offsets)
+    ends = offsets[1:]
+    has_lf = (lengths > 0) & (a[np.maximum(ends - 1, 0)] == 10) if a.size else np.zeros(lengths.size, bool)
+    lengths = lengths - has_lf
+    has_cr = (lengths > 0) & (a[np.maximum(ends - 1 - has_lf, 0)] == 13) if a.size else np.zeros(lengths.size, bool)
+    return lengths - has_cr
+
+
 def read_lines(path, relpath: str) -> pa.Table:
     """The lines of a file as ``line`` (text, line ending included) and ``line_number`` (1-based).
 
@@ -81,6 +91,10 @@ def read_lines(path, relpath: str) -> pa.Table:
     if ends.size == 0 or ends[-1] != a.size:
         ends = np.concatenate([ends, [a.size]])
     offsets = np.concatenate([[0], ends]).astype(np.int64)
+    # Blank lines at the end of the file (after the last record) are not lines.
+    content = _content_lengths(a, offsets)
+    keep = int(np.flatnonzero(content > 0)[-1]) + 1 if (content > 0).any() else 0
+    ends, offsets = ends[:keep], offsets[: keep + 1]
     n = int(ends.size)
     lines = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data))
     try:
@@ -102,74 +116,68 @@ def parse_file(con, path, relpath: str, layout: FileLayout) -> tuple[str, str, i
     Returns ``(rows_table, quarantine_table, lines_read)``. ``rows_table`` has one column per field
     (typed by `SQL_TYPES`) plus ``source_file`` and ``line_number``; ``quarantine_table`` has
     ``file_type, source_file, line_number, rule, rules, message, raw_row``.
+
+    One pass slices every field and casts it (``TRY_CAST``); a field whose text is there but whose
+    value is not is what the checks look for, so each value is parsed once.
     """
     n = next(_counter)
     arrow = read_lines(path, relpath)
-    view, stage, rows, bad = f"_cclf_lines_{n}", f"_cclf_stage_{n}", f"_cclf_rows_{n}", f"_cclf_bad_{n}"
-    con.register(view, arrow)
-    try:
-        cols = ", ".join(f"{_field_sql(f)} AS {_q(f.name)}" for f in layout.fields)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT line_number, rtrim(line, chr(10) || chr(13)) AS line FROM {view}"
-        )
-        # A final line that is empty after its line ending is not a record.
-        con.execute(
-            f"DELETE FROM {stage} WHERE line = '' AND line_number > (SELECT coalesce(max(line_number), 0) FROM {stage} WHERE line <> '')"
-        )
-        lines_read = int(con.execute(f"SELECT count(*) FROM {stage}").fetchall()[0][0])
-        checks = []  # (rule, condition SQL, message SQL)
-        for f in layout.fields:
-            v = _q(f.name)
+    view, parsed, rows, bad = f"_cclf_lines_{n}", f"_cclf_parsed_{n}", f"_cclf_rows_{n}", f"_cclf_bad_{n}"
+    null_dates = ", ".join(map(_lit, NULL_DATES))
+    texts, typed, checks = [], [], []  # checks: (rule, condition SQL, message SQL)
+    for f in layout.fields:
+        v = _q(f.name)
+        if f.type in ("text", "int"):
+            texts.append(f"{_field_sql(f, 'line')} AS {v}")
             if f.type == "int":
                 checks.append(("bad_number", f"{v} IS NOT NULL AND NOT regexp_full_match({v}, '[0-9]+')",
                                f"'{f.name} is not a whole number: ' || {v}"))
-            elif f.type == "date":
-                checks.append(("bad_date", f"{v} IS NOT NULL AND {v} NOT IN ({', '.join(map(_lit, NULL_DATES))}) "
-                                            f"AND try_strptime({v}, '%Y-%m-%d') IS NULL",
-                               f"'{f.name} is not a date (YYYY-MM-DD): ' || {v}"))
-            elif f.type in ("money", "decimal"):
-                scale = 2 if f.type == "money" else 4
-                checks.append(("bad_amount", f"{v} IS NOT NULL AND NOT regexp_full_match({v}, '[-+]?[0-9]*(\\.[0-9]{{0,{scale}}})?') ",
-                               f"'{f.name} is not an amount with at most {scale} decimals: ' || {v}"))
-        if layout.file_type in CLAIM_TYPES:
-            allowed = ", ".join(map(_lit, CLAIM_TYPES[layout.file_type]))
-            checks.append(("unknown_claim_type", f"\"CLM_TYPE_CD\" IS NULL OR \"CLM_TYPE_CD\" NOT IN ({allowed})",
-                           f"'unknown claim type code ' || coalesce(\"CLM_TYPE_CD\", '(empty)') || ' for {layout.file_type} (expected {'/'.join(CLAIM_TYPES[layout.file_type])})'"))
-        for k in KEY_FIELDS.get(layout.file_type, ()):
-            checks.append(("missing_key", f"{_q(k)} IS NULL", f"'{k} is empty'"))
-        length = layout.record_length
-        rules = "concat_ws(',', " + ", ".join(f"CASE WHEN {c} THEN '{r}' END" for r, c, _ in checks) + ")" if checks else "''"
-        messages = "concat_ws('; ', " + ", ".join(f"CASE WHEN {c} THEN {m} END" for _, c, m in checks) + ")" if checks else "''"
+            continue
+        t = _q("__t_" + f.name)
+        texts.append(f"{_field_sql(f, 'line')} AS {t}")
+        if f.type == "date":
+            typed.append(f"TRY_CAST(CASE WHEN {t} IN ({null_dates}) THEN NULL ELSE {t} END AS DATE) AS {v}")
+            checks.append(("bad_date", f"{t} IS NOT NULL AND (length({t}) <> 10 OR ({v} IS NULL AND {t} NOT IN ({null_dates})))",
+                           f"'{f.name} is not a date (YYYY-MM-DD): ' || {t}"))
+        else:
+            scale = 2 if f.type == "money" else 4
+            typed.append(f"TRY_CAST({t} AS {SQL_TYPES[f.type]}) AS {v}")
+            checks.append(("bad_amount", f"{t} IS NOT NULL AND ({v} IS NULL OR NOT regexp_full_match({t}, '[-+]?[0-9]*(\\.[0-9]*)?') "
+                                         f"OR (strpos({t}, '.') > 0 AND length({t}) - strpos({t}, '.') > {scale}))",
+                           f"'{f.name} is not an amount with at most {scale} decimals: ' || {t}"))
+    if layout.file_type in CLAIM_TYPES:
+        allowed = ", ".join(map(_lit, CLAIM_TYPES[layout.file_type]))
+        checks.append(("unknown_claim_type", f"\"CLM_TYPE_CD\" IS NULL OR \"CLM_TYPE_CD\" NOT IN ({allowed})",
+                       f"'unknown claim type code ' || coalesce(\"CLM_TYPE_CD\", '(empty)') || ' for {layout.file_type} (expected {'/'.join(CLAIM_TYPES[layout.file_type])})'"))
+    for k in KEY_FIELDS.get(layout.file_type, ()):
+        checks.append(("missing_key", f"{_q(k)} IS NULL", f"'{k} is empty'"))
+    length = layout.record_length
+    rules = "concat_ws(',', " + ", ".join(f"CASE WHEN {c} THEN '{r}' END" for r, c, _ in checks) + ")" if checks else "NULL"
+    messages = "concat_ws('; ', " + ", ".join(f"CASE WHEN {c} THEN {m} END" for _, c, m in checks) + ")" if checks else "NULL"
+    any_bad = " OR ".join(f"({c})" for _, c, _ in checks) if checks else "false"
+    con.register(view, arrow)
+    try:
+        # Rules and messages are only built for lines that fail (CASE evaluates lazily).
         con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE {stage}_f AS
-            SELECT r.line_number, r.line, length(r.line) AS _len, {cols}
-            FROM {stage} r
-            """
-        )
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {stage}_v AS
-            SELECT *, CASE WHEN _len <> {length} THEN 'wrong_record_length' ELSE nullif({rules}, '') END AS _rules,
+            CREATE OR REPLACE TEMP TABLE {parsed} AS
+            SELECT *, CASE WHEN _len <> {length} THEN 'wrong_record_length' WHEN _bad THEN {rules} END AS _rules,
                    CASE WHEN _len <> {length} THEN
                        'record is ' || _len || ' characters long, expected {length} ({layout.file_type} layout v{layout.version})'
                        || CASE WHEN _len < {length} THEN ': truncated line?' ELSE '' END
-                   ELSE nullif({messages}, '') END AS _message
-            FROM {stage}_f
+                   WHEN _bad THEN {messages} END AS _message
+            FROM (
+                SELECT *, coalesce({any_bad}, false) AS _bad
+                FROM (SELECT *{", " if typed else ""}{", ".join(typed)}
+                      FROM (SELECT line_number, line, length(line) AS _len, {", ".join(texts)}
+                            FROM (SELECT line_number, rtrim(line, chr(10) || chr(13)) AS line FROM {view})))
+            )
             """
         )
-        typed = []
-        for f in layout.fields:
-            v = _q(f.name)
-            if f.type == "date":
-                typed.append(f"CASE WHEN {v} IN ({', '.join(map(_lit, NULL_DATES))}) THEN NULL ELSE strptime({v}, '%Y-%m-%d')::DATE END AS {v}")
-            elif f.type in ("money", "decimal"):
-                typed.append(f"CAST({v} AS {SQL_TYPES[f.type]}) AS {v}")
-            else:
-                typed.append(v)
+        lines_read = arrow.num_rows
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {rows} AS SELECT {', '.join(typed)}, {_lit(relpath)} AS source_file, line_number "
-            f"FROM {stage}_v WHERE _rules IS NULL ORDER BY line_number"
+            f"CREATE OR REPLACE TEMP TABLE {rows} AS SELECT {', '.join(_q(f.name) for f in layout.fields)}, "
+            f"{_lit(relpath)} AS source_file, line_number FROM {parsed} WHERE _rules IS NULL"
         )
         con.execute(
             f"""
@@ -177,29 +185,25 @@ def parse_file(con, path, relpath: str, layout: FileLayout) -> tuple[str, str, i
             SELECT {_lit(layout.file_type)} AS file_type, {_lit(relpath)} AS source_file, line_number,
                    split_part(_rules, ',', 1) AS rule, _rules AS rules, _message AS message,
                    to_json({{'line': line}})::VARCHAR AS raw_row
-            FROM {stage}_v WHERE _rules IS NOT NULL ORDER BY line_number
+            FROM {parsed} WHERE _rules IS NOT NULL
             """
         )
         return rows, bad, lines_read
     finally:
         con.unregister(view)
-        for t in (stage, f"{stage}_f", f"{stage}_v"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
+        con.execute(f"DROP TABLE IF EXISTS {parsed}")
 
 
 def majority_length(path, relpath: str) -> int:
-    """The most common line length of a file (ignoring line endings): the record length it was
-    written with, even when some lines are broken."""
+    """The most common line length of a file (without line endings; 0 for a file with no
+    records): the record length it was written with, even when some lines are broken."""
     arrow = read_lines(path, relpath)
     col = arrow.column("line").combine_chunks()
+    if len(col) == 0:
+        return 0
     offsets = np.frombuffer(col.buffers()[1], dtype=np.int64, count=len(col) + 1, offset=col.offset * 8)
     data = np.frombuffer(col.buffers()[2], dtype=np.uint8)
-    lengths = np.diff(offsets)
-    ends = offsets[1:]
-    has_lf = (lengths > 0) & (data[np.maximum(ends - 1, 0)] == 10)
-    lengths = lengths - has_lf
-    has_cr = (lengths > 0) & (data[np.maximum(ends - 1 - has_lf, 0)] == 13)
-    lengths = lengths - has_cr
+    lengths = _content_lengths(data, offsets)
     lengths = lengths[lengths > 0]
     if lengths.size == 0:
         return 0
