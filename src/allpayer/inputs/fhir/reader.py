@@ -49,6 +49,17 @@ EVENT_TYPES = ("ExplanationOfBenefit", "Observation")
 RESOURCE_TYPES = DIRECTORY_TYPES + EVENT_TYPES
 RAW_CHARS = 4000
 """How much of a quarantined line the quarantine keeps."""
+RULES = (
+    "invalid_json",
+    "not_a_resource",
+    "unsupported_resource",
+    "wrong_resource_type",
+    "missing_element",
+    "unresolved_reference",
+    "duplicate_resource",
+    "no_coverage",
+)
+"""The reader's quarantine rules (see the module docstring)."""
 CHUNK_ROWS = 50_000
 """Mapped rows are turned into Arrow tables this many at a time (bounded Python memory)."""
 
