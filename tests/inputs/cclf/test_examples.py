@@ -130,3 +130,29 @@ def test_mbi_chain_resolved(tmp_path):
     r = read_cclf_folder(tmp_path / "in")
     assert set(r.tables["medical_claim"].column("member_id").to_pylist()) == {new}
     assert r.tables["eligibility"].column("member_id").to_pylist() == [new]
+
+
+def test_caller_connection_left_clean(tmp_path):
+    import duckdb
+
+    write(tmp_path / "in", NETTING)
+    con = duckdb.connect()
+    r = read_cclf_folder(tmp_path / "in", con=con)
+    assert r.tables["medical_claim"].num_rows > 0
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%cclf%'").fetchall() == [(0,)]
+
+
+def test_versions_over_deliveries(tmp_path):
+    """A claim's versions delivered in two months, read together, number 0, 1, 2."""
+    import datetime as dt
+
+    write(tmp_path / "in", {"CCLF5": [b_line(1, M1, 1, "80.00", "0", "2024-02-15", "V1")], "CCLF8": [bene(M1)]})
+    write(tmp_path / "in", {"CCLF5": [b_line(2, M1, 1, "80.00", "1", "2024-04-02", "V1"),
+                                      b_line(3, M1, 1, "95.00", "2", "2024-04-02", "V1")], "CCLF8": [bene(M1)]},
+          file_date=dt.date(2024, 4, 15))
+    r = read_cclf_folder(tmp_path / "in")
+    rows = sorted((int(x["adjustment_sequence"]), x["paid_amount"], x["paid_date"], x["source_file"].split(".")[4])
+                  for x in r.tables["medical_claim"].to_pylist())
+    assert rows == [(0, "80.00", "2024-02-15", "D240315"), (1, "-80.00", "2024-04-02", "D240415"),
+                    (2, "95.00", "2024-04-02", "D240415")]
+    assert r.tables["eligibility"].num_rows == 1  # the latest CCLF8 record

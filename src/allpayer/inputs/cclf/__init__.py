@@ -175,6 +175,19 @@ def read_cclf_folder(
     """
     own = con is None
     con = con or duckdb.connect()
+    try:
+        return _read(con, folder, version, payer, plan, data_source, coverage_end, include_test)
+    finally:
+        if own:
+            con.close()
+        else:
+            for (name,) in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE temporary AND table_name LIKE '\\_cclf\\_%' ESCAPE '\\'"
+            ).fetchall():
+                con.execute(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def _read(con, folder, version, payer, plan, data_source, coverage_end, include_test) -> CclfRead:
     with tempfile.TemporaryDirectory(prefix="allpayer-cclf-") as work:
         found = discover(folder, Path(work), include_test=include_test)
         files = sorted(found.files, key=lambda f: (f.file_date, f.file_type, f.relpath))
@@ -244,15 +257,12 @@ def read_cclf_folder(
                 cols = ", ".join(f'"{fl.name}" {_sql_type(fl.type)}' for fl in lay[t].fields)
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({cols}, source_file VARCHAR, line_number BIGINT)")
         result = _build(con, payer, plan, data_source, coverage_end)
+        table_of = " ".join(f"WHEN {_lit(t)} THEN {_lit(name)}" for t, name in CONTRACT_TABLE.items())
         quarantine = con.execute(
-            "SELECT file_type, source_file, line_number, rule, rules, message, raw_row FROM _cclf_quarantine "
-            "ORDER BY source_file, line_number"
-        ).fetch_arrow_table()
-        table_names = pa.array([CONTRACT_TABLE[t] for t in quarantine.column("file_type").to_pylist()], pa.string())
-        quarantine = quarantine.add_column(0, "table_name", table_names).cast(QUARANTINE_SCHEMA)
-        q_by_file = {}
-        for sf in quarantine.column("source_file").to_pylist():
-            q_by_file[sf] = q_by_file.get(sf, 0) + 1
+            f"SELECT CASE file_type {table_of} END AS table_name, file_type, source_file, line_number, rule, rules, message, "
+            "raw_row FROM _cclf_quarantine ORDER BY source_file, line_number"
+        ).fetch_arrow_table().cast(QUARANTINE_SCHEMA)
+        q_by_file = dict(con.execute("SELECT source_file, count(*) FROM _cclf_quarantine GROUP BY 1").fetchall())
         for c in counts:  # later steps (duplicates, orphans) quarantine parsed lines too
             c.quarantined = q_by_file.get(c.source_file, 0)
             c.parsed = c.read - c.quarantined
@@ -265,8 +275,6 @@ def read_cclf_folder(
             ignored=found.ignored,
             warnings=warnings,
         )
-    if own:
-        con.close()
     return out
 
 
@@ -324,7 +332,7 @@ def _build(con, payer: str, plan: str, data_source: str, coverage_end: dt.date |
 
     coverage_end_sql = f"DATE '{coverage_end.isoformat()}'" if coverage_end else "make_date(performance_year, 12, 31)"
     elig = C.eligibility(con, "_cclf_cclf8", payer, plan, data_source, coverage_end_sql)
-    # Older CCLF8 snapshots of a beneficiary are superseded by the latest one: they are used, not lost.
+    # Older CCLF8 records of a beneficiary are superseded by the latest one (read, not loaded as rows).
 
     fa_parts = []
     # ---- Part A
@@ -372,10 +380,10 @@ def _build(con, payer: str, plan: str, data_source: str, coverage_end: dt.date |
         FROM h WHERE rest <> 0 OR coins <> 0 OR ded <> 0 OR reduction <> 0 OR coalesce(charge, 0) <> 0
     """)
     C.net_versions(con, "_cclf_a_ver", "_cclf_a_lines", "_cclf_a_net", line_attrs)
-    dx = C._pivot("diagnosis_code", '"CLM_DGNS_CD"')
-    poa = C._pivot("diagnosis_poa", 'nullif(left("CLM_POA_IND", 1), \'\')')
-    px = C._pivot("procedure_code", '"CLM_PRCDR_CD"')
-    pxd = C._pivot("procedure_date", '"CLM_PRCDR_PRFRM_DT"')
+    dx = C.pivot("diagnosis_code", '"CLM_DGNS_CD"')
+    poa = C.pivot("diagnosis_poa", 'nullif(left("CLM_POA_IND", 1), \'\')')
+    px = C.pivot("procedure_code", '"CLM_PRCDR_CD"')
+    pxd = C.pivot("procedure_date", '"CLM_PRCDR_PRFRM_DT"')
     blg_npi = 'coalesce(h."CLM_BLG_PRVDR_NPI_NUM", h."FAC_PRVDR_NPI_NUM")' if "CLM_BLG_PRVDR_NPI_NUM" in _columns(con, "_cclf_cclf1") else 'h."FAC_PRVDR_NPI_NUM"'
     dx_cols = ", ".join(['coalesce(dx.diagnosis_code_1, h."PRNCPL_DGNS_CD") AS diagnosis_code_1'] + [f"dx.diagnosis_code_{i}" for i in range(2, 26)])
     part_a = f"""

@@ -143,14 +143,14 @@ def eligibility(con, cclf8: str, payer: str, plan: str, data_source: str, covera
                {_lit(payer)} AS payer, 'medicare' AS payer_type, {_lit(plan)} AS plan,
                "BENE_ORGNL_ENTLMT_RSN_CD" AS original_reason_entitlement_code,
                "BENE_DUAL_STUS_CD" AS dual_status_code, "BENE_MDCR_STUS_CD" AS medicare_status_code,
-               coalesce("GEO_USPS_STATE_CD", NULL) AS state, "BENE_ZIP_CD" AS zip_code,
+               "GEO_USPS_STATE_CD" AS state, "BENE_ZIP_CD" AS zip_code,
                {_lit(data_source)} AS data_source, source_file, line_number
         FROM ranked WHERE _n = 1
     """)
     return "_cclf_eligibility"
 
 
-def _pivot(prefix: str, value: str, seq: str = '"CLM_VAL_SQNC_NUM"', n: int = 25) -> str:
+def pivot(prefix: str, value: str, seq: str = '"CLM_VAL_SQNC_NUM"', n: int = 25) -> str:
     return ", ".join(f"max(CASE WHEN CAST({seq} AS INTEGER) = {i} THEN {value} END) AS {prefix}_{i}" for i in range(1, n + 1))
 
 
@@ -170,7 +170,6 @@ def net_versions(con, versions: str, lines: str, out: str, attr_cols: list[str])
         f"CASE WHEN v.is_cancel THEN 0 ELSE coalesce(l.{m}, 0) END AS v_{m}, l.{m} IS NOT NULL AS has_{m}" for m in MONEY
     )
     any_value = ", ".join(f"bool_or(has_{m}) OVER (PARTITION BY fam, claim_line_number) AS any_{m}" for m in MONEY)
-    any_change = " OR ".join(f"{m} <> 0" for m in MONEY)
     _run(con, f"""
         CREATE OR REPLACE TEMP TABLE {out} AS
         WITH fam_lines AS (
@@ -198,7 +197,6 @@ def net_versions(con, versions: str, lines: str, out: str, attr_cols: list[str])
         FROM deltas d LEFT JOIN {lines} a ON a.cur_id = d.use_id AND a.claim_line_number = d.claim_line_number
         WHERE d.present OR {" OR ".join(f"(d.any_{m} AND d.{m} <> 0)" for m in MONEY)}
     """)
-    del any_change
 
 
 def versions_of(con, table: str, key: tuple[str, ...], out: str, id_sql: str = '"CUR_CLM_UNIQ_ID"') -> None:
