@@ -43,6 +43,7 @@ class DemoResult:
     programs: list[dict] = field(default_factory=list)
     mssp_out: Path | None = None
     mssp_summary: dict = field(default_factory=dict)
+    payments: object = None
 
 
 def _same_population(data: Path, members: int, seed: int) -> bool:
@@ -165,6 +166,12 @@ def run_demo(
     say(f"4/5 running PY{year} for every program: member months, attribution, risk, TCOC, targets")
     res.run = run_year(db, year, progress=progress)
     res.programs = program_summary(db, year)
+
+    from allpayer.payments.common import parse_period
+    from allpayer.payments.run import run_payments
+
+    say(f"    paying PY{year}: fixed payments, CPR, PHM and Value Payment invoices, posted to the ledger")
+    res.payments = run_payments(db, parse_period(year=year), paid_through=load.paid_through)
 
     mssp_out = out / "mssp_results.csv"
     say(f"5/5 settling the published MSSP examples {MSSP_EXAMPLES.name} -> {mssp_out}")
