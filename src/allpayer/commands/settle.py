@@ -85,6 +85,9 @@ def register(app: typer.Typer) -> None:
         program: str = typer.Option(None, "--program", help="Limit --set, --payer-report or a diff to one program id."),
         payer_report: Path = typer.Option(None, "--payer-report", metavar="CSV",
                                           help="Compare the published version with a payer's report (line_id,amount)."),
+        benchmark_report: list[str] = typer.Option(
+            None, "--benchmark-report", metavar="PROGRAM_ID=CSV",
+            help="Settle this Medicare program through the MSSP calculator with CMS's benchmark report (repeatable)."),
         diff_against: str = typer.Option(None, "--diff-against", metavar="VERSION|RUN_ID",
                                          help="Diff the published version against another version or a settle run id."),
     ) -> None:
@@ -105,7 +108,14 @@ def register(app: typer.Typer) -> None:
         from allpayer.settlement.run import settle_year
         from allpayer.settlement.statement import write_statements
 
-        res = settle_year(db, year, version, terms=terms or None, post=not no_post, store_url=store)
+        reports = {}
+        for item in benchmark_report or []:
+            if "=" not in item:
+                raise AllpayerError(f"--benchmark-report {item!r}: expected PROGRAM_ID=FILE.csv")
+            pid, path = item.split("=", 1)
+            reports[pid.strip()] = Path(path.strip())
+        res = settle_year(db, year, version, terms=terms or None, post=not no_post, store_url=store,
+                          benchmark_reports=reports or None)
         out.print(_summary_table(res.result, f"Settlement PY{year} ({version}), run {res.run_id}, claims paid through "
                                              f"{res.result.paid_through}, core run {res.result.core_run_id}"))
         for pr in res.result.programs:

@@ -114,19 +114,22 @@ def diff_lines(a: Iterable[Mapping], b: Iterable[Mapping]) -> list[dict]:
     order = list(lb) + [k for k in la if k not in lb]
     changed = {k for k in order if _value(la.get(k)) != _value(lb.get(k))}
 
-    def roots(k: str, seen: set) -> list[str]:
+    memo: dict[str, list[str]] = {}
+
+    def roots(k: str) -> list[str]:
+        """The changed lines without a changed dependency that `k` was computed from."""
+        if k in memo:
+            return memo[k]
+        memo[k] = [k]  # guards against a cycle in malformed input
         ln = lb.get(k) or la.get(k)
-        deps = [d for d in _deps(ln) if d not in seen]
-        moved = [d for d in deps if d in changed]
-        if not moved:
-            return [k]
+        moved = [d for d in _deps(ln) if d in changed and d != k]
         out: list[str] = []
         for d in moved:
-            seen.add(d)
-            for r in roots(d, seen):
+            for r in roots(d):
                 if r not in out:
                     out.append(r)
-        return out
+        memo[k] = out or [k]
+        return memo[k]
 
     rows = []
     for k in order:
@@ -138,7 +141,7 @@ def diff_lines(a: Iterable[Mapping], b: Iterable[Mapping]) -> list[dict]:
             row["status"] = "changed" if va is not None and vb is not None else ("added" if va is None else "removed")
             if va is not None and vb is not None and va[0] == "usd":
                 row["difference_cents"] = vb[1] - va[1]
-            causes = roots(k, {k})
+            causes = roots(k)
             if causes == [k]:
                 row["cause"] = f"{k} moved" if va and vb else _describe(k, va, vb)
             else:

@@ -304,8 +304,9 @@ def _set_shared(book: _Book, name: str, amount: int, term: str, note: str = "", 
                 step: str | None = None) -> int:
     """The running shared result: one line per step that sets it (``<name>_shared``); ``net``
     writes the final ``shared`` line."""
+    prev = [ln.line_id for ln in book.result.lines if ln.line_id.endswith("_shared")]
     book.add(f"{name}_shared", f"shared result after {name.replace('_', ' ')}", step or name, amount=amount,
-             term=term, note=note, depends=depends)
+             term=term, note=note, depends=(*prev[-1:], *depends))
     return amount
 
 
@@ -418,8 +419,8 @@ def _quality(program, inputs, book, shared, G, q, measured, gate_met, mode) -> t
                                      f"shared x quality score {q}" + (f" ({note_q})" if note_q else ""),
                                      ("quality_score",), step="quality_modifier")
             else:
-                book.add("quality_multiplier_shared", "shared result after quality multiplier", "quality_modifier",
-                         amount=shared, term=term, note=f"applies to {m.applies_to} only: unchanged")
+                _set_shared(book, "quality_multiplier", shared, term, f"applies to {m.applies_to} only: unchanged",
+                            step="quality_modifier")
         elif m.method == "gate":
             min_score = m.min_score.value
             met = gate_met if gate_met is not None else (q >= min_score)
@@ -443,8 +444,7 @@ def _quality(program, inputs, book, shared, G, q, measured, gate_met, mode) -> t
                                      "result counted x quality-adjusted loss rate",
                                      ("result_counted", "quality_loss_rate"), step="quality_modifier")
             else:
-                book.add("quality_loss_side_shared", "shared result after quality loss-side modifier",
-                         "quality_modifier", amount=shared, term=term, note="no losses: unchanged")
+                _set_shared(book, "quality_loss_side", shared, term, "no losses: unchanged", step="quality_modifier")
         elif m.method == "withhold_return":
             withheld, how = _withheld(program, inputs, m, mode)
             book.add("withheld", "quality withhold", "quality_modifier", amount=withheld, term=how[0], note=how[1])

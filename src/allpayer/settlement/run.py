@@ -93,12 +93,26 @@ def employer_shares(net_cents: int, employers: Sequence[inputs_mod.EmployerBase]
 
 
 def compute_program(con, program, year: int, version: str, paid_through: dt.date | None,
-                    *, inputs_override: dict | None = None) -> ProgramResult:
-    """Settle and distribute one program (reads the engine's tables; writes nothing)."""
+                    *, inputs_override: dict | None = None, benchmark_report=None) -> ProgramResult:
+    """Settle and distribute one program (reads the engine's tables; writes nothing).
+
+    With a `benchmark_report` (path), a Medicare program is settled through the MSSP calculator
+    (`allpayer.settlement.medicare_bridge`) instead of its own settlement steps."""
     inp, notes = inputs_mod.program_inputs(con, program, year)
     if inputs_override:
         inp = with_overrides(inp, **inputs_override)
     low = high = None
+    if benchmark_report is not None:
+        from allpayer.settlement import medicare_bridge as mb
+
+        report = mb.read_benchmark_report(benchmark_report)
+        s = mb.settle_medicare(program, year, mb.engine_aggregates(con, program, year), report,
+                               quality_score=inp.quality_score, met_quality_standard=inp.quality_gate_met,
+                               fixed_payment_performance_cents=inp.fixed_payment_performance_cents)
+        notes.append(f"settled through the MSSP calculator with the benchmark report {benchmark_report}")
+        if version == "forecast":
+            notes.append("forecast range not computed for a benchmark-report settlement")
+        return _finish(con, program, year, s, notes, None, None)
     if version == "forecast" and paid_through is not None:
         fc = forecast_actual(con, program, year, paid_through)
         notes.extend(fc.notes)
@@ -109,6 +123,10 @@ def compute_program(con, program, year: int, version: str, paid_through: dt.date
         low, high = s_low.net_cents, s_high.net_cents
         inp = with_overrides(inp, actual_cents=fc.point_cents)
     s = settle_program(program, inp)
+    return _finish(con, program, year, s, notes, low, high)
+
+
+def _finish(con, program, year, s, notes, low, high) -> ProgramResult:
     dist = None
     if program.settlement.distribution is not None:
         bases = inputs_mod.participant_bases(con, program, year)
@@ -119,7 +137,8 @@ def compute_program(con, program, year: int, version: str, paid_through: dt.date
     return ProgramResult(program, s, dist, employers, notes, low, high)
 
 
-def compute_year(con, programs, year: int, version: str, *, inputs_override: dict | None = None) -> YearResult:
+def compute_year(con, programs, year: int, version: str, *, inputs_override: dict | None = None,
+                 benchmark_reports: dict | None = None) -> YearResult:
     check_version(version)
     core = core_run_of(con, year)
     chosen = [p for p in programs if p.performance_year == year]
@@ -129,7 +148,11 @@ def compute_year(con, programs, year: int, version: str, *, inputs_override: dic
     res = YearResult(year, version, core["run_id"], core["paid_through"])
     for p in chosen:
         res.programs.append(compute_program(con, p, year, version, core["paid_through"],
-                                            inputs_override=(inputs_override or {}).get(p.program_id)))
+                                            inputs_override=(inputs_override or {}).get(p.program_id),
+                                            benchmark_report=(benchmark_reports or {}).get(p.program_id)))
+    unknown = set(benchmark_reports or {}) - {p.program_id for p in chosen}
+    if unknown:
+        raise AllpayerError(f"benchmark report for unknown program(s): {', '.join(sorted(unknown))}")
     return res
 
 
@@ -303,7 +326,7 @@ def load_terms(terms: Sequence | None):
 
 
 def settle_year(db, year: int, version: str = "initial", *, terms: Sequence | None = None, post: bool = True,
-                store_url: str | None = None) -> SettleOutcome:
+                store_url: str | None = None, benchmark_reports: dict | None = None) -> SettleOutcome:
     """Settle every program of `year`, publish the tables as a new snapshot and post to the
     ledger (``post=False`` to skip)."""
     from allpayer import runs
@@ -317,9 +340,11 @@ def settle_year(db, year: int, version: str = "initial", *, terms: Sequence | No
     with runs.begin(
         db, kind="run",
         terms={p.program_id: p.terms_version for p in programs if p.performance_year == year},
-        parameters={"stage": "settle", "year": year, "version": version, "terms": [str(p) for p in paths]},
+        parameters={"stage": "settle", "year": year, "version": version, "terms": [str(p) for p in paths],
+                    "benchmark_reports": {k: str(v) for k, v in (benchmark_reports or {}).items()}},
+        inputs=runs.describe_inputs(list((benchmark_reports or {}).values())),
     ) as run:
-        result = compute_year(run.con, programs, year, version)
+        result = compute_year(run.con, programs, year, version, benchmark_reports=benchmark_reports)
         run.paid_through = result.paid_through
         rows = write_year(run.con, result, run.run_id)
         run.summary = {"rows": rows, "core_run_id": result.core_run_id,
