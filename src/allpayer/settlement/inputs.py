@@ -12,7 +12,10 @@ Tables read (the year's rows only):
 - ``attribution`` (program_id, member_id, month): attributed and eligible months with their HSA;
 - ``provider_roster``: the hospitals of each HSA (``practice_type = 'hospital'``);
 - ``employer_group``: the employer of each group;
-- optional: ``quality_program_scores``, ``tcoc_fixed_payment``, ``fixed_payment_performance``.
+- optional: ``quality_program_scores`` (quality_score, gate_met), ``tcoc_fixed_payment``
+  (actual_tcoc_cents), ``fixed_payment_performance`` (performance_cents and fpp_paid_cents of
+  hospital 'ALL' and of each hospital), ``fpp_payments`` (withhold_cents: the FPP withhold the
+  quality modifier returns).
 """
 
 from __future__ import annotations
@@ -75,8 +78,16 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
         tf = _year_filter(con.table("tcoc_fixed_payment"), year)
         col = next((c for c in FIXED_TCOC_COLUMNS if c in tf.columns), None)
         if col is not None:
-            r = _rows(con, tf.filter(tf.program_id == pid).aggregate(n=tf.count(), v=tf[col].sum()))[0]
+            tf = tf.filter(tf.program_id == pid)
+            r = _rows(con, tf.aggregate(n=tf.count(), v=tf[col].sum()))[0]
             fixed_actual = int(r["v"]) if r["n"] else None
+    withheld = None
+    if _has(con, "fpp_payments"):
+        fw = con.table("fpp_payments")
+        if "withhold_cents" in fw.columns:
+            fw = fw.filter((fw.program_id == pid) & (fw.month.year() == year))
+            r = _rows(con, fw.aggregate(n=fw.count(), v=fw.withhold_cents.sum()))[0]
+            withheld = int(r["v"]) if r["n"] else None
     fpp_perf = fpp_paid = None
     if _has(con, "fixed_payment_performance"):
         fp = _year_filter(con.table("fixed_payment_performance"), year)
@@ -95,6 +106,7 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
         fixed_payment_performance_cents=fpp_perf,
         quality_score=quality_score,
         quality_gate_met=gate,
+        withheld_cents=withheld,
     )
     return inputs, notes
 
@@ -130,9 +142,10 @@ def participant_bases(con, program, year: int) -> list[ParticipantBase]:
     ``attributed_mm_x_target_pmpm``), its HSA's target and actual TCOC, and the FFS cost of its
     attributed lives (the limit base for ``limit_base: ffs_revenue``).
 
-    Participants are HSAs (``risk_bearers: hsas``) or the hospitals of each HSA (``hospitals`` and
-    ``participants``; an HSA with two hospitals splits its amounts evenly between them, the last
-    cent to the first hospital by id)."""
+    Participants are HSAs (``risk_bearers: hsas``, id ``hsa-<hsa>``) or the participating hospitals
+    of each HSA (``hospitals`` and ``participants``; id = the hospital's ``organization_id`` in the
+    roster, as the payments stage names hospitals; an HSA with two hospitals splits its amounts
+    evenly between them by largest remainder)."""
     pid = program.program_id
     t = _member_month_targets(con, program, year)
     att = con.table("attribution")
@@ -155,8 +168,9 @@ def participant_bases(con, program, year: int) -> list[ParticipantBase]:
     if program.settlement.distribution is not None and program.settlement.distribution.risk_bearers != "hsas":
         ro = con.table("provider_roster")
         ro = ro.filter((ro.practice_type == "hospital") & (ro.participation == "participant"))
-        for r in _rows(con, ro.select("hsa", "practice_id").distinct().order_by(["hsa", "practice_id"])):
-            hospitals.setdefault(r["hsa"], []).append(r["practice_id"])
+        ro = ro.mutate(hospital_id=ro.organization_id.fill_null(ro.practice_id))
+        for r in _rows(con, ro.select("hsa", "hospital_id").distinct().order_by(["hsa", "hospital_id"])):
+            hospitals.setdefault(r["hsa"], []).append(r["hospital_id"])
     out: list[ParticipantBase] = []
     from allpayer.money import largest_remainder
 
