@@ -22,6 +22,8 @@ from allpayer.errors import AllpayerError
 from allpayer.money import cents_to_dollars
 
 out = Console(highlight=False, soft_wrap=True)
+if not out.is_terminal:  # piped: wide enough for whole program ids and amounts
+    out = Console(highlight=False, soft_wrap=True, width=160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
