@@ -80,3 +80,18 @@ def test_apply_set_paths_and_errors():
         replace_programs(programs, sets=["savings_rate=1.5"], program_id="vt-2024-sov-employees")
     with pytest.raises(WhatIfError, match="no program"):
         replace_programs(programs, sets=["savings_rate=0.5"], program_id="nope")
+
+
+def test_terms_file_replaces_the_program_with_its_id(tmp_path):
+    programs = [p for p in load_programs([programs_dir() / "vermont"]) if p.performance_year == 2024]
+    other = tmp_path / "sov.yaml"
+    other.write_text(SOV.read_text().replace('savings_rate: {value: "0.50", basis: INF}',
+                                             'savings_rate: {value: "0.65", basis: INF}'))
+    out = replace_programs(programs, terms_file=other)
+    sov = next(p for p in out if p.program_id == "vt-2024-sov-employees")
+    assert str(sov.settlement.savings_rate.value) == "0.65"
+    assert len(out) == len(programs)
+    stranger = tmp_path / "x.yaml"
+    stranger.write_text(SOV.read_text().replace("program_id: vt-2024-sov-employees", "program_id: vt-2024-nobody"))
+    with pytest.raises(WhatIfError, match="vt-2024-nobody' is not among the programs"):
+        replace_programs(programs, terms_file=stranger)
