@@ -43,6 +43,7 @@ class DemoResult:
     programs: list[dict] = field(default_factory=list)
     mssp_out: Path | None = None
     mssp_summary: dict = field(default_factory=dict)
+    settlement: list[dict] = field(default_factory=list)
 
 
 def _same_population(data: Path, members: int, seed: int) -> bool:
@@ -165,6 +166,7 @@ def run_demo(
     say(f"4/5 running PY{year} for every program: member months, attribution, risk, TCOC, targets")
     res.run = run_year(db, year, progress=progress)
     res.programs = program_summary(db, year)
+    res.settlement = settle_stage(db, year, say)
 
     mssp_out = out / "mssp_results.csv"
     say(f"5/5 settling the published MSSP examples {MSSP_EXAMPLES.name} -> {mssp_out}")
@@ -186,6 +188,20 @@ def run_demo(
     }
     res.mssp_out = mssp_out
     return res
+
+
+def settle_stage(db: Path, year: int, say: Say) -> list[dict]:
+    """Settle every program of the year (initial version), distribute and post; say the nets."""
+    from allpayer.settlement.run import settle_year
+
+    say(f"    settling PY{year} with every payer: named lines, distribution to hospitals, ledger postings")
+    out = settle_year(db, year, "initial")
+    rows = []
+    for pr in out.result.programs:
+        s = pr.settlement
+        rows.append({"program_id": s.program_id, "net_cents": s.net_cents, "combined_cents": s.combined_cents})
+        say(f"    {s.program_id}: gross {dollars(s.gross_cents)}, net settlement {dollars(s.net_cents)}")
+    return rows
 
 
 def _matches_published(earned, extras: dict, benchmark, year: int) -> bool:
