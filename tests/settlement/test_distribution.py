@@ -74,3 +74,20 @@ def test_properties_sum_to_the_cent_and_limits_hold(net, parts, residual, reserv
     if residual == "pro_rata_uncapped" and d.reserve_cents != d.reserve_rate_cents:
         # something reached the reserve only because every weighted participant is at its limit
         assert all(a.at_limit for a, p in zip(d.allocations, parts) if p.weight > 0)
+
+
+def test_hsa_result_weights_follow_the_direction_of_the_result():
+    from allpayer.settlement.distribution import distribute_program
+    from allpayer.settlement.inputs import ParticipantBase
+    from tests.settlement.helpers import program
+
+    p = program({"risk": "two_sided", "steps": ["actual_tcoc", "gross_result", "msr_test", "share", "net"],
+                 "savings_rate": "0.5", "loss_rate": "0.5", "msr": "0", "mlr": "0",
+                 "distribution": {"weight_basis": "hsa_result", "max_risk_and_sharing_limit": "0.5"}})
+    bases = [ParticipantBase("h1", "a", 10, Decimal(0), 1000_00, 800_00, 1000_00, None),   # saved 200
+             ParticipantBase("h2", "b", 10, Decimal(0), 1000_00, 1100_00, 1000_00, 5_00)]  # lost 100
+    d = distribute_program(p, 100_00, bases)
+    assert [a.final_cents for a in d.allocations] == [100_00, 0]  # savings go to the HSA that saved
+    d = distribute_program(p, -60_00, bases)
+    assert [a.final_cents for a in d.allocations] == [0, -60_00]  # losses to the HSA that lost
+    assert d.allocations[1].combined_cents == -55_00  # + its fixed payment performance

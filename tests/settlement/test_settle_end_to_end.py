@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import duckdb
 import pytest
@@ -132,3 +132,24 @@ def test_payer_report_comparison(settled, tmp_path, capsys):
 def test_settle_without_core_run_is_one_clear_error(tmp_path, capsys):
     assert main(["settle", "--db", str(tmp_path / "none.duckdb"), "--year", "2024"]) == 2
     assert "database not found" in capsys.readouterr().err
+
+
+def test_medicare_through_the_benchmark_report(settled, tmp_path, capsys):
+    db, _ = settled
+    report = tmp_path / "cms.csv"
+    report.write_text("enrollment_type,updated_benchmark_per_capita,track,msr,mlr,agreement_year,participant_revenue\n"
+                      + "".join(f"{et},20000.00,ENHANCED,0.02,0.02,1,\n"
+                                for et in ("esrd", "disabled", "aged_dual", "aged_nondual")))
+    assert main(["settle", "--db", str(db), "--year", "2024", "--version", "restated", "--no-post",
+                 "--benchmark-report", f"vt-2024-medicare={report}"]) == 0
+    st = rows(db, "SELECT * FROM settlement_statements WHERE version = 'restated' AND program_id = 'vt-2024-medicare'")[0]
+    assert st["method"] == "mssp"
+    mm = rows(db, "SELECT count(*) n FROM tcoc_member_month WHERE program_id = 'vt-2024-medicare' "
+                  "AND performance_year = 2024")[0]["n"]
+    # every enrollment type at $20,000 per capita: benchmark = $20,000 x person-years
+    assert st["target_cents"] == int((Decimal(2_000_000 * mm) / 12).quantize(Decimal(1), ROUND_HALF_UP))
+    lines = {r["line_id"]: r for r in rows(db, "SELECT * FROM settlement_lines WHERE version = 'restated' "
+                                               "AND program_id = 'vt-2024-medicare'")}
+    assert lines["net"]["amount_cents"] == lines["mssp_earned_savings_losses"]["amount_cents"] == st["net_cents"]
+    d = rows(db, "SELECT sum(final_cents) s FROM distribution WHERE version = 'restated' AND program_id = 'vt-2024-medicare'")
+    assert d[0]["s"] == st["net_cents"]

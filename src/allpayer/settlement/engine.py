@@ -266,7 +266,8 @@ def settle_program(program, inputs: SettlementInputs) -> Settlement:
             book.add("sequestration_rate", "sequestration rate", step, rate=rate, term="settlement.sequestration.rate")
             book.add("sequestration", "sequestration", step, amount=-amount, term="settlement.sequestration",
                      note=f"applies to {seq.applies_to}" + ("" if base else ": nothing to reduce"),
-                     depends=("shared", "sequestration_rate"))
+                     depends=(*[ln.line_id for ln in res.lines if ln.line_id.endswith("_shared")][-1:],
+                              "sequestration_rate"))
             extra -= amount
         elif step == "net":
             last = [ln.line_id for ln in res.lines if ln.line_id.endswith("_shared")]
