@@ -20,7 +20,7 @@ PID = MEDICAID.program_id
 def con_with(**tables):
     con = ibis.duckdb.connect()
     for name, data in tables.items():
-        con.create_table(name, pa.table(data))
+        con.create_table(name, data if isinstance(data, pa.Table) else pa.table(data))
     return con
 
 
@@ -68,3 +68,14 @@ def test_quality_and_payments_tables_are_used():
     assert s.amount("corridor_shared") == 30_000
     assert s.amount("withhold_returned") == 8_000  # 10,000 x 0.8
     assert s.net_cents == 38_000 and s.combined_cents == 63_000
+
+
+def test_a_quality_row_without_a_score_counts_as_not_measured():
+    t = base_tables()
+    t["quality_program_scores"] = pa.table({"program_id": [PID], "performance_year": [2024],
+                                            "quality_score": pa.array([None], pa.decimal128(18, 10)),
+                                            "measured": [False], "gate_met": [False]})
+    con = con_with(**t)
+    inp, notes = program_inputs(con, MEDICAID, 2024)
+    assert inp.quality_score is None and inp.quality_gate_met is None
+    assert any("assumed full credit" in n for n in notes)

@@ -67,10 +67,12 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
     if _has(con, "quality_program_scores"):
         qs = con.table("quality_program_scores")
         qs = qs.filter((qs.program_id == pid) & (qs.performance_year == year))
-        r = _rows(con, qs.select("quality_score", "gate_met").limit(1))
-        if r:
-            quality_score = Decimal(str(r[0]["quality_score"])) if r[0]["quality_score"] is not None else None
-            gate = r[0]["gate_met"]
+        cols = [c for c in ("quality_score", "gate_met", "measured") if c in qs.columns]
+        r = _rows(con, qs.select(*cols).limit(1))
+        if r and r[0].get("quality_score") is not None and r[0].get("measured", True) is not False:
+            quality_score = Decimal(str(r[0]["quality_score"]))
+            gate = r[0].get("gate_met")
+        # a row without a score (not measured) is treated like no row: full credit, said on the line
     if quality_score is None:
         notes.append("quality not yet measured (no quality_program_scores row): assumed full credit")
     fixed_actual = None
