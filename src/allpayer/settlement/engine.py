@@ -81,6 +81,7 @@ class SettlementInputs:
     quality_gate_met: bool | None = None
     participant_revenue_cents: int | None = None
     withheld_cents: int | None = None
+    actual_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def settle_program(program, inputs: SettlementInputs) -> Settlement:
     net = 0
     actual_line = "actual_ffs"
     book.add("actual_ffs", "actual TCOC, FFS basis (shadow claims priced)", "inputs", amount=A, term="tcoc_member_month",
-             note="program total of ffs_paid_cents")
+             note=inputs.actual_note or "program total of ffs_paid_cents")
 
     for step in s.steps:
         if step == "actual_tcoc":

@@ -37,7 +37,7 @@ from typing import Sequence
 import ibis
 
 from allpayer.errors import AllpayerError
-from allpayer.money import largest_remainder
+from allpayer.money import cents_to_dollars, largest_remainder
 from allpayer.settlement import inputs as inputs_mod
 from allpayer.settlement.distribution import DistributionResult, distribute_program
 from allpayer.settlement.engine import Settlement, settle_program, with_overrides
@@ -116,12 +116,15 @@ def compute_program(con, program, year: int, version: str, paid_through: dt.date
     if version == "forecast" and paid_through is not None:
         fc = forecast_actual(con, program, year, paid_through)
         notes.extend(fc.notes)
-        notes.append(f"forecast: FFS actual completed from {fc.paid_cents} to {fc.point_cents} cents "
-                     f"(range {fc.low_cents} to {fc.high_cents}), valuation month {fc.valuation_month:%Y-%m}")
+        notes.append(f"forecast: FFS actual completed from {cents_to_dollars(fc.paid_cents)} to "
+                     f"{cents_to_dollars(fc.point_cents)} (range {cents_to_dollars(fc.low_cents)} to "
+                     f"{cents_to_dollars(fc.high_cents)}), valuation month {fc.valuation_month:%Y-%m}")
         s_low = settle_program(program, with_overrides(inp, actual_cents=fc.high_cents))
         s_high = settle_program(program, with_overrides(inp, actual_cents=fc.low_cents))
         low, high = s_low.net_cents, s_high.net_cents
-        inp = with_overrides(inp, actual_cents=fc.point_cents)
+        inp = with_overrides(inp, actual_cents=fc.point_cents, actual_note=(
+            f"forecast: paid {cents_to_dollars(fc.paid_cents)} completed to ultimate with development factors "
+            f"(range {cents_to_dollars(fc.low_cents)} to {cents_to_dollars(fc.high_cents)})"))
     s = settle_program(program, inp)
     return _finish(con, program, year, s, notes, low, high)
 
