@@ -40,10 +40,10 @@ class DemoResult:
     load: object
     pmpm: list[dict] = field(default_factory=list)
     run: object = None
+    settlement: list[dict] = field(default_factory=list)
     programs: list[dict] = field(default_factory=list)
     mssp_out: Path | None = None
     mssp_summary: dict = field(default_factory=dict)
-    settlement: list[dict] = field(default_factory=list)
 
 
 def _same_population(data: Path, members: int, seed: int) -> bool:
@@ -166,7 +166,6 @@ def run_demo(
     say(f"4/5 running PY{year} for every program: member months, attribution, risk, TCOC, targets")
     res.run = run_year(db, year, progress=progress)
     res.programs = program_summary(db, year)
-    res.settlement = settle_stage(db, year, say)
 
     mssp_out = out / "mssp_results.csv"
     say(f"5/5 settling the published MSSP examples {MSSP_EXAMPLES.name} -> {mssp_out}")
@@ -187,6 +186,7 @@ def run_demo(
         "match_published": within,
     }
     res.mssp_out = mssp_out
+    res.settlement = settle_stage(db, year, say)
     return res
 
 
