@@ -43,7 +43,6 @@ claims, R4) when the payments stage has computed it; otherwise it adds zero and 
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Iterable

@@ -26,6 +26,7 @@ from decimal import Decimal
 import ibis
 
 from allpayer.core.targets import assign_cells
+from allpayer.money import largest_remainder
 from allpayer.settlement.engine import SettlementInputs
 
 FIXED_TCOC_COLUMNS = ("tcoc_cents", "actual_tcoc_cents", "atcoc_cents", "fixed_payment_tcoc_cents")
@@ -174,8 +175,6 @@ def participant_bases(con, program, year: int) -> list[ParticipantBase]:
         for r in _rows(con, ro.select("hsa", "hospital_id").distinct().order_by(["hsa", "hospital_id"])):
             hospitals.setdefault(r["hsa"], []).append(r["hospital_id"])
     out: list[ParticipantBase] = []
-    from allpayer.money import largest_remainder
-
     for r in rows:
         weight = Decimal(str(r["weight"] or 0))
         # target of the HSA's attributed months = sum of their cells' PMPMs, in cents (half up)
