@@ -12,6 +12,8 @@ from allpayer.cli import main
 from allpayer.store import default_store_url, open_store
 from allpayer.ledger import Ledger
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
