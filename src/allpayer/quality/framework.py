@@ -114,7 +114,10 @@ class Measure:
     ``kind``: ``"member"`` (one result row per member) or ``"event"`` (one per ED visit or
     discharge). ``inverse``: lower is better. ``ages``: inclusive (min, max) age on the last day of
     the measurement period (member measures; None: any age). ``gender``: restrict to one gender.
-    ``enrollment``: the continuous-enrollment rule (None: none). ``valuesets``: the names of the
+    ``enrollment``: the continuous-enrollment rule (None: none); ``enrollment_window``:
+    ``"year"`` (the engine applies it over the measurement year before ``compute``) or
+    ``"measure"`` (the measure applies it over its own window, e.g. the 12 months before a
+    birthday, with `MeasureContext.enrolled`). ``valuesets``: the names of the
     value sets the measure reads (checked at load). ``depends_on_sud``: the measure needs
     substance-use diagnoses, so a program whose claims were redacted under 42 CFR Part 2 gets
     "not reportable: redacted data" instead of a rate. ``label``: how its rate is labelled
@@ -130,6 +133,7 @@ class Measure:
     ages: tuple[int, int] | None = None
     gender: Literal["male", "female"] | None = None
     enrollment: Enrollment | None = HEDIS_ENROLLMENT
+    enrollment_window: Literal["year", "measure"] = "year"
     valuesets: tuple[str, ...] = ()
     depends_on_sud: bool = False
     label: str = "observed"
@@ -178,7 +182,7 @@ class MeasureContext:
     ``diagnoses``: the same lines long by diagnosis (``person_id, claim_id, claim_line_number,
     service_date, service_category, position, code``; position 1 is principal).
     ``labs``: lab results with a numeric value (``person_id, lab_result_id, code`` (LOINC),
-    ``value`` DECIMAL, ``units``, ``result_date``, ``source`` ('lab_result' or 'supplemental')).
+    ``value`` DECIMAL, ``result_text`` (as delivered), ``units``, ``result_date``, ``source`` ('lab_result' or 'supplemental')).
     ``observations``: (``person_id, observation_id, encounter_id, observation_date, code, value,
     units, source``). ``pharmacy``: net pharmacy claim lines of the payer, or None.
     ``eligibility``: the program payer's enrollment spans. ``member_months``: the program's
@@ -321,12 +325,12 @@ def continuously_enrolled(
     j = j.mutate(_cs=ibis.greatest(j._s, j._ws), _ce=ibis.least(j._e, j._we))
     grp = [j[k] for k in key]
     order = [j._cs, j._ce]
-    prev_end = j._ce.max().over(ibis.window(group_by=grp, order_by=order, preceding=None, following=-1))
+    prev_end = j._ce.max().over(ibis.window(group_by=grp, order_by=order, rows=(None, -1)))
     # Leading gap: from the window start to the first span; inner gaps: after the furthest end so far.
     gap = ibis.ifelse(
         prev_end.isnull(),
-        j._cs.delta(j._ws, "day"),
-        ibis.greatest(j._cs.delta(prev_end, "day") - 1, 0),
+        j._cs.delta(j._ws, unit="day"),
+        ibis.greatest(j._cs.delta(prev_end, unit="day") - 1, 0),
     )
     g = j.mutate(_gap=gap)
     per = g.group_by(key).aggregate(
@@ -335,7 +339,7 @@ def continuously_enrolled(
         _last=g._ce.max(),
         _we1=g._we.max(),
     )
-    trailing = per._we1.delta(per._last, "day")
+    trailing = per._we1.delta(per._last, unit="day")
     per = per.mutate(
         _gaps=per._gaps + ibis.ifelse(trailing > 0, 1, 0),
         _longest=ibis.greatest(per._longest, trailing),
@@ -490,3 +494,220 @@ def exact_rate(numerator: int, denominator: int, exclusions: int = 0) -> Decimal
     if eligible <= 0:
         return None
     return Decimal(numerator) / Decimal(eligible)
+
+
+# ------------------------------------------------------------------------------------------------
+# building the context from loaded tables
+
+DX_COLUMNS = tuple(f"diagnosis_code_{i}" for i in range(1, 26))
+SUPPLEMENTAL_SOURCE = "supplemental"
+"""``labs.source`` of a supplemental result: a ``lab_result`` row whose ``data_source`` starts
+with ``supplemental`` (e.g. ``supplemental:practice-ehr``), or a row of ``supplemental_lab_result``."""
+
+
+def _numeric(text: ir.StringValue) -> ir.Value:
+    v = text.strip()
+    ok = v.re_search(r"^[+-]?([0-9]{1,13}(\.[0-9]{0,4})?|\.[0-9]{1,4})$")
+    return ibis.ifelse(ok, v.try_cast("decimal(18, 4)"), ibis.null("decimal(18, 4)"))
+
+
+def lab_values(lab_result: ir.Table) -> ir.Table:
+    """Lab results with a numeric value: ``person_id, lab_result_id, code, value, result_text,
+    units, result_date, source``. The code is the normalized LOINC, else the source code; a result that
+    is not a number is left out here (the loader quarantines it)."""
+    t = lab_result
+    code = t.normalized_code.fill_null(t.source_code) if "normalized_code" in t.columns else t.source_code
+    units = t.normalized_units.fill_null(t.source_units) if "normalized_units" in t.columns else t.source_units
+    ds = t.data_source.fill_null("").lower() if "data_source" in t.columns else ibis.literal("")
+    out = t.select(
+        person_id=t.person_id,
+        lab_result_id=t.lab_result_id,
+        code=code,
+        value=_numeric(t.result.cast("string")),
+        result_text=t.result.cast("string").strip(),
+        units=units,
+        result_date=t.result_date,
+        source=ibis.ifelse(ds.startswith(SUPPLEMENTAL_SOURCE), SUPPLEMENTAL_SOURCE, "lab_result"),
+    )
+    return out.filter(out.value.notnull())
+
+
+def observation_values(observation: ir.Table, claims: ir.Table | None = None) -> ir.Table:
+    """Observations with a numeric value: ``person_id, observation_id, encounter_id,
+    observation_date, code, value, units, setting, source``. ``setting`` is ``inpatient`` or
+    ``ed`` when the observation's encounter is a claim of that service category (from `claims`),
+    else NULL."""
+    t = observation
+    code = t.normalized_code.fill_null(t.source_code) if "normalized_code" in t.columns else t.source_code
+    units = t.normalized_units.fill_null(t.source_units) if "normalized_units" in t.columns else t.source_units
+    out = t.select(
+        person_id=t.person_id,
+        observation_id=t.observation_id,
+        encounter_id=t.encounter_id,
+        observation_date=t.observation_date,
+        code=code,
+        value=_numeric(t.result.cast("string")),
+        units=units,
+        source=ibis.literal("observation"),
+    )
+    out = out.filter(out.value.notnull())
+    if claims is None:
+        return out.mutate(setting=ibis.null("string"))
+    acute = claims.filter(claims.service_category.isin(["inpatient", "ed"]))
+    acute = acute.group_by(_cid=acute.claim_id).aggregate(
+        _setting=ibis.ifelse((acute.service_category == "inpatient").any(), "inpatient", "ed")
+    )
+    j = out.left_join(acute, out.encounter_id == acute._cid)
+    return j.select(*out.columns, setting=j._setting)
+
+
+def diagnoses_long(claims: ir.Table) -> ir.Table:
+    """Claim lines long by diagnosis position (1 = principal): ``person_id, claim_id,
+    claim_line_number, service_date, service_category, position, code``."""
+    parts = []
+    for i, c in enumerate(DX_COLUMNS, start=1):
+        if c in claims.columns:
+            parts.append(
+                claims.select(
+                    "person_id", "claim_id", "claim_line_number", "service_date", "service_category",
+                    position=ibis.literal(i, "int32"), code=claims[c].upper().replace(".", ""),
+                )
+            )
+    out = ibis.union(*parts, distinct=False)
+    return out.filter(out.code.notnull())
+
+
+def build_context(
+    program: "ProgramTerms",
+    year: int,
+    paid_through: dt.date,
+    *,
+    medical_claim: ir.Table,
+    eligibility: ir.Table,
+    attribution: ir.Table,
+    member_months: ir.Table,
+    valuesets: "ValueSets",
+    lab_result: ir.Table | None = None,
+    observation: ir.Table | None = None,
+    pharmacy_claim: ir.Table | None = None,
+    supplemental: ir.Table | None = None,
+    extra: dict | None = None,
+) -> MeasureContext:
+    """The `MeasureContext` of one program from loaded tables (input contract columns;
+    ``attribution`` and ``member_months`` as written by `allpayer run`).
+
+    Claims are netted as of `paid_through` (`core.claims.medical_claim_lines`) and restricted to
+    the program payer's lines that are not denied. Labs, observations and supplemental results are
+    the person's from any source. ``members`` are the program's members attributed in any month
+    of `year`, with the practice of their latest attributed month.
+    """
+    from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
+
+    payer = program.payer
+    all_lines = medical_claim_lines(medical_claim, paid_through)
+    lines = all_lines.filter(all_lines.payer == payer)
+    if "claim_status" in lines.columns:
+        lines = lines.filter(lines.claim_status.fill_null("paid") != "denied")
+    rx = None
+    if pharmacy_claim is not None:
+        rx = pharmacy_claim_lines(pharmacy_claim, paid_through)
+        rx = rx.filter(rx.payer == payer)
+    labs_parts = []
+    if lab_result is not None:
+        labs_parts.append(lab_values(lab_result))
+    if supplemental is not None:
+        s = lab_values(supplemental)
+        labs_parts.append(s.mutate(source=ibis.literal(SUPPLEMENTAL_SOURCE)))
+    if labs_parts:
+        labs = ibis.union(*labs_parts, distinct=False)
+    else:
+        labs = ibis.memtable(
+            {"person_id": [], "lab_result_id": [], "code": [], "value": [], "result_text": [], "units": [],
+             "result_date": [], "source": []},
+            schema={"person_id": "string", "lab_result_id": "string", "code": "string", "value": "decimal(18, 4)",
+                    "result_text": "string", "units": "string", "result_date": "date", "source": "string"},
+        )
+    if observation is not None:
+        obs = observation_values(observation, all_lines)
+    else:
+        obs = ibis.memtable(
+            {k: [] for k in ("person_id", "observation_id", "encounter_id", "observation_date", "code", "value",
+                             "units", "source", "setting")},
+            schema={"person_id": "string", "observation_id": "string", "encounter_id": "string",
+                    "observation_date": "date", "code": "string", "value": "decimal(18, 4)", "units": "string",
+                    "source": "string", "setting": "string"},
+        )
+    elig = eligibility.filter(eligibility.payer == payer)
+    elig = elig.filter(elig.plan.isin(list(program.population.plans)))
+    if program.population.group_ids:
+        elig = elig.filter(elig.group_id.isin(list(program.population.group_ids)))
+    mm = member_months.filter((member_months.program_id == program.program_id)
+                              & (member_months.performance_year == year))
+    members = attributed_members(attribution, mm, program.program_id, year)
+    start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    red = False
+    if "substance_use_redacted" in lines.columns:
+        hit = lines.filter(lines.substance_use_redacted.fill_null(False)
+                           & (lines.service_date >= start) & (lines.service_date <= end))
+        red = bool(hit.count().to_pyarrow().as_py())
+    return MeasureContext(
+        program=program, year=year, paid_through=paid_through, claims=lines, diagnoses=diagnoses_long(lines),
+        labs=labs, observations=obs, pharmacy=rx, eligibility=elig, member_months=mm, members=members,
+        valuesets=valuesets, redacted=red, extra=dict(extra or {}),
+    )
+
+
+def attributed_members(attribution: ir.Table, member_months: ir.Table, program_id: str, year: int) -> ir.Table:
+    """The program's members attributed in any month of `year` (`MEMBER_COLUMNS`), with the
+    practice, NPI, TIN and HSA of the latest attributed month and age on 31 December."""
+    a = attribution.filter((attribution.program_id == program_id) & (attribution.performance_year == year)
+                           & attribution.attributed)
+    w = ibis.window(group_by=a.person_id, order_by=[ibis.desc(a.month), a.member_id])
+    a = a.mutate(_rn=ibis.row_number().over(w))
+    a = a.filter(a._rn == 0)
+    mm = member_months
+    w2 = ibis.window(group_by=mm.person_id, order_by=[ibis.desc(mm.month), mm.member_id])
+    demo = mm.mutate(_rn=ibis.row_number().over(w2))
+    demo = demo.filter(demo._rn == 0).select(_pid="person_id", _birth="birth_date", _sex="sex")
+    j = a.left_join(demo, a.person_id == demo._pid)
+    return j.select(
+        program_id=ibis.literal(program_id),
+        person_id=j.person_id,
+        member_id=j.member_id,
+        birth_date=j._birth,
+        gender=j._sex,
+        age=age_on(j._birth, dt.date(year, 12, 31)),
+        practice_id=j.practice_id,
+        npi=j.npi,
+        tin=j.tin,
+        hsa=j.hsa,
+    )
+
+
+def population_for(measure: Measure, ctx: MeasureContext) -> ir.Table:
+    """The population a measure's ``compute`` receives (see the module docstring)."""
+    pop = ctx.members
+    if measure.kind != "member":
+        return pop
+    if measure.ages is not None:
+        lo, hi = measure.ages
+        pop = pop.filter((pop.age >= lo) & (pop.age <= hi))
+    if measure.gender is not None:
+        pop = pop.filter(pop.gender == measure.gender)
+    if measure.enrollment is not None and measure.enrollment_window == "year":
+        rule = measure.enrollment
+        start = dt.date(ctx.year - rule.years + 1, 1, 1)
+        pop = continuously_enrolled(pop, ctx.eligibility, start, ctx.period_end, rule, key=["person_id"])
+        pop = pop.filter(pop.enrolled).drop("enrolled")
+    return pop
+
+
+def evaluate(measure: Measure, ctx: MeasureContext) -> ir.Table:
+    """Run one measure for one program: the conformed ``quality_measure_results`` rows."""
+    missing = [v for v in measure.valuesets if v not in ctx.valuesets]
+    if missing:
+        from allpayer.errors import RunError
+
+        raise RunError(f"measure {measure.id}: value set(s) {', '.join(missing)} not found")
+    pop = population_for(measure, ctx)
+    return conform(measure.compute(ctx, pop), measure, ctx.members, ctx.program.program_id, ctx.year)
