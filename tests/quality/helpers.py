@@ -155,9 +155,16 @@ class World:
 
     def results(self, measure_id: str, **kw) -> dict[str, dict]:
         """The measure's result rows by person id (member measures)."""
-        m = framework.registry()[measure_id]
+        m = measure(measure_id)
         out = rows(framework.evaluate(m, self.context(**kw)))
         return {r["person_id"]: r for r in out}
 
 
 VALUESETS = load_valuesets()
+
+
+def measure(measure_id: str) -> framework.Measure:
+    """A registered measure (its module imported on first use)."""
+    if measure_id not in framework.REGISTRY:
+        framework.registry()
+    return framework.REGISTRY[measure_id]
