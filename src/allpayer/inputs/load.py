@@ -210,7 +210,7 @@ STEPS = ("clean", "parsed", "checked", "verdict")
 
 
 @lru_cache(maxsize=None)
-def _step_sql(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+def _step_sql(table: str, columns: tuple[str, ...], as_of: dt.date | None = None) -> tuple[str, ...]:
     """SQL of the validation steps of one table restricted to `columns`; step k reads the temp
     table of step k-1 (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``,
     ``_checked_<table>``)."""
@@ -218,17 +218,17 @@ def _step_sql(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
     expr = ibis.table(_stage_schema(spec), name=f"_stage_{table}")
     out = []
     for name, fn in zip(STEPS, (validate.clean, validate.parse, validate.check, validate.verdict)):
-        step = fn(expr, spec)
+        step = fn(expr, spec, as_of) if fn is validate.check else fn(expr, spec)
         out.append(_sql(step))
         expr = ibis.table(step.schema(), name=f"_{name}_{table}")
     return tuple(out)
 
 
-def _validate_table(raw, spec: Table) -> str:
+def _validate_table(raw, spec: Table, as_of: dt.date | None = None) -> str:
     """Run the validation steps on `_stage_<table>`; returns the name of the verdict temp table."""
     t = spec.name
     previous = None
-    for name, sql in zip(STEPS, _step_sql(t, tuple(spec.column_names))):
+    for name, sql in zip(STEPS, _step_sql(t, tuple(spec.column_names), as_of)):
         raw.execute(f"CREATE OR REPLACE TEMP TABLE _{name}_{t} AS {sql}").fetchall()
         if previous:
             raw.execute(f"DROP TABLE {previous}").fetchall()
@@ -326,12 +326,14 @@ def _raw_json(alias: str, spec: Table) -> str:
 
 
 def load_table(
-    con, raw, spec: Table, files: list[readers.InputFile], run_id: str, progress=None, columns=None
+    con, raw, spec: Table, files: list[readers.InputFile], run_id: str, progress=None, columns=None,
+    as_of: dt.date | None = None,
 ) -> TableLoad:
     """Stage, validate, de-duplicate and store one table's files; returns its counts.
 
     `columns`: the contract columns the files have (default: read from their headers). Only
-    those (and the key) are staged and validated; the others are stored empty.
+    those (and the key) are staged and validated; the others are stored empty. `as_of`: the date
+    clinical dates may not pass (`future_date`).
     """
     t = spec.name
     if columns is None:
@@ -347,7 +349,7 @@ def load_table(
             result.extra_columns[f.relpath] = staged.extra_columns
         if progress:
             progress(f"read {f.relpath}")
-    checked = _validate_table(raw, spec)
+    checked = _validate_table(raw, spec, as_of)
     if progress:
         progress(f"validated {t}")
 
@@ -426,8 +428,12 @@ def _flag_counts(raw, result: TableLoad, run_id: str) -> None:
     result.table_rows = _count(raw, f"SELECT count(*) FROM {_q(t)}")
 
 
-def load_delivery(con, delivery: readers.Delivery, run_id: str, progress=None) -> list[TableLoad]:
-    """Load every table of a delivery through an open (writable) Ibis connection."""
+def load_delivery(con, delivery: readers.Delivery, run_id: str, progress=None,
+                  as_of: dt.date | None = None) -> list[TableLoad]:
+    """Load every table of a delivery through an open (writable) Ibis connection.
+
+    `as_of`: the date lab and observation dates may not pass; default: the latest paid date of
+    the claims in the database once this delivery's claims are stored (none: not checked)."""
     raw = con.con
     columns = {
         t: set().union(*(readers.check_columns(f, TABLES[t]) for f in files)) for t, files in delivery.files.items()
@@ -444,7 +450,10 @@ def load_delivery(con, delivery: readers.Delivery, run_id: str, progress=None) -
     for t in TABLE_ORDER:
         if t not in delivery.files:
             continue
-        res = load_table(con, raw, TABLES[t], delivery.files[t], run_id, progress, columns[t])
+        when = None
+        if t in validate.FUTURE_DATE_COLUMNS:
+            when = as_of or latest_paid_date(con)
+        res = load_table(con, raw, TABLES[t], delivery.files[t], run_id, progress, columns[t], when)
         if t == "eligibility" and res.loaded:
             eligibility_changed = True
         results.append(res)
@@ -518,7 +527,7 @@ def load_folder(
         inputs=inputs,
         parameters={"folder": str(Path(folder)), "paid_through": paid_through.isoformat() if paid_through else None},
     ) as run:
-        tables = load_delivery(run.con, delivery, run.run_id, step)
+        tables = load_delivery(run.con, delivery, run.run_id, step, as_of=paid_through)
         run.paid_through = paid_through or latest_paid_date(run.con)
         by_rule = quarantine_summary(run.con.con, run.run_id)
         run.summary = {

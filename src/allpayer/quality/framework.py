@@ -246,15 +246,20 @@ class MeasureContext:
             tests.append(vs.matcher(name, ("pos",))(t.place_of_service_code.fill_null("")))
         if "bill_type" in systems:
             tests.append(vs.matcher(name, ("bill_type",))(t.bill_type_code.fill_null("")))
+        parts = []
+        if tests:
+            cond = tests[0]
+            for x in tests[1:]:
+                cond = cond | x
+            parts.append(t.filter(cond))
         if "icd10cm" in systems:
-            m = vs.matcher(name, ("icd10cm",))
-            tests.extend(m(t[c].fill_null("")) for c in t.columns if c.startswith("diagnosis_code_"))
-        if not tests:
+            d = self.dx_in(name).select("claim_id", "claim_line_number").distinct()
+            parts.append(t.semi_join(d, ["claim_id", "claim_line_number"]))
+        if not parts:
             return t.filter(ibis.literal(False))
-        cond = tests[0]
-        for x in tests[1:]:
-            cond = cond | x
-        return t.filter(cond)
+        if len(parts) == 1:
+            return parts[0]
+        return ibis.union(*parts, distinct=False).distinct()
 
     def labs_in(self, name: str) -> ir.Table:
         """Lab results whose LOINC is in value set ``name``."""
@@ -592,6 +597,7 @@ def build_context(
     pharmacy_claim: ir.Table | None = None,
     supplemental: ir.Table | None = None,
     extra: dict | None = None,
+    keep: Callable[[str, ir.Table], ir.Table] | None = None,
 ) -> MeasureContext:
     """The `MeasureContext` of one program from loaded tables (input contract columns;
     ``attribution`` and ``member_months`` as written by `allpayer run`).
@@ -600,18 +606,23 @@ def build_context(
     the program payer's lines that are not denied. Labs, observations and supplemental results are
     the person's from any source. ``members`` are the program's members attributed in any month
     of `year`, with the practice of their latest attributed month.
+
+    `keep(name, table) -> table` is applied to each table as it is built (`run_quality` stores
+    them as temporary tables, so that the claims are netted once, not once per reference).
     """
     from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
 
+    keep = keep or (lambda name, t: t)
     payer = program.payer
     all_lines = medical_claim_lines(medical_claim, paid_through)
     lines = all_lines.filter(all_lines.payer == payer)
     if "claim_status" in lines.columns:
         lines = lines.filter(lines.claim_status.fill_null("paid") != "denied")
+    lines = keep("claims", lines)
     rx = None
     if pharmacy_claim is not None:
         rx = pharmacy_claim_lines(pharmacy_claim, paid_through)
-        rx = rx.filter(rx.payer == payer)
+        rx = keep("pharmacy", rx.filter(rx.payer == payer))
     labs_parts = []
     if lab_result is not None:
         labs_parts.append(lab_values(lab_result))
@@ -628,7 +639,10 @@ def build_context(
                     "result_text": "string", "units": "string", "result_date": "date", "source": "string"},
         )
     if observation is not None:
-        obs = observation_values(observation, all_lines)
+        # The setting of a reading comes from the claim rows of its encounter (any payer).
+        rows = medical_claim.select("claim_id", "claim_type", "bill_type_code", "revenue_center_code",
+                                    "place_of_service_code", "hcpcs_code")
+        obs = observation_values(observation, rows.mutate(service_category=_category(rows)))
     else:
         obs = ibis.memtable(
             {k: [] for k in ("person_id", "observation_id", "encounter_id", "observation_date", "code", "value",
@@ -651,10 +665,18 @@ def build_context(
                            & (lines.service_date >= start) & (lines.service_date <= end))
         red = bool(hit.count().to_pyarrow().as_py())
     return MeasureContext(
-        program=program, year=year, paid_through=paid_through, claims=lines, diagnoses=diagnoses_long(lines),
-        labs=labs, observations=obs, pharmacy=rx, eligibility=elig, member_months=mm, members=members,
+        program=program, year=year, paid_through=paid_through, claims=lines,
+        diagnoses=keep("diagnoses", diagnoses_long(lines)), labs=keep("labs", labs),
+        observations=keep("observations", obs), pharmacy=rx, eligibility=keep("eligibility", elig),
+        member_months=keep("member_months", mm), members=keep("members", members),
         valuesets=valuesets, redacted=red, extra=dict(extra or {}),
     )
+
+
+def _category(t: ir.Table) -> ir.StringValue:
+    from allpayer.core.claims import service_category
+
+    return service_category(t)
 
 
 def attributed_members(attribution: ir.Table, member_months: ir.Table, program_id: str, year: int) -> ir.Table:
@@ -711,3 +733,13 @@ def evaluate(measure: Measure, ctx: MeasureContext) -> ir.Table:
         raise RunError(f"measure {measure.id}: value set(s) {', '.join(missing)} not found")
     pop = population_for(measure, ctx)
     return conform(measure.compute(ctx, pop), measure, ctx.members, ctx.program.program_id, ctx.year)
+
+
+
+def keeper(con, prefix: str) -> Callable[[str, ir.Table], ir.Table]:
+    """A `build_context` ``keep`` that stores each table as a temporary table of `con`."""
+
+    def keep(name: str, t: ir.Table) -> ir.Table:
+        return con.create_table(f"{prefix}_{name}", t, temp=True, overwrite=True)
+
+    return keep
