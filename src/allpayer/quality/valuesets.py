@@ -12,7 +12,7 @@ File format (CSV, header required), one row per code:
 ============= ===========================================================================
 value_set     the set's name (what a measure declares, e.g. ``diabetes_dx``)
 code_system   ``icd10cm``, ``icd10pcs``, ``cpt``, ``hcpcs``, ``loinc``, ``revenue``, ``pos``,
-              ``bill_type``, ``ndc``
+              ``bill_type``, ``ndc``, ``drg`` (MS-DRG, 3 digits)
 code          the code in the loaded data's normal form: ICD-10 upper case without the dot,
               revenue codes 4 digits, POS 2 digits
 match         ``exact`` (default) or ``prefix`` (every code that starts with ``code``)
@@ -35,7 +35,7 @@ import ibis.expr.types as ir
 
 from allpayer.errors import InputFileError
 
-CODE_SYSTEMS = ("icd10cm", "icd10pcs", "cpt", "hcpcs", "loinc", "revenue", "pos", "bill_type", "ndc")
+CODE_SYSTEMS = ("icd10cm", "icd10pcs", "cpt", "hcpcs", "loinc", "revenue", "pos", "bill_type", "ndc", "drg")
 MATCHES = ("exact", "prefix")
 COLUMNS = ("value_set", "code_system", "code", "match", "description", "source")
 REQUIRED = ("value_set", "code_system", "code", "source")
