@@ -51,6 +51,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from allpayer.quality.framework import Enrollment, MeasureContext
 
 Flag = Callable[[ir.Table], ir.BooleanValue]
+"""A test of a claim line (a function of the claim-lines table)."""
+ClaimTest = Callable[[ir.Table], ir.BooleanValue]
+"""A test of a claim (a function of the :func:`claim_summary` table)."""
 
 
 def normalize_code(code: ir.StringValue) -> ir.StringValue:
@@ -89,14 +92,37 @@ def principal_dx(t: ir.Table, match: Callable[[ir.StringValue], ir.BooleanValue]
     return match(normalize_code(t.diagnosis_code_1)).fill_null(False)
 
 
-def claim_summary(lines: ir.Table, flags: Mapping[str, Flag] | None = None) -> ir.Table:
+DxSpec = Mapping[str, tuple[Callable[[ir.StringValue], ir.BooleanValue], bool]]
+
+
+def claim_dx_flags(diagnoses: ir.Table, dx: DxSpec) -> ir.Table:
+    """Per claim, whether its diagnoses match: ``claim_id`` and one boolean per entry of `dx`
+    (name -> (matcher, principal only)). `diagnoses` is long (``claim_id, position, code``;
+    position 1 is the principal diagnosis), so each code list is tested on one column."""
+    d = diagnoses
+    code = normalize_code(d.code)
+    hits = {}
+    for name, (match, principal) in dx.items():
+        test = match(code).fill_null(False)
+        if principal:
+            test = test & (d.position == 1)
+        hits[name] = test
+    d = d.mutate(**{f"_dx_{k}": v for k, v in hits.items()})
+    d = d.filter(ibis.or_(*[d[f"_dx_{k}"] for k in dx]))
+    return d.group_by(_dx_claim=d.claim_id).aggregate(**{k: d[f"_dx_{k}"].max() for k in dx})
+
+
+def claim_summary(lines: ir.Table, flags: Mapping[str, Flag] | None = None, *, dx: DxSpec | None = None,
+                  diagnoses: ir.Table | None = None) -> ir.Table:
     """One row per usable claim: not denied, net allowed above zero.
 
     Columns: claim_id, person_id, member_id, payer, plan, claim_type, facility_type, visit_date
     (earliest line service date), end_date (latest line date or claim end), admission_date,
     discharge_date, discharge_disposition_code, admit_type_code, principal_dx (normalized),
     redacted (any line flagged ``substance_use_redacted``), is_ed (any line of service category
-    ``ed``), and one boolean column per entry of `flags` (true when any line of the claim is).
+    ``ed``), one boolean column per entry of `flags` (true when any line of the claim is), and
+    one per entry of `dx` (:func:`claim_dx_flags` over `diagnoses`, the long diagnosis table;
+    built from `lines` when not given).
     """
     flags = dict(flags or {})
     m = lines
@@ -144,7 +170,16 @@ def claim_summary(lines: ir.Table, flags: Mapping[str, Flag] | None = None) -> i
         _denied=m._denied.max(),
         **{k: m[f"_f_{k}"].max() for k in flags},
     )
-    return agg.filter(~agg._denied & (agg.allowed_cents > 0)).drop("_denied")
+    out = agg.filter(~agg._denied & (agg.allowed_cents > 0)).drop("_denied")
+    if dx:
+        if diagnoses is None:
+            from allpayer.quality.framework import diagnoses_long
+
+            diagnoses = diagnoses_long(lines)
+        f = claim_dx_flags(diagnoses, dx)
+        out = out.left_join(f, out.claim_id == f._dx_claim)
+        out = out.mutate(**{k: out[k].fill_null(False) for k in dx}).drop("_dx_claim")
+    return out
 
 
 def ed_visits(claims: ir.Table, qualifies: ir.BooleanValue | None = None) -> ir.Table:
@@ -376,10 +411,45 @@ def code_flag(ctx: "MeasureContext", names: Sequence[str]) -> Flag:
     return flag
 
 
-def dx_flag(ctx: "MeasureContext", name: str, *, principal: bool) -> Flag:
-    """A line flag: the principal diagnosis (or any diagnosis) is in value set `name`."""
-    m = ctx.matcher(name, ("icd10cm",))
-    return (lambda t: principal_dx(t, m)) if principal else (lambda t: any_dx(t, m))
+def visit_code_flag(ctx: "MeasureContext", names: Sequence[str]) -> Flag:
+    """A line flag: a code of the value sets `names` (:func:`code_flag`) on a line that is not an
+    ED or inpatient line (a follow-up visit is neither)."""
+    codes = code_flag(ctx, names)
+    return lambda t: codes(t) & t.service_category.notin(["ed", "inpatient"])
+
+
+def dx_spec(ctx: "MeasureContext", **sets: tuple[str, bool]) -> DxSpec:
+    """Claim diagnosis flags for :func:`claim_summary`: name -> (value set, principal only)."""
+    return {k: (ctx.matcher(vs, ("icd10cm",)), principal) for k, (vs, principal) in sets.items()}
+
+
+def cached(ctx: "MeasureContext", key: str, build: Callable[[], ir.Table]) -> ir.Table:
+    """`build()` computed once per program context and kept in the backend (``Table.cache``).
+
+    The event measures read the same claims many times (ED visits, stays, follow-up visits,
+    their windows); as one SQL statement the claims' netting would be repeated in every branch,
+    so the shared inputs are computed once and read back from a temporary table. The cache lives
+    in ``ctx.extra`` under ``"_event_cache"``, so measures of one program share it (FUM 30 and 7
+    days read one claim summary)."""
+    store = ctx.extra.setdefault("_event_cache", {})
+    if key not in store:
+        store[key] = build().cache()
+    return store[key]
+
+
+def event_claims(ctx: "MeasureContext", key: str, flags: Mapping[str, Flag] | None = None,
+                 **dx: tuple[str, bool]) -> ir.Table:
+    """:func:`claim_summary` of the context's claims with line `flags` and diagnosis flags `dx`
+    (name=(value set, principal only)), computed once per program under `key` (:func:`cached`).
+    The claim lines and their long diagnosis table are cached too."""
+    from allpayer.quality.framework import diagnoses_long
+
+    def build() -> ir.Table:
+        lines = cached(ctx, "claim_lines", lambda: ctx.claims)
+        diagnoses = cached(ctx, "diagnoses", lambda: diagnoses_long(lines))
+        return claim_summary(lines, flags, dx=dx_spec(ctx, **dx), diagnoses=diagnoses)
+
+    return cached(ctx, f"claims:{key}", build)
 
 
 def person_exclusions(ctx: "MeasureContext") -> ir.Table:
@@ -387,8 +457,12 @@ def person_exclusions(ctx: "MeasureContext") -> ir.Table:
     service category ``hospice`` or a code of the `hospice` value set, in the year) or ``died``
     (a death date in the year on the eligibility spans). One row per person: ``person_id,
     exclusion_reason, exclusion_source, exclusion_id, exclusion_date`` (hospice first)."""
+    return cached(ctx, "person_exclusions", lambda: _person_exclusions(ctx))
+
+
+def _person_exclusions(ctx: "MeasureContext") -> ir.Table:
     y0, y1 = ctx.period_start, ctx.period_end
-    c = ctx.claims
+    c = cached(ctx, "claim_lines", lambda: ctx.claims)
     in_year = (c.service_date >= y0) & (c.service_date <= y1)
     hospice = c.service_category == "hospice"
     if "hospice" in ctx.valuesets:
@@ -419,12 +493,15 @@ def with_person_exclusions(events: ir.Table, ctx: "MeasureContext") -> ir.Table:
 
 
 def in_population(events: ir.Table, population: ir.Table, date_col: str, min_age: int | None,
-                  max_age: int | None = None) -> ir.Table:
+                  max_age: int | None = None, *, ctx: "MeasureContext | None" = None) -> ir.Table:
     """Events of members of `population`, aged `min_age`..`max_age` on the event date; adds
-    ``age`` (on the event date)."""
+    ``age`` (on the event date). With `ctx`, the population's people are cached (the event
+    measures all receive the program's attributed members)."""
     from allpayer.quality.framework import age_on
 
     pop = population.select(_pp=population.person_id, _birth=population.birth_date).distinct()
+    if ctx is not None:
+        pop = cached(ctx, "population", lambda: pop)
     j = events.join(pop, events.person_id == pop._pp)
     j = j.mutate(age=age_on(j._birth, j[date_col])).drop("_pp", "_birth")
     if min_age is not None:
@@ -445,7 +522,9 @@ def enrolled_around(events: ir.Table, ctx: "MeasureContext", rule: "Enrollment",
         enrollment_start=(events[date_col] - ibis.interval(days=before_days)).cast("date"),
         enrollment_end=(events[date_col] + ibis.interval(days=after_days)).cast("date"),
     )
-    return continuously_enrolled(t, ctx.eligibility, "enrollment_start", "enrollment_end", rule, key=list(key))
+    elig = cached(ctx, "eligibility", lambda: ctx.eligibility.select("person_id", "enrollment_start_date",
+                                                                     "enrollment_end_date"))
+    return continuously_enrolled(t, elig, "enrollment_start", "enrollment_end", rule, key=list(key))
 
 
 def days_after(later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:
@@ -512,9 +591,10 @@ def decide(t: ir.Table, outcomes: Sequence[Outcome], *, numerator: ir.BooleanVal
 def ed_follow_up(
     ctx: "MeasureContext",
     population: ir.Table,
+    claims: ir.Table,
     *,
-    qualifies: Flag,
-    follow_up: Flag,
+    qualifies: ClaimTest,
+    follow_up: ClaimTest,
     days: int,
     last_day: tuple[int, int],
     min_age: int,
@@ -527,8 +607,11 @@ def ed_follow_up(
 ) -> ir.Table:
     """Follow-up after an ED visit (FUM, FUA, NQF 2605, FMC), one result row per ED visit.
 
-    1. ED visits (:func:`ed_visits`) of attributed members whose claims `qualifies` (a line flag,
-       e.g. a principal diagnosis of mental illness), dated 1 January to `last_day` (month, day)
+    `claims` is the :func:`claim_summary` (:func:`event_claims`) carrying the flags that
+    `qualifies` and `follow_up` (functions of that table, one boolean per claim) read.
+
+    1. ED visits (:func:`ed_visits`) of attributed members whose claims `qualifies` (e.g. a
+       principal diagnosis of mental illness), dated 1 January to `last_day` (month, day)
        of the measurement year, of members at least `min_age` on the visit date; `restrict` may
        narrow them further (FMC: two or more chronic conditions).
     2. Not in the denominator: not continuously enrolled (`enrollment`) from
@@ -539,16 +622,15 @@ def ed_follow_up(
     4. De-duplication (after the exclusions): of the remaining visits, one per `dedup_days`-day
        window counts (:func:`first_per_window`); the others leave the denominator with reason
        ``within_<n>_days_of_counted_visit``.
-    5. Numerator: a follow-up visit (a claim with a `follow_up` line that is not an ED or
-       inpatient line) on the visit date or within `days` days after it.
+    5. Numerator: a follow-up visit (a claim that passes `follow_up`; see
+       :func:`visit_code_flag`) on the visit date or within `days` days after it.
     """
     y0 = ctx.period_start
     y_last = dt.date(ctx.year, *last_day)
-    not_acute = lambda t: t.service_category.notin(["ed", "inpatient"])  # noqa: E731
-    claims = claim_summary(ctx.claims, {"_q": qualifies, "_fu": lambda t: follow_up(t) & not_acute(t)})
+    claims = claims.mutate(_q=qualifies(claims).fill_null(False), _fu=follow_up(claims).fill_null(False))
     ed = ed_visits(claims, claims._q)
     ed = ed.filter((ed.visit_date >= y0) & (ed.visit_date <= y_last))
-    ed = in_population(ed, population, "visit_date", min_age)
+    ed = in_population(ed, population, "visit_date", min_age, ctx=ctx)
     if restrict is not None:
         ed = restrict(ed)
     ed = ed.mutate(event_id=ed.visit_date.cast("string").concat(":", ed.claim_id))

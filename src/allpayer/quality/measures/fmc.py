@@ -28,7 +28,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.quality.events import code_flag, ed_follow_up
+from allpayer.quality.events import ed_follow_up, event_claims, visit_code_flag
 from allpayer.quality.framework import Enrollment, Measure, MeasureContext, register
 
 ENROLLMENT = Enrollment(max_gaps=1, max_gap_days=45, anchor="end")
@@ -59,11 +59,11 @@ def with_conditions(ctx: MeasureContext, events: ir.Table) -> ir.Table:
 
 
 def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
-    visit = code_flag(ctx, FOLLOW_UP_SETS)
+    claims = event_claims(ctx, "fmc", {"visit": visit_code_flag(ctx, FOLLOW_UP_SETS)})
     return ed_follow_up(
-        ctx, population,
-        qualifies=lambda t: ibis.literal(True),
-        follow_up=visit,
+        ctx, population, claims,
+        qualifies=lambda c: ibis.literal(True),
+        follow_up=lambda c: c.visit,
         days=7, last_day=(12, 24), min_age=18, admission_days=7, dedup_days=8,
         enrollment=ENROLLMENT, enrollment_before_days=365,
         restrict=lambda ev: with_conditions(ctx, ev),

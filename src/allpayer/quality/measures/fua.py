@@ -29,7 +29,7 @@ whose principal diagnosis is substance use (or a substance-use medication admini
 
 from __future__ import annotations
 
-from allpayer.quality.events import code_flag, dx_flag, ed_follow_up
+from allpayer.quality.events import code_flag, ed_follow_up, event_claims, visit_code_flag
 from allpayer.quality.framework import Enrollment, Measure, MeasureContext, register
 
 ENROLLMENT = Enrollment(max_gaps=0, max_gap_days=0, anchor=None)
@@ -38,17 +38,19 @@ FOLLOW_UP_SETS = ("followup_outpatient_visit", "followup_telehealth", "followup_
 VALUESETS = ("sud_dx", "drug_overdose_dx", "sud_medication", "hospice", *FOLLOW_UP_SETS)
 
 
+def _claims(ctx: MeasureContext):
+    return event_claims(ctx, "fua", {"visit": visit_code_flag(ctx, FOLLOW_UP_SETS), "medication": code_flag(ctx, ["sud_medication"])},
+                        sud_principal=("sud_dx", True), sud_any=("sud_dx", False),
+                        overdose_any=("drug_overdose_dx", False))
+
+
 def _fua(days: int):
     def compute(ctx: MeasureContext, population):
-        sud_principal = dx_flag(ctx, "sud_dx", principal=True)
-        sud_any = dx_flag(ctx, "sud_dx", principal=False)
-        od_any = dx_flag(ctx, "drug_overdose_dx", principal=False)
-        visit = code_flag(ctx, FOLLOW_UP_SETS)
-        medication = code_flag(ctx, ["sud_medication"])
+        claims = _claims(ctx)
         return ed_follow_up(
-            ctx, population,
-            qualifies=lambda t: sud_principal(t) | od_any(t),
-            follow_up=lambda t: (visit(t) & (sud_any(t) | od_any(t))) | medication(t),
+            ctx, population, claims,
+            qualifies=lambda c: c.sud_principal | c.overdose_any,
+            follow_up=lambda c: (c.visit & (c.sud_any | c.overdose_any)) | c.medication,
             days=days, last_day=(12, 1), min_age=13, admission_days=30, dedup_days=31,
             enrollment=ENROLLMENT, enrollment_after_days=30,
         )
@@ -56,13 +58,11 @@ def _fua(days: int):
 
 
 def _nqf2605(ctx: MeasureContext, population):
-    sud_principal = dx_flag(ctx, "sud_dx", principal=True)
-    visit = code_flag(ctx, FOLLOW_UP_SETS)
-    medication = code_flag(ctx, ["sud_medication"])
+    claims = _claims(ctx)
     return ed_follow_up(
-        ctx, population,
-        qualifies=sud_principal,
-        follow_up=lambda t: (visit(t) & sud_principal(t)) | medication(t),
+        ctx, population, claims,
+        qualifies=lambda c: c.sud_principal,
+        follow_up=lambda c: (c.visit & c.sud_principal) | c.medication,
         days=30, last_day=(12, 1), min_age=18, admission_days=30, dedup_days=31,
         enrollment=ENROLLMENT,
     )

@@ -31,17 +31,16 @@ from allpayer.quality.events import (
     ACUTE_INPATIENT_FACILITY_TYPES,
     NONACUTE_INPATIENT_FACILITY_TYPES,
     Outcome,
-    claim_summary,
-    code_flag,
     days_after,
     decide,
-    dx_flag,
     enrolled_around,
+    event_claims,
     first_stay_between,
     first_visit_between,
     in_population,
     inpatient_stays,
     merge_transfers,
+    visit_code_flag,
     visits,
     with_person_exclusions,
 )
@@ -65,16 +64,13 @@ def mental_health_stays(ctx: MeasureContext, claims: ir.Table) -> ir.Table:
 
 def _compute(days: int):
     def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
-        mi_p = dx_flag(ctx, "mental_illness_dx", principal=True)
-        sh_p = dx_flag(ctx, "self_harm_dx", principal=True)
-        visit = code_flag(ctx, FOLLOW_UP_SETS)
-        claims = claim_summary(ctx.claims, {
-            "_fu": lambda t: visit(t) & (mi_p(t) | sh_p(t)) & t.service_category.notin(["ed", "inpatient"]),
-        })
+        claims = event_claims(ctx, "fuh", {"visit": visit_code_flag(ctx, FOLLOW_UP_SETS)},
+                              mi_principal=("mental_illness_dx", True), sh_principal=("self_harm_dx", True))
+        claims = claims.mutate(_fu=claims.visit & (claims.mi_principal | claims.sh_principal))
         episodes = mental_health_stays(ctx, claims)
         idx = episodes.filter(episodes.mental_health & (episodes.discharge_date >= ctx.period_start)
                               & (episodes.discharge_date <= ibis.date(ctx.year, 12, 1)))
-        idx = in_population(idx, population, "discharge_date", 6)
+        idx = in_population(idx, population, "discharge_date", 6, ctx=ctx)
         idx = idx.mutate(event_id=idx.discharge_date.cast("string").concat(":", idx.claim_id))
         idx = first_stay_between(idx, episodes, date_col="discharge_date", lo=1, hi=WINDOW, key=["event_id"],
                                  prefix="readm", carry=["mental_health"])

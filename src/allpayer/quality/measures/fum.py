@@ -20,7 +20,7 @@ certified). Events, not members: one result row per ED visit.
 
 from __future__ import annotations
 
-from allpayer.quality.events import code_flag, dx_flag, ed_follow_up
+from allpayer.quality.events import ed_follow_up, event_claims, visit_code_flag
 from allpayer.quality.framework import Enrollment, Measure, MeasureContext, register
 
 ENROLLMENT = Enrollment(max_gaps=0, max_gap_days=0, anchor=None)
@@ -30,14 +30,13 @@ VALUESETS = ("mental_illness_dx", "self_harm_dx", "hospice", *FOLLOW_UP_SETS)
 
 def _compute(days: int):
     def compute(ctx: MeasureContext, population):
-        mi_principal = dx_flag(ctx, "mental_illness_dx", principal=True)
-        mi_any = dx_flag(ctx, "mental_illness_dx", principal=False)
-        sh_principal = dx_flag(ctx, "self_harm_dx", principal=True)
-        visit = code_flag(ctx, FOLLOW_UP_SETS)
+        claims = event_claims(ctx, "fum", {"visit": visit_code_flag(ctx, FOLLOW_UP_SETS)},
+                              mi_principal=("mental_illness_dx", True), mi_any=("mental_illness_dx", False),
+                              sh_principal=("self_harm_dx", True))
         return ed_follow_up(
-            ctx, population,
-            qualifies=lambda t: mi_principal(t) | sh_principal(t),
-            follow_up=lambda t: visit(t) & (mi_principal(t) | (sh_principal(t) & mi_any(t))),
+            ctx, population, claims,
+            qualifies=lambda c: c.mi_principal | c.sh_principal,
+            follow_up=lambda c: c.visit & (c.mi_principal | (c.sh_principal & c.mi_any)),
             days=days, last_day=(12, 1), min_age=6, admission_days=30, dedup_days=31,
             enrollment=ENROLLMENT, enrollment_after_days=30,
         )

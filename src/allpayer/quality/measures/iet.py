@@ -38,13 +38,13 @@ from allpayer.quality.events import (
     ACUTE_INPATIENT_FACILITY_TYPES,
     NONACUTE_INPATIENT_FACILITY_TYPES,
     Outcome,
-    claim_summary,
     code_flag,
     days_after,
     decide,
-    dx_flag,
     enrolled_around,
+    event_claims,
     in_population,
+    visit_code_flag,
     with_person_exclusions,
 )
 from allpayer.quality.framework import Enrollment, Measure, MeasureContext, register
@@ -63,14 +63,11 @@ def sud_claims(ctx: MeasureContext) -> ir.Table:
     """Claims with the IET flags: ``sud`` (a substance-use diagnosis), ``medication``,
     ``long_acting``, ``treatment`` (a treatment visit code on a line that is not ED or
     inpatient), ``inpatient_stay`` (an inpatient facility claim), ``start_date`` and ``iesd``."""
-    sud = dx_flag(ctx, "sud_dx", principal=False)
-    visit = code_flag(ctx, TREATMENT_SETS)
-    c = claim_summary(ctx.claims, {
-        "sud": sud,
+    c = event_claims(ctx, "iet", {
         "medication": code_flag(ctx, ["sud_medication"]),
         "long_acting": code_flag(ctx, ["sud_long_acting_medication"]),
-        "treatment": lambda t: visit(t) & t.service_category.notin(["ed", "inpatient"]),
-    })
+        "treatment": visit_code_flag(ctx, TREATMENT_SETS),
+    }, sud=("sud_dx", False))
     inpatient = (c.claim_type == "institutional") & c.facility_type.isin(
         list(ACUTE_INPATIENT_FACILITY_TYPES + NONACUTE_INPATIENT_FACILITY_TYPES))
     return c.mutate(
@@ -94,7 +91,7 @@ def episodes(ctx: MeasureContext, claims: ir.Table, population: ir.Table) -> ir.
     w = ibis.window(group_by=[enc.person_id, enc.iesd], order_by=[ibis.desc(enc.inpatient_stay), enc.claim_id])
     enc = enc.mutate(_rn=ibis.row_number().over(w))
     enc = enc.filter(enc._rn == 0).select("person_id", "iesd", "claim_id", "inpatient_stay")
-    enc = in_population(enc, population, "iesd", 13)
+    enc = in_population(enc, population, "iesd", 13, ctx=ctx)
     return enc.mutate(event_id=enc.iesd.cast("string").concat(":", enc.claim_id))
 
 

@@ -37,11 +37,10 @@ import ibis.expr.types as ir
 from allpayer.quality.events import (
     ACUTE_INPATIENT_FACILITY_TYPES,
     Outcome,
-    claim_summary,
     days_after,
     decide,
-    dx_flag,
     enrolled_around,
+    event_claims,
     first_stay_between,
     in_population,
     inpatient_stays,
@@ -58,13 +57,13 @@ LABEL = "unadjusted observed"
 
 
 def planned_flag(ctx: MeasureContext):
-    """A line flag: the claim line shows an always-planned admission (see the module docstring)."""
-    dx = dx_flag(ctx, "planned_readmission_dx", principal=True)
+    """A line flag: the claim line has an always-planned procedure or MS-DRG (see the module
+    docstring; the planned principal diagnoses are read by `compute`)."""
     px = ctx.matcher("planned_readmission_px", ("icd10pcs",))
     drg = ctx.matcher("planned_readmission_drg", ("drg",)) if "planned_readmission_drg" in ctx.valuesets else None
 
     def flag(t: ir.Table) -> ir.BooleanValue:
-        out = dx(t)
+        out = ibis.literal(False)
         for c in PROCEDURE_COLUMNS:
             if c in t.columns:
                 out = out | px(t[c].fill_null(""))
@@ -75,16 +74,14 @@ def planned_flag(ctx: MeasureContext):
 
 
 def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
-    claims = claim_summary(ctx.claims, {
-        "planned": planned_flag(ctx),
-        "pregnancy": dx_flag(ctx, "pcr_pregnancy_dx", principal=True),
-        "perinatal": dx_flag(ctx, "pcr_perinatal_dx", principal=True),
-    })
+    claims = event_claims(ctx, "pcr", {"planned_code": planned_flag(ctx)}, planned_dx=("planned_readmission_dx", True),
+                          pregnancy=("pcr_pregnancy_dx", True), perinatal=("pcr_perinatal_dx", True))
+    claims = claims.mutate(planned=claims.planned_code | claims.planned_dx)
     flags = ["planned", "pregnancy", "perinatal"]
     episodes = merge_transfers(inpatient_stays(claims, ACUTE_INPATIENT_FACILITY_TYPES, flags=flags), flags=flags)
     idx = episodes.filter((episodes.discharge_date >= ctx.period_start)
                           & (episodes.discharge_date <= ibis.date(ctx.year, 12, 1)))
-    idx = in_population(idx, population, "discharge_date", 18)
+    idx = in_population(idx, population, "discharge_date", 18, ctx=ctx)
     idx = idx.mutate(event_id=idx.discharge_date.cast("string").concat(":", idx.claim_id))
     unplanned = episodes.filter(~episodes.planned.fill_null(False))
     idx = first_stay_between(idx, unplanned, date_col="discharge_date", lo=1, hi=WINDOW, key=["event_id"],
