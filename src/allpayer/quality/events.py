@@ -442,14 +442,23 @@ def event_claims(ctx: "MeasureContext", key: str, flags: Mapping[str, Flag] | No
     """:func:`claim_summary` of the context's claims with line `flags` and diagnosis flags `dx`
     (name=(value set, principal only)), computed once per program under `key` (:func:`cached`).
     The claim lines and their long diagnosis table are cached too."""
-    from allpayer.quality.framework import diagnoses_long
-
     def build() -> ir.Table:
-        lines = cached(ctx, "claim_lines", lambda: ctx.claims)
-        diagnoses = cached(ctx, "diagnoses", lambda: diagnoses_long(lines))
-        return claim_summary(lines, flags, dx=dx_spec(ctx, **dx), diagnoses=diagnoses)
+        return claim_summary(claim_lines(ctx), flags, dx=dx_spec(ctx, **dx), diagnoses=diagnoses(ctx))
 
     return cached(ctx, f"claims:{key}", build)
+
+
+def claim_lines(ctx: "MeasureContext") -> ir.Table:
+    """``ctx.claims``, computed once per program (:func:`cached`)."""
+    return cached(ctx, "claim_lines", lambda: ctx.claims)
+
+
+def diagnoses(ctx: "MeasureContext") -> ir.Table:
+    """The long diagnosis table of ``ctx.claims`` (``framework.diagnoses_long``), computed once
+    per program (:func:`cached`)."""
+    from allpayer.quality.framework import diagnoses_long
+
+    return cached(ctx, "diagnoses", lambda: diagnoses_long(claim_lines(ctx)))
 
 
 def person_exclusions(ctx: "MeasureContext") -> ir.Table:
@@ -462,7 +471,7 @@ def person_exclusions(ctx: "MeasureContext") -> ir.Table:
 
 def _person_exclusions(ctx: "MeasureContext") -> ir.Table:
     y0, y1 = ctx.period_start, ctx.period_end
-    c = cached(ctx, "claim_lines", lambda: ctx.claims)
+    c = claim_lines(ctx)
     in_year = (c.service_date >= y0) & (c.service_date <= y1)
     hospice = c.service_category == "hospice"
     if "hospice" in ctx.valuesets:

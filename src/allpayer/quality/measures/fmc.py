@@ -28,7 +28,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.quality.events import ed_follow_up, event_claims, visit_code_flag
+from allpayer.quality.events import diagnoses, ed_follow_up, event_claims, visit_code_flag
 from allpayer.quality.framework import Enrollment, Measure, MeasureContext, register
 
 ENROLLMENT = Enrollment(max_gaps=1, max_gap_days=45, anchor="end")
@@ -45,7 +45,7 @@ def with_conditions(ctx: MeasureContext, events: ir.Table) -> ir.Table:
     """ED visits (``person_id, visit_date``) of members with `MIN_CONDITIONS` or more different
     chronic conditions diagnosed from 1 January of the year before the measurement year to the
     day before the visit; adds ``conditions`` (how many)."""
-    d = ctx.diagnoses
+    d = diagnoses(ctx)
     d = d.filter((d.service_date >= dt.date(ctx.year - 1, 1, 1)) & (d.service_date <= ctx.period_end))
     cat = ibis.cases(*[(ctx.matcher(vs, ("icd10cm",))(d.code), vs) for vs in CONDITIONS], else_=ibis.null("string"))
     d = d.mutate(_cat=cat)
