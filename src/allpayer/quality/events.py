@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import ibis
@@ -428,12 +429,15 @@ def cached(ctx: "MeasureContext", key: str, build: Callable[[], ir.Table]) -> ir
 
     The event measures read the same claims many times (ED visits, stays, follow-up visits,
     their windows); as one SQL statement the claims' netting would be repeated in every branch,
-    so the shared inputs are computed once and read back from a temporary table. The cache lives
+    so the shared inputs are computed once and read back from a temporary table (the context's
+    ``keep`` when the run gives one, else ``Table.cache``). The cache lives
     in ``ctx.extra`` under ``"_event_cache"``, so measures of one program share it (FUM 30 and 7
     days read one claim summary)."""
     store = ctx.extra.setdefault("_event_cache", {})
     if key not in store:
-        store[key] = build().cache()
+        keep = getattr(ctx, "keep", None)
+        t = build()
+        store[key] = keep("event_" + re.sub(r"[^A-Za-z0-9_]", "_", key), t) if keep is not None else t.cache()
     return store[key]
 
 
@@ -449,7 +453,10 @@ def event_claims(ctx: "MeasureContext", key: str, flags: Mapping[str, Flag] | No
 
 
 def claim_lines(ctx: "MeasureContext") -> ir.Table:
-    """``ctx.claims``, computed once per program (:func:`cached`)."""
+    """``ctx.claims``, computed once per program (:func:`cached`; already stored when the
+    context has a ``keep``)."""
+    if getattr(ctx, "keep", None) is not None:
+        return ctx.claims
     return cached(ctx, "claim_lines", lambda: ctx.claims)
 
 
@@ -458,6 +465,8 @@ def diagnoses(ctx: "MeasureContext") -> ir.Table:
     per program (:func:`cached`)."""
     from allpayer.quality.framework import diagnoses_long
 
+    if getattr(ctx, "keep", None) is not None:
+        return ctx.diagnoses
     return cached(ctx, "diagnoses", lambda: diagnoses_long(claim_lines(ctx)))
 
 
