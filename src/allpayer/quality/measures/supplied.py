@@ -36,6 +36,7 @@ from typing import Iterable
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from allpayer.errors import InputFileError
 from allpayer.quality.framework import RATE_TYPE, RESULT_COLUMNS, Measure, MeasureContext, register
@@ -73,26 +74,26 @@ def read_supplied(path: str | Path) -> list[SuppliedResult]:
             header = reader.fieldnames or []
             missing = [c for c in REQUIRED if c not in header]
             if missing:
-                raise InputFileError(f"{path}: supplied-results file lacks column(s) {', '.join(missing)} "
-                                     f"(expected {', '.join(COLUMNS)})")
+                raise InputFileError(str(path), f"supplied-results file lacks column(s) {', '.join(missing)} "
+                                                f"(expected {', '.join(COLUMNS)})")
             unknown = [c for c in header if c not in COLUMNS]
             if unknown:
-                raise InputFileError(f"{path}: unknown supplied-results column(s) {', '.join(unknown)} "
-                                     f"(expected {', '.join(COLUMNS)})")
+                raise InputFileError(str(path), f"unknown supplied-results column(s) {', '.join(unknown)} "
+                                                f"(expected {', '.join(COLUMNS)})")
             out: list[SuppliedResult] = []
             seen: dict[tuple[str, str, int], int] = {}
             for line, row in enumerate(reader, start=2):
                 out.append(_row(path, line, row, seen))
             return out
     except OSError as exc:
-        raise InputFileError(f"{path}: cannot read supplied-results file ({exc.strerror or exc})") from None
+        raise InputFileError(str(path), f"cannot read supplied-results file ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
-        raise InputFileError(f"{path}: not a UTF-8 text file") from None
+        raise InputFileError(str(path), "not a UTF-8 text file") from None
 
 
 def _row(path: Path, line: int, row: dict, seen: dict) -> SuppliedResult:
     def bad(msg: str) -> InputFileError:
-        return InputFileError(f"{path}, line {line}: {msg}")
+        return InputFileError(str(path), f"line {line}: {msg}")
 
     v = {k: (row.get(k) or "").strip() for k in COLUMNS}
     for k in REQUIRED:
@@ -147,8 +148,8 @@ def supplied_rates(path: str | Path | None, year: int, program_ids: Iterable[str
             if r.performance_year != year:
                 continue
             if known is not None and r.program_id not in known:
-                raise InputFileError(f"{path}, line {r.line}: program_id {r.program_id!r} is not a program of {year} "
-                                     f"({', '.join(sorted(known))})")
+                raise InputFileError(str(path), f"line {r.line}: program_id {r.program_id!r} is not a program of "
+                                                f"{year} ({', '.join(sorted(known))})")
             unit = "proportion (published as percent)" if r.unit == "percent" else r.unit.replace("_", " ")
             recs.append({
                 "program_id": r.program_id, "measure_id": r.measure_id, "level": "program", "level_id": r.program_id,
@@ -157,14 +158,18 @@ def supplied_rates(path: str | Path | None, year: int, program_ids: Iterable[str
                 "small_denominator": False, "certified": True, "label": LABEL, "reportable": True,
                 "note": f"{unit}; source: {r.source}",
             })
-    schema = ibis.schema(RATE_COLUMNS)
-    return ibis.memtable({c: [r[c] for r in recs] for c in schema.names}, schema=schema)
+    return _table(recs, RATE_COLUMNS)
+
+
+def _table(records: list[dict], columns: dict[str, str]) -> ir.Table:
+    schema = ibis.schema(columns)
+    data = pa.table({c: [r[c] for r in records] for c in schema.names}, schema=schema.to_pyarrow())
+    return ibis.memtable(data)
 
 
 def _no_rows(ctx: MeasureContext, population: ir.Table) -> ir.Table:
     """Supplied measures have no per-member rows."""
-    schema = ibis.schema(RESULT_COLUMNS)
-    return ibis.memtable({c: [] for c in schema.names}, schema=schema)
+    return _table([], RESULT_COLUMNS)
 
 
 for _id, _name in SUPPLIED_MEASURE_IDS.items():
