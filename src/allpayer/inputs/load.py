@@ -212,7 +212,7 @@ STEPS = ("clean", "parsed", "checked", "verdict")
 
 
 @lru_cache(maxsize=None)
-def _step_sql(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+def _step_sql(table: str, columns: tuple[str, ...], as_of: dt.date | None = None) -> tuple[str, ...]:
     """SQL of the validation steps of one table restricted to `columns`; step k reads the temp
     table of step k-1 (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``,
     ``_checked_<table>``)."""
@@ -220,17 +220,17 @@ def _step_sql(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
     expr = ibis.table(_stage_schema(spec), name=f"_stage_{table}")
     out = []
     for name, fn in zip(STEPS, (validate.clean, validate.parse, validate.check, validate.verdict)):
-        step = fn(expr, spec)
+        step = fn(expr, spec, as_of) if fn is validate.check else fn(expr, spec)
         out.append(_sql(step))
         expr = ibis.table(step.schema(), name=f"_{name}_{table}")
     return tuple(out)
 
 
-def _validate_table(raw, spec: Table) -> str:
+def _validate_table(raw, spec: Table, as_of: dt.date | None = None) -> str:
     """Run the validation steps on `_stage_<table>`; returns the name of the verdict temp table."""
     t = spec.name
     previous = None
-    for name, sql in zip(STEPS, _step_sql(t, tuple(spec.column_names))):
+    for name, sql in zip(STEPS, _step_sql(t, tuple(spec.column_names), as_of)):
         raw.execute(f"CREATE OR REPLACE TEMP TABLE _{name}_{t} AS {sql}").fetchall()
         if previous:
             raw.execute(f"DROP TABLE {previous}").fetchall()
@@ -337,6 +337,7 @@ def load_table(
     columns=None,
     mapped=None,
     defaults: dict[str, str] | None = None,
+    as_of: dt.date | None = None,
 ) -> TableLoad:
     """Stage, validate, de-duplicate and store one table's files; returns its counts.
 
@@ -349,6 +350,8 @@ def load_table(
 
     `defaults`: column -> value for the rows of a file that lacks that column (a format whose
     files lack a contract column, see `allpayer.inputs.formats.TUVA_DEFAULTS`).
+
+    `as_of`: the date clinical dates may not pass (`future_date`).
     """
     t = spec.name
     defaults = defaults or {}
@@ -376,7 +379,7 @@ def load_table(
             result.extra_columns[f.relpath] = staged.extra_columns
         if progress:
             progress(f"read {f.relpath}")
-    checked = _validate_table(raw, spec)
+    checked = _validate_table(raw, spec, as_of)
     if progress:
         progress(f"validated {t}")
 
@@ -471,6 +474,7 @@ def load_delivery(
     mapped=None,
     required=REQUIRED_TABLES,
     defaults: dict[str, dict[str, str]] | None = None,
+    as_of: dt.date | None = None,
 ) -> list[TableLoad]:
     """Load every table of a delivery through an open (writable) Ibis connection.
 
@@ -478,6 +482,8 @@ def load_delivery(
     with the delivery's own files, its unmappable records go to the quarantine and its record
     counts to ``load_reconciliation``. `required`: the tables that must be in the delivery or
     already in the database. `defaults`: table -> column -> value for files that lack the column.
+    `as_of`: the date lab and observation dates may not pass; default: the latest paid date of
+    the claims in the database once this delivery's claims are stored (none: not checked).
     """
     raw = con.con
     defaults = defaults or {}
@@ -507,7 +513,12 @@ def load_delivery(
         if t not in tables:
             continue
         rows = mapped.tables.get(t) if mapped is not None else None
-        res = load_table(con, raw, TABLES[t], tables[t], run_id, progress, columns.get(t), rows, defaults.get(t))
+        when = None
+        if t in validate.FUTURE_DATE_COLUMNS:
+            when = as_of or latest_paid_date(con)
+        res = load_table(
+            con, raw, TABLES[t], tables[t], run_id, progress, columns.get(t), rows, defaults.get(t), when
+        )
         if t == "eligibility" and res.loaded:
             eligibility_changed = True
         results.append(res)
@@ -593,7 +604,10 @@ def load_folder(
             "paid_through": paid_through.isoformat() if paid_through else None,
         },
     ) as run:
-        tables = load_delivery(run.con, delivery, run.run_id, step, mapped=mapped, required=required, defaults=defaults)
+        tables = load_delivery(
+            run.con, delivery, run.run_id, step, mapped=mapped, required=required, defaults=defaults,
+            as_of=paid_through,
+        )
         run.paid_through = paid_through or latest_paid_date(run.con)
         by_rule = quarantine_summary(run.con.con, run.run_id)
         run.summary = {
