@@ -118,3 +118,13 @@ def test_program_quality_score_is_read_from_the_quality_stage_when_present():
                 "('vt-2024-medicaid', 2023, 0.5), ('vt-2024-medicare', 2024, 0.99)")
     assert _quality_score(con, p, 2024) == Decimal("0.8125")
     assert phm.ladder_pmpm(p.payments.phm, _quality_score(con, p, 2024), dt.date(2024, 12, 1))[0] == Decimal("4.00")
+
+
+def test_a_score_marked_not_measured_counts_as_no_score():
+    from allpayer.payments.run import _quality_score
+
+    con = ibis.duckdb.connect()
+    con.raw_sql("create table quality_program_scores (program_id varchar, performance_year integer, "
+                "quality_score decimal(18,10), measured boolean)")
+    con.raw_sql("insert into quality_program_scores values ('vt-2024-medicaid', 2024, 0.9, false)")
+    assert _quality_score(con, program(), 2024) is None
