@@ -34,7 +34,7 @@ from allpayer.synth.tables import (
 )
 from allpayer.synth.writer import FORMATS, TableWriter
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 """Bump when the same seed would give different data."""
 CHUNK_SIZE = 50_000
 """People per chunk. Part of what a seed means: the same seed with another chunk size gives
