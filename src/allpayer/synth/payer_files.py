@@ -41,8 +41,8 @@ ALIGN_OTHER_P = 0.2
 HOSPICE_P = 0.6
 MOVE_P_PER_YEAR = 0.01
 
-MEDICAID_TARGET_PMPM = {"child": "230.00", "adult_parent": "500.00", "adult_expansion": "480.00",
-                        "aged_blind_disabled": "1950.00"}
+MEDICAID_TARGET_PMPM = {"child": "240.00", "adult_parent": "590.00", "adult_expansion": "560.00",
+                        "aged_blind_disabled": "2450.00"}
 """Medicaid target PMPM of the span's first year by aid category (synthetic)."""
 MEDICAID_TREND = "0.04"
 
