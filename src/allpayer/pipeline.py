@@ -333,7 +333,7 @@ def _or_empty(parts: list[ir.Table], schema: ibis.Schema) -> ir.Table:
     """UNION ALL of `parts`, or an empty table of `schema` when there are none."""
     if parts:
         return ibis.union(*parts, distinct=False)
-    return ibis.memtable({c: [] for c in schema.names}, schema=schema)
+    return ibis.memtable(schema.to_pyarrow().empty_table())
 
 
 def _payer_list(lists: ir.Table, program: ProgramTerms) -> ir.Table:
