@@ -375,7 +375,7 @@ def _cms_hcc(program: ProgramTerms, eligibility: ir.Table, medical_rows: ir.Tabl
     reference = load_hcc_reference(tables_year)
     if tables_year != py:
         # Same model versions, tables of another payment year (stated in the terms).
-        terms = dataclasses.replace(terms, model_year=tables_year)
+        terms = dataclasses.replace(terms, model_year=tables_year, parameters_year=py)
     elig = eligibility.filter(eligibility.payer == program.payer)
     perf = risk.cms_hcc_scores_from_claims(elig, medical_rows, reference, terms, payment_year=py).scores
     perf_mm = targets_mod.assign_cells(pm.filter(pm.program_id == program.program_id), program)
