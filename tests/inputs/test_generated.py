@@ -25,11 +25,6 @@ RULE_OF_KIND = {
     "conflicting_duplicate_line": "conflicting_duplicate",
 }
 
-# Injected values that are valid under the contract: the generator's "NDC with a hyphen"
-# (12345-678-90) is a well-formed 10-digit NDC in the 5-3-2 layout, loaded as 12345067890.
-VALID_UNDER_CONTRACT = {("pharmacy_claim", "malformed_code")}
-
-
 def test_clean_generated_data_loads_with_nothing_quarantined(tmp_path):
     manifest = generate(150, 11, tmp_path / "clean", fmt="parquet", years=(2024,))
     db = tmp_path / "a.duckdb"
@@ -65,15 +60,9 @@ def test_every_injected_row_is_quarantined(tmp_path, fmt, first_line):
     quarantined = {(t, line): rules for t, line, rules in query(db, "SELECT table_name, line_number, rules FROM quarantine")}
     caught = Counter()
     for (table, line), kind in injected.items():
-        if (table, kind) in VALID_UNDER_CONTRACT:
-            assert (table, line) not in quarantined
-            continue
         assert (table, line) in quarantined, (table, line, kind)
         assert RULE_OF_KIND[kind] in quarantined[(table, line)].split(","), (table, line, kind)
         caught[kind] += 1
     # nothing else is quarantined: the rest of the generated data is valid
-    expected = {k for k, kind in injected.items() if (k[0], kind) not in VALID_UNDER_CONTRACT}
-    assert set(quarantined) == expected
+    assert set(quarantined) == set(injected)
     assert set(caught) == set(RULE_OF_KIND)  # every kind occurred and was caught
-    ndc = query(db, "SELECT count(*) FROM pharmacy_claim WHERE ndc_code = '12345067890'")[0][0]
-    assert ndc == sum(1 for (t, _), kind in injected.items() if (t, kind) in VALID_UNDER_CONTRACT)

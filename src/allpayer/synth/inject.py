@@ -5,7 +5,7 @@ among those that apply to the table:
 
 - ``bad_date``: a required date that is not a date (``2023-02-30``);
 - ``malformed_code``: a code that breaks its format (an ICD-10-CM code with punctuation, a
-  9-digit NPI, an NDC with a hyphen, a LOINC code with a letter);
+  9-digit NPI, an NDC with a letter, a LOINC code with a letter);
 - ``negative_amount``: a negative allowed amount on an original line (adjustment_sequence 0);
 - ``non_numeric_amount``: a money value that is not a number (``n/a``);
 - ``missing_required_key``: a key column left empty;
@@ -51,7 +51,7 @@ TARGETS: dict[str, dict[str, tuple[str, str] | None]] = {
     },
     "pharmacy_claim": {
         "bad_date": ("dispensing_date", "2023-02-30"),
-        "malformed_code": ("ndc_code", "12345-678-90"),
+        "malformed_code": ("ndc_code", "12345-678-9A"),
         "negative_amount": ("allowed_amount", "-42.00"),
         "non_numeric_amount": ("paid_amount", "n/a"),
         "missing_required_key": ("claim_id", None),
