@@ -374,6 +374,21 @@ def test_terms_are_dated_parameters_with_references():
     assert "CY) 2022" in t22.reference
 
 
+@pytest.mark.parametrize("program_id", ["vt-2022-medicare", "vt-2024-medicare"])
+def test_shipped_medicare_terms_agree_with_the_payment_year_parameters(program_id):
+    """The pipeline blends with the payment year's parameters; the program's own models must say the
+    same, and a program before 2025 must name the tables it reads (none are shipped for its year)."""
+    from allpayer.terms import load_programs, programs_dir
+
+    (p,) = [x for x in load_programs([programs_dir() / "vermont"]) if x.program_id == program_id]
+    ra = p.target.risk_adjustment
+    terms = risk.cms_hcc_terms(p.performance_year)
+    assert {m.version: m.weight for m in ra.models} == dict(terms.weights)
+    assert ra.tables_year is not None and ra.tables_year.value == 2025
+    ref = load_hcc_reference(ra.tables_year.value, terms.blended_models)
+    assert set(terms.blended_models) <= set(ref.models)
+
+
 def test_payment_year_2022_scores_with_the_2025_v24_tables_and_its_own_normalization(ref2025):
     """PY2022 (vt-2022-medicare: tables_year 2025): the 2020 CMS-HCC model at 100%, relative factors
     C2419P1M (unchanged since PY2020), normalization 1.118 (CY 2022 Rate Announcement).
