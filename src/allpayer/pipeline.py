@@ -220,12 +220,12 @@ def run_core(
     targeted = _programs_with_rows(payer_targets, progs)
 
     first_year = min([year - 1] + [b.year for p in progs for b in p.target.base_years])
-    all_months = eligibility_months(eligibility, dt.date(first_year, 1, 1), end)
+    all_months = _work_table(con, "eligibility_months", eligibility_months(eligibility, dt.date(first_year, 1, 1), end))
     pm = program_months(all_months, progs, employer_group)
     stage("member_months", pm)
     pm = con.table("member_months").filter(lambda t: t.performance_year == year)
 
-    med = medical_claim_lines(medical_rows, paid_through)
+    med = _work_table(con, "claim_lines", medical_claim_lines(medical_rows, paid_through))
     rx = pharmacy_claim_lines(pharmacy_rows, paid_through) if pharmacy_rows is not None else None
 
     from allpayer.reference.primary_care import primary_care_codes_for
@@ -317,7 +317,23 @@ def run_core(
     trecs = [targets_mod.reconcile_targets(ours, payer_targets, p.program_id) for p in progs if p.program_id in targeted]
     stage("target_reconciliation",
           _or_empty(trecs, targets_mod.TARGET_RECONCILE_SCHEMA).mutate(performance_year=ibis.literal(year, "int32")))
+    for name in WORK_TABLES:
+        con.drop_table(WORK_PREFIX + name, force=True)
     return res
+
+
+WORK_PREFIX = "_run_work_"
+WORK_TABLES = ("eligibility_months", "claim_lines")
+
+
+def _work_table(con, name: str, expr: ir.Table) -> ir.Table:
+    """`expr` written once as a working table of the run (dropped before the run is published):
+    the netted claim lines and the eligibility months feed every stage, so each stage's query
+    reads them instead of repeating their derivation (smaller queries, one computation)."""
+    if name not in WORK_TABLES:
+        raise RunError(f"internal: unknown working table {name}")
+    con.create_table(WORK_PREFIX + name, expr, overwrite=True)
+    return con.table(WORK_PREFIX + name)
 
 
 def _programs_with_rows(table: ir.Table | None, programs: Sequence[ProgramTerms]) -> set[str]:
