@@ -40,9 +40,11 @@ class DemoResult:
     load: object
     pmpm: list[dict] = field(default_factory=list)
     run: object = None
+    settlement: list[dict] = field(default_factory=list)
     programs: list[dict] = field(default_factory=list)
     mssp_out: Path | None = None
     mssp_summary: dict = field(default_factory=dict)
+    payments: object = None
 
 
 def _same_population(data: Path, members: int, seed: int) -> bool:
@@ -166,6 +168,12 @@ def run_demo(
     res.run = run_year(db, year, progress=progress)
     res.programs = program_summary(db, year)
 
+    from allpayer.payments.common import parse_period
+    from allpayer.payments.run import run_payments
+
+    say(f"    paying PY{year}: fixed payments, CPR, PHM and Value Payment invoices, posted to the ledger")
+    res.payments = run_payments(db, parse_period(year=year), paid_through=load.paid_through)
+
     mssp_out = out / "mssp_results.csv"
     say(f"5/5 settling the published MSSP examples {MSSP_EXAMPLES.name} -> {mssp_out}")
     settled = settle_file(MSSP_EXAMPLES, load_mssp_rules())
@@ -185,7 +193,22 @@ def run_demo(
         "match_published": within,
     }
     res.mssp_out = mssp_out
+    res.settlement = settle_stage(db, year, say)
     return res
+
+
+def settle_stage(db: Path, year: int, say: Say) -> list[dict]:
+    """Settle every program of the year (initial version), distribute and post; say the nets."""
+    from allpayer.settlement.run import settle_year
+
+    say(f"    settling PY{year} with every payer: named lines, distribution to hospitals, ledger postings")
+    out = settle_year(db, year, "initial")
+    rows = []
+    for pr in out.result.programs:
+        s = pr.settlement
+        rows.append({"program_id": s.program_id, "net_cents": s.net_cents, "combined_cents": s.combined_cents})
+        say(f"    {s.program_id}: gross {dollars(s.gross_cents)}, net settlement {dollars(s.net_cents)}")
+    return rows
 
 
 def _matches_published(earned, extras: dict, benchmark, year: int) -> bool:

@@ -53,7 +53,7 @@ def test_check_bad_files_one_line_each_and_fails(capsys, monkeypatch):
 def test_check_whole_bad_folder(capsys):
     assert main(["terms", "check", str(BAD)]) == 2
     err = capsys.readouterr().err
-    n = len(list(BAD.glob("*.yaml")))
+    n = len(list(BAD.rglob("*.yaml")))
     assert err.count("error: ") == n + 1 and f"{n} of {n} terms files are invalid" in err
 
 

@@ -82,3 +82,6 @@ def register(app: typer.Typer) -> None:
         console.print(f"  database         {res.db}   (allpayer export TABLE --db {res.db} --out FILE.csv)")
         console.print(f"  quarantine       allpayer export quarantine --db {res.db} --out quarantine.csv")
         console.print(f"  MSSP settlement  {res.mssp_out}")
+        if res.payments is not None:
+            console.print(f"  payments ledger  allpayer ledger balance --db {res.db}   "
+                          f"({len(res.payments.postings)} batches posted by run {res.payments.run_id})")

@@ -7,10 +7,12 @@ import contextlib
 import os
 from pathlib import Path
 
+import ibis
 import typer
 from rich.console import Console
 
 from allpayer import runs
+from allpayer.inputs import privacy
 from allpayer.errors import AllpayerError
 
 FORMATS = {".parquet": "(FORMAT parquet)", ".csv": "(FORMAT csv, HEADER true)", ".csv.gz": "(FORMAT csv, HEADER true, COMPRESSION gzip)"}
@@ -30,8 +32,12 @@ def list_tables(raw) -> list[str]:
     return [r[0] for r in rows]
 
 
-def export_table(db: Path, table: str, out: Path) -> int:
-    """Write `table` of the snapshot `db` to `out` (atomically); returns the number of rows."""
+def export_table(db: Path, table: str, out: Path, withheld: dict | None = None) -> int:
+    """Write `table` of the snapshot `db` to `out` (atomically); returns the number of rows.
+
+    A table of member-level claim detail (see `allpayer.inputs.privacy`) is written without the
+    rows of members who declined data sharing and of claims redacted under 42 CFR Part 2; the
+    counts withheld, by reason, are put in `withheld` when given."""
     suffix = _format_of(out)
     if not out.parent.is_dir():
         raise AllpayerError(f"--out {out}: folder {out.parent} does not exist")
@@ -44,13 +50,30 @@ def export_table(db: Path, table: str, out: Path) -> int:
         tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
         quoted = '"' + table.replace('"', '""') + '"'
         target = "'" + str(tmp).replace("'", "''") + "'"
+        query = f"SELECT * FROM {quoted}"
+        t = con.table(table)
+        if privacy.is_claim_detail(t.columns) and {"eligibility", "medical_claim"} <= set(tables):
+            eligibility, medical = con.table("eligibility"), con.table("medical_claim")
+            query = ibis.to_sql(privacy.releasable(t, eligibility, medical), dialect="duckdb")
+            if withheld is not None:
+                withheld.update(privacy.withheld_counts(t, eligibility, medical))
+        elif table == "quarantine" and {"eligibility", "medical_claim"} <= set(tables):
+            held = privacy.quarantine_withheld_sql()
+            query = (
+                f"SELECT * FROM quarantine q WHERE NOT EXISTS (SELECT 1 FROM ({held}) h WHERE "
+                + " AND ".join(f'h."{c}" IS NOT DISTINCT FROM q."{c}"' for c in t.columns)
+                + ")"
+            )
+            if withheld is not None:
+                for reason, n in raw.execute(f"SELECT withheld_reason, count(*) FROM ({held}) GROUP BY 1").fetchall():
+                    withheld[reason] = int(n)
         try:
-            raw.execute(f"COPY (SELECT * FROM {quoted}) TO {target} {FORMATS[suffix]}").fetchall()
+            raw.execute(f"COPY ({query}) TO {target} {FORMATS[suffix]}").fetchall()
             os.replace(tmp, out)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        return int(raw.execute(f"SELECT count(*) FROM {quoted}").fetchall()[0][0])
+        return int(raw.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])
     finally:
         con.disconnect()
 
@@ -58,12 +81,20 @@ def export_table(db: Path, table: str, out: Path) -> int:
 def register(app: typer.Typer) -> None:
     @app.command(
         "export",
-        help="Write a table of the database (any table, the quarantine included) to Parquet or CSV, by the extension of --out.",
+        help=(
+            "Write a table of the database (any table, the quarantine included) to Parquet or CSV, by the extension "
+            "of --out. Member-level claim detail is written without the rows of members who declined data sharing "
+            "(42 CFR 425.708) and of claims redacted under 42 CFR Part 2."
+        ),
     )
     def export_command(
         table: str = typer.Argument(..., help="Table to export, e.g. medical_claim, quarantine, load_reconciliation, runs."),
         db: Path = typer.Option(..., "--db", help="Database file (DuckDB) written by `allpayer load`."),
         out: Path = typer.Option(..., "--out", help="Output file: .parquet, .csv or .csv.gz."),
     ) -> None:
-        rows = export_table(db, table, out)
-        Console(stderr=True).print(f"wrote {rows:,} rows of {table} to {out}", highlight=False, markup=False)
+        withheld: dict[str, int] = {}
+        rows = export_table(db, table, out, withheld)
+        console = Console(stderr=True)
+        console.print(f"wrote {rows:,} rows of {table} to {out}", highlight=False, markup=False)
+        for reason, n in sorted(withheld.items()):
+            console.print(f"withheld {n:,} rows: {reason}", highlight=False, markup=False)

@@ -46,7 +46,14 @@ def register(app: typer.Typer) -> None:
         members: int = typer.Option(20_000, "--members", help="Number of people (person_id) to generate."),
         seed: int = typer.Option(1, "--seed", help="Random seed: the same seed and options give identical files."),
         out: Path = typer.Option(..., "--out", help="Output folder (created if missing); table files in it are replaced."),
-        fmt: str = typer.Option("parquet", "--format", help="File format: parquet or csv."),
+        fmt: str = typer.Option(
+            "parquet",
+            "--format",
+            help=(
+                "File format: parquet or csv; cclf writes Parquet and also the Medicare members as a monthly CCLF zip "
+                "in OUT/cclf/; fhir writes FHIR R4 bulk NDJSON (roster and employer groups stay Parquet)."
+            ),
+        ),
         years: list[str] = typer.Option(
             None,
             "--years",
@@ -66,6 +73,11 @@ def register(app: typer.Typer) -> None:
         from allpayer.synth.generator import check_args
 
         span_years = _parse_years(years, list(ctx.args)) or DEFAULT_YEARS
+        as_fhir = fmt == "fhir"
+        if as_fhir and inject_errors:
+            raise AllpayerError("--inject-errors works with --format parquet or csv, not fhir")
+        cclf = fmt == "cclf"
+        fmt = "parquet" if (cclf or as_fhir) else fmt
         check_args(members, seed, fmt, span_years, inject_errors)
         console = Console(stderr=True)
         started = time.perf_counter()
@@ -79,6 +91,12 @@ def register(app: typer.Typer) -> None:
             console=console,
             transient=False,
         )
+        final_out = out
+        if as_fhir:
+            from allpayer.synth.fhir_writer import native_staging
+
+            staging = native_staging(out)
+            out = staging.path
         try:
             with progress:
                 task = progress.add_task("generate", total=members if members > 0 else None)
@@ -92,8 +110,23 @@ def register(app: typer.Typer) -> None:
                     progress=lambda done, total: progress.update(task, completed=done),
                     roster_options=RosterOptions(dhmc_fpp=dhmc_fpp),
                 )
+            if as_fhir:
+                manifest = staging.finish(manifest, final_out)
+                out = final_out
         except OSError as exc:
-            raise AllpayerError(f"{out}: cannot write ({exc.strerror or exc})") from exc
+            raise AllpayerError(f"{final_out}: cannot write ({exc.strerror or exc})") from exc
+        finally:
+            if as_fhir:
+                staging.cleanup()
+        if cclf:
+            import datetime as dt
+
+            from allpayer.synth.cclf_writer import write_cclf
+
+            written = write_cclf(
+                out, out / "cclf", performance_year=manifest.years[-1],
+                file_date=dt.date.fromisoformat(manifest.paid_through), zip_delivery=True,
+            )
         seconds = time.perf_counter() - started
         table = Table(title=f"{out} ({manifest.format}, seed {manifest.seed}, {manifest.service_start}..{manifest.service_end})")
         table.add_column("table")
@@ -109,3 +142,5 @@ def register(app: typer.Typer) -> None:
         Console().print(table)
         total = sum(manifest.row_counts.values())
         Console().print(f"{manifest.members:,} people, {total:,} rows in {seconds:.1f} s; manifest: {out / 'manifest.json'}")
+        if cclf:
+            Console().print(f"Medicare members as CCLF: {written[0]}")

@@ -73,8 +73,9 @@ def register(app: typer.Typer) -> None:
         "load",
         help=(
             "Validate a delivery folder (one <table>.csv, .csv.gz or .parquet file, or a <table>/ folder of "
-            "parts, per table) and load it into the database as one published run. Rows that break the "
-            "input contract go to the quarantine table; reloading the same data changes nothing."
+            "parts, per table; Tuva input-layer tables; FHIR bulk *.ndjson files; CCLF files) and load it into "
+            "the database as one published run. Rows that break the input contract go to the quarantine "
+            "table; reloading the same data changes nothing."
         ),
     )
     def load_command(
@@ -86,6 +87,11 @@ def register(app: typer.Typer) -> None:
             "--paid-through",
             help="Claims paid-through date (YYYY-MM-DD) recorded on the run; default: the latest paid date loaded.",
         ),
+        fmt: Optional[str] = typer.Option(
+            None,
+            "--format",
+            help="Delivery format: native, tuva, fhir (*.ndjson) or cclf (CCLF file names); default: detected from the file names.",
+        ),
     ) -> None:
         cutoff = runs.parse_date(paid_through)
         with _progress() as progress:
@@ -94,7 +100,7 @@ def register(app: typer.Typer) -> None:
             def report(description: str, done: int, total: int) -> None:
                 progress.update(task, description=description, completed=done, total=total)
 
-            result = load_folder(folder, db, paid_through=cutoff, progress=report)
+            result = load_folder(folder, db, paid_through=cutoff, progress=report, fmt=fmt)
         if as_json:
             out = result.as_dict()
             for t, entry in zip(result.tables, out["tables"]):
@@ -102,7 +108,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(out, indent=2, sort_keys=True))
             return
         console = wide_console()
-        table = RichTable(title=f"load {result.run_id}")
+        table = RichTable(title=f"load {result.run_id} ({result.format})")
         for name in ("table", "files", "read", "loaded", "already loaded", "quarantined", "rows in table"):
             table.add_column(name, justify="left" if name == "table" else "right", no_wrap=True)
         for t in result.tables:

@@ -29,6 +29,7 @@ loaded unless one is given).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -185,6 +186,7 @@ class LoadResult:
     tables: list[TableLoad]
     quarantine_by_rule: list[dict]
     ignored_files: list[str]
+    format: str = "native"
 
     def table(self, name: str) -> TableLoad:
         for t in self.tables:
@@ -214,7 +216,7 @@ STEPS = ("clean", "parsed", "checked", "verdict")
 
 
 @lru_cache(maxsize=None)
-def _step_sql(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
+def _step_sql(table: str, columns: tuple[str, ...], as_of: dt.date | None = None) -> tuple[str, ...]:
     """SQL of the validation steps of one table restricted to `columns`; step k reads the temp
     table of step k-1 (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``,
     ``_checked_<table>``)."""
@@ -222,17 +224,17 @@ def _step_sql(table: str, columns: tuple[str, ...]) -> tuple[str, ...]:
     expr = ibis.table(_stage_schema(spec), name=f"_stage_{table}")
     out = []
     for name, fn in zip(STEPS, (validate.clean, validate.parse, validate.check, validate.verdict)):
-        step = fn(expr, spec)
+        step = fn(expr, spec, as_of) if fn is validate.check else fn(expr, spec)
         out.append(_sql(step))
         expr = ibis.table(step.schema(), name=f"_{name}_{table}")
     return tuple(out)
 
 
-def _validate_table(raw, spec: Table) -> str:
+def _validate_table(raw, spec: Table, as_of: dt.date | None = None) -> str:
     """Run the validation steps on `_stage_<table>`; returns the name of the verdict temp table."""
     t = spec.name
     previous = None
-    for name, sql in zip(STEPS, _step_sql(t, tuple(spec.column_names))):
+    for name, sql in zip(STEPS, _step_sql(t, tuple(spec.column_names), as_of)):
         raw.execute(f"CREATE OR REPLACE TEMP TABLE _{name}_{t} AS {sql}").fetchall()
         if previous:
             raw.execute(f"DROP TABLE {previous}").fetchall()
@@ -330,28 +332,58 @@ def _raw_json(alias: str, spec: Table) -> str:
 
 
 def load_table(
-    con, raw, spec: Table, files: list[readers.InputFile], run_id: str, progress=None, columns=None
+    con,
+    raw,
+    spec: Table,
+    files: list[readers.InputFile],
+    run_id: str,
+    progress=None,
+    columns=None,
+    mapped=None,
+    defaults: dict[str, str] | None = None,
+    as_of: dt.date | None = None,
 ) -> TableLoad:
     """Stage, validate, de-duplicate and store one table's files; returns its counts.
 
     `columns`: the contract columns the files have (default: read from their headers). Only
     those (and the key) are staged and validated; the others are stored empty.
+
+    `mapped`: this table's rows as a format reader mapped them to the contract (an Arrow table,
+    see `allpayer.inputs.formats.MappedDelivery`), staged instead of reading `files` (which then
+    only name the source files).
+
+    `defaults`: column -> value for the rows of a file that lacks that column (a format whose
+    files lack a contract column, see `allpayer.inputs.formats.TUVA_DEFAULTS`).
+
+    `as_of`: the date clinical dates may not pass (`future_date`).
     """
     t = spec.name
+    defaults = defaults or {}
+    if mapped is not None:
+        columns = set(mapped.column_names) & set(spec.column_names)
     if columns is None:
-        columns = set().union(*(readers.check_columns(f, spec) for f in files))
-    spec = validate.restrict(spec, columns)
+        columns = set().union(*(readers.check_columns(f, with_defaults(spec, defaults)) for f in files))
+    spec = validate.restrict(spec, set(columns) | set(defaults))
     result = TableLoad(table=t, files=[f.relpath for f in files])
     stage = readers.create_stage(raw, spec)
     rejects = readers.create_rejects(raw)
-    for f in files:
-        staged = readers.stage_file(raw, f, spec, stage, rejects)
+    if mapped is not None:
+        result.read += readers.stage_arrow(raw, mapped, spec, stage)
+        if progress:
+            progress(f"read {t}")
+    for f in files if mapped is None else ():
+        staged = readers.stage_file(raw, f, with_defaults(spec, defaults), stage, rejects)
+        for column, value in defaults.items():
+            if column not in staged.columns:
+                raw.execute(
+                    f"UPDATE {stage} SET {_q(column)} = {_lit(value)} WHERE source_file = {_lit(f.relpath)}"
+                ).fetchall()
         result.read += staged.read
         if staged.extra_columns:
             result.extra_columns[f.relpath] = staged.extra_columns
         if progress:
             progress(f"read {f.relpath}")
-    checked = _validate_table(raw, spec)
+    checked = _validate_table(raw, spec, as_of)
     if progress:
         progress(f"validated {t}")
 
@@ -430,15 +462,51 @@ def _flag_counts(raw, result: TableLoad, run_id: str) -> None:
     result.table_rows = _count(raw, f"SELECT count(*) FROM {_q(t)}")
 
 
-def load_delivery(con, delivery: readers.Delivery, run_id: str, progress=None) -> list[TableLoad]:
-    """Load every table of a delivery through an open (writable) Ibis connection."""
+def with_defaults(spec: Table, defaults: dict[str, str]) -> Table:
+    """The contract of a table with the columns that take a default no longer required of a file."""
+    if not defaults:
+        return spec
+    cols = tuple(dataclasses.replace(c, required=False) if c.name in defaults else c for c in spec.columns)
+    return dataclasses.replace(spec, columns=cols)
+
+
+def load_delivery(
+    con,
+    delivery: readers.Delivery,
+    run_id: str,
+    progress=None,
+    mapped=None,
+    required=REQUIRED_TABLES,
+    defaults: dict[str, dict[str, str]] | None = None,
+    as_of: dt.date | None = None,
+) -> list[TableLoad]:
+    """Load every table of a delivery through an open (writable) Ibis connection.
+
+    `mapped`: a `allpayer.inputs.formats.MappedDelivery` (FHIR, CCLF): its tables are loaded
+    with the delivery's own files, its unmappable records go to the quarantine and its record
+    counts to ``load_reconciliation``. `required`: the tables that must be in the delivery or
+    already in the database. `defaults`: table -> column -> value for files that lack the column.
+    `as_of`: the date lab and observation dates may not pass; default: the latest paid date of
+    the claims in the database once this delivery's claims are stored (none: not checked).
+    """
     raw = con.con
+    defaults = defaults or {}
     columns = {
-        t: set().union(*(readers.check_columns(f, TABLES[t]) for f in files)) for t, files in delivery.files.items()
+        t: set().union(*(readers.check_columns(f, with_defaults(TABLES[t], defaults.get(t, {}))) for f in files))
+        for t, files in delivery.files.items()
     }
+    tables = dict(delivery.files)
+    if mapped is not None:
+        for t in mapped.tables:
+            if t in delivery.files:
+                others = ", ".join(f.relpath for f in delivery.files[t])
+                raise InputFileError(
+                    str(delivery.folder), f"table {t} comes both from {mapped.format} files and from {others}: keep one"
+                )
+            tables[t] = mapped.files_of(t)
     ensure_tables(raw)
-    for t in REQUIRED_TABLES:
-        if t not in delivery.files and _count(raw, f"SELECT count(*) FROM {_q(t)}") == 0:
+    for t in required:
+        if t not in tables and _count(raw, f"SELECT count(*) FROM {_q(t)}") == 0:
             raise InputFileError(
                 str(delivery.folder),
                 f"missing required table {t}: expected {t}.csv, {t}.csv.gz, {t}.parquet or a {t}/ folder of parts",
@@ -446,16 +514,22 @@ def load_delivery(con, delivery: readers.Delivery, run_id: str, progress=None) -
     results = []
     eligibility_changed = False
     for t in TABLE_ORDER:
-        if t not in delivery.files:
+        if t not in tables:
             continue
-        res = load_table(con, raw, TABLES[t], delivery.files[t], run_id, progress, columns[t])
+        rows = mapped.tables.get(t) if mapped is not None else None
+        when = None
+        if t in validate.FUTURE_DATE_COLUMNS:
+            when = as_of or latest_paid_date(con)
+        res = load_table(
+            con, raw, TABLES[t], tables[t], run_id, progress, columns.get(t), rows, defaults.get(t), when
+        )
         if t == "eligibility" and res.loaded:
             eligibility_changed = True
         results.append(res)
     for t in CLAIM_TABLES:
         if eligibility_changed:
             flag_outside_eligibility(raw, t)
-        elif t in delivery.files:
+        elif t in tables:
             flag_outside_eligibility(raw, t, run_id)
     for res in results:
         _flag_counts(raw, res, run_id)
@@ -475,6 +549,8 @@ def load_delivery(con, delivery: readers.Delivery, run_id: str, progress=None) -
                 res.table_rows,
             ],
         ).fetchall()
+    if mapped is not None:
+        results.extend(mapped.store_records(raw, run_id))
     return results
 
 
@@ -493,15 +569,21 @@ def load_folder(
     *,
     paid_through: dt.date | None = None,
     progress: ProgressFn | None = None,
+    fmt: str | None = None,
 ) -> LoadResult:
     """Validate and load a delivery folder into the database `db`, as one published run.
 
+    `fmt` is the delivery's format (``native``, ``tuva``, ``fhir``, ``cclf``); by default it is
+    detected from the folder's file names (`allpayer.inputs.formats.detect_format`).
     `paid_through` is recorded on the run; it defaults to the latest paid date of the claims in
     the database after the load (never to today).
     """
-    delivery = readers.discover(folder)
-    files = delivery.all_files()
-    n_tables = len(delivery.files)
+    from allpayer.inputs import formats
+
+    fmt = formats.resolve_format(folder, fmt)
+    delivery, mapped, required, defaults = formats.open_delivery(folder, fmt)
+    files = delivery.all_files() + (mapped.all_files() if mapped is not None else [])
+    n_tables = len(delivery.files) + (len(mapped.tables) if mapped is not None else 0)
     total = 2 * len(files) + 2 * n_tables + 1
     done = 0
 
@@ -520,12 +602,20 @@ def load_folder(
         kind="load",
         paid_through=paid_through,
         inputs=inputs,
-        parameters={"folder": str(Path(folder)), "paid_through": paid_through.isoformat() if paid_through else None},
+        parameters={
+            "folder": str(Path(folder)),
+            "format": fmt,
+            "paid_through": paid_through.isoformat() if paid_through else None,
+        },
     ) as run:
-        tables = load_delivery(run.con, delivery, run.run_id, step)
+        tables = load_delivery(
+            run.con, delivery, run.run_id, step, mapped=mapped, required=required, defaults=defaults,
+            as_of=paid_through,
+        )
         run.paid_through = paid_through or latest_paid_date(run.con)
         by_rule = quarantine_summary(run.con.con, run.run_id)
         run.summary = {
+            "format": fmt,
             "tables": {
                 t.table: {k: getattr(t, k) for k in ("read", "loaded", "already_loaded", "quarantined", "outside_eligibility")}
                 for t in tables
@@ -541,6 +631,7 @@ def load_folder(
         tables=tables,
         quarantine_by_rule=by_rule,
         ignored_files=delivery.ignored,
+        format=fmt,
     )
 
 

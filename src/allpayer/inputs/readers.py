@@ -460,6 +460,13 @@ def check_columns(f: InputFile, spec: Table) -> list[str]:
     A quick check of every file before any row is read, so that a missing column stops the load
     at once. Returns the file's column names (lower-cased).
     """
+    names = file_columns(f)
+    _check_columns(f.path, spec, names)
+    return names
+
+
+def file_columns(f: InputFile) -> list[str]:
+    """A file's column names (lower-cased), from its header (CSV) or schema (Parquet)."""
     if not f.path.exists():
         raise InputFileError(str(f.path), "file not found")
     if f.format == "csv":
@@ -474,7 +481,6 @@ def check_columns(f: InputFile, spec: Table) -> list[str]:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise InputFileError(str(f.path), f"column {dupes[0]} appears more than once")
-    _check_columns(f.path, spec, names)
     return names
 
 
@@ -485,3 +491,34 @@ def stage_file(con, f: InputFile, spec: Table, stage: str, rejects: str) -> Stag
     if f.format == "parquet":
         return stage_parquet(con, f, spec, stage)
     return stage_csv(con, f, spec, stage, rejects)
+
+
+def stage_arrow(con, rows: pa.Table, spec: Table, stage: str) -> int:
+    """Stage rows a format reader has already mapped to the contract (FHIR, CCLF): an Arrow
+    table with some of the contract's columns (any type; turned to text) and ``source_file``,
+    ``line_number``. Returns the number of rows staged."""
+    for c in PROVENANCE_COLUMNS:
+        if c not in rows.column_names:
+            raise ValueError(f"mapped rows of {spec.name} lack the provenance column {c}")
+    present = [c for c in spec.column_names if c in rows.column_names]
+    view = f"_mapped_{next(_counter)}"
+    con.register(view, rows)
+    try:
+        repeated = con.execute(
+            f"SELECT source_file, line_number FROM {view} GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
+        ).fetchall()
+        if repeated:
+            raise ValueError(
+                f"mapped rows of {spec.name} repeat source_file {repeated[0][0]} line {repeated[0][1]}: "
+                "each staged row needs its own (source_file, line_number)"
+            )
+        cols = ", ".join(_q(c) for c in present)
+        select = ", ".join(f"CAST({_q(c)} AS VARCHAR)" for c in present)
+        sep = ", " if present else ""
+        con.execute(
+            f"INSERT INTO {stage} ({cols}{sep}source_file, line_number) "
+            f"SELECT {select}{sep}CAST(source_file AS VARCHAR), CAST(line_number AS BIGINT) FROM {view}"
+        )
+    finally:
+        con.unregister(view)
+    return rows.num_rows

@@ -31,6 +31,11 @@ shadow_claim_paid    a shadow claim (payment_arrangement other than ffs) with pa
 duplicate_row        an exact copy of another row of the same delivery (the first is kept)
 conflicting_duplicate same key as another row of the delivery, or as a loaded row, with
                      different content
+non_numeric_result   lab_result: a result that is not a number (at most 4 decimals)
+unknown_unit         lab_result: units (source or normalized) not in `LAB_UNITS`
+future_date          lab_result, observation: a result, collection or observation date after the
+                     load's as-of date (the paid-through date given to the load, else the latest
+                     paid date of the claims loaded), never the clock
 ==================== ==========================================================================
 """
 
@@ -91,6 +96,9 @@ RULES = (
     "month_start",
     "duplicate_row",
     "conflicting_duplicate",
+    "non_numeric_result",
+    "unknown_unit",
+    "future_date",
 )
 
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
@@ -110,6 +118,22 @@ DATE_PAIRS = (
 
 # Date columns that name a month: they must hold its first day.
 MONTH_COLUMNS = ("month",)
+
+# Lab results must be numbers in a known unit (UCUM codes and common spellings, compared in
+# lower case); clinical dates may not lie after the load's as-of date.
+NUMERIC_RESULT_TABLES = ("lab_result",)
+UNIT_COLUMNS = {"lab_result": ("source_units", "normalized_units")}
+LAB_UNITS = (
+    "%", "1", "{ratio}", "ratio", "{index}", "{score}", "mmol/mol", "mg/dl", "mmol/l", "umol/l", "meq/l",
+    "g/dl", "g/l", "mg/l", "ug/ml", "ug/dl", "ng/ml", "ng/dl", "pg/ml", "u/l", "iu/l", "miu/l", "miu/ml",
+    "uiu/ml", "mosm/kg", "10*3/ul", "10*6/ul", "10*9/l", "10*12/l", "fl", "pg", "mg/g", "mg/mmol",
+    "ml/min/{1.73_m2}", "ml/min/1.73m2", "s", "sec", "mm/h", "mm[hg]", "kg", "g", "cm", "kg/m2", "/min",
+    "cel", "[degf]",
+)
+FUTURE_DATE_COLUMNS = {
+    "lab_result": ("result_date", "collection_date"),
+    "observation": ("observation_date",),
+}
 
 # Lower bounds on integer columns beyond the contract's `nonnegative` flag.
 MIN_VALUES = {"claim_line_number": 1, "adjustment_sequence": 0, "days_supply": 0, "refills": 0}
@@ -216,8 +240,9 @@ def parse(cleaned: ir.Table, spec: Table) -> ir.Table:
     return cleaned.select(**cols, source_file=cleaned.source_file, line_number=cleaned.line_number)
 
 
-def checks(parsed: ir.Table, spec: Table) -> list[Check]:
-    """Every rule of a table as a list of `Check`s on a parsed table (see `parse`)."""
+def checks(parsed: ir.Table, spec: Table, as_of: dt.date | None = None) -> list[Check]:
+    """Every rule of a table as a list of `Check`s on a parsed table (see `parse`). `as_of`: the
+    load's as-of date for `future_date` (no future-date check without it)."""
     out: list[Check] = []
     names = spec.column_names
 
@@ -326,19 +351,43 @@ def checks(parsed: ir.Table, spec: Table) -> list[Check]:
                 + ") must be 0",
             )
         )
+    out.extend(clinical_checks(parsed, spec, as_of))
+    return out
+
+
+def clinical_checks(parsed: ir.Table, spec: Table, as_of: dt.date | None = None) -> list[Check]:
+    """Lab results: numeric result, known unit; lab and observation dates not after `as_of`."""
+    out: list[Check] = []
+    names = spec.column_names
+    if spec.name in NUMERIC_RESULT_TABLES and "result" in names:
+        v = parsed["result"]
+        number = v.re_search(NUMBER_PATTERN) & v.re_search(DECIMAL_PLACES_PATTERN)
+        out.append(Check("non_numeric_result", v.notnull() & ~number,
+                         "result: " + _quoted(v) + f" is not a number with at most {DECIMAL_PLACES} decimals"))
+    for col in UNIT_COLUMNS.get(spec.name, ()):
+        if col in names:
+            u = parsed[col]
+            out.append(Check("unknown_unit", u.notnull() & ~u.lower().isin(list(LAB_UNITS)),
+                             col + ": " + _quoted(u) + " is not a known unit"))
+    if as_of is not None:
+        for col in FUTURE_DATE_COLUMNS.get(spec.name, ()):
+            if col in names:
+                d = parsed[col]
+                out.append(Check("future_date", d.notnull() & (d > as_of),
+                                 col + " " + d.cast("string") + f" is after the as-of date {as_of.isoformat()}"))
     return out
 
 
 MESSAGE_PREFIX = "_m"
 
 
-def check(parsed: ir.Table, spec: Table) -> ir.Table:
+def check(parsed: ir.Table, spec: Table, as_of: dt.date | None = None) -> ir.Table:
     """Evaluate every rule on a parsed table: one message column per check, NULL where it passes.
 
     The message columns are named ``_m<nnn>_<rule>``; `verdict` folds them into ``rules`` and
     ``message``. Each condition appears once, which keeps the generated query small.
     """
-    found = checks(parsed, spec)
+    found = checks(parsed, spec, as_of)
     messages = {
         f"{MESSAGE_PREFIX}{i:03d}_{c.rule}": ibis.ifelse(c.failed.fill_null(False), c.message, _null_str())
         for i, c in enumerate(found)
@@ -380,7 +429,7 @@ def row_hash(t: ir.Table, spec: Table) -> ir.StringValue:
     return ibis.literal("\x1f").join(parts).hexdigest("md5")
 
 
-def validate(raw: ir.Table, spec: Table, materialize=None) -> ir.Table:
+def validate(raw: ir.Table, spec: Table, materialize=None, as_of: dt.date | None = None) -> ir.Table:
     """Clean, parse and check a staged text table (`verdict`'s columns plus ``rule``).
 
     `materialize(expr) -> table` is called between the steps (the loader stores each step as a
@@ -388,4 +437,4 @@ def validate(raw: ir.Table, spec: Table, materialize=None) -> ir.Table:
     """
     step = materialize or (lambda expr: expr)
     parsed = step(parse(step(clean(raw, spec)), spec))
-    return with_first_rule(step(verdict(step(check(parsed, spec)), spec)))
+    return with_first_rule(step(verdict(step(check(parsed, spec, as_of)), spec)))

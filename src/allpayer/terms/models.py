@@ -721,9 +721,13 @@ class ValuePayment(Block):
     adjustment: ValuePaymentAdjustment | None = None
     admin_rate: Dated[Rate] = Field(default_factory=_zero_money)
     pass_through: dict[Literal["phm", "cpr", "fpp", "reserve"], Weight] | None = None
+    plan_year_start_month: Count = Field(1, description="First month (1-12) of the employer's plan year; "
+                                         "adjustment quarters and year-to-date figures count from it.")
 
     @model_validator(mode="after")
     def _check(self) -> "ValuePayment":
+        if not 1 <= self.plan_year_start_month <= 12:
+            raise problem(f"expected a month from 1 to 12, got {self.plan_year_start_month}", "plan_year_start_month")
         if self.pass_through is not None and sum(self.pass_through.values()) != 1:
             raise problem(f"pass_through weights must sum to 1, got {sum(self.pass_through.values())}", "pass_through")
         return self

@@ -1,0 +1,131 @@
+"""Benchmark CCLF parsing: lines per second, against reading the same bytes from disk.
+
+A synthetic population is generated and its Medicare members written as one monthly CCLF delivery
+(`allpayer.synth.cclf_writer`). Then, in the same run and on the same files:
+
+- ``read_bytes``: the baseline: read every file's bytes and count its lines (a NumPy newline
+  scan), the least any parser has to do;
+- ``parse``: `allpayer.inputs.cclf.parse.parse_file` on every file: lines cut, every field of the
+  layout sliced, checked and typed in DuckDB, bad lines set aside;
+- ``read_cclf_folder``: the whole reader: CCLF0 check, version detection, parsing, MBI chains,
+  final action, netting and the contract tables as Arrow.
+
+Each is run `--repeat` times (after one warm-up read, so the files are in the page cache) and the
+median is kept. ``ratio_to_read_bytes`` is the step's seconds over the baseline's seconds.
+
+    .venv/bin/python benchmarks/bench_cclf.py                 # 10,000 people
+    .venv/bin/python benchmarks/bench_cclf.py --members 50000
+
+Results: benchmarks/results/cclf.csv (one row per step; appends).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "cclf.csv"
+
+
+def _timed(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--members", type=int, default=10_000, help="people to generate (about a quarter are Medicare)")
+    ap.add_argument("--seed", type=int, default=1, help="generator seed")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each step; the median is kept")
+    args = ap.parse_args(argv)
+
+    from allpayer.inputs.cclf import read_cclf_folder
+    from allpayer.inputs.cclf.files import discover
+    from allpayer.inputs.cclf.layouts import layouts
+    from allpayer.inputs.cclf.parse import parse_file
+    from allpayer.synth import generate
+    from allpayer.synth.cclf_writer import write_cclf
+
+    with tempfile.TemporaryDirectory(prefix="bench-cclf-") as tmp:
+        tmp = Path(tmp)
+        generate(args.members, args.seed, tmp / "native")
+        write_cclf(tmp / "native", tmp / "cclf", performance_year=2024, file_date=dt.date(2025, 3, 31))
+        files = [f for f in discover(tmp / "cclf", tmp / "work").files if f.file_type != "CCLF0"]
+        total_bytes = sum(f.path.stat().st_size for f in files)
+
+        def read_bytes():
+            n = 0
+            for f in files:
+                n += int(np.count_nonzero(np.frombuffer(f.path.read_bytes(), dtype=np.uint8) == 10))
+            return n
+
+        lines = read_bytes()  # warm-up: files in the page cache
+        lay = layouts(36)
+
+        def parse():
+            con = duckdb.connect()
+            for f in files:
+                parse_file(con, f.path, f.relpath, lay[f.file_type])
+            con.close()
+
+        def whole():
+            read_cclf_folder(tmp / "cclf")
+
+        base = _timed(read_bytes, args.repeat)
+        steps = [("read_bytes", base), ("parse", _timed(parse, args.repeat)), ("read_cclf_folder", _timed(whole, args.repeat))]
+
+    load = os.getloadavg()[0]
+    row_common = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "members": args.members,
+        "cclf_files": len(files),
+        "lines": lines,
+        "megabytes": round(total_bytes / 1e6, 1),
+        "repeat": args.repeat,
+        "cpus": os.cpu_count(),
+        "load_avg_1m": round(load, 2),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    new = not RESULTS.exists()
+    with open(RESULTS, "a", newline="") as fh:
+        fields = ["date", "step", "members", "cclf_files", "lines", "megabytes", "seconds", "lines_per_second",
+                  "megabytes_per_second", "ratio_to_read_bytes", "repeat", "cpus", "load_avg_1m", "python", "duckdb"]
+        w = csv.DictWriter(fh, fieldnames=fields)
+        if new:
+            w.writeheader()
+        for step, seconds in steps:
+            row = {
+                **row_common,
+                "step": step,
+                "seconds": round(seconds, 3),
+                "lines_per_second": round(lines / seconds),
+                "megabytes_per_second": round(total_bytes / 1e6 / seconds, 1),
+                "ratio_to_read_bytes": round(seconds / base, 1),
+            }
+            w.writerow(row)
+            print(f"{step:>17}: {seconds:8.3f} s  {row['lines_per_second']:>12,} lines/s  "
+                  f"{row['megabytes_per_second']:>8} MB/s  x{row['ratio_to_read_bytes']} the byte read")
+    print(f"{lines:,} lines, {total_bytes / 1e6:.1f} MB in {len(files)} files; load average {load:.2f}; results: {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Benchmark a full year of monthly payments: twelve `allpayer payments --month` runs.
+
+Setup (not timed): generate a population, load it, run the core stages of the year. Then, each
+in its own process so peak memory is the step's own: a baseline (one DuckDB scan of
+`member_months`: member months per program and month), and the twelve monthly payment runs
+(each computes the year to date, publishes a snapshot and posts its month to the ledger). Time
+and peak memory are reported as ratios to the baseline measured in the same run.
+
+    .venv/bin/python benchmarks/bench_payments.py --members 20000
+    .venv/bin/python benchmarks/bench_payments.py --members 650000 --work /big/disk
+
+Results: benchmarks/results/payments.csv (one row per run; appends).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "payments.csv"
+YEAR = 2024
+
+CHILD = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+kind, db = sys.argv[1], sys.argv[2]
+if kind == "baseline":
+    import duckdb
+    con = duckdb.connect(db, read_only=True)
+    con.execute("select program_id, month, count(*) from member_months group by all").fetchall()
+    con.close()
+else:
+    from allpayer.payments.common import parse_period
+    from allpayer.payments.run import run_payments
+    import datetime as dt
+    for m in range(1, 13):
+        run_payments(db, parse_period(month=f"{sys.argv[3]}-{m:02d}"))
+print(json.dumps({"seconds": time.perf_counter() - t0,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def child(*args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--members", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--work", type=Path, default=None, help="folder for data and database (default: a temp folder)")
+    a = ap.parse_args()
+    from allpayer.cli import main as cli
+
+    work = a.work or Path(tempfile.mkdtemp(prefix="bench_payments_"))
+    data, db = work / "data", work / "bench.duckdb"
+    if not (data / "manifest.json").exists():
+        assert cli(["generate", "--members", str(a.members), "--seed", str(a.seed), "--out", str(data)]) == 0
+    if not db.exists():
+        assert cli(["load", str(data), "--db", str(db)]) == 0
+        assert cli(["run", "--db", str(db), "--year", str(YEAR)]) == 0
+    base = child("baseline", str(db))
+    pay = child("payments", str(db), str(YEAR))
+    row = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "members": a.members, "cpus": os.cpu_count(), "python": platform.python_version(),
+        "baseline_seconds": round(base["seconds"], 3), "baseline_peak_mb": round(base["peak_mb"], 1),
+        "year_of_months_seconds": round(pay["seconds"], 2), "year_of_months_peak_mb": round(pay["peak_mb"], 1),
+        "time_ratio": round(pay["seconds"] / base["seconds"], 1),
+        "memory_ratio": round(pay["peak_mb"] / base["peak_mb"], 2),
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    new = not RESULTS.exists()
+    with open(RESULTS, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+    print(json.dumps(row, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""CLI: ``allpayer ledger`` shows the payments ledger: balances, remittance advice, reconciliation,
+year-end accruals."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from allpayer.errors import AllpayerError
+
+console = Console()
+
+
+def _store(db: Path, store: str | None):
+    from allpayer.ledger import Ledger
+    from allpayer.store import default_store_url, open_store
+
+    if store is None and not db.exists():
+        raise AllpayerError(f"{db}: database not found")
+    return Ledger(open_store(store or default_store_url(db)))
+
+
+def balance_lines(led, period: str | None, account: str | None, by_period: bool) -> list[str]:
+    """The balance table as fixed-width text lines (deterministic: sorted, no colours or dates)."""
+    from allpayer.money import cents_to_dollars
+
+    rows = led.balances(period=period, account=account, by_period=by_period)
+    head = f"{'account':<40} {'period':<8} {'debits':>18} {'credits':>18} {'balance':>18}"
+    out = [head, "-" * len(head)]
+    for b in rows:
+        out.append(f"{b.account:<40} {(b.period or period or 'all'):<8} {cents_to_dollars(b.debit_cents):>18,} "
+                   f"{cents_to_dollars(b.credit_cents):>18,} {cents_to_dollars(b.balance_cents):>18,}")
+    total = sum(b.balance_cents for b in rows)
+    out.append("-" * len(head))
+    out.append(f"{'total (always 0)':<40} {'':<8} {'':>18} {'':>18} {cents_to_dollars(total):>18,}")
+    return out
+
+
+def balance_command(
+    db: Path = typer.Option(..., "--db", help="The DuckDB database file; the ledger is in <db>.store.sqlite."),
+    period: str = typer.Option(None, "--period", metavar="P", help="Only entries inside YYYY, YYYY-Qn or YYYY-MM."),
+    account: str = typer.Option(None, "--account", help="One account, e.g. hospital:org-uvmmc."),
+    by_period: bool = typer.Option(False, "--by-period", help="One row per account and period instead of per account."),
+    store: str = typer.Option(None, "--store", metavar="URL", help="Transactional store URL (default: beside --db)."),
+) -> None:
+    """Print debits, credits and balance (received net of paid) per account, sorted by account."""
+    from allpayer.ledger import check_period
+
+    if period is not None:
+        check_period(period)
+    for line in balance_lines(_store(db, store), period, account, by_period):
+        print(line)
+
+
+def remittance_command(
+    db: Path = typer.Option(..., "--db", help="The DuckDB database file (snapshot and ledger)."),
+    payee: str = typer.Option(..., "--payee", help="Payee account, e.g. practice:pc-barre-in1 or hospital:org-cvmc."),
+    month: str = typer.Option(..., "--month", metavar="YYYY-MM", help="The month paid."),
+    out: Path = typer.Option(..., "--out", help="CSV file to write."),
+    terms: list[Path] = typer.Option(None, "--terms", help="Contract-terms files or folders (default: the shipped Vermont programs)."),
+    store: str = typer.Option(None, "--store", metavar="URL", help="Transactional store URL (default: beside --db)."),
+) -> None:
+    """Write the remittance advice of one payee and month: posted lines and the members behind them."""
+    from allpayer import runs
+    from allpayer.ledger import check_account
+    from allpayer.payments.common import parse_period
+    from allpayer.payments.remittance import remittance_rows, write_remittance
+    from allpayer.terms import load_programs, programs_dir
+
+    check_account(payee)
+    per = parse_period(month=month)
+    programs = load_programs([Path(t) for t in terms] if terms else [programs_dir() / "vermont"], year=per.year)
+    led = _store(db, store)
+    con = runs.open_snapshot(db)
+    try:
+        rows = remittance_rows(con, led, programs, payee, per.first)
+    finally:
+        con.disconnect()
+    write_remittance(rows, out)
+    posted = sum(1 for r in rows if r["line"] == "posted")
+    console.print(f"{out}: {posted} posted lines, {len(rows) - posted} member lines for {payee} in {month}")
+
+
+def reconcile_command(
+    db: Path = typer.Option(..., "--db", help="The DuckDB database file (the ledger is beside it)."),
+    received: Path = typer.Option(..., "--received", help="CSV of payments received: payer, program_id, period, amount."),
+    out: Path = typer.Option(..., "--out", help="CSV file to write (one row per payer, program and period)."),
+    store: str = typer.Option(None, "--store", metavar="URL", help="Transactional store URL (default: beside --db)."),
+) -> None:
+    """Compare payments received from payers with what the ledger expects them to have paid."""
+    from allpayer.payments.remittance import RECON_COLUMNS, read_received, reconcile
+
+    rows, bad = read_received(received)
+    result = reconcile(_store(db, store), rows)
+    for b in bad:
+        result.append({"payer": b["row"].get("payer", ""), "program_id": b["row"].get("program_id", ""),
+                       "period": b["row"].get("period", ""), "expected": "", "received": "", "difference": "",
+                       "status": f"quarantined: {b['reason']}", "source_line": str(b["line"])})
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=RECON_COLUMNS)
+        w.writeheader()
+        w.writerows(result)
+    matched = sum(1 for r in result if r["status"] == "matched")
+    console.print(f"{out}: {len(rows)} rows read, {len(bad)} quarantined; {matched} matched, "
+                  f"{len(result) - matched - len(bad)} with a difference")
+
+
+def accruals_command(
+    db: Path = typer.Option(..., "--db", help="The DuckDB database file after `allpayer payments --year`."),
+    year: int = typer.Option(..., "--year", help="Performance year."),
+    out: Path = typer.Option(..., "--out", help="CSV file to write."),
+) -> None:
+    """Write the year-end accrual (IBNR reserve) report computed by `allpayer payments --year`."""
+    from allpayer import runs
+
+    con = runs.open_snapshot(db)
+    try:
+        if "payment_accruals" not in con.list_tables():
+            raise AllpayerError(f"{db}: no payment_accruals table: run `allpayer payments --year {year}` first")
+        t = con.table("payment_accruals")
+        rows = con.to_pyarrow(t.filter(t.performance_year == year).order_by("program_id", "month")).to_pylist()
+    finally:
+        con.disconnect()
+    if not rows:
+        raise AllpayerError(f"{db}: no accruals for {year}: run `allpayer payments --year {year}` first")
+    cols = ["program_id", "performance_year", "payer", "month", "lag", "paid_cents", "completion_factor", "ibnr_cents"]
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([r[c].isoformat() if isinstance(r[c], dt.date) else r[c] for c in cols])
+    total = sum(int(r["ibnr_cents"] or 0) for r in rows)
+    console.print(f"{out}: {len(rows)} program-months, IBNR reserve {total / 100:,.2f}")
+
+
+def invoice_command(
+    db: Path = typer.Option(..., "--db", help="The DuckDB database file after `allpayer payments`."),
+    employer: str = typer.Option(..., "--employer", help="Employer id, e.g. EMP-SOV."),
+    month: str = typer.Option(..., "--month", metavar="YYYY-MM", help="The month invoiced."),
+    out: Path = typer.Option(..., "--out", help="File to write: .csv or .html."),
+) -> None:
+    """Write an employer's Value Payment invoice for a month, with the quarter's adjustment working."""
+    from allpayer import runs
+    from allpayer.payments.common import parse_period
+    from allpayer.payments.invoice import invoice_rows, write_invoice
+
+    per = parse_period(month=month)
+    con = runs.open_snapshot(db)
+    try:
+        lines, adj = invoice_rows(con, employer, per.first)
+    finally:
+        con.disconnect()
+    write_invoice(lines, adj, out)
+    total = sum(int(r["amount_cents"]) for r in lines)
+    console.print(f"{out}: {len(lines)} program lines, total {total / 100:,.2f}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `ledger` command group to the CLI."""
+    ledger_app = typer.Typer(help="The payments ledger: balances, remittance advice, reconciliation, accruals.",
+                             no_args_is_help=True)
+    ledger_app.command("balance")(balance_command)
+    ledger_app.command("remittance")(remittance_command)
+    ledger_app.command("reconcile")(reconcile_command)
+    ledger_app.command("accruals")(accruals_command)
+    ledger_app.command("invoice")(invoice_command)
+    app.add_typer(ledger_app, name="ledger")

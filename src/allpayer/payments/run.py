@@ -1,0 +1,356 @@
+"""The payments run: compute every payment of a period, write the snapshot tables, post the ledger.
+
+`run_payments(db, period)` reads the core tables of the performance year (``member_months``,
+``attribution``, ``tcoc_member_month``, ``targets``, ``completion_factors``, the claims and the
+``provider_roster``), computes the year to date through the period's last month, writes the
+payment tables through `allpayer.runs.begin` (a run replaces only its year's rows) and then posts
+the period's months to the ledger in the transactional store. Posting is idempotent: re-running a
+period with unchanged inputs posts nothing; a past month whose member months were restated posts
+a reversal and the new amounts (the true-up). A ``--year`` run also computes the after-year
+items: the PHM ladder, the CPR quality bonus, pay-for-improvement and the IBNR accrual report.
+
+Quality inputs: ``quality_program_scores`` (program_id, performance_year, quality_score) and
+``quality_rates`` (level 'practice') when the snapshot has them; otherwise PHM pays its base only,
+the CPR bonus and pay-for-improvement are not paid, and ``payment_notes`` says why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable, Sequence
+
+import ibis
+import ibis.expr.types as ir
+
+from allpayer.errors import RunError
+from allpayer.ledger import Entry, Ledger
+from allpayer.money import apply_rate
+from allpayer.payments import cpr as cpr_mod
+from allpayer.payments import fpp as fpp_mod
+from allpayer.payments import phm as phm_mod
+from allpayer.payments import shadow as shadow_mod
+from allpayer.payments import value_payment as vp_mod
+from allpayer.payments.common import (
+    PaymentPeriod,
+    attributed_months,
+    month_label,
+    rate_table,
+    rows_of,
+)
+
+Progress = Callable[[str], None]
+
+NOTE_SCHEMA = {"program_id": "string", "performance_year": "int32", "stage": "string", "note": "string"}
+BONUS_SCHEMA = {"program_id": "string", "performance_year": "int32", "practice_id": "string",
+                "member_months": "int64", "pool_cents": "int64", "quality_score": "string",
+                "earned_cents": "int64", "amount_cents": "int64", "rule": "string"}
+ACCRUAL_SCHEMA = {"program_id": "string", "performance_year": "int32", "payer": "string", "month": "date",
+                  "lag": "int64", "paid_cents": "int64", "completion_factor": "string", "ibnr_cents": "int64"}
+
+
+@dataclass
+class PaymentsResult:
+    run_id: str
+    period: str
+    year: int
+    programs: list[str]
+    rows: dict[str, int] = field(default_factory=dict)
+    postings: list[dict] = field(default_factory=list)
+    notes: list[dict] = field(default_factory=list)
+
+
+def _quality_score(con, program, year: int) -> Decimal | None:
+    if "quality_program_scores" not in con.list_tables():
+        return None
+    q = con.table("quality_program_scores")
+    r = rows_of(con, q.filter((q.program_id == program.program_id) & (q.performance_year == year))
+                .select("quality_score").limit(1))
+    if not r or r[0]["quality_score"] is None:
+        return None
+    return Decimal(str(r[0]["quality_score"]))
+
+
+def _months_through(period: PaymentPeriod) -> list[dt.date]:
+    return [dt.date(period.year, m, 1) for m in range(1, period.last.month + 1)]
+
+
+def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.date,
+            progress: Progress | None = None) -> tuple[dict[str, list], dict[str, list[Entry]], list[dict], list[ir.Table]]:
+    """Compute the payment tables (as Ibis expressions or small memtables), the ledger entries of
+    the period's months grouped by batch key, and notes. Pure apart from reading `con`."""
+    from allpayer.core.claims import medical_claim_lines
+
+    year = period.year
+    months = _months_through(period)
+    tables = set(con.list_tables())
+    for needed in ("member_months", "attribution", "provider_roster", "medical_claim"):
+        if needed not in tables:
+            raise RunError(f"table {needed} is missing: run `allpayer load` and `allpayer run --year {year}` first")
+    mm = con.table("member_months").filter(lambda t: t.performance_year == year)
+    att = con.table("attribution").filter(lambda t: t.performance_year == year)
+    roster = con.table("provider_roster")
+    lines = None
+    fpp_programs = [p for p in programs if p.payments.fpp is not None]
+    if fpp_programs:
+        # The netted claim lines the FPP stages read, computed once: the performance year and the
+        # history years, the columns they use.
+        years = {year} | {y for p in fpp_programs for y in (p.payments.fpp.hospital_allocation.history_years or [])}
+        ml = medical_claim_lines(con.table("medical_claim"), paid_through)
+        ml = ml.filter(ml.service_date.year().isin(sorted(years)) & ml.payer.isin(sorted({p.payer for p in fpp_programs})))
+        lines_expr = ml.select("payer", "service_date", "service_month", "claim_type", "service_category",
+                               "payment_arrangement", "member_id", "person_id", "billing_npi", "allowed_cents",
+                               "paid_cents")
+    tmm = con.table("tcoc_member_month") if "tcoc_member_month" in tables else None
+    targets = con.table("targets").filter(lambda t: t.performance_year == year) if "targets" in tables else None
+    employer_group = con.table("employer_group") if "employer_group" in tables else None
+    qrates = con.table("quality_rates") if "quality_rates" in tables else None
+
+    out: dict[str, list] = {k: [] for k in (
+        "fpp_payments", "fpp_hospital_payments", "shadow_claims", "fixed_payment_performance",
+        "tcoc_fixed_payment", "cpr_payments", "cpr_quality_bonus", "phm_payments", "pay_for_improvement",
+        "value_payment_invoices", "value_payment_adjustments", "value_payment_pass_through", "payment_accruals")}
+    batches: dict[str, list[Entry]] = {}
+    notes: list[dict] = []
+    cached: list[ir.Table] = []
+
+    def keep(t: ir.Table) -> ir.Table:
+        """Materialize an expression read several times (released when the run ends)."""
+        t = t.cache()
+        cached.append(t)
+        return t
+    period_months = set(period.months)
+
+    if fpp_programs:
+        lines = keep(lines_expr)
+
+    def note(pid: str, stage: str, text: str) -> None:
+        notes.append({"program_id": pid, "performance_year": year, "stage": stage, "note": text})
+
+    def add(key: str, entry: Entry) -> None:
+        batches.setdefault(key, []).append(entry)
+
+    for p in programs:
+        pid, pay = p.program_id, p.payments
+        aco, payer_acct = f"aco:{p.aco.id}", f"payer:{p.payer}"
+        if progress:
+            progress(f"{year}: payments for {pid}")
+        am = attributed_months(att, mm, p, months)
+        am = keep(am)
+        score = _quality_score(con, p, year)
+
+        if pay.fpp is not None:
+            fp = keep(fpp_mod.payer_payments(am, p, months))
+            hp = fpp_mod.hospital_payments(con, fp, p, lines=lines, roster=roster, attribution=att, att_months=am)
+            sh = keep(shadow_mod.shadow_claims(lines, am, roster, p))
+            out["fpp_payments"].append(fp)
+            out["fpp_hospital_payments"].append(hp)
+            out["shadow_claims"].append(sh)
+            perf = shadow_mod.performance(p, fp, hp, sh, year)
+            out["fixed_payment_performance"].append(perf)
+            if tmm is not None:
+                out["tcoc_fixed_payment"].append(shadow_mod.fixed_payment_tcoc(p, fp, tmm, am, year))
+            for r in rows_of(con, fp.filter(fp.month.isin(list(period_months))).order_by("month", "cell_id")):
+                key = f"fpp:{pid}:{month_label(r['month'])}"
+                add(key, Entry(aco, payer_acct, int(r["net_cents"]), pid, month_label(r["month"]), "fpp.payer_to_aco",
+                               memo=f"cell {r['cell_id']}: {r['member_months']} MM x {r['pmpm_micro'] / 1e6:.6f} "
+                                    f"= {r['gross_cents']} cents less withhold {r['withhold']} ({r['withhold_cents']} cents)",
+                               payer_ref=p.payer, payee_ref=p.aco.id))
+            for r in rows_of(con, hp.filter(hp.month.isin(list(period_months))).order_by("month", "hospital_id")):
+                key = f"fpp:{pid}:{month_label(r['month'])}"
+                basis = f"share {r['share']}" if r["share"] else f"{r['member_months']} HSA MM x PMPM"
+                add(key, Entry(f"hospital:{r['hospital_id']}", aco, int(r["amount_cents"]), pid,
+                               month_label(r["month"]), "fpp.aco_to_hospital", memo=basis,
+                               payer_ref=p.aco.id, payee_ref=r["hospital_id"]))
+            flags = rows_of(con, perf.filter(perf.rebase_flag).select("hospital_id", "drift"))
+            for f in flags:
+                note(pid, "fpp", f"rebase: shadow claims drift {f['drift']} from FPP for {f['hospital_id']} "
+                                 f"exceeds rebase_threshold")
+
+        if pay.cpr is not None:
+            cp = keep(cpr_mod.cpr_payments(am, roster, p, months))
+            out["cpr_payments"].append(cp)
+            per = cp.filter(cp.month.isin(list(period_months)))
+            g = per.group_by("month", "practice_id").aggregate(c=per.amount_cents.sum(), mm=per.member_months.sum())
+            for r in rows_of(con, g.order_by("month", "practice_id")):
+                key = f"cpr:{pid}:{month_label(r['month'])}"
+                add(key, Entry(aco, payer_acct, int(r["c"]), pid, month_label(r["month"]), "cpr.payer_to_aco",
+                               memo=f"CPR funding for practice {r['practice_id']}", payer_ref=p.payer,
+                               payee_ref=p.aco.id))
+                add(key, Entry(f"practice:{r['practice_id']}", aco, int(r["c"]), pid, month_label(r["month"]),
+                               "cpr.monthly", memo=f"{r['mm']} attributed MM x CPR PMPM by cell + care coordination",
+                               payer_ref=p.aco.id, payee_ref=r["practice_id"]))
+            if period.kind == "year":
+                bonus, why = cpr_mod.quality_bonus(con, cp, p, year, score)
+                note(pid, "cpr.quality_bonus", why)
+                out["cpr_quality_bonus"].append(rate_table(bonus, BONUS_SCHEMA))
+                for b in bonus:
+                    add(f"cpr_bonus:{pid}:{year}", Entry(f"practice:{b['practice_id']}", aco, b["amount_cents"], pid,
+                                                         str(year), "cpr.quality_bonus", memo=why,
+                                                         payer_ref=p.aco.id, payee_ref=b["practice_id"]))
+
+        if pay.phm is not None:
+            base = keep(phm_mod.phm_base(am, p, months))
+            parts = [base]
+            if score is None:
+                note(pid, "phm", "quality_program_scores not available: PHM pays its base PMPM only")
+            if period.kind == "year":
+                ladder = phm_mod.phm_ladder(con, base, p, year, score)
+                parts.append(rate_table(ladder, phm_mod.PHM_SCHEMA))
+                for r in ladder:
+                    add(f"phm_ladder:{pid}:{year}", Entry(f"practice:{r['practice_id']}", aco, r["amount_cents"], pid,
+                                                          str(year), "phm.ladder", memo=r["note"], payer_ref=p.aco.id,
+                                                          payee_ref=r["practice_id"]))
+            out["phm_payments"].append(ibis.union(*parts, distinct=False) if len(parts) > 1 else base)
+            per = base.filter(base.month.isin(list(period_months)))
+            for r in rows_of(con, per.order_by("month", "practice_id")):
+                add(f"phm:{pid}:{month_label(r['month'])}",
+                    Entry(f"practice:{r['practice_id']}", aco, int(r["amount_cents"]), pid, month_label(r["month"]),
+                          "phm.base", memo=f"{r['member_months']} attributed MM x base PMPM",
+                          payer_ref=p.aco.id, payee_ref=r["practice_id"]))
+
+        if pay.pay_for_improvement is not None and period.kind == "year":
+            if qrates is None:
+                note(pid, "pay_for_improvement", "quality_rates not available: pay-for-improvement not computed")
+            else:
+                imp = phm_mod.improved_measures(qrates, p, year)
+                p4i = phm_mod.pay_for_improvement(phm_mod.lives_on(am, p), imp, p, year)
+                out["pay_for_improvement"].append(p4i)
+                for r in rows_of(con, p4i.order_by("practice_id")):
+                    add(f"p4i:{pid}:{year}", Entry(f"practice:{r['practice_id']}", aco, int(r["bonus_cents"]), pid,
+                                                   str(year), "phm.pay_for_improvement",
+                                                   memo=f"{r['lives']} lives x {r['measures_improved']} measures improved",
+                                                   payer_ref=p.aco.id, payee_ref=r["practice_id"]))
+
+        if pay.value_payment is not None:
+            if employer_group is None:
+                note(pid, "value_payment", "employer_group not loaded: no invoices")
+            else:
+                cost = None
+                if tmm is not None:
+                    t = tmm.filter((tmm.program_id == pid) & (tmm.performance_year == year))
+                    t = t.semi_join(am.select("member_id", "month"), ["member_id", "month"])
+                    cost = t.group_by("program_id", "month").aggregate(actual_cents=t.ffs_paid_cents.sum())
+                adj = vp_mod.adjustments(con, p, months, targets=targets, cost=cost, score=score)
+                out["value_payment_adjustments"].append(rate_table(adj, vp_mod.ADJ_SCHEMA))
+                inv = keep(vp_mod.invoices(am, employer_group, p, adj))
+                out["value_payment_invoices"].append(inv)
+                hh = fpp_mod.hospital_hsas(roster, p) if pay.fpp is not None else _any_fpp_hospitals(roster)
+                pt = vp_mod.pass_through(con, inv, am, roster, p, hh)
+                out["value_payment_pass_through"].append(rate_table(pt, vp_mod.PASS_SCHEMA))
+                per = inv.filter(inv.month.isin(list(period_months)))
+                for r in rows_of(con, per.order_by("month", "employer_id")):
+                    add(f"vp:{pid}:{month_label(r['month'])}",
+                        Entry(aco, f"employer:{r['employer_id']}", int(r["amount_cents"]), pid,
+                              month_label(r["month"]), "vp.invoice", memo=r["working"],
+                              payer_ref=r["employer_id"], payee_ref=p.aco.id))
+                for r in pt:
+                    if r["month"] not in period_months or r["pool"] == "admin" or r["rule"] == "vp.unallocated":
+                        continue
+                    add(f"vp:{pid}:{month_label(r['month'])}",
+                        Entry(r["payee"], aco, r["amount_cents"], pid, month_label(r["month"]), "vp.pass_through",
+                              memo=f"pool {r['pool']}: {r['member_months']} attributed MM", payer_ref=p.aco.id,
+                              payee_ref=r["payee"].split(":", 1)[1]))
+
+        if period.kind == "year" and tmm is not None and "completion_factors" in tables:
+            out["payment_accruals"].append(_accruals(con, p, tmm, am, year, paid_through))
+
+    return out, batches, notes, cached
+
+
+def _any_fpp_hospitals(roster: ir.Table) -> ir.Table:
+    r = roster.filter((roster.payment_model == "fpp") & roster.organization_id.notnull())
+    return r.group_by(hospital_id=r.organization_id).aggregate(hsa=r.hsa.min())
+
+
+def _accruals(con, program, tmm: ir.Table, am: ir.Table, year: int, paid_through: dt.date) -> ir.Table:
+    """IBNR reserve per month of the year: paid x (1 / completion factor - 1), half-up, where the
+    lag is the number of months from the service month to the valuation month."""
+    from allpayer.pipeline import valuation_date
+
+    val = valuation_date(paid_through)
+    t = tmm.filter((tmm.program_id == program.program_id) & (tmm.performance_year == year))
+    t = t.semi_join(am.select("member_id", "month"), ["member_id", "month"])
+    g = rows_of(con, t.group_by("month").aggregate(paid=(t.paid_cents).sum()).order_by("month"))
+    cf = con.table("completion_factors")
+    cf = cf.filter((cf.payer == program.payer) & (cf.performance_year == year))
+    factors = {int(r["lag"]): Decimal(str(r["completion_factor"])) for r in rows_of(con, cf.select("lag", "completion_factor"))}
+    rows = []
+    for r in g:
+        m = r["month"]
+        lag = (val.year - m.year) * 12 + (val.month - m.month)
+        f = factors.get(lag) if lag >= 0 else None
+        if f is None:
+            f = Decimal(1) if lag > max(factors, default=-1) else None
+        paid = int(r["paid"] or 0)
+        ibnr = apply_rate(paid, (1 / f - 1)) if f not in (None, Decimal(0)) else None
+        rows.append({"program_id": program.program_id, "performance_year": year, "payer": program.payer, "month": m,
+                     "lag": lag, "paid_cents": paid, "completion_factor": str(f) if f is not None else None,
+                     "ibnr_cents": ibnr})
+    return rate_table(rows, ACCRUAL_SCHEMA)
+
+
+def _stamp(t: ir.Table, year: int) -> ir.Table:
+    if "performance_year" not in t.columns:
+        t = t.mutate(performance_year=ibis.literal(year, "int32"))
+    return t
+
+
+def run_payments(
+    db,
+    period: PaymentPeriod,
+    *,
+    terms: Sequence | None = None,
+    store_url: str | None = None,
+    paid_through: dt.date | None = None,
+    progress: Progress | None = None,
+) -> PaymentsResult:
+    """Compute the payments of `period`, publish the tables, post the ledger (see module doc)."""
+    from allpayer import runs
+    from allpayer.inputs.load import resolve_paid_through
+    from allpayer.pipeline import _write, programs_for_year, union_aligned
+    from allpayer.store import default_store_url, open_store
+    from allpayer.terms import load_programs, programs_dir
+
+    db = Path(db)
+    if not db.exists():
+        raise RunError(f"{db}: database not found (load data and run the core stages first)")
+    term_paths = [Path(t) for t in terms] if terms else [programs_dir() / "vermont"]
+    programs = programs_for_year(load_programs(term_paths), period.year)
+    store = open_store(store_url or default_store_url(db))
+    ledger = Ledger(store)
+    with runs.begin(
+        db, kind="run", paid_through=paid_through,
+        terms={p.program_id: p.terms_version for p in programs},
+        parameters={"stage": "payments", "period": period.label, "terms": [str(t) for t in term_paths]},
+    ) as run:
+        run.paid_through = resolve_paid_through(run.con, paid_through)
+        con = run.con
+        out, batches, notes, cached = compute(con, programs, period, paid_through=run.paid_through, progress=progress)
+        res = PaymentsResult(run.run_id, period.label, period.year, [p.program_id for p in programs], notes=notes)
+        for name, parts in out.items():
+            if not parts:
+                continue
+            expr = union_aligned([_stamp(x, period.year) for x in parts])
+            if progress:
+                progress(f"{period.year}: writing {name}")
+            res.rows[name] = _write(con, name, expr, period.year, run.run_id, "performance_year")
+        res.rows["payment_notes"] = _write(con, "payment_notes", rate_table(notes, NOTE_SCHEMA) if notes else
+                                           rate_table([], NOTE_SCHEMA), period.year, run.run_id, "performance_year")
+        for t in cached:
+            t.release()
+        run.summary = {"rows": res.rows, "period": period.label, "batches": len(batches)}
+    # Posted after the snapshot is published: a failed post is repaired by re-running the period
+    # (posting is idempotent), and the ledger never references an unpublished run.
+    for key in sorted(batches):
+        before = ledger.batch_history(key)
+        prev_total = before[-1]["total_cents"] if before and before[-1]["state"] == "posted" else 0
+        r = ledger.post(key, batches[key], run_id=res.run_id)
+        total = sum(e.amount_cents for e in batches[key])
+        res.postings.append({"batch_key": key, "status": r.status, "entries": len(batches[key]),
+                             "total_cents": total, "previous_total_cents": prev_total,
+                             "prior_run_id": r.prior_run_id})
+    store.close()
+    return res

@@ -1,0 +1,170 @@
+"""Shadow claims, fixed payment performance and fixed-payment TCOC (domain.md R4).
+
+Shadow claims are the in-scope claims of fixed-payment providers: the payer prices them and pays
+0, because the fixed payment replaces FFS for them. Their value is taken at the **allowed
+amount** (the payer's FFS price for the service, member cost sharing included), the same value
+the TCOC stage gives shadow claims (``shadow_priced_cents``).
+
+A claim line is a shadow claim of a program when: its payer is the program's payer, its claim
+type and service category are in ``payments.fpp.scope``, its ``payment_arrangement`` is one of
+``scope.payment_models``, its member is attributed and eligible in the program that month, and
+its billing NPI is a roster provider of the payer under those payment models (which gives the
+hospital; lines whose billing NPI is not on the roster count under hospital ``unmatched``).
+
+    fixed payment performance = FPP paid - shadow value          (per program, and per hospital)
+    combined result           = settlement + fixed payment performance
+    fixed-payment TCOC        = FPP paid + FFS paid outside the FPP's scope   (DVHA's definition)
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import ibis
+import ibis.expr.types as ir
+
+from allpayer.payments.fpp import fpp_providers, in_scope
+
+
+def shadow_lines(lines: ir.Table, att_months: ir.Table, roster: ir.Table, program) -> ir.Table:
+    """In-scope claim lines of fixed-payment providers for the program's attributed member months."""
+    f = program.payments.fpp
+    a = att_months.filter(att_months.program_id == program.program_id).select("member_id", "month", "program_id")
+    l = lines.filter(
+        (lines.payer == program.payer)
+        & in_scope(lines, program)
+        & lines.payment_arrangement.isin(list(f.scope.payment_models))
+    )
+    l = l.join(a, [l.member_id == a.member_id, l.service_month == a.month])
+    prov = fpp_providers(roster, program)
+    l = l.left_join(prov, l.billing_npi == prov.npi)
+    return l.mutate(hospital_id=l.hospital_id.fill_null("unmatched"))
+
+
+def shadow_claims(lines: ir.Table, att_months: ir.Table, roster: ir.Table, program) -> ir.Table:
+    """``shadow_claims``: grain (program_id, hospital_id, month).
+
+    Columns: claim_lines, shadow_value_cents (allowed), paid_cents (what the payer paid on them,
+    normally 0), pricing ('allowed').
+    """
+    s = shadow_lines(lines, att_months, roster, program)
+    g = s.group_by(program_id=s.program_id, hospital_id=s.hospital_id, month=s.service_month).aggregate(
+        claim_lines=s.count().cast("int64"),
+        shadow_value_cents=s.allowed_cents.sum().cast("int64"),
+        paid_cents=s.paid_cents.sum().cast("int64"),
+    )
+    return g.mutate(pricing=ibis.literal("allowed"))
+
+
+def performance(program, fpp_payments: ir.Table, hospital_payments: ir.Table, shadow: ir.Table, year: int) -> ir.Table:
+    """``fixed_payment_performance``: grain (program_id, hospital_id, performance_year); hospital
+    'ALL' is the program total, whose FPP paid is the payer's net FPP.
+
+    Columns: months (months of FPP paid), fpp_paid_cents, shadow_value_cents, performance_cents,
+    drift (|shadow - FPP| / FPP as DECIMAL, NULL when FPP is 0), rebase_threshold, rebase_flag.
+    """
+    pid = program.program_id
+    thr = program.payments.fpp.rebase_threshold
+    thr_v = thr.value if thr is not None else None
+    p = fpp_payments.filter(fpp_payments.program_id == pid)
+    prog_paid = p.aggregate(months=p.month.nunique().cast("int64"), fpp_paid_cents=p.net_cents.sum().cast("int64"))
+    prog_paid = prog_paid.mutate(hospital_id=ibis.literal("ALL"))
+    h = hospital_payments.filter(hospital_payments.program_id == pid)
+    hosp_paid = h.group_by("hospital_id").aggregate(
+        months=h.month.nunique().cast("int64"), fpp_paid_cents=h.amount_cents.sum().cast("int64"))
+    paid = prog_paid.select("hospital_id", "months", "fpp_paid_cents").union(
+        hosp_paid.select("hospital_id", "months", "fpp_paid_cents"), distinct=False)
+    s = shadow.filter(shadow.program_id == pid)
+    sh_h = s.group_by("hospital_id").aggregate(shadow_value_cents=s.shadow_value_cents.sum().cast("int64"))
+    sh_all = s.aggregate(shadow_value_cents=s.shadow_value_cents.sum().cast("int64")).mutate(hospital_id=ibis.literal("ALL"))
+    sh = sh_h.union(sh_all.select("hospital_id", "shadow_value_cents"), distinct=False)
+    j = paid.outer_join(sh, "hospital_id")
+    hid = ibis.coalesce(j.hospital_id, j.hospital_id_right)
+    fpp = j.fpp_paid_cents.fill_null(0)
+    shv = j.shadow_value_cents.fill_null(0)
+    diff = (shv - fpp).abs()
+    drift = ibis.ifelse(fpp == 0, ibis.null("decimal(18,10)"),
+                        (diff.cast("decimal(38,10)") / fpp.cast("decimal(38,10)")).cast("decimal(18,10)"))
+    if thr_v is not None:
+        # |shadow - FPP| / FPP > threshold  <=>  |shadow - FPP| x den > num x FPP  (exact integers)
+        fr = Fraction(thr_v)
+        flag = (fpp != 0) & (diff * fr.denominator > fpp * fr.numerator)
+    else:
+        flag = ibis.literal(False)
+    return j.select(
+        program_id=ibis.literal(pid),
+        hospital_id=hid,
+        performance_year=ibis.literal(year, "int32"),
+        months=j.months.fill_null(0).cast("int64"),
+        fpp_paid_cents=fpp.cast("int64"),
+        shadow_value_cents=shv.cast("int64"),
+        performance_cents=(fpp - shv).cast("int64"),
+        drift=drift,
+        rebase_threshold=ibis.literal(str(thr_v) if thr_v is not None else None, "string"),
+        rebase_flag=flag,
+    )
+
+
+def fixed_payment_tcoc(program, fpp_payments: ir.Table, tcoc_member_month: ir.Table, att_months: ir.Table,
+                       year: int) -> ir.Table:
+    """``tcoc_fixed_payment``: grain (program_id, performance_year).
+
+    Columns: fpp_paid_cents (payer's net FPP), ffs_outside_scope_cents (what the payer paid FFS
+    for the attributed member months: shadow claims are paid 0, so this is everything outside
+    the FPP), actual_tcoc_cents = the sum, member_months, definition.
+    """
+    pid = program.program_id
+    p = fpp_payments.filter(fpp_payments.program_id == pid)
+    paid = p.aggregate(fpp_paid_cents=p.net_cents.sum().cast("int64"))
+    a = att_months.filter(att_months.program_id == pid).select("member_id", "month")
+    t = tcoc_member_month.filter((tcoc_member_month.program_id == pid) & (tcoc_member_month.performance_year == year))
+    t = t.semi_join(a, ["member_id", "month"])
+    ffs = t.aggregate(ffs_outside_scope_cents=(t.paid_cents - t.excluded_payment_cents).sum().cast("int64"))
+    mm = a.aggregate(member_months=a.count().cast("int64"))
+    j = paid.cross_join(ffs).cross_join(mm)
+    fp = j.fpp_paid_cents.fill_null(0)
+    ffs_v = j.ffs_outside_scope_cents.fill_null(0)
+    return j.select(
+        program_id=ibis.literal(pid),
+        performance_year=ibis.literal(year, "int32"),
+        member_months=j.member_months,
+        fpp_paid_cents=fp.cast("int64"),
+        ffs_outside_scope_cents=ffs_v.cast("int64"),
+        actual_tcoc_cents=(fp + ffs_v).cast("int64"),
+        definition=ibis.literal("FPP paid + FFS paid outside the FPP scope (DVHA)"),
+    )
+
+
+def combined_result(settlement_cents: int, fixed_payment_performance_cents: int) -> int:
+    """Combined result = settlement + fixed payment performance (domain.md R4), in cents.
+
+    >>> combined_result(-6_505_293_00, 8_245_865_00)   # OneCare Medicaid 2019 (domain.md T1)
+    174057200
+    """
+    return int(settlement_cents) + int(fixed_payment_performance_cents)
+
+
+def fixed_payment_performance_cents(fpp_paid_cents: int, shadow_value_cents: int) -> int:
+    """FPP paid - shadow value, in cents."""
+    return int(fpp_paid_cents) - int(shadow_value_cents)
+
+
+def combined_results(settlement: ir.Table, fixed_payment_performance: ir.Table) -> ir.Table:
+    """Join settlement results (program_id, performance_year, net_cents) with the program totals
+    of ``fixed_payment_performance`` and add ``combined_cents`` = net + performance (0 when a
+    program has no fixed payment)."""
+    f = fixed_payment_performance.filter(fixed_payment_performance.hospital_id == "ALL")
+    f = f.select("program_id", "performance_year", "performance_cents")
+    j = settlement.left_join(f, ["program_id", "performance_year"])
+    perf = j.performance_cents.fill_null(0)
+    return j.select(
+        *[c for c in settlement.columns],
+        fixed_payment_performance_cents=perf.cast("int64"),
+        combined_cents=(j.net_cents + perf).cast("int64"),
+    )
+
+
+__all__ = [
+    "shadow_lines", "shadow_claims", "performance", "fixed_payment_tcoc", "combined_result",
+    "combined_results", "fixed_payment_performance_cents",
+]

@@ -1,0 +1,745 @@
+"""The quality-measure framework: how a measure is declared, what it reads, what it returns.
+
+A measure is one module under `allpayer.quality.measures` that builds a `Measure` and passes it
+to `register`. The declaration states the measure's id (the ``quality.measures[].id`` of the
+program terms), whether it counts members or events, whether lower is better, the ages and the
+continuous-enrollment rule of its population, the value sets it reads, and whether it depends on
+substance-use diagnoses (which Medicare may redact under 42 CFR Part 2).
+
+The engine calls ``measure.compute(ctx, population)`` once per program that lists the measure:
+
+- ``ctx`` is a `MeasureContext`: the program, the measurement period, the paid-through date, the
+  program payer's claim lines, diagnoses, labs, observations, eligibility, the attributed
+  members and the value sets, all Ibis tables (nothing is computed until written);
+- ``population`` holds the attributed members of the program, one row per person: for a member
+  measure already restricted to the declared ages (on the last day of the period) and to members
+  who meet the declared continuous-enrollment rule over the period; for an event measure every
+  attributed member of the year (the measure applies its own rule around each event with
+  `continuously_enrolled`).
+
+``compute`` returns one row per member (or per event) of the measure's initial population with
+the columns of `RESULT_COLUMNS`; `conform` types them and adds the program, practice and run
+columns. The rate of a level is ``numerator / (denominator - exclusions)``: a row counts in the
+denominator when ``in_denominator``, as an exclusion when also ``excluded``, and in the
+numerator when also ``in_numerator`` and not excluded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
+
+import ibis
+import ibis.expr.types as ir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from allpayer.quality.valuesets import ValueSets
+    from allpayer.terms import ProgramTerms
+
+RATE_TYPE = "decimal(18, 10)"
+
+RESULT_COLUMNS: dict[str, str] = {
+    "person_id": "string",
+    "event_id": "string",
+    "event_date": "date",
+    "in_denominator": "boolean",
+    "excluded": "boolean",
+    "exclusion_reason": "string",
+    "in_numerator": "boolean",
+    "evidence_source": "string",
+    "evidence_id": "string",
+    "evidence_date": "date",
+    "evidence_value": "string",
+}
+"""What a measure's ``compute`` returns (missing optional columns are filled with NULL;
+``event_id`` is ``''`` for member measures)."""
+
+MEMBER_COLUMNS: dict[str, str] = {
+    "program_id": "string",
+    "person_id": "string",
+    "member_id": "string",
+    "birth_date": "date",
+    "gender": "string",
+    "age": "int64",
+    "practice_id": "string",
+    "npi": "string",
+    "tin": "string",
+    "hsa": "string",
+}
+"""The columns of ``population`` and of `MeasureContext.members`."""
+
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "program_id", "measure_id", "person_id", "event_id", "event_date", "practice_id", "npi", "tin",
+    "hsa", "in_denominator", "excluded", "exclusion_reason", "in_numerator", "evidence_source",
+    "evidence_id", "evidence_date", "evidence_value", "performance_year",
+)
+"""The columns of ``quality_measure_results`` (plus ``run_id``)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# the declaration
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """A continuous-enrollment rule: over the window the member may have at most ``max_gaps``
+    gaps in coverage, none longer than ``max_gap_days`` days, and (when ``anchor``) must be
+    enrolled on the window's last day (``"end"``). For a member measure the window is the
+    measurement year, or ``years`` years ending with it; an event measure states its own window
+    around each event and calls `continuously_enrolled`."""
+
+    max_gaps: int = 1
+    max_gap_days: int = 45
+    anchor: Literal["end"] | None = "end"
+    years: int = 1
+
+    def describe(self) -> str:
+        gaps = "no gap" if self.max_gaps == 0 else f"at most {self.max_gaps} gap(s) of up to {self.max_gap_days} days"
+        span = "the measurement year" if self.years == 1 else f"the measurement year and the {self.years - 1} before"
+        anchor = ", enrolled on the last day" if self.anchor else ""
+        return f"{span}, {gaps}{anchor}"
+
+
+HEDIS_ENROLLMENT = Enrollment()
+"""The usual HEDIS rule: one gap of up to 45 days, enrolled on 31 December."""
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One quality measure.
+
+    ``id``: the measure id used in the program terms (``quality.measures[].id``).
+    ``kind``: ``"member"`` (one result row per member) or ``"event"`` (one per ED visit or
+    discharge). ``inverse``: lower is better. ``ages``: inclusive (min, max) age on the last day of
+    the measurement period (member measures; None: any age). ``gender``: restrict to one gender.
+    ``enrollment``: the continuous-enrollment rule (None: none); ``enrollment_window``:
+    ``"year"`` (the engine applies it over the measurement year before ``compute``) or
+    ``"measure"`` (the measure applies it over its own window, e.g. the 12 months before a
+    birthday, with `MeasureContext.enrolled`). ``valuesets``: the names of the
+    value sets the measure reads (checked at load). ``depends_on_sud``: the measure needs
+    substance-use diagnoses, so a program whose claims were redacted under 42 CFR Part 2 gets
+    "not reportable: redacted data" instead of a rate. ``label``: how its rate is labelled
+    (``observed``; ``unadjusted observed`` for a local version of a risk-standardized measure;
+    ``supplied`` for results loaded as supplied). ``compute(ctx, population) -> table``.
+    """
+
+    id: str
+    name: str
+    kind: Literal["member", "event"]
+    compute: Callable[["MeasureContext", ir.Table], ir.Table]
+    inverse: bool = False
+    ages: tuple[int, int] | None = None
+    gender: Literal["male", "female"] | None = None
+    enrollment: Enrollment | None = HEDIS_ENROLLMENT
+    enrollment_window: Literal["year", "measure"] = "year"
+    valuesets: tuple[str, ...] = ()
+    depends_on_sud: bool = False
+    label: str = "observed"
+    description: str = ""
+    source: str = ""
+
+
+REGISTRY: dict[str, Measure] = {}
+
+
+def register(measure: Measure) -> Measure:
+    """Add a measure to the registry (one id, one measure)."""
+    if measure.id in REGISTRY and REGISTRY[measure.id] is not measure:
+        raise ValueError(f"quality measure {measure.id!r} is registered twice")
+    REGISTRY[measure.id] = measure
+    return measure
+
+
+def registry() -> dict[str, Measure]:
+    """Every measure module under `allpayer.quality.measures`, imported, and the registry."""
+    import importlib
+    import pkgutil
+
+    from allpayer.quality import measures
+
+    for mod in pkgutil.iter_modules(measures.__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{measures.__name__}.{mod.name}")
+    return REGISTRY
+
+
+# ------------------------------------------------------------------------------------------------
+# what a measure reads
+
+
+@dataclass
+class MeasureContext:
+    """The inputs of one program's measures (Ibis tables; see the module docstring).
+
+    ``claims``: net medical claim lines of the program payer paid through ``paid_through``, not
+    denied (`allpayer.core.claims.medical_claim_lines` columns: ``person_id``, ``claim_id``,
+    ``claim_line_number``, ``claim_type``, ``service_date``, ``service_category``,
+    ``hcpcs_code``, ``revenue_center_code``, ``place_of_service_code``, ``bill_type_code``,
+    ``diagnosis_code_1..25``, ``admission_date``, ``discharge_date``, ``rendering_npi``,
+    ``substance_use_redacted`` ...), every year loaded (measures choose their own windows).
+    ``diagnoses``: the same lines long by diagnosis (``person_id, claim_id, claim_line_number,
+    service_date, service_category, position, code``; position 1 is principal).
+    ``labs``: lab results with a numeric value (``person_id, lab_result_id, code`` (LOINC),
+    ``value`` DECIMAL, ``result_text`` (as delivered), ``units``, ``result_date``, ``source`` ('lab_result' or 'supplemental')).
+    ``observations``: (``person_id, observation_id, encounter_id, observation_date, code, value,
+    units, source``). ``pharmacy``: net pharmacy claim lines of the payer, or None.
+    ``eligibility``: the program payer's enrollment spans. ``member_months``: the program's
+    member months. ``members``: the program's attributed members of the year (`MEMBER_COLUMNS`).
+    ``redacted``: True when any of the payer's claims in the period carries
+    ``substance_use_redacted``.
+    """
+
+    program: "ProgramTerms"
+    year: int
+    paid_through: dt.date
+    claims: ir.Table
+    diagnoses: ir.Table
+    labs: ir.Table
+    observations: ir.Table
+    pharmacy: ir.Table | None
+    eligibility: ir.Table
+    member_months: ir.Table
+    members: ir.Table
+    valuesets: "ValueSets"
+    redacted: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def period_start(self) -> dt.date:
+        return dt.date(self.year, 1, 1)
+
+    @property
+    def period_end(self) -> dt.date:
+        return dt.date(self.year, 12, 31)
+
+    # value-set helpers ------------------------------------------------------------------------
+
+    def codes(self, name: str) -> ir.Table:
+        """The value set ``name`` as a table (``code_system, code, match``)."""
+        return self.valuesets.table(name)
+
+    def matcher(self, name: str, systems: Sequence[str] | None = None) -> Callable[[ir.StringValue], ir.BooleanValue]:
+        """A function telling whether a code column is in value set ``name`` (codes of the given
+        code systems; exact codes and prefixes)."""
+        return self.valuesets.matcher(name, systems)
+
+    def dx_in(self, name: str, *, principal: bool = False) -> ir.Table:
+        """Diagnosis rows whose code is in value set ``name`` (ICD-10-CM)."""
+        d = self.diagnoses
+        if principal:
+            d = d.filter(d.position == 1)
+        return d.filter(self.valuesets.matcher(name, ("icd10cm",))(d.code))
+
+    def lines_in(self, name: str) -> ir.Table:
+        """Claim lines with a HCPCS/CPT, revenue, place-of-service or bill-type code in value set
+        ``name``, or (for ICD-10-CM sets) any diagnosis in it."""
+        vs, t = self.valuesets, self.claims
+        tests = []
+        systems = vs.systems(name)
+        if systems & {"hcpcs", "cpt"}:
+            tests.append(vs.matcher(name, ("hcpcs", "cpt"))(t.hcpcs_code.fill_null("")))
+        if "revenue" in systems:
+            tests.append(vs.matcher(name, ("revenue",))(t.revenue_center_code.fill_null("")))
+        if "pos" in systems:
+            tests.append(vs.matcher(name, ("pos",))(t.place_of_service_code.fill_null("")))
+        if "bill_type" in systems:
+            tests.append(vs.matcher(name, ("bill_type",))(t.bill_type_code.fill_null("")))
+        parts = []
+        if tests:
+            cond = tests[0]
+            for x in tests[1:]:
+                cond = cond | x
+            parts.append(t.filter(cond))
+        if "icd10cm" in systems:
+            d = self.dx_in(name).select("claim_id", "claim_line_number").distinct()
+            parts.append(t.semi_join(d, ["claim_id", "claim_line_number"]))
+        if not parts:
+            return t.filter(ibis.literal(False))
+        if len(parts) == 1:
+            return parts[0]
+        return ibis.union(*parts, distinct=False).distinct()
+
+    def labs_in(self, name: str) -> ir.Table:
+        """Lab results whose LOINC is in value set ``name``."""
+        return self.labs.filter(self.valuesets.matcher(name, ("loinc",))(self.labs.code))
+
+    def observations_in(self, name: str) -> ir.Table:
+        """Observations whose LOINC is in value set ``name``."""
+        o = self.observations
+        return o.filter(self.valuesets.matcher(name, ("loinc",))(o.code))
+
+    def in_period(self, t: ir.Table, column: str, *, years: int = 1) -> ir.Table:
+        """Rows whose date ``column`` falls in the measurement year (or ``years`` years ending
+        with it)."""
+        start = dt.date(self.year - years + 1, 1, 1)
+        return t.filter((t[column] >= start) & (t[column] <= self.period_end))
+
+    def enrolled(self, t: ir.Table, start: str | dt.date, end: str | dt.date, rule: Enrollment) -> ir.Table:
+        """`continuously_enrolled` against this program's enrollment spans."""
+        return continuously_enrolled(t, self.eligibility, start, end, rule)
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+
+
+def age_on(birth_date: ir.DateValue, on: ir.DateValue | dt.date) -> ir.IntegerValue:
+    """Whole years of age on a date (birthdays count on the day)."""
+    on = ibis.literal(on) if isinstance(on, dt.date) else on
+    years = on.year() - birth_date.year()
+    before = (on.month() < birth_date.month()) | (
+        (on.month() == birth_date.month()) & (on.day() < birth_date.day())
+    )
+    return (years - ibis.ifelse(before, 1, 0)).cast("int64")
+
+
+def continuously_enrolled(
+    t: ir.Table,
+    eligibility: ir.Table,
+    start: str | dt.date,
+    end: str | dt.date,
+    rule: Enrollment,
+    *,
+    key: Sequence[str] | None = None,
+    name: str = "enrolled",
+) -> ir.Table:
+    """`t` with a boolean column ``name``: whether the person's enrollment spans cover the window
+    [start, end] under `rule`.
+
+    ``start``/``end`` are dates or names of date columns of `t` (a window per row, e.g. around an
+    event). ``eligibility`` needs ``person_id``, ``enrollment_start_date``,
+    ``enrollment_end_date``. Spans are clipped to the window and merged where they overlap or
+    touch; a gap is a run of uncovered days inside the window (before the first span, between
+    spans, after the last). The row passes when the number of gaps is at most ``rule.max_gaps``,
+    no gap is longer than ``rule.max_gap_days`` and, with ``rule.anchor == "end"``, the last day
+    is covered. A person with no span in the window fails. `key` names the columns that identify
+    a row of `t` (default: every column).
+    """
+    key = list(key or t.columns)
+    tt = t.mutate(
+        _ws=ibis.literal(start) if isinstance(start, dt.date) else t[start],
+        _we=ibis.literal(end) if isinstance(end, dt.date) else t[end],
+    )
+    w = tt.select(*key, "_ws", "_we").distinct()
+    e = eligibility.select(
+        _pid=eligibility.person_id, _s=eligibility.enrollment_start_date, _e=eligibility.enrollment_end_date
+    )
+    j = w.join(e, [w.person_id == e._pid, e._s <= w._we, e._e >= w._ws])
+    j = j.mutate(_cs=ibis.greatest(j._s, j._ws), _ce=ibis.least(j._e, j._we))
+    grp = [j[k] for k in key]
+    order = [j._cs, j._ce]
+    prev_end = j._ce.max().over(ibis.window(group_by=grp, order_by=order, rows=(None, -1)))
+    # Leading gap: from the window start to the first span; inner gaps: after the furthest end so far.
+    gap = ibis.ifelse(
+        prev_end.isnull(),
+        j._cs.delta(j._ws, unit="day"),
+        ibis.greatest(j._cs.delta(prev_end, unit="day") - 1, 0),
+    )
+    g = j.mutate(_gap=gap)
+    per = g.group_by(key).aggregate(
+        _gaps=(g._gap > 0).sum(),
+        _longest=g._gap.max(),
+        _last=g._ce.max(),
+        _we1=g._we.max(),
+    )
+    trailing = per._we1.delta(per._last, unit="day")
+    per = per.mutate(
+        _gaps=per._gaps + ibis.ifelse(trailing > 0, 1, 0),
+        _longest=ibis.greatest(per._longest, trailing),
+    )
+    ok = (per._gaps <= rule.max_gaps) & ((per._gaps == 0) | (per._longest <= rule.max_gap_days))
+    if rule.anchor == "end":
+        ok = ok & (trailing == 0)
+    per = per.select(*key, **{name: ok})
+    out = t.left_join(per, key)
+    out = out.select(*t.columns, **{name: out[name].fill_null(False)})
+    return out
+
+
+def conform(results: ir.Table, measure: Measure, population: ir.Table, program_id: str, year: int) -> ir.Table:
+    """A measure's result rows with the types of `RESULT_COLUMNS`, the program, measure, practice
+    (from the attributed members) and year: the rows of ``quality_measure_results``.
+
+    ``in_numerator`` and ``excluded`` are forced false outside the denominator, and
+    ``in_numerator`` is forced false for an excluded row, so the counts always reconcile.
+    """
+    cols = {}
+    for c, typ in RESULT_COLUMNS.items():
+        if c in results.columns:
+            cols[c] = results[c].cast(typ)
+        elif c == "event_id":
+            cols[c] = ibis.literal("")
+        else:
+            cols[c] = ibis.null(typ)
+    r = results.select(**cols)
+    den = r.in_denominator.fill_null(False)
+    exc = den & r.excluded.fill_null(False)
+    num = den & ~exc & r.in_numerator.fill_null(False)
+    r = r.mutate(in_denominator=den, excluded=exc, in_numerator=num)
+    m = population.select(
+        _pid=population.person_id, practice_id=population.practice_id, npi=population.npi,
+        tin=population.tin, hsa=population.hsa,
+    )
+    j = r.left_join(m, r.person_id == m._pid)
+    return j.select(
+        program_id=ibis.literal(program_id),
+        measure_id=ibis.literal(measure.id),
+        person_id=j.person_id,
+        event_id=j.event_id.fill_null(""),
+        event_date=j.event_date,
+        practice_id=j.practice_id,
+        npi=j.npi,
+        tin=j.tin,
+        hsa=j.hsa,
+        in_denominator=j.in_denominator,
+        excluded=j.excluded,
+        exclusion_reason=j.exclusion_reason,
+        in_numerator=j.in_numerator,
+        evidence_source=j.evidence_source,
+        evidence_id=j.evidence_id,
+        evidence_date=j.evidence_date,
+        evidence_value=j.evidence_value,
+        performance_year=ibis.literal(year, "int32"),
+    )
+
+
+LEVELS = ("aco", "program", "practice", "hsa")
+
+
+def rates(
+    results: ir.Table,
+    *,
+    inverse: Callable[[str], bool] | dict[str, bool],
+    min_denominator: dict[str, int] | int = 0,
+    certified: dict[str, bool] | None = None,
+    labels: dict[str, str] | None = None,
+    not_reportable: dict[tuple[str, str], str] | None = None,
+    aco_id: str = "aco",
+) -> ir.Table:
+    """Rates with counts by level from ``quality_measure_results`` rows.
+
+    Levels: ``program`` (level_id = program_id), ``practice``, ``hsa`` and ``aco`` (all programs
+    together, program_id ``'ALL'``, level_id `aco_id`). ``rate = numerator / (denominator -
+    exclusions)`` as DECIMAL(18,10) (NULL when nothing is left). ``small_denominator`` is true
+    when ``denominator - exclusions`` is below the program's minimum (`min_denominator`, by
+    program id). ``not_reportable`` maps (program_id, measure_id) to a reason: the rate is NULL
+    and the reason is the row's ``note`` (the aco level of such a measure is not reportable either).
+    """
+    r = results.mutate(
+        _d=results.in_denominator.cast("int64"),
+        _x=(results.in_denominator & results.excluded).cast("int64"),
+        _n=results.in_numerator.cast("int64"),
+    )
+    parts = []
+    for level in LEVELS:
+        if level == "aco":
+            g = r.mutate(_prog=ibis.literal("ALL"), _lid=ibis.literal(aco_id))
+        elif level == "program":
+            g = r.mutate(_prog=r.program_id, _lid=r.program_id)
+        else:
+            col = "practice_id" if level == "practice" else "hsa"
+            g = r.mutate(_prog=r.program_id, _lid=r[col].fill_null("(none)"))
+        parts.append(
+            g.group_by(program_id=g._prog, measure_id=g.measure_id, level_id=g._lid,
+                       performance_year=g.performance_year)
+            .aggregate(denominator=g._d.sum(), exclusions=g._x.sum(), numerator=g._n.sum())
+            .mutate(level=ibis.literal(level))
+        )
+    out = ibis.union(*parts, distinct=False)
+    eligible = out.denominator - out.exclusions
+    rate = ibis.ifelse(
+        eligible > 0,
+        out.numerator.cast(RATE_TYPE) / eligible.cast(RATE_TYPE),
+        ibis.null(RATE_TYPE),
+    ).cast(RATE_TYPE)
+    inv = inverse if isinstance(inverse, dict) else None
+    inv_expr = _lookup(out.measure_id, inv, False) if inv is not None else ibis.literal(False)
+    if isinstance(min_denominator, dict):
+        min_d = _lookup(out.program_id, {k: int(v) for k, v in min_denominator.items()}, 0, "int64")
+        if min_denominator:
+            min_d = ibis.ifelse(out.program_id == "ALL", max(min_denominator.values()), min_d)
+    else:
+        min_d = ibis.literal(int(min_denominator))
+    cert = _lookup(out.measure_id, certified or {}, False)
+    label = _lookup(out.measure_id, labels or {}, "observed", "string")
+    nr = not_reportable or {}
+    note = ibis.null("string")
+    blocked = ibis.literal(False)
+    for (prog, mid), reason in nr.items():
+        hit = (out.measure_id == mid) & ((out.program_id == prog) | (out.program_id == "ALL"))
+        note = ibis.ifelse(hit, ibis.literal(reason), note)
+        blocked = blocked | hit
+    return out.select(
+        "program_id", "measure_id", "level", "level_id", "performance_year",
+        denominator=out.denominator.cast("int64"),
+        exclusions=out.exclusions.cast("int64"),
+        numerator=out.numerator.cast("int64"),
+        rate=ibis.ifelse(blocked, ibis.null(RATE_TYPE), rate),
+        inverse=inv_expr,
+        small_denominator=eligible < min_d,
+        certified=cert,
+        label=label,
+        reportable=~blocked,
+        note=note,
+    )
+
+
+def _lookup(col: ir.Value, mapping: dict, default, typ: str = "boolean") -> ir.Value:
+    expr = ibis.literal(default, typ)
+    for k, v in mapping.items():
+        expr = ibis.ifelse(col == k, ibis.literal(v, typ), expr)
+    return expr
+
+
+def exact_rate(numerator: int, denominator: int, exclusions: int = 0) -> Decimal | None:
+    """The rate as an exact Decimal (the figure tests compare with), or None when empty."""
+    eligible = denominator - exclusions
+    if eligible <= 0:
+        return None
+    return Decimal(numerator) / Decimal(eligible)
+
+
+# ------------------------------------------------------------------------------------------------
+# building the context from loaded tables
+
+DX_COLUMNS = tuple(f"diagnosis_code_{i}" for i in range(1, 26))
+SUPPLEMENTAL_SOURCE = "supplemental"
+"""``labs.source`` of a supplemental result: a ``lab_result`` row whose ``data_source`` starts
+with ``supplemental`` (e.g. ``supplemental:practice-ehr``), or a row of ``supplemental_lab_result``."""
+
+
+def _numeric(text: ir.StringValue) -> ir.Value:
+    v = text.strip()
+    ok = v.re_search(r"^[+-]?([0-9]{1,13}(\.[0-9]{0,4})?|\.[0-9]{1,4})$")
+    return ibis.ifelse(ok, v.try_cast("decimal(18, 4)"), ibis.null("decimal(18, 4)"))
+
+
+def lab_values(lab_result: ir.Table) -> ir.Table:
+    """Lab results with a numeric value: ``person_id, lab_result_id, code, value, result_text,
+    units, result_date, source``. The code is the normalized LOINC, else the source code; a result that
+    is not a number is left out here (the loader quarantines it)."""
+    t = lab_result
+    code = t.normalized_code.fill_null(t.source_code) if "normalized_code" in t.columns else t.source_code
+    units = t.normalized_units.fill_null(t.source_units) if "normalized_units" in t.columns else t.source_units
+    ds = t.data_source.fill_null("").lower() if "data_source" in t.columns else ibis.literal("")
+    out = t.select(
+        person_id=t.person_id,
+        lab_result_id=t.lab_result_id,
+        code=code,
+        value=_numeric(t.result.cast("string")),
+        result_text=t.result.cast("string").strip(),
+        units=units,
+        result_date=t.result_date,
+        source=ibis.ifelse(ds.startswith(SUPPLEMENTAL_SOURCE), SUPPLEMENTAL_SOURCE, "lab_result"),
+    )
+    return out.filter(out.value.notnull())
+
+
+def observation_values(observation: ir.Table, claims: ir.Table | None = None) -> ir.Table:
+    """Observations with a numeric value: ``person_id, observation_id, encounter_id,
+    observation_date, code, value, units, setting, source``. ``setting`` is ``inpatient`` or
+    ``ed`` when the observation's encounter is a claim of that service category (from `claims`),
+    else NULL."""
+    t = observation
+    code = t.normalized_code.fill_null(t.source_code) if "normalized_code" in t.columns else t.source_code
+    units = t.normalized_units.fill_null(t.source_units) if "normalized_units" in t.columns else t.source_units
+    out = t.select(
+        person_id=t.person_id,
+        observation_id=t.observation_id,
+        encounter_id=t.encounter_id,
+        observation_date=t.observation_date,
+        code=code,
+        value=_numeric(t.result.cast("string")),
+        units=units,
+        source=ibis.literal("observation"),
+    )
+    out = out.filter(out.value.notnull())
+    if claims is None:
+        return out.mutate(setting=ibis.null("string"))
+    acute = claims.filter(claims.service_category.isin(["inpatient", "ed"]))
+    acute = acute.group_by(_cid=acute.claim_id).aggregate(
+        _setting=ibis.ifelse((acute.service_category == "inpatient").any(), "inpatient", "ed")
+    )
+    j = out.left_join(acute, out.encounter_id == acute._cid)
+    return j.select(*out.columns, setting=j._setting)
+
+
+def diagnoses_long(claims: ir.Table) -> ir.Table:
+    """Claim lines long by diagnosis position (1 = principal): ``person_id, claim_id,
+    claim_line_number, service_date, service_category, position, code``."""
+    parts = []
+    for i, c in enumerate(DX_COLUMNS, start=1):
+        if c in claims.columns:
+            parts.append(
+                claims.select(
+                    "person_id", "claim_id", "claim_line_number", "service_date", "service_category",
+                    position=ibis.literal(i, "int32"), code=claims[c].upper().replace(".", ""),
+                )
+            )
+    out = ibis.union(*parts, distinct=False)
+    return out.filter(out.code.notnull())
+
+
+def build_context(
+    program: "ProgramTerms",
+    year: int,
+    paid_through: dt.date,
+    *,
+    medical_claim: ir.Table,
+    eligibility: ir.Table,
+    attribution: ir.Table,
+    member_months: ir.Table,
+    valuesets: "ValueSets",
+    lab_result: ir.Table | None = None,
+    observation: ir.Table | None = None,
+    pharmacy_claim: ir.Table | None = None,
+    supplemental: ir.Table | None = None,
+    extra: dict | None = None,
+    keep: Callable[[str, ir.Table], ir.Table] | None = None,
+) -> MeasureContext:
+    """The `MeasureContext` of one program from loaded tables (input contract columns;
+    ``attribution`` and ``member_months`` as written by `allpayer run`).
+
+    Claims are netted as of `paid_through` (`core.claims.medical_claim_lines`) and restricted to
+    the program payer's lines that are not denied. Labs, observations and supplemental results are
+    the person's from any source. ``members`` are the program's members attributed in any month
+    of `year`, with the practice of their latest attributed month.
+
+    `keep(name, table) -> table` is applied to each table as it is built (`run_quality` stores
+    them as temporary tables, so that the claims are netted once, not once per reference).
+    """
+    from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
+
+    keep = keep or (lambda name, t: t)
+    payer = program.payer
+    all_lines = medical_claim_lines(medical_claim, paid_through)
+    lines = all_lines.filter(all_lines.payer == payer)
+    if "claim_status" in lines.columns:
+        lines = lines.filter(lines.claim_status.fill_null("paid") != "denied")
+    lines = keep("claims", lines)
+    rx = None
+    if pharmacy_claim is not None:
+        rx = pharmacy_claim_lines(pharmacy_claim, paid_through)
+        rx = keep("pharmacy", rx.filter(rx.payer == payer))
+    labs_parts = []
+    if lab_result is not None:
+        labs_parts.append(lab_values(lab_result))
+    if supplemental is not None:
+        s = lab_values(supplemental)
+        labs_parts.append(s.mutate(source=ibis.literal(SUPPLEMENTAL_SOURCE)))
+    if labs_parts:
+        labs = ibis.union(*labs_parts, distinct=False)
+    else:
+        labs = ibis.memtable(
+            {"person_id": [], "lab_result_id": [], "code": [], "value": [], "result_text": [], "units": [],
+             "result_date": [], "source": []},
+            schema={"person_id": "string", "lab_result_id": "string", "code": "string", "value": "decimal(18, 4)",
+                    "result_text": "string", "units": "string", "result_date": "date", "source": "string"},
+        )
+    if observation is not None:
+        # The setting of a reading comes from the claim rows of its encounter (any payer).
+        rows = medical_claim.select("claim_id", "claim_type", "bill_type_code", "revenue_center_code",
+                                    "place_of_service_code", "hcpcs_code")
+        obs = observation_values(observation, rows.mutate(service_category=_category(rows)))
+    else:
+        obs = ibis.memtable(
+            {k: [] for k in ("person_id", "observation_id", "encounter_id", "observation_date", "code", "value",
+                             "units", "source", "setting")},
+            schema={"person_id": "string", "observation_id": "string", "encounter_id": "string",
+                    "observation_date": "date", "code": "string", "value": "decimal(18, 4)", "units": "string",
+                    "source": "string", "setting": "string"},
+        )
+    elig = eligibility.filter(eligibility.payer == payer)
+    elig = elig.filter(elig.plan.isin(list(program.population.plans)))
+    if program.population.group_ids:
+        elig = elig.filter(elig.group_id.isin(list(program.population.group_ids)))
+    mm = member_months.filter((member_months.program_id == program.program_id)
+                              & (member_months.performance_year == year))
+    members = attributed_members(attribution, mm, program.program_id, year)
+    start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    red = False
+    if "substance_use_redacted" in lines.columns:
+        hit = lines.filter(lines.substance_use_redacted.fill_null(False)
+                           & (lines.service_date >= start) & (lines.service_date <= end))
+        red = bool(hit.count().to_pyarrow().as_py())
+    return MeasureContext(
+        program=program, year=year, paid_through=paid_through, claims=lines,
+        diagnoses=keep("diagnoses", diagnoses_long(lines)), labs=keep("labs", labs),
+        observations=keep("observations", obs), pharmacy=rx, eligibility=keep("eligibility", elig),
+        member_months=keep("member_months", mm), members=keep("members", members),
+        valuesets=valuesets, redacted=red, extra=dict(extra or {}),
+    )
+
+
+def _category(t: ir.Table) -> ir.StringValue:
+    from allpayer.core.claims import service_category
+
+    return service_category(t)
+
+
+def attributed_members(attribution: ir.Table, member_months: ir.Table, program_id: str, year: int) -> ir.Table:
+    """The program's members attributed in any month of `year` (`MEMBER_COLUMNS`), with the
+    practice, NPI, TIN and HSA of the latest attributed month and age on 31 December."""
+    a = attribution.filter((attribution.program_id == program_id) & (attribution.performance_year == year)
+                           & attribution.attributed)
+    w = ibis.window(group_by=a.person_id, order_by=[ibis.desc(a.month), a.member_id])
+    a = a.mutate(_rn=ibis.row_number().over(w))
+    a = a.filter(a._rn == 0)
+    mm = member_months
+    w2 = ibis.window(group_by=mm.person_id, order_by=[ibis.desc(mm.month), mm.member_id])
+    demo = mm.mutate(_rn=ibis.row_number().over(w2))
+    demo = demo.filter(demo._rn == 0).select(_pid="person_id", _birth="birth_date", _sex="sex")
+    j = a.left_join(demo, a.person_id == demo._pid)
+    return j.select(
+        program_id=ibis.literal(program_id),
+        person_id=j.person_id,
+        member_id=j.member_id,
+        birth_date=j._birth,
+        gender=j._sex,
+        age=age_on(j._birth, dt.date(year, 12, 31)),
+        practice_id=j.practice_id,
+        npi=j.npi,
+        tin=j.tin,
+        hsa=j.hsa,
+    )
+
+
+def population_for(measure: Measure, ctx: MeasureContext) -> ir.Table:
+    """The population a measure's ``compute`` receives (see the module docstring)."""
+    pop = ctx.members
+    if measure.kind != "member":
+        return pop
+    if measure.ages is not None:
+        lo, hi = measure.ages
+        pop = pop.filter((pop.age >= lo) & (pop.age <= hi))
+    if measure.gender is not None:
+        pop = pop.filter(pop.gender == measure.gender)
+    if measure.enrollment is not None and measure.enrollment_window == "year":
+        rule = measure.enrollment
+        start = dt.date(ctx.year - rule.years + 1, 1, 1)
+        pop = continuously_enrolled(pop, ctx.eligibility, start, ctx.period_end, rule, key=["person_id"])
+        pop = pop.filter(pop.enrolled).drop("enrolled")
+    return pop
+
+
+def evaluate(measure: Measure, ctx: MeasureContext) -> ir.Table:
+    """Run one measure for one program: the conformed ``quality_measure_results`` rows."""
+    missing = [v for v in measure.valuesets if v not in ctx.valuesets]
+    if missing:
+        from allpayer.errors import RunError
+
+        raise RunError(f"measure {measure.id}: value set(s) {', '.join(missing)} not found")
+    pop = population_for(measure, ctx)
+    return conform(measure.compute(ctx, pop), measure, ctx.members, ctx.program.program_id, ctx.year)
+
+
+
+def keeper(con, prefix: str) -> Callable[[str, ir.Table], ir.Table]:
+    """A `build_context` ``keep`` that stores each table as a temporary table of `con`."""
+
+    def keep(name: str, t: ir.Table) -> ir.Table:
+        return con.create_table(f"{prefix}_{name}", t, temp=True, overwrite=True)
+
+    return keep

@@ -1,0 +1,133 @@
+"""Shadow claims, fixed payment performance, fixed-payment TCOC, combined result (domain.md R4).
+
+Worked examples: OneCare's published Medicaid results (domain.md T1, T5; sources S2, S3) and the
+synthetic VMNG example T7 (domain.md §4, rule from S4).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from allpayer.payments import fpp, shadow
+
+from .helpers import CON, JAN, att_months, many_months, program, rows, table
+
+DOLLAR = 100
+
+
+@pytest.mark.parametrize(
+    "settlement, fpp_performance, combined",
+    [
+        (-6_505_293, 8_245_865, 1_740_572),  # OneCare Medicaid PY2019 (S2; domain.md T1)
+        (11_621_236, 43_738_036, 55_359_272),  # OneCare Medicaid PY2020 (S3; domain.md T5)
+    ],
+)
+def test_onecare_published_identities(settlement, fpp_performance, combined):
+    assert shadow.combined_result(settlement * DOLLAR, fpp_performance * DOLLAR) == combined * DOLLAR
+
+
+def test_combined_results_table_adds_the_program_total_only():
+    settle = table([{"program_id": "vt-2019-medicaid", "performance_year": 2019, "net_cents": -6_505_293 * DOLLAR},
+                    {"program_id": "vt-2019-medicare", "performance_year": 2019, "net_cents": 11_059_786 * DOLLAR}],
+                   {"program_id": "string", "performance_year": "int32", "net_cents": "int64"})
+    perf = table([
+        {"program_id": "vt-2019-medicaid", "hospital_id": "ALL", "performance_year": 2019,
+         "performance_cents": 8_245_865 * DOLLAR},
+        {"program_id": "vt-2019-medicaid", "hospital_id": "org-a", "performance_year": 2019,
+         "performance_cents": 1 * DOLLAR},
+    ], {"program_id": "string", "hospital_id": "string", "performance_year": "int32", "performance_cents": "int64"})
+    got = rows(shadow.combined_results(settle, perf), key=lambda r: r["program_id"])
+    # Medicaid: -6,505,293 + 8,245,865 = 1,740,572 (S2); Medicare has no FPP performance (S2 shows $0)
+    assert [(r["program_id"], r["combined_cents"]) for r in got] == [
+        ("vt-2019-medicaid", 1_740_572 * DOLLAR), ("vt-2019-medicare", 11_059_786 * DOLLAR)]
+
+
+def t7_program(threshold="0.05"):
+    def edit(d):
+        f = d["payments"]["fpp"]
+        f["pmpm_by_cell"] = {c: "150.00" for c in f["pmpm_by_cell"]}
+        f["withhold"] = "0"
+        f["rebase_threshold"] = threshold
+        d["settlement"]["quality_modifiers"] = []
+        d["settlement"]["steps"].remove("quality_modifier")
+
+    return program(edit=edit)
+
+
+def test_t7_vmng_fixed_payment_tcoc_performance_and_combined():
+    """domain.md T7: 114,000 MM x $150 = $17.1M FPP; FFS outside FPP $27.0M -> A = $44.1M;
+    shadow claims $16.2M -> FPP performance +$0.9M; with the ACO's $1,368,000 (3% cap, settled
+    by the settlement engine) the combined result is $2.268M."""
+    p = t7_program()
+    am = many_months(114_000, JAN, "adult_parent")
+    fp = fpp.payer_payments(am, p, [JAN])
+    (only,) = rows(fp)
+    assert (only["member_months"], only["net_cents"]) == (114_000, 17_100_000 * DOLLAR)
+    hp = table([{"program_id": "vt-2024-medicaid", "month": JAN, "hospital_id": "org-a", "amount_cents": 17_100_000 * DOLLAR}],
+               {"program_id": "string", "month": "date", "hospital_id": "string", "amount_cents": "int64"})
+    sh = table([{"program_id": "vt-2024-medicaid", "hospital_id": "org-a", "month": JAN,
+                 "shadow_value_cents": 16_200_000 * DOLLAR}],
+               {"program_id": "string", "hospital_id": "string", "month": "date", "shadow_value_cents": "int64"})
+    perf = {r["hospital_id"]: r for r in rows(shadow.performance(p, fp, hp, sh, 2024))}
+    assert perf["ALL"]["performance_cents"] == 900_000 * DOLLAR
+    assert perf["org-a"]["performance_cents"] == 900_000 * DOLLAR
+    # |16.2 - 17.1| / 17.1 = 5.26% > 5%: the rebase flag is raised
+    assert perf["ALL"]["rebase_flag"] is True and str(perf["ALL"]["drift"]).startswith("0.0526315")
+    # FFS paid outside the FPP scope: $27.0M over the same member months (one member carries it)
+    tmm = table([{"program_id": "vt-2024-medicaid", "performance_year": 2024, "member_id": "m0", "month": JAN,
+                  "paid_cents": 27_000_000 * DOLLAR, "excluded_payment_cents": 0}],
+                {"program_id": "string", "performance_year": "int32", "member_id": "string", "month": "date",
+                 "paid_cents": "int64", "excluded_payment_cents": "int64"})
+    (tc,) = rows(shadow.fixed_payment_tcoc(p, fp, tmm, am, 2024))
+    assert (tc["fpp_paid_cents"], tc["ffs_outside_scope_cents"], tc["actual_tcoc_cents"]) == (
+        17_100_000 * DOLLAR, 27_000_000 * DOLLAR, 44_100_000 * DOLLAR)
+    target = 114_000 * 400 * DOLLAR  # T = 114,000 MM x $400 = $45.6M
+    assert target - tc["actual_tcoc_cents"] == 1_500_000 * DOLLAR  # G = $1.5M (3.29%)
+    assert shadow.combined_result(1_368_000 * DOLLAR, perf["ALL"]["performance_cents"]) == 2_268_000 * DOLLAR
+
+
+def test_rebase_flag_stays_down_inside_the_threshold():
+    p = t7_program()
+    am = many_months(10, JAN, "adult_parent")  # FPP 10 x $150 = $1,500
+    fp = fpp.payer_payments(am, p, [JAN])
+    hp = table([], {"program_id": "string", "month": "date", "hospital_id": "string", "amount_cents": "int64"})
+    sh = table([{"program_id": "vt-2024-medicaid", "hospital_id": "org-a", "month": JAN, "shadow_value_cents": 1_575_00}],
+               {"program_id": "string", "hospital_id": "string", "month": "date", "shadow_value_cents": "int64"})
+    perf = {r["hospital_id"]: r for r in rows(shadow.performance(p, fp, hp, sh, 2024))}
+    # |1,575 - 1,500| / 1,500 = 5% exactly: not past the threshold
+    assert perf["ALL"]["rebase_flag"] is False and perf["ALL"]["performance_cents"] == -75_00
+    # a hospital with shadow claims but no fixed payment shows them with FPP 0 and no drift
+    assert perf["org-a"]["fpp_paid_cents"] == 0 and perf["org-a"]["drift"] is None
+
+
+LINE = {"payer": "string", "claim_type": "string", "service_category": "string", "payment_arrangement": "string",
+        "member_id": "string", "service_month": "date", "billing_npi": "string", "allowed_cents": "int64",
+        "paid_cents": "int64"}
+ROSTER = {"npi": "string", "payer": "string", "payment_model": "string", "organization_id": "string", "hsa": "string"}
+
+
+def test_shadow_claims_are_in_scope_fpp_lines_of_attributed_members_priced_at_allowed():
+    p = program()
+    am = att_months([("a", JAN, "child", "pr", "x")])
+    roster = table([{"npi": "1", "payer": "medicaid", "payment_model": "fpp", "organization_id": "org-a", "hsa": "x"}], ROSTER)
+
+    def line(**kw):
+        base = {"payer": "medicaid", "claim_type": "institutional", "service_category": "inpatient",
+                "payment_arrangement": "fpp", "member_id": "a", "service_month": JAN, "billing_npi": "1",
+                "allowed_cents": 1000_00, "paid_cents": 0}
+        return {**base, **kw}
+
+    lines = table([
+        line(),
+        line(billing_npi="9", allowed_cents=50_00),              # not on the roster: 'unmatched'
+        line(payment_arrangement="ffs", allowed_cents=7_00, paid_cents=7_00),  # paid FFS: not shadow
+        line(service_category="snf"),                            # outside the FPP scope
+        line(member_id="b"),                                     # not attributed
+        line(service_month=dt.date(2024, 2, 1)),                 # member not attributed in February
+        line(payer="medicare"),                                  # another payer
+    ], LINE)
+    got = rows(shadow.shadow_claims(lines, am, roster, p), key=lambda r: r["hospital_id"])
+    assert [(r["hospital_id"], r["claim_lines"], r["shadow_value_cents"], r["paid_cents"], r["pricing"]) for r in got] == [
+        ("org-a", 1, 1000_00, 0, "allowed"), ("unmatched", 1, 50_00, 0, "allowed")]

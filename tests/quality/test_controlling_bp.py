@@ -1,0 +1,104 @@
+"""Controlling high blood pressure: hand-made patients, one per rule.
+
+"Hypertensive" means I10 on claims on two different dates (2023 or 2024). Readings are vitals
+(LOINC 8480-6 / 8462-4) unless a CPT II code is named."""
+
+from __future__ import annotations
+
+import pytest
+
+from .helpers import D, World
+
+Y = 2024
+
+
+def born(age: int):
+    return D(Y - age, 6, 15)
+
+
+def htn(w: World, pid: str, age: int = 60, gender: str = "female", **kw) -> str:
+    w.person(pid, born(age), gender, **kw)
+    w.claim(pid, D(Y - 1, 11, 1), dx=("I10",))
+    w.claim(pid, D(Y, 2, 1), dx=("I10",))
+    return pid
+
+
+@pytest.fixture(scope="module")
+def res():
+    w = World()
+    w.person("one_dx", born(60)); w.claim("one_dx", D(Y, 2, 1), dx=("I10",)); w.bp("one_dx", D(Y, 5, 1), 120, 70)
+    htn(w, "age_17", 17); htn(w, "age_18", 18); htn(w, "age_85", 85); htn(w, "age_86", 86)
+    # numerator
+    htn(w, "controlled"); w.bp("controlled", D(Y, 3, 1), 150, 95); w.bp("controlled", D(Y, 9, 1), 139, 89)
+    htn(w, "sys_140"); w.bp("sys_140", D(Y, 9, 1), 140, 80)
+    htn(w, "dia_90"); w.bp("dia_90", D(Y, 9, 1), 130, 90)
+    htn(w, "lowest_of_day"); w.bp("lowest_of_day", D(Y, 9, 1), 150, 80); w.bp("lowest_of_day", D(Y, 9, 1), 135, 92)
+    htn(w, "old_good_new_bad"); w.bp("old_good_new_bad", D(Y, 3, 1), 120, 70); w.bp("old_good_new_bad", D(Y, 9, 1), 145, 70)
+    htn(w, "no_reading")
+    htn(w, "ed_reading_ignored"); w.bp("ed_reading_ignored", D(Y, 3, 1), 150, 95)
+    ed = w.claim("ed_reading_ignored", D(Y, 9, 1), hcpcs="99284", pos="23", dx=("R51",))
+    w.bp("ed_reading_ignored", D(Y, 9, 1), 120, 70, encounter=ed)
+    htn(w, "inpatient_reading_ignored"); w.bp("inpatient_reading_ignored", D(Y, 3, 1), 120, 70)
+    ip = w.claim("inpatient_reading_ignored", D(Y, 9, 1), claim_type="institutional", bill_type="111", pos=None, dx=("I10",))
+    w.bp("inpatient_reading_ignored", D(Y, 9, 1), 160, 100, encounter=ip)
+    htn(w, "cpt2_controlled"); w.claim("cpt2_controlled", D(Y, 9, 1), hcpcs="3075F", dx=("I10",))
+    w.claim("cpt2_controlled", D(Y, 9, 1), hcpcs="3079F", dx=("I10",))
+    htn(w, "cpt2_high"); w.claim("cpt2_high", D(Y, 9, 1), hcpcs="3077F", dx=("I10",))
+    w.claim("cpt2_high", D(Y, 9, 1), hcpcs="3078F", dx=("I10",))
+    htn(w, "only_systolic"); w.claim("only_systolic", D(Y, 9, 1), hcpcs="3074F", dx=("I10",))
+    # period
+    htn(w, "reading_next_year"); w.bp("reading_next_year", D(Y, 6, 1), 150, 95); w.bp("reading_next_year", D(Y + 1, 1, 1), 120, 70)
+    htn(w, "reading_dec_31"); w.bp("reading_dec_31", D(Y, 6, 1), 150, 95); w.bp("reading_dec_31", D(Y, 12, 31), 120, 70)
+    htn(w, "reading_prior_year"); w.bp("reading_prior_year", D(Y - 1, 12, 31), 120, 70)
+    # exclusions
+    htn(w, "esrd"); w.claim("esrd", D(Y - 1, 3, 1), dx=("N186",))
+    htn(w, "pregnant"); w.claim("pregnant", D(Y, 5, 1), dx=("Z3401",))
+    htn(w, "hospice"); w.claim("hospice", D(Y, 5, 1), hcpcs="Q5002")
+    htn(w, "frail_81", 81); w.claim("frail_81", D(Y, 5, 1), dx=("W19XXXA",)); w.claim("frail_81", D(Y, 6, 1), hcpcs="E0135")
+    htn(w, "frail_80", 80); w.claim("frail_80", D(Y, 5, 1), dx=("W19XXXA",)); w.claim("frail_80", D(Y, 6, 1), hcpcs="E0135")
+    return w.results("cbp")
+
+
+def test_denominator_and_ages(res):
+    assert "one_dx" not in res
+    assert "age_17" not in res and "age_86" not in res
+    assert res["age_18"]["in_denominator"] and res["age_85"]["in_denominator"]
+
+
+def test_numerator(res):
+    assert res["controlled"]["in_numerator"] and res["controlled"]["evidence_value"] == "139/89"
+    assert not res["sys_140"]["in_numerator"]
+    assert not res["dia_90"]["in_numerator"]
+    # lowest systolic (135) and lowest diastolic (80) of the most recent date
+    assert res["lowest_of_day"]["in_numerator"] and res["lowest_of_day"]["evidence_value"] == "135/80"
+    assert not res["old_good_new_bad"]["in_numerator"]
+    assert not res["no_reading"]["in_numerator"] and res["no_reading"]["evidence_source"] == "none"
+
+
+def test_inpatient_and_ed_readings_are_ignored(res):
+    assert not res["ed_reading_ignored"]["in_numerator"]
+    assert res["ed_reading_ignored"]["evidence_date"] == D(Y, 3, 1)
+    assert res["inpatient_reading_ignored"]["in_numerator"]
+    assert res["inpatient_reading_ignored"]["evidence_date"] == D(Y, 3, 1)
+
+
+def test_cpt_ii_readings(res):
+    assert res["cpt2_controlled"]["in_numerator"] and res["cpt2_controlled"]["evidence_source"] == "medical_claim"
+    assert not res["cpt2_high"]["in_numerator"]
+    assert not res["only_systolic"]["in_numerator"]  # no diastolic on the most recent date
+
+
+def test_period_boundaries(res):
+    assert not res["reading_next_year"]["in_numerator"]
+    assert res["reading_dec_31"]["in_numerator"]
+    assert not res["reading_prior_year"]["in_numerator"]
+
+
+@pytest.mark.parametrize("pid,reason", [("esrd", "esrd_dialysis_transplant"), ("pregnant", "pregnancy"),
+                                        ("hospice", "hospice"), ("frail_81", "frailty_81plus")])
+def test_exclusions(res, pid, reason):
+    assert res[pid]["excluded"] and res[pid]["exclusion_reason"] == reason and not res[pid]["in_numerator"]
+
+
+def test_frailty_alone_below_81_does_not_exclude(res):
+    assert not res["frail_80"]["excluded"]

@@ -1,0 +1,86 @@
+"""The shared event helpers: one event per window, direct transfers merged into one stay."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from allpayer.quality.events import first_per_window, merge_transfers
+from tests.quality.helpers import D
+
+
+def _table(records: list[dict], schema: dict) -> ibis.Table:
+    s = ibis.schema(schema)
+    return ibis.memtable(pa.table({c: [r.get(c) for r in records] for c in s.names}, schema=s.to_pyarrow()))
+
+
+def _greedy(dates: list[dt.date], days: int) -> list[dt.date]:
+    """The rule written out: the first event counts, then the first one at least `days` later."""
+    kept: list[dt.date] = []
+    for d in sorted(dates):
+        if not kept or (d - kept[-1]).days >= days:
+            kept.append(d)
+    return kept
+
+
+def test_first_per_window_hand_checked():
+    # 1 Jan counts; 15 Jan and 31 Jan are within 31 days of it; 1 Feb is day 31: counts; 20 Feb
+    # is within its window; 5 Mar (day 33 after 1 Feb) counts.
+    dates = [D(2024, 1, 1), D(2024, 1, 15), D(2024, 1, 31), D(2024, 2, 1), D(2024, 2, 20), D(2024, 3, 5)]
+    t = _table([{"person_id": "P1", "d": d} for d in dates], {"person_id": "string", "d": "date"})
+    out = sorted(first_per_window(t, date_col="d", days=31, span_days=366).to_pyarrow().to_pylist(),
+                 key=lambda r: r["d"])
+    assert [(r["d"], r["counted"], r["counted_date"]) for r in out] == [
+        (D(2024, 1, 1), True, None), (D(2024, 1, 15), False, D(2024, 1, 1)), (D(2024, 1, 31), False, D(2024, 1, 1)),
+        (D(2024, 2, 1), True, None), (D(2024, 2, 20), False, D(2024, 2, 1)), (D(2024, 3, 5), True, None),
+    ]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(st.sampled_from(["P1", "P2", "P3"]),
+                    st.sets(st.integers(0, 334), min_size=1, max_size=40), min_size=1),
+    st.sampled_from([8, 31]),
+)
+def test_first_per_window_matches_the_sequential_rule(visits, days):
+    """Pointer doubling gives the same events as walking the dates one by one, even for long
+    chains of close visits (up to 40 visits a person in 335 days)."""
+    y0 = D(2024, 1, 1)
+    recs = [{"person_id": p, "d": y0 + dt.timedelta(days=i)} for p, ds in visits.items() for i in ds]
+    t = _table(recs, {"person_id": "string", "d": "date"})
+    out = first_per_window(t, date_col="d", days=days, span_days=335).to_pyarrow().to_pylist()
+    for p, ds in visits.items():
+        got = sorted(r["d"] for r in out if r["person_id"] == p and r["counted"])
+        assert got == _greedy([y0 + dt.timedelta(days=i) for i in ds], days)
+
+
+def test_direct_transfers_are_one_episode():
+    stays = _table([
+        # P1: transferred (02) on 5 Jan to another hospital, admitted the same day: one episode
+        # from 1 Jan to 9 Jan with the second stay's diagnosis; a stay on 11 Jan (two days after
+        # the discharge) is a new episode
+        dict(person_id="P1", admission_date=D(2024, 1, 1), discharge_date=D(2024, 1, 5), claim_id="a",
+             principal_dx="T401X1A", discharge_disposition_code="02", last_claim_id="a"),
+        dict(person_id="P1", admission_date=D(2024, 1, 6), discharge_date=D(2024, 1, 9), claim_id="b",
+             principal_dx="F329", discharge_disposition_code="01", last_claim_id="b"),
+        dict(person_id="P1", admission_date=D(2024, 1, 11), discharge_date=D(2024, 1, 12), claim_id="c",
+             principal_dx="F331", discharge_disposition_code="01", last_claim_id="c"),
+        # P2: a stay inside a longer one is the same episode
+        dict(person_id="P2", admission_date=D(2024, 1, 1), discharge_date=D(2024, 1, 30), claim_id="d",
+             principal_dx="I509", discharge_disposition_code="01", last_claim_id="d"),
+        dict(person_id="P2", admission_date=D(2024, 1, 10), discharge_date=D(2024, 1, 12), claim_id="e",
+             principal_dx="J189", discharge_disposition_code="01", last_claim_id="e"),
+    ], {"person_id": "string", "admission_date": "date", "discharge_date": "date", "claim_id": "string",
+        "principal_dx": "string", "discharge_disposition_code": "string", "last_claim_id": "string",
+        "member_id": "string", "payer": "string", "plan": "string"})
+    out = sorted(merge_transfers(stays).to_pyarrow().to_pylist(), key=lambda r: (r["person_id"], r["admission_date"]))
+    assert [(r["person_id"], r["admission_date"], r["discharge_date"], r["stays"], r["claim_id"], r["principal_dx"],
+             r["first_principal_dx"]) for r in out] == [
+        ("P1", D(2024, 1, 1), D(2024, 1, 9), 2, "a", "F329", "T401X1A"),
+        ("P1", D(2024, 1, 11), D(2024, 1, 12), 1, "c", "F331", "F331"),
+        ("P2", D(2024, 1, 1), D(2024, 1, 30), 2, "d", "I509", "I509"),
+    ]

@@ -1,0 +1,157 @@
+"""generate -> load -> run -> settle on a small synthetic population, through the CLI."""
+
+from __future__ import annotations
+
+import csv
+from decimal import ROUND_HALF_UP, Decimal
+
+import duckdb
+import pytest
+
+from allpayer.cli import main
+from allpayer.store import default_store_url, open_store
+from allpayer.ledger import Ledger
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("settle")
+    data, db = tmp / "data", tmp / "a.duckdb"
+    assert main(["generate", "--members", "500", "--seed", "11", "--out", str(data)]) == 0
+    assert main(["load", str(data), "--db", str(db)]) == 0
+    assert main(["run", "--db", str(db), "--year", "2024"]) == 0
+    return db
+
+
+def rows(db, sql):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cur = con.execute(sql)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def settled(db, tmp_path_factory):
+    out = tmp_path_factory.mktemp("statements")
+    assert main(["settle", "--db", str(db), "--year", "2024", "--html", str(out / "html"), "--csv", str(out / "csv")]) == 0
+    return db, out
+
+
+def test_statement_lines_are_consistent(settled):
+    db, _ = settled
+    st = rows(db, "SELECT * FROM settlement_statements WHERE version = 'initial' ORDER BY program_id")
+    assert {s["program_id"] for s in st} == {"vt-2024-medicaid", "vt-2024-medicare", "vt-2024-mvp-qhp",
+                                             "vt-2024-sov-employees", "vt-2024-uvmmc-employees"}
+    targets = {r["program_id"]: r["t"] for r in rows(db, "SELECT program_id, sum(target_cents) t FROM targets "
+                                                         "WHERE performance_year = 2024 GROUP BY 1")}
+    costs = {r["program_id"]: r["c"] for r in rows(db, "SELECT program_id, sum(ffs_paid_cents) c FROM tcoc_member_month "
+                                                       "WHERE performance_year = 2024 GROUP BY 1")}
+    for s in st:
+        lines = {ln["line_id"]: ln for ln in rows(db, f"SELECT * FROM settlement_lines WHERE program_id = "
+                                                      f"'{s['program_id']}' AND version = 'initial' ORDER BY line_no")}
+        assert s["target_cents"] == lines["target"]["amount_cents"] == targets[s["program_id"]]
+        assert lines["actual_ffs"]["amount_cents"] == costs[s["program_id"]]
+        truncated = lines["truncated_amount"]["amount_cents"] if "truncated_amount" in lines else 0
+        assert s["actual_cents"] == costs[s["program_id"]] + truncated
+        assert s["gross_cents"] == s["target_cents"] - s["actual_cents"] == lines["gross_result"]["amount_cents"]
+        extras = sum(lines[k]["amount_cents"] for k in ("withhold_returned", "advance_payments", "sequestration")
+                     if k in lines)
+        assert s["net_cents"] == s["shared_cents"] + extras == lines["net"]["amount_cents"]
+        assert s["combined_cents"] == s["net_cents"] + s["fixed_payment_performance_cents"]
+        assert [ln["line_no"] for ln in lines.values()] == list(range(1, len(lines) + 1))
+        assert s["quality_note"] == "quality not yet measured: assumed full credit"
+        # distribution: participants + reserve = net, to the cent; nobody over its limit
+        d = rows(db, f"SELECT * FROM distribution WHERE program_id = '{s['program_id']}' AND version = 'initial'")
+        assert sum(r["final_cents"] for r in d) == s["net_cents"]
+        assert all(abs(r["final_cents"]) <= r["limit_cents"] for r in d if r["role"] == "participant")
+
+
+def test_employer_statement_shows_the_aco_share(settled):
+    db, out = settled
+    emp = rows(db, "SELECT * FROM employer_statements WHERE version = 'initial' ORDER BY employer_id")
+    nets = {r["program_id"]: r["net_cents"] for r in rows(db, "SELECT * FROM settlement_statements")}
+    assert {e["employer_id"] for e in emp} == {"EMP-SOV", "EMP-UVMMC"}
+    for e in emp:
+        assert e["aco_share_cents"] == nets[e["program_id"]]  # one employer per program: the whole net
+        with open(out / "csv" / f"employer_{e['employer_id']}_2024_initial.csv") as f:
+            items = dict(csv.reader(f))
+        assert Decimal(items["aco_share_of_settlement"]) * 100 == e["aco_share_cents"]
+        assert e["employer_id"] in (out / "html" / f"employer_{e['employer_id']}_2024_initial.html").read_text()
+
+
+def test_postings_balance_and_a_second_version_replaces(settled):
+    db, _ = settled
+    led = Ledger(open_store(default_store_url(db)))
+    assert led.total_imbalance() == 0
+    nets = {r["program_id"]: r["net_cents"] for r in rows(db, "SELECT * FROM settlement_statements")}
+    assert led.balance_of("payer:medicaid") == -nets["vt-2024-medicaid"]
+    assert led.balance_of("aco:onecare_vermont") == 0  # everything passed on to participants and the reserve
+    assert main(["settle", "--db", str(db), "--year", "2024", "--version", "final"]) == 0
+    assert led.balance_of("payer:medicaid") == -nets["vt-2024-medicaid"]  # same amounts: not posted twice
+    v = rows(db, "SELECT version, count(*) n FROM settlement_statements GROUP BY 1 ORDER BY 1")
+    assert [r["version"] for r in v] == ["final", "initial"]
+
+
+def test_what_if_changes_nothing_published_and_shows_the_difference(settled, capsys):
+    db, _ = settled
+    before = rows(db, "SELECT * FROM settlement_lines ORDER BY program_id, version, line_no")
+    capsys.readouterr()
+    assert main(["settle", "--db", str(db), "--year", "2024", "--what-if", "--program", "vt-2024-medicare",
+                 "--set", "settlement.savings_rate=0.6"]) == 0
+    text = capsys.readouterr().out
+    assert "nothing written" in text and "sharing_rate" in text
+    assert rows(db, "SELECT * FROM settlement_lines ORDER BY program_id, version, line_no") == before
+
+
+def test_forecast_range_and_diff(settled, capsys):
+    db, _ = settled
+    assert main(["settle", "--db", str(db), "--year", "2024", "--version", "forecast"]) == 0
+    for s in rows(db, "SELECT * FROM settlement_statements WHERE version = 'forecast'"):
+        assert s["forecast_low_net_cents"] <= s["net_cents"] <= s["forecast_high_net_cents"]
+    capsys.readouterr()
+    assert main(["settle", "--db", str(db), "--year", "2024", "--version", "initial", "--diff-against", "forecast",
+                 "--program", "vt-2024-medicaid"]) == 0
+    assert "forecast -> initial" in capsys.readouterr().out
+
+
+def test_payer_report_comparison(settled, tmp_path, capsys):
+    db, _ = settled
+    net = rows(db, "SELECT net_cents FROM settlement_statements WHERE program_id = 'vt-2024-medicaid' "
+                   "AND version = 'initial'")[0]["net_cents"]
+    report = tmp_path / "dvha.csv"
+    report.write_text(f"line_id,amount\nnet,{Decimal(net + 100) / 100}\n")
+    capsys.readouterr()
+    assert main(["settle", "--db", str(db), "--year", "2024", "--payer-report", str(report),
+                 "--program", "vt-2024-medicaid"]) == 0
+    assert "0 lines match, 1 differ" in capsys.readouterr().out
+
+
+def test_settle_without_core_run_is_one_clear_error(tmp_path, capsys):
+    assert main(["settle", "--db", str(tmp_path / "none.duckdb"), "--year", "2024"]) == 2
+    assert "database not found" in capsys.readouterr().err
+
+
+def test_medicare_through_the_benchmark_report(settled, tmp_path, capsys):
+    db, _ = settled
+    report = tmp_path / "cms.csv"
+    report.write_text("enrollment_type,updated_benchmark_per_capita,track,msr,mlr,agreement_year,participant_revenue\n"
+                      + "".join(f"{et},20000.00,ENHANCED,0.02,0.02,1,\n"
+                                for et in ("esrd", "disabled", "aged_dual", "aged_nondual")))
+    assert main(["settle", "--db", str(db), "--year", "2024", "--version", "restated", "--no-post",
+                 "--benchmark-report", f"vt-2024-medicare={report}"]) == 0
+    st = rows(db, "SELECT * FROM settlement_statements WHERE version = 'restated' AND program_id = 'vt-2024-medicare'")[0]
+    assert st["method"] == "mssp"
+    mm = rows(db, "SELECT count(*) n FROM tcoc_member_month WHERE program_id = 'vt-2024-medicare' "
+                  "AND performance_year = 2024")[0]["n"]
+    # every enrollment type at $20,000 per capita: benchmark = $20,000 x person-years
+    assert st["target_cents"] == int((Decimal(2_000_000 * mm) / 12).quantize(Decimal(1), ROUND_HALF_UP))
+    lines = {r["line_id"]: r for r in rows(db, "SELECT * FROM settlement_lines WHERE version = 'restated' "
+                                               "AND program_id = 'vt-2024-medicare'")}
+    assert lines["net"]["amount_cents"] == lines["mssp_earned_savings_losses"]["amount_cents"] == st["net_cents"]
+    d = rows(db, "SELECT sum(final_cents) s FROM distribution WHERE version = 'restated' AND program_id = 'vt-2024-medicare'")
+    assert d[0]["s"] == st["net_cents"]
