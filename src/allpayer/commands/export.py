@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from allpayer import runs
+from allpayer.commands._backend import backend_option, check_backend, spark_master_option, spark_remote_option
 from allpayer.errors import AllpayerError
 
 FORMATS = {".parquet": "(FORMAT parquet)", ".csv": "(FORMAT csv, HEADER true)", ".csv.gz": "(FORMAT csv, HEADER true, COMPRESSION gzip)"}
@@ -30,11 +31,16 @@ def list_tables(raw) -> list[str]:
     return [r[0] for r in rows]
 
 
-def export_table(db: Path, table: str, out: Path) -> int:
-    """Write `table` of the snapshot `db` to `out` (atomically); returns the number of rows."""
+def export_table(db: Path, table: str, out: Path, backend: str = "duckdb") -> int:
+    """Write `table` of the snapshot `db` to `out` (atomically); returns the number of rows.
+    With `backend` spark, `db` is a warehouse folder and the table's Parquet files are copied."""
     suffix = _format_of(out)
     if not out.parent.is_dir():
         raise AllpayerError(f"--out {out}: folder {out.parent} does not exist")
+    if backend == "spark":
+        from allpayer import warehouse
+
+        return warehouse.export_table(db, table, out, FORMATS[suffix])
     con = runs.open_snapshot(db)
     try:
         raw = con.con
@@ -62,8 +68,14 @@ def register(app: typer.Typer) -> None:
     )
     def export_command(
         table: str = typer.Argument(..., help="Table to export, e.g. medical_claim, quarantine, load_reconciliation, runs."),
-        db: Path = typer.Option(..., "--db", help="Database file (DuckDB) written by `allpayer load`."),
+        db: Path = typer.Option(..., "--db", help="Database written by `allpayer load`: a DuckDB file, or a "
+                                "warehouse folder with --backend spark."),
         out: Path = typer.Option(..., "--out", help="Output file: .parquet, .csv or .csv.gz."),
+        backend: str = backend_option(),
+        spark_master: str = spark_master_option(),
+        spark_remote: str = spark_remote_option(),
     ) -> None:
-        rows = export_table(db, table, out)
+        # A table of a warehouse is read from its Parquet files directly: no Spark session is needed
+        # to copy it, so --spark-master and --spark-remote are accepted for symmetry and unused.
+        rows = export_table(db, table, out, check_backend(backend, spark_remote))
         Console(stderr=True).print(f"wrote {rows:,} rows of {table} to {out}", highlight=False, markup=False)
