@@ -249,11 +249,15 @@ def main() -> None:
                 result = run_child(members, backend, Path(tmp))
                 rows.extend(rows_of(result))
                 print(json.dumps({k: v for k, v in result.items() if k != "stages"}), flush=True)
-    with open(csv_path, "w", newline="") as f:
+                write_csv(csv_path, rows)  # after each size, so a long run keeps what it measured
+    render(rows, env, md_path)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         w.writeheader()
         w.writerows(rows)
-    render(rows, env, md_path)
 
 
 def _num(v: str):
