@@ -25,6 +25,10 @@ LOCAL_SPARK_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "4",
     "spark.sql.adaptive.enabled": "true",
+    # A stage's plan is large (attribution compiles to about 200 KB of SQL); Spark renders every
+    # executed plan as text for its listeners, which costs time and driver memory. Cut the text.
+    "spark.sql.maxPlanStringLength": "8192",
+    "spark.sql.ui.explainMode": "simple",
 }
 
 

@@ -42,7 +42,7 @@ def spark_con():
 
     con = backend.connect_spark(
         "local[2]", app_name="allpayer-tests",
-        conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2", "spark.driver.memory": "1g"},
+        conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2", "spark.driver.memory": "2g"},
     )
     yield con
     con._session.stop()
