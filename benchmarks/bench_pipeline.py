@@ -93,19 +93,27 @@ spark_pid = None
 current = {}
 
 
+import resource
+
+
+def cpu_now():
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
 def progress(description, done, total):
     name = description.split(": ", 1)[-1]
-    pid = spark_pid or "self"
     if name not in current:
         reset_hwm("self")
         if spark_pid:
             reset_hwm(spark_pid)
-        current[name] = True
+        current[name] = cpu_now()
     else:
         mem = hwm_kib("self") / 1024
         if spark_pid:
             mem = max(mem, hwm_kib(spark_pid) / 1024)
-        stages[name] = {"peak_rss_mb": round(mem, 1)}
+        # CPU seconds of this process (DuckDB's threads included; not the Spark JVM's).
+        stages[name] = {"peak_rss_mb": round(mem, 1), "cpu_seconds": round(cpu_now() - current[name], 2)}
 
 
 con_spark = None
@@ -167,7 +175,8 @@ def rows_of(result: dict) -> list[dict]:
     out = []
     for name, s in result["stages"].items():
         secs = s.get("seconds", 0.0)
-        out.append({**common, "stage": name, "seconds": secs, "peak_rss_mb": s.get("peak_rss_mb"),
+        out.append({**common, "stage": name, "seconds": secs, "cpu_seconds": s.get("cpu_seconds"),
+                    "peak_rss_mb": s.get("peak_rss_mb"),
                     "output_rows": s.get("rows"),
                     "claim_rows_per_second": round(claims / secs) if secs else None,
                     "ratio_to_floor": round(secs / result["floor_seconds"], 1)})
@@ -178,13 +187,13 @@ def rows_of(result: dict) -> list[dict]:
         ("core (attribution+risk+tcoc+targets)", round(core, 3), peak),
         ("run (all stages)", result["run_seconds"], peak),
     ):
-        out.append({**common, "stage": name, "seconds": secs, "peak_rss_mb": mem, "output_rows": None,
+        out.append({**common, "stage": name, "seconds": secs, "cpu_seconds": None, "peak_rss_mb": mem, "output_rows": None,
                     "claim_rows_per_second": round(claims / secs) if secs else None,
                     "ratio_to_floor": round(secs / result["floor_seconds"], 1)})
     return out
 
 
-COLUMNS = ["members", "backend", "stage", "seconds", "peak_rss_mb", "output_rows", "medical_claim_rows",
+COLUMNS = ["members", "backend", "stage", "seconds", "cpu_seconds", "peak_rss_mb", "output_rows", "medical_claim_rows",
            "claim_rows_per_second", "floor_seconds", "ratio_to_floor", "load_avg_1m_at_start"]
 
 
@@ -201,12 +210,12 @@ def render(rows: list[dict], env: dict, md: Path) -> None:
     for key in sorted({(r["members"], r["backend"]) for r in rows}):
         sub = [r for r in rows if (r["members"], r["backend"]) == key]
         lines += [f"### {key[0]:,} members, {key[1]}", "",
-                  "| " + " | ".join(c for c in COLUMNS[2:8] + ["ratio_to_floor"]) + " |",
-                  "|---|" + "|".join("---:" for _ in COLUMNS[3:8] + ["x"]) + "|"]
+                  "| " + " | ".join(c for c in COLUMNS[2:9] + ["ratio_to_floor"]) + " |",
+                  "|---|" + "|".join("---:" for _ in COLUMNS[3:9] + ["x"]) + "|"]
         for r in sub:
             lines.append("| " + " | ".join(
-                "" if r[c] is None else (f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]))
-                for c in COLUMNS[2:8] + ["ratio_to_floor"]) + " |")
+                "" if r.get(c) is None else (f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]))
+                for c in COLUMNS[2:9] + ["ratio_to_floor"]) + " |")
         lines.append(f"\nfloor: {sub[0]['floor_seconds']} s; load average at start {sub[0]['load_avg_1m_at_start']}\n")
     md.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
