@@ -268,24 +268,33 @@ def run_core(
     stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
     stage("leakage", tcoc.leakage(tcoc.leakage_lines(med, roster, pm, scopes), period="year"), "year")
 
-    scores, ratios, targets = [], [], []
+    scores, ratios, target_inputs = [], [], []
     for p in progs:
         base_months = None
         if p.target.method == "trended_base":
             base_months = targets_mod.base_population_months(all_months, p, performance_months=pm)
-        ratio = None
-        if p.target.risk_adjustment.method == "cms_hcc":
+        risk_adjusted = p.target.risk_adjustment.method == "cms_hcc"
+        if risk_adjusted:
             ps, ratio = _cms_hcc(p, eligibility, medical_rows, pm, base_months)
             scores.append(ps)
             ratios.append(ratio.mutate(program_id=ibis.literal(p.program_id),
                                        performance_year=ibis.literal(year, "int32")))
         base_cost = tcoc.member_month_cost(lines, base_months, scopes[p.program_id]) if base_months is not None else None
-        t = targets_mod.expected_cost(p, performance_months=pm, base_member_month_cost=base_cost, risk_ratio_table=ratio)
-        targets.append(t.monthly)
+        target_inputs.append((p, base_cost, risk_adjusted))
     if scores:
         stage("risk_scores", union_aligned(scores))
     if ratios:
         stage("risk_ratios", union_aligned(ratios))
+    targets = []
+    for p, base_cost, risk_adjusted in target_inputs:
+        ratio = None
+        if risk_adjusted:
+            # The ratios as written above: the targets query then does not score every member again.
+            rr = con.table("risk_ratios")
+            ratio = rr.filter((rr.program_id == p.program_id) & (rr.performance_year == year)).drop(
+                "program_id", "performance_year", "run_id")
+        t = targets_mod.expected_cost(p, performance_months=pm, base_member_month_cost=base_cost, risk_ratio_table=ratio)
+        targets.append(t.monthly)
     stage("targets", union_aligned(targets).mutate(performance_year=ibis.literal(year, "int32")))
     return res
 
