@@ -16,6 +16,16 @@ YEAR = 2024
 MEMBERS = 300
 SEED = 5
 PAID_THROUGH = "2025-03-31"
+# Two of the shipped 2024 programs keep the Spark run short (each program's attribution is one large
+# query plan) while covering every stage: Medicare (MSSP-style steps, CMS-HCC risk, risk ratios) and
+# a self-funded employer program (employer groups and their opt-in).
+TERMS = ("vermont/2024/medicare.yaml", "vermont/2024/sov_employees.yaml")
+
+
+def terms_paths():
+    from allpayer.terms import programs_dir
+
+    return [programs_dir() / t for t in TERMS]
 
 
 def spark_missing() -> str | None:
@@ -67,7 +77,7 @@ def duckdb_result(population, tmp_path_factory):
 
     db = tmp_path_factory.mktemp("spark_duckdb") / "allpayer.duckdb"
     load_folder(population, db)
-    out = run_year(db, YEAR, paid_through=dt.date.fromisoformat(PAID_THROUGH))
+    out = run_year(db, YEAR, terms=terms_paths(), paid_through=dt.date.fromisoformat(PAID_THROUGH))
     return db, out
 
 
@@ -81,5 +91,6 @@ def spark_result(population, spark_con, tmp_path_factory):
 
     wh = tmp_path_factory.mktemp("spark_warehouse") / "warehouse"
     warehouse.load_folder(population, wh)
-    out = run_year(wh, YEAR, paid_through=dt.date.fromisoformat(PAID_THROUGH), backend="spark", spark_con=spark_con)
+    out = run_year(wh, YEAR, terms=terms_paths(), paid_through=dt.date.fromisoformat(PAID_THROUGH), backend="spark",
+                   spark_con=spark_con)
     return wh, out
