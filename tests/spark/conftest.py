@@ -41,6 +41,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/spark/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.spark)
+            # One worker runs them all (with `-n` and `--dist loadgroup`), so one Spark session serves them.
+            item.add_marker(pytest.mark.xdist_group("spark"))
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
