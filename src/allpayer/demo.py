@@ -41,6 +41,8 @@ class DemoResult:
     pmpm: list[dict] = field(default_factory=list)
     run: object = None
     programs: list[dict] = field(default_factory=list)
+    quality: object = None
+    care_gaps_out: Path | None = None
     mssp_out: Path | None = None
     mssp_summary: dict = field(default_factory=dict)
 
@@ -165,6 +167,14 @@ def run_demo(
     say(f"4/5 running PY{year} for every program: member months, attribution, risk, TCOC, targets")
     res.run = run_year(db, year, progress=progress)
     res.programs = program_summary(db, year)
+
+    from allpayer.quality.care_gaps import export_csv
+    from allpayer.quality.run import quality_year
+
+    res.care_gaps_out = out / "care_gaps.csv"
+    say(f"    quality measures, scores and care gaps for PY{year} -> {res.care_gaps_out}")
+    res.quality = quality_year(db, year, progress=progress)
+    export_csv(db, year, res.care_gaps_out)
 
     mssp_out = out / "mssp_results.csv"
     say(f"5/5 settling the published MSSP examples {MSSP_EXAMPLES.name} -> {mssp_out}")

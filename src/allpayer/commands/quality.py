@@ -68,7 +68,9 @@ def register(app: typer.Typer) -> None:
                                valuesets=valuesets, benchmarks=benchmarks, supplied_results=supplied_results,
                                supplemental=supplemental, progress=progress)
         if care_gaps_out is not None:
-            export_care_gaps(db, year, care_gaps_out)
+            from allpayer.quality.care_gaps import export_csv
+
+            export_csv(db, year, care_gaps_out)
         q = out.quality
         summary = _summary(db, year)
         if as_json:
@@ -129,21 +131,3 @@ def _summary(db: Path, year: int) -> list[dict]:
                        "max_points": x["max_points"], "status": x["status"], "note": x["note"] or rr.get("note")})
         out.append({**p, "measures": ms})
     return out
-
-
-def export_care_gaps(db: Path, year: int, out: Path) -> int:
-    """Write the year's care gaps (ordered by program, practice, rank) to a CSV file."""
-    import pyarrow.csv as pacsv
-
-    from allpayer.runs import open_snapshot
-
-    con = open_snapshot(db)
-    try:
-        g = con.table("care_gaps")
-        g = g.filter(g.performance_year == year).order_by(["program_id", "practice_id", "rank", "person_id", "gap_id"])
-        data = g.to_pyarrow()
-    finally:
-        con.disconnect()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pacsv.write_csv(data, out)
-    return data.num_rows

@@ -155,3 +155,25 @@ def contact_fields(eligibility: ir.Table) -> ir.Table:
                               eligibility.member_id, eligibility.payer, eligibility.plan])
     e = eligibility.mutate(_rn=ibis.row_number().over(w))
     return e.filter(e._rn == 0).select("person_id", *have)
+
+
+def export_csv(db, year: int, out) -> int:
+    """Write the year's care gaps of the published snapshot `db` to a CSV file, ordered by
+    program, practice and rank; returns the number of rows."""
+    from pathlib import Path
+
+    import pyarrow.csv as pacsv
+
+    from allpayer.runs import open_snapshot
+
+    con = open_snapshot(db)
+    try:
+        g = con.table("care_gaps")
+        g = g.filter(g.performance_year == year).order_by(["program_id", "practice_id", "rank", "person_id", "gap_id"])
+        data = g.to_pyarrow()
+    finally:
+        con.disconnect()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pacsv.write_csv(data, out)
+    return data.num_rows
