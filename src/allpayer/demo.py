@@ -45,6 +45,7 @@ class DemoResult:
     mssp_out: Path | None = None
     mssp_summary: dict = field(default_factory=dict)
     payments: object = None
+    reports: Path | None = None
 
 
 def _same_population(data: Path, members: int, seed: int) -> bool:
@@ -194,7 +195,18 @@ def run_demo(
     }
     res.mssp_out = mssp_out
     res.settlement = settle_stage(db, year, say)
+    res.reports = reports_stage(db, year, say)
     return res
+
+
+def reports_stage(db: Path, year: int, say: Say) -> Path:
+    """Render every audience's reports of the published run (HTML and CSV; PDF per report with
+    `allpayer report KIND --format pdf`)."""
+    from allpayer.reports.publish import render_all
+
+    folder = render_all(db, year, ["html", "csv"])
+    say(f"    reports for employers, practices, hospitals, payers and the regulator -> {folder / 'index.html'}")
+    return folder
 
 
 def settle_stage(db: Path, year: int, say: Say) -> list[dict]:
