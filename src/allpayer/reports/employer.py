@@ -116,16 +116,19 @@ def build(con, org: str, year: int, run_id: str) -> Report:
     # cost by category (members sharing data) and the payer-supplied total of those who opted out
     cat = {c: sum(int(r[f"{c}_cents"] or 0) for r in monthly) for c in CATEGORIES}
     opt_cost = sum(int(r["opt_out_cost_cents"] or 0) for r in monthly)
-    crows = [[c, usd(v) if show_mm else HIDDEN, usd(pmpm_cents(v, tot_mm)) if show_mm else HIDDEN]
-             for c, v in cat.items()]
     opt_hidden = is_small(persons["opted"])
+    # with the opted-out total hidden, the smallest category is hidden too, or the total less the
+    # categories would give the cost of fewer than 11 people
+    complement = min(cat, key=lambda c: (cat[c], c)) if opt_hidden and opt_cost else None
+    crows = [[c, usd(v) if show_mm and c != complement else HIDDEN,
+              usd(pmpm_cents(v, tot_mm)) if show_mm and c != complement else HIDDEN] for c, v in cat.items()]
     crows.append(["members who opted out of data sharing (payer-supplied total, not itemized)",
                   HIDDEN if opt_hidden or not show_mm else usd(opt_cost),
                   HIDDEN if opt_hidden or not show_mm else usd(pmpm_cents(opt_cost, tot_mm))])
     crows.append(["Total", usd(tot_cost) if show_mm else HIDDEN, usd(pmpm_cents(tot_cost, tot_mm)) if show_mm else HIDDEN])
     rep.tables.append(Table("cost_by_category", "Cost by category", ["category", "TCOC paid (FFS basis)", "PMPM"], crows,
-                            note="The opted-out members' total is hidden when fewer than 11 members opted out; "
-                                 "the categories then do not add up to the total by that amount."))
+                            note="The opted-out members' total is hidden when fewer than 11 members opted out, and "
+                                 "then so is the smallest category, so that neither follows from the total."))
     if persons["opted"]:
         rep.notes.append("TCOC is incomplete: members who opted out of data sharing count in the member months, "
                          "but their cost enters only as the payer-supplied total and is not itemized by category "
