@@ -48,17 +48,73 @@ def suppress(
             raise ValueError(f"constraint {t!r}: cells do not add up to the total")
     keep = set(keep_shown)
     hidden = {k for k, v in values.items() if is_small(v, threshold)}
-    changed = True
-    while changed:
-        changed = False
-        for total, cells in constraints:
-            while _exposed(total, cells, hidden, values, threshold):
-                pick = _complement(total, cells, hidden, values, keep)
-                if pick is None:
-                    break
-                hidden.add(pick)
-                changed = True
-    return hidden
+    while True:
+        changed = True
+        while changed:
+            changed = False
+            for total, cells in constraints:
+                while _exposed(total, cells, hidden, values, threshold):
+                    pick = _complement(total, cells, hidden, values, keep)
+                    if pick is None:
+                        break
+                    hidden.add(pick)
+                    changed = True
+        # sums taken together can still pin a hidden value (in a table with margins): hide one
+        # more value of a sum that holds it, and check again
+        pinned = determined(constraints, hidden)
+        if not pinned:
+            return hidden
+        grew = False
+        for k in sorted(pinned, key=str):
+            for total, cells in constraints:
+                if k == total or k in cells:
+                    pick = _complement(total, cells, hidden, values, keep)
+                    if pick is not None:
+                        hidden.add(pick)
+                        grew = True
+                        break
+            if grew:
+                break
+        if not grew:
+            return hidden
+
+
+def determined(constraints: Iterable[Constraint], hidden: set) -> set:
+    """The hidden keys whose value the shown values and the sums fix exactly: row-reduce the sums
+    restricted to the hidden keys (exact fractions); a key is fixed when a reduced row holds it
+    alone."""
+    from fractions import Fraction
+
+    unknown = sorted(hidden, key=str)
+    idx = {k: i for i, k in enumerate(unknown)}
+    matrix = []
+    for total, cells in constraints:
+        row = [Fraction(0)] * len(unknown)
+        for k, sign in [(total, -1)] + [(c, 1) for c in cells]:
+            if k in idx:
+                row[idx[k]] += sign
+        if any(row):
+            matrix.append(row)
+    pivots, r = [], 0
+    for col in range(len(unknown)):
+        p = next((i for i in range(r, len(matrix)) if matrix[i][col] != 0), None)
+        if p is None:
+            continue
+        matrix[r], matrix[p] = matrix[p], matrix[r]
+        lead = matrix[r][col]
+        matrix[r] = [v / lead for v in matrix[r]]
+        for i in range(len(matrix)):
+            if i != r and matrix[i][col] != 0:
+                f = matrix[i][col]
+                matrix[i] = [a - f * b for a, b in zip(matrix[i], matrix[r])]
+        pivots.append(col)
+        r += 1
+    out = set()
+    for i in range(r):
+        nz = [j for j, v in enumerate(matrix[i]) if v != 0]
+        if len(nz) == 1:
+            out.add(unknown[nz[0]])
+    return out
 
 
 def _exposed(total, cells, hidden, values, threshold) -> bool:
