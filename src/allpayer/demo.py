@@ -156,7 +156,10 @@ def run_demo(
 
     say(f"3/5 validating and loading {data} -> {db}")
     for stale in out.glob("allpayer.duckdb*"):
-        stale.unlink()
+        if stale.is_dir():  # the reports rendered from the last database
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
     load = load_folder(data, db, progress=progress)
 
     res = DemoResult(out=out, data=data, db=db, members=members, seed=seed, year=year, reused_data=reused,

@@ -198,12 +198,13 @@ def _quality(con, rep: Report, year: int, programs: list[str], mm) -> None:
                                 out, note="A rate is hidden when its denominator, numerator or the difference "
                                           "is a count from 1 to 10."))
     if has(con, "care_gaps"):
-        g = con.table("care_gaps")
+        g = of_year(con.table("care_gaps"), year)
         g = g.filter(g.program_id.isin(programs)).semi_join(mm.select("person_id").distinct(), "person_id")
-        gr = rows(g.group_by("measure_id").aggregate(members=g.person_id.nunique()).order_by("measure_id"))
+        gr = rows(g.group_by("gap_type").aggregate(members=g.person_id.nunique()).order_by("gap_type"))
         hidden, tot_hidden = suppress_columns(gr, ["members"])
-        out = [[r["measure_id"], HIDDEN if (i, "members") in hidden else count(r["members"])] for i, r in enumerate(gr)]
-        rep.tables.append(Table("care_gaps", "Members with an open care gap", ["measure", "members"], out))
+        out = [[r["gap_type"], HIDDEN if (i, "members") in hidden else count(r["members"])] for i, r in enumerate(gr)]
+        rep.tables.append(Table("care_gaps", "Members with an open care gap", ["gap", "members"], out,
+                                note="A member with two gaps counts under each; there is no total row."))
 
 
 def _value_payment(con, rep: Report, year: int, org: str, programs: list[str]) -> None:

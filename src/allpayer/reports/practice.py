@@ -35,6 +35,13 @@ def build(con, org: str, year: int, run_id: str, store=None) -> Report:
                   ("Total payments", usd(sum(pay.values())))]
     _quality(con, rep, year, tot["programs"], org)
     _changes(con, rep, year, org)
+    if has(con, "care_gaps"):
+        g = of_year(con.table("care_gaps"), year)
+        g = g.filter(g.practice_id == org)
+        gr = rows(g.group_by("gap_type").aggregate(members=g.person_id.nunique()).order_by("gap_type"))
+        rep.tables.append(Table("care_gaps", "Care gaps in the panel (open)", ["gap", "members"],
+                                [[r["gap_type"], count(r["members"])] for r in gr],
+                                note="The named list for outreach is the care_gaps table (allpayer export care_gaps)."))
     if store is not None:
         ds = disputes.for_practice(store, org)
         rep.tables.append(Table("attribution_disputes", "Disputed attributions",
