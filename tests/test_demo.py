@@ -13,6 +13,8 @@ def test_demo_runs_end_to_end_and_reuses_its_data(tmp_path, capsys):
     for payer_type in ("medicare", "medicaid", "commercial", "self_funded"):
         assert payer_type in text
     assert "vt-2024-medicaid" in text and "vt-2024-medicare" in text
+    assert "reports for employers, practices, hospitals, payers and the regulator" in text
+    assert list((out / "allpayer.duckdb.reports").glob("*/index.json"))
 
     assert main(["demo", "--out", str(out), "--members", "400", "--seed", "7"]) == 0
     assert "reusing the synthetic population" in capsys.readouterr().out

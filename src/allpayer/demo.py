@@ -47,6 +47,7 @@ class DemoResult:
     mssp_out: Path | None = None
     mssp_summary: dict = field(default_factory=dict)
     payments: object = None
+    reports: Path | None = None
 
 
 def _same_population(data: Path, members: int, seed: int) -> bool:
@@ -157,7 +158,10 @@ def run_demo(
 
     say(f"3/5 validating and loading {data} -> {db}")
     for stale in out.glob("allpayer.duckdb*"):
-        stale.unlink()
+        if stale.is_dir():  # the reports rendered from the last database
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
     load = load_folder(data, db, progress=progress)
 
     res = DemoResult(out=out, data=data, db=db, members=members, seed=seed, year=year, reused_data=reused,
@@ -204,7 +208,18 @@ def run_demo(
     }
     res.mssp_out = mssp_out
     res.settlement = settle_stage(db, year, say)
+    res.reports = reports_stage(db, year, say)
     return res
+
+
+def reports_stage(db: Path, year: int, say: Say) -> Path:
+    """Render every audience's reports of the published run (HTML and CSV; PDF per report with
+    `allpayer report KIND --format pdf`)."""
+    from allpayer.reports.publish import render_all
+
+    folder = render_all(db, year, ["html", "csv"])
+    say(f"    reports for employers, practices, hospitals, payers and the regulator -> {folder / 'index.html'}")
+    return folder
 
 
 def settle_stage(db: Path, year: int, say: Say) -> list[dict]:

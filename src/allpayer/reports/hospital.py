@@ -1,0 +1,91 @@
+"""Hospital report: monthly FPP against shadow claims, fixed payment performance by program, the
+HSA's attributed panel and cost against target, and the hospital's share of the settlement
+within its maximum risk limit."""
+
+from __future__ import annotations
+
+import ibis
+
+from allpayer.reports import charts
+from allpayer.reports.base import (Chart, Report, ReportError, Table, count, has, month_label, of_year, pct, require,
+                                   rows, usd)
+from allpayer.reports.panel import add_panel_and_cost, add_payments
+
+
+def hospitals(con, year: int) -> list[str]:
+    f = of_year(con.table("fpp_hospital_payments"), year)
+    return [r["hospital_id"] for r in rows(f.select("hospital_id").distinct().order_by("hospital_id"))]
+
+
+def build(con, org: str, year: int, run_id: str) -> Report:
+    require(con, "fpp_hospital_payments", "shadow_claims", "fixed_payment_performance")
+    if org not in hospitals(con, year):
+        raise ReportError(f"unknown hospital {org!r} in {year}; known: {', '.join(hospitals(con, year))}")
+    rep = Report(kind="hospital", org=org, year=year, run_id=run_id, title=f"Hospital report: {org}, {year}",
+                 subtitle=f"Fixed prospective payments, shadow claims, fixed payment performance and settlement. "
+                          f"Run {run_id}.")
+    pay = add_payments(con, rep, year, practice_id=None, hospital_id=org)
+    sc = of_year(con.table("shadow_claims"), year)
+    shadow = {r["month"]: int(r["v"] or 0) for r in rows(sc.filter(sc.hospital_id == org).group_by("month")
+                                                         .aggregate(v=sc.shadow_value_cents.sum()))}
+    fp = of_year(con.table("fpp_hospital_payments"), year)
+    fpp = {r["month"]: int(r["v"] or 0) for r in rows(fp.filter(fp.hospital_id == org).group_by("month")
+                                                      .aggregate(v=fp.amount_cents.sum()))}
+    months = sorted(set(shadow) | set(fpp))
+    rep.charts.insert(0, Chart("fpp_vs_shadow", "FPP vs shadow claims by month", charts.line_chart(
+        "FPP vs shadow claims by month", [month_label(m) for m in months],
+        {"FPP paid ($)": [fpp.get(m, 0) / 100 for m in months],
+         "shadow claims ($)": [shadow.get(m, 0) / 100 for m in months]})))
+    perf = of_year(con.table("fixed_payment_performance"), year)
+    pr = rows(perf.filter(perf.hospital_id == org).order_by("program_id"))
+    out = [[r["program_id"], str(r["months"]), usd(r["fpp_paid_cents"]), usd(r["shadow_value_cents"]),
+            usd(r["performance_cents"]), pct(r["drift"]), "yes" if r["rebase_flag"] else "no"] for r in pr]
+    t_fpp = sum(int(r["fpp_paid_cents"]) for r in pr)
+    t_sh = sum(int(r["shadow_value_cents"]) for r in pr)
+    t_perf = sum(int(r["performance_cents"]) for r in pr)
+    out.append(["Total", "", usd(t_fpp), usd(t_sh), usd(t_perf), "", ""])
+    rep.tables.append(Table("fixed_payment_performance", "Fixed payment performance (FPP paid less shadow claims)",
+                            ["program", "months", "FPP paid", "shadow claims value", "performance", "drift", "rebase flag"],
+                            out))
+    rep.totals = [("FPP paid", usd(t_fpp)), ("Shadow claims value", usd(t_sh)),
+                  ("Fixed payment performance", usd(t_perf))]
+    _settlement(con, rep, year, org)
+    hsa = _hsa(con, year, org)
+    if hsa:
+        tot = add_panel_and_cost(con, rep, year, "hsa", hsa, f"health service area {hsa}")
+        rep.totals += [("HSA attributed member months", count(tot["member_months"])),
+                       ("HSA TCOC paid (FFS basis)", usd(tot["cost"])), ("HSA TCOC target", usd(tot["target"]))]
+    rep.provenance = [("run_id", run_id), ("health service area", hsa or ""),
+                      ("tables", "fpp_hospital_payments, shadow_claims, fixed_payment_performance, distribution, "
+                                 "attribution, tcoc_member_month, targets")]
+    return rep
+
+
+def _hsa(con, year: int, org: str) -> str | None:
+    if not has(con, "distribution"):
+        return None
+    d = of_year(con.table("distribution"), year)
+    got = rows(d.filter((d.participant_id == org) & d.hsa.notnull()).select("hsa").distinct().limit(1))
+    return got[0]["hsa"] if got else None
+
+
+def _settlement(con, rep: Report, year: int, org: str) -> None:
+    if not has(con, "distribution"):
+        rep.notes.append("The year has not been settled yet (no distribution table).")
+        return
+    d = of_year(con.table("distribution"), year)
+    d = d.filter(d.participant_id == org)
+    latest = rows(d.order_by(ibis.desc("run_id")).limit(1).select("version"))
+    if not latest:
+        rep.notes.append("This hospital has no row in the settlement distribution.")
+        return
+    got = rows(d.filter(d.version == latest[0]["version"]).order_by("program_id"))
+    out = [[r["program_id"], r["version"], str(r["share"]), usd(r["allocated_cents"]), usd(r["limit_cents"]),
+            usd(r["final_cents"]), "yes" if r["at_limit"] else "no", usd(r["combined_cents"])] for r in got]
+    final = sum(int(r["final_cents"] or 0) for r in got)
+    out.append(["Total", "", "", "", "", usd(final), "", usd(sum(int(r["combined_cents"] or 0) for r in got))])
+    rep.tables.append(Table("settlement_share", "Share of settlement within the maximum risk limit",
+                            ["program", "version", "share", "allocated", "limit", "final", "at limit", "combined"], out,
+                            note="final = the allocated share held within the limit (what is above the limit is "
+                                 "reallocated); combined = final + fixed payment performance."))
+    rep.totals.append(("Settlement share (final)", usd(final)))

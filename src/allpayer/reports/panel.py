@@ -1,0 +1,111 @@
+"""Shared parts of the provider reports: the attributed panel by month, its cost against target,
+and monthly payments by type."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from allpayer.reports import charts
+from allpayer.reports.base import Chart, Report, Table, count, has, month_label, of_year, pmpm_cents, rows, usd
+
+
+def program_target_pmpm(con, year: int) -> dict[tuple[str, dt.date], tuple[int, int]]:
+    """(program, month) -> (target cents, member months) of the whole program."""
+    tg = of_year(con.table("targets"), year)
+    got = rows(tg.group_by(["program_id", "month"]).aggregate(t=tg.target_cents.sum(), mm=tg.member_months.sum()))
+    return {(r["program_id"], r["month"]): (int(r["t"] or 0), int(r["mm"] or 0)) for r in got}
+
+
+def panel(con, year: int, column: str, value: str):
+    """The attributed, eligible member months whose `column` (practice_id, hsa) is `value`."""
+    a = of_year(con.table("attribution"), year)
+    return a.filter(a.attributed & a.eligible & (a[column] == value))
+
+
+def add_panel_and_cost(con, rep: Report, year: int, column: str, value: str, what: str) -> dict:
+    """Panel by month and program, cost (FFS basis) against target; returns the totals."""
+    p = panel(con, year, column, value)
+    by = rows(p.group_by(["program_id", "month"]).aggregate(members=p.member_id.nunique()).order_by(["month", "program_id"]))
+    persons = rows(p.aggregate(n=p.person_id.nunique()))[0]["n"] or 0
+    mm = of_year(con.table("tcoc_member_month"), year)
+    j = mm.semi_join(p.select("program_id", "member_id", "month"), ["program_id", "member_id", "month"])
+    cost = {(r["program_id"], r["month"]): r for r in rows(
+        j.group_by(["program_id", "month"]).aggregate(cost=j.ffs_paid_cents.sum(), mm=j.count()))}
+    tmap = program_target_pmpm(con, year)
+    programs = sorted({r["program_id"] for r in by})
+    months = sorted({r["month"] for r in by})
+    out, tot_mm, tot_cost, tot_target = [], 0, 0, 0
+    series = {pid: [] for pid in programs}
+    cell = {(r["program_id"], r["month"]): int(r["members"]) for r in by}
+    for m in months:
+        for pid in programs:
+            series[pid].append(cell.get((pid, m), 0))
+    for r in by:
+        key = (r["program_id"], r["month"])
+        c = cost.get(key, {"cost": 0, "mm": 0})
+        mmn = int(r["members"])
+        t_cents, t_mm = tmap.get(key, (0, 0))
+        # target: the program's average target PMPM for the month x this panel's member months
+        target = int((t_cents * mmn * 2 + t_mm) // (2 * t_mm)) if t_mm else 0
+        tot_mm, tot_cost, tot_target = tot_mm + mmn, tot_cost + int(c["cost"] or 0), tot_target + target
+        out.append([month_label(r["month"]), r["program_id"], count(mmn), usd(c["cost"] or 0),
+                    usd(pmpm_cents(c["cost"] or 0, mmn)), usd(pmpm_cents(target, mmn)), usd(target)])
+    out.append(["Total", "", count(tot_mm), usd(tot_cost), usd(pmpm_cents(tot_cost, tot_mm)),
+                usd(pmpm_cents(tot_target, tot_mm)), usd(tot_target)])
+    rep.tables.append(Table("panel_cost", f"Attributed panel, cost and target by month ({what})",
+                            ["month", "program", "members", "TCOC paid (FFS basis)", "PMPM actual", "PMPM target",
+                             "target"], out,
+                            note="Target: the program's average target PMPM for the month times this panel's member "
+                                 "months, rounded half-up to a cent."))
+    labels = [month_label(m) for m in months]
+    rep.charts.append(Chart("attribution", "Attribution over time", charts.line_chart(
+        "Attribution over time", labels, {pid: v for pid, v in series.items()})))
+    by_month_cost = {}
+    for r in by:
+        key = (r["program_id"], r["month"])
+        c = cost.get(key, {"cost": 0})
+        t_cents, t_mm = tmap.get(key, (0, 0))
+        mmn = int(r["members"])
+        target = int((t_cents * mmn * 2 + t_mm) // (2 * t_mm)) if t_mm else 0
+        acc = by_month_cost.setdefault(r["month"], [0, 0, 0])
+        acc[0] += int(c["cost"] or 0)
+        acc[1] += target
+        acc[2] += mmn
+    rep.charts.append(Chart("pmpm_vs_target", "PMPM vs target over time", charts.line_chart(
+        "PMPM vs target over time", labels,
+        {"actual PMPM ($)": [pmpm_cents(by_month_cost[m][0], by_month_cost[m][2]) / 100 for m in months],
+         "target PMPM ($)": [pmpm_cents(by_month_cost[m][1], by_month_cost[m][2]) / 100 for m in months]})))
+    return {"persons": persons, "member_months": tot_mm, "cost": tot_cost, "target": tot_target, "programs": programs}
+
+
+def add_payments(con, rep: Report, year: int, practice_id: str | None, hospital_id: str | None) -> dict:
+    """Monthly FPP (hospital), CPR and PHM (practice) payments and a chart of payments by type."""
+    parts: dict[str, dict[dt.date, int]] = {}
+
+    def collect(label, table, column, value):
+        if value is None or not has(con, table):
+            return
+        t = of_year(con.table(table), year)
+        got = rows(t.filter(t[column] == value).group_by("month").aggregate(a=t.amount_cents.sum()))
+        if got:
+            parts[label] = {r["month"]: int(r["a"] or 0) for r in got}
+
+    collect("FPP", "fpp_hospital_payments", "hospital_id", hospital_id)
+    collect("CPR", "cpr_payments", "practice_id", practice_id)
+    collect("PHM", "phm_payments", "practice_id", practice_id)
+    months = sorted({m for v in parts.values() for m in v})
+    kinds = list(parts)
+    out = []
+    for m in months:
+        vals = [parts[k].get(m, 0) for k in kinds]
+        out.append([month_label(m), *[usd(v) for v in vals], usd(sum(vals))])
+    totals = {k: sum(v.values()) for k, v in parts.items()}
+    out.append(["Total", *[usd(totals[k]) for k in kinds], usd(sum(totals.values()))])
+    rep.tables.append(Table("payments", "Payments by month and type", ["month", *kinds, "total"], out,
+                            note="FPP: fixed prospective payment to the hospital; CPR: comprehensive payment reform "
+                                 "PMPM; PHM: population health management PMPM (the ladder payment is in December)."))
+    if kinds:
+        rep.charts.append(Chart("payments_by_type", "Payments by type", charts.bar_chart(
+            "Payments by type", [month_label(m) for m in months],
+            {k: [parts[k].get(m, 0) / 100 for m in months] for k in kinds})))
+    return totals

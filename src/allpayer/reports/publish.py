@@ -1,0 +1,186 @@
+"""Build, write and publish reports.
+
+`render_one` writes one audience's report for one organization; `render_all` renders every
+audience's reports of a database's latest published run into ``<db>.reports/<run_id>/`` (one
+folder per audience, plus ``index.html`` and ``index.json``), written into a temporary folder and
+renamed into place, so a reader never sees a half-written set."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from allpayer.reports import KINDS, csvout, render
+from allpayer.reports.base import Report, ReportError, safe_name
+
+FORMATS = ("html", "pdf", "csv")
+
+
+def parse_formats(text: str) -> list[str]:
+    got = [f.strip().lower() for f in text.split(",") if f.strip()]
+    bad = [f for f in got if f not in FORMATS]
+    if bad or not got:
+        raise ReportError(f"--format: unknown format(s) {', '.join(bad) or '(none)'}; use a comma list of "
+                          f"{', '.join(FORMATS)}")
+    return got
+
+
+def parse_period(text: str) -> int:
+    """The report period: a performance year YYYY."""
+    t = str(text).strip()
+    if len(t) == 4 and t.isdigit():
+        return int(t)
+    raise ReportError(f"--period {text!r}: give the performance year as YYYY")
+
+
+def organizations(con, kind: str, year: int) -> list[str]:
+    from allpayer.reports import employer, hospital, payer, practice
+    from allpayer.reports.base import has
+
+    if kind == "employer":
+        from allpayer.reports.base import of_year, rows
+
+        mm = of_year(con.table("tcoc_member_month"), year)
+        eg = con.table("employer_group")
+        j = eg.semi_join(mm.select("group_id").distinct(), "group_id")
+        return [r["employer_id"] for r in rows(j.select("employer_id").distinct().order_by("employer_id"))]
+    if kind == "practice":
+        return practice.practices(con, year)
+    if kind == "hospital":
+        return hospital.hospitals(con, year) if has(con, "fpp_hospital_payments") else []
+    if kind == "payer":
+        return payer.payers(con, year) if has(con, "settlement_statements") else []
+    if kind == "regulator":
+        return ["GMCB"]
+    raise ReportError(f"unknown report kind {kind!r}; use one of {', '.join(KINDS)}")
+
+
+def build(con, kind: str, org: str, year: int, run_id: str, store=None, inputs=None) -> Report:
+    from allpayer.reports import employer, hospital, payer, practice, regulator
+
+    if kind == "employer":
+        return employer.build(con, org, year, run_id)
+    if kind == "practice":
+        return practice.build(con, org, year, run_id, store=store)
+    if kind == "hospital":
+        return hospital.build(con, org, year, run_id)
+    if kind == "payer":
+        return payer.build(con, org, year, run_id)
+    if kind == "regulator":
+        return regulator.build(con, org, year, run_id, inputs=inputs)
+    raise ReportError(f"unknown report kind {kind!r}; use one of {', '.join(KINDS)}")
+
+
+def write(report: Report, out: Path, formats: list[str]) -> dict[str, Path]:
+    from allpayer.reports import pdf
+
+    written: dict[str, Path] = {}
+    html_path = render.write_html(report, out)
+    if "html" in formats:
+        written["html"] = html_path
+    if "csv" in formats:
+        written["csv"] = csvout.write_csv(report, out)
+    if "pdf" in formats:
+        written["pdf"] = pdf.html_to_pdf(html_path, Path(out) / f"{report.slug}.pdf")
+    if "html" not in formats:
+        html_path.unlink()
+    return written
+
+
+def _open(db: Path):
+    from allpayer.runs import open_snapshot
+
+    db = Path(db)
+    if not db.exists():
+        raise ReportError(f"database {db} does not exist")
+    return open_snapshot(db)
+
+
+def _store(db: Path, store_url: str | None):
+    from allpayer.store import default_store_url, open_store
+
+    return open_store(store_url or default_store_url(db))
+
+
+def render_one(db: Path, kind: str, org: str, year: int, out: Path, formats: list[str],
+               inputs: Path | None = None, store_url: str | None = None) -> dict[str, Path]:
+    from allpayer.reports.base import latest_run_id
+    from allpayer.reports.regulator import load_inputs
+
+    con = _open(db)
+    store = _store(db, store_url) if kind == "practice" else None
+    try:
+        rep = build(con, kind, org, year, latest_run_id(con), store=store,
+                    inputs=load_inputs(inputs) if kind == "regulator" else None)
+    finally:
+        con.disconnect()
+        if store is not None:
+            store.close()
+    return write(rep, out, formats)
+
+
+def reports_dir(db: Path) -> Path:
+    db = Path(db)
+    return db.with_name(db.name + ".reports")
+
+
+def render_all(db: Path, year: int, formats: list[str] = list(FORMATS), out: Path | None = None,
+               inputs: Path | None = None, store_url: str | None = None, say=lambda s: None) -> Path:
+    """Render every audience's reports of the latest published run; return the run's folder."""
+    from allpayer.reports.base import latest_run_id
+    from allpayer.reports.regulator import load_inputs
+
+    con = _open(db)
+    store = _store(db, store_url)
+    base = Path(out) if out else reports_dir(db)
+    base.mkdir(parents=True, exist_ok=True)
+    try:
+        run_id = latest_run_id(con)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=base))
+        index = {"run_id": run_id, "year": year, "formats": formats, "reports": []}
+        try:
+            for kind in KINDS:
+                for org in organizations(con, kind, year):
+                    rep = build(con, kind, org, year, run_id, store=store,
+                                inputs=load_inputs(inputs) if kind == "regulator" else None)
+                    files = write(rep, tmp / kind, formats)
+                    index["reports"].append({"kind": kind, "organization": org, "title": rep.title,
+                                             "files": {f: str(p.relative_to(tmp)) for f, p in files.items()}})
+                    say(f"{kind} {org}: {', '.join(sorted(files))}")
+            (tmp / "index.json").write_text(json.dumps(index, indent=2))
+            (tmp / "index.html").write_text(_index_html(index), encoding="utf-8")
+            final = base / run_id
+            if final.exists():
+                old = base / f".{run_id}.old"
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    finally:
+        con.disconnect()
+        store.close()
+    return final
+
+
+def _index_html(index: dict) -> str:
+    from html import escape
+
+    lines = [f"<!doctype html><html><head><meta charset='utf-8'><title>Reports, run {escape(index['run_id'])}</title>"
+             f"</head><body><h1>Reports of run {escape(index['run_id'])} (performance year {index['year']})</h1><ul>"]
+    for r in index["reports"]:
+        links = " ".join(f"<a href='{escape(p)}'>{escape(f)}</a>" for f, p in sorted(r["files"].items()))
+        lines.append(f"<li>{escape(r['kind'])}: {escape(r['organization'])} {links}</li>")
+    lines.append("</ul></body></html>")
+    return "\n".join(lines)
+
+
+__all__ = ["FORMATS", "build", "organizations", "parse_formats", "parse_period", "render_all", "render_one",
+           "reports_dir", "safe_name", "write"]

@@ -1,0 +1,110 @@
+"""Small-cell suppression: no shown count from 1 to 10, and no hidden count derivable from totals."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from allpayer.reports.suppression import THRESHOLD, column, grid, is_small, suppress, suppress_columns
+
+
+def derivable(values, constraints, hidden) -> set:
+    """Hidden keys whose value the shown values and the constraints pin down exactly: e_k lies in
+    the row space of the constraint matrix restricted to the hidden unknowns."""
+    unknown = sorted(hidden, key=str)
+    if not unknown:
+        return set()
+    idx = {k: i for i, k in enumerate(unknown)}
+    a = []
+    for total, cells in constraints:
+        row = [0.0] * len(unknown)
+        for k, sign in [(total, -1.0)] + [(c, 1.0) for c in cells]:
+            if k in idx:
+                row[idx[k]] += sign
+        if any(row):
+            a.append(row)
+    if not a:
+        return set()
+    a = np.array(a)
+    r = np.linalg.matrix_rank(a)
+    out = set()
+    for k, i in idx.items():
+        e = np.zeros(len(unknown))
+        e[i] = 1.0
+        if np.linalg.matrix_rank(np.vstack([a, e])) == r:
+            out.add(k)
+    return out
+
+
+def check(values, constraints, hidden):
+    shown_small = [k for k, v in values.items() if k not in hidden and is_small(v)]
+    assert not shown_small, f"small counts shown: {shown_small}"
+    assert not derivable(values, constraints, hidden), "a hidden count can be derived from the totals"
+    for total, cells in constraints:  # a hidden part whose partner sum is small is narrowed to a small count
+        hid = [c for c in cells if c in hidden]
+        if hid and total not in hidden:
+            assert not is_small(sum(values[c] for c in hid))
+
+
+counts = st.integers(min_value=0, max_value=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(counts, min_size=1, max_size=12))
+def test_one_column_with_a_total(cells):
+    values = {i: v for i, v in enumerate(cells)} | {"total": sum(cells)}
+    cons = column(list(range(len(cells))))
+    check(values, cons, suppress(values, cons))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 5), st.data())
+def test_two_way_table_with_margins(nr, nc, data):
+    rows_, cols = list(range(nr)), list(range(nc))
+    cell = {(r, c): data.draw(counts) for r in rows_ for c in cols}
+    values = dict(cell)
+    for r in rows_:
+        values[(r, "total")] = sum(cell[(r, c)] for c in cols)
+    for c in cols:
+        values[("total", c)] = sum(cell[(r, c)] for r in rows_)
+    values[("total", "total")] = sum(cell.values())
+    cons = grid(rows_, cols)
+    check(values, cons, suppress(values, cons))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 80), min_size=1, max_size=5), st.data())
+def test_persons_across_payers(per_payer, data):
+    """The regulator's layout: payer counts add up to a sum, and the sum = distinct persons + those
+    counted twice; the distinct count stays shown when something else can protect."""
+    total = sum(per_payer)
+    overlap = data.draw(st.integers(0, total))
+    values = {("att", i): v for i, v in enumerate(per_payer)}
+    values |= {("att", "sum"): total, ("att", "distinct"): total - overlap, ("att", "overlap"): overlap}
+    cons = [(("att", "sum"), [("att", i) for i in range(len(per_payer))]),
+            (("att", "sum"), [("att", "distinct"), ("att", "overlap")])]
+    check(values, cons, suppress(values, cons, keep_shown=[("att", "distinct")]))
+
+
+def test_hand_checked_complement():
+    # 4 is small; 25 is the smallest other cell, so it is hidden too: 4 + 25 = 29 cannot be split
+    values = {"a": 4, "b": 30, "c": 25, "total": 59}
+    assert suppress(values, column(["a", "b", "c"])) == {"a", "c"}
+    # two small cells summing to 7 (< 11): a third cell is needed, else 7 would be known
+    values = {"a": 3, "b": 4, "c": 40, "d": 50, "total": 97}
+    assert suppress(values, column(["a", "b", "c", "d"])) == {"a", "b", "c"}
+    # zero is shown and is no complement
+    assert suppress({"a": 0, "b": 20, "total": 20}, column(["a", "b"])) == set()
+
+
+def test_suppress_columns_hides_a_complement_in_each_column():
+    rows = [{"mm": 40, "opt": 3}, {"mm": 41, "opt": 0}, {"mm": 39, "opt": 12}]
+    hidden, totals = suppress_columns(rows, ["mm", "opt"])
+    assert hidden == {(0, "opt"), (2, "opt")} and totals == set()
+
+
+def test_a_total_under_the_threshold_is_hidden_with_its_cells():
+    values = {"a": 3, "b": 5, "total": 8}
+    assert suppress(values, column(["a", "b"])) == {"a", "b", "total"}
+    assert THRESHOLD == 11

@@ -1,0 +1,76 @@
+"""Fast checks of the report parts that need no database: docstring examples, charts, CSV, disputes."""
+
+from __future__ import annotations
+
+import doctest
+import datetime as dt
+
+import pytest
+
+from allpayer.reports import charts, csvout, disputes, suppression
+from allpayer.reports.base import Report, Table, pct, pmpm_cents, usd
+from allpayer.reports.publish import parse_formats, parse_period
+from allpayer.reports.regulator import load_inputs
+from allpayer.reports.base import ReportError
+from allpayer.store import open_store
+
+
+@pytest.mark.parametrize("module", [suppression, charts])
+def test_docstring_examples(module):
+    result = doctest.testmod(module)
+    assert result.attempted and not result.failed
+
+
+def test_money_and_rates_are_rounded_half_up():
+    assert pmpm_cents(1001, 2) == 501  # 500.5 cents -> 501
+    assert pmpm_cents(5, 0) is None
+    assert usd(-123456) == "-$1,234.56" and usd(0) == "$0.00"
+    assert pct("0.0345") == "3.5%" and pct("0.043", 1) == "4.3%"
+
+
+def test_charts_draw_a_gap_for_a_hidden_value_and_keep_the_title():
+    svg = charts.line_chart("PMPM vs target over time", ["a", "b", "c"], {"x": [1, None, 3]})
+    assert "PMPM vs target over time" in svg and "polyline" not in svg  # no line across the gap
+    bars = charts.bar_chart("Payments by type", ["m1", "m2"], {"CPR": [10, -5]})
+    assert bars.count("<rect") == 2 + 1  # two bars and one legend key
+
+
+def test_csv_rows_carry_run_and_section():
+    rep = Report(kind="payer", org="p", year=2024, run_id="R1", title="t", subtitle="s",
+                 totals=[("Net", "$1.00")], tables=[Table("lines", "Lines", ["line", "amount"], [["1", "$1.00"]])])
+    recs = csvout.records(rep)
+    assert recs[0] == ["payer", "p", "2024", "R1", "totals", "Net", "value", "$1.00"]
+    assert recs[1] == ["payer", "p", "2024", "R1", "lines", "1", "amount", "$1.00"]
+
+
+def test_options_are_checked():
+    assert parse_formats("html, PDF") == ["html", "pdf"]
+    with pytest.raises(ReportError):
+        parse_formats("docx")
+    assert parse_period("2024") == 2024
+    with pytest.raises(ReportError):
+        parse_period("2024-13")
+
+
+def test_regulator_inputs_reject_unknown_keys(tmp_path):
+    f = tmp_path / "in.yaml"
+    f.write_text("statewide_lives: {all_payer: 600000}\nnational_medicare_growth: '0.031'\n")
+    got = load_inputs(f)
+    assert got.statewide_lives.all_payer == 600000 and str(got.national_medicare_growth) == "0.031"
+    f.write_text("statewide_live: {all_payer: 1}\n")
+    with pytest.raises(ReportError, match="in.yaml"):
+        load_inputs(f)
+
+
+def test_disputes_are_kept_per_practice():
+    s = open_store("sqlite:///:memory:")
+    now = dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    d1 = disputes.flag(s, "vt-2024-medicaid", "M1", "2024-03", "pc-a", "moved away", now=now)
+    disputes.flag(s, "vt-2024-medicaid", "M2", "2024-04", "pc-b", "never seen", now=now)
+    got = disputes.for_practice(s, "pc-a")
+    assert [g["dispute_id"] for g in got] == [d1] and got[0]["status"] == "open"
+    assert got[0]["flagged_at"] == "2025-01-02T03:04:05+00:00"
+    with pytest.raises(disputes.DisputeError):
+        disputes.flag(s, "p", "M1", "2024-3", "pc-a", "x")
+    with pytest.raises(disputes.DisputeError):
+        disputes.flag(s, "p", "M1", "2024-03", "pc-a", "  ")
