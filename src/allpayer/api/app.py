@@ -282,31 +282,49 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         return overview_data(p, performance_year)
 
     def overview_data(p: Principal, year: int | None) -> dict:
+        """Per program and year: member months, average lives (member months / 12), TCOC on the
+        fee-for-service basis (`ffs_paid_cents`) and its PMPM, the target and its PMPM (where the
+        role may read targets), and the net of the latest settlement statement (the forecast)."""
         with snap.lock:
             ctx = snap.context()
             if ctx is None:
                 return {"items": []}
             try:
                 tc = tenancy.scoped(p, "tcoc", ctx)
-            except tenancy.Denied:
-                raise HTTPException(403, f"role {p.role} sees no program overview") from None
             except tenancy.NotAvailable:
                 return {"items": []}
+            except tenancy.Denied:
+                raise HTTPException(403, f"role {p.role} sees no program overview") from None
+            if p.role in (*tenancy.ACO, "payer", "regulator"):
+                tc = tenancy.program_totals(tc)
             if year is not None:
-                tc = tc.filter(tc.performance_year == year)
-            rows = [jsonable(r) for r in ctx.con.to_pyarrow(tc.order_by(["program_id", "performance_year"])).to_pylist()]
-            forecast = {}
-            try:
+                tc = tc.filter(tc.year == year)
+            g = tc.group_by("program_id", performance_year=tc.year).aggregate(
+                member_months=tc.member_months.sum(), tcoc_cents=tc.ffs_paid_cents.sum())
+            rows = [jsonable(r) for r in ctx.con.to_pyarrow(g.order_by(["program_id", "performance_year"])).to_pylist()]
+            targets, forecast = {}, {}
+            if tenancy.allowed(p.role, "targets"):
+                tg = tenancy.scoped(p, "targets", ctx)
+                tg = tg.group_by("program_id", "performance_year").aggregate(target_cents=tg.target_cents.sum())
+                for r in ctx.con.to_pyarrow(tg).to_pylist():
+                    targets[(r["program_id"], r["performance_year"])] = int(r["target_cents"])
+            if tenancy.allowed(p.role, "settlements") and ctx.has("settlement_statements"):
                 st = tenancy.scoped(p, "settlements", ctx)
-                for r in ctx.con.to_pyarrow(st).to_pylist():
+                for r in ctx.con.to_pyarrow(st.order_by(["program_id", "performance_year", "run_id"])).to_pylist():
                     forecast[(r["program_id"], r["performance_year"])] = jsonable(r)
-            except (tenancy.Denied, tenancy.NotAvailable):
-                pass
         items = []
         for r in rows:
-            s = forecast.get((r["program_id"], r["performance_year"]), {})
-            items.append({**_overview_numbers(r), "settlement_net_cents": s.get("net_cents"),
-                          "settlement_version": s.get("version")})
+            mm = int(r["member_months"] or 0)
+            key = (r["program_id"], r["performance_year"])
+            target = targets.get(key)
+            s = forecast.get(key, {})
+            items.append({
+                "program_id": r["program_id"], "performance_year": r["performance_year"], "member_months": mm,
+                "average_lives": _div(mm, 12), "tcoc_cents": int(r["tcoc_cents"] or 0),
+                "tcoc_pmpm_cents": _div(r["tcoc_cents"], mm), "target_cents": target,
+                "target_pmpm_cents": _div(target, mm), "settlement_net_cents": s.get("net_cents"),
+                "settlement_version": s.get("version"),
+            })
         return {"items": items}
 
     app.state.overview = overview_data
@@ -352,19 +370,8 @@ def report_visible(p: Principal, rel: str) -> bool:
     return len(parts) >= 4 and parts[1] == p.role and parts[2] == (p.org_id or "")
 
 
-def _overview_numbers(r: dict) -> dict:
-    """The overview figures of one tcoc_summary row (column names as the TCOC stage writes them)."""
-    mm = r.get("member_months") or 0
-    actual = r.get("tcoc_cents", r.get("actual_cents"))
-    target = r.get("target_cents")
-    out = {"program_id": r["program_id"], "performance_year": r["performance_year"], "member_months": mm,
-           "lives": r.get("lives", r.get("attributed_lives")), "tcoc_cents": actual, "target_cents": target}
-    out["tcoc_pmpm_cents"] = _div(actual, mm)
-    out["target_pmpm_cents"] = _div(target, mm)
-    return out
-
-
 def _div(cents, mm):
+    """cents / mm rounded half up (None when either is missing or mm is 0)."""
     if cents is None or not mm:
         return None
     q, r = divmod(int(cents) * 2 + int(mm), int(mm) * 2)  # round half up

@@ -29,7 +29,9 @@ def pick_orgs(db: str | Path) -> dict[str, str | None]:
 
     try:
         out = {
-            "payer": first("SELECT payer FROM eligibility GROUP BY payer ORDER BY count(*) DESC, payer LIMIT 1"),
+            "payer": first("SELECT payer FROM tcoc_summary GROUP BY payer ORDER BY sum(member_months) DESC, payer LIMIT 1")
+            if "tcoc_summary" in tables else
+            first("SELECT payer FROM eligibility GROUP BY payer ORDER BY count(*) DESC, payer LIMIT 1"),
             "practice": first("SELECT practice_id FROM attribution WHERE attributed AND practice_id IS NOT NULL "
                               "GROUP BY practice_id ORDER BY count(*) DESC, practice_id LIMIT 1")
             if "attribution" in tables else None,

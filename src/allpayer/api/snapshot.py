@@ -92,6 +92,11 @@ def _program_payer(con) -> dict[str, str]:
     except Exception:  # noqa: BLE001 - the shipped terms are checked by their own tests
         pass
     tables = set(con.list_tables())
+    for table in ("tcoc_summary", "settlement_statements"):
+        if table in tables and "payer" in con.table(table).columns:
+            for pid, payer in con.con.execute(f"SELECT DISTINCT program_id, payer FROM {table}").fetchall():
+                if pid and payer:
+                    out[pid] = payer
     if "runs" in tables:
         import json
 

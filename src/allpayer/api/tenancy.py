@@ -106,11 +106,29 @@ def _quality_level(level: str, org: str) -> Rule:
 
 
 def _tcoc_level(level: str, org: str) -> Rule:
+    """``tcoc_summary`` rows of one level: program rows have no hsa, practice_id nor employer_id;
+    an HSA, practice or employer row has that column set."""
+
     def rule(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+        if level == "program":
+            return t.filter(t.hsa.isnull() & t.practice_id.isnull() & t.employer_id.isnull())
         want = p.org_id if org == "org" else ctx.hospital_hsa.get(p.org_id or "", "")
-        return t.filter((t.level == level) & (t.level_id == want))
+        return t.filter(t[level] == want)
 
     return rule
+
+
+def program_totals(t: ir.Table) -> ir.Table:
+    """The program-total rows of ``tcoc_summary``.
+
+    The table stacks program, HSA, practice and employer aggregates without a level column; a row
+    with no hsa, practice_id nor employer_id is either the program total or the HSA/practice
+    remainder of members with none. The program total counts every member, so it is the one with
+    the most member months (ties are identical rows)."""
+    t = t.filter(t.hsa.isnull() & t.practice_id.isnull() & t.employer_id.isnull())
+    w = ibis.window(group_by=[t.program_id, t.year], order_by=[ibis.desc(t.member_months), ibis.desc(t.ffs_paid_cents),
+                                                                 ibis.desc(t.allowed_cents)])
+    return t.mutate(_rank=ibis.row_number().over(w)).filter(lambda x: x._rank == 0).drop("_rank")
 
 
 @dataclass(frozen=True)
@@ -141,9 +159,9 @@ DATASETS: dict[str, Dataset] = {
                 ("program_id", "practice_id", "measure_id")),
         Dataset("claims", "medical_claim", ("claim_id", "claim_line_number"), True,
                 _aco(payer=_column_is_org("payer")), ("payer", "claim_type")),
-        Dataset("tcoc", "tcoc_summary", ("program_id", "level", "level_id", "year"), False,
-                _aco(payer=_own_programs, practice=_tcoc_level("practice", "org"), hospital=_tcoc_level("hsa", "hsa"),
-                     employer=_tcoc_level("employer", "org"), regulator=_where(level=["program"]))),
+        Dataset("tcoc", "tcoc_summary", ("program_id", "year", "hsa", "practice_id", "employer_id"), False,
+                _aco(payer=_own_programs, practice=_tcoc_level("practice_id", "org"), hospital=_tcoc_level("hsa", "hsa"),
+                     employer=_tcoc_level("employer_id", "org"), regulator=_tcoc_level("program", ""))),
         Dataset("targets", "targets", ("program_id", "cell_id", "month"), False,
                 _aco(payer=_own_programs, regulator=_all)),
         Dataset("quality_rates", "quality_rates", ("program_id", "measure_id", "level", "level_id", "performance_year"), False,
