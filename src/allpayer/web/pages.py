@@ -156,7 +156,7 @@ def register_pages(app: FastAPI) -> None:
         if not tenancy.may_see_org_page(p, "practice", practice_id):
             return forbidden(p, "another practice's patients")
         gaps = rows_of(p, "care_gaps", practice_id=practice_id)
-        tcoc = rows_of(p, "tcoc", level="practice", level_id=practice_id) if p.role != "practice" else rows_of(p, "tcoc")
+        tcoc = rows_of(p, "tcoc", practice_id=practice_id)
         with snap.lock:
             ctx = snap.context()
             patients = 0
