@@ -341,17 +341,7 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         return FileResponse(reports_dir(db) / wanted)
 
     def visible_reports(p: Principal) -> list[dict]:
-        root = reports_dir(db)
-        if not root.is_dir():
-            return []
-        out = []
-        for f in sorted(root.rglob("*")):
-            if not f.is_file():
-                continue
-            rel = f.relative_to(root).as_posix()
-            if report_visible(p, rel):
-                out.append({"path": rel, "bytes": f.stat().st_size})
-        return out
+        return [r for r in report_files(reports_dir(db)) if report_visible(p, r)]
 
     from allpayer.web.pages import register_pages
 
@@ -359,15 +349,45 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     return app
 
 
-def report_visible(p: Principal, rel: str) -> bool:
-    """ACO roles see every report; an organization role sees ``<run_id>/<role>/<org_id>/...``;
-    the regulator sees ``<run_id>/regulator/...``."""
-    parts = rel.split("/")
+def report_files(root: Path) -> list[dict]:
+    """The files of every rendered run under `root` (``<db>.reports``), from each run's
+    ``index.json`` (written by `allpayer.reports.publish.render_all`): path (``<run_id>/<file>``),
+    run_id, kind, organization, title, format. A run's own index files have kind ``index``.
+    Folders being written (names starting with a dot) are skipped."""
+    import json
+
+    out: list[dict] = []
+    if not root.is_dir():
+        return out
+    for run_dir in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        try:
+            index = json.loads((run_dir / "index.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for name in ("index.html", "index.json"):
+            if (run_dir / name).is_file():
+                out.append({"path": f"{run_dir.name}/{name}", "run_id": run_dir.name, "kind": "index",
+                            "organization": None, "title": "index", "format": name.rsplit(".", 1)[1]})
+        for rep in index.get("reports", []):
+            for fmt, rel in sorted((rep.get("files") or {}).items()):
+                f = run_dir / rel
+                if f.is_file() and f.resolve().is_relative_to(run_dir.resolve()):
+                    out.append({"path": f"{run_dir.name}/{Path(rel).as_posix()}", "run_id": run_dir.name,
+                                "kind": rep.get("kind"), "organization": rep.get("organization"),
+                                "title": rep.get("title"), "format": fmt})
+    return out
+
+
+def report_visible(p: Principal, report: dict) -> bool:
+    """ACO roles see every report and index; the regulator sees the regulator's reports; an
+    organization role sees the reports of its own kind and organization."""
     if p.role in tenancy.ACO:
         return True
-    if len(parts) >= 3 and p.role == "regulator":
-        return parts[1] == "regulator"
-    return len(parts) >= 4 and parts[1] == p.role and parts[2] == (p.org_id or "")
+    if report["kind"] == "index":
+        return False
+    if p.role == "regulator":
+        return report["kind"] == "regulator"
+    return report["kind"] == p.role and report["organization"] == p.org_id
 
 
 def _div(cents, mm):
