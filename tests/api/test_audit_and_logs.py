@@ -90,10 +90,10 @@ def test_serve_command_logs_no_member_identifiers(world, tmp_path):
         ids = sorted(world.member_ids())[:5]
         key = {"X-API-Key": world.keys["aco_admin"]}
         for m in ids:
-            assert httpx.get(f"{base}/api/v1/rosters", params={"practice_id": m}, headers=key).status_code == 200
-            httpx.get(f"{base}/api/v1/claims", params={"payer": m}, headers=key)
-            httpx.get(f"{base}/practice/{m}", headers=key)
-        assert httpx.get(f"{base}/api/v1/rosters", params={"limit": 3}, headers=key).json()["items"]
+            assert httpx.get(f"{base}/api/v1/rosters", params={"practice_id": m}, headers=key, timeout=120).status_code == 200
+            httpx.get(f"{base}/api/v1/claims", params={"payer": m}, headers=key, timeout=120)
+            httpx.get(f"{base}/practice/{m}", headers=key, timeout=120)
+        assert httpx.get(f"{base}/api/v1/rosters", params={"limit": 3}, headers=key, timeout=120).json()["items"]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)

@@ -122,6 +122,25 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
             ctx = snap.context()
             if ctx is None:
                 raise HTTPException(404, "no snapshot has been published yet")
+            # compiled SQL of the same scoped question on the same snapshot is reused
+            cache = ctx.__dict__.setdefault("_sql_cache", {})
+            cache_key = (p.role, p.org_id, dataset, tuple(sorted((k, str(v)) for k, v in filters.items())), limit, offset)
+            hit = cache.get(cache_key)
+        if hit is not None:
+            count_sql, page_sql = hit
+        else:
+            count_sql, page_sql = compile_query(p, dataset, filters, limit, offset, ctx)
+            with snap.lock:
+                if len(cache) > 5000:
+                    cache.clear()
+                cache[cache_key] = (count_sql, page_sql)
+        # executed outside the lock, each on its own cursor, so requests run in parallel
+        total = int(snap.run(ctx, count_sql)[0][0])
+        items = [jsonable(r) for r in snap.run(ctx, page_sql, as_dicts=True)]
+        return {"dataset": dataset, "total": total, "limit": limit, "offset": offset, "items": items}
+
+    def compile_query(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int, ctx) -> tuple[str, str]:
+        with snap.lock:
             try:
                 t = tenancy.scoped(p, dataset, ctx)
             except tenancy.Denied:
@@ -137,10 +156,8 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
                     raise HTTPException(400, f"{dataset} cannot be filtered by {col}")
                 t = t.filter(t[col] == value)
             keys = [k for k in tenancy.DATASETS[dataset].keys if k in t.columns]
-            total = int(ctx.con.execute(t.count()))
             page = t.order_by(keys).limit(limit, offset=offset) if keys else t.limit(limit, offset=offset)
-            items = [jsonable(r) for r in ctx.con.to_pyarrow(page).to_pylist()]
-        return {"dataset": dataset, "total": total, "limit": limit, "offset": offset, "items": items}
+            return ctx.con.compile(t.count()), ctx.con.compile(page)
 
     Limit = Query(100, ge=1, le=MAX_LIMIT, description="Rows per page (at most 1000).")
     Offset = Query(0, ge=0, le=10**9, description="Rows to skip.")
@@ -301,17 +318,23 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
                 tc = tc.filter(tc.year == year)
             g = tc.group_by("program_id", performance_year=tc.year).aggregate(
                 member_months=tc.member_months.sum(), tcoc_cents=tc.ffs_paid_cents.sum())
-            rows = [jsonable(r) for r in ctx.con.to_pyarrow(g.order_by(["program_id", "performance_year"])).to_pylist()]
-            targets, forecast = {}, {}
+            sql_rows = ctx.con.compile(g.order_by(["program_id", "performance_year"]))
+            sql_targets = sql_settle = None
             if tenancy.allowed(p.role, "targets"):
                 tg = tenancy.scoped(p, "targets", ctx)
-                tg = tg.group_by("program_id", "performance_year").aggregate(target_cents=tg.target_cents.sum())
-                for r in ctx.con.to_pyarrow(tg).to_pylist():
-                    targets[(r["program_id"], r["performance_year"])] = int(r["target_cents"])
+                sql_targets = ctx.con.compile(
+                    tg.group_by("program_id", "performance_year").aggregate(target_cents=tg.target_cents.sum()))
             if tenancy.allowed(p.role, "settlements") and ctx.has("settlement_statements"):
                 st = tenancy.scoped(p, "settlements", ctx)
-                for r in ctx.con.to_pyarrow(st.order_by(["program_id", "performance_year", "run_id"])).to_pylist():
-                    forecast[(r["program_id"], r["performance_year"])] = jsonable(r)
+                sql_settle = ctx.con.compile(st.order_by(["program_id", "performance_year", "run_id"]))
+        rows = [jsonable(r) for r in snap.run(ctx, sql_rows, as_dicts=True)]
+        targets, forecast = {}, {}
+        if sql_targets:
+            for r in snap.run(ctx, sql_targets, as_dicts=True):
+                targets[(r["program_id"], r["performance_year"])] = int(r["target_cents"])
+        if sql_settle:
+            for r in snap.run(ctx, sql_settle, as_dicts=True):
+                forecast[(r["program_id"], r["performance_year"])] = jsonable(r)
         items = []
         for r in rows:
             mm = int(r["member_months"] or 0)

@@ -54,16 +54,25 @@ class Snapshot:
         if ident is None:
             return None
         if ident != self._ident or self._ctx is None:
-            if self._con is not None:
-                try:
-                    self._con.disconnect()
-                except Exception:  # noqa: BLE001 - an old snapshot that cannot close is dropped
-                    pass
+            # The previous snapshot's connection is dropped, not closed: requests still running on
+            # its cursors finish on the snapshot they started with.
             self._con = runs.open_snapshot(self.db)
             self._ident = ident
             self._ctx = Context(con=self._con, program_payer=_program_payer(self._con),
                                 hospital_hsa=_hospital_hsa(self._con))
         return self._ctx
+
+    def run(self, ctx: Context, sql: str, as_dicts: bool = False) -> list:
+        """Execute compiled SQL on a cursor of `ctx`'s snapshot (no lock: a cursor is a
+        connection of its own to the same database)."""
+        cur = ctx.con.con.cursor()
+        try:
+            res = cur.execute(sql)
+            if as_dicts:
+                return res.fetch_arrow_table().to_pylist()
+            return res.fetchall()
+        finally:
+            cur.close()
 
     def rows(self, expr) -> list[dict]:
         with self.lock:
@@ -82,15 +91,9 @@ class Snapshot:
 
 
 def _program_payer(con) -> dict[str, str]:
-    """program_id -> payer, from the runs' contract terms (the shipped terms as a fallback)."""
-    from allpayer.terms import load_programs, programs_dir
-
+    """program_id -> payer, from the snapshot's own tables (``tcoc_summary`` and
+    ``settlement_statements`` carry both) and the terms recorded with its runs."""
     out: dict[str, str] = {}
-    try:
-        for p in load_programs([programs_dir()]):
-            out[p.program_id] = p.payer
-    except Exception:  # noqa: BLE001 - the shipped terms are checked by their own tests
-        pass
     tables = set(con.list_tables())
     for table in ("tcoc_summary", "settlement_statements"):
         if table in tables and "payer" in con.table(table).columns:

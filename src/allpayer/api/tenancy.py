@@ -56,6 +56,13 @@ class Context:
             self._tables = set(self.con.list_tables())
         return self._tables
 
+    def table(self, name: str) -> ir.Table:
+        """The snapshot's table `name` (its schema read once per snapshot)."""
+        cache = self.__dict__.setdefault("_table_cache", {})
+        if name not in cache:
+            cache[name] = self.con.table(name)
+        return cache[name]
+
     def programs_of(self, payer: str) -> list[str]:
         return sorted(p for p, who in self.program_payer.items() if who == payer)
 
@@ -209,11 +216,11 @@ def scoped(principal: Principal, dataset: str, ctx: Context) -> ir.Table:
         raise Denied(dataset)
     if not ctx.has(d.table):
         raise NotAvailable(d.table)
-    t = ctx.con.table(d.table)
+    t = ctx.table(d.table)
     if d.table == "medical_claim":
         from allpayer.inputs import privacy
 
-        t = privacy.releasable(t, ctx.con.table("eligibility"), t)
+        t = privacy.releasable(t, ctx.table("eligibility"), t)
     return rule(t, principal, ctx)
 
 
