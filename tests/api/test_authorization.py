@@ -193,3 +193,10 @@ def test_query_layer_scopes_without_routes(world):
         nothing = tenancy.scoped(Principal("x", "payer", "no-such-payer"), "tcoc", ctx)
         assert int(ctx.con.execute(nothing.count())) == 0
     snap.close()
+
+
+def test_control_characters_are_refused_not_a_server_error(as_role):
+    """Found by the schema properties: a NUL in a filter once reached the SQL text."""
+    for url in ("/api/v1/rosters?practice_id=%00", "/api/v1/tcoc?program_id=a%0Ab", "/api/v1/employers/%00/summary"):
+        r = as_role("aco_admin", url)
+        assert r.status_code == 422, (url, r.status_code)

@@ -32,6 +32,12 @@ MAX_LIMIT = 1000
 SMALL_CELL = 11
 
 
+def check_text(value: Any, what: str) -> None:
+    """Refuse control characters in an identifier or filter (422): they never occur in ids."""
+    if isinstance(value, str) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise HTTPException(422, f"{what}: control characters are not allowed")
+
+
 def problem(status: int, title: str, detail: str = "") -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status}
     if detail:
@@ -118,6 +124,8 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
 
     # -- data access ----------------------------------------------------------------------------
     def query(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int) -> dict:
+        for col, value in filters.items():
+            check_text(value, col)
         with snap.lock:
             ctx = snap.context()
             if ctx is None:
@@ -253,6 +261,7 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     @app.get("/api/v1/employers/{employer_id}/summary", tags=["employers"],
              summary="An employer's summary: member months and invoiced amounts by program and month (cells under 11 suppressed).")
     def employer_summary(employer_id: str, p: Principal = Depends(principal)):
+        check_text(employer_id, "employer_id")
         if not tenancy.may_see_org_page(p, "employer", employer_id):
             raise HTTPException(403, "not this organization's data")
         return employer_summary_data(p, employer_id)

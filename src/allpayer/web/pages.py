@@ -132,6 +132,10 @@ def register_pages(app: FastAPI) -> None:
         return render("overview.html", p=p, rows=rows, chart=chart)
 
     def rows_of(p, dataset: str, **equal) -> list[dict] | None:
+        from allpayer.api.app import check_text
+
+        for col, v in equal.items():
+            check_text(v, col)
         with snap.lock:
             ctx = snap.context()
             if ctx is None:
@@ -153,6 +157,9 @@ def register_pages(app: FastAPI) -> None:
     @app.get("/practice/{practice_id}", include_in_schema=False)
     def practice_page(practice_id: str, request: Request):
         p = need(request)
+        from allpayer.api.app import check_text
+
+        check_text(practice_id, "practice_id")
         if not tenancy.may_see_org_page(p, "practice", practice_id):
             return forbidden(p, "another practice's patients")
         gaps = rows_of(p, "care_gaps", practice_id=practice_id)
