@@ -10,6 +10,7 @@ Output tables (grain in parentheses; columns are documented with each stage func
 - ``member_months``       (program_id, member_id, month)      program member months with rate-cell columns
 - ``attribution``         (program_id, member_id, month)      the monthly roster with the deciding step
 - ``attribution_changes`` (program_id, person_id, month)      adds, drops and practice changes with reasons
+- ``attribution_reconciliation`` (program_id, member_id, month) our roster against the payer's list, with reasons
 - ``tcoc_member_month``   (program_id, member_id, month)      cost by category, FFS basis, shadow claims priced
 - ``tcoc_reconciliation`` (payer, service_year, program_id, disposition)  where every cost line went
 - ``tcoc_truncation``     (program_id, year, truncation_group) thresholds and truncated amounts
@@ -20,6 +21,13 @@ Output tables (grain in parentheses; columns are documented with each stage func
 - ``risk_scores``         (program_id, person_id, payment_year) CMS-HCC scores of PY and base-year members
 - ``risk_ratios``         (program_id, cell_id)                population risk ratio PY over base, capped
 - ``targets``             (program_id, cell_id, month)         expected TCOC: base PMPM x trend x risk x (1 - discount)
+- ``target_reconciliation`` (program_id, cell_id, month)      our targets against the payer's, with reasons
+
+Optional inputs read when loaded: ``payer_attribution`` (the payer's list: the roster itself for
+a ``payer_supplied`` attribution, else reconciled), ``payer_target`` (the target PMPM of a
+``payer_supplied`` target method, else reconciled), ``voluntary_alignment`` and
+``exclusion_event`` (see docs/inputs.md). The reconciliation tables hold rows only for programs
+the payer sent a list or targets for.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ import ibis.expr.types as ir
 from allpayer.core import targets as targets_mod
 from allpayer.core import tcoc
 from allpayer.core.attribution import Options as AttributionOptions
-from allpayer.core.attribution import attribute, attribution_changes
+from allpayer.core.attribution import RECONCILE_SCHEMA, attribute, attribution_changes, reconcile_attribution
 from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
 from allpayer.core.member_months import eligibility_months
 from allpayer.core.programs import program_months
@@ -47,6 +55,7 @@ STAGES = (
     "member_months",
     "attribution",
     "attribution_changes",
+    "attribution_reconciliation",
     "tcoc_member_month",
     "tcoc_reconciliation",
     "tcoc_truncation",
@@ -57,6 +66,7 @@ STAGES = (
     "risk_scores",
     "risk_ratios",
     "targets",
+    "target_reconciliation",
 )
 
 
@@ -202,14 +212,20 @@ def run_core(
     employer_group = inp("employer_group") if "employer_group" in tables else None
     medical_rows = inp("medical_claim")
     pharmacy_rows = inp("pharmacy_claim") if "pharmacy_claim" in tables else None
+    payer_lists = inp("payer_attribution") if "payer_attribution" in tables else None
+    payer_targets = inp("payer_target") if "payer_target" in tables else None
+    alignments = inp("voluntary_alignment") if "voluntary_alignment" in tables else None
+    events = inp("exclusion_event") if "exclusion_event" in tables else None
+    listed = _programs_with_rows(payer_lists, progs)
+    targeted = _programs_with_rows(payer_targets, progs)
 
     first_year = min([year - 1] + [b.year for p in progs for b in p.target.base_years])
-    all_months = eligibility_months(eligibility, dt.date(first_year, 1, 1), end)
+    all_months = _work_table(con, "eligibility_months", eligibility_months(eligibility, dt.date(first_year, 1, 1), end))
     pm = program_months(all_months, progs, employer_group)
     stage("member_months", pm)
     pm = con.table("member_months").filter(lambda t: t.performance_year == year)
 
-    med = medical_claim_lines(medical_rows, paid_through)
+    med = _work_table(con, "claim_lines", medical_claim_lines(medical_rows, paid_through))
     rx = pharmacy_claim_lines(pharmacy_rows, paid_through) if pharmacy_rows is not None else None
 
     from allpayer.reference.primary_care import primary_care_codes_for
@@ -219,11 +235,22 @@ def run_core(
         codes = primary_care_codes_for(p.attribution.primary_care_codes) if p.attribution.primary_care_codes else None
         opts = AttributionOptions(claims_payers=tuple(p.attribution.claims_payers or ()) or None)
         rosters.append(
-            attribute(p, pm, med, roster, codes, eligibility_months=all_months, as_of=paid_through, options=opts)
+            attribute(
+                p, pm, med, roster, codes,
+                voluntary_alignment=_voluntary_alignment(alignments, p),
+                payer_supplied=_payer_list(payer_lists, p) if p.program_id in listed else None,
+                eligibility_months=all_months,
+                exclusion_events=_exclusion_events(events, p),
+                as_of=paid_through,
+                options=opts,
+            )
         )
     stage("attribution", ibis.union(*rosters, distinct=False))
     att = con.table("attribution").filter(lambda t: t.performance_year == year)
     stage("attribution_changes", attribution_changes(att).mutate(performance_year=ibis.literal(year, "int32")))
+    recs = [reconcile_attribution(att, _payer_list(payer_lists, p), p.program_id) for p in progs if p.program_id in listed]
+    stage("attribution_reconciliation",
+          _or_empty(recs, RECONCILE_SCHEMA).mutate(performance_year=ibis.literal(year, "int32")))
 
     scopes = {p.program_id: tcoc.scope_for(p.kind) for p in progs}
     lines = tcoc.cost_lines(med, rx)
@@ -275,14 +302,76 @@ def run_core(
             ratios.append(ratio.mutate(program_id=ibis.literal(p.program_id),
                                        performance_year=ibis.literal(year, "int32")))
         base_cost = tcoc.member_month_cost(lines, base_months, scopes[p.program_id]) if base_months is not None else None
-        t = targets_mod.expected_cost(p, performance_months=pm, base_member_month_cost=base_cost, risk_ratio_table=ratio)
+        supplied = None
+        if p.target.method == "payer_supplied" and p.program_id in targeted:
+            supplied = payer_targets.filter(payer_targets.program_id == p.program_id)
+        t = targets_mod.expected_cost(p, performance_months=pm, base_member_month_cost=base_cost, risk_ratio_table=ratio,
+                                      payer_targets=supplied)
         targets.append(t.monthly)
     if scores:
         stage("risk_scores", union_aligned(scores))
     if ratios:
         stage("risk_ratios", union_aligned(ratios))
     stage("targets", union_aligned(targets).mutate(performance_year=ibis.literal(year, "int32")))
+    ours = con.table("targets").filter(lambda t: t.performance_year == year)
+    trecs = [targets_mod.reconcile_targets(ours, payer_targets, p.program_id) for p in progs if p.program_id in targeted]
+    stage("target_reconciliation",
+          _or_empty(trecs, targets_mod.TARGET_RECONCILE_SCHEMA).mutate(performance_year=ibis.literal(year, "int32")))
+    for name in WORK_TABLES:
+        con.drop_table(WORK_PREFIX + name, force=True)
     return res
+
+
+WORK_PREFIX = "_run_work_"
+WORK_TABLES = ("eligibility_months", "claim_lines")
+
+
+def _work_table(con, name: str, expr: ir.Table) -> ir.Table:
+    """`expr` written once as a working table of the run (dropped before the run is published):
+    the netted claim lines and the eligibility months feed every stage, so each stage's query
+    reads them instead of repeating their derivation (smaller queries, one computation)."""
+    if name not in WORK_TABLES:
+        raise RunError(f"internal: unknown working table {name}")
+    con.create_table(WORK_PREFIX + name, expr, overwrite=True)
+    return con.table(WORK_PREFIX + name)
+
+
+def _programs_with_rows(table: ir.Table | None, programs: Sequence[ProgramTerms]) -> set[str]:
+    """The programs among `programs` that an optional payer input has rows for (one small query)."""
+    if table is None:
+        return set()
+    ids = [p.program_id for p in programs]
+    got = table.filter(table.program_id.isin(ids)).select("program_id").distinct().to_pyarrow()
+    return set(got.column("program_id").to_pylist())
+
+
+def _or_empty(parts: list[ir.Table], schema: ibis.Schema) -> ir.Table:
+    """UNION ALL of `parts`, or an empty table of `schema` when there are none."""
+    if parts:
+        return ibis.union(*parts, distinct=False)
+    return ibis.memtable(schema.to_pyarrow().empty_table())
+
+
+def _payer_list(lists: ir.Table, program: ProgramTerms) -> ir.Table:
+    t = lists.filter((lists.program_id == program.program_id) & (lists.payer == program.payer))
+    return t.select("program_id", "member_id", "month", "practice_id", "npi", "tin")
+
+
+def _voluntary_alignment(table: ir.Table | None, program: ProgramTerms) -> ir.Table | None:
+    """The program payer's designations, for programs whose terms have a voluntary_alignment step."""
+    if table is None or not any(s.rule == "voluntary_alignment" for s in program.attribution.steps):
+        return None
+    t = table.filter(table.payer == program.payer)
+    return t.select("member_id", "npi", "tin", "designation_date", "end_date")
+
+
+def _exclusion_events(table: ir.Table | None, program: ProgramTerms) -> ir.Table | None:
+    """The program payer's events for this program (or for every program of the payer)."""
+    if table is None or not program.attribution.exclusions:
+        return None
+    t = table.filter((table.payer == program.payer)
+                     & (table.program_id.isnull() | (table.program_id == program.program_id)))
+    return t.select("member_id", "reason", "event_date", "end_date")
 
 
 def _cms_hcc(program: ProgramTerms, eligibility: ir.Table, medical_rows: ir.Table, pm: ir.Table,
@@ -302,7 +391,7 @@ def _cms_hcc(program: ProgramTerms, eligibility: ir.Table, medical_rows: ir.Tabl
     reference = load_hcc_reference(tables_year)
     if tables_year != py:
         # Same model versions, tables of another payment year (stated in the terms).
-        terms = dataclasses.replace(terms, model_year=tables_year)
+        terms = dataclasses.replace(terms, model_year=tables_year, parameters_year=py)
     elig = eligibility.filter(eligibility.payer == program.payer)
     perf = risk.cms_hcc_scores_from_claims(elig, medical_rows, reference, terms, payment_year=py).scores
     perf_mm = targets_mod.assign_cells(pm.filter(pm.program_id == program.program_id), program)

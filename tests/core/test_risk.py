@@ -367,8 +367,49 @@ def test_terms_are_dated_parameters_with_references():
     assert "CY) 2024" in t24.reference and t24.status["V28"] == "verified"
     assert risk.cms_hcc_terms(2026).blended_models == ("V28",)
     assert risk.cms_hcc_terms(2026).status["V28"] == "unverified"
-    with pytest.raises(RunError, match="no CMS-HCC parameters for payment year 2023"):
-        risk.cms_hcc_terms(2023)
+    with pytest.raises(RunError, match="no CMS-HCC parameters for payment year 2021"):
+        risk.cms_hcc_terms(2021)  # 75% 2020 model + 25% 2017 model: the 2017 model is not shipped
+    t22 = risk.cms_hcc_terms(2022)
+    assert t22.weights == {"V24": Decimal("1")} and t22.normalization == {"V24": Decimal("1.118")}
+    assert "CY) 2022" in t22.reference
+
+
+@pytest.mark.parametrize("program_id", ["vt-2022-medicare", "vt-2024-medicare"])
+def test_shipped_medicare_terms_agree_with_the_payment_year_parameters(program_id):
+    """The pipeline blends with the payment year's parameters; the program's own models must say the
+    same, and a program before 2025 must name the tables it reads (none are shipped for its year)."""
+    from allpayer.terms import load_programs, programs_dir
+
+    (p,) = [x for x in load_programs([programs_dir() / "vermont"]) if x.program_id == program_id]
+    ra = p.target.risk_adjustment
+    terms = risk.cms_hcc_terms(p.performance_year)
+    assert {m.version: m.weight for m in ra.models} == dict(terms.weights)
+    assert ra.tables_year is not None and ra.tables_year.value == 2025
+    ref = load_hcc_reference(ra.tables_year.value, terms.blended_models)
+    assert set(terms.blended_models) <= set(ref.models)
+
+
+def test_payment_year_2022_scores_with_the_2025_v24_tables_and_its_own_normalization(ref2025):
+    """PY2022 (vt-2022-medicare: tables_year 2025): the 2020 CMS-HCC model at 100%, relative factors
+    C2419P1M (unchanged since PY2020), normalization 1.118 (CY 2022 Rate Announcement).
+
+    Woman born 1951-03-10, 70 on 1 Feb 2022, community non-dual aged; 2021 diagnoses I50.22 ->
+    HCC85 and E11.9 -> HCC19: CNA_F70_74 0.386 + CNA_HCC85 0.331 + CNA_HCC19 0.105 +
+    CNA_DIABETES_CHF 0.121 + CNA_D2 0.000 = 0.943 raw; 0.943 / 1.118 = 0.84347048...
+    """
+    import dataclasses
+
+    terms = dataclasses.replace(risk.cms_hcc_terms(2022), model_year=2025, parameters_year=2022)
+    rows = [{"person_id": "p22", "birth_date": dt.date(1951, 3, 10), "sex": "F"}]
+    dx = [("p22", "I5022", dt.date(2021, 5, 1)), ("p22", "E119", dt.date(2021, 9, 1)),
+          ("p22", "J449", dt.date(2020, 9, 1))]  # a 2020 diagnosis is not read for PY2022
+    _, scores, ms, detail = score(rows, dx, ref2025, terms, models=("V24",), payment_year=2022)
+    assert factors(detail, "p22", "V24") == {
+        "CNA_F70_74": 0.386, "CNA_HCC85": 0.331, "CNA_HCC19": 0.105, "CNA_DIABETES_CHF": 0.121, "CNA_D2": 0.0,
+    }
+    assert ms.loc[("p22", "V24"), "raw_score"] == pytest.approx(0.943, abs=1e-12)
+    assert scores.loc["p22", "risk_score"] == pytest.approx(0.943 / 1.118, abs=1e-12)
+    assert scores.loc["p22", "score_label"] == "CMS-HCC PY2022: 100% V24 (PY2025 tables)"
 
 
 def test_terms_are_validated(tmp_path):

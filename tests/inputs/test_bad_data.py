@@ -31,6 +31,31 @@ FILE_ERRORS = {
 
 # case -> {table: [(line, rules, message), ...]} : the quarantined rows, exactly
 QUARANTINED = {
+    "payer_files": {
+        "payer_attribution": [
+            (3, "month_start", "month 2024-02-15 is not the first day of a month"),
+            (4, "code_format", "npi: '1234567890' is not a valid NPI (10 digits with a valid check digit)"),
+            (
+                5,
+                "conflicting_duplicate",
+                "same key (program_id, member_id, month) as payer_attribution.csv line 2 in this delivery, "
+                "with different content",
+            ),
+        ],
+        "payer_target": [
+            (3, "money_format", "target_pmpm: '510.123' has fractions of a cent (more than 2 decimals)"),
+            (4, "out_of_range", "member_months -3 is below 0"),
+            (5, "required", "target_pmpm is required"),
+        ],
+        "voluntary_alignment": [
+            (3, "date_order", "end_date 2023-03-01 is before designation_date 2023-09-01"),
+            (4, "required", "npi is required"),
+        ],
+        "exclusion_event": [
+            (3, "allowed_value", "reason: 'moved_away' is not one of death, lost_coverage, medicare_advantage, practice_left, other_coverage, aged_into_medicare, moved_out_of_area, no_part_a_or_b, medicare_secondary_payer, esrd, hospice, employer_opt_out"),
+            (4, "date_order", "end_date 2024-07-01 is before event_date 2024-08-01"),
+        ],
+    },
     "bad_dates": {
         "medical_claim": [
             (3, "type_date", "claim_start_date: '2024-02-30' is not a date (YYYY-MM-DD)"),

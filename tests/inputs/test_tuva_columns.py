@@ -28,7 +28,10 @@ def test_shipped_column_list_is_the_pinned_version():
 
 def test_the_list_covers_every_tuva_table_of_the_contract():
     assert {t.name for t in TUVA_TABLES} == set(tuva_input_layer_columns())
-    assert {t.name for t in TABLES.values() if t.extension} == {"provider_roster", "employer_group"}
+    assert {t.name for t in TABLES.values() if t.extension} == {
+        "provider_roster", "employer_group", "payer_attribution", "payer_target", "voluntary_alignment",
+        "exclusion_event",
+    }
 
 
 @pytest.mark.parametrize("table", TUVA_TABLES, ids=lambda t: t.name)

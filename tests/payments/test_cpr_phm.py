@@ -104,3 +104,27 @@ def test_t9_pay_for_improvement_1000_lives_3_measures():
     got = rows(phm.pay_for_improvement(lives, phm.improved_measures(rates, p, 2024), p, 2024))
     assert [(g["practice_id"], g["lives"], g["measures_improved"], g["measures_compared"], g["bonus_cents"]) for g in got] == [
         ("pr1", 1000, 3, 4, 63_000_00)]
+
+
+def test_program_quality_score_is_read_from_the_quality_stage_when_present():
+    from allpayer.payments.run import _quality_score
+
+    con = ibis.duckdb.connect()
+    p = program()
+    assert _quality_score(con, p, 2024) is None  # no quality stage yet: PHM pays base only
+    con.raw_sql("create table quality_program_scores (program_id varchar, performance_year integer, "
+                "quality_score decimal(18,10))")
+    con.raw_sql("insert into quality_program_scores values ('vt-2024-medicaid', 2024, 0.8125), "
+                "('vt-2024-medicaid', 2023, 0.5), ('vt-2024-medicare', 2024, 0.99)")
+    assert _quality_score(con, p, 2024) == Decimal("0.8125")
+    assert phm.ladder_pmpm(p.payments.phm, _quality_score(con, p, 2024), dt.date(2024, 12, 1))[0] == Decimal("4.00")
+
+
+def test_a_score_marked_not_measured_counts_as_no_score():
+    from allpayer.payments.run import _quality_score
+
+    con = ibis.duckdb.connect()
+    con.raw_sql("create table quality_program_scores (program_id varchar, performance_year integer, "
+                "quality_score decimal(18,10), measured boolean)")
+    con.raw_sql("insert into quality_program_scores values ('vt-2024-medicaid', 2024, 0.9, false)")
+    assert _quality_score(con, program(), 2024) is None

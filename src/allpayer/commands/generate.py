@@ -14,7 +14,8 @@ from allpayer.errors import AllpayerError
 
 HELP = (
     "Generate a synthetic Vermont-like population (eligibility, medical and pharmacy claims, labs, blood "
-    "pressure, provider roster, employer groups) into a folder, seeded and reproducible."
+    "pressure, provider roster, employer groups, and the payer files: attribution list, voluntary alignment, "
+    "exclusion events, targets) into a folder, seeded and reproducible."
 )
 
 

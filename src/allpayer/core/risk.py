@@ -90,6 +90,10 @@ class CmsHccTerms:
     round_decimals: int | None = None
     reference: str = ""
     status: Mapping[str, str] = field(default_factory=dict)
+    parameters_year: int | None = None
+    """The payment year whose blend and normalization these are, when the reference tables
+    (``model_year``) are another year's with the same relative factors (e.g. PY2022 with the V24
+    rows of the 2025 tables); None when they are the same year."""
 
     def __post_init__(self):
         if set(self.weights) - set(self.normalization):
@@ -113,8 +117,10 @@ class CmsHccTerms:
 
     @property
     def label(self) -> str:
-        """e.g. ``CMS-HCC PY2025: 33% V24 + 67% V28``."""
+        """e.g. ``CMS-HCC PY2025: 33% V24 + 67% V28``, or ``CMS-HCC PY2022: 100% V24 (PY2025 tables)``."""
         parts = " + ".join(f"{(self.weights[m] * 100).normalize():f}% {m}" for m in self.blended_models)
+        if self.parameters_year is not None and self.parameters_year != self.model_year:
+            return f"CMS-HCC PY{self.parameters_year}: {parts} (PY{self.model_year} tables)"
         return f"CMS-HCC PY{self.model_year}: {parts}"
 
 

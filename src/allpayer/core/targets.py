@@ -586,6 +586,88 @@ def target_totals(targets: Targets) -> ir.Table:
     return with_per_member(t, "target_pmpm", t.target_cents, t.member_months)
 
 
+TARGET_RECONCILE_SCHEMA = ibis.schema(
+    {
+        "program_id": "string",
+        "cell_id": "string",
+        "month": "date",
+        "status": "string",
+        "reason": "string",
+        "our_member_months": "int64",
+        "payer_member_months": "int64",
+        "our_target_pmpm": PMPM_TYPE,
+        "our_target_pmpm_cents": "int64",
+        "payer_target_pmpm": "decimal(18, 2)",
+        "pmpm_difference": PMPM_TYPE,
+        "our_target_cents": "int64",
+        "payer_target_cents": "int64",
+        "difference_cents": "int64",
+    }
+)
+"""Columns of :func:`reconcile_targets`."""
+
+
+def reconcile_targets(ours: ir.Table, payer_targets: ir.Table, program_id: str) -> ir.Table:
+    """Our monthly targets against the payer's, cell by cell and month.
+
+    `ours`: :attr:`Targets.monthly` (``program_id, cell_id, month, member_months, target_pmpm,
+    target_cents``); `payer_targets`: the ``payer_target`` input (``program_id, cell_id, month,
+    target_pmpm``, optional ``member_months``); rows of other programs are ignored.
+
+    Grain: (program_id, cell_id, month) over the union of both. ``status``: ``both``,
+    ``only_ours`` or ``only_payer``. ``reason``: ``match`` (our PMPM rounded half-up to cents
+    equals the payer's and the member months agree where the payer states them);
+    ``pmpm_differs``; ``member_months_differ``; ``no_target_computed`` (the payer has a target
+    where we could not compute one, e.g. a cell without base-year experience);
+    ``not_in_payer_targets``; ``not_a_program_cell_or_month`` (a payer row for a cell or month
+    the program's terms do not have). ``payer_target_cents`` prices the payer's PMPM on our
+    member months (exact: a two-decimal PMPM times whole months), so ``difference_cents`` is
+    what the PMPM difference is worth on our population. Columns: :data:`TARGET_RECONCILE_SCHEMA`.
+    """
+    o = ours.filter(ours.program_id == program_id)
+    o = o.select(
+        o_cell=o.cell_id.cast("string"), o_month=o.month, our_member_months=o.member_months.cast("int64"),
+        our_target_pmpm=o.target_pmpm.cast(PMPM_TYPE), our_target_cents=o.target_cents.cast("int64"),
+    )
+    p = payer_targets.filter(payer_targets.program_id == program_id)
+    if "member_months" not in p.columns:
+        p = p.mutate(member_months=ibis.null("int64"))
+    p = p.select(
+        p_cell=p.cell_id.cast("string"), p_month=p.month, payer_member_months=p.member_months.cast("int64"),
+        payer_target_pmpm=p.target_pmpm.cast("decimal(18, 2)"),
+    )
+    j = o.outer_join(p, [o.o_cell == p.p_cell, o.o_month == p.p_month])
+    j = div_round(j, "_our_cents", decimal_to_units(j.our_target_pmpm), int_literal(10 ** (SCALE - 2)), "half_up")
+    j = j.mutate(
+        _payer_cents=(j.payer_target_pmpm * ibis.literal(Decimal(100), "decimal(18, 2)")).cast("int64"),
+    )
+    ours_in, payer_in = j.o_cell.notnull(), j.p_cell.notnull()
+    mm_differs = j.payer_member_months.notnull() & (j.payer_member_months != j.our_member_months)
+    pmpm_differs = j._our_cents.cast("int64") != j._payer_cents
+    reason = ibis.cases(
+        (ours_in & payer_in & j.our_target_pmpm.isnull(), "no_target_computed"),
+        (ours_in & payer_in & pmpm_differs, "pmpm_differs"),
+        (ours_in & payer_in & mm_differs, "member_months_differ"),
+        (ours_in & payer_in, "match"),
+        (ours_in, "not_in_payer_targets"),
+        else_="not_a_program_cell_or_month",
+    )
+    status = ibis.cases((ours_in & payer_in, "both"), (ours_in, "only_ours"), else_="only_payer")
+    payer_cents = j._payer_cents * j.our_member_months
+    out = j.mutate(
+        program_id=ibis.literal(program_id),
+        cell_id=ibis.coalesce(j.o_cell, j.p_cell),
+        month=ibis.coalesce(j.o_month, j.p_month),
+        status=status,
+        reason=reason,
+        our_target_pmpm_cents=j._our_cents.cast("int64"),
+        pmpm_difference=(j.our_target_pmpm - j.payer_target_pmpm.cast(PMPM_TYPE)).cast(PMPM_TYPE),
+        payer_target_cents=payer_cents.cast("int64"),
+        difference_cents=(j.our_target_cents - payer_cents).cast("int64"),
+    )
+    return out.select(*[out[c].cast(t).name(c) for c, t in TARGET_RECONCILE_SCHEMA.items()])
+
+
 __all__ = [
     "Targets",
     "assign_cells",
@@ -596,4 +678,5 @@ __all__ = [
     "discount_table",
     "expected_cost",
     "target_totals",
+    "reconcile_targets",
 ]

@@ -52,6 +52,10 @@ TABLE_ORDER = (
     "pharmacy_claim",
     "lab_result",
     "observation",
+    "payer_attribution",
+    "payer_target",
+    "voluntary_alignment",
+    "exclusion_event",
 )
 """Load order: eligibility first, so claims are checked against the eligibility of the same delivery."""
 

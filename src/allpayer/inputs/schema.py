@@ -338,6 +338,107 @@ EMPLOYER_GROUP = Table(
     ),
 )
 
+EXCLUSION_REASONS = (
+    "death",
+    "lost_coverage",
+    "medicare_advantage",
+    "practice_left",
+    "other_coverage",
+    "aged_into_medicare",
+    "moved_out_of_area",
+    "no_part_a_or_b",
+    "medicare_secondary_payer",
+    "esrd",
+    "hospice",
+    "employer_opt_out",
+)
+"""Reasons an ``exclusion_event`` may give: the exclusion reasons the contract terms know."""
+
+PAYER_ATTRIBUTION = Table(
+    name="payer_attribution",
+    grain="One row per member, program and month on a payer's attribution list.",
+    key=("program_id", "member_id", "month"),
+    extension=True,
+    description=(
+        "The payer's own list of the members it attributes to the ACO (e.g. CMS's alignment list). "
+        "Authoritative for programs whose terms say attribution method payer_supplied; for every "
+        "other program it is reconciled against the computed roster (attribution_reconciliation)."
+    ),
+    columns=(
+        _c("payer", required=True, description="Payer that sent the list."),
+        _c("program_id", required=True, description="The contract-terms program the list is for."),
+        _c("member_id", required=True, description="The member's id with that payer."),
+        _c("month", "date", required=True, description="First day of the month the member is listed for."),
+        _c("practice_id", description="Practice the payer attributes the member to (roster practice_id)."),
+        _c("npi", "code", code_format="npi", description="Attributed clinician."),
+        _c("tin", "code", code_format="tin", description="Attributed TIN."),
+        _c("data_source", required=True),
+    ),
+)
+
+PAYER_TARGET = Table(
+    name="payer_target",
+    grain="One row per program, rate cell and month of a payer's expected-cost target.",
+    key=("program_id", "cell_id", "month"),
+    extension=True,
+    description=(
+        "The payer's own target PMPM. Authoritative for programs whose terms say target method "
+        "payer_supplied; for every other program it is reconciled against the computed targets "
+        "(target_reconciliation)."
+    ),
+    columns=(
+        _c("payer", required=True, description="Payer that sent the targets."),
+        _c("program_id", required=True, description="The contract-terms program the targets are for."),
+        _c("cell_id", required=True, description="Rate cell id as the program's terms name it (e.g. aged_nondual, all)."),
+        _c("month", "date", required=True, description="First day of the month the target applies to."),
+        _c("target_pmpm", "money", required=True, description="Target per member per month, in dollars."),
+        _c("member_months", "int", nonnegative=True, description="Member months the payer counted, where it says."),
+        _c("data_source", required=True),
+    ),
+)
+
+VOLUNTARY_ALIGNMENT = Table(
+    name="voluntary_alignment",
+    grain="One row per member's designation of a primary clinician, from its designation date.",
+    key=("payer", "member_id", "designation_date", "npi"),
+    extension=True,
+    description=(
+        "Beneficiary-designated clinicians (e.g. Medicare voluntary alignment). In force from "
+        "designation_date to end_date (open when empty); the latest designation in force on a list "
+        "date overrides claims for programs whose terms have a voluntary_alignment step."
+    ),
+    columns=(
+        _c("payer", required=True),
+        _c("member_id", required=True),
+        _c("npi", "code", code_format="npi", required=True, description="The designated clinician."),
+        _c("tin", "code", code_format="tin", description="The clinician's TIN as designated (else from the roster)."),
+        _c("designation_date", "date", required=True),
+        _c("end_date", "date", description="Last day the designation holds (empty: still in force)."),
+        _c("data_source", required=True),
+    ),
+)
+
+EXCLUSION_EVENT = Table(
+    name="exclusion_event",
+    grain="One row per reported event that excludes a member from attribution, from its event date.",
+    key=("payer", "member_id", "reason", "event_date"),
+    extension=True,
+    description=(
+        "Exclusion events a payer reports that the other tables cannot show (moved out of the "
+        "area, hospice, Medicare Advantage enrollment, loss of Part A or B...). Whether a reason "
+        "counts, and whether it excludes by month or for the whole year, is in each program's terms."
+    ),
+    columns=(
+        _c("payer", required=True),
+        _c("member_id", required=True),
+        _c("reason", required=True, allowed=EXCLUSION_REASONS),
+        _c("event_date", "date", required=True, description="First day the condition holds."),
+        _c("end_date", "date", description="Last day the condition holds (empty: open)."),
+        _c("program_id", description="Limits the event to one program (empty: every program of the payer)."),
+        _c("data_source", required=True),
+    ),
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -348,6 +449,10 @@ TABLES: dict[str, Table] = {
         OBSERVATION,
         PROVIDER_ROSTER,
         EMPLOYER_GROUP,
+        PAYER_ATTRIBUTION,
+        PAYER_TARGET,
+        VOLUNTARY_ALIGNMENT,
+        EXCLUSION_EVENT,
     )
 }
 

@@ -93,6 +93,7 @@ RULES = (
     "negative_amount",
     "out_of_range",
     "shadow_claim_paid",
+    "month_start",
     "duplicate_row",
     "conflicting_duplicate",
     "non_numeric_result",
@@ -111,7 +112,12 @@ DATE_PAIRS = (
     ("admission_date", "discharge_date"),
     ("effective_start_date", "effective_end_date"),
     ("birth_date", "death_date"),
+    ("designation_date", "end_date"),
+    ("event_date", "end_date"),
 )
+
+# Date columns that name a month: they must hold its first day.
+MONTH_COLUMNS = ("month",)
 
 # Lab results must be numbers in a known unit (UCUM codes and common spellings, compared in
 # lower case); clinical dates may not lie after the load's as-of date.
@@ -325,6 +331,13 @@ def checks(parsed: ir.Table, spec: Table, as_of: dt.date | None = None) -> list[
         if low is not None and col.kind in ("int", "decimal", "money"):
             out.append(
                 Check("out_of_range", v.notnull() & (v < low), f"{col.name} " + v.cast("string") + f" is below {low}")
+            )
+
+    for name in MONTH_COLUMNS:
+        if name in names:
+            v = parsed[name]
+            out.append(
+                Check("month_start", v.notnull() & (v.day() != 1), f"{name} " + v.cast("string") + " is not the first day of a month")
             )
 
     if spec.name == "medical_claim" and "payment_arrangement" in names and "paid_amount" in names:

@@ -66,9 +66,11 @@ def _quality_score(con, program, year: int) -> Decimal | None:
     if "quality_program_scores" not in con.list_tables():
         return None
     q = con.table("quality_program_scores")
+    cols = [c for c in ("quality_score", "measured") if c in q.columns]
     r = rows_of(con, q.filter((q.program_id == program.program_id) & (q.performance_year == year))
-                .select("quality_score").limit(1))
-    if not r or r[0]["quality_score"] is None:
+                .select(*cols).limit(1))
+    # a row without a score, or marked not measured, counts as no score
+    if not r or r[0]["quality_score"] is None or r[0].get("measured", True) is False:
         return None
     return Decimal(str(r[0]["quality_score"]))
 

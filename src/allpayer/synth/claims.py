@@ -947,6 +947,9 @@ def generate_parts(ctx: Ctx) -> Generated:
     gen_ed(ctx, g)
     gen_inpatient(ctx, g)
     gen_chronic_services(ctx, g)
+    from allpayer.synth.coding import gen_medicare_chronic_coding
+
+    gen_medicare_chronic_coding(ctx, g)
     return g
 
 

@@ -52,6 +52,9 @@ def _icd_codes() -> list[str]:
     out += [d.dx for d in ref.DRGS.values()]
     out += [ref.PREVENTIVE_DX_ADULT, ref.PREVENTIVE_DX_CHILD, "Z0001", "Z00121", ref.SCREENING_COLONOSCOPY_DX,
             ref.SCREENING_MAMMOGRAPHY_DX, ref.PREGNANCY_DX, ref.DIALYSIS_DX, ref.CATARACT_DX, "Z23", "R531"]
+    from allpayer.synth.coding import MEDICARE_CODES
+
+    out += list(MEDICARE_CODES)
     return out
 
 

@@ -16,6 +16,7 @@ import pyarrow.csv as pacsv
 
 from allpayer.errors import AllpayerError
 from allpayer.synth import inject as inj
+from allpayer.synth import payer_files
 from allpayer.synth.claims import assemble, generate_parts
 from allpayer.synth.clinical import generate_clinical
 from allpayer.synth.context import Ctx
@@ -34,7 +35,7 @@ from allpayer.synth.tables import (
 )
 from allpayer.synth.writer import FORMATS, TableWriter
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 """Bump when the same seed would give different data."""
 CHUNK_SIZE = 50_000
 """People per chunk. Part of what a seed means: the same seed with another chunk size gives
@@ -48,6 +49,10 @@ TABLE_ORDER = (
     "observation",
     "provider_roster",
     "employer_group",
+    "payer_attribution",
+    "voluntary_alignment",
+    "exclusion_event",
+    "payer_target",
 )
 INJECTED_ERRORS_FILE = "injected_errors.csv"
 MANIFEST_FILE = "manifest.json"
@@ -192,6 +197,7 @@ def _generate(members, seed, out: Path, fmt, span: Span, inject_errors, progress
     roster_ss, inject_ss, chunks_ss = root.spawn(3)
     n_chunks = (int(members) + chunk_size - 1) // chunk_size
     chunk_seeds = chunks_ss.spawn(n_chunks)
+    payer_seeds = root.spawn(1)[0].spawn(n_chunks)
     inject_seeds = inject_ss.spawn(n_chunks + 1)
     roster = build_roster(roster_ss, roster_options, first_day=span.start)
     text = inject_errors > 0
@@ -224,12 +230,17 @@ def _generate(members, seed, out: Path, fmt, span: Span, inject_errors, progress
             emit("pharmacy_claim", pharmacy_claim_table(ctx, cid, rx, k), irng)
             emit("lab_result", lab_result_table(ctx, cid, labs, k), irng)
             emit("observation", observation_table(ctx, cid, obs, k), irng)
+            prng = np.random.Generator(np.random.PCG64(payer_seeds[k]))
+            emit("payer_attribution", payer_files.payer_attribution_table(ctx, cid, prng), irng)
+            emit("voluntary_alignment", payer_files.voluntary_alignment_table(ctx, cid, prng), irng)
+            emit("exclusion_event", payer_files.exclusion_event_table(ctx, cid, prng), irng)
             del lines, rx, labs, obs, ctx, people, segs, cid
             if progress is not None:
                 progress(min((k + 1) * chunk_size, int(members)), int(members))
         irng = np.random.Generator(np.random.PCG64(inject_seeds[n_chunks]))
         emit("provider_roster", roster.table, irng)
         emit("employer_group", employer_group_table(), irng)
+        emit("payer_target", payer_files.payer_target_table(span.years), irng)
         paths = {name: w.close().name for name, w in writers.items()}
     except BaseException:
         for w in writers.values():
