@@ -100,3 +100,22 @@ def test_serve_command_logs_no_member_identifiers(world, tmp_path):
     text = log.read_text()
     assert "/api/v1/rosters" in text
     assert not [m for m in world.member_ids() if m in text]
+
+
+def test_a_failing_request_logs_no_query_text(app, client, world, caplog, monkeypatch):
+    """A server error is answered as problem+json and logged by route and error type only, never
+    with the failing query (which may quote filter values such as a member id)."""
+    member = sorted(world.member_ids())[0]
+    snap = app.state.snapshot
+
+    def broken(ctx, sql, as_dicts=False):
+        raise RuntimeError(f"engine failed on: {sql}")
+
+    monkeypatch.setattr(snap, "run", broken)
+    with caplog.at_level(logging.DEBUG):
+        r = client.get(f"/api/v1/rosters?practice_id={member}", headers={"X-API-Key": world.keys["aco_admin"]})
+    assert r.status_code == 500 and r.headers["content-type"].startswith("application/problem+json")
+    assert member not in r.text
+    server = "\n".join(r.getMessage() + str(r.exc_text or "") for r in caplog.records if not r.name.startswith(("httpx", "httpcore")))
+    assert "RuntimeError" in server and member not in server
+    assert app.state.audit.rows(1)[0]["status"] == 500

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from allpayer import runs
 from allpayer.api import tenancy
-from allpayer.api.audit import Audit
+from allpayer.api.audit import Audit, log
 from allpayer.api.auth import Principal, Users
 from allpayer.api.snapshot import Snapshot, jsonable
 from allpayer.ledger import Ledger, LedgerError
@@ -90,7 +90,13 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     async def _audit(request: Request, call_next):
         status = 500
         try:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # noqa: BLE001 - answered here so that no traceback (which
+                # may quote a query and its filter values) reaches the server log
+                route = request.scope.get("route")
+                log.error("%s %s failed: %s", request.method, getattr(route, "path", "(no route)"), type(exc).__name__)
+                response = problem(500, "Internal error", "the server failed on this request")
             status = response.status_code
             return response
         finally:
