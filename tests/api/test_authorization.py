@@ -141,6 +141,11 @@ def test_employer_summary_is_its_own_only(world, as_role):
 def test_employer_summary_suppresses_small_cells(world, as_role):
     emp = world.users["employer"]["org_id"]
     body = as_role("aco_admin", f"/api/v1/employers/{emp}/summary").json()
+    for t in body["totals"]:
+        if not t["suppressed"]:
+            assert t["member_months"] >= 11
+            shown = sum(r["member_months"] for r in body["items"] if r["program_id"] == t["program_id"] and not r["suppressed"])
+            assert t["member_months"] - shown == 0 or t["member_months"] - shown >= 11
     for r in body["items"]:
         if r["suppressed"]:
             assert r["member_months"] is None and r["amount_cents"] is None

@@ -170,11 +170,17 @@ def test_employer(browser, server, world, client):
     ctx, page = login(browser, server, world, "employer")
     eid = world.users["employer"]["org_id"]
     assert page.url.endswith(f"/employer/{eid}")
-    summary = api(client, world, "employer", f"/api/v1/employers/{eid}/summary")["items"]
+    body = api(client, world, "employer", f"/api/v1/employers/{eid}/summary")
     text = page.inner_text("#invoices")
-    for r in summary:
+    for r in body["items"]:
         if not r["suppressed"]:
             assert dollars(r["amount_cents"]) in text
+    totals = page.inner_text("#totals")
+    assert body["totals"]
+    for r in body["totals"]:
+        assert r["program_id"] in totals
+        if not r["suppressed"]:
+            assert dollars(r["amount_cents"]) in totals and f"{r['member_months']:,}" in totals
     shot(page, "employer-home")
     assert page.goto(server + f"/employer/{_another(world, 'employer')}").status == 403
     assert page.goto(server + "/practice/anything").status == 403

@@ -276,20 +276,13 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         with snap.lock:
             ctx = snap.context()
             if ctx is None or not ctx.has("value_payment_invoices"):
-                return {"employer_id": employer_id, "items": [], "suppressed_cells": 0}
+                return {"employer_id": employer_id, "items": [], "totals": [], "suppressed_cells": 0}
             t = tenancy.scoped(p, "invoices", ctx)
             t = t.filter(t.employer_id == employer_id)
             g = t.group_by("program_id", "month").aggregate(member_months=t.member_months.sum(),
                                                            amount_cents=t.amount_cents.sum())
             rows = [jsonable(r) for r in ctx.con.to_pyarrow(g.order_by(["program_id", "month"])).to_pylist()]
-        suppressed = 0
-        for r in rows:
-            if r["member_months"] is not None and r["member_months"] < SMALL_CELL:
-                r["member_months"], r["amount_cents"], r["suppressed"] = None, None, True
-                suppressed += 1
-            else:
-                r["suppressed"] = False
-        return {"employer_id": employer_id, "items": rows, "suppressed_cells": suppressed}
+        return {"employer_id": employer_id, **suppress_summary(rows)}
 
     app.state.employer_summary = employer_summary_data
 
@@ -385,6 +378,38 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
 
     register_pages(app)
     return app
+
+
+def suppress_summary(rows: list[dict]) -> dict:
+    """Monthly employer cells with fewer than 11 member months are suppressed (member months and
+    amount). A program's year total is shown when it has at least 11 member months and the
+    suppressed months of the program add up to 0 or at least 11 member months, so that the total
+    less the shown months never reveals a small cell.
+
+    >>> out = suppress_summary([{"program_id": "p", "month": "2024-01-01", "member_months": 5, "amount_cents": 500},
+    ...                         {"program_id": "p", "month": "2024-02-01", "member_months": 20, "amount_cents": 2000}])
+    >>> [r["suppressed"] for r in out["items"]], out["totals"][0]["suppressed"]
+    ([True, False], True)
+    """
+    totals: dict[str, dict] = {}
+    for r in rows:
+        t = totals.setdefault(r["program_id"], {"program_id": r["program_id"], "member_months": 0, "amount_cents": 0,
+                                                "hidden_member_months": 0})
+        mm = int(r["member_months"] or 0)
+        t["member_months"] += mm
+        t["amount_cents"] += int(r["amount_cents"] or 0)
+        r["suppressed"] = mm < SMALL_CELL
+        if r["suppressed"]:
+            t["hidden_member_months"] += mm
+            r["member_months"], r["amount_cents"] = None, None
+    out_totals = []
+    for t in totals.values():
+        hidden = t.pop("hidden_member_months")
+        t["suppressed"] = t["member_months"] < SMALL_CELL or 0 < hidden < SMALL_CELL
+        if t["suppressed"]:
+            t["member_months"], t["amount_cents"] = None, None
+        out_totals.append(t)
+    return {"items": rows, "totals": out_totals, "suppressed_cells": sum(1 for r in rows if r["suppressed"])}
 
 
 def report_files(root: Path) -> list[dict]:
