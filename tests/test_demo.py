@@ -16,7 +16,7 @@ def test_demo_runs_end_to_end_and_reuses_its_data(tmp_path, capsys):
     # demo users per role, and how to serve the dashboard
     for user in ("aco-admin", "aco-analyst", "payer", "practice", "hospital", "regulator"):
         assert user in text
-    assert f"allpayer serve --db {out / 'allpayer.duckdb'}" in text.replace("\n", "")
+    assert f"allpayer serve --db {out / 'allpayer.duckdb'}" in text
 
     assert main(["demo", "--out", str(out), "--members", "400", "--seed", "7"]) == 0
     assert "reusing the synthetic population" in capsys.readouterr().out

@@ -92,5 +92,6 @@ def register(app: typer.Typer) -> None:
             for r in res.users:
                 u.add_row(r["username"], r["role"], r["org_id"] or "", r["password"])
             console.print(u)
-        console.print(f"\n[bold]Serve the dashboard and API[/]: allpayer serve --db {res.db}   "
-                      f"then open http://127.0.0.1:8000/ and log in as one of the users above")
+        console.print("\n[bold]Serve the dashboard and API[/], then open http://127.0.0.1:8000/ and log in as one of "
+                      "the users above:")
+        console.print(f"  allpayer serve --db {res.db}", soft_wrap=True)
