@@ -6,6 +6,8 @@ Spark runs with its session time zone set to UTC so dates and timestamps agree w
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import ibis
@@ -13,6 +15,21 @@ import ibis
 from allpayer.errors import RunError
 
 BACKENDS = ("duckdb", "spark")
+
+# Spark settings for a local session: small shuffles (the default of 200 partitions is meant for
+# a cluster), no web UI, UTC session time. A Spark Connect session takes the server's settings
+# apart from the session time zone, which every session sets.
+LOCAL_SPARK_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.adaptive.enabled": "true",
+    # A stage's plan is large (attribution compiles to about 200 KB of SQL); Spark renders every
+    # executed plan as text for its listeners, which costs time and driver memory. Cut the text.
+    "spark.sql.maxPlanStringLength": "8192",
+    "spark.sql.ui.explainMode": "simple",
+}
 
 
 def connect_duckdb(path: str | Path | None = None, *, read_only: bool = False, threads: int | None = None):
@@ -31,15 +48,71 @@ def connect_duckdb(path: str | Path | None = None, *, read_only: bool = False, t
         raise RunError(f"{path}: cannot open database: {exc}") from exc
 
 
-def connect_spark(master: str = "local[2]", remote: str | None = None, app_name: str = "allpayer"):
-    """Start (or reuse) a Spark session, local or through Spark Connect, with UTC session time."""
+def _add_spark_compile_rules() -> None:
+    """Two gaps of Ibis 12's PySpark backend, closed here (the one place that knows about backends):
+
+    - ``BitOr`` (the OR of integers over a group, used for CMS-HCC hierarchy masks) has no compile
+      rule; it is Spark's ``bit_or`` aggregate (Spark 3.0+), as Ibis's Databricks compiler maps it.
+    - An in-memory table (``ibis.memtable``) reaches Spark through pandas, where a NULL in a string
+      column that also holds strings becomes the string ``'NaN'`` (so a NULL selector such as "any
+      employer group" silently matched nothing). Rows are passed as Python values instead: NULL
+      stays NULL, decimals and dates keep their types. Memtables here are small (reference tables,
+      program selectors), so this costs nothing measurable.
+    """
+    from ibis.backends.pyspark import Backend
+    from ibis.backends.pyspark.datatypes import PySparkSchema
+    from ibis.backends.sql.compilers.pyspark import PySparkCompiler
+
+    if getattr(PySparkCompiler, "_allpayer_rules", False):
+        return
+
+    def visit_BitOr(self, op, *, arg, where):
+        return self.agg.bit_or(arg, where=where)
+
+    def register_in_memory_table(self, op) -> None:
+        schema = op.schema
+        table = op.data.to_pyarrow(schema)
+        rows = [tuple(r.values()) for r in table.to_pylist()]
+        df = self._session.createDataFrame(rows, schema=PySparkSchema.from_ibis(schema))
+        df.createOrReplaceTempView(op.name)
+
+    PySparkCompiler.visit_BitOr = visit_BitOr
+    Backend._register_in_memory_table = register_in_memory_table
+    PySparkCompiler._allpayer_rules = True
+
+
+def spark_session(master: str = "local[2]", remote: str | None = None, app_name: str = "allpayer",
+                  conf: dict[str, str] | None = None):
+    """Start (or reuse) a Spark session: local (`master`, e.g. ``local[2]``) or through Spark Connect
+    (`remote`, ``sc://HOST:PORT``). Python workers use this interpreter."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise RunError("the Spark backend needs the optional extra: ALLPAYER_EXTRAS='--extra spark' ./dev setup") from exc
-    builder = SparkSession.builder.appName(app_name).config("spark.sql.session.timeZone", "UTC")
-    builder = builder.remote(remote) if remote else builder.master(master)
-    session = builder.getOrCreate()
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    if remote:
+        builder = builder.remote(remote).config("spark.sql.session.timeZone", "UTC")
+    else:
+        builder = builder.master(master)
+        for key, value in {**LOCAL_SPARK_CONF, **(conf or {})}.items():
+            builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # Java missing, a server that does not answer, a bad master URL
+        where = remote or master
+        raise RunError(f"cannot start Spark ({where}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    return session
+
+
+def connect_spark(master: str = "local[2]", remote: str | None = None, app_name: str = "allpayer",
+                  conf: dict[str, str] | None = None, session=None):
+    """An Ibis PySpark connection (UTC session time) over `session` or a new one (see `spark_session`)."""
+    _add_spark_compile_rules()
+    if session is None:
+        session = spark_session(master, remote, app_name, conf)
+    session.conf.set("spark.sql.session.timeZone", "UTC")
     return ibis.pyspark.connect(session)
 
 
@@ -51,7 +124,8 @@ def connect(
     spark_master: str = "local[2]",
     spark_remote: str | None = None,
 ):
-    """Connect to the named backend. `db` is the DuckDB file (ignored by Spark)."""
+    """Connect to the named backend. `db` is the DuckDB file (ignored by Spark, whose tables are
+    registered from a warehouse folder by `allpayer.warehouse`)."""
     if backend == "duckdb":
         return connect_duckdb(db, read_only=read_only)
     if backend == "spark":

@@ -42,6 +42,8 @@ class DemoResult:
     run: object = None
     settlement: list[dict] = field(default_factory=list)
     programs: list[dict] = field(default_factory=list)
+    quality: object = None
+    care_gaps_out: Path | None = None
     mssp_out: Path | None = None
     mssp_summary: dict = field(default_factory=dict)
     payments: object = None
@@ -168,6 +170,14 @@ def run_demo(
     say(f"4/5 running PY{year} for every program: member months, attribution, risk, TCOC, targets")
     res.run = run_year(db, year, progress=progress)
     res.programs = program_summary(db, year)
+
+    from allpayer.quality.care_gaps import export_csv
+    from allpayer.quality.run import quality_year
+
+    res.care_gaps_out = out / "care_gaps.csv"
+    say(f"    quality measures, scores and care gaps for PY{year} -> {res.care_gaps_out}")
+    res.quality = quality_year(db, year, progress=progress)
+    export_csv(db, year, res.care_gaps_out)
 
     from allpayer.payments.common import parse_period
     from allpayer.payments.run import run_payments

@@ -50,6 +50,8 @@ from allpayer.errors import RunError
 from allpayer.terms import ProgramTerms
 
 Progress = Callable[[str, int, int], None]
+# Writes a stage's output: (con, table name, expression, year, run id, year column) -> rows of the year.
+Writer = Callable[..., int]
 
 STAGES = (
     "member_months",
@@ -173,11 +175,14 @@ def run_core(
     through: dt.date | None = None,
     through_load_run: str | None = None,
     progress: Progress | None = None,
+    writer: Writer | None = None,
 ) -> CoreResult:
     """Run the core stages for every program of `year` with claims paid through `paid_through`.
 
     `through` (a month) limits the performance-year months computed (year-to-date runs).
     `through_load_run` reads the inputs as they stood after that load run (see `loaded_as_of`).
+    `writer` stores each stage's table (default `_write`, a DuckDB database; the Spark backend
+    passes `allpayer.warehouse.SparkRun.write`). The stages are the same on every backend.
     """
     import time
 
@@ -198,7 +203,7 @@ def run_core(
         t0 = time.perf_counter()
         if progress:
             progress(f"{year}: {name}", done, total)
-        res.rows[name] = _write(con, name, expr, year, run_id, year_column)
+        res.rows[name] = (writer or _write)(con, name, expr, year, run_id, year_column)
         res.seconds[name] = round(time.perf_counter() - t0, 3)
         done += 1
         if progress:
@@ -290,13 +295,13 @@ def run_core(
     stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
     stage("leakage", tcoc.leakage(tcoc.leakage_lines(med, roster, pm, scopes), period="year"), "year")
 
-    scores, ratios, targets = [], [], []
+    scores, ratios, target_inputs = [], [], []
     for p in progs:
         base_months = None
         if p.target.method == "trended_base":
             base_months = targets_mod.base_population_months(all_months, p, performance_months=pm)
-        ratio = None
-        if p.target.risk_adjustment.method == "cms_hcc":
+        risk_adjusted = p.target.risk_adjustment.method == "cms_hcc"
+        if risk_adjusted:
             ps, ratio = _cms_hcc(p, eligibility, medical_rows, pm, base_months)
             scores.append(ps)
             ratios.append(ratio.mutate(program_id=ibis.literal(p.program_id),
@@ -305,13 +310,22 @@ def run_core(
         supplied = None
         if p.target.method == "payer_supplied" and p.program_id in targeted:
             supplied = payer_targets.filter(payer_targets.program_id == p.program_id)
-        t = targets_mod.expected_cost(p, performance_months=pm, base_member_month_cost=base_cost, risk_ratio_table=ratio,
-                                      payer_targets=supplied)
-        targets.append(t.monthly)
+        target_inputs.append((p, base_cost, risk_adjusted, supplied))
     if scores:
         stage("risk_scores", union_aligned(scores))
     if ratios:
         stage("risk_ratios", union_aligned(ratios))
+    targets = []
+    for p, base_cost, risk_adjusted, supplied in target_inputs:
+        ratio = None
+        if risk_adjusted:
+            # The ratios as written above: the targets query then does not score every member again.
+            rr = con.table("risk_ratios")
+            ratio = rr.filter((rr.program_id == p.program_id) & (rr.performance_year == year)).drop(
+                "program_id", "performance_year", "run_id")
+        t = targets_mod.expected_cost(p, performance_months=pm, base_member_month_cost=base_cost, risk_ratio_table=ratio,
+                                      payer_targets=supplied)
+        targets.append(t.monthly)
     stage("targets", union_aligned(targets).mutate(performance_year=ibis.literal(year, "int32")))
     ours = con.table("targets").filter(lambda t: t.performance_year == year)
     trecs = [targets_mod.reconcile_targets(ours, payer_targets, p.program_id) for p in progs if p.program_id in targeted]
@@ -433,6 +447,10 @@ def run_year(
     through: dt.date | None = None,
     as_of_load: str | None = None,
     progress: Progress | None = None,
+    backend: str = "duckdb",
+    spark_master: str = "local[2]",
+    spark_remote: str | None = None,
+    spark_con=None,
 ) -> RunOutcome:
     """Run the core stages of `year` on the database `db` and publish the result as a new
     snapshot (a failure leaves the last snapshot in place).
@@ -440,31 +458,44 @@ def run_year(
     `terms`: contract-terms files or folders (default: the shipped Vermont programs).
     `paid_through`: the claims cutoff (default: the latest paid date loaded, never today).
     `as_of_load`: read inputs as they stood after that load run (default: the latest load).
+    `backend`: ``duckdb`` (`db` is a DuckDB file) or ``spark`` (`db` is a warehouse folder, see
+    `allpayer.warehouse`; Spark local at `spark_master`, or Spark Connect at `spark_remote`, or
+    the Ibis PySpark connection `spark_con`).
     """
     from pathlib import Path
 
-    from allpayer import runs
+    from allpayer import runs, warehouse
     from allpayer.inputs.load import resolve_paid_through
     from allpayer.terms import load_programs, programs_dir
 
     db = Path(db)
-    if not db.exists():
+    if backend == "spark":
+        if not warehouse.is_warehouse(db):
+            raise RunError(f"{db}: warehouse not found (load data first with `allpayer load --backend spark`)")
+    elif backend != "duckdb":
+        raise RunError(f"unknown backend {backend!r}: expected duckdb or spark")
+    elif not db.exists():
         raise RunError(f"{db}: database not found (load data first with `allpayer load`)")
     term_paths = [Path(t) for t in terms] if terms else [programs_dir() / "vermont"]
     programs = load_programs(term_paths)
     programs_for_year(programs, year)
-    with runs.begin(
-        db,
+    record = dict(
         kind="run",
         paid_through=paid_through,
         terms={p.program_id: p.terms_version for p in programs if p.performance_year == year},
         parameters={"year": year, "through": through.isoformat() if through else None,
                     "terms": [str(t) for t in term_paths]},
-    ) as run:
+    )
+    if backend == "spark":
+        begin = warehouse.begin(db, **record, spark_master=spark_master, spark_remote=spark_remote, con=spark_con)
+    else:
+        begin = runs.begin(db, **record)
+    with begin as run:
         run.paid_through = resolve_paid_through(run.con, paid_through)
         load_run = as_of_load or latest_load_run(run.con)
         run.parameters["as_of_load"] = load_run
         core = run_core(run.con, programs, year, run.paid_through, run.run_id,
-                        through=through, through_load_run=load_run, progress=progress)
+                        through=through, through_load_run=load_run, progress=progress,
+                        writer=getattr(run, "write", None))
         run.summary = {"rows": core.rows, "seconds": core.seconds, "programs": core.programs}
     return RunOutcome(run_id=run.run_id, db=str(db), paid_through=run.paid_through, as_of_load=load_run, core=core)

@@ -394,6 +394,10 @@ def published_runs(db: str | Path) -> list[dict]:
     db = Path(db)
     if not db.exists():
         return []
+    if db.is_dir():  # a Spark warehouse folder (allpayer.warehouse)
+        from allpayer import warehouse
+
+        return warehouse.published_runs(db)
     con = open_snapshot(db)
     try:
         found = con.con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'runs'").fetchall()

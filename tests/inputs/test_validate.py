@@ -199,3 +199,19 @@ def test_row_hash_depends_on_typed_content_only(claims):
     assert h[0] == h[1] == h[3]  # 92.50 = 92.5; E11.9 = e119 once normalized
     assert h[0] != h[2]
     assert all(len(x) == 32 for x in h)
+
+
+def test_a_dme_line_may_lack_a_diagnosis_but_other_lines_may_not():
+    # Medicare's DME claim file (CCLF6) carries no diagnosis: such lines load; a professional or
+    # institutional line without one is still quarantined.
+    rows = [
+        claim(claim_type="dme", diagnosis_code_1=None, hcpcs_code="E0601"),
+        claim(claim_type="DME ", diagnosis_code_1=None, hcpcs_code="E0601"),
+        claim(claim_type="professional", diagnosis_code_1=None),
+        claim(claim_type="institutional", diagnosis_code_1=None, bill_type_code="131", revenue_center_code="0450"),
+    ]
+    got = verdicts("medical_claim", rows)
+    assert got[0] == (None, None)
+    assert got[1] == (None, None)
+    assert got[2] == ("required", "diagnosis_code_1 is required (except where claim_type is dme)")
+    assert got[3][0].split(",")[0] == "required"

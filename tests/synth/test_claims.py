@@ -179,8 +179,11 @@ def test_allowed_amounts_have_a_heavy_tail(db):
 
 def test_preventive_codes_and_vaccines_fit_the_age(db):
     rows = db.execute("""
-        with c as (select c.hcpcs_code, date_diff('day', e.birth_date, c.claim_start_date) / 365.25 as age
-                   from medical_claim c join (select distinct person_id, birth_date from eligibility) e using (person_id))
+        with c as (select distinct c.claim_id, c.claim_line_number, c.hcpcs_code,
+                          date_diff('day', e.birth_date, c.claim_start_date) / 365.25 as age
+                   -- claims moved outside every enrollment span on purpose (outside_eligibility) are left out
+                   from medical_claim c join eligibility e on e.person_id = c.person_id
+                    and c.claim_start_date between e.enrollment_start_date and e.enrollment_end_date)
         select
           count(*) filter (where hcpcs_code = '90651' and (age < 9 or age >= 18)),
           count(*) filter (where hcpcs_code = '90651'),

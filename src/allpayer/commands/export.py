@@ -13,6 +13,7 @@ from rich.console import Console
 
 from allpayer import runs
 from allpayer.inputs import privacy
+from allpayer.commands._backend import backend_option, check_backend, spark_master_option, spark_remote_option
 from allpayer.errors import AllpayerError
 
 FORMATS = {".parquet": "(FORMAT parquet)", ".csv": "(FORMAT csv, HEADER true)", ".csv.gz": "(FORMAT csv, HEADER true, COMPRESSION gzip)"}
@@ -27,21 +28,30 @@ def _format_of(out: Path) -> str:
 
 
 def list_tables(raw) -> list[str]:
-    """Tables of a snapshot, sorted."""
-    rows = raw.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY table_name").fetchall()
+    """Tables of a snapshot (or views of a warehouse's tables), sorted."""
+    rows = raw.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE NOT temporary "
+        "UNION SELECT view_name FROM duckdb_views() WHERE NOT internal AND NOT temporary ORDER BY 1"
+    ).fetchall()
     return [r[0] for r in rows]
 
 
-def export_table(db: Path, table: str, out: Path, withheld: dict | None = None) -> int:
+def export_table(db: Path, table: str, out: Path, withheld: dict | None = None, backend: str = "duckdb") -> int:
     """Write `table` of the snapshot `db` to `out` (atomically); returns the number of rows.
 
     A table of member-level claim detail (see `allpayer.inputs.privacy`) is written without the
     rows of members who declined data sharing and of claims redacted under 42 CFR Part 2; the
-    counts withheld, by reason, are put in `withheld` when given."""
+    counts withheld, by reason, are put in `withheld` when given. With `backend` spark, `db` is a
+    warehouse folder whose Parquet files are read through DuckDB views, with the same withholding."""
     suffix = _format_of(out)
     if not out.parent.is_dir():
         raise AllpayerError(f"--out {out}: folder {out.parent} does not exist")
-    con = runs.open_snapshot(db)
+    if backend == "spark":
+        from allpayer import warehouse
+
+        con = warehouse.open_views(db)
+    else:
+        con = runs.open_snapshot(db)
     try:
         raw = con.con
         tables = list_tables(raw)
@@ -89,11 +99,17 @@ def register(app: typer.Typer) -> None:
     )
     def export_command(
         table: str = typer.Argument(..., help="Table to export, e.g. medical_claim, quarantine, load_reconciliation, runs."),
-        db: Path = typer.Option(..., "--db", help="Database file (DuckDB) written by `allpayer load`."),
+        db: Path = typer.Option(..., "--db", help="Database written by `allpayer load`: a DuckDB file, or a "
+                                "warehouse folder with --backend spark."),
         out: Path = typer.Option(..., "--out", help="Output file: .parquet, .csv or .csv.gz."),
+        backend: str = backend_option(),
+        spark_master: str = spark_master_option(),
+        spark_remote: str = spark_remote_option(),
     ) -> None:
+        # A table of a warehouse is read from its Parquet files directly: no Spark session is needed
+        # to copy it, so --spark-master and --spark-remote are accepted for symmetry and unused.
         withheld: dict[str, int] = {}
-        rows = export_table(db, table, out, withheld)
+        rows = export_table(db, table, out, withheld, check_backend(backend, spark_remote))
         console = Console(stderr=True)
         console.print(f"wrote {rows:,} rows of {table} to {out}", highlight=False, markup=False)
         for reason, n in sorted(withheld.items()):

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 
 from allpayer import runs
+from allpayer.commands._backend import backend_option, check_backend, spark_master_option, spark_remote_option
 from allpayer.inputs.load import LoadResult, load_folder
 
 
@@ -80,7 +81,8 @@ def register(app: typer.Typer) -> None:
     )
     def load_command(
         folder: Path = typer.Argument(..., help="Delivery folder with one file (or folder of parts) per table."),
-        db: Path = typer.Option(..., "--db", help="Database file (DuckDB); created if it does not exist."),
+        db: Path = typer.Option(..., "--db", help="Database file (DuckDB), or warehouse folder with --backend spark; "
+                                "created if it does not exist."),
         as_json: bool = typer.Option(False, "--json", help="Print the per-table counts as JSON on stdout."),
         paid_through: Optional[str] = typer.Option(
             None,
@@ -92,15 +94,26 @@ def register(app: typer.Typer) -> None:
             "--format",
             help="Delivery format: native, tuva, fhir (*.ndjson) or cclf (CCLF file names); default: detected from the file names.",
         ),
+        backend: str = backend_option(),
+        spark_master: str = spark_master_option(),
+        spark_remote: str = spark_remote_option(),
     ) -> None:
         cutoff = runs.parse_date(paid_through)
+        # Validation is the same for both backends (it runs in DuckDB over the delivered files); with
+        # spark the loaded tables are published as the warehouse's Parquet tables, which Spark reads.
+        check_backend(backend, spark_remote)
         with _progress() as progress:
             task = progress.add_task("loading", total=None)
 
             def report(description: str, done: int, total: int) -> None:
                 progress.update(task, description=description, completed=done, total=total)
 
-            result = load_folder(folder, db, paid_through=cutoff, progress=report, fmt=fmt)
+            if backend == "spark":
+                from allpayer import warehouse
+
+                result = warehouse.load_folder(folder, db, paid_through=cutoff, progress=report)
+            else:
+                result = load_folder(folder, db, paid_through=cutoff, progress=report, fmt=fmt)
         if as_json:
             out = result.as_dict()
             for t, entry in zip(result.tables, out["tables"]):
@@ -128,7 +141,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"run {result.run_id} published to {result.db}; paid through {pt}", highlight=False, markup=False)
         if any(t.quarantined for t in result.tables):
             console.print(
-                f"see the quarantined rows: allpayer export quarantine --db {result.db} --out quarantine.csv",
+                f"see the quarantined rows: allpayer export quarantine --db {result.db}"
+                + (" --backend spark" if backend == "spark" else "") + " --out quarantine.csv",
                 highlight=False,
                 markup=False,
             )

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from allpayer.commands._backend import backend_option, check_backend, spark_master_option, spark_remote_option
 from allpayer.errors import AllpayerError
 
 console = Console()
@@ -34,7 +35,8 @@ def register(app: typer.Typer) -> None:
         "performance year, and publish them as a new snapshot of the database.",
     )
     def run_cmd(
-        db: Path = typer.Option(..., "--db", help="The DuckDB database file written by `allpayer load`."),
+        db: Path = typer.Option(..., "--db", help="The database written by `allpayer load`: a DuckDB file, or a "
+                                "warehouse folder with --backend spark."),
         year: int = typer.Option(..., "--year", help="Performance year (required: never defaults to today)."),
         through: str = typer.Option(None, "--through", metavar="YYYY-MM", help="Last month of a year-to-date run."),
         paid_through: str = typer.Option(
@@ -49,6 +51,9 @@ def register(app: typer.Typer) -> None:
             help="Read inputs as they stood after this load run (re-run an old run exactly). Default: the latest load.",
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        backend: str = backend_option(),
+        spark_master: str = spark_master_option(),
+        spark_remote: str = spark_remote_option(),
     ) -> None:
         from allpayer import runs
         from allpayer.pipeline import run_year
@@ -61,10 +66,12 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, description=description, completed=done, total=total)
 
             out = run_year(db, year, terms=terms or None, paid_through=runs.parse_date(paid_through),
-                           through=_month(through), as_of_load=as_of_load, progress=progress)
+                           through=_month(through), as_of_load=as_of_load, progress=progress,
+                           backend=check_backend(backend, spark_remote), spark_master=spark_master,
+                           spark_remote=spark_remote)
         result = out.core
         if as_json:
-            print(json.dumps({"run_id": out.run_id, "db": str(db), "year": year, "as_of_load": out.as_of_load,
+            print(json.dumps({"run_id": out.run_id, "db": str(db), "backend": backend, "year": year, "as_of_load": out.as_of_load,
                               "paid_through": out.paid_through.isoformat(), "rows": result.rows,
                               "seconds": result.seconds, "programs": result.programs}, indent=2))
             return

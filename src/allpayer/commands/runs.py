@@ -30,7 +30,7 @@ def _json(value) -> str:
 
 @runs_app.command("list", help="List every run of a database, oldest first (failed and killed attempts included).")
 def list_command(
-    db: Path = typer.Option(..., "--db", help="Database file (DuckDB)."),
+    db: Path = typer.Option(..., "--db", help="Database file (DuckDB), or warehouse folder (Spark backend)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run records as JSON on stdout."),
 ) -> None:
     records = runs.list_runs(db)
@@ -59,7 +59,7 @@ def list_command(
 @runs_app.command("show", help="Show one run's record: inputs with SHA-256 hashes, terms, parameters, summary.")
 def show_command(
     run_id: str = typer.Argument(..., help="Run id (a unique prefix is enough)."),
-    db: Path = typer.Option(..., "--db", help="Database file (DuckDB)."),
+    db: Path = typer.Option(..., "--db", help="Database file (DuckDB), or warehouse folder (Spark backend)."),
     as_json: bool = typer.Option(False, "--json", help="Print the record as JSON on stdout."),
 ) -> None:
     record = runs.get_run(db, run_id)

@@ -641,7 +641,7 @@ def load_folder(
 
 def latest_paid_date(con) -> dt.date | None:
     """The latest paid_date of any loaded medical or pharmacy claim (None when there are none)."""
-    tables = table_names(con.con)
+    tables = set(con.list_tables())
     dates = []
     for t in CLAIM_TABLES:
         if t in tables:

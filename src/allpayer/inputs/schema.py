@@ -41,6 +41,9 @@ class Column:
     description: str = ""
     allpayer_extension: bool = False
     nonnegative: bool = False
+    # (column, values): a required value may be empty on rows whose `column` is one of `values`
+    # (e.g. DME lines, which carry no diagnosis in Medicare's claim files).
+    required_unless: tuple[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,9 @@ CLAIM_TYPES = ("professional", "institutional", "dme")
 PAYER_TYPES = ("medicare", "medicaid", "commercial", "self_funded")
 
 _DX = tuple(
-    _c(f"diagnosis_code_{i}", "code", code_format="icd10cm", required=(i == 1)) for i in range(1, 26)
+    _c(f"diagnosis_code_{i}", "code", code_format="icd10cm", required=(i == 1),
+       required_unless=("claim_type", ("dme",)) if i == 1 else None)
+    for i in range(1, 26)
 )
 _POA = tuple(_c(f"diagnosis_poa_{i}") for i in range(1, 26))
 _PX = tuple(_c(f"procedure_code_{i}") for i in range(1, 26))

@@ -253,7 +253,13 @@ def checks(parsed: ir.Table, spec: Table, as_of: dt.date | None = None) -> list[
         name, v, t = col.name, parsed[col.name], text(col.name)
         present = t.notnull()
         if col.required or name in spec.key:
-            out.append(Check("required", t.isnull(), ibis.literal(f"{name} is required")))
+            missing = t.isnull()
+            if col.required_unless and col.required_unless[0] in names and name not in spec.key:
+                other, values = col.required_unless
+                missing = missing & ~text(other).strip().lower().isin(values).fill_null(False)
+                out.append(Check("required", missing, ibis.literal(f"{name} is required (except where {other} is {', '.join(values)})")))
+            else:
+                out.append(Check("required", missing, ibis.literal(f"{name} is required")))
         if col.kind == "date":
             out.append(Check("type_date", present & v.isnull(), name + ": " + _quoted(t) + " is not a date (YYYY-MM-DD)"))
             out.append(

@@ -6,8 +6,10 @@ visit or one discharge each. This module builds those events from net medical cl
 measures share:
 
 - :func:`claim_summary` (grain ``claim_id``): one row per usable claim (not denied, net allowed
-  above zero) with its person, dates, facility type, principal diagnosis and boolean flags the
-  caller computes from its lines (an ED line, a follow-up visit code, a diagnosis in a code list).
+  above zero) with its person, dates, facility type, principal diagnosis and boolean flags: from
+  its lines (an ED line, a follow-up visit code) and from its diagnoses (a principal or any
+  diagnosis in a code list, read from the long diagnosis table). :func:`event_claims` builds it
+  from a measure context, once per program (:func:`cached`).
 - :func:`ed_visits` (grain ``person_id, visit_date``): facility and professional claims of one
   person on one date with an ED line are one visit; the evidence is the lowest claim id among the
   claims that qualify the visit.
@@ -24,6 +26,8 @@ measures share:
   next event after that counts, and so on.
 - :func:`ed_follow_up`: the pipeline FUM, FUA, NQF 2605 and FMC share (see its docstring).
 - :func:`person_exclusions`: hospice and death in the measurement year.
+- :func:`decide`: the result rows: the first outcome that holds (not enrolled, excluded, ...)
+  decides the denominator, the exclusion and the evidence; otherwise the numerator test does.
 
 Claim dates: a claim's ``visit_date`` is the earliest line service date. Diagnoses are compared
 without dots and in upper case.
@@ -38,9 +42,6 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import ibis
 import ibis.expr.types as ir
-
-DX_COLUMNS: tuple[str, ...] = tuple(f"diagnosis_code_{i}" for i in range(1, 26))
-"""Diagnosis columns of a medical claim line; ``diagnosis_code_1`` is the principal diagnosis."""
 
 ACUTE_INPATIENT_FACILITY_TYPES: tuple[str, ...] = ("11",)
 """Bill type facility/classification prefixes of acute inpatient stays (hospital inpatient, 11x)."""
@@ -67,30 +68,6 @@ def facility_type(bill_type: ir.StringValue) -> ir.StringValue:
     b = bill_type.fill_null("")
     b3 = ibis.ifelse(b.length() == 4, b.substr(1, 3), b)
     return b3.substr(0, 2)
-
-
-def dx_columns(t: ir.Table) -> list[str]:
-    """The diagnosis columns present in `t` (principal first)."""
-    return [c for c in DX_COLUMNS if c in t.columns]
-
-
-def any_dx(t: ir.Table, match: Callable[[ir.StringValue], ir.BooleanValue]) -> ir.BooleanValue:
-    """True when any diagnosis of the line matches."""
-    cols = dx_columns(t)
-    if not cols:
-        return ibis.literal(False)
-    tests = [match(normalize_code(t[c])).fill_null(False) for c in cols]
-    out = tests[0]
-    for x in tests[1:]:
-        out = out | x
-    return out
-
-
-def principal_dx(t: ir.Table, match: Callable[[ir.StringValue], ir.BooleanValue]) -> ir.BooleanValue:
-    """True when the principal diagnosis (``diagnosis_code_1``) matches."""
-    if "diagnosis_code_1" not in t.columns:
-        return ibis.literal(False)
-    return match(normalize_code(t.diagnosis_code_1)).fill_null(False)
 
 
 DxSpec = Mapping[str, tuple[Callable[[ir.StringValue], ir.BooleanValue], bool]]

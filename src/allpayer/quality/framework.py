@@ -205,6 +205,21 @@ class MeasureContext:
     valuesets: "ValueSets"
     redacted: bool = False
     extra: dict = field(default_factory=dict)
+    keep: Callable[[str, ir.Table], ir.Table] | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def store(self, name: str, t: ir.Table) -> ir.Table:
+        """`t` computed once (a temporary table when the engine runs the measure; as is in tests).
+        Use it for an intermediate table a measure reads several times; `name` must be unique
+        within the program (prefix it with the measure id)."""
+        return self.keep(name, t) if self.keep is not None else t
+
+    def _kept(self, key: str, build: Callable[[], ir.Table]) -> ir.Table:
+        """A derived table computed once per context (stored with ``keep`` when given)."""
+        if key not in self._cache:
+            t = build()
+            self._cache[key] = self.keep(key, t) if self.keep is not None else t
+        return self._cache[key]
 
     @property
     def period_start(self) -> dt.date:
@@ -227,14 +242,17 @@ class MeasureContext:
 
     def dx_in(self, name: str, *, principal: bool = False) -> ir.Table:
         """Diagnosis rows whose code is in value set ``name`` (ICD-10-CM)."""
-        d = self.diagnoses
-        if principal:
-            d = d.filter(d.position == 1)
-        return d.filter(self.valuesets.matcher(name, ("icd10cm",))(d.code))
+
+        def build() -> ir.Table:
+            d = self.diagnoses
+            return d.filter(self.valuesets.matcher(name, ("icd10cm",))(d.code))
+
+        d = self._kept(f"dx_{name}", build)
+        return d.filter(d.position == 1) if principal else d
 
     def lines_in(self, name: str) -> ir.Table:
-        """Claim lines with a HCPCS/CPT, revenue, place-of-service or bill-type code in value set
-        ``name``, or (for ICD-10-CM sets) any diagnosis in it."""
+        """Claim lines with a HCPCS/CPT, revenue, place-of-service, bill-type or MS-DRG code in value
+        set ``name``, or (for ICD-10-CM sets) any diagnosis in it."""
         vs, t = self.valuesets, self.claims
         tests = []
         systems = vs.systems(name)
@@ -246,29 +264,29 @@ class MeasureContext:
             tests.append(vs.matcher(name, ("pos",))(t.place_of_service_code.fill_null("")))
         if "bill_type" in systems:
             tests.append(vs.matcher(name, ("bill_type",))(t.bill_type_code.fill_null("")))
-        parts = []
-        if tests:
-            cond = tests[0]
-            for x in tests[1:]:
-                cond = cond | x
-            parts.append(t.filter(cond))
+        if "drg" in systems and "drg_code" in t.columns:
+            tests.append(vs.matcher(name, ("drg",))(t.drg_code.fill_null("")))
         if "icd10cm" in systems:
-            d = self.dx_in(name).select("claim_id", "claim_line_number").distinct()
-            parts.append(t.semi_join(d, ["claim_id", "claim_line_number"]))
-        if not parts:
-            return t.filter(ibis.literal(False))
-        if len(parts) == 1:
-            return parts[0]
-        return ibis.union(*parts, distinct=False).distinct()
+            d = self.dx_in(name).select(_c="claim_id", _l="claim_line_number").distinct().mutate(_dx=ibis.literal(True))
+            j = t.left_join(d, [t.claim_id == d._c, t.claim_line_number == d._l])
+            tests.append(j._dx.fill_null(False))
+            t = j
+        if not tests:
+            return self.claims.filter(ibis.literal(False))
+        cond = tests[0]
+        for x in tests[1:]:
+            cond = cond | x
+        return t.filter(cond).select(*self.claims.columns)
 
     def labs_in(self, name: str) -> ir.Table:
         """Lab results whose LOINC is in value set ``name``."""
-        return self.labs.filter(self.valuesets.matcher(name, ("loinc",))(self.labs.code))
+        return self._kept(f"labs_{name}",
+                          lambda: self.labs.filter(self.valuesets.matcher(name, ("loinc",))(self.labs.code)))
 
     def observations_in(self, name: str) -> ir.Table:
         """Observations whose LOINC is in value set ``name``."""
         o = self.observations
-        return o.filter(self.valuesets.matcher(name, ("loinc",))(o.code))
+        return self._kept(f"obs_{name}", lambda: o.filter(self.valuesets.matcher(name, ("loinc",))(o.code)))
 
     def in_period(self, t: ir.Table, column: str, *, years: int = 1) -> ir.Table:
         """Rows whose date ``column`` falls in the measurement year (or ``years`` years ending
@@ -430,7 +448,7 @@ def rates(
     r = results.mutate(
         _d=results.in_denominator.cast("int64"),
         _x=(results.in_denominator & results.excluded).cast("int64"),
-        _n=results.in_numerator.cast("int64"),
+        _n=(results.in_denominator & ~results.excluded & results.in_numerator).cast("int64"),
     )
     parts = []
     for level in LEVELS:
@@ -449,11 +467,7 @@ def rates(
         )
     out = ibis.union(*parts, distinct=False)
     eligible = out.denominator - out.exclusions
-    rate = ibis.ifelse(
-        eligible > 0,
-        out.numerator.cast(RATE_TYPE) / eligible.cast(RATE_TYPE),
-        ibis.null(RATE_TYPE),
-    ).cast(RATE_TYPE)
+    rate = ibis.ifelse(eligible > 0, exact_ratio(out.numerator, eligible), ibis.null(RATE_TYPE))
     inv = inverse if isinstance(inverse, dict) else None
     inv_expr = _lookup(out.measure_id, inv, False) if inv is not None else ibis.literal(False)
     if isinstance(min_denominator, dict):
@@ -484,6 +498,19 @@ def rates(
         reportable=~blocked,
         note=note,
     )
+
+
+RATE_PLACES = 10
+
+
+def exact_ratio(numerator: ir.IntegerValue, denominator: ir.IntegerValue) -> ir.Value:
+    """``numerator / denominator`` rounded half-up to 10 places as DECIMAL(18,10), in integer
+    arithmetic (a DECIMAL division may pass through DOUBLE on some backends). Needs
+    ``denominator > 0`` and ``0 <= numerator <= 10**8``."""
+    scale = 10**RATE_PLACES
+    n, d = numerator.cast("int64"), denominator.cast("int64")
+    scaled = (n * (2 * scale) + d) // (2 * d)
+    return (scaled.cast("decimal(18, 0)") * ibis.literal(Decimal(1).scaleb(-RATE_PLACES), RATE_TYPE)).cast(RATE_TYPE)
 
 
 def _lookup(col: ir.Value, mapping: dict, default, typ: str = "boolean") -> ir.Value:
@@ -612,6 +639,7 @@ def build_context(
     """
     from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
 
+    keep_given = keep is not None
     keep = keep or (lambda name, t: t)
     payer = program.payer
     all_lines = medical_claim_lines(medical_claim, paid_through)
@@ -669,7 +697,7 @@ def build_context(
         diagnoses=keep("diagnoses", diagnoses_long(lines)), labs=keep("labs", labs),
         observations=keep("observations", obs), pharmacy=rx, eligibility=keep("eligibility", elig),
         member_months=keep("member_months", mm), members=keep("members", members),
-        valuesets=valuesets, redacted=red, extra=dict(extra or {}),
+        valuesets=valuesets, redacted=red, extra=dict(extra or {}), keep=keep if keep_given else None,
     )
 
 
@@ -732,6 +760,8 @@ def evaluate(measure: Measure, ctx: MeasureContext) -> ir.Table:
 
         raise RunError(f"measure {measure.id}: value set(s) {', '.join(missing)} not found")
     pop = population_for(measure, ctx)
+    if ctx.keep is not None:
+        pop = ctx.keep(f"population_{measure.id}", pop)
     return conform(measure.compute(ctx, pop), measure, ctx.members, ctx.program.program_id, ctx.year)
 
 

@@ -132,28 +132,28 @@ def read_file(path: Path) -> list[Code]:
             header = reader.fieldnames or []
             missing = [c for c in REQUIRED if c not in header]
             if missing:
-                raise InputFileError(f"{path}: value-set file lacks column(s) {', '.join(missing)} (expected {', '.join(COLUMNS)})")
+                raise InputFileError(str(path), f"value-set file lacks column(s) {', '.join(missing)} (expected {', '.join(COLUMNS)})")
             unknown = [c for c in header if c not in COLUMNS]
             if unknown:
-                raise InputFileError(f"{path}: unknown value-set column(s) {', '.join(unknown)} (expected {', '.join(COLUMNS)})")
+                raise InputFileError(str(path), f"unknown value-set column(s) {', '.join(unknown)} (expected {', '.join(COLUMNS)})")
             out = []
             for line, row in enumerate(reader, start=2):
                 vs, system, code = ((row.get(k) or "").strip() for k in ("value_set", "code_system", "code"))
                 match = (row.get("match") or "exact").strip() or "exact"
                 source = (row.get("source") or "").strip()
                 if not vs or not code or not source:
-                    raise InputFileError(f"{path}, line {line}: value_set, code and source are required")
+                    raise InputFileError(str(path), f"line {line}: value_set, code and source are required")
                 if system not in CODE_SYSTEMS:
-                    raise InputFileError(f"{path}, line {line}: code_system {system!r} is not one of {', '.join(CODE_SYSTEMS)}")
+                    raise InputFileError(str(path), f"line {line}: code_system {system!r} is not one of {', '.join(CODE_SYSTEMS)}")
                 if match not in MATCHES:
-                    raise InputFileError(f"{path}, line {line}: match {match!r} is not exact or prefix")
+                    raise InputFileError(str(path), f"line {line}: match {match!r} is not exact or prefix")
                 norm = code.upper().replace(".", "") if system in ("icd10cm", "icd10pcs", "cpt", "hcpcs") else code
                 out.append(Code(vs, system, norm, match, (row.get("description") or "").strip(), source, str(path)))
             return out
     except OSError as exc:
-        raise InputFileError(f"{path}: cannot read value-set file ({exc.strerror or exc})") from None
+        raise InputFileError(str(path), f"cannot read value-set file ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
-        raise InputFileError(f"{path}: not a UTF-8 text file") from None
+        raise InputFileError(str(path), f"not a UTF-8 text file") from None
 
 
 def _group(codes: Iterable[Code]) -> dict[str, list[Code]]:
@@ -171,12 +171,12 @@ def load_valuesets(user_file: str | Path | None = None, *, folder: str | Path | 
     for p in sorted(folder.glob("*.csv")):
         for name, rows in _group(read_file(p)).items():
             if name in sets:
-                raise InputFileError(f"{p}: value set {name!r} is also defined in {sets[name][0].origin}")
+                raise InputFileError(str(p), f"value set {name!r} is also defined in {sets[name][0].origin}")
             sets[name] = rows
     user: set[str] = set()
     if user_file is not None:
         if not Path(user_file).is_file():
-            raise InputFileError(f"{user_file}: value-set file not found")
+            raise InputFileError(str(user_file), f"value-set file not found")
         theirs = _group(read_file(Path(user_file)))
         sets.update(theirs)
         user = set(theirs)

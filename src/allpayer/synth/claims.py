@@ -312,10 +312,18 @@ def gen_primary_care(ctx: Ctx, g: Generated) -> tuple[np.ndarray, np.ndarray]:
     return seg, day
 
 
+MEDICARE_WELLNESS_FACTOR = 1.8
+"""Medicare members' annual wellness visits are more frequent than other adults' preventive
+visits (about half of attributed Medicare members have one in a year, near the national ACO median)."""
+HBA1C_ENGAGED_SHARE = 0.97
+"""Share of people with diabetes who get HbA1c tests at all (the others have none in any year)."""
+
+
 def gen_preventive(ctx: Ctx, g: Generated) -> None:
     rng, ppl = ctx.rng, ctx.people
     rate = ctx.age_rate({0: 5.0, 1: 2.2, 3: 0.72, 18: 0.42, 65: 0.55})
     rate = np.where(ppl.pcp[ctx.sp] >= 0, rate, rate * 0.35)
+    rate = np.where(ctx.ptype == 0, rate * MEDICARE_WELLNESS_FACTOR, rate)
     seg, day = ctx.events(rate)
     k = len(seg)
     person = ctx.sp[seg]
@@ -359,7 +367,7 @@ def gen_labs(ctx: Ctx, g: Generated, visit_seg, visit_day) -> None:
     _lab_claims(ctx, g, seg, day, "lab", hba1c=False)
     # HbA1c tests (LOINC 4548-4 results come with most of them)
     diab = ctx.cond("diabetes")
-    engaged = (rng.random(ppl.n) < 0.9)[ctx.sp]
+    engaged = (rng.random(ppl.n) < HBA1C_ENGAGED_SHARE)[ctx.sp]
     rate = np.where(diab & engaged, 2.3, 0.0)
     seg, day = ctx.events(rate)
     _lab_claims(ctx, g, seg, day, "hba1c_lab", hba1c=True)

@@ -1,11 +1,13 @@
 """Clinical results: HbA1c lab results and blood pressure observations.
 
 HbA1c (LOINC 4548-4): most HbA1c lab claims of people with diabetes come with a result. Each
-person has a usual level (normal around 7.9% with a spread of 1.25 points) and each test varies
-around it, so about a fifth of results are above 9.0%.
+person has a usual level (normal around 7.7% with a spread of 1.25 points) and each test varies
+around it, so about one result in six is above 9.0%; with the people who have no test in a year,
+the HbA1c poor-control rate (> 9% or no result) lands between 15% and 35%.
 
 Blood pressure (LOINC 8480-6 systolic, 8462-4 diastolic): one reading per primary care visit of
-a person with hypertension, about 60% of them controlled (< 140/90 on average).
+a person with hypertension, about 78% of people controlled (< 140/90 on average), so that with
+the people who have no reading in a year the controlled rate lands between 55% and 75%.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import numpy as np
 from allpayer.synth.claims import MedicalLines
 from allpayer.synth.context import Ctx
 
-A1C_MEAN, A1C_SD_PERSON, A1C_SD_TEST = 7.9, 1.25, 0.45
+A1C_MEAN, A1C_SD_PERSON, A1C_SD_TEST = 7.7, 1.25, 0.45
 A1C_RESULT_SHARE = 0.95
-BP_CONTROLLED_SHARE = 0.6
+BP_CONTROLLED_SHARE = 0.78
 
 
 @dataclass

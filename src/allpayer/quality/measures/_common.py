@@ -61,40 +61,54 @@ def _on_dates(t: ir.Table, at_least: int) -> ir.Table:
     return t.join(ok, t.person_id == ok._p).drop("_p")
 
 
-def common_exclusions(ctx: MeasureContext, population: ir.Table, *, institutional: bool = True,
-                      frailty: bool = True) -> ir.Table:
-    """One row per excluded member of `population`: ``person_id, exclusion_reason,
-    exclusion_id, exclusion_date`` (see the module docstring)."""
-    y0, y1 = ctx.period_start, ctx.period_end
-    ages = population.select(_p=population.person_id, _age=population.age)
-    parts = []
-    hosp = ctx.claims.filter((ctx.claims.service_category == "hospice")
-                             & (ctx.claims.service_date >= y0) & (ctx.claims.service_date <= y1))
-    hosp = ibis.union(hosp.select("person_id", "claim_id", "service_date", "service_category"),
-                      dated_lines(ctx, "hospice", y0, y1), distinct=False)
-    parts.append(_first(hosp, "hospice", 1))
-    parts.append(_first(dated_lines(ctx, "palliative_care", y0, y1), "palliative_care", 2))
+def exclusion_evidence(ctx: MeasureContext) -> ir.Table:
+    """Every member's first evidence of each common exclusion in the measurement year, whatever
+    the age: ``person_id, exclusion_reason, min_age, priority, exclusion_id, exclusion_date``
+    (computed once per context)."""
 
-    def aged(t: ir.Table, min_age: int) -> ir.Table:
-        j = t.join(ages, t.person_id == ages._p)
-        return j.filter(j._age >= min_age).drop("_p", "_age")
-
-    if institutional:
-        parts.append(_first(aged(dated_lines(ctx, "long_term_institutional", y0, y1), 66), "long_term_institutional", 3))
-    if frailty:
+    def build() -> ir.Table:
+        y0, y1 = ctx.period_start, ctx.period_end
+        c = ctx.claims
+        hosp = c.filter((c.service_category == "hospice") & (c.service_date >= y0) & (c.service_date <= y1))
+        hosp = ibis.union(hosp.select("person_id", "claim_id", "service_date", "service_category"),
+                          dated_lines(ctx, "hospice", y0, y1), distinct=False)
         frail = _on_dates(dated_lines(ctx, "frailty", y0, y1), 2)
         adv_all = dated_lines(ctx, "advanced_illness", dt.date(ctx.year - 1, 1, 1), y1)
         adv = ibis.union(_on_dates(adv_all, 2), adv_all.filter(adv_all.service_category == "inpatient"), distinct=False)
         adv_people = adv.select(_a=adv.person_id).distinct()
         fa = frail.join(adv_people, frail.person_id == adv_people._a).drop("_a")
-        parts.append(_first(aged(fa, 66), "frailty_advanced_illness", 4))
-        parts.append(_first(aged(frail, 81), "frailty_81plus", 5))
-    u = ibis.union(*parts, distinct=False)
-    pop = population.select(_pp=population.person_id)
-    u = u.join(pop, u.person_id == pop._pp).drop("_pp")
-    w = ibis.window(group_by=u.person_id, order_by=[u._priority, u.exclusion_date, u.exclusion_id])
+        parts = [
+            _first(hosp, "hospice", 1).mutate(min_age=ibis.literal(0)),
+            _first(dated_lines(ctx, "palliative_care", y0, y1), "palliative_care", 2).mutate(min_age=ibis.literal(0)),
+            _first(dated_lines(ctx, "long_term_institutional", y0, y1), "long_term_institutional", 3)
+            .mutate(min_age=ibis.literal(66)),
+            _first(fa, "frailty_advanced_illness", 4).mutate(min_age=ibis.literal(66)),
+            _first(frail, "frailty_81plus", 5).mutate(min_age=ibis.literal(81)),
+        ]
+        u = ibis.union(*parts, distinct=False)
+        return u.select("person_id", "exclusion_reason", "min_age", priority=u._priority,
+                        exclusion_id=u.exclusion_id, exclusion_date=u.exclusion_date)
+
+    return ctx._kept("common_exclusions", build)
+
+
+def common_exclusions(ctx: MeasureContext, population: ir.Table, *, institutional: bool = True,
+                      frailty: bool = True) -> ir.Table:
+    """One row per excluded member of `population` (which needs ``person_id`` and ``age``):
+    ``person_id, exclusion_reason, exclusion_id, exclusion_date`` (see the module docstring)."""
+    ev = exclusion_evidence(ctx)
+    reasons = ["hospice", "palliative_care"]
+    if institutional:
+        reasons.append("long_term_institutional")
+    if frailty:
+        reasons += ["frailty_advanced_illness", "frailty_81plus"]
+    ev = ev.filter(ev.exclusion_reason.isin(reasons))
+    ages = population.select(_p=population.person_id, _age=population.age)
+    u = ev.join(ages, ev.person_id == ages._p)
+    u = u.filter(u._age >= u.min_age)
+    w = ibis.window(group_by=u.person_id, order_by=[u.priority, u.exclusion_date, u.exclusion_id])
     u = u.mutate(_rn=ibis.row_number().over(w))
-    return u.filter(u._rn == 0).drop("_rn", "_priority")
+    return u.filter(u._rn == 0).select("person_id", "exclusion_reason", "exclusion_id", "exclusion_date")
 
 
 def with_exclusions(base: ir.Table, excl: ir.Table) -> ir.Table:

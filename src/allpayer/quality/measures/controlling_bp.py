@@ -86,7 +86,7 @@ def representative(r: ir.Table) -> ir.Table:
 
 
 def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
-    den = population.semi_join(hypertensive(ctx), "person_id")
+    den = ctx.store("cbp_den", population.semi_join(hypertensive(ctx), "person_id"))
     excl = common_exclusions(ctx, den)
     esrd = dated_lines(ctx, "esrd_dialysis", dt.date(1900, 1, 1), ctx.period_end)
     preg = dated_lines(ctx, "pregnancy_dx", ctx.period_start, ctx.period_end)
@@ -107,8 +107,8 @@ def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
     w = ibis.window(group_by=allx.person_id, order_by=[allx._o, allx.exclusion_date, allx.exclusion_id])
     allx = allx.mutate(_rn=ibis.row_number().over(w))
     allx = allx.filter(allx._rn == 0).drop("_rn", "_o")
-    base = with_exclusions(den.select("person_id"), allx)
-    rep = representative(readings(ctx)).rename(_rp="person_id")
+    base = ctx.store("cbp_base", with_exclusions(den.select("person_id"), allx))
+    rep = ctx.store("cbp_rep", representative(readings(ctx))).rename(_rp="person_id")
     j = base.left_join(rep, base.person_id == rep._rp)
     has = j._rp.notnull()
     controlled = has & (j.systolic < SYSTOLIC_LIMIT).fill_null(False) & (j.diastolic < DIASTOLIC_LIMIT).fill_null(False)

@@ -1,0 +1,170 @@
+"""The measure framework: continuous enrollment, result conformance, rates by level, value sets,
+SUD redaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from allpayer.errors import InputFileError
+from allpayer.quality import framework
+from allpayer.quality.framework import Enrollment, continuously_enrolled
+from allpayer.quality.valuesets import load_valuesets
+
+from .helpers import D, plain, rows
+
+HEDIS = Enrollment()  # one gap of up to 45 days, enrolled on the last day
+
+
+def enrolled(spans, rule=HEDIS, start=D(2024, 1, 1), end=D(2024, 12, 31)) -> bool:
+    people = plain([{"person_id": "P"}], {"person_id": "string"})
+    elig = plain([{"person_id": "P", "enrollment_start_date": s, "enrollment_end_date": e} for s, e in spans],
+                 {"person_id": "string", "enrollment_start_date": "date", "enrollment_end_date": "date"})
+    (row,) = rows(continuously_enrolled(people, elig, start, end, rule))
+    return row["enrolled"]
+
+
+@pytest.mark.parametrize("spans,expected", [
+    ([(D(2023, 1, 1), D(2025, 6, 30))], True),  # one span over the year
+    ([(D(2024, 1, 1), D(2024, 6, 30)), (D(2024, 7, 1), D(2024, 12, 31))], True),  # touching spans
+    ([(D(2024, 1, 1), D(2024, 8, 31)), (D(2024, 3, 1), D(2024, 12, 31))], True),  # overlapping spans
+    ([(D(2024, 1, 1), D(2024, 3, 31)), (D(2024, 5, 16), D(2024, 12, 31))], True),  # gap of 45 days
+    ([(D(2024, 1, 1), D(2024, 3, 31)), (D(2024, 5, 17), D(2024, 12, 31))], False),  # gap of 46 days
+    ([(D(2024, 2, 15), D(2024, 12, 31))], True),  # 45 days missing at the start
+    ([(D(2024, 2, 16), D(2024, 12, 31))], False),  # 46 days missing at the start
+    ([(D(2024, 1, 1), D(2024, 3, 31)), (D(2024, 4, 10), D(2024, 6, 30)), (D(2024, 7, 10), D(2024, 12, 31))], False),  # two gaps
+    ([(D(2024, 1, 1), D(2024, 12, 30))], False),  # not enrolled on the last day
+    ([(D(2022, 1, 1), D(2022, 12, 31))], False),  # no span in the window
+])
+def test_continuous_enrollment(spans, expected):
+    assert enrolled(spans) is expected
+
+
+def test_rules_are_parameters():
+    spans = [(D(2024, 1, 1), D(2024, 3, 31)), (D(2024, 4, 10), D(2024, 6, 30)), (D(2024, 7, 10), D(2024, 12, 31))]
+    assert enrolled(spans, Enrollment(max_gaps=2, max_gap_days=10))
+    assert not enrolled([(D(2024, 1, 1), D(2024, 12, 30))], Enrollment(max_gaps=0))
+    assert enrolled([(D(2024, 1, 1), D(2024, 12, 30))], Enrollment(max_gaps=1, anchor=None))
+
+
+def test_windows_per_row():
+    events = plain([{"person_id": "P", "event_id": "E1", "s": D(2024, 3, 1), "e": D(2024, 3, 31)},
+                    {"person_id": "P", "event_id": "E2", "s": D(2024, 6, 1), "e": D(2024, 7, 1)}],
+                   {"person_id": "string", "event_id": "string", "s": "date", "e": "date"})
+    elig = plain([{"person_id": "P", "enrollment_start_date": D(2024, 1, 1), "enrollment_end_date": D(2024, 6, 15)}],
+                 {"person_id": "string", "enrollment_start_date": "date", "enrollment_end_date": "date"})
+    out = rows(continuously_enrolled(events, elig, "s", "e", Enrollment(max_gaps=0), key=["person_id", "event_id"]),
+               key=lambda r: r["event_id"])
+    assert [r["enrolled"] for r in out] == [True, False]
+
+
+def test_age_on():
+    t = plain([{"b": D(2000, 12, 31)}, {"b": D(2001, 1, 1)}, {"b": D(2004, 2, 29)}], {"b": "date"})
+    out = rows(t.select(a=framework.age_on(t.b, D(2024, 12, 31)), c=framework.age_on(t.b, D(2025, 2, 28))))
+    assert [r["a"] for r in out] == [24, 23, 20]
+    assert [r["c"] for r in out] == [24, 24, 20]  # a 29 February birthday comes on 1 March
+
+
+def results_table(recs):
+    base = {"program_id": "p1", "measure_id": "m1", "event_id": "", "npi": None, "tin": None, "performance_year": 2024,
+            "excluded": False, "in_numerator": False, "in_denominator": True}
+    return plain([{**base, **r} for r in recs],
+                 {"program_id": "string", "measure_id": "string", "person_id": "string", "event_id": "string",
+                  "practice_id": "string", "npi": "string", "tin": "string", "hsa": "string",
+                  "in_denominator": "boolean", "excluded": "boolean", "in_numerator": "boolean",
+                  "performance_year": "int32"})
+
+
+def test_rates_by_level_count_and_flag():
+    recs = [
+        # practice A: 3 in the denominator, 1 excluded, 1 numerator -> 1/2
+        {"person_id": "a1", "practice_id": "A", "hsa": "H1", "in_numerator": True},
+        {"person_id": "a2", "practice_id": "A", "hsa": "H1"},
+        {"person_id": "a3", "practice_id": "A", "hsa": "H1", "excluded": True, "in_numerator": True},
+        # practice B: 1 member, numerator -> 1/1
+        {"person_id": "b1", "practice_id": "B", "hsa": "H2", "in_numerator": True},
+        # another program's member counts at the ACO level only
+        {"program_id": "p2", "person_id": "c1", "practice_id": "C", "hsa": "H2"},
+        # initial population but not in the denominator
+        {"person_id": "a4", "practice_id": "A", "hsa": "H1", "in_denominator": False},
+    ]
+    r = framework.rates(results_table(recs), inverse={"m1": True}, min_denominator={"p1": 3, "p2": 1},
+                        certified={"m1": False}, labels={"m1": "observed"})
+    got = {(x["program_id"], x["level"], x["level_id"]): x for x in rows(r)}
+    a = got[("p1", "practice", "A")]
+    assert (a["denominator"], a["exclusions"], a["numerator"]) == (3, 1, 1)
+    assert a["rate"] == Decimal("0.5") and a["small_denominator"]  # 2 left, minimum 3
+    p1 = got[("p1", "program", "p1")]
+    assert (p1["denominator"], p1["exclusions"], p1["numerator"], p1["rate"]) == (4, 1, 2, Decimal("0.6666666667"))
+    assert not p1["small_denominator"] and p1["inverse"] and not p1["certified"] and p1["reportable"]
+    aco = got[("ALL", "aco", "aco")]
+    assert (aco["denominator"], aco["numerator"]) == (5, 2)
+    assert got[("p1", "hsa", "H2")]["rate"] == 1
+
+
+def test_rates_round_half_up_to_ten_places():
+    recs = [{"person_id": f"x{i}", "practice_id": "A", "hsa": "H", "in_numerator": i < 2} for i in range(3)]
+    recs += [{"program_id": "p2", "person_id": f"y{i}", "practice_id": "B", "hsa": "H", "in_numerator": i < 1}
+             for i in range(3)]
+    got = {(x["program_id"], x["level"]): x["rate"] for x in rows(framework.rates(results_table(recs), inverse={}))}
+    assert got[("p1", "program")] == Decimal("0.6666666667")  # 2/3 rounds up
+    assert got[("p2", "program")] == Decimal("0.3333333333")  # 1/3 rounds down
+    assert got[("ALL", "aco")] == Decimal("0.5000000000")
+
+
+def test_not_reportable_rates_are_null_with_a_note():
+    r = framework.rates(results_table([{"person_id": "a1", "practice_id": "A", "hsa": "H1", "in_numerator": True}]),
+                        inverse={}, not_reportable={("p1", "m1"): "not reportable: redacted data"})
+    for x in rows(r):
+        assert x["rate"] is None and not x["reportable"] and x["note"] == "not reportable: redacted data"
+        assert x["denominator"] == 1  # the counts still show what was found
+
+
+def test_conform_forces_consistent_flags():
+    pop = plain([{"person_id": "x", "practice_id": "A", "npi": "1", "tin": "2", "hsa": "H"}],
+                {"person_id": "string", "practice_id": "string", "npi": "string", "tin": "string", "hsa": "string"})
+    res = plain([{"person_id": "x", "in_denominator": True, "excluded": True, "in_numerator": True},
+                 {"person_id": "y", "in_denominator": False, "excluded": True, "in_numerator": True}],
+                {"person_id": "string", "in_denominator": "boolean", "excluded": "boolean", "in_numerator": "boolean"})
+    m = framework.Measure(id="m", name="m", kind="member", compute=lambda c, p: res)
+    out = rows(framework.conform(res, m, pop, "p", 2024), key=lambda r: r["person_id"])
+    assert [(r["in_denominator"], r["excluded"], r["in_numerator"]) for r in out] == [(True, True, False), (False, False, False)]
+    assert out[0]["practice_id"] == "A" and out[0]["event_id"] == "" and list(out[0]) == list(framework.OUTPUT_COLUMNS)
+
+
+def test_value_sets_load_with_sources_and_user_files_replace_sets(tmp_path):
+    vs = load_valuesets()
+    assert not vs.certified(["diabetes_dx"])
+    assert all(c.source for name in vs.names() for c in vs.get(name))
+    user = tmp_path / "licensed.csv"
+    user.write_text("value_set,code_system,code,match,description,source\n"
+                    "diabetes_dx,icd10cm,E11.9,exact,Type 2 diabetes without complications,licensed file 2024\n")
+    mine = load_valuesets(user)
+    assert mine.code_list("diabetes_dx") == ["E119"] and mine.certified(["diabetes_dx"])
+    assert not mine.certified(["diabetes_dx", "hba1c_lab"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("value_set,code_system,code,source\nx,snomed,123,somewhere\n")
+    with pytest.raises(InputFileError, match="line 2: code_system 'snomed'"):
+        load_valuesets(bad)
+
+
+def test_matcher_exact_and_prefix():
+    vs = load_valuesets()
+    t = plain([{"c": "E119"}, {"c": "e11.65"}, {"c": "E08"}, {"c": None}], {"c": "string"})
+    out = rows(t.select(m=vs.matcher("diabetes_dx")(t.c)))
+    assert [r["m"] for r in out] == [True, True, False, False]
+
+
+def test_redaction_makes_sud_measures_not_reportable():
+    from .helpers import World
+
+    w = World()
+    w.person("A", D(1950, 1, 1))
+    w.claim("A", D(2024, 3, 1), dx=("F1020",), redacted=True)
+    assert w.context().redacted
+    w2 = World()
+    w2.person("A", D(1950, 1, 1))
+    w2.claim("A", D(2024, 3, 1), dx=("F1020",))
+    assert not w2.context().redacted

@@ -1,0 +1,104 @@
+"""The Spark backend's warehouse folder (allpayer.warehouse), without Spark: load publishes Parquet
+tables and run records, export copies a table, a failed run leaves the published snapshot as it was."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from allpayer import runs, warehouse
+from allpayer.cli import main
+from allpayer.errors import RunError
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("warehouse")
+    data, wh = base / "data", base / "wh"
+    assert main(["generate", "--members", "120", "--seed", "3", "--out", str(data)]) == 0
+    assert main(["load", str(data), "--db", str(wh), "--backend", "spark"]) == 0
+    return data, wh
+
+
+def parquet_count(wh, table):
+    src = warehouse.parquet_glob(warehouse.table_path(wh, table))
+    return duckdb.sql(f"select count(*) from read_parquet('{src}')").fetchall()[0][0]
+
+
+def test_load_publishes_every_input_table_and_its_record(loaded):
+    data, wh = loaded
+    manifest = warehouse.read_manifest(wh)
+    assert manifest["seq"] == 1
+    for table in ("eligibility", "medical_claim", "provider_roster", "quarantine", "load_reconciliation", "runs"):
+        assert table in manifest["tables"], table
+        assert (wh / manifest["tables"][table]).is_dir()
+    # The same rows as a DuckDB load of the same folder (read = loaded + quarantined holds there).
+    ((n,),) = duckdb.sql(f"select count(*) from read_parquet('{data}/medical_claim.parquet')").fetchall()
+    ((q,),) = duckdb.sql(
+        f"select count(*) from read_parquet('{warehouse.parquet_glob(warehouse.table_path(wh, 'quarantine'))}') "
+        "where table_name = 'medical_claim'").fetchall()
+    assert parquet_count(wh, "medical_claim") + q == n
+    records = warehouse.published_runs(wh)
+    assert [(r["seq"], r["kind"], r["status"]) for r in records] == [(1, "load", "succeeded")]
+    assert records[0]["run_id"] == manifest["run_id"]
+
+
+def test_reloading_the_same_folder_adds_nothing_and_a_second_record(loaded, tmp_path):
+    data, wh = loaded
+    before = parquet_count(wh, "medical_claim")
+    assert main(["load", str(data), "--db", str(wh), "--backend", "spark"]) == 0
+    assert parquet_count(wh, "medical_claim") == before
+    assert [r["seq"] for r in warehouse.published_runs(wh)] == [1, 2]
+    # Folders of the first load that the second replaced are no longer named; nothing else is left over.
+    manifest = warehouse.read_manifest(wh)
+    assert all(rel.endswith(manifest["run_id"]) for name, rel in manifest["tables"].items())
+
+
+def test_export_from_the_warehouse(loaded, tmp_path):
+    _, wh = loaded
+    out = tmp_path / "roster.csv"
+    assert main(["export", "provider_roster", "--db", str(wh), "--backend", "spark", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == parquet_count(wh, "provider_roster") + 1
+    assert main(["export", "no_such_table", "--db", str(wh), "--backend", "spark", "--out", str(out)]) != 0
+
+
+class _NoSpark:
+    """Stands in for the Spark connection where a test never computes."""
+
+    def read_parquet(self, *args, **kwargs):
+        return None
+
+
+def test_a_failed_run_leaves_the_snapshot_and_logs_the_attempt(loaded):
+    _, wh = loaded
+    before = (wh / warehouse.MANIFEST).read_text()
+    with pytest.raises(ZeroDivisionError):
+        with warehouse.begin(wh, kind="run", con=_NoSpark()) as run:
+            folder = wh / "data" / "member_months" / run.run_id
+            folder.mkdir(parents=True)
+            run.new_tables["member_months"] = f"data/member_months/{run.run_id}"
+            1 / 0
+    assert (wh / warehouse.MANIFEST).read_text() == before
+    assert not folder.exists()
+    attempts = runs.attempted_runs(wh)
+    assert attempts[-1]["status"] == "failed" and attempts[-1]["error"].startswith("ZeroDivisionError")
+
+
+def test_spark_backend_refuses_a_duckdb_file_and_duckdb_a_missing_warehouse(tmp_path):
+    f = tmp_path / "x.duckdb"
+    f.write_bytes(b"")
+    with pytest.raises(RunError, match="warehouse folder"):
+        warehouse.load_folder(tmp_path, f)
+    assert main(["run", "--db", str(tmp_path / "none"), "--year", "2024", "--backend", "spark"]) != 0
+    assert main(["run", "--db", str(f), "--year", "2024", "--spark-remote", "sc://h:1"]) != 0
+
+
+def test_manifest_of_another_format_is_refused(tmp_path):
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    (wh / warehouse.MANIFEST).write_text(json.dumps({"format": "other", "tables": {}}))
+    with pytest.raises(RunError, match="format"):
+        warehouse.read_manifest(wh)
