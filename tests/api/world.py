@@ -49,6 +49,9 @@ def build_world(root: Path) -> World:
     generate(members=MEMBERS, seed=SEED, out=data)
     load = load_folder(data, db)
     run_year(db, YEAR)
+    from allpayer.quality.run import quality_year
+
+    quality_year(db, YEAR)
     run_payments(db, parse_period(year=YEAR), paid_through=load.paid_through)
     settle_year(db, YEAR, "initial")
     store_url = default_store_url(db)
