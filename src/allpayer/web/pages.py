@@ -163,6 +163,8 @@ def register_pages(app: FastAPI) -> None:
         if not tenancy.may_see_org_page(p, "practice", practice_id):
             return forbidden(p, "another practice's patients")
         gaps = rows_of(p, "care_gaps", practice_id=practice_id)
+        if gaps:  # outreach order: the practice's highest-ranked patients first
+            gaps.sort(key=lambda g: (g.get("rank") is None, g.get("rank") or 0, g["program_id"], g["person_id"], g["gap_id"]))
         tcoc = rows_of(p, "tcoc", practice_id=practice_id)
         with snap.lock:
             ctx = snap.context()
