@@ -15,6 +15,10 @@ def test_demo_runs_end_to_end_and_reuses_its_data(tmp_path, capsys):
     assert "vt-2024-medicaid" in text and "vt-2024-medicare" in text
     assert "reports for employers, practices, hospitals, payers and the regulator" in text
     assert list((out / "allpayer.duckdb.reports").glob("*/index.json"))
+    # demo users per role, and how to serve the dashboard
+    for user in ("aco-admin", "aco-analyst", "payer", "practice", "hospital", "regulator"):
+        assert user in text
+    assert f"allpayer serve --db {out / 'allpayer.duckdb'}" in text
 
     assert main(["demo", "--out", str(out), "--members", "400", "--seed", "7"]) == 0
     assert "reusing the synthetic population" in capsys.readouterr().out

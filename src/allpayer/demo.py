@@ -48,6 +48,7 @@ class DemoResult:
     mssp_summary: dict = field(default_factory=dict)
     payments: object = None
     reports: Path | None = None
+    users: list[dict] = field(default_factory=list)
 
 
 def _same_population(data: Path, members: int, seed: int) -> bool:
@@ -209,6 +210,11 @@ def run_demo(
     res.mssp_out = mssp_out
     res.settlement = settle_stage(db, year, say)
     res.reports = reports_stage(db, year, say)
+
+    from allpayer.api.demo_users import create_demo_users
+
+    res.users = create_demo_users(db)
+    say(f"    created {len(res.users)} demo users of the web dashboard and API (one per role)")
     return res
 
 

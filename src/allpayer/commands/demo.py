@@ -85,3 +85,13 @@ def register(app: typer.Typer) -> None:
         if res.payments is not None:
             console.print(f"  payments ledger  allpayer ledger balance --db {res.db}   "
                           f"({len(res.payments.postings)} batches posted by run {res.payments.run_id})")
+        if res.users:
+            u = Table(title="Demo users of the dashboard and API (demo passwords: never use them outside a demo)")
+            for col in ("user", "role", "organization", "password"):
+                u.add_column(col)
+            for r in res.users:
+                u.add_row(r["username"], r["role"], r["org_id"] or "", r["password"])
+            console.print(u)
+        console.print("\n[bold]Serve the dashboard and API[/], then open http://127.0.0.1:8000/ and log in as one of "
+                      "the users above:")
+        console.print(f"  allpayer serve --db {res.db}", soft_wrap=True)

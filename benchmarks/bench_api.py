@@ -1,0 +1,142 @@
+"""Load test of the API: N concurrent clients for S seconds on loopback against the report and
+roster endpoints, reporting requests per second, p50/p95/p99 latency and the error count.
+
+    .venv/bin/python benchmarks/bench_api.py --db demo/allpayer.duckdb [--clients 50] [--seconds 60]
+
+The database must hold a published snapshot (e.g. from `allpayer demo`, or a 650k-member
+population loaded and run). The script creates a benchmark user and API key in the database's
+store, starts `allpayer serve` on a free loopback port in a child process, runs the clients
+(threads with their own HTTP connection), stops the server and writes one CSV row to
+`benchmarks/results/api.csv`. A baseline is measured in the same run: the same clients against
+`/api/v1/me` (authentication and audit, no snapshot query), so the data endpoints are also
+reported as a latency ratio against it. Traffic goes only to 127.0.0.1, and every loop is
+bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "api.csv"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_clients(base: str, key: str, urls: list[str], clients: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def worker(i: int) -> None:
+        mine, bad = [], 0
+        with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30) as c:
+            n = i
+            while time.monotonic() < stop_at:
+                url = urls[n % len(urls)]
+                n += 1
+                t0 = time.perf_counter()
+                try:
+                    r = c.get(url)
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                mine.append(time.perf_counter() - t0)
+                bad += 0 if ok else 1
+        with lock:
+            latencies.extend(mine)
+            errors[0] += bad
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    lat = sorted(latencies)
+
+    def pct(q: float) -> float:
+        return round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1) if lat else float("nan")
+
+    return {"requests": len(lat), "errors": errors[0], "rps": round(len(lat) / wall, 1),
+            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+            "mean_ms": round(statistics.fmean(lat) * 1000, 1) if lat else float("nan")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", required=True, type=Path, help="Published snapshot to serve.")
+    ap.add_argument("--clients", type=int, default=50, help="Concurrent clients.")
+    ap.add_argument("--seconds", type=float, default=60.0, help="Duration of each phase.")
+    ap.add_argument("--workers", type=int, default=1, help="Server processes.")
+    args = ap.parse_args()
+
+    from allpayer.api.auth import Users
+    from allpayer.store import default_store_url, open_store
+
+    users = Users(open_store(default_store_url(args.db)))
+    name = "bench-" + secrets.token_hex(3)
+    users.add(name, secrets.token_urlsafe(12), role="aco_admin")
+    key = users.new_key(name, "benchmark")
+    users.store.close()
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    exe = Path(sys.executable).with_name("allpayer")
+    proc = subprocess.Popen([str(exe), "serve", "--db", str(args.db), "--port", str(port), "--workers", str(args.workers)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                httpx.get(base + "/openapi.json", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        with httpx.Client(base_url=base, headers={"X-API-Key": key}) as c:
+            reports = [f"/api/v1/reports/{r['path']}" for r in c.get("/api/v1/reports").json()["items"]][:20]
+        data_urls = ["/api/v1/rosters?limit=100", "/api/v1/rosters?limit=100&offset=1000", "/api/v1/overview",
+                     "/api/v1/reports", *reports]
+        base_res = run_clients(base, key, ["/api/v1/me"], args.clients, min(args.seconds, 15))
+        res = run_clients(base, key, data_urls, args.clients, args.seconds)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    row = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "db": str(args.db),
+           "clients": args.clients, "seconds": args.seconds, "workers": args.workers,
+           "report_files": len(reports), **res, "baseline_p95_ms": base_res["p95_ms"],
+           "baseline_rps": base_res["rps"], "p95_ratio_to_baseline": round(res["p95_ms"] / base_res["p95_ms"], 2),
+           "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    new = not RESULTS.exists()
+    with RESULTS.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+    for k, v in row.items():
+        print(f"{k:24} {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Roles and tenant isolation: what each principal may read, enforced where data is queried.
+
+Every read of the snapshot goes through `scoped(principal, dataset, snapshot)`, which returns the
+dataset's Ibis table already filtered to the principal's organization, or raises `Denied`. The
+routes never filter by tenant themselves; they add only the user's own filters (program, year,
+month, paging) on top of the scoped table, so a route cannot widen what a role sees.
+
+Roles and their scope (see docs/api.md for the full matrix):
+
+- ``aco_admin``, ``aco_analyst``: everything the ACO holds (claim detail of members who opted out
+  of data sharing and Part 2 claims still withheld).
+- ``payer``: the rows of its own programs (programs whose terms name it as ``payer``).
+- ``employer``: summary data of its own group only (invoices and employer summaries, small cells
+  suppressed); never a member-level dataset.
+- ``practice``: its own attributed patients, care gaps and practice-level rates.
+- ``hospital``: its own fixed payments, shadow-claim performance and distribution share, and the
+  members attributed in its health service area (HSA).
+- ``regulator``: aggregates only (program and ACO level).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import ibis
+import ibis.expr.types as ir
+
+from allpayer.api.auth import Principal
+
+ACO = ("aco_admin", "aco_analyst")
+
+
+class Denied(Exception):
+    """The principal's role may not read this dataset."""
+
+
+class NotAvailable(Exception):
+    """The snapshot has no such table yet (the stage that writes it has not run)."""
+
+
+@dataclass
+class Context:
+    """What scoping needs beyond the principal: the snapshot and the organization maps."""
+
+    con: object  # Ibis DuckDB connection to the published snapshot
+    program_payer: dict[str, str] = field(default_factory=dict)
+    hospital_hsa: dict[str, str] = field(default_factory=dict)
+
+    def has(self, table: str) -> bool:
+        return table in self.tables
+
+    @property
+    def tables(self) -> set[str]:
+        if not hasattr(self, "_tables"):
+            self._tables = set(self.con.list_tables())
+        return self._tables
+
+    def table(self, name: str) -> ir.Table:
+        """The snapshot's table `name` (its schema read once per snapshot)."""
+        cache = self.__dict__.setdefault("_table_cache", {})
+        if name not in cache:
+            cache[name] = self.con.table(name)
+        return cache[name]
+
+    def programs_of(self, payer: str) -> list[str]:
+        return sorted(p for p, who in self.program_payer.items() if who == payer)
+
+
+Rule = Callable[[ir.Table, Principal, Context], ir.Table]
+
+
+def _all(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+    return t
+
+
+def _own_programs(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+    programs = ctx.programs_of(p.org_id or "")
+    if not programs:
+        return t.filter(ibis.literal(False))
+    return t.filter(t.program_id.isin(programs))
+
+
+def _column_is_org(column: str) -> Rule:
+    def rule(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+        return t.filter(t[column] == (p.org_id or ""))
+
+    return rule
+
+
+def _hospital_hsa(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+    hsa = ctx.hospital_hsa.get(p.org_id or "")
+    if hsa is None:
+        return t.filter(ibis.literal(False))
+    return t.filter(t.hsa == hsa)
+
+
+def _where(**equal) -> Rule:
+    def rule(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+        for col, values in equal.items():
+            t = t.filter(t[col].isin(values))
+        return t
+
+    return rule
+
+
+def _quality_level(level: str, org: str) -> Rule:
+    def rule(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+        want = p.org_id if org == "org" else ctx.hospital_hsa.get(p.org_id or "", "")
+        return t.filter((t.level == level) & (t.level_id == want))
+
+    return rule
+
+
+def _tcoc_level(level: str, org: str) -> Rule:
+    """``tcoc_summary`` rows of one level: program rows have no hsa, practice_id nor employer_id;
+    an HSA, practice or employer row has that column set."""
+
+    def rule(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+        if level == "program":
+            return t.filter(t.hsa.isnull() & t.practice_id.isnull() & t.employer_id.isnull())
+        want = p.org_id if org == "org" else ctx.hospital_hsa.get(p.org_id or "", "")
+        return t.filter(t[level] == want)
+
+    return rule
+
+
+def program_totals(t: ir.Table) -> ir.Table:
+    """The program-total rows of ``tcoc_summary``.
+
+    The table stacks program, HSA, practice and employer aggregates without a level column; a row
+    with no hsa, practice_id nor employer_id is either the program total or the HSA/practice
+    remainder of members with none. The program total counts every member, so it is the one with
+    the most member months (ties are identical rows)."""
+    t = t.filter(t.hsa.isnull() & t.practice_id.isnull() & t.employer_id.isnull())
+    w = ibis.window(group_by=[t.program_id, t.year], order_by=[ibis.desc(t.member_months), ibis.desc(t.ffs_paid_cents),
+                                                                 ibis.desc(t.allowed_cents)])
+    return t.mutate(_rank=ibis.row_number().over(w)).filter(lambda x: x._rank == 0).drop("_rank")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One readable dataset: its snapshot table, sort keys, whether rows are about members, and
+    the rule each allowed role's rows pass through (a role not listed is denied)."""
+
+    name: str
+    table: str
+    keys: tuple[str, ...]
+    member_level: bool
+    rules: dict[str, Rule]
+    filters: tuple[str, ...] = ("program_id", "performance_year")
+
+
+def _aco(**more: Rule) -> dict[str, Rule]:
+    return {"aco_admin": _all, "aco_analyst": _all, **more}
+
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in [
+        Dataset("rosters", "attribution", ("program_id", "month", "member_id"), True,
+                _aco(payer=_own_programs, practice=_column_is_org("practice_id"), hospital=_hospital_hsa),
+                ("program_id", "performance_year", "month", "practice_id", "attributed")),
+        Dataset("care_gaps", "care_gaps", ("program_id", "practice_id", "person_id", "gap_id"), True,
+                _aco(payer=_own_programs, practice=_column_is_org("practice_id")),
+                ("program_id", "practice_id", "measure_id")),
+        Dataset("claims", "medical_claim", ("claim_id", "claim_line_number"), True,
+                _aco(payer=_column_is_org("payer")), ("payer", "claim_type")),
+        Dataset("tcoc", "tcoc_summary", ("program_id", "year", "hsa", "practice_id", "employer_id"), False,
+                _aco(payer=_own_programs, practice=_tcoc_level("practice_id", "org"), hospital=_tcoc_level("hsa", "hsa"),
+                     employer=_tcoc_level("employer_id", "org"), regulator=_tcoc_level("program", ""))),
+        Dataset("targets", "targets", ("program_id", "cell_id", "month"), False,
+                _aco(payer=_own_programs, regulator=_all)),
+        Dataset("quality_rates", "quality_rates", ("program_id", "measure_id", "level", "level_id", "performance_year"), False,
+                _aco(payer=_own_programs, practice=_quality_level("practice", "org"),
+                     hospital=_quality_level("hsa", "hsa"), regulator=_where(level=["aco", "program"])),
+                ("program_id", "performance_year", "measure_id", "level")),
+        Dataset("quality_scores", "quality_program_scores", ("program_id", "performance_year"), False,
+                _aco(payer=_own_programs, regulator=_all)),
+        Dataset("fpp_payments", "fpp_hospital_payments", ("program_id", "month", "hospital_id"), False,
+                _aco(payer=_own_programs, hospital=_column_is_org("hospital_id")),
+                ("program_id", "month", "hospital_id")),
+        Dataset("fixed_payment_performance", "fixed_payment_performance", ("program_id", "hospital_id", "performance_year"), False,
+                _aco(payer=_own_programs, hospital=_column_is_org("hospital_id"), regulator=_where(hospital_id=["ALL"])),
+                ("program_id", "performance_year", "hospital_id")),
+        Dataset("invoices", "value_payment_invoices", ("employer_id", "program_id", "month"), False,
+                _aco(payer=_own_programs, employer=_column_is_org("employer_id")),
+                ("program_id", "employer_id", "month")),
+        Dataset("settlements", "settlement_statements", ("program_id", "performance_year", "version"), False,
+                _aco(payer=_own_programs, regulator=_all), ("program_id", "performance_year", "version")),
+        Dataset("settlement_lines", "settlement_lines", ("program_id", "performance_year", "version", "line_no"), False,
+                _aco(payer=_own_programs, regulator=_all), ("program_id", "performance_year", "version")),
+        Dataset("distribution", "distribution", ("program_id", "performance_year", "version", "participant_id"), False,
+                _aco(payer=_own_programs, hospital=_column_is_org("participant_id")),
+                ("program_id", "performance_year", "version", "participant_id")),
+    ]
+}
+
+
+def allowed(role: str, dataset: str) -> bool:
+    return role in DATASETS[dataset].rules
+
+
+def scoped(principal: Principal, dataset: str, ctx: Context) -> ir.Table:
+    """The rows of `dataset` that `principal` may read, as an Ibis table.
+
+    Raises `Denied` when the role may not read the dataset at all, `NotAvailable` when the snapshot
+    does not hold its table. Claim detail never includes members who opted out of data sharing nor
+    Part 2 claims, whatever the role.
+    """
+    d = DATASETS[dataset]
+    rule = d.rules.get(principal.role)
+    if rule is None:
+        raise Denied(dataset)
+    if principal.role not in ACO and principal.role != "regulator" and not principal.org_id:
+        raise Denied(dataset)
+    if not ctx.has(d.table):
+        raise NotAvailable(d.table)
+    t = ctx.table(d.table)
+    if d.table == "medical_claim":
+        from allpayer.inputs import privacy
+
+        t = privacy.releasable(t, ctx.table("eligibility"), t)
+    return rule(t, principal, ctx)
+
+
+# Ledger accounts each role may see (the ledger lives in the store, not the snapshot).
+def ledger_account_filter(principal: Principal) -> str | None:
+    """The one account an organization role sees; None for ACO roles (all accounts).
+    Raises `Denied` for roles that see no ledger."""
+    if principal.role in ACO:
+        return None
+    if principal.role in ("payer", "employer", "practice", "hospital") and principal.org_id:
+        return f"{principal.role}:{principal.org_id}"
+    raise Denied("ledger_balances")
+
+
+def may_see_org_page(principal: Principal, kind: str, org_id: str) -> bool:
+    """Whether a dashboard page of organization `org_id` of `kind` (practice, hospital, employer,
+    payer) is open to the principal."""
+    if principal.role in ACO:
+        return True
+    return principal.role == kind and principal.org_id == org_id

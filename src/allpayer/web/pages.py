@@ -1,0 +1,212 @@
+"""Dashboard pages, served by the same app as the API and scoped by the same query layer.
+
+Pages: ``/login``, ``/`` (sends each role to its home page), ``/overview`` (lives, PMPM vs target,
+settlement forecast), ``/practice/{id}`` (care-gap list for outreach), ``/hospital/{id}`` (FPP vs
+shadow claims), ``/employer/{id}`` (employer summary, small cells suppressed), ``/settlements``
+and ``/settlements/{program_id}`` (statements with their named lines). Charts are inline SVG.
+A page of another organization answers 403.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from allpayer.api import tenancy
+
+TEMPLATES = Path(__file__).parent / "templates"
+env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+
+def dollars(cents) -> str:
+    """Cents as dollars, e.g. ``-$1,234.50``; an empty cell for None."""
+    if cents is None:
+        return "—"
+    cents = int(cents)
+    sign = "-" if cents < 0 else ""
+    d, c = divmod(abs(cents), 100)
+    return f"{sign}${d:,}.{c:02d}"
+
+
+env.filters["dollars"] = dollars
+env.filters["num"] = lambda v: "—" if v is None else f"{int(v):,}"
+
+
+def bar_chart(rows: list[dict], label: str, series: list[tuple[str, str, str]], width: int = 640) -> str:
+    """An inline SVG grouped bar chart: one group per row, one bar per (key, name, colour)."""
+    values = [abs(int(r.get(k) or 0)) for r in rows for k, _, _ in series]
+    top = max(values or [1]) or 1
+    bar_h, gap = 14, 10
+    group_h = bar_h * len(series) + gap
+    left = 170
+    height = group_h * len(rows) + 30
+    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{label}" '
+             f'preserveAspectRatio="xMinYMin meet">']
+    for i, r in enumerate(rows):
+        y0 = i * group_h
+        parts.append(f'<text x="0" y="{y0 + bar_h}" font-size="11">{_esc(str(r.get(label, "")))}</text>')
+        for j, (k, name, colour) in enumerate(series):
+            v = int(r.get(k) or 0)
+            w = int((width - left - 90) * abs(v) / top)
+            y = y0 + j * bar_h
+            parts.append(f'<rect x="{left}" y="{y}" width="{w}" height="{bar_h - 2}" fill="{colour}"><title>{name}: {dollars(v)}</title></rect>')
+            parts.append(f'<text x="{left + w + 4}" y="{y + bar_h - 4}" font-size="10">{dollars(v)}</text>')
+    ly = len(rows) * group_h + 14
+    for j, (_, name, colour) in enumerate(series):
+        parts.append(f'<rect x="{left + j * 150}" y="{ly}" width="10" height="10" fill="{colour}"/>'
+                     f'<text x="{left + j * 150 + 14}" y="{ly + 9}" font-size="11">{name}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def render(name: str, status: int = 200, **ctx) -> HTMLResponse:
+    return HTMLResponse(env.get_template(name).render(**ctx), status_code=status)
+
+
+def register_pages(app: FastAPI) -> None:
+    from allpayer.api.app import SESSION_COOKIE
+
+    users = app.state.users
+    snap = app.state.snapshot
+
+    def who(request: Request):
+        p = app.state.identify(request)
+        if p is not None:
+            request.state.principal = p
+        return p
+
+    def need(request: Request):
+        p = who(request)
+        if p is None:
+            raise HTTPException(303, headers={"Location": "/login"})
+        return p
+
+    def forbidden(p, what: str) -> HTMLResponse:
+        return render("error.html", 403, p=p, title="Not allowed", message=f"This page is not open to {p.username} ({what}).")
+
+    @app.get("/login", include_in_schema=False)
+    def login_page(request: Request):
+        return render("login.html", p=None, error=None)
+
+    @app.post("/login", include_in_schema=False)
+    def login_form(username: str = Form(..., max_length=100), password: str = Form(..., max_length=200)):
+        token = users.login(username, password)
+        if token is None:
+            return render("login.html", 401, p=None, error="Wrong user name or password.")
+        resp = RedirectResponse("/", status_code=303)
+        resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax")
+        return resp
+
+    @app.get("/logout", include_in_schema=False)
+    def logout_page(request: Request):
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            users.logout(token)
+        resp = RedirectResponse("/login", status_code=303)
+        resp.delete_cookie(SESSION_COOKIE)
+        return resp
+
+    @app.get("/", include_in_schema=False)
+    def home(request: Request):
+        p = need(request)
+        target = {"practice": f"/practice/{p.org_id}", "hospital": f"/hospital/{p.org_id}",
+                  "employer": f"/employer/{p.org_id}"}.get(p.role, "/overview")
+        return RedirectResponse(target, status_code=303)
+
+    @app.get("/overview", include_in_schema=False)
+    def overview_page(request: Request):
+        p = need(request)
+        if p.role not in (*tenancy.ACO, "payer", "regulator"):
+            return forbidden(p, "the program overview is for ACO staff, payers and the regulator")
+        data = app.state.overview(p, None)
+        rows = [r for r in data["items"] if r["program_id"]]
+        chart = bar_chart(rows, "program_id", [("tcoc_pmpm_cents", "TCOC PMPM", "#2b6cb0"),
+                                               ("target_pmpm_cents", "target PMPM", "#dd6b20")])
+        return render("overview.html", p=p, rows=rows, chart=chart)
+
+    def rows_of(p, dataset: str, **equal) -> list[dict] | None:
+        from allpayer.api.app import check_text
+
+        for col, v in equal.items():
+            check_text(v, col)
+        with snap.lock:
+            ctx = snap.context()
+            if ctx is None:
+                return []
+            try:
+                t = tenancy.scoped(p, dataset, ctx)
+            except tenancy.NotAvailable:
+                return None
+            for col, v in equal.items():
+                t = t.filter(t[col] == v)
+            keys = [k for k in tenancy.DATASETS[dataset].keys if k in t.columns]
+            return snap_rows(ctx, t.order_by(keys).limit(500))
+
+    def snap_rows(ctx, expr):
+        from allpayer.api.snapshot import jsonable
+
+        return [jsonable(r) for r in ctx.con.to_pyarrow(expr).to_pylist()]
+
+    @app.get("/practice/{practice_id}", include_in_schema=False)
+    def practice_page(practice_id: str, request: Request):
+        p = need(request)
+        from allpayer.api.app import check_text
+
+        check_text(practice_id, "practice_id")
+        if not tenancy.may_see_org_page(p, "practice", practice_id):
+            return forbidden(p, "another practice's patients")
+        gaps = rows_of(p, "care_gaps", practice_id=practice_id)
+        if gaps:  # outreach order: the practice's highest-ranked patients first
+            gaps.sort(key=lambda g: (g.get("rank") is None, g.get("rank") or 0, g["program_id"], g["person_id"], g["gap_id"]))
+        tcoc = rows_of(p, "tcoc", practice_id=practice_id)
+        with snap.lock:
+            ctx = snap.context()
+            patients = 0
+            if ctx is not None and ctx.has("attribution"):
+                t = tenancy.scoped(p, "rosters", ctx)
+                t = t.filter((t.practice_id == practice_id) & t.attributed)
+                patients = int(ctx.con.execute(t.select("person_id").distinct().count()))
+        return render("practice.html", p=p, practice_id=practice_id, gaps=gaps, tcoc=tcoc or [], patients=patients)
+
+    @app.get("/hospital/{hospital_id}", include_in_schema=False)
+    def hospital_page(hospital_id: str, request: Request):
+        p = need(request)
+        if not tenancy.may_see_org_page(p, "hospital", hospital_id):
+            return forbidden(p, "another hospital's payments")
+        perf = rows_of(p, "fixed_payment_performance", hospital_id=hospital_id) or []
+        chart = bar_chart(perf, "program_id", [("fpp_paid_cents", "FPP paid", "#2f855a"),
+                                               ("shadow_value_cents", "shadow claims", "#805ad5")])
+        return render("hospital.html", p=p, hospital_id=hospital_id, perf=perf, chart=chart)
+
+    @app.get("/employer/{employer_id}", include_in_schema=False)
+    def employer_page(employer_id: str, request: Request):
+        p = need(request)
+        if not tenancy.may_see_org_page(p, "employer", employer_id):
+            return forbidden(p, "another employer's group")
+        summary = app.state.employer_summary(p, employer_id)
+        return render("employer.html", p=p, employer_id=employer_id, summary=summary)
+
+    @app.get("/settlements", include_in_schema=False)
+    def settlements_page(request: Request):
+        p = need(request)
+        if not tenancy.allowed(p.role, "settlements"):
+            return forbidden(p, "settlement statements are for ACO staff, payers and the regulator")
+        rows = rows_of(p, "settlements")
+        return render("settlements.html", p=p, rows=rows or [], missing=rows is None)
+
+    @app.get("/settlements/{program_id}", include_in_schema=False)
+    def settlement_page(program_id: str, request: Request):
+        p = need(request)
+        if not tenancy.allowed(p.role, "settlement_lines"):
+            return forbidden(p, "settlement statements are for ACO staff, payers and the regulator")
+        lines = rows_of(p, "settlement_lines", program_id=program_id)
+        if not lines:
+            return render("error.html", 404, p=p, title="Not found", message=f"No settlement of {program_id} for you.")
+        return render("statement.html", p=p, program_id=program_id, lines=lines)

@@ -1,0 +1,32 @@
+"""`allpayer users ...` and `allpayer serve` at the command line."""
+
+from __future__ import annotations
+
+from allpayer.cli import main
+
+
+def test_users_add_list_key_revoke(tmp_path, capsys):
+    db = tmp_path / "x.duckdb"
+    assert main(["users", "add", "ana", "--role", "practice", "--org", "P1", "--password", "long-enough", "--db", str(db)]) == 0
+    assert main(["users", "key", "ana", "--label", "etl", "--db", str(db)]) == 0
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    assert key.startswith("ak_")
+    assert main(["users", "list", "--db", str(db)]) == 0
+    listed = capsys.readouterr().out
+    assert "ana\tpractice\tP1\tkeys=1" in listed and key not in listed
+    assert main(["users", "revoke", key.split("_")[1], "--db", str(db)]) == 0
+    assert main(["users", "list", "--db", str(db)]) == 0
+    assert "keys=0" in capsys.readouterr().out
+    assert (tmp_path / "x.duckdb.store.sqlite").exists()
+
+
+def test_users_errors_are_one_line(tmp_path, capsys):
+    db = tmp_path / "x.duckdb"
+    assert main(["users", "add", "bo", "--role", "practice", "--password", "long-enough", "--db", str(db)]) == 2
+    assert "needs --org" in capsys.readouterr().err
+    assert main(["users", "add", "bo", "--role", "aco_admin", "--password", "short", "--db", str(db)]) == 2
+
+
+def test_serve_needs_a_database(tmp_path, capsys):
+    assert main(["serve", "--db", str(tmp_path / "missing.duckdb")]) == 2
+    assert "no such database" in capsys.readouterr().err
