@@ -101,8 +101,9 @@ def test_what_if_changes_nothing_published_and_shows_the_difference(settled, cap
     db, _ = settled
     before = rows(db, "SELECT * FROM settlement_lines ORDER BY program_id, version, line_no")
     capsys.readouterr()
+    # both sharing rates change, so the result moves whether the program lands in savings or losses
     assert main(["settle", "--db", str(db), "--year", "2024", "--what-if", "--program", "vt-2024-medicare",
-                 "--set", "settlement.savings_rate=0.6"]) == 0
+                 "--set", "settlement.savings_rate=0.6", "--set", "settlement.loss_rate=0.6"]) == 0
     text = capsys.readouterr().out
     assert "nothing written" in text and "sharing_rate" in text
     assert rows(db, "SELECT * FROM settlement_lines ORDER BY program_id, version, line_no") == before

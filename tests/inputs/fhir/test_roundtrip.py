@@ -1,5 +1,5 @@
 """Round trip: a generated population written as FHIR bulk data loads into the same tables as
-its native files (every contract column of every table, row for row)."""
+its native files (every contract column of every table FHIR carries, row for row)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,12 @@ def test_generate_fhir_load_gives_the_native_tables(native, tmp_path):
     con = duckdb.connect()
     con.execute(f"ATTACH '{n_db}' AS n (READ_ONLY)")
     con.execute(f"ATTACH '{f_db}' AS f (READ_ONLY)")
-    for table, spec in TABLES.items():
+    # the payer's own files (attribution list, targets, alignments, exclusion events) are not FHIR
+    # resources and are not part of the FHIR delivery; every other table must come back whole
+    loaded = {t.table for t in result.tables} & set(TABLES)
+    assert set(TABLES) - loaded == {"payer_attribution", "payer_target", "voluntary_alignment", "exclusion_event"}
+    for table in sorted(loaded):
+        spec = TABLES[table]
         cols = ", ".join(f'"{c}"' for c in spec.column_names)
         native_rows = con.execute(f"SELECT count(*) FROM n.{table}").fetchone()[0]
         assert native_rows > 0, table

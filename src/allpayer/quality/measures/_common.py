@@ -118,3 +118,22 @@ def with_exclusions(base: ir.Table, excl: ir.Table) -> ir.Table:
     j = base.left_join(e, base.person_id == e._ep)
     return j.select(*base.columns, excluded=j._ep.notnull(), exclusion_reason=j.exclusion_reason,
                     exclusion_id=j.exclusion_id, exclusion_date=j.exclusion_date)
+
+
+def claim_result(j: ir.Table, has: ir.BooleanValue, evidence_id: ir.Value, evidence_date: ir.Value,
+                 value: ir.Value) -> ir.Table:
+    """The result columns of a measure whose numerator is met by a claim: `j` is the population
+    with its exclusions (:func:`with_exclusions`) left-joined to the deciding claim; `has` says a
+    claim was found; `evidence_id`, `evidence_date` name it; `value` is the evidence value shown
+    for members who are not excluded."""
+    return j.select(
+        person_id=j.person_id,
+        in_denominator=ibis.literal(True),
+        excluded=j.excluded,
+        exclusion_reason=j.exclusion_reason,
+        in_numerator=has,
+        evidence_source=ibis.ifelse(j.excluded | has, "medical_claim", "none"),
+        evidence_id=ibis.ifelse(j.excluded, j.exclusion_id, evidence_id),
+        evidence_date=ibis.ifelse(j.excluded, j.exclusion_date, evidence_date),
+        evidence_value=ibis.ifelse(j.excluded, ibis.null("string"), value),
+    )

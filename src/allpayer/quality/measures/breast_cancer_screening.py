@@ -17,7 +17,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.quality.framework import Enrollment, Measure, MeasureContext, register
-from allpayer.quality.measures._common import COMMON_VALUESETS, common_exclusions, dated_lines, with_exclusions
+from allpayer.quality.measures._common import claim_result, COMMON_VALUESETS, common_exclusions, dated_lines, with_exclusions
 
 
 def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
@@ -40,17 +40,7 @@ def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
     v = v.filter(v._rn == 0).select(_vp=v.person_id, visit_id=v.claim_id, visit_date=v.service_date)
     j = base.left_join(v, base.person_id == v._vp)
     has = j._vp.notnull()
-    return j.select(
-        person_id=j.person_id,
-        in_denominator=ibis.literal(True),
-        excluded=j.excluded,
-        exclusion_reason=j.exclusion_reason,
-        in_numerator=has,
-        evidence_source=ibis.ifelse(j.excluded | has, "medical_claim", "none"),
-        evidence_id=ibis.ifelse(j.excluded, j.exclusion_id, j.visit_id),
-        evidence_date=ibis.ifelse(j.excluded, j.exclusion_date, j.visit_date),
-        evidence_value=ibis.ifelse(j.excluded | ~has, ibis.null("string"), "mammogram"),
-    )
+    return claim_result(j, has, j.visit_id, j.visit_date, ibis.ifelse(~has, ibis.null("string"), "mammogram"))
 
 
 MEASURE = register(

@@ -22,7 +22,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.quality.framework import Enrollment, Measure, MeasureContext, register
-from allpayer.quality.measures._common import common_exclusions, with_exclusions
+from allpayer.quality.measures._common import claim_result, common_exclusions, with_exclusions
 
 RULE = Enrollment(max_gaps=1, max_gap_days=45, anchor="end")
 
@@ -53,18 +53,7 @@ def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
     m = m.filter(m._rn == 0).select("_sp", "screen_id", "screen_date", "screen_code")
     j = base.left_join(m, base.person_id == m._sp)
     has = j._sp.notnull()
-    return j.select(
-        person_id=j.person_id,
-        in_denominator=ibis.literal(True),
-        excluded=j.excluded,
-        exclusion_reason=j.exclusion_reason,
-        in_numerator=has,
-        evidence_source=ibis.ifelse(j.excluded | has, "medical_claim", "none"),
-        evidence_id=ibis.ifelse(j.excluded, j.exclusion_id, j.screen_id),
-        evidence_date=ibis.ifelse(j.excluded, j.exclusion_date, j.screen_date),
-        evidence_value=ibis.ifelse(j.excluded, ibis.null("string"),
-                                   ibis.ifelse(has, j.screen_code, "no screening by " + j.birthday.cast("string"))),
-    )
+    return claim_result(j, has, j.screen_id, j.screen_date, ibis.ifelse(has, j.screen_code, "no screening by " + j.birthday.cast("string")))
 
 
 MEASURE = register(

@@ -15,7 +15,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.quality.framework import Measure, MeasureContext, register
-from allpayer.quality.measures._common import common_exclusions, with_exclusions
+from allpayer.quality.measures._common import claim_result, common_exclusions, with_exclusions
 
 
 def first_visit(ctx: MeasureContext, valueset: str, start, end) -> ir.Table:
@@ -39,17 +39,7 @@ def visit_measure(ctx: MeasureContext, population: ir.Table, valueset: str, *, h
     v = first_visit(ctx, valueset, ctx.period_start, ctx.period_end)
     j = base.left_join(v, base.person_id == v._vp)
     has = j._vp.notnull()
-    return j.select(
-        person_id=j.person_id,
-        in_denominator=ibis.literal(True),
-        excluded=j.excluded,
-        exclusion_reason=j.exclusion_reason,
-        in_numerator=has,
-        evidence_source=ibis.ifelse(j.excluded | has, "medical_claim", "none"),
-        evidence_id=ibis.ifelse(j.excluded, j.exclusion_id, j.visit_id),
-        evidence_date=ibis.ifelse(j.excluded, j.exclusion_date, j.visit_date),
-        evidence_value=ibis.ifelse(j.excluded, ibis.null("string"), j.visit_code),
-    )
+    return claim_result(j, has, j.visit_id, j.visit_date, j.visit_code)
 
 
 def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
