@@ -171,7 +171,7 @@ def run_demo(
 
     from allpayer.pipeline import run_year
 
-    say(f"4/5 running PY{year} for every program: member months, attribution, risk, TCOC, targets")
+    say(f"4/5 running PY{year} for every program: member months, attribution, risk, TCOC, targets; quality; payments")
     res.run = run_year(db, year, progress=progress)
     res.programs = program_summary(db, year)
 
@@ -190,7 +190,7 @@ def run_demo(
     res.payments = run_payments(db, parse_period(year=year), paid_through=load.paid_through)
 
     mssp_out = out / "mssp_results.csv"
-    say(f"5/5 settling the published MSSP examples {MSSP_EXAMPLES.name} -> {mssp_out}")
+    say(f"5/5 settling the published MSSP examples {MSSP_EXAMPLES.name} -> {mssp_out}, then PY{year} with every payer")
     settled = settle_file(MSSP_EXAMPLES, load_mssp_rules())
     write_results(mssp_out, settled)
     earned, owed = totals(settled.settled)
