@@ -62,8 +62,11 @@ def test_tuva_tables_load_as_they_are(tmp_path, fmt):
     assert by["eligibility"].read == len(elig) and by["medical_claim"].read == len(med)
     # the Tuva columns the contract lacks are reported, not loaded
     extra = by["eligibility"].extra_columns[f"eligibility.{fmt}"]
-    assert {"first_name", "last_name", "social_security_number", "file_name", "ingest_datetime"} <= set(extra)
-    assert "first_name" not in [r[0] for r in query(db, "DESCRIBE eligibility")]
+    assert {"social_security_number", "file_name", "ingest_datetime"} <= set(extra)
+    assert "social_security_number" not in [r[0] for r in query(db, "DESCRIBE eligibility")]
+    # the contact fields are loaded (care-gap lists carry them for outreach)
+    assert {"first_name", "last_name"}.isdisjoint(extra)
+    assert query(db, "SELECT DISTINCT first_name, last_name FROM eligibility") == [("Ann", "Example")]
     # rows of a file without payment_arrangement are fee-for-service
     assert query(db, "SELECT DISTINCT payment_arrangement FROM medical_claim") == [("ffs",)]
     # and the loaded values are the base values (claim C1 line 1: paid 92.50)

@@ -31,7 +31,7 @@ def world() -> World:
     w.lab("C", D(Y, 5, 1), "11.0")
     for s in w.spans:
         if s["person_id"] == "A":
-            s.update(zip_code="05401", state="VT")
+            s.update(zip_code="05401", state="VT", first_name="Ann", last_name="Example", phone="802-555-0100")
     return w
 
 
@@ -87,6 +87,8 @@ def test_last_value_days_left_rank_and_contact(first_run):
     assert (a["last_value"], a["last_date"], a["evidence_id"]) == ("9.8", D(Y, 5, 1), "LA1")
     assert a["days_left"] == (D(Y, 12, 31) - PAID_THROUGH).days == 61
     assert a["risk_score"] == 2.0 and a["rank"] == 1 and (a["zip_code"], a["state"]) == ("05401", "VT")
+    # the contact fields the input has travel with the gap, for outreach
+    assert (a["first_name"], a["last_name"], a["phone"]) == ("Ann", "Example", "802-555-0100")
     (d,) = [r for r in gaps(con, "hba1c_above_9") if r["person_id"] == "D"]
     assert d["rank"] == 2 and d["zip_code"] is None
     assert all(r["run_id"] == "run-1" and r["performance_year"] == Y for r in gaps(con))

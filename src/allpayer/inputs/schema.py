@@ -110,8 +110,13 @@ ELIGIBILITY = Table(
         _c("medicare_status_code"),
         _c("group_id", description="Employer group for self-funded and commercial plans."),
         _c("group_name"),
+        _c("first_name", description="Contact field for outreach (care-gap lists); optional."),
+        _c("last_name", description="Contact field for outreach (care-gap lists); optional."),
+        _c("address", description="Contact field for outreach (care-gap lists); optional."),
+        _c("city", description="Contact field for outreach (care-gap lists); optional."),
         _c("state"),
         _c("zip_code"),
+        _c("phone", description="Contact field for outreach (care-gap lists); optional."),
         _c("aid_category", allpayer_extension=True, description="Medicaid aid category (rate cell)."),
         _c(
             "data_sharing_opt_out",
