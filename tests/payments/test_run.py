@@ -1,6 +1,10 @@
 """`allpayer payments` and `allpayer ledger` end to end on a small generated population:
 postings balance, re-running a period posts nothing, a restated month is trued up, the ACO's
-books close per program and month."""
+books close per program and month.
+
+The tests share one database (built once per worker, kept on one worker with `--dist loadgroup`
+to build it once); each depends on the posted quarter through the `quarter` fixture, not on the
+order the tests run in."""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from allpayer.store import default_store_url, open_store
 
 YEAR = 2024
 
+pytestmark = pytest.mark.xdist_group("payments_run")
+
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
@@ -28,6 +34,12 @@ def db(tmp_path_factory):
     assert main(["load", str(data), "--db", str(db)]) == 0
     assert main(["run", "--db", str(db), "--year", str(YEAR), "--paid-through", "2025-03-31"]) == 0
     return db
+
+
+@pytest.fixture(scope="module")
+def quarter(db):
+    """2024-Q1 paid and posted once: what every test below builds on, whatever order they run in."""
+    return run_payments(db, parse_period(quarter="2024-Q1"), paid_through=dt.date(2025, 3, 31))
 
 
 def ledger(db):
@@ -42,8 +54,8 @@ def q(db, sql):
         con.disconnect()
 
 
-def test_quarter_posts_balanced_entries_and_a_rerun_posts_nothing(db):
-    first = run_payments(db, parse_period(quarter="2024-Q1"), paid_through=dt.date(2025, 3, 31))
+def test_quarter_posts_balanced_entries_and_a_rerun_posts_nothing(db, quarter):
+    first = quarter
     assert first.postings and {p["status"] for p in first.postings} == {"posted"}
     led = ledger(db)
     assert led.total_imbalance() == 0
@@ -56,7 +68,7 @@ def test_quarter_posts_balanced_entries_and_a_rerun_posts_nothing(db):
     assert rid == again.run_id
 
 
-def test_the_aco_books_close_per_program_and_month(db):
+def test_the_aco_books_close_per_program_and_month(db, quarter):
     led = ledger(db)
     entries = [e for e in led.entries() if e.period.startswith("2024-0")]
     books = {}
@@ -78,7 +90,7 @@ def test_the_aco_books_close_per_program_and_month(db):
     assert fpp and all(net == paid for _, _, net, paid in fpp)
 
 
-def test_restated_eligibility_is_trued_up_by_a_reversal_and_the_difference(db):
+def test_restated_eligibility_is_trued_up_by_a_reversal_and_the_difference(db, quarter):
     led = ledger(db)
     key = "fpp:vt-2024-medicaid:2024-01"
     before = -led.balance_of("payer:medicaid", period="2024-01")
@@ -103,7 +115,7 @@ def test_restated_eligibility_is_trued_up_by_a_reversal_and_the_difference(db):
     assert ledger(db).total_imbalance() == 0
 
 
-def test_ledger_commands(db, tmp_path, capsys):
+def test_ledger_commands(db, quarter, tmp_path, capsys):
     assert main(["ledger", "balance", "--db", str(db)]) == 0
     one = capsys.readouterr().out
     assert main(["ledger", "balance", "--db", str(db)]) == 0
@@ -135,7 +147,7 @@ def test_ledger_commands(db, tmp_path, capsys):
     assert main(["ledger", "reconcile", "--db", str(db), "--received", str(tmp_path / "none.csv"), "--out", str(rout)]) == 2
 
 
-def test_year_run_adds_after_year_items_and_notes(db, tmp_path):
+def test_year_run_adds_after_year_items_and_notes(db, quarter, tmp_path):
     assert main(["payments", "--db", str(db), "--year", "2024", "--paid-through", "2025-03-31"]) == 0
     notes = q(db, "select program_id, stage, note from payment_notes where performance_year = 2024")
     assert any(s == "phm" and "base PMPM only" in n for _, s, n in notes)
@@ -148,7 +160,7 @@ def test_year_run_adds_after_year_items_and_notes(db, tmp_path):
     assert main(["payments", "--db", str(db), "--month", "2024-1"]) == 2
 
 
-def test_employer_invoice_reconciles_to_the_census(db, tmp_path):
+def test_employer_invoice_reconciles_to_the_census(db, quarter, tmp_path):
     ((emp, month, mm, amount),) = q(db, """select employer_id, month, member_months, amount_cents from value_payment_invoices
                                             where performance_year = 2024 and month = date '2024-03-01'
                                             order by member_months desc, employer_id limit 1""")
