@@ -65,6 +65,19 @@ def test_export_from_the_warehouse(loaded, tmp_path):
     assert main(["export", "no_such_table", "--db", str(wh), "--backend", "spark", "--out", str(out)]) != 0
 
 
+def test_claim_detail_export_from_the_warehouse_withholds_like_duckdb(loaded, tmp_path):
+    # the data-sharing withholding (opt-out, 42 CFR Part 2) applies to a warehouse's claim detail too
+    _, wh = loaded
+    out = tmp_path / "claims.parquet"
+    assert main(["export", "medical_claim", "--db", str(wh), "--backend", "spark", "--out", str(out)]) == 0
+    ((exported,),) = duckdb.sql(f"select count(*) from read_parquet('{out}')").fetchall()
+    ((withheld,),) = duckdb.sql(
+        f"select count(*) from read_parquet('{warehouse.parquet_glob(warehouse.table_path(wh, 'medical_claim'))}') "
+        "where substance_use_redacted").fetchall()
+    assert withheld > 0  # the generated population has Part 2 claims
+    assert exported <= parquet_count(wh, "medical_claim") - withheld
+
+
 class _NoSpark:
     """Stands in for the Spark connection where a test never computes."""
 
