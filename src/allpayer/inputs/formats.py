@@ -103,6 +103,10 @@ class MappedDelivery:
     def all_files(self) -> list[readers.InputFile]:
         return list(self.files)
 
+    def prepare(self, raw, run_id: str) -> None:
+        """Called by the loader in the run's database before any table is loaded: a reader that
+        needs what earlier loads stored (CCLF) reads its delivery here. Nothing to do by default."""
+
     def files_of(self, table: str) -> list[readers.InputFile]:
         wanted = set(self.sources.get(table, ()))
         return [f for f in self.files if f.relpath in wanted]
@@ -239,10 +243,82 @@ def open_delivery(folder: str | Path, fmt: str):
             from allpayer.inputs.cclf import read_cclf_folder
         except ImportError:
             raise AllpayerError("--format cclf: this build has no CCLF reader (allpayer.inputs.cclf)") from None
-        mapped = as_mapped_delivery(read_cclf_folder(folder), folder, "cclf")
+        mapped = CclfDelivery.open(folder)
         _without(delivery, {f.relpath for f in mapped.files})
         return delivery, mapped, REQUIRED_TABLES, {}
     raise AllpayerError(f"--format {fmt}: expected one of {', '.join(FORMATS)}")
+
+
+CCLF_TABLES = ("eligibility", "medical_claim", "pharmacy_claim")
+
+
+@dataclass
+class CclfDelivery(MappedDelivery):
+    """A CCLF delivery, read when the load begins (`prepare`) together with the CCLF records that
+    earlier loads stored in the database, so that loading one month after the others gives the
+    same tables as loading every month at once (`allpayer.inputs.cclf.read_cclf_folder` with
+    ``history=True``). Rows the earlier loads stored that the new delivery changes are replaced:
+    they are deleted and recorded in ``cclf_superseded`` (run, table, key, provenance)."""
+
+    superseded: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, folder: Path) -> "CclfDelivery":
+        folder = Path(folder)
+        files = [readers.InputFile("cclf", p, p.name) for p in cclf_files(folder)]
+        names = [f.relpath for f in files]
+        return cls(
+            format="cclf", folder=folder, files=files, tables={t: None for t in CCLF_TABLES},
+            sources={t: names for t in CCLF_TABLES}, rejects=REJECT_SCHEMA.empty_table(), records=[],
+        )
+
+    def prepare(self, raw, run_id: str) -> None:
+        from allpayer.inputs.cclf import read_cclf_folder
+
+        result = read_cclf_folder(self.folder, con=raw, history=True, run_id=run_id)
+        read = as_mapped_delivery(result, self.folder, "cclf")
+        self.tables, self.rejects, self.records = read.tables, read.rejects, read.records
+        self.side_tables = read.side_tables
+        if "cclf_final_action" in self.side_tables and _has_table(raw, "cclf_final_action"):
+            raw.execute("DELETE FROM cclf_final_action").fetchall()  # re-derived in full from every stored record
+        self.superseded = replace_superseded(raw, run_id, result.superseded)
+
+
+def _has_table(raw, name: str) -> bool:
+    return bool(raw.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]).fetchall()[0][0])
+
+
+def replace_superseded(raw, run_id: str, superseded: dict[str, pa.Table]) -> dict[str, int]:
+    """Delete the stored rows that a CCLF delivery supersedes (same key, same source file and
+    line as a row the stored CCLF records gave before), recording each in ``cclf_superseded``.
+    Returns the number of rows deleted per table."""
+    from allpayer.inputs.schema import TABLES
+
+    raw.execute(
+        "CREATE TABLE IF NOT EXISTS cclf_superseded (run_id VARCHAR, table_name VARCHAR, row_key VARCHAR, "
+        "source_file VARCHAR, line_number BIGINT)"
+    ).fetchall()
+    out = {}
+    for t, rows in superseded.items():
+        if rows is None or rows.num_rows == 0 or not _has_table(raw, t):
+            continue
+        key = TABLES[t].key + ("source_file",)
+        view = "_cclf_superseded_arrow"
+        raw.register(view, rows.select(list(key) + ["line_number"]))
+        try:
+            match = " AND ".join(f'CAST(x."{c}" AS VARCHAR) IS NOT DISTINCT FROM s."{c}"' for c in key)
+            match += " AND x.line_number = s.line_number"
+            row_key = " || '|' || ".join(f"coalesce(s.\"{c}\", '')" for c in TABLES[t].key)
+            raw.execute(
+                f"INSERT INTO cclf_superseded SELECT ?, ?, {row_key}, s.source_file, s.line_number FROM {view} s "
+                f'WHERE EXISTS (SELECT 1 FROM "{t}" x WHERE {match})',
+                [run_id, t],
+            ).fetchall()
+            n = raw.execute(f'DELETE FROM "{t}" x WHERE EXISTS (SELECT 1 FROM {view} s WHERE {match})').fetchall()
+            out[t] = int(n[0][0]) if n else 0
+        finally:
+            raw.unregister(view)
+    return out
 
 
 def as_mapped_delivery(result, folder: Path, fmt: str) -> MappedDelivery:

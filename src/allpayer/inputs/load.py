@@ -505,6 +505,8 @@ def load_delivery(
                 )
             tables[t] = mapped.files_of(t)
     ensure_tables(raw)
+    if mapped is not None:
+        mapped.prepare(raw, run_id)
     for t in required:
         if t not in tables and _count(raw, f"SELECT count(*) FROM {_q(t)}") == 0:
             raise InputFileError(

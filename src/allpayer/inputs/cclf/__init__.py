@@ -27,7 +27,17 @@ from allpayer.inputs.cclf.layouts import FILE_TYPES, detect_version, layouts
 from allpayer.inputs.cclf.parse import majority_length, parse_file
 from allpayer.inputs.schema import TABLES
 
-__all__ = ["CclfRead", "FileCount", "read_cclf_folder"]
+__all__ = ["CclfRead", "FileCount", "HISTORY_FILES", "history_table", "read_cclf_folder"]
+
+HISTORY_FILES = "cclf_file"
+"""Stored table of the CCLF files loaded so far (``source_file``, ``file_type``, ``file_date``,
+``performance_year``, ``kind``, ``load_run_id``)."""
+
+
+def history_table(file_type: str) -> str:
+    """The stored table of the parsed records of one CCLF file type (``cclf_record_cclf1``...)."""
+    return f"cclf_record_{file_type.lower()}"
+
 
 CONTRACT_TABLE = {
     **{t: "medical_claim" for t in ("CCLF1", "CCLF2", "CCLF3", "CCLF4", "CCLF5", "CCLF6", "CCLFA", "CCLFB")},
@@ -83,6 +93,12 @@ class CclfRead:
     per claim version with its family and whether it is the final action. ``files``: counts per
     file. ``version``: the packet layout version used. ``ignored``: files that are not CCLF files
     (or test files when those are skipped).
+
+    Read with ``history=True`` (a delivery added to the CCLF records already stored), ``tables``
+    hold only the rows that are new or changed against what the stored records alone give, and
+    ``superseded`` (contract table -> rows, same columns) the rows those stored records gave that
+    the new delivery changes (a family's later version renumbered, a newer CCLF8 record, an MBI
+    chain extended): they are to be replaced. ``history_files``: stored files read with it.
     """
 
     version: int
@@ -92,6 +108,8 @@ class CclfRead:
     files: list[FileCount]
     ignored: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    superseded: dict[str, pa.Table] = field(default_factory=dict)
+    history_files: int = 0
 
 
 _SUMMARY_RE = re.compile(r"^\s*(CCLF[0-9AB])\b.*?(\d+)\D+(\d+)\s*$", re.IGNORECASE)
@@ -162,6 +180,8 @@ def read_cclf_folder(
     coverage_end: dt.date | None = None,
     include_test: bool = False,
     con: duckdb.DuckDBPyConnection | None = None,
+    history: bool = False,
+    run_id: str | None = None,
 ) -> CclfRead:
     """Read a folder of CCLF files (or monthly zips) into the input contract's tables.
 
@@ -170,13 +190,22 @@ def read_cclf_folder(
     no death date (default: 31 December of the performance year in the file names). `con`: a
     DuckDB connection to work in (a private in-memory one by default).
 
+    `history`: read the delivery together with the CCLF records stored in `con` by earlier loads
+    (tables `history_table` and `HISTORY_FILES`), so that a month's delivery gets the same claim
+    versions, final actions and netting as reading every delivery at once; a file of the folder
+    with the name of a stored file replaces it. With `run_id`, this delivery's parsed records are
+    then stored in `con` under that load run (the stored copies of files of the same name are
+    replaced).
+
     Raises `InputFileError` naming the file when a file cannot be read, a record length matches
     no layout, or a file's record count differs from its CCLF0 summary.
     """
     own = con is None
     con = con or duckdb.connect()
     try:
-        return _read(con, folder, version, payer, plan, data_source, coverage_end, include_test)
+        if history and own:
+            raise ValueError("history=True reads the stored CCLF records of `con`: pass the database connection")
+        return _read(con, folder, version, payer, plan, data_source, coverage_end, include_test, history, run_id)
     finally:
         if own:
             con.close()
@@ -187,7 +216,7 @@ def read_cclf_folder(
                 con.execute(f'DROP TABLE IF EXISTS "{name}"')
 
 
-def _read(con, folder, version, payer, plan, data_source, coverage_end, include_test) -> CclfRead:
+def _read(con, folder, version, payer, plan, data_source, coverage_end, include_test, history=False, run_id=None) -> CclfRead:
     with tempfile.TemporaryDirectory(prefix="allpayer-cclf-") as work:
         found = discover(folder, Path(work), include_test=include_test)
         files = sorted(found.files, key=lambda f: (f.file_date, f.file_type, f.relpath))
@@ -205,7 +234,7 @@ def _read(con, folder, version, payer, plan, data_source, coverage_end, include_
                 }
             ),
         )
-        con.execute("CREATE OR REPLACE TEMP TABLE _cclf_files AS SELECT * FROM _cclf_files_arrow")
+        con.execute("CREATE OR REPLACE TEMP TABLE _cclf_new_files AS SELECT * FROM _cclf_files_arrow")
         con.unregister("_cclf_files_arrow")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _cclf_quarantine (file_type VARCHAR, source_file VARCHAR, line_number BIGINT, "
@@ -248,34 +277,124 @@ def _read(con, folder, version, payer, plan, data_source, coverage_end, include_
                 if t not in have and n > 0:
                     raise InputFileError(s_file.relpath, f"lists {n} {t} records but the delivery has no {t} file")
         for t in FILE_TYPES[1:]:
-            name = f"_cclf_{t.lower()}"
+            cols = ", ".join(f'"{fl.name}" {_sql_type(fl.type)}' for fl in lay[t].fields)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _cclf_empty_{t.lower()} ({cols}, source_file VARCHAR, line_number BIGINT)")
+            name = f"_cclf_new_{t.lower()}"
             if t in parts:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS " + " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parts[t]))
                 for p in parts[t]:
                     con.execute(f"DROP TABLE {p}")
             else:
-                cols = ", ".join(f'"{fl.name}" {_sql_type(fl.type)}' for fl in lay[t].fields)
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({cols}, source_file VARCHAR, line_number BIGINT)")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _cclf_empty_{t.lower()}")
+        stored = _stored_tables(con) if history else set()
+        n_history = 0
+        prev = None
+        if HISTORY_FILES in stored:
+            n_history = int(con.execute(
+                f"SELECT count(*) FROM {HISTORY_FILES} WHERE source_file NOT IN (SELECT source_file FROM _cclf_new_files)"
+            ).fetchall()[0][0])
+        if n_history:
+            # What the stored records alone give (the tables as earlier loads left them).
+            _stage(con, stored, with_new=False)
+            con.execute("CREATE OR REPLACE TEMP TABLE _cclf_parse_quarantine AS SELECT * FROM _cclf_quarantine")
+            con.execute("DELETE FROM _cclf_quarantine")
+            prev = _build(con, payer, plan, data_source, coverage_end)[0]
+            con.execute("CREATE OR REPLACE TEMP TABLE _cclf_quarantine AS SELECT * FROM _cclf_parse_quarantine")
+        _stage(con, stored, with_new=True)
         result = _build(con, payer, plan, data_source, coverage_end)
         table_of = " ".join(f"WHEN {_lit(t)} THEN {_lit(name)}" for t, name in CONTRACT_TABLE.items())
         quarantine = con.execute(
             f"SELECT CASE file_type {table_of} END AS table_name, file_type, source_file, line_number, rule, rules, message, "
-            "raw_row FROM _cclf_quarantine ORDER BY source_file, line_number"
+            "raw_row FROM _cclf_quarantine WHERE source_file IN (SELECT source_file FROM _cclf_new_files) "
+            "ORDER BY source_file, line_number"
         ).fetch_arrow_table().cast(QUARANTINE_SCHEMA)
         q_by_file = dict(con.execute("SELECT source_file, count(*) FROM _cclf_quarantine GROUP BY 1").fetchall())
+        tables, superseded = result[0], {}
+        if prev is not None:
+            tables, superseded = _changes(con, result[0], prev)
+        if history and run_id is not None:
+            _store_history(con, run_id)
         for c in counts:  # later steps (duplicates, orphans) quarantine parsed lines too
             c.quarantined = q_by_file.get(c.source_file, 0)
             c.parsed = c.read - c.quarantined
         out = CclfRead(
             version=v,
-            tables=result[0],
+            tables=tables,
             quarantine=quarantine,
             final_action=result[1],
             files=counts,
             ignored=found.ignored,
             warnings=warnings,
+            superseded=superseded,
+            history_files=n_history,
         )
     return out
+
+
+def _stored_tables(con) -> set[str]:
+    return {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").fetchall()}
+
+
+def _stage(con, stored: set[str], with_new: bool) -> None:
+    """The working tables ``_cclf_<type>`` and ``_cclf_files``: the stored records of earlier
+    deliveries (not those of files the new delivery brings again) and, `with_new`, the new ones."""
+    not_new = "source_file NOT IN (SELECT source_file FROM _cclf_new_files)"
+    for t in FILE_TYPES[1:]:
+        parts = [f"SELECT * FROM _cclf_empty_{t.lower()}"]
+        if history_table(t) in stored:
+            parts.append(f"SELECT * EXCLUDE (load_run_id) FROM {history_table(t)} WHERE {not_new}")
+        if with_new:
+            parts.append(f"SELECT * FROM _cclf_new_{t.lower()}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _cclf_{t.lower()} AS " + " UNION ALL BY NAME ".join(parts))
+    parts = []
+    if HISTORY_FILES in stored:
+        parts.append(f"SELECT source_file, file_type, file_date, performance_year, kind FROM {HISTORY_FILES} WHERE {not_new}")
+    if with_new or not parts:
+        parts.append("SELECT * FROM _cclf_new_files")
+    con.execute("CREATE OR REPLACE TEMP TABLE _cclf_files AS " + " UNION ALL ".join(parts))
+
+
+def _changes(con, full: dict[str, pa.Table], prev: dict[str, pa.Table]):
+    """Rows of `full` that `prev` does not have (new or changed), and rows of `prev` that `full`
+    does not have (superseded), per table; rows compare on every column, provenance included."""
+    new, gone = {}, {}
+    for t, table in full.items():
+        con.register("_cclf_full_arrow", table)
+        con.register("_cclf_prev_arrow", prev[t])
+        try:
+            order = " ORDER BY source_file, line_number"
+            new[t] = con.execute(f"SELECT * FROM _cclf_full_arrow EXCEPT ALL SELECT * FROM _cclf_prev_arrow{order}").fetch_arrow_table().cast(table.schema)
+            gone[t] = con.execute(f"SELECT * FROM _cclf_prev_arrow EXCEPT ALL SELECT * FROM _cclf_full_arrow{order}").fetch_arrow_table().cast(table.schema)
+        finally:
+            con.unregister("_cclf_full_arrow")
+            con.unregister("_cclf_prev_arrow")
+    return new, gone
+
+
+def _store_history(con, run_id: str) -> None:
+    """Store this delivery's parsed records (and its files) in the history tables of `con`,
+    replacing the stored copies of files of the same name."""
+    stored = _stored_tables(con)
+    run = _lit(run_id)
+    for t in FILE_TYPES[1:]:
+        name, new = history_table(t), f"_cclf_new_{t.lower()}"
+        if name not in stored:
+            con.execute(f"CREATE TABLE {name} AS SELECT CAST(NULL AS VARCHAR) AS load_run_id, * FROM _cclf_empty_{t.lower()} LIMIT 0")
+        have = _columns(con, name)
+        for col, typ in con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {new})").fetchall():
+            if col not in have:  # a later packet version's field
+                con.execute(f'ALTER TABLE {name} ADD COLUMN "{col}" {typ}')
+        con.execute(f"DELETE FROM {name} WHERE source_file IN (SELECT source_file FROM _cclf_new_files)")
+        con.execute(f"INSERT INTO {name} BY NAME SELECT {run} AS load_run_id, * FROM {new}")
+    if HISTORY_FILES not in stored:
+        con.execute(
+            f"CREATE TABLE {HISTORY_FILES} (source_file VARCHAR, file_type VARCHAR, file_date DATE, performance_year INTEGER, "
+            "kind VARCHAR, load_run_id VARCHAR)"
+        )
+    con.execute(f"DELETE FROM {HISTORY_FILES} WHERE source_file IN (SELECT source_file FROM _cclf_new_files)")
+    con.execute(
+        f"INSERT INTO {HISTORY_FILES} SELECT source_file, file_type, file_date, performance_year, kind, {run} FROM _cclf_new_files"
+    )
 
 
 def _sql_type(kind: str) -> str:
