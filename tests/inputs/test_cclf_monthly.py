@@ -11,75 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import zipfile
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
 
 from allpayer.cli import main
-from allpayer.inputs.cclf.files import file_name
-from allpayer.inputs.cclf.layouts import FILE_DESCRIPTIONS, layouts
 from allpayer.inputs.load import load_folder
+from allpayer.synth.cclf_writer import split_by_month
 
 from .cclf.build import write
 from .cclf.test_examples import a_header, a_line, b_line, bene
 from .conftest import BASE, query
 
 CONTRACT = ("eligibility", "medical_claim", "pharmacy_claim")
-HEADERS = ("CCLF1", "CCLF5", "CCLF6", "CCLF7")
-CHILDREN = {"CCLF2": "CCLF1", "CCLF3": "CCLF1", "CCLF4": "CCLF1", "CCLFA": "CCLF1", "CCLFB": "CCLF5"}
-
-
-def _field(file_type: str, name: str) -> slice:
-    f = next(f for f in layouts(36)[file_type].fields if f.name == name)
-    return slice(f.start - 1, f.end)
-
-
-def split_by_month(zip_path: Path, out: Path) -> list[Path]:
-    """One folder per month of CLM_IDR_LD_DT, each a delivery dated the 1st of the next month:
-    the claims loaded that month (child records go with their claim), all CCLF8 and CCLF9
-    records, and a CCLF0 summary. Returns the folders in delivery order."""
-    records: dict[str, list[str]] = {}
-    with zipfile.ZipFile(zip_path) as z:
-        for name in z.namelist():
-            t = "CCLF" + name.split(".")[3][2]
-            if t != "CCLF0":
-                records[t] = z.read(name).decode("ascii").splitlines()
-    cur = _field("CCLF1", "CUR_CLM_UNIQ_ID")
-    month_of: dict[tuple[str, str], str] = {}
-    by_month: dict[str, dict[str, list[str]]] = {}
-    for t in HEADERS:
-        ld = _field(t, "CLM_IDR_LD_DT")
-        for line in records.get(t, []):
-            m = line[ld][:7]
-            month_of[(t, line[cur].strip())] = m
-            by_month.setdefault(m, {}).setdefault(t, []).append(line)
-    for t, parent in CHILDREN.items():
-        for line in records.get(t, []):
-            key = line[cur].strip()
-            m = month_of.get((parent, key)) or month_of.get(("CCLF6", key))
-            by_month.setdefault(m, {}).setdefault(t, []).append(line)
-    folders = []
-    for m in sorted(by_month):
-        y, mo = int(m[:4]), int(m[5:7])
-        made = dt.date(y + (mo == 12), mo % 12 + 1, 1)
-        folder = out / f"m{m}"
-        folder.mkdir(parents=True)
-        files = dict(by_month[m])
-        for t in ("CCLF8", "CCLF9"):
-            files[t] = records.get(t, [])
-        for t, lines in files.items():
-            (folder / file_name(t, "A9999", 2024, made)).write_text("".join(x + "\n" for x in lines), encoding="ascii")
-        (folder / file_name("CCLF0", "A9999", 2024, made)).write_text(
-            "".join(f"{t:<13}|{FILE_DESCRIPTIONS[t][:20]:<20}|{len(lines):>20}|{layouts(36)[t].record_length:>13}\n"
-                    for t, lines in files.items()),
-            encoding="ascii",
-        )
-        folders.append(folder)
-    return folders
-
-
 def table_rows(db: Path, table: str) -> list[tuple]:
     cols = [c for (c,) in query(db, f"SELECT column_name FROM duckdb_columns() WHERE table_name = '{table}' ORDER BY column_index")
             if c != "load_run_id"]
@@ -201,6 +146,12 @@ def test_adjustment_then_cancellation_in_later_months(tmp_path):
     load_folder(everything, db_all, fmt="cclf")
     for table in ("medical_claim", "eligibility"):
         assert table_rows(db, table) == table_rows(db_all, table)
+    # The folder of every month loaded after the first month alone: the same tables again.
+    db_again = tmp_path / "again.duckdb"
+    load_folder(tmp_path / "m2", db_again, fmt="cclf")
+    load_folder(everything, db_again, fmt="cclf")
+    for table in ("medical_claim", "eligibility", "cclf_final_action"):
+        assert table_rows(db_again, table) == table_rows(db_all, table)
     # No line is lost: each month's lines are read = loaded + quarantined, with nothing quarantined.
     rec = query(db, "SELECT sum(read), sum(loaded), sum(quarantined) FROM load_reconciliation WHERE table_name LIKE 'cclf:%'")[0]
     assert rec == (4 + 8 + 5, 4 + 8 + 5, 0)

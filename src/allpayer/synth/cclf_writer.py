@@ -330,3 +330,69 @@ def _sql(con, t: str, lay) -> str | None:
     if t == "CCLF9":
         return None
     raise ValueError(t)
+
+
+HEADER_FILES = ("CCLF1", "CCLF5", "CCLF6", "CCLF7")
+CHILD_FILES = {"CCLF2": ("CCLF1",), "CCLF3": ("CCLF1",), "CCLF4": ("CCLF1",), "CCLFA": ("CCLF1",), "CCLFB": ("CCLF5", "CCLF6")}
+"""The claim files that carry ``CLM_IDR_LD_DT``, and the files whose records follow their claim."""
+
+
+def split_by_month(delivery: str | Path, out: str | Path, *, aco: str = "A9999", performance_year: int | None = None,
+                   version: int = 36) -> list[Path]:
+    """Split one CCLF delivery (a monthly zip or a folder of its files) into monthly deliveries,
+    as CMS sends them: one folder per month of the claims' IDR load date (``CLM_IDR_LD_DT``),
+    named ``m<YYYY-MM>`` and dated the 1st of the next month, holding that month's claim records
+    (CCLF2-4, A and B records go with their claim), every CCLF8 and CCLF9 record, and a CCLF0
+    summary. Returns the folders in delivery order."""
+    delivery, out = Path(delivery), Path(out)
+    lay = layouts(version)
+    records: dict[str, list[str]] = {}
+    if delivery.is_file():
+        with zipfile.ZipFile(delivery) as z:
+            members = {n: z.read(n).decode("ascii") for n in z.namelist()}
+    else:
+        members = {p.name: p.read_text(encoding="ascii") for p in delivery.iterdir() if p.is_file()}
+    year = performance_year
+    for name, text in members.items():
+        t = "CCLF" + name.split(".")[3][2].upper()
+        year = year or 2000 + int(name.split(".")[3][4:6])
+        if t != "CCLF0":
+            records[t] = text.splitlines()
+
+    def field(t: str, name: str) -> slice:
+        f = next(f for f in lay[t].fields if f.name == name)
+        return slice(f.start - 1, f.end)
+
+    month_of: dict[tuple[str, str], str] = {}
+    by_month: dict[str, dict[str, list[str]]] = {}
+    for t in HEADER_FILES:
+        ld, cur = field(t, "CLM_IDR_LD_DT"), field(t, "CUR_CLM_UNIQ_ID")
+        for line in records.get(t, []):
+            m = line[ld][:7]
+            month_of[(t, line[cur].strip())] = m
+            by_month.setdefault(m, {}).setdefault(t, []).append(line)
+    for t, parents in CHILD_FILES.items():
+        cur = field(t, "CUR_CLM_UNIQ_ID")
+        for line in records.get(t, []):
+            key = line[cur].strip()
+            m = next((month_of[(p, key)] for p in parents if (p, key) in month_of), None)
+            if m is None:
+                m = min(by_month)  # a record with no claim goes in the first month (where the reader quarantines it)
+            by_month.setdefault(m, {}).setdefault(t, []).append(line)
+    folders = []
+    for m in sorted(by_month):
+        y, mo = int(m[:4]), int(m[5:7])
+        made = dt.date(y + (mo == 12), mo % 12 + 1, 1)
+        folder = out / f"m{m}"
+        folder.mkdir(parents=True, exist_ok=True)
+        files = dict(by_month[m])
+        for t in ("CCLF8", "CCLF9"):
+            files[t] = records.get(t, [])
+        for t in FILE_TYPES[1:]:
+            lines = files.get(t, [])
+            (folder / file_name(t, aco, year, made)).write_text("".join(x + "\n" for x in lines), encoding="ascii")
+        with open(folder / file_name("CCLF0", aco, year, made), "w", encoding="ascii", newline="\n") as f:
+            for t in FILE_TYPES[1:]:
+                f.write(f"{t:<13}|{FILE_DESCRIPTIONS[t][:20]:<20}|{len(files.get(t, [])):>20}|{lay[t].record_length:>13}\n")
+        folders.append(folder)
+    return folders

@@ -98,7 +98,7 @@ class CclfRead:
     hold only the rows that are new or changed against what the stored records alone give, and
     ``superseded`` (contract table -> rows, same columns) the rows those stored records gave that
     the new delivery changes (a family's later version renumbered, a newer CCLF8 record, an MBI
-    chain extended): they are to be replaced. ``history_files``: stored files read with it.
+    chain extended): they are to be replaced. ``history_files``: the number of stored files.
     """
 
     version: int
@@ -290,11 +290,9 @@ def _read(con, folder, version, payer, plan, data_source, coverage_end, include_
         n_history = 0
         prev = None
         if HISTORY_FILES in stored:
-            n_history = int(con.execute(
-                f"SELECT count(*) FROM {HISTORY_FILES} WHERE source_file NOT IN (SELECT source_file FROM _cclf_new_files)"
-            ).fetchall()[0][0])
+            n_history = int(con.execute(f"SELECT count(*) FROM {HISTORY_FILES}").fetchall()[0][0])
         if n_history:
-            # What the stored records alone give (the tables as earlier loads left them).
+            # What the stored records give (the tables as earlier loads left them).
             _stage(con, stored, with_new=False)
             con.execute("CREATE OR REPLACE TEMP TABLE _cclf_parse_quarantine AS SELECT * FROM _cclf_quarantine")
             con.execute("DELETE FROM _cclf_quarantine")
@@ -337,8 +335,9 @@ def _stored_tables(con) -> set[str]:
 
 def _stage(con, stored: set[str], with_new: bool) -> None:
     """The working tables ``_cclf_<type>`` and ``_cclf_files``: the stored records of earlier
-    deliveries (not those of files the new delivery brings again) and, `with_new`, the new ones."""
-    not_new = "source_file NOT IN (SELECT source_file FROM _cclf_new_files)"
+    deliveries and, `with_new`, the new ones (which replace the stored records of files of the
+    same name)."""
+    not_new = "source_file NOT IN (SELECT source_file FROM _cclf_new_files)" if with_new else "true"
     for t in FILE_TYPES[1:]:
         parts = [f"SELECT * FROM _cclf_empty_{t.lower()}"]
         if history_table(t) in stored:
@@ -349,7 +348,7 @@ def _stage(con, stored: set[str], with_new: bool) -> None:
     parts = []
     if HISTORY_FILES in stored:
         parts.append(f"SELECT source_file, file_type, file_date, performance_year, kind FROM {HISTORY_FILES} WHERE {not_new}")
-    if with_new or not parts:
+    if with_new:
         parts.append("SELECT * FROM _cclf_new_files")
     con.execute("CREATE OR REPLACE TEMP TABLE _cclf_files AS " + " UNION ALL ".join(parts))
 
