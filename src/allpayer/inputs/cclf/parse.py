@@ -1,8 +1,11 @@
 """Fixed-width parsing of CCLF files, vectorized: no Python loop over lines.
 
 A file's bytes are cut into lines with one NumPy scan for newlines; the lines become one Arrow
-string column (the offsets point into the file's own buffer) that DuckDB slices with ``substr``,
-one expression per field. Each line is then either a typed row or a quarantined line:
+string column (the offsets point into the file's own buffer). Each field is cut from the bytes of
+every line of the record's length with NumPy (one 2-D view when all lines are the same length, a
+gather otherwise) and trimmed with Arrow; DuckDB then casts and checks the fields. (A file with
+non-ASCII bytes, where byte and character positions differ, is cut by characters with DuckDB's
+``substr`` instead.) Each line is then either a typed row or a quarantined line:
 
 - ``wrong_record_length``: the line is not as long as the layout's record (a truncated line, a
   line of another packet version, a blank line);
@@ -23,6 +26,7 @@ import itertools
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from allpayer.errors import InputFileError
 from allpayer.inputs.cclf.layouts import FileLayout
@@ -106,6 +110,43 @@ def read_lines(path, relpath: str) -> pa.Table:
     return pa.table({"line": lines, "line_number": pa.array(np.arange(1, n + 1, dtype=np.int64))})
 
 
+def _sliced_fields(arrow: pa.Table, layout: FileLayout) -> tuple[dict[str, pa.Array], np.ndarray] | None:
+    """Every field of every line of the record's length, cut from the file's bytes with NumPy
+    (fixed-width ASCII records: byte positions are character positions) and trimmed of spaces;
+    NULL on lines of another length. Also returns each line's length without its line ending.
+    None when the file has non-ASCII bytes (then fields are cut by characters in SQL)."""
+    col = arrow.column("line").combine_chunks()
+    n = len(col)
+    if n == 0:
+        return {f.name: pa.array([], pa.string()) for f in layout.fields}, np.zeros(0, np.int64)
+    offsets = np.frombuffer(col.buffers()[1], dtype=np.int64, count=n + 1, offset=col.offset * 8)
+    data = np.frombuffer(col.buffers()[2], dtype=np.uint8)
+    if (data[offsets[0]:offsets[-1]] >= 128).any():
+        return None
+    lengths = _content_lengths(data, offsets)
+    length = layout.record_length
+    good = lengths == length
+    starts = offsets[:-1][good]
+    m = int(starts.size)
+    steps = np.diff(offsets)
+    grid = None
+    if m == n and n and (steps == steps[0]).all():  # every line the same bytes: a 2-D view, no gather
+        grid = data[offsets[0]: offsets[0] + n * int(steps[0])].reshape(n, int(steps[0]))
+    take = None if m == n else pa.array(np.cumsum(good) - 1, mask=~good)
+    out = {}
+    for f in layout.fields:
+        if grid is not None:
+            block = np.ascontiguousarray(grid[:, f.start - 1: f.end])
+        else:
+            block = data[starts[:, None] + np.arange(f.start - 1, f.end)]
+        values = pa.StringArray.from_buffers(
+            m, pa.py_buffer(np.arange(0, m * f.length + 1, f.length, dtype=np.int32)), pa.py_buffer(block.tobytes())
+        )
+        values = pc.ascii_trim(values, characters=" ")
+        out[f.name] = values if take is None else values.take(take)
+    return out, lengths
+
+
 def _field_sql(f, src="r.line") -> str:
     return f"nullif(trim(substr({src}, {f.start}, {f.length})), '')"
 
@@ -122,19 +163,30 @@ def parse_file(con, path, relpath: str, layout: FileLayout) -> tuple[str, str, i
     """
     n = next(_counter)
     arrow = read_lines(path, relpath)
+    sliced = _sliced_fields(arrow, layout)
+    if sliced is not None:  # fields already cut and trimmed: columns _f0, _f1 ... of the view
+        fields, lengths = sliced
+        arrow = pa.table(
+            {"line": arrow.column("line"), "line_number": arrow.column("line_number"), "_len": pa.array(lengths, pa.int64()),
+             **{f"_f{i}": fields[f.name] for i, f in enumerate(layout.fields)}}
+        )
+
+    def field_sql(i, f):
+        return f"nullif(_f{i}, '')" if sliced is not None else _field_sql(f, "line")
+
     view, parsed, rows, bad = f"_cclf_lines_{n}", f"_cclf_parsed_{n}", f"_cclf_rows_{n}", f"_cclf_bad_{n}"
     null_dates = ", ".join(map(_lit, NULL_DATES))
     texts, typed, checks = [], [], []  # checks: (rule, condition SQL, message SQL)
-    for f in layout.fields:
+    for i, f in enumerate(layout.fields):
         v = _q(f.name)
         if f.type in ("text", "int"):
-            texts.append(f"{_field_sql(f, 'line')} AS {v}")
+            texts.append(f"{field_sql(i, f)} AS {v}")
             if f.type == "int":
                 checks.append(("bad_number", f"{v} IS NOT NULL AND NOT regexp_full_match({v}, '[0-9]+')",
                                f"'{f.name} is not a whole number: ' || {v}"))
             continue
         t = _q("__t_" + f.name)
-        texts.append(f"{_field_sql(f, 'line')} AS {t}")
+        texts.append(f"{field_sql(i, f)} AS {t}")
         if f.type == "date":
             typed.append(f"TRY_CAST(CASE WHEN {t} IN ({null_dates}) THEN NULL ELSE {t} END AS DATE) AS {v}")
             checks.append(("bad_date", f"{t} IS NOT NULL AND (length({t}) <> 10 OR ({v} IS NULL AND {t} NOT IN ({null_dates})))",
@@ -169,8 +221,8 @@ def parse_file(con, path, relpath: str, layout: FileLayout) -> tuple[str, str, i
             FROM (
                 SELECT *, coalesce({any_bad}, false) AS _bad
                 FROM (SELECT *{", " if typed else ""}{", ".join(typed)}
-                      FROM (SELECT line_number, line, length(line) AS _len, {", ".join(texts)}
-                            FROM (SELECT line_number, rtrim(line, chr(10) || chr(13)) AS line FROM {view})))
+                      FROM (SELECT line_number, line, {"_len" if sliced is not None else "length(line) AS _len"}, {", ".join(texts)}
+                            FROM (SELECT * REPLACE (rtrim(line, chr(10) || chr(13)) AS line) FROM {view})))
             )
             """
         )
