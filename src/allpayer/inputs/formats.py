@@ -15,7 +15,8 @@ fhir       FHIR R4 bulk data: ``*.ndjson`` (or ``.ndjson.gz``) files, one resour
            (`allpayer.inputs.fhir`). Contract tables no FHIR resource carries
            (``provider_roster``, ``employer_group``) may sit beside them as native files.
 cclf       CMS CCLF files (``P.A<ACO>.ACO.ZC<n>...`` names, or their monthly zip), read by
-           `allpayer.inputs.cclf.read_cclf_folder` where that reader is installed.
+           `allpayer.inputs.cclf.read_cclf_folder` together with the CCLF records earlier loads
+           stored in the database (`CclfDelivery`), so a month loads on its own.
 =========  =====================================================================================
 
 `detect_format` decides from file names (and, between native and tuva, from the headers);
