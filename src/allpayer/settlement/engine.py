@@ -520,7 +520,9 @@ def _cap(program, inputs, book, shared, T, mode) -> int:
         else:
             if inputs.participant_revenue_cents is None:
                 book.add(f"cap_{side}_{i + 1}", f"cap on shared {side}: {rate} x participant revenue", "cap",
-                         amount=None, term=term, note="participant revenue not given: this cap is not applied")
+                         amount=None, term=term, note="participant revenue not given"
+                         + (f" ({inputs.participant_revenue_note})" if inputs.participant_revenue_note else "")
+                         + ": this cap is not applied")
                 continue
             if not book.result.has("participant_revenue"):
                 book.add("participant_revenue", "participant revenue (base of the revenue caps)", "cap",

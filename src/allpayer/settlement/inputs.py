@@ -165,7 +165,7 @@ def attributed_truncation(con, program, year: int, *, by_group: bool = False):
 
 
 def program_inputs(con, program, year: int, *, actual_override: int | None = None,
-                   participant_revenue_cents: int | None = None) -> tuple[SettlementInputs, list[str]]:
+                   participant_revenue_cents: int | None = None, paid_through=None) -> tuple[SettlementInputs, list[str]]:
     """The settlement inputs of one program and year, and notes on what was not available.
 
     Every amount covers the program's attributed member months (:func:`population`)."""
@@ -224,7 +224,10 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
         r = _rows(con, fp.aggregate(n=fp.count(), perf=fp.performance_cents.sum(), paid=fp.fpp_paid_cents.sum()))[0]
         if r["n"]:
             fpp_perf, fpp_paid = int(r["perf"]), int(r["paid"])
-    revenue, revenue_note = participant_revenue(con, program, year, supplied_cents=participant_revenue_cents)
+    revenue, revenue_note = participant_revenue(con, program, year, supplied_cents=participant_revenue_cents,
+                                                paid_through=paid_through)
+    if revenue is None and revenue_note:
+        notes.append(f"participant revenue {revenue_note}")
     inputs = SettlementInputs(
         target_cents=pop.target_cents,
         actual_cents=pop.actual_ffs_cents if actual_override is None else int(actual_override),
@@ -246,9 +249,68 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
     return inputs, notes
 
 
-def participant_revenue(con, program, year: int, *, supplied_cents: int | None = None) -> tuple[int | None, str]:
-    """Placeholder replaced below (revenue caps)."""
-    return None, ""
+def _uses_revenue(program) -> bool:
+    caps = program.settlement.caps
+    return caps is not None and any(lim.of == "revenue" for lim in (*caps.savings, *caps.losses))
+
+
+REVENUE_DEFINITION = (
+    "Parts A and B fee-for-service paid (medical claim lines, netted, paid_amount, payment_arrangement ffs, claims "
+    "paid through the core run's date) by the program's payer for services in the performance year, billed "
+    "through the TIN of a roster participant (participation participant for that payer, in effect on the "
+    "service date) or, for institutional claims, under a participant's CCN; every beneficiary counts, not only "
+    "the attributed ones (MSSP 'ACO participant revenue', 42 CFR 425.20, the base of the BASIC track loss "
+    "sharing limit, 42 CFR 425.605(d))"
+)
+
+
+def participant_revenue_expr(con, program, year: int, paid_through=None):
+    """One row: ``revenue_cents`` and ``claim_lines``, the participants' FFS revenue of the year
+    (:data:`REVENUE_DEFINITION`). Lines matching both a TIN and a CCN count once."""
+    from allpayer.core.claims import medical_claim_lines
+
+    ml = medical_claim_lines(con.table("medical_claim"), paid_through)
+    ml = ml.filter((ml.payer == program.payer) & (ml.service_date.year() == year) & (ml.payment_arrangement == "ffs"))
+    ml = ml.select("claim_id", "claim_line_number", "claim_type", "service_date", "billing_tin", "facility_ccn",
+                   "paid_cents")
+    ro = con.table("provider_roster")
+    ro = ro.filter((ro.payer == program.payer) & (ro.participation == "participant"))
+    ro = ro.mutate(_end=ro.effective_end_date.fill_null(ibis.date(9999, 12, 31)))
+    tins = ro.filter(ro.tin.notnull()).select(_tin="tin", _start="effective_start_date", _end="_end").distinct()
+    ccns = ro.filter(ro.ccn.notnull()).select(_ccn="ccn", _start="effective_start_date", _end="_end").distinct()
+    by_tin = [ml.billing_tin == tins._tin, ml.service_date >= tins._start, ml.service_date <= tins._end]
+    by_ccn = [ml.facility_ccn == ccns._ccn, ml.service_date >= ccns._start, ml.service_date <= ccns._end,
+              ml.claim_type == "institutional"]
+    tin_lines = ml.semi_join(tins, by_tin)
+    ccn_lines = ml.anti_join(tins, by_tin).semi_join(ccns, by_ccn)
+    both = tin_lines.union(ccn_lines, distinct=False)
+    return both.aggregate(revenue_cents=both.paid_cents.sum(), claim_lines=both.count())
+
+
+def participant_revenue(con, program, year: int, *, supplied_cents: int | None = None,
+                        paid_through=None, needed: bool = False) -> tuple[int | None, str]:
+    """The participants' revenue for the revenue caps, and where it came from: a figure supplied
+    for the run (`supplied_cents`, e.g. ``allpayer settle --participant-revenue``), else the terms'
+    ``settlement.participant_revenue``, else computed from the loaded claims
+    (:func:`participant_revenue_expr`) when a cap of the program is ``of: revenue`` (or `needed`)."""
+    from allpayer.money import dollars_to_cents
+
+    if supplied_cents is not None:
+        return int(supplied_cents), "supplied for this run (--participant-revenue)"
+    term = program.settlement.participant_revenue
+    if term is not None:
+        return dollars_to_cents(term.value), "from the terms (settlement.participant_revenue)"
+    if not (needed or _uses_revenue(program)):
+        return None, ""
+    missing = [t for t in ("medical_claim", "provider_roster") if not _has(con, t)]
+    if missing:
+        return None, f"not computed: no {' or '.join(missing)} table"
+    r = _rows(con, participant_revenue_expr(con, program, year, paid_through))[0]
+    lines = int(r["claim_lines"] or 0)
+    note = f"computed from {lines:,} claim lines: {REVENUE_DEFINITION}"
+    if paid_through is not None:
+        note += f"; claims paid through {paid_through}"
+    return int(r["revenue_cents"] or 0), note
 
 
 def _member_month_targets(con, program, year: int):
@@ -374,4 +436,4 @@ def monthly_paid(con, program, year: int) -> list[dict]:
 
 
 __all__ = ["program_inputs", "population", "Population", "settlement_months", "attributed_truncation",
-           "participant_revenue", "cell_target_cents", "participant_bases", "ParticipantBase", "employer_bases", "EmployerBase", "monthly_paid"]
+           "participant_revenue", "participant_revenue_expr", "REVENUE_DEFINITION", "cell_target_cents", "participant_bases", "ParticipantBase", "employer_bases", "EmployerBase", "monthly_paid"]

@@ -881,6 +881,7 @@ class Settlement(Block):
     symmetric: Flag = False
     corridors: list[CorridorBand] = Field(default_factory=list)
     caps: Caps | None = None
+    participant_revenue: Noted[Money] | None = None
     quality_modifiers: list[QualityModifier] = Field(default_factory=list)
     sequestration: Sequestration | None = None
     rounding: RoundingMode = "half_up"
