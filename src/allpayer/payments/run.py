@@ -127,6 +127,18 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
 
     if fpp_programs:
         lines = keep(lines_expr)
+    cpr_hist = [p for p in programs if p.payments.cpr is not None and p.payments.cpr.method == "historical_ffs"]
+    cpr_lines = eligibility = None
+    if cpr_hist:
+        if "eligibility" not in tables:
+            raise RunError("CPR method historical_ffs needs the eligibility table: run `allpayer load` first")
+        eligibility = con.table("eligibility")
+        hyears = sorted({y for p in cpr_hist for y in cpr_mod.history_years(p)})
+        cl = medical_claim_lines(con.table("medical_claim"), paid_through)
+        cl = cl.filter(cl.service_date.year().isin(hyears) & cl.payer.isin(sorted({p.payer for p in cpr_hist}))
+                       & (cl.claim_type == "professional") & (cl.payment_arrangement == "ffs"))
+        cpr_lines = keep(cl.select("payer", "service_date", "service_month", "claim_type", "payment_arrangement",
+                                   "person_id", "billing_npi", "paid_cents"))
 
     def note(pid: str, stage: str, text: str) -> None:
         notes.append({"program_id": pid, "performance_year": year, "stage": stage, "note": text})
@@ -172,7 +184,17 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
                                  f"exceeds rebase_threshold")
 
         if pay.cpr is not None:
-            cp = keep(cpr_mod.cpr_payments(am, roster, p, months))
+            rates = None
+            if pay.cpr.method == "historical_ffs":
+                hist = cpr_mod.historical_history(cpr_lines, eligibility, am, roster, p)
+                rates = cpr_mod.historical_rates(con, hist, p, months)
+                out.setdefault("cpr_history_rates", []).append(
+                    rates.filter(rates.month == months[0]).drop("month").mutate(
+                        program_id=ibis.literal(pid), performance_year=ibis.literal(year, "int32")))
+                note(pid, "cpr", f"CPR PMPMs from each practice's FFS history in {cpr_mod.history_years(p)} "
+                                 f"(x (1 + trend {pay.cpr.trend.value}) x (1 + enhancement {pay.cpr.enhancement.value})): "
+                                 "cpr_history_rates")
+            cp = keep(cpr_mod.cpr_payments(am, roster, p, months, rates=rates))
             out["cpr_payments"].append(cp)
             per = cp.filter(cp.month.isin(list(period_months)))
             g = per.group_by("month", "practice_id").aggregate(c=per.amount_cents.sum(), mm=per.member_months.sum())
