@@ -43,11 +43,26 @@ else:
     from allpayer.payments.common import parse_period
     from allpayer.payments.run import run_payments
     import datetime as dt
+    per_month = []
+    profile = sys.argv[4] if len(sys.argv) > 4 else ""
     for m in range(1, 13):
-        run_payments(db, parse_period(month=f"{sys.argv[3]}-{m:02d}"))
+        t1 = time.perf_counter()
+        period = parse_period(month=f"{sys.argv[3]}-{m:02d}")
+        if profile and m == int(profile.split(":")[0]):
+            import cProfile, pstats, io
+            pr = cProfile.Profile()
+            pr.enable()
+            run_payments(db, period)
+            pr.disable()
+            s = io.StringIO()
+            pstats.Stats(pr, stream=s).sort_stats("cumulative").print_stats(45)
+            open(profile.split(":", 1)[1], "w").write(s.getvalue())
+        else:
+            run_payments(db, period)
+        per_month.append(round(time.perf_counter() - t1, 2))
 ru = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_seconds": ru.ru_utime + ru.ru_stime,
-                  "peak_mb": ru.ru_maxrss / 1024}))
+                  "peak_mb": ru.ru_maxrss / 1024, "per_month": per_month if kind != "baseline" else []}))
 """
 
 
@@ -56,11 +71,21 @@ def child(*args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _code_version() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--work", type=Path, default=None, help="folder for data and database (default: a temp folder)")
+    ap.add_argument("--profile-month", type=int, default=0, metavar="M",
+                    help="profile the run of month M (cProfile, cumulative) into results/payments_profile_<members>.txt")
     a = ap.parse_args()
     def cli(args: list[str]) -> int:
         # setup runs in child processes: this process stays small, so the measured children do
@@ -76,7 +101,10 @@ def main() -> None:
         assert cli(["run", "--db", str(db), "--year", str(YEAR)]) == 0
     load = os.getloadavg()[0]
     base = child("baseline", str(db))
-    pay = child("payments", str(db), str(YEAR))
+    prof = []
+    if a.profile_month:
+        prof = [f"{a.profile_month}:{HERE / 'results' / f'payments_profile_{a.members}.txt'}"]
+    pay = child("payments", str(db), str(YEAR), *prof)
     row = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "members": a.members, "cpus": os.cpu_count(), "python": platform.python_version(),
@@ -88,14 +116,18 @@ def main() -> None:
         "cpu_ratio": round(pay["cpu_seconds"] / base["cpu_seconds"], 1),
         "memory_ratio": round(pay["peak_mb"] / base["peak_mb"], 2),
         "load_avg_1m_at_start": round(load, 1),
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 1),
+        "per_month_seconds": " ".join(str(x) for x in pay["per_month"]),
+        "code": _code_version(),
     }
     RESULTS.parent.mkdir(exist_ok=True)
-    new = not RESULTS.exists()
-    with open(RESULTS, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
+    old = list(csv.DictReader(RESULTS.open())) if RESULTS.exists() else []
+    fields = list(dict.fromkeys([*(old[0].keys() if old else []), *row]))
+    with open(RESULTS, "w", newline="") as f:  # earlier rows kept; new columns blank for them
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in [*old, row]:
+            w.writerow(r)
     print(json.dumps(row, indent=2))
 
 

@@ -47,14 +47,27 @@ def test_statement_lines_are_consistent(settled):
     st = rows(db, "SELECT * FROM settlement_statements WHERE version = 'initial' ORDER BY program_id")
     assert {s["program_id"] for s in st} == {"vt-2024-medicaid", "vt-2024-medicare", "vt-2024-mvp-qhp",
                                              "vt-2024-sov-employees", "vt-2024-uvmmc-employees"}
-    targets = {r["program_id"]: r["t"] for r in rows(db, "SELECT program_id, sum(target_cents) t FROM targets "
-                                                         "WHERE performance_year = 2024 GROUP BY 1")}
-    costs = {r["program_id"]: r["c"] for r in rows(db, "SELECT program_id, sum(ffs_paid_cents) c FROM tcoc_member_month "
-                                                       "WHERE performance_year = 2024 GROUP BY 1")}
+    pmpm = {r["program_id"]: (r["lo"], r["hi"]) for r in rows(
+        db, "SELECT program_id, min(target_pmpm) lo, max(target_pmpm) hi FROM targets WHERE performance_year = 2024 "
+            "AND member_months > 0 GROUP BY 1")}
+    # the settlement population: attributed and eligible months only (the core tables cover every eligible month)
+    att = {r["program_id"]: r for r in rows(
+        db, "SELECT m.program_id, count(*) mm, sum(m.ffs_paid_cents) c FROM tcoc_member_month m "
+            "JOIN (SELECT DISTINCT program_id, member_id, month FROM attribution WHERE attributed AND eligible "
+            "AND performance_year = 2024) a USING (program_id, member_id, month) "
+            "WHERE m.performance_year = 2024 GROUP BY 1")}
+    eligible = {r["program_id"]: r["n"] for r in rows(db, "SELECT program_id, count(*) n FROM tcoc_member_month "
+                                                          "WHERE performance_year = 2024 GROUP BY 1")}
+    costs = {k: v["c"] for k, v in att.items()}
     for s in st:
         lines = {ln["line_id"]: ln for ln in rows(db, f"SELECT * FROM settlement_lines WHERE program_id = "
                                                       f"'{s['program_id']}' AND version = 'initial' ORDER BY line_no")}
-        assert s["target_cents"] == lines["target"]["amount_cents"] == targets[s["program_id"]]
+        pid = s["program_id"]
+        assert s["target_cents"] == lines["target"]["amount_cents"]
+        assert s["member_months"] == att[pid]["mm"] < eligible[pid]
+        assert Decimal(lines["eligible_member_months"]["rate"]) == eligible[pid]
+        lo, hi = pmpm[pid]
+        assert lo <= Decimal(lines["target_pmpm"]["rate"]) <= hi
         assert lines["actual_ffs"]["amount_cents"] == costs[s["program_id"]]
         truncated = lines["truncated_amount"]["amount_cents"] if "truncated_amount" in lines else 0
         assert s["actual_cents"] == costs[s["program_id"]] + truncated
@@ -147,8 +160,9 @@ def test_medicare_through_the_benchmark_report(settled, tmp_path, capsys):
                  "--benchmark-report", f"vt-2024-medicare={report}"]) == 0
     st = rows(db, "SELECT * FROM settlement_statements WHERE version = 'restated' AND program_id = 'vt-2024-medicare'")[0]
     assert st["method"] == "mssp"
-    mm = rows(db, "SELECT count(*) n FROM tcoc_member_month WHERE program_id = 'vt-2024-medicare' "
-                  "AND performance_year = 2024")[0]["n"]
+    mm = rows(db, "SELECT count(*) n FROM tcoc_member_month m JOIN (SELECT DISTINCT member_id, month FROM attribution "
+                  "WHERE program_id = 'vt-2024-medicare' AND performance_year = 2024 AND attributed AND eligible) a "
+                  "USING (member_id, month) WHERE program_id = 'vt-2024-medicare' AND performance_year = 2024")[0]["n"]
     # every enrollment type at $20,000 per capita: benchmark = $20,000 x person-years
     assert st["target_cents"] == int((Decimal(2_000_000 * mm) / 12).quantize(Decimal(1), ROUND_HALF_UP))
     lines = {r["line_id"]: r for r in rows(db, "SELECT * FROM settlement_lines WHERE version = 'restated' "

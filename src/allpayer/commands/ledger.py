@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from allpayer.errors import AllpayerError
+from allpayer.money import cents_to_dollars
 
 console = Console()
 
@@ -141,7 +142,9 @@ def invoice_command(
     db: Path = typer.Option(..., "--db", help="The DuckDB database file after `allpayer payments`."),
     employer: str = typer.Option(..., "--employer", help="Employer id, e.g. EMP-SOV."),
     month: str = typer.Option(..., "--month", metavar="YYYY-MM", help="The month invoiced."),
-    out: Path = typer.Option(..., "--out", help="File to write: .csv or .html."),
+    out: Path = typer.Option(..., "--out", help="File to write: .csv, .html or .pdf."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also print the invoice to PDF beside --out (same name, .pdf), "
+                             "with headless Chromium."),
 ) -> None:
     """Write an employer's Value Payment invoice for a month, with the quarter's adjustment working."""
     from allpayer import runs
@@ -156,7 +159,11 @@ def invoice_command(
         con.disconnect()
     write_invoice(lines, adj, out)
     total = sum(int(r["amount_cents"]) for r in lines)
-    console.print(f"{out}: {len(lines)} program lines, total {total / 100:,.2f}")
+    console.print(f"{out}: {len(lines)} program lines, total {cents_to_dollars(total):,.2f}")
+    if pdf and out.suffix.lower() != ".pdf":
+        pdf_out = out.with_suffix(".pdf")
+        write_invoice(lines, adj, pdf_out)
+        console.print(f"{pdf_out}: the same invoice as PDF")
 
 
 def register(app: typer.Typer) -> None:

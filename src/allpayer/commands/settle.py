@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from allpayer.errors import AllpayerError
-from allpayer.money import cents_to_dollars
+from allpayer.money import cents_to_dollars, dollars_to_cents
 
 out = Console(highlight=False, soft_wrap=True)
 if not out.is_terminal:  # piped: wide enough for whole program ids and amounts
@@ -90,6 +90,10 @@ def register(app: typer.Typer) -> None:
         benchmark_report: list[str] = typer.Option(
             None, "--benchmark-report", metavar="PROGRAM_ID=CSV",
             help="Settle this Medicare program through the MSSP calculator with CMS's benchmark report (repeatable)."),
+        participant_revenue: list[str] = typer.Option(
+            None, "--participant-revenue", metavar="PROGRAM_ID=DOLLARS",
+            help="The participants' revenue for a program's revenue caps, e.g. vt-2024-medicare=30000000.00 "
+                 "(repeatable; overrides the terms' figure and the one computed from the claims)."),
         diff_against: str = typer.Option(None, "--diff-against", metavar="VERSION|RUN_ID",
                                          help="Diff the published version against another version or a settle run id."),
     ) -> None:
@@ -116,8 +120,17 @@ def register(app: typer.Typer) -> None:
                 raise AllpayerError(f"--benchmark-report {item!r}: expected PROGRAM_ID=FILE.csv")
             pid, path = item.split("=", 1)
             reports[pid.strip()] = Path(path.strip())
+        revenue = {}
+        for item in participant_revenue or []:
+            pid, sep, amount = item.partition("=")
+            if not sep:
+                raise AllpayerError(f"--participant-revenue {item!r}: expected PROGRAM_ID=DOLLARS")
+            try:
+                revenue[pid.strip()] = dollars_to_cents(amount.strip())
+            except ValueError as exc:
+                raise AllpayerError(f"--participant-revenue {item!r}: {exc}") from None
         res = settle_year(db, year, version, terms=terms or None, post=not no_post, store_url=store,
-                          benchmark_reports=reports or None)
+                          benchmark_reports=reports or None, participant_revenue=revenue or None)
         out.print(_summary_table(res.result, f"Settlement PY{year} ({version}), run {res.run_id}, claims paid through "
                                              f"{res.result.paid_through}, core run {res.result.core_run_id}"))
         for pr in res.result.programs:

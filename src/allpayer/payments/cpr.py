@@ -8,6 +8,25 @@ program, month, practice and rate cell (rule ``cpr.monthly``)::
 rounded half-up on that line. The payer funds the ACO with the same amount (rule
 ``cpr.payer_to_aco``), which passes it to the practice: the ACO keeps nothing of it.
 
+The CPR PMPM of a cell is written in the terms (``method: fixed_pmpm``) or derived from each
+practice's history (``method: historical_ffs``, domain.md R5), per practice and rate cell::
+
+    history PMPM(practice, cell) = history FFS(practice, cell) / history MM(practice, cell)
+    CPR PMPM(practice, cell)     = history PMPM x (1 + trend) x (1 + enhancement)
+
+- the practice's people: the persons attributed to it in the performance year (their first
+  attributed month; ties by practice id);
+- history MM: those persons' eligible months with the program's payer in ``history_years``
+  (default: the year before the performance year), each in the rate cell of that month;
+- history FFS: what the payer paid fee-for-service (``paid_amount``, ``payment_arrangement``
+  ffs, professional claim lines netted) for those persons in those months to the practice
+  itself (billing NPI on the roster under the practice with ``payment_model: cpr``): the
+  primary care services the CPR payment replaces.
+
+Both PMPMs are held in millionths of a dollar, rounded half-up once each (history PMPM, then
+the trended and enhanced PMPM). A practice and cell with no history months get PMPM 0 and
+say so (``basis``).
+
 Annual quality bonus (rule ``cpr.quality_bonus``), when the terms give ``quality_bonus_pool``::
 
     earned_cents = pool x program quality score       (half-up; 0 and a note when no score yet)
@@ -18,6 +37,8 @@ split over the CPR practices by their attributed member months of the year (larg
 from __future__ import annotations
 
 import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import Sequence
 
 import ibis
@@ -33,11 +54,10 @@ def cpr_practices(roster: ir.Table, program) -> ir.Table:
 
 
 def cpr_rates(program, months: Sequence[dt.date]) -> ir.Table:
+    """``fixed_pmpm``: (cell_id, month, pmpm_micro, care_coordination_micro) from the terms."""
     c = program.payments.cpr
     if c.method != "fixed_pmpm":
-        raise PaymentsError(
-            f"{program.program_id}: CPR method {c.method!r} is not computed yet (only fixed_pmpm)"
-        )
+        raise PaymentsError(f"{program.program_id}: cpr_rates is for method fixed_pmpm (got {c.method!r})")
     rows = []
     for m in months:
         cc = to_micro(c.care_coordination_pmpm.at(m))
@@ -48,15 +68,104 @@ def cpr_rates(program, months: Sequence[dt.date]) -> ir.Table:
                              "care_coordination_micro": "int64"})
 
 
-def cpr_payments(att_months: ir.Table, roster: ir.Table, program, months: Sequence[dt.date]) -> ir.Table:
+def history_years(program) -> list[int]:
+    c = program.payments.cpr
+    years = getattr(c, "history_years", None)
+    return [int(y) for y in years] if years else [program.performance_year - 1]
+
+
+def _round_micro(x: Fraction) -> int:
+    """A non-negative exact amount in millionths of a dollar, rounded half-up to an integer."""
+    return int((Decimal(x.numerator) / Decimal(x.denominator)).quantize(Decimal(1), rounding=ROUND_HALF_UP)) \
+        if x.denominator != 1 else int(x)
+
+
+def historical_history(lines: ir.Table, eligibility: ir.Table, att_months: ir.Table, roster: ir.Table,
+                       program) -> ir.Table:
+    """(practice_id, cell_id, history_member_months, history_ffs_cents) of ``historical_ffs``
+    (see the module docstring). `lines`: net medical claim lines (``medical_claim_lines``)."""
+    from allpayer.core.member_months import eligibility_months
+    from allpayer.core.targets import cell_id_expr
+
+    years = history_years(program)
+    practices = cpr_practices(roster, program)
+    a = att_months.filter(att_months.program_id == program.program_id).semi_join(practices, "practice_id")
+    w = ibis.window(group_by=a.person_id, order_by=[a.month, a.practice_id])
+    people = a.mutate(_rn=ibis.row_number().over(w)).filter(lambda t: t._rn == 0).select("person_id", "practice_id")
+    e = eligibility.filter(eligibility.payer == program.payer)
+    hm = eligibility_months(e, dt.date(min(years), 1, 1), dt.date(max(years), 12, 31))
+    hm = hm.filter(hm.month.year().isin(years))
+    hm = hm.mutate(cell_id=cell_id_expr(hm, program.target.rate_cells).fill_null("unassigned"))
+    w2 = ibis.window(group_by=[hm.person_id, hm.month], order_by=[hm.plan, hm.member_id])
+    hm = hm.mutate(_rn=ibis.row_number().over(w2)).filter(lambda t: t._rn == 0).select("person_id", "month", "cell_id")
+    hm = hm.join(people, "person_id")
+    mm = hm.group_by("practice_id", "cell_id").aggregate(history_member_months=hm.count().cast("int64"))
+    npis = roster.filter((roster.payer == program.payer) & (roster.payment_model == "cpr") & roster.practice_id.notnull())
+    npis = npis.select(_npi="npi", _practice="practice_id").distinct()
+    l = lines.filter((lines.payer == program.payer) & (lines.payment_arrangement == "ffs")
+                     & (lines.claim_type == "professional") & lines.service_date.year().isin(years))
+    l = l.select("person_id", "service_month", "billing_npi", "paid_cents")
+    l = l.join(npis, l.billing_npi == npis._npi)
+    hm2 = hm.select(_person="person_id", _month="month", _cell="cell_id", _att_practice="practice_id")
+    l = l.join(hm2, [l.person_id == hm2._person, l.service_month == hm2._month, l._practice == hm2._att_practice])
+    ffs = l.group_by(practice_id=l._practice, cell_id=l._cell).aggregate(history_ffs_cents=l.paid_cents.sum().cast("int64"))
+    ffs = ffs.rename(_f_practice="practice_id", _f_cell="cell_id")
+    mm = mm.rename(_m_practice="practice_id", _m_cell="cell_id")
+    combos = a.select("practice_id", "cell_id").distinct()  # every practice and cell paid this year
+    j = combos.left_join(mm, [combos.practice_id == mm._m_practice, combos.cell_id == mm._m_cell])
+    j = j.left_join(ffs, [j.practice_id == ffs._f_practice, j.cell_id == ffs._f_cell])
+    return j.select("practice_id", "cell_id",
+                    history_member_months=j.history_member_months.fill_null(0).cast("int64"),
+                    history_ffs_cents=j.history_ffs_cents.fill_null(0).cast("int64"))
+
+
+def historical_rates(con, history: ir.Table, program, months: Sequence[dt.date]) -> ir.Table:
+    """``historical_ffs``: (practice_id, cell_id, month, pmpm_micro, care_coordination_micro,
+    history_member_months, history_ffs_cents, history_pmpm_micro, basis), one row per practice,
+    cell and month, for every practice and cell with attributed months (the rest of the
+    arithmetic runs in Python over these few rows)."""
+    c = program.payments.cpr
+    trend, enh = Fraction(c.trend.value), Fraction(c.enhancement.value)
+    rows = []
+    for r in rows_of(con, history.order_by(["practice_id", "cell_id"])):
+        mm, ffs = int(r["history_member_months"]), int(r["history_ffs_cents"])
+        if mm:
+            hist = _round_micro(Fraction(ffs * 10_000, mm))
+            pmpm = _round_micro(hist * (1 + trend) * (1 + enh))
+            basis = (f"{ffs} cents / {mm} history MM = {hist} micro-dollars PMPM x (1 + {c.trend.value}) "
+                     f"x (1 + {c.enhancement.value})")
+        else:
+            hist, pmpm, basis = 0, 0, "no history member months: PMPM 0"
+        for m in months:
+            rows.append({"practice_id": r["practice_id"], "cell_id": r["cell_id"], "month": m, "pmpm_micro": pmpm,
+                         "care_coordination_micro": to_micro(c.care_coordination_pmpm.at(m)),
+                         "history_member_months": mm, "history_ffs_cents": ffs, "history_pmpm_micro": hist,
+                         "basis": basis})
+    return rate_table(rows, HISTORY_RATE_SCHEMA)
+
+
+HISTORY_RATE_SCHEMA = {"practice_id": "string", "cell_id": "string", "month": "date", "pmpm_micro": "int64",
+                       "care_coordination_micro": "int64", "history_member_months": "int64",
+                       "history_ffs_cents": "int64", "history_pmpm_micro": "int64", "basis": "string"}
+
+
+def cpr_payments(att_months: ir.Table, roster: ir.Table, program, months: Sequence[dt.date], *,
+                 rates: ir.Table | None = None) -> ir.Table:
     """``cpr_payments``: grain (program_id, month, practice_id, cell_id).
 
     Columns: payer, member_months, pmpm_micro, care_coordination_micro, amount_cents, rule.
+    `rates`: for ``historical_ffs``, :func:`historical_rates` (by practice, cell and month).
     """
     a = att_months.filter(att_months.program_id == program.program_id)
     a = a.semi_join(cpr_practices(roster, program), "practice_id")
     g = a.group_by("program_id", "month", "practice_id", "cell_id").aggregate(member_months=a.count().cast("int64"))
-    j = g.join(cpr_rates(program, months), ["cell_id", "month"])
+    if program.payments.cpr.method == "historical_ffs":
+        if rates is None:
+            raise PaymentsError(f"{program.program_id}: CPR method historical_ffs needs the history rates")
+        r = rates.select("practice_id", "cell_id", "month", "pmpm_micro", "care_coordination_micro")
+        j = g.join(r, ["practice_id", "cell_id", "month"])
+    else:
+        j = g.join(cpr_rates(program, months), ["cell_id", "month"])
     return j.select(
         program_id=j.program_id, month=j.month, practice_id=j.practice_id, cell_id=j.cell_id,
         payer=ibis.literal(program.payer), member_months=j.member_months, pmpm_micro=j.pmpm_micro,

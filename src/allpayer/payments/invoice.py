@@ -1,9 +1,12 @@
-"""Employer invoice for the Value Payment PMPM, as CSV or HTML, with its working.
+"""Employer invoice for the Value Payment PMPM, as CSV, HTML or PDF, with its working.
 
 One invoice per employer and month: a line per program (attributed member months x the
 quarter's PMPM = amount), the quarter's adjustment (base PMPM, index, factor and how the index
 was made) and the total. The counts are the billing census (member months), with no member
 identifiers and no clinical detail.
+
+The PDF is the HTML invoice printed by the reports' Chromium renderer
+(`allpayer.reports.pdf.html_to_pdf`); its totals are the CSV's.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import html
+import tempfile
 from pathlib import Path
 
 from allpayer.errors import AllpayerError
@@ -36,9 +40,14 @@ def invoice_rows(con, employer_id: str, month: dt.date) -> tuple[list[dict], lis
 
 
 def write_invoice(lines: list[dict], adj: list[dict], out: Path) -> None:
+    """Write the invoice to `out`: HTML (``.html``/``.htm``), PDF (``.pdf``) or else CSV."""
+    out = Path(out)
     total = sum(int(r["amount_cents"]) for r in lines)
     if out.suffix.lower() in (".html", ".htm"):
         out.write_text(_html(lines, adj, total))
+        return
+    if out.suffix.lower() == ".pdf":
+        write_invoice_pdf(lines, adj, out)
         return
     with open(out, "w", newline="") as f:
         w = csv.writer(f)
@@ -48,6 +57,17 @@ def write_invoice(lines: list[dict], adj: list[dict], out: Path) -> None:
                         cents_to_dollars(r["pmpm_cents"]), cents_to_dollars(r["amount_cents"]), r["working"]])
         w.writerow([lines[0]["employer_id"], f"{lines[0]['month']:%Y-%m}", "TOTAL", "", sum(r["member_months"] for r in lines),
                     "", cents_to_dollars(total), ""])
+
+
+def write_invoice_pdf(lines: list[dict], adj: list[dict], out: Path) -> Path:
+    """Print the HTML invoice to `out` (PDF) with headless Chromium; the HTML is a temporary file."""
+    from allpayer.reports.pdf import html_to_pdf
+
+    total = sum(int(r["amount_cents"]) for r in lines)
+    with tempfile.TemporaryDirectory(prefix="allpayer-invoice-") as tmp:
+        page = Path(tmp) / "invoice.html"
+        page.write_text(_html(lines, adj, total))
+        return html_to_pdf(page, Path(out))
 
 
 def _html(lines: list[dict], adj: list[dict], total: int) -> str:
@@ -73,7 +93,7 @@ def _html(lines: list[dict], adj: list[dict], total: int) -> str:
 Amount = attributed member months x the quarter's Value Payment PMPM.</p>
 <table><tr><th>program</th><th>quarter</th><th>member months</th><th>PMPM</th><th>amount</th><th>working</th></tr>
 {rows}
-<tr><th colspan=4>total</th><th class=n>${cents_to_dollars(total):,}</th><th></th></tr></table>
+<tr><th colspan=2>total</th><th class=n>{sum(r['member_months'] for r in lines):,}</th><th></th><th class=n>${cents_to_dollars(total):,}</th><th></th></tr></table>
 <h2>Quarterly PMPM adjustment</h2>
 <p>pmpm(q) = base x clamp(1 + alpha x index(q - lag), floor, ceiling);
 index = cost weight x (target YTD - actual YTD) / target YTD + quality weight x (score - target score).</p>

@@ -100,8 +100,9 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         # The netted claim lines the FPP stages read, computed once: the performance year and the
         # history years, the columns they use.
         years = {year} | {y for p in fpp_programs for y in (p.payments.fpp.hospital_allocation.history_years or [])}
-        ml = medical_claim_lines(con.table("medical_claim"), paid_through)
-        ml = ml.filter(ml.service_date.year().isin(sorted(years)) & ml.payer.isin(sorted({p.payer for p in fpp_programs})))
+        fpp_payers = sorted({p.payer for p in fpp_programs})
+        ml = medical_claim_lines(_of_payers(con.table("medical_claim"), fpp_payers), paid_through)
+        ml = ml.filter(ml.service_date.year().isin(sorted(years)) & ml.payer.isin(fpp_payers))
         lines_expr = ml.select("payer", "service_date", "service_month", "claim_type", "service_category",
                                "payment_arrangement", "member_id", "person_id", "billing_npi", "allowed_cents",
                                "paid_cents")
@@ -127,6 +128,19 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
 
     if fpp_programs:
         lines = keep(lines_expr)
+    cpr_hist = [p for p in programs if p.payments.cpr is not None and p.payments.cpr.method == "historical_ffs"]
+    cpr_lines = eligibility = None
+    if cpr_hist:
+        if "eligibility" not in tables:
+            raise RunError("CPR method historical_ffs needs the eligibility table: run `allpayer load` first")
+        eligibility = con.table("eligibility")
+        hyears = sorted({y for p in cpr_hist for y in cpr_mod.history_years(p)})
+        cpr_payers = sorted({p.payer for p in cpr_hist})
+        cl = medical_claim_lines(_of_payers(con.table("medical_claim"), cpr_payers), paid_through)
+        cl = cl.filter(cl.service_date.year().isin(hyears) & cl.payer.isin(cpr_payers)
+                       & (cl.claim_type == "professional") & (cl.payment_arrangement == "ffs"))
+        cpr_lines = keep(cl.select("payer", "service_date", "service_month", "claim_type", "payment_arrangement",
+                                   "person_id", "billing_npi", "paid_cents"))
 
     def note(pid: str, stage: str, text: str) -> None:
         notes.append({"program_id": pid, "performance_year": year, "stage": stage, "note": text})
@@ -172,7 +186,17 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
                                  f"exceeds rebase_threshold")
 
         if pay.cpr is not None:
-            cp = keep(cpr_mod.cpr_payments(am, roster, p, months))
+            rates = None
+            if pay.cpr.method == "historical_ffs":
+                hist = cpr_mod.historical_history(cpr_lines, eligibility, am, roster, p)
+                rates = cpr_mod.historical_rates(con, hist, p, months)
+                out.setdefault("cpr_history_rates", []).append(
+                    rates.filter(rates.month == months[0]).drop("month").mutate(
+                        program_id=ibis.literal(pid), performance_year=ibis.literal(year, "int32")))
+                note(pid, "cpr", f"CPR PMPMs from each practice's FFS history in {cpr_mod.history_years(p)} "
+                                 f"(x (1 + trend {pay.cpr.trend.value}) x (1 + enhancement {pay.cpr.enhancement.value})): "
+                                 "cpr_history_rates")
+            cp = keep(cpr_mod.cpr_payments(am, roster, p, months, rates=rates))
             out["cpr_payments"].append(cp)
             per = cp.filter(cp.month.isin(list(period_months)))
             g = per.group_by("month", "practice_id").aggregate(c=per.amount_cents.sum(), mm=per.member_months.sum())
@@ -260,6 +284,13 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
             out["payment_accruals"].append(_accruals(con, p, tmm, am, year, paid_through))
 
     return out, batches, notes, cached
+
+
+def _of_payers(medical_claim: ir.Table, payers: Sequence[str]) -> ir.Table:
+    """The claim rows of `payers`, before the adjustment rows are netted: netting (a window over
+    every claim line) then reads only those payers' rows, not the whole claims table on every
+    run. Every row of a claim line carries the line's payer, so the netted lines are the same."""
+    return medical_claim.filter(medical_claim.payer.isin(list(payers)))
 
 
 def _any_fpp_hospitals(roster: ir.Table) -> ir.Table:

@@ -79,8 +79,12 @@ class SettlementInputs:
     quality_score: Decimal | None = None
     quality_gate_met: bool | None = None
     participant_revenue_cents: int | None = None
+    participant_revenue_note: str | None = None
     withheld_cents: int | None = None
     actual_note: str | None = None
+    eligible_member_months: int | None = None
+    months_without_target: int | None = None
+    fixed_payment_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,15 @@ def _rate_from_table(table, members: int | None, what: str) -> tuple[Decimal, st
     return chosen.rate, f"{members:,} members: row from {chosen.min_members:,}"
 
 
+def _pmpm(cents: int, member_months: int) -> Decimal:
+    """Dollars per member month, to the hundredth of a cent (a shown ratio, not money).
+
+    >>> _pmpm(100_000, 3)
+    Decimal('333.3333')
+    """
+    return (Decimal(cents) / 100 / Decimal(member_months)).quantize(Decimal("0.0001"), rounding="ROUND_HALF_UP")
+
+
 def _clamp(x: int, lo: int | None, hi: int | None) -> int:
     if lo is not None and x < lo:
         return lo
@@ -190,10 +203,24 @@ def settle_program(program, inputs: SettlementInputs) -> Settlement:
     q = inputs.quality_score if quality_measured else ONE
     gate_met = inputs.quality_gate_met
 
-    book.add("member_months", "member months", "inputs", amount=None, rate=Decimal(inputs.member_months),
-             term="member_months", note="performance-year member months of the program")
-    book.add("target", "target (expected TCOC)", "inputs", amount=T, term="target",
-             note=f"method {program.target.method}")
+    mm_note = "attributed and eligible member months of the performance year (attribution): the population of " \
+              "the target and of the actual below"
+    book.add("member_months", "attributed member months", "inputs", amount=None, rate=Decimal(inputs.member_months),
+             term="attribution", note=mm_note)
+    if inputs.eligible_member_months is not None:
+        outside = inputs.eligible_member_months - inputs.member_months
+        book.add("eligible_member_months", "program member months (eligible), for reference", "inputs",
+                 rate=Decimal(inputs.eligible_member_months), term="tcoc_member_month",
+                 note=f"{outside:,} eligible months not attributed: outside the settlement on both sides")
+    t_note = (f"method {program.target.method}: each rate cell's target PMPM x its attributed member months, "
+              f"rounded {s.rounding.replace('_', ' ')} per cell (targets x attribution)")
+    if inputs.months_without_target:
+        t_note += f"; {inputs.months_without_target:,} attributed months have no target PMPM"
+    book.add("target", "target (expected TCOC) of the attributed member months", "inputs", amount=T, term="target",
+             note=t_note, depends=("member_months",))
+    if inputs.member_months:
+        book.add("target_pmpm", "target PMPM: target / attributed member months", "inputs",
+                 rate=_pmpm(T, inputs.member_months), term="target", depends=("target", "member_months"))
     book.add("quality_score", "quality score", "inputs", rate=q, term="quality_program_scores",
              note="measured" if quality_measured else ASSUMED_FULL_CREDIT)
 
@@ -206,7 +233,7 @@ def settle_program(program, inputs: SettlementInputs) -> Settlement:
     net = 0
     actual_line = "actual_ffs"
     book.add("actual_ffs", "actual TCOC, FFS basis (shadow claims priced)", "inputs", amount=A, term="tcoc_member_month",
-             note=inputs.actual_note or "program total of ffs_paid_cents")
+             note=inputs.actual_note or "ffs_paid_cents of the attributed member months", depends=("member_months",))
 
     for step in s.steps:
         if step == "actual_tcoc":
@@ -215,6 +242,8 @@ def settle_program(program, inputs: SettlementInputs) -> Settlement:
                 if inputs.fixed_payment_actual_cents is not None:
                     A = int(inputs.fixed_payment_actual_cents)
                     note = "fixed-payment definition: FPP paid + FFS outside its scope (tcoc_fixed_payment)"
+                    if inputs.fixed_payment_note:
+                        note += f", {inputs.fixed_payment_note}"
                 else:
                     note = ("fixed-payment TCOC not yet computed (no tcoc_fixed_payment): FFS basis with shadow "
                             "claims priced")
@@ -281,6 +310,9 @@ def settle_program(program, inputs: SettlementInputs) -> Settlement:
         else:  # pragma: no cover - the terms model allows no other step
             raise SettlementError(f"unknown settlement step {step!r}")
 
+    if inputs.member_months:
+        book.add("actual_pmpm", "actual PMPM: actual TCOC counted / attributed member months", "pmpm",
+                 rate=_pmpm(A, inputs.member_months), term="settlement.steps", depends=(actual_line, "member_months"))
     res.target_cents = T
     res.actual_cents = A
     res.gross_cents = G
@@ -488,11 +520,17 @@ def _cap(program, inputs, book, shared, T, mode) -> int:
         else:
             if inputs.participant_revenue_cents is None:
                 book.add(f"cap_{side}_{i + 1}", f"cap on shared {side}: {rate} x participant revenue", "cap",
-                         amount=None, term=term, note="participant revenue not given: this cap is not applied")
+                         amount=None, term=term, note="participant revenue not given"
+                         + (f" ({inputs.participant_revenue_note})" if inputs.participant_revenue_note else "")
+                         + ": this cap is not applied")
                 continue
+            if not book.result.has("participant_revenue"):
+                book.add("participant_revenue", "participant revenue (base of the revenue caps)", "cap",
+                         amount=int(inputs.participant_revenue_cents), term="settlement.participant_revenue",
+                         note=inputs.participant_revenue_note or "supplied")
             amount = apply_rate(int(inputs.participant_revenue_cents), rate, mode)
             book.add(f"cap_{side}_{i + 1}", f"cap on shared {side}: {rate} x participant revenue", "cap",
-                     amount=amount, term=term)
+                     amount=amount, term=term, depends=("participant_revenue",))
         candidates.append((amount, f"cap_{side}_{i + 1}"))
     if not candidates:
         return _set_shared(book, "cap", shared, "settlement.caps", f"no cap on {side}")

@@ -3,13 +3,27 @@
 Everything here is an Ibis expression over the published tables, aggregated to one row per
 program (or per HSA, hospital or employer) before it is read; only those few rows reach Python.
 
+**One population on both sides.** A settlement compares actual and target over the same
+population: the program's *attributed member months* of the performance year (rows of
+``attribution`` that are both ``attributed`` and ``eligible``). The core's ``targets`` and
+``tcoc_member_month`` cover every eligible member month of the program, so the settlement does
+not read their totals: it joins ``tcoc_member_month`` to the attributed months and prices each
+attributed month at its rate cell's ``target_pmpm``. Target, FFS actual, truncation, member
+months, members, PMPMs, employer and participant bases all come from that one join
+(:func:`settlement_months`); the fixed-payment TCOC of the payments stage is built on the same
+attributed months (``payments.shadow.fixed_payment_tcoc``).
+
 Tables read (the year's rows only):
 
-- ``targets`` (program_id, cell_id, month): ``target_cents`` summed, ``target_pmpm`` per cell;
-- ``tcoc_member_month`` (program_id, member_id, month): ``ffs_paid_cents`` (the FFS basis with
-  shadow claims priced), member months, members;
-- ``tcoc_truncation`` (program_id, year, truncation_group): ``truncated_amount_cents``;
 - ``attribution`` (program_id, member_id, month): attributed and eligible months with their HSA;
+- ``tcoc_member_month`` (program_id, member_id, month): ``ffs_paid_cents`` (the FFS basis with
+  shadow claims priced) of those months;
+- ``targets`` (program_id, cell_id, month): ``target_pmpm`` of each rate cell and month; the
+  target of a cell is its PMPM summed over the cell's attributed months, rounded to cents once
+  per cell with ``settlement.rounding`` (as the core rounds a cell's year-to-date target);
+- per-member truncation (``target.truncation``) is applied to the attributed months' costs here
+  (``allpayer.core.tcoc.truncation``), not read from ``tcoc_truncation`` (which covers every
+  eligible month);
 - ``provider_roster``: the hospitals of each HSA (``practice_type = 'hospital'``);
 - ``employer_group``: the employer of each group;
 - optional: ``quality_program_scores`` (quality_score, gate_met), ``tcoc_fixed_payment``
@@ -26,8 +40,8 @@ from decimal import Decimal
 import ibis
 
 from allpayer.core.targets import assign_cells
-from allpayer.money import largest_remainder
-from allpayer.settlement.engine import SettlementInputs
+from allpayer.money import ROUNDING_MODES, largest_remainder
+from allpayer.settlement.engine import SettlementError, SettlementInputs
 
 FIXED_TCOC_COLUMNS = ("tcoc_cents", "actual_tcoc_cents", "atcoc_cents", "fixed_payment_tcoc_cents")
 
@@ -47,23 +61,124 @@ def _year_filter(t, year: int):
     return t
 
 
-def program_inputs(con, program, year: int, *, actual_override: int | None = None) -> tuple[SettlementInputs, list[str]]:
-    """The settlement inputs of one program and year, and notes on what was not available."""
+def _program_months(con, program, year: int):
+    if not _has(con, "tcoc_member_month"):
+        raise SettlementError(f"{program.program_id}: no tcoc_member_month table: run the year first")
+    mm = con.table("tcoc_member_month")
+    return mm.filter((mm.program_id == program.program_id) & (mm.performance_year == year))
+
+
+def _attributed_keys(con, program, year: int):
+    """(member_id, month) of the program's attributed and eligible months in `year`."""
+    if not _has(con, "attribution"):
+        raise SettlementError(f"{program.program_id}: no attribution table: a settlement covers the attributed "
+                              "member months, so the attribution stage must have run")
+    att = con.table("attribution")
+    att = att.filter((att.program_id == program.program_id) & (att.performance_year == year)
+                     & att.attributed & att.eligible)
+    return att.select("member_id", "month").distinct()
+
+
+def settlement_months(con, program, year: int):
+    """The program's attributed member months of `year`: the ``tcoc_member_month`` rows (cost by
+    month, FFS basis) of the months that ``attribution`` marks attributed and eligible, with the
+    rate cell (``cell_id``) and the cell's ``target_pmpm`` for that month (NULL when the targets
+    have none). Grain (program_id, member_id, month)."""
+    a = _attributed_keys(con, program, year)
+    t = _member_month_targets(con, program, year)
+    return t.semi_join(a, [t.member_id == a.member_id, t.month == a.month])
+
+
+@dataclass(frozen=True)
+class Population:
+    """The settlement population of one program and year, and what lies outside it."""
+
+    attributed_member_months: int
+    members: int
+    eligible_member_months: int
+    target_cents: int
+    months_without_target: int
+    actual_ffs_cents: int
+    cells: tuple[dict, ...]
+
+    @property
+    def not_attributed_member_months(self) -> int:
+        return self.eligible_member_months - self.attributed_member_months
+
+
+def cell_target_cents(pmpm_sum: Decimal, mode: str = "half_up") -> int:
+    """A cell's target in cents: its PMPM summed over its attributed months (dollars), rounded once.
+
+    >>> cell_target_cents(Decimal("1200.005"))
+    120001
+    >>> cell_target_cents(Decimal("1200.005"), "half_even")
+    120000
+    """
+    return int((Decimal(pmpm_sum) * 100).quantize(Decimal(1), rounding=ROUNDING_MODES[mode]))
+
+
+def population(con, program, year: int) -> Population:
+    """Attributed member months, members, target and FFS actual of `program` in `year`, per rate
+    cell and in total (see the module docstring), and the program's eligible member months."""
+    months = settlement_months(con, program, year)
+    g = months.group_by("cell_id").aggregate(
+        mm=months.count(), pmpm_sum=months.target_pmpm.sum(),
+        without=months.target_pmpm.isnull().cast("int64").sum(), actual=months.ffs_paid_cents.sum(),
+    )
+    mode = program.settlement.rounding
+    cells = []
+    for r in _rows(con, g.order_by("cell_id")):
+        pmpm_sum = Decimal(str(r["pmpm_sum"])) if r["pmpm_sum"] is not None else Decimal(0)
+        cells.append({"cell_id": r["cell_id"], "member_months": int(r["mm"]), "months_without_target": int(r["without"]),
+                      "target_cents": cell_target_cents(pmpm_sum, mode), "actual_ffs_cents": int(r["actual"] or 0)})
+    members = _rows(con, months.aggregate(n=months.member_id.nunique()))[0]["n"]
+    pm = _program_months(con, program, year)
+    eligible = _rows(con, pm.aggregate(n=pm.count()))[0]["n"]
+    return Population(
+        attributed_member_months=sum(c["member_months"] for c in cells), members=int(members or 0),
+        eligible_member_months=int(eligible or 0), target_cents=sum(c["target_cents"] for c in cells),
+        months_without_target=sum(c["months_without_target"] for c in cells),
+        actual_ffs_cents=sum(c["actual_ffs_cents"] for c in cells), cells=tuple(cells),
+    )
+
+
+def attributed_truncation(con, program, year: int, *, by_group: bool = False):
+    """The amount above the per-member truncation threshold, over the attributed months only
+    (``allpayer.core.tcoc.truncation`` on those months' costs); None when the program has no
+    truncation. With `by_group`, a dict by truncation group (Medicare enrollment type)."""
+    from allpayer.core import tcoc
+
+    settings = tcoc.truncation_settings(program)
+    if not settings:
+        return None
+    months = settlement_months(con, program, year).drop("cell_id", "target_pmpm")
+    if "year" not in months.columns:
+        months = months.mutate(year=months.month.year().cast("int32"))
+    if "person_id" not in months.columns:
+        months = months.mutate(person_id=months.member_id)
+    summary = tcoc.truncation(tcoc.member_year_cost(months), **settings).summary
+    if by_group:
+        g = summary.group_by("truncation_group").aggregate(v=summary.truncated_amount_cents.sum())
+        return {r["truncation_group"]: int(r["v"] or 0) for r in _rows(con, g)}
+    r = _rows(con, summary.aggregate(v=summary.truncated_amount_cents.sum()))[0]
+    return int(r["v"] or 0)
+
+
+def program_inputs(con, program, year: int, *, actual_override: int | None = None,
+                   participant_revenue_cents: int | None = None, paid_through=None) -> tuple[SettlementInputs, list[str]]:
+    """The settlement inputs of one program and year, and notes on what was not available.
+
+    Every amount covers the program's attributed member months (:func:`population`)."""
     pid = program.program_id
     notes: list[str] = []
-    tg = con.table("targets")
-    tg = tg.filter((tg.program_id == pid) & (tg.performance_year == year))
-    target = _rows(con, tg.aggregate(target_cents=tg.target_cents.sum()))[0]["target_cents"]
-    mm = con.table("tcoc_member_month")
-    mm = mm.filter((mm.program_id == pid) & (mm.performance_year == year))
-    agg = _rows(con, mm.aggregate(actual=mm.ffs_paid_cents.sum(), member_months=mm.count(),
-                                  members=mm.member_id.nunique()))[0]
-    truncated = None
-    if _has(con, "tcoc_truncation"):
-        tr = con.table("tcoc_truncation")
-        tr = tr.filter((tr.program_id == pid) & (tr.year == year))
-        r = _rows(con, tr.aggregate(n=tr.count(), cut=tr.truncated_amount_cents.sum()))[0]
-        truncated = int(r["cut"]) if r["n"] else None
+    pop = population(con, program, year)
+    if pop.not_attributed_member_months:
+        notes.append(f"{pop.not_attributed_member_months:,} eligible member months not attributed: outside the "
+                     "settlement on both sides")
+    if pop.months_without_target:
+        notes.append(f"{pop.months_without_target:,} attributed member months have no target PMPM (no rate cell or "
+                     "no target for their cell and month): they add cost but no target")
+    truncated = attributed_truncation(con, program, year)
     quality_score = gate = None
     if _has(con, "quality_program_scores"):
         qs = con.table("quality_program_scores")
@@ -77,13 +192,24 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
     if quality_score is None:
         notes.append("quality not yet measured (no quality_program_scores row): assumed full credit")
     fixed_actual = None
+    fixed_note = None
     if _has(con, "tcoc_fixed_payment"):
         tf = _year_filter(con.table("tcoc_fixed_payment"), year)
         col = next((c for c in FIXED_TCOC_COLUMNS if c in tf.columns), None)
         if col is not None:
             tf = tf.filter(tf.program_id == pid)
-            r = _rows(con, tf.aggregate(n=tf.count(), v=tf[col].sum()))[0]
+            aggs = {"n": tf.count(), "v": tf[col].sum()}
+            if "member_months" in tf.columns:
+                aggs["mm"] = tf.member_months.sum()
+            r = _rows(con, tf.aggregate(**aggs))[0]
             fixed_actual = int(r["v"]) if r["n"] else None
+            if fixed_actual is not None and r.get("mm") is not None:
+                if int(r["mm"]) != pop.attributed_member_months:
+                    raise SettlementError(
+                        f"{pid}: the fixed-payment TCOC covers {int(r['mm']):,} member months but the program has "
+                        f"{pop.attributed_member_months:,} attributed member months in {year}: re-run the payments "
+                        "for the year after the core run")
+                fixed_note = f"over the same {pop.attributed_member_months:,} attributed member months"
     withheld = None
     if _has(con, "fpp_payments"):
         fw = con.table("fpp_payments")
@@ -98,27 +224,99 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
         r = _rows(con, fp.aggregate(n=fp.count(), perf=fp.performance_cents.sum(), paid=fp.fpp_paid_cents.sum()))[0]
         if r["n"]:
             fpp_perf, fpp_paid = int(r["perf"]), int(r["paid"])
+    revenue, revenue_note = participant_revenue(con, program, year, supplied_cents=participant_revenue_cents,
+                                                paid_through=paid_through)
+    if revenue is None and revenue_note:
+        notes.append(f"participant revenue {revenue_note}")
     inputs = SettlementInputs(
-        target_cents=int(target or 0),
-        actual_cents=int(agg["actual"] or 0) if actual_override is None else int(actual_override),
-        member_months=int(agg["member_months"]),
-        members=int(agg["members"]),
+        target_cents=pop.target_cents,
+        actual_cents=pop.actual_ffs_cents if actual_override is None else int(actual_override),
+        member_months=pop.attributed_member_months,
+        members=pop.members,
         truncated_amount_cents=truncated,
         fixed_payment_actual_cents=fixed_actual,
         fpp_paid_cents=fpp_paid,
         fixed_payment_performance_cents=fpp_perf,
         quality_score=quality_score,
         quality_gate_met=gate,
+        participant_revenue_cents=revenue,
+        participant_revenue_note=revenue_note,
         withheld_cents=withheld,
+        eligible_member_months=pop.eligible_member_months,
+        months_without_target=pop.months_without_target,
+        fixed_payment_note=fixed_note,
     )
     return inputs, notes
+
+
+def _uses_revenue(program) -> bool:
+    caps = program.settlement.caps
+    return caps is not None and any(lim.of == "revenue" for lim in (*caps.savings, *caps.losses))
+
+
+REVENUE_DEFINITION = (
+    "Parts A and B fee-for-service paid (medical claim lines, netted, paid_amount, payment_arrangement ffs, claims "
+    "paid through the core run's date) by the program's payer for services in the performance year, billed "
+    "through the TIN of a roster participant (participation participant for that payer, in effect on the "
+    "service date) or, for institutional claims, under a participant's CCN; every beneficiary counts, not only "
+    "the attributed ones (MSSP 'ACO participant revenue', 42 CFR 425.20, the base of the BASIC track loss "
+    "sharing limit, 42 CFR 425.605(d))"
+)
+
+
+def participant_revenue_expr(con, program, year: int, paid_through=None):
+    """One row: ``revenue_cents`` and ``claim_lines``, the participants' FFS revenue of the year
+    (:data:`REVENUE_DEFINITION`). Lines matching both a TIN and a CCN count once."""
+    from allpayer.core.claims import medical_claim_lines
+
+    ml = medical_claim_lines(con.table("medical_claim"), paid_through)
+    ml = ml.filter((ml.payer == program.payer) & (ml.service_date.year() == year) & (ml.payment_arrangement == "ffs"))
+    ml = ml.select("claim_id", "claim_line_number", "claim_type", "service_date", "billing_tin", "facility_ccn",
+                   "paid_cents")
+    ro = con.table("provider_roster")
+    ro = ro.filter((ro.payer == program.payer) & (ro.participation == "participant"))
+    ro = ro.mutate(_end=ro.effective_end_date.fill_null(ibis.date(9999, 12, 31)))
+    tins = ro.filter(ro.tin.notnull()).select(_tin="tin", _start="effective_start_date", _end="_end").distinct()
+    ccns = ro.filter(ro.ccn.notnull()).select(_ccn="ccn", _start="effective_start_date", _end="_end").distinct()
+    by_tin = [ml.billing_tin == tins._tin, ml.service_date >= tins._start, ml.service_date <= tins._end]
+    by_ccn = [ml.facility_ccn == ccns._ccn, ml.service_date >= ccns._start, ml.service_date <= ccns._end,
+              ml.claim_type == "institutional"]
+    tin_lines = ml.semi_join(tins, by_tin)
+    ccn_lines = ml.anti_join(tins, by_tin).semi_join(ccns, by_ccn)
+    both = tin_lines.union(ccn_lines, distinct=False)
+    return both.aggregate(revenue_cents=both.paid_cents.sum(), claim_lines=both.count())
+
+
+def participant_revenue(con, program, year: int, *, supplied_cents: int | None = None,
+                        paid_through=None, needed: bool = False) -> tuple[int | None, str]:
+    """The participants' revenue for the revenue caps, and where it came from: a figure supplied
+    for the run (`supplied_cents`, e.g. ``allpayer settle --participant-revenue``), else the terms'
+    ``settlement.participant_revenue``, else computed from the loaded claims
+    (:func:`participant_revenue_expr`) when a cap of the program is ``of: revenue`` (or `needed`)."""
+    from allpayer.money import dollars_to_cents
+
+    if supplied_cents is not None:
+        return int(supplied_cents), "supplied for this run (--participant-revenue)"
+    term = program.settlement.participant_revenue
+    if term is not None:
+        return dollars_to_cents(term.value), "from the terms (settlement.participant_revenue)"
+    if not (needed or _uses_revenue(program)):
+        return None, ""
+    missing = [t for t in ("medical_claim", "provider_roster") if not _has(con, t)]
+    if missing:
+        return None, f"not computed: no {' or '.join(missing)} table"
+    r = _rows(con, participant_revenue_expr(con, program, year, paid_through))[0]
+    lines = int(r["claim_lines"] or 0)
+    note = f"computed from {lines:,} claim lines: {REVENUE_DEFINITION}"
+    if paid_through is not None:
+        note += f"; claims paid through {paid_through}"
+    return int(r["revenue_cents"] or 0), note
 
 
 def _member_month_targets(con, program, year: int):
     """Program member months with their cell's target PMPM (exact decimal)."""
     pid = program.program_id
-    mm = con.table("tcoc_member_month")
-    mm = mm.filter((mm.program_id == pid) & (mm.performance_year == year))
+    mm = _program_months(con, program, year)
     mm = assign_cells(mm, program)
     tg = con.table("targets")
     tg = tg.filter((tg.program_id == pid) & (tg.performance_year == year))
@@ -206,11 +404,12 @@ class EmployerBase:
 
 
 def employer_bases(con, program, year: int) -> list[EmployerBase]:
-    """Per employer of a commercial or self-funded program: members, member months, the target
-    of its members' months (cell PMPMs summed, half up to cents) and their FFS-basis TCOC."""
+    """Per employer of a commercial or self-funded program: members, attributed member months, the
+    target of its members' attributed months (cell PMPMs summed, half up to cents) and their
+    FFS-basis TCOC."""
     if not _has(con, "employer_group"):
         return []
-    t = _member_month_targets(con, program, year)
+    t = settlement_months(con, program, year)
     eg = con.table("employer_group")
     e = eg.select(_g_group="group_id", employer_id="employer_id", _g_start="effective_start_date",
                   _g_end=eg.effective_end_date.fill_null(ibis.date(9999, 12, 31)))
@@ -229,12 +428,12 @@ def employer_bases(con, program, year: int) -> list[EmployerBase]:
 
 
 def monthly_paid(con, program, year: int) -> list[dict]:
-    """The program's FFS-basis cost by service month (payer, month, ffs_paid_cents)."""
-    pid = program.program_id
-    mm = con.table("tcoc_member_month")
-    mm = mm.filter((mm.program_id == pid) & (mm.performance_year == year))
+    """The program's FFS-basis cost of its attributed member months by service month (payer,
+    month, ffs_paid_cents)."""
+    mm = settlement_months(con, program, year)
     g = mm.group_by(["payer", "month"]).aggregate(ffs_paid_cents=mm.ffs_paid_cents.sum())
     return _rows(con, g.order_by(["payer", "month"]))
 
 
-__all__ = ["program_inputs", "participant_bases", "ParticipantBase", "employer_bases", "EmployerBase", "monthly_paid"]
+__all__ = ["program_inputs", "population", "Population", "settlement_months", "attributed_truncation",
+           "participant_revenue", "participant_revenue_expr", "REVENUE_DEFINITION", "cell_target_cents", "participant_bases", "ParticipantBase", "employer_bases", "EmployerBase", "monthly_paid"]

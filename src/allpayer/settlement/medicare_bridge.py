@@ -3,11 +3,12 @@
 CMS settles an MSSP-style program on its own benchmark; the ACO receives a benchmark report. The
 bridge combines that report with what the engine computed:
 
-- from ``tcoc_member_month`` (the year's rows of the program): member months and FFS-basis
-  expenditure by Medicare enrollment type (esrd, disabled, aged_dual, aged_nondual); person-years
-  = member months / 12;
-- from ``tcoc_truncation``: the amounts above the truncation threshold by enrollment type
-  (``truncation_group``), taken off the expenditure;
+- from ``tcoc_member_month`` joined to ``attribution`` (the program's attributed and eligible
+  member months of the year, as every settlement): member months and FFS-basis expenditure by
+  Medicare enrollment type (esrd, disabled, aged_dual, aged_nondual); person-years = member
+  months / 12;
+- per-member truncation of those months (``target.truncation``) by enrollment type, taken off
+  the expenditure;
 - from the benchmark report (CSV): the updated benchmark per capita of each enrollment type and
   the ACO's track, MSR, MLR and, where they apply, agreement year and participant revenue.
 
@@ -28,6 +29,8 @@ import csv
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+import ibis
 
 from allpayer.errors import InputFileError
 from allpayer.money import dollars_to_cents
@@ -98,18 +101,16 @@ class EnrollmentAggregate:
 
 
 def engine_aggregates(con, program, year: int) -> list[EnrollmentAggregate]:
-    """Member months, FFS-basis expenditure and truncated amounts by enrollment type (Ibis)."""
-    pid = program.program_id
-    mm = con.table("tcoc_member_month")
-    mm = mm.filter((mm.program_id == pid) & (mm.performance_year == year))
+    """Attributed member months, FFS-basis expenditure and truncated amounts by enrollment type
+    (Ibis), over the program's attributed member months (``inputs.settlement_months``)."""
+    from allpayer.settlement.inputs import attributed_truncation, settlement_months
+
+    mm = settlement_months(con, program, year)
+    if "enrollment_type" not in mm.columns:
+        mm = mm.mutate(enrollment_type=ibis.literal("all"))
     g = mm.group_by("enrollment_type").aggregate(mm=mm.count(), cost=mm.ffs_paid_cents.sum())
     rows = {r["enrollment_type"]: r for r in con.to_pyarrow(g).to_pylist()}
-    cut: dict[str, int] = {}
-    if "tcoc_truncation" in con.list_tables():
-        t = con.table("tcoc_truncation")
-        t = t.filter((t.program_id == pid) & (t.year == year))
-        for r in con.to_pyarrow(t.group_by("truncation_group").aggregate(v=t.truncated_amount_cents.sum())).to_pylist():
-            cut[r["truncation_group"]] = int(r["v"] or 0)
+    cut = attributed_truncation(con, program, year, by_group=True) or {}
     return [EnrollmentAggregate(et, int(r["mm"]), int(r["cost"] or 0), cut.get(et, 0))
             for et, r in sorted(rows.items(), key=lambda kv: str(kv[0]))]
 
@@ -158,11 +159,11 @@ def settle_medicare(program, year: int, aggregates, report: BenchmarkReport, *, 
     def add(line_id, label, step, amount=None, rate=None, term="", note="", depends=()):
         res.lines.append(Line(len(res.lines) + 1, line_id, label, step, amount, rate, term, note, tuple(depends)))
 
-    add("member_months", "member months", "inputs", rate=Decimal(sum(a.member_months for a in aggregates)),
-        term="tcoc_member_month")
+    add("member_months", "attributed member months", "inputs", rate=Decimal(sum(a.member_months for a in aggregates)),
+        term="attribution", note="attributed and eligible member months: the population of the expenditure below")
     for a in aggregates:
         add(f"expenditure_{a.enrollment_type}", f"expenditure, {a.enrollment_type} (after truncation)", "inputs",
-            amount=a.expenditure_cents - a.truncated_amount_cents, term="tcoc_member_month, tcoc_truncation",
+            amount=a.expenditure_cents - a.truncated_amount_cents, term="tcoc_member_month x attribution, target.truncation",
             note=f"{a.member_months} member months; {a.truncated_amount_cents} cents truncated")
         add(f"benchmark_{a.enrollment_type}", f"updated benchmark per capita, {a.enrollment_type}", "inputs",
             amount=_cents(report.per_capita[a.enrollment_type]), term="benchmark report")

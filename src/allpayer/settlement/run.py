@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Sequence
@@ -93,12 +93,14 @@ def employer_shares(net_cents: int, employers: Sequence[inputs_mod.EmployerBase]
 
 
 def compute_program(con, program, year: int, version: str, paid_through: dt.date | None,
-                    *, inputs_override: dict | None = None, benchmark_report=None) -> ProgramResult:
+                    *, inputs_override: dict | None = None, benchmark_report=None,
+                    participant_revenue_cents: int | None = None) -> ProgramResult:
     """Settle and distribute one program (reads the engine's tables; writes nothing).
 
     With a `benchmark_report` (path), a Medicare program is settled through the MSSP calculator
     (`allpayer.settlement.medicare_bridge`) instead of its own settlement steps."""
-    inp, notes = inputs_mod.program_inputs(con, program, year)
+    inp, notes = inputs_mod.program_inputs(con, program, year, paid_through=paid_through,
+                                           participant_revenue_cents=participant_revenue_cents)
     if inputs_override:
         inp = with_overrides(inp, **inputs_override)
     low = high = None
@@ -106,6 +108,12 @@ def compute_program(con, program, year: int, version: str, paid_through: dt.date
         from allpayer.settlement import medicare_bridge as mb
 
         report = mb.read_benchmark_report(benchmark_report)
+        if report.participant_revenue is None:
+            rev, how = inputs_mod.participant_revenue(con, program, year, supplied_cents=participant_revenue_cents,
+                                                      paid_through=paid_through, needed=True)
+            if rev is not None:
+                report = replace(report, participant_revenue=Decimal(rev) / 100)
+                notes.append(f"participant revenue {cents_to_dollars(rev)} (not in the benchmark report): {how}")
         s = mb.settle_medicare(program, year, mb.engine_aggregates(con, program, year), report,
                                quality_score=inp.quality_score, met_quality_standard=inp.quality_gate_met,
                                fixed_payment_performance_cents=inp.fixed_payment_performance_cents)
@@ -141,7 +149,9 @@ def _finish(con, program, year, s, notes, low, high) -> ProgramResult:
 
 
 def compute_year(con, programs, year: int, version: str, *, inputs_override: dict | None = None,
-                 benchmark_reports: dict | None = None) -> YearResult:
+                 benchmark_reports: dict | None = None, participant_revenue: dict | None = None) -> YearResult:
+    """Settle every program of `year`. `participant_revenue`: program id -> cents, a supplied
+    participant revenue for the revenue caps (overrides the terms and the claims)."""
     check_version(version)
     core = core_run_of(con, year)
     chosen = [p for p in programs if p.performance_year == year]
@@ -152,10 +162,14 @@ def compute_year(con, programs, year: int, version: str, *, inputs_override: dic
     for p in chosen:
         res.programs.append(compute_program(con, p, year, version, core["paid_through"],
                                             inputs_override=(inputs_override or {}).get(p.program_id),
-                                            benchmark_report=(benchmark_reports or {}).get(p.program_id)))
+                                            benchmark_report=(benchmark_reports or {}).get(p.program_id),
+                                            participant_revenue_cents=(participant_revenue or {}).get(p.program_id)))
     unknown = set(benchmark_reports or {}) - {p.program_id for p in chosen}
     if unknown:
         raise AllpayerError(f"benchmark report for unknown program(s): {', '.join(sorted(unknown))}")
+    unknown = set(participant_revenue or {}) - {p.program_id for p in chosen}
+    if unknown:
+        raise AllpayerError(f"participant revenue for unknown program(s): {', '.join(sorted(unknown))}")
     return res
 
 
@@ -329,7 +343,8 @@ def load_terms(terms: Sequence | None):
 
 
 def settle_year(db, year: int, version: str = "initial", *, terms: Sequence | None = None, post: bool = True,
-                store_url: str | None = None, benchmark_reports: dict | None = None) -> SettleOutcome:
+                store_url: str | None = None, benchmark_reports: dict | None = None,
+                participant_revenue: dict | None = None) -> SettleOutcome:
     """Settle every program of `year`, publish the tables as a new snapshot and post to the
     ledger (``post=False`` to skip)."""
     from allpayer import runs
@@ -344,10 +359,12 @@ def settle_year(db, year: int, version: str = "initial", *, terms: Sequence | No
         db, kind="run",
         terms={p.program_id: p.terms_version for p in programs if p.performance_year == year},
         parameters={"stage": "settle", "year": year, "version": version, "terms": [str(p) for p in paths],
-                    "benchmark_reports": {k: str(v) for k, v in (benchmark_reports or {}).items()}},
+                    "benchmark_reports": {k: str(v) for k, v in (benchmark_reports or {}).items()},
+                    "participant_revenue_cents": dict(participant_revenue or {})},
         inputs=runs.describe_inputs(list((benchmark_reports or {}).values())),
     ) as run:
-        result = compute_year(run.con, programs, year, version, benchmark_reports=benchmark_reports)
+        result = compute_year(run.con, programs, year, version, benchmark_reports=benchmark_reports,
+                              participant_revenue=participant_revenue)
         run.paid_through = result.paid_through
         rows = write_year(run.con, result, run.run_id)
         run.summary = {"rows": rows, "core_run_id": result.core_run_id,

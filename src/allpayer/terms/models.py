@@ -626,6 +626,7 @@ class Cpr(Block):
     pmpm_by_cell: dict[CellId, Dated[Money]] | None = None
     trend: Noted[SignedRate] | None = None
     enhancement: Noted[Rate] | None = None
+    history_years: list[Count] | None = None
     care_coordination_pmpm: Dated[Money] = Field(default_factory=_zero_money)
     quality_bonus_pool: Dated[Money] | None = None
     downside_reconciliation: Flag = False
@@ -635,7 +636,7 @@ class Cpr(Block):
         if self.method == "fixed_pmpm":
             if self.pmpm_by_cell is None:
                 raise problem("method fixed_pmpm needs pmpm_by_cell", "pmpm_by_cell")
-            for key in ("trend", "enhancement"):
+            for key in ("trend", "enhancement", "history_years"):
                 if getattr(self, key) is not None:
                     raise problem(f"{key} applies only to method historical_ffs", key)
         else:
@@ -881,6 +882,7 @@ class Settlement(Block):
     symmetric: Flag = False
     corridors: list[CorridorBand] = Field(default_factory=list)
     caps: Caps | None = None
+    participant_revenue: Noted[Money] | None = None
     quality_modifiers: list[QualityModifier] = Field(default_factory=list)
     sequestration: Sequestration | None = None
     rounding: RoundingMode = "half_up"
