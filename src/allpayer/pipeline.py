@@ -14,7 +14,7 @@ Output tables (grain in parentheses; columns are documented with each stage func
 - ``tcoc_member_month``   (program_id, member_id, month)      cost by category, FFS basis, shadow claims priced
 - ``tcoc_reconciliation`` (payer, service_year, program_id, disposition)  where every cost line went
 - ``tcoc_truncation``     (program_id, year, truncation_group) thresholds and truncated amounts
-- ``tcoc_summary``        (program_id, level, level_id, year) TCOC, PMPM, PMPY by program, HSA, practice, employer
+- ``tcoc_summary``        (program_id, level, hsa | practice_id | employer_id, year) TCOC, PMPM, PMPY by level
 - ``completion_factors``  (payer, lag)                         chain-ladder factors from the paid-lag triangle
 - ``utilization``         (program_id, year)                   admissions, ED visits, readmissions per 1,000
 - ``leakage``             (program_id, year, tcoc_category)    out-of-network spending
@@ -258,7 +258,7 @@ def run_core(
           _or_empty(recs, RECONCILE_SCHEMA).mutate(performance_year=ibis.literal(year, "int32")))
 
     scopes = {p.program_id: tcoc.scope_for(p.kind) for p in progs}
-    lines = tcoc.cost_lines(med, rx)
+    lines = _work_table(con, "cost_lines", tcoc.cost_lines(med, rx))
     mmc = tcoc.member_month_cost(lines, pm, scopes)
     stage("tcoc_member_month", mmc)
     mmc = con.table("tcoc_member_month").filter(lambda t: t.performance_year == year)
@@ -295,30 +295,45 @@ def run_core(
     stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
     stage("leakage", tcoc.leakage(tcoc.leakage_lines(med, roster, pm, scopes), period="year"), "year")
 
-    scores, ratios, target_inputs = [], [], []
+    # Base-year member months and their cost, for every trended_base program in one query each
+    # (working tables): the risk ratios and the targets read them instead of deriving them again.
+    base_parts = [targets_mod.base_population_months(all_months, p, performance_months=pm)
+                  for p in progs if p.target.method == "trended_base"]
+    base_all = base_cost_all = None
+    if base_parts:
+        base_all = _work_table(con, "base_months", union_aligned(base_parts))
+        base_cost_all = _work_table(con, "base_member_month_cost", tcoc.member_month_cost(lines, base_all, scopes))
+    risk_programs = [p for p in progs if p.target.risk_adjustment.method == "cms_hcc"]
+    for p in risk_programs:
+        if p.target.method != "trended_base":
+            raise RunError(f"{p.program_id}: risk adjustment needs base-year members (target method trended_base)")
+    if risk_programs:
+        # Risk-adjustment-eligible diagnoses of each (tables year, diagnosis year) the programs
+        # need, derived from the claims once and shared by every program and scored year.
+        needs = sorted({(_hcc_tables_year(p), y - 1) for p in risk_programs for y in _scored_years(p)})
+        dx_all = _work_table(con, "risk_diagnoses", union_aligned([
+            _risk_diagnoses(medical_rows, ty, dy).mutate(tables_year=ibis.literal(ty, "int32"),
+                                                        diagnosis_year=ibis.literal(dy, "int32"))
+            for ty, dy in needs
+        ]))
+        stage("risk_scores", union_aligned([
+            _cms_hcc_scores(p, eligibility, dx_all) for p in risk_programs]))
+        # The ratios from the scores as written: nobody is scored twice.
+        stored = con.table("risk_scores").filter(lambda t: t.performance_year == year)
+        stage("risk_ratios", union_aligned([
+            _cms_hcc_ratio(p, stored, pm, base_all).mutate(
+                program_id=ibis.literal(p.program_id), performance_year=ibis.literal(year, "int32"))
+            for p in risk_programs]))
+    targets = []
     for p in progs:
-        base_months = None
+        base_cost = None
         if p.target.method == "trended_base":
-            base_months = targets_mod.base_population_months(all_months, p, performance_months=pm)
-        risk_adjusted = p.target.risk_adjustment.method == "cms_hcc"
-        if risk_adjusted:
-            ps, ratio = _cms_hcc(p, eligibility, medical_rows, pm, base_months)
-            scores.append(ps)
-            ratios.append(ratio.mutate(program_id=ibis.literal(p.program_id),
-                                       performance_year=ibis.literal(year, "int32")))
-        base_cost = tcoc.member_month_cost(lines, base_months, scopes[p.program_id]) if base_months is not None else None
+            base_cost = base_cost_all.filter(base_cost_all.program_id == p.program_id)
         supplied = None
         if p.target.method == "payer_supplied" and p.program_id in targeted:
             supplied = payer_targets.filter(payer_targets.program_id == p.program_id)
-        target_inputs.append((p, base_cost, risk_adjusted, supplied))
-    if scores:
-        stage("risk_scores", union_aligned(scores))
-    if ratios:
-        stage("risk_ratios", union_aligned(ratios))
-    targets = []
-    for p, base_cost, risk_adjusted, supplied in target_inputs:
         ratio = None
-        if risk_adjusted:
+        if p.target.risk_adjustment.method == "cms_hcc":
             # The ratios as written above: the targets query then does not score every member again.
             rr = con.table("risk_ratios")
             ratio = rr.filter((rr.program_id == p.program_id) & (rr.performance_year == year)).drop(
@@ -337,7 +352,8 @@ def run_core(
 
 
 WORK_PREFIX = "_run_work_"
-WORK_TABLES = ("eligibility_months", "claim_lines")
+WORK_TABLES = ("eligibility_months", "claim_lines", "cost_lines", "base_months", "base_member_month_cost",
+               "risk_diagnoses")
 
 
 def _work_table(con, name: str, expr: ir.Table) -> ir.Table:
@@ -388,45 +404,71 @@ def _exclusion_events(table: ir.Table | None, program: ProgramTerms) -> ir.Table
     return t.select("member_id", "reason", "event_date", "end_date")
 
 
-def _cms_hcc(program: ProgramTerms, eligibility: ir.Table, medical_rows: ir.Table, pm: ir.Table,
-             base_months: ir.Table | None) -> tuple[ir.Table, ir.Table]:
+def _hcc_tables_year(program: ProgramTerms) -> int:
+    """The payment year of the CMS-HCC tables a program scores with (its performance year, or the
+    tables year its terms state)."""
+    ra = program.target.risk_adjustment
+    return ra.tables_year.value if ra.tables_year is not None else program.performance_year
+
+
+def _scored_years(program: ProgramTerms) -> list[int]:
+    """The payment years a program's members are scored for: the performance year, then its base years."""
+    return [program.performance_year] + sorted({b.year for b in program.target.base_years})
+
+
+def _risk_diagnoses(medical_rows: ir.Table, tables_year: int, diagnosis_year: int) -> ir.Table:
+    from allpayer.core import risk
+    from allpayer.reference.hcc import load_hcc_reference
+
+    reference = load_hcc_reference(tables_year)
+    return risk.risk_adjustment_diagnoses(medical_rows, reference.eligible_procedures, diagnosis_year=diagnosis_year)
+
+
+def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.Table) -> ir.Table:
     """CMS-HCC scores of the program's performance-year members (diagnoses of the year before)
-    and of its base-year members scored with the performance year's model, and the population
-    risk ratio per rate cell (member-month-weighted means, ratio taken before any cap)."""
+    and of its base-year members scored with the performance year's model (``scored_for``).
+    `diagnoses`: the risk-adjustment-eligible diagnoses by tables_year and diagnosis_year."""
     import dataclasses
 
     from allpayer.core import risk
     from allpayer.reference.hcc import load_hcc_reference
 
-    ra = program.target.risk_adjustment
     py = program.performance_year
     terms = risk.cms_hcc_terms(py)
-    tables_year = ra.tables_year.value if ra.tables_year is not None else py
+    tables_year = _hcc_tables_year(program)
     reference = load_hcc_reference(tables_year)
     if tables_year != py:
         # Same model versions, tables of another payment year (stated in the terms).
         terms = dataclasses.replace(terms, model_year=tables_year, parameters_year=py)
     elig = eligibility.filter(eligibility.payer == program.payer)
-    perf = risk.cms_hcc_scores_from_claims(elig, medical_rows, reference, terms, payment_year=py).scores
-    perf_mm = targets_mod.assign_cells(pm.filter(pm.program_id == program.program_id), program)
-    out = perf.mutate(program_id=ibis.literal(program.program_id), scored_for=ibis.literal("performance_year"),
-                      performance_year=ibis.literal(py, "int32"))
-    if base_months is None:
-        raise RunError(f"{program.program_id}: risk adjustment needs base-year members (target method trended_base)")
-    base_mm = targets_mod.assign_cells(base_months, program)
-    base_years = sorted({b.year for b in program.target.base_years})
-    base_scores = [
-        risk.cms_hcc_scores_from_claims(elig, medical_rows, reference, terms, payment_year=by).scores
-        for by in base_years
-    ]
-    base = union_aligned(base_scores)
-    ratio = risk.risk_ratio(perf, perf_mm, base, base_mm, cell="cell_id", score="risk_score")
-    out = union_aligned([
-        out,
+
+    def scored(payment_year: int) -> ir.Table:
+        persons = risk.persons_from_eligibility(elig, payment_year=payment_year)
+        dx = diagnoses.filter((diagnoses.tables_year == tables_year) & (diagnoses.diagnosis_year == payment_year - 1))
+        dx = dx.drop("tables_year", "diagnosis_year")
+        return risk.cms_hcc_scores(persons, dx, reference, terms, payment_year=payment_year).scores
+
+    perf = scored(py).mutate(program_id=ibis.literal(program.program_id), scored_for=ibis.literal("performance_year"),
+                             performance_year=ibis.literal(py, "int32"))
+    base = union_aligned([scored(by) for by in _scored_years(program)[1:]])
+    return union_aligned([
+        perf,
         base.mutate(program_id=ibis.literal(program.program_id), scored_for=ibis.literal("base_year"),
                     performance_year=ibis.literal(py, "int32")),
     ])
-    return out, ratio
+
+
+def _cms_hcc_ratio(program: ProgramTerms, scores: ir.Table, pm: ir.Table, base_months: ir.Table) -> ir.Table:
+    """The population risk ratio per rate cell from the program's stored scores (member-month-weighted
+    means, performance year over base year, ratio taken before any cap)."""
+    from allpayer.core import risk
+
+    s = scores.filter(scores.program_id == program.program_id)
+    perf = s.filter(s.scored_for == "performance_year")
+    base = s.filter(s.scored_for == "base_year")
+    perf_mm = targets_mod.assign_cells(pm.filter(pm.program_id == program.program_id), program)
+    base_mm = targets_mod.assign_cells(base_months.filter(base_months.program_id == program.program_id), program)
+    return risk.risk_ratio(perf, perf_mm, base, base_mm, cell="cell_id", score="risk_score")
 
 
 @dataclass

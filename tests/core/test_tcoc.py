@@ -574,7 +574,7 @@ def test_aggregates_pmpm_pmpy_by_program_and_employer():
         dict(member_id="M2", group_id="G2", month=D(2024, 1, 1), ffs_paid_cents=3334),
     ])
     (prog,) = rows(tcoc_aggregate(mmc))
-    assert (prog["member_months"], prog["ffs_paid_cents"]) == (3, 10000)
+    assert (prog["level"], prog["member_months"], prog["ffs_paid_cents"]) == ("program", 3, 10000)
     assert prog["ffs_paid_pmpm"] == Decimal("33.3333333333")
     assert prog["ffs_paid_pmpy"] == Decimal("400.0000000000")
     assert (prog["ffs_paid_pmpm"] * 3).quantize(Decimal("0.01")) == Decimal("100.00")
@@ -586,6 +586,7 @@ def test_aggregates_pmpm_pmpy_by_program_and_employer():
     emp = {r["employer_id"]: r for r in rows(tcoc_aggregate(mmc, level="employer", employer_group=eg))}
     assert emp["E1"]["ffs_paid_pmpm"] == Decimal("33.3300000000") and emp["E1"]["member_months"] == 2
     assert emp[None]["ffs_paid_cents"] == 3334  # G2's employer link ended before 2024
+    assert {r["level"] for r in emp.values()} == {"employer"}
     ytd = rows(tcoc_aggregate(mmc, period="ytd"))
     assert [(r["month"].month, r["member_months"], r["ffs_paid_cents"]) for r in ytd] == [(1, 2, 6667), (2, 3, 10000)]
 
@@ -597,7 +598,7 @@ def test_aggregates_by_practice_need_attribution():
     att = table([dict(program_id="prog", member_id="M1", month=D(2024, 1, 1), practice_id="PR1", hsa="Burlington")],
                 {"program_id": "string", "member_id": "string", "month": "date", "practice_id": "string", "hsa": "string"})
     (r,) = rows(tcoc_aggregate(mmc, level="hsa", attribution=att))
-    assert (r["hsa"], r["ffs_paid_cents"]) == ("Burlington", 100)
+    assert (r["level"], r["hsa"], r["ffs_paid_cents"]) == ("hsa", "Burlington", 100)
 
 
 def test_docstring_examples_run():

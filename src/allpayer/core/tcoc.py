@@ -1340,7 +1340,9 @@ def tcoc_aggregate(
     group in `employer_group` on the month). `period`: ``month``, ``year`` or ``ytd``.
 
     Grain: (program_id, payer, level column, year[, month]) (a program has one payer; the payer
-    column lets :func:`apply_completion` join). Columns: member_months, claim_lines, the amounts (``AGGREGATE_AMOUNTS``) and category amounts in cents, and exact DECIMAL(38, 10)
+    column lets :func:`apply_completion` join). ``level`` names the level (``program``, ``hsa``,
+    ``practice`` or ``employer``), so tables that stack several levels tell a program total from
+    the HSA or practice row of members with none. Columns: member_months, claim_lines, the amounts (``AGGREGATE_AMOUNTS``) and category amounts in cents, and exact DECIMAL(38, 10)
     ``ffs_paid_pmpm``, ``allowed_pmpm``, ``paid_pmpm``, ``ffs_paid_pmpy``, ``allowed_pmpy``.
     A PMPM times member months rounds back to its cent total.
     """
@@ -1359,6 +1361,8 @@ def tcoc_aggregate(
         g = with_per_member(g, f"{amount}_pmpm", g[f"{amount}_cents"], g.member_months)
     for amount in ("ffs_paid", "allowed"):
         g = with_per_member(g, f"{amount}_pmpy", g[f"{amount}_cents"], g.member_months, months=12)
+    g = g.mutate(level=ibis.literal(level))
+    g = g.select("program_id", "level", *[c for c in g.columns if c not in ("program_id", "level")])
     return g.order_by(["program_id", *level_cols, *pk.keys()])
 
 
