@@ -108,3 +108,98 @@ def test_a_total_under_the_threshold_is_hidden_with_its_cells():
     values = {"a": 3, "b": 5, "total": 8}
     assert suppress(values, column(["a", "b"])) == {"a", "b", "total"}
     assert THRESHOLD == 11
+
+
+# -- joint suppression across the tables of one employer report ---------------------------------------------------
+
+months_st = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(-3, 3), st.booleans()),
+                     min_size=1, max_size=12)
+wellness_st = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), max_size=2)
+
+
+def employer_layout(spec, wellness_spec, invoiced):
+    """The employer report's counts as one system: every value a reader sees (or can compute from
+    two values seen) and every sum that ties them together, within a table or across tables."""
+    import datetime as dt
+
+    from allpayer.reports.employer import joint_suppression
+
+    months, invoices = [], []
+    for i, (mm, opt, delta, billed) in enumerate(spec):
+        m = dt.date(2024, i + 1, 1)
+        months.append({"month": m, "member_months": mm, "opt_out_mm": min(opt, mm)})
+        if invoiced and billed:
+            invoices.append({"month": m, "member_months": max(0, mm + delta)})
+    wellness = [{"measure_id": f"w{i}", "denominator": d, "numerator": min(n, d)} for i, (d, n) in enumerate(wellness_spec)]
+    persons = max(m["member_months"] for m in months)
+    hidden = joint_suppression(months, invoices, wellness, persons)
+    # the system a reader faces: table cells are keys of their own; equal values of the same month in
+    # the two tables are the same quantity (the worst case), tied by an equation
+    values, cons, shown = {}, [], set()
+
+    def cell(key, value, is_hidden):
+        values[key] = value
+        if not is_hidden:
+            shown.add(key)
+
+    for col, k in (("member_months", "mm"), ("opt_out_mm", "opt")):
+        for m in months:
+            cell((k, m["month"]), m[col], (k, m["month"]) in hidden)
+        cell((k, "total"), sum(m[col] for m in months), (k, "total") in hidden)
+        cons.append(((k, "total"), [(k, m["month"]) for m in months]))
+    mm_of = {m["month"]: m["member_months"] for m in months}
+    for r in invoices:
+        h = ("invrow", r["month"]) in hidden
+        cell(("invcell", r["month"]), r["member_months"], h)
+        if r["member_months"] == mm_of[r["month"]]:
+            cons.append((("mm", r["month"]), [("invcell", r["month"])]))
+    if invoices:
+        cell(("invtot",), sum(r["member_months"] for r in invoices), ("inv", "total") in hidden)
+        cons.append((("invtot",), [("invcell", r["month"]) for r in invoices]))
+        if values[("invtot",)] == values[("mm", "total")]:
+            cons.append((("mm", "total"), [("invtot",)]))
+    implicit = set()
+    for w in wellness:
+        i = w["measure_id"]
+        cell(("wd", i), w["denominator"], ("wd", i) in hidden)
+        cell(("wn", i), w["numerator"], ("wn", i) in hidden)
+        values[("wm", i)] = w["denominator"] - w["numerator"]  # never printed: the difference of the two
+        implicit.add(("wm", i))
+        cons.append((("wd", i), [("wn", i), ("wm", i)]))
+    return values, cons, shown, implicit
+
+
+@settings(max_examples=300, deadline=None)
+@given(months_st, wellness_st, st.booleans())
+def test_employer_report_counts_are_protected_across_its_tables(spec, wellness_spec, invoiced):
+    values, cons, shown, implicit = employer_layout(spec, wellness_spec, invoiced)
+    assert not [k for k in shown if is_small(values[k])], "a small count is shown"
+    unknown = set(values) - shown
+    fixed = derivable(values, cons, unknown)
+    assert not (fixed - implicit), f"hidden counts derivable from the report's tables: {sorted(fixed - implicit, key=str)}"
+    assert not [k for k in fixed & implicit if is_small(values[k])], "a small difference follows from two shown counts"
+    for total, cells in cons:  # a sum shown over hidden parts must not narrow them to a small count
+        hid = [c for c in cells if c in unknown]
+        if hid and total in shown:
+            assert not is_small(sum(values[c] for c in hid))
+
+
+def test_a_month_hidden_in_one_table_is_hidden_in_the_other():
+    """Member months of March are 4: hidden in the month table; the invoices show the same March
+    member months, so they are hidden there too, and a second month goes with them in both."""
+    import datetime as dt
+
+    from allpayer.reports.employer import joint_suppression
+
+    months = [{"month": dt.date(2024, m, 1), "member_months": v, "opt_out_mm": 0}
+              for m, v in ((1, 30), (2, 25), (3, 4))]
+    invoices = [{"month": dt.date(2024, m, 1), "member_months": v} for m, v in ((1, 30), (2, 25), (3, 4))]
+    hidden = joint_suppression(months, invoices, [], 40)
+    assert ("mm", dt.date(2024, 3, 1)) in hidden and ("mm", dt.date(2024, 2, 1)) in hidden
+    assert ("mm", dt.date(2024, 1, 1)) not in hidden and ("inv", "total") not in hidden
+    # invoiced March differs (4 against 11 member months): hiding it takes February's invoiced member
+    # months, the same value as February's member months, so the month table hides February too, and
+    # then a second month of its own (March, the smallest left)
+    both = joint_suppression(months[:2] + [{**months[2], "member_months": 11}], invoices, [], 40)
+    assert both - {("invrow", dt.date(2024, 2, 1)), ("invrow", dt.date(2024, 3, 1))} == {
+        ("inv", dt.date(2024, 3, 1)), ("mm", dt.date(2024, 2, 1)), ("mm", dt.date(2024, 3, 1))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -37,6 +38,99 @@ class Chart:
     svg: str
 
 
+@dataclass(frozen=True)
+class Period:
+    """The months a report covers: a performance year, a quarter, a month, or the year to date
+    through a month. All lie within one performance year.
+
+    >>> Period.parse("2024-Q2").months()[0], Period.parse("2024-Q2").label
+    (datetime.date(2024, 4, 1), '2024-Q2')
+    >>> Period.parse("2024-05-YTD").first, Period.parse("2024-05-YTD").last
+    (1, 5)
+    """
+
+    year: int
+    first: int = 1
+    last: int = 12
+    kind: str = "year"  # year, quarter, month, ytd
+
+    @classmethod
+    def parse(cls, text: str | int) -> "Period":
+        t = str(text).strip().upper()
+        m = re.fullmatch(r"(\d{4})", t)
+        if m:
+            return cls(int(m[1]))
+        m = re.fullmatch(r"(\d{4})-Q([1-4])", t)
+        if m:
+            q = int(m[2])
+            return cls(int(m[1]), 3 * q - 2, 3 * q, "quarter")
+        m = re.fullmatch(r"(\d{4})-(\d{2})(-YTD)?", t)
+        if m and 1 <= int(m[2]) <= 12:
+            mo = int(m[2])
+            return cls(int(m[1]), 1, mo, "ytd") if m[3] else cls(int(m[1]), mo, mo, "month")
+        raise ReportError(f"--period {text!r}: give a year (2024), a quarter (2024-Q2), a month (2024-05) or the "
+                          f"year to date through a month (2024-05-YTD)")
+
+    @property
+    def is_year(self) -> bool:
+        return self.first == 1 and self.last == 12
+
+    @property
+    def label(self) -> str:
+        if self.is_year:
+            return str(self.year)
+        if self.kind == "quarter":
+            return f"{self.year}-Q{self.last // 3}"
+        if self.kind == "ytd":
+            return f"{self.year}-{self.last:02d}-YTD"
+        return f"{self.year}-{self.first:02d}"
+
+    @property
+    def words(self) -> str:
+        """For titles: '2024', 'Q2 2024', 'May 2024', '2024 year to date through May'."""
+        if self.is_year:
+            return str(self.year)
+        if self.kind == "quarter":
+            return f"Q{self.last // 3} {self.year}"
+        name = dt.date(self.year, self.last, 1).strftime("%B")
+        return f"{self.year} year to date through {name}" if self.kind == "ytd" else f"{name} {self.year}"
+
+    @property
+    def start(self) -> dt.date:
+        return dt.date(self.year, self.first, 1)
+
+    @property
+    def end(self) -> dt.date:
+        """The first day of the last month."""
+        return dt.date(self.year, self.last, 1)
+
+    def months(self) -> list[dt.date]:
+        return [dt.date(self.year, m, 1) for m in range(self.first, self.last + 1)]
+
+    def contains(self, month: dt.date) -> bool:
+        return month.year == self.year and self.first <= month.month <= self.last
+
+    def quarters(self) -> list[str]:
+        """The quarters ('2024-Q2') the period overlaps."""
+        return [f"{self.year}-Q{q}" for q in range((self.first - 1) // 3 + 1, (self.last - 1) // 3 + 2)]
+
+    def year_only(self, what: str) -> None:
+        if not self.is_year:
+            raise ReportError(f"--period {self.label}: {what} covers a whole performance year; use --period {self.year}")
+
+
+def as_period(p: "Period | int | str") -> "Period":
+    return p if isinstance(p, Period) else Period.parse(p)
+
+
+def in_period(t, period: "Period", column: str = "month"):
+    """Rows of `t` whose month lies in the period (by performance year and month)."""
+    t = t.filter(t.performance_year == period.year) if "performance_year" in t.columns else t
+    if period.is_year and "performance_year" in t.columns:
+        return t
+    return t.filter((t[column] >= ibis.literal(period.start)) & (t[column] <= ibis.literal(period.end)))
+
+
 @dataclass
 class Report:
     kind: str
@@ -45,6 +139,7 @@ class Report:
     run_id: str
     title: str
     subtitle: str
+    period: Period | None = None
     totals: list[tuple[str, str]] = field(default_factory=list)  # (label, display value)
     tables: list[Table] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
@@ -52,8 +147,12 @@ class Report:
     provenance: list[tuple[str, str]] = field(default_factory=list)
 
     @property
+    def period_label(self) -> str:
+        return self.period.label if self.period is not None else str(self.year)
+
+    @property
     def slug(self) -> str:
-        return f"{self.kind}-{safe_name(self.org)}-{self.year}"
+        return f"{self.kind}-{safe_name(self.org)}-{self.period_label}"
 
 
 def safe_name(s: str) -> str:

@@ -10,14 +10,18 @@ total only (never itemized by category), and the report says TCOC is incomplete 
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+
 import ibis
 
 from allpayer.reports import charts
-from allpayer.reports.base import (HIDDEN, Chart, Report, ReportError, Table, count, has, month_label,
-                                   of_year, pct, pmpm_cents, require, rows, usd)
-from allpayer.reports.suppression import THRESHOLD, is_small, suppress_columns
+from allpayer.reports.base import (HIDDEN, Chart, Period, Report, ReportError, Table, as_period, count, has, in_period,
+                                   month_label, of_year, pct, pmpm_cents, require, rows, usd)
+from allpayer.reports.suppression import THRESHOLD, Constraint, is_small, suppress, suppress_columns
 
 CATEGORIES = ("inpatient", "outpatient", "ed", "professional", "pharmacy", "other")
+WELLNESS = (("awv", "Annual wellness visit (AWV)"), ("hedis_wcv", "Well-care visits ages 3-21 (WCV)"))
 
 
 def employers(con) -> list[str]:
@@ -25,93 +29,222 @@ def employers(con) -> list[str]:
     return [r["employer_id"] for r in rows(eg.select("employer_id").distinct().order_by("employer_id"))]
 
 
-def build(con, org: str, year: int, run_id: str) -> Report:
+def joint_suppression(months: list[dict], invoices: list[dict], wellness: list[dict],
+                      persons: int) -> set:
+    """The counts of one employer report to hide, decided jointly across its tables.
+
+    Keys: ``("mm", month)``, ``("opt", month)`` and their ``(.., "total")`` (members and cost by
+    month); ``("inv", month)`` and ``("inv", "total")`` (invoiced member months; where a month's
+    invoiced member months equal its member months they are one value shown twice, so one key
+    ``("mm", month)`` stands for both and the two tables hide it together); per wellness measure
+    ``("wd", id)``, ``("wn", id)``, ``("wm", id)`` (eligible, with a visit, without one: the rate
+    shows the first two, and the third is their difference); ``("persons",)``. The result also
+    holds ``("invrow", month)`` for each invoice row whose member months are hidden.
+    """
+    values: dict = {("persons",): int(persons)}
+    cons: list[Constraint] = []
+    for col, key in (("member_months", "mm"), ("opt_out_mm", "opt")):
+        for m in months:
+            values[(key, m["month"])] = int(m[col] or 0)
+        values[(key, "total")] = sum(int(m[col] or 0) for m in months)
+        cons.append(((key, "total"), [(key, m["month"]) for m in months]))
+    inv_keys = []
+    for r in invoices:
+        same = ("mm", r["month"]) in values and values[("mm", r["month"])] == int(r["member_months"] or 0)
+        k = ("mm", r["month"]) if same else ("inv", r["month"])
+        values[k] = int(r["member_months"] or 0)
+        inv_keys.append(k)
+    inv_total = sum(int(r["member_months"] or 0) for r in invoices)
+    if invoices:
+        alias = inv_total == values[("mm", "total")] and set(inv_keys) == {("mm", m["month"]) for m in months}
+        if not alias:
+            values[("inv", "total")] = inv_total
+            cons.append((("inv", "total"), inv_keys))
+    for w in wellness:
+        i = w["measure_id"]
+        values[("wd", i)], values[("wn", i)] = int(w["denominator"]), int(w["numerator"])
+        values[("wm", i)] = int(w["denominator"]) - int(w["numerator"])
+        cons.append((("wd", i), [("wn", i), ("wm", i)]))
+    hidden = suppress(values, cons)
+    if invoices and alias and ("mm", "total") in hidden:
+        hidden.add(("inv", "total"))  # the invoiced total is the member months total shown again
+    hidden |= {("invrow", r["month"]) for r, k in zip(invoices, inv_keys) if k in hidden}
+    return hidden
+
+
+def _valuation(con) -> dt.date | None:
+    """The valuation month of the latest published run with a paid-through date."""
+    from allpayer.pipeline import valuation_date
+
+    r = con.table("runs")
+    got = rows(r.filter(r.paid_through.notnull()).order_by(ibis.desc(r.seq)).limit(1).select("paid_through"))
+    if not got:
+        return None
+    return valuation_date(got[0]["paid_through"]).replace(day=1)
+
+
+def completed(con, year: int, cost_by: list[dict]) -> tuple[dict, dt.date | None, bool]:
+    """Completed estimate of paid cost by month: paid x the payer's cumulative development factor at
+    the month's lag to the valuation month (``completion_factors``), rounded half-up to a cent per
+    payer and month. Returns ({month: cents}, valuation month, whether any month is still developing);
+    ({}, None, False) without completion factors."""
+    vmonth = _valuation(con)
+    if vmonth is None or not has(con, "completion_factors"):
+        return {}, None, False
+    cf = of_year(con.table("completion_factors"), year)
+    cdf = {(r["payer"], int(r["lag"])): Decimal(str(r["cumulative_development_factor"]))
+           for r in rows(cf.select("payer", "lag", "cumulative_development_factor"))}
+    if not cdf:
+        return {}, None, False
+    max_lag = max(lag for _, lag in cdf)
+    out: dict = {}
+    developing = False
+    for r in cost_by:
+        m = r["month"]
+        lag = max(0, min((vmonth.year - m.year) * 12 + vmonth.month - m.month, max_lag))
+        f = cdf.get((r["payer"], lag), Decimal(1))
+        developing |= f != 1
+        est = int((Decimal(int(r["cost_cents"] or 0)) * f).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        out[m] = out.get(m, 0) + est
+    return out, vmonth, developing
+
+
+def wellness_rows(con, year: int, programs: list[str], persons) -> list[dict]:
+    """AWV and WCV for the employer's members: eligible (in the denominator, not excluded) and
+    with a visit, counted per person over the employer's programs."""
+    if not has(con, "quality_measure_results"):
+        return []
+    q = of_year(con.table("quality_measure_results"), year)
+    q = q.filter(q.program_id.isin(programs) & q.measure_id.isin([i for i, _ in WELLNESS]))
+    q = q.semi_join(persons, "person_id")
+    elig = q.in_denominator.fill_null(False) & ~q.excluded.fill_null(False)
+    per = q.group_by(["measure_id", "person_id"]).aggregate(
+        e=elig.max(), n=(elig & q.in_numerator.fill_null(False)).max())
+    got = {r["measure_id"]: r for r in rows(per.group_by("measure_id").aggregate(
+        denominator=per.e.cast("int64").sum(), numerator=per.n.cast("int64").sum()))}
+    return [{"measure_id": i, "label": label, "denominator": int(got[i]["denominator"] or 0),
+             "numerator": int(got[i]["numerator"] or 0)} for i, label in WELLNESS if i in got]
+
+
+def build(con, org: str, period: Period | int, run_id: str) -> Report:
     require(con, "employer_group", "tcoc_member_month", "targets")
+    period = as_period(period)
+    year = period.year
     eg = con.table("employer_group")
     groups = eg.filter(eg.employer_id == org).select("group_id").distinct()
     name_rows = rows(eg.filter(eg.employer_id == org).select("employer_name").distinct())
     if not name_rows:
         raise ReportError(f"unknown employer {org!r}; known: {', '.join(employers(con))}")
     name = name_rows[0]["employer_name"]
-    mm = of_year(con.table("tcoc_member_month"), year)
+    mm = in_period(con.table("tcoc_member_month"), period)
     mm = mm.semi_join(groups, "group_id")
     opt = mm.data_sharing_opt_out.fill_null(False)
     itemized = {f"{c}_cents": ibis.ifelse(opt, 0, mm[f"{c}_ffs_paid_cents"]).sum() for c in CATEGORIES}
-    monthly = rows(mm.group_by(["program_id", "month"]).aggregate(
+    payer = mm.payer if "payer" in mm.columns else ibis.literal("")
+    monthly = rows(mm.group_by(["program_id", "month", payer.name("payer")]).aggregate(
         member_months=mm.count(), opt_out_mm=opt.cast("int64").sum(), cost_cents=mm.ffs_paid_cents.sum(),
         opt_out_cost_cents=ibis.ifelse(opt, mm.ffs_paid_cents, 0).sum(), **itemized,
-    ).order_by(["month", "program_id"]))
+    ).order_by(["month", "program_id", "payer"]))
     if not monthly:
-        raise ReportError(f"employer {org} has no member months in {year}")
+        raise ReportError(f"employer {org} has no member months in {period.label}")
     programs = sorted({r["program_id"] for r in monthly})
     persons = rows(mm.aggregate(n=mm.person_id.nunique(), opted=mm.person_id.nunique(where=opt)))[0]
 
     # target: the program's target for the month, in proportion to the employer's member months
-    tg = of_year(con.table("targets"), year)
+    tg = in_period(con.table("targets"), period)
     tg = tg.filter(tg.program_id.isin(programs)).group_by(["program_id", "month"]).aggregate(
         target_cents=tg.target_cents.sum(), member_months=tg.member_months.sum())
     tmap = {(r["program_id"], r["month"]): r for r in rows(tg)}
     by_month: dict = {}
-    for r in monthly:
-        t = tmap.get((r["program_id"], r["month"]))
+    by_prog_month: dict = {}
+    for r in monthly:  # target shares per (program, month), over the employer's member months of both payers
+        k = (r["program_id"], r["month"])
+        by_prog_month[k] = by_prog_month.get(k, 0) + int(r["member_months"])
+    for (pid, month), n in by_prog_month.items():
+        t = tmap.get((pid, month))
         share = 0
         if t and t["member_months"]:
-            share = int((t["target_cents"] * r["member_months"] * 2 + t["member_months"]) // (2 * t["member_months"]))
-        m = by_month.setdefault(r["month"], {"month": r["month"], "member_months": 0, "opt_out_mm": 0,
-                                             "cost_cents": 0, "target_cents": 0})
+            share = int((t["target_cents"] * n * 2 + t["member_months"]) // (2 * t["member_months"]))
+        by_month.setdefault(month, {"month": month, "member_months": 0, "opt_out_mm": 0, "cost_cents": 0,
+                                    "target_cents": 0})["target_cents"] += share
+    for r in monthly:
+        m = by_month[r["month"]]
         m["member_months"] += int(r["member_months"])
         m["opt_out_mm"] += int(r["opt_out_mm"] or 0)
         m["cost_cents"] += int(r["cost_cents"] or 0)
-        m["target_cents"] += share
     months = [by_month[k] for k in sorted(by_month)]
-    hidden, hidden_tot = suppress_columns(months, ["member_months", "opt_out_mm"])
+    done, vmonth, developing = completed(con, year, monthly)
+
+    invoices = _invoice_rows(con, period, org)
+    person_ids = mm.filter(~opt).select("person_id").distinct()
+    wellness = wellness_rows(con, year, programs, person_ids)
+    hidden = joint_suppression(months, invoices, wellness, persons["n"])
+
     tot_mm = sum(m["member_months"] for m in months)
     tot_cost = sum(m["cost_cents"] for m in months)
     tot_target = sum(m["target_cents"] for m in months)
     tot_opt_mm = sum(m["opt_out_mm"] for m in months)
+    tot_done = sum(done.values()) if done else None
 
-    rep = Report(kind="employer", org=org, year=year, run_id=run_id,
-                 title=f"Employer report: {name} ({org}), {year}",
+    rep = Report(kind="employer", org=org, year=year, run_id=run_id, period=period,
+                 title=f"Employer report: {name} ({org}), {period.words}",
                  subtitle=f"Self-funded group members only; counts from 1 to {THRESHOLD - 1} are {HIDDEN}, "
-                          f"and so are further cells where totals would reveal them. Run {run_id}.")
-    show_mm = "member_months" not in hidden_tot
+                          f"and so are further cells where totals, in this table or another, would reveal them. "
+                          f"Run {run_id}.")
+    show_mm = ("mm", "total") not in hidden
     rep.totals = [
-        ("Members (distinct persons)", HIDDEN if is_small(persons["n"]) else count(persons["n"])),
+        ("Members (distinct persons)", HIDDEN if ("persons",) in hidden else count(persons["n"])),
         ("Member months", count(tot_mm) if show_mm else HIDDEN),
         ("TCOC paid (FFS basis)", usd(tot_cost) if show_mm else HIDDEN),
         ("TCOC target", usd(tot_target) if show_mm else HIDDEN),
     ]
+    if tot_done is not None:
+        rep.totals.append(("TCOC completed estimate (IBNR)", usd(tot_done) if show_mm else HIDDEN))
 
     mrows = []
-    for i, m in enumerate(months):
-        h = (i, "member_months") in hidden
-        mrows.append([
-            month_label(m["month"]),
-            HIDDEN if h else count(m["member_months"]),
-            HIDDEN if (i, "opt_out_mm") in hidden else count(m["opt_out_mm"]),
-            HIDDEN if h else usd(m["cost_cents"]),
-            HIDDEN if h else usd(pmpm_cents(m["cost_cents"], m["member_months"])),
-            HIDDEN if h else usd(pmpm_cents(m["target_cents"], m["member_months"])),
-        ])
-    mrows.append(["Total",
-                  count(tot_mm) if show_mm else HIDDEN,
-                  HIDDEN if "opt_out_mm" in hidden_tot else count(tot_opt_mm),
-                  usd(tot_cost) if show_mm else HIDDEN,
-                  usd(pmpm_cents(tot_cost, tot_mm)) if show_mm else HIDDEN,
-                  usd(pmpm_cents(tot_target, tot_mm)) if show_mm else HIDDEN])
-    rep.tables.append(Table("members_and_cost_by_month", "Members, cost and target by month",
-                            ["month", "member months", "member months opted out of data sharing",
-                             "TCOC paid (FFS basis)", "PMPM actual", "PMPM target"], mrows,
-                            note="Target: the program's target for the month in proportion to this employer's "
-                                 "member months (rounded half-up to a cent). Cost is YTD as paid through the run's "
-                                 "paid-through date, not completed for claims still to come (IBNR)."))
+    for m in months:
+        h = ("mm", m["month"]) in hidden
+        row = [month_label(m["month"]),
+               HIDDEN if h else count(m["member_months"]),
+               HIDDEN if ("opt", m["month"]) in hidden else count(m["opt_out_mm"]),
+               HIDDEN if h else usd(m["cost_cents"])]
+        if done:
+            row.append(HIDDEN if h else usd(done.get(m["month"], m["cost_cents"])))
+        row += [HIDDEN if h else usd(pmpm_cents(m["cost_cents"], m["member_months"])),
+                HIDDEN if h else usd(pmpm_cents(m["target_cents"], m["member_months"]))]
+        mrows.append(row)
+    trow = ["Total", count(tot_mm) if show_mm else HIDDEN,
+            HIDDEN if ("opt", "total") in hidden else count(tot_opt_mm),
+            usd(tot_cost) if show_mm else HIDDEN]
+    if done:
+        trow.append(usd(tot_done) if show_mm else HIDDEN)
+    trow += [usd(pmpm_cents(tot_cost, tot_mm)) if show_mm else HIDDEN,
+             usd(pmpm_cents(tot_target, tot_mm)) if show_mm else HIDDEN]
+    mrows.append(trow)
+    cols = ["month", "member months", "member months opted out of data sharing", "TCOC paid (FFS basis)"]
+    if done:
+        cols.append("TCOC completed estimate")
+    cols += ["PMPM actual", "PMPM target"]
+    note = ("Target: the program's target for the month in proportion to this employer's member months (rounded "
+            "half-up to a cent). Cost is as paid through the run's paid-through date. ")
+    if done:
+        note += (f"The completed estimate multiplies each month's paid cost by the payer's cumulative development "
+                 f"factor at its lag to the valuation month {month_label(vmonth)} (completion_factors), rounded "
+                 f"half-up to a cent per payer and month; PMPM is on the paid cost.")
+    else:
+        note += "No completion factors in this run: cost is not completed for claims still to come (IBNR)."
+    rep.tables.append(Table("members_and_cost_by_month", "Members, cost and target by month", cols, mrows, note=note))
+    if developing:
+        rep.notes.append(f"TCOC is incomplete for claims incurred but not yet paid (IBNR): claims are paid through "
+                         f"{month_label(vmonth)}, and recent months are still developing. The completed estimate "
+                         f"({usd(tot_done) if show_mm else HIDDEN}) applies the run's completion factors.")
     labels = [month_label(m["month"]) for m in months]
     rep.charts.append(Chart("pmpm_vs_target", "PMPM vs target over time", charts.line_chart(
         "PMPM vs target over time", labels,
-        {"actual PMPM ($)": [None if (i, "member_months") in hidden else pmpm_cents(m["cost_cents"], m["member_months"]) / 100
-                             for i, m in enumerate(months)],
-         "target PMPM ($)": [None if (i, "member_months") in hidden else pmpm_cents(m["target_cents"], m["member_months"]) / 100
-                             for i, m in enumerate(months)]})))
+        {"actual PMPM ($)": [None if ("mm", m["month"]) in hidden else pmpm_cents(m["cost_cents"], m["member_months"]) / 100
+                             for m in months],
+         "target PMPM ($)": [None if ("mm", m["month"]) in hidden else pmpm_cents(m["target_cents"], m["member_months"]) / 100
+                             for m in months]})))
 
     # cost by category (members sharing data) and the payer-supplied total of those who opted out
     cat = {c: sum(int(r[f"{c}_cents"] or 0) for r in monthly) for c in CATEGORIES}
@@ -132,16 +265,40 @@ def build(con, org: str, year: int, run_id: str) -> Report:
     if persons["opted"]:
         rep.notes.append("TCOC is incomplete: members who opted out of data sharing count in the member months, "
                          "but their cost enters only as the payer-supplied total and is not itemized by category "
-                         "or used for care gaps.")
+                         "or used for care gaps and wellness rates.")
+    if not period.is_year:
+        rep.notes.append(f"Utilization, quality, wellness and care gaps are measured over the performance year "
+                         f"{year}, not the period; the settlement share is shown in the report for {year}.")
 
-    _utilization(con, rep, year, programs, tot_mm)
-    _quality(con, rep, year, programs, mm)
-    _value_payment(con, rep, year, org, programs)
-    _settlement(con, rep, year, org)
-    rep.provenance = [("run_id", run_id), ("programs", ", ".join(programs)),
+    if period.is_year:
+        _utilization(con, rep, year, programs, tot_mm)
+    _wellness(rep, wellness, hidden)
+    _quality(con, rep, year, programs, mm.filter(~opt))
+    _value_payment(con, rep, period, org, programs, invoices, hidden)
+    if period.is_year:
+        _settlement(con, rep, year, org)
+    rep.provenance = [("run_id", run_id), ("period", period.label), ("programs", ", ".join(programs)),
                       ("tables", "tcoc_member_month, targets, employer_group, utilization, value_payment_invoices, "
-                                 "value_payment_adjustments, employer_statements, quality_rates, care_gaps")]
+                                 "value_payment_adjustments, employer_statements, quality_rates, "
+                                 "quality_measure_results, care_gaps, completion_factors")]
     return rep
+
+
+def _wellness(rep: Report, wellness: list[dict], hidden: set) -> None:
+    if not wellness:
+        return
+    out = []
+    for w in wellness:
+        i = w["measure_id"]
+        h = ("wd", i) in hidden or ("wn", i) in hidden  # a rate shows both counts
+        out.append([w["label"], HIDDEN if ("wd", i) in hidden else count(w["denominator"]),
+                    HIDDEN if ("wn", i) in hidden else count(w["numerator"]),
+                    HIDDEN if h or not w["denominator"] else pct(Decimal(w["numerator"]) / Decimal(w["denominator"]))])
+    rep.tables.append(Table("wellness", "Annual wellness and well-care visit rates (this employer's members)",
+                            ["measure", "denominator", "numerator", "rate"], out,
+                            note="Members of this employer who share data, eligible for the measure in the "
+                                 "performance year (continuously enrolled, not in hospice); numerator: with a "
+                                 "visit. AWV applies to Medicare members, WCV to ages 3-21."))
 
 
 def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: int) -> None:
@@ -207,30 +364,36 @@ def _quality(con, rep: Report, year: int, programs: list[str], mm) -> None:
                                 note="A member with two gaps counts under each; there is no total row."))
 
 
-def _value_payment(con, rep: Report, year: int, org: str, programs: list[str]) -> None:
+def _invoice_rows(con, period: Period, org: str) -> list[dict]:
+    if not has(con, "value_payment_invoices"):
+        return []
+    inv = in_period(con.table("value_payment_invoices"), period)
+    return rows(inv.filter(inv.employer_id == org).group_by(["month", "quarter"]).aggregate(
+        member_months=inv.member_months.sum(), pmpm_cents=inv.pmpm_cents.max(), amount_cents=inv.amount_cents.sum())
+        .order_by("month"))
+
+
+def _value_payment(con, rep: Report, period: Period, org: str, programs: list[str], inv: list[dict],
+                   hidden: set) -> None:
     if not has(con, "value_payment_invoices"):
         rep.notes.append("No Value Payment invoices in this run (payments stage not run).")
         return
-    inv = of_year(con.table("value_payment_invoices"), year)
-    inv = rows(inv.filter(inv.employer_id == org).group_by(["month", "quarter"]).aggregate(
-        member_months=inv.member_months.sum(), pmpm_cents=inv.pmpm_cents.max(), amount_cents=inv.amount_cents.sum())
-        .order_by("month"))
-    hidden, tot_hidden = suppress_columns(inv, ["member_months"])
     out = []
-    for i, r in enumerate(inv):
-        h = (i, "member_months") in hidden
+    for r in inv:
+        h = ("invrow", r["month"]) in hidden
         out.append([month_label(r["month"]), r["quarter"], HIDDEN if h else count(r["member_months"]),
                     usd(r["pmpm_cents"]), HIDDEN if h else usd(r["amount_cents"])])
     total = sum(int(r["amount_cents"]) for r in inv)
-    show = "member_months" not in tot_hidden
+    show = ("inv", "total") not in hidden
     out.append(["Total", "", count(sum(int(r["member_months"]) for r in inv)) if show else HIDDEN, "",
                 usd(total) if show else HIDDEN])
     rep.tables.append(Table("value_payment_invoices", "Value Payment PMPM invoices",
                             ["month", "quarter", "member months", "PMPM", "amount"], out))
     rep.totals.append(("Value Payment invoiced", usd(total) if show else HIDDEN))
     if has(con, "value_payment_adjustments"):
-        a = of_year(con.table("value_payment_adjustments"), year)
-        ar = rows(a.filter(a.program_id.isin(programs)).order_by(["program_id", "quarter"]))
+        a = of_year(con.table("value_payment_adjustments"), period.year)
+        a = a.filter(a.program_id.isin(programs) & a.quarter.isin(period.quarters()))
+        ar = rows(a.order_by(["program_id", "quarter"]))
         rep.tables.append(Table("value_payment_adjustments", "Value Payment quarterly adjustments",
                                 ["quarter", "program", "basis quarter", "target YTD", "actual YTD", "quality score",
                                  "factor", "PMPM"],

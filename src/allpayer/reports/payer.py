@@ -8,7 +8,7 @@ import json
 import ibis
 
 from allpayer.reports import charts
-from allpayer.reports.base import (Chart, Report, ReportError, Table, count, has, month_label, of_year, pmpm_cents,
+from allpayer.reports.base import (Chart, Period, Report, as_period, ReportError, Table, count, has, month_label, of_year, pmpm_cents,
                                    require, rows, usd)
 
 
@@ -17,7 +17,10 @@ def payers(con, year: int) -> list[str]:
     return [r["payer"] for r in rows(s.select("payer").distinct().order_by("payer"))]
 
 
-def build(con, org: str, year: int, run_id: str) -> Report:
+def build(con, org: str, period: Period | int, run_id: str) -> Report:
+    period = as_period(period)
+    period.year_only("a payer settlement statement")
+    year = period.year
     require(con, "settlement_statements", "settlement_lines")
     st = of_year(con.table("settlement_statements"), year)
     st = st.filter(st.payer == org)

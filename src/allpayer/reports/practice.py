@@ -6,7 +6,8 @@ member id (for outreach); it is not suppressed."""
 from __future__ import annotations
 
 from allpayer.reports import charts, disputes
-from allpayer.reports.base import Chart, Report, ReportError, Table, count, has, of_year, pct, require, rows, usd
+from allpayer.reports.base import (Chart, Period, Report, ReportError, Table, as_period, count, has, in_period, of_year,
+                                   pct, require, rows, usd)
 from allpayer.reports.employer import quality_rows
 from allpayer.reports.panel import add_panel_and_cost, add_payments
 
@@ -17,24 +18,28 @@ def practices(con, year: int) -> list[str]:
     return [r["practice_id"] for r in rows(a.select("practice_id").distinct().order_by("practice_id"))]
 
 
-def build(con, org: str, year: int, run_id: str, store=None) -> Report:
+def build(con, org: str, period: Period | int, run_id: str, store=None) -> Report:
     require(con, "attribution", "tcoc_member_month", "targets")
+    period = as_period(period)
+    year = period.year
     a = of_year(con.table("attribution"), year)
     named = rows(a.filter(a.practice_id == org).select("practice_name").distinct().limit(1))
     if not named:
         raise ReportError(f"unknown practice {org!r} in {year}")
-    rep = Report(kind="practice", org=org, year=year, run_id=run_id,
-                 title=f"Practice scorecard: {named[0]['practice_name'] or org} ({org}), {year}",
+    rep = Report(kind="practice", org=org, year=year, run_id=run_id, period=period,
+                 title=f"Practice scorecard: {named[0]['practice_name'] or org} ({org}), {period.words}",
                  subtitle=f"Attributed panel, cost, quality, payments and attribution changes. Run {run_id}.")
-    tot = add_panel_and_cost(con, rep, year, "practice_id", org, "this practice")
-    pay = add_payments(con, rep, year, practice_id=org, hospital_id=org)
+    tot = add_panel_and_cost(con, rep, period, "practice_id", org, "this practice")
+    pay = add_payments(con, rep, period, practice_id=org, hospital_id=org)
     rep.totals = [("Attributed members (distinct persons)", count(tot["persons"])),
                   ("Attributed member months", count(tot["member_months"])),
                   ("TCOC paid (FFS basis)", usd(tot["cost"])), ("TCOC target", usd(tot["target"])),
                   *[(f"{k} payments", usd(v)) for k, v in pay.items()],
                   ("Total payments", usd(sum(pay.values())))]
     _quality(con, rep, year, tot["programs"], org)
-    _changes(con, rep, year, org)
+    if not period.is_year:
+        rep.notes.append(f"Quality and care gaps are measured over the performance year {year}, not the period.")
+    _changes(con, rep, period, org)
     if has(con, "care_gaps"):
         g = of_year(con.table("care_gaps"), year)
         g = g.filter(g.practice_id == org)
@@ -76,10 +81,10 @@ def _quality(con, rep: Report, year: int, programs: list[str], org: str) -> None
         "Quality vs benchmark", labels, {"practice (%)": mine_v, "program (%)": bench_v})))
 
 
-def _changes(con, rep: Report, year: int, org: str) -> None:
+def _changes(con, rep: Report, period: Period, org: str) -> None:
     if not has(con, "attribution_changes"):
         return
-    c = of_year(con.table("attribution_changes"), year)
+    c = in_period(con.table("attribution_changes"), period)
     c = c.filter((c.from_practice_id == org) | (c.to_practice_id == org))
     got = rows(c.select("month", "program_id", "member_id", "change", "reason", "from_practice_id", "to_practice_id",
                         "step").order_by(["month", "program_id", "member_id"]))

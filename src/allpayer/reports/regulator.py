@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from allpayer.reports import charts
-from allpayer.reports.base import (HIDDEN, Chart, Report, ReportError, Table, count, of_year, pct, require, rows, usd)
+from allpayer.reports.base import (HIDDEN, Chart, Period, Report, as_period, ReportError, Table, count, of_year, pct, require, rows, usd)
 from allpayer.reports.employer import quality_rows, rate_hidden
 from allpayer.reports.suppression import is_small, suppress
 
@@ -58,7 +58,10 @@ def _ratio(n: int, d: int | None) -> Decimal | None:
     return (Decimal(n) / Decimal(d)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
-def build(con, org: str, year: int, run_id: str, inputs: RegulatorInputs | None = None) -> Report:
+def build(con, org: str, period: Period | int, run_id: str, inputs: RegulatorInputs | None = None) -> Report:
+    period = as_period(period)
+    period.year_only("the regulator report (scale, annual TCOC growth)")
+    year = period.year
     require(con, "attribution", "member_months", "tcoc_member_month")
     inputs = inputs or RegulatorInputs()
     targets = apm_targets()
