@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 import ibis
 
@@ -192,18 +193,67 @@ def month_label(d: dt.date) -> str:
     return d.strftime("%Y-%m")
 
 
+class _Memo:
+    active: dict | None = None
+
+
+@contextlib.contextmanager
+def batch() -> Iterator[None]:
+    """Render many reports of one snapshot: inside, `rows` answers a query it has answered before
+    from memory (queries are keyed by their expression), and `rows_by` runs a query once for every
+    organization and hands each report its part. Outside, both query the database every time."""
+    prev, _Memo.active = _Memo.active, {}
+    try:
+        yield
+    finally:
+        _Memo.active = prev
+
+
 def rows(expr) -> list[dict]:
-    """A small (already aggregated) Ibis expression as a list of dicts."""
-    return expr.to_pyarrow().to_pylist()
+    """A small (already aggregated) Ibis expression as a list of dicts (read-only: shared in a batch)."""
+    memo = _Memo.active
+    if memo is None:
+        return expr.to_pyarrow().to_pylist()
+    key = ("rows", expr.op())
+    if key not in memo:
+        memo[key] = expr.to_pyarrow().to_pylist()
+    return memo[key]
+
+
+def rows_by(expr, column: str, value: Any, order_by: Sequence[str] = ()) -> list[dict]:
+    """The rows of `expr` whose `column` equals `value`, ordered by `order_by`. `expr` is built for
+    every organization at once (grouped by `column` where it aggregates): in a `batch` it runs once
+    and is split by `column`; outside, it is filtered to `value` in the database."""
+    memo = _Memo.active
+    if memo is None:
+        e = expr.filter(expr[column] == value)
+        return rows(e.order_by(list(order_by)) if order_by else e)
+    key = ("by", expr.op(), column, tuple(order_by))
+    if key not in memo:
+        groups: dict = {}
+        for r in (expr.order_by(list(order_by)) if order_by else expr).to_pyarrow().to_pylist():
+            groups.setdefault(r[column], []).append(r)
+        memo[key] = groups
+    return memo[key].get(value, [])
+
+
+def _tables(con) -> set[str]:
+    memo = _Memo.active
+    if memo is None:
+        return set(con.list_tables())
+    key = ("tables", id(con))
+    if key not in memo:
+        memo[key] = set(con.list_tables())
+    return memo[key]
 
 
 def has(con, *names: str) -> bool:
-    tables = set(con.list_tables())
+    tables = _tables(con)
     return all(n in tables for n in names)
 
 
 def require(con, *names: str) -> None:
-    missing = [n for n in names if n not in set(con.list_tables())]
+    missing = [n for n in names if n not in _tables(con)]
     if missing:
         raise ReportError(
             f"the database has no {', '.join(missing)} table(s): run the stages that write them first "

@@ -17,7 +17,7 @@ import ibis
 
 from allpayer.reports import charts
 from allpayer.reports.base import (HIDDEN, Chart, Period, Report, ReportError, Table, as_period, count, has, in_period,
-                                   month_label, of_year, pct, pmpm_cents, require, rows, usd)
+                                   month_label, of_year, pct, pmpm_cents, require, rows, rows_by, usd)
 from allpayer.reports.suppression import THRESHOLD, Constraint, is_small, suppress, suppress_columns
 
 CATEGORIES = ("inpatient", "outpatient", "ed", "professional", "pharmacy", "other")
@@ -109,19 +109,27 @@ def completed(con, year: int, cost_by: list[dict]) -> tuple[dict, dt.date | None
     return out, vmonth, developing
 
 
-def wellness_rows(con, year: int, programs: list[str], persons) -> list[dict]:
-    """AWV and WCV for the employer's members: eligible (in the denominator, not excluded) and
-    with a visit, counted per person over the employer's programs."""
+def employer_member_months(con, period: Period):
+    """The period's `tcoc_member_month` rows with the employer of their group (`employer_id`)."""
+    mm = in_period(con.table("tcoc_member_month"), period)
+    eg = con.table("employer_group")
+    return mm.join(eg.select("group_id", "employer_id").distinct(), "group_id")
+
+
+def wellness_rows(con, year: int, org: str, sharing) -> list[dict]:
+    """AWV and WCV for the employer's members who share data (`sharing`: employer_id, program_id,
+    person_id): eligible (in the denominator, not excluded) and with a visit, counted per person
+    over the programs the person is the employer's member in."""
     if not has(con, "quality_measure_results"):
         return []
     q = of_year(con.table("quality_measure_results"), year)
-    q = q.filter(q.program_id.isin(programs) & q.measure_id.isin([i for i, _ in WELLNESS]))
-    q = q.semi_join(persons, "person_id")
+    q = q.filter(q.measure_id.isin([i for i, _ in WELLNESS]))
+    q = q.join(sharing, ["program_id", "person_id"])
     elig = q.in_denominator.fill_null(False) & ~q.excluded.fill_null(False)
-    per = q.group_by(["measure_id", "person_id"]).aggregate(
+    per = q.group_by(["employer_id", "measure_id", "person_id"]).aggregate(
         e=elig.max(), n=(elig & q.in_numerator.fill_null(False)).max())
-    got = {r["measure_id"]: r for r in rows(per.group_by("measure_id").aggregate(
-        denominator=per.e.cast("int64").sum(), numerator=per.n.cast("int64").sum()))}
+    got = {r["measure_id"]: r for r in rows_by(per.group_by(["employer_id", "measure_id"]).aggregate(
+        denominator=per.e.cast("int64").sum(), numerator=per.n.cast("int64").sum()), "employer_id", org)}
     return [{"measure_id": i, "label": label, "denominator": int(got[i]["denominator"] or 0),
              "numerator": int(got[i]["numerator"] or 0)} for i, label in WELLNESS if i in got]
 
@@ -131,30 +139,30 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
     period = as_period(period)
     year = period.year
     eg = con.table("employer_group")
-    groups = eg.filter(eg.employer_id == org).select("group_id").distinct()
-    name_rows = rows(eg.filter(eg.employer_id == org).select("employer_name").distinct())
+    name_rows = [r for r in rows(eg.select("employer_id", "employer_name").distinct().order_by(
+        ["employer_id", "employer_name"])) if r["employer_id"] == org]
     if not name_rows:
         raise ReportError(f"unknown employer {org!r}; known: {', '.join(employers(con))}")
     name = name_rows[0]["employer_name"]
-    mm = in_period(con.table("tcoc_member_month"), period)
-    mm = mm.semi_join(groups, "group_id")
+    mm = employer_member_months(con, period)
     opt = mm.data_sharing_opt_out.fill_null(False)
     itemized = {f"{c}_cents": ibis.ifelse(opt, 0, mm[f"{c}_ffs_paid_cents"]).sum() for c in CATEGORIES}
     payer = mm.payer if "payer" in mm.columns else ibis.literal("")
-    monthly = rows(mm.group_by(["program_id", "month", payer.name("payer")]).aggregate(
+    monthly = rows_by(mm.group_by(["employer_id", "program_id", "month", payer.name("payer")]).aggregate(
         member_months=mm.count(), opt_out_mm=opt.cast("int64").sum(), cost_cents=mm.ffs_paid_cents.sum(),
         opt_out_cost_cents=ibis.ifelse(opt, mm.ffs_paid_cents, 0).sum(), **itemized,
-    ).order_by(["month", "program_id", "payer"]))
+    ), "employer_id", org, ["month", "program_id", "payer"])
     if not monthly:
         raise ReportError(f"employer {org} has no member months in {period.label}")
     programs = sorted({r["program_id"] for r in monthly})
-    persons = rows(mm.aggregate(n=mm.person_id.nunique(), opted=mm.person_id.nunique(where=opt)))[0]
+    persons = rows_by(mm.group_by("employer_id").aggregate(
+        n=mm.person_id.nunique(), opted=mm.person_id.nunique(where=opt)), "employer_id", org)[0]
 
     # target: the program's target for the month, in proportion to the employer's member months
     tg = in_period(con.table("targets"), period)
-    tg = tg.filter(tg.program_id.isin(programs)).group_by(["program_id", "month"]).aggregate(
-        target_cents=tg.target_cents.sum(), member_months=tg.member_months.sum())
-    tmap = {(r["program_id"], r["month"]): r for r in rows(tg)}
+    tg = tg.group_by(["program_id", "month"]).aggregate(target_cents=tg.target_cents.sum(),
+                                                        member_months=tg.member_months.sum())
+    tmap = {(r["program_id"], r["month"]): r for r in rows(tg.order_by(["program_id", "month"]))}
     by_month: dict = {}
     by_prog_month: dict = {}
     for r in monthly:  # target shares per (program, month), over the employer's member months of both payers
@@ -176,8 +184,8 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
     done, vmonth, developing = completed(con, year, monthly)
 
     invoices = _invoice_rows(con, period, org)
-    person_ids = mm.filter(~opt).select("person_id").distinct()
-    wellness = wellness_rows(con, year, programs, person_ids)
+    sharing = mm.filter(~opt).select("employer_id", "program_id", "person_id").distinct()
+    wellness = wellness_rows(con, year, org, sharing)
     hidden = joint_suppression(months, invoices, wellness, persons["n"])
 
     tot_mm = sum(m["member_months"] for m in months)
@@ -273,7 +281,7 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
     if period.is_year:
         _utilization(con, rep, year, programs, tot_mm)
     _wellness(rep, wellness, hidden)
-    _quality(con, rep, year, programs, mm.filter(~opt))
+    _quality(con, rep, year, programs, org, sharing)
     _value_payment(con, rep, period, org, programs, invoices, hidden)
     if period.is_year:
         _settlement(con, rep, year, org)
@@ -305,12 +313,13 @@ def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: 
     if not has(con, "utilization"):
         return
     u = con.table("utilization")
-    u = u.filter(u.program_id.isin(programs) & (u.year == year))
-    got = rows(u.aggregate(mm=u.member_months.sum(), admissions=u.admissions.sum(), ed=u.ed_visits.sum(),
-                           readm=u.readmissions.sum()))
-    if not got or got[0]["mm"] is None:
+    u = u.filter(u.year == year)
+    per = [r for r in rows(u.group_by("program_id").aggregate(
+        mm=u.member_months.sum(), admissions=u.admissions.sum(), ed=u.ed_visits.sum(), readm=u.readmissions.sum())
+        .order_by("program_id")) if r["program_id"] in programs]
+    if not per or all(r["mm"] is None for r in per):
         return
-    g = got[0]
+    g = {k: sum(int(r[k] or 0) for r in per) for k in ("mm", "admissions", "ed", "readm")}
     if int(g["mm"]) != employer_mm:
         rep.notes.append("Utilization is shown only for programs whose members are all this employer's; "
                          "these programs also cover other employers, so it is left out.")
@@ -329,11 +338,13 @@ def quality_rows(con, year: int, programs: list[str], level: str = "program", le
     if not has(con, "quality_rates"):
         return []
     q = con.table("quality_rates")
-    q = q.filter(q.program_id.isin(programs) & (q.level == level) & (q.performance_year == year))
-    if level_ids is not None:
-        q = q.filter(q.level_id.isin(list(level_ids)))
-    return rows(q.select("program_id", "measure_id", "level_id", "denominator", "numerator", "rate")
-                .order_by(["program_id", "measure_id", "level_id"]))
+    q = q.filter((q.level == level) & (q.performance_year == year))
+    q = q.select("program_id", "measure_id", "level_id", "denominator", "numerator", "rate")
+    order = ["program_id", "measure_id", "level_id"]
+    got = rows(q.order_by(order)) if level_ids is None or len(level_ids) != 1 else \
+        rows_by(q, "level_id", list(level_ids)[0], order)
+    ids = None if level_ids is None else set(level_ids)
+    return [r for r in got if r["program_id"] in programs and (ids is None or r["level_id"] in ids)]
 
 
 def rate_hidden(denominator, numerator) -> bool:
@@ -341,7 +352,7 @@ def rate_hidden(denominator, numerator) -> bool:
     return d < THRESHOLD or is_small(n) or is_small(d - n)
 
 
-def _quality(con, rep: Report, year: int, programs: list[str], mm) -> None:
+def _quality(con, rep: Report, year: int, programs: list[str], org: str, sharing) -> None:
     qr = quality_rows(con, year, programs)
     if not qr:
         rep.notes.append("Quality has not been measured for this run (no quality_rates table).")
@@ -356,8 +367,9 @@ def _quality(con, rep: Report, year: int, programs: list[str], mm) -> None:
                                           "is a count from 1 to 10."))
     if has(con, "care_gaps"):
         g = of_year(con.table("care_gaps"), year)
-        g = g.filter(g.program_id.isin(programs)).semi_join(mm.select("person_id").distinct(), "person_id")
-        gr = rows(g.group_by("gap_type").aggregate(members=g.person_id.nunique()).order_by("gap_type"))
+        g = g.join(sharing, ["program_id", "person_id"])
+        gr = rows_by(g.group_by(["employer_id", "gap_type"]).aggregate(members=g.person_id.nunique()), "employer_id",
+                     org, ["gap_type"])
         hidden, tot_hidden = suppress_columns(gr, ["members"])
         out = [[r["gap_type"], HIDDEN if (i, "members") in hidden else count(r["members"])] for i, r in enumerate(gr)]
         rep.tables.append(Table("care_gaps", "Members with an open care gap", ["gap", "members"], out,
@@ -368,9 +380,9 @@ def _invoice_rows(con, period: Period, org: str) -> list[dict]:
     if not has(con, "value_payment_invoices"):
         return []
     inv = in_period(con.table("value_payment_invoices"), period)
-    return rows(inv.filter(inv.employer_id == org).group_by(["month", "quarter"]).aggregate(
-        member_months=inv.member_months.sum(), pmpm_cents=inv.pmpm_cents.max(), amount_cents=inv.amount_cents.sum())
-        .order_by("month"))
+    return rows_by(inv.group_by(["employer_id", "month", "quarter"]).aggregate(
+        member_months=inv.member_months.sum(), pmpm_cents=inv.pmpm_cents.max(), amount_cents=inv.amount_cents.sum()),
+        "employer_id", org, ["month"])
 
 
 def _value_payment(con, rep: Report, period: Period, org: str, programs: list[str], inv: list[dict],
@@ -392,8 +404,9 @@ def _value_payment(con, rep: Report, period: Period, org: str, programs: list[st
     rep.totals.append(("Value Payment invoiced", usd(total) if show else HIDDEN))
     if has(con, "value_payment_adjustments"):
         a = of_year(con.table("value_payment_adjustments"), period.year)
-        a = a.filter(a.program_id.isin(programs) & a.quarter.isin(period.quarters()))
-        ar = rows(a.order_by(["program_id", "quarter"]))
+        quarters = set(period.quarters())
+        ar = [r for r in rows(a.order_by(["program_id", "quarter"]))
+              if r["program_id"] in programs and r["quarter"] in quarters]
         rep.tables.append(Table("value_payment_adjustments", "Value Payment quarterly adjustments",
                                 ["quarter", "program", "basis quarter", "target YTD", "actual YTD", "quality score",
                                  "factor", "PMPM"],
@@ -414,11 +427,11 @@ def _settlement(con, rep: Report, year: int, org: str) -> None:
         rep.notes.append("The year has not been settled yet (no employer_statements).")
         return
     es = of_year(con.table("employer_statements"), year)
-    es = es.filter(es.employer_id == org)
-    latest = rows(es.order_by(ibis.desc("run_id")).limit(1).select("version"))
-    if not latest:
+    mine = rows_by(es, "employer_id", org, ["program_id", "version", "run_id"])
+    if not mine:
         return
-    got = rows(es.filter(es.version == latest[0]["version"]).order_by("program_id"))
+    version = max(mine, key=lambda r: (r["run_id"], r["version"]))["version"]
+    got = [r for r in mine if r["version"] == version]
     out = []
     share = 0
     for r in got:

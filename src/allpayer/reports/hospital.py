@@ -4,11 +4,9 @@ within its maximum risk limit."""
 
 from __future__ import annotations
 
-import ibis
-
 from allpayer.reports import charts
 from allpayer.reports.base import (Chart, Period, Report, ReportError, Table, as_period, count, has, in_period,
-                                   month_label, of_year, pct, require, rows, usd)
+                                   month_label, of_year, pct, require, rows, rows_by, usd)
 from allpayer.reports.panel import add_panel_and_cost, add_payments
 
 
@@ -30,11 +28,11 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
                           f"Run {run_id}.")
     pay = add_payments(con, rep, period, practice_id=None, hospital_id=org)
     sc = in_period(con.table("shadow_claims"), period)
-    shadow = {r["month"]: int(r["v"] or 0) for r in rows(sc.filter(sc.hospital_id == org).group_by("month")
-                                                         .aggregate(v=sc.shadow_value_cents.sum()))}
+    shadow = {r["month"]: int(r["v"] or 0) for r in rows_by(sc.group_by(["hospital_id", "month"]).aggregate(
+        v=sc.shadow_value_cents.sum()), "hospital_id", org)}
     fp = in_period(con.table("fpp_hospital_payments"), period)
-    fpp = {r["month"]: int(r["v"] or 0) for r in rows(fp.filter(fp.hospital_id == org).group_by("month")
-                                                      .aggregate(v=fp.amount_cents.sum()))}
+    fpp = {r["month"]: int(r["v"] or 0) for r in rows_by(fp.group_by(["hospital_id", "month"]).aggregate(
+        v=fp.amount_cents.sum()), "hospital_id", org)}
     months = sorted(set(shadow) | set(fpp))
     rep.charts.insert(0, Chart("fpp_vs_shadow", "FPP vs shadow claims by month", charts.line_chart(
         "FPP vs shadow claims by month", [month_label(m) for m in months],
@@ -51,7 +49,7 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
                           ("tables", "fpp_hospital_payments, shadow_claims, attribution, tcoc_member_month, targets")]
         return rep
     perf = of_year(con.table("fixed_payment_performance"), year)
-    pr = rows(perf.filter(perf.hospital_id == org).order_by("program_id"))
+    pr = rows_by(perf, "hospital_id", org, ["program_id"])
     out = [[r["program_id"], str(r["months"]), usd(r["fpp_paid_cents"]), usd(r["shadow_value_cents"]),
             usd(r["performance_cents"]), pct(r["drift"]), "yes" if r["rebase_flag"] else "no"] for r in pr]
     t_fpp = sum(int(r["fpp_paid_cents"]) for r in pr)
@@ -94,7 +92,8 @@ def _hsa(con, year: int, org: str) -> str | None:
     if not has(con, "distribution"):
         return None
     d = of_year(con.table("distribution"), year)
-    got = rows(d.filter((d.participant_id == org) & d.hsa.notnull()).select("hsa").distinct().limit(1))
+    got = rows_by(d.filter(d.hsa.notnull()).group_by("participant_id").aggregate(hsa=d.hsa.min()), "participant_id",
+                  org)
     return got[0]["hsa"] if got else None
 
 
@@ -103,12 +102,12 @@ def _settlement(con, rep: Report, year: int, org: str) -> None:
         rep.notes.append("The year has not been settled yet (no distribution table).")
         return
     d = of_year(con.table("distribution"), year)
-    d = d.filter(d.participant_id == org)
-    latest = rows(d.order_by(ibis.desc("run_id")).limit(1).select("version"))
-    if not latest:
+    mine = rows_by(d, "participant_id", org, ["program_id", "version", "run_id"])
+    if not mine:
         rep.notes.append("This hospital has no row in the settlement distribution.")
         return
-    got = rows(d.filter(d.version == latest[0]["version"]).order_by("program_id"))
+    version = max(mine, key=lambda r: (r["run_id"], r["version"]))["version"]
+    got = [r for r in mine if r["version"] == version]
     out = [[r["program_id"], r["version"], str(r["share"]), usd(r["allocated_cents"]), usd(r["limit_cents"]),
             usd(r["final_cents"]), "yes" if r["at_limit"] else "no", usd(r["combined_cents"])] for r in got]
     final = sum(int(r["final_cents"] or 0) for r in got)

@@ -7,7 +7,7 @@ import datetime as dt
 
 from allpayer.reports import charts
 from allpayer.reports.base import (Chart, Period, Report, Table, as_period, count, has, in_period, month_label,
-                                   pmpm_cents, rows, usd)
+                                   pmpm_cents, rows, rows_by, usd)
 
 
 def program_target_pmpm(con, period: Period | int) -> dict[tuple[str, dt.date], tuple[int, int]]:
@@ -17,22 +17,27 @@ def program_target_pmpm(con, period: Period | int) -> dict[tuple[str, dt.date], 
     return {(r["program_id"], r["month"]): (int(r["t"] or 0), int(r["mm"] or 0)) for r in got}
 
 
-def panel(con, period: Period | int, column: str, value: str):
-    """The attributed, eligible member months whose `column` (practice_id, hsa) is `value`."""
+def panel(con, period: Period | int, column: str, value: str | None = None):
+    """The attributed, eligible member months whose `column` (practice_id, hsa) is `value` (every
+    value when None)."""
     a = in_period(con.table("attribution"), as_period(period))
-    return a.filter(a.attributed & a.eligible & (a[column] == value))
+    a = a.filter(a.attributed & a.eligible & a[column].notnull())
+    return a if value is None else a.filter(a[column] == value)
 
 
 def add_panel_and_cost(con, rep: Report, period: Period | int, column: str, value: str, what: str) -> dict:
     """Panel by month and program, cost (FFS basis) against target; returns the totals."""
     period = as_period(period)
-    p = panel(con, period, column, value)
-    by = rows(p.group_by(["program_id", "month"]).aggregate(members=p.member_id.nunique()).order_by(["month", "program_id"]))
-    persons = rows(p.aggregate(n=p.person_id.nunique()))[0]["n"] or 0
+    p = panel(con, period, column)
+    by = rows_by(p.group_by([column, "program_id", "month"]).aggregate(members=p.member_id.nunique()), column, value,
+                 ["month", "program_id"])
+    got = rows_by(p.group_by(column).aggregate(n=p.person_id.nunique()), column, value)
+    persons = (got[0]["n"] if got else 0) or 0
     mm = in_period(con.table("tcoc_member_month"), period)
-    j = mm.semi_join(p.select("program_id", "member_id", "month"), ["program_id", "member_id", "month"])
-    cost = {(r["program_id"], r["month"]): r for r in rows(
-        j.group_by(["program_id", "month"]).aggregate(cost=j.ffs_paid_cents.sum(), mm=j.count()))}
+    keys = ["program_id", "member_id", "month"]
+    j = mm.join(p.select(column, *keys), keys)
+    cost = {(r["program_id"], r["month"]): r for r in rows_by(
+        j.group_by([column, "program_id", "month"]).aggregate(cost=j.ffs_paid_cents.sum(), mm=j.count()), column, value)}
     tmap = program_target_pmpm(con, period)
     programs = sorted({r["program_id"] for r in by})
     months = sorted({r["month"] for r in by})
@@ -89,7 +94,7 @@ def add_payments(con, rep: Report, period: Period | int, practice_id: str | None
         if value is None or not has(con, table):
             return
         t = in_period(con.table(table), period)
-        got = rows(t.filter(t[column] == value).group_by("month").aggregate(a=t.amount_cents.sum()))
+        got = rows_by(t.group_by([column, "month"]).aggregate(a=t.amount_cents.sum()), column, value)
         if got:
             parts[label] = {r["month"]: int(r["a"] or 0) for r in got}
 

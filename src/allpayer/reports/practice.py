@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from allpayer.reports import charts, disputes
 from allpayer.reports.base import (Chart, Period, Report, ReportError, Table, as_period, count, has, in_period, of_year,
-                                   pct, require, rows, usd)
+                                   pct, require, rows, rows_by, usd)
 from allpayer.reports.employer import quality_rows
 from allpayer.reports.panel import add_panel_and_cost, add_payments
 
@@ -23,7 +23,8 @@ def build(con, org: str, period: Period | int, run_id: str, store=None) -> Repor
     period = as_period(period)
     year = period.year
     a = of_year(con.table("attribution"), year)
-    named = rows(a.filter(a.practice_id == org).select("practice_name").distinct().limit(1))
+    named = rows_by(a.filter(a.practice_id.notnull()).group_by("practice_id").aggregate(
+        practice_name=a.practice_name.max()), "practice_id", org)
     if not named:
         raise ReportError(f"unknown practice {org!r} in {year}")
     rep = Report(kind="practice", org=org, year=year, run_id=run_id, period=period,
@@ -42,8 +43,8 @@ def build(con, org: str, period: Period | int, run_id: str, store=None) -> Repor
     _changes(con, rep, period, org)
     if has(con, "care_gaps"):
         g = of_year(con.table("care_gaps"), year)
-        g = g.filter(g.practice_id == org)
-        gr = rows(g.group_by("gap_type").aggregate(members=g.person_id.nunique()).order_by("gap_type"))
+        gr = rows_by(g.group_by(["practice_id", "gap_type"]).aggregate(members=g.person_id.nunique()), "practice_id",
+                     org, ["gap_type"])
         rep.tables.append(Table("care_gaps", "Care gaps in the panel (open)", ["gap", "members"],
                                 [[r["gap_type"], count(r["members"])] for r in gr],
                                 note="The named list for outreach is the care_gaps table (allpayer export care_gaps)."))
@@ -85,9 +86,14 @@ def _changes(con, rep: Report, period: Period, org: str) -> None:
     if not has(con, "attribution_changes"):
         return
     c = in_period(con.table("attribution_changes"), period)
-    c = c.filter((c.from_practice_id == org) | (c.to_practice_id == org))
-    got = rows(c.select("month", "program_id", "member_id", "change", "reason", "from_practice_id", "to_practice_id",
-                        "step").order_by(["month", "program_id", "member_id"]))
+    cols = ["month", "program_id", "member_id", "change", "reason", "from_practice_id", "to_practice_id", "step"]
+    order = ["month", "program_id", "member_id", "change", "from_practice_id", "to_practice_id"]
+    # a change into the practice and one out of it, each split by practice (once for all in a batch)
+    into = rows_by(c.filter(c.to_practice_id.notnull()).select(*cols), "to_practice_id", org, order)
+    out_of = rows_by(c.filter(c.from_practice_id.notnull()).select(*cols), "from_practice_id", org, order)
+    seen = {id(r) for r in into}
+    got = sorted(into + [r for r in out_of if r["to_practice_id"] != org and id(r) not in seen],
+                 key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in order))
     out = [[r["month"].strftime("%Y-%m"), r["program_id"], r["member_id"], r["change"], r["reason"] or "",
             r["from_practice_id"] or "", r["to_practice_id"] or "", r["step"] or ""] for r in got]
     adds = sum(1 for r in got if r["to_practice_id"] == org)

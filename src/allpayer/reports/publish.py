@@ -7,6 +7,7 @@ renamed into place, so a reader never sees a half-written set."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -140,7 +141,7 @@ def render_all(db: Path, year: Period | int, formats: list[str] = list(FORMATS),
     `year` is a performance year or a `Period`; for a period shorter than a year the kinds that
     cover whole years only (payer, regulator) are left out. `con` reuses an open connection to
     the snapshot (the publish hook passes its own)."""
-    from allpayer.reports.base import latest_run_id
+    from allpayer.reports.base import batch, latest_run_id
     from allpayer.reports.regulator import load_inputs
 
     period = as_period(year)
@@ -150,12 +151,14 @@ def render_all(db: Path, year: Period | int, formats: list[str] = list(FORMATS),
     base = Path(out) if out else reports_dir(db)
     base.mkdir(parents=True, exist_ok=True)
     reg_inputs = load_inputs(inputs)
+    stack = contextlib.ExitStack()
     try:
         run_id = latest_run_id(con)
         tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=base))
         index = {"run_id": run_id, "year": period.year, "period": period.label, "formats": formats, "reports": []}
         printer = None
         try:
+            stack.enter_context(batch())
             if "pdf" in formats:
                 from allpayer.reports.pdf import Printer
 
@@ -187,6 +190,7 @@ def render_all(db: Path, year: Period | int, formats: list[str] = list(FORMATS),
         finally:
             if printer is not None:
                 printer.close()
+            stack.close()
     finally:
         if own:
             con.disconnect()
