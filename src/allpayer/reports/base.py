@@ -237,6 +237,17 @@ def rows_by(expr, column: str, value: Any, order_by: Sequence[str] = ()) -> list
     return memo[key].get(value, [])
 
 
+def table(con, name: str):
+    """``con.table(name)``; in a `batch` each table is looked up once (a lookup reads its schema)."""
+    memo = _Memo.active
+    if memo is None:
+        return con.table(name)
+    key = ("table", id(con), name)
+    if key not in memo:
+        memo[key] = con.table(name)
+    return memo[key]
+
+
 def _tables(con) -> set[str]:
     memo = _Memo.active
     if memo is None:
@@ -266,7 +277,7 @@ def of_year(t, year: int, column: str = "performance_year"):
 
 
 def latest_run_id(con) -> str:
-    r = con.table("runs")
+    r = table(con, "runs")
     got = rows(r.order_by(ibis.desc(r.seq)).limit(1).select("run_id"))
     if not got:
         raise ReportError("the database has no published run")

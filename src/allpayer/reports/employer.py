@@ -17,7 +17,7 @@ import ibis
 
 from allpayer.reports import charts
 from allpayer.reports.base import (HIDDEN, Chart, Period, Report, ReportError, Table, as_period, count, has, in_period,
-                                   month_label, of_year, pct, pmpm_cents, require, rows, rows_by, usd)
+                                   month_label, of_year, pct, pmpm_cents, require, rows, rows_by, usd, table)
 from allpayer.reports.suppression import THRESHOLD, Constraint, is_small, suppress, suppress_columns
 
 CATEGORIES = ("inpatient", "outpatient", "ed", "professional", "pharmacy", "other")
@@ -25,7 +25,7 @@ WELLNESS = (("awv", "Annual wellness visit (AWV)"), ("hedis_wcv", "Well-care vis
 
 
 def employers(con) -> list[str]:
-    eg = con.table("employer_group")
+    eg = table(con, "employer_group")
     return [r["employer_id"] for r in rows(eg.select("employer_id").distinct().order_by("employer_id"))]
 
 
@@ -76,7 +76,7 @@ def _valuation(con) -> dt.date | None:
     """The valuation month of the latest published run with a paid-through date."""
     from allpayer.pipeline import valuation_date
 
-    r = con.table("runs")
+    r = table(con, "runs")
     got = rows(r.filter(r.paid_through.notnull()).order_by(ibis.desc(r.seq)).limit(1).select("paid_through"))
     if not got:
         return None
@@ -91,7 +91,7 @@ def completed(con, year: int, cost_by: list[dict]) -> tuple[dict, dt.date | None
     vmonth = _valuation(con)
     if vmonth is None or not has(con, "completion_factors"):
         return {}, None, False
-    cf = of_year(con.table("completion_factors"), year)
+    cf = of_year(table(con, "completion_factors"), year)
     cdf = {(r["payer"], int(r["lag"])): Decimal(str(r["cumulative_development_factor"]))
            for r in rows(cf.select("payer", "lag", "cumulative_development_factor"))}
     if not cdf:
@@ -111,8 +111,8 @@ def completed(con, year: int, cost_by: list[dict]) -> tuple[dict, dt.date | None
 
 def employer_member_months(con, period: Period):
     """The period's `tcoc_member_month` rows with the employer of their group (`employer_id`)."""
-    mm = in_period(con.table("tcoc_member_month"), period)
-    eg = con.table("employer_group")
+    mm = in_period(table(con, "tcoc_member_month"), period)
+    eg = table(con, "employer_group")
     return mm.join(eg.select("group_id", "employer_id").distinct(), "group_id")
 
 
@@ -122,7 +122,7 @@ def wellness_rows(con, year: int, org: str, sharing) -> list[dict]:
     over the programs the person is the employer's member in."""
     if not has(con, "quality_measure_results"):
         return []
-    q = of_year(con.table("quality_measure_results"), year)
+    q = of_year(table(con, "quality_measure_results"), year)
     q = q.filter(q.measure_id.isin([i for i, _ in WELLNESS]))
     q = q.join(sharing, ["program_id", "person_id"])
     elig = q.in_denominator.fill_null(False) & ~q.excluded.fill_null(False)
@@ -138,7 +138,7 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
     require(con, "employer_group", "tcoc_member_month", "targets")
     period = as_period(period)
     year = period.year
-    eg = con.table("employer_group")
+    eg = table(con, "employer_group")
     name_rows = [r for r in rows(eg.select("employer_id", "employer_name").distinct().order_by(
         ["employer_id", "employer_name"])) if r["employer_id"] == org]
     if not name_rows:
@@ -159,7 +159,7 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
         n=mm.person_id.nunique(), opted=mm.person_id.nunique(where=opt)), "employer_id", org)[0]
 
     # target: the program's target for the month, in proportion to the employer's member months
-    tg = in_period(con.table("targets"), period)
+    tg = in_period(table(con, "targets"), period)
     tg = tg.group_by(["program_id", "month"]).aggregate(target_cents=tg.target_cents.sum(),
                                                         member_months=tg.member_months.sum())
     tmap = {(r["program_id"], r["month"]): r for r in rows(tg.order_by(["program_id", "month"]))}
@@ -312,7 +312,7 @@ def _wellness(rep: Report, wellness: list[dict], hidden: set) -> None:
 def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: int) -> None:
     if not has(con, "utilization"):
         return
-    u = con.table("utilization")
+    u = table(con, "utilization")
     u = u.filter(u.year == year)
     per = [r for r in rows(u.group_by("program_id").aggregate(
         mm=u.member_months.sum(), admissions=u.admissions.sum(), ed=u.ed_visits.sum(), readm=u.readmissions.sum())
@@ -337,7 +337,7 @@ def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: 
 def quality_rows(con, year: int, programs: list[str], level: str = "program", level_ids=None) -> list[dict]:
     if not has(con, "quality_rates"):
         return []
-    q = con.table("quality_rates")
+    q = table(con, "quality_rates")
     q = q.filter((q.level == level) & (q.performance_year == year))
     q = q.select("program_id", "measure_id", "level_id", "denominator", "numerator", "rate")
     order = ["program_id", "measure_id", "level_id"]
@@ -366,7 +366,7 @@ def _quality(con, rep: Report, year: int, programs: list[str], org: str, sharing
                                 out, note="A rate is hidden when its denominator, numerator or the difference "
                                           "is a count from 1 to 10."))
     if has(con, "care_gaps"):
-        g = of_year(con.table("care_gaps"), year)
+        g = of_year(table(con, "care_gaps"), year)
         g = g.join(sharing, ["program_id", "person_id"])
         gr = rows_by(g.group_by(["employer_id", "gap_type"]).aggregate(members=g.person_id.nunique()), "employer_id",
                      org, ["gap_type"])
@@ -379,7 +379,7 @@ def _quality(con, rep: Report, year: int, programs: list[str], org: str, sharing
 def _invoice_rows(con, period: Period, org: str) -> list[dict]:
     if not has(con, "value_payment_invoices"):
         return []
-    inv = in_period(con.table("value_payment_invoices"), period)
+    inv = in_period(table(con, "value_payment_invoices"), period)
     return rows_by(inv.group_by(["employer_id", "month", "quarter"]).aggregate(
         member_months=inv.member_months.sum(), pmpm_cents=inv.pmpm_cents.max(), amount_cents=inv.amount_cents.sum()),
         "employer_id", org, ["month"])
@@ -403,7 +403,7 @@ def _value_payment(con, rep: Report, period: Period, org: str, programs: list[st
                             ["month", "quarter", "member months", "PMPM", "amount"], out))
     rep.totals.append(("Value Payment invoiced", usd(total) if show else HIDDEN))
     if has(con, "value_payment_adjustments"):
-        a = of_year(con.table("value_payment_adjustments"), period.year)
+        a = of_year(table(con, "value_payment_adjustments"), period.year)
         quarters = set(period.quarters())
         ar = [r for r in rows(a.order_by(["program_id", "quarter"]))
               if r["program_id"] in programs and r["quarter"] in quarters]
@@ -426,7 +426,7 @@ def _settlement(con, rep: Report, year: int, org: str) -> None:
     if not has(con, "employer_statements"):
         rep.notes.append("The year has not been settled yet (no employer_statements).")
         return
-    es = of_year(con.table("employer_statements"), year)
+    es = of_year(table(con, "employer_statements"), year)
     mine = rows_by(es, "employer_id", org, ["program_id", "version", "run_id"])
     if not mine:
         return

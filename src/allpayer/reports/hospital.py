@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from allpayer.reports import charts
 from allpayer.reports.base import (Chart, Period, Report, ReportError, Table, as_period, count, has, in_period,
-                                   month_label, of_year, pct, require, rows, rows_by, usd)
+                                   month_label, of_year, pct, require, rows, rows_by, usd, table)
 from allpayer.reports.panel import add_panel_and_cost, add_payments
 
 
 def hospitals(con, year: int) -> list[str]:
-    f = of_year(con.table("fpp_hospital_payments"), year)
+    f = of_year(table(con, "fpp_hospital_payments"), year)
     return [r["hospital_id"] for r in rows(f.select("hospital_id").distinct().order_by("hospital_id"))]
 
 
@@ -27,10 +27,10 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
                  subtitle=f"Fixed prospective payments, shadow claims, fixed payment performance and settlement. "
                           f"Run {run_id}.")
     pay = add_payments(con, rep, period, practice_id=None, hospital_id=org)
-    sc = in_period(con.table("shadow_claims"), period)
+    sc = in_period(table(con, "shadow_claims"), period)
     shadow = {r["month"]: int(r["v"] or 0) for r in rows_by(sc.group_by(["hospital_id", "month"]).aggregate(
         v=sc.shadow_value_cents.sum()), "hospital_id", org)}
-    fp = in_period(con.table("fpp_hospital_payments"), period)
+    fp = in_period(table(con, "fpp_hospital_payments"), period)
     fpp = {r["month"]: int(r["v"] or 0) for r in rows_by(fp.group_by(["hospital_id", "month"]).aggregate(
         v=fp.amount_cents.sum()), "hospital_id", org)}
     months = sorted(set(shadow) | set(fpp))
@@ -48,7 +48,7 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
         rep.provenance = [("run_id", run_id), ("period", period.label), ("health service area", hsa or ""),
                           ("tables", "fpp_hospital_payments, shadow_claims, attribution, tcoc_member_month, targets")]
         return rep
-    perf = of_year(con.table("fixed_payment_performance"), year)
+    perf = of_year(table(con, "fixed_payment_performance"), year)
     pr = rows_by(perf, "hospital_id", org, ["program_id"])
     out = [[r["program_id"], str(r["months"]), usd(r["fpp_paid_cents"]), usd(r["shadow_value_cents"]),
             usd(r["performance_cents"]), pct(r["drift"]), "yes" if r["rebase_flag"] else "no"] for r in pr]
@@ -91,7 +91,7 @@ def _period_performance(rep: Report, fpp: dict, shadow: dict, year: int) -> None
 def _hsa(con, year: int, org: str) -> str | None:
     if not has(con, "distribution"):
         return None
-    d = of_year(con.table("distribution"), year)
+    d = of_year(table(con, "distribution"), year)
     got = rows_by(d.filter(d.hsa.notnull()).group_by("participant_id").aggregate(hsa=d.hsa.min()), "participant_id",
                   org)
     return got[0]["hsa"] if got else None
@@ -101,7 +101,7 @@ def _settlement(con, rep: Report, year: int, org: str) -> None:
     if not has(con, "distribution"):
         rep.notes.append("The year has not been settled yet (no distribution table).")
         return
-    d = of_year(con.table("distribution"), year)
+    d = of_year(table(con, "distribution"), year)
     mine = rows_by(d, "participant_id", org, ["program_id", "version", "run_id"])
     if not mine:
         rep.notes.append("This hospital has no row in the settlement distribution.")

@@ -7,12 +7,12 @@ import datetime as dt
 
 from allpayer.reports import charts
 from allpayer.reports.base import (Chart, Period, Report, Table, as_period, count, has, in_period, month_label,
-                                   pmpm_cents, rows, rows_by, usd)
+                                   pmpm_cents, rows, rows_by, usd, table)
 
 
 def program_target_pmpm(con, period: Period | int) -> dict[tuple[str, dt.date], tuple[int, int]]:
     """(program, month) -> (target cents, member months) of the whole program."""
-    tg = in_period(con.table("targets"), as_period(period))
+    tg = in_period(table(con, "targets"), as_period(period))
     got = rows(tg.group_by(["program_id", "month"]).aggregate(t=tg.target_cents.sum(), mm=tg.member_months.sum()))
     return {(r["program_id"], r["month"]): (int(r["t"] or 0), int(r["mm"] or 0)) for r in got}
 
@@ -20,7 +20,7 @@ def program_target_pmpm(con, period: Period | int) -> dict[tuple[str, dt.date], 
 def panel(con, period: Period | int, column: str, value: str | None = None):
     """The attributed, eligible member months whose `column` (practice_id, hsa) is `value` (every
     value when None)."""
-    a = in_period(con.table("attribution"), as_period(period))
+    a = in_period(table(con, "attribution"), as_period(period))
     a = a.filter(a.attributed & a.eligible & a[column].notnull())
     return a if value is None else a.filter(a[column] == value)
 
@@ -33,7 +33,7 @@ def add_panel_and_cost(con, rep: Report, period: Period | int, column: str, valu
                  ["month", "program_id"])
     got = rows_by(p.group_by(column).aggregate(n=p.person_id.nunique()), column, value)
     persons = (got[0]["n"] if got else 0) or 0
-    mm = in_period(con.table("tcoc_member_month"), period)
+    mm = in_period(table(con, "tcoc_member_month"), period)
     keys = ["program_id", "member_id", "month"]
     j = mm.join(p.select(column, *keys), keys)
     cost = {(r["program_id"], r["month"]): r for r in rows_by(
@@ -90,10 +90,10 @@ def add_payments(con, rep: Report, period: Period | int, practice_id: str | None
     parts: dict[str, dict[dt.date, int]] = {}
     period = as_period(period)
 
-    def collect(label, table, column, value):
-        if value is None or not has(con, table):
+    def collect(label, name, column, value):
+        if value is None or not has(con, name):
             return
-        t = in_period(con.table(table), period)
+        t = in_period(table(con, name), period)
         got = rows_by(t.group_by([column, "month"]).aggregate(a=t.amount_cents.sum()), column, value)
         if got:
             parts[label] = {r["month"]: int(r["a"] or 0) for r in got}

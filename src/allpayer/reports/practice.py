@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from allpayer.reports import charts, disputes
 from allpayer.reports.base import (Chart, Period, Report, ReportError, Table, as_period, count, has, in_period, of_year,
-                                   pct, require, rows, rows_by, usd)
+                                   pct, require, rows, rows_by, usd, table)
 from allpayer.reports.employer import quality_rows
 from allpayer.reports.panel import add_panel_and_cost, add_payments
 
 
 def practices(con, year: int) -> list[str]:
-    a = of_year(con.table("attribution"), year)
+    a = of_year(table(con, "attribution"), year)
     a = a.filter(a.attributed & a.practice_id.notnull())
     return [r["practice_id"] for r in rows(a.select("practice_id").distinct().order_by("practice_id"))]
 
@@ -22,7 +22,7 @@ def build(con, org: str, period: Period | int, run_id: str, store=None) -> Repor
     require(con, "attribution", "tcoc_member_month", "targets")
     period = as_period(period)
     year = period.year
-    a = of_year(con.table("attribution"), year)
+    a = of_year(table(con, "attribution"), year)
     named = rows_by(a.filter(a.practice_id.notnull()).group_by("practice_id").aggregate(
         practice_name=a.practice_name.max()), "practice_id", org)
     if not named:
@@ -42,7 +42,7 @@ def build(con, org: str, period: Period | int, run_id: str, store=None) -> Repor
         rep.notes.append(f"Quality and care gaps are measured over the performance year {year}, not the period.")
     _changes(con, rep, period, org)
     if has(con, "care_gaps"):
-        g = of_year(con.table("care_gaps"), year)
+        g = of_year(table(con, "care_gaps"), year)
         gr = rows_by(g.group_by(["practice_id", "gap_type"]).aggregate(members=g.person_id.nunique()), "practice_id",
                      org, ["gap_type"])
         rep.tables.append(Table("care_gaps", "Care gaps in the panel (open)", ["gap", "members"],
@@ -85,7 +85,7 @@ def _quality(con, rep: Report, year: int, programs: list[str], org: str) -> None
 def _changes(con, rep: Report, period: Period, org: str) -> None:
     if not has(con, "attribution_changes"):
         return
-    c = in_period(con.table("attribution_changes"), period)
+    c = in_period(table(con, "attribution_changes"), period)
     cols = ["month", "program_id", "member_id", "change", "reason", "from_practice_id", "to_practice_id", "step"]
     order = ["month", "program_id", "member_id", "change", "from_practice_id", "to_practice_id"]
     # a change into the practice and one out of it, each split by practice (once for all in a batch)

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from allpayer.reports import KINDS, csvout, render
-from allpayer.reports.base import Period, Report, ReportError, as_period, safe_name
+from allpayer.reports.base import Period, Report, ReportError, as_period, safe_name, table
 
 FORMATS = ("html", "pdf", "csv")
 
@@ -46,8 +46,8 @@ def organizations(con, kind: str, year: int) -> list[str]:
     if kind == "employer":
         from allpayer.reports.base import of_year, rows
 
-        mm = of_year(con.table("tcoc_member_month"), year)
-        eg = con.table("employer_group")
+        mm = of_year(table(con, "tcoc_member_month"), year)
+        eg = table(con, "employer_group")
         j = eg.semi_join(mm.select("group_id").distinct(), "group_id")
         return [r["employer_id"] for r in rows(j.select("employer_id").distinct().order_by("employer_id"))]
     if kind == "practice":
