@@ -209,32 +209,42 @@ def batch() -> Iterator[None]:
         _Memo.active = prev
 
 
-def rows(expr) -> list[dict]:
-    """A small (already aggregated) Ibis expression as a list of dicts (read-only: shared in a batch)."""
+def rows(expr, key: Any = None) -> list[dict]:
+    """A small (already aggregated) Ibis expression as a list of dicts (read-only: shared in a batch).
+
+    `expr` may be a function that builds the expression and `key` a name for it (with everything
+    that shapes it: period, column): in a batch the expression is then built only once."""
     memo = _Memo.active
     if memo is None:
-        return expr.to_pyarrow().to_pylist()
-    key = ("rows", expr.op())
-    if key not in memo:
-        memo[key] = expr.to_pyarrow().to_pylist()
-    return memo[key]
+        return _build(expr).to_pyarrow().to_pylist()
+    k = ("rows", key if key is not None else _build(expr).op())
+    if k not in memo:
+        memo[k] = _build(expr).to_pyarrow().to_pylist()
+    return memo[k]
 
 
-def rows_by(expr, column: str, value: Any, order_by: Sequence[str] = ()) -> list[dict]:
+def _build(expr):
+    return expr if isinstance(expr, ibis.Expr) else expr()
+
+
+def rows_by(expr, column: str, value: Any, order_by: Sequence[str] = (), key: Any = None) -> list[dict]:
     """The rows of `expr` whose `column` equals `value`, ordered by `order_by`. `expr` is built for
     every organization at once (grouped by `column` where it aggregates): in a `batch` it runs once
-    and is split by `column`; outside, it is filtered to `value` in the database."""
+    and is split by `column`; outside, it is filtered to `value` in the database. As in `rows`,
+    `expr` may be a function and `key` its name."""
     memo = _Memo.active
     if memo is None:
-        e = expr.filter(expr[column] == value)
-        return rows(e.order_by(list(order_by)) if order_by else e)
-    key = ("by", expr.op(), column, tuple(order_by))
-    if key not in memo:
+        e = _build(expr)
+        e = e.filter(e[column] == value)
+        return (e.order_by(list(order_by)) if order_by else e).to_pyarrow().to_pylist()
+    k = ("by", key if key is not None else _build(expr).op(), column, tuple(order_by))
+    if k not in memo:
+        e = _build(expr)
         groups: dict = {}
-        for r in (expr.order_by(list(order_by)) if order_by else expr).to_pyarrow().to_pylist():
+        for r in (e.order_by(list(order_by)) if order_by else e).to_pyarrow().to_pylist():
             groups.setdefault(r[column], []).append(r)
-        memo[key] = groups
-    return memo[key].get(value, [])
+        memo[k] = groups
+    return memo[k].get(value, [])
 
 
 def table(con, name: str):

@@ -337,12 +337,15 @@ def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: 
 def quality_rows(con, year: int, programs: list[str], level: str = "program", level_ids=None) -> list[dict]:
     if not has(con, "quality_rates"):
         return []
-    q = table(con, "quality_rates")
-    q = q.filter((q.level == level) & (q.performance_year == year))
-    q = q.select("program_id", "measure_id", "level_id", "denominator", "numerator", "rate")
     order = ["program_id", "measure_id", "level_id"]
-    got = rows(q.order_by(order)) if level_ids is None or len(level_ids) != 1 else \
-        rows_by(q, "level_id", list(level_ids)[0], order)
+
+    def q():
+        t = table(con, "quality_rates")
+        t = t.filter((t.level == level) & (t.performance_year == year))
+        return t.select("program_id", "measure_id", "level_id", "denominator", "numerator", "rate")
+
+    got = rows(lambda: q().order_by(order), key=("quality", year, level)) if level_ids is None or len(level_ids) != 1 \
+        else rows_by(q, "level_id", list(level_ids)[0], order, key=("quality by", year, level))
     ids = None if level_ids is None else set(level_ids)
     return [r for r in got if r["program_id"] in programs and (ids is None or r["level_id"] in ids)]
 

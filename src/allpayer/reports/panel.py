@@ -12,8 +12,13 @@ from allpayer.reports.base import (Chart, Period, Report, Table, as_period, coun
 
 def program_target_pmpm(con, period: Period | int) -> dict[tuple[str, dt.date], tuple[int, int]]:
     """(program, month) -> (target cents, member months) of the whole program."""
-    tg = in_period(table(con, "targets"), as_period(period))
-    got = rows(tg.group_by(["program_id", "month"]).aggregate(t=tg.target_cents.sum(), mm=tg.member_months.sum()))
+    period = as_period(period)
+
+    def q():
+        tg = in_period(table(con, "targets"), period)
+        return tg.group_by(["program_id", "month"]).aggregate(t=tg.target_cents.sum(), mm=tg.member_months.sum())
+
+    got = rows(q, key=("program_target_pmpm", period))
     return {(r["program_id"], r["month"]): (int(r["t"] or 0), int(r["mm"] or 0)) for r in got}
 
 
@@ -28,16 +33,26 @@ def panel(con, period: Period | int, column: str, value: str | None = None):
 def add_panel_and_cost(con, rep: Report, period: Period | int, column: str, value: str, what: str) -> dict:
     """Panel by month and program, cost (FFS basis) against target; returns the totals."""
     period = as_period(period)
-    p = panel(con, period, column)
-    by = rows_by(p.group_by([column, "program_id", "month"]).aggregate(members=p.member_id.nunique()), column, value,
-                 ["month", "program_id"])
-    got = rows_by(p.group_by(column).aggregate(n=p.person_id.nunique()), column, value)
+    # each query is built for every value of `column` at once (in a batch: built and run once)
+    def by_q():
+        p = panel(con, period, column)
+        return p.group_by([column, "program_id", "month"]).aggregate(members=p.member_id.nunique())
+
+    def persons_q():
+        p = panel(con, period, column)
+        return p.group_by(column).aggregate(n=p.person_id.nunique())
+
+    def cost_q():
+        p = panel(con, period, column)
+        mm = in_period(table(con, "tcoc_member_month"), period)
+        keys = ["program_id", "member_id", "month"]
+        j = mm.join(p.select(column, *keys), keys)
+        return j.group_by([column, "program_id", "month"]).aggregate(cost=j.ffs_paid_cents.sum(), mm=j.count())
+
+    by = rows_by(by_q, column, value, ["month", "program_id"], key=("panel", period, column))
+    got = rows_by(persons_q, column, value, key=("panel persons", period, column))
     persons = (got[0]["n"] if got else 0) or 0
-    mm = in_period(table(con, "tcoc_member_month"), period)
-    keys = ["program_id", "member_id", "month"]
-    j = mm.join(p.select(column, *keys), keys)
-    cost = {(r["program_id"], r["month"]): r for r in rows_by(
-        j.group_by([column, "program_id", "month"]).aggregate(cost=j.ffs_paid_cents.sum(), mm=j.count()), column, value)}
+    cost = {(r["program_id"], r["month"]): r for r in rows_by(cost_q, column, value, key=("panel cost", period, column))}
     tmap = program_target_pmpm(con, period)
     programs = sorted({r["program_id"] for r in by})
     months = sorted({r["month"] for r in by})
@@ -93,8 +108,11 @@ def add_payments(con, rep: Report, period: Period | int, practice_id: str | None
     def collect(label, name, column, value):
         if value is None or not has(con, name):
             return
-        t = in_period(table(con, name), period)
-        got = rows_by(t.group_by([column, "month"]).aggregate(a=t.amount_cents.sum()), column, value)
+        def q():
+            t = in_period(table(con, name), period)
+            return t.group_by([column, "month"]).aggregate(a=t.amount_cents.sum())
+
+        got = rows_by(q, column, value, key=("payments", name, period, column))
         if got:
             parts[label] = {r["month"]: int(r["a"] or 0) for r in got}
 

@@ -22,9 +22,11 @@ def build(con, org: str, period: Period | int, run_id: str, store=None) -> Repor
     require(con, "attribution", "tcoc_member_month", "targets")
     period = as_period(period)
     year = period.year
-    a = of_year(table(con, "attribution"), year)
-    named = rows_by(a.filter(a.practice_id.notnull()).group_by("practice_id").aggregate(
-        practice_name=a.practice_name.max()), "practice_id", org)
+    def names():
+        a = of_year(table(con, "attribution"), year)
+        return a.filter(a.practice_id.notnull()).group_by("practice_id").aggregate(practice_name=a.practice_name.max())
+
+    named = rows_by(names, "practice_id", org, key=("practice names", year))
     if not named:
         raise ReportError(f"unknown practice {org!r} in {year}")
     rep = Report(kind="practice", org=org, year=year, run_id=run_id, period=period,
@@ -42,9 +44,11 @@ def build(con, org: str, period: Period | int, run_id: str, store=None) -> Repor
         rep.notes.append(f"Quality and care gaps are measured over the performance year {year}, not the period.")
     _changes(con, rep, period, org)
     if has(con, "care_gaps"):
-        g = of_year(table(con, "care_gaps"), year)
-        gr = rows_by(g.group_by(["practice_id", "gap_type"]).aggregate(members=g.person_id.nunique()), "practice_id",
-                     org, ["gap_type"])
+        def gaps():
+            g = of_year(table(con, "care_gaps"), year)
+            return g.group_by(["practice_id", "gap_type"]).aggregate(members=g.person_id.nunique())
+
+        gr = rows_by(gaps, "practice_id", org, ["gap_type"], key=("practice gaps", year))
         rep.tables.append(Table("care_gaps", "Care gaps in the panel (open)", ["gap", "members"],
                                 [[r["gap_type"], count(r["members"])] for r in gr],
                                 note="The named list for outreach is the care_gaps table (allpayer export care_gaps)."))
@@ -85,14 +89,17 @@ def _quality(con, rep: Report, year: int, programs: list[str], org: str) -> None
 def _changes(con, rep: Report, period: Period, org: str) -> None:
     if not has(con, "attribution_changes"):
         return
-    c = in_period(table(con, "attribution_changes"), period)
     cols = ["month", "program_id", "member_id", "change", "reason", "from_practice_id", "to_practice_id", "step"]
     order = ["month", "program_id", "member_id", "change", "from_practice_id", "to_practice_id"]
+
+    def changes(side):
+        c = in_period(table(con, "attribution_changes"), period)
+        return c.filter(c[side].notnull()).select(*cols)
+
     # a change into the practice and one out of it, each split by practice (once for all in a batch)
-    into = rows_by(c.filter(c.to_practice_id.notnull()).select(*cols), "to_practice_id", org, order)
-    out_of = rows_by(c.filter(c.from_practice_id.notnull()).select(*cols), "from_practice_id", org, order)
-    seen = {id(r) for r in into}
-    got = sorted(into + [r for r in out_of if r["to_practice_id"] != org and id(r) not in seen],
+    into = rows_by(lambda: changes("to_practice_id"), "to_practice_id", org, order, key=("changes in", period))
+    out_of = rows_by(lambda: changes("from_practice_id"), "from_practice_id", org, order, key=("changes out", period))
+    got = sorted(into + [r for r in out_of if r["to_practice_id"] != org],
                  key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in order))
     out = [[r["month"].strftime("%Y-%m"), r["program_id"], r["member_id"], r["change"], r["reason"] or "",
             r["from_practice_id"] or "", r["to_practice_id"] or "", r["step"] or ""] for r in got]
