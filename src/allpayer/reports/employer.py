@@ -34,12 +34,17 @@ def joint_suppression(months: list[dict], invoices: list[dict], wellness: list[d
     """The counts of one employer report to hide, decided jointly across its tables.
 
     Keys: ``("mm", month)``, ``("opt", month)`` and their ``(.., "total")`` (members and cost by
-    month); ``("inv", month)`` and ``("inv", "total")`` (invoiced member months; where a month's
-    invoiced member months equal its member months they are one value shown twice, so one key
-    ``("mm", month)`` stands for both and the two tables hide it together); per wellness measure
-    ``("wd", id)``, ``("wn", id)``, ``("wm", id)`` (eligible, with a visit, without one: the rate
-    shows the first two, and the third is their difference); ``("persons",)``. The result also
-    holds ``("invrow", month)`` for each invoice row whose member months are hidden.
+    month); ``("inv", month)`` and ``("inv", "total")`` (invoiced member months); per wellness
+    measure ``("wd", id)`` and ``("wn", id)`` (eligible, with a visit); ``("persons",)``.
+
+    Counts of nested populations are tied by their difference, a count never printed but known
+    from two printed ones: member months = opted-out + sharing ``("share", month)``; where a month's
+    invoiced (attributed) member months are at most its member months, member months = invoiced +
+    not invoiced ``("uninv", month)``; eligible = with a visit + without ``("wm", id)``. So a value
+    hidden in one table is hidden, or kept from being derived, in the others, and no difference of
+    two shown counts is a small count. Hiding a never-printed difference costs nothing and leaves
+    its two parts unknown together. The result also holds ``("invrow", month)`` for each invoice
+    row whose member months are hidden.
     """
     values: dict = {("persons",): int(persons)}
     cons: list[Constraint] = []
@@ -48,27 +53,26 @@ def joint_suppression(months: list[dict], invoices: list[dict], wellness: list[d
             values[(key, m["month"])] = int(m[col] or 0)
         values[(key, "total")] = sum(int(m[col] or 0) for m in months)
         cons.append(((key, "total"), [(key, m["month"]) for m in months]))
-    inv_keys = []
+    for m in months:
+        values[("share", m["month"])] = values[("mm", m["month"])] - values[("opt", m["month"])]
+        cons.append((("mm", m["month"]), [("opt", m["month"]), ("share", m["month"])]))
     for r in invoices:
-        same = ("mm", r["month"]) in values and values[("mm", r["month"])] == int(r["member_months"] or 0)
-        k = ("mm", r["month"]) if same else ("inv", r["month"])
-        values[k] = int(r["member_months"] or 0)
-        inv_keys.append(k)
-    inv_total = sum(int(r["member_months"] or 0) for r in invoices)
+        k, n = ("inv", r["month"]), int(r["member_months"] or 0)
+        values[k] = n
+        whole = values.get(("mm", r["month"]))
+        if whole is not None and n <= whole:
+            values[("uninv", r["month"])] = whole - n
+            cons.append((("mm", r["month"]), [k, ("uninv", r["month"])]))
     if invoices:
-        alias = inv_total == values[("mm", "total")] and set(inv_keys) == {("mm", m["month"]) for m in months}
-        if not alias:
-            values[("inv", "total")] = inv_total
-            cons.append((("inv", "total"), inv_keys))
+        values[("inv", "total")] = sum(int(r["member_months"] or 0) for r in invoices)
+        cons.append((("inv", "total"), [("inv", r["month"]) for r in invoices]))
     for w in wellness:
         i = w["measure_id"]
         values[("wd", i)], values[("wn", i)] = int(w["denominator"]), int(w["numerator"])
         values[("wm", i)] = int(w["denominator"]) - int(w["numerator"])
         cons.append((("wd", i), [("wn", i), ("wm", i)]))
     hidden = suppress(values, cons)
-    if invoices and alias and ("mm", "total") in hidden:
-        hidden.add(("inv", "total"))  # the invoiced total is the member months total shown again
-    hidden |= {("invrow", r["month"]) for r, k in zip(invoices, inv_keys) if k in hidden}
+    hidden |= {("invrow", r["month"]) for r in invoices if ("inv", r["month"]) in hidden}
     return hidden
 
 
