@@ -160,9 +160,13 @@ def render_all(db: Path, year: Period | int, formats: list[str] = list(FORMATS),
         try:
             stack.enter_context(batch())
             if "pdf" in formats:
-                from allpayer.reports.pdf import Printer
+                from allpayer.reports.pdf import PdfError, Printer, chromium_path
 
-                printer = Printer()
+                if chromium_path() is not None:
+                    try:
+                        printer = Printer()
+                    except PdfError as e:  # one Chromium start per PDF instead
+                        say(f"PDF: {e}; starting Chromium once per report")
             for kind in KINDS:
                 if kind in YEAR_ONLY and not period.is_year:
                     continue
