@@ -219,11 +219,20 @@ def run_demo(
 
 
 def reports_stage(db: Path, year: int, say: Say) -> Path:
-    """Render every audience's reports of the published run (HTML and CSV; PDF per report with
-    `allpayer report KIND --format pdf`)."""
-    from allpayer.reports.publish import render_all
+    """Every audience's reports of the published run (HTML and CSV; PDF per report with
+    `allpayer report KIND --format pdf`): rendered when the run was published, or here when that
+    was switched off (ALLPAYER_RENDER_REPORTS=0)."""
+    from allpayer.reports.base import latest_run_id
+    from allpayer.reports.publish import render_all, reports_dir
+    from allpayer.runs import open_snapshot
 
-    folder = render_all(db, year, ["html", "csv"])
+    con = open_snapshot(db)
+    try:
+        folder = reports_dir(db) / latest_run_id(con)
+    finally:
+        con.disconnect()
+    if not (folder / "index.json").is_file():
+        folder = render_all(db, year, ["html", "csv"])
     say(f"    reports for employers, practices, hospitals, payers and the regulator -> {folder / 'index.html'}")
     return folder
 

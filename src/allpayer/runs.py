@@ -369,6 +369,20 @@ def begin(
         _append_sidecar(db, {"event": "finished", **run.record()})
     finally:
         lock.release()
+    _after_publish(db, run)
+
+
+def _after_publish(db: Path, run: Run) -> None:
+    """Render the reports of a published run (`allpayer.reports.publish.on_publish`; off with
+    ``ALLPAYER_RENDER_REPORTS=0``). A failure to render is a warning: the run stays published."""
+    import sys
+
+    try:
+        from allpayer.reports.publish import on_publish
+
+        on_publish(db, run.kind, run.parameters)
+    except Exception as exc:  # noqa: BLE001 - reports never undo a publish
+        print(f"warning: the reports of run {run.run_id} were not rendered: {exc}", file=sys.stderr)
 
 
 def open_snapshot(db: str | Path):

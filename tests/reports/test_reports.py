@@ -152,6 +152,17 @@ def test_no_small_count_shown_or_derivable(published, orgs, tmp_path, kind):
             hidden = [c for c in body if c["value"] == HIDDEN]
             if total and total[0]["value"] != HIDDEN:
                 assert len(hidden) != 1, f"{kind} {org}: one hidden cell in {section}/{col} is the total less the rest"
+        if kind == "employer":  # the same month's member months in two tables: hidden in both or in neither
+            true_mm = dict(sql(published, f"""SELECT strftime(m.month, '%Y-%m'), count(*) FROM tcoc_member_month m
+                WHERE m.performance_year = {YEAR} AND m.group_id IN (SELECT group_id FROM employer_group
+                WHERE employer_id = '{org}') GROUP BY 1"""))
+            true_inv = dict(sql(published, f"""SELECT strftime(month, '%Y-%m'), sum(member_months) FROM
+                value_payment_invoices WHERE performance_year = {YEAR} AND employer_id = '{org}' GROUP BY 1"""))
+            shown = {(r["section"], r["row"]): r["value"] for r in rows if r["column"] == "member months"}
+            for month, n in true_inv.items():
+                if true_mm.get(month) == n:
+                    assert (shown[("members_and_cost_by_month", month)] == HIDDEN) == \
+                        (shown[("value_payment_invoices", month)] == HIDDEN), f"{org} {month}: hidden in one table only"
 
 
 def test_payer_statement_shows_every_settlement_line(published, orgs, tmp_path):

@@ -108,3 +108,99 @@ def test_a_total_under_the_threshold_is_hidden_with_its_cells():
     values = {"a": 3, "b": 5, "total": 8}
     assert suppress(values, column(["a", "b"])) == {"a", "b", "total"}
     assert THRESHOLD == 11
+
+
+# -- joint suppression across the tables of one employer report ---------------------------------------------------
+
+months_st = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40), st.integers(-15, 3), st.booleans()),
+                     min_size=1, max_size=12)
+wellness_st = st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), max_size=2)
+
+
+def employer_layout(spec, wellness_spec, invoiced):
+    """The employer report's counts as one system: every value a reader sees, every difference of
+    two nested counts a reader can compute (implicit: never printed), and every sum that ties them,
+    within a table or across tables."""
+    import datetime as dt
+
+    from allpayer.reports.employer import joint_suppression
+
+    months, invoices = [], []
+    for i, (mm, opt, delta, billed) in enumerate(spec):
+        m = dt.date(2024, i + 1, 1)
+        months.append({"month": m, "member_months": mm, "opt_out_mm": min(opt, mm)})
+        if invoiced and billed:
+            invoices.append({"month": m, "member_months": max(0, mm + delta)})
+    wellness = [{"measure_id": f"w{i}", "denominator": d, "numerator": min(n, d)} for i, (d, n) in enumerate(wellness_spec)]
+    persons = max(m["member_months"] for m in months)
+    hidden = joint_suppression(months, invoices, wellness, persons)
+    values, cons, shown, implicit = {}, [], set(), set()
+
+    def cell(key, value, is_hidden):
+        values[key] = value
+        if not is_hidden:
+            shown.add(key)
+
+    def diff(key, whole, part):
+        values[key] = values[whole] - values[part]
+        implicit.add(key)
+        cons.append((whole, [part, key]))
+
+    for col, k in (("member_months", "mm"), ("opt_out_mm", "opt")):
+        for m in months:
+            cell((k, m["month"]), m[col], (k, m["month"]) in hidden)
+        cell((k, "total"), sum(m[col] for m in months), (k, "total") in hidden)
+        cons.append(((k, "total"), [(k, m["month"]) for m in months]))
+    for m in months:
+        diff(("share", m["month"]), ("mm", m["month"]), ("opt", m["month"]))
+    mm_of = {m["month"]: m["member_months"] for m in months}
+    for r in invoices:
+        cell(("invcell", r["month"]), r["member_months"], ("invrow", r["month"]) in hidden)
+        if r["member_months"] <= mm_of[r["month"]]:  # attributed member months within all member months
+            diff(("uninv", r["month"]), ("mm", r["month"]), ("invcell", r["month"]))
+    if invoices:
+        cell(("invtot",), sum(r["member_months"] for r in invoices), ("inv", "total") in hidden)
+        cons.append((("invtot",), [("invcell", r["month"]) for r in invoices]))
+    for w in wellness:
+        i = w["measure_id"]
+        cell(("wd", i), w["denominator"], ("wd", i) in hidden)
+        cell(("wn", i), w["numerator"], ("wn", i) in hidden)
+        diff(("wm", i), ("wd", i), ("wn", i))
+    return values, cons, shown, implicit
+
+
+@settings(max_examples=300, deadline=None)
+@given(months_st, wellness_st, st.booleans())
+def test_employer_report_counts_are_protected_across_its_tables(spec, wellness_spec, invoiced):
+    values, cons, shown, implicit = employer_layout(spec, wellness_spec, invoiced)
+    assert not [k for k in shown if is_small(values[k])], "a small count is shown"
+    unknown = set(values) - shown
+    fixed = derivable(values, cons, unknown)
+    assert not (fixed - implicit), f"hidden counts derivable from the report's tables: {sorted(fixed - implicit, key=str)}"
+    assert not [k for k in fixed & implicit if is_small(values[k])], "a small difference follows from two shown counts"
+    for total, cells in cons:  # a sum shown over hidden parts must not narrow them to a small count
+        hid = [c for c in cells if c in unknown]
+        if hid and total in shown:
+            assert not is_small(sum(values[c] for c in hid))
+
+
+def test_a_month_hidden_in_one_table_is_hidden_in_the_other():
+    """March: 4 member months, hidden in the month table; the invoices show March's 4 attributed
+    member months too. Hidden there as well, with a second month in each table."""
+    import datetime as dt
+
+    from allpayer.reports.employer import joint_suppression
+
+    months = [{"month": dt.date(2024, m, 1), "member_months": v, "opt_out_mm": 0}
+              for m, v in ((1, 30), (2, 25), (3, 4))]
+    invoices = [{"month": dt.date(2024, m, 1), "member_months": v} for m, v in ((1, 30), (2, 25), (3, 4))]
+    hidden = joint_suppression(months, invoices, [], 40)
+    assert {("mm", dt.date(2024, 3, 1)), ("inv", dt.date(2024, 3, 1))} <= hidden
+    assert ("mm", dt.date(2024, 2, 1)) in hidden and ("inv", dt.date(2024, 2, 1)) in hidden
+    assert ("mm", dt.date(2024, 1, 1)) not in hidden and ("inv", "total") not in hidden
+    # 30 member months of which 24 attributed: both shown would tell that 6 were not; one of them goes
+    months = [{"month": dt.date(2024, 1, 1), "member_months": 30, "opt_out_mm": 0},
+              {"month": dt.date(2024, 2, 1), "member_months": 40, "opt_out_mm": 0}]
+    invoices = [{"month": dt.date(2024, 1, 1), "member_months": 24}, {"month": dt.date(2024, 2, 1), "member_months": 40}]
+    hidden = joint_suppression(months, invoices, [], 40)
+    assert {("mm", dt.date(2024, 1, 1)), ("inv", dt.date(2024, 1, 1))} & hidden

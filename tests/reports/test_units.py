@@ -8,14 +8,15 @@ import datetime as dt
 import pytest
 
 from allpayer.reports import charts, csvout, disputes, suppression
-from allpayer.reports.base import Report, Table, pct, pmpm_cents, usd
+from allpayer.reports import base
+from allpayer.reports.base import Period, Report, Table, pct, pmpm_cents, usd
 from allpayer.reports.publish import parse_formats, parse_period
 from allpayer.reports.regulator import load_inputs
 from allpayer.reports.base import ReportError
 from allpayer.store import open_store
 
 
-@pytest.mark.parametrize("module", [suppression, charts])
+@pytest.mark.parametrize("module", [suppression, charts, base])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted and not result.failed
@@ -39,15 +40,27 @@ def test_csv_rows_carry_run_and_section():
     rep = Report(kind="payer", org="p", year=2024, run_id="R1", title="t", subtitle="s",
                  totals=[("Net", "$1.00")], tables=[Table("lines", "Lines", ["line", "amount"], [["1", "$1.00"]])])
     recs = csvout.records(rep)
-    assert recs[0] == ["payer", "p", "2024", "R1", "totals", "Net", "value", "$1.00"]
-    assert recs[1] == ["payer", "p", "2024", "R1", "lines", "1", "amount", "$1.00"]
+    assert recs[0] == ["payer", "p", "2024", "2024", "R1", "totals", "Net", "value", "$1.00"]
+    assert recs[1] == ["payer", "p", "2024", "2024", "R1", "lines", "1", "amount", "$1.00"]
+    rep.period = Period.parse("2024-Q2")
+    assert csvout.records(rep)[0][:5] == ["payer", "p", "2024", "2024-Q2", "R1"]
+    assert rep.slug == "payer-p-2024-Q2"
 
 
 def test_options_are_checked():
     assert parse_formats("html, PDF") == ["html", "pdf"]
     with pytest.raises(ReportError):
         parse_formats("docx")
-    assert parse_period("2024") == 2024
+    assert parse_period("2024") == Period(2024)
+    assert parse_period("2024-q3") == Period(2024, 7, 9, "quarter")
+    assert parse_period("2024-02") == Period(2024, 2, 2, "month")
+    assert parse_period("2024-05-YTD") == Period(2024, 1, 5, "ytd")
+    assert parse_period("2024-05-YTD").months() == [dt.date(2024, m, 1) for m in range(1, 6)]
+    assert Period.parse("2024-Q4").quarters() == ["2024-Q4"] and Period.parse("2024-05-YTD").quarters() == [
+        "2024-Q1", "2024-Q2"]
+    for bad in ("24", "2024-13", "2024-Q5", "2024-00", "Q2", "2024-05-MTD"):
+        with pytest.raises(ReportError, match="a quarter"):
+            parse_period(bad)
     with pytest.raises(ReportError):
         parse_period("2024-13")
 

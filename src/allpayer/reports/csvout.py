@@ -11,11 +11,11 @@ from pathlib import Path
 
 from allpayer.reports.base import Report
 
-HEADER = ["report", "organization", "year", "run_id", "section", "row", "column", "value"]
+HEADER = ["report", "organization", "year", "period", "run_id", "section", "row", "column", "value"]
 
 
 def records(report: Report) -> list[list[str]]:
-    head = [report.kind, report.org, str(report.year), report.run_id]
+    head = [report.kind, report.org, str(report.year), report.period_label, report.run_id]
     out = [head + ["totals", label, "value", value] for label, value in report.totals]
     for t in report.tables:
         for row in t.rows:

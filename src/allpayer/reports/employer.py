@@ -10,108 +10,253 @@ total only (never itemized by category), and the report says TCOC is incomplete 
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+
 import ibis
 
 from allpayer.reports import charts
-from allpayer.reports.base import (HIDDEN, Chart, Report, ReportError, Table, count, has, month_label,
-                                   of_year, pct, pmpm_cents, require, rows, usd)
-from allpayer.reports.suppression import THRESHOLD, is_small, suppress_columns
+from allpayer.reports.base import (HIDDEN, Chart, Period, Report, ReportError, Table, as_period, count, has, in_period,
+                                   month_label, of_year, pct, pmpm_cents, require, rows, rows_by, usd, table)
+from allpayer.reports.suppression import THRESHOLD, Constraint, is_small, suppress, suppress_columns
 
 CATEGORIES = ("inpatient", "outpatient", "ed", "professional", "pharmacy", "other")
+WELLNESS = (("awv", "Annual wellness visit (AWV)"), ("hedis_wcv", "Well-care visits ages 3-21 (WCV)"))
 
 
 def employers(con) -> list[str]:
-    eg = con.table("employer_group")
+    eg = table(con, "employer_group")
     return [r["employer_id"] for r in rows(eg.select("employer_id").distinct().order_by("employer_id"))]
 
 
-def build(con, org: str, year: int, run_id: str) -> Report:
+def joint_suppression(months: list[dict], invoices: list[dict], wellness: list[dict],
+                      persons: int) -> set:
+    """The counts of one employer report to hide, decided jointly across its tables.
+
+    Keys: ``("mm", month)``, ``("opt", month)`` and their ``(.., "total")`` (members and cost by
+    month); ``("inv", month)`` and ``("inv", "total")`` (invoiced member months); per wellness
+    measure ``("wd", id)`` and ``("wn", id)`` (eligible, with a visit); ``("persons",)``.
+
+    Counts of nested populations are tied by their difference, a count never printed but known
+    from two printed ones: member months = opted-out + sharing ``("share", month)``; where a month's
+    invoiced (attributed) member months are at most its member months, member months = invoiced +
+    not invoiced ``("uninv", month)``; eligible = with a visit + without ``("wm", id)``. So a value
+    hidden in one table is hidden, or kept from being derived, in the others, and no difference of
+    two shown counts is a small count. Hiding a never-printed difference costs nothing and leaves
+    its two parts unknown together. The result also holds ``("invrow", month)`` for each invoice
+    row whose member months are hidden.
+    """
+    values: dict = {("persons",): int(persons)}
+    cons: list[Constraint] = []
+    for col, key in (("member_months", "mm"), ("opt_out_mm", "opt")):
+        for m in months:
+            values[(key, m["month"])] = int(m[col] or 0)
+        values[(key, "total")] = sum(int(m[col] or 0) for m in months)
+        cons.append(((key, "total"), [(key, m["month"]) for m in months]))
+    for m in months:
+        values[("share", m["month"])] = values[("mm", m["month"])] - values[("opt", m["month"])]
+        cons.append((("mm", m["month"]), [("opt", m["month"]), ("share", m["month"])]))
+    for r in invoices:
+        k, n = ("inv", r["month"]), int(r["member_months"] or 0)
+        values[k] = n
+        whole = values.get(("mm", r["month"]))
+        if whole is not None and n <= whole:
+            values[("uninv", r["month"])] = whole - n
+            cons.append((("mm", r["month"]), [k, ("uninv", r["month"])]))
+    if invoices:
+        values[("inv", "total")] = sum(int(r["member_months"] or 0) for r in invoices)
+        cons.append((("inv", "total"), [("inv", r["month"]) for r in invoices]))
+    for w in wellness:
+        i = w["measure_id"]
+        values[("wd", i)], values[("wn", i)] = int(w["denominator"]), int(w["numerator"])
+        values[("wm", i)] = int(w["denominator"]) - int(w["numerator"])
+        cons.append((("wd", i), [("wn", i), ("wm", i)]))
+    hidden = suppress(values, cons)
+    hidden |= {("invrow", r["month"]) for r in invoices if ("inv", r["month"]) in hidden}
+    return hidden
+
+
+def _valuation(con) -> dt.date | None:
+    """The valuation month of the latest published run with a paid-through date."""
+    from allpayer.pipeline import valuation_date
+
+    r = table(con, "runs")
+    got = rows(r.filter(r.paid_through.notnull()).order_by(ibis.desc(r.seq)).limit(1).select("paid_through"))
+    if not got:
+        return None
+    return valuation_date(got[0]["paid_through"]).replace(day=1)
+
+
+def completed(con, year: int, cost_by: list[dict]) -> tuple[dict, dt.date | None, bool]:
+    """Completed estimate of paid cost by month: paid x the payer's cumulative development factor at
+    the month's lag to the valuation month (``completion_factors``), rounded half-up to a cent per
+    payer and month. Returns ({month: cents}, valuation month, whether any month is still developing);
+    ({}, None, False) without completion factors."""
+    vmonth = _valuation(con)
+    if vmonth is None or not has(con, "completion_factors"):
+        return {}, None, False
+    cf = of_year(table(con, "completion_factors"), year)
+    cdf = {(r["payer"], int(r["lag"])): Decimal(str(r["cumulative_development_factor"]))
+           for r in rows(cf.select("payer", "lag", "cumulative_development_factor"))}
+    if not cdf:
+        return {}, None, False
+    max_lag = max(lag for _, lag in cdf)
+    out: dict = {}
+    developing = False
+    for r in cost_by:
+        m = r["month"]
+        lag = max(0, min((vmonth.year - m.year) * 12 + vmonth.month - m.month, max_lag))
+        f = cdf.get((r["payer"], lag), Decimal(1))
+        developing |= f != 1
+        est = int((Decimal(int(r["cost_cents"] or 0)) * f).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        out[m] = out.get(m, 0) + est
+    return out, vmonth, developing
+
+
+def employer_member_months(con, period: Period):
+    """The period's `tcoc_member_month` rows with the employer of their group (`employer_id`)."""
+    mm = in_period(table(con, "tcoc_member_month"), period)
+    eg = table(con, "employer_group")
+    return mm.join(eg.select("group_id", "employer_id").distinct(), "group_id")
+
+
+def wellness_rows(con, year: int, org: str, sharing) -> list[dict]:
+    """AWV and WCV for the employer's members who share data (`sharing`: employer_id, program_id,
+    person_id): eligible (in the denominator, not excluded) and with a visit, counted per person
+    over the programs the person is the employer's member in."""
+    if not has(con, "quality_measure_results"):
+        return []
+    q = of_year(table(con, "quality_measure_results"), year)
+    q = q.filter(q.measure_id.isin([i for i, _ in WELLNESS]))
+    q = q.join(sharing, ["program_id", "person_id"])
+    elig = q.in_denominator.fill_null(False) & ~q.excluded.fill_null(False)
+    per = q.group_by(["employer_id", "measure_id", "person_id"]).aggregate(
+        e=elig.max(), n=(elig & q.in_numerator.fill_null(False)).max())
+    got = {r["measure_id"]: r for r in rows_by(per.group_by(["employer_id", "measure_id"]).aggregate(
+        denominator=per.e.cast("int64").sum(), numerator=per.n.cast("int64").sum()), "employer_id", org)}
+    return [{"measure_id": i, "label": label, "denominator": int(got[i]["denominator"] or 0),
+             "numerator": int(got[i]["numerator"] or 0)} for i, label in WELLNESS if i in got]
+
+
+def build(con, org: str, period: Period | int, run_id: str) -> Report:
     require(con, "employer_group", "tcoc_member_month", "targets")
-    eg = con.table("employer_group")
-    groups = eg.filter(eg.employer_id == org).select("group_id").distinct()
-    name_rows = rows(eg.filter(eg.employer_id == org).select("employer_name").distinct())
+    period = as_period(period)
+    year = period.year
+    eg = table(con, "employer_group")
+    name_rows = [r for r in rows(eg.select("employer_id", "employer_name").distinct().order_by(
+        ["employer_id", "employer_name"])) if r["employer_id"] == org]
     if not name_rows:
         raise ReportError(f"unknown employer {org!r}; known: {', '.join(employers(con))}")
     name = name_rows[0]["employer_name"]
-    mm = of_year(con.table("tcoc_member_month"), year)
-    mm = mm.semi_join(groups, "group_id")
+    mm = employer_member_months(con, period)
     opt = mm.data_sharing_opt_out.fill_null(False)
     itemized = {f"{c}_cents": ibis.ifelse(opt, 0, mm[f"{c}_ffs_paid_cents"]).sum() for c in CATEGORIES}
-    monthly = rows(mm.group_by(["program_id", "month"]).aggregate(
+    payer = mm.payer if "payer" in mm.columns else ibis.literal("")
+    monthly = rows_by(mm.group_by(["employer_id", "program_id", "month", payer.name("payer")]).aggregate(
         member_months=mm.count(), opt_out_mm=opt.cast("int64").sum(), cost_cents=mm.ffs_paid_cents.sum(),
         opt_out_cost_cents=ibis.ifelse(opt, mm.ffs_paid_cents, 0).sum(), **itemized,
-    ).order_by(["month", "program_id"]))
+    ), "employer_id", org, ["month", "program_id", "payer"])
     if not monthly:
-        raise ReportError(f"employer {org} has no member months in {year}")
+        raise ReportError(f"employer {org} has no member months in {period.label}")
     programs = sorted({r["program_id"] for r in monthly})
-    persons = rows(mm.aggregate(n=mm.person_id.nunique(), opted=mm.person_id.nunique(where=opt)))[0]
+    persons = rows_by(mm.group_by("employer_id").aggregate(
+        n=mm.person_id.nunique(), opted=mm.person_id.nunique(where=opt)), "employer_id", org)[0]
 
     # target: the program's target for the month, in proportion to the employer's member months
-    tg = of_year(con.table("targets"), year)
-    tg = tg.filter(tg.program_id.isin(programs)).group_by(["program_id", "month"]).aggregate(
-        target_cents=tg.target_cents.sum(), member_months=tg.member_months.sum())
-    tmap = {(r["program_id"], r["month"]): r for r in rows(tg)}
+    tg = in_period(table(con, "targets"), period)
+    tg = tg.group_by(["program_id", "month"]).aggregate(target_cents=tg.target_cents.sum(),
+                                                        member_months=tg.member_months.sum())
+    tmap = {(r["program_id"], r["month"]): r for r in rows(tg.order_by(["program_id", "month"]))}
     by_month: dict = {}
-    for r in monthly:
-        t = tmap.get((r["program_id"], r["month"]))
+    by_prog_month: dict = {}
+    for r in monthly:  # target shares per (program, month), over the employer's member months of both payers
+        k = (r["program_id"], r["month"])
+        by_prog_month[k] = by_prog_month.get(k, 0) + int(r["member_months"])
+    for (pid, month), n in by_prog_month.items():
+        t = tmap.get((pid, month))
         share = 0
         if t and t["member_months"]:
-            share = int((t["target_cents"] * r["member_months"] * 2 + t["member_months"]) // (2 * t["member_months"]))
-        m = by_month.setdefault(r["month"], {"month": r["month"], "member_months": 0, "opt_out_mm": 0,
-                                             "cost_cents": 0, "target_cents": 0})
+            share = int((t["target_cents"] * n * 2 + t["member_months"]) // (2 * t["member_months"]))
+        by_month.setdefault(month, {"month": month, "member_months": 0, "opt_out_mm": 0, "cost_cents": 0,
+                                    "target_cents": 0})["target_cents"] += share
+    for r in monthly:
+        m = by_month[r["month"]]
         m["member_months"] += int(r["member_months"])
         m["opt_out_mm"] += int(r["opt_out_mm"] or 0)
         m["cost_cents"] += int(r["cost_cents"] or 0)
-        m["target_cents"] += share
     months = [by_month[k] for k in sorted(by_month)]
-    hidden, hidden_tot = suppress_columns(months, ["member_months", "opt_out_mm"])
+    done, vmonth, developing = completed(con, year, monthly)
+
+    invoices = _invoice_rows(con, period, org)
+    sharing = mm.filter(~opt).select("employer_id", "program_id", "person_id").distinct()
+    wellness = wellness_rows(con, year, org, sharing)
+    hidden = joint_suppression(months, invoices, wellness, persons["n"])
+
     tot_mm = sum(m["member_months"] for m in months)
     tot_cost = sum(m["cost_cents"] for m in months)
     tot_target = sum(m["target_cents"] for m in months)
     tot_opt_mm = sum(m["opt_out_mm"] for m in months)
+    tot_done = sum(done.values()) if done else None
 
-    rep = Report(kind="employer", org=org, year=year, run_id=run_id,
-                 title=f"Employer report: {name} ({org}), {year}",
+    rep = Report(kind="employer", org=org, year=year, run_id=run_id, period=period,
+                 title=f"Employer report: {name} ({org}), {period.words}",
                  subtitle=f"Self-funded group members only; counts from 1 to {THRESHOLD - 1} are {HIDDEN}, "
-                          f"and so are further cells where totals would reveal them. Run {run_id}.")
-    show_mm = "member_months" not in hidden_tot
+                          f"and so are further cells where totals, in this table or another, would reveal them. "
+                          f"Run {run_id}.")
+    show_mm = ("mm", "total") not in hidden
     rep.totals = [
-        ("Members (distinct persons)", HIDDEN if is_small(persons["n"]) else count(persons["n"])),
+        ("Members (distinct persons)", HIDDEN if ("persons",) in hidden else count(persons["n"])),
         ("Member months", count(tot_mm) if show_mm else HIDDEN),
         ("TCOC paid (FFS basis)", usd(tot_cost) if show_mm else HIDDEN),
         ("TCOC target", usd(tot_target) if show_mm else HIDDEN),
     ]
+    if tot_done is not None:
+        rep.totals.append(("TCOC completed estimate (IBNR)", usd(tot_done) if show_mm else HIDDEN))
 
     mrows = []
-    for i, m in enumerate(months):
-        h = (i, "member_months") in hidden
-        mrows.append([
-            month_label(m["month"]),
-            HIDDEN if h else count(m["member_months"]),
-            HIDDEN if (i, "opt_out_mm") in hidden else count(m["opt_out_mm"]),
-            HIDDEN if h else usd(m["cost_cents"]),
-            HIDDEN if h else usd(pmpm_cents(m["cost_cents"], m["member_months"])),
-            HIDDEN if h else usd(pmpm_cents(m["target_cents"], m["member_months"])),
-        ])
-    mrows.append(["Total",
-                  count(tot_mm) if show_mm else HIDDEN,
-                  HIDDEN if "opt_out_mm" in hidden_tot else count(tot_opt_mm),
-                  usd(tot_cost) if show_mm else HIDDEN,
-                  usd(pmpm_cents(tot_cost, tot_mm)) if show_mm else HIDDEN,
-                  usd(pmpm_cents(tot_target, tot_mm)) if show_mm else HIDDEN])
-    rep.tables.append(Table("members_and_cost_by_month", "Members, cost and target by month",
-                            ["month", "member months", "member months opted out of data sharing",
-                             "TCOC paid (FFS basis)", "PMPM actual", "PMPM target"], mrows,
-                            note="Target: the program's target for the month in proportion to this employer's "
-                                 "member months (rounded half-up to a cent). Cost is YTD as paid through the run's "
-                                 "paid-through date, not completed for claims still to come (IBNR)."))
+    for m in months:
+        h = ("mm", m["month"]) in hidden
+        row = [month_label(m["month"]),
+               HIDDEN if h else count(m["member_months"]),
+               HIDDEN if ("opt", m["month"]) in hidden else count(m["opt_out_mm"]),
+               HIDDEN if h else usd(m["cost_cents"])]
+        if done:
+            row.append(HIDDEN if h else usd(done.get(m["month"], m["cost_cents"])))
+        row += [HIDDEN if h else usd(pmpm_cents(m["cost_cents"], m["member_months"])),
+                HIDDEN if h else usd(pmpm_cents(m["target_cents"], m["member_months"]))]
+        mrows.append(row)
+    trow = ["Total", count(tot_mm) if show_mm else HIDDEN,
+            HIDDEN if ("opt", "total") in hidden else count(tot_opt_mm),
+            usd(tot_cost) if show_mm else HIDDEN]
+    if done:
+        trow.append(usd(tot_done) if show_mm else HIDDEN)
+    trow += [usd(pmpm_cents(tot_cost, tot_mm)) if show_mm else HIDDEN,
+             usd(pmpm_cents(tot_target, tot_mm)) if show_mm else HIDDEN]
+    mrows.append(trow)
+    cols = ["month", "member months", "member months opted out of data sharing", "TCOC paid (FFS basis)"]
+    if done:
+        cols.append("TCOC completed estimate")
+    cols += ["PMPM actual", "PMPM target"]
+    note = ("Target: the program's target for the month in proportion to this employer's member months (rounded "
+            "half-up to a cent). Cost is as paid through the run's paid-through date. ")
+    if done:
+        note += (f"The completed estimate multiplies each month's paid cost by the payer's cumulative development "
+                 f"factor at its lag to the valuation month {month_label(vmonth)} (completion_factors), rounded "
+                 f"half-up to a cent per payer and month; PMPM is on the paid cost.")
+    else:
+        note += "No completion factors in this run: cost is not completed for claims still to come (IBNR)."
+    rep.tables.append(Table("members_and_cost_by_month", "Members, cost and target by month", cols, mrows, note=note))
+    if developing:
+        rep.notes.append(f"TCOC is incomplete for claims incurred but not yet paid (IBNR): claims are paid through "
+                         f"{month_label(vmonth)}, and recent months are still developing. The completed estimate "
+                         f"({usd(tot_done) if show_mm else HIDDEN}) applies the run's completion factors.")
     labels = [month_label(m["month"]) for m in months]
     rep.charts.append(Chart("pmpm_vs_target", "PMPM vs target over time", charts.line_chart(
         "PMPM vs target over time", labels,
-        {"actual PMPM ($)": [None if (i, "member_months") in hidden else pmpm_cents(m["cost_cents"], m["member_months"]) / 100
-                             for i, m in enumerate(months)],
-         "target PMPM ($)": [None if (i, "member_months") in hidden else pmpm_cents(m["target_cents"], m["member_months"]) / 100
-                             for i, m in enumerate(months)]})))
+        {"actual PMPM ($)": [None if ("mm", m["month"]) in hidden else pmpm_cents(m["cost_cents"], m["member_months"]) / 100
+                             for m in months],
+         "target PMPM ($)": [None if ("mm", m["month"]) in hidden else pmpm_cents(m["target_cents"], m["member_months"]) / 100
+                             for m in months]})))
 
     # cost by category (members sharing data) and the payer-supplied total of those who opted out
     cat = {c: sum(int(r[f"{c}_cents"] or 0) for r in monthly) for c in CATEGORIES}
@@ -132,28 +277,53 @@ def build(con, org: str, year: int, run_id: str) -> Report:
     if persons["opted"]:
         rep.notes.append("TCOC is incomplete: members who opted out of data sharing count in the member months, "
                          "but their cost enters only as the payer-supplied total and is not itemized by category "
-                         "or used for care gaps.")
+                         "or used for care gaps and wellness rates.")
+    if not period.is_year:
+        rep.notes.append(f"Utilization, quality, wellness and care gaps are measured over the performance year "
+                         f"{year}, not the period; the settlement share is shown in the report for {year}.")
 
-    _utilization(con, rep, year, programs, tot_mm)
-    _quality(con, rep, year, programs, mm)
-    _value_payment(con, rep, year, org, programs)
-    _settlement(con, rep, year, org)
-    rep.provenance = [("run_id", run_id), ("programs", ", ".join(programs)),
+    if period.is_year:
+        _utilization(con, rep, year, programs, tot_mm)
+    _wellness(rep, wellness, hidden)
+    _quality(con, rep, year, programs, org, sharing)
+    _value_payment(con, rep, period, org, programs, invoices, hidden)
+    if period.is_year:
+        _settlement(con, rep, year, org)
+    rep.provenance = [("run_id", run_id), ("period", period.label), ("programs", ", ".join(programs)),
                       ("tables", "tcoc_member_month, targets, employer_group, utilization, value_payment_invoices, "
-                                 "value_payment_adjustments, employer_statements, quality_rates, care_gaps")]
+                                 "value_payment_adjustments, employer_statements, quality_rates, "
+                                 "quality_measure_results, care_gaps, completion_factors")]
     return rep
+
+
+def _wellness(rep: Report, wellness: list[dict], hidden: set) -> None:
+    if not wellness:
+        return
+    out = []
+    for w in wellness:
+        i = w["measure_id"]
+        h = ("wd", i) in hidden or ("wn", i) in hidden  # a rate shows both counts
+        out.append([w["label"], HIDDEN if ("wd", i) in hidden else count(w["denominator"]),
+                    HIDDEN if ("wn", i) in hidden else count(w["numerator"]),
+                    HIDDEN if h or not w["denominator"] else pct(Decimal(w["numerator"]) / Decimal(w["denominator"]))])
+    rep.tables.append(Table("wellness", "Annual wellness and well-care visit rates (this employer's members)",
+                            ["measure", "denominator", "numerator", "rate"], out,
+                            note="Members of this employer who share data, eligible for the measure in the "
+                                 "performance year (continuously enrolled, not in hospice); numerator: with a "
+                                 "visit. AWV applies to Medicare members, WCV to ages 3-21."))
 
 
 def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: int) -> None:
     if not has(con, "utilization"):
         return
-    u = con.table("utilization")
-    u = u.filter(u.program_id.isin(programs) & (u.year == year))
-    got = rows(u.aggregate(mm=u.member_months.sum(), admissions=u.admissions.sum(), ed=u.ed_visits.sum(),
-                           readm=u.readmissions.sum()))
-    if not got or got[0]["mm"] is None:
+    u = table(con, "utilization")
+    u = u.filter(u.year == year)
+    per = [r for r in rows(u.group_by("program_id").aggregate(
+        mm=u.member_months.sum(), admissions=u.admissions.sum(), ed=u.ed_visits.sum(), readm=u.readmissions.sum())
+        .order_by("program_id")) if r["program_id"] in programs]
+    if not per or all(r["mm"] is None for r in per):
         return
-    g = got[0]
+    g = {k: sum(int(r[k] or 0) for r in per) for k in ("mm", "admissions", "ed", "readm")}
     if int(g["mm"]) != employer_mm:
         rep.notes.append("Utilization is shown only for programs whose members are all this employer's; "
                          "these programs also cover other employers, so it is left out.")
@@ -171,12 +341,17 @@ def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: 
 def quality_rows(con, year: int, programs: list[str], level: str = "program", level_ids=None) -> list[dict]:
     if not has(con, "quality_rates"):
         return []
-    q = con.table("quality_rates")
-    q = q.filter(q.program_id.isin(programs) & (q.level == level) & (q.performance_year == year))
-    if level_ids is not None:
-        q = q.filter(q.level_id.isin(list(level_ids)))
-    return rows(q.select("program_id", "measure_id", "level_id", "denominator", "numerator", "rate")
-                .order_by(["program_id", "measure_id", "level_id"]))
+    order = ["program_id", "measure_id", "level_id"]
+
+    def q():
+        t = table(con, "quality_rates")
+        t = t.filter((t.level == level) & (t.performance_year == year))
+        return t.select("program_id", "measure_id", "level_id", "denominator", "numerator", "rate")
+
+    got = rows(lambda: q().order_by(order), key=("quality", year, level)) if level_ids is None or len(level_ids) != 1 \
+        else rows_by(q, "level_id", list(level_ids)[0], order, key=("quality by", year, level))
+    ids = None if level_ids is None else set(level_ids)
+    return [r for r in got if r["program_id"] in programs and (ids is None or r["level_id"] in ids)]
 
 
 def rate_hidden(denominator, numerator) -> bool:
@@ -184,7 +359,7 @@ def rate_hidden(denominator, numerator) -> bool:
     return d < THRESHOLD or is_small(n) or is_small(d - n)
 
 
-def _quality(con, rep: Report, year: int, programs: list[str], mm) -> None:
+def _quality(con, rep: Report, year: int, programs: list[str], org: str, sharing) -> None:
     qr = quality_rows(con, year, programs)
     if not qr:
         rep.notes.append("Quality has not been measured for this run (no quality_rates table).")
@@ -198,39 +373,47 @@ def _quality(con, rep: Report, year: int, programs: list[str], mm) -> None:
                                 out, note="A rate is hidden when its denominator, numerator or the difference "
                                           "is a count from 1 to 10."))
     if has(con, "care_gaps"):
-        g = of_year(con.table("care_gaps"), year)
-        g = g.filter(g.program_id.isin(programs)).semi_join(mm.select("person_id").distinct(), "person_id")
-        gr = rows(g.group_by("gap_type").aggregate(members=g.person_id.nunique()).order_by("gap_type"))
+        g = of_year(table(con, "care_gaps"), year)
+        g = g.join(sharing, ["program_id", "person_id"])
+        gr = rows_by(g.group_by(["employer_id", "gap_type"]).aggregate(members=g.person_id.nunique()), "employer_id",
+                     org, ["gap_type"])
         hidden, tot_hidden = suppress_columns(gr, ["members"])
         out = [[r["gap_type"], HIDDEN if (i, "members") in hidden else count(r["members"])] for i, r in enumerate(gr)]
         rep.tables.append(Table("care_gaps", "Members with an open care gap", ["gap", "members"], out,
                                 note="A member with two gaps counts under each; there is no total row."))
 
 
-def _value_payment(con, rep: Report, year: int, org: str, programs: list[str]) -> None:
+def _invoice_rows(con, period: Period, org: str) -> list[dict]:
+    if not has(con, "value_payment_invoices"):
+        return []
+    inv = in_period(table(con, "value_payment_invoices"), period)
+    return rows_by(inv.group_by(["employer_id", "month", "quarter"]).aggregate(
+        member_months=inv.member_months.sum(), pmpm_cents=inv.pmpm_cents.max(), amount_cents=inv.amount_cents.sum()),
+        "employer_id", org, ["month"])
+
+
+def _value_payment(con, rep: Report, period: Period, org: str, programs: list[str], inv: list[dict],
+                   hidden: set) -> None:
     if not has(con, "value_payment_invoices"):
         rep.notes.append("No Value Payment invoices in this run (payments stage not run).")
         return
-    inv = of_year(con.table("value_payment_invoices"), year)
-    inv = rows(inv.filter(inv.employer_id == org).group_by(["month", "quarter"]).aggregate(
-        member_months=inv.member_months.sum(), pmpm_cents=inv.pmpm_cents.max(), amount_cents=inv.amount_cents.sum())
-        .order_by("month"))
-    hidden, tot_hidden = suppress_columns(inv, ["member_months"])
     out = []
-    for i, r in enumerate(inv):
-        h = (i, "member_months") in hidden
+    for r in inv:
+        h = ("invrow", r["month"]) in hidden
         out.append([month_label(r["month"]), r["quarter"], HIDDEN if h else count(r["member_months"]),
                     usd(r["pmpm_cents"]), HIDDEN if h else usd(r["amount_cents"])])
     total = sum(int(r["amount_cents"]) for r in inv)
-    show = "member_months" not in tot_hidden
+    show = ("inv", "total") not in hidden
     out.append(["Total", "", count(sum(int(r["member_months"]) for r in inv)) if show else HIDDEN, "",
                 usd(total) if show else HIDDEN])
     rep.tables.append(Table("value_payment_invoices", "Value Payment PMPM invoices",
                             ["month", "quarter", "member months", "PMPM", "amount"], out))
     rep.totals.append(("Value Payment invoiced", usd(total) if show else HIDDEN))
     if has(con, "value_payment_adjustments"):
-        a = of_year(con.table("value_payment_adjustments"), year)
-        ar = rows(a.filter(a.program_id.isin(programs)).order_by(["program_id", "quarter"]))
+        a = of_year(table(con, "value_payment_adjustments"), period.year)
+        quarters = set(period.quarters())
+        ar = [r for r in rows(a.order_by(["program_id", "quarter"]))
+              if r["program_id"] in programs and r["quarter"] in quarters]
         rep.tables.append(Table("value_payment_adjustments", "Value Payment quarterly adjustments",
                                 ["quarter", "program", "basis quarter", "target YTD", "actual YTD", "quality score",
                                  "factor", "PMPM"],
@@ -250,12 +433,12 @@ def _settlement(con, rep: Report, year: int, org: str) -> None:
     if not has(con, "employer_statements"):
         rep.notes.append("The year has not been settled yet (no employer_statements).")
         return
-    es = of_year(con.table("employer_statements"), year)
-    es = es.filter(es.employer_id == org)
-    latest = rows(es.order_by(ibis.desc("run_id")).limit(1).select("version"))
-    if not latest:
+    es = of_year(table(con, "employer_statements"), year)
+    mine = rows_by(es, "employer_id", org, ["program_id", "version", "run_id"])
+    if not mine:
         return
-    got = rows(es.filter(es.version == latest[0]["version"]).order_by("program_id"))
+    version = max(mine, key=lambda r: (r["run_id"], r["version"]))["version"]
+    got = [r for r in mine if r["version"] == version]
     out = []
     share = 0
     for r in got:

@@ -6,32 +6,54 @@ from __future__ import annotations
 import datetime as dt
 
 from allpayer.reports import charts
-from allpayer.reports.base import Chart, Report, Table, count, has, month_label, of_year, pmpm_cents, rows, usd
+from allpayer.reports.base import (Chart, Period, Report, Table, as_period, count, has, in_period, month_label,
+                                   pmpm_cents, rows, rows_by, usd, table)
 
 
-def program_target_pmpm(con, year: int) -> dict[tuple[str, dt.date], tuple[int, int]]:
+def program_target_pmpm(con, period: Period | int) -> dict[tuple[str, dt.date], tuple[int, int]]:
     """(program, month) -> (target cents, member months) of the whole program."""
-    tg = of_year(con.table("targets"), year)
-    got = rows(tg.group_by(["program_id", "month"]).aggregate(t=tg.target_cents.sum(), mm=tg.member_months.sum()))
+    period = as_period(period)
+
+    def q():
+        tg = in_period(table(con, "targets"), period)
+        return tg.group_by(["program_id", "month"]).aggregate(t=tg.target_cents.sum(), mm=tg.member_months.sum())
+
+    got = rows(q, key=("program_target_pmpm", period))
     return {(r["program_id"], r["month"]): (int(r["t"] or 0), int(r["mm"] or 0)) for r in got}
 
 
-def panel(con, year: int, column: str, value: str):
-    """The attributed, eligible member months whose `column` (practice_id, hsa) is `value`."""
-    a = of_year(con.table("attribution"), year)
-    return a.filter(a.attributed & a.eligible & (a[column] == value))
+def panel(con, period: Period | int, column: str, value: str | None = None):
+    """The attributed, eligible member months whose `column` (practice_id, hsa) is `value` (every
+    value when None)."""
+    a = in_period(table(con, "attribution"), as_period(period))
+    a = a.filter(a.attributed & a.eligible & a[column].notnull())
+    return a if value is None else a.filter(a[column] == value)
 
 
-def add_panel_and_cost(con, rep: Report, year: int, column: str, value: str, what: str) -> dict:
+def add_panel_and_cost(con, rep: Report, period: Period | int, column: str, value: str, what: str) -> dict:
     """Panel by month and program, cost (FFS basis) against target; returns the totals."""
-    p = panel(con, year, column, value)
-    by = rows(p.group_by(["program_id", "month"]).aggregate(members=p.member_id.nunique()).order_by(["month", "program_id"]))
-    persons = rows(p.aggregate(n=p.person_id.nunique()))[0]["n"] or 0
-    mm = of_year(con.table("tcoc_member_month"), year)
-    j = mm.semi_join(p.select("program_id", "member_id", "month"), ["program_id", "member_id", "month"])
-    cost = {(r["program_id"], r["month"]): r for r in rows(
-        j.group_by(["program_id", "month"]).aggregate(cost=j.ffs_paid_cents.sum(), mm=j.count()))}
-    tmap = program_target_pmpm(con, year)
+    period = as_period(period)
+    # each query is built for every value of `column` at once (in a batch: built and run once)
+    def by_q():
+        p = panel(con, period, column)
+        return p.group_by([column, "program_id", "month"]).aggregate(members=p.member_id.nunique())
+
+    def persons_q():
+        p = panel(con, period, column)
+        return p.group_by(column).aggregate(n=p.person_id.nunique())
+
+    def cost_q():
+        p = panel(con, period, column)
+        mm = in_period(table(con, "tcoc_member_month"), period)
+        keys = ["program_id", "member_id", "month"]
+        j = mm.join(p.select(column, *keys), keys)
+        return j.group_by([column, "program_id", "month"]).aggregate(cost=j.ffs_paid_cents.sum(), mm=j.count())
+
+    by = rows_by(by_q, column, value, ["month", "program_id"], key=("panel", period, column))
+    got = rows_by(persons_q, column, value, key=("panel persons", period, column))
+    persons = (got[0]["n"] if got else 0) or 0
+    cost = {(r["program_id"], r["month"]): r for r in rows_by(cost_q, column, value, key=("panel cost", period, column))}
+    tmap = program_target_pmpm(con, period)
     programs = sorted({r["program_id"] for r in by})
     months = sorted({r["month"] for r in by})
     out, tot_mm, tot_cost, tot_target = [], 0, 0, 0
@@ -78,15 +100,19 @@ def add_panel_and_cost(con, rep: Report, year: int, column: str, value: str, wha
     return {"persons": persons, "member_months": tot_mm, "cost": tot_cost, "target": tot_target, "programs": programs}
 
 
-def add_payments(con, rep: Report, year: int, practice_id: str | None, hospital_id: str | None) -> dict:
+def add_payments(con, rep: Report, period: Period | int, practice_id: str | None, hospital_id: str | None) -> dict:
     """Monthly FPP (hospital), CPR and PHM (practice) payments and a chart of payments by type."""
     parts: dict[str, dict[dt.date, int]] = {}
+    period = as_period(period)
 
-    def collect(label, table, column, value):
-        if value is None or not has(con, table):
+    def collect(label, name, column, value):
+        if value is None or not has(con, name):
             return
-        t = of_year(con.table(table), year)
-        got = rows(t.filter(t[column] == value).group_by("month").aggregate(a=t.amount_cents.sum()))
+        def q():
+            t = in_period(table(con, name), period)
+            return t.group_by([column, "month"]).aggregate(a=t.amount_cents.sum())
+
+        got = rows_by(q, column, value, key=("payments", name, period, column))
         if got:
             parts[label] = {r["month"]: int(r["a"] or 0) for r in got}
 

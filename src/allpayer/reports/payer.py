@@ -8,18 +8,21 @@ import json
 import ibis
 
 from allpayer.reports import charts
-from allpayer.reports.base import (Chart, Report, ReportError, Table, count, has, month_label, of_year, pmpm_cents,
-                                   require, rows, usd)
+from allpayer.reports.base import (Chart, Period, Report, ReportError, Table, as_period, count, has, month_label,
+                                   of_year, pmpm_cents, require, rows, table, usd)
 
 
 def payers(con, year: int) -> list[str]:
-    s = of_year(con.table("settlement_statements"), year)
+    s = of_year(table(con, "settlement_statements"), year)
     return [r["payer"] for r in rows(s.select("payer").distinct().order_by("payer"))]
 
 
-def build(con, org: str, year: int, run_id: str) -> Report:
+def build(con, org: str, period: Period | int, run_id: str) -> Report:
+    period = as_period(period)
+    period.year_only("a payer settlement statement")
+    year = period.year
     require(con, "settlement_statements", "settlement_lines")
-    st = of_year(con.table("settlement_statements"), year)
+    st = of_year(table(con, "settlement_statements"), year)
     st = st.filter(st.payer == org)
     latest = rows(st.order_by(ibis.desc("run_id")).limit(1).select("version"))
     if not latest:
@@ -29,7 +32,7 @@ def build(con, org: str, year: int, run_id: str) -> Report:
     rep = Report(kind="payer", org=org, year=year, run_id=run_id,
                  title=f"Settlement statement: {org}, performance year {year} ({version})",
                  subtitle=f"Every line of the settlement, as published by run {stmts[0]['run_id']}.")
-    ln = of_year(con.table("settlement_lines"), year)
+    ln = of_year(table(con, "settlement_lines"), year)
     total_net = 0
     for s in stmts:
         pid = s["program_id"]
@@ -54,7 +57,7 @@ def build(con, org: str, year: int, run_id: str) -> Report:
                                 for s in stmts]))
     rep.totals.insert(0, ("Net settlement, all programs", usd(total_net)))
     _pmpm_chart(con, rep, year, [s["program_id"] for s in stmts])
-    runs = con.table("runs")
+    runs = table(con, "runs")
     ids = sorted({s["run_id"] for s in stmts} | {s["core_run_id"] for s in stmts if s["core_run_id"]})
     for r in rows(runs.filter(runs.run_id.isin(ids)).order_by("seq")):
         rep.provenance.append((f"run {r['run_id']}", f"kind {r['kind']}, code {r['code_version']}, "
@@ -66,10 +69,10 @@ def build(con, org: str, year: int, run_id: str) -> Report:
 
 
 def _pmpm_chart(con, rep: Report, year: int, programs: list[str]) -> None:
-    mm = of_year(con.table("tcoc_member_month"), year)
+    mm = of_year(table(con, "tcoc_member_month"), year)
     mm = mm.filter(mm.program_id.isin(programs))
     cost = {r["month"]: r for r in rows(mm.group_by("month").aggregate(c=mm.ffs_paid_cents.sum(), n=mm.count()))}
-    tg = of_year(con.table("targets"), year)
+    tg = of_year(table(con, "targets"), year)
     tg = tg.filter(tg.program_id.isin(programs))
     tgt = {r["month"]: r for r in rows(tg.group_by("month").aggregate(t=tg.target_cents.sum(), n=tg.member_months.sum()))}
     months = sorted(cost)

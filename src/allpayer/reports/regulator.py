@@ -15,7 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from allpayer.reports import charts
-from allpayer.reports.base import (HIDDEN, Chart, Report, ReportError, Table, count, of_year, pct, require, rows, usd)
+from allpayer.reports.base import (HIDDEN, Chart, Period, Report, ReportError, Table, as_period, count, of_year, pct,
+                                   require, rows, table, usd)
 from allpayer.reports.employer import quality_rows, rate_hidden
 from allpayer.reports.suppression import is_small, suppress
 
@@ -58,7 +59,10 @@ def _ratio(n: int, d: int | None) -> Decimal | None:
     return (Decimal(n) / Decimal(d)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
-def build(con, org: str, year: int, run_id: str, inputs: RegulatorInputs | None = None) -> Report:
+def build(con, org: str, period: Period | int, run_id: str, inputs: RegulatorInputs | None = None) -> Report:
+    period = as_period(period)
+    period.year_only("the regulator report (scale, annual TCOC growth)")
+    year = period.year
     require(con, "attribution", "member_months", "tcoc_member_month")
     inputs = inputs or RegulatorInputs()
     targets = apm_targets()
@@ -66,9 +70,9 @@ def build(con, org: str, year: int, run_id: str, inputs: RegulatorInputs | None 
                  title=f"Regulator report: scale, TCOC growth and quality, {year}",
                  subtitle=f"Prepared for {org}. Counts from 1 to 10 are shown as {HIDDEN}, with further cells hidden "
                           f"so totals cannot reveal them. Run {run_id}.")
-    mm = of_year(con.table("member_months"), year)
+    mm = of_year(table(con, "member_months"), year)
     payer_of = mm.select("program_id", "payer_type").distinct()
-    a = of_year(con.table("attribution"), year)
+    a = of_year(table(con, "attribution"), year)
     a = a.filter(a.attributed & a.eligible).join(payer_of, "program_id")
     att = {r["payer_type"]: int(r["n"]) for r in rows(a.group_by("payer_type").aggregate(n=a.person_id.nunique()))}
     loaded = {r["payer_type"]: int(r["n"]) for r in rows(mm.group_by("payer_type").aggregate(n=mm.person_id.nunique()))}
@@ -145,7 +149,7 @@ def _scale_targets(rep, year, targets, populations):
 
 
 def _growth(con, rep, year, targets, inputs):
-    t = con.table("tcoc_member_month")
+    t = table(con, "tcoc_member_month")
     got = rows(t.group_by("performance_year").aggregate(c=t.ffs_paid_cents.sum(), n=t.count())
                .order_by("performance_year"))
     out = []
@@ -190,5 +194,5 @@ def _quality(con, rep, year):
 
 
 def _programs(con, year):
-    mm = of_year(con.table("member_months"), year)
+    mm = of_year(table(con, "member_months"), year)
     return [r["program_id"] for r in rows(mm.select("program_id").distinct())]

@@ -1,0 +1,114 @@
+"""The employer report on a small hand-built population: AWV and WCV rates of its own members,
+the completed (IBNR) estimate, and a quarter against its months. Every expected number is worked
+out by hand in the comments."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import pyarrow as pa
+import pytest
+
+from allpayer.reports import csvout, employer
+from allpayer.reports.base import HIDDEN, Period
+
+CATS = ("inpatient", "outpatient", "ed", "professional", "pharmacy", "other")
+
+
+@pytest.fixture()
+def con():
+    c = ibis.duckdb.connect()
+    mm = []
+    # employer E1: 30 persons in program P (payer medicaid), January to March 2024, $100.01 a month each
+    # (all professional); employer E2: 5 persons, $50.00 a month
+    for emp, group, n, cents in (("E1", "G1", 30, 10001), ("E2", "G2", 5, 5000)):
+        for i in range(n):
+            for m in (1, 2, 3):
+                mm.append({"performance_year": 2024, "month": dt.date(2024, m, 1), "group_id": group,
+                           "program_id": "P", "payer": "medicaid", "person_id": f"{emp}-{i}",
+                           "member_id": f"{emp}-{i}", "data_sharing_opt_out": False, "ffs_paid_cents": cents,
+                           **{f"{k}_ffs_paid_cents": (cents if k == "professional" else 0) for k in CATS}})
+    c.create_table("tcoc_member_month", pa.Table.from_pylist(mm))
+    c.create_table("employer_group", pa.Table.from_pylist([
+        {"group_id": "G1", "employer_id": "E1", "employer_name": "One"},
+        {"group_id": "G2", "employer_id": "E2", "employer_name": "Two"}]))
+    # the program's target: $120.00 PMPM over its 105 member months a month
+    c.create_table("targets", pa.Table.from_pylist([
+        {"performance_year": 2024, "program_id": "P", "month": dt.date(2024, m, 1), "target_cents": 105 * 12000,
+         "member_months": 105} for m in (1, 2, 3)]))
+    c.create_table("runs", pa.Table.from_pylist([
+        {"run_id": "R1", "seq": 1, "paid_through": dt.date(2024, 3, 31)}]))
+    # development factors by lag: 0 -> 1.5, 1 -> 1.2, 2 -> 1.05, 3 -> 1 (complete)
+    c.create_table("completion_factors", pa.Table.from_pylist([
+        {"performance_year": 2024, "payer": "medicaid", "lag": lag, "cumulative_development_factor": f}
+        for lag, f in ((0, "1.5"), (1, "1.2"), (2, "1.05"), (3, "1"))]))
+    q = []
+    # AWV: E1 persons 0-26 in the denominator, 25 and 26 excluded (hospice); 0-11 with a visit -> 12 / 25
+    # (13 without one); person 27 is in no denominator, even with a visit
+    for i in range(28):
+        q.append({"performance_year": 2024, "program_id": "P", "measure_id": "awv", "person_id": f"E1-{i}",
+                  "in_denominator": i < 27, "excluded": i in (25, 26), "in_numerator": i < 12 or i == 27})
+    # WCV: E1 persons 0-11 eligible, 0-4 with a visit -> 5 / 12 (5 and 7 are small: rate hidden)
+    for i in range(12):
+        q.append({"performance_year": 2024, "program_id": "P", "measure_id": "hedis_wcv", "person_id": f"E1-{i}",
+                  "in_denominator": True, "excluded": False, "in_numerator": i < 5})
+    # E2's members never count for E1
+    for i in range(5):
+        q.append({"performance_year": 2024, "program_id": "P", "measure_id": "awv", "person_id": f"E2-{i}",
+                  "in_denominator": True, "excluded": False, "in_numerator": True})
+    c.create_table("quality_measure_results", pa.Table.from_pylist(q))
+    yield c
+    c.disconnect()
+
+
+def values(rep, section):
+    return {(r[6], r[7]): r[8] for r in csvout.records(rep) if r[5] == section}
+
+
+def test_wellness_rates_of_the_employers_own_members(con):
+    rep = employer.build(con, "E1", Period(2024), "R1")
+    w = values(rep, "wellness")
+    assert w[("Annual wellness visit (AWV)", "denominator")] == "25"
+    assert w[("Annual wellness visit (AWV)", "numerator")] == "12"
+    assert w[("Annual wellness visit (AWV)", "rate")] == "48.0%"  # 12 / 25
+    # 5 with a visit and 7 without are both small: the numerator and rate are hidden, the 12 eligible shown
+    assert w[("Well-care visits ages 3-21 (WCV)", "denominator")] == "12"
+    assert w[("Well-care visits ages 3-21 (WCV)", "numerator")] == HIDDEN
+    assert w[("Well-care visits ages 3-21 (WCV)", "rate")] == HIDDEN
+
+
+def test_a_small_number_without_a_visit_hides_the_numerator(con):
+    """18 eligible and 12 with a visit: the 6 without one would be 18 - 12, so 12 is hidden."""
+    con.raw_sql("UPDATE quality_measure_results SET excluded = true WHERE measure_id = 'awv' AND person_id IN "
+                "('E1-18', 'E1-19', 'E1-20', 'E1-21', 'E1-22', 'E1-23', 'E1-24')")
+    w = values(employer.build(con, "E1", Period(2024), "R1"), "wellness")
+    assert w[("Annual wellness visit (AWV)", "denominator")] == "18"
+    assert w[("Annual wellness visit (AWV)", "numerator")] == HIDDEN
+    assert w[("Annual wellness visit (AWV)", "rate")] == HIDDEN
+
+
+def test_completed_estimate_applies_the_development_factor_at_each_months_lag(con):
+    rep = employer.build(con, "E1", Period(2024), "R1")
+    t = dict(rep.totals)
+    # 30 x $100.01 = $3,000.30 a month; valuation month March: lags 2, 1, 0
+    # January 300,030 x 1.05 = 315,031.5 -> 315,032; February x 1.2 = 360,036; March x 1.5 = 450,045
+    assert t["Member months"] == "90"
+    assert t["TCOC paid (FFS basis)"] == "$9,000.90"
+    assert t["TCOC completed estimate (IBNR)"] == "$11,251.13"
+    m = values(rep, "members_and_cost_by_month")
+    assert [m[(f"2024-0{i}", "TCOC completed estimate")] for i in (1, 2, 3)] == ["$3,150.32", "$3,600.36", "$4,500.45"]
+    # target: $120.00 x 105 member months x 30 / 105 = $3,600.00 a month
+    assert t["TCOC target"] == "$10,800.00"
+    assert any("TCOC is incomplete for claims incurred but not yet paid" in n for n in rep.notes)
+
+
+def test_a_quarter_equals_its_months_and_a_month_is_its_own_row(con):
+    q1 = employer.build(con, "E1", Period.parse("2024-Q1"), "R1")
+    months = [employer.build(con, "E1", Period.parse(f"2024-0{i}"), "R1") for i in (1, 2, 3)]
+    cents = [int(dict(r.totals)["TCOC completed estimate (IBNR)"].replace("$", "").replace(",", "").replace(".", ""))
+             for r in months]
+    assert cents == [315032, 360036, 450045]
+    assert dict(q1.totals)["TCOC completed estimate (IBNR)"] == "$11,251.13"
+    assert [dict(r.totals)["Member months"] for r in months] == ["30", "30", "30"]
+    assert q1.slug == "employer-E1-2024-Q1" and months[1].title.endswith("February 2024")
