@@ -107,6 +107,37 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
 
 
+MEMBER_TABLES = ("attribution", "care_gaps", "medical_claim", "eligibility")
+
+
+def inflate(src: Path, dest: Path, factor: int) -> Path:
+    """A copy of snapshot `src` at `dest` whose member-level tables (attribution, care gaps,
+    claims, eligibility) hold `factor` times the rows: copy k of a row has ``~k`` appended to its
+    member, person and claim ids. Summary tables are left as they are. This makes a larger
+    database for the endpoints' scaling in minutes, where generating and running a population
+    of that size takes hours on a small machine; it is labelled as such in the results."""
+    import shutil
+
+    import duckdb
+
+    shutil.copy(src, dest)
+    if Path(str(src) + ".reports").is_dir():
+        shutil.copytree(str(src) + ".reports", str(dest) + ".reports")
+    con = duckdb.connect(str(dest))
+    try:
+        for table in MEMBER_TABLES:
+            if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0]:
+                continue
+            cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+            ids = {"member_id", "person_id", "claim_id"}
+            sel = ", ".join(f"{c} || '~' || k::VARCHAR AS {c}" if c in ids else c for c in cols)
+            con.execute(f"INSERT INTO {table} SELECT {sel} FROM {table}, range(1, {factor}) AS r(k)")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return dest
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--db", required=True, type=Path, help="Published snapshot to serve.")
@@ -117,7 +148,27 @@ def main() -> int:
                     "(default: --seconds; 0 skips it).")
     ap.add_argument("--label", default="", help="Free text written in the CSV row (e.g. the code measured).")
     ap.add_argument("--no-csv", action="store_true", help="Print only; do not append to results/api.csv.")
+    ap.add_argument("--inflate", type=int, default=1, help="Serve a copy of --db whose member-level tables hold "
+                    "N times the rows (see `inflate`); the copy is written beside --db and removed afterwards.")
     args = ap.parse_args()
+    if args.inflate > 1:
+        copy = args.db.with_name(f"{args.db.stem}.x{args.inflate}.duckdb")
+        t0 = time.monotonic()
+        inflate(args.db, copy, args.inflate)
+        print(f"inflated member-level tables x{args.inflate} into {copy} in {time.monotonic() - t0:.0f} s")
+        args.label = (args.label + " " if args.label else "") + f"member tables x{args.inflate}"
+        try:
+            args.db = copy
+            return measure(args)
+        finally:
+            import shutil
+
+            for f in copy.parent.glob(copy.name + "*"):
+                shutil.rmtree(f) if f.is_dir() else f.unlink()
+    return measure(args)
+
+
+def measure(args) -> int:
     cold_seconds = args.seconds if args.cold_seconds is None else args.cold_seconds
     load_start = os.getloadavg()[0]
 
