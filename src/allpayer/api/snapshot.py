@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import itertools
 import os
 import queue
 import threading
@@ -61,7 +62,7 @@ class Snapshot:
         if ident != self._ident or self._ctx is None:
             # The previous snapshot's connection is dropped, not closed: requests still running on
             # its cursors finish on the snapshot they started with.
-            self._con = runs.open_snapshot(self.db)
+            self._con, ident = self._open()
             self._ident = ident
             self._ctx = Context(con=self._con, program_payer=_program_payer(self._con),
                                 hospital_hsa=_hospital_hsa(self._con), snapshot_id="%d-%d-%d" % ident)
@@ -69,6 +70,25 @@ class Snapshot:
             self._ctx.pool = queue.SimpleQueue()
             self._ctx.cache = ResponseCache()
         return self._ctx
+
+    def _open(self):
+        """A new read-only connection to the file now published, and that file's identity.
+
+        DuckDB keeps one database instance per file path while any connection to it is open, and
+        a connect to the same path returns it, even after the file was replaced: with cursors of
+        the previous snapshot still alive, the new snapshot would never be seen. So the file is
+        opened through a hard link of a name used once (removed as soon as it is open), which
+        also pins the exact file whose identity is recorded. Where no link can be made (a
+        read-only folder), the path itself is opened."""
+        link = self.db.with_name(f".{self.db.name}.serve-{os.getpid()}-{next(_OPENED)}")
+        try:
+            os.link(self.db, link)
+        except OSError:
+            return runs.open_snapshot(self.db), _identity(self.db)
+        try:
+            return runs.open_snapshot(link), _identity(link)
+        finally:
+            link.unlink(missing_ok=True)
 
     def run(self, ctx: Context, sql: str, as_dicts: bool = False) -> list:
         """Execute compiled SQL on a pooled cursor of `ctx`'s snapshot (no lock: a cursor is a
@@ -108,6 +128,7 @@ class Snapshot:
 
 
 POOL_SIZE = 64  # idle cursors kept per snapshot
+_OPENED = itertools.count(1)
 
 
 class ResponseCache:

@@ -181,12 +181,14 @@ def register_pages(app: FastAPI) -> None:
             for col, v in equal.items():
                 t = t.filter(t[col] == v)
             keys = [k for k in tenancy.DATASETS[dataset].keys if k in t.columns]
-            return snap_rows(ctx, t.order_by(keys).limit(500))
+            sql = ctx.con.compile(t.order_by(keys).limit(500))
+        # run on a pooled cursor outside the lock, so that pages are served in parallel
+        return snap_rows(ctx, sql)
 
-    def snap_rows(ctx, expr):
+    def snap_rows(ctx, sql: str):
         from allpayer.api.snapshot import jsonable
 
-        return [jsonable(r) for r in ctx.con.to_pyarrow(expr).to_pylist()]
+        return [jsonable(r) for r in snap.run(ctx, sql, as_dicts=True)]
 
     @app.get("/practice/{practice_id}", include_in_schema=False)
     def practice_page(practice_id: str, request: Request):
@@ -200,13 +202,14 @@ def register_pages(app: FastAPI) -> None:
         if gaps:  # outreach order: the practice's highest-ranked patients first
             gaps.sort(key=lambda g: (g.get("rank") is None, g.get("rank") or 0, g["program_id"], g["person_id"], g["gap_id"]))
         tcoc = rows_of(p, "tcoc", practice_id=practice_id)
+        sql = None
         with snap.lock:
             ctx = snap.context()
-            patients = 0
             if ctx is not None and ctx.has("attribution"):
                 t = tenancy.scoped(p, "rosters", ctx)
                 t = t.filter((t.practice_id == practice_id) & t.attributed)
-                patients = int(ctx.con.execute(t.select("person_id").distinct().count()))
+                sql = ctx.con.compile(t.select("person_id").distinct().count())
+        patients = int(snap.run(ctx, sql)[0][0]) if sql else 0
         return render("practice.html", 200, request, p=p, practice_id=practice_id, gaps=gaps, tcoc=tcoc or [], patients=patients)
 
     @app.get("/hospital/{hospital_id}", include_in_schema=False)
