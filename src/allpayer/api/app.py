@@ -205,20 +205,22 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     app.state.query = query
 
     def compile_query(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int, ctx) -> tuple[str, str]:
-        """Count and page SQL of the scoped question (compiled once per snapshot, scope, filters
-        and page; refusals are not cached)."""
+        """Count and page SQL of the scoped question. The count and the ordered query are
+        compiled once per snapshot, scope and filters (refusals are not cached); a page appends
+        ``LIMIT n OFFSET m`` (two validated integers) to the ordered query, so a new page costs no
+        compilation."""
         sql_cache = ctx.__dict__.setdefault("_sql_cache", {})
-        key = (p.role, p.org_id, dataset, tuple(sorted((k, str(v)) for k, v in filters.items())), limit, offset)
+        key = (p.role, p.org_id, dataset, tuple(sorted((k, str(v)) for k, v in filters.items())))
         hit = sql_cache.get(key)
-        if hit is not None:
-            return hit
-        with snap.lock:
-            if len(sql_cache) > 5000:
-                sql_cache.clear()
-            sql_cache[key] = out = _compile_query(p, dataset, filters, limit, offset, ctx)
-        return out
+        if hit is None:
+            with snap.lock:
+                if len(sql_cache) > 5000:
+                    sql_cache.clear()
+                sql_cache[key] = hit = _compile_query(p, dataset, filters, ctx)
+        count_sql, ordered_sql = hit
+        return count_sql, f"{ordered_sql} LIMIT {int(limit)} OFFSET {int(offset)}"
 
-    def _compile_query(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int, ctx) -> tuple[str, str]:
+    def _compile_query(p: Principal, dataset: str, filters: dict[str, Any], ctx) -> tuple[str, str]:
         with snap.lock:
             try:
                 t = tenancy.scoped(p, dataset, ctx)
@@ -235,8 +237,8 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
                     raise HTTPException(400, f"{dataset} cannot be filtered by {col}")
                 t = t.filter(t[col] == value)
             keys = [k for k in tenancy.DATASETS[dataset].keys if k in t.columns]
-            page = t.order_by(keys).limit(limit, offset=offset) if keys else t.limit(limit, offset=offset)
-            return ctx.con.compile(t.count()), ctx.con.compile(page)
+            ordered = t.order_by(keys) if keys else t
+            return ctx.con.compile(t.count()), ctx.con.compile(ordered)
 
     Limit = Query(100, ge=1, le=MAX_LIMIT, description="Rows per page (at most 1000).")
     Offset = Query(0, ge=0, le=10**9, description="Rows to skip.")
