@@ -193,7 +193,7 @@ def measure(args) -> int:
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        with httpx.Client(base_url=base, headers={"X-API-Key": key}) as c:
+        with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=120) as c:
             reports = [f"/api/v1/reports/{r['path']}" for r in c.get("/api/v1/reports").json()["items"]][:20]
             roster_total = c.get("/api/v1/rosters?limit=1").json()["total"]
         data_urls = ["/api/v1/rosters?limit=100", "/api/v1/rosters?limit=100&offset=1000", "/api/v1/overview",
