@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import mimetypes
 import os
 import threading
 from pathlib import Path
@@ -28,7 +29,7 @@ from allpayer.api import csrf, tenancy
 from allpayer.api.audit import Audit, log
 from allpayer.api.auth import Principal, Users
 from allpayer.api.ratelimit import LoginLimiter, LoginThrottled
-from allpayer.api.snapshot import Snapshot, _identity, jsonable
+from allpayer.api.snapshot import ResponseCache, Snapshot, _identity, jsonable
 from allpayer.ledger import Ledger, LedgerError
 from allpayer.store import default_store_url, open_store
 
@@ -480,14 +481,18 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
 
     @app.get("/api/v1/reports", tags=["reports"], summary="Rendered reports of published runs that the caller may open.")
     def list_reports(p: Principal = Depends(principal)):
-        return {"items": visible_reports(p)}
+        return Response(reports_cache.listing(p), media_type="application/json")
 
     @app.get("/api/v1/reports/{run_id}/{path:path}", tags=["reports"], summary="One rendered report file.")
     def get_report(run_id: str, path: str, p: Principal = Depends(principal)):
         wanted = f"{run_id}/{path}"
         if wanted not in reports_cache.visible_paths(p):
             raise HTTPException(404, "no such report for this user")
-        return FileResponse(reports_dir(db) / wanted)
+        f = reports_dir(db) / wanted
+        body = reports_cache.content(f)
+        if body is None:  # too large to keep in memory
+            return FileResponse(f)
+        return Response(body, media_type=mimetypes.guess_type(f.name)[0] or "application/octet-stream")
 
     reports_cache = ReportsCache(reports_dir(db))
 
@@ -571,6 +576,7 @@ class ReportsCache:
         self._state: tuple | None = None
         self._files: list[dict] = []
         self._by_scope: dict[tuple, tuple] = {}
+        self._contents = ResponseCache(max_bytes=64 * 1024 * 1024)
 
     def _current_state(self) -> tuple:
         try:
@@ -595,22 +601,42 @@ class ReportsCache:
                 self._files, self._state, self._by_scope = report_files(self.root), state, {}
             return self._files
 
-    def _scoped(self, p: Principal) -> tuple[list[dict], frozenset[str]]:
+    def _scoped(self, p: Principal) -> tuple:
         files = self.files()
         with self._lock:
             key = (p.role, p.org_id)
             hit = self._by_scope.get(key)
             if hit is None or hit[0] is not files:
                 mine = [r for r in files if report_visible(p, r)]
-                hit = self._by_scope[key] = (files, mine, frozenset(r["path"] for r in mine))
-            return hit[1], hit[2]
+                hit = self._by_scope[key] = (files, mine, frozenset(r["path"] for r in mine), encode({"items": mine}))
+            return hit
 
     def visible(self, p: Principal) -> list[dict]:
         """The reports the caller's role and organization may open (`report_visible`)."""
-        return list(self._scoped(p)[0])
+        return list(self._scoped(p)[1])
 
     def visible_paths(self, p: Principal) -> frozenset[str]:
-        return self._scoped(p)[1]
+        return self._scoped(p)[2]
+
+    def listing(self, p: Principal) -> bytes:
+        """``{"items": visible(p)}`` as JSON (encoded once per scope and folder state)."""
+        return self._scoped(p)[3]
+
+    def content(self, f: Path, max_size: int = 4 * 1024 * 1024) -> bytes | None:
+        """The bytes of a report file (written once when its run was published), kept in memory
+        by path and file identity; None for a file over `max_size`."""
+        try:
+            st = os.stat(f)
+        except OSError:
+            raise HTTPException(404, "no such report for this user") from None
+        if st.st_size > max_size:
+            return None
+        key = (str(f), st.st_ino, st.st_mtime_ns, st.st_size)
+        body = self._contents.get(key)
+        if body is None:
+            body = f.read_bytes()
+            self._contents.put(key, body)
+        return body
 
 
 def report_visible(p: Principal, report: dict) -> bool:
