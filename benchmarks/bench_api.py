@@ -213,7 +213,11 @@ def measure(args) -> int:
         cpu3 = cpu_seconds(proc.pid)
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # still finishing queries the clients gave up on
+            proc.kill()
+            proc.wait(timeout=60)
     row = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "db": str(args.db),
            "label": args.label, "roster_rows": roster_total,
            "clients": args.clients, "seconds": args.seconds, "workers": args.workers,
