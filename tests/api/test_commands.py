@@ -30,3 +30,23 @@ def test_users_errors_are_one_line(tmp_path, capsys):
 def test_serve_needs_a_database(tmp_path, capsys):
     assert main(["serve", "--db", str(tmp_path / "missing.duckdb")]) == 2
     assert "no such database" in capsys.readouterr().err
+
+
+def test_users_unlock(tmp_path, capsys):
+    from allpayer.api.ratelimit import ACCOUNT_FAILURES, LoginLimiter
+    from allpayer.store import default_store_url, open_store
+
+    db = tmp_path / "x.duckdb"
+    assert main(["users", "add", "ana", "--role", "aco_admin", "--password", "long-enough", "--db", str(db)]) == 0
+    store = open_store(default_store_url(db))
+    lim = LoginLimiter(store)
+    for _ in range(ACCOUNT_FAILURES):
+        lim.failed("ana", "10.1.1.1")
+    assert lim.retry_after("ana", None) > 0
+    store.close()
+    capsys.readouterr()
+    assert main(["users", "unlock", "ana", "--db", str(db)]) == 0
+    assert "unlocked ana" in capsys.readouterr().out
+    assert LoginLimiter(open_store(default_store_url(db))).retry_after("ana", None) == 0
+    assert main(["users", "unlock", "ana", "--db", str(db)]) == 0
+    assert "no failed logins" in capsys.readouterr().out

@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["allpayer.api.auth", "allpayer.api.app"]
+MODULES = ["allpayer.api.auth", "allpayer.api.app", "allpayer.api.ratelimit", "allpayer.api.csrf",
+           "allpayer.api.snapshot"]
 
 
 @pytest.mark.parametrize("name", MODULES)

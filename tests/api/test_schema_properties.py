@@ -14,6 +14,13 @@ def test_no_server_errors(app, world):
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [r.ok() for r in schema.get_all_operations()]
     assert len(operations) >= 20
+    try:
+        _check_all(operations, world)
+    finally:  # generated logins fail and count against the test client's address: forget them
+        app.state.limiter.store.execute("DELETE FROM api_login_failures")
+
+
+def _check_all(operations, world) -> None:
     for op in operations:
 
         @given(case=op.as_strategy())

@@ -204,3 +204,27 @@ def test_wrong_password_and_anonymous(browser, server):
     assert "Wrong user name or password" in page.inner_text("#error")
     shot(page, "login-refused")
     ctx.close()
+
+
+def test_logout_button_and_forged_cross_origin_post(browser, server, world):
+    """Logging out is a POST carrying the session's CSRF token. A page of another origin (same
+    site: the browser still sends the SameSite=Lax cookie) that posts the log-out form without
+    the token is refused, and the session survives it."""
+    ctx, page = login(browser, server, world, "regulator")
+    evil = "http://127.0.0.1:9/forged.html"  # another port: another origin, served by the browser's route
+    ctx.route(evil, lambda route: route.fulfill(content_type="text/html", body=(
+        f'<form id="f" method="post" action="{server}/logout"><input name="x" value="1"></form>'
+        '<script>document.getElementById("f").submit()</script>')))
+    forged = ctx.new_page()
+    with forged.expect_navigation(url=f"{server}/logout"):
+        forged.goto(evil)
+    assert "Forbidden" in forged.content() or "CSRF" in forged.content() or "cross-origin" in forged.content()
+    forged.close()
+    page.goto(server + "/overview")
+    assert page.url.endswith("/overview") and world.users["regulator"]["username"] in page.inner_text("#who")
+    page.click("#logout")
+    page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/login")
+    page.goto(server + "/overview")
+    assert page.url.endswith("/login")
+    ctx.close()

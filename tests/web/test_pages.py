@@ -3,6 +3,8 @@ organization's page is refused."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from allpayer.api.auth import ROLES
@@ -22,7 +24,9 @@ def test_pages_never_fail(app, world, role):
 
     with TestClient(app) as c:
         u = world.users[role]
-        r = c.post("/login", data={"username": u["username"], "password": u["password"]}, follow_redirects=False)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
+        r = c.post("/login", data={"username": u["username"], "password": u["password"], "csrf_token": token},
+                   follow_redirects=False)
         assert r.status_code == 303 and "allpayer_session" in r.cookies
         for page in _pages(world):
             r = c.get(page, follow_redirects=False)

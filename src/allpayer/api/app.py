@@ -8,21 +8,28 @@ request is authenticated (except login, the OpenAPI document and static files), 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import json
+import mimetypes
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from allpayer import runs
-from allpayer.api import tenancy
+from allpayer.api import csrf, tenancy
 from allpayer.api.audit import Audit, log
 from allpayer.api.auth import Principal, Users
-from allpayer.api.snapshot import Snapshot, jsonable
+from allpayer.api.ratelimit import LoginLimiter, LoginThrottled
+from allpayer.api.snapshot import ResponseCache, Snapshot, _identity, jsonable
 from allpayer.ledger import Ledger, LedgerError
 from allpayer.store import default_store_url, open_store
 
@@ -30,6 +37,11 @@ SESSION_COOKIE = "allpayer_session"
 PROBLEM = "application/problem+json"
 MAX_LIMIT = 1000
 SMALL_CELL = 11
+
+
+def encode(data: Any) -> bytes:
+    """Compact JSON of an answer already made of JSON types (`jsonable`)."""
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
 def check_text(value: Any, what: str) -> None:
@@ -59,19 +71,46 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     store = open_store(store_url or default_store_url(db))
     users = Users(store)
     audit = Audit(store)
+    limiter = LoginLimiter(store)
     snap = Snapshot(db)
 
+    async def csrf_guard(request: Request) -> None:
+        """Refuse a state-changing request that another site could have made the browser send:
+        a foreign ``Origin``, or a session cookie without the session's CSRF token (see
+        `allpayer.api.csrf`). The login form checks its own double-submit token."""
+        if request.method in csrf.SAFE_METHODS:
+            return
+        if not csrf.same_origin(request.headers.get("origin"), request.url.scheme, request.headers.get("host")):
+            raise HTTPException(403, "cross-origin request refused")
+        if request.url.path == "/login":
+            return
+        if request.headers.get("x-api-key") or request.headers.get("authorization"):
+            return  # never added by a browser on its own: not forgeable cross-site
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return  # not cookie-authenticated: the route answers 401 if it needs a user
+        sent = request.headers.get(csrf.CSRF_HEADER)
+        if not sent and request.headers.get("content-type", "").startswith(
+                ("application/x-www-form-urlencoded", "multipart/form-data")):
+            sent = (await request.form()).get(csrf.CSRF_FIELD)
+        if not csrf.valid_session_csrf(cookie, sent if isinstance(sent, str) else None):
+            raise HTTPException(403, "missing or wrong CSRF token (send X-CSRF-Token or the form's csrf_token)")
+
     app = FastAPI(title="allpayer API", version="1", description="Per-organization access to allpayer results.",
-                  docs_url="/api/docs", redoc_url=None)
+                  docs_url="/api/docs", redoc_url=None, dependencies=[Depends(csrf_guard)])
     app.state.db, app.state.store, app.state.users, app.state.audit, app.state.snapshot = db, store, users, audit, snap
+    app.state.limiter = limiter
 
     # -- errors as problem+json ---------------------------------------------------------------
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code in (302, 303) and exc.headers:
             return JSONResponse({}, status_code=exc.status_code, headers=exc.headers)
-        titles = {401: "Unauthenticated", 403: "Forbidden", 404: "Not found", 405: "Method not allowed"}
+        titles = {401: "Unauthenticated", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+                  429: "Too many requests"}
         resp = problem(exc.status_code, titles.get(exc.status_code, "Request rejected"), str(exc.detail or ""))
+        if exc.status_code == 429 and exc.headers and "Retry-After" in exc.headers:
+            resp.headers["Retry-After"] = exc.headers["Retry-After"]
         if exc.status_code == 401:
             resp.headers["WWW-Authenticate"] = "Bearer"
         return resp
@@ -103,8 +142,9 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
             route = request.scope.get("route")
             template = getattr(route, "path", None) or "(no route)"
             if not template.startswith("/static"):
-                audit.write(principal=getattr(request.state, "principal", None), method=request.method,
-                            route=template, status=status)
+                # written in a worker thread (group-committed), never on the event loop
+                await run_in_threadpool(audit.write, principal=getattr(request.state, "principal", None),
+                                        method=request.method, route=template, status=status)
 
     # -- authentication ------------------------------------------------------------------------
     def identify(request: Request) -> Principal | None:
@@ -129,31 +169,59 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     app.state.identify = identify
 
     # -- data access ----------------------------------------------------------------------------
-    def query(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int) -> dict:
+    def current() -> Any:
+        with snap.lock:
+            return snap.context()
+
+    def cache_key(ctx, p: Principal, *question) -> tuple:
+        """Key of a cached answer: the snapshot, the caller's tenant scope (role and
+        organization: all that `tenancy.scoped` reads of the caller) and the question."""
+        return (ctx.snapshot_id, p.role, p.org_id, *question)
+
+    def query(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int) -> Response:
+        """One page of a scoped dataset as JSON. A published snapshot never changes, so the
+        answer is cached per snapshot, tenant scope, filters and page; the total (count) per
+        snapshot, tenant scope and filters, so that a new page costs one page query."""
         for col, value in filters.items():
             check_text(value, col)
-        with snap.lock:
-            ctx = snap.context()
-            if ctx is None:
-                raise HTTPException(404, "no snapshot has been published yet")
-            # compiled SQL of the same scoped question on the same snapshot is reused
-            cache = ctx.__dict__.setdefault("_sql_cache", {})
-            cache_key = (p.role, p.org_id, dataset, tuple(sorted((k, str(v)) for k, v in filters.items())), limit, offset)
-            hit = cache.get(cache_key)
-        if hit is not None:
-            count_sql, page_sql = hit
-        else:
+        ctx = current()
+        if ctx is None:
+            raise HTTPException(404, "no snapshot has been published yet")
+        fkey = tuple(sorted((k, str(v)) for k, v in filters.items() if v is not None))
+        key = cache_key(ctx, p, "dataset", dataset, fkey, limit, offset)
+        body = ctx.cache.get(key)
+        if body is None:
             count_sql, page_sql = compile_query(p, dataset, filters, limit, offset, ctx)
-            with snap.lock:
-                if len(cache) > 5000:
-                    cache.clear()
-                cache[cache_key] = (count_sql, page_sql)
-        # executed outside the lock, each on its own cursor, so requests run in parallel
-        total = int(snap.run(ctx, count_sql)[0][0])
-        items = [jsonable(r) for r in snap.run(ctx, page_sql, as_dicts=True)]
-        return {"dataset": dataset, "total": total, "limit": limit, "offset": offset, "items": items}
+            # executed outside the lock, each on a pooled cursor, so requests run in parallel
+            ckey = cache_key(ctx, p, "count", dataset, fkey)
+            total = ctx.cache.get(ckey)
+            if total is None:
+                total = int(snap.run(ctx, count_sql)[0][0])
+                ctx.cache.put(ckey, total, 64)
+            items = [jsonable(r) for r in snap.run(ctx, page_sql, as_dicts=True)]
+            body = encode({"dataset": dataset, "total": total, "limit": limit, "offset": offset, "items": items})
+            ctx.cache.put(key, body)
+        return Response(body, media_type="application/json")
+
+    app.state.query = query
 
     def compile_query(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int, ctx) -> tuple[str, str]:
+        """Count and page SQL of the scoped question. The count and the ordered query are
+        compiled once per snapshot, scope and filters (refusals are not cached); a page appends
+        ``LIMIT n OFFSET m`` (two validated integers) to the ordered query, so a new page costs no
+        compilation."""
+        sql_cache = ctx.__dict__.setdefault("_sql_cache", {})
+        key = (p.role, p.org_id, dataset, tuple(sorted((k, str(v)) for k, v in filters.items())))
+        hit = sql_cache.get(key)
+        if hit is None:
+            with snap.lock:
+                if len(sql_cache) > 5000:
+                    sql_cache.clear()
+                sql_cache[key] = hit = _compile_query(p, dataset, filters, ctx)
+        count_sql, ordered_sql = hit
+        return count_sql, f"{ordered_sql} LIMIT {int(limit)} OFFSET {int(offset)}"
+
+    def _compile_query(p: Principal, dataset: str, filters: dict[str, Any], ctx) -> tuple[str, str]:
         with snap.lock:
             try:
                 t = tenancy.scoped(p, dataset, ctx)
@@ -170,18 +238,40 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
                     raise HTTPException(400, f"{dataset} cannot be filtered by {col}")
                 t = t.filter(t[col] == value)
             keys = [k for k in tenancy.DATASETS[dataset].keys if k in t.columns]
-            page = t.order_by(keys).limit(limit, offset=offset) if keys else t.limit(limit, offset=offset)
-            return ctx.con.compile(t.count()), ctx.con.compile(page)
+            ordered = t.order_by(keys) if keys else t
+            return ctx.con.compile(t.count()), ctx.con.compile(ordered)
 
     Limit = Query(100, ge=1, le=MAX_LIMIT, description="Rows per page (at most 1000).")
     Offset = Query(0, ge=0, le=10**9, description="Rows to skip.")
     Program = Query(None, max_length=100, description="Only this program.")
     Year = Query(None, ge=1900, le=2200, description="Only this performance year.")
 
+    def client_address(request: Request) -> str | None:
+        return request.client.host if request.client else None
+
+    def attempt_login(username: str, password: str, address: str | None) -> str | None:
+        """A session token, or None for a wrong user name or password; raises `LoginThrottled`
+        (before the password is checked) while the account or the address is locked."""
+        limiter.check(username, address)
+        token = users.login(username, password)
+        if token is None:
+            limiter.failed(username, address)
+        else:
+            limiter.succeeded(username)
+        return token
+
+    app.state.attempt_login = attempt_login
+    app.state.client_address = client_address
+
     # -- auth routes -----------------------------------------------------------------------------
-    @app.post("/api/v1/login", tags=["auth"], summary="Log in with a user name and password; returns a session token.")
-    def login(body: LoginBody):
-        token = users.login(body.username, body.password)
+    @app.post("/api/v1/login", tags=["auth"], summary="Log in with a user name and password; returns a session token.",
+              responses={429: {"description": "Too many failed logins for this user name or address; see Retry-After."}})
+    def login(body: LoginBody, request: Request):
+        try:
+            token = attempt_login(body.username, body.password, client_address(request))
+        except LoginThrottled as exc:
+            raise HTTPException(429, "too many failed logins; try again later",
+                                headers={"Retry-After": str(exc.retry_after)}) from None
         if token is None:
             raise HTTPException(401, "wrong user name or password")
         p = users.get(body.username)
@@ -195,17 +285,28 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
             users.logout(token)
         return {"ok": True}
 
-    @app.get("/api/v1/me", tags=["auth"], summary="Who the caller is.")
-    def me(p: Principal = Depends(principal)):
-        return {"username": p.username, "role": p.role, "org_id": p.org_id, "auth": p.auth}
+    @app.get("/api/v1/me", tags=["auth"], summary="Who the caller is (and, for a session cookie, its CSRF token).")
+    def me(request: Request, p: Principal = Depends(principal)):
+        out = {"username": p.username, "role": p.role, "org_id": p.org_id, "auth": p.auth}
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie and not request.headers.get("x-api-key") and not request.headers.get("authorization"):
+            out["csrf_token"] = csrf.session_csrf(cookie)
+        return out
 
     # -- runs --------------------------------------------------------------------------------------
     @app.get("/api/v1/runs", tags=["runs"], summary="Published runs of the snapshot, oldest first.")
     def list_runs(p: Principal = Depends(principal)):
-        with snap.lock:
-            recs = runs.published_runs(db) if db.exists() else []
-        keep = ("run_id", "seq", "kind", "status", "started_at", "finished_at", "code_version", "paid_through", "parameters")
-        return {"items": [jsonable({k: r.get(k) for k in keep}) for r in recs], "total": len(recs)}
+        ctx = current()
+        key = cache_key(ctx, p, "runs") if ctx is not None else None
+        body = ctx.cache.get(key) if ctx is not None else None
+        if body is None:
+            with snap.lock:
+                recs = runs.published_runs(db) if db.exists() else []
+            keep = ("run_id", "seq", "kind", "status", "started_at", "finished_at", "code_version", "paid_through", "parameters")
+            body = encode({"items": [jsonable({k: r.get(k) for k in keep}) for r in recs], "total": len(recs)})
+            if ctx is not None and _identity(db) == ctx.snapshot_ident:
+                ctx.cache.put(key, body)
+        return Response(body, media_type="application/json")
 
     # -- datasets ------------------------------------------------------------------------------------
     @app.get("/api/v1/rosters", tags=["attribution"], summary="Attribution roster rows (member level).")
@@ -270,13 +371,21 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         check_text(employer_id, "employer_id")
         if not tenancy.may_see_org_page(p, "employer", employer_id):
             raise HTTPException(403, "not this organization's data")
-        return employer_summary_data(p, employer_id)
+        return Response(encode(employer_summary_data(p, employer_id)), media_type="application/json")
 
     def employer_summary_data(p: Principal, employer_id: str) -> dict:
+        ctx = current()
+        if ctx is None or not ctx.has("value_payment_invoices"):
+            return {"employer_id": employer_id, "items": [], "totals": [], "suppressed_cells": 0}
+        key = cache_key(ctx, p, "employer_summary", employer_id)
+        hit = ctx.cache.get(key)
+        if hit is None:
+            hit = _employer_summary(p, employer_id, ctx)
+            ctx.cache.put(key, hit, 4096)
+        return copy.deepcopy(hit)
+
+    def _employer_summary(p: Principal, employer_id: str, ctx) -> dict:
         with snap.lock:
-            ctx = snap.context()
-            if ctx is None or not ctx.has("value_payment_invoices"):
-                return {"employer_id": employer_id, "items": [], "totals": [], "suppressed_cells": 0}
             t = tenancy.scoped(p, "invoices", ctx)
             t = t.filter(t.employer_id == employer_id)
             g = t.group_by("program_id", "month").aggregate(member_months=t.member_months.sum(),
@@ -304,16 +413,26 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
 
     @app.get("/api/v1/overview", tags=["overview"], summary="Lives, PMPM vs target and settlement forecast per program.")
     def overview(p: Principal = Depends(principal), performance_year: int | None = Year):
-        return overview_data(p, performance_year)
+        return Response(encode(overview_data(p, performance_year)), media_type="application/json")
 
     def overview_data(p: Principal, year: int | None) -> dict:
         """Per program and year: member months, average lives (member months / 12), TCOC on the
         fee-for-service basis (`ffs_paid_cents`) and its PMPM, the target and its PMPM (where the
-        role may read targets), and the net of the latest settlement statement (the forecast)."""
+        role may read targets), and the net of the latest settlement statement (the forecast).
+        Read from the stored summary tables (``tcoc_summary``, ``targets``,
+        ``settlement_statements``) and cached per snapshot and tenant scope."""
+        ctx = current()
+        if ctx is None:
+            return {"items": []}
+        key = cache_key(ctx, p, "overview", year)
+        hit = ctx.cache.get(key)
+        if hit is None:
+            hit = _overview(p, year, ctx)
+            ctx.cache.put(key, hit, 4096)
+        return copy.deepcopy(hit)
+
+    def _overview(p: Principal, year: int | None, ctx) -> dict:
         with snap.lock:
-            ctx = snap.context()
-            if ctx is None:
-                return {"items": []}
             try:
                 tc = tenancy.scoped(p, "tcoc", ctx)
             except tenancy.NotAvailable:
@@ -362,17 +481,23 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
 
     @app.get("/api/v1/reports", tags=["reports"], summary="Rendered reports of published runs that the caller may open.")
     def list_reports(p: Principal = Depends(principal)):
-        return {"items": visible_reports(p)}
+        return Response(reports_cache.listing(p), media_type="application/json")
 
     @app.get("/api/v1/reports/{run_id}/{path:path}", tags=["reports"], summary="One rendered report file.")
     def get_report(run_id: str, path: str, p: Principal = Depends(principal)):
         wanted = f"{run_id}/{path}"
-        if wanted not in {r["path"] for r in visible_reports(p)}:
+        if wanted not in reports_cache.visible_paths(p):
             raise HTTPException(404, "no such report for this user")
-        return FileResponse(reports_dir(db) / wanted)
+        f = reports_dir(db) / wanted
+        body = reports_cache.content(f)
+        if body is None:  # too large to keep in memory
+            return FileResponse(f)
+        return Response(body, media_type=mimetypes.guess_type(f.name)[0] or "application/octet-stream")
+
+    reports_cache = ReportsCache(reports_dir(db))
 
     def visible_reports(p: Principal) -> list[dict]:
-        return [r for r in report_files(reports_dir(db)) if report_visible(p, r)]
+        return reports_cache.visible(p)
 
     from allpayer.web.pages import register_pages
 
@@ -439,6 +564,79 @@ def report_files(root: Path) -> list[dict]:
                                 "kind": rep.get("kind"), "organization": rep.get("organization"),
                                 "title": rep.get("title"), "format": fmt})
     return out
+
+
+class ReportsCache:
+    """`report_files` of a reports folder, read again only when the folder changed: a new run
+    folder (renamed into place when its rendering is complete) or a rewritten ``index.json``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._lock = threading.Lock()
+        self._state: tuple | None = None
+        self._files: list[dict] = []
+        self._by_scope: dict[tuple, tuple] = {}
+        self._contents = ResponseCache(max_bytes=64 * 1024 * 1024)
+
+    def _current_state(self) -> tuple:
+        try:
+            entries = sorted(os.scandir(self.root), key=lambda e: e.name)
+        except OSError:
+            return ()
+        state = []
+        for e in entries:
+            if e.name.startswith(".") or not e.is_dir():
+                continue
+            try:
+                st = os.stat(os.path.join(e.path, "index.json"))
+                state.append((e.name, e.inode(), st.st_mtime_ns, st.st_size))
+            except OSError:
+                state.append((e.name, e.inode(), None, None))
+        return tuple(state)
+
+    def files(self) -> list[dict]:
+        state = self._current_state()
+        with self._lock:
+            if state != self._state:
+                self._files, self._state, self._by_scope = report_files(self.root), state, {}
+            return self._files
+
+    def _scoped(self, p: Principal) -> tuple:
+        files = self.files()
+        with self._lock:
+            key = (p.role, p.org_id)
+            hit = self._by_scope.get(key)
+            if hit is None or hit[0] is not files:
+                mine = [r for r in files if report_visible(p, r)]
+                hit = self._by_scope[key] = (files, mine, frozenset(r["path"] for r in mine), encode({"items": mine}))
+            return hit
+
+    def visible(self, p: Principal) -> list[dict]:
+        """The reports the caller's role and organization may open (`report_visible`)."""
+        return list(self._scoped(p)[1])
+
+    def visible_paths(self, p: Principal) -> frozenset[str]:
+        return self._scoped(p)[2]
+
+    def listing(self, p: Principal) -> bytes:
+        """``{"items": visible(p)}`` as JSON (encoded once per scope and folder state)."""
+        return self._scoped(p)[3]
+
+    def content(self, f: Path, max_size: int = 4 * 1024 * 1024) -> bytes | None:
+        """The bytes of a report file (written once when its run was published), kept in memory
+        by path and file identity; None for a file over `max_size`."""
+        try:
+            st = os.stat(f)
+        except OSError:
+            raise HTTPException(404, "no such report for this user") from None
+        if st.st_size > max_size:
+            return None
+        key = (str(f), st.st_ino, st.st_mtime_ns, st.st_size)
+        body = self._contents.get(key)
+        if body is None:
+            body = f.read_bytes()
+            self._contents.put(key, body)
+        return body
 
 
 def report_visible(p: Principal, report: dict) -> bool:

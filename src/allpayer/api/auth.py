@@ -34,6 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from allpayer.api.ratelimit import LIMITER_MIGRATION
 from allpayer.errors import AllpayerError
 from allpayer.store import Store, register_migrations
 
@@ -80,6 +81,7 @@ CREATE TABLE api_audit (
     outcome VARCHAR(20) NOT NULL
 );
 """,
+    LIMITER_MIGRATION,
 ]
 register_migrations("users", USERS_MIGRATIONS)
 

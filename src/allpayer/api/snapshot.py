@@ -3,16 +3,22 @@
 The server reads only the published DuckDB file, read-only. A run writes a private copy and
 swaps it in atomically, so the server is never blocked by a run: it keeps its connection to the
 snapshot it opened and, when the file on disk has been replaced (a new inode or modification
-time), opens the new snapshot for the next request. Queries on the shared connection are
-serialized by a lock (DuckDB connections are not to be used by two threads at once).
+time), opens the new snapshot for the next request. Building a query (Ibis) on the shared
+connection is serialized by a lock; compiled SQL runs on a cursor taken from the snapshot's pool
+(a cursor is a DuckDB connection of its own to the same database), so requests run in parallel
+and a cursor is reused rather than opened per request. The pool and the response cache belong to
+the snapshot: when a new snapshot is opened, they are dropped with it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+import itertools
 import os
+import queue
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from allpayer import runs
@@ -56,23 +62,54 @@ class Snapshot:
         if ident != self._ident or self._ctx is None:
             # The previous snapshot's connection is dropped, not closed: requests still running on
             # its cursors finish on the snapshot they started with.
-            self._con = runs.open_snapshot(self.db)
+            self._con, ident = self._open()
             self._ident = ident
             self._ctx = Context(con=self._con, program_payer=_program_payer(self._con),
-                                hospital_hsa=_hospital_hsa(self._con))
+                                hospital_hsa=_hospital_hsa(self._con), snapshot_id="%d-%d-%d" % ident)
+            self._ctx.snapshot_ident = ident
+            self._ctx.pool = queue.SimpleQueue()
+            self._ctx.cache = ResponseCache()
         return self._ctx
 
+    def _open(self):
+        """A new read-only connection to the file now published, and that file's identity.
+
+        DuckDB keeps one database instance per file path while any connection to it is open, and
+        a connect to the same path returns it, even after the file was replaced: with cursors of
+        the previous snapshot still alive, the new snapshot would never be seen. So the file is
+        opened through a hard link of a name used once (removed as soon as it is open), which
+        also pins the exact file whose identity is recorded. Where no link can be made (a
+        read-only folder), the path itself is opened."""
+        link = self.db.with_name(f".{self.db.name}.serve-{os.getpid()}-{next(_OPENED)}")
+        try:
+            os.link(self.db, link)
+        except OSError:
+            return runs.open_snapshot(self.db), _identity(self.db)
+        try:
+            return runs.open_snapshot(link), _identity(link)
+        finally:
+            link.unlink(missing_ok=True)
+
     def run(self, ctx: Context, sql: str, as_dicts: bool = False) -> list:
-        """Execute compiled SQL on a cursor of `ctx`'s snapshot (no lock: a cursor is a
-        connection of its own to the same database)."""
-        cur = ctx.con.con.cursor()
+        """Execute compiled SQL on a pooled cursor of `ctx`'s snapshot (no lock: a cursor is a
+        connection of its own to the same database). A cursor whose query failed is closed, not
+        pooled again."""
+        pool = ctx.__dict__.get("pool")
+        try:
+            cur = pool.get_nowait() if pool is not None else ctx.con.con.cursor()
+        except queue.Empty:
+            cur = ctx.con.con.cursor()
+        ok = False
         try:
             res = cur.execute(sql)
-            if as_dicts:
-                return res.fetch_arrow_table().to_pylist()
-            return res.fetchall()
+            out = res.fetch_arrow_table().to_pylist() if as_dicts else res.fetchall()
+            ok = True
+            return out
         finally:
-            cur.close()
+            if ok and pool is not None and pool.qsize() < POOL_SIZE:
+                pool.put(cur)
+            else:
+                cur.close()
 
     def rows(self, expr) -> list[dict]:
         with self.lock:
@@ -88,6 +125,62 @@ class Snapshot:
                 self._con.disconnect()
                 self._con = None
                 self._ctx = None
+
+
+POOL_SIZE = 64  # idle cursors kept per snapshot
+_OPENED = itertools.count(1)
+
+
+class ResponseCache:
+    """Answers computed on one snapshot, least recently used evicted beyond `max_bytes`.
+
+    A published snapshot never changes, so an answer computed on it stays right for as long as it
+    is served. The caller's key must hold the snapshot id and the caller's tenant scope (role and
+    organization) besides the question, so that one organization's answer is never served to
+    another. Values are (size, value); `size` is what the caller counts against `max_bytes`.
+
+    >>> c = ResponseCache(max_bytes=10)
+    >>> c.put(("s1", "practice", "P1", "q"), b"12345678")
+    >>> c.get(("s1", "practice", "P1", "q")), c.get(("s1", "practice", "P2", "q"))
+    (b'12345678', None)
+    >>> c.put(("s1", "practice", "P2", "q"), b"abcdef")  # evicts the older answer
+    >>> c.get(("s1", "practice", "P1", "q")), len(c)
+    (None, 1)
+    """
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key):
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return hit[1]
+
+    def put(self, key, value, size: int | None = None) -> None:
+        size = len(value) if size is None else size
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[0]
+            self._items[key] = (size, value)
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._items:
+                _, (n, _) = self._items.popitem(last=False)
+                self._bytes -= n
 
 
 def _program_payer(con) -> dict[str, str]:

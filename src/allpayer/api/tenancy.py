@@ -46,6 +46,7 @@ class Context:
     con: object  # Ibis DuckDB connection to the published snapshot
     program_payer: dict[str, str] = field(default_factory=dict)
     hospital_hsa: dict[str, str] = field(default_factory=dict)
+    snapshot_id: str = ""  # identity of the published file (inode, mtime, size): part of every cache key
 
     def has(self, table: str) -> bool:
         return table in self.tables

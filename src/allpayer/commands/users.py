@@ -1,4 +1,4 @@
-"""CLI: ``allpayer users add|list|key|revoke|password``: people and machine keys of the API."""
+"""CLI: ``allpayer users add|list|key|revoke|password|unlock``: people and machine keys of the API."""
 
 from __future__ import annotations
 
@@ -64,3 +64,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         _users(db, store).set_password(username, password)
         typer.echo(f"password of {username} set")
+
+    @users_app.command("unlock", help="Lift the lock that failed logins put on a user name (see docs/api.md).")
+    def unlock(username: str = typer.Argument(..., help="User name."), db: Path = DB, store: str = STORE) -> None:
+        from allpayer.api.ratelimit import LoginLimiter
+
+        had = LoginLimiter(_users(db, store).store).unlock(username)
+        typer.echo(f"unlocked {username}" if had else f"{username} had no failed logins on record")

@@ -15,7 +15,8 @@ from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from allpayer.api import tenancy
+from allpayer.api import csrf, tenancy
+from allpayer.api.ratelimit import LoginThrottled
 
 TEMPLATES = Path(__file__).parent / "templates"
 env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
@@ -66,7 +67,13 @@ def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-def render(name: str, status: int = 200, **ctx) -> HTMLResponse:
+def render(name: str, status: int = 200, request: Request | None = None, **ctx) -> HTMLResponse:
+    """A page; with the request, the page's forms carry the session's CSRF token
+    (`allpayer.api.csrf`) and the log-out button is shown."""
+    from allpayer.api.app import SESSION_COOKIE
+
+    token = request.cookies.get(SESSION_COOKIE) if request is not None else None
+    ctx.setdefault("csrf_token", csrf.session_csrf(token) if token else None)
     return HTMLResponse(env.get_template(name).render(**ctx), status_code=status)
 
 
@@ -88,24 +95,51 @@ def register_pages(app: FastAPI) -> None:
             raise HTTPException(303, headers={"Location": "/login"})
         return p
 
-    def forbidden(p, what: str) -> HTMLResponse:
-        return render("error.html", 403, p=p, title="Not allowed", message=f"This page is not open to {p.username} ({what}).")
+    def forbidden(request: Request, p, what: str) -> HTMLResponse:
+        return render("error.html", 403, request, p=p, title="Not allowed",
+                      message=f"This page is not open to {p.username} ({what}).")
+
+    def login_form_page(request: Request, status: int = 200, error: str | None = None) -> HTMLResponse:
+        """The login form with a double-submit CSRF token: the same random value in the form and
+        in the ``allpayer_csrf`` cookie (kept when the browser already has one)."""
+        token = request.cookies.get(csrf.CSRF_COOKIE) or csrf.new_login_token()
+        resp = render("login.html", status, p=None, error=error, login_csrf=token)
+        resp.set_cookie(csrf.CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
+        return resp
 
     @app.get("/login", include_in_schema=False)
     def login_page(request: Request):
-        return render("login.html", p=None, error=None)
+        return login_form_page(request)
 
     @app.post("/login", include_in_schema=False)
-    def login_form(username: str = Form(..., max_length=100), password: str = Form(..., max_length=200)):
-        token = users.login(username, password)
+    def login_form(request: Request, username: str = Form(..., max_length=100), password: str = Form(..., max_length=200),
+                   csrf_token: str = Form("", max_length=200)):
+        if not csrf.valid_double_submit(request.cookies.get(csrf.CSRF_COOKIE), csrf_token):
+            return login_form_page(request, 403, "The login form expired or did not come from this site; please try again.")
+        try:
+            token = app.state.attempt_login(username, password, app.state.client_address(request))
+        except LoginThrottled as exc:
+            minutes = max(1, (exc.retry_after + 59) // 60)
+            resp = login_form_page(request, 429, f"Too many failed logins. Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
+            resp.headers["Retry-After"] = str(exc.retry_after)
+            return resp
         if token is None:
-            return render("login.html", 401, p=None, error="Wrong user name or password.")
+            return login_form_page(request, 401, "Wrong user name or password.")
         resp = RedirectResponse("/", status_code=303)
         resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax")
         return resp
 
     @app.get("/logout", include_in_schema=False)
+    def logout_confirm(request: Request):
+        """A GET changes nothing: it shows the log-out button (a POST with the CSRF token)."""
+        p = who(request)
+        if p is None or not request.cookies.get(SESSION_COOKIE):
+            return RedirectResponse("/login", status_code=303)
+        return render("logout.html", 200, request, p=p)
+
+    @app.post("/logout", include_in_schema=False)
     def logout_page(request: Request):
+        # the CSRF token was checked by the app's guard before this runs
         token = request.cookies.get(SESSION_COOKIE)
         if token:
             users.logout(token)
@@ -124,12 +158,12 @@ def register_pages(app: FastAPI) -> None:
     def overview_page(request: Request):
         p = need(request)
         if p.role not in (*tenancy.ACO, "payer", "regulator"):
-            return forbidden(p, "the program overview is for ACO staff, payers and the regulator")
+            return forbidden(request, p, "the program overview is for ACO staff, payers and the regulator")
         data = app.state.overview(p, None)
         rows = [r for r in data["items"] if r["program_id"]]
         chart = bar_chart(rows, "program_id", [("tcoc_pmpm_cents", "TCOC PMPM", "#2b6cb0"),
                                                ("target_pmpm_cents", "target PMPM", "#dd6b20")])
-        return render("overview.html", p=p, rows=rows, chart=chart)
+        return render("overview.html", 200, request, p=p, rows=rows, chart=chart)
 
     def rows_of(p, dataset: str, **equal) -> list[dict] | None:
         from allpayer.api.app import check_text
@@ -147,12 +181,14 @@ def register_pages(app: FastAPI) -> None:
             for col, v in equal.items():
                 t = t.filter(t[col] == v)
             keys = [k for k in tenancy.DATASETS[dataset].keys if k in t.columns]
-            return snap_rows(ctx, t.order_by(keys).limit(500))
+            sql = ctx.con.compile(t.order_by(keys).limit(500))
+        # run on a pooled cursor outside the lock, so that pages are served in parallel
+        return snap_rows(ctx, sql)
 
-    def snap_rows(ctx, expr):
+    def snap_rows(ctx, sql: str):
         from allpayer.api.snapshot import jsonable
 
-        return [jsonable(r) for r in ctx.con.to_pyarrow(expr).to_pylist()]
+        return [jsonable(r) for r in snap.run(ctx, sql, as_dicts=True)]
 
     @app.get("/practice/{practice_id}", include_in_schema=False)
     def practice_page(practice_id: str, request: Request):
@@ -161,52 +197,53 @@ def register_pages(app: FastAPI) -> None:
 
         check_text(practice_id, "practice_id")
         if not tenancy.may_see_org_page(p, "practice", practice_id):
-            return forbidden(p, "another practice's patients")
+            return forbidden(request, p, "another practice's patients")
         gaps = rows_of(p, "care_gaps", practice_id=practice_id)
         if gaps:  # outreach order: the practice's highest-ranked patients first
             gaps.sort(key=lambda g: (g.get("rank") is None, g.get("rank") or 0, g["program_id"], g["person_id"], g["gap_id"]))
         tcoc = rows_of(p, "tcoc", practice_id=practice_id)
+        sql = None
         with snap.lock:
             ctx = snap.context()
-            patients = 0
             if ctx is not None and ctx.has("attribution"):
                 t = tenancy.scoped(p, "rosters", ctx)
                 t = t.filter((t.practice_id == practice_id) & t.attributed)
-                patients = int(ctx.con.execute(t.select("person_id").distinct().count()))
-        return render("practice.html", p=p, practice_id=practice_id, gaps=gaps, tcoc=tcoc or [], patients=patients)
+                sql = ctx.con.compile(t.select("person_id").distinct().count())
+        patients = int(snap.run(ctx, sql)[0][0]) if sql else 0
+        return render("practice.html", 200, request, p=p, practice_id=practice_id, gaps=gaps, tcoc=tcoc or [], patients=patients)
 
     @app.get("/hospital/{hospital_id}", include_in_schema=False)
     def hospital_page(hospital_id: str, request: Request):
         p = need(request)
         if not tenancy.may_see_org_page(p, "hospital", hospital_id):
-            return forbidden(p, "another hospital's payments")
+            return forbidden(request, p, "another hospital's payments")
         perf = rows_of(p, "fixed_payment_performance", hospital_id=hospital_id) or []
         chart = bar_chart(perf, "program_id", [("fpp_paid_cents", "FPP paid", "#2f855a"),
                                                ("shadow_value_cents", "shadow claims", "#805ad5")])
-        return render("hospital.html", p=p, hospital_id=hospital_id, perf=perf, chart=chart)
+        return render("hospital.html", 200, request, p=p, hospital_id=hospital_id, perf=perf, chart=chart)
 
     @app.get("/employer/{employer_id}", include_in_schema=False)
     def employer_page(employer_id: str, request: Request):
         p = need(request)
         if not tenancy.may_see_org_page(p, "employer", employer_id):
-            return forbidden(p, "another employer's group")
+            return forbidden(request, p, "another employer's group")
         summary = app.state.employer_summary(p, employer_id)
-        return render("employer.html", p=p, employer_id=employer_id, summary=summary)
+        return render("employer.html", 200, request, p=p, employer_id=employer_id, summary=summary)
 
     @app.get("/settlements", include_in_schema=False)
     def settlements_page(request: Request):
         p = need(request)
         if not tenancy.allowed(p.role, "settlements"):
-            return forbidden(p, "settlement statements are for ACO staff, payers and the regulator")
+            return forbidden(request, p, "settlement statements are for ACO staff, payers and the regulator")
         rows = rows_of(p, "settlements")
-        return render("settlements.html", p=p, rows=rows or [], missing=rows is None)
+        return render("settlements.html", 200, request, p=p, rows=rows or [], missing=rows is None)
 
     @app.get("/settlements/{program_id}", include_in_schema=False)
     def settlement_page(program_id: str, request: Request):
         p = need(request)
         if not tenancy.allowed(p.role, "settlement_lines"):
-            return forbidden(p, "settlement statements are for ACO staff, payers and the regulator")
+            return forbidden(request, p, "settlement statements are for ACO staff, payers and the regulator")
         lines = rows_of(p, "settlement_lines", program_id=program_id)
         if not lines:
-            return render("error.html", 404, p=p, title="Not found", message=f"No settlement of {program_id} for you.")
-        return render("statement.html", p=p, program_id=program_id, lines=lines)
+            return render("error.html", 404, request, p=p, title="Not found", message=f"No settlement of {program_id} for you.")
+        return render("statement.html", 200, request, p=p, program_id=program_id, lines=lines)
