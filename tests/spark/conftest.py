@@ -1,11 +1,13 @@
 """Shared Spark fixtures: one local Spark session for the whole test session (local[2], two shuffle
-partitions, no UI), and one small synthetic population loaded and run on both backends.
+partitions, no UI), and one small synthetic population taken through the whole cycle (load, run,
+quality, payments, settle) on both backends (`tests/spark/cycle.py`).
 
 The Spark tests are marked ``spark``. They run when ``ALLPAYER_SPARK_TESTS=1`` (then
 ``./dev test`` installs the Spark extra and, as root, a Java runtime); otherwise, and where the
 extra or Java is missing, they are skipped with the reason. They are opt-in because Spark spends
-minutes planning each program's attribution query, which would dominate the suite's time on a
-2-core machine.
+minutes planning each program's attribution and risk queries (docs/backends.md, "Test time"),
+which would dominate the suite's time on a 2-core machine. The same cycle without Spark (the core
+run through the warehouse's DuckDB session) runs in every `./dev test`, in tests/test_warehouse.py.
 """
 
 from __future__ import annotations
