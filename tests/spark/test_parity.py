@@ -35,9 +35,9 @@ def test_stage_table_is_identical_on_spark(table, duckdb_result, spark_result):
     wh, _ = spark_result
     if table not in d.core.rows:
         pytest.skip(f"{table}: no program of {YEAR} computes it")
-    expected = duckdb_rows(db, table)
-    assert expected[1], table
-    assert not differences(table, expected, warehouse_rows(wh, table))
+    # Some stages have no rows for this population (target_reconciliation without payer targets):
+    # then the warehouse's table must be empty too.
+    assert not differences(table, duckdb_rows(db, table), warehouse_rows(wh, table))
 
 
 def test_every_table_of_the_cycle_is_identical(duckdb_result, spark_result):
