@@ -27,7 +27,8 @@ TERMS = ("vermont/2024/medicare.yaml", "vermont/2024/sov_employees.yaml")
 
 # Columns that name a run (the load that brought a row, the run that computed it) or the moment a
 # run happened: they differ between any two runs.
-RUN_COLUMNS = {"run_id", "load_run_id", "core_run_id", "posted_at", "created_at", "computed_at", "started_at", "finished_at"}
+RUN_COLUMNS = {"run_id", "load_run_id", "core_run_id", "posted_at", "created_at", "computed_at", "started_at",
+               "finished_at"}
 
 
 def terms_paths() -> list[Path]:
