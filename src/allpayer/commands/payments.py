@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allpayer.money import cents_to_dollars
 from allpayer.commands._backend import on_backend
+from allpayer.money import cents_to_dollars
 
 console = Console()
 err = Console(stderr=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+
 from allpayer.commands._backend import on_backend
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -18,9 +18,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from allpayer.commands._backend import on_backend
 from allpayer.errors import AllpayerError
 from allpayer.money import cents_to_dollars
-from allpayer.commands._backend import on_backend
 
 out = Console(highlight=False, soft_wrap=True)
 if not out.is_terminal:  # piped: wide enough for whole program ids and amounts
