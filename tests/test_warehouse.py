@@ -115,3 +115,135 @@ def test_manifest_of_another_format_is_refused(tmp_path):
     (wh / warehouse.MANIFEST).write_text(json.dumps({"format": "other", "tables": {}}))
     with pytest.raises(RunError, match="format"):
         warehouse.read_manifest(wh)
+
+
+# The whole cycle on a warehouse folder without Spark: load, then the core run through the
+# warehouse's DuckDB session, then quality, payments and settle through the CLI with --backend spark.
+# Every table the warehouse publishes must equal the DuckDB file's, row by row.
+@pytest.fixture(scope="module")
+def cycles(tmp_path_factory):
+    from tests.spark import cycle
+
+    base = tmp_path_factory.mktemp("warehouse_cycle")
+    data = base / "data"
+    assert main(["generate", "--members", "200", "--seed", "11", "--out", str(data)]) == 0
+    db, wh = base / "allpayer.duckdb", base / "wh"
+    d = cycle.duckdb_cycle(data, db)
+    w = cycle.warehouse_cycle(data, wh)
+    return db, wh, d, w
+
+
+def test_whole_cycle_on_a_warehouse_publishes_every_table_a_duckdb_file_has(cycles):
+    from tests.spark import cycle
+
+    db, wh, _, _ = cycles
+    tables = set(cycle.duckdb_tables(db))
+    assert set(warehouse.read_manifest(wh)["tables"]) == tables
+    for stage_table in ("attribution", "quality_measure_results", "care_gaps", "settlement_lines"):
+        assert stage_table in tables
+    kinds = [(r["kind"], r["parameters"].get("stage")) for r in warehouse.published_runs(wh)]
+    assert [k for k, _ in kinds] == [r["kind"] for r in runs.published_runs(db)]
+    assert len(kinds) >= 5  # load, run, quality, payments, settle
+
+
+def test_whole_cycle_on_a_warehouse_equals_duckdb_row_by_row(cycles):
+    from tests.spark import cycle
+
+    db, wh, _, _ = cycles
+    problems, compared = [], {}
+    for table in cycle.duckdb_tables(db):
+        if table == "runs":
+            continue
+        expected, got = cycle.duckdb_rows(db, table), cycle.warehouse_rows(wh, table)
+        compared[table] = len(expected[1])
+        problems += cycle.differences(table, expected, got)
+    assert not problems, "\n".join(problems)
+    # Every stage's main table has rows, so the comparison proves something at each stage.
+    for table in ("medical_claim", "attribution", "tcoc_member_month", "risk_scores", "quality_measure_results",
+                  "quality_rates", "care_gaps", "settlement_lines", "settlement_statements"):
+        assert compared.get(table), f"{table}: no rows to compare"
+
+
+def test_ledger_of_a_warehouse_is_beside_the_folder_and_equals_duckdb(cycles):
+    import sqlite3
+
+    db, wh, _, _ = cycles
+
+    def entries(path):
+        con = sqlite3.connect(str(path))
+        try:
+            tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
+            assert "ledger_entries" in tables, tables
+            return sorted(con.execute(
+                "select batch_key, batch_version, line_no, kind, debit_account, credit_account, amount_cents, "
+                "program_id, period, rule, payer_ref, payee_ref from ledger_entries").fetchall(), key=repr)
+        finally:
+            con.close()
+
+    w_store = wh.with_name(wh.name + ".store.sqlite")
+    assert w_store.is_file()
+    assert not list(wh.glob(".scratch-*"))
+    d, w = entries(db.with_name(db.name + ".store.sqlite")), entries(w_store)
+    assert len(d) > 0
+    assert w == d
+
+
+def _copy_of(loaded, tmp_path):
+    import shutil
+
+    _, wh = loaded
+    copy = tmp_path / "wh"
+    shutil.copytree(wh, copy)
+    return copy
+
+
+def test_duckdb_session_publishes_only_the_tables_a_run_changed(loaded, tmp_path):
+    wh = _copy_of(loaded, tmp_path)
+    before = warehouse.read_manifest(wh)
+    with warehouse.duckdb_session(wh) as db:
+        assert db.is_file() and db.parent.parent == wh
+        with runs.begin(db, kind="run", parameters={"stage": "test"}) as run:
+            run.con.raw_sql("CREATE TABLE answers AS SELECT 42::BIGINT AS n")
+            run.con.raw_sql("DELETE FROM load_reconciliation WHERE false")  # touched, not changed
+            run_id = run.run_id
+    after = warehouse.read_manifest(wh)
+    assert after["seq"] == before["seq"] + 1 and after["run_id"] == run_id
+    changed = {t for t in after["tables"] if after["tables"][t] != before["tables"].get(t)}
+    assert changed == {"answers", "runs"}
+    assert duckdb.sql(f"select n from read_parquet('{warehouse.parquet_glob(warehouse.table_path(wh, 'answers'))}')"
+                      ).fetchall() == [(42,)]
+    assert [r["parameters"].get("stage") for r in warehouse.published_runs(wh)][-1] == "test"
+    assert any(a["run_id"] == run_id for a in runs.attempted_runs(wh))
+    assert not list(wh.glob(".scratch-*"))
+
+
+def test_duckdb_session_publishes_nothing_after_a_failure_or_without_a_run(loaded, tmp_path):
+    wh = _copy_of(loaded, tmp_path)
+    before = (wh / warehouse.MANIFEST).read_text()
+    with pytest.raises(ZeroDivisionError):
+        with warehouse.duckdb_session(wh) as db:
+            with runs.begin(db, kind="run") as run:
+                run.con.raw_sql("CREATE TABLE answers AS SELECT 42 AS n")
+                1 / 0
+    assert (wh / warehouse.MANIFEST).read_text() == before
+    assert runs.attempted_runs(wh)[-1]["status"] == "failed"
+    with warehouse.duckdb_session(wh) as db:  # a what-if or a comparison: reads, records no run
+        duckdb.connect(str(db)).execute("CREATE TABLE scratch_only AS SELECT 1 AS n").close()
+    assert (wh / warehouse.MANIFEST).read_text() == before
+    with warehouse.duckdb_session(wh, write=False) as db:  # a report: views only, outside the warehouse
+        assert not db.is_relative_to(wh)
+        con = duckdb.connect(str(db), read_only=True)
+        kinds = dict(con.execute("select table_name, table_type from information_schema.tables").fetchall())
+        con.close()
+        assert kinds["attribution" if "attribution" in kinds else "medical_claim"] == "VIEW"
+    assert not db.parent.exists()
+    assert (wh / warehouse.MANIFEST).read_text() == before
+
+
+def test_stage_commands_refuse_a_missing_warehouse_and_spark_options_without_spark(tmp_path):
+    missing = tmp_path / "none"
+    assert main(["quality", "--db", str(missing), "--year", "2024", "--backend", "spark"]) != 0
+    assert main(["settle", "--db", str(missing), "--year", "2024", "--backend", "spark"]) != 0
+    assert main(["payments", "--db", str(tmp_path / "x.duckdb"), "--year", "2024",
+                 "--spark-remote", "sc://h:1"]) != 0
+    assert not missing.exists()

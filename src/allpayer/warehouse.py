@@ -359,3 +359,115 @@ def published_runs(path: str | Path) -> list[dict[str, Any]]:
     cur = duckdb.connect().execute(f"SELECT * FROM read_parquet('{src}') ORDER BY seq")
     names = [d[0] for d in cur.description]
     return [runs._decode(dict(zip(names, r))) for r in cur.fetchall()]
+
+
+# Tables of the input contract that a computing command only reads: the DuckDB session below sees
+# them as views of their Parquet files instead of copies. ``lab_result`` is not among them (the
+# quality stage's --supplemental loads into it), nor are quarantine and load reconciliation.
+def _view_tables() -> set[str]:
+    from allpayer.inputs.schema import TABLES
+
+    return set(TABLES) - {"lab_result"}
+
+
+def _fingerprint(raw, name: str) -> tuple:
+    """The columns, types, row count and an order-independent hash of every row of table `name`:
+    equal before and after a command exactly when the command left the table as it was (up to a
+    64-bit hash collision)."""
+    q = '"' + name.replace('"', '""') + '"'
+    cols = tuple(raw.execute(f"DESCRIBE {q}").fetchall())
+    n, h = raw.execute(f"SELECT count(*), bit_xor(hash(t)) FROM {q} AS t").fetchall()[0]
+    return cols, n, h
+
+
+def _base_tables(raw) -> list[str]:
+    return [r[0] for r in raw.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' AND table_type = 'BASE TABLE' "
+        "ORDER BY table_name").fetchall()]
+
+
+@contextlib.contextmanager
+def duckdb_session(path: str | Path, *, write: bool = True) -> Iterator[Path]:
+    """A DuckDB database file holding the published snapshot of warehouse `path`, for the commands
+    whose stages run through a DuckDB database (quality, payments, settle, report): yields the
+    file's path, to pass as their ``--db``.
+
+    The input contract's tables (except ``lab_result``) are views of their Parquet files; every
+    other table (the computed ones, ``runs``) is a copy (a view too without `write`), which the command's own runs
+    (`allpayer.runs.begin`) replace or extend exactly as in a DuckDB file. With `write`, on normal
+    exit every table the command changed (columns, rows) is published to the warehouse as a new
+    folder named by the command's last run id, in one new manifest, and the runs it recorded
+    become the warehouse's; the run log lines are appended to ``PATH.runs.jsonl``. On an exception,
+    or without `write` (reports), nothing is published. The writer lock is held throughout with
+    `write`; the scratch folder is deleted at the end (and by the next writer if killed).
+    """
+    import duckdb
+
+    path = Path(path)
+    if not is_warehouse(path):
+        raise RunError(f"{path}: warehouse not found (load data first with `allpayer load --backend spark`)")
+    lock = runs._WriterLock(path) if write else None
+    if lock is not None:
+        lock.acquire()
+    scratch = None
+    new: dict[str, str] = {}
+    try:
+        manifest = read_manifest(path)
+        if write:
+            _clean_unpublished(path, manifest)
+            scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=path))
+        else:
+            scratch = Path(tempfile.mkdtemp(prefix="allpayer-warehouse-"))
+        db = scratch / "snapshot.duckdb"
+        views = _view_tables()
+        raw = duckdb.connect(str(db))
+        try:
+            raw.execute(runs.RUNS_TABLE_DDL).fetchall()
+            for name in sorted(manifest["tables"]):
+                src = parquet_glob(path / manifest["tables"][name]).replace("'", "''")
+                q = '"' + name.replace('"', '""') + '"'
+                if name == "runs":
+                    raw.execute(f"INSERT INTO runs SELECT * FROM read_parquet('{src}')").fetchall()
+                elif name in views or not write:
+                    raw.execute(f"CREATE VIEW {q} AS SELECT * FROM read_parquet('{src}')").fetchall()
+                else:
+                    raw.execute(f"CREATE TABLE {q} AS SELECT * FROM read_parquet('{src}')").fetchall()
+            before = {name: _fingerprint(raw, name) for name in _base_tables(raw)} if write else {}
+            raw.execute("CHECKPOINT").fetchall()
+        finally:
+            raw.close()
+        try:
+            yield db
+        finally:
+            sidecar = runs.sidecar_path(db)
+            if write and sidecar.exists():
+                with open(runs.sidecar_path(path), "a", encoding="utf-8") as f:
+                    f.write(sidecar.read_text(encoding="utf-8"))
+        if not write:
+            return
+        raw = duckdb.connect(str(db), read_only=True)
+        try:
+            seq, run_id = raw.execute("SELECT seq, run_id FROM runs ORDER BY seq DESC LIMIT 1").fetchall()[0] \
+                if raw.execute("SELECT count(*) FROM runs").fetchall()[0][0] else (0, None)
+            if int(seq) <= int(manifest.get("seq") or 0):
+                return  # no run published (a what-if, a comparison): the snapshot stays as it was
+            for name in _base_tables(raw):
+                if before.get(name) == _fingerprint(raw, name):
+                    continue
+                q = '"' + name.replace('"', '""') + '"'
+                order = " ORDER BY seq" if name == "runs" else ""
+                rel = f"data/{name}/{run_id}"
+                _duckdb_copy_to_parquet(raw, f"SELECT * FROM {q}{order}", path / rel)
+                new[name] = rel
+        finally:
+            raw.close()
+        _publish(path, {"format": FORMAT, "seq": int(seq), "run_id": run_id, "tables": {**manifest["tables"], **new}})
+    except BaseException:
+        for rel in new.values():
+            runs._remove(path / rel)
+        raise
+    finally:
+        if scratch is not None:
+            runs._remove(scratch)
+        if lock is not None:
+            lock.release()

@@ -1,11 +1,13 @@
 """Shared Spark fixtures: one local Spark session for the whole test session (local[2], two shuffle
-partitions, no UI), and one small synthetic population loaded and run on both backends.
+partitions, no UI), and one small synthetic population taken through the whole cycle (load, run,
+quality, payments, settle) on both backends (`tests/spark/cycle.py`).
 
 The Spark tests are marked ``spark``. They run when ``ALLPAYER_SPARK_TESTS=1`` (then
 ``./dev test`` installs the Spark extra and, as root, a Java runtime); otherwise, and where the
 extra or Java is missing, they are skipped with the reason. They are opt-in because Spark spends
-minutes planning each program's attribution query, which would dominate the suite's time on a
-2-core machine.
+minutes planning each program's attribution and risk queries (docs/backends.md, "Test time"),
+which would dominate the suite's time on a 2-core machine. The same cycle without Spark (the core
+run through the warehouse's DuckDB session) runs in every `./dev test`, in tests/test_warehouse.py.
 """
 
 from __future__ import annotations
@@ -16,20 +18,14 @@ import shutil
 
 import pytest
 
-YEAR = 2024
+from .cycle import PAID_THROUGH, TERMS, YEAR, terms_paths  # noqa: F401  (shared with the tests)
+
+# Members of the synthetic population. Spark's time here is planning (each program's attribution
+# is one large query plan), which does not grow with the members; 300 keeps the DuckDB side and the
+# Parquet round trips short while every program has attributed members, quality denominators and
+# a settlement with savings or losses.
 MEMBERS = 300
 SEED = 5
-PAID_THROUGH = "2025-03-31"
-# Two of the shipped 2024 programs keep the Spark run short (each program's attribution is one large
-# query plan) while covering every stage: Medicare (MSSP-style steps, CMS-HCC risk, risk ratios) and
-# a self-funded employer program (employer groups and their opt-in).
-TERMS = ("vermont/2024/medicare.yaml", "vermont/2024/sov_employees.yaml")
-
-
-def terms_paths():
-    from allpayer.terms import programs_dir
-
-    return [programs_dir() / t for t in TERMS]
 
 
 def spark_missing() -> str | None:
@@ -77,28 +73,18 @@ def population(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def duckdb_result(population, tmp_path_factory):
-    """The population loaded and run on DuckDB: (database file, run outcome)."""
-    import datetime as dt
-
-    from allpayer.inputs.load import load_folder
-    from allpayer.pipeline import run_year
+    """The whole cycle (load, run, quality, payments, settle) on a DuckDB file: (file, core run outcome)."""
+    from .cycle import duckdb_cycle
 
     db = tmp_path_factory.mktemp("spark_duckdb") / "allpayer.duckdb"
-    load_folder(population, db)
-    out = run_year(db, YEAR, terms=terms_paths(), paid_through=dt.date.fromisoformat(PAID_THROUGH))
-    return db, out
+    return db, duckdb_cycle(population, db)
 
 
 @pytest.fixture(scope="session")
 def spark_result(population, spark_con, tmp_path_factory):
-    """The same population loaded into a warehouse folder and run on Spark: (folder, run outcome)."""
-    import datetime as dt
-
-    from allpayer import warehouse
-    from allpayer.pipeline import run_year
+    """The whole cycle on a warehouse folder, the core run on the shared Spark session and quality,
+    payments and settle through the CLI with --backend spark: (folder, core run outcome)."""
+    from .cycle import warehouse_cycle
 
     wh = tmp_path_factory.mktemp("spark_warehouse") / "warehouse"
-    warehouse.load_folder(population, wh)
-    out = run_year(wh, YEAR, terms=terms_paths(), paid_through=dt.date.fromisoformat(PAID_THROUGH), backend="spark",
-                   spark_con=spark_con)
-    return wh, out
+    return wh, warehouse_cycle(population, wh, spark_con)

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from allpayer.commands._backend import on_backend
 from allpayer.money import cents_to_dollars
 
 console = Console()
@@ -22,6 +23,7 @@ def register(app: typer.Typer) -> None:
         "invoices of a month, quarter or year, publish them as a new snapshot and post them to the ledger "
         "(re-running a period posts only what changed).",
     )
+    @on_backend()
     def payments_cmd(
         db: Path = typer.Option(..., "--db", help="The DuckDB database file after `allpayer run --year`."),
         month: str = typer.Option(None, "--month", metavar="YYYY-MM", help="Pay one month."),

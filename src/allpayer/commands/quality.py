@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from allpayer.commands._backend import on_backend
+
 console = Console()
 err = Console(stderr=True)
 
@@ -20,6 +22,7 @@ def register(app: typer.Typer) -> None:
         help="Compute quality measure results, rates by practice/HSA/program/ACO, program quality scores and "
         "care gaps for a performance year (after `allpayer run`), and publish them as a new snapshot.",
     )
+    @on_backend()
     def quality_cmd(
         db: Path = typer.Option(..., "--db", help="The DuckDB database file (loaded, with `allpayer run` done for the year)."),
         year: int = typer.Option(..., "--year", help="Performance year (required: never defaults to today)."),

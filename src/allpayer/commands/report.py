@@ -12,12 +12,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from allpayer.commands._backend import on_backend
+
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("report", help="Render a report (employer, practice, hospital, payer, regulator) as HTML, PDF and "
                                 "CSV from the latest published run, or every audience's reports with --all.")
+    @on_backend(write=False)
     def report_cmd(
         kind: str = typer.Argument(None, help="employer, practice, hospital, payer or regulator (omit with --all)."),
         db: Path = typer.Option(..., "--db", help="The DuckDB database of the run."),

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from allpayer.commands._backend import on_backend
 from allpayer.errors import AllpayerError
 from allpayer.money import cents_to_dollars, dollars_to_cents
 
@@ -67,6 +68,7 @@ def register(app: typer.Typer) -> None:
         "risk-bearing participants, publish the tables and post to the ledger; or run a what-if, compare with a "
         "payer's report, or diff two versions.",
     )
+    @on_backend()
     def settle_cmd(
         db: Path = typer.Option(..., "--db", help="The DuckDB database with the year's core run (`allpayer run`)."),
         year: int = typer.Option(..., "--year", help="Performance year (required: never defaults to today)."),
