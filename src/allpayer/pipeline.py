@@ -79,6 +79,8 @@ class CoreResult:
     programs: list[str]
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    # time spent writing the run's working tables, by name (attribution's steps among them)
+    work_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _month_end(d: dt.date) -> dt.date:
@@ -198,11 +200,15 @@ def run_core(
     total = len(STAGES)
     done = 0
 
-    def stage(name: str, expr: ir.Table, year_column: str | None = "performance_year") -> None:
+    def stage(name: str, expr: ir.Table | Callable[[], ir.Table], year_column: str | None = "performance_year") -> None:
+        """Write a stage's table; `expr` may be a function that builds it (its stored steps then
+        count in the stage's time)."""
         nonlocal done
         t0 = time.perf_counter()
         if progress:
             progress(f"{year}: {name}", done, total)
+        if callable(expr):
+            expr = expr()
         res.rows[name] = (writer or _write)(con, name, expr, year, run_id, year_column)
         res.seconds[name] = round(time.perf_counter() - t0, 3)
         done += 1
@@ -224,33 +230,43 @@ def run_core(
     listed = _programs_with_rows(payer_lists, progs)
     targeted = _programs_with_rows(payer_targets, progs)
 
+    work = WorkTables(con)
     first_year = min([year - 1] + [b.year for p in progs for b in p.target.base_years])
-    all_months = _work_table(con, "eligibility_months", eligibility_months(eligibility, dt.date(first_year, 1, 1), end))
+    all_months = work("eligibility_months", eligibility_months(eligibility, dt.date(first_year, 1, 1), end))
     pm = program_months(all_months, progs, employer_group)
     stage("member_months", pm)
     pm = con.table("member_months").filter(lambda t: t.performance_year == year)
 
-    med = _work_table(con, "claim_lines", medical_claim_lines(medical_rows, paid_through))
+    med = work("claim_lines", medical_claim_lines(medical_rows, paid_through))
     rx = pharmacy_claim_lines(pharmacy_rows, paid_through) if pharmacy_rows is not None else None
 
     from allpayer.reference.primary_care import primary_care_codes_for
 
-    rosters = []
-    for p in progs:
-        codes = primary_care_codes_for(p.attribution.primary_care_codes) if p.attribution.primary_care_codes else None
-        opts = AttributionOptions(claims_payers=tuple(p.attribution.claims_payers or ()) or None)
-        rosters.append(
-            attribute(
-                p, pm, med, roster, codes,
-                voluntary_alignment=_voluntary_alignment(alignments, p),
-                payer_supplied=_payer_list(payer_lists, p) if p.program_id in listed else None,
-                eligibility_months=all_months,
-                exclusion_events=_exclusion_events(events, p),
-                as_of=paid_through,
-                options=opts,
+    def rosters() -> ir.Table:
+        """Every program's roster, each step of each written as a working table."""
+        out = []
+        code_lists: dict = {}  # one table per code list: programs sharing a list share its services
+        for p in progs:
+            spec = p.attribution.primary_care_codes
+            if spec and spec not in code_lists:
+                code_lists[spec] = primary_care_codes_for(spec)
+            codes = code_lists[spec] if spec else None
+            opts = AttributionOptions(claims_payers=tuple(p.attribution.claims_payers or ()) or None)
+            out.append(
+                attribute(
+                    p, pm, med, roster, codes,
+                    voluntary_alignment=_voluntary_alignment(alignments, p),
+                    payer_supplied=_payer_list(payer_lists, p) if p.program_id in listed else None,
+                    eligibility_months=all_months,
+                    exclusion_events=_exclusion_events(events, p),
+                    as_of=paid_through,
+                    options=opts,
+                    store=work,
+                )
             )
-        )
-    stage("attribution", ibis.union(*rosters, distinct=False))
+        return ibis.union(*out, distinct=False)
+
+    stage("attribution", rosters)
     att = con.table("attribution").filter(lambda t: t.performance_year == year)
     stage("attribution_changes", attribution_changes(att).mutate(performance_year=ibis.literal(year, "int32")))
     recs = [reconcile_attribution(att, _payer_list(payer_lists, p), p.program_id) for p in progs if p.program_id in listed]
@@ -331,23 +347,54 @@ def run_core(
     trecs = [targets_mod.reconcile_targets(ours, payer_targets, p.program_id) for p in progs if p.program_id in targeted]
     stage("target_reconciliation",
           _or_empty(trecs, targets_mod.TARGET_RECONCILE_SCHEMA).mutate(performance_year=ibis.literal(year, "int32")))
-    for name in WORK_TABLES:
-        con.drop_table(WORK_PREFIX + name, force=True)
+    work.drop_all()
+    res.work_seconds = {k: round(v, 3) for k, v in sorted(work.seconds.items())}
     return res
 
 
 WORK_PREFIX = "_run_work_"
-WORK_TABLES = ("eligibility_months", "claim_lines")
 
 
-def _work_table(con, name: str, expr: ir.Table) -> ir.Table:
-    """`expr` written once as a working table of the run (dropped before the run is published):
-    the netted claim lines and the eligibility months feed every stage, so each stage's query
-    reads them instead of repeating their derivation (smaller queries, one computation)."""
-    if name not in WORK_TABLES:
-        raise RunError(f"internal: unknown working table {name}")
-    con.create_table(WORK_PREFIX + name, expr, overwrite=True)
-    return con.table(WORK_PREFIX + name)
+class WorkTables:
+    """Working tables of a run, dropped before the run is published.
+
+    ``work(name, expr, key=None)`` writes `expr` once as a table of the run's connection (DuckDB,
+    or the Spark session's catalog) and returns a table reading it, so the queries that use it
+    stay small and its rows are computed once: the netted claim lines and the eligibility months
+    feed every stage; attribution stores each of its steps (see
+    ``allpayer.core.attribution.Store``). A call whose `key` equals an earlier call's returns the
+    earlier table (programs that share a payer, code list and periods share their services).
+    ``seconds`` sums the time spent writing the tables of each name.
+    """
+
+    def __init__(self, con):
+        self.con = con
+        self.names: list[str] = []
+        self.seconds: dict[str, float] = {}
+        self._by_key: dict = {}
+
+    def __call__(self, name: str, expr: ir.Table, key=None) -> ir.Table:
+        import time
+
+        if key is not None and key in self._by_key:
+            return self._by_key[key]
+        if not name.replace("_", "").isalnum():
+            raise RunError(f"internal: bad working table name {name!r}")
+        table = f"{WORK_PREFIX}{len(self.names)}_{name}"
+        t0 = time.perf_counter()
+        self.con.create_table(table, expr, overwrite=True)
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+        self.names.append(table)
+        out = self.con.table(table)
+        if key is not None:
+            self._by_key[key] = out
+        return out
+
+    def drop_all(self) -> None:
+        for table in reversed(self.names):
+            self.con.drop_table(table, force=True)
+        self.names.clear()
+        self._by_key.clear()
 
 
 def _programs_with_rows(table: ir.Table | None, programs: Sequence[ProgramTerms]) -> set[str]:
