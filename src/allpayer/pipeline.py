@@ -230,17 +230,18 @@ def run_core(
     listed = _programs_with_rows(payer_lists, progs)
     targeted = _programs_with_rows(payer_targets, progs)
 
-    work = WorkTables(con)
     first_year = min([year - 1] + [b.year for p in progs for b in p.target.base_years])
-    all_months = work("eligibility_months", eligibility_months(eligibility, dt.date(first_year, 1, 1), end))
+    all_months = _work_table(con, "eligibility_months", eligibility_months(eligibility, dt.date(first_year, 1, 1), end))
     pm = program_months(all_months, progs, employer_group)
     stage("member_months", pm)
     pm = con.table("member_months").filter(lambda t: t.performance_year == year)
 
-    med = work("claim_lines", medical_claim_lines(medical_rows, paid_through))
+    med = _work_table(con, "claim_lines", medical_claim_lines(medical_rows, paid_through))
     rx = pharmacy_claim_lines(pharmacy_rows, paid_through) if pharmacy_rows is not None else None
 
     from allpayer.reference.primary_care import primary_care_codes_for
+
+    work = WorkTables(con)
 
     def rosters() -> ir.Table:
         """Every program's roster, each step of each written as a working table."""
@@ -267,6 +268,8 @@ def run_core(
         return ibis.union(*out, distinct=False)
 
     stage("attribution", rosters)
+    work.drop_all()  # the roster is written: its steps are no longer needed
+    res.work_seconds = {f"attribution:{k}": round(v, 3) for k, v in sorted(work.seconds.items())}
     att = con.table("attribution").filter(lambda t: t.performance_year == year)
     stage("attribution_changes", attribution_changes(att).mutate(performance_year=ibis.literal(year, "int32")))
     recs = [reconcile_attribution(att, _payer_list(payer_lists, p), p.program_id) for p in progs if p.program_id in listed]
@@ -347,28 +350,39 @@ def run_core(
     trecs = [targets_mod.reconcile_targets(ours, payer_targets, p.program_id) for p in progs if p.program_id in targeted]
     stage("target_reconciliation",
           _or_empty(trecs, targets_mod.TARGET_RECONCILE_SCHEMA).mutate(performance_year=ibis.literal(year, "int32")))
-    work.drop_all()
-    res.work_seconds = {k: round(v, 3) for k, v in sorted(work.seconds.items())}
+    for name in WORK_TABLES:
+        con.drop_table(WORK_PREFIX + name, force=True)
     return res
 
 
 WORK_PREFIX = "_run_work_"
+WORK_TABLES = ("eligibility_months", "claim_lines")
+
+
+def _work_table(con, name: str, expr: ir.Table) -> ir.Table:
+    """`expr` written once as a working table of the run (dropped before the run is published):
+    the netted claim lines and the eligibility months feed every stage, so each stage's query
+    reads them instead of repeating their derivation (smaller queries, one computation)."""
+    if name not in WORK_TABLES:
+        raise RunError(f"internal: unknown working table {name}")
+    con.create_table(WORK_PREFIX + name, expr, overwrite=True)
+    return con.table(WORK_PREFIX + name)
 
 
 class WorkTables:
-    """Working tables of a run, dropped before the run is published.
+    """Working tables of a stage, dropped once its output is written (and never published).
 
     ``work(name, expr, key=None)`` writes `expr` once as a table of the run's connection (DuckDB,
-    or the Spark session's catalog) and returns a table reading it, so the queries that use it
-    stay small and its rows are computed once: the netted claim lines and the eligibility months
-    feed every stage; attribution stores each of its steps (see
-    ``allpayer.core.attribution.Store``). A call whose `key` equals an earlier call's returns the
+    or the Spark session's catalog, as `_work_table` does) and returns a table reading it, so the
+    queries that use it stay small and its rows are computed once: attribution stores each of its
+    steps (see ``allpayer.core.attribution.Store``). A call whose `key` equals an earlier call's returns the
     earlier table (programs that share a payer, code list and periods share their services).
     ``seconds`` sums the time spent writing the tables of each name.
     """
 
-    def __init__(self, con):
+    def __init__(self, con, prefix: str = "step"):
         self.con = con
+        self.prefix = prefix
         self.names: list[str] = []
         self.seconds: dict[str, float] = {}
         self._by_key: dict = {}
@@ -380,7 +394,7 @@ class WorkTables:
             return self._by_key[key]
         if not name.replace("_", "").isalnum():
             raise RunError(f"internal: bad working table name {name!r}")
-        table = f"{WORK_PREFIX}{len(self.names)}_{name}"
+        table = f"{WORK_PREFIX}{self.prefix}{len(self.names)}_{name}"
         t0 = time.perf_counter()
         self.con.create_table(table, expr, overwrite=True)
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
