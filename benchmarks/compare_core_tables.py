@@ -8,7 +8,9 @@ same population before and after, then compare. Each side is a DuckDB database w
 
 For every table of ``allpayer.pipeline.STAGES`` present on either side it prints the row counts
 and the rows found on one side only (as multisets: a duplicated row counts twice), and exits 1
-when any table differs.
+when any table differs. Floating-point columns (risk scores and ratios) are compared rounded to
+``--digits`` decimals (default 9): DuckDB's parallel sums do not add in a fixed order, so two runs
+of the same code can differ in the last binary digit. Every other column is compared exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ YEAR_COLUMN = {"tcoc_reconciliation": "service_year", "tcoc_truncation": "year",
                "utilization": "year", "leakage": "year"}
 
 
-def compare(before: Path, after: Path, year: int | None) -> int:
+def compare(before: Path, after: Path, year: int | None, digits: int = 9) -> int:
     con = duckdb.connect()
     for side, path in (("before", before), ("after", after)):
         if not path.is_dir():
@@ -47,7 +49,9 @@ def compare(before: Path, after: Path, year: int | None) -> int:
             print(f"{table:28s} columns differ: {sorted(set(cols_b) ^ set(cols_a)) or 'order'}")
             differs += 1
             continue
-        sel = ", ".join(f'"{c}"' for c in cols_b)
+        types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {views['before']}").fetchall()}
+        sel = ", ".join(f'round("{c}", {int(digits)}) AS "{c}"' if types[c] in ("DOUBLE", "FLOAT") else f'"{c}"'
+                        for c in cols_b)
         n_b = con.execute(f"SELECT count(*) FROM {views['before']}").fetchone()[0]
         n_a = con.execute(f"SELECT count(*) FROM {views['after']}").fetchone()[0]
         only_b = con.execute(
@@ -89,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("before", type=Path)
     ap.add_argument("after", type=Path)
     ap.add_argument("--year", type=int, default=None, help="compare only this performance year's rows")
+    ap.add_argument("--digits", type=int, default=9, help="decimals kept of floating-point columns")
     a = ap.parse_args(argv)
-    return compare(a.before, a.after, a.year)
+    return compare(a.before, a.after, a.year, a.digits)
 
 
 if __name__ == "__main__":
