@@ -35,8 +35,8 @@ from allpayer.terms import load_programs, programs_dir
 class TimedWork(WorkTables):
     """Working tables that also record each step's compile time and SQL size."""
 
-    def __init__(self, con):
-        super().__init__(con)
+    def __init__(self, con, temp=None):
+        super().__init__(con, temp=temp)
         self.compiled: list[tuple[str, float, int]] = []
 
     def __call__(self, name, expr, key=None):
@@ -57,6 +57,9 @@ def main(argv=None) -> int:
     ap.add_argument("db", type=Path)
     ap.add_argument("--year", type=int, default=2024)
     ap.add_argument("--program", default=None, help="program id (default: the first with claims-based steps)")
+    ap.add_argument("--file-tables", action="store_true", help="store the steps in the database file, not as "
+                    "temporary tables")
+    ap.add_argument("--stored-only", action="store_true", help="skip the single expression")
     a = ap.parse_args(argv)
     progs = [p for p in load_programs([programs_dir() / "vermont"]) if p.performance_year == a.year]
     prog = next(p for p in progs if (a.program is None and p.attribution.primary_care_codes) or p.program_id == a.program)
@@ -66,7 +69,7 @@ def main(argv=None) -> int:
         con = ibis.duckdb.connect(str(db))
         load = latest_load_run(con)
         elig, med_rows, roster = (loaded_as_of(con, t, load) for t in ("eligibility", "medical_claim", "provider_roster"))
-        work = TimedWork(con)
+        work = TimedWork(con, temp=False if a.file_tables else None)
         paid = con.table("medical_claim").paid_date.max().to_pyarrow().as_py()
         em = work("eligibility_months", eligibility_months(elig, dt.date(a.year - 1, 1, 1), dt.date(a.year, 12, 31)))
         med = work("claim_lines", medical_claim_lines(med_rows, paid))
@@ -83,15 +86,17 @@ def main(argv=None) -> int:
         codes = primary_care_codes_for(prog.attribution.primary_care_codes)
         print(f"program {prog.program_id}, year {a.year}, load average {os.getloadavg()[0]:.2f}")
 
-        t0, c0 = time.perf_counter(), _cpu()
-        single = attribute(prog, pm, med, roster, codes, **kw)
-        sql = str(con.compile(single))
-        print(f"single expression: compile {time.perf_counter() - t0:.2f} s (CPU {_cpu() - c0:.2f} s), "
-              f"SQL {len(sql) / 1024:.0f} KB")
-        t0, c0 = time.perf_counter(), _cpu()
-        one = con.to_pyarrow(single)
-        print(f"single expression: compile and execute {time.perf_counter() - t0:.2f} s (CPU {_cpu() - c0:.2f} s), "
-              f"{one.num_rows} rows")
+        one = None
+        if not a.stored_only:
+            t0, c0 = time.perf_counter(), _cpu()
+            single = attribute(prog, pm, med, roster, codes, **kw)
+            sql = str(con.compile(single))
+            print(f"single expression: compile {time.perf_counter() - t0:.2f} s (CPU {_cpu() - c0:.2f} s), "
+                  f"SQL {len(sql) / 1024:.0f} KB")
+            t0, c0 = time.perf_counter(), _cpu()
+            one = con.to_pyarrow(single)
+            print(f"single expression: compile and execute {time.perf_counter() - t0:.2f} s "
+                  f"(CPU {_cpu() - c0:.2f} s), {one.num_rows} rows")
 
         work.compiled.clear()
         t0, c0 = time.perf_counter(), _cpu()
@@ -104,9 +109,11 @@ def main(argv=None) -> int:
               f"largest SQL {max(x[2] for x in work.compiled) / 1024:.1f} KB, "
               f"total SQL {sum(x[2] for x in work.compiled) / 1024:.0f} KB")
         print(f"stored steps: compute {wall:.2f} s (CPU {cpu:.2f} s), {got.num_rows} rows")
-        cols = [c for c in one.column_names]
-        same = sorted(map(repr, one.select(cols).to_pylist())) == sorted(map(repr, got.select(cols).to_pylist()))
-        print(f"same rows: {same}")
+        same = True
+        if one is not None:
+            cols = [c for c in one.column_names]
+            same = sorted(map(repr, one.select(cols).to_pylist())) == sorted(map(repr, got.select(cols).to_pylist()))
+            print(f"same rows: {same}")
         work.drop_all()
         con.disconnect()
         return 0 if same else 1

@@ -378,11 +378,15 @@ class WorkTables:
     steps (see ``allpayer.core.attribution.Store``). A call whose `key` equals an earlier call's returns the
     earlier table (programs that share a payer, code list and periods share their services).
     ``seconds`` sums the time spent writing the tables of each name.
+
+    On DuckDB they are temporary tables (in memory, spilled to disk when large, never written to
+    the database file); elsewhere ordinary tables of the session's catalog.
     """
 
-    def __init__(self, con, prefix: str = "step"):
+    def __init__(self, con, prefix: str = "step", temp: bool | None = None):
         self.con = con
         self.prefix = prefix
+        self.temp = getattr(con, "name", None) == "duckdb" if temp is None else temp
         self.names: list[str] = []
         self.seconds: dict[str, float] = {}
         self._by_key: dict = {}
@@ -396,10 +400,9 @@ class WorkTables:
             raise RunError(f"internal: bad working table name {name!r}")
         table = f"{WORK_PREFIX}{self.prefix}{len(self.names)}_{name}"
         t0 = time.perf_counter()
-        self.con.create_table(table, expr, overwrite=True)
+        out = self.con.create_table(table, expr, overwrite=True, temp=self.temp)
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
         self.names.append(table)
-        out = self.con.table(table)
         if key is not None:
             self._by_key[key] = out
         return out
