@@ -146,6 +146,7 @@ for name, secs in res.core.seconds.items():
     stages.setdefault(name, {})["seconds"] = secs
     stages[name]["rows"] = res.core.rows.get(name)
 out["stages"] = stages
+out["work_seconds"] = getattr(res.core, "work_seconds", {})
 print(json.dumps(out))
 """
 

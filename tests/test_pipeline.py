@@ -37,6 +37,19 @@ def test_every_stage_wrote_rows_for_the_year(db):
         assert n > 0, table
 
 
+def test_the_runs_working_tables_are_not_published(db):
+    # attribution writes each of its steps as a working table of the run; none is left behind
+    assert rows(db, "select table_name from information_schema.tables where table_name like '%run_work%'") == []
+
+
+def test_every_program_has_attributed_members_with_their_deciding_charges(db):
+    got = rows(db, "select program_id, count(*), count(winner_allowed_cents), count(decided_by) "
+                   "from attribution where attributed and basis = 'allowed_charges' group by all order by 1")
+    assert len(got) == 5
+    for program_id, n, cents, decided in got:
+        assert n > 0 and cents == n and decided == n, program_id
+
+
 def test_a_member_is_attributed_at_most_once_per_program_and_month(db):
     dup = rows(db, "select program_id, member_id, month, count(*) from attribution group by all having count(*) > 1")
     assert dup == []

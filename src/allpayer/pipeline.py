@@ -79,6 +79,8 @@ class CoreResult:
     programs: list[str]
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    # time spent writing the run's working tables, by name (attribution's steps among them)
+    work_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _month_end(d: dt.date) -> dt.date:
@@ -198,11 +200,15 @@ def run_core(
     total = len(STAGES)
     done = 0
 
-    def stage(name: str, expr: ir.Table, year_column: str | None = "performance_year") -> None:
+    def stage(name: str, expr: ir.Table | Callable[[], ir.Table], year_column: str | None = "performance_year") -> None:
+        """Write a stage's table; `expr` may be a function that builds it (its stored steps then
+        count in the stage's time)."""
         nonlocal done
         t0 = time.perf_counter()
         if progress:
             progress(f"{year}: {name}", done, total)
+        if callable(expr):
+            expr = expr()
         res.rows[name] = (writer or _write)(con, name, expr, year, run_id, year_column)
         res.seconds[name] = round(time.perf_counter() - t0, 3)
         done += 1
@@ -235,22 +241,35 @@ def run_core(
 
     from allpayer.reference.primary_care import primary_care_codes_for
 
-    rosters = []
-    for p in progs:
-        codes = primary_care_codes_for(p.attribution.primary_care_codes) if p.attribution.primary_care_codes else None
-        opts = AttributionOptions(claims_payers=tuple(p.attribution.claims_payers or ()) or None)
-        rosters.append(
-            attribute(
-                p, pm, med, roster, codes,
-                voluntary_alignment=_voluntary_alignment(alignments, p),
-                payer_supplied=_payer_list(payer_lists, p) if p.program_id in listed else None,
-                eligibility_months=all_months,
-                exclusion_events=_exclusion_events(events, p),
-                as_of=paid_through,
-                options=opts,
+    work = WorkTables(con)
+
+    def rosters() -> ir.Table:
+        """Every program's roster, each step of each written as a working table."""
+        out = []
+        code_lists: dict = {}  # one table per code list: programs sharing a list share its services
+        for p in progs:
+            spec = p.attribution.primary_care_codes
+            if spec and spec not in code_lists:
+                code_lists[spec] = primary_care_codes_for(spec)
+            codes = code_lists[spec] if spec else None
+            opts = AttributionOptions(claims_payers=tuple(p.attribution.claims_payers or ()) or None)
+            out.append(
+                attribute(
+                    p, pm, med, roster, codes,
+                    voluntary_alignment=_voluntary_alignment(alignments, p),
+                    payer_supplied=_payer_list(payer_lists, p) if p.program_id in listed else None,
+                    eligibility_months=all_months,
+                    exclusion_events=_exclusion_events(events, p),
+                    as_of=paid_through,
+                    options=opts,
+                    store=work,
+                )
             )
-        )
-    stage("attribution", ibis.union(*rosters, distinct=False))
+        return ibis.union(*out, distinct=False)
+
+    stage("attribution", rosters)
+    work.drop_all()  # the roster is written: its steps are no longer needed
+    res.work_seconds = {f"attribution:{k}": round(v, 3) for k, v in sorted(work.seconds.items())}
     att = con.table("attribution").filter(lambda t: t.performance_year == year)
     stage("attribution_changes", attribution_changes(att).mutate(performance_year=ibis.literal(year, "int32")))
     recs = [reconcile_attribution(att, _payer_list(payer_lists, p), p.program_id) for p in progs if p.program_id in listed]
@@ -364,6 +383,51 @@ def _work_table(con, name: str, expr: ir.Table) -> ir.Table:
         raise RunError(f"internal: unknown working table {name}")
     con.create_table(WORK_PREFIX + name, expr, overwrite=True)
     return con.table(WORK_PREFIX + name)
+
+
+class WorkTables:
+    """Working tables of a stage, dropped once its output is written (and never published).
+
+    ``work(name, expr, key=None)`` writes `expr` once as a table of the run's connection (DuckDB,
+    or the Spark session's catalog, as `_work_table` does) and returns a table reading it, so the
+    queries that use it stay small and its rows are computed once: attribution stores each of its
+    steps (see ``allpayer.core.attribution.Store``). A call whose `key` equals an earlier call's returns the
+    earlier table (programs that share a payer, code list and periods share their services).
+    ``seconds`` sums the time spent writing the tables of each name.
+
+    On DuckDB they are temporary tables (in memory, spilled to disk when large, never written to
+    the database file); elsewhere ordinary tables of the session's catalog.
+    """
+
+    def __init__(self, con, prefix: str = "step", temp: bool | None = None):
+        self.con = con
+        self.prefix = prefix
+        self.temp = getattr(con, "name", None) == "duckdb" if temp is None else temp
+        self.names: list[str] = []
+        self.seconds: dict[str, float] = {}
+        self._by_key: dict = {}
+
+    def __call__(self, name: str, expr: ir.Table, key=None) -> ir.Table:
+        import time
+
+        if key is not None and key in self._by_key:
+            return self._by_key[key]
+        if not name.replace("_", "").isalnum():
+            raise RunError(f"internal: bad working table name {name!r}")
+        table = f"{WORK_PREFIX}{self.prefix}{len(self.names)}_{name}"
+        t0 = time.perf_counter()
+        out = self.con.create_table(table, expr, overwrite=True, temp=self.temp)
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+        self.names.append(table)
+        if key is not None:
+            self._by_key[key] = out
+        return out
+
+    def drop_all(self) -> None:
+        for table in reversed(self.names):
+            self.con.drop_table(table, force=True)
+        self.names.clear()
+        self._by_key.clear()
 
 
 def _programs_with_rows(table: ir.Table | None, programs: Sequence[ProgramTerms]) -> set[str]:

@@ -77,3 +77,19 @@ def test_medicare_enrollment_type(status, dual, expected):
 def test_month_starts_rejects_empty_period():
     with pytest.raises(ValueError):
         month_starts(D(2024, 2, 1), D(2024, 1, 1))
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_overlapping_spans_keep_one_row_on_a_total_order(order):
+    # Two Medicare spans of one plan overlap in May-June with the same group and aid category but
+    # different Medicare status: the overlap keeps the row that sorts first on every column
+    # (enrollment type 'aged_nondual' before 'disabled'), whatever order the spans arrive in.
+    mc = dict(BASE, payer="medicare", payer_type="medicare", plan="ffs", aid_category=None, dual_status_code="00")
+    spans = [
+        dict(mc, medicare_status_code="20", enrollment_start_date=D(2024, 1, 1), enrollment_end_date=D(2024, 6, 30)),
+        dict(mc, medicare_status_code="10", enrollment_start_date=D(2024, 5, 1), enrollment_end_date=D(2024, 8, 31)),
+    ]
+    mm = run(spans[::-1] if order else spans)
+    types = {r["month"].month: r["enrollment_type"] for r in mm}
+    assert types == {1: "disabled", 2: "disabled", 3: "disabled", 4: "disabled",
+                     5: "aged_nondual", 6: "aged_nondual", 7: "aged_nondual", 8: "aged_nondual"}

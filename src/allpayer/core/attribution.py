@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import reduce
 from math import gcd, lcm
-from typing import Sequence
+from typing import Callable, Hashable, Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -100,6 +100,21 @@ DATA_REASONS: tuple[str, ...] = (
 
 _FAR = dt.date(9999, 12, 31)
 _HIGH = "~"  # sorts after digits and letters: a missing identifier loses "lowest" tie-breaks
+
+Store = Callable[[str, ir.Table, Hashable], ir.Table]
+"""Materializes an intermediate table: ``store(name, expr, key)`` writes `expr` once (as a working
+table of the run) and returns a table reading it; a second call with an equal `key` returns the
+first call's table without computing again. The pipeline passes one (see
+``allpayer.pipeline.WorkTables``) so that each step is a small query over stored steps; without
+one every function returns a single Ibis expression, as before."""
+
+
+def _stored(store: Store | None, name: str, expr: ir.Table, *key: Hashable) -> ir.Table:
+    """`expr` through `store` (or unchanged without one). `key` names what the content depends
+    on: calls with equal names and keys share one stored table; without a key nothing is shared."""
+    if store is None:
+        return expr
+    return store(name, expr, (name, *key) if key else None)
 
 SERVICE_REQUIRED = (
     "person_id",
@@ -340,7 +355,13 @@ def _prefixed(t: ir.Table, prefix: str) -> ir.Table:
 
 
 def roster_lookups(
-    roster: ir.Table, payer: str, periods: ir.Table, participating: Sequence[str] = PARTICIPATING
+    roster: ir.Table,
+    payer: str,
+    periods: ir.Table,
+    participating: Sequence[str] = PARTICIPATING,
+    *,
+    store: Store | None = None,
+    periods_key: Hashable = None,
 ) -> dict[str, ir.Table]:
     """Roster rows of one payer on each period's list date, keyed four ways, one row per key.
 
@@ -349,16 +370,22 @@ def roster_lookups(
     (participating rows first, then the latest start, then the lowest practice id, NPI and TIN);
     ``provider`` (npi, rows of any date, the one in force on the list date first) gives
     provider_type, specialty_code and primary_care_flag.
+
+    With `store`, the roster rows on the list dates and each look-up are stored (`periods_key`
+    identifies the periods, so programs with the same payer and periods share them).
     """
+    key = (roster.op(), payer, periods_key, tuple(participating))
     r = roster.filter(roster.payer == payer)
     pr = periods.select("period_start", "list_date")
     j = r.cross_join(pr)
     on = (j.effective_start_date <= j.list_date) & (j.effective_end_date.fill_null(_FAR) >= j.list_date)
     j = j.mutate(_on=on.cast("int8"), _part=j.participation.isin(list(participating)).cast("int8"))
+    if store is not None and periods_key is not None:
+        j = _stored(store, "roster_on_list_date", j, *key)
     snap = j.filter(j._on == 1)
     cols = ["practice_id", "practice_name", "tin", "hsa", "participation"]
     order = ["-_part", "-effective_start_date", "practice_id", "npi", "tin"]
-    return {
+    out = {
         "by_npi_tin": _first(snap, ["period_start", "npi", "tin"], order).select("period_start", "npi", *cols),
         "by_tin": _first(snap, ["period_start", "tin"], order).select("period_start", *cols),
         "by_ccn": _first(snap.filter(snap.ccn.notnull()), ["period_start", "ccn"], order).select(
@@ -369,6 +396,9 @@ def roster_lookups(
             "period_start", "npi", "provider_type", "specialty_code", "primary_care_flag"
         ),
     }
+    if store is None or periods_key is None:
+        return out
+    return {name: _stored(store, f"roster_{name}", t, *key) for name, t in out.items()}
 
 
 def _lookup_entity(
@@ -434,40 +464,31 @@ def _services(
     participating: Sequence[str] = PARTICIPATING,
     all_services: bool = False,
     claims_payers: Sequence[str] | None = None,
+    store: Store | None = None,
+    periods_key: Hashable = None,
+    lookups: dict[str, ir.Table] | None = None,
 ) -> ir.Table:
-    """Qualifying services of each period's window (a line in two windows appears twice)."""
+    """Qualifying services of each period's window (a line in two windows appears twice).
+
+    With `store`, the candidate lines of every payer (the same for all programs that share the
+    code list) are stored once, then this payer's services per period (shared by programs with
+    the same payer, claims payers and periods)."""
     missing = [c for c in SERVICE_REQUIRED if c not in claim_lines.columns]
     if missing:
         raise RunError(f"claim lines lack columns needed for attribution: {', '.join(missing)}")
-    t = claim_lines
-    keep = t.payer.isin(list(claims_payers or [payer])) & (t.allowed_cents > 0)
-    if "claim_status" in t.columns:
-        keep &= t.claim_status.fill_null("paid") != "denied"
-    t = t.filter(keep)
-    cj = codes.select(_pc_code=codes.code, _pc_pos=codes.excluded_place_of_service)
-    t = t.left_join(cj, t.hcpcs_code == cj._pc_code)
-    rev = t.revenue_center_code.fill_null("")
-    pos = t.place_of_service_code.fill_null("")
-    clinic = (t.claim_type == "institutional") & rev.isin(list(FQHC_RHC_REVENUE_CODES))
-    pc_code = t._pc_code.notnull() & (t._pc_pos.isnull() | (pos != t._pc_pos.fill_null("")))
-    prof = t.claim_type == "professional"
-    t = t.filter(clinic | (prof & (pc_code if not all_services else ibis.literal(True))))
-    t = t.select(
-        *_SERVICE_LINE_COLUMNS,
-        primary_care_code=(pc_code | clinic).fill_null(False),
-        clinic=clinic.fill_null(False),
-        npi=ibis.coalesce(t.rendering_npi, t.billing_npi),
-        line_tin=ibis.coalesce(t.billing_tin, t.rendering_tin),
-        ccn=ibis.ifelse(clinic, t.facility_ccn, ibis.null("string")),
-    )
+    payers = tuple(claims_payers or [payer])
+    t = _candidate_lines(claim_lines, codes, all_services)
+    if store is not None:
+        t = _stored(store, "service_lines", t, claim_lines.op(), codes.op(), all_services)
+    t = t.filter(t.payer.isin(list(payers)))
     pw = periods.select("period_start", "window_start", "window_end")
     t = t.join(pw, [t.service_date >= pw.window_start, t.service_date <= pw.window_end])
-    lk = roster_lookups(roster, payer, periods, participating)
+    lk = lookups or roster_lookups(roster, payer, periods, participating)
     t = _lookup_entity(t, lk, npi="npi", tin="line_tin", ccn="ccn", participating=participating)
     prov = _prefixed(lk["provider"], "_p_")
     t = t.left_join(prov, [t.period_start == prov._p_period_start, t.npi == prov._p_npi])
     billed_ccn = t.ccn.notnull()
-    return t.select(
+    out = t.select(
         "period_start",
         "window_end",
         *_SERVICE_LINE_COLUMNS,
@@ -488,6 +509,40 @@ def _services(
         provider_type=t._p_provider_type,
         specialty_code=t._p_specialty_code,
         primary_care_flag=t._p_primary_care_flag,
+    )
+    if store is None or periods_key is None:
+        return out
+    return _stored(
+        store, "services", out,
+        claim_lines.op(), roster.op(), codes.op(), payer, payers, periods_key, tuple(participating), all_services,
+    )
+
+
+def _candidate_lines(claim_lines: ir.Table, codes: ir.Table, all_services: bool) -> ir.Table:
+    """Claim lines of every payer that can count as a service (allowed above zero, not denied,
+    a primary-care code or a clinic visit, or with `all_services` any professional line), with
+    the entity columns derived from the line."""
+    t = claim_lines
+    keep = t.allowed_cents > 0
+    if "claim_status" in t.columns:
+        keep &= t.claim_status.fill_null("paid") != "denied"
+    t = t.filter(keep)
+    cj = codes.select(_pc_code=codes.code, _pc_pos=codes.excluded_place_of_service)
+    t = t.left_join(cj, t.hcpcs_code == cj._pc_code)
+    rev = t.revenue_center_code.fill_null("")
+    pos = t.place_of_service_code.fill_null("")
+    clinic = (t.claim_type == "institutional") & rev.isin(list(FQHC_RHC_REVENUE_CODES))
+    pc_code = t._pc_code.notnull() & (t._pc_pos.isnull() | (pos != t._pc_pos.fill_null("")))
+    prof = t.claim_type == "professional"
+    t = t.filter(clinic | (prof & (pc_code if not all_services else ibis.literal(True))))
+    return t.select(
+        "payer",
+        *_SERVICE_LINE_COLUMNS,
+        primary_care_code=(pc_code | clinic).fill_null(False),
+        clinic=clinic.fill_null(False),
+        npi=ibis.coalesce(t.rendering_npi, t.billing_npi),
+        line_tin=ibis.coalesce(t.billing_tin, t.rendering_tin),
+        ccn=ibis.ifelse(clinic, t.facility_ccn, ibis.null("string")),
     )
 
 
@@ -773,10 +828,14 @@ def _plurality_step(
     basis: str,
     weights: tuple[int, ...],
     tie_breaks: Sequence[str],
+    store: Store | None = None,
 ) -> ir.Table:
-    """Decisions of a plurality step for the remaining members that have matching services."""
-    v = _visits(s.semi_join(remaining, _K), weights, basis, step.compare)
-    top = _winner_and_runner_up(rank_entities(v, _K, "entity", tie_breaks), _K, "entity", tie_breaks)
+    """Decisions of a plurality step for the remaining members that have matching services.
+
+    With `store`: the visits, the ranked entities and the winners are stored steps."""
+    v = _stored(store, "visits", _visits(s.semi_join(remaining, _K), weights, basis, step.compare))
+    ranked = _stored(store, "entity_ranks", rank_entities(v, _K, "entity", tie_breaks))
+    top = _winner_and_runner_up(ranked, _K, "entity", tie_breaks)
     won = top.select(
         *_K,
         winner_entity=top.entity,
@@ -790,6 +849,7 @@ def _plurality_step(
         tie_break=top.tie_break,
         aco_won=top.entity.startswith("aco"),
     )
+    won = _stored(store, "entity_winners", won)
     # inside a winning ACO entity: the practice, then the NPI, by the same plurality
     ws = won.filter(won.aco_won).select(_w_ps=won.period_start, _w_person=won.person_id, _w_entity=won.winner_entity)
     wv = v.join(ws, [v.period_start == ws._w_ps, v.person_id == ws._w_person, v.entity == ws._w_entity])
@@ -798,9 +858,11 @@ def _plurality_step(
     prac = prac.filter(prac["rank"] == 0).select(
         _p_ps=prac.period_start, _p_person=prac.person_id, _p_key=prac.practice_key
     )
+    prac = _stored(store, "practice_winners", prac)
     pv = wv.join(prac, [wv.period_start == prac._p_ps, wv.person_id == prac._p_person, wv.practice_key == prac._p_key])
     npis = rank_entities(pv, _K, "npi_key", tie_breaks)
     npis = npis.filter(npis["rank"] == 0).select(_n_ps=npis.period_start, _n_person=npis.person_id, _n_key=npis.npi_key)
+    npis = _stored(store, "npi_winners", npis)
     nv = pv.join(npis, [pv.period_start == npis._n_ps, pv.person_id == npis._n_person, pv.npi_key == npis._n_key])
     who = nv.group_by([nv.period_start.name("_who_ps"), nv.person_id.name("_who_person")]).aggregate(
         practice_id=nv.practice_id.min(),
@@ -966,6 +1028,7 @@ def assignment(
     *,
     eligibility_months: ir.Table | None = None,
     options: Options = Options(),
+    store: Store | None = None,
 ) -> ir.Table:
     """Run the program's steps for every assignment period.
 
@@ -975,6 +1038,10 @@ def assignment(
     by a require_service gate), ``plurality_outside`` (an outside entity won),
     ``no_qualifying_service`` or ``not_on_initial_list`` (a quarterly list that adds no members
     during the year). Columns: :data:`DECISION_SCHEMA`.
+
+    With `store` (see :data:`Store`), each step is a stored table: the roster look-ups and the
+    qualifying services (shared with programs of the same payer, codes and periods), the
+    candidates, each step's decisions and the members still undecided after it.
     """
     a = program.attribution
     if a.method == "payer_supplied":
@@ -984,14 +1051,17 @@ def assignment(
         raise RunError(f"{program.program_id}: claims-based attribution needs a primary-care code list")
     if any(s.rule == "payer_supplied" for s in a.steps) and payer_supplied is None:
         raise RunError(f"{program.program_id}: the terms have a payer_supplied step but no payer list was given")
-    periods = periods_table(assignment_periods(program))
+    period_list = tuple(assignment_periods(program))
+    periods = periods_table(period_list)
     pm = program_months.filter(program_months.program_id == program.program_id)
-    members = _member_map(pm)
+    members = _stored(store, "members", _member_map(pm))
     weights = recency_weights(a.recency_weights)
     basis = a.plurality_basis
     pr = periods.select("period_start", "period_end")
     cand = pm.join(pr, [pm.month >= pr.period_start, pm.month <= pr.period_end]).select(*_K).distinct()
-    lk = roster_lookups(provider_roster, program.payer, periods, options.participating)
+    cand = _stored(store, "candidates", cand)
+    lk = roster_lookups(provider_roster, program.payer, periods, options.participating,
+                        store=store, periods_key=period_list)
     services = None
     if primary_care_codes is not None and needs_claims:
         all_services = any(
@@ -1006,6 +1076,9 @@ def assignment(
             participating=options.participating,
             all_services=all_services,
             claims_payers=options.claims_payers,
+            store=store,
+            periods_key=period_list,
+            lookups=lk,
         )
     decided: list[ir.Table] = []
     remaining = cand
@@ -1034,14 +1107,15 @@ def assignment(
                 earlier = named[step.requires_no_service_from]
                 had = services.filter(step_matches(services, earlier, options)).select(*_K)
                 s = s.anti_join(had, _K)
-            rows = _plurality_step(s, here, step, basis, weights, a.tie_break)
+            rows = _plurality_step(s, here, step, basis, weights, a.tie_break, store)
         elif step.rule == "expanded":
             rows = _expanded_step(here, services, pm, periods, program, step, eligibility_months, options)
         if rows is None:
             continue
         rows = _conform(rows, DECISION_SCHEMA, program_id=program.program_id, step=step.name, rule=step.rule)
+        rows = _stored(store, "step_decisions", rows)
         decided.append(rows)
-        remaining = remaining.anti_join(rows, _K)
+        remaining = _stored(store, "undecided", remaining.anti_join(rows, _K))
     rest = remaining.mutate(outcome=ibis.literal("not_assigned"), reason=ibis.literal("no_qualifying_service"))
     decided.append(_conform(rest, DECISION_SCHEMA, program_id=program.program_id))
     d = decided[0]
@@ -1151,6 +1225,7 @@ def _conditions(
     eligibility_months: ir.Table | None,
     exclusion_events: ir.Table | None,
     opts: Options,
+    store: Store | None = None,
 ) -> tuple[ir.Table, dict[str, ir.BooleanValue]]:
     """Join the facts each exclusion reason reads; return the table and a condition per reason."""
     kind = program.kind
@@ -1159,10 +1234,11 @@ def _conditions(
     if eligibility_months is not None and "death_date" in eligibility_months.columns:
         deaths = deaths.union(eligibility_months.select("person_id", "death_date"))
     deaths = deaths.group_by("person_id").aggregate(dd_death_date=deaths.death_date.max())
-    deaths = deaths.rename(dd_person_id="person_id")
+    deaths = _stored(store, "deaths", deaths.rename(dd_person_id="person_id"))
     t = rows.left_join(deaths, rows.person_id == deaths.dd_person_id).drop("dd_person_id")
     part = practice_participation(roster, program.payer, months, opts.participating)
     part = part.rename(pp_practice_id="practice_id", pp_month="month", pp_participating="participating")
+    part = _stored(store, "practice_participation", part)
     t = t.left_join(part, [t.practice_id == part.pp_practice_id, t.month == part.pp_month]).drop(
         "pp_practice_id", "pp_month"
     )
@@ -1177,7 +1253,7 @@ def _conditions(
             oc_commercial=(em.payer_type.isin(["commercial", "self_funded"]) & ~sel).any(),
             oc_same_plan=sel.any(),
         )
-        facts = facts.rename(oc_person_id="person_id", oc_month="month")
+        facts = _stored(store, "other_coverage", facts.rename(oc_person_id="person_id", oc_month="month"))
         t = t.left_join(facts, [t.person_id == facts.oc_person_id, t.month == facts.oc_month]).drop(
             "oc_person_id", "oc_month"
         )
@@ -1233,12 +1309,17 @@ def _apply_exclusions(
     exclusion_events: ir.Table | None,
     as_of: dt.date | None,
     opts: Options,
+    store: Store | None = None,
 ) -> ir.Table:
     a = program.attribution
     months = _program_months_table(program)
     mj = months.rename(_m="month")
     t = rows.join(mj, rows.month == mj._m).drop("_m")
-    t, cond = _conditions(t, program, pm, roster, months, eligibility_months, exclusion_events, opts)
+    t, cond = _conditions(t, program, pm, roster, months, eligibility_months, exclusion_events, opts, store)
+    if store is not None:
+        # the conditions as columns, so that the stored table carries them
+        t = _stored(store, "roster_facts", t.mutate(**{f"_cond_{r}": c for r, c in cond.items()}))
+        cond = {r: t[f"_cond_{r}"] for r in cond}
     excluded: dict[str, ir.BooleanValue] = {}
     per_person = ibis.window(group_by=[t.person_id])
     to_date = ibis.window(group_by=[t.person_id], order_by=[t.month], preceding=None, following=0)
@@ -1273,6 +1354,7 @@ def attribute(
     exclusion_events: ir.Table | None = None,
     as_of: dt.date | None = None,
     options: Options = Options(),
+    store: Store | None = None,
 ) -> ir.Table:
     """The monthly attribution roster of one program.
 
@@ -1292,6 +1374,10 @@ def attribute(
     event_date, end_date) for reasons the data cannot show (moved out of area, hospice...).
     `as_of`: apply only exclusions known by that date, given each reason's ``checked`` cadence
     (None: all).
+
+    `store` (see :data:`Store`) materializes each step (services, each rule step's decisions,
+    the decisions, the month rows and their exclusion facts) and the roster itself, so every query
+    stays small; without it the roster is one expression. The rows are the same either way.
     """
     a = program.attribution
     pm = program_months.filter(program_months.program_id == program.program_id)
@@ -1322,8 +1408,10 @@ def attribute(
         payer_supplied,
         eligibility_months=eligibility_months,
         options=options,
+        store=store,
     )
-    return monthly_roster(
+    decisions = _stored(store, "decisions", decisions)
+    roster = monthly_roster(
         program,
         decisions,
         program_months,
@@ -1332,7 +1420,9 @@ def attribute(
         exclusion_events=exclusion_events,
         as_of=as_of,
         options=options,
+        store=store,
     )
+    return _stored(store, "roster", roster)
 
 
 def monthly_roster(
@@ -1345,6 +1435,7 @@ def monthly_roster(
     exclusion_events: ir.Table | None = None,
     as_of: dt.date | None = None,
     options: Options = Options(),
+    store: Store | None = None,
 ) -> ir.Table:
     """The monthly roster from :func:`assignment`'s decisions (the second half of
     :func:`attribute`; a caller may materialize the decisions in between).
@@ -1359,8 +1450,9 @@ def monthly_roster(
     pm = program_months.filter(program_months.program_id == program.program_id)
     months = _program_months_table(program)
     d = decisions.filter(decisions.program_id == program.program_id)
-    rows = _expand_to_months(d, months, pm)
-    rows = _apply_exclusions(rows, program, pm, provider_roster, eligibility_months, exclusion_events, as_of, options)
+    rows = _stored(store, "roster_months", _expand_to_months(d, months, pm))
+    rows = _apply_exclusions(rows, program, pm, provider_roster, eligibility_months, exclusion_events, as_of, options,
+                             store)
     return _conform(
         rows,
         ATTRIBUTION_SCHEMA,

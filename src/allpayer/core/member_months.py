@@ -89,6 +89,26 @@ def enrollment_type_expr(elig: ir.Table) -> ir.StringValue:
     )
 
 
+_NULL_DATE = dt.date(1, 1, 1)
+
+
+def _sort_keys(col: ir.Value) -> list[ir.Value]:
+    """Window order keys for `col` that every backend sorts alike: whether it is NULL (backends
+    place NULLs differently), then the value with NULL replaced by a constant of its type."""
+    typ = col.type()
+    if typ.is_string():
+        filled = col.fill_null("")
+    elif typ.is_date():
+        filled = col.fill_null(_NULL_DATE)
+    elif typ.is_boolean():
+        filled = col.cast("int8").fill_null(0)
+    elif typ.is_integer():
+        filled = col.cast("int64").fill_null(0)
+    else:
+        raise TypeError(f"no sort key for {typ}")
+    return [col.isnull().cast("int8"), filled]
+
+
 def eligibility_months(
     eligibility: ir.Table,
     start: dt.date,
@@ -129,10 +149,11 @@ def eligibility_months(
         death_date=joined.death_date,
     )
     # A member with two overlapping spans in one plan counts once per month: keep the span row
-    # that sorts first on a total order so the choice is deterministic on every backend.
+    # that sorts first on a total order so the choice is deterministic on every backend. Every
+    # output column is a sort key, so two rows that tie are identical and either may be kept.
     w = ibis.window(
         group_by=[rows.member_id, rows.payer, rows.plan, rows.month],
-        order_by=[rows.group_id.fill_null(""), rows.aid_category.fill_null("")],
+        order_by=[k for c in rows.columns if c not in ("member_id", "payer", "plan", "month") for k in _sort_keys(rows[c])],
     )
     return (
         rows.mutate(_rn=ibis.row_number().over(w))

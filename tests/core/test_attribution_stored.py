@@ -1,0 +1,108 @@
+"""Attribution in stored steps (the pipeline's working tables) gives the same rows as the single
+expression, and programs that share a payer, code list and periods share their services.
+
+The scenarios are those of test_attribution.py (hand-checked there); here each runs twice, once
+as one Ibis expression and once with every step written to a DuckDB working table.
+"""
+
+from __future__ import annotations
+
+import ibis
+import pytest
+
+from allpayer.core.attribution import Options, attribute
+from allpayer.pipeline import WORK_PREFIX, WorkTables
+from allpayer.reference.primary_care import primary_care_codes
+from tests.core.test_attribution import (
+    CLAIM,
+    EM,
+    PM,
+    ROSTER,
+    V_ALIGN,
+    V_CLAIMS,
+    V_ELIGIBILITY,
+    V_MONTHS,
+    V_ROSTER,
+    V_TERMS,
+    VA,
+    YEAR,
+    mssp_args,
+    mssp_program,
+    program,
+    table,
+)
+
+
+def _rows(con, expr):
+    rows = con.to_pyarrow(expr).to_pylist()
+    return sorted(rows, key=lambda r: (r["program_id"], r["member_id"], r["month"]))
+
+
+def _both(p, **kw):
+    """(rows as one expression, rows in stored steps, the working tables written)."""
+    con = ibis.duckdb.connect()
+    plain = _rows(con, attribute(p, **kw))
+    work = WorkTables(con)
+    stored = _rows(con, attribute(p, **kw, store=work))
+    return plain, stored, list(work.names)
+
+
+def test_vmng_roster_is_the_same_in_stored_steps():
+    p = program(V_TERMS)
+    plain, stored, names = _both(
+        p,
+        program_months=table(V_MONTHS, PM),
+        claim_lines=table(V_CLAIMS, CLAIM),
+        provider_roster=table(V_ROSTER, ROSTER),
+        primary_care_codes=primary_care_codes(YEAR),
+        voluntary_alignment=table(V_ALIGN, VA),
+        eligibility_months=table(V_ELIGIBILITY, EM),
+        options=Options(full_benefit_aid_categories=("full",)),
+    )
+    assert plain == stored
+    # the scenario attributes members by each path (hand-checked in test_attribution.py)
+    steps = {r["step"] for r in stored if r["attributed"]}
+    assert {"voluntary", "traditional", "expanded"} <= steps
+    written = [n.split("_", 4)[-1] for n in names]
+    for step in ("service_lines", "services", "candidates", "visits", "entity_winners", "step_decisions",
+                 "undecided", "decisions", "roster_months", "roster_facts", "roster"):
+        assert step in written, step
+
+
+def test_mssp_roster_is_the_same_in_stored_steps():
+    plain, stored, _ = _both(mssp_program(), **mssp_args())
+    assert plain == stored
+    assert any(r["attributed"] for r in stored)
+
+
+def test_programs_with_the_same_payer_codes_and_periods_share_their_services():
+    con = ibis.duckdb.connect()
+    work = WorkTables(con)
+    codes = primary_care_codes(YEAR)
+    args = dict(
+        claim_lines=table(V_CLAIMS, CLAIM),
+        provider_roster=table(V_ROSTER, ROSTER),
+        primary_care_codes=codes,
+        eligibility_months=table(V_ELIGIBILITY, EM),
+    )
+    months = table(V_MONTHS, PM)
+    both = months.union(months.mutate(program_id=ibis.literal("u-2024")))
+    a = attribute(program(V_TERMS), both, **args, store=work)
+    b = attribute(program(V_TERMS, program_id="u-2024"), both, **args, store=work)
+    written = [n.split("_", 4)[-1] for n in work.names]
+    assert written.count("service_lines") == 1
+    assert written.count("services") == 1
+    assert written.count("roster_provider") == 1
+    assert written.count("roster") == 2  # one roster per program
+    ra, rb = _rows(con, a), _rows(con, b)
+    assert ra and [dict(r, program_id=None) for r in ra] == [dict(r, program_id=None) for r in rb]
+    work.drop_all()
+    assert not [t for t in con.list_tables() if t.startswith(WORK_PREFIX)]
+
+
+@pytest.mark.parametrize("bad", ["a b", "x;drop", ""])
+def test_working_table_names_are_checked(bad):
+    from allpayer.errors import RunError
+
+    with pytest.raises(RunError):
+        WorkTables(ibis.duckdb.connect())(bad, ibis.memtable({"a": [1]}))
