@@ -242,9 +242,14 @@ def run_core(
     from allpayer.reference.primary_care import primary_care_codes_for
 
     work = WorkTables(con)
+    # Spark plans one large query per program for minutes, so there each attribution step is
+    # written as a working table; DuckDB runs the single expression faster than the steps one
+    # after another (benchmarks/README.md, "Attribution in stored steps"). Both give the same rows
+    # (tests/core/test_attribution_stored.py).
+    attribution_store = None if getattr(con, "name", None) == "duckdb" else work
 
     def rosters() -> ir.Table:
-        """Every program's roster, each step of each written as a working table."""
+        """Every program's roster (on Spark each step of each written as a working table)."""
         out = []
         code_lists: dict = {}  # one table per code list: programs sharing a list share its services
         for p in progs:
@@ -262,7 +267,7 @@ def run_core(
                     exclusion_events=_exclusion_events(events, p),
                     as_of=paid_through,
                     options=opts,
-                    store=work,
+                    store=attribution_store,
                 )
             )
         return ibis.union(*out, distinct=False)
