@@ -218,3 +218,15 @@ def test_runs_cli_list_and_show(tmp_path, capsys):
 def test_runs_cli_on_a_database_without_runs(tmp_path, capsys):
     assert main(["runs", "list", "--db", str(tmp_path / "none.duckdb")]) == 0
     assert "no runs recorded" in capsys.readouterr().out
+
+
+def test_a_run_starts_from_a_byte_identical_copy_of_the_snapshot(tmp_path):
+    src = tmp_path / "snap.duckdb"
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    src.write_bytes(payload)
+    dst = tmp_path / "copy.duckdb"
+    dst.write_bytes(b"stale bytes of a killed run")
+    runs.copy_snapshot(src, dst)
+    assert dst.read_bytes() == payload
+    dst.write_bytes(b"changed")  # the run writes its copy; the snapshot stays as it was
+    assert src.read_bytes() == payload

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
+import pydantic
+import pytest
+
 from allpayer.inputs.schema import EXCLUSION_REASONS, TABLES
-from allpayer.terms.models import EXCLUSION_REASONS as TERMS_REASONS
+from allpayer.terms.models import Exclusion, ExclusionReason
 
 
 def test_exclusion_event_reasons_are_the_terms_reasons():
-    assert set(EXCLUSION_REASONS) == set(TERMS_REASONS)
+    # one list: the input contract's, which the terms' type is built from
+    assert get_args(ExclusionReason) == EXCLUSION_REASONS
+    assert len(EXCLUSION_REASONS) == len(set(EXCLUSION_REASONS)) == 12
+    assert {"death", "hospice", "employer_opt_out"} <= set(EXCLUSION_REASONS)
     assert TABLES["exclusion_event"].column("reason").allowed == EXCLUSION_REASONS
+
+
+def test_terms_accept_exactly_the_contract_reasons():
+    for reason in EXCLUSION_REASONS:
+        assert Exclusion(reason=reason).reason == reason
+    with pytest.raises(pydantic.ValidationError):
+        Exclusion(reason="moved_to_mars")
 
 
 def test_payer_tables_carry_the_columns_the_engine_reads():

@@ -217,29 +217,44 @@ STEPS = ("clean", "parsed", "checked", "verdict")
 
 @lru_cache(maxsize=None)
 def _step_sql(table: str, columns: tuple[str, ...], as_of: dt.date | None = None) -> tuple[str, ...]:
-    """SQL of the validation steps of one table restricted to `columns`; step k reads the temp
-    table of step k-1 (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``,
-    ``_checked_<table>``)."""
+    """SQL of the validation steps of one table restricted to `columns`; step k reads the table
+    of step k-1 (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``, ``_checked_<table>``).
+    The last step also fingerprints each valid row (``row_hash``, see `validate.row_hash`)."""
     spec = validate.restrict(TABLES[table], columns)
     expr = ibis.table(_stage_schema(spec), name=f"_stage_{table}")
     out = []
     for name, fn in zip(STEPS, (validate.clean, validate.parse, validate.check, validate.verdict)):
         step = fn(expr, spec, as_of) if fn is validate.check else fn(expr, spec)
+        if fn is validate.verdict:
+            step = step.mutate(row_hash=ibis.ifelse(step.rules.isnull(), validate.row_hash(step, spec), ibis.null("string")))
         out.append(_sql(step))
         expr = ibis.table(step.schema(), name=f"_{name}_{table}")
     return tuple(out)
 
 
+@lru_cache(maxsize=None)
+def _validation_sql(table: str, columns: tuple[str, ...], as_of: dt.date | None = None) -> str:
+    """The validation steps of `_step_sql` as one query over ``_stage_<table>``: each step is a
+    projection of the one before, so DuckDB evaluates them in one pass over the staged rows
+    without storing the intermediate tables."""
+    steps = _step_sql(table, columns, as_of)
+    sql = steps[0]
+    for name, step in zip(STEPS, steps[1:]):
+        ref = f'"_{name}_{table}"'
+        if step.count(ref) != 1:  # pragma: no cover - the compiled steps read their input once
+            raise AssertionError(f"{table}: step after {name} reads {ref} {step.count(ref)} times")
+        sql = step.replace(ref, f"({sql})")
+    return sql
+
+
 def _validate_table(raw, spec: Table, as_of: dt.date | None = None) -> str:
-    """Run the validation steps on `_stage_<table>`; returns the name of the verdict temp table."""
+    """Validate `_stage_<table>` into the temp table ``_verdict_<table>`` (typed contract
+    columns, provenance, ``rules``, ``message``, ``row_hash``); returns its name."""
     t = spec.name
-    previous = None
-    for name, sql in zip(STEPS, _step_sql(t, tuple(spec.column_names), as_of)):
-        raw.execute(f"CREATE OR REPLACE TEMP TABLE _{name}_{t} AS {sql}").fetchall()
-        if previous:
-            raw.execute(f"DROP TABLE {previous}").fetchall()
-        previous = f"_{name}_{t}"
-    return previous
+    raw.execute(
+        f"CREATE OR REPLACE TEMP TABLE _verdict_{t} AS {_validation_sql(t, tuple(spec.column_names), as_of)}"
+    ).fetchall()
+    return f"_verdict_{t}"
 
 
 def stored_schema(spec: Table) -> ibis.Schema:
@@ -251,75 +266,67 @@ def stored_schema(spec: Table) -> ibis.Schema:
     return ibis.schema(cols)
 
 
-@lru_cache(maxsize=None)
-def _decide_sql(table: str, columns: tuple[str, ...]) -> str:
-    """SQL of `decide` for one table restricted to `columns`, reading ``_verdict_<table>`` and
-    the stored table."""
-    spec = validate.restrict(TABLES[table], columns)
-    cols = {c.name: validate.KIND_TYPES[c.kind] for c in spec.columns}
-    cols.update(source_file="string", line_number="int64", rules="string", message="string")
-    checked = ibis.table(cols, name=f"_verdict_{table}")
-    existing = ibis.table(stored_schema(TABLES[table]), name=table)
-    return _sql(decide(spec, checked, existing))
-
-
-def decide(spec: Table, checked: ir.Table, existing: ir.Table) -> ir.Table:
-    """Decide the fate of every valid row: ``new``, ``already`` (identical to a stored row) or
-    ``quarantine``.
+def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
+    """Decide the fate of every valid row of the temp table `verdict`: ``new``, ``already``
+    (identical to a stored row) or ``quarantine``.
 
     The first valid row of a key (by file, then line) is the delivery's row for that key; a later
     row with the same key is a ``duplicate_row`` when identical to it and a
     ``conflicting_duplicate`` when not. The delivery's row is then compared with the stored row of
     the same key, if any: identical is ``already`` loaded, different is a
-    ``conflicting_duplicate`` (the stored row stays). Returns the valid rows with ``row_hash``,
-    ``outcome``, ``rule`` and ``message``.
+    ``conflicting_duplicate`` (the stored row stays).
+
+    Only the rows that are not ``new`` are written, to the temp table ``_decided_<table>``
+    (``source_file``, ``line_number``, ``outcome``, ``rule``, ``message``), whose name is returned:
+    keys delivered more than once are found by one aggregation, and the stored table (joined on
+    the key) is read only when it has rows (`stored_rows`).
     """
-    key = list(spec.key)
-    good = checked.filter(checked.rules.isnull()).drop("rules", "message")
-    good = good.mutate(row_hash=validate.row_hash(good, spec))
-    ordered = ibis.window(group_by=key, order_by=[good.source_file, good.line_number])
-    g = good.mutate(
-        _n=ibis.row_number().over(ordered),
-        _first_hash=good.row_hash.first().over(ordered),
-        _first_file=good.source_file.first().over(ordered),
-        _first_line=good.line_number.first().over(ordered),
-    )
-    ex = existing.select(
-        *[existing[k].name(f"_ex_{k}") for k in key],
-        _ex_hash=existing.row_hash,
-        _ex_file=existing.source_file,
-        _ex_line=existing.line_number,
-        _ex_run=existing.load_run_id,
-    )
-    j = g.left_join(ex, [g[k] == ex[f"_ex_{k}"] for k in key])
-    key_names = ", ".join(key)
-    later = j._n > 0
-    copy = later & (j.row_hash == j._first_hash)
-    conflict_stored = ~later & j._ex_hash.notnull() & (j._ex_hash != j.row_hash)
-    outcome = ibis.cases(
-        (later, "quarantine"),
-        (j._ex_hash.isnull(), "new"),
-        (j._ex_hash == j.row_hash, "already"),
-        else_="quarantine",
-    )
-    rule = ibis.cases(
-        (copy, "duplicate_row"),
-        (later, "conflicting_duplicate"),
-        (conflict_stored, "conflicting_duplicate"),
-        else_=ibis.null("string"),
-    )
-    first = j._first_file + " line " + j._first_line.cast("string")
-    message = ibis.cases(
-        (copy, "exact copy of " + first),
-        (later, f"same key ({key_names}) as " + first + " in this delivery, with different content"),
-        (
-            conflict_stored,
-            f"same key ({key_names}) as a loaded row (" + j._ex_file + " line " + j._ex_line.cast("string")
-            + ", run " + j._ex_run + ") with different content",
+    t = spec.name
+    key = [_q(k) for k in spec.key]
+    keys = ", ".join(key)
+    key_names = ", ".join(spec.key)
+    on = " AND ".join(f"g.{k} = x.{k}" for k in key)
+    parts = [
+        f"""
+        good AS (SELECT {keys}, source_file, line_number, row_hash FROM {verdict} WHERE rules IS NULL),
+        repeated AS (
+            SELECT g.* FROM good g SEMI JOIN (SELECT {keys} FROM good GROUP BY ALL HAVING count(*) > 1) x ON {on}
         ),
-        else_=ibis.null("string"),
-    )
-    return j.select(*spec.column_names, "source_file", "line_number", "row_hash", outcome=outcome, rule=rule, message=message)
+        ranked AS (
+            SELECT *, row_number() OVER w - 1 AS _n, first(row_hash) OVER w AS _first_hash,
+                   first(source_file) OVER w AS _first_file, first(line_number) OVER w AS _first_line
+            FROM repeated WINDOW w AS (PARTITION BY {keys} ORDER BY source_file, line_number)
+        ),
+        later AS (
+            SELECT f.source_file, f.line_number, 'quarantine' AS outcome,
+                   CASE WHEN f.row_hash = f._first_hash THEN 'duplicate_row' ELSE 'conflicting_duplicate' END AS rule,
+                   CASE WHEN f.row_hash = f._first_hash
+                        THEN 'exact copy of ' || f._first_file || ' line ' || CAST(f._first_line AS VARCHAR)
+                        ELSE 'same key ({key_names}) as ' || f._first_file || ' line ' || CAST(f._first_line AS VARCHAR)
+                             || ' in this delivery, with different content'
+                   END AS message
+            FROM ranked f WHERE f._n > 0
+        )"""
+    ]
+    select = "SELECT * FROM later"
+    if stored_rows:
+        parts.append(
+            f"""
+        stored AS (
+            SELECT g.source_file, g.line_number,
+                   CASE WHEN x.row_hash = g.row_hash THEN 'already' ELSE 'quarantine' END AS outcome,
+                   CASE WHEN x.row_hash = g.row_hash THEN NULL ELSE 'conflicting_duplicate' END AS rule,
+                   CASE WHEN x.row_hash = g.row_hash THEN NULL
+                        ELSE 'same key ({key_names}) as a loaded row (' || x.source_file || ' line '
+                             || CAST(x.line_number AS VARCHAR) || ', run ' || x.load_run_id || ') with different content'
+                   END AS message
+            FROM good g JOIN {_q(t)} x ON {on}
+            ANTI JOIN later l ON g.source_file = l.source_file AND g.line_number = l.line_number
+        )"""
+        )
+        select += " UNION ALL SELECT * FROM stored"
+    raw.execute(f"CREATE OR REPLACE TEMP TABLE _decided_{t} AS WITH {','.join(parts)} {select}").fetchall()
+    return f"_decided_{t}"
 
 
 _NULL_KEYS = r'"[a-z0-9_]+":null,?'
@@ -387,17 +394,27 @@ def load_table(
     if progress:
         progress(f"validated {t}")
 
-    raw.execute(f"CREATE OR REPLACE TEMP TABLE _decided_{t} AS {_decide_sql(t, tuple(spec.column_names))}").fetchall()
+    stored_rows = _count(raw, f"SELECT count(*) FROM {_q(t)}")
+    decided = decide(raw, spec, checked, stored_rows)
+    counts = raw.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE outcome = 'already') FROM {decided}"
+    ).fetchall()[0]
+    not_new, result.already_loaded = int(counts[0]), int(counts[1])
 
     cols = ", ".join(_q(c) for c in spec.column_names)
-    raw.execute(
+    skip = (
+        f" AND NOT EXISTS (SELECT 1 FROM {decided} d WHERE d.source_file = v.source_file AND d.line_number = v.line_number)"
+        if not_new else ""
+    )
+    inserted = raw.execute(
         f"INSERT INTO {_q(t)} ({cols}, source_file, line_number, load_run_id, row_hash) "
-        f"SELECT {cols}, source_file, line_number, {_lit(run_id)}, row_hash FROM _decided_{t} "
-        f"WHERE outcome = 'new' ORDER BY source_file, line_number"
+        f"SELECT {cols}, source_file, line_number, {_lit(run_id)}, row_hash FROM {checked} v "
+        f"WHERE rules IS NULL{skip} ORDER BY source_file, line_number"
     ).fetchall()
+    result.loaded = int(inserted[0][0])
 
     raw_json = _raw_json("s", spec)
-    raw.execute(
+    quarantined = raw.execute(
         f"""
         INSERT INTO quarantine
         SELECT {_lit(run_id)}, {_lit(t)}, r.source_file, r.line_number, r.rule, r.rule, r.message, r.raw_row
@@ -409,23 +426,19 @@ def load_table(
         WHERE c.rules IS NOT NULL
         UNION ALL
         SELECT {_lit(run_id)}, {_lit(t)}, d.source_file, d.line_number, d.rule, d.rule, d.message, {raw_json}
-        FROM _decided_{t} d JOIN {stage} s USING (source_file, line_number)
+        FROM {decided} d JOIN {stage} s USING (source_file, line_number)
         WHERE d.outcome = 'quarantine'
         ORDER BY 3, 4
         """
     ).fetchall()
 
-    counts = raw.execute(
-        f"SELECT count(*) FILTER (WHERE outcome = 'new'), count(*) FILTER (WHERE outcome = 'already') FROM _decided_{t}"
-    ).fetchall()[0]
-    result.loaded, result.already_loaded = int(counts[0]), int(counts[1])
-    result.quarantined = _count(raw, f"SELECT count(*) FROM quarantine WHERE run_id = {_lit(run_id)} AND table_name = {_lit(t)}")
+    result.quarantined = int(quarantined[0][0])
     if not result.reconciles:
         raise RunError(
             f"{t}: counts do not reconcile (read {result.read} != loaded {result.loaded} + already loaded "
             f"{result.already_loaded} + quarantined {result.quarantined})"
         )
-    for tmp in (f"_decided_{t}", checked, stage, rejects):
+    for tmp in (decided, checked, stage, rejects):
         raw.execute(f"DROP TABLE IF EXISTS {tmp}").fetchall()
     if progress:
         progress(f"stored {t}")
@@ -645,11 +658,16 @@ def latest_paid_date(con) -> dt.date | None:
     """The latest paid_date of any loaded medical or pharmacy claim (None when there are none)."""
     tables = set(con.list_tables())
     dates = []
+    raw = getattr(con, "con", None)
     for t in CLAIM_TABLES:
-        if t in tables:
+        if t not in tables:
+            continue
+        if con.name == "duckdb":  # one small query, without a DataFrame round trip
+            value = raw.execute(f"SELECT max(paid_date) FROM {_q(t)}").fetchall()[0][0]
+        else:
             value = con.table(t).paid_date.max().execute()
-            if value is not None and value == value:  # not NULL/NaT
-                dates.append(value if isinstance(value, dt.date) and not isinstance(value, dt.datetime) else value.date())
+        if value is not None and value == value:  # not NULL/NaT
+            dates.append(value if isinstance(value, dt.date) and not isinstance(value, dt.datetime) else value.date())
     return max(dates) if dates else None
 
 

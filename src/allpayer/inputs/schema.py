@@ -362,7 +362,8 @@ EXCLUSION_REASONS = (
     "hospice",
     "employer_opt_out",
 )
-"""Reasons an ``exclusion_event`` may give: the exclusion reasons the contract terms know."""
+"""Reasons an ``exclusion_event`` may give. The one list: the contract terms build their
+``ExclusionReason`` type (`allpayer.terms.models`) from it."""
 
 PAYER_ATTRIBUTION = Table(
     name="payer_attribution",

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Iterator, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from allpayer.inputs.schema import CLAIM_TYPES, PAYER_TYPES
+from allpayer.inputs.schema import CLAIM_TYPES, EXCLUSION_REASONS, PAYER_TYPES
 from allpayer.money import ROUNDING_MODES
 from allpayer.terms.dated import Basis, Dated, Noted, ReferenceValue, check_provenance, jsonable
 from allpayer.terms.values import (
@@ -92,21 +92,8 @@ ServiceCategory = Literal[
 """Service categories of claim lines, as `allpayer.core.claims.service_category` assigns them."""
 SERVICE_CATEGORIES: tuple[str, ...] = get_args(ServiceCategory)
 
-ExclusionReason = Literal[
-    "death",
-    "lost_coverage",
-    "medicare_advantage",
-    "practice_left",
-    "other_coverage",
-    "aged_into_medicare",
-    "moved_out_of_area",
-    "no_part_a_or_b",
-    "medicare_secondary_payer",
-    "esrd",
-    "hospice",
-    "employer_opt_out",
-]
-EXCLUSION_REASONS: tuple[str, ...] = get_args(ExclusionReason)
+ExclusionReason = Literal[EXCLUSION_REASONS]  # type: ignore[valid-type]
+"""The exclusion reasons, as the input contract lists them (`allpayer.inputs.schema.EXCLUSION_REASONS`)."""
 
 SettlementStep = Literal[
     "actual_tcoc",
