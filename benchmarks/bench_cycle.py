@@ -49,6 +49,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_pipeline import environment  # the same versions table as the pipeline benchmark
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_SIZES = (10_000, 50_000)
 YEAR = 2024
@@ -389,21 +391,6 @@ def chart(rows: list[dict]) -> str:
         out.append(f'<text x="{left + 10}" y="{top + 16 + 16 * n}" fill="{color}">{label}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
-
-
-def environment() -> dict:
-    import duckdb
-    import ibis
-
-    env = {"cpus": os.cpu_count(), "python": platform.python_version(), "duckdb": duckdb.__version__,
-           "ibis": ibis.__version__}
-    try:
-        import pyspark
-
-        env["pyspark"] = pyspark.__version__
-    except ImportError:
-        pass
-    return env
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
