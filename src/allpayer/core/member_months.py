@@ -96,6 +96,8 @@ def _sort_keys(col: ir.Value) -> list[ir.Value]:
     """Window order keys for `col` that every backend sorts alike: whether it is NULL (backends
     place NULLs differently), then the value with NULL replaced by a constant of its type."""
     typ = col.type()
+    if typ.is_null():  # a column without values (e.g. all NULL in a small input) orders nothing
+        return []
     if typ.is_string():
         filled = col.fill_null("")
     elif typ.is_date():
@@ -104,6 +106,8 @@ def _sort_keys(col: ir.Value) -> list[ir.Value]:
         filled = col.cast("int8").fill_null(0)
     elif typ.is_integer():
         filled = col.cast("int64").fill_null(0)
+    elif typ.is_numeric():
+        filled = col.fill_null(0)
     else:
         raise TypeError(f"no sort key for {typ}")
     return [col.isnull().cast("int8"), filled]
