@@ -373,16 +373,21 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
             raise HTTPException(403, "not this organization's data")
         return Response(encode(employer_summary_data(p, employer_id)), media_type="application/json")
 
+    def cached_copy(ctx, key, compute) -> dict:
+        """A summary answer of this snapshot and scope: computed once, then served from the
+        snapshot's cache (as a copy, since callers may change what they get)."""
+        hit = ctx.cache.get(key)
+        if hit is None:
+            hit = compute()
+            ctx.cache.put(key, hit, 4096)
+        return copy.deepcopy(hit)
+
     def employer_summary_data(p: Principal, employer_id: str) -> dict:
         ctx = current()
         if ctx is None or not ctx.has("value_payment_invoices"):
             return {"employer_id": employer_id, "items": [], "totals": [], "suppressed_cells": 0}
-        key = cache_key(ctx, p, "employer_summary", employer_id)
-        hit = ctx.cache.get(key)
-        if hit is None:
-            hit = _employer_summary(p, employer_id, ctx)
-            ctx.cache.put(key, hit, 4096)
-        return copy.deepcopy(hit)
+        return cached_copy(ctx, cache_key(ctx, p, "employer_summary", employer_id),
+                           lambda: _employer_summary(p, employer_id, ctx))
 
     def _employer_summary(p: Principal, employer_id: str, ctx) -> dict:
         with snap.lock:
@@ -424,12 +429,7 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         ctx = current()
         if ctx is None:
             return {"items": []}
-        key = cache_key(ctx, p, "overview", year)
-        hit = ctx.cache.get(key)
-        if hit is None:
-            hit = _overview(p, year, ctx)
-            ctx.cache.put(key, hit, 4096)
-        return copy.deepcopy(hit)
+        return cached_copy(ctx, cache_key(ctx, p, "overview", year), lambda: _overview(p, year, ctx))
 
     def _overview(p: Principal, year: int | None, ctx) -> dict:
         with snap.lock:
