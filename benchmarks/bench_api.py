@@ -44,6 +44,9 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inflate import inflate  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "api.csv"
 
@@ -105,37 +108,6 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
     ticks = os.sysconf("SC_CLK_TCK")
     return sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
-
-
-MEMBER_TABLES = ("attribution", "care_gaps", "medical_claim", "eligibility")
-
-
-def inflate(src: Path, dest: Path, factor: int) -> Path:
-    """A copy of snapshot `src` at `dest` whose member-level tables (attribution, care gaps,
-    claims, eligibility) hold `factor` times the rows: copy k of a row has ``~k`` appended to its
-    member, person and claim ids. Summary tables are left as they are. This makes a larger
-    database for the endpoints' scaling in minutes, where generating and running a population
-    of that size takes hours on a small machine; it is labelled as such in the results."""
-    import shutil
-
-    import duckdb
-
-    shutil.copy(src, dest)
-    if Path(str(src) + ".reports").is_dir():
-        shutil.copytree(str(src) + ".reports", str(dest) + ".reports")
-    con = duckdb.connect(str(dest))
-    try:
-        for table in MEMBER_TABLES:
-            if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchone()[0]:
-                continue
-            cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
-            ids = {"member_id", "person_id", "claim_id"}
-            sel = ", ".join(f"{c} || '~' || k::VARCHAR AS {c}" if c in ids else c for c in cols)
-            con.execute(f"INSERT INTO {table} SELECT {sel} FROM {table}, range(1, {factor}) AS r(k)")
-        con.execute("CHECKPOINT")
-    finally:
-        con.close()
-    return dest
 
 
 def main() -> int:
