@@ -286,6 +286,15 @@ def of_year(t, year: int, column: str = "performance_year"):
     return t.filter(t[column] == year)
 
 
+def latest_version(got: list[dict]) -> list[dict]:
+    """The rows of the latest settlement version among `got` (rows with ``run_id`` and ``version``):
+    the version written by the latest run, ties broken by the version's name."""
+    if not got:
+        return []
+    version = max(got, key=lambda r: (r["run_id"], r["version"]))["version"]
+    return [r for r in got if r["version"] == version]
+
+
 def latest_run_id(con) -> str:
     r = table(con, "runs")
     got = rows(r.order_by(ibis.desc(r.seq)).limit(1).select("run_id"))

@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import ibis
 
 from allpayer.reports import charts
-from allpayer.reports.base import (HIDDEN, Chart, Period, Report, ReportError, Table, as_period, count, has, in_period,
+from allpayer.reports.base import (latest_version, HIDDEN, Chart, Period, Report, ReportError, Table, as_period, count, has, in_period,
                                    month_label, of_year, pct, pmpm_cents, require, rows, rows_by, usd, table)
 from allpayer.reports.suppression import THRESHOLD, Constraint, is_small, suppress, suppress_columns
 
@@ -437,8 +437,7 @@ def _settlement(con, rep: Report, year: int, org: str) -> None:
     mine = rows_by(es, "employer_id", org, ["program_id", "version", "run_id"])
     if not mine:
         return
-    version = max(mine, key=lambda r: (r["run_id"], r["version"]))["version"]
-    got = [r for r in mine if r["version"] == version]
+    got = latest_version(mine)
     out = []
     share = 0
     for r in got:

@@ -5,7 +5,7 @@ within its maximum risk limit."""
 from __future__ import annotations
 
 from allpayer.reports import charts
-from allpayer.reports.base import (Chart, Period, Report, ReportError, Table, as_period, count, has, in_period,
+from allpayer.reports.base import (latest_version, Chart, Period, Report, ReportError, Table, as_period, count, has, in_period,
                                    month_label, of_year, pct, require, rows, rows_by, usd, table)
 from allpayer.reports.panel import add_panel_and_cost, add_payments
 
@@ -106,8 +106,7 @@ def _settlement(con, rep: Report, year: int, org: str) -> None:
     if not mine:
         rep.notes.append("This hospital has no row in the settlement distribution.")
         return
-    version = max(mine, key=lambda r: (r["run_id"], r["version"]))["version"]
-    got = [r for r in mine if r["version"] == version]
+    got = latest_version(mine)
     out = [[r["program_id"], r["version"], str(r["share"]), usd(r["allocated_cents"]), usd(r["limit_cents"]),
             usd(r["final_cents"]), "yes" if r["at_limit"] else "no", usd(r["combined_cents"])] for r in got]
     final = sum(int(r["final_cents"] or 0) for r in got)
