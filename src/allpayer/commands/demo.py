@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from allpayer.commands._console import stage_progress
 
 console = Console()
 if not console.is_terminal:
@@ -31,19 +32,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from allpayer.demo import dollars, run_demo
 
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as bar:
-            task = bar.add_task("working", total=None)
-
-            def progress(description: str, done: int, total: int) -> None:
-                bar.update(task, description=description[:60], completed=done, total=total)
-
+        with stage_progress(err) as progress:
             res = run_demo(out, members=members, seed=seed, year=year, say=console.print, progress=progress)
 
         load = res.load

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from allpayer.commands._backend import on_backend
+from allpayer.commands._console import stage_progress
 
 console = Console()
 err = Console(stderr=True)
@@ -60,13 +60,7 @@ def register(app: typer.Typer) -> None:
         from allpayer import runs
         from allpayer.quality.run import quality_year
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as bar:
-            task = bar.add_task("starting", total=None)
-
-            def progress(description: str, done: int, total: int) -> None:
-                bar.update(task, description=description, completed=done, total=total)
-
+        with stage_progress(err) as progress:
             out = quality_year(db, year, terms=terms or None, paid_through=runs.parse_date(paid_through),
                                valuesets=valuesets, benchmarks=benchmarks, supplied_results=supplied_results,
                                supplemental=supplemental, progress=progress)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from allpayer.commands._backend import backend_option, check_backend, spark_master_option, spark_remote_option
+from allpayer.commands._console import stage_progress
 from allpayer.errors import AllpayerError
 
 console = Console()
@@ -58,13 +58,7 @@ def register(app: typer.Typer) -> None:
         from allpayer import runs
         from allpayer.pipeline import run_year
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as bar:
-            task = bar.add_task("starting", total=None)
-
-            def progress(description: str, done: int, total: int) -> None:
-                bar.update(task, description=description, completed=done, total=total)
-
+        with stage_progress(err) as progress:
             out = run_year(db, year, terms=terms or None, paid_through=runs.parse_date(paid_through),
                            through=_month(through), as_of_load=as_of_load, progress=progress,
                            backend=check_backend(backend, spark_remote), spark_master=spark_master,
