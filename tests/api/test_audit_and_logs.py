@@ -108,7 +108,7 @@ def test_a_failing_request_logs_no_query_text(app, client, world, caplog, monkey
     member = sorted(world.member_ids())[0]
     snap = app.state.snapshot
 
-    def broken(ctx, sql, as_dicts=False):
+    def broken(ctx, sql, as_dicts=False, params=None):
         raise RuntimeError(f"engine failed on: {sql}")
 
     monkeypatch.setattr(snap, "run", broken)
