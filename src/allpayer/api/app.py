@@ -8,6 +8,7 @@ request is authenticated (except login, the OpenAPI document and static files), 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import json
@@ -72,6 +73,22 @@ class Compiled(NamedTuple):
     kinds: tuple[str, ...]
 
 
+QUERY_SLOTS_ENV = "ALLPAYER_SERVE_QUERY_SLOTS"
+
+
+def query_slot_count() -> int:
+    """How many page queries a server process runs on the snapshot at once
+    (``ALLPAYER_SERVE_QUERY_SLOTS``; default: the number of CPUs). Under more concurrent
+    requests than that, the others wait their turn instead of all sharing the CPUs and all
+    finishing late."""
+    value = os.environ.get(QUERY_SLOTS_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{QUERY_SLOTS_ENV}={value!r}: expected a whole number of at least 1")
+        return int(value)
+    return max(1, os.cpu_count() or 1)
+
+
 def reports_dir(db: Path) -> Path:
     return db.with_name(db.name + ".reports")
 
@@ -84,6 +101,8 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     limiter = LoginLimiter(store)
     snap = Snapshot(db)
     cursors = paging.Cursors(paging.store_secret(store))
+    in_flight: dict[tuple, asyncio.Future] = {}  # list pages being computed (event loop only)
+    query_slots = threading.BoundedSemaphore(query_slot_count())
 
     async def csrf_guard(request: Request) -> None:
         """Refuse a state-changing request that another site could have made the browser send:
@@ -228,6 +247,11 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
 
     def query(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int,
               cursor: str | None = None, request: Request | None = None) -> Response:
+        """`query_page` as a response (with its Link header)."""
+        return page_response(query_page(p, dataset, filters, limit, offset, cursor), request)
+
+    def query_page(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int,
+                   cursor: str | None = None) -> tuple[bytes, str | None]:
         """One page of a scoped dataset as JSON: the rows after `cursor` (keyset paging, see
         `allpayer.api.paging`) or from `offset`, in the dataset's total key order, with ``next``
         (the cursor of the following page, also sent as a ``Link: <...>; rel="next"`` header).
@@ -250,11 +274,12 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
             # executed outside the lock, each on a pooled cursor, so requests run in parallel
             ckey = cache_key(ctx, p, "count", dataset, fkey)
             total = ctx.cache.get(ckey)
-            if total is None:
-                total = int(snap.run(ctx, compiled.count_sql)[0][0])
-                ctx.cache.put(ckey, total, 64)
             sql, params = paging.page_sql(compiled.base_sql, compiled.keys, limit, offset, after)
-            rows = snap.run(ctx, sql, as_dicts=True, params=params)
+            with query_slots:  # a few queries at a time, each finishing sooner, rather than all at once
+                if total is None:
+                    total = int(snap.run(ctx, compiled.count_sql)[0][0])
+                    ctx.cache.put(ckey, total, 64)
+                rows = snap.run(ctx, sql, as_dicts=True, params=params)
             nxt = None
             if len(rows) > limit:
                 rows = rows[:limit]
@@ -264,7 +289,7 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
                            "offset": offset if after is None else None, "next": nxt, "items": items})
             hit = (body, nxt)
             ctx.cache.put(key, hit, len(body))
-        return page_response(hit, request)
+        return hit
 
     def read_cursor(p: Principal, dataset: str, fkey: tuple, compiled: "Compiled", cursor: str | None) -> tuple | None:
         """The key values of `cursor` (None without one); 400 for a cursor not made for this
@@ -302,8 +327,26 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         a worker thread (the database is never queried on the loop)."""
         for col, value in filters.items():
             check_text(value, col)
-        return (cached_page(p, dataset, filters, limit, offset, cursor, request)
-                or await run_in_threadpool(query, p, dataset, filters, limit, offset, cursor, request))
+        cached = cached_page(p, dataset, filters, limit, offset, cursor, request)
+        if cached is not None:
+            return cached
+        # one computation per question at a time: requests for a page being computed wait for it
+        flight = (p.role, p.org_id, dataset, tuple(sorted((k, str(v)) for k, v in filters.items())), limit, offset,
+                  cursor)
+        pending = in_flight.get(flight)
+        if pending is not None:
+            return page_response(await asyncio.shield(pending), request)
+        pending = in_flight[flight] = asyncio.get_running_loop().create_future()
+        pending.add_done_callback(lambda f: f.cancelled() or f.exception())  # read by waiters, if any
+        try:
+            hit = await run_in_threadpool(query_page, p, dataset, filters, limit, offset, cursor)
+        except BaseException as exc:
+            pending.set_exception(exc if isinstance(exc, Exception) else RuntimeError("request cancelled"))
+            raise
+        finally:
+            in_flight.pop(flight, None)
+        pending.set_result(hit)
+        return page_response(hit, request)
 
     def sql_key(p: Principal, dataset: str, filters: dict[str, Any]) -> tuple:
         return (p.role, p.org_id, dataset, tuple(sorted((k, str(v)) for k, v in filters.items())))
