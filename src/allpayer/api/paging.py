@@ -7,17 +7,24 @@ its last row, or null on the last page. The next page is the rows that sort afte
 endpoints still accept), and a row is never skipped nor repeated by a walk, since the walk moves
 on key values rather than positions.
 
-A cursor is ``<payload>.<mac>`` in URL-safe base64 without padding: the payload is the JSON
-``{"q": <query id>, "k": [<key values>]}`` and the mac its HMAC-SHA256 (first 16 bytes) under the
-server's secret (kept in the store, so every worker and a restarted server accept it). The query
-id binds the cursor to its dataset, the caller's tenant scope (role and organization) and the
-filters; a cursor altered, truncated, or sent with another query is refused (400). The tenant
-filter is applied by the query itself (`allpayer.api.tenancy.scoped`) whatever the cursor says.
+A cursor is the JSON ``{"q": <query id>, "k": [<key values>]}`` sealed under the server's secret
+(kept in the store, so every worker and a restarted server accept it), in URL-safe base64 without
+padding. The key values include member identifiers (a roster's ``member_id``) and URLs end up in
+proxy and browser logs, so the payload is encrypted, not only signed: deterministic authenticated
+encryption in the SIV construction from HMAC-SHA256 alone (the only primitives at hand): the tag
+is the first 16 bytes of HMAC(mac key, payload), the payload is XORed with the keystream
+HMAC(encryption key, tag || block number), and the cursor is tag || ciphertext. The two keys are
+derived from the secret. The same page always gets the same cursor. The query id binds the
+cursor to its dataset, the caller's tenant scope (role and organization) and the filters; a
+cursor altered, truncated, or sent with another query is refused (400). The tenant filter is
+applied by the query itself (`allpayer.api.tenancy.scoped`) whatever the cursor says.
 
     >>> c = Cursors(b"k" * 32)
     >>> token = c.make("q1", ["P1", dt.date(2024, 3, 1), "M7"])
     >>> c.read(token, "q1", ["string", "date", "string"])
     ['P1', datetime.date(2024, 3, 1), 'M7']
+    >>> token == c.make("q1", ["P1", dt.date(2024, 3, 1), "M7"]), b"M7" in _unb64(token)
+    (True, False)
     >>> def refused(token, qid):
     ...     try:
     ...         c.read(token, qid, ["string", "date", "string"])
@@ -53,6 +60,8 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
+    if not text or len(text) % 4 == 1 or not text.isascii():
+        raise ValueError("not base64")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
@@ -115,28 +124,36 @@ def kind_of(dtype) -> str:
 
 
 class Cursors:
-    """Makes and checks cursors under one secret."""
+    """Makes and checks cursors under one secret (see the module docstring)."""
 
     def __init__(self, secret: bytes):
-        self._secret = secret
+        self._enc = hmac.new(secret, b"allpayer-cursor-enc-v1", hashlib.sha256).digest()
+        self._mac = hmac.new(secret, b"allpayer-cursor-mac-v1", hashlib.sha256).digest()
 
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._secret, payload, hashlib.sha256).digest()[:MAC_BYTES]
+    def _tag(self, payload: bytes) -> bytes:
+        return hmac.new(self._mac, payload, hashlib.sha256).digest()[:MAC_BYTES]
+
+    def _xor(self, tag: bytes, data: bytes) -> bytes:
+        stream = b"".join(hmac.new(self._enc, tag + i.to_bytes(4, "big"), hashlib.sha256).digest()
+                          for i in range((len(data) + 31) // 32))
+        return bytes(a ^ b for a, b in zip(data, stream))
 
     def make(self, qid: str, values: Sequence[Any]) -> str:
         payload = json.dumps({"q": qid, "k": [_plain(v) for v in values]}, separators=(",", ":"),
                              ensure_ascii=False).encode("utf-8")
-        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+        tag = self._tag(payload)
+        return _b64(tag + self._xor(tag, payload))
 
     def read(self, token: str, qid: str, kinds: Sequence[str]) -> list:
         """The key values of `token`, typed as `kinds`; raises BadCursor for anything else than
         a cursor this server made for query `qid`."""
         try:
-            head, mac = token.split(".")
-            payload, mac = _unb64(head), _unb64(mac)
+            raw = _unb64(token)
         except (ValueError, TypeError):
             raise BadCursor("the cursor is not one this server made") from None
-        if not hmac.compare_digest(mac, self._mac(payload)):
+        tag, sealed = raw[:MAC_BYTES], raw[MAC_BYTES:]
+        payload = self._xor(tag, sealed)
+        if len(tag) < MAC_BYTES or not hmac.compare_digest(tag, self._tag(payload)):
             raise BadCursor("the cursor was altered or was not made by this server")
         try:
             data = json.loads(payload)
