@@ -108,7 +108,7 @@ def test_a_failing_request_logs_no_query_text(app, client, world, caplog, monkey
     member = sorted(world.member_ids())[0]
     snap = app.state.snapshot
 
-    def broken(ctx, sql, as_dicts=False):
+    def broken(ctx, sql, as_dicts=False, params=None):
         raise RuntimeError(f"engine failed on: {sql}")
 
     monkeypatch.setattr(snap, "run", broken)
@@ -120,3 +120,29 @@ def test_a_failing_request_logs_no_query_text(app, client, world, caplog, monkey
     server = "\n".join(r.getMessage() + str(r.exc_text or "") for r in caplog.records if not r.name.startswith(("httpx", "httpcore")))
     assert "RuntimeError" in server and member not in server
     assert app.state.audit.rows(1)[0]["status"] == 500
+
+
+def test_concurrent_requests_each_get_an_audit_row_in_shared_commits(app, world):
+    """Rows of concurrent requests are committed together (fewer commits than requests), none is
+    lost, and each request is answered only after its row is in the store."""
+    import asyncio
+
+    audit = app.state.audit
+    key = {"X-API-Key": world.keys["practice"]}
+    before_rows, before_commits = audit.count(), audit.commits
+    seen_at_answer = []
+
+    async def ask_all():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=key) as c:
+            async def one(i):
+                r = await c.get("/api/v1/me" if i % 2 else "/api/v1/claims")
+                seen_at_answer.append(audit.count())
+                return r.status_code
+            return await asyncio.gather(*(one(i) for i in range(40)))
+
+    statuses = asyncio.run(ask_all())
+    assert sorted(set(statuses)) == [200, 403]
+    assert audit.count() == before_rows + 40
+    assert min(seen_at_answer) > before_rows  # the first answer came after at least its own row
+    assert audit.commits - before_commits < 40

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["allpayer.api.auth", "allpayer.api.app", "allpayer.api.ratelimit", "allpayer.api.csrf",
-           "allpayer.api.snapshot"]
+           "allpayer.api.snapshot", "allpayer.api.paging"]
 
 
 @pytest.mark.parametrize("name", MODULES)

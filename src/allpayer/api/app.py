@@ -8,6 +8,7 @@ request is authenticated (except login, the OpenAPI document and static files), 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import json
@@ -15,7 +16,8 @@ import mimetypes
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from allpayer import runs
-from allpayer.api import csrf, tenancy
+from allpayer.api import csrf, paging, tenancy
 from allpayer.api.audit import Audit, log
 from allpayer.api.auth import Principal, Users
 from allpayer.api.ratelimit import LoginLimiter, LoginThrottled
@@ -62,6 +64,31 @@ class LoginBody(BaseModel):
     password: str = Field(..., max_length=200)
 
 
+class Compiled(NamedTuple):
+    """A scoped, filtered list question as SQL (see `compile_query` in `create_app`)."""
+
+    count_sql: str
+    base_sql: str
+    keys: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+
+QUERY_SLOTS_ENV = "ALLPAYER_SERVE_QUERY_SLOTS"
+
+
+def query_slot_count() -> int:
+    """How many page queries a server process runs on the snapshot at once
+    (``ALLPAYER_SERVE_QUERY_SLOTS``; default: the number of CPUs). Under more concurrent
+    requests than that, the others wait their turn instead of all sharing the CPUs and all
+    finishing late."""
+    value = os.environ.get(QUERY_SLOTS_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{QUERY_SLOTS_ENV}={value!r}: expected a whole number of at least 1")
+        return int(value)
+    return max(1, os.cpu_count() or 1)
+
+
 def reports_dir(db: Path) -> Path:
     return db.with_name(db.name + ".reports")
 
@@ -73,6 +100,9 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     audit = Audit(store)
     limiter = LoginLimiter(store)
     snap = Snapshot(db)
+    cursors = paging.Cursors(paging.store_secret(store))
+    in_flight: dict[tuple, asyncio.Future] = {}  # list pages being computed (event loop only)
+    query_slots = threading.BoundedSemaphore(query_slot_count())
 
     async def csrf_guard(request: Request) -> None:
         """Refuse a state-changing request that another site could have made the browser send:
@@ -125,26 +155,57 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         return problem(500, "Internal error", "the server failed on this request; it has been logged")
 
     # -- audit of every request ----------------------------------------------------------------
-    @app.middleware("http")
-    async def _audit(request: Request, call_next):
-        status = 500
+    async def audited(scope, receive, send, inner) -> None:
+        """Run the app on one HTTP request and write its audit row once it is answered (a pure
+        ASGI wrapper: no extra task or stream per request). The row is committed before the
+        response's last bytes are sent, so an answered request always has its row."""
+        if scope["type"] != "http":
+            await inner(scope, receive, send)
+            return
+        status = [500]
+        started = [False]
+        final: list[dict] = []
+
+        async def send_tracked(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0], started[0] = message["status"], True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                final.append(message)  # held back until the audit row is committed
+                return
+            await send(message)
+
         try:
-            try:
-                response = await call_next(request)
-            except Exception as exc:  # noqa: BLE001 - answered here so that no traceback (which
-                # may quote a query and its filter values) reaches the server log
-                route = request.scope.get("route")
-                log.error("%s %s failed: %s", request.method, getattr(route, "path", "(no route)"), type(exc).__name__)
-                response = problem(500, "Internal error", "the server failed on this request")
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", None) or "(no route)"
-            if not template.startswith("/static"):
-                # written in a worker thread (group-committed), never on the event loop
-                await run_in_threadpool(audit.write, principal=getattr(request.state, "principal", None),
-                                        method=request.method, route=template, status=status)
+            await inner(scope, receive, send_tracked)
+        except Exception as exc:  # noqa: BLE001 - answered here so that no traceback (which may
+            # quote a query and its filter values) reaches the server log
+            route = scope.get("route")
+            log.error("%s %s failed: %s", scope.get("method"), getattr(route, "path", "(no route)"), type(exc).__name__)
+            await write_audit(scope, 500)
+            if started[0]:
+                raise
+            await problem(500, "Internal error", "the server failed on this request")(scope, receive, send)
+            return
+        await write_audit(scope, status[0])
+        if final:
+            await send(final[0])
+
+    async def write_audit(scope, status: int) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "(no route)"
+        if template.startswith("/static"):
+            return
+        # committed by the audit writer thread (group commit), never on the event loop
+        await audit.awrite(principal=(scope.get("state") or {}).get("principal"), method=scope.get("method", ""),
+                           route=template, status=status)
+
+    class AuditMiddleware:
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            await audited(scope, receive, send, self.inner)
+
+    app.add_middleware(AuditMiddleware)
 
     # -- authentication ------------------------------------------------------------------------
     def identify(request: Request) -> Principal | None:
@@ -159,8 +220,14 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
             return users.principal_for_token(cookie)
         return None
 
-    def principal(request: Request) -> Principal:
-        p = identify(request)
+    async def principal(request: Request) -> Principal:
+        """The caller (401 without valid credentials). A recently verified API key is looked up
+        in memory on the event loop; anything else (scrypt, a session in the store) in a worker
+        thread."""
+        key = request.headers.get("x-api-key")
+        p = users.cached_key(key) if key else None
+        if p is None:
+            p = await run_in_threadpool(identify, request)
         if p is None:
             raise HTTPException(401, "send an API key (X-API-Key) or a session token (Authorization: Bearer)")
         request.state.principal = p
@@ -178,50 +245,134 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         organization: all that `tenancy.scoped` reads of the caller) and the question."""
         return (ctx.snapshot_id, p.role, p.org_id, *question)
 
-    def query(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int) -> Response:
-        """One page of a scoped dataset as JSON. A published snapshot never changes, so the
-        answer is cached per snapshot, tenant scope, filters and page; the total (count) per
-        snapshot, tenant scope and filters, so that a new page costs one page query."""
+    def query(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int,
+              cursor: str | None = None, request: Request | None = None) -> Response:
+        """`query_page` as a response (with its Link header)."""
+        return page_response(query_page(p, dataset, filters, limit, offset, cursor), request)
+
+    def query_page(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int,
+                   cursor: str | None = None) -> tuple[bytes, str | None]:
+        """One page of a scoped dataset as JSON: the rows after `cursor` (keyset paging, see
+        `allpayer.api.paging`) or from `offset`, in the dataset's total key order, with ``next``
+        (the cursor of the following page, also sent as a ``Link: <...>; rel="next"`` header).
+        A published snapshot never changes, so the answer is cached per snapshot, tenant scope,
+        filters and page; the total (count) per snapshot, tenant scope and filters, so that a new
+        page costs one page query."""
         for col, value in filters.items():
             check_text(value, col)
+        if cursor is not None and offset:
+            raise HTTPException(400, "send either cursor or offset, not both")
         ctx = current()
         if ctx is None:
             raise HTTPException(404, "no snapshot has been published yet")
         fkey = tuple(sorted((k, str(v)) for k, v in filters.items() if v is not None))
-        key = cache_key(ctx, p, "dataset", dataset, fkey, limit, offset)
-        body = ctx.cache.get(key)
-        if body is None:
-            count_sql, page_sql = compile_query(p, dataset, filters, limit, offset, ctx)
+        compiled = compile_query(p, dataset, filters, ctx)
+        after = read_cursor(p, dataset, fkey, compiled, cursor)
+        key = cache_key(ctx, p, "dataset", dataset, fkey, limit, offset, after)
+        hit = ctx.cache.get(key)
+        if hit is None:
             # executed outside the lock, each on a pooled cursor, so requests run in parallel
             ckey = cache_key(ctx, p, "count", dataset, fkey)
             total = ctx.cache.get(ckey)
-            if total is None:
-                total = int(snap.run(ctx, count_sql)[0][0])
-                ctx.cache.put(ckey, total, 64)
-            items = [jsonable(r) for r in snap.run(ctx, page_sql, as_dicts=True)]
-            body = encode({"dataset": dataset, "total": total, "limit": limit, "offset": offset, "items": items})
-            ctx.cache.put(key, body)
-        return Response(body, media_type="application/json")
+            sql, params = paging.page_sql(compiled.base_sql, compiled.keys, limit, offset, after)
+            with query_slots:  # a few queries at a time, each finishing sooner, rather than all at once
+                if total is None:
+                    total = int(snap.run(ctx, compiled.count_sql)[0][0])
+                    ctx.cache.put(ckey, total, 64)
+                rows = snap.run(ctx, sql, as_dicts=True, params=params)
+            nxt = None
+            if len(rows) > limit:
+                rows = rows[:limit]
+                nxt = cursors.make(paging.query_id(dataset, p.role, p.org_id, fkey), [rows[-1][k] for k in compiled.keys])
+            items = [jsonable(r) for r in rows]
+            body = encode({"dataset": dataset, "total": total, "limit": limit,
+                           "offset": offset if after is None else None, "next": nxt, "items": items})
+            hit = (body, nxt)
+            ctx.cache.put(key, hit, len(body))
+        return hit
+
+    def read_cursor(p: Principal, dataset: str, fkey: tuple, compiled: "Compiled", cursor: str | None) -> tuple | None:
+        """The key values of `cursor` (None without one); 400 for a cursor not made for this
+        question (dataset, tenant scope and filters)."""
+        if cursor is None:
+            return None
+        try:
+            return tuple(cursors.read(cursor, paging.query_id(dataset, p.role, p.org_id, fkey), compiled.kinds))
+        except paging.BadCursor as exc:
+            raise HTTPException(400, f"bad cursor: {exc}") from None
+
+    def page_response(hit: tuple, request: Request | None) -> Response:
+        body, nxt = hit
+        headers = {"Link": f'<{next_url(request, nxt)}>; rel="next"'} if nxt and request is not None else None
+        return Response(body, media_type="application/json", headers=headers)
+
+    def cached_page(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int,
+                    cursor: str | None, request: Request) -> Response | None:
+        """The answer of `query` when it is already cached for the snapshot now published, else
+        None. Touches no lock, no store and no database, so it runs on the event loop."""
+        ctx = snap.peek()
+        if ctx is None or (cursor is not None and offset):
+            return None
+        fkey = tuple(sorted((k, str(v)) for k, v in filters.items() if v is not None))
+        compiled = ctx.__dict__.get("_sql_cache", {}).get(sql_key(p, dataset, filters))
+        if compiled is None:
+            return None
+        after = read_cursor(p, dataset, fkey, compiled, cursor)
+        hit = ctx.cache.get(cache_key(ctx, p, "dataset", dataset, fkey, limit, offset, after))
+        return page_response(hit, request) if hit is not None else None
+
+    async def list_page(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int,
+                        cursor: str | None, request: Request) -> Response:
+        """`query` for the list routes: a cached page is answered on the event loop, any other in
+        a worker thread (the database is never queried on the loop)."""
+        for col, value in filters.items():
+            check_text(value, col)
+        cached = cached_page(p, dataset, filters, limit, offset, cursor, request)
+        if cached is not None:
+            return cached
+        # one computation per question at a time: requests for a page being computed wait for it
+        flight = (p.role, p.org_id, dataset, tuple(sorted((k, str(v)) for k, v in filters.items())), limit, offset,
+                  cursor)
+        pending = in_flight.get(flight)
+        if pending is not None:
+            return page_response(await asyncio.shield(pending), request)
+        pending = in_flight[flight] = asyncio.get_running_loop().create_future()
+        pending.add_done_callback(lambda f: f.cancelled() or f.exception())  # read by waiters, if any
+        try:
+            hit = await run_in_threadpool(query_page, p, dataset, filters, limit, offset, cursor)
+        except BaseException as exc:
+            pending.set_exception(exc if isinstance(exc, Exception) else RuntimeError("request cancelled"))
+            raise
+        finally:
+            in_flight.pop(flight, None)
+        pending.set_result(hit)
+        return page_response(hit, request)
+
+    def sql_key(p: Principal, dataset: str, filters: dict[str, Any]) -> tuple:
+        return (p.role, p.org_id, dataset, tuple(sorted((k, str(v)) for k, v in filters.items())))
+
+    def next_url(request: Request, nxt: str) -> str:
+        """The request's path and query with ``cursor`` set to `nxt` (and no offset)."""
+        params = [(k, v) for k, v in request.query_params.multi_items() if k not in ("cursor", "offset")]
+        return f"{request.url.path}?{urlencode([*params, ('cursor', nxt)])}"
 
     app.state.query = query
 
-    def compile_query(p: Principal, dataset: str, filters: dict[str, Any], limit: int, offset: int, ctx) -> tuple[str, str]:
-        """Count and page SQL of the scoped question. The count and the ordered query are
-        compiled once per snapshot, scope and filters (refusals are not cached); a page appends
-        ``LIMIT n OFFSET m`` (two validated integers) to the ordered query, so a new page costs no
-        compilation."""
+    def compile_query(p: Principal, dataset: str, filters: dict[str, Any], ctx) -> "Compiled":
+        """The scoped, filtered question as SQL: its count, its rows (unordered: `paging`
+        orders and pages them) and its key columns with their types. Compiled once per snapshot,
+        scope and filters (refusals are not cached), so a new page costs no compilation."""
         sql_cache = ctx.__dict__.setdefault("_sql_cache", {})
-        key = (p.role, p.org_id, dataset, tuple(sorted((k, str(v)) for k, v in filters.items())))
+        key = sql_key(p, dataset, filters)
         hit = sql_cache.get(key)
         if hit is None:
             with snap.lock:
                 if len(sql_cache) > 5000:
                     sql_cache.clear()
                 sql_cache[key] = hit = _compile_query(p, dataset, filters, ctx)
-        count_sql, ordered_sql = hit
-        return count_sql, f"{ordered_sql} LIMIT {int(limit)} OFFSET {int(offset)}"
+        return hit
 
-    def _compile_query(p: Principal, dataset: str, filters: dict[str, Any], ctx) -> tuple[str, str]:
+    def _compile_query(p: Principal, dataset: str, filters: dict[str, Any], ctx) -> "Compiled":
         with snap.lock:
             try:
                 t = tenancy.scoped(p, dataset, ctx)
@@ -237,12 +388,15 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
                 if col not in t.columns:
                     raise HTTPException(400, f"{dataset} cannot be filtered by {col}")
                 t = t.filter(t[col] == value)
-            keys = [k for k in tenancy.DATASETS[dataset].keys if k in t.columns]
-            ordered = t.order_by(keys) if keys else t
-            return ctx.con.compile(t.count()), ctx.con.compile(ordered)
+            keys = tuple(k for k in tenancy.DATASETS[dataset].keys if k in t.columns)
+            kinds = tuple(paging.kind_of(t.schema()[k]) for k in keys)
+            return Compiled(ctx.con.compile(t.count()), ctx.con.compile(t), keys, kinds)
 
     Limit = Query(100, ge=1, le=MAX_LIMIT, description="Rows per page (at most 1000).")
-    Offset = Query(0, ge=0, le=10**9, description="Rows to skip.")
+    Offset = Query(0, ge=0, le=10**9, description="Rows to skip (the cost grows with it; prefer `cursor`).")
+    Cursor = Query(None, max_length=2000, description="Keyset paging: the `next` cursor of the previous page "
+                   "(also in its `Link: rel=\"next\"` header); the rows after it in the list's key order. "
+                   "Not with `offset`. A cursor works only for the filters and user it was made for.")
     Program = Query(None, max_length=100, description="Only this program.")
     Year = Query(None, ge=1900, le=2200, description="Only this performance year.")
 
@@ -286,7 +440,7 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         return {"ok": True}
 
     @app.get("/api/v1/me", tags=["auth"], summary="Who the caller is (and, for a session cookie, its CSRF token).")
-    def me(request: Request, p: Principal = Depends(principal)):
+    async def me(request: Request, p: Principal = Depends(principal)):
         out = {"username": p.username, "role": p.role, "org_id": p.org_id, "auth": p.auth}
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie and not request.headers.get("x-api-key") and not request.headers.get("authorization"):
@@ -310,28 +464,32 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
 
     # -- datasets ------------------------------------------------------------------------------------
     @app.get("/api/v1/rosters", tags=["attribution"], summary="Attribution roster rows (member level).")
-    def rosters(p: Principal = Depends(principal), program_id: str | None = Program, performance_year: int | None = Year,
+    async def rosters(request: Request, p: Principal = Depends(principal), program_id: str | None = Program, performance_year: int | None = Year,
                 month: dt.date | None = Query(None, description="First day of a month."),
                 practice_id: str | None = Query(None, max_length=100, description="Only this practice."),
-                limit: int = Limit, offset: int = Offset):
-        return query(p, "rosters", {"program_id": program_id, "performance_year": performance_year, "month": month,
-                                    "practice_id": practice_id}, limit, offset)
+                limit: int = Limit, offset: int = Offset, cursor: str | None = Cursor):
+        return await list_page(p, "rosters", {"program_id": program_id, "performance_year": performance_year,
+                                              "month": month, "practice_id": practice_id}, limit, offset, cursor, request)
 
     @app.get("/api/v1/care-gaps", tags=["quality"], summary="Open care gaps for outreach (member level).")
-    def care_gaps(p: Principal = Depends(principal), program_id: str | None = Program,
+    async def care_gaps(request: Request, p: Principal = Depends(principal), program_id: str | None = Program,
                   practice_id: str | None = Query(None, max_length=100, description="Only this practice."),
-                  limit: int = Limit, offset: int = Offset):
-        return query(p, "care_gaps", {"program_id": program_id, "practice_id": practice_id}, limit, offset)
+                  limit: int = Limit, offset: int = Offset, cursor: str | None = Cursor):
+        return await list_page(p, "care_gaps", {"program_id": program_id, "practice_id": practice_id}, limit, offset,
+                               cursor, request)
 
     @app.get("/api/v1/claims", tags=["claims"], summary="Medical claim lines (member level; opted-out members and Part 2 claims withheld).")
-    def claims(p: Principal = Depends(principal), payer: str | None = Query(None, max_length=100, description="Only this payer."),
-               limit: int = Limit, offset: int = Offset):
-        return query(p, "claims", {"payer": payer}, limit, offset)
+    async def claims(request: Request, p: Principal = Depends(principal),
+               payer: str | None = Query(None, max_length=100, description="Only this payer."),
+               limit: int = Limit, offset: int = Offset, cursor: str | None = Cursor):
+        return await list_page(p, "claims", {"payer": payer}, limit, offset, cursor, request)
 
     def simple(dataset: str, path: str, tag: str, summary: str):
-        def handler(p: Principal = Depends(principal), program_id: str | None = Program,
-                    performance_year: int | None = Year, limit: int = Limit, offset: int = Offset):
-            return query(p, dataset, {"program_id": program_id, "performance_year": performance_year}, limit, offset)
+        async def handler(request: Request, p: Principal = Depends(principal), program_id: str | None = Program,
+                    performance_year: int | None = Year, limit: int = Limit, offset: int = Offset,
+                    cursor: str | None = Cursor):
+            return await list_page(p, dataset, {"program_id": program_id, "performance_year": performance_year}, limit,
+                                   offset, cursor, request)
 
         handler.__name__ = f"get_{dataset}"
         app.get(path, tags=[tag], summary=summary, name=dataset)(handler)
@@ -346,24 +504,26 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     simple("distribution", "/api/v1/settlements/distribution", "settlements", "Distribution to participants.")
 
     @app.get("/api/v1/settlements/lines", tags=["settlements"], summary="Named settlement lines.")
-    def settlement_lines(p: Principal = Depends(principal), program_id: str | None = Program,
+    async def settlement_lines(request: Request, p: Principal = Depends(principal), program_id: str | None = Program,
                          performance_year: int | None = Year,
                          version: str | None = Query(None, max_length=40, description="Only this version."),
-                         limit: int = Limit, offset: int = Offset):
-        return query(p, "settlement_lines", {"program_id": program_id, "performance_year": performance_year,
-                                             "version": version}, limit, offset)
+                         limit: int = Limit, offset: int = Offset, cursor: str | None = Cursor):
+        return await list_page(p, "settlement_lines", {"program_id": program_id, "performance_year": performance_year,
+                                                       "version": version}, limit, offset, cursor, request)
 
     @app.get("/api/v1/payments/fpp", tags=["payments"], summary="Fixed prospective payments per hospital and month.")
-    def fpp(p: Principal = Depends(principal), program_id: str | None = Program,
+    async def fpp(request: Request, p: Principal = Depends(principal), program_id: str | None = Program,
             hospital_id: str | None = Query(None, max_length=100, description="Only this hospital."),
-            limit: int = Limit, offset: int = Offset):
-        return query(p, "fpp_payments", {"program_id": program_id, "hospital_id": hospital_id}, limit, offset)
+            limit: int = Limit, offset: int = Offset, cursor: str | None = Cursor):
+        return await list_page(p, "fpp_payments", {"program_id": program_id, "hospital_id": hospital_id}, limit,
+                               offset, cursor, request)
 
     @app.get("/api/v1/payments/invoices", tags=["payments"], summary="Value Payment PMPM invoices per employer and month.")
-    def invoices(p: Principal = Depends(principal), program_id: str | None = Program,
+    async def invoices(request: Request, p: Principal = Depends(principal), program_id: str | None = Program,
                  employer_id: str | None = Query(None, max_length=100, description="Only this employer."),
-                 limit: int = Limit, offset: int = Offset):
-        return query(p, "invoices", {"program_id": program_id, "employer_id": employer_id}, limit, offset)
+                 limit: int = Limit, offset: int = Offset, cursor: str | None = Cursor):
+        return await list_page(p, "invoices", {"program_id": program_id, "employer_id": employer_id}, limit, offset,
+                               cursor, request)
 
     @app.get("/api/v1/employers/{employer_id}/summary", tags=["employers"],
              summary="An employer's summary: member months and invoiced amounts by program and month (cells under 11 suppressed).")
@@ -417,8 +577,15 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         return {"items": items, "total": len(items)}
 
     @app.get("/api/v1/overview", tags=["overview"], summary="Lives, PMPM vs target and settlement forecast per program.")
-    def overview(p: Principal = Depends(principal), performance_year: int | None = Year):
-        return Response(encode(overview_data(p, performance_year)), media_type="application/json")
+    async def overview(p: Principal = Depends(principal), performance_year: int | None = Year):
+        ctx = snap.peek()
+        key = cache_key(ctx, p, "overview_json", performance_year) if ctx is not None else None
+        body = ctx.cache.get(key) if ctx is not None else None
+        if body is None:
+            body = await run_in_threadpool(lambda: encode(overview_data(p, performance_year)))
+            if ctx is not None and snap.peek() is ctx:
+                ctx.cache.put(key, body)
+        return Response(body, media_type="application/json")
 
     def overview_data(p: Principal, year: int | None) -> dict:
         """Per program and year: member months, average lives (member months / 12), TCOC on the
@@ -480,11 +647,11 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     app.state.overview = overview_data
 
     @app.get("/api/v1/reports", tags=["reports"], summary="Rendered reports of published runs that the caller may open.")
-    def list_reports(p: Principal = Depends(principal)):
+    async def list_reports(p: Principal = Depends(principal)):
         return Response(reports_cache.listing(p), media_type="application/json")
 
     @app.get("/api/v1/reports/{run_id}/{path:path}", tags=["reports"], summary="One rendered report file.")
-    def get_report(run_id: str, path: str, p: Principal = Depends(principal)):
+    async def get_report(run_id: str, path: str, p: Principal = Depends(principal)):
         wanted = f"{run_id}/{path}"
         if wanted not in reports_cache.visible_paths(p):
             raise HTTPException(404, "no such report for this user")

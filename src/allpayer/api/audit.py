@@ -5,18 +5,22 @@ template, e.g. ``/api/v1/rosters``; never the raw path or query string, which ma
 identifiers), when (UTC) and the status with its outcome (``ok``, ``denied``, ``unauthenticated``,
 ``not_found``, ``rejected``, ``throttled``, ``error``). Server log lines carry the same fields and nothing more.
 
-Writes are group-committed: a request's row is committed before `write` returns (so before the
-request is answered), but the rows of requests that arrive while a commit is in progress are
-committed together in the next one, so that 50 concurrent requests cost a few commits rather
-than 50.
+Writes are group-committed by one writer thread: a request's row is committed before `write`
+(or the server's ``await awrite``) returns, so before the request is answered, but every row that
+arrives while a commit is in progress is committed with the others in the next one, so that 50
+concurrent requests cost a few commits rather than 50, and the event loop never waits on the
+store (nor holds a worker thread while it waits).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import queue
 import secrets
 import threading
+from concurrent.futures import Future
 
 from allpayer.store import Store
 
@@ -45,53 +49,61 @@ def outcome_of(status: int) -> str:
 class Audit:
     def __init__(self, store: Store):
         self.store = store
-        self._cv = threading.Condition()
-        self._pending: list[tuple] = []
-        self._next_batch = 1  # the batch that rows appended now belong to
-        self._done = 0  # the last batch whose commit has finished
-        self._failed: set[int] = set()
-        self._writing = False
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._start_lock = threading.Lock()
         self.commits = 0
 
-    def write(self, *, principal, method: str, route: str, status: int) -> None:
+    def submit(self, *, principal, method: str, route: str, status: int) -> Future:
+        """Queue the audit row of one request; the future is done once the row is committed
+        (or holds the error that kept it from the store)."""
         at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
         outcome = outcome_of(status)
         who = getattr(principal, "username", None)
-        self._commit_row((secrets.token_hex(10), at, who, getattr(principal, "role", None),
-                          getattr(principal, "org_id", None), getattr(principal, "auth", None), method, route,
-                          int(status), outcome))
+        row = (secrets.token_hex(10), at, who, getattr(principal, "role", None), getattr(principal, "org_id", None),
+               getattr(principal, "auth", None), method, route, int(status), outcome)
         log.info("%s %s %s user=%s role=%s", method, route, status, who or "-", getattr(principal, "role", None) or "-")
+        done: Future = Future()
+        self._queue.put((row, done))
+        if self._writer is None:
+            self._start_writer()
+        return done
 
-    def _commit_row(self, row: tuple) -> None:
-        """Append `row` and return once it is committed (group commit: the first waiting thread
-        writes every row pending at that moment in one transaction; the others wait for it)."""
-        with self._cv:
-            self._pending.append(row)
-            mine = self._next_batch
+    def write(self, *, principal, method: str, route: str, status: int) -> None:
+        """Write one request's row; returns once it is committed."""
+        self.submit(principal=principal, method=method, route=route, status=status).result()
+
+    async def awrite(self, *, principal, method: str, route: str, status: int) -> None:
+        """`write` for the event loop: waits for the commit without blocking the loop."""
+        await asyncio.wrap_future(self.submit(principal=principal, method=method, route=route, status=status))
+
+    def _start_writer(self) -> None:
+        with self._start_lock:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_batches, name="allpayer-audit", daemon=True)
+                self._writer.start()
+
+    def _write_batches(self) -> None:
+        """The writer thread: take every queued row, commit them in one transaction, tell each
+        waiting request; again."""
+        while True:
+            batch = [self._queue.get()]
             while True:
-                if self._done >= mine:
-                    if mine in self._failed:
-                        raise RuntimeError("the audit row could not be written")
-                    return
-                if not self._writing:
-                    self._writing = True
-                    rows, self._pending = self._pending, []
-                    batch = self._next_batch
-                    self._next_batch += 1
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
                     break
-                self._cv.wait()
-        ok = False
-        try:
-            self.store.executemany(INSERT, rows)
-            ok = True
-        finally:
-            with self._cv:
-                self._writing = False
-                self._done = batch
-                self.commits += 1
-                if not ok:
-                    self._failed.add(batch)
-                self._cv.notify_all()
+            try:
+                self.store.executemany(INSERT, [row for row, _ in batch])
+                error = None
+            except Exception as exc:  # noqa: BLE001 - handed to every request of the batch
+                error = RuntimeError(f"the audit rows could not be written: {type(exc).__name__}")
+            self.commits += 1
+            for _, done in batch:
+                if error is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(error)
 
     def rows(self, limit: int = 100) -> list[dict]:
         cols = ("audit_id", "at", "username", "role", "org_id", "auth", "method", "route", "status", "outcome")

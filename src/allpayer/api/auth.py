@@ -82,6 +82,13 @@ CREATE TABLE api_audit (
 );
 """,
     LIMITER_MIGRATION,
+    """
+CREATE TABLE api_secrets (
+    name VARCHAR(40) PRIMARY KEY,
+    value VARCHAR(200) NOT NULL,
+    created_at VARCHAR(40) NOT NULL
+);
+""",
 ]
 register_migrations("users", USERS_MIGRATIONS)
 
@@ -235,6 +242,13 @@ class Users:
         if not rows or rows[0][3] <= _iso(_now()):
             return None
         return Principal(rows[0][0], rows[0][1], rows[0][2], auth="session")
+
+    def cached_key(self, key: str) -> Principal | None:
+        """The principal of an API key verified less than 60 seconds ago, else None (then ask
+        `principal_for_key`); no store access, no hashing but SHA-256."""
+        with self._cache_lock:
+            hit = self._key_cache.get(_sha256(key))
+        return hit[1] if hit and hit[0] > time.monotonic() else None
 
     def principal_for_key(self, key: str) -> Principal | None:
         parts = key.split("_", 2)

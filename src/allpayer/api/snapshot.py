@@ -71,6 +71,15 @@ class Snapshot:
             self._ctx.cache = ResponseCache()
         return self._ctx
 
+    def peek(self) -> Context | None:
+        """The context of the snapshot already open, if it is still the one published; else None
+        (then call `context`). Takes no lock and opens nothing: for answers served from the
+        snapshot's cache on the event loop."""
+        ctx = self._ctx
+        if ctx is None or _identity(self.db) != getattr(ctx, "snapshot_ident", None):
+            return None
+        return ctx
+
     def _open(self):
         """A new read-only connection to the file now published, and that file's identity.
 
@@ -84,13 +93,13 @@ class Snapshot:
         try:
             os.link(self.db, link)
         except OSError:
-            return runs.open_snapshot(self.db), _identity(self.db)
+            return _limited(runs.open_snapshot(self.db)), _identity(self.db)
         try:
-            return runs.open_snapshot(link), _identity(link)
+            return _limited(runs.open_snapshot(link)), _identity(link)
         finally:
             link.unlink(missing_ok=True)
 
-    def run(self, ctx: Context, sql: str, as_dicts: bool = False) -> list:
+    def run(self, ctx: Context, sql: str, as_dicts: bool = False, params: list | None = None) -> list:
         """Execute compiled SQL on a pooled cursor of `ctx`'s snapshot (no lock: a cursor is a
         connection of its own to the same database). A cursor whose query failed is closed, not
         pooled again."""
@@ -101,7 +110,7 @@ class Snapshot:
             cur = ctx.con.con.cursor()
         ok = False
         try:
-            res = cur.execute(sql)
+            res = cur.execute(sql, params) if params else cur.execute(sql)
             out = res.fetch_arrow_table().to_pylist() if as_dicts else res.fetchall()
             ok = True
             return out
@@ -128,6 +137,19 @@ class Snapshot:
 
 
 POOL_SIZE = 64  # idle cursors kept per snapshot
+MEMORY_LIMIT_ENV = "ALLPAYER_SERVE_MEMORY_LIMIT"
+
+
+def _limited(con):
+    """`con` with DuckDB's memory limit set from ``ALLPAYER_SERVE_MEMORY_LIMIT`` (e.g. ``2GB``)
+    when given: the limit holds for all the snapshot's cursors together (DuckDB's default is 80%
+    of the machine's memory)."""
+    limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if limit:
+        if not limit.replace(".", "", 1).rstrip("KMGTiBb").isdigit():
+            raise ValueError(f"{MEMORY_LIMIT_ENV}={limit!r}: expected a size such as 2GB")
+        con.con.execute(f"SET memory_limit = '{limit}'")
+    return con
 _OPENED = itertools.count(1)
 
 

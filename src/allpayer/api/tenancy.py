@@ -165,7 +165,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset("care_gaps", "care_gaps", ("program_id", "practice_id", "person_id", "gap_id"), True,
                 _aco(payer=_own_programs, practice=_column_is_org("practice_id")),
                 ("program_id", "practice_id", "measure_id")),
-        Dataset("claims", "medical_claim", ("claim_id", "claim_line_number"), True,
+        Dataset("claims", "medical_claim", ("claim_id", "claim_line_number", "adjustment_sequence"), True,
                 _aco(payer=_column_is_org("payer")), ("payer", "claim_type")),
         Dataset("tcoc", "tcoc_summary", ("program_id", "year", "hsa", "practice_id", "employer_id"), False,
                 _aco(payer=_own_programs, practice=_tcoc_level("practice_id", "org"), hospital=_tcoc_level("hsa", "hsa"),

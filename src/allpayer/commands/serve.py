@@ -35,7 +35,10 @@ def register(app: typer.Typer) -> None:
             os.environ["ALLPAYER_SERVE_DB"] = str(db.absolute())
             if store:
                 os.environ["ALLPAYER_SERVE_STORE"] = store
+            # a worker that misses uvicorn's health check is killed and a new one spawned; on a busy
+            # machine a new worker can take longer than uvicorn's 5 s default just to start, so
+            # that every worker was killed while starting, again and again
             uvicorn.run("allpayer.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                        access_log=False, log_level="warning")
+                        access_log=False, log_level="warning", timeout_worker_healthcheck=60)
         else:
             uvicorn.run(create_app(db, store), host=host, port=port, access_log=False, log_level="warning")
