@@ -33,6 +33,7 @@ the payer sent a list or targets for.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -236,7 +237,12 @@ def run_core(
     stage("member_months", pm)
     pm = con.table("member_months").filter(lambda t: t.performance_year == year)
 
-    med = _work_table(con, "claim_lines", medical_claim_lines(medical_rows, paid_through))
+    # The core stages read no diagnosis or procedure code of a netted line (risk scoring reads
+    # the claims as loaded), nor its modifiers, cost-sharing amounts or provenance: the working
+    # table leaves those columns out (a stage that needed one would fail to build, not differ).
+    med = medical_claim_lines(medical_rows, paid_through)
+    med = _work_table(con, "claim_lines", med.drop(*[c for c in med.columns
+                                                     if _CODE_COLUMN.fullmatch(c) or c in _UNREAD_LINE_COLUMNS]))
     rx = pharmacy_claim_lines(pharmacy_rows, paid_through) if pharmacy_rows is not None else None
 
     from allpayer.reference.primary_care import primary_care_codes_for
@@ -376,6 +382,14 @@ def run_core(
 
 
 WORK_PREFIX = "_run_work_"
+_CODE_COLUMN = re.compile(r"(diagnosis_code|diagnosis_poa|procedure_code|procedure_date)_\d+")
+_UNREAD_LINE_COLUMNS = frozenset((
+    "hcpcs_modifier_1", "hcpcs_modifier_2", "hcpcs_modifier_3", "hcpcs_modifier_4", "hcpcs_modifier_5",
+    "charge_amount", "coinsurance_amount", "copayment_amount", "deductible_amount", "total_cost_amount",
+    "admit_source_code", "drg_code_type", "drg_code", "service_unit_quantity", "diagnosis_code_type",
+    "procedure_code_type", "substance_use_redacted", "data_source", "source_file", "line_number", "row_hash",
+    "adjustment_rows", "first_paid_date",
+))
 WORK_TABLES = ("eligibility_months", "claim_lines", "cost_lines", "base_months", "base_member_month_cost",
                "risk_diagnoses")
 

@@ -1246,6 +1246,9 @@ def _conditions(
     same_plan = ibis.literal(False)
     if eligibility_months is not None:
         em = eligibility_months
+        # only the program's months are looked up: the other years' months are not aggregated
+        pmo = months.select(_pm_month=months.month)
+        em = em.semi_join(pmo, em.month == pmo._pm_month)
         sel = _selected(em, program)
         facts = em.mutate(_sel=sel).group_by(["person_id", "month"]).aggregate(
             oc_medicare=((em.payer_type == "medicare") & ~sel).any(),

@@ -59,24 +59,27 @@ def net_claim_rows(rows: ir.Table, money_columns: Sequence[str] = MONEY_COLUMNS)
     """Apply the adjustment convention: one row per claim line (claim_id, claim_line_number).
 
     Each money column is summed exactly over the line's rows; the other columns come from the
-    row with the highest ``adjustment_sequence`` (a total order: the sequence is part of the key).
-    Adds ``adjustment_rows`` (rows netted), ``first_paid_date`` and ``last_paid_date``.
+    row with the highest ``adjustment_sequence`` (a total order: the sequence is part of the
+    input's key, so one row holds it). Adds ``adjustment_rows`` (rows netted),
+    ``first_paid_date`` and ``last_paid_date``.
+
+    One narrow aggregate per line (the sums and the latest sequence) is joined back to the rows
+    on the key and that sequence: no window sorts the wide rows of every line.
     """
     key = ["claim_id", "claim_line_number"]
     money = [c for c in money_columns if c in rows.columns]
     rows = rows.mutate(adjustment_sequence=rows.adjustment_sequence.fill_null(0))
-    w = ibis.window(group_by=[rows[k] for k in key], order_by=[ibis.desc(rows.adjustment_sequence)])
-    ranked = rows.mutate(_rn=ibis.row_number().over(w))
     sums = rows.group_by(key).aggregate(
         **{m: rows[m].sum() for m in money},
         adjustment_rows=rows.count(),
         first_paid_date=rows.paid_date.min(),
         last_paid_date=rows.paid_date.max(),
+        _latest_sequence=rows.adjustment_sequence.max(),
     )
-    drop = set(money) | {"adjustment_sequence", "paid_date", "_rn"}
-    latest = ranked.filter(ranked._rn == 0)
-    latest = latest.select(*[c for c in latest.columns if c not in drop])
-    return latest.join(sums, key)
+    drop = set(money) | {"paid_date"}
+    latest = rows.select(*[c for c in rows.columns if c not in drop])
+    joined = latest.join(sums, [*key, latest.adjustment_sequence == sums._latest_sequence])
+    return joined.drop("adjustment_sequence", "_latest_sequence")
 
 
 def _net_cents(rows: ir.Table) -> ir.Table:

@@ -155,12 +155,16 @@ def eligibility_months(
     # A member with two overlapping spans in one plan counts once per month: keep the span row
     # that sorts first on a total order so the choice is deterministic on every backend. Every
     # output column is a sort key, so two rows that tie are identical and either may be kept.
+    # Only the months covered by more than one span need the window: the others pass as they are
+    # (a narrow count finds them), so the sort touches the few overlapping rows, not every month.
+    key = ["member_id", "payer", "plan", "month"]
+    counts = rows.group_by(key).aggregate(_spans=rows.count())
+    rows = rows.join(counts, key)
+    single = rows.filter(rows._spans == 1).drop("_spans")
+    several = rows.filter(rows._spans > 1).drop("_spans")
     w = ibis.window(
-        group_by=[rows.member_id, rows.payer, rows.plan, rows.month],
-        order_by=[k for c in rows.columns if c not in ("member_id", "payer", "plan", "month") for k in _sort_keys(rows[c])],
+        group_by=[several[c] for c in key],
+        order_by=[k for c in several.columns if c not in key for k in _sort_keys(several[c])],
     )
-    return (
-        rows.mutate(_rn=ibis.row_number().over(w))
-        .filter(lambda t: t._rn == 0)
-        .drop("_rn")
-    )
+    first = several.mutate(_rn=ibis.row_number().over(w)).filter(lambda t: t._rn == 0).drop("_rn")
+    return single.union(first, distinct=False)

@@ -348,7 +348,9 @@ def claim_diagnoses(medical_claim: ir.Table) -> ir.Table:
     if not cols:
         raise RunError("medical_claim has no diagnosis_code_<n> columns")
     mc = medical_claim
-    long = ibis.union(*[mc.filter(mc[c].notnull()).select("claim_id", _dx=mc[c].cast("string")) for c in cols])
+    # one pass over the rows: the code columns as an array, unnested (not one scan per column)
+    long = mc.select("claim_id", _dx=ibis.array([mc[c].cast("string") for c in cols]).unnest())
+    long = long.filter(long._dx.notnull())
     code = long._dx.upper().replace(".", "").replace(" ", "")
     long = long.select("claim_id", diagnosis_code=code).filter(lambda t: t.diagnosis_code != "")
     return long.group_by(["claim_id", "diagnosis_code"]).agg(_n=long.count()).select("claim_id", "diagnosis_code")
@@ -367,7 +369,7 @@ def risk_adjustment_diagnoses(
     claims = risk_adjustment_claims(medical_claim, eligible_procedures, diagnosis_year=diagnosis_year)
     claims = claims.filter(claims.ra_eligible).select("claim_id", "person_id", "through_date")
     rows = medical_claim.filter(medical_claim.claim_end_date.year() == diagnosis_year)
-    rows = rows.semi_join(claims, "claim_id")
+    # the codes of every claim of the year, then the eligible claims' (the join keeps only them)
     dx = claim_diagnoses(rows).join(claims, "claim_id")
     return dx.select("person_id", "diagnosis_code", service_date=dx.through_date, claim_id=dx.claim_id)
 
