@@ -39,6 +39,7 @@ from typing import Callable, Sequence
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.backend import checkpoint
 from allpayer.core import targets as targets_mod
 from allpayer.core import tcoc
 from allpayer.core.attribution import Options as AttributionOptions
@@ -386,6 +387,8 @@ def _work_table(con, name: str, expr: ir.Table) -> ir.Table:
     reads them instead of repeating their derivation (smaller queries, one computation)."""
     if name not in WORK_TABLES:
         raise RunError(f"internal: unknown working table {name}")
+    if getattr(con, "name", None) != "duckdb":
+        return checkpoint(expr, name)  # Spark: kept by the session, freed when the run ends
     con.create_table(WORK_PREFIX + name, expr, overwrite=True)
     return con.table(WORK_PREFIX + name)
 
@@ -421,7 +424,10 @@ class WorkTables:
             raise RunError(f"internal: bad working table name {name!r}")
         table = f"{WORK_PREFIX}{self.prefix}{len(self.names)}_{name}"
         t0 = time.perf_counter()
-        out = self.con.create_table(table, expr, overwrite=True, temp=self.temp)
+        if getattr(self.con, "name", None) == "duckdb":
+            out = self.con.create_table(table, expr, overwrite=True, temp=self.temp)
+        else:  # Spark: kept by the session (no Parquet written), freed when the run ends
+            out = checkpoint(expr, name)
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
         self.names.append(table)
         if key is not None:

@@ -43,6 +43,7 @@ import ibis
 import ibis.expr.types as ir
 import yaml
 
+from allpayer.backend import checkpoint
 from allpayer.core.member_months import age_on, eligibility_months
 from allpayer.errors import RunError, TermsError
 from allpayer.reference.hcc import MODEL_LABELS, HccReference
@@ -367,7 +368,7 @@ def risk_adjustment_diagnoses(
     claims = risk_adjustment_claims(medical_claim, eligible_procedures, diagnosis_year=diagnosis_year)
     claims = claims.filter(claims.ra_eligible).select("claim_id", "person_id", "through_date")
     rows = medical_claim.filter(medical_claim.claim_end_date.year() == diagnosis_year)
-    rows = rows.semi_join(claims, "claim_id")
+    rows = checkpoint(rows.semi_join(claims, "claim_id"), "risk_claim_rows")  # read once per diagnosis column
     dx = claim_diagnoses(rows).join(claims, "claim_id")
     return dx.select("person_id", "diagnosis_code", service_date=dx.through_date, claim_id=dx.claim_id)
 
@@ -637,9 +638,11 @@ def cms_hcc_scores(
     )
     if cache:
         p = p.cache()
+    p = checkpoint(p, "risk_persons")  # Spark: computed once, not once per branch that reads it
     hccs, hcc_sources = _model_hccs(dx, p, reference, models, switch_edits)
     seg = p.select("_pk", "person_id", "segment", "disabled")
     hccs = hccs.join(seg, "_pk").select("person_id", "model_version", "cc", "segment", "disabled", "group_mask")
+    hccs = checkpoint(hccs, "risk_hccs")  # Spark: computed once, not once per branch that reads it
     if cache:
         hccs = hccs.cache()
     pm = p.cross_join(mods)
