@@ -285,3 +285,17 @@ def test_a_published_run_renders_its_reports_beside_the_warehouse(cycles, tmp_pa
     warehouse._render_on_publish(wh, None, "load", {"year": 2024})
     warehouse._render_on_publish(wh, None, "run", {})
     assert not wh.with_name("wh.reports").exists()
+
+
+def test_checkpoint_is_a_no_op_on_duckdb():
+    """DuckDB keeps the expression as it is (its results cannot depend on the call); Spark's
+    behaviour is tested in tests/spark/test_checkpoint.py."""
+    import pyarrow as pa
+
+    from allpayer import backend
+
+    con = backend.connect_duckdb()
+    t = con.create_table("numbers", obj=pa.table({"a": [1, 2, 3]}))
+    expr = t.filter(t.a > 1)
+    assert backend.checkpoint(expr, "numbers") is expr
+    assert backend.release_checkpoints(con) == 0

@@ -90,7 +90,8 @@ def spark_session(master: str = "local[2]", remote: str | None = None, app_name:
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
-        raise RunError("the Spark backend needs the optional extra: ALLPAYER_EXTRAS='--extra spark' ./dev setup") from exc
+        raise RunError("the Spark backend needs the optional extra `spark` (./dev setup installs it; "
+                       "pip install 'allpayer[spark]')") from exc
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
