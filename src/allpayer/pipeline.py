@@ -397,14 +397,14 @@ class WorkTables:
     """Working tables of a stage, dropped once its output is written (and never published).
 
     ``work(name, expr, key=None)`` writes `expr` once as a table of the run's connection (DuckDB,
-    or the Spark session's catalog, as `_work_table` does) and returns a table reading it, so the
+    or a Spark checkpoint, as `_work_table` does) and returns a table reading it, so the
     queries that use it stay small and its rows are computed once: attribution stores each of its
     steps (see ``allpayer.core.attribution.Store``). A call whose `key` equals an earlier call's returns the
     earlier table (programs that share a payer, code list and periods share their services).
     ``seconds`` sums the time spent writing the tables of each name.
 
     On DuckDB they are temporary tables (in memory, spilled to disk when large, never written to
-    the database file); elsewhere ordinary tables of the session's catalog.
+    the database file); on Spark checkpoints kept by the session (`allpayer.backend.checkpoint`).
     """
 
     def __init__(self, con, prefix: str = "step", temp: bool | None = None):
