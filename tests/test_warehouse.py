@@ -247,3 +247,55 @@ def test_stage_commands_refuse_a_missing_warehouse_and_spark_options_without_spa
     assert main(["payments", "--db", str(tmp_path / "x.duckdb"), "--year", "2024",
                  "--spark-remote", "sc://h:1"]) != 0
     assert not missing.exists()
+
+
+def test_a_published_run_renders_its_reports_beside_the_warehouse(cycles, tmp_path, monkeypatch):
+    """As a DuckDB file's publish does: a run published through the warehouse's DuckDB session
+    renders the year's reports into PATH.reports/<run_id>/ (not into the scratch copy), and so does
+    a run published by Spark (`warehouse.begin`, here its rendering step on the published snapshot)."""
+    import shutil
+
+    _, wh0, _, _ = cycles
+    wh = tmp_path / "wh"
+    shutil.copytree(wh0, wh)
+    monkeypatch.setenv("ALLPAYER_RENDER_REPORTS", "1")
+    monkeypatch.setenv("ALLPAYER_REPORT_FORMATS", "csv")
+    with warehouse.duckdb_session(wh) as db:
+        with runs.begin(db, kind="run", parameters={"year": 2024, "stage": "test"}) as run:
+            run.con.raw_sql("CREATE TABLE answers AS SELECT 42::BIGINT AS n")
+            run_id = run.run_id
+        scratch_reports = db.with_name(db.name + ".reports")
+    import os
+
+    assert os.environ["ALLPAYER_RENDER_REPORTS"] == "1"  # switched off in the scratch only
+    assert not scratch_reports.exists()
+    index = json.loads((wh.with_name("wh.reports") / run_id / "index.json").read_text())
+    assert index["run_id"] == run_id and index["year"] == 2024
+    kinds = {r["kind"] for r in index["reports"]}
+    assert {"practice", "payer", "regulator"} <= kinds, kinds
+    for r in index["reports"]:
+        assert (wh.with_name("wh.reports") / run_id / r["files"]["csv"]).is_file()
+
+    # The Spark run's step: the published snapshot read through views, the same folder.
+    shutil.rmtree(wh.with_name("wh.reports"))
+    warehouse._render_on_publish(wh, None, "run", {"year": 2024})
+    assert json.loads((wh.with_name("wh.reports") / run_id / "index.json").read_text())["run_id"] == run_id
+    # Nothing for a load or a run without a year.
+    shutil.rmtree(wh.with_name("wh.reports"))
+    warehouse._render_on_publish(wh, None, "load", {"year": 2024})
+    warehouse._render_on_publish(wh, None, "run", {})
+    assert not wh.with_name("wh.reports").exists()
+
+
+def test_checkpoint_is_a_no_op_on_duckdb():
+    """DuckDB keeps the expression as it is (its results cannot depend on the call); Spark's
+    behaviour is tested in tests/spark/test_checkpoint.py."""
+    import pyarrow as pa
+
+    from allpayer import backend
+
+    con = backend.connect_duckdb()
+    t = con.create_table("numbers", obj=pa.table({"a": [1, 2, 3]}))
+    expr = t.filter(t.a > 1)
+    assert backend.checkpoint(expr, "numbers") is expr
+    assert backend.release_checkpoints(con) == 0

@@ -6,11 +6,13 @@ Spark runs with its session time zone set to UTC so dates and timestamps agree w
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
 
 import ibis
+import ibis.expr.types as ir
 
 from allpayer.errors import RunError
 
@@ -88,7 +90,8 @@ def spark_session(master: str = "local[2]", remote: str | None = None, app_name:
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
-        raise RunError("the Spark backend needs the optional extra: ALLPAYER_EXTRAS='--extra spark' ./dev setup") from exc
+        raise RunError("the Spark backend needs the optional extra `spark` (./dev setup installs it; "
+                       "pip install 'allpayer[spark]')") from exc
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
@@ -131,3 +134,67 @@ def connect(
     if backend == "spark":
         return connect_spark(spark_master, spark_remote)
     raise RunError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+
+
+# Names of the Spark views that `checkpoint` registers (one counter per process: names never repeat).
+CHECKPOINT_PREFIX = "_allpayer_checkpoint_"
+_checkpoint_ids = itertools.count(1)
+
+
+def checkpoint(expr: ir.Table, name: str = "step") -> ir.Table:
+    """`expr` computed once where that cuts planning: on Spark, its rows are computed now and kept
+    by the session (a local checkpoint, registered as a temporary view) and the returned table reads
+    them; on DuckDB (and any other backend) `expr` is returned unchanged.
+
+    Spark inlines every common table expression of a query at each place it is referenced, and its
+    optimizer's time grows much faster than the plan: a derived table that several branches of a
+    stage use (the persons of a risk score, the HCCs kept after hierarchies) is planned and run once
+    per branch. Checkpointed, each branch reads one stored result, and the stage's plan shrinks to
+    what is left. DuckDB plans such queries in milliseconds and runs them best as one query, so it
+    keeps the expression (its results do not depend on this call). `name` labels the view (letters,
+    digits and underscores). Release the rows with `release_checkpoints` when the run ends.
+    """
+    try:
+        con = expr._find_backend(use_default=False)
+    except Exception:  # an expression over in-memory tables only: nothing to plan around
+        return expr
+    if getattr(con, "name", None) != "pyspark":
+        return expr
+    if not name.replace("_", "").isalnum():
+        raise RunError(f"internal: bad checkpoint name {name!r}")
+    con._run_pre_execute_hooks(expr)  # registers the in-memory tables the query reads
+    df = con._session.sql(con.compile(expr))
+    try:
+        df = df.localCheckpoint(eager=True)
+    except Exception:  # a server that cannot checkpoint: cache, and compute the cache now
+        df = df.cache()
+        df.count()
+    view = f"{CHECKPOINT_PREFIX}{next(_checkpoint_ids)}_{name}"
+    df.createOrReplaceTempView(view)
+    if not hasattr(con, "_allpayer_checkpoints"):
+        con._allpayer_checkpoints = []
+    con._allpayer_checkpoints.append((view, df))
+    return con.table(view)
+
+
+def release_checkpoints(con) -> int:
+    """Drop the views `checkpoint` registered on `con` and free their rows; returns how many."""
+    held = getattr(con, "_allpayer_checkpoints", None) or []
+    for view, df in reversed(held):
+        con._session.catalog.dropTempView(view)
+        if df.is_cached:
+            df.unpersist()
+        else:
+            _free_local_checkpoint(df)
+    n = len(held)
+    held.clear()
+    return n
+
+
+def _free_local_checkpoint(df) -> None:
+    """Unpersist the blocks of a local checkpoint (classic Spark; a Spark Connect server frees
+    them with the session)."""
+    try:
+        df._jdf.queryExecution().logical().rdd().unpersist(False)
+    except Exception:  # Spark Connect (no JVM handle) or a plan that is not a checkpoint
+        pass

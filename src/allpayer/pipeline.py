@@ -40,6 +40,7 @@ from typing import Callable, Sequence
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.backend import checkpoint
 from allpayer.core import targets as targets_mod
 from allpayer.core import tcoc
 from allpayer.core.attribution import Options as AttributionOptions
@@ -400,6 +401,8 @@ def _work_table(con, name: str, expr: ir.Table) -> ir.Table:
     reads them instead of repeating their derivation (smaller queries, one computation)."""
     if name not in WORK_TABLES:
         raise RunError(f"internal: unknown working table {name}")
+    if getattr(con, "name", None) != "duckdb":
+        return checkpoint(expr, name)  # Spark: kept by the session, freed when the run ends
     con.create_table(WORK_PREFIX + name, expr, overwrite=True)
     return con.table(WORK_PREFIX + name)
 
@@ -408,14 +411,14 @@ class WorkTables:
     """Working tables of a stage, dropped once its output is written (and never published).
 
     ``work(name, expr, key=None)`` writes `expr` once as a table of the run's connection (DuckDB,
-    or the Spark session's catalog, as `_work_table` does) and returns a table reading it, so the
+    or a Spark checkpoint, as `_work_table` does) and returns a table reading it, so the
     queries that use it stay small and its rows are computed once: attribution stores each of its
     steps (see ``allpayer.core.attribution.Store``). A call whose `key` equals an earlier call's returns the
     earlier table (programs that share a payer, code list and periods share their services).
     ``seconds`` sums the time spent writing the tables of each name.
 
     On DuckDB they are temporary tables (in memory, spilled to disk when large, never written to
-    the database file); elsewhere ordinary tables of the session's catalog.
+    the database file); on Spark checkpoints kept by the session (`allpayer.backend.checkpoint`).
     """
 
     def __init__(self, con, prefix: str = "step", temp: bool | None = None):
@@ -435,7 +438,10 @@ class WorkTables:
             raise RunError(f"internal: bad working table name {name!r}")
         table = f"{WORK_PREFIX}{self.prefix}{len(self.names)}_{name}"
         t0 = time.perf_counter()
-        out = self.con.create_table(table, expr, overwrite=True, temp=self.temp)
+        if getattr(self.con, "name", None) == "duckdb":
+            out = self.con.create_table(table, expr, overwrite=True, temp=self.temp)
+        else:  # Spark: kept by the session (no Parquet written), freed when the run ends
+            out = checkpoint(expr, name)
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
         self.names.append(table)
         if key is not None:

@@ -116,6 +116,25 @@ def _duckdb_copy_to_parquet(raw, sql: str, folder: Path) -> None:
     raw.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)").fetchall()
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _publish_from_duckdb(path: Path, manifest: dict, raw, names: Sequence[str], run_id: str, seq: int,
+                         new: dict[str, str]) -> None:
+    """Publish tables `names` of the DuckDB connection `raw` to warehouse `path`: each is copied to
+    ``data/<table>/<run_id>/`` (``runs`` in `seq` order) and one new manifest (`seq`, `run_id`)
+    names them with the snapshot's other tables. `new` receives each folder as it is written, so
+    the caller can remove them if anything fails before the manifest is replaced. The common tail
+    of a load and of a command run through `duckdb_session`."""
+    for name in names:
+        order = " ORDER BY seq" if name == "runs" else ""
+        rel = f"data/{name}/{run_id}"
+        _duckdb_copy_to_parquet(raw, f"SELECT * FROM {_quote(name)}{order}", path / rel)
+        new[name] = rel
+    _publish(path, {"format": FORMAT, "seq": int(seq), "run_id": run_id, "tables": {**manifest["tables"], **new}})
+
+
 def _runs_with_record(path: Path, manifest: dict, run: runs.Run, folder: Path) -> None:
     """Write the ``runs`` table of the new snapshot: the published rows plus `run`'s record."""
     con = backend.connect_duckdb()
@@ -224,6 +243,7 @@ def begin(
     path = _prepare(path)
     lock = runs._WriterLock(path)
     lock.acquire()
+    run_con = None
     try:
         manifest = read_manifest(path)
         _clean_unpublished(path, manifest)
@@ -239,6 +259,7 @@ def begin(
         try:
             run.seq = next_seq(path, manifest)
             run.con = con if con is not None else backend.connect_spark(spark_master, spark_remote)
+            run_con = run.con
             register_tables(run.con, path, manifest)
             yield run
             run.status = "succeeded"
@@ -258,7 +279,10 @@ def begin(
             raise
         runs._append_sidecar(path, {"event": "finished", **run.record()})
     finally:
+        if run_con is not None:
+            backend.release_checkpoints(run_con)  # the run's intermediate rows, kept by the Spark session
         lock.release()
+    _render_on_publish(path, None, run.kind, run.parameters)
 
 
 # Tables a load reads and writes (the input contract's, quarantine, reconciliation, run records).
@@ -307,15 +331,10 @@ def load_folder(folder: str | Path, path: str | Path, *, paid_through: dt.date |
         con = backend.connect_duckdb(db, read_only=True)
         try:
             raw = con.con
-            for name in sorted(load_mod.table_names(raw)):
-                rel = f"data/{name}/{result.run_id}"
-                _duckdb_copy_to_parquet(raw, f'SELECT * FROM "{name}"', path / rel)
-                new[name] = rel
             seq = int(raw.execute("SELECT max(seq) FROM runs").fetchall()[0][0])
+            _publish_from_duckdb(path, manifest, raw, sorted(load_mod.table_names(raw)), result.run_id, seq, new)
         finally:
             con.disconnect()
-        _publish(path, {"format": FORMAT, "seq": seq, "run_id": result.run_id,
-                        "tables": {**manifest["tables"], **new}})
         result.db = str(path)
         return result
     except BaseException:
@@ -387,6 +406,62 @@ def _base_tables(raw) -> list[str]:
 
 
 @contextlib.contextmanager
+def _no_render_in_scratch(write: bool) -> Iterator[None]:
+    """While a command runs in a scratch copy (`write`), its runs' publish does not render reports
+    (they would be written beside the scratch file and deleted with it); `duckdb_session` renders
+    them for the warehouse once the snapshot is published."""
+    from allpayer.reports.publish import RENDER_SETTING
+
+    if not write:
+        yield
+        return
+    old = os.environ.get(RENDER_SETTING)
+    os.environ[RENDER_SETTING] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(RENDER_SETTING, None)
+        else:
+            os.environ[RENDER_SETTING] = old
+
+
+def _render_on_publish(path: Path, db: Path | None, kind: str | None, parameters: dict | None) -> None:
+    """Render the reports of a run just published to warehouse `path`, as a DuckDB file's publish
+    does (`allpayer.runs`, `allpayer.reports.publish.on_publish`): every audience's reports of the
+    run's year into ``PATH.reports/<run_id>/``, the practice reports with the warehouse's ledger
+    store. `db` is a DuckDB file holding the published snapshot (None: one of views is made). Same
+    conditions: a run with a year, the report tables written, ``ALLPAYER_RENDER_REPORTS`` not 0. A
+    failure to render is a warning: the run stays published."""
+    import sys
+
+    from allpayer.reports import publish
+
+    year = publish.publish_year(parameters)
+    if kind != "run" or year is None or not publish.rendering_on_publish():
+        return
+    try:
+        if db is None:
+            with duckdb_session(path, write=False) as views:
+                _render_on_publish(path, views, kind, parameters)
+            return
+        from allpayer.reports.base import has
+        from allpayer.store import default_store_url
+
+        formats = publish.parse_formats(os.environ.get(publish.FORMATS_SETTING, "html,csv"))
+        con = backend.connect_duckdb(db, read_only=True)
+        try:
+            if not has(con, "runs", "employer_group", "tcoc_member_month", "targets", "attribution", "member_months"):
+                return
+            publish.render_all(db, year, formats, out=publish.reports_dir(path), store_url=default_store_url(path),
+                               con=con)
+        finally:
+            con.disconnect()
+    except Exception as exc:  # noqa: BLE001 - reports never undo a publish
+        print(f"warning: the reports of the run published to {path} were not rendered: {exc}", file=sys.stderr)
+
+
+@contextlib.contextmanager
 def duckdb_session(path: str | Path, *, write: bool = True) -> Iterator[Path]:
     """A DuckDB database file holding the published snapshot of warehouse `path`, for the commands
     whose stages run through a DuckDB database (quality, payments, settle, report): yields the
@@ -437,7 +512,8 @@ def duckdb_session(path: str | Path, *, write: bool = True) -> Iterator[Path]:
         finally:
             raw.close()
         try:
-            yield db
+            with _no_render_in_scratch(write):
+                yield db
         finally:
             sidecar = runs.sidecar_path(db)
             if write and sidecar.exists():
@@ -447,21 +523,16 @@ def duckdb_session(path: str | Path, *, write: bool = True) -> Iterator[Path]:
             return
         raw = duckdb.connect(str(db), read_only=True)
         try:
-            seq, run_id = raw.execute("SELECT seq, run_id FROM runs ORDER BY seq DESC LIMIT 1").fetchall()[0] \
-                if raw.execute("SELECT count(*) FROM runs").fetchall()[0][0] else (0, None)
+            last = raw.execute("SELECT seq, run_id, kind, parameters FROM runs ORDER BY seq DESC LIMIT 1").fetchall()
+            seq, run_id, kind, parameters = last[0] if last else (0, None, None, None)
             if int(seq) <= int(manifest.get("seq") or 0):
                 return  # no run published (a what-if, a comparison): the snapshot stays as it was
-            for name in _base_tables(raw):
-                if before.get(name) == _fingerprint(raw, name):
-                    continue
-                q = '"' + name.replace('"', '""') + '"'
-                order = " ORDER BY seq" if name == "runs" else ""
-                rel = f"data/{name}/{run_id}"
-                _duckdb_copy_to_parquet(raw, f"SELECT * FROM {q}{order}", path / rel)
-                new[name] = rel
+            changed = [name for name in _base_tables(raw) if before.get(name) != _fingerprint(raw, name)]
+            _publish_from_duckdb(path, manifest, raw, changed, run_id, seq, new)
         finally:
             raw.close()
-        _publish(path, {"format": FORMAT, "seq": int(seq), "run_id": run_id, "tables": {**manifest["tables"], **new}})
+        # The scratch file holds exactly the snapshot just published: render its reports from it.
+        _render_on_publish(path, db, kind, json.loads(parameters) if isinstance(parameters, str) else parameters)
     except BaseException:
         for rel in new.values():
             runs._remove(path / rel)

@@ -2,12 +2,11 @@
 partitions, no UI), and one small synthetic population taken through the whole cycle (load, run,
 quality, payments, settle) on both backends (`tests/spark/cycle.py`).
 
-The Spark tests are marked ``spark``. They run when ``ALLPAYER_SPARK_TESTS=1`` (then
-``./dev test`` installs the Spark extra and, as root, a Java runtime); otherwise, and where the
-extra or Java is missing, they are skipped with the reason. They are opt-in because Spark spends
-minutes planning each program's attribution and risk queries (docs/backends.md, "Test time"),
-which would dominate the suite's time on a 2-core machine. The same cycle without Spark (the core
-run through the warehouse's DuckDB session) runs in every `./dev test`, in tests/test_warehouse.py.
+The Spark tests are marked ``spark`` and run in every ``./dev test`` (which installs the Spark
+extra and, as root, a Java runtime when missing). ``ALLPAYER_SPARK_TESTS=0`` skips them, as do a
+missing extra or Java, each with its reason. ``ALLPAYER_SPARK_TEST_MEMBERS`` changes the
+population's size (default `MEMBERS`). The same cycle without Spark (the core run through the
+warehouse's DuckDB session) is in tests/test_warehouse.py.
 """
 
 from __future__ import annotations
@@ -24,17 +23,28 @@ from .cycle import PAID_THROUGH, TERMS, YEAR, terms_paths  # noqa: F401  (shared
 # is one large query plan), which does not grow with the members; 300 keeps the DuckDB side and the
 # Parquet round trips short while every program has attributed members, quality denominators and
 # a settlement with savings or losses.
-MEMBERS = 300
+MEMBERS = int(os.environ.get("ALLPAYER_SPARK_TEST_MEMBERS", "300"))
 SEED = 5
+
+# The shared session's settings on top of the backend's local ones: two shuffle partitions for two
+# cores, and no adaptive execution. Adaptive execution re-plans after every shuffle stage and runs
+# the stages of a query one after another; on a test population each query is a few small stages,
+# and without it the whole-cycle test took about half the wall time (docs/backends.md, "Test time").
+TEST_SPARK_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.driver.memory": "2g",
+    "spark.sql.adaptive.enabled": "false",
+}
 
 
 def spark_missing() -> str | None:
-    if os.environ.get("ALLPAYER_SPARK_TESTS") != "1":
-        return "Spark parity tests are opt-in: run with ALLPAYER_SPARK_TESTS=1 ./dev test tests/spark"
+    if os.environ.get("ALLPAYER_SPARK_TESTS") == "0":
+        return "Spark parity tests switched off (ALLPAYER_SPARK_TESTS=0)"
     if importlib.util.find_spec("pyspark") is None:
-        return "the optional Spark extra is not installed (ALLPAYER_EXTRAS='--extra spark' ./dev setup)"
+        return "the Spark extra is not installed (./dev setup installs it unless ALLPAYER_EXTRAS says otherwise)"
     if shutil.which("java") is None:
-        return "no Java runtime on PATH (Spark needs one; ./dev test installs it as root)"
+        return "no Java runtime on PATH (Spark needs Java 17; ./dev test installs it when run as root)"
     return None
 
 
@@ -56,7 +66,7 @@ def spark_con():
 
     con = backend.connect_spark(
         "local[2]", app_name="allpayer-tests",
-        conf={"spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2", "spark.driver.memory": "2g"},
+        conf=TEST_SPARK_CONF,
     )
     yield con
     con._session.stop()

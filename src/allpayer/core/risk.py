@@ -43,6 +43,7 @@ import ibis
 import ibis.expr.types as ir
 import yaml
 
+from allpayer.backend import checkpoint
 from allpayer.core.member_months import age_on, eligibility_months
 from allpayer.errors import RunError, TermsError
 from allpayer.reference.hcc import MODEL_LABELS, HccReference
@@ -639,9 +640,11 @@ def cms_hcc_scores(
     )
     if cache:
         p = p.cache()
+    p = checkpoint(p, "risk_persons")  # Spark: computed once, not once per branch that reads it
     hccs, hcc_sources = _model_hccs(dx, p, reference, models, switch_edits)
     seg = p.select("_pk", "person_id", "segment", "disabled")
     hccs = hccs.join(seg, "_pk").select("person_id", "model_version", "cc", "segment", "disabled", "group_mask")
+    hccs = checkpoint(hccs, "risk_hccs")  # Spark: computed once, not once per branch that reads it
     if cache:
         hccs = hccs.cache()
     pm = p.cross_join(mods)

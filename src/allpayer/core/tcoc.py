@@ -39,6 +39,7 @@ from typing import Mapping, Sequence
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.backend import checkpoint
 from allpayer.errors import RunError
 
 # ------------------------------------------------------------------------------------------------
@@ -846,6 +847,7 @@ def completion(
     latest = (ibis.literal(v_index) - month_index(tri.incurred_month)).cast("int64")
     tri = tri.mutate(cumulative_cents=tri.paid_cents.sum().over(w).cast("int64"), latest_lag=latest)
     tri = tri.mutate(observed=(tri.lag <= tri.latest_lag))
+    tri = checkpoint(tri, "completion_triangle")  # Spark: computed once, not once per branch that reads it
     triangle = tri.order_by([*keys, "incurred_month", "lag"])
 
     # age-to-age factors: pairs (lag, lag + 1) observed at lag + 1
@@ -872,6 +874,7 @@ def completion(
         factor_units=ibis.ifelse(usable, f._f_units, int_literal(10**SCALE)),
         factor_rule=ibis.cases((f.lag >= max_lag, "tail"), (usable, "volume_weighted"), else_="no_data"),
     ).drop("_f_units")
+    f = checkpoint(f, "completion_factors")  # Spark: computed once, not once per branch that reads it
 
     # cumulative development factors: products from the tail back, one column per lag
     wide = f.group_by(keys).aggregate(
@@ -882,6 +885,7 @@ def completion(
         # factors are positive: round half-up of (f x cdf) / 10^10, exact, in one projection
         wide = wide.mutate(**{f"_cdf{j}": _exact_quotient(wide[f"_f{j}"] * wide[f"_cdf{j + 1}"], int_literal(10**SCALE),
                                                            "half_up")})
+    wide = checkpoint(wide, "completion_cdf")  # Spark: computed once, not once per lag
     longs = [wide.select(*keys, lag=ibis.literal(j, "int64"), cdf_units=wide[f"_cdf{j}"]) for j in range(max_lag + 1)]
     cdf = longs[0]
     for other in longs[1:]:

@@ -1,0 +1,29 @@
+"""`allpayer.backend.checkpoint` on Spark: the rows computed once and read back through a view whose
+plan is the stored result, not the query; released at the end of a run."""
+
+from __future__ import annotations
+
+from allpayer import backend
+
+
+def test_checkpoint_stores_the_rows_and_cuts_the_plan(spark_con):
+    session = spark_con._session
+    session.createDataFrame([(3, "c"), (1, "a"), (2, "b")], "a long, s string").createOrReplaceTempView("ck_source")
+    t = spark_con.table("ck_source")
+    expr = t.filter(t.a > 1).mutate(b=t.a * 10)
+    before = backend.release_checkpoints(spark_con)  # nothing left over from the cycle's run
+    assert before == 0
+
+    stored = backend.checkpoint(expr, "test_rows")
+    name = stored.op().name
+    assert name.startswith(backend.CHECKPOINT_PREFIX) and name.endswith("_test_rows")
+    rows = sorted(stored.to_pyarrow().to_pylist(), key=lambda r: r["a"])
+    assert rows == [{"a": 2, "s": "b", "b": 20}, {"a": 3, "s": "c", "b": 30}]
+    # The view reads the stored rows: its plan no longer holds the filter over the source.
+    plan = session.table(name)._jdf.queryExecution().analyzed().toString()
+    assert "LogicalRDD" in plan and "ck_source" not in plan
+
+    assert backend.release_checkpoints(spark_con) == 1
+    assert not session.catalog.tableExists(name)
+    assert backend.release_checkpoints(spark_con) == 0
+    session.catalog.dropTempView("ck_source")
