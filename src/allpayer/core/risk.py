@@ -742,7 +742,9 @@ def cms_hcc_scores(
     scores = scores.mutate(
         payment_year=ibis.literal(payment_year, "int32"),
         model_year=ibis.literal(terms.model_year, "int32"),
-        coding_intensity=ibis.literal(float(terms.coding_intensity), "float64"),
+        # a cast, not a float literal: Spark types a bare 0.0 as DECIMAL(1,1), so a second run would
+        # publish the column with another type than the first
+        coding_intensity=ibis.literal(str(terms.coding_intensity)).cast("float64"),
         score_label=ibis.literal(terms.label),
     )
     hcc_sources = hcc_sources.join(seg, "_pk").select(
