@@ -35,7 +35,7 @@ from allpayer.payments import shadow as shadow_mod
 from allpayer.payments import value_payment as vp_mod
 from allpayer.payments.common import (
     PaymentPeriod,
-    attributed_months,
+    attributed_months_all,
     month_label,
     rate_table,
     rows_of,
@@ -62,17 +62,27 @@ class PaymentsResult:
     notes: list[dict] = field(default_factory=list)
 
 
-def _quality_score(con, program, year: int) -> Decimal | None:
+def _quality_scores(con, programs: Sequence, year: int) -> dict[str, Decimal | None]:
+    """Each program's quality score of `year` (None when there is none yet), read in one query."""
+    out: dict[str, Decimal | None] = {p.program_id: None for p in programs}
     if "quality_program_scores" not in con.list_tables():
-        return None
+        return out
     q = con.table("quality_program_scores")
-    cols = [c for c in ("quality_score", "measured") if c in q.columns]
-    r = rows_of(con, q.filter((q.program_id == program.program_id) & (q.performance_year == year))
-                .select(*cols).limit(1))
-    # a row without a score, or marked not measured, counts as no score
-    if not r or r[0]["quality_score"] is None or r[0].get("measured", True) is False:
-        return None
-    return Decimal(str(r[0]["quality_score"]))
+    cols = [c for c in ("program_id", "quality_score", "measured") if c in q.columns]
+    rows = rows_of(con, q.filter(q.program_id.isin(list(out)) & (q.performance_year == year)).select(*cols))
+    first: dict[str, dict] = {}
+    for r in rows:
+        first.setdefault(r["program_id"], r)
+    for pid, r in first.items():
+        # a row without a score, or marked not measured, counts as no score
+        if r["quality_score"] is not None and r.get("measured", True) is not False:
+            out[pid] = Decimal(str(r["quality_score"]))
+    return out
+
+
+def _quality_score(con, program, year: int) -> Decimal | None:
+    """One program's quality score of `year` (see :func:`_quality_scores`)."""
+    return _quality_scores(con, [program], year)[program.program_id]
 
 
 def _months_through(period: PaymentPeriod) -> list[dt.date]:
@@ -145,6 +155,15 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
     def note(pid: str, stage: str, text: str) -> None:
         notes.append({"program_id": pid, "performance_year": year, "stage": stage, "note": text})
 
+    # The attributed member months of every program in one pass over attribution and member
+    # months, then one small table per program (each stage below reads its program's several times).
+    am_by_program: dict[str, ir.Table] = {}
+    if programs:
+        am_all = attributed_months_all(att, mm, programs, months).cache()
+        am_by_program = {p.program_id: keep(am_all.filter(am_all.program_id == p.program_id)) for p in programs}
+        am_all.release()
+    scores = _quality_scores(con, programs, year)
+
     def add(key: str, entry: Entry) -> None:
         batches.setdefault(key, []).append(entry)
 
@@ -153,9 +172,8 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         aco, payer_acct = f"aco:{p.aco.id}", f"payer:{p.payer}"
         if progress:
             progress(f"{year}: payments for {pid}")
-        am = attributed_months(att, mm, p, months)
-        am = keep(am)
-        score = _quality_score(con, p, year)
+        am = am_by_program[pid]
+        score = scores[pid]
 
         if pay.fpp is not None:
             fp = keep(fpp_mod.payer_payments(am, p, months))
