@@ -90,8 +90,10 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_seconds": ru.ru_utim
 """
 
 
-def child(*args: str, memory_limit: str | None = None) -> dict:
-    env = dict(os.environ)
+def child(*args: str, memory_limit: str | None = None, render_reports: bool = False) -> dict:
+    # A published run renders every audience's reports unless ALLPAYER_RENDER_REPORTS=0: that is
+    # the reports' cost (benchmarks/bench_reports.py), off here unless --render-reports.
+    env = dict(os.environ, ALLPAYER_RENDER_REPORTS="1" if render_reports else "0")
     if memory_limit:
         env["BENCH_DUCKDB_MEMORY_LIMIT"] = memory_limit
     out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env)
@@ -171,6 +173,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="folder for data and database (default: a temp folder)")
     ap.add_argument("--memory-limit", default="3GB",
                     help="DuckDB memory_limit of the measured runs and the inflation ('' for DuckDB's default)")
+    ap.add_argument("--render-reports", action="store_true",
+                    help="let each monthly run render the reports on publish, as a plain `allpayer payments` does "
+                         "(off by default: the reports have their own benchmark)")
     ap.add_argument("--profile-month", type=int, default=0, metavar="M",
                     help="profile the run of month M (cProfile, cumulative) into results/payments_profile_<members>.txt")
     a = ap.parse_args()
@@ -199,14 +204,18 @@ def main() -> None:
         shutil.copy(tmp, core)
     inflate_seconds = None
     if factor > 1:
-        t0 = time.perf_counter()
-        limit_memory(a.memory_limit or None)
-        for extra in (db, Path(f"{db}.store.sqlite"), Path(f"{db}.runs.jsonl"), Path(f"{db}.lock")):
-            extra.unlink(missing_ok=True)
-        inflate(core, db, factor, tables=PAYMENT_TABLES)
-        inflate_seconds = round(time.perf_counter() - t0, 1)
-        print(f"inflated {', '.join(PAYMENT_TABLES)} x{factor} ({base_members:,} -> {a.members:,} members) "
-              f"in {inflate_seconds} s", flush=True)
+        inflated = work / f"core-{base_members}-x{factor}.duckdb"  # kept and reused, like the core snapshot
+        if not inflated.exists():
+            t0 = time.perf_counter()
+            limit_memory(a.memory_limit or None)
+            part = work / "inflating.duckdb"
+            part.unlink(missing_ok=True)
+            inflate(core, part, factor, tables=PAYMENT_TABLES)
+            os.replace(part, inflated)
+            inflate_seconds = round(time.perf_counter() - t0, 1)
+            print(f"inflated {', '.join(PAYMENT_TABLES)} x{factor} ({base_members:,} -> {a.members:,} members) "
+                  f"in {inflate_seconds} s", flush=True)
+        fresh_copy(inflated, db)
     else:
         fresh_copy(core, db)
     load = os.getloadavg()[0]
@@ -214,7 +223,7 @@ def main() -> None:
     prof = []
     if a.profile_month:
         prof = [f"{a.profile_month}:{HERE / 'results' / f'payments_profile_{a.members}.txt'}"]
-    pay = child("payments", str(db), str(YEAR), *prof, memory_limit=a.memory_limit)
+    pay = child("payments", str(db), str(YEAR), *prof, memory_limit=a.memory_limit, render_reports=a.render_reports)
     load_end = os.getloadavg()[0]
     check, check_ok = [], None
     if factor > 1:
@@ -244,6 +253,7 @@ def main() -> None:
                        else "generated"),
         "inflate_seconds": inflate_seconds if inflate_seconds is not None else "",
         "duckdb_memory_limit": a.memory_limit,
+        "reports_on_publish": "rendered" if a.render_reports else "off",
         "scale_check": "" if check_ok is None else ("all totals exactly x%d" % factor if check_ok
                                                     else "DIFFERS: " + "; ".join(x for x in check if "DIFFERS" in x)),
     }
