@@ -84,6 +84,9 @@ else:
         else:
             run_payments(db, period)
         per_month.append(round(time.perf_counter() - t1, 2))
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        print(f"month {m}: {per_month[-1]} s wall; {ru.ru_utime + ru.ru_stime:.1f} CPU s and peak "
+              f"{ru.ru_maxrss / 1024:.0f} MB so far", file=sys.stderr, flush=True)
 ru = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"seconds": time.perf_counter() - t0, "cpu_seconds": ru.ru_utime + ru.ru_stime,
                   "peak_mb": ru.ru_maxrss / 1024, "per_month": per_month}))
@@ -96,9 +99,10 @@ def child(*args: str, memory_limit: str | None = None, render_reports: bool = Fa
     env = dict(os.environ, ALLPAYER_RENDER_REPORTS="1" if render_reports else "0")
     if memory_limit:
         env["BENCH_DUCKDB_MEMORY_LIMIT"] = memory_limit
-    out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, text=True, env=env)
+    # stderr (the months' progress, or the error) goes straight to this process's stderr
+    out = subprocess.run([sys.executable, "-c", CHILD, *args], stdout=subprocess.PIPE, text=True, env=env)
     if out.returncode != 0:
-        sys.exit(f"benchmark child {args[0]} failed:\n{out.stderr[-4000:]}")
+        sys.exit(f"benchmark child {args[0]} failed (exit {out.returncode}; its error is above)")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
