@@ -15,6 +15,10 @@ snapshot (one year-to-date run on an uninflated copy), and prints and records th
 
     .venv/bin/python benchmarks/bench_payments.py --members 20000
     .venv/bin/python benchmarks/bench_payments.py --members 650000 --from-members 25000 --work /big/disk
+    .venv/bin/python benchmarks/bench_payments.py --members 650000 --from-members 25000 --months 12
+
+``--months`` makes only some of the monthly runs (each computes the year to date, so month 12 is
+the largest); the row's ``months`` column says which.
 
 Results: benchmarks/results/payments.csv (one row per run; appends).
 """
@@ -68,8 +72,8 @@ elif kind == "ytd":
 else:
     from allpayer.payments.common import parse_period
     from allpayer.payments.run import run_payments
-    profile = sys.argv[4] if len(sys.argv) > 4 else ""
-    for m in range(1, 13):
+    profile = sys.argv[5] if len(sys.argv) > 5 else ""
+    for m in [int(x) for x in sys.argv[4].split(",")]:
         t1 = time.perf_counter()
         period = parse_period(month=f"{sys.argv[3]}-{m:02d}")
         if profile and m == int(profile.split(":")[0]):
@@ -180,9 +184,19 @@ def main() -> None:
     ap.add_argument("--render-reports", action="store_true",
                     help="let each monthly run render the reports on publish, as a plain `allpayer payments` does "
                          "(off by default: the reports have their own benchmark)")
+    ap.add_argument("--months", default="1-12", metavar="FIRST-LAST|M,M",
+                    help="the monthly runs to make, in order (default 1-12, the year); e.g. 12 makes only the "
+                         "December run, which computes the whole year to date")
     ap.add_argument("--profile-month", type=int, default=0, metavar="M",
                     help="profile the run of month M (cProfile, cumulative) into results/payments_profile_<members>.txt")
     a = ap.parse_args()
+    if "-" in a.months:
+        lo, hi = (int(x) for x in a.months.split("-"))
+        months = list(range(lo, hi + 1))
+    else:
+        months = [int(x) for x in a.months.split(",")]
+    if not months or any(not 1 <= m <= 12 for m in months):
+        sys.exit(f"--months: months 1 to 12, got {a.months!r}")
     base_members = a.from_members or a.members
     if a.members % base_members:
         sys.exit(f"--members {a.members} is not a multiple of --from-members {base_members}")
@@ -227,7 +241,7 @@ def main() -> None:
     prof = []
     if a.profile_month:
         prof = [f"{a.profile_month}:{HERE / 'results' / f'payments_profile_{a.members}.txt'}"]
-    pay = child("payments", str(db), str(YEAR), *prof, memory_limit=a.memory_limit, render_reports=a.render_reports)
+    pay = child("payments", str(db), str(YEAR), ",".join(map(str, months)), *prof, memory_limit=a.memory_limit, render_reports=a.render_reports)
     load_end = os.getloadavg()[0]
     check, check_ok = [], None
     if factor > 1:
@@ -252,6 +266,7 @@ def main() -> None:
         "load_avg_1m_at_start": round(load, 1),
         "load_avg_1m_at_end": round(load_end, 1),
         "per_month_seconds": " ".join(str(x) for x in pay["per_month"]),
+        "months": a.months,
         "code": _code_version(),
         "population": (f"inflated x{factor} from {base_members} generated members" if factor > 1
                        else "generated"),
