@@ -40,7 +40,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from inflate import PAYMENT_TABLES, inflate, limit_memory  # noqa: E402
+from inflate import PAYMENT_TABLES  # noqa: E402
 
 RESULTS = HERE / "results" / "payments.csv"
 YEAR = 2024
@@ -225,10 +225,15 @@ def main() -> None:
         inflated = work / f"core-{base_members}-x{factor}.duckdb"  # kept and reused, like the core snapshot
         if not inflated.exists():
             t0 = time.perf_counter()
-            limit_memory(a.memory_limit or None)
             part = work / "inflating.duckdb"
             part.unlink(missing_ok=True)
-            inflate(core, part, factor, tables=PAYMENT_TABLES)
+            # in a child process, like the setup: the measured children must not inherit this
+            # process's peak RSS (Linux carries ru_maxrss over fork and exec)
+            code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+                    "from inflate import PAYMENT_TABLES, inflate, limit_memory; limit_memory(sys.argv[5] or None); "
+                    "inflate(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), tables=PAYMENT_TABLES)")
+            subprocess.run([sys.executable, "-c", code, str(HERE), str(core), str(part), str(factor),
+                            a.memory_limit or ""], check=True)
             os.replace(part, inflated)
             inflate_seconds = round(time.perf_counter() - t0, 1)
             print(f"inflated {', '.join(PAYMENT_TABLES)} x{factor} ({base_members:,} -> {a.members:,} members) "
