@@ -113,6 +113,7 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         fpp_payers = sorted({p.payer for p in fpp_programs})
         ml = medical_claim_lines(_of_payers(con.table("medical_claim"), fpp_payers), paid_through)
         ml = ml.filter(ml.service_date.year().isin(sorted(years)) & ml.payer.isin(fpp_payers))
+        ml = ml.filter(_read_by_fpp(ml, fpp_programs, year))
         lines_expr = ml.select("payer", "service_date", "service_month", "claim_type", "service_category",
                                "payment_arrangement", "member_id", "person_id", "billing_npi", "allowed_cents",
                                "paid_cents")
@@ -302,6 +303,22 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
             out["payment_accruals"].append(_accruals(con, p, tmm, am, year, paid_through))
 
     return out, batches, notes, cached
+
+
+def _read_by_fpp(lines: ir.Table, fpp_programs: Sequence, year: int) -> ir.BooleanValue:
+    """The netted lines an FPP stage reads: for some FPP program, its payer's in-scope lines of
+    its history years (hospital shares) or of the performance year under its payment models
+    (shadow claims). Every reader filters on at least this, so dropping the other lines before
+    caching changes no result; it keeps the cached table (the run's largest) to what is used."""
+    out = ibis.literal(False)
+    for p in fpp_programs:
+        f = p.payments.fpp
+        hist = sorted(f.hospital_allocation.history_years or [])
+        used = (lines.service_date.year() == year) & lines.payment_arrangement.isin(list(f.scope.payment_models))
+        if hist:
+            used = lines.service_date.year().isin(hist) | used
+        out = out | ((lines.payer == p.payer) & fpp_mod.in_scope(lines, p) & used)
+    return out
 
 
 def _of_payers(medical_claim: ir.Table, payers: Sequence[str]) -> ir.Table:
