@@ -20,6 +20,25 @@ from pathlib import Path
 MEMBER_TABLES = ("attribution", "care_gaps", "medical_claim", "eligibility")
 #: Columns that identify a member or a claim; each copy gets its own values.
 ID_COLUMNS = ("member_id", "person_id", "claim_id")
+#: The member-level tables the payment stage reads (`allpayer.payments`): attribution and member
+#: months (every PMPM payment), eligibility (CPR history rates), the claims (shadow claims, FPP
+#: hospital shares, CPR history), the TCOC member months (fixed-payment TCOC, Value Payment cost,
+#: IBNR accrual) and the targets (Value Payment cost index: scaled with the costs, so the index,
+#: and with it every PMPM, is the same as in the source). Program- and practice-level tables
+#: (quality scores and rates, completion factors, roster, employer groups) are left as they are.
+PAYMENT_TABLES = ("attribution", "member_months", "eligibility", "medical_claim", "tcoc_member_month", "targets")
+
+
+#: DuckDB settings of the inflating connection (see `limit_memory`).
+_CONFIG: dict[str, str] = {}
+
+
+def limit_memory(limit: str | None) -> None:
+    """Cap DuckDB's memory (e.g. ``"3GB"``) in the connections `inflate` opens from now on; None
+    restores DuckDB's default (80% of the machine's memory)."""
+    _CONFIG.pop("memory_limit", None)
+    if limit:
+        _CONFIG["memory_limit"] = limit
 
 
 def inflate(src: Path, dest: Path, factor: int, tables: tuple[str, ...] = MEMBER_TABLES,
@@ -35,7 +54,7 @@ def inflate(src: Path, dest: Path, factor: int, tables: tuple[str, ...] = MEMBER
     shutil.copy(src, dest)
     if Path(str(src) + ".reports").is_dir():
         shutil.copytree(str(src) + ".reports", str(dest) + ".reports", dirs_exist_ok=True)
-    con = duckdb.connect(str(dest))
+    con = duckdb.connect(str(dest), config=_CONFIG)
     try:
         for table in tables:
             if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",

@@ -131,3 +131,37 @@ def test_shadow_claims_are_in_scope_fpp_lines_of_attributed_members_priced_at_al
     got = rows(shadow.shadow_claims(lines, am, roster, p), key=lambda r: r["hospital_id"])
     assert [(r["hospital_id"], r["claim_lines"], r["shadow_value_cents"], r["paid_cents"], r["pricing"]) for r in got] == [
         ("org-a", 1, 1000_00, 0, "allowed"), ("unmatched", 1, 50_00, 0, "allowed")]
+
+
+def test_the_cached_claim_lines_keep_what_the_fpp_stages_read_and_only_that():
+    """medicaid 2024: scope institutional/professional x inpatient/outpatient/ed/professional,
+    payment model fpp, hospital shares from 2023. A line is kept when it is medicaid's, in scope,
+    and either of 2023 (any arrangement: the shares read allowed amounts of all of them) or of
+    2024 under the fpp model (a possible shadow claim)."""
+    import datetime as dt
+
+    from allpayer.payments.run import _read_by_fpp
+
+    schema = {"id": "string", "payer": "string", "service_date": "date", "claim_type": "string",
+              "service_category": "string", "payment_arrangement": "string"}
+    d23, d24 = dt.date(2023, 5, 2), dt.date(2024, 5, 2)
+    lines = table([
+        {"id": "hist-ffs", "payer": "medicaid", "service_date": d23, "claim_type": "institutional",
+         "service_category": "inpatient", "payment_arrangement": "ffs"},                         # kept: share history
+        {"id": "hist-null-arrangement", "payer": "medicaid", "service_date": d23, "claim_type": "professional",
+         "service_category": "professional", "payment_arrangement": None},                      # kept: share history
+        {"id": "hist-out-of-scope", "payer": "medicaid", "service_date": d23, "claim_type": "institutional",
+         "service_category": "snf", "payment_arrangement": "fpp"},                               # dropped: category
+        {"id": "perf-fpp", "payer": "medicaid", "service_date": d24, "claim_type": "institutional",
+         "service_category": "outpatient", "payment_arrangement": "fpp"},                        # kept: shadow claim
+        {"id": "perf-ffs", "payer": "medicaid", "service_date": d24, "claim_type": "institutional",
+         "service_category": "outpatient", "payment_arrangement": "ffs"},                        # dropped: paid FFS
+        {"id": "perf-dme", "payer": "medicaid", "service_date": d24, "claim_type": "dme",
+         "service_category": "dme", "payment_arrangement": "fpp"},                               # dropped: claim type
+        {"id": "other-payer", "payer": "mvp", "service_date": d24, "claim_type": "institutional",
+         "service_category": "outpatient", "payment_arrangement": "fpp"},                        # dropped: payer
+        {"id": "old-year", "payer": "medicaid", "service_date": dt.date(2022, 5, 2), "claim_type": "institutional",
+         "service_category": "inpatient", "payment_arrangement": "fpp"},                         # dropped: 2022
+    ], schema)
+    kept = rows(lines.filter(_read_by_fpp(lines, [program()], 2024)).select("id"), key=lambda r: r["id"])
+    assert [r["id"] for r in kept] == ["hist-ffs", "hist-null-arrangement", "perf-fpp"]

@@ -69,7 +69,7 @@ def remittance_command(
     from allpayer import runs
     from allpayer.ledger import check_account
     from allpayer.payments.common import parse_period
-    from allpayer.payments.remittance import remittance_rows, write_remittance
+    from allpayer.payments.remittance import write_remittance_advice
     from allpayer.terms import load_programs, programs_dir
 
     check_account(payee)
@@ -78,12 +78,10 @@ def remittance_command(
     led = _store(db, store)
     con = runs.open_snapshot(db)
     try:
-        rows = remittance_rows(con, led, programs, payee, per.first)
+        posted, members = write_remittance_advice(con, led, programs, payee, per.first, out)
     finally:
         con.disconnect()
-    write_remittance(rows, out)
-    posted = sum(1 for r in rows if r["line"] == "posted")
-    console.print(f"{out}: {posted} posted lines, {len(rows) - posted} member lines for {payee} in {month}")
+    console.print(f"{out}: {posted} posted lines, {members} member lines for {payee} in {month}")
 
 
 def reconcile_command(

@@ -192,3 +192,41 @@ def attributed_months(attribution: ir.Table, member_months: ir.Table, program, m
         group_id=j.group_id,
         cell_id=j.cell_id.fill_null("unassigned"),
     )
+
+
+def attributed_months_all(attribution: ir.Table, member_months: ir.Table, programs: Sequence,
+                          months: Sequence[dt.date]) -> ir.Table:
+    """:func:`attributed_months` of several programs in one query: one pass over ``attribution``
+    and ``member_months`` for all of them (the rate cell is chosen by program), the same rows as
+    the union of the programs' own :func:`attributed_months`.
+
+    Grain (program_id, member_id, month); columns as :func:`attributed_months`.
+    """
+    from allpayer.core.targets import cell_id_expr
+
+    pids = [p.program_id for p in programs]
+    a = attribution.filter(
+        attribution.program_id.isin(pids)
+        & attribution.attributed
+        & attribution.eligible
+        & attribution.month.isin(list(months))
+    )
+    mm = member_months.filter(member_months.program_id.isin(pids) & member_months.month.isin(list(months)))
+    cell = ibis.cases(
+        *[(mm.program_id == p.program_id, cell_id_expr(mm, p.target.rate_cells)) for p in programs],
+        else_=ibis.null("string"),
+    )
+    mm = mm.mutate(cell_id=cell.fill_null("unassigned"))
+    mm = mm.select(_program_id="program_id", _member_id="member_id", _month="month", _cell_id="cell_id",
+                   _group_id="group_id")
+    j = a.left_join(mm, [a.program_id == mm._program_id, a.member_id == mm._member_id, a.month == mm._month])
+    return j.select(
+        program_id=j.program_id,
+        member_id=j.member_id,
+        person_id=j.person_id,
+        month=j.month,
+        practice_id=j.practice_id,
+        hsa=j.hsa,
+        group_id=j._group_id,
+        cell_id=j._cell_id.fill_null("unassigned"),
+    )

@@ -17,29 +17,35 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from pathlib import Path
-
+from typing import Iterable, Iterator
 
 from allpayer.errors import InputFileError
 from allpayer.ledger import Ledger, check_period
 from allpayer.money import cents_to_dollars, dollars_to_cents
-from allpayer.payments.common import attributed_months, py_pmpm_cents, rows_of, to_micro
+from allpayer.payments.common import attributed_months, py_pmpm_cents, to_micro
 
 REMITTANCE_COLUMNS = ["payee", "month", "program_id", "rule", "line", "member_id", "cell_id", "pmpm",
                       "amount", "memo"]
 
 
-def remittance_rows(con, ledger: Ledger, programs, payee: str, month: dt.date) -> list[dict]:
+def iter_remittance_rows(con, ledger: Ledger, programs, payee: str, month: dt.date,
+                         batch_rows: int = 50_000) -> Iterator[dict]:
+    """The remittance advice rows of `payee` in `month`, one at a time: the posted lines, then
+    the member lines behind each PMPM-based line, read from the snapshot in batches of
+    `batch_rows` (a state-sized practice lists tens of thousands of members; memory stays bounded
+    by one batch). `con` must stay open while the rows are consumed."""
     label = f"{month.year:04d}-{month.month:02d}"
     posted = [e for e in ledger.entries(account=payee, period=label)]
-    rows: list[dict] = []
     by_prog = {p.program_id: p for p in programs}
     kind, _, pid_ = payee.partition(":")
     for e in posted:
         sign = 1 if e.debit_account == payee else -1
-        rows.append({"payee": payee, "month": label, "program_id": e.program_id, "rule": e.rule, "line": "posted",
-                     "member_id": "", "cell_id": "", "pmpm": "", "amount": str(cents_to_dollars(sign * e.amount_cents)),
-                     "memo": e.memo})
+        yield {"payee": payee, "month": label, "program_id": e.program_id, "rule": e.rule, "line": "posted",
+               "member_id": "", "cell_id": "", "pmpm": "", "amount": str(cents_to_dollars(sign * e.amount_cents)),
+               "memo": e.memo}
     rules = {(e.program_id, e.rule) for e in posted if e.kind == "entry"}
+    if kind != "practice":
+        return
     mm = con.table("member_months")
     att = con.table("attribution")
     for program_id, rule in sorted(rules):
@@ -47,28 +53,47 @@ def remittance_rows(con, ledger: Ledger, programs, payee: str, month: dt.date) -
         if p is None or rule not in ("cpr.monthly", "phm.base"):
             continue
         am = attributed_months(att, mm, p, [month])
-        if kind != "practice":
-            continue
         am = am.filter(am.practice_id == pid_).select("member_id", "cell_id").order_by("member_id")
-        members = rows_of(con, am)
-        for r in members:
-            if rule == "phm.base":
-                micro = to_micro(p.payments.phm.base_pmpm.at(month))
-            else:
-                c = p.payments.cpr
-                cell = c.pmpm_by_cell.get(r["cell_id"])
-                micro = (to_micro(cell.at(month)) if cell else 0) + to_micro(c.care_coordination_pmpm.at(month))
-            rows.append({"payee": payee, "month": label, "program_id": program_id, "rule": rule, "line": "member",
-                         "member_id": r["member_id"], "cell_id": r["cell_id"], "pmpm": f"{micro / 1_000_000:.2f}",
-                         "amount": str(cents_to_dollars(py_pmpm_cents(1, micro))), "memo": ""})
-    return rows
+        micro_of: dict[str, int] = {}  # PMPM by rate cell (a few cells)
+        for batch in con.to_pyarrow_batches(am, chunk_size=batch_rows):
+            for r in batch.to_pylist():
+                cell_id = r["cell_id"]
+                micro = micro_of.get(cell_id)
+                if micro is None:
+                    if rule == "phm.base":
+                        micro = to_micro(p.payments.phm.base_pmpm.at(month))
+                    else:
+                        c = p.payments.cpr
+                        cell = c.pmpm_by_cell.get(cell_id)
+                        micro = (to_micro(cell.at(month)) if cell else 0) + to_micro(c.care_coordination_pmpm.at(month))
+                    micro_of[cell_id] = micro
+                yield {"payee": payee, "month": label, "program_id": program_id, "rule": rule, "line": "member",
+                       "member_id": r["member_id"], "cell_id": cell_id, "pmpm": f"{micro / 1_000_000:.2f}",
+                       "amount": str(cents_to_dollars(py_pmpm_cents(1, micro))), "memo": ""}
 
 
-def write_remittance(rows: list[dict], out: Path) -> None:
+def remittance_rows(con, ledger: Ledger, programs, payee: str, month: dt.date) -> list[dict]:
+    """Every row of :func:`iter_remittance_rows` as a list (small payees and tests)."""
+    return list(iter_remittance_rows(con, ledger, programs, payee, month))
+
+
+def write_remittance(rows: Iterable[dict], out: Path) -> tuple[int, int]:
+    """Write remittance rows (any iterable: they are streamed) to the CSV `out`; returns (posted
+    lines, member lines)."""
+    counts = {"posted": 0, "member": 0}
     with open(out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=REMITTANCE_COLUMNS)
         w.writeheader()
-        w.writerows(rows)
+        for r in rows:
+            counts[r["line"]] = counts.get(r["line"], 0) + 1
+            w.writerow(r)
+    return counts["posted"], counts["member"]
+
+
+def write_remittance_advice(con, ledger: Ledger, programs, payee: str, month: dt.date, out: Path) -> tuple[int, int]:
+    """Stream the remittance advice of `payee` in `month` into the CSV `out` (see
+    :func:`iter_remittance_rows`); returns (posted lines, member lines)."""
+    return write_remittance(iter_remittance_rows(con, ledger, programs, payee, month), out)
 
 
 RECON_COLUMNS = ["payer", "program_id", "period", "expected", "received", "difference", "status", "source_line"]
@@ -117,4 +142,4 @@ def reconcile(ledger: Ledger, received: list[dict]) -> list[dict]:
     return out
 
 
-__all__ = ["remittance_rows", "write_remittance", "read_received", "reconcile"]
+__all__ = ["iter_remittance_rows", "remittance_rows", "write_remittance", "write_remittance_advice", "read_received", "reconcile"]

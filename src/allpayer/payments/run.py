@@ -35,7 +35,7 @@ from allpayer.payments import shadow as shadow_mod
 from allpayer.payments import value_payment as vp_mod
 from allpayer.payments.common import (
     PaymentPeriod,
-    attributed_months,
+    attributed_months_all,
     month_label,
     rate_table,
     rows_of,
@@ -62,17 +62,27 @@ class PaymentsResult:
     notes: list[dict] = field(default_factory=list)
 
 
-def _quality_score(con, program, year: int) -> Decimal | None:
+def _quality_scores(con, programs: Sequence, year: int) -> dict[str, Decimal | None]:
+    """Each program's quality score of `year` (None when there is none yet), read in one query."""
+    out: dict[str, Decimal | None] = {p.program_id: None for p in programs}
     if "quality_program_scores" not in con.list_tables():
-        return None
+        return out
     q = con.table("quality_program_scores")
-    cols = [c for c in ("quality_score", "measured") if c in q.columns]
-    r = rows_of(con, q.filter((q.program_id == program.program_id) & (q.performance_year == year))
-                .select(*cols).limit(1))
-    # a row without a score, or marked not measured, counts as no score
-    if not r or r[0]["quality_score"] is None or r[0].get("measured", True) is False:
-        return None
-    return Decimal(str(r[0]["quality_score"]))
+    cols = [c for c in ("program_id", "quality_score", "measured") if c in q.columns]
+    rows = rows_of(con, q.filter(q.program_id.isin(list(out)) & (q.performance_year == year)).select(*cols))
+    first: dict[str, dict] = {}
+    for r in rows:
+        first.setdefault(r["program_id"], r)
+    for pid, r in first.items():
+        # a row without a score, or marked not measured, counts as no score
+        if r["quality_score"] is not None and r.get("measured", True) is not False:
+            out[pid] = Decimal(str(r["quality_score"]))
+    return out
+
+
+def _quality_score(con, program, year: int) -> Decimal | None:
+    """One program's quality score of `year` (see :func:`_quality_scores`)."""
+    return _quality_scores(con, [program], year)[program.program_id]
 
 
 def _months_through(period: PaymentPeriod) -> list[dt.date]:
@@ -103,6 +113,7 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         fpp_payers = sorted({p.payer for p in fpp_programs})
         ml = medical_claim_lines(_of_payers(con.table("medical_claim"), fpp_payers), paid_through)
         ml = ml.filter(ml.service_date.year().isin(sorted(years)) & ml.payer.isin(fpp_payers))
+        ml = ml.filter(_read_by_fpp(ml, fpp_programs, year))
         lines_expr = ml.select("payer", "service_date", "service_month", "claim_type", "service_category",
                                "payment_arrangement", "member_id", "person_id", "billing_npi", "allowed_cents",
                                "paid_cents")
@@ -145,6 +156,15 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
     def note(pid: str, stage: str, text: str) -> None:
         notes.append({"program_id": pid, "performance_year": year, "stage": stage, "note": text})
 
+    # The attributed member months of every program in one pass over attribution and member
+    # months, then one small table per program (each stage below reads its program's several times).
+    am_by_program: dict[str, ir.Table] = {}
+    if programs:
+        am_all = attributed_months_all(att, mm, programs, months).cache()
+        am_by_program = {p.program_id: keep(am_all.filter(am_all.program_id == p.program_id)) for p in programs}
+        am_all.release()
+    scores = _quality_scores(con, programs, year)
+
     def add(key: str, entry: Entry) -> None:
         batches.setdefault(key, []).append(entry)
 
@@ -153,9 +173,8 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         aco, payer_acct = f"aco:{p.aco.id}", f"payer:{p.payer}"
         if progress:
             progress(f"{year}: payments for {pid}")
-        am = attributed_months(att, mm, p, months)
-        am = keep(am)
-        score = _quality_score(con, p, year)
+        am = am_by_program[pid]
+        score = scores[pid]
 
         if pay.fpp is not None:
             fp = keep(fpp_mod.payer_payments(am, p, months))
@@ -284,6 +303,22 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
             out["payment_accruals"].append(_accruals(con, p, tmm, am, year, paid_through))
 
     return out, batches, notes, cached
+
+
+def _read_by_fpp(lines: ir.Table, fpp_programs: Sequence, year: int) -> ir.BooleanValue:
+    """The netted lines an FPP stage reads: for some FPP program, its payer's in-scope lines of
+    its history years (hospital shares) or of the performance year under its payment models
+    (shadow claims). Every reader filters on at least this, so dropping the other lines before
+    caching changes no result; it keeps the cached table (the run's largest) to what is used."""
+    out = ibis.literal(False)
+    for p in fpp_programs:
+        f = p.payments.fpp
+        hist = sorted(f.hospital_allocation.history_years or [])
+        used = (lines.service_date.year() == year) & lines.payment_arrangement.isin(list(f.scope.payment_models))
+        if hist:
+            used = lines.service_date.year().isin(hist) | used
+        out = out | ((lines.payer == p.payer) & fpp_mod.in_scope(lines, p) & used)
+    return out
 
 
 def _of_payers(medical_claim: ir.Table, payers: Sequence[str]) -> ir.Table:
