@@ -340,3 +340,20 @@ def test_parquet_parts_are_stored_in_file_and_line_order_with_the_delivered_text
     finally:
         con.close()
     assert after == before and {flag for *_, flag in before} <= {True, False}
+
+
+def test_a_load_lowers_the_memory_limit_never_raises_it(monkeypatch):
+    con = duckdb.connect()
+    try:
+        con.execute("SET memory_limit = '8GB'")
+        monkeypatch.setenv("ALLPAYER_LOAD_MEMORY_LIMIT", "512MB")
+        loader.bound_memory(con)
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("488.2 MiB", "512.0 MB")
+        monkeypatch.setenv("ALLPAYER_LOAD_MEMORY_LIMIT", "2GB")
+        loader.bound_memory(con)  # higher than the current limit: left as it is
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("488.2 MiB", "512.0 MB")
+        monkeypatch.setenv("ALLPAYER_LOAD_MEMORY_LIMIT", "lots")
+        with pytest.raises(RunError, match="expected a size such as 4GB"):
+            loader.bound_memory(con)
+    finally:
+        con.close()

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -587,6 +589,34 @@ def _flag_counts(raw, result: TableLoad, run_id: str) -> None:
     result.table_rows = _count(raw, f"SELECT count(*) FROM {_q(t)}")
 
 
+LOAD_MEMORY_LIMIT = "4GB"
+"""DuckDB memory limit of a load (lowered to it, never raised): above it the verdicts of large
+tables spill to the database's temporary folder instead of growing the process. The environment
+variable ``ALLPAYER_LOAD_MEMORY_LIMIT`` (a DuckDB size such as ``2GB``) overrides it."""
+
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+               "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def _size_bytes(text: str) -> float | None:
+    """Bytes of a DuckDB size such as ``4GB`` or ``18.8 GiB`` (None when it is not one)."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]+)\s*", str(text))
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        return None
+    return float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+
+
+def bound_memory(raw) -> None:
+    """Lower the connection's DuckDB memory limit to `LOAD_MEMORY_LIMIT` (see there)."""
+    wanted = os.environ.get("ALLPAYER_LOAD_MEMORY_LIMIT", LOAD_MEMORY_LIMIT)
+    limit = _size_bytes(wanted)
+    if limit is None:
+        raise RunError(f"ALLPAYER_LOAD_MEMORY_LIMIT={wanted!r}: expected a size such as 4GB or 512MB")
+    current = _size_bytes(raw.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+    if current is None or limit < current:
+        raw.execute(f"SET memory_limit = {_lit(wanted)}").fetchall()
+
+
 def with_defaults(spec: Table, defaults: dict[str, str]) -> Table:
     """The contract of a table with the columns that take a default no longer required of a file."""
     if not defaults:
@@ -615,6 +645,7 @@ def load_delivery(
     the claims in the database once this delivery's claims are stored (none: not checked).
     """
     raw = con.con
+    bound_memory(raw)
     defaults = defaults or {}
     columns = {
         t: set().union(*(readers.check_columns(f, with_defaults(TABLES[t], defaults.get(t, {}))) for f in files))
