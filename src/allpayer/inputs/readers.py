@@ -4,9 +4,10 @@ A delivery is a folder with one file per table, named ``<table>.csv``, ``<table>
 ``<table>.parquet``, or a subfolder ``<table>/`` of part files in those formats. Other files
 (a ``manifest.json``, a README) are ignored and listed.
 
-Every file is staged into a temporary table of text columns (one per contract column, NULL where
-the file lacks an optional column) plus ``source_file`` (the path relative to the delivery folder)
-and ``line_number``:
+Every file is read as text columns (one per contract column, NULL where the file lacks an
+optional column) plus ``source_file`` (the path relative to the delivery folder) and
+``line_number``: a CSV file is staged into a temporary table of them, a Parquet file is read in
+place by a query that turns its columns to text (`parquet_source`), once, by the validation:
 
 - CSV: comma-separated, double-quote quoting (RFC 4180), UTF-8 (a byte-order mark is allowed),
   first line the header. Header names are matched case-insensitively. ``line_number`` is the
