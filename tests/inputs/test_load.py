@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import duckdb
 import pytest
 
 from allpayer import runs
@@ -291,3 +292,68 @@ def test_an_old_run_is_reproduced_after_later_months_are_loaded(tmp_path):
     assert second.paid_through == D(2025, 2, 20)
     assert snapshot(first.run_id) == before
     assert len(snapshot()) == len(before) + 1  # without the run cut-off the late claim appears
+
+
+def test_parquet_parts_are_stored_in_file_and_line_order_with_the_delivered_text_of_rejects(tmp_path):
+    """A folder of Parquet parts is validated where it lies: stored rows keep (source_file,
+    line_number) order (parts in name order, so part-10 before part-2), and quarantined rows,
+    the failing ones and the valid duplicates, carry the text as delivered."""
+    folder = build_delivery(tmp_path / "in")
+    (folder / "medical_claim.csv").unlink()
+    header, rows = base_rows("medical_claim")
+    negative = dict(rows[2], claim_id="C9", paid_amount="-5.00", allowed_amount="-5.00")
+    conflict = dict(rows[1], paid_amount="176.00", allowed_amount="176.00")
+    parts = {
+        "part-1": rows[:3],
+        "part-10": [conflict, negative],  # row 1: same key as part-1 row 2, other amounts; row 2: negative
+        "part-2": rows[3:] + [rows[0]],  # row 6: an exact copy of part-1 row 1
+    }
+    (folder / "medical_claim").mkdir()
+    for name, part in parts.items():
+        write_csv(tmp_path / "csv" / f"{name}.csv", header, part)
+        _typed_parquet(tmp_path / "csv" / f"{name}.csv", folder / "medical_claim" / f"{name}.parquet", "medical_claim")
+    db = tmp_path / "a.duckdb"
+    result = loader.load_folder(folder, db)
+    assert counts(result)["medical_claim"] == (11, 8, 0, 3)
+    stored = query(db, "SELECT source_file, line_number FROM medical_claim ORDER BY rowid")
+    assert stored == sorted(stored)
+    assert [s for s, _ in stored] == ["medical_claim/part-1.parquet"] * 3 + ["medical_claim/part-2.parquet"] * 5
+    quarantined = query(
+        db, "SELECT source_file, line_number, rule, raw_row FROM quarantine WHERE table_name = 'medical_claim' ORDER BY 1, 2"
+    )
+    assert [(s, n, r) for s, n, r, _ in quarantined] == [
+        ("medical_claim/part-10.parquet", 1, "conflicting_duplicate"),
+        ("medical_claim/part-10.parquet", 2, "negative_amount"),
+        ("medical_claim/part-2.parquet", 6, "duplicate_row"),
+    ]
+    conflict_raw, negative_raw, copy_raw = (raw for *_, raw in quarantined)
+    assert '"claim_id":"C1"' in conflict_raw and '"paid_amount":"176.00"' in conflict_raw
+    assert '"claim_id":"C9"' in negative_raw and '"paid_amount":"-5.00"' in negative_raw
+    assert '"claim_id":"C1"' in copy_raw and '"claim_line_number":"1"' in copy_raw
+    assert ":null" not in conflict_raw + negative_raw + copy_raw
+    # The claims were flagged as they were stored: recomputing the flag changes nothing.
+    before = query(db, "SELECT source_file, line_number, outside_eligibility FROM medical_claim ORDER BY 1, 2")
+    con = duckdb.connect(str(db))
+    try:
+        loader.flag_outside_eligibility(con, "medical_claim")
+        after = con.execute("SELECT source_file, line_number, outside_eligibility FROM medical_claim ORDER BY 1, 2").fetchall()
+    finally:
+        con.close()
+    assert after == before and {flag for *_, flag in before} <= {True, False}
+
+
+def test_a_load_lowers_the_memory_limit_never_raises_it(monkeypatch):
+    con = duckdb.connect()
+    try:
+        con.execute("SET memory_limit = '8GB'")
+        monkeypatch.setenv("ALLPAYER_LOAD_MEMORY_LIMIT", "512MB")
+        loader.bound_memory(con)
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("488.2 MiB", "512.0 MB")
+        monkeypatch.setenv("ALLPAYER_LOAD_MEMORY_LIMIT", "2GB")
+        loader.bound_memory(con)  # higher than the current limit: left as it is
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("488.2 MiB", "512.0 MB")
+        monkeypatch.setenv("ALLPAYER_LOAD_MEMORY_LIMIT", "lots")
+        with pytest.raises(RunError, match="expected a size such as 4GB"):
+            loader.bound_memory(con)
+    finally:
+        con.close()

@@ -31,11 +31,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
 
@@ -205,7 +208,13 @@ class LoadResult:
 
 
 def _stage_schema(spec: Table) -> dict[str, str]:
-    return {**{c: "string" for c in spec.column_names}, "source_file": "string", "line_number": "int64"}
+    raw = ", ".join(f"{c}: string" for c in spec.column_names)
+    return {
+        **{c: "string" for c in spec.column_names},
+        "source_file": "string",
+        "line_number": "int64",
+        "_raw": f"struct<{raw}>",
+    }
 
 
 def _sql(expr) -> str:
@@ -244,16 +253,36 @@ def _validation_sql(table: str, columns: tuple[str, ...], as_of: dt.date | None 
         if step.count(ref) != 1:  # pragma: no cover - the compiled steps read their input once
             raise AssertionError(f"{table}: step after {name} reads {ref} {step.count(ref)} times")
         sql = step.replace(ref, f"({sql})")
-    return sql
+    # The delivered text of a failing row, for the quarantine, from the same pass; room for the
+    # flags set later on the (few) rows decided not new and on the claims outside eligibility.
+    flag = ", CAST(NULL AS BOOLEAN) AS outside_eligibility" if table in CLAIM_TABLES else ""
+    return (
+        f"SELECT * EXCLUDE (_raw), CASE WHEN rules IS NOT NULL THEN {_json_text('_raw')} END AS raw_row, "
+        f"FALSE AS _not_new{flag} FROM ({sql})"
+    )
 
 
-def _validate_table(raw, spec: Table, as_of: dt.date | None = None) -> str:
-    """Validate `_stage_<table>` into the temp table ``_verdict_<table>`` (typed contract
-    columns, provenance, ``rules``, ``message``, ``row_hash``); returns its name."""
+def _stage_view(raw, spec: Table, source_sql: str) -> str:
+    """Define ``_stage_<table>`` (what the validation query reads) as a view over `source_sql`
+    (staged text columns, ``source_file``, ``line_number``) plus ``_raw``, the row's text as a
+    struct (turned to JSON only for the rows that are quarantined)."""
+    body = ", ".join(f"{_lit(c)}: {_q(c)}" for c in spec.column_names)
+    name = f"_stage_{spec.name}"
+    raw.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT *, {{{body}}} AS _raw FROM ({source_sql})").fetchall()
+    return name
+
+
+def _validate_into(raw, spec: Table, as_of: dt.date | None, first: bool) -> str:
+    """Validate the rows of the view ``_stage_<table>`` into the temp table ``_verdict_<table>``
+    (typed contract columns, provenance, ``rules``, ``message``, ``row_hash``, ``raw_row``),
+    created by the first call of a load and appended to by the next; returns its name.
+    Rows are appended in the order the view yields them."""
     t = spec.name
-    raw.execute(
-        f"CREATE OR REPLACE TEMP TABLE _verdict_{t} AS {_validation_sql(t, tuple(spec.column_names), as_of)}"
-    ).fetchall()
+    sql = _validation_sql(t, tuple(spec.column_names), as_of)
+    if first:
+        raw.execute(f"CREATE OR REPLACE TEMP TABLE _verdict_{t} AS {sql}").fetchall()
+    else:
+        raw.execute(f"INSERT INTO _verdict_{t} {sql}").fetchall()
     return f"_verdict_{t}"
 
 
@@ -332,10 +361,15 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
 _NULL_KEYS = r'"[a-z0-9_]+":null,?'
 
 
+def _json_text(struct_sql: str) -> str:
+    """SQL: a struct of a row's staged text as JSON, empty columns left out."""
+    return f"regexp_replace(regexp_replace(to_json({struct_sql})::VARCHAR, '{_NULL_KEYS}', '', 'g'), ',}}$', '}}')"
+
+
 def _raw_json(alias: str, spec: Table) -> str:
     """SQL: the staged text of a row as JSON, empty columns left out."""
     body = ", ".join(f"{_lit(c)}: {alias}.{_q(c)}" for c in spec.column_names)
-    return f"regexp_replace(regexp_replace(to_json({{{body}}})::VARCHAR, '{_NULL_KEYS}', '', 'g'), ',}}$', '}}')"
+    return _json_text(f"{{{body}}}")
 
 
 def load_table(
@@ -371,49 +405,117 @@ def load_table(
     if columns is None:
         columns = set().union(*(readers.check_columns(f, with_defaults(spec, defaults)) for f in files))
     spec = validate.restrict(spec, set(columns) | set(defaults))
+    file_spec = with_defaults(spec, defaults)
     result = TableLoad(table=t, files=[f.relpath for f in files])
-    stage = readers.create_stage(raw, spec)
     rejects = readers.create_rejects(raw)
+    text = None  # the text table of the CSV files and mapped rows (Parquet files are read in place)
+    sources: list[tuple[str | None, str]] = []  # (source_file, query of its staged text), as validated
+    extra: dict[str, list[str]] = {}
+    # Rows reach the verdict file by file in `source_file` order and, within a Parquet file, in
+    # row order: the stored table then needs no sort. CSV and mapped rows are sorted on insert.
+    ordered = True
+
+    def validate_source(source_file: str | None, source_sql: str, path: Path | None) -> None:
+        _stage_view(raw, spec, source_sql)
+        try:
+            _validate_into(raw, spec, as_of, first=not sources)
+        except duckdb.Error as exc:
+            if path is None:
+                raise
+            raise InputFileError(str(path), f"cannot be read: {readers._duck_message(exc, path)}") from exc
+        sources.append((source_file, source_sql))
+
     if mapped is not None:
-        result.read += readers.stage_arrow(raw, mapped, spec, stage)
+        text = readers.create_stage(raw, spec, name=f"_text_{t}")
+        result.read += readers.stage_arrow(raw, mapped, spec, text)
+        ordered = False
+        validate_source(None, f"SELECT * FROM {text}", None)
         if progress:
             progress(f"read {t}")
-    for f in files if mapped is None else ():
-        staged = readers.stage_file(raw, f, with_defaults(spec, defaults), stage, rejects)
-        for column, value in defaults.items():
-            if column not in staged.columns:
-                raw.execute(
-                    f"UPDATE {stage} SET {_q(column)} = {_lit(value)} WHERE source_file = {_lit(f.relpath)}"
-                ).fetchall()
-        result.read += staged.read
-        if staged.extra_columns:
-            result.extra_columns[f.relpath] = staged.extra_columns
+    for f in sorted(files, key=lambda f: f.relpath) if mapped is None else ():
+        if not f.path.exists():
+            raise InputFileError(str(f.path), "file not found")
+        if f.format == "parquet":
+            source = readers.parquet_source(raw, f, file_spec, defaults)
+            result.read += source.rows
+            extras, source_sql = source.extra_columns, source.sql
+        else:
+            if text is None:
+                text = readers.create_stage(raw, spec, name=f"_text_{t}")
+            staged = readers.stage_csv(raw, f, file_spec, text, rejects)
+            result.read += staged.read
+            extras = staged.extra_columns
+            select = ", ".join(
+                f"CAST({_lit(defaults[c])} AS VARCHAR) AS {_q(c)}" if c in defaults and c not in staged.columns else _q(c)
+                for c in spec.column_names
+            )
+            source_sql = f"SELECT {select}, source_file, line_number FROM {text} WHERE source_file = {_lit(f.relpath)}"
+            ordered = False
+        if extras:
+            extra[f.relpath] = extras
+        validate_source(f.relpath, source_sql, f.path)
         if progress:
             progress(f"read {f.relpath}")
-    checked = _validate_table(raw, spec, as_of)
+    if not sources:  # pragma: no cover - a table is loaded only when it has files or mapped rows
+        text = readers.create_stage(raw, spec, name=f"_text_{t}")
+        validate_source(None, f"SELECT * FROM {text}", None)
+    result.extra_columns = {f.relpath: extra[f.relpath] for f in files if f.relpath in extra}
+    checked = f"_verdict_{t}"
     if progress:
         progress(f"validated {t}")
 
     stored_rows = _count(raw, f"SELECT count(*) FROM {_q(t)}")
     decided = decide(raw, spec, checked, stored_rows)
     counts = raw.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE outcome = 'already') FROM {decided}"
+        f"SELECT count(*), count(*) FILTER (WHERE outcome = 'already'), count(*) FILTER (WHERE outcome = 'quarantine') "
+        f"FROM {decided}"
     ).fetchall()[0]
-    not_new, result.already_loaded = int(counts[0]), int(counts[1])
+    not_new, result.already_loaded, dup_quarantined = int(counts[0]), int(counts[1]), int(counts[2])
 
+    # Flags are set on the verdict in place, so the insert below is a filtered scan of it: rows
+    # keep their order (a join would not promise that).
+    if not_new:
+        raw.execute(
+            f"UPDATE {checked} AS c SET _not_new = TRUE FROM {decided} d "
+            f"WHERE d.source_file = c.source_file AND d.line_number = c.line_number"
+        ).fetchall()
+    flag = ""
+    if t in CLAIM_TABLES:
+        raw.execute(
+            f"UPDATE {checked} AS c SET outside_eligibility = {_outside_eligibility_sql(t)} "
+            f"WHERE rules IS NULL AND NOT _not_new"
+        ).fetchall()
+        flag = ", outside_eligibility"
     cols = ", ".join(_q(c) for c in spec.column_names)
-    skip = (
-        f" AND NOT EXISTS (SELECT 1 FROM {decided} d WHERE d.source_file = v.source_file AND d.line_number = v.line_number)"
-        if not_new else ""
-    )
+    order = "" if ordered else " ORDER BY source_file, line_number"
     inserted = raw.execute(
-        f"INSERT INTO {_q(t)} ({cols}, source_file, line_number, load_run_id, row_hash) "
-        f"SELECT {cols}, source_file, line_number, {_lit(run_id)}, row_hash FROM {checked} v "
-        f"WHERE rules IS NULL{skip} ORDER BY source_file, line_number"
+        f"INSERT INTO {_q(t)} ({cols}, source_file, line_number, load_run_id, row_hash{flag}) "
+        f"SELECT {cols}, source_file, line_number, {_lit(run_id)}, row_hash{flag} FROM {checked} "
+        f"WHERE rules IS NULL AND NOT _not_new{order}"
     ).fetchall()
     result.loaded = int(inserted[0][0])
 
-    raw_json = _raw_json("s", spec)
+    # The delivered text of the valid rows quarantined as duplicates, read again from their files
+    # (only those files, only when there are such rows).
+    dup_raw = f"_dupraw_{t}"
+    raw.execute(
+        f"CREATE OR REPLACE TEMP TABLE {dup_raw} (source_file VARCHAR, line_number BIGINT, raw_row VARCHAR)"
+    ).fetchall()
+    if dup_quarantined:
+        files_with = {
+            r[0] for r in raw.execute(
+                f"SELECT DISTINCT source_file FROM {decided} WHERE outcome = 'quarantine'"
+            ).fetchall()
+        }
+        for source_file, source_sql in sources:
+            if source_file is not None and source_file not in files_with:
+                continue
+            raw.execute(
+                f"INSERT INTO {dup_raw} SELECT s.source_file, s.line_number, {_raw_json('s', spec)} "
+                f"FROM ({source_sql}) s SEMI JOIN (SELECT source_file, line_number FROM {decided} "
+                f"WHERE outcome = 'quarantine') d USING (source_file, line_number)"
+            ).fetchall()
+
     quarantined = raw.execute(
         f"""
         INSERT INTO quarantine
@@ -421,12 +523,12 @@ def load_table(
         FROM {rejects} r
         UNION ALL
         SELECT {_lit(run_id)}, {_lit(t)}, c.source_file, c.line_number, split_part(c.rules, ',', 1), c.rules,
-               c.message, {raw_json}
-        FROM {checked} c JOIN {stage} s USING (source_file, line_number)
+               c.message, c.raw_row
+        FROM {checked} c
         WHERE c.rules IS NOT NULL
         UNION ALL
-        SELECT {_lit(run_id)}, {_lit(t)}, d.source_file, d.line_number, d.rule, d.rule, d.message, {raw_json}
-        FROM {decided} d JOIN {stage} s USING (source_file, line_number)
+        SELECT {_lit(run_id)}, {_lit(t)}, d.source_file, d.line_number, d.rule, d.rule, d.message, s.raw_row
+        FROM {decided} d JOIN {dup_raw} s USING (source_file, line_number)
         WHERE d.outcome = 'quarantine'
         ORDER BY 3, 4
         """
@@ -438,25 +540,37 @@ def load_table(
             f"{t}: counts do not reconcile (read {result.read} != loaded {result.loaded} + already loaded "
             f"{result.already_loaded} + quarantined {result.quarantined})"
         )
-    for tmp in (decided, checked, stage, rejects):
-        raw.execute(f"DROP TABLE IF EXISTS {tmp}").fetchall()
+    raw.execute(f"DROP VIEW IF EXISTS _stage_{t}").fetchall()
+    for tmp in (decided, checked, dup_raw, text, rejects):
+        if tmp:
+            raw.execute(f"DROP TABLE IF EXISTS {tmp}").fetchall()
     if progress:
         progress(f"stored {t}")
     return result
 
 
-def flag_outside_eligibility(raw, table: str, run_id: str | None = None) -> None:
+def _outside_eligibility_sql(table: str, alias: str = "c") -> str:
+    """SQL: true when no eligibility span of the claim row `alias`'s member with its payer covers
+    its service date (`SERVICE_DATE_SQL`, which names the claim row ``c``)."""
+    service_date = SERVICE_DATE_SQL[table].replace("c.", f"{alias}.")
+    return (
+        f"NOT EXISTS (SELECT 1 FROM eligibility e WHERE e.member_id = {alias}.member_id AND e.payer = {alias}.payer "
+        f"AND {service_date} BETWEEN e.enrollment_start_date AND e.enrollment_end_date)"
+    )
+
+
+def flag_outside_eligibility(raw, table: str, run_id: str | None = None, *, except_run: str | None = None) -> None:
     """Set ``outside_eligibility`` on claims: true when no eligibility span of the claim's member
-    with the claim's payer covers its service date. Only rows of `run_id` when given."""
-    where = f"WHERE c.load_run_id = {_lit(run_id)}" if run_id else ""
+    with the claim's payer covers its service date. Only rows of `run_id` when given; not the
+    rows of `except_run` (a load sets the flag of its own claims as it stores them)."""
+    where = []
+    if run_id:
+        where.append(f"c.load_run_id = {_lit(run_id)}")
+    if except_run:
+        where.append(f"c.load_run_id <> {_lit(except_run)}")
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
     raw.execute(
-        f"""
-        UPDATE {table} AS c SET outside_eligibility = NOT EXISTS (
-            SELECT 1 FROM eligibility e
-            WHERE e.member_id = c.member_id AND e.payer = c.payer
-              AND {SERVICE_DATE_SQL[table]} BETWEEN e.enrollment_start_date AND e.enrollment_end_date
-        ) {where}
-        """
+        f"UPDATE {table} AS c SET outside_eligibility = {_outside_eligibility_sql(table)} {clause}"
     ).fetchall()
 
 
@@ -473,6 +587,34 @@ def _flag_counts(raw, result: TableLoad, run_id: str) -> None:
             raw, f"SELECT count(*) FROM medical_claim WHERE load_run_id = {run} AND substance_use_redacted"
         )
     result.table_rows = _count(raw, f"SELECT count(*) FROM {_q(t)}")
+
+
+LOAD_MEMORY_LIMIT = "4GB"
+"""DuckDB memory limit of a load (lowered to it, never raised): above it the verdicts of large
+tables spill to the database's temporary folder instead of growing the process. The environment
+variable ``ALLPAYER_LOAD_MEMORY_LIMIT`` (a DuckDB size such as ``2GB``) overrides it."""
+
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+               "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def _size_bytes(text: str) -> float | None:
+    """Bytes of a DuckDB size such as ``4GB`` or ``18.8 GiB`` (None when it is not one)."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]+)\s*", str(text))
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        return None
+    return float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+
+
+def bound_memory(raw) -> None:
+    """Lower the connection's DuckDB memory limit to `LOAD_MEMORY_LIMIT` (see there)."""
+    wanted = os.environ.get("ALLPAYER_LOAD_MEMORY_LIMIT", LOAD_MEMORY_LIMIT)
+    limit = _size_bytes(wanted)
+    if limit is None:
+        raise RunError(f"ALLPAYER_LOAD_MEMORY_LIMIT={wanted!r}: expected a size such as 4GB or 512MB")
+    current = _size_bytes(raw.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+    if current is None or limit < current:
+        raw.execute(f"SET memory_limit = {_lit(wanted)}").fetchall()
 
 
 def with_defaults(spec: Table, defaults: dict[str, str]) -> Table:
@@ -503,6 +645,7 @@ def load_delivery(
     the claims in the database once this delivery's claims are stored (none: not checked).
     """
     raw = con.con
+    bound_memory(raw)
     defaults = defaults or {}
     columns = {
         t: set().union(*(readers.check_columns(f, with_defaults(TABLES[t], defaults.get(t, {}))) for f in files))
@@ -541,11 +684,11 @@ def load_delivery(
         if t == "eligibility" and res.loaded:
             eligibility_changed = True
         results.append(res)
-    for t in CLAIM_TABLES:
-        if eligibility_changed:
-            flag_outside_eligibility(raw, t)
-        elif t in tables:
-            flag_outside_eligibility(raw, t, run_id)
+    # This load's claims were flagged as they were stored (eligibility is loaded first); a load
+    # that adds eligibility re-flags the claims of earlier loads.
+    if eligibility_changed:
+        for t in CLAIM_TABLES:
+            flag_outside_eligibility(raw, t, except_run=run_id)
     for res in results:
         _flag_counts(raw, res, run_id)
         raw.execute(

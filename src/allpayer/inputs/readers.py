@@ -4,9 +4,10 @@ A delivery is a folder with one file per table, named ``<table>.csv``, ``<table>
 ``<table>.parquet``, or a subfolder ``<table>/`` of part files in those formats. Other files
 (a ``manifest.json``, a README) are ignored and listed.
 
-Every file is staged into a temporary table of text columns (one per contract column, NULL where
-the file lacks an optional column) plus ``source_file`` (the path relative to the delivery folder)
-and ``line_number``:
+Every file is read as text columns (one per contract column, NULL where the file lacks an
+optional column) plus ``source_file`` (the path relative to the delivery folder) and
+``line_number``: a CSV file is staged into a temporary table of them, a Parquet file is read in
+place by a query that turns its columns to text (`parquet_source`), once, by the validation:
 
 - CSV: comma-separated, double-quote quoting (RFC 4180), UTF-8 (a byte-order mark is allowed),
   first line the header. Header names are matched case-insensitively. ``line_number`` is the
@@ -253,9 +254,10 @@ def _scalar(con, sql: str):
     return con.execute(sql).fetchall()[0][0]
 
 
-def create_stage(con, spec: Table) -> str:
-    """Create the empty text staging table for one contract table; returns its name."""
-    name = f"_stage_{spec.name}"
+def create_stage(con, spec: Table, name: str | None = None) -> str:
+    """Create the empty text staging table for one contract table (``_stage_<table>`` unless
+    `name` is given); returns its name."""
+    name = name or f"_stage_{spec.name}"
     cols = ", ".join(f"{_q(c)} VARCHAR" for c in spec.column_names)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({cols}, source_file VARCHAR, line_number BIGINT)")
     return name
@@ -417,11 +419,26 @@ _EXPECTED = {
 }
 
 
-def stage_parquet(con, f: InputFile, spec: Table, stage: str) -> StagedFile:
-    """Stage one Parquet file: its columns as text, line_number = 1-based row number."""
-    src = f"read_parquet({_lit(str(f.path))}, file_row_number=true)"
+@dataclass
+class ParquetSource:
+    """A Parquet file as a query of text columns (see `parquet_source`)."""
+
+    file: InputFile
+    sql: str  # SELECT <contract columns as text>, source_file, line_number FROM read_parquet(...)
+    rows: int
+    columns: list[str]  # contract columns present in the file
+    extra_columns: list[str]  # columns in the file that the contract does not define
+
+
+def parquet_source(con, f: InputFile, spec: Table, defaults: dict[str, str] | None = None) -> ParquetSource:
+    """Check a Parquet file's schema against the contract and return the query that reads it as
+    staged text: every contract column of `spec` (as text; a column the file lacks is its value
+    in `defaults`, else NULL), ``source_file`` and ``line_number`` (the 1-based row number).
+
+    Only the file's footer is read here; the query reads the rows once, where it is used."""
+    path = _lit(str(f.path))
     try:
-        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_lit(str(f.path))})").fetchall()
+        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()
     except Exception as exc:
         if f.path.stat().st_size == 0:
             raise InputFileError(str(f.path), "empty file: expected a Parquet file") from exc
@@ -441,17 +458,39 @@ def stage_parquet(con, f: InputFile, spec: Table, stage: str) -> StagedFile:
             raise InputFileError(
                 str(f.path), f"column {c} has Parquet type {types[c]}; expected {_EXPECTED[col.kind]}"
             )
-    select = ", ".join(f"CAST({_q(by_lower[c])} AS VARCHAR)" for c in present)
-    cols = ", ".join(_q(c) for c in present)
+    defaults = defaults or {}
+    select = []
+    for c in spec.column_names:
+        if c in by_lower:
+            select.append(f"CAST({_q(by_lower[c])} AS VARCHAR) AS {_q(c)}")
+        elif c in defaults:
+            select.append(f"CAST({_lit(defaults[c])} AS VARCHAR) AS {_q(c)}")
+        else:
+            select.append(f"CAST(NULL AS VARCHAR) AS {_q(c)}")
+    try:
+        rows = int(_scalar(con, f"SELECT sum(num_rows) FROM parquet_file_metadata({path})") or 0)
+    except Exception as exc:
+        raise InputFileError(str(f.path), f"cannot be read: {_duck_message(exc, f.path)}") from exc
+    sql = (
+        f"SELECT {', '.join(select)}{', ' if select else ''}CAST({_lit(f.relpath)} AS VARCHAR) AS source_file, "
+        f"CAST(file_row_number + 1 AS BIGINT) AS line_number FROM read_parquet({path}, file_row_number=true)"
+    )
+    return ParquetSource(f, sql, rows, present, [n for n in lowered if n not in spec.column_names])
+
+
+def stage_parquet(con, f: InputFile, spec: Table, stage: str) -> StagedFile:
+    """Stage one Parquet file: its columns as text, line_number = 1-based row number."""
+    source = parquet_source(con, f, spec)
+    cols = ", ".join(_q(c) for c in source.columns)
+    select = ", ".join(_q(c) for c in source.columns)
     try:
         con.execute(
             f"INSERT INTO {stage} ({cols}{', ' if cols else ''}source_file, line_number) "
-            f"SELECT {select}{', ' if select else ''}{_lit(f.relpath)}, file_row_number + 1 FROM {src}"
+            f"SELECT {select}{', ' if select else ''}source_file, line_number FROM ({source.sql})"
         )
     except Exception as exc:
         raise InputFileError(str(f.path), f"cannot be read: {_duck_message(exc, f.path)}") from exc
-    rows = _scalar(con, f"SELECT count(*) FROM read_parquet({_lit(str(f.path))})")
-    return StagedFile(f, int(rows), 0, present, [n for n in lowered if n not in spec.column_names])
+    return StagedFile(f, source.rows, 0, source.columns, source.extra_columns)
 
 
 def check_columns(f: InputFile, spec: Table) -> list[str]:

@@ -167,6 +167,15 @@ def restrict(spec: Table, columns) -> Table:
     return dataclasses.replace(spec, columns=tuple(c for c in spec.columns if c.name in keep))
 
 
+PASSTHROUGH = ("source_file", "line_number", "_raw")
+"""Columns every step carries as they are: provenance, and the delivered text of the row as a
+struct (``_raw``, when the staged table has it) for the quarantine."""
+
+
+def _carried(t: ir.Table) -> dict[str, ir.Value]:
+    return {c: t[c] for c in PASSTHROUGH if c in t.columns}
+
+
 def _null_str() -> ir.StringValue:
     return ibis.null("string")
 
@@ -187,7 +196,7 @@ def clean(raw: ir.Table, spec: Table) -> ir.Table:
     cols = {}
     for col in spec.columns:
         cols[col.name] = trim(raw[col.name]).nullif("")
-    return raw.select(**cols, source_file=raw.source_file, line_number=raw.line_number)
+    return raw.select(**cols, **_carried(raw))
 
 
 def keeps_text(col) -> bool:
@@ -237,7 +246,7 @@ def parse(cleaned: ir.Table, spec: Table) -> ir.Table:
             )
         else:  # pragma: no cover - the contract only uses the kinds above
             raise ValueError(f"{spec.name}.{col.name}: unknown kind {col.kind!r}")
-    return cleaned.select(**cols, source_file=cleaned.source_file, line_number=cleaned.line_number)
+    return cleaned.select(**cols, **_carried(cleaned))
 
 
 def checks(parsed: ir.Table, spec: Table, as_of: dt.date | None = None) -> list[Check]:
@@ -398,7 +407,7 @@ def check(parsed: ir.Table, spec: Table, as_of: dt.date | None = None) -> ir.Tab
         f"{MESSAGE_PREFIX}{i:03d}_{c.rule}": ibis.ifelse(c.failed.fill_null(False), c.message, _null_str())
         for i, c in enumerate(found)
     }
-    return parsed.select(*spec.column_names, "source_file", "line_number", **messages)
+    return parsed.select(*spec.column_names, **_carried(parsed), **messages)
 
 
 def verdict(checked: ir.Table, spec: Table) -> ir.Table:
@@ -414,7 +423,13 @@ def verdict(checked: ir.Table, spec: Table) -> ir.Table:
         [ibis.ifelse(checked[c].notnull(), rule_of[c], _null_str()) for c in cols]
     ).nullif("")
     message = ibis.literal("; ").join([checked[c] for c in cols]).nullif("")
-    return checked.select(*spec.column_names, "source_file", "line_number", rules=rules, message=message)
+    if len(cols) > 1:
+        # Most rows pass every rule: test that once (the first message that is not NULL), and
+        # fold the message columns only for the rows that fail.
+        failed = ibis.coalesce(*[checked[c] for c in cols]).notnull()
+        rules = ibis.ifelse(failed, rules, _null_str())
+        message = ibis.ifelse(failed, message, _null_str())
+    return checked.select(*spec.column_names, **_carried(checked), rules=rules, message=message)
 
 
 def with_first_rule(checked: ir.Table) -> ir.Table:
@@ -428,10 +443,8 @@ def row_hash(t: ir.Table, spec: Table) -> ir.StringValue:
     Empty columns are left out, so a column added to the contract later does not change the
     hash of rows that lack it.
     """
-    parts = []
-    for col in spec.columns:
-        v = t[col.name]
-        parts.append(ibis.ifelse(v.notnull(), col.name + "=" + v.cast("string"), _null_str()))
+    # ``name=`` + NULL is NULL, and the join leaves NULLs out.
+    parts = [col.name + "=" + t[col.name].cast("string") for col in spec.columns]
     return ibis.literal("\x1f").join(parts).hexdigest("md5")
 
 
