@@ -168,30 +168,7 @@ def attributed_months(attribution: ir.Table, member_months: ir.Table, program, m
     Grain (program_id, member_id, month). Columns: program_id, member_id, person_id, month,
     practice_id, hsa, group_id, cell_id ('unassigned' when the member month fits no rate cell).
     """
-    from allpayer.core.targets import cell_id_expr
-
-    a = attribution.filter(
-        (attribution.program_id == program.program_id)
-        & attribution.attributed
-        & attribution.eligible
-        & attribution.month.isin(list(months))
-    )
-    mm = member_months.filter(
-        (member_months.program_id == program.program_id) & member_months.month.isin(list(months))
-    )
-    mm = mm.mutate(cell_id=cell_id_expr(mm, program.target.rate_cells).fill_null("unassigned"))
-    mm = mm.select("member_id", "month", "cell_id", "group_id")
-    j = a.join(mm, ["member_id", "month"], how="left")
-    return j.select(
-        program_id=j.program_id,
-        member_id=j.member_id,
-        person_id=j.person_id,
-        month=j.month,
-        practice_id=j.practice_id,
-        hsa=j.hsa,
-        group_id=j.group_id,
-        cell_id=j.cell_id.fill_null("unassigned"),
-    )
+    return attributed_months_all(attribution, member_months, [program], months)
 
 
 def attributed_months_all(attribution: ir.Table, member_months: ir.Table, programs: Sequence,
