@@ -73,15 +73,21 @@ def facility_type(bill_type: ir.StringValue) -> ir.StringValue:
 DxSpec = Mapping[str, tuple[Callable[[ir.StringValue], ir.BooleanValue], bool]]
 
 
-def claim_dx_flags(diagnoses: ir.Table, dx: DxSpec) -> ir.Table:
+def claim_dx_flags(diagnoses: ir.Table, dx: DxSpec, codes: ir.Table | None = None) -> ir.Table:
     """Per claim, whether its diagnoses match: ``claim_id`` and one boolean per entry of `dx`
     (name -> (matcher, principal only)). `diagnoses` is long (``claim_id, position, code``;
-    position 1 is the principal diagnosis), so each code list is tested on one column."""
-    d = diagnoses
-    code = normalize_code(d.code)
+    position 1 is the principal diagnosis), so each code list is tested on one column, and only
+    on the distinct codes (`codes`, from `framework.diagnosis_codes`; built here when not given):
+    the diagnosis rows are joined to the codes that match."""
+    from allpayer.quality.framework import code_lookup, diagnosis_codes
+
+    codes = codes if codes is not None else diagnosis_codes(diagnoses)
+    look = code_lookup(codes, "normalized", {f"_m_{k}": match for k, (match, _) in dx.items()})
+    look = look.drop("normalized").rename(_lk_code="code")
+    d = diagnoses.join(look, diagnoses.code == look._lk_code)
     hits = {}
-    for name, (match, principal) in dx.items():
-        test = match(code).fill_null(False)
+    for name, (_, principal) in dx.items():
+        test = d[f"_m_{name}"]
         if principal:
             test = test & (d.position == 1)
         hits[name] = test
@@ -454,15 +460,17 @@ def event_claims(ctx: "MeasureContext", key: str, flags: Mapping[str, Flag] | No
     shared = getattr(ctx, "shared", None)
     if shared is not None:
         # The run shares one claim summary per payer; each key adds only its flags (small tables
-        # of the claims that have them), joined when read.
+        # of the claims that have them, joined to it).
         payer = ctx.program.payer
         lines = claim_lines(ctx)
         base = shared.payer_table(payer, "claims_base", lambda: claim_base(lines))
         line_flags = (shared.payer_table(payer, f"claims_{key}_line_flags", lambda: claim_line_flags(lines, flags))
                       if flags else None)
         dx_flags = (shared.payer_table(payer, f"claims_{key}_dx_flags",
-                                       lambda: claim_dx_flags(diagnoses(ctx), dx_spec(ctx, **dx))) if dx else None)
-        return with_claim_flags(base, line_flags, list(flags or {}), dx_flags, list(dx))
+                                       lambda: claim_dx_flags(diagnoses(ctx), dx_spec(ctx, **dx),
+                                                              ctx.diagnosis_codes())) if dx else None)
+        return shared.payer_table(payer, f"claims_{key}", lambda: with_claim_flags(
+            base, line_flags, list(flags or {}), dx_flags, list(dx)))
 
     def build() -> ir.Table:
         return claim_summary(claim_lines(ctx), flags, dx=dx_spec(ctx, **dx), diagnoses=diagnoses(ctx))

@@ -317,10 +317,16 @@ class MeasureContext:
 
         def build() -> ir.Table:
             d = self.diagnoses
-            return d.filter(self.valuesets.matcher(name, ("icd10cm",))(d.code))
+            look = code_lookup(self.diagnosis_codes(), "code", {"_hit": self.valuesets.matcher(name, ("icd10cm",))})
+            return d.semi_join(look, d.code == look.code)
 
         d = self._kept(f"dx_{name}", build, scope="payer")
         return d.filter(d.position == 1) if principal else d
+
+    def diagnosis_codes(self) -> ir.Table:
+        """The distinct codes of ``diagnoses`` (`diagnosis_codes`), stored once per payer: value
+        sets are matched against them, not against every diagnosis row."""
+        return self._kept("diagnosis_codes", lambda: diagnosis_codes(self.diagnoses), scope="payer")
 
     def lines_in(self, name: str) -> ir.Table:
         """Claim lines with a HCPCS/CPT, revenue, place-of-service, bill-type or MS-DRG code in value
@@ -378,6 +384,30 @@ class MeasureContext:
 
 # ------------------------------------------------------------------------------------------------
 # helpers
+
+
+def code_lookup(codes: ir.Table, column: str, tests: dict[str, Callable[[ir.StringValue], ir.Value]]) -> ir.Table:
+    """`codes` (one row per distinct code) with one column per test of ``codes[column]`` (a
+    value-set matcher, or any function of a code), keeping the codes where a boolean test holds
+    (all of them when a test is not boolean). Matching the few thousand distinct codes (stored
+    by `MeasureContext.diagnosis_codes`) and joining the rows to them costs much less than testing
+    every row against every code and prefix of a set."""
+    u = codes.mutate(**{k: f(codes[column]) for k, f in tests.items()})
+    flags = [u[k].fill_null(False) for k in tests if u[k].type().is_boolean()]
+    if len(flags) == len(tests):
+        u = u.mutate(**{k: u[k].fill_null(False) for k in tests})
+        u = u.filter(ibis.or_(*flags))
+    return u
+
+
+def diagnosis_codes(diagnoses: ir.Table) -> ir.Table:
+    """The distinct diagnosis codes of a long diagnosis table: ``code`` (as stored) and
+    ``normalized`` (`events.normalize_code`)."""
+    from allpayer.quality.events import normalize_code
+
+    u = diagnoses.select("code").distinct()
+    u = u.filter(u.code.notnull())
+    return u.mutate(normalized=normalize_code(u.code))
 
 
 def age_on(birth_date: ir.DateValue, on: ir.DateValue | dt.date) -> ir.IntegerValue:

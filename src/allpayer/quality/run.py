@@ -131,7 +131,7 @@ def run_quality(
         if progress:
             progress(what, done, total)
 
-    results, gap_parts = [], []
+    results, gap_parts, stored = [], [], []
     inverse, certified, labels, not_reportable, implemented = {}, {}, {}, {}, {}
     # What does not depend on the program (netted claims, each payer's lines and diagnoses, labs,
     # observations and what is derived from them alone) is built once and shared; each program's
@@ -166,6 +166,7 @@ def run_quality(
                 continue
             program_results[mid] = con.create_table(f"_q_{n}_{mid}", framework.evaluate(m, ctx),
                                                     temp=True, overwrite=True)
+            stored.append(program_results[mid])
             if mid in listed:
                 results.append(program_results[mid])
                 terms_m = p.quality.measure(mid)
@@ -250,7 +251,7 @@ def run_quality(
     ranked = gaps_mod.rank_gaps(g, risk=risk, contacts=contacts)
     ranked = ranked.mutate(performance_year=ibis.literal(year, "int32"), paid_through=ibis.literal(paid_through))
     res.rows["care_gaps"] = _write(con, "care_gaps", ranked, year, run_id, "performance_year")
-    for t in [*results, *gap_parts]:
+    for t in [*stored, *gap_parts]:
         framework.drop_stored(con, t)
     step(f"{year}: care gaps")
     return res
