@@ -34,20 +34,63 @@ LOCAL_SPARK_CONF = {
 }
 
 
+MEMORY_ENV = "ALLPAYER_DUCKDB_MEMORY"
+DEFAULT_MEMORY_FRACTION = 0.25
+"""DuckDB's memory limit, as a share of the machine's memory, unless `MEMORY_ENV` says otherwise
+(DuckDB's own default, 80%, lets one large stage take most of a shared machine)."""
+
+
+def duckdb_settings(path: str | Path | None = None) -> dict[str, str]:
+    """The DuckDB settings of a connection: ``memory_limit`` (`MEMORY_ENV`, a DuckDB size such as
+    ``4GB`` or ``512MB``; default `DEFAULT_MEMORY_FRACTION` of physical memory), and for a database
+    file ``temp_directory`` beside it (``FILE.tmp``), where joins, sorts, aggregates and temporary
+    tables larger than the limit spill instead of growing the process."""
+    limit = os.environ.get(MEMORY_ENV, "").strip()
+    if not limit:
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # not every platform reports it
+            total = 0
+        if total <= 0:
+            return {"temp_directory": f"{path}.tmp"} if path is not None else {}
+        limit = f"{max(1, int(total * DEFAULT_MEMORY_FRACTION) // 2**20)}MB"
+    out = {"memory_limit": limit}
+    if path is not None:
+        out["temp_directory"] = f"{path}.tmp"
+    return out
+
+
 def connect_duckdb(path: str | Path | None = None, *, read_only: bool = False, threads: int | None = None):
-    """Open a DuckDB database file (or an in-memory one when `path` is None)."""
+    """Open a DuckDB database file (or an in-memory one when `path` is None), with
+    `duckdb_settings`."""
     kwargs = {}
     if threads:
         kwargs["threads"] = threads
     if path is None:
-        return ibis.duckdb.connect(**kwargs)
+        return _connect_duckdb(None, duckdb_settings(None), **kwargs)
     path = Path(path)
     if read_only and not path.exists():
         raise RunError(f"{path}: database not found (load data first with `allpayer load`)")
     try:
-        return ibis.duckdb.connect(str(path), read_only=read_only, **kwargs)
+        return _connect_duckdb(str(path), duckdb_settings(path), read_only=read_only, **kwargs)
+    except RunError:
+        raise
     except Exception as exc:  # duckdb raises IOException for a locked or corrupt file
         raise RunError(f"{path}: cannot open database: {exc}") from exc
+
+
+def _connect_duckdb(path: str | None, settings: dict[str, str], **kwargs):
+    import duckdb
+
+    try:
+        if path is None:
+            return ibis.duckdb.connect(**settings, **kwargs)
+        return ibis.duckdb.connect(path, **settings, **kwargs)
+    except (duckdb.InvalidInputException, duckdb.ParserException) as exc:
+        if "memory_limit" in settings and os.environ.get(MEMORY_ENV, "").strip() and "memory" in str(exc).lower():
+            raise RunError(f"{MEMORY_ENV}={settings['memory_limit']!r} is not a DuckDB memory size "
+                           f"(e.g. 4GB, 512MB): {str(exc).splitlines()[0]}") from exc
+        raise
 
 
 def _add_spark_compile_rules() -> None:

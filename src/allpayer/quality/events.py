@@ -73,15 +73,21 @@ def facility_type(bill_type: ir.StringValue) -> ir.StringValue:
 DxSpec = Mapping[str, tuple[Callable[[ir.StringValue], ir.BooleanValue], bool]]
 
 
-def claim_dx_flags(diagnoses: ir.Table, dx: DxSpec) -> ir.Table:
+def claim_dx_flags(diagnoses: ir.Table, dx: DxSpec, codes: ir.Table | None = None) -> ir.Table:
     """Per claim, whether its diagnoses match: ``claim_id`` and one boolean per entry of `dx`
     (name -> (matcher, principal only)). `diagnoses` is long (``claim_id, position, code``;
-    position 1 is the principal diagnosis), so each code list is tested on one column."""
-    d = diagnoses
-    code = normalize_code(d.code)
+    position 1 is the principal diagnosis), so each code list is tested on one column, and only
+    on the distinct codes (`codes`, from `framework.diagnosis_codes`; built here when not given):
+    the diagnosis rows are joined to the codes that match."""
+    from allpayer.quality.framework import code_lookup, diagnosis_codes
+
+    codes = codes if codes is not None else diagnosis_codes(diagnoses)
+    look = code_lookup(codes, "normalized", {f"_m_{k}": match for k, (match, _) in dx.items()})
+    look = look.drop("normalized").rename(_lk_code="code")
+    d = diagnoses.join(look, diagnoses.code == look._lk_code)
     hits = {}
-    for name, (match, principal) in dx.items():
-        test = match(code).fill_null(False)
+    for name, (_, principal) in dx.items():
+        test = d[f"_m_{name}"]
         if principal:
             test = test & (d.position == 1)
         hits[name] = test
@@ -103,6 +109,19 @@ def claim_summary(lines: ir.Table, flags: Mapping[str, Flag] | None = None, *, d
     built from `lines` when not given).
     """
     flags = dict(flags or {})
+    line_flags = claim_line_flags(lines, flags) if flags else None
+    dx_flags = None
+    if dx:
+        if diagnoses is None:
+            from allpayer.quality.framework import diagnoses_long
+
+            diagnoses = diagnoses_long(lines)
+        dx_flags = claim_dx_flags(diagnoses, dx)
+    return with_claim_flags(claim_base(lines), line_flags, list(flags), dx_flags, list(dx or {}))
+
+
+def claim_base(lines: ir.Table) -> ir.Table:
+    """:func:`claim_summary` without flags: one row per usable claim."""
     m = lines
     status = m.claim_status.fill_null("paid") if "claim_status" in m.columns else ibis.literal("paid")
     redacted = (
@@ -125,7 +144,6 @@ def claim_summary(lines: ir.Table, flags: Mapping[str, Flag] | None = None, *, d
         _atype=col("admit_type_code", "string"),
         _bill=col("bill_type_code", "string"),
         _pos=col("place_of_service_code", "string"),
-        **{f"_f_{k}": f(m).fill_null(False) for k, f in flags.items()},
     )
     agg = m.group_by("claim_id").aggregate(
         person_id=m.person_id.max(),
@@ -146,17 +164,29 @@ def claim_summary(lines: ir.Table, flags: Mapping[str, Flag] | None = None, *, d
         redacted=m._redacted.max(),
         is_ed=m._ed.max(),
         _denied=m._denied.max(),
-        **{k: m[f"_f_{k}"].max() for k in flags},
     )
-    out = agg.filter(~agg._denied & (agg.allowed_cents > 0)).drop("_denied")
-    if dx:
-        if diagnoses is None:
-            from allpayer.quality.framework import diagnoses_long
+    return agg.filter(~agg._denied & (agg.allowed_cents > 0)).drop("_denied")
 
-            diagnoses = diagnoses_long(lines)
-        f = claim_dx_flags(diagnoses, dx)
-        out = out.left_join(f, out.claim_id == f._dx_claim)
-        out = out.mutate(**{k: out[k].fill_null(False) for k in dx}).drop("_dx_claim")
+
+def claim_line_flags(lines: ir.Table, flags: Mapping[str, Flag]) -> ir.Table:
+    """Per claim with a line that passes any of `flags`: ``_fl_claim`` and one boolean per flag
+    (true when any line of the claim passes it). Claims with no such line are left out."""
+    m = lines.mutate(**{f"_f_{k}": f(lines).fill_null(False) for k, f in flags.items()})
+    m = m.filter(ibis.or_(*[m[f"_f_{k}"] for k in flags]))
+    return m.group_by(_fl_claim=m.claim_id).aggregate(**{k: m[f"_f_{k}"].max() for k in flags})
+
+
+def with_claim_flags(base: ir.Table, line_flags: ir.Table | None, flag_names: Sequence[str],
+                     dx_flags: ir.Table | None, dx_names: Sequence[str]) -> ir.Table:
+    """`base` (:func:`claim_base`) with the flags of :func:`claim_line_flags` and
+    :func:`claim_dx_flags` (false for a claim they leave out)."""
+    out = base
+    if line_flags is not None and flag_names:
+        out = out.left_join(line_flags, out.claim_id == line_flags._fl_claim)
+        out = out.mutate(**{k: out[k].fill_null(False) for k in flag_names}).drop("_fl_claim")
+    if dx_flags is not None and dx_names:
+        out = out.left_join(dx_flags, out.claim_id == dx_flags._dx_claim)
+        out = out.mutate(**{k: out[k].fill_null(False) for k in dx_names}).drop("_dx_claim")
     return out
 
 
@@ -409,7 +439,11 @@ def cached(ctx: "MeasureContext", key: str, build: Callable[[], ir.Table]) -> ir
     so the shared inputs are computed once and read back from a temporary table (the context's
     ``keep`` when the run gives one, else ``Table.cache``). The cache lives
     in ``ctx.extra`` under ``"_event_cache"``, so measures of one program share it (FUM 30 and 7
-    days read one claim summary)."""
+    days read one claim summary); a claim summary (key ``claims:...``) lives in the run's
+    `framework.Shared` when the context has one, so programs of one payer share it too."""
+    if key.startswith("claims:") and getattr(ctx, "shared", None) is not None:
+        # A claim summary reads only the payer's claims: programs of one payer share it.
+        return ctx.shared.payer_table(ctx.program.payer, f"event_{key}", build)
     store = ctx.extra.setdefault("_event_cache", {})
     if key not in store:
         keep = getattr(ctx, "keep", None)
@@ -423,6 +457,21 @@ def event_claims(ctx: "MeasureContext", key: str, flags: Mapping[str, Flag] | No
     """:func:`claim_summary` of the context's claims with line `flags` and diagnosis flags `dx`
     (name=(value set, principal only)), computed once per program under `key` (:func:`cached`).
     The claim lines and their long diagnosis table are cached too."""
+    shared = getattr(ctx, "shared", None)
+    if shared is not None:
+        # The run shares one claim summary per payer; each key adds only its flags (small tables
+        # of the claims that have them, joined to it).
+        payer = ctx.program.payer
+        lines = claim_lines(ctx)
+        base = shared.payer_table(payer, "claims_base", lambda: claim_base(lines))
+        line_flags = (shared.payer_table(payer, f"claims_{key}_line_flags", lambda: claim_line_flags(lines, flags))
+                      if flags else None)
+        dx_flags = (shared.payer_table(payer, f"claims_{key}_dx_flags",
+                                       lambda: claim_dx_flags(diagnoses(ctx), dx_spec(ctx, **dx),
+                                                              ctx.diagnosis_codes())) if dx else None)
+        return shared.payer_table(payer, f"claims_{key}", lambda: with_claim_flags(
+            base, line_flags, list(flags or {}), dx_flags, list(dx)))
+
     def build() -> ir.Table:
         return claim_summary(claim_lines(ctx), flags, dx=dx_spec(ctx, **dx), diagnoses=diagnoses(ctx))
 

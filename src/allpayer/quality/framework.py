@@ -27,6 +27,7 @@ numerator when also ``in_numerator`` and not excluded.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Callable, Literal, Sequence
@@ -169,6 +170,64 @@ def registry() -> dict[str, Measure]:
 # what a measure reads
 
 
+Scope = Literal["program", "payer", "run"]
+"""What a derived table depends on: the program (its members, enrollment), only the program's
+payer (its claims; with the run's labs and observations), or only the run (labs, observations)."""
+
+
+@dataclass
+class Shared:
+    """Tables of one quality run that do not depend on the program, built once: the claims netted
+    as of the paid-through date, each payer's claim lines and diagnoses, labs and observations,
+    and what is derived from them alone (code-list matches, claim summaries, exclusion evidence).
+    Programs of one payer read one copy. ``keep(name, table)`` stores a table (a temporary table
+    of the run's connection); without it the tables stay expressions."""
+
+    keep: Callable[[str, ir.Table], ir.Table] | None = None
+    tables: dict = field(default_factory=dict)
+    groups: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
+
+    def value(self, key: str, compute: Callable[[], object]) -> object:
+        """A scalar computed once (e.g. whether a payer's claims were redacted)."""
+        if key not in self.values:
+            self.values[key] = compute()
+        return self.values[key]
+
+    def get(self, key: str, build: Callable[[], ir.Table], *, group: str | None = None) -> ir.Table:
+        """The table under `key`, built (and stored) the first time; `group` names what it belongs
+        to (e.g. one payer) for `drop`."""
+        if key not in self.tables:
+            t = build()
+            name = re.sub(r"[^A-Za-z0-9_]", "_", key)
+            self.tables[key] = self.keep(name, t) if self.keep is not None else t
+            self.groups[key] = group
+        return self.tables[key]
+
+    def payer_table(self, payer: str, key: str, build: Callable[[], ir.Table]) -> ir.Table:
+        """A table that reads only `payer`'s claims (and the run's labs and observations)."""
+        return self.get(f"payer_{payer}_{key}", build, group=f"payer:{payer}")
+
+    def drop(self, con, *, key: str | None = None, group: str | None = None) -> None:
+        """Forget one table (`key`), a group's tables, or (neither given) all, and drop the stored
+        ones from `con`."""
+        every = key is None and group is None
+        for k in [k for k in self.tables if every or k == key or (group is not None and self.groups.get(k) == group)]:
+            t = self.tables.pop(k)
+            self.groups.pop(k, None)
+            if self.keep is not None:
+                drop_stored(con, t)
+
+
+def drop_stored(con, t: ir.Table) -> None:
+    """Drop the table `t` reads from `con`, when `t` is a stored table (not an expression)."""
+    import ibis.expr.operations as ops
+
+    op = t.op()
+    if isinstance(op, ops.DatabaseTable):
+        con.drop_table(op.name, force=True)
+
+
 @dataclass
 class MeasureContext:
     """The inputs of one program's measures (Ibis tables; see the module docstring).
@@ -206,16 +265,29 @@ class MeasureContext:
     redacted: bool = False
     extra: dict = field(default_factory=dict)
     keep: Callable[[str, ir.Table], ir.Table] | None = None
+    shared: "Shared | None" = None
     _cache: dict = field(default_factory=dict, repr=False)
 
-    def store(self, name: str, t: ir.Table) -> ir.Table:
+    def store(self, name: str, t: ir.Table, *, scope: "Scope" = "program") -> ir.Table:
         """`t` computed once (a temporary table when the engine runs the measure; as is in tests).
         Use it for an intermediate table a measure reads several times; `name` must be unique
-        within the program (prefix it with the measure id)."""
+        within the program (prefix it with the measure id). ``scope="payer"`` declares that `t`
+        reads only the payer's claims and the run's labs and observations (not the program's
+        members or enrollment), so programs of one payer share one copy."""
+        if scope != "program" and self.shared is not None:
+            return self._shared_table(name, lambda: t, scope)
         return self.keep(name, t) if self.keep is not None else t
 
-    def _kept(self, key: str, build: Callable[[], ir.Table]) -> ir.Table:
-        """A derived table computed once per context (stored with ``keep`` when given)."""
+    def _shared_table(self, key: str, build: Callable[[], ir.Table], scope: "Scope") -> ir.Table:
+        if scope == "payer":
+            return self.shared.payer_table(self.program.payer, key, build)
+        return self.shared.get(key, build)
+
+    def _kept(self, key: str, build: Callable[[], ir.Table], *, scope: "Scope" = "program") -> ir.Table:
+        """A derived table computed once per context (stored with ``keep`` when given), or once per
+        payer or run (`Shared`) when `scope` says it does not depend on the program."""
+        if scope != "program" and self.shared is not None:
+            return self._shared_table(key, build, scope)
         if key not in self._cache:
             t = build()
             self._cache[key] = self.keep(key, t) if self.keep is not None else t
@@ -245,14 +317,23 @@ class MeasureContext:
 
         def build() -> ir.Table:
             d = self.diagnoses
-            return d.filter(self.valuesets.matcher(name, ("icd10cm",))(d.code))
+            look = code_lookup(self.diagnosis_codes(), "code", {"_hit": self.valuesets.matcher(name, ("icd10cm",))})
+            return d.semi_join(look, d.code == look.code)
 
-        d = self._kept(f"dx_{name}", build)
+        d = self._kept(f"dx_{name}", build, scope="payer")
         return d.filter(d.position == 1) if principal else d
+
+    def diagnosis_codes(self) -> ir.Table:
+        """The distinct codes of ``diagnoses`` (`diagnosis_codes`), stored once per payer: value
+        sets are matched against them, not against every diagnosis row."""
+        return self._kept("diagnosis_codes", lambda: diagnosis_codes(self.diagnoses), scope="payer")
 
     def lines_in(self, name: str) -> ir.Table:
         """Claim lines with a HCPCS/CPT, revenue, place-of-service, bill-type or MS-DRG code in value
-        set ``name``, or (for ICD-10-CM sets) any diagnosis in it."""
+        set ``name``, or (for ICD-10-CM sets) any diagnosis in it (computed once per payer)."""
+        return self._kept(f"lines_{name}", lambda: self._lines_in(name), scope="payer")
+
+    def _lines_in(self, name: str) -> ir.Table:
         vs, t = self.valuesets, self.claims
         tests = []
         systems = vs.systems(name)
@@ -281,12 +362,14 @@ class MeasureContext:
     def labs_in(self, name: str) -> ir.Table:
         """Lab results whose LOINC is in value set ``name``."""
         return self._kept(f"labs_{name}",
-                          lambda: self.labs.filter(self.valuesets.matcher(name, ("loinc",))(self.labs.code)))
+                          lambda: self.labs.filter(self.valuesets.matcher(name, ("loinc",))(self.labs.code)),
+                          scope="run")
 
     def observations_in(self, name: str) -> ir.Table:
         """Observations whose LOINC is in value set ``name``."""
         o = self.observations
-        return self._kept(f"obs_{name}", lambda: o.filter(self.valuesets.matcher(name, ("loinc",))(o.code)))
+        return self._kept(f"obs_{name}", lambda: o.filter(self.valuesets.matcher(name, ("loinc",))(o.code)),
+                          scope="run")
 
     def in_period(self, t: ir.Table, column: str, *, years: int = 1) -> ir.Table:
         """Rows whose date ``column`` falls in the measurement year (or ``years`` years ending
@@ -301,6 +384,30 @@ class MeasureContext:
 
 # ------------------------------------------------------------------------------------------------
 # helpers
+
+
+def code_lookup(codes: ir.Table, column: str, tests: dict[str, Callable[[ir.StringValue], ir.Value]]) -> ir.Table:
+    """`codes` (one row per distinct code) with one column per test of ``codes[column]`` (a
+    value-set matcher, or any function of a code), keeping the codes where a boolean test holds
+    (all of them when a test is not boolean). Matching the few thousand distinct codes (stored
+    by `MeasureContext.diagnosis_codes`) and joining the rows to them costs much less than testing
+    every row against every code and prefix of a set."""
+    u = codes.mutate(**{k: f(codes[column]) for k, f in tests.items()})
+    flags = [u[k].fill_null(False) for k in tests if u[k].type().is_boolean()]
+    if len(flags) == len(tests):
+        u = u.mutate(**{k: u[k].fill_null(False) for k in tests})
+        u = u.filter(ibis.or_(*flags))
+    return u
+
+
+def diagnosis_codes(diagnoses: ir.Table) -> ir.Table:
+    """The distinct diagnosis codes of a long diagnosis table: ``code`` (as stored) and
+    ``normalized`` (`events.normalize_code`)."""
+    from allpayer.quality.events import normalize_code
+
+    u = diagnoses.select("code").distinct()
+    u = u.filter(u.code.notnull())
+    return u.mutate(normalized=normalize_code(u.code))
 
 
 def age_on(birth_date: ir.DateValue, on: ir.DateValue | dt.date) -> ir.IntegerValue:
@@ -625,6 +732,7 @@ def build_context(
     supplemental: ir.Table | None = None,
     extra: dict | None = None,
     keep: Callable[[str, ir.Table], ir.Table] | None = None,
+    shared: Shared | None = None,
 ) -> MeasureContext:
     """The `MeasureContext` of one program from loaded tables (input contract columns;
     ``attribution`` and ``member_months`` as written by `allpayer run`).
@@ -634,51 +742,71 @@ def build_context(
     the person's from any source. ``members`` are the program's members attributed in any month
     of `year`, with the practice of their latest attributed month.
 
-    `keep(name, table) -> table` is applied to each table as it is built (`run_quality` stores
-    them as temporary tables, so that the claims are netted once, not once per reference).
+    `keep(name, table) -> table` is applied to each program table as it is built, and `shared`
+    (a `Shared`) holds what does not depend on the program: `run_quality` stores both as temporary
+    tables, so that the claims are netted once per run and each payer's lines, diagnoses and what
+    is derived from them alone are built once, whichever programs read them. The pharmacy lines
+    are left as an expression (no shipped measure reads them).
     """
     from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
 
     keep_given = keep is not None
     keep = keep or (lambda name, t: t)
+    sh = shared if shared is not None else Shared(keep=None)
     payer = program.payer
-    all_lines = medical_claim_lines(medical_claim, paid_through)
-    lines = all_lines.filter(all_lines.payer == payer)
-    if "claim_status" in lines.columns:
-        lines = lines.filter(lines.claim_status.fill_null("paid") != "denied")
-    lines = keep("claims", lines)
+
+    def payer_lines() -> ir.Table:
+        all_lines = sh.get("lines", lambda: medical_claim_lines(medical_claim, paid_through))
+        lines = all_lines.filter(all_lines.payer == payer)
+        if "claim_status" in lines.columns:
+            lines = lines.filter(lines.claim_status.fill_null("paid") != "denied")
+        return lines
+
+    if shared is not None:
+        lines = sh.payer_table(payer, "claims", payer_lines)
+        diagnoses = sh.payer_table(payer, "diagnoses", lambda: diagnoses_long(lines))
+    else:
+        lines = keep("claims", payer_lines())
+        diagnoses = keep("diagnoses", diagnoses_long(lines))
     rx = None
     if pharmacy_claim is not None:
         rx = pharmacy_claim_lines(pharmacy_claim, paid_through)
-        rx = keep("pharmacy", rx.filter(rx.payer == payer))
-    labs_parts = []
-    if lab_result is not None:
-        labs_parts.append(lab_values(lab_result))
-    if supplemental is not None:
-        s = lab_values(supplemental)
-        labs_parts.append(s.mutate(source=ibis.literal(SUPPLEMENTAL_SOURCE)))
-    if labs_parts:
-        labs = ibis.union(*labs_parts, distinct=False)
-    else:
-        labs = ibis.memtable(
+        rx = rx.filter(rx.payer == payer)
+
+    def build_labs() -> ir.Table:
+        labs_parts = []
+        if lab_result is not None:
+            labs_parts.append(lab_values(lab_result))
+        if supplemental is not None:
+            s = lab_values(supplemental)
+            labs_parts.append(s.mutate(source=ibis.literal(SUPPLEMENTAL_SOURCE)))
+        if labs_parts:
+            return ibis.union(*labs_parts, distinct=False)
+        return ibis.memtable(
             {"person_id": [], "lab_result_id": [], "code": [], "value": [], "result_text": [], "units": [],
              "result_date": [], "source": []},
             schema={"person_id": "string", "lab_result_id": "string", "code": "string", "value": "decimal(18, 4)",
                     "result_text": "string", "units": "string", "result_date": "date", "source": "string"},
         )
-    if observation is not None:
-        # The setting of a reading comes from the claim rows of its encounter (any payer).
-        rows = medical_claim.select("claim_id", "claim_type", "bill_type_code", "revenue_center_code",
-                                    "place_of_service_code", "hcpcs_code")
-        obs = observation_values(observation, rows.mutate(service_category=_category(rows)))
-    else:
-        obs = ibis.memtable(
+
+    def build_observations() -> ir.Table:
+        if observation is not None:
+            # The setting of a reading comes from the claim rows of its encounter (any payer).
+            rows = medical_claim.select("claim_id", "claim_type", "bill_type_code", "revenue_center_code",
+                                        "place_of_service_code", "hcpcs_code")
+            return observation_values(observation, rows.mutate(service_category=_category(rows)))
+        return ibis.memtable(
             {k: [] for k in ("person_id", "observation_id", "encounter_id", "observation_date", "code", "value",
                              "units", "source", "setting")},
             schema={"person_id": "string", "observation_id": "string", "encounter_id": "string",
                     "observation_date": "date", "code": "string", "value": "decimal(18, 4)", "units": "string",
                     "source": "string", "setting": "string"},
         )
+
+    if shared is not None:
+        labs, obs = sh.get("labs", build_labs), sh.get("observations", build_observations)
+    else:
+        labs, obs = keep("labs", build_labs()), keep("observations", build_observations())
     elig = eligibility.filter(eligibility.payer == payer)
     elig = elig.filter(elig.plan.isin(list(program.population.plans)))
     if program.population.group_ids:
@@ -687,17 +815,22 @@ def build_context(
                               & (member_months.performance_year == year))
     members = attributed_members(attribution, mm, program.program_id, year)
     start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
-    red = False
-    if "substance_use_redacted" in lines.columns:
+
+    def redacted() -> bool:
+        if "substance_use_redacted" not in lines.columns:
+            return False
         hit = lines.filter(lines.substance_use_redacted.fill_null(False)
                            & (lines.service_date >= start) & (lines.service_date <= end))
-        red = bool(hit.count().to_pyarrow().as_py())
+        return bool(hit.count().to_pyarrow().as_py())
+
+    red = sh.value(f"payer_{payer}_redacted_{year}", redacted)
     return MeasureContext(
         program=program, year=year, paid_through=paid_through, claims=lines,
-        diagnoses=keep("diagnoses", diagnoses_long(lines)), labs=keep("labs", labs),
-        observations=keep("observations", obs), pharmacy=rx, eligibility=keep("eligibility", elig),
+        diagnoses=diagnoses, labs=labs,
+        observations=obs, pharmacy=rx, eligibility=keep("eligibility", elig),
         member_months=keep("member_months", mm), members=keep("members", members),
         valuesets=valuesets, redacted=red, extra=dict(extra or {}), keep=keep if keep_given else None,
+        shared=shared,
     )
 
 
@@ -766,10 +899,15 @@ def evaluate(measure: Measure, ctx: MeasureContext) -> ir.Table:
 
 
 
-def keeper(con, prefix: str) -> Callable[[str, ir.Table], ir.Table]:
-    """A `build_context` ``keep`` that stores each table as a temporary table of `con`."""
+def keeper(con, prefix: str, made: list[str] | None = None) -> Callable[[str, ir.Table], ir.Table]:
+    """A `build_context` ``keep`` that stores each table as a temporary table of `con` (its name
+    appended to `made`, when given, so the caller can drop it)."""
 
     def keep(name: str, t: ir.Table) -> ir.Table:
-        return con.create_table(f"{prefix}_{name}", t, temp=True, overwrite=True)
+        full = f"{prefix}_{name}"
+        out = con.create_table(full, t, temp=True, overwrite=True)
+        if made is not None and full not in made:
+            made.append(full)
+        return out
 
     return keep

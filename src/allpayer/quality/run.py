@@ -131,16 +131,25 @@ def run_quality(
         if progress:
             progress(what, done, total)
 
-    results, gap_parts, results_done = [], [], []
+    results, gap_parts, stored = [], [], []
     inverse, certified, labels, not_reportable, implemented = {}, {}, {}, {}, {}
-    for p in progs:
-        ctx = framework.build_context(
+    # What does not depend on the program (netted claims, each payer's lines and diagnoses, labs,
+    # observations and what is derived from them alone) is built once and shared; each program's
+    # own tables are dropped when it is done, a payer's after its last program.
+    shared = framework.Shared(keep=framework.keeper(con, "_qs"))
+    contexts, made = [], []
+    for i, p in enumerate(progs, start=1):
+        made.append([])
+        contexts.append(framework.build_context(
             p, year, paid_through, medical_claim=medical, eligibility=elig, attribution=att, member_months=mm,
             valuesets=vs, lab_result=labs, observation=obs, pharmacy_claim=rx,
             extra={"supplied_results": str(supplied_results) if supplied_results else None},
-            keep=framework.keeper(con, f"_q{len(results_done)}"),
-        )
-        results_done.append(p.program_id)
+            keep=framework.keeper(con, f"_q{i}", made=made[-1]), shared=shared,
+        ))
+    shared.drop(con, key="lines")  # each payer's lines are stored: the netted claims of all payers go
+    last_of_payer = {p.payer: i for i, p in enumerate(progs)}
+    for i, (p, ctx) in enumerate(zip(progs, contexts)):
+        n = i + 1
         listed = [m.id for m in p.quality.measures]
         gap_ids = [mid for mid, kind in gaps_mod.GAP_MEASURES.items() if kind in ("all", p.kind) and mid in reg]
         program_results = {}
@@ -155,8 +164,9 @@ def run_quality(
                 inverse[mid] = bool(p.quality.measure(mid).inverse or m.inverse) if mid in listed else m.inverse
                 labels[mid] = m.label
                 continue
-            program_results[mid] = con.create_table(f"_q_{len(results_done)}_{mid}", framework.evaluate(m, ctx),
+            program_results[mid] = con.create_table(f"_q_{n}_{mid}", framework.evaluate(m, ctx),
                                                     temp=True, overwrite=True)
+            stored.append(program_results[mid])
             if mid in listed:
                 results.append(program_results[mid])
                 terms_m = p.quality.measure(mid)
@@ -166,12 +176,20 @@ def run_quality(
                 if m.depends_on_sud and ctx.redacted:
                     not_reportable[(p.program_id, mid)] = "not reportable: redacted data"
                     res.not_reportable.setdefault(p.program_id, []).append(mid)
+        parts = []
         gap_src = [program_results[m] for m in gap_ids if m in program_results]
         if gap_src:
-            gap_parts.append(gaps_mod.gaps_from_results(ibis.union(*gap_src, distinct=False), year, paid_through))
+            parts.append(gaps_mod.gaps_from_results(ibis.union(*gap_src, distinct=False), year, paid_through))
         if "primary_care_visit" in vs:
-            gap_parts.append(gaps_mod.no_primary_care_gaps(ctx))
+            parts.append(gaps_mod.no_primary_care_gaps(ctx))
+        if parts:
+            gap_parts.append(con.create_table(f"_q_{n}_gaps", union_aligned(parts), temp=True, overwrite=True))
+        for name in made[i]:
+            con.drop_table(name, force=True)
+        if last_of_payer[p.payer] == i:
+            shared.drop(con, group=f"payer:{p.payer}")
         step(f"{year}: quality {p.program_id}")
+    shared.drop(con)
 
     out = union_aligned(results) if results else _empty_results()
     res.rows["quality_measure_results"] = _write(con, "quality_measure_results", out, year, run_id, "performance_year")
@@ -233,6 +251,8 @@ def run_quality(
     ranked = gaps_mod.rank_gaps(g, risk=risk, contacts=contacts)
     ranked = ranked.mutate(performance_year=ibis.literal(year, "int32"), paid_through=ibis.literal(paid_through))
     res.rows["care_gaps"] = _write(con, "care_gaps", ranked, year, run_id, "performance_year")
+    for t in [*stored, *gap_parts]:
+        framework.drop_stored(con, t)
     step(f"{year}: care gaps")
     return res
 

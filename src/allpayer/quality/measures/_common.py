@@ -64,7 +64,7 @@ def _on_dates(t: ir.Table, at_least: int) -> ir.Table:
 def exclusion_evidence(ctx: MeasureContext) -> ir.Table:
     """Every member's first evidence of each common exclusion in the measurement year, whatever
     the age: ``person_id, exclusion_reason, min_age, priority, exclusion_id, exclusion_date``
-    (computed once per context)."""
+    (computed once per payer: it reads only the claims)."""
 
     def build() -> ir.Table:
         y0, y1 = ctx.period_start, ctx.period_end
@@ -89,7 +89,7 @@ def exclusion_evidence(ctx: MeasureContext) -> ir.Table:
         return u.select("person_id", "exclusion_reason", "min_age", priority=u._priority,
                         exclusion_id=u.exclusion_id, exclusion_date=u.exclusion_date)
 
-    return ctx._kept("common_exclusions", build)
+    return ctx._kept("common_exclusions", build, scope="payer")
 
 
 def common_exclusions(ctx: MeasureContext, population: ir.Table, *, institutional: bool = True,

@@ -108,7 +108,7 @@ def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
     allx = allx.mutate(_rn=ibis.row_number().over(w))
     allx = allx.filter(allx._rn == 0).drop("_rn", "_o")
     base = ctx.store("cbp_base", with_exclusions(den.select("person_id"), allx))
-    rep = ctx.store("cbp_rep", representative(readings(ctx))).rename(_rp="person_id")
+    rep = ctx.store("cbp_rep", representative(readings(ctx)), scope="payer").rename(_rp="person_id")
     j = base.left_join(rep, base.person_id == rep._rp)
     has = j._rp.notnull()
     controlled = has & (j.systolic < SYSTOLIC_LIMIT).fill_null(False) & (j.diastolic < DIASTOLIC_LIMIT).fill_null(False)

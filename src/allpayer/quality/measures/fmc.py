@@ -29,7 +29,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.quality.events import diagnoses, ed_follow_up, event_claims, visit_code_flag
-from allpayer.quality.framework import Enrollment, Measure, MeasureContext, register
+from allpayer.quality.framework import Enrollment, Measure, MeasureContext, code_lookup, register
 
 ENROLLMENT = Enrollment(max_gaps=1, max_gap_days=45, anchor="end")
 CONDITIONS = (
@@ -47,9 +47,11 @@ def with_conditions(ctx: MeasureContext, events: ir.Table) -> ir.Table:
     day before the visit; adds ``conditions`` (how many)."""
     d = diagnoses(ctx)
     d = d.filter((d.service_date >= dt.date(ctx.year - 1, 1, 1)) & (d.service_date <= ctx.period_end))
-    cat = ibis.cases(*[(ctx.matcher(vs, ("icd10cm",))(d.code), vs) for vs in CONDITIONS], else_=ibis.null("string"))
-    d = d.mutate(_cat=cat)
-    d = d.filter(d._cat.notnull()).select(_p=d.person_id, _d=d.service_date, _cat=d._cat).distinct()
+    look = code_lookup(ctx.diagnosis_codes(), "code", {"_cat": lambda c: ibis.cases(
+        *[(ctx.matcher(vs, ("icd10cm",))(c), vs) for vs in CONDITIONS], else_=ibis.null("string"))})
+    look = look.filter(look._cat.notnull()).select(_lk_code="code", _cat="_cat")
+    d = d.join(look, d.code == look._lk_code)
+    d = d.select(_p=d.person_id, _d=d.service_date, _cat=d._cat).distinct()
     keys = events.select(_ep=events.person_id, _ev=events.visit_date).distinct()
     j = keys.join(d, [keys._ep == d._p, d._d < keys._ev])
     n = j.group_by("_ep", "_ev").aggregate(conditions=j._cat.nunique().cast("int64"))

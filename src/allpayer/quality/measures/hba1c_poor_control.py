@@ -94,7 +94,7 @@ def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
     dia = diagnosed(ctx, "diabetes_dx")
     den = ctx.store("hba1c_den", population.semi_join(dia, "person_id"))
     base = ctx.store("hba1c_base", with_exclusions(den.select("person_id"), common_exclusions(ctx, den)))
-    last = ctx.store("hba1c_last", latest_status(glycemic_results(ctx))).rename(_lp="person_id")
+    last = ctx.store("hba1c_last", latest_status(glycemic_results(ctx)), scope="payer").rename(_lp="person_id")
     j = base.left_join(last, base.person_id == last._lp)
     has = j._lp.notnull()
     return j.select(

@@ -1,0 +1,167 @@
+"""What the quality stage builds once per run and what it leaves behind.
+
+Programs of one payer read one copy of the payer's claims, diagnoses, claim summaries and
+exclusion evidence; each program's results are the same as when it is run alone; the stage drops
+every temporary table it made. DuckDB connections carry a memory limit (a share of the machine's
+memory, or ``ALLPAYER_DUCKDB_MEMORY``) and spill beside the database file.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import ibis
+import pytest
+
+from allpayer import backend
+from allpayer.errors import RunError
+from allpayer.quality import framework
+from allpayer.quality.run import run_quality
+
+from .helpers import D, World, plain, table
+
+Y = 2024
+PAID_THROUGH = D(Y + 1, 3, 31)
+OTHER = "vt-test-other"
+
+
+def world() -> World:
+    w = World()
+    w.person("A", D(1960, 3, 1), practice="PR1")
+    w.person("B", D(1970, 5, 2), practice="PR2")
+    w.person("K", D(2015, 7, 3), practice="PR1")
+    for pid in ("A", "B"):
+        w.claim(pid, D(Y, 2, 1), dx=("E119",), hcpcs="99213")
+        w.claim(pid, D(Y, 4, 1), dx=("E119", "I10"), hcpcs="99213")
+        w.claim(pid, D(Y, 5, 1), dx=("I10",), hcpcs="99213")
+    w.lab("A", D(Y, 5, 1), "9.8")
+    w.lab("B", D(Y, 6, 1), "6.2")
+    w.bp("B", D(Y, 6, 1), 128, 82)
+    # B: an ED visit for depression, followed up by a visit 5 days later (FUM opens no gap)
+    w.claim("B", D(Y, 3, 1), dx=("F329",), hcpcs="99283", pos="23")
+    w.claim("B", D(Y, 3, 6), dx=("F329",), hcpcs="99213")
+    w.claim("K", D(Y, 9, 1), dx=("Z00129",), hcpcs="99393")
+    return w
+
+
+def database(w: World, programs: int):
+    """The world's inputs; with ``programs=2`` a second program of the same payer has the same
+    attributed members."""
+    con = ibis.duckdb.connect()
+    con.create_table("medical_claim", table("medical_claim", w.claims))
+    con.create_table("eligibility", table("eligibility", w.spans))
+    con.create_table("lab_result", table("lab_result", w.labs))
+    con.create_table("observation", table("observation", w.obs))
+    att, mm = w.attribution(), w.member_months()
+    if programs == 2:
+        att = att.union(att.mutate(program_id=ibis.literal(OTHER)))
+        mm = mm.union(mm.mutate(program_id=ibis.literal(OTHER)))
+    con.create_table("attribution", att)
+    con.create_table("member_months", mm)
+    return con
+
+
+def results(con, program_id: str) -> list[dict]:
+    r = con.table("quality_measure_results")
+    r = r.filter(r.program_id == program_id).drop("program_id", "run_id")
+    return sorted(r.to_pyarrow().to_pylist(), key=repr)
+
+
+def test_programs_of_one_payer_share_their_payer_tables(monkeypatch):
+    built = collections.Counter()
+    real_get = framework.Shared.get
+
+    def counting_get(self, key, build, *, group=None):
+        def counted():
+            built[key] += 1
+            return build()
+        return real_get(self, key, counted, group=group)
+
+    monkeypatch.setattr(framework.Shared, "get", counting_get)
+    w = world()
+    other = w.program.model_copy(update={"program_id": OTHER})
+    con = database(w, programs=2)
+    run_quality(con, [w.program, other], Y, PAID_THROUGH, "run-1")
+    payer = w.program.payer
+    assert built["lines"] == 1  # the claims are netted once
+    assert built[f"payer_{payer}_claims"] == 1
+    assert built[f"payer_{payer}_diagnoses"] == 1
+    assert built[f"payer_{payer}_common_exclusions"] == 1
+    assert built[f"payer_{payer}_claims_base"] == 1
+    assert built[f"payer_{payer}_claims_fum_dx_flags"] == 1
+    assert max(built.values()) == 1
+
+    # each program gets the rows it gets alone
+    alone = database(w, programs=1)
+    run_quality(alone, [w.program], Y, PAID_THROUGH, "run-1")
+    mine = results(alone, w.program.program_id)
+    got = {(r["measure_id"], r["person_id"]): r for r in mine}
+    assert got[("hba1c_poor_control", "A")]["in_numerator"]  # 9.8% is poor control
+    assert not got[("hba1c_poor_control", "B")]["in_numerator"]  # 6.2%
+    assert got[("cbp", "B")]["evidence_value"] == "128/82"
+    assert results(con, w.program.program_id) == mine
+    assert results(con, OTHER) == mine
+    rates = con.table("quality_rates")
+    by_prog = {(r["program_id"], r["measure_id"], r["level"], r["level_id"]): (r["denominator"], r["numerator"])
+               for r in rates.to_pyarrow().to_pylist()}
+    for (prog, mid, level, lid), counts in by_prog.items():
+        if prog == OTHER and level == "program":
+            assert by_prog[(w.program.program_id, mid, level, w.program.program_id)] == counts
+
+
+def test_the_stage_drops_its_temporary_tables():
+    w = world()
+    con = database(w, programs=1)
+    before = set(con.list_tables())
+    run_quality(con, [w.program], Y, PAID_THROUGH, "run-1")
+    left = {t for t in set(con.list_tables()) - before if not t.startswith("ibis_")}  # Ibis's in-memory tables
+    assert left == {"quality_measure_results", "quality_rates", "quality_scores", "quality_program_scores",
+                    "care_gaps"}
+
+
+def _setting(con, name: str) -> str:
+    return con.raw_sql(f"SELECT current_setting('{name}')").fetchone()[0]
+
+
+def test_duckdb_memory_limit_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(backend.MEMORY_ENV, "300MB")
+    db = tmp_path / "x.duckdb"
+    con = backend.connect_duckdb(db)
+    try:
+        # DuckDB reports the limit in binary units: 300 MB is 286.1 MiB
+        assert _setting(con, "memory_limit") == "286.1 MiB"
+        assert _setting(con, "temp_directory") == f"{db}.tmp"
+    finally:
+        con.disconnect()
+    assert backend.duckdb_settings(None) == {"memory_limit": "300MB"}
+
+
+def test_duckdb_memory_limit_default_is_a_share_of_the_machine(monkeypatch):
+    monkeypatch.delenv(backend.MEMORY_ENV, raising=False)
+    import os
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    s = backend.duckdb_settings("/data/a.duckdb")
+    assert s["temp_directory"] == "/data/a.duckdb.tmp"
+    assert s["memory_limit"] == f"{int(total * backend.DEFAULT_MEMORY_FRACTION) // 2**20}MB"
+    assert int(s["memory_limit"][:-2]) * 2**20 < total / 2
+
+
+def test_a_bad_memory_setting_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(backend.MEMORY_ENV, "lots")
+    with pytest.raises(RunError, match="ALLPAYER_DUCKDB_MEMORY='lots' is not a DuckDB memory size"):
+        backend.connect_duckdb(tmp_path / "x.duckdb")
+
+
+def test_a_run_spills_instead_of_failing_under_a_small_limit(tmp_path, monkeypatch):
+    """A join larger than the limit completes, spilling to the temporary folder."""
+    monkeypatch.setenv(backend.MEMORY_ENV, "64MB")
+    con = backend.connect_duckdb(tmp_path / "x.duckdb")
+    try:
+        con.raw_sql("SET threads = 1")
+        n = con.raw_sql(
+            "SELECT count(*), sum(a.i + b.i) FROM range(3000000) a(i) JOIN range(3000000) b(i) ON a.i = b.i"
+        ).fetchone()
+        assert n == (3000000, 2 * sum(range(3000000)))
+    finally:
+        con.disconnect()
