@@ -343,17 +343,19 @@ def test_parquet_parts_are_stored_in_file_and_line_order_with_the_delivered_text
 
 
 def test_a_load_lowers_the_memory_limit_never_raises_it(monkeypatch):
+    monkeypatch.delenv("ALLPAYER_DUCKDB_MEMORY", raising=False)
     con = duckdb.connect()
     try:
         con.execute("SET memory_limit = '8GB'")
-        monkeypatch.setenv("ALLPAYER_LOAD_MEMORY_LIMIT", "512MB")
+        loader.bound_memory(con, "512MB")
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("488.2 MiB", "512.0 MB")
+        loader.bound_memory(con)  # the default, 4GB, is higher than the current limit: left as it is
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("488.2 MiB", "512.0 MB")
+        con.execute("SET memory_limit = '8GB'")
         loader.bound_memory(con)
-        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("488.2 MiB", "512.0 MB")
-        monkeypatch.setenv("ALLPAYER_LOAD_MEMORY_LIMIT", "2GB")
-        loader.bound_memory(con)  # higher than the current limit: left as it is
-        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("488.2 MiB", "512.0 MB")
-        monkeypatch.setenv("ALLPAYER_LOAD_MEMORY_LIMIT", "lots")
-        with pytest.raises(RunError, match="expected a size such as 4GB"):
-            loader.bound_memory(con)
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("3.7 GiB", "4.0 GB")
+        monkeypatch.setenv("ALLPAYER_DUCKDB_MEMORY", "8GB")  # the user's own limit is kept
+        loader.bound_memory(con, "512MB")
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("3.7 GiB", "4.0 GB")
     finally:
         con.close()

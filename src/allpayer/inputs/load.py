@@ -591,8 +591,8 @@ def _flag_counts(raw, result: TableLoad, run_id: str) -> None:
 
 LOAD_MEMORY_LIMIT = "4GB"
 """DuckDB memory limit of a load (lowered to it, never raised): above it the verdicts of large
-tables spill to the database's temporary folder instead of growing the process. The environment
-variable ``ALLPAYER_LOAD_MEMORY_LIMIT`` (a DuckDB size such as ``2GB``) overrides it."""
+tables spill to the database's temporary folder instead of growing the process. A limit the user
+set with ``ALLPAYER_DUCKDB_MEMORY`` (see `allpayer.backend.duckdb_settings`) is kept as it is."""
 
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
                "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
@@ -606,12 +606,16 @@ def _size_bytes(text: str) -> float | None:
     return float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
 
 
-def bound_memory(raw) -> None:
-    """Lower the connection's DuckDB memory limit to `LOAD_MEMORY_LIMIT` (see there)."""
-    wanted = os.environ.get("ALLPAYER_LOAD_MEMORY_LIMIT", LOAD_MEMORY_LIMIT)
+def bound_memory(raw, wanted: str = LOAD_MEMORY_LIMIT) -> None:
+    """Lower the connection's DuckDB memory limit to `wanted` (default `LOAD_MEMORY_LIMIT`), unless
+    the user chose the limit with ``ALLPAYER_DUCKDB_MEMORY``."""
+    from allpayer.backend import MEMORY_ENV
+
+    if os.environ.get(MEMORY_ENV, "").strip():
+        return
     limit = _size_bytes(wanted)
     if limit is None:
-        raise RunError(f"ALLPAYER_LOAD_MEMORY_LIMIT={wanted!r}: expected a size such as 4GB or 512MB")
+        raise ValueError(f"{wanted!r}: expected a DuckDB size such as 4GB or 512MB")
     current = _size_bytes(raw.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
     if current is None or limit < current:
         raw.execute(f"SET memory_limit = {_lit(wanted)}").fetchall()
