@@ -73,20 +73,45 @@ def _member_months(con, data: Path, programs):
     return program_months(months, programs, groups)
 
 
-def test_a_stage_on_spark_connect_equals_duckdb(connect_server, population):
+def _programs():
+    return [p for p in load_programs([programs_dir() / "vermont"]) if p.performance_year == YEAR]
+
+
+# The Connect client runs in a child process: PySpark refuses a remote session in a process that
+# already holds a regular one, which the parity tests' shared local session is.
+CLIENT = r"""
+import sys
+from pathlib import Path
+
+from allpayer import backend
+from tests.spark.test_spark_connect import _member_months, _programs
+
+remote, data, out = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+con = backend.connect_spark(remote=remote)
+assert type(con._session).__module__.startswith("pyspark.sql.connect"), type(con._session).__module__
+import pyarrow.parquet as pq
+pq.write_table(con.to_pyarrow(_member_months(con, data, _programs())), out)
+con._session.stop()
+"""
+
+
+def test_a_stage_on_spark_connect_equals_duckdb(connect_server, population, tmp_path):
+    import pyarrow.parquet as pq
+
     from allpayer import backend
 
-    programs = [p for p in load_programs([programs_dir() / "vermont"]) if p.performance_year == YEAR]
     local = backend.connect_duckdb()
-    expected = local.to_pyarrow(_member_months(local, population, programs)).to_pylist()
+    expected = local.to_pyarrow(_member_months(local, population, _programs())).to_pylist()
 
-    remote = backend.connect_spark(remote=connect_server)
-    assert type(remote._session).__module__.startswith("pyspark.sql.connect")
-    got = remote.to_pyarrow(_member_months(remote, population, programs)).to_pylist()
+    out = tmp_path / "connect.parquet"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", CLIENT, connect_server, str(population), str(out)], cwd=root,
+                          env=dict(os.environ, PYTHONPATH=str(root)), capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = pq.read_table(out).to_pylist()
 
     def key(r):
         return (r["program_id"], r["member_id"], r["month"], r["plan"])
 
     assert len(got) == len(expected) > 0
     assert sorted(got, key=key) == sorted(expected, key=key)
-    remote._session.stop()
