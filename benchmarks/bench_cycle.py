@@ -48,7 +48,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_pipeline import environment  # the same versions table as the pipeline benchmark
+from bench_pipeline import _num, environment  # the same versions table and CSV reading as the pipeline benchmark
+from bench_pipeline import write_csv as pipeline_write_csv
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SIZES = (10_000, 50_000)
@@ -393,23 +394,7 @@ def chart(rows: list[dict]) -> str:
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-
-
-def _num(v: str):
-    if v == "":
-        return None
-    if v in ("True", "False"):
-        return v == "True"
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
+    pipeline_write_csv(path, rows, COLUMNS, extrasaction="ignore")
 
 
 def main() -> None:

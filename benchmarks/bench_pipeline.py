@@ -263,16 +263,20 @@ def main() -> None:
     render(rows, env, md_path)
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict], columns: list[str] = COLUMNS, extrasaction: str = "raise") -> None:
+    """Write `rows` under the header `columns` (also used by the cycle benchmark)."""
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction=extrasaction)
         w.writeheader()
         w.writerows(rows)
 
 
 def _num(v: str):
+    """A CSV cell read back: None for empty, a bool, an int or float, else the text."""
     if v == "":
         return None
+    if v in ("True", "False"):
+        return v == "True"
     for cast in (int, float):
         try:
             return cast(v)
