@@ -8,10 +8,8 @@ it on every demo run, so the summary is always that of one clean load.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,9 +170,12 @@ def run_demo(
     res.pmpm = pmpm_by_payer_type(db, year, load.paid_through)
 
     from allpayer.pipeline import run_year
+    from allpayer.reports.publish import no_rendering_on_publish
 
     say(f"4/5 running PY{year} for every program: member months, attribution, risk, TCOC, targets; quality; payments")
-    with _reports_rendered_later():
+    # The core, quality and payments runs are followed within minutes by the settlement's run: only
+    # that last publish renders the reports (see `reports_stage`).
+    with no_rendering_on_publish():
         res.run = run_year(db, year, progress=progress)
     res.programs = program_summary(db, year)
 
@@ -183,7 +184,7 @@ def run_demo(
 
     res.care_gaps_out = out / "care_gaps.csv"
     say(f"    quality measures, scores and care gaps for PY{year} -> {res.care_gaps_out}")
-    with _reports_rendered_later():
+    with no_rendering_on_publish():
         res.quality = quality_year(db, year, progress=progress)
     export_csv(db, year, res.care_gaps_out)
 
@@ -191,7 +192,7 @@ def run_demo(
     from allpayer.payments.run import run_payments
 
     say(f"    paying PY{year}: fixed payments, CPR, PHM and Value Payment invoices, posted to the ledger")
-    with _reports_rendered_later():
+    with no_rendering_on_publish():
         res.payments = run_payments(db, parse_period(year=year), paid_through=load.paid_through)
 
     mssp_out = out / "mssp_results.csv"
@@ -221,23 +222,6 @@ def run_demo(
     res.users = create_demo_users(db)
     say(f"    created {len(res.users)} demo users of the web dashboard and API (one per role)")
     return res
-
-
-@contextlib.contextmanager
-def _reports_rendered_later():
-    """The demo's core, quality and payments runs are followed within minutes by the settlement's
-    run: only that last publish renders the reports (see `reports_stage`)."""
-    from allpayer.reports.publish import RENDER_SETTING
-
-    before = os.environ.get(RENDER_SETTING)
-    os.environ[RENDER_SETTING] = "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(RENDER_SETTING, None)
-        else:
-            os.environ[RENDER_SETTING] = before
 
 
 def reports_stage(db: Path, year: int, say: Say) -> Path:

@@ -410,20 +410,10 @@ def _no_render_in_scratch(write: bool) -> Iterator[None]:
     """While a command runs in a scratch copy (`write`), its runs' publish does not render reports
     (they would be written beside the scratch file and deleted with it); `duckdb_session` renders
     them for the warehouse once the snapshot is published."""
-    from allpayer.reports.publish import RENDER_SETTING
+    from allpayer.reports.publish import no_rendering_on_publish
 
-    if not write:
+    with no_rendering_on_publish() if write else contextlib.nullcontext():
         yield
-        return
-    old = os.environ.get(RENDER_SETTING)
-    os.environ[RENDER_SETTING] = "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(RENDER_SETTING, None)
-        else:
-            os.environ[RENDER_SETTING] = old
 
 
 def _render_on_publish(path: Path, db: Path | None, kind: str | None, parameters: dict | None) -> None:

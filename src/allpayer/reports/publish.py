@@ -212,6 +212,21 @@ def rendering_on_publish() -> bool:
     return os.environ.get(RENDER_SETTING, "1").strip().lower() not in ("0", "off", "false", "no")
 
 
+@contextlib.contextmanager
+def no_rendering_on_publish():
+    """Within the block, publishing a run renders no reports (`RENDER_SETTING` is 0); the setting
+    is restored afterwards, whatever it was."""
+    before = os.environ.get(RENDER_SETTING)
+    os.environ[RENDER_SETTING] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RENDER_SETTING, None)
+        else:
+            os.environ[RENDER_SETTING] = before
+
+
 def publish_year(parameters: dict | None) -> int | None:
     """The performance year of a run from its parameters (``year``, or a payments ``period`` such
     as ``2024-Q2``)."""
