@@ -1,0 +1,59 @@
+"""The whole-cycle benchmark's bookkeeping: stage rows, the run's tables and the core total."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_cycle  # noqa: E402
+
+
+def _result():
+    return {
+        "members": 1000, "backend": "duckdb", "medical_claim_rows": 40_000, "floor_seconds": 0.5,
+        "load_avg_1m_at_start": 1.0, "load_avg_1m_at_end": 1.5, "complete": True,
+        "stages": [
+            {"stage": "load", "seconds": 4.0, "cpu_seconds": 3.0, "peak_rss_mb": 300.0},
+            {"stage": "run", "seconds": 10.0, "cpu_seconds": 8.0, "peak_rss_mb": 500.0},
+            {"stage": "quality", "seconds": 6.0, "cpu_seconds": 5.0, "peak_rss_mb": 700.0},
+        ],
+        "run_tables": {
+            "member_months": {"seconds": 0.5, "rows": 12_000},
+            "attribution": {"seconds": 3.0, "rows": 11_000},
+            "risk_scores": {"seconds": 1.0, "rows": 900},
+            "risk_ratios": {"seconds": 0.25, "rows": 4},
+            "tcoc_member_month": {"seconds": 0.75, "rows": 12_000},
+            "targets": {"seconds": 1.5, "rows": 300},
+        },
+    }
+
+
+def test_run_tables_follow_the_run_stage_and_do_not_count_twice():
+    rows = bench_cycle.rows_of(_result())
+    stages = [r["stage"] for r in rows]
+    assert stages[:2] == ["load", "run"]
+    assert stages[2:9] == ["run: member_months", "run: attribution", "run: risk_scores", "run: risk_ratios",
+                           "run: tcoc_member_month", "run: targets", bench_cycle.CORE_ROW]
+    assert stages[9:] == ["quality", "cycle"]
+    by = {r["stage"]: r for r in rows}
+    # the core total: attribution 3 + risk 1 + 0.25 + TCOC 0.75 + targets 1.5 = 6.5 s, 13 times the 0.5 s floor
+    assert by[bench_cycle.CORE_ROW]["seconds"] == 6.5
+    assert by[bench_cycle.CORE_ROW]["ratio_to_floor"] == 13.0
+    assert by["run: attribution"]["output_rows"] == 11_000
+    assert by["run: attribution"]["cpu_seconds"] is None
+    # the cycle sums the stages only (4 + 10 + 6), not the run's tables again
+    assert by["cycle"]["seconds"] == 20.0
+    assert by["cycle"]["cpu_seconds"] == 16.0
+    assert by["cycle"]["peak_rss_mb"] == 700.0
+
+
+def test_without_the_run_tables_there_is_no_core_row(tmp_path):
+    result = _result()
+    del result["run_tables"]
+    rows = bench_cycle.rows_of(result)
+    assert [r["stage"] for r in rows] == ["load", "run", "quality", "cycle"]
+    env = {"cpus": 2, "python": "3", "duckdb": "1", "ibis": "1"}
+    bench_cycle.render(rows, env, tmp_path / "c.md", tmp_path / "c.svg")
+    assert "Rows `run: TABLE`" not in (tmp_path / "c.md").read_text()
+    bench_cycle.render(bench_cycle.rows_of(_result()), env, tmp_path / "c.md", tmp_path / "c.svg")
+    assert "| core (attribution+risk+tcoc+targets) | 6.5 |" in (tmp_path / "c.md").read_text()
