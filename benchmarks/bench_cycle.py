@@ -322,7 +322,8 @@ def render(rows: list[dict], env: dict, md: Path, svg: Path) -> None:
         "measured in the same child process. `tuva_throughput_ratio`: medical claim lines per second of the whole "
         f"cycle divided by Tuva's on dbt-duckdb ({TUVA_CLAIM_LINES:,} claim lines in {TUVA_SECONDS} s for "
         f"{TUVA_MEMBERS:,} members, as given in the scale issue; not run here). CPU seconds count the benchmark's "
-        "own process only, which is the better measure when the machine is shared (compare the load averages).",
+        "own process only, which is the better measure when the machine is shared (compare the load averages); on "
+        "Spark that leaves out the JVM's CPU and memory, so compare Spark with DuckDB in wall seconds.",
         "",
         "## Cycle by size",
         "",
