@@ -96,6 +96,11 @@ def gaps_from_results(results: ir.Table, year: int, paid_through: dt.date) -> ir
     return ibis.union(*parts, distinct=False)
 
 
+HISTORY_VALUESETS = ("primary_care_visit",)
+"""Value sets the care gaps read over the member's whole history (the last primary-care visit on
+file): the quality stage keeps their claim lines of any date (`framework.claims_window`)."""
+
+
 def no_primary_care_gaps(ctx: MeasureContext) -> ir.Table:
     """Attributed members with no primary-care visit in the 12 months ending on the paid-through
     date (the last visit before, if any, as the last value)."""

@@ -124,6 +124,12 @@ class Measure:
     "not reportable: redacted data" instead of a rate. ``label``: how its rate is labelled
     (``observed``; ``unadjusted observed`` for a local version of a risk-standardized measure;
     ``supplied`` for results loaded as supplied). ``compute(ctx, population) -> table``.
+    ``lookback_months``: how far back the measure reads claim lines: the service dates of the
+    ``lookback_months`` months ending on the last day of the measurement year (24: the year and
+    the year before, which the common exclusions read; 27: from 1 October two years before).
+    ``history_valuesets``: value sets the measure reads over the member's whole history (any
+    service date through the end of the year, e.g. a bilateral mastectomy). The engine stores
+    only the claim lines these declarations reach (`claims_window`).
     """
 
     id: str
@@ -140,6 +146,8 @@ class Measure:
     label: str = "observed"
     description: str = ""
     source: str = ""
+    lookback_months: int = 24
+    history_valuesets: tuple[str, ...] = ()
 
 
 REGISTRY: dict[str, Measure] = {}
@@ -181,9 +189,11 @@ class Shared:
     as of the paid-through date, each payer's claim lines and diagnoses, labs and observations,
     and what is derived from them alone (code-list matches, claim summaries, exclusion evidence).
     Programs of one payer read one copy. ``keep(name, table)`` stores a table (a temporary table
-    of the run's connection); without it the tables stay expressions."""
+    of the run's connection); without it the tables stay expressions. ``payers``: the payers whose
+    claim lines the run reads (those of its programs; None: every payer)."""
 
     keep: Callable[[str, ir.Table], ir.Table] | None = None
+    payers: tuple[str, ...] | None = None
     tables: dict = field(default_factory=dict)
     groups: dict = field(default_factory=dict)
     values: dict = field(default_factory=dict)
@@ -233,11 +243,13 @@ class MeasureContext:
     """The inputs of one program's measures (Ibis tables; see the module docstring).
 
     ``claims``: net medical claim lines of the program payer paid through ``paid_through``, not
-    denied (`allpayer.core.claims.medical_claim_lines` columns: ``person_id``, ``claim_id``,
+    denied, with the columns of `CLAIM_COLUMNS` (``person_id``, ``claim_id``,
     ``claim_line_number``, ``claim_type``, ``service_date``, ``service_category``,
     ``hcpcs_code``, ``revenue_center_code``, ``place_of_service_code``, ``bill_type_code``,
-    ``diagnosis_code_1..25``, ``admission_date``, ``discharge_date``, ``rendering_npi``,
-    ``substance_use_redacted`` ...), every year loaded (measures choose their own windows).
+    ``diagnosis_code_1..25``, ``procedure_code_1..25``, ``admission_date``, ``discharge_date``,
+    ``substance_use_redacted`` ...), as far back as the measures declare (`claims_window`:
+    their longest ``lookback_months``, and any date for a code of a ``history_valuesets`` set);
+    measures choose their own windows within it.
     ``diagnoses``: the same lines long by diagnosis (``person_id, claim_id, claim_line_number,
     service_date, service_category, position, code``; position 1 is principal).
     ``labs``: lab results with a numeric value (``person_id, lab_result_id, code`` (LOINC),
@@ -639,6 +651,97 @@ def exact_rate(numerator: int, denominator: int, exclusions: int = 0) -> Decimal
 # building the context from loaded tables
 
 DX_COLUMNS = tuple(f"diagnosis_code_{i}" for i in range(1, 26))
+PROCEDURE_COLUMNS = tuple(f"procedure_code_{i}" for i in range(1, 26))
+
+CLAIM_COLUMNS: tuple[str, ...] = (
+    "person_id", "member_id", "payer", "plan", "claim_id", "claim_line_number", "claim_type", "claim_status",
+    "claim_start_date", "claim_end_date", "claim_line_end_date", "admission_date", "discharge_date",
+    "admit_type_code", "discharge_disposition_code", "place_of_service_code", "bill_type_code", "drg_code",
+    "revenue_center_code", "hcpcs_code", "substance_use_redacted", *DX_COLUMNS, *PROCEDURE_COLUMNS,
+    "service_date", "service_category", "allowed_cents",
+)
+"""The columns of `MeasureContext.claims`: the input-contract columns some measure, the events or
+the care gaps read (those the input has), and ``service_date``, ``service_category`` and
+``allowed_cents`` from `allpayer.core.claims.medical_claim_lines`. The quality stage stores only
+these; a measure that reads another column adds it here."""
+
+NETTING_COLUMNS: tuple[str, ...] = (
+    "adjustment_sequence", "paid_date", "paid_amount", "allowed_amount", "claim_line_start_date",
+)
+"""Input columns read to net the claim lines and date them, beyond `CLAIM_COLUMNS`."""
+
+
+def _lookback_start(year: int, months: int) -> dt.date:
+    """The first day of the `months` months ending on 31 December of `year`."""
+    y, m = divmod(year * 12 + 12 - months, 12)
+    return dt.date(y, m + 1, 1)
+
+
+def claims_window(year: int, measures: Sequence[Measure] | None = None) -> tuple[dt.date, tuple[str, ...]]:
+    """What the measures of `year` read of the claim lines: the earliest service date any of them
+    looks back to (their longest ``lookback_months``) and the value sets read over the whole
+    history (their ``history_valuesets``, and the care gaps' `care_gaps.HISTORY_VALUESETS`).
+    `measures`: default every registered measure."""
+    from allpayer.quality.care_gaps import HISTORY_VALUESETS
+
+    ms = list(measures) if measures is not None else list(registry().values())
+    months = max([12, *(m.lookback_months for m in ms)])
+    history = dict.fromkeys(v for m in ms for v in m.history_valuesets)
+    history.update(dict.fromkeys(HISTORY_VALUESETS))
+    return _lookback_start(year, months), tuple(history)
+
+
+def line_in_set(valuesets: "ValueSets", name: str, t: ir.Table) -> ir.BooleanValue:
+    """Whether a claim line of `t` has a code of value set `name`: the test of
+    `MeasureContext.lines_in` on one wide line (HCPCS/CPT, revenue, place of service, bill type,
+    MS-DRG, and any of its diagnoses for ICD-10-CM sets)."""
+    vs = valuesets
+    systems = vs.systems(name)
+    tests = []
+    if systems & {"hcpcs", "cpt"}:
+        tests.append(vs.matcher(name, ("hcpcs", "cpt"))(t.hcpcs_code.fill_null("")))
+    if "revenue" in systems:
+        tests.append(vs.matcher(name, ("revenue",))(t.revenue_center_code.fill_null("")))
+    if "pos" in systems:
+        tests.append(vs.matcher(name, ("pos",))(t.place_of_service_code.fill_null("")))
+    if "bill_type" in systems:
+        tests.append(vs.matcher(name, ("bill_type",))(t.bill_type_code.fill_null("")))
+    if "drg" in systems and "drg_code" in t.columns:
+        tests.append(vs.matcher(name, ("drg",))(t.drg_code.fill_null("")))
+    if "icd10cm" in systems:
+        dx = vs.matcher(name, ("icd10cm",))
+        tests.extend(dx(t[c]).fill_null(False) for c in DX_COLUMNS if c in t.columns)
+    return ibis.or_(*tests) if tests else ibis.literal(False)
+
+
+def quality_claim_lines(
+    medical_claim: ir.Table,
+    paid_through: dt.date,
+    *,
+    start: dt.date | None = None,
+    history: Sequence[str] = (),
+    valuesets: "ValueSets | None" = None,
+) -> ir.Table:
+    """The claim lines the measures read, in one pass: the `CLAIM_COLUMNS` of the medical claims
+    netted as of `paid_through` (`core.claims.medical_claim_lines`), not denied, of a claim that
+    ends (or a line served) on or after `start`, or before it with a code of a `history` value set.
+    Every payer; `start` None keeps every date."""
+    from allpayer.core.claims import medical_claim_lines
+
+    wanted = set(CLAIM_COLUMNS) | set(NETTING_COLUMNS)
+    raw = medical_claim.select(*[c for c in medical_claim.columns if c in wanted])
+    lines = medical_claim_lines(raw, paid_through)
+    if "claim_status" in lines.columns:
+        lines = lines.filter(lines.claim_status.fill_null("paid") != "denied")
+    if start is not None:
+        keep = lines.service_date >= start
+        if "claim_end_date" in lines.columns:
+            keep = keep | (lines.claim_end_date >= start).fill_null(False)
+        for name in history:
+            if valuesets is not None and name in valuesets:
+                keep = keep | line_in_set(valuesets, name, lines)
+        lines = lines.filter(keep)
+    return lines.select(*[c for c in CLAIM_COLUMNS if c in lines.columns])
 SUPPLEMENTAL_SOURCE = "supplemental"
 """``labs.source`` of a supplemental result: a ``lab_result`` row whose ``data_source`` starts
 with ``supplemental`` (e.g. ``supplemental:practice-ehr``), or a row of ``supplemental_lab_result``."""
@@ -737,36 +840,44 @@ def build_context(
     """The `MeasureContext` of one program from loaded tables (input contract columns;
     ``attribution`` and ``member_months`` as written by `allpayer run`).
 
-    Claims are netted as of `paid_through` (`core.claims.medical_claim_lines`) and restricted to
-    the program payer's lines that are not denied. Labs, observations and supplemental results are
+    Claims are netted as of `paid_through` and restricted to the program payer's lines that are not
+    denied, the `CLAIM_COLUMNS` and the service dates of `claims_window` (`quality_claim_lines`). Labs, observations and supplemental results are
     the person's from any source. ``members`` are the program's members attributed in any month
     of `year`, with the practice of their latest attributed month.
 
     `keep(name, table) -> table` is applied to each program table as it is built, and `shared`
     (a `Shared`) holds what does not depend on the program: `run_quality` stores both as temporary
-    tables, so that the claims are netted once per run and each payer's lines, diagnoses and what
-    is derived from them alone are built once, whichever programs read them. The pharmacy lines
+    tables, so that the claims are netted and stored once per run (every payer's lines in one
+    table) and each payer's diagnoses and what is derived from its lines alone are built once,
+    whichever programs read them. The pharmacy lines
     are left as an expression (no shipped measure reads them).
     """
-    from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
+    from allpayer.core.claims import pharmacy_claim_lines
 
     keep_given = keep is not None
     keep = keep or (lambda name, t: t)
     sh = shared if shared is not None else Shared(keep=None)
     payer = program.payer
 
-    def payer_lines() -> ir.Table:
-        all_lines = sh.get("lines", lambda: medical_claim_lines(medical_claim, paid_through))
-        lines = all_lines.filter(all_lines.payer == payer)
-        if "claim_status" in lines.columns:
-            lines = lines.filter(lines.claim_status.fill_null("paid") != "denied")
-        return lines
+    def all_lines() -> ir.Table:
+        start, history = claims_window(year)
+        return quality_claim_lines(medical_claim, paid_through, start=start, history=history, valuesets=valuesets)
 
     if shared is not None:
-        lines = sh.payer_table(payer, "claims", payer_lines)
+        # The lines of every payer of the run stored once, in payer order, so that one payer's
+        # reads skip the others' row groups.
+        def shared_lines() -> ir.Table:
+            t = all_lines()
+            if sh.payers is not None:
+                t = t.filter(t.payer.isin(list(sh.payers)))
+            return t.order_by("payer")
+
+        stored = sh.get("lines", shared_lines)
+        lines = stored.filter(stored.payer == payer)
         diagnoses = sh.payer_table(payer, "diagnoses", lambda: diagnoses_long(lines))
     else:
-        lines = keep("claims", payer_lines())
+        lines = all_lines()
+        lines = keep("claims", lines.filter(lines.payer == payer))
         diagnoses = keep("diagnoses", diagnoses_long(lines))
     rx = None
     if pharmacy_claim is not None:

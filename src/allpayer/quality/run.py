@@ -133,22 +133,20 @@ def run_quality(
 
     results, gap_parts, stored = [], [], []
     inverse, certified, labels, not_reportable, implemented = {}, {}, {}, {}, {}
-    # What does not depend on the program (netted claims, each payer's lines and diagnoses, labs,
-    # observations and what is derived from them alone) is built once and shared; each program's
-    # own tables are dropped when it is done, a payer's after its last program.
-    shared = framework.Shared(keep=framework.keeper(con, "_qs"))
-    contexts, made = [], []
-    for i, p in enumerate(progs, start=1):
-        made.append([])
-        contexts.append(framework.build_context(
+    # What does not depend on the program (the netted claim lines of every payer, each payer's
+    # diagnoses, labs, observations and what is derived from them alone) is built once and shared;
+    # each program's own tables are dropped when it is done, a payer's after its last program.
+    # A program's context is built when its turn comes, so only the running payer's tables are held.
+    shared = framework.Shared(keep=framework.keeper(con, "_qs"), payers=tuple(sorted({p.payer for p in progs})))
+    last_of_payer = {p.payer: i for i, p in enumerate(progs)}
+    for i, p in enumerate(progs):
+        made = []
+        ctx = framework.build_context(
             p, year, paid_through, medical_claim=medical, eligibility=elig, attribution=att, member_months=mm,
             valuesets=vs, lab_result=labs, observation=obs, pharmacy_claim=rx,
             extra={"supplied_results": str(supplied_results) if supplied_results else None},
-            keep=framework.keeper(con, f"_q{i}", made=made[-1]), shared=shared,
-        ))
-    shared.drop(con, key="lines")  # each payer's lines are stored: the netted claims of all payers go
-    last_of_payer = {p.payer: i for i, p in enumerate(progs)}
-    for i, (p, ctx) in enumerate(zip(progs, contexts)):
+            keep=framework.keeper(con, f"_q{i + 1}", made=made), shared=shared,
+        )
         n = i + 1
         listed = [m.id for m in p.quality.measures]
         gap_ids = [mid for mid, kind in gaps_mod.GAP_MEASURES.items() if kind in ("all", p.kind) and mid in reg]
@@ -184,7 +182,7 @@ def run_quality(
             parts.append(gaps_mod.no_primary_care_gaps(ctx))
         if parts:
             gap_parts.append(con.create_table(f"_q_{n}_gaps", union_aligned(parts), temp=True, overwrite=True))
-        for name in made[i]:
+        for name in made:
             con.drop_table(name, force=True)
         if last_of_payer[p.payer] == i:
             shared.drop(con, group=f"payer:{p.payer}")

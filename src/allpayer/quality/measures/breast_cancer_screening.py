@@ -53,6 +53,8 @@ MEASURE = register(
         gender="female",
         enrollment=Enrollment(max_gaps=2, max_gap_days=45, anchor="end", years=2),
         valuesets=("mammography", "bilateral_mastectomy", *COMMON_VALUESETS),
+        lookback_months=27,
+        history_valuesets=("bilateral_mastectomy",),
         description=__doc__.split("\n\n", 1)[1],
         source="HEDIS MY2024 Breast Cancer Screening (BCS-E), public description",
     )

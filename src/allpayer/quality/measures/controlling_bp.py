@@ -136,6 +136,7 @@ MEASURE = register(
         ages=(18, 85),
         valuesets=("hypertension_dx", "systolic_bp", "diastolic_bp", "esrd_dialysis", "pregnancy_dx", *CPT2,
                    *COMMON_VALUESETS),
+        history_valuesets=("esrd_dialysis",),
         description=__doc__.split("\n\n", 1)[1],
         source="HEDIS MY2024 Controlling High Blood Pressure (CBP), public description; CMS QPP QID 236",
     )
