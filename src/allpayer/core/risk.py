@@ -480,6 +480,9 @@ def _prepare_persons(persons: ir.Table, as_of: dt.date, esrd_policy: str) -> ir.
 SEGMENTS = ("CFA", "CFD", "CNA", "CND", "CPA", "CPD", "INS", "NE")
 """The segments a person can be scored in; scoring joins on their position in this tuple."""
 
+DEMOGRAPHIC_INTERACTIONS = ("OriginallyDisabled_Female", "OriginallyDisabled_Male", "ORIGDS", "LTIMCAID")
+"""Demographic interaction variables, in the order of the ``_di<i>`` columns of scoring."""
+
 MAX_COUNT_VARIABLE = 10
 """The payment-HCC count variables are D1 .. D9 and D10P (ten or more)."""
 
@@ -500,6 +503,8 @@ class _Lookups:
       coefficient, value, required_mask, disabled_bit;
     - ``counts``: the payment-HCC count variables with a coefficient: _m, _seg, _n (1 .. 10), factor,
       coefficient, value;
+    - ``demographic_interactions``: per _m and _seg, the value of each of DEMOGRAPHIC_INTERACTIONS
+      in the segment (``_di<i>_value``; null when the segment has none);
     - ``conditional``: CCs that need a companion, as (_m, bit, requires_mask, drops_parents_mask);
     - ``disabled_only``: whether an interaction's only term is DISABLED.
     """
@@ -510,6 +515,7 @@ class _Lookups:
     variables: ir.Table
     interactions: ir.Table
     counts: ir.Table
+    demographic_interactions: ir.Table
     conditional: tuple[tuple[int, int, int, int], ...]
     disabled_only: bool
 
@@ -605,6 +611,18 @@ def _lookups(reference: HccReference, models: tuple[str, ...], switch_edits: boo
         ("_m", pa.int8()), ("_seg", pa.int8()), ("_n", pa.int64()), ("factor", pa.string()),
         ("coefficient", pa.string()), ("value", pa.float64()),
     ]))
+    di_rows = []
+    for m in models:
+        for seg in SEGMENTS:
+            row = {"_m": model_key[m], "_seg": seg_key[seg]}
+            for i, name in enumerate(DEMOGRAPHIC_INTERACTIONS):
+                c = by_variable.get((m, seg, name.upper()))
+                row[f"_di{i}_value"] = None if c is None else c["value"]
+            di_rows.append(row)
+    demographic_interactions = pa.Table.from_pylist(di_rows, schema=pa.schema(
+        [("_m", pa.int8()), ("_seg", pa.int8())]
+        + [(f"_di{i}_value", pa.float64()) for i in range(len(DEMOGRAPHIC_INTERACTIONS))]
+    ))
     lookups = _Lookups(
         models=models,
         dx=ibis.memtable(dx),
@@ -612,6 +630,7 @@ def _lookups(reference: HccReference, models: tuple[str, ...], switch_edits: boo
         variables=ibis.memtable(variables),
         interactions=ibis.memtable(interactions),
         counts=ibis.memtable(counts),
+        demographic_interactions=ibis.memtable(demographic_interactions),
         conditional=tuple(
             (model_key[m], bit, requires, drops) for m, _cc, bit, requires, drops in reference.conditional_ccs if m in model_key
         ),
@@ -625,14 +644,18 @@ def _model_name(m: ir.IntegerValue, models: Sequence[str]) -> ir.StringValue:
     return ibis.cases(*[(m == i, name) for i, name in enumerate(models)], else_=ibis.null("string"))
 
 
+def _segment_name(seg: ir.IntegerValue) -> ir.StringValue:
+    return ibis.cases(*[(seg == i, s) for i, s in enumerate(SEGMENTS)], else_=ibis.null("string"))
+
+
 def _segment_key(segment: ir.StringValue) -> ir.IntegerValue:
     return ibis.cases(*[(segment == s, i) for i, s in enumerate(SEGMENTS)], else_=ibis.null("int8")).cast("int8")
 
 
 def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.Table]:
     """HCCs after edits, CC requirements and hierarchies, with their coefficient value in the
-    person's segment: (_pk, _m, _seg, _dis, cc, group_mask, value); and the diagnoses behind each
-    CC before hierarchies (_pk, _m, cc, diagnosis_code).
+    person's segment: (_pk, _m, _seg, _dis, person_id, cc, group_mask, value); and the diagnoses
+    behind each CC before hierarchies (_pk, _m, cc, person_id, diagnosis_code).
     """
     who = p.select(
         "person_id", "_pk", "_seg", "age",
@@ -651,12 +674,13 @@ def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.T
     j = j.mutate(_fires=fires)
     j = j.filter(~(j._fires & (j.action == "invalid")))
     cc = ibis.ifelse(j._fires & (j.action == "override") & j.cc_override.notnull(), j.cc_override, j.cc)
-    sources = j.select(j._pk, j._m, cc=cc, diagnosis_code=j.diagnosis_code, _seg=j._seg, _dis=j._dis)
-    keys_ = ["_pk", "_m", "cc", "_seg", "_dis"]  # _seg and _dis follow from _pk: carried, not joined again
+    sources = j.select(j._pk, j._m, cc=cc, diagnosis_code=j.diagnosis_code, _seg=j._seg, _dis=j._dis, person_id=j.person_id)
+    # person_id, _seg and _dis follow from _pk: carried along (not joined again for the outputs)
+    keys_ = ["_pk", "_m", "cc", "_seg", "_dis", "person_id"]
     ccs = sources.group_by(keys_).agg(_n=sources.count())
     h = lk.hcc
     c = ccs.join(h, (ccs._m == h._m) & (ccs._seg == h._seg) & (ccs.cc == h.cc)).select(
-        ccs._pk, ccs._m, ccs._seg, ccs._dis, ccs.cc, h.bit, h.parents_mask, h.requires_mask,
+        ccs._pk, ccs._m, ccs._seg, ccs._dis, ccs.person_id, ccs.cc, h.bit, h.parents_mask, h.requires_mask,
         h.drops_parents_mask, h.group_mask, h.value,
     )
 
@@ -687,9 +711,9 @@ def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.T
     checked = checked.left_join(masks, ["_pk", "_m"])
     kc, acting = checked._kept_conditional.fill_null(0), checked._acting.fill_null(0)
     keep = ((checked.requires_mask == 0) | ((kc & checked.bit) != 0)) & ((acting & checked.parents_mask) == 0)
-    out = ["_pk", "_m", "_seg", "_dis", "cc", "group_mask", "value"]
+    out = ["_pk", "_m", "_seg", "_dis", "person_id", "cc", "group_mask", "value"]
     hccs = ibis.union(c.filter(~ruled).select(*out), checked.filter(keep).select(*out))
-    return hccs, sources.select("_pk", "_m", "cc", "diagnosis_code")
+    return hccs, sources.select("_pk", "_m", "cc", "person_id", "diagnosis_code")
 
 
 def cms_hcc_scores(
@@ -766,32 +790,19 @@ def cms_hcc_scores(
         "_pk", "_seg", "person_id", "segment", "demographic_cell", "sex", "originally_disabled", "medicaid"
     ).cross_join(mods)
 
-    # 1. demographic cell (new enrollees: segment NE) and demographic interactions
+    # 1. demographic cell (new enrollees: segment NE) and demographic interactions: the conditions
     ne = pm.segment == "NE"
-    demo_parts = []
-    for factor_type, name, cond in (
-        ("demographic", None, None),
-        ("demographic_interaction", "OriginallyDisabled_Female", pm.originally_disabled & (pm.sex == "F") & ~ne),
-        ("demographic_interaction", "OriginallyDisabled_Male", pm.originally_disabled & (pm.sex == "M") & ~ne),
-        ("demographic_interaction", "ORIGDS", pm.originally_disabled & (pm.segment == "INS")),
-        ("demographic_interaction", "LTIMCAID", pm.medicaid & (pm.segment == "INS")),
-    ):
-        sub = pm if cond is None else pm.filter(cond)
-        factor = sub.demographic_cell if name is None else ibis.literal(name)
-        variable = sub.demographic_cell.upper() if name is None else ibis.literal(name.upper())
-        demo_parts.append(sub.select(
-            "_pk", "_m", "_seg", "person_id", "model_version", "segment",
-            factor_type=ibis.literal(factor_type), factor=factor, variable=variable,
-        ))
-    demo = ibis.union(*demo_parts)
-    v = lk.variables
-    demo = demo.join(v, (demo._m == v._m) & (demo._seg == v._seg) & (demo.variable == v.variable)).select(
-        demo._pk, demo._m, demo.person_id, demo.model_version, demo.segment, demo.factor_type, demo.factor,
-        v.coefficient, v.value,
-    )
+    applies = {
+        "OriginallyDisabled_Female": pm.originally_disabled & (pm.sex == "F") & ~ne,
+        "OriginallyDisabled_Male": pm.originally_disabled & (pm.sex == "M") & ~ne,
+        "ORIGDS": pm.originally_disabled & (pm.segment == "INS"),
+        "LTIMCAID": pm.medicaid & (pm.segment == "INS"),
+    }
+    demographic = tuple((name, applies[name]) for name in DEMOGRAPHIC_INTERACTIONS)
+    pm = pm.mutate(**{f"_di{i}": cond for i, (_name, cond) in enumerate(demographic)})
 
     # 2. per person and model: the HCCs' sum and count, and the interaction groups present
-    summary = hccs.group_by(["_pk", "_m", "_seg", "_dis"]).agg(
+    summary = hccs.group_by(["_pk", "_m", "_seg", "_dis", "person_id"]).agg(
         _n=hccs.count(), _groups=hccs.group_mask.bit_or(), _hcc_value=hccs.value.sum()
     )
 
@@ -802,34 +813,40 @@ def cms_hcc_scores(
     inter = cand.join(it, (cand._m == it._m) & (cand._seg == it._seg))
     groups = inter._groups | ibis.ifelse(inter._dis == 1, inter.disabled_bit, 0)
     inter = inter.filter((groups & inter.required_mask) == inter.required_mask).select(
-        "_pk", "_m", "factor", "coefficient", "value", factor_type=ibis.literal("disease_interaction")
+        "_pk", "_m", "_seg", "person_id", "factor", "coefficient", "value", factor_type=ibis.literal("disease_interaction")
     )
 
     # 4. the payment-HCC count (D1 .. D10P)
     ct = lk.counts
     count = summary.join(
         ct, (summary._m == ct._m) & (summary._seg == ct._seg) & (ibis.least(summary._n, MAX_COUNT_VARIABLE) == ct._n)
-    ).select("_pk", "_m", "factor", "coefficient", "value", factor_type=ibis.literal("hcc_count"))
+    ).select("_pk", "_m", "_seg", "person_id", "factor", "coefficient", "value", factor_type=ibis.literal("hcc_count"))
 
-    # model scores: one aggregate over narrow rows
-    null_f = ibis.null("float64")
-    parts = ibis.union(
-        demo.select(
-            "_pk", "_m", _v=demo.value, _demo=demo.value,
-            _cell=ibis.ifelse(demo.factor_type == "demographic", demo.value, null_f), _hccs=ibis.null("int64"),
-        ),
-        summary.select("_pk", "_m", _v=summary._hcc_value.fill_null(0.0), _demo=null_f, _cell=null_f, _hccs=summary._n.cast("int64")),
-        inter.select("_pk", "_m", _v=inter.value, _demo=null_f, _cell=null_f, _hccs=ibis.null("int64")),
-        count.select("_pk", "_m", _v=count.value, _demo=null_f, _cell=null_f, _hccs=ibis.null("int64")),
-    )
-    agg = parts.group_by(["_pk", "_m"]).agg(
-        raw_score=parts._v.sum(),
-        demographic_score=parts._demo.sum(),
-        demographic_factor=parts._cell.max(),
-        hcc_count=parts._hccs.sum(),
+    # model scores: per person and model, joins of one row each (no aggregate over factor rows)
+    v = lk.variables
+    cell = v.select(_m0="_m", _seg0="_seg", _variable="variable", _cell_value="value")
+    di = lk.demographic_interactions
+    hv = summary.select("_pk", "_m", "_n", "_hcc_value")
+    cv = count.select(_pk0="_pk", _m0="_m", _count_value=count.value)
+    iv = inter.group_by(["_pk", "_m"]).agg(_inter_value=inter.value.sum()).rename(_pk1="_pk", _m1="_m")
+    core = pm.select("_pk", "_m", "_seg", "demographic_cell", *[f"_di{i}" for i in range(len(demographic))])
+    core = core.left_join(cell, (core._m == cell._m0) & (core._seg == cell._seg0) & (core.demographic_cell.upper() == cell._variable))
+    core = core.left_join(di, (core._m == di._m) & (core._seg == di._seg)).drop("_m_right", "_seg_right")
+    core = core.left_join(hv, ["_pk", "_m"]).drop("_pk_right", "_m_right")
+    core = core.left_join(cv, (core._pk == cv._pk0) & (core._m == cv._m0))
+    core = core.left_join(iv, (core._pk == iv._pk1) & (core._m == iv._m1))
+    demo_score = core._cell_value.fill_null(0.0)
+    for i in range(len(demographic)):
+        demo_score = demo_score + ibis.ifelse(core[f"_di{i}"], core[f"_di{i}_value"], 0.0).fill_null(0.0)
+    core = core.select(
+        "_pk", "_m",
+        raw_score=demo_score + core._hcc_value.fill_null(0.0) + core._count_value.fill_null(0.0) + core._inter_value.fill_null(0.0),
+        demographic_score=demo_score,
+        demographic_factor=core._cell_value,
+        hcc_count=core._n.fill_null(0).cast("int64"),
     )
     if cache:
-        agg = agg.cache()
+        core = core.cache()
     params = ibis.memtable(
         {
             "model_version": list(models),
@@ -844,23 +861,15 @@ def cms_hcc_scores(
         ),
     )
     ms = pm.select("_pk", "_m", "person_id", "model_version", "segment", "demographic_cell")
-    ms = ms.left_join(agg, ["_pk", "_m"]).drop("_pk_right", "_m_right")
+    ms = ms.join(core, ["_pk", "_m"])
     ms = ms.join(params, "model_version")
-    raw = ms.raw_score.fill_null(0.0)
-    normalized = raw / ms.normalization_factor
+    normalized = ms.raw_score / ms.normalization_factor
     if terms.round_decimals is not None:
         normalized = normalized.round(terms.round_decimals)
     ms = ms.mutate(normalized_score=normalized)
     ms = ms.select(
-        "_pk", "person_id", "model_version", "segment", "demographic_cell",
-        raw_score=raw,
-        demographic_score=ms.demographic_score.fill_null(0.0),
-        demographic_factor=ms.demographic_factor,
-        hcc_count=ms.hcc_count.fill_null(0).cast("int64"),
-        model_label=ms.model_label,
-        blend_weight=ms.blend_weight,
-        normalization_factor=ms.normalization_factor,
-        normalized_score=ms.normalized_score,
+        "_pk", "person_id", "model_version", "segment", "demographic_cell", "raw_score", "demographic_score",
+        "demographic_factor", "hcc_count", "model_label", "blend_weight", "normalization_factor", "normalized_score",
         weighted_score=ms.normalized_score.fill_null(0.0) * ms.blend_weight,
         payment_year=py,
         model_year=my,
@@ -887,25 +896,34 @@ def cms_hcc_scores(
 
     # the detail (built only when read): demographic rows, each HCC with its coefficient (none for
     # segments without HCC coefficients, as for new enrollees: value 0), interactions, the count
+    demo_parts = [pm.select(
+        "_pk", "_m", "_seg", "person_id", "model_version", "segment",
+        factor_type=ibis.literal("demographic"), factor=pm.demographic_cell, variable=pm.demographic_cell.upper(),
+    )]
+    for i, (name, _cond) in enumerate(demographic):
+        sub = pm.filter(pm[f"_di{i}"])
+        demo_parts.append(sub.select(
+            "_pk", "_m", "_seg", "person_id", "model_version", "segment",
+            factor_type=ibis.literal("demographic_interaction"), factor=ibis.literal(name), variable=ibis.literal(name.upper()),
+        ))
+    demo = ibis.union(*demo_parts)
+    demo = demo.join(v, (demo._m == v._m) & (demo._seg == v._seg) & (demo.variable == v.variable))
     h = lk.hcc
     hcc_rows = hccs.join(h, (hccs._m == h._m) & (hccs._seg == h._seg) & (hccs.cc == h.cc)).select(
-        hccs._pk, hccs._m, factor_type=ibis.literal("hcc"), factor="HCC" + hccs.cc.cast("string"),
+        hccs._m, hccs._seg, hccs.person_id, factor_type=ibis.literal("hcc"), factor="HCC" + hccs.cc.cast("string"),
         coefficient=h.coefficient, value=hccs.value.fill_null(0.0),
     )
     keyed = ibis.union(hcc_rows, inter.select(*hcc_rows.columns), count.select(*hcc_rows.columns))
-    who = p.select("_pk", "person_id", "segment")
-    keyed = keyed.join(who, "_pk")
     cols = ("person_id", "model_version", "segment", "factor_type", "factor", "coefficient", "value")
     detail = ibis.union(
         demo.select(*cols),
-        keyed.select("person_id", model_version=_model_name(keyed._m, models), segment=keyed.segment,
+        keyed.select("person_id", model_version=_model_name(keyed._m, models), segment=_segment_name(keyed._seg),
                      factor_type=keyed.factor_type, factor=keyed.factor, coefficient=keyed.coefficient, value=keyed.value),
     )
     detail = detail.mutate(payment_year=py, model_year=my)
 
     kept = hcc_sources.semi_join(hccs, ["_pk", "_m", "cc"])
-    kept = kept.group_by(["_pk", "_m", "cc", "diagnosis_code"]).agg(_n=kept.count())
-    kept = kept.join(who, "_pk")
+    kept = kept.group_by(["_pk", "_m", "cc", "person_id", "diagnosis_code"]).agg(_n=kept.count())
     hcc_sources = kept.select(
         "person_id", model_version=_model_name(kept._m, models), factor="HCC" + kept.cc.cast("string"),
         diagnosis_code=kept.diagnosis_code,
