@@ -460,7 +460,15 @@ def _prepare_persons(persons: ir.Table, as_of: dt.date, esrd_policy: str) -> ir.
         (p.esrd & ibis.literal(esrd_policy == "exclude"), "ESRD: excluded by the terms (no ESRD model)"),
         else_=ibis.null("string"),
     )
+    # the same conditions as a boolean, cheaper to filter on than the reason
+    excluded = (
+        p.sex.isnull()
+        | p.birth_date.isnull()
+        | (p.birth_date > ibis.date(as_of.year, as_of.month, as_of.day))
+        | (p.esrd & ibis.literal(esrd_policy == "exclude"))
+    )
     return p.mutate(
+        excluded=excluded,
         aged=aged,
         fbd=fbd,
         pbd=pbd,
@@ -654,11 +662,11 @@ def _segment_key(segment: ir.StringValue) -> ir.IntegerValue:
 
 def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.Table]:
     """HCCs after edits, CC requirements and hierarchies, with their coefficient value in the
-    person's segment: (_pk, _m, _seg, _dis, person_id, cc, group_mask, value); and the diagnoses
-    behind each CC before hierarchies (_pk, _m, cc, person_id, diagnosis_code).
+    person's segment: (person_id, _m, _seg, _dis, cc, group_mask, value); and the diagnoses behind
+    each CC before hierarchies (person_id, _m, cc, diagnosis_code).
     """
     who = p.select(
-        "person_id", "_pk", "_seg", "age",
+        "person_id", "_seg", "age",
         _sex_code=ibis.ifelse(p.sex == "F", "2", "1"),
         _dis=ibis.ifelse(p.disabled, 1, 0).cast("int8"),
     )
@@ -674,13 +682,12 @@ def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.T
     j = j.mutate(_fires=fires)
     j = j.filter(~(j._fires & (j.action == "invalid")))
     cc = ibis.ifelse(j._fires & (j.action == "override") & j.cc_override.notnull(), j.cc_override, j.cc)
-    sources = j.select(j._pk, j._m, cc=cc, diagnosis_code=j.diagnosis_code, _seg=j._seg, _dis=j._dis, person_id=j.person_id)
-    # person_id, _seg and _dis follow from _pk: carried along (not joined again for the outputs)
-    keys_ = ["_pk", "_m", "cc", "_seg", "_dis", "person_id"]
+    sources = j.select(j.person_id, j._m, cc=cc, diagnosis_code=j.diagnosis_code, _seg=j._seg, _dis=j._dis)
+    keys_ = ["person_id", "_m", "cc", "_seg", "_dis"]  # _seg and _dis follow from the person: carried along
     ccs = sources.group_by(keys_).agg(_n=sources.count())
     h = lk.hcc
     c = ccs.join(h, (ccs._m == h._m) & (ccs._seg == h._seg) & (ccs.cc == h.cc)).select(
-        ccs._pk, ccs._m, ccs._seg, ccs._dis, ccs.person_id, ccs.cc, h.bit, h.parents_mask, h.requires_mask,
+        ccs.person_id, ccs._m, ccs._seg, ccs._dis, ccs.cc, h.bit, h.parents_mask, h.requires_mask,
         h.drops_parents_mask, h.group_mask, h.value,
     )
 
@@ -693,7 +700,7 @@ def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.T
     # companion rule are checked against them; every other CC stays as it is.
     marks = c.filter(c.bit != 0)
     unconditional = marks.requires_mask == 0
-    masks = marks.group_by(["_pk", "_m"]).agg(
+    masks = marks.group_by(["person_id", "_m"]).agg(
         _base=marks.bit.bit_or(where=unconditional).fill_null(0),
         _base_drops=marks.drops_parents_mask.bit_or(where=unconditional).fill_null(0),
         _conditional=marks.bit.bit_or(where=~unconditional).fill_null(0),
@@ -705,15 +712,15 @@ def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.T
         kept_conditional = kept_conditional | ibis.ifelse(kept, bit, 0)
         drops = drops | ibis.ifelse(kept, drops_parents, 0)
     present = present | kept_conditional
-    masks = masks.select("_pk", "_m", _kept_conditional=kept_conditional, _acting=present & ~drops)
+    masks = masks.select("person_id", "_m", _kept_conditional=kept_conditional, _acting=present & ~drops)
     ruled = (c.parents_mask != 0) | (c.requires_mask != 0)
     checked = c.filter(ruled)
-    checked = checked.left_join(masks, ["_pk", "_m"])
+    checked = checked.left_join(masks, ["person_id", "_m"])
     kc, acting = checked._kept_conditional.fill_null(0), checked._acting.fill_null(0)
     keep = ((checked.requires_mask == 0) | ((kc & checked.bit) != 0)) & ((acting & checked.parents_mask) == 0)
-    out = ["_pk", "_m", "_seg", "_dis", "person_id", "cc", "group_mask", "value"]
+    out = ["person_id", "_m", "_seg", "_dis", "cc", "group_mask", "value"]
     hccs = ibis.union(c.filter(~ruled).select(*out), checked.filter(keep).select(*out))
-    return hccs, sources.select("_pk", "_m", "cc", "person_id", "diagnosis_code")
+    return hccs, sources.select("person_id", "_m", "cc", "diagnosis_code")
 
 
 def cms_hcc_scores(
@@ -739,11 +746,11 @@ def cms_hcc_scores(
     `cache`: materialize the persons, their HCCs and the per-model sums in the inputs' backend
     (``Table.cache``) so the outputs do not recompute them; the results are the same either way.
 
-    How it runs: both models in one pass (the model is a column, ``_m``), persons keyed by an
-    integer ``_pk``, segments and models by small integers, and the reference tables pre-joined
-    once per process (:func:`_lookups`). Scores are summed from narrow per-model rows (demographic
-    factors, the HCC sum and count, interactions); the detail, with its strings, is only built
-    when it is read.
+    How it runs: both models in one pass (the model is a column, ``_m``), segments and models as
+    small integers in the joins, and the reference tables pre-joined once per process
+    (:func:`_lookups`). Model scores are joins of one row per person and model (demographic
+    factors, the HCC sum and count, interactions), not an aggregate over the detail; the detail,
+    with its strings, is only built when it is read.
     """
     if reference.payment_year != terms.model_year:
         raise RunError(
@@ -767,8 +774,8 @@ def cms_hcc_scores(
     excluded = prepared.filter(prepared.exclusion_reason.notnull()).select(
         "person_id", payment_year=py, reason=prepared.exclusion_reason
     )
-    p = prepared.filter(prepared.exclusion_reason.isnull())
-    p = p.mutate(_pk=ibis.row_number().over(order_by=p.person_id).cast("int64"), _seg=_segment_key(p.segment))
+    p = prepared.filter(~prepared.excluded).drop("excluded")
+    p = p.mutate(_seg=_segment_key(p.segment))
     mods = ibis.memtable(
         {"_m": list(range(len(models))), "model_version": list(models)},
         schema=ibis.schema({"_m": "int8", "model_version": "string"}),
@@ -787,7 +794,7 @@ def cms_hcc_scores(
     if cache:
         hccs = hccs.cache()
     pm = p.select(
-        "_pk", "_seg", "person_id", "segment", "demographic_cell", "sex", "originally_disabled", "medicaid"
+        "_seg", "person_id", "segment", "demographic_cell", "sex", "originally_disabled", "medicaid"
     ).cross_join(mods)
 
     # 1. demographic cell (new enrollees: segment NE) and demographic interactions: the conditions
@@ -802,7 +809,7 @@ def cms_hcc_scores(
     pm = pm.mutate(**{f"_di{i}": cond for i, (_name, cond) in enumerate(demographic)})
 
     # 2. per person and model: the HCCs' sum and count, and the interaction groups present
-    summary = hccs.group_by(["_pk", "_m", "_seg", "_dis", "person_id"]).agg(
+    summary = hccs.group_by(["person_id", "_m", "_seg", "_dis"]).agg(
         _n=hccs.count(), _groups=hccs.group_mask.bit_or(), _hcc_value=hccs.value.sum()
     )
 
@@ -813,33 +820,33 @@ def cms_hcc_scores(
     inter = cand.join(it, (cand._m == it._m) & (cand._seg == it._seg))
     groups = inter._groups | ibis.ifelse(inter._dis == 1, inter.disabled_bit, 0)
     inter = inter.filter((groups & inter.required_mask) == inter.required_mask).select(
-        "_pk", "_m", "_seg", "person_id", "factor", "coefficient", "value", factor_type=ibis.literal("disease_interaction")
+        "person_id", "_m", "_seg", "factor", "coefficient", "value", factor_type=ibis.literal("disease_interaction")
     )
 
     # 4. the payment-HCC count (D1 .. D10P)
     ct = lk.counts
     count = summary.join(
         ct, (summary._m == ct._m) & (summary._seg == ct._seg) & (ibis.least(summary._n, MAX_COUNT_VARIABLE) == ct._n)
-    ).select("_pk", "_m", "_seg", "person_id", "factor", "coefficient", "value", factor_type=ibis.literal("hcc_count"))
+    ).select("person_id", "_m", "_seg", "factor", "coefficient", "value", factor_type=ibis.literal("hcc_count"))
 
     # model scores: per person and model, joins of one row each (no aggregate over factor rows)
     v = lk.variables
     cell = v.select(_m0="_m", _seg0="_seg", _variable="variable", _cell_value="value")
     di = lk.demographic_interactions
-    hv = summary.select("_pk", "_m", "_n", "_hcc_value")
-    cv = count.select(_pk0="_pk", _m0="_m", _count_value=count.value)
-    iv = inter.group_by(["_pk", "_m"]).agg(_inter_value=inter.value.sum()).rename(_pk1="_pk", _m1="_m")
-    core = pm.select("_pk", "_m", "_seg", "demographic_cell", *[f"_di{i}" for i in range(len(demographic))])
+    hv = summary.select("person_id", "_m", "_n", "_hcc_value")
+    cv = count.select(_pid0="person_id", _m0="_m", _count_value=count.value)
+    iv = inter.group_by(["person_id", "_m"]).agg(_inter_value=inter.value.sum()).rename(_pid1="person_id", _m1="_m")
+    core = pm.select("person_id", "_m", "_seg", "demographic_cell", *[f"_di{i}" for i in range(len(demographic))])
     core = core.left_join(cell, (core._m == cell._m0) & (core._seg == cell._seg0) & (core.demographic_cell.upper() == cell._variable))
     core = core.left_join(di, (core._m == di._m) & (core._seg == di._seg)).drop("_m_right", "_seg_right")
-    core = core.left_join(hv, ["_pk", "_m"]).drop("_pk_right", "_m_right")
-    core = core.left_join(cv, (core._pk == cv._pk0) & (core._m == cv._m0))
-    core = core.left_join(iv, (core._pk == iv._pk1) & (core._m == iv._m1))
+    core = core.left_join(hv, ["person_id", "_m"]).drop("person_id_right", "_m_right")
+    core = core.left_join(cv, (core.person_id == cv._pid0) & (core._m == cv._m0))
+    core = core.left_join(iv, (core.person_id == iv._pid1) & (core._m == iv._m1))
     demo_score = core._cell_value.fill_null(0.0)
     for i in range(len(demographic)):
         demo_score = demo_score + ibis.ifelse(core[f"_di{i}"], core[f"_di{i}_value"], 0.0).fill_null(0.0)
     core = core.select(
-        "_pk", "_m",
+        "person_id", "_m",
         raw_score=demo_score + core._hcc_value.fill_null(0.0) + core._count_value.fill_null(0.0) + core._inter_value.fill_null(0.0),
         demographic_score=demo_score,
         demographic_factor=core._cell_value,
@@ -860,15 +867,15 @@ def cms_hcc_scores(
             {"model_version": "string", "model_label": "string", "blend_weight": "float64", "normalization_factor": "float64"}
         ),
     )
-    ms = pm.select("_pk", "_m", "person_id", "model_version", "segment", "demographic_cell")
-    ms = ms.join(core, ["_pk", "_m"])
+    ms = pm.select("person_id", "_m", "model_version", "segment", "demographic_cell")
+    ms = ms.join(core, ["person_id", "_m"])
     ms = ms.join(params, "model_version")
     normalized = ms.raw_score / ms.normalization_factor
     if terms.round_decimals is not None:
         normalized = normalized.round(terms.round_decimals)
     ms = ms.mutate(normalized_score=normalized)
     ms = ms.select(
-        "_pk", "person_id", "model_version", "segment", "demographic_cell", "raw_score", "demographic_score",
+        "person_id", "model_version", "segment", "demographic_cell", "raw_score", "demographic_score",
         "demographic_factor", "hcc_count", "model_label", "blend_weight", "normalization_factor", "normalized_score",
         weighted_score=ms.normalized_score.fill_null(0.0) * ms.blend_weight,
         payment_year=py,
@@ -876,15 +883,15 @@ def cms_hcc_scores(
     )
 
     # person scores
-    blend = ms.group_by("_pk").agg(blended_score=ms.weighted_score.sum())
+    blend = ms.group_by("person_id").agg(blended_score=ms.weighted_score.sum())
     final = blend.blended_score * (1 - float(terms.coding_intensity))
     if terms.round_decimals is not None:
         final = final.round(terms.round_decimals)
     blend = blend.mutate(risk_score=final)
     scores = p.select(
-        "_pk", "person_id", "segment", "demographic_cell", "age", "sex", "orec", "dual_status_code",
+        "person_id", "segment", "demographic_cell", "age", "sex", "orec", "dual_status_code",
         "new_enrollee", "institutional", "esrd",
-    ).join(blend, "_pk").drop("_pk")
+    ).join(blend, "person_id")
     scores = scores.mutate(
         payment_year=py,
         model_year=my,
@@ -897,13 +904,13 @@ def cms_hcc_scores(
     # the detail (built only when read): demographic rows, each HCC with its coefficient (none for
     # segments without HCC coefficients, as for new enrollees: value 0), interactions, the count
     demo_parts = [pm.select(
-        "_pk", "_m", "_seg", "person_id", "model_version", "segment",
+        "_m", "_seg", "person_id", "model_version", "segment",
         factor_type=ibis.literal("demographic"), factor=pm.demographic_cell, variable=pm.demographic_cell.upper(),
     )]
     for i, (name, _cond) in enumerate(demographic):
         sub = pm.filter(pm[f"_di{i}"])
         demo_parts.append(sub.select(
-            "_pk", "_m", "_seg", "person_id", "model_version", "segment",
+            "_m", "_seg", "person_id", "model_version", "segment",
             factor_type=ibis.literal("demographic_interaction"), factor=ibis.literal(name), variable=ibis.literal(name.upper()),
         ))
     demo = ibis.union(*demo_parts)
@@ -922,13 +929,13 @@ def cms_hcc_scores(
     )
     detail = detail.mutate(payment_year=py, model_year=my)
 
-    kept = hcc_sources.semi_join(hccs, ["_pk", "_m", "cc"])
-    kept = kept.group_by(["_pk", "_m", "cc", "person_id", "diagnosis_code"]).agg(_n=kept.count())
+    kept = hcc_sources.semi_join(hccs, ["person_id", "_m", "cc"])
+    kept = kept.group_by(["person_id", "_m", "cc", "diagnosis_code"]).agg(_n=kept.count())
     hcc_sources = kept.select(
         "person_id", model_version=_model_name(kept._m, models), factor="HCC" + kept.cc.cast("string"),
         diagnosis_code=kept.diagnosis_code,
     )
-    return RiskScores(scores=scores, model_scores=ms.drop("_pk"), detail=detail, hcc_diagnoses=hcc_sources, excluded=excluded)
+    return RiskScores(scores=scores, model_scores=ms, detail=detail, hcc_diagnoses=hcc_sources, excluded=excluded)
 
 
 def cms_hcc_scores_from_claims(
