@@ -504,8 +504,8 @@ class _Lookups:
     - ``dx``: diagnosis_code, _m, cc, with the code's age/sex edits (edit_type, sex, age_min,
       age_max, action, cc_override; null when it has none): dx_to_cc left-joined to dx_edits;
     - ``hcc``: one row per model, segment and CC that a diagnosis can produce, with the CC's masks
-      (bit, parents_mask, requires_mask, drops_parents_mask, group_mask; 0 when it has none) and its
-      coefficient and value in that segment (null when the segment has none, as for new enrollees);
+      (bit, parents_mask, requires_mask, drops_parents_mask, group_mask; 0 when it has none), its
+      factor name (``HCC85``) and its coefficient and value in that segment (null when the segment has none, as for new enrollees);
     - ``variables``: every coefficient of the scored segments: _m, _seg, variable, coefficient, value;
     - ``interactions``: disease interactions with a coefficient in the segment: _m, _seg, factor,
       coefficient, value, required_mask, disabled_bit;
@@ -576,12 +576,12 @@ def _lookups(reference: HccReference, models: tuple[str, ...], switch_edits: boo
                 hcc_rows.append({
                     "_m": model_key[m], "_seg": seg_key[seg], "cc": cc,
                     **{k: f.get(k, 0) for k in ("bit", "parents_mask", "requires_mask", "drops_parents_mask", "group_mask")},
-                    "coefficient": c.get("coefficient"), "value": c.get("value"),
+                    "factor": f"HCC{cc}", "coefficient": c.get("coefficient"), "value": c.get("value"),
                 })
     hcc = pa.Table.from_pylist(hcc_rows, schema=pa.schema([
         ("_m", pa.int8()), ("_seg", pa.int8()), ("cc", pa.int16()), ("bit", pa.int64()), ("parents_mask", pa.int64()),
         ("requires_mask", pa.int64()), ("drops_parents_mask", pa.int64()), ("group_mask", pa.int64()),
-        ("coefficient", pa.string()), ("value", pa.float64()),
+        ("factor", pa.string()), ("coefficient", pa.string()), ("value", pa.float64()),
     ]))
     named = pa.schema([("_m", pa.int8()), ("_seg", pa.int8()), ("variable", pa.string()), ("coefficient", pa.string()), ("value", pa.float64())])
     variables = pa.Table.from_pylist([
@@ -812,6 +812,8 @@ def cms_hcc_scores(
     summary = hccs.group_by(["person_id", "_m", "_seg", "_dis"]).agg(
         _n=hccs.count(), _groups=hccs.group_mask.bit_or(), _hcc_value=hccs.value.sum()
     )
+    if cache:
+        summary = summary.cache()  # read by the scores and by the detail
 
     # 3. disease interactions: every term's group present (DISABLED: a person under 65 entitled by
     # disability); an interaction needs a group, so persons with none are not tried
@@ -917,7 +919,7 @@ def cms_hcc_scores(
     demo = demo.join(v, (demo._m == v._m) & (demo._seg == v._seg) & (demo.variable == v.variable))
     h = lk.hcc
     hcc_rows = hccs.join(h, (hccs._m == h._m) & (hccs._seg == h._seg) & (hccs.cc == h.cc)).select(
-        hccs._m, hccs._seg, hccs.person_id, factor_type=ibis.literal("hcc"), factor="HCC" + hccs.cc.cast("string"),
+        hccs._m, hccs._seg, hccs.person_id, factor_type=ibis.literal("hcc"), factor=h.factor,
         coefficient=h.coefficient, value=hccs.value.fill_null(0.0),
     )
     keyed = ibis.union(hcc_rows, inter.select(*hcc_rows.columns), count.select(*hcc_rows.columns))
