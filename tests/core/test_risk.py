@@ -308,6 +308,10 @@ def test_lookup_tables_are_built_once_per_reference_and_options(ref2025, ref2026
     # without MCE age edits, fewer edit rows are attached to the codes
     edits = lambda lk: sum(x is not None for x in lk.dx.to_pyarrow().column("edit_type").to_pylist())
     assert 0 < edits(risk._lookups(ref2025, ("V24", "V28"), False)) < edits(a)
+    # a bounded cache: a run that loads the tables again and again does not keep them all
+    for _ in range(risk._LOOKUPS_KEPT + 2):
+        risk._lookups(load_hcc_reference(2025), ("V24", "V28"), True)
+    assert len(risk._LOOKUPS) == risk._LOOKUPS_KEPT
 
 
 def test_age_is_taken_on_february_1_of_the_payment_year(pop26):

@@ -529,6 +529,8 @@ class _Lookups:
 
 
 _LOOKUPS: dict[tuple, tuple[HccReference, _Lookups]] = {}
+_LOOKUPS_KEPT = 8
+"""The most lookups kept (each keeps its reference alive); the oldest goes first."""
 
 
 def _lookups(reference: HccReference, models: tuple[str, ...], switch_edits: bool) -> _Lookups:
@@ -644,6 +646,8 @@ def _lookups(reference: HccReference, models: tuple[str, ...], switch_edits: boo
         ),
         disabled_only=disabled_only,
     )
+    while len(_LOOKUPS) >= _LOOKUPS_KEPT:
+        del _LOOKUPS[next(iter(_LOOKUPS))]
     _LOOKUPS[key] = (reference, lookups)
     return lookups
 
