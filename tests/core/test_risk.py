@@ -303,14 +303,18 @@ def test_lookup_tables_are_built_once_per_reference_and_options(ref2025, ref2026
     assert risk._lookups(ref2025, ("V24", "V28"), True) is a
     assert risk._lookups(ref2025, ("V24", "V28"), False) is not a
     assert risk._lookups(ref2026, ("V24", "V28"), True) is not a
+    # the same files loaded again share the lookups
+    assert risk._lookups(load_hcc_reference(2025), ("V24", "V28"), True) is a
     v28 = risk._lookups(ref2025, ("V28",), True)
     assert v28.models == ("V28",) and set(v28.dx.to_pyarrow().column("_m").to_pylist()) == {0}
     # without MCE age edits, fewer edit rows are attached to the codes
     edits = lambda lk: sum(x is not None for x in lk.dx.to_pyarrow().column("edit_type").to_pylist())
     assert 0 < edits(risk._lookups(ref2025, ("V24", "V28"), False)) < edits(a)
-    # a bounded cache: a run that loads the tables again and again does not keep them all
-    for _ in range(risk._LOOKUPS_KEPT + 2):
-        risk._lookups(load_hcc_reference(2025), ("V24", "V28"), True)
+    # a bounded cache
+    for models in (("V24",), ("V28",), ("V24", "V28")):
+        for year_ref in (ref2025, ref2026):
+            for edits_on in (True, False):
+                risk._lookups(year_ref, models, edits_on)
     assert len(risk._LOOKUPS) == risk._LOOKUPS_KEPT
 
 

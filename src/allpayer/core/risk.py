@@ -533,18 +533,36 @@ _LOOKUPS_KEPT = 8
 """The most lookups kept (each keeps its reference alive); the oldest goes first."""
 
 
+def _arrow(table: ir.Table) -> pa.Table:
+    """The rows of a reference table: an in-memory table's own Arrow data (no query), else executed."""
+    op = table.op()
+    data = getattr(op, "data", None)
+    if data is not None and hasattr(data, "to_pyarrow"):
+        return data.to_pyarrow(op.schema)
+    return table.to_pyarrow()
+
+
 def _lookups(reference: HccReference, models: tuple[str, ...], switch_edits: bool) -> _Lookups:
-    """The scoring lookups of `reference` (cached for the process: they depend only on its tables)."""
-    key = (id(reference), models, switch_edits)
+    """The scoring lookups of `reference` (cached for the process: they depend only on its tables).
+
+    References loaded from the same files (the same SHA-256 and notes for every table) share their
+    lookups, so a run that loads the tables once per program builds them once; a reference without
+    recorded sources is recognized by identity only.
+    """
+    if reference.sources:
+        tables = tuple((s.table, s.payment_year, s.origin, s.file, s.sha256, s.rows, s.note) for s in reference.sources)
+        key = ("sources", reference.payment_year, reference.models, tables, models, switch_edits)
+    else:
+        key = ("object", id(reference), models, switch_edits)
     hit = _LOOKUPS.get(key)
-    if hit is not None and hit[0] is reference:
+    if hit is not None and (key[0] == "sources" or hit[0] is reference):
         return hit[1]
     model_key = {m: i for i, m in enumerate(models)}
     seg_key = {s: i for i, s in enumerate(SEGMENTS)}
 
-    dx_to_cc = reference.dx_to_cc.to_pyarrow()
+    dx_to_cc = _arrow(reference.dx_to_cc)
     dx_to_cc = dx_to_cc.filter(pc.is_in(dx_to_cc["model_version"], pa.array(list(models))))
-    edits = reference.dx_edits.to_pyarrow()
+    edits = _arrow(reference.dx_edits)
     edits = edits.filter(pc.is_in(edits["model_version"], pa.array(list(models))))
     if not switch_edits:
         edits = edits.filter(pc.not_equal(edits["edit_type"], "mce_age"))
@@ -553,9 +571,9 @@ def _lookups(reference: HccReference, models: tuple[str, ...], switch_edits: boo
         "_m", pa.array([model_key[m] for m in dx["model_version"].to_pylist()], pa.int8())
     ).drop_columns(["model_version"])
 
-    flags = {(r["model_version"], r["cc"]): r for r in reference.cc_flags.to_pyarrow().to_pylist()}
+    flags = {(r["model_version"], r["cc"]): r for r in _arrow(reference.cc_flags).to_pylist()}
     coefficients = [
-        r for r in reference.coefficients.to_pyarrow().to_pylist()
+        r for r in _arrow(reference.coefficients).to_pylist()
         if r["model_version"] in model_key and r["segment"] in seg_key
     ]
     by_cc = {(r["model_version"], r["segment"], r["cc"]): r for r in coefficients if r["cc"] is not None}
@@ -592,7 +610,7 @@ def _lookups(reference: HccReference, models: tuple[str, ...], switch_edits: boo
         for r in coefficients
     ], schema=named)
     inter_rows, disabled_only = [], False
-    for r in reference.interaction_masks.to_pyarrow().to_pylist():
+    for r in _arrow(reference.interaction_masks).to_pylist():
         if r["model_version"] not in model_key:
             continue
         disabled_only |= r["required_mask"] & ~r["disabled_bit"] == 0
