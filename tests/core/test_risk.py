@@ -271,6 +271,53 @@ def test_cached_and_lazy_evaluation_give_the_same_tables(ref2026, pop26):
     )
 
 
+def test_the_detail_adds_up_to_each_model_score(ref2025):
+    """Model scores are summed from per-person rows, the detail is built separately: both must
+    agree for every member and model (raw score, demographic score and factor, HCC count)."""
+    oracle = Oracle(ref2025, 2025)
+    people, claims = random_population(ref2025, 2025, n=300, seed=11)
+    dx = risk.risk_adjustment_diagnoses(ibis.memtable(claims), ref2025.eligible_procedures, diagnosis_year=2024)
+    r = risk.cms_hcc_scores(ibis.memtable(people), dx, ref2025, oracle.terms, cache=True)
+    ms = df(r.model_scores).set_index(["person_id", "model_version"]).sort_index()
+    d = df(r.detail)
+    key = ["person_id", "model_version"]
+    demo = d[d.factor_type.isin(risk.DEMOGRAPHIC_FACTOR_TYPES)]
+    cell = d[d.factor_type == "demographic"]
+    sums = pd.DataFrame({
+        "raw_score": d.groupby(key).value.sum(),
+        "demographic_score": demo.groupby(key).value.sum(),
+        "demographic_factor": cell.groupby(key).value.max(),
+        "hcc_count": d[d.factor_type == "hcc"].groupby(key).size(),
+    }).reindex(ms.index)
+    sums = sums.fillna({"raw_score": 0.0, "demographic_score": 0.0, "hcc_count": 0})
+    assert len(ms) == 2 * ms.index.get_level_values(0).nunique() > 500
+    assert (ms.hcc_count > 0).sum() > 300  # members with HCCs, not only demographics
+    assert (ms.hcc_count == sums.hcc_count.astype("int64")).all()
+    for col in ("raw_score", "demographic_score", "demographic_factor"):
+        assert ((ms[col] - sums[col]).abs().fillna(0) <= 1e-12).all(), col
+        assert (ms[col].isna() == sums[col].isna()).all(), col
+
+
+def test_lookup_tables_are_built_once_per_reference_and_options(ref2025, ref2026):
+    a = risk._lookups(ref2025, ("V24", "V28"), True)
+    assert risk._lookups(ref2025, ("V24", "V28"), True) is a
+    assert risk._lookups(ref2025, ("V24", "V28"), False) is not a
+    assert risk._lookups(ref2026, ("V24", "V28"), True) is not a
+    # the same files loaded again share the lookups
+    assert risk._lookups(load_hcc_reference(2025), ("V24", "V28"), True) is a
+    v28 = risk._lookups(ref2025, ("V28",), True)
+    assert v28.models == ("V28",) and set(v28.dx.to_pyarrow().column("_m").to_pylist()) == {0}
+    # without MCE age edits, fewer edit rows are attached to the codes
+    edits = lambda lk: sum(x is not None for x in lk.dx.to_pyarrow().column("edit_type").to_pylist())
+    assert 0 < edits(risk._lookups(ref2025, ("V24", "V28"), False)) < edits(a)
+    # a bounded cache
+    for models in (("V24",), ("V28",), ("V24", "V28")):
+        for year_ref in (ref2025, ref2026):
+            for edits_on in (True, False):
+                risk._lookups(year_ref, models, edits_on)
+    assert len(risk._LOOKUPS) == risk._LOOKUPS_KEPT
+
+
 def test_age_is_taken_on_february_1_of_the_payment_year(pop26):
     r, scores, _, _ = pop26
     assert scores.loc["age70", "demographic_cell"] == "F70_74" and scores.loc["age70", "age"] == 70

@@ -41,6 +41,8 @@ from typing import Mapping, Sequence
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
 from allpayer.backend import checkpoint
@@ -458,7 +460,15 @@ def _prepare_persons(persons: ir.Table, as_of: dt.date, esrd_policy: str) -> ir.
         (p.esrd & ibis.literal(esrd_policy == "exclude"), "ESRD: excluded by the terms (no ESRD model)"),
         else_=ibis.null("string"),
     )
+    # the same conditions as a boolean, cheaper to filter on than the reason
+    excluded = (
+        p.sex.isnull()
+        | p.birth_date.isnull()
+        | (p.birth_date > ibis.date(as_of.year, as_of.month, as_of.day))
+        | (p.esrd & ibis.literal(esrd_policy == "exclude"))
+    )
     return p.mutate(
+        excluded=excluded,
         aged=aged,
         fbd=fbd,
         pbd=pbd,
@@ -471,66 +481,220 @@ def _prepare_persons(persons: ir.Table, as_of: dt.date, esrd_policy: str) -> ir.
     )
 
 
-def _with_coefficients(rows: ir.Table, reference: HccReference, *, keep_missing: bool = False) -> ir.Table:
-    """Attach each row's coefficient: the variable ``variable`` (or HCC ``cc``) of segment ``segment``.
+# --------------------------------------------------------------------------------------------------
+# Lookup tables for scoring, keyed by small integers (built once per reference, models and edits)
+# --------------------------------------------------------------------------------------------------
 
-    Rows without a coefficient are dropped (the segment does not use that variable), or kept with
-    value 0 and no coefficient name when `keep_missing` (HCCs of new enrollees).
+SEGMENTS = ("CFA", "CFD", "CNA", "CND", "CPA", "CPD", "INS", "NE")
+"""The segments a person can be scored in; scoring joins on their position in this tuple."""
+
+DEMOGRAPHIC_INTERACTIONS = ("OriginallyDisabled_Female", "OriginallyDisabled_Male", "ORIGDS", "LTIMCAID")
+"""Demographic interaction variables, in the order of the ``_di<i>`` columns of scoring."""
+
+MAX_COUNT_VARIABLE = 10
+"""The payment-HCC count variables are D1 .. D9 and D10P (ten or more)."""
+
+
+@dataclass(frozen=True)
+class _Lookups:
+    """The reference tables of one HccReference, for the models scored, as joins on integers.
+
+    ``_m`` is a model's position in ``models`` and ``_seg`` a segment's position in SEGMENTS.
+
+    - ``dx``: diagnosis_code, _m, cc, with the code's age/sex edits (edit_type, sex, age_min,
+      age_max, action, cc_override; null when it has none): dx_to_cc left-joined to dx_edits;
+    - ``hcc``: one row per model, segment and CC that a diagnosis can produce, with the CC's masks
+      (bit, parents_mask, requires_mask, drops_parents_mask, group_mask; 0 when it has none), its
+      factor name (``HCC85``) and its coefficient and value in that segment (null when the segment has none, as for new enrollees);
+    - ``variables``: every coefficient of the scored segments: _m, _seg, variable, coefficient, value;
+    - ``interactions``: disease interactions with a coefficient in the segment: _m, _seg, factor,
+      coefficient, value, required_mask, disabled_bit;
+    - ``counts``: the payment-HCC count variables with a coefficient: _m, _seg, _n (1 .. 10), factor,
+      coefficient, value;
+    - ``demographic_interactions``: per _m and _seg, the value of each of DEMOGRAPHIC_INTERACTIONS
+      in the segment (``_di<i>_value``; null when the segment has none);
+    - ``conditional``: CCs that need a companion, as (_m, bit, requires_mask, drops_parents_mask);
+    - ``disabled_only``: whether an interaction's only term is DISABLED.
     """
-    c = reference.coefficients
-    rows = rows.view()
-    if "cc" in rows.columns:
-        match = rows.cc == c.cc
+
+    models: tuple[str, ...]
+    dx: ir.Table
+    hcc: ir.Table
+    variables: ir.Table
+    interactions: ir.Table
+    counts: ir.Table
+    demographic_interactions: ir.Table
+    conditional: tuple[tuple[int, int, int, int], ...]
+    disabled_only: bool
+
+
+_LOOKUPS: dict[tuple, tuple[HccReference, _Lookups]] = {}
+_LOOKUPS_KEPT = 8
+"""The most lookups kept (each keeps its reference alive); the oldest goes first."""
+
+
+def _arrow(table: ir.Table) -> pa.Table:
+    """The rows of a reference table: an in-memory table's own Arrow data (no query), else executed."""
+    op = table.op()
+    data = getattr(op, "data", None)
+    if data is not None and hasattr(data, "to_pyarrow"):
+        return data.to_pyarrow(op.schema)
+    return table.to_pyarrow()
+
+
+def _lookups(reference: HccReference, models: tuple[str, ...], switch_edits: bool) -> _Lookups:
+    """The scoring lookups of `reference` (cached for the process: they depend only on its tables).
+
+    References loaded from the same files (the same SHA-256 and notes for every table) share their
+    lookups, so a run that loads the tables once per program builds them once; a reference without
+    recorded sources is recognized by identity only.
+    """
+    if reference.sources:
+        tables = tuple((s.table, s.payment_year, s.origin, s.file, s.sha256, s.rows, s.note) for s in reference.sources)
+        key = ("sources", reference.payment_year, reference.models, tables, models, switch_edits)
     else:
-        match = rows.variable == c.variable
-    j = rows.join(
-        c,
-        (rows.model_version == c.model_version) & (rows.segment == c.segment) & match,
-        how="left" if keep_missing else "inner",
-    )
-    return j.select(
-        person_id=j.person_id,
-        model_version=j.model_version,
-        segment=j.segment,
-        factor_type=j.factor_type,
-        factor=j.factor,
-        coefficient=j.coefficient,
-        value=j.value.fill_null(0.0),
-    )
+        key = ("object", id(reference), models, switch_edits)
+    hit = _LOOKUPS.get(key)
+    if hit is not None and (key[0] == "sources" or hit[0] is reference):
+        return hit[1]
+    model_key = {m: i for i, m in enumerate(models)}
+    seg_key = {s: i for i, s in enumerate(SEGMENTS)}
 
-
-def _factor_rows(t: ir.Table, factor_type: str, factor: ir.Value, **extra: ir.Value) -> ir.Table:
-    """Rows (person, model, segment, factor) to be matched with coefficients."""
-    return t.select(
-        person_id=t.person_id,
-        model_version=t.model_version,
-        segment=t.segment,
-        factor_type=ibis.literal(factor_type),
-        factor=factor,
-        variable=factor.upper(),
-        **extra,
-    )
-
-
-def _model_hccs(
-    dx: ir.Table, p: ir.Table, reference: HccReference, models: Sequence[str], switch_edits: bool
-) -> tuple[ir.Table, ir.Table]:
-    """HCCs after edits, CC requirements and hierarchies, keyed by the integer person key ``_pk``:
-    (_pk, model_version, cc, group_mask), and the diagnoses behind each
-    (_pk, model_version, cc, diagnosis_code).
-    """
-    who = p.select("person_id", "_pk", "age", _sex_code=ibis.ifelse(p.sex == "F", "2", "1"))
-    d = dx.join(who, "person_id").select("_pk", "diagnosis_code", "age", "_sex_code")
-    m = reference.dx_to_cc.filter(reference.dx_to_cc.model_version.isin(list(models)))
-    mapped = d.join(m, d.diagnosis_code == m.diagnosis_code).select(
-        d._pk, m.model_version, d.diagnosis_code, m.cc, d.age, d._sex_code
-    )
-    e = reference.dx_edits
+    dx_to_cc = _arrow(reference.dx_to_cc)
+    dx_to_cc = dx_to_cc.filter(pc.is_in(dx_to_cc["model_version"], pa.array(list(models))))
+    edits = _arrow(reference.dx_edits)
+    edits = edits.filter(pc.is_in(edits["model_version"], pa.array(list(models))))
     if not switch_edits:
-        e = e.filter(e.edit_type != "mce_age")
-    j = mapped.left_join(
-        e, (mapped.model_version == e.model_version) & (mapped.diagnosis_code == e.diagnosis_code)
+        edits = edits.filter(pc.not_equal(edits["edit_type"], "mce_age"))
+    dx = dx_to_cc.join(edits, ["model_version", "diagnosis_code"], join_type="left outer")
+    dx = dx.append_column(
+        "_m", pa.array([model_key[m] for m in dx["model_version"].to_pylist()], pa.int8())
+    ).drop_columns(["model_version"])
+
+    flags = {(r["model_version"], r["cc"]): r for r in _arrow(reference.cc_flags).to_pylist()}
+    coefficients = [
+        r for r in _arrow(reference.coefficients).to_pylist()
+        if r["model_version"] in model_key and r["segment"] in seg_key
+    ]
+    by_cc = {(r["model_version"], r["segment"], r["cc"]): r for r in coefficients if r["cc"] is not None}
+    by_variable = {(r["model_version"], r["segment"], r["variable"]): r for r in coefficients}
+    ccs: dict[str, set[int]] = {m: set() for m in models}
+    for m, cc in zip(dx_to_cc["model_version"].to_pylist(), dx_to_cc["cc"].to_pylist()):
+        ccs[m].add(cc)
+    for m, cc in zip(edits["model_version"].to_pylist(), edits["cc_override"].to_pylist()):
+        if cc is not None:
+            ccs[m].add(cc)
+    for m, cc in flags:
+        if m in ccs:
+            ccs[m].add(cc)
+    hcc_rows = []
+    for m in models:
+        for seg in SEGMENTS:
+            for cc in sorted(ccs[m]):
+                f = flags.get((m, cc), {})
+                c = by_cc.get((m, seg, cc), {})
+                hcc_rows.append({
+                    "_m": model_key[m], "_seg": seg_key[seg], "cc": cc,
+                    **{k: f.get(k, 0) for k in ("bit", "parents_mask", "requires_mask", "drops_parents_mask", "group_mask")},
+                    "factor": f"HCC{cc}", "coefficient": c.get("coefficient"), "value": c.get("value"),
+                })
+    hcc = pa.Table.from_pylist(hcc_rows, schema=pa.schema([
+        ("_m", pa.int8()), ("_seg", pa.int8()), ("cc", pa.int16()), ("bit", pa.int64()), ("parents_mask", pa.int64()),
+        ("requires_mask", pa.int64()), ("drops_parents_mask", pa.int64()), ("group_mask", pa.int64()),
+        ("factor", pa.string()), ("coefficient", pa.string()), ("value", pa.float64()),
+    ]))
+    named = pa.schema([("_m", pa.int8()), ("_seg", pa.int8()), ("variable", pa.string()), ("coefficient", pa.string()), ("value", pa.float64())])
+    variables = pa.Table.from_pylist([
+        {"_m": model_key[r["model_version"]], "_seg": seg_key[r["segment"]], "variable": r["variable"],
+         "coefficient": r["coefficient"], "value": r["value"]}
+        for r in coefficients
+    ], schema=named)
+    inter_rows, disabled_only = [], False
+    for r in _arrow(reference.interaction_masks).to_pylist():
+        if r["model_version"] not in model_key:
+            continue
+        disabled_only |= r["required_mask"] & ~r["disabled_bit"] == 0
+        for seg in SEGMENTS:
+            c = by_variable.get((r["model_version"], seg, r["interaction"].upper()))
+            if c is not None:
+                inter_rows.append({
+                    "_m": model_key[r["model_version"]], "_seg": seg_key[seg], "factor": r["interaction"],
+                    "coefficient": c["coefficient"], "value": c["value"],
+                    "required_mask": r["required_mask"], "disabled_bit": r["disabled_bit"],
+                })
+    interactions = pa.Table.from_pylist(inter_rows, schema=pa.schema([
+        ("_m", pa.int8()), ("_seg", pa.int8()), ("factor", pa.string()), ("coefficient", pa.string()),
+        ("value", pa.float64()), ("required_mask", pa.int64()), ("disabled_bit", pa.int64()),
+    ]))
+    count_rows = []
+    for m in models:
+        for seg in SEGMENTS:
+            for n in range(1, MAX_COUNT_VARIABLE + 1):
+                name = f"D{n}P" if n == MAX_COUNT_VARIABLE else f"D{n}"
+                c = by_variable.get((m, seg, name.upper()))
+                if c is not None:
+                    count_rows.append({"_m": model_key[m], "_seg": seg_key[seg], "_n": n, "factor": name,
+                                       "coefficient": c["coefficient"], "value": c["value"]})
+    counts = pa.Table.from_pylist(count_rows, schema=pa.schema([
+        ("_m", pa.int8()), ("_seg", pa.int8()), ("_n", pa.int64()), ("factor", pa.string()),
+        ("coefficient", pa.string()), ("value", pa.float64()),
+    ]))
+    di_rows = []
+    for m in models:
+        for seg in SEGMENTS:
+            row = {"_m": model_key[m], "_seg": seg_key[seg]}
+            for i, name in enumerate(DEMOGRAPHIC_INTERACTIONS):
+                c = by_variable.get((m, seg, name.upper()))
+                row[f"_di{i}_value"] = None if c is None else c["value"]
+            di_rows.append(row)
+    demographic_interactions = pa.Table.from_pylist(di_rows, schema=pa.schema(
+        [("_m", pa.int8()), ("_seg", pa.int8())]
+        + [(f"_di{i}_value", pa.float64()) for i in range(len(DEMOGRAPHIC_INTERACTIONS))]
+    ))
+    lookups = _Lookups(
+        models=models,
+        dx=ibis.memtable(dx),
+        hcc=ibis.memtable(hcc),
+        variables=ibis.memtable(variables),
+        interactions=ibis.memtable(interactions),
+        counts=ibis.memtable(counts),
+        demographic_interactions=ibis.memtable(demographic_interactions),
+        conditional=tuple(
+            (model_key[m], bit, requires, drops) for m, _cc, bit, requires, drops in reference.conditional_ccs if m in model_key
+        ),
+        disabled_only=disabled_only,
     )
+    while len(_LOOKUPS) >= _LOOKUPS_KEPT:
+        del _LOOKUPS[next(iter(_LOOKUPS))]
+    _LOOKUPS[key] = (reference, lookups)
+    return lookups
+
+
+def _model_name(m: ir.IntegerValue, models: Sequence[str]) -> ir.StringValue:
+    return ibis.cases(*[(m == i, name) for i, name in enumerate(models)], else_=ibis.null("string"))
+
+
+def _segment_name(seg: ir.IntegerValue) -> ir.StringValue:
+    return ibis.cases(*[(seg == i, s) for i, s in enumerate(SEGMENTS)], else_=ibis.null("string"))
+
+
+def _segment_key(segment: ir.StringValue) -> ir.IntegerValue:
+    return ibis.cases(*[(segment == s, i) for i, s in enumerate(SEGMENTS)], else_=ibis.null("int8")).cast("int8")
+
+
+def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.Table]:
+    """HCCs after edits, CC requirements and hierarchies, with their coefficient value in the
+    person's segment: (person_id, _m, _seg, _dis, cc, group_mask, value); and the diagnoses behind
+    each CC before hierarchies (person_id, _m, cc, diagnosis_code).
+    """
+    who = p.select(
+        "person_id", "_seg", "age",
+        _sex_code=ibis.ifelse(p.sex == "F", "2", "1"),
+        _dis=ibis.ifelse(p.disabled, 1, 0).cast("int8"),
+    )
+    d = dx.join(who, "person_id")
+    x = lk.dx
+    j = d.join(x, d.diagnosis_code == x.diagnosis_code)
     age_fires = ((j.age_max.notnull() & (j.age <= j.age_max)) | (j.age_min.notnull() & (j.age >= j.age_min))).fill_null(False)
     fires = ibis.cases(
         (j.edit_type == "sex", (j._sex_code == j.sex).fill_null(False)),
@@ -540,51 +704,45 @@ def _model_hccs(
     j = j.mutate(_fires=fires)
     j = j.filter(~(j._fires & (j.action == "invalid")))
     cc = ibis.ifelse(j._fires & (j.action == "override") & j.cc_override.notnull(), j.cc_override, j.cc)
-    sources = j.select(_pk=j._pk, model_version=j.model_version, cc=cc, diagnosis_code=j.diagnosis_code)
-    keys_ = ["_pk", "model_version", "cc"]
+    sources = j.select(j.person_id, j._m, cc=cc, diagnosis_code=j.diagnosis_code, _seg=j._seg, _dis=j._dis)
+    keys_ = ["person_id", "_m", "cc", "_seg", "_dis"]  # _seg and _dis follow from the person: carried along
     ccs = sources.group_by(keys_).agg(_n=sources.count())
+    h = lk.hcc
+    c = ccs.join(h, (ccs._m == h._m) & (ccs._seg == h._seg) & (ccs.cc == h.cc)).select(
+        ccs.person_id, ccs._m, ccs._seg, ccs._dis, ccs.cc, h.bit, h.parents_mask, h.requires_mask,
+        h.drops_parents_mask, h.group_mask, h.value,
+    )
 
-    # Companion requirements and hierarchies with bit masks (see HccReference.cc_flags), in one
-    # aggregation per person and model and one join back:
+    # Companion requirements and hierarchies with bit masks (see HccReference.cc_flags):
     # 1. a CC that needs a companion (V28 HCC 223) stays only if one is present;
     # 2. hierarchies as CMS's software applies them: parents in order, and a parent that an earlier
     #    parent has already dropped drops nothing (V28: 62 drops 63, so 63 does not drop 202). A
     #    parent acts when no present parent drops it (exact for tables that pass the loader's check).
-    f = reference.cc_flags
-    c = ccs.left_join(f, (ccs.model_version == f.model_version) & (ccs.cc == f.cc)).select(
-        ccs._pk,
-        ccs.model_version,
-        ccs.cc,
-        bit=f.bit.fill_null(0),
-        parents_mask=f.parents_mask.fill_null(0),
-        requires_mask=f.requires_mask.fill_null(0),
-        drops_parents_mask=f.drops_parents_mask.fill_null(0),
-        group_mask=f.group_mask.fill_null(0),
-    )
-    unconditional = c.requires_mask == 0
-    masks = c.group_by(["_pk", "model_version"]).agg(
-        _base=c.bit.bit_or(where=unconditional).fill_null(0),
-        _base_drops=c.drops_parents_mask.bit_or(where=unconditional).fill_null(0),
-        _conditional=c.bit.bit_or(where=~unconditional).fill_null(0),
+    # Only CCs with a bit (parents and companions) make the masks, and only CCs with a parent or a
+    # companion rule are checked against them; every other CC stays as it is.
+    marks = c.filter(c.bit != 0)
+    unconditional = marks.requires_mask == 0
+    masks = marks.group_by(["person_id", "_m"]).agg(
+        _base=marks.bit.bit_or(where=unconditional).fill_null(0),
+        _base_drops=marks.drops_parents_mask.bit_or(where=unconditional).fill_null(0),
+        _conditional=marks.bit.bit_or(where=~unconditional).fill_null(0),
     )
     present, drops = masks._base, masks._base_drops
     kept_conditional = ibis.literal(0, "int64")
-    for model, _cc, bit, requires, drops_parents in reference.conditional_ccs:
-        kept = (
-            (masks.model_version == model)
-            & ((masks._conditional & bit) != 0)
-            & (((masks._base | masks._conditional) & requires) != 0)
-        )
+    for m, bit, requires, drops_parents in lk.conditional:
+        kept = (masks._m == m) & ((masks._conditional & bit) != 0) & (((masks._base | masks._conditional) & requires) != 0)
         kept_conditional = kept_conditional | ibis.ifelse(kept, bit, 0)
         drops = drops | ibis.ifelse(kept, drops_parents, 0)
     present = present | kept_conditional
-    masks = masks.select("_pk", "model_version", _kept_conditional=kept_conditional, _acting=present & ~drops)
-    c = c.join(masks, ["_pk", "model_version"])
-    keep = ((c.requires_mask == 0) | ((c._kept_conditional & c.bit) != 0)) & ((c._acting & c.parents_mask) == 0)
-    hccs = c.filter(keep).select("_pk", "model_version", "cc", "group_mask")
-    sources = sources.semi_join(hccs, keys_)
-    sources = sources.group_by([*keys_, "diagnosis_code"]).agg(_n=sources.count()).drop("_n")
-    return hccs, sources
+    masks = masks.select("person_id", "_m", _kept_conditional=kept_conditional, _acting=present & ~drops)
+    ruled = (c.parents_mask != 0) | (c.requires_mask != 0)
+    checked = c.filter(ruled)
+    checked = checked.left_join(masks, ["person_id", "_m"])
+    kc, acting = checked._kept_conditional.fill_null(0), checked._acting.fill_null(0)
+    keep = ((checked.requires_mask == 0) | ((kc & checked.bit) != 0)) & ((acting & checked.parents_mask) == 0)
+    out = ["person_id", "_m", "_seg", "_dis", "cc", "group_mask", "value"]
+    hccs = ibis.union(c.filter(~ruled).select(*out), checked.filter(keep).select(*out))
+    return hccs, sources.select("person_id", "_m", "cc", "diagnosis_code")
 
 
 def cms_hcc_scores(
@@ -607,8 +765,14 @@ def cms_hcc_scores(
     `models`: model versions to compute (default: those with a positive blend weight); models with no
     blend weight are computed and shown but add nothing to the blended score.
     `switch_edits`: apply CMS's MCE age-validity edits (CMS default: on).
-    `cache`: materialize the persons, HCC sets and detail in the inputs' backend (``Table.cache``)
-    so the outputs do not recompute them; the results are the same either way.
+    `cache`: materialize the persons, their HCCs and the per-model sums in the inputs' backend
+    (``Table.cache``) so the outputs do not recompute them; the results are the same either way.
+
+    How it runs: both models in one pass (the model is a column, ``_m``), segments and models as
+    small integers in the joins, and the reference tables pre-joined once per process
+    (:func:`_lookups`). Model scores are joins of one row per person and model (demographic
+    factors, the HCC sum and count, interactions), not an aggregate over the detail; the detail,
+    with its strings, is only built when it is read.
     """
     if reference.payment_year != terms.model_year:
         raise RunError(
@@ -624,14 +788,20 @@ def cms_hcc_scores(
     if unweighted:
         raise RunError(f"the blend needs model(s) {', '.join(unweighted)}; include them in models=")
     as_of = dt.date(payment_year, 2, 1)
+    lk = _lookups(reference, models, switch_edits)
+    py = ibis.literal(payment_year, "int32")
+    my = ibis.literal(terms.model_year, "int32")
 
     prepared = _prepare_persons(persons, as_of, terms.esrd)
     excluded = prepared.filter(prepared.exclusion_reason.notnull()).select(
-        "person_id", payment_year=ibis.literal(payment_year, "int32"), reason=prepared.exclusion_reason
+        "person_id", payment_year=py, reason=prepared.exclusion_reason
     )
-    p = prepared.filter(prepared.exclusion_reason.isnull())
-    p = p.mutate(_pk=ibis.row_number().over(order_by=p.person_id).cast("int64"))
-    mods = ibis.memtable({"model_version": list(models)})
+    p = prepared.filter(~prepared.excluded).drop("excluded")
+    p = p.mutate(_seg=_segment_key(p.segment))
+    mods = ibis.memtable(
+        {"_m": list(range(len(models))), "model_version": list(models)},
+        schema=ibis.schema({"_m": "int8", "model_version": "string"}),
+    )
 
     dx = diagnoses.filter(diagnoses.service_date.year() == payment_year - 1)
     dx = dx.select(
@@ -641,59 +811,73 @@ def cms_hcc_scores(
     if cache:
         p = p.cache()
     p = checkpoint(p, "risk_persons")  # Spark: computed once, not once per branch that reads it
-    hccs, hcc_sources = _model_hccs(dx, p, reference, models, switch_edits)
-    seg = p.select("_pk", "person_id", "segment", "disabled")
-    hccs = hccs.join(seg, "_pk").select("person_id", "model_version", "cc", "segment", "disabled", "group_mask")
+    hccs, hcc_sources = _model_hccs(dx, p, lk)
     hccs = checkpoint(hccs, "risk_hccs")  # Spark: computed once, not once per branch that reads it
     if cache:
         hccs = hccs.cache()
-    pm = p.cross_join(mods)
+    pm = p.select(
+        "_seg", "person_id", "segment", "demographic_cell", "sex", "originally_disabled", "medicaid"
+    ).cross_join(mods)
 
-    # 1. demographic cell (new enrollees: segment NE) and demographic interactions
+    # 1. demographic cell (new enrollees: segment NE) and demographic interactions: the conditions
     ne = pm.segment == "NE"
-    demo_rows = [_factor_rows(pm, "demographic", pm.demographic_cell)]
-    for name, cond in (
-        ("OriginallyDisabled_Female", pm.originally_disabled & (pm.sex == "F") & ~ne),
-        ("OriginallyDisabled_Male", pm.originally_disabled & (pm.sex == "M") & ~ne),
-        ("ORIGDS", pm.originally_disabled & (pm.segment == "INS")),
-        ("LTIMCAID", pm.medicaid & (pm.segment == "INS")),
-    ):
-        sub = pm.filter(cond)
-        demo_rows.append(_factor_rows(sub, "demographic_interaction", ibis.literal(name)))
-    demo = _with_coefficients(ibis.union(*demo_rows), reference)
+    applies = {
+        "OriginallyDisabled_Female": pm.originally_disabled & (pm.sex == "F") & ~ne,
+        "OriginallyDisabled_Male": pm.originally_disabled & (pm.sex == "M") & ~ne,
+        "ORIGDS": pm.originally_disabled & (pm.segment == "INS"),
+        "LTIMCAID": pm.medicaid & (pm.segment == "INS"),
+    }
+    demographic = tuple((name, applies[name]) for name in DEMOGRAPHIC_INTERACTIONS)
+    pm = pm.mutate(**{f"_di{i}": cond for i, (_name, cond) in enumerate(demographic)})
 
-    # 2. HCCs (kept where the segment has no HCC coefficients, as for new enrollees, with value 0)
-    hcc_detail = _with_coefficients(
-        _factor_rows(hccs, "hcc", "HCC" + hccs.cc.cast("string"), cc=hccs.cc), reference, keep_missing=True
-    )
-
-    # 3. per person and model: payment HCC count and the interaction groups present
-    summary = hccs.group_by(["person_id", "model_version", "segment", "disabled"]).agg(
-        _n=hccs.count(), _groups=hccs.group_mask.bit_or()
-    )
-    im = reference.interaction_masks
-    inter = summary.join(im, summary.model_version == im.model_version)
-    groups = inter._groups | ibis.ifelse(inter.disabled, inter.disabled_bit, 0)
-    inter = inter.filter((groups & inter.required_mask) == inter.required_mask)
-    inter_detail = _with_coefficients(_factor_rows(inter, "disease_interaction", inter.interaction), reference)
-
-    count_name = ibis.ifelse(summary._n >= 10, "D10P", "D" + summary._n.cast("string"))
-    count_detail = _with_coefficients(_factor_rows(summary, "hcc_count", count_name), reference)
-
-    detail = ibis.union(demo, hcc_detail, inter_detail, count_detail)
-    detail = detail.mutate(
-        payment_year=ibis.literal(payment_year, "int32"), model_year=ibis.literal(terms.model_year, "int32")
+    # 2. per person and model: the HCCs' sum and count, and the interaction groups present
+    summary = hccs.group_by(["person_id", "_m", "_seg", "_dis"]).agg(
+        _n=hccs.count(), _groups=hccs.group_mask.bit_or(), _hcc_value=hccs.value.sum()
     )
     if cache:
-        detail = detail.cache()
+        summary = summary.cache()  # read by the scores and by the detail
 
-    # model scores
-    agg = detail.group_by(["person_id", "model_version"]).agg(
-        raw_score=detail.value.sum(),
-        demographic_score=detail.value.sum(where=detail.factor_type.isin(list(DEMOGRAPHIC_FACTOR_TYPES))),
-        demographic_factor=detail.value.max(where=detail.factor_type == "demographic"),
-        hcc_count=(detail.factor_type == "hcc").sum(),
+    # 3. disease interactions: every term's group present (DISABLED: a person under 65 entitled by
+    # disability); an interaction needs a group, so persons with none are not tried
+    cand = summary if lk.disabled_only else summary.filter(summary._groups != 0)
+    it = lk.interactions
+    inter = cand.join(it, (cand._m == it._m) & (cand._seg == it._seg))
+    groups = inter._groups | ibis.ifelse(inter._dis == 1, inter.disabled_bit, 0)
+    inter = inter.filter((groups & inter.required_mask) == inter.required_mask).select(
+        "person_id", "_m", "_seg", "factor", "coefficient", "value", factor_type=ibis.literal("disease_interaction")
     )
+
+    # 4. the payment-HCC count (D1 .. D10P)
+    ct = lk.counts
+    count = summary.join(
+        ct, (summary._m == ct._m) & (summary._seg == ct._seg) & (ibis.least(summary._n, MAX_COUNT_VARIABLE) == ct._n)
+    ).select("person_id", "_m", "_seg", "factor", "coefficient", "value", factor_type=ibis.literal("hcc_count"))
+
+    # model scores: per person and model, joins of one row each (no aggregate over factor rows)
+    v = lk.variables
+    cell = v.select(_m0="_m", _seg0="_seg", _variable="variable", _cell_value="value")
+    di = lk.demographic_interactions
+    hv = summary.select("person_id", "_m", "_n", "_hcc_value")
+    cv = count.select(_pid0="person_id", _m0="_m", _count_value=count.value)
+    iv = inter.group_by(["person_id", "_m"]).agg(_inter_value=inter.value.sum()).rename(_pid1="person_id", _m1="_m")
+    core = pm.select("person_id", "_m", "_seg", "demographic_cell", *[f"_di{i}" for i in range(len(demographic))])
+    core = core.left_join(cell, (core._m == cell._m0) & (core._seg == cell._seg0) & (core.demographic_cell.upper() == cell._variable))
+    core = core.left_join(di, (core._m == di._m) & (core._seg == di._seg)).drop("_m_right", "_seg_right")
+    core = core.left_join(hv, ["person_id", "_m"]).drop("person_id_right", "_m_right")
+    core = core.left_join(cv, (core.person_id == cv._pid0) & (core._m == cv._m0))
+    core = core.left_join(iv, (core.person_id == iv._pid1) & (core._m == iv._m1))
+    demo_score = core._cell_value.fill_null(0.0)
+    for i in range(len(demographic)):
+        demo_score = demo_score + ibis.ifelse(core[f"_di{i}"], core[f"_di{i}_value"], 0.0).fill_null(0.0)
+    core = core.select(
+        "person_id", "_m",
+        raw_score=demo_score + core._hcc_value.fill_null(0.0) + core._count_value.fill_null(0.0) + core._inter_value.fill_null(0.0),
+        demographic_score=demo_score,
+        demographic_factor=core._cell_value,
+        hcc_count=core._n.fill_null(0).cast("int64"),
+    )
+    if cache:
+        core = core.cache()
     params = ibis.memtable(
         {
             "model_version": list(models),
@@ -707,27 +891,20 @@ def cms_hcc_scores(
             {"model_version": "string", "model_label": "string", "blend_weight": "float64", "normalization_factor": "float64"}
         ),
     )
-    ms = pm.select("person_id", "model_version", "segment", "demographic_cell")
-    ms = ms.left_join(agg, ["person_id", "model_version"]).drop("person_id_right", "model_version_right")
+    ms = pm.select("person_id", "_m", "model_version", "segment", "demographic_cell")
+    ms = ms.join(core, ["person_id", "_m"])
     ms = ms.join(params, "model_version")
-    raw = ms.raw_score.fill_null(0.0)
-    normalized = raw / ms.normalization_factor
+    normalized = ms.raw_score / ms.normalization_factor
     if terms.round_decimals is not None:
         normalized = normalized.round(terms.round_decimals)
-    ms = ms.mutate(
-        raw_score=raw,
-        demographic_score=ms.demographic_score.fill_null(0.0),
-        hcc_count=ms.hcc_count.fill_null(0).cast("int64"),
-        normalized_score=normalized,
-    )
-    ms = ms.mutate(
+    ms = ms.mutate(normalized_score=normalized)
+    ms = ms.select(
+        "person_id", "model_version", "segment", "demographic_cell", "raw_score", "demographic_score",
+        "demographic_factor", "hcc_count", "model_label", "blend_weight", "normalization_factor", "normalized_score",
         weighted_score=ms.normalized_score.fill_null(0.0) * ms.blend_weight,
-        payment_year=ibis.literal(payment_year, "int32"),
-        model_year=ibis.literal(terms.model_year, "int32"),
+        payment_year=py,
+        model_year=my,
     )
-
-    if cache:
-        ms = ms.cache()
 
     # person scores
     blend = ms.group_by("person_id").agg(blended_score=ms.weighted_score.sum())
@@ -740,15 +917,47 @@ def cms_hcc_scores(
         "new_enrollee", "institutional", "esrd",
     ).join(blend, "person_id")
     scores = scores.mutate(
-        payment_year=ibis.literal(payment_year, "int32"),
-        model_year=ibis.literal(terms.model_year, "int32"),
+        payment_year=py,
+        model_year=my,
         # a cast, not a float literal: Spark types a bare 0.0 as DECIMAL(1,1), so a second run would
         # publish the column with another type than the first
         coding_intensity=ibis.literal(str(terms.coding_intensity)).cast("float64"),
         score_label=ibis.literal(terms.label),
     )
-    hcc_sources = hcc_sources.join(seg, "_pk").select(
-        "person_id", "model_version", factor="HCC" + hcc_sources.cc.cast("string"), diagnosis_code=hcc_sources.diagnosis_code
+
+    # the detail (built only when read): demographic rows, each HCC with its coefficient (none for
+    # segments without HCC coefficients, as for new enrollees: value 0), interactions, the count
+    demo_parts = [pm.select(
+        "_m", "_seg", "person_id", "model_version", "segment",
+        factor_type=ibis.literal("demographic"), factor=pm.demographic_cell, variable=pm.demographic_cell.upper(),
+    )]
+    for i, (name, _cond) in enumerate(demographic):
+        sub = pm.filter(pm[f"_di{i}"])
+        demo_parts.append(sub.select(
+            "_m", "_seg", "person_id", "model_version", "segment",
+            factor_type=ibis.literal("demographic_interaction"), factor=ibis.literal(name), variable=ibis.literal(name.upper()),
+        ))
+    demo = ibis.union(*demo_parts)
+    demo = demo.join(v, (demo._m == v._m) & (demo._seg == v._seg) & (demo.variable == v.variable))
+    h = lk.hcc
+    hcc_rows = hccs.join(h, (hccs._m == h._m) & (hccs._seg == h._seg) & (hccs.cc == h.cc)).select(
+        hccs._m, hccs._seg, hccs.person_id, factor_type=ibis.literal("hcc"), factor=h.factor,
+        coefficient=h.coefficient, value=hccs.value.fill_null(0.0),
+    )
+    keyed = ibis.union(hcc_rows, inter.select(*hcc_rows.columns), count.select(*hcc_rows.columns))
+    cols = ("person_id", "model_version", "segment", "factor_type", "factor", "coefficient", "value")
+    detail = ibis.union(
+        demo.select(*cols),
+        keyed.select("person_id", model_version=_model_name(keyed._m, models), segment=_segment_name(keyed._seg),
+                     factor_type=keyed.factor_type, factor=keyed.factor, coefficient=keyed.coefficient, value=keyed.value),
+    )
+    detail = detail.mutate(payment_year=py, model_year=my)
+
+    kept = hcc_sources.semi_join(hccs, ["person_id", "_m", "cc"])
+    kept = kept.group_by(["person_id", "_m", "cc", "diagnosis_code"]).agg(_n=kept.count())
+    hcc_sources = kept.select(
+        "person_id", model_version=_model_name(kept._m, models), factor="HCC" + kept.cc.cast("string"),
+        diagnosis_code=kept.diagnosis_code,
     )
     return RiskScores(scores=scores, model_scores=ms, detail=detail, hcc_diagnoses=hcc_sources, excluded=excluded)
 
