@@ -233,7 +233,6 @@ def _step_sql(
 ) -> tuple[str, ...]:
     """SQL of the validation steps of one table restricted to `columns`; step k reads the table
     of step k-1 (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``, ``_checked_<table>``).
-    The last step also fingerprints each valid row (``row_hash``, see `validate.row_hash`).
     `native`: the columns staged typed rather than as text (`readers.parquet_source`)."""
     spec = validate.restrict(TABLES[table], columns)
     expr = ibis.table(_stage_schema(spec, native), name=f"_stage_{table}")
@@ -246,8 +245,6 @@ def _step_sql(
             step = fn(expr, spec)
         else:
             step = fn(expr, spec, typed)
-        if fn is validate.verdict:
-            step = step.mutate(row_hash=ibis.ifelse(step.rules.isnull(), validate.row_hash(step, spec), ibis.null("string")))
         out.append(_sql(step))
         expr = ibis.table(step.schema(), name=f"_{name}_{table}")
     return tuple(out)
@@ -271,16 +268,18 @@ def _validation_sql(
     # flags set later on the (few) rows decided not new and on the claims outside eligibility.
     flag = ", CAST(NULL AS BOOLEAN) AS outside_eligibility" if table in CLAIM_TABLES else ""
     # Native (typed) columns are turned to their text here, for the failing rows only.
+    spec = validate.restrict(TABLES[table], columns)
     raw_text = "_raw"
     if native:
-        spec = validate.restrict(TABLES[table], columns)
         fields = ", ".join(
             f"{_lit(c)}: " + (f"CAST(_raw.{_q(c)} AS VARCHAR)" if c in native else f"_raw.{_q(c)}")
             for c in spec.column_names
         )
         raw_text = f"{{{fields}}}"
+    # Each valid row's fingerprint (`validate.row_hash`, in the SQL of `validate.row_hash_sql`).
     return (
-        f"SELECT * EXCLUDE (_raw), CASE WHEN rules IS NOT NULL THEN {_json_text(raw_text)} END AS raw_row, "
+        f"SELECT * EXCLUDE (_raw), CASE WHEN rules IS NULL THEN {validate.row_hash_sql(spec)} END AS row_hash, "
+        f"CASE WHEN rules IS NOT NULL THEN {_json_text(raw_text)} END AS raw_row, "
         f"FALSE AS _not_new{flag} FROM ({sql})"
     )
 

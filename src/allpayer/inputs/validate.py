@@ -498,6 +498,36 @@ def row_hash(t: ir.Table, spec: Table) -> ir.StringValue:
     return ibis.literal("\x1f").join(parts).hexdigest("md5")
 
 
+def row_hash_sql(spec: Table, quote=lambda name: '"' + name.replace('"', '""') + '"') -> str:
+    """DuckDB SQL of `row_hash` over the typed columns of a row (named as `quote` writes them):
+    the same MD5 of the same text, built in one concatenation (``concat`` takes NULL as empty)
+    instead of one string per column joined by ``concat_ws``.
+
+    Every column but the first contributes ``<sep>name=value`` where it is not NULL; the first
+    contributes ``name=value`` when it is a key column (never empty on a valid row, the only
+    rows hashed), else the separator too and the leading separator is dropped."""
+    sep = "\x1f"
+
+    def lit(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    parts = []
+    cols = list(spec.columns)
+    first_key = bool(cols) and cols[0].name in spec.key
+    for i, col in enumerate(cols):
+        v = quote(col.name)
+        text = v if col.kind in ("string", "code") else f"CAST({v} AS VARCHAR)"
+        if i == 0 and first_key:
+            parts.append(f"{lit(col.name + '=')} || {text}")
+        else:
+            parts.append(f"CASE WHEN {v} IS NULL THEN NULL ELSE {lit(sep + col.name + '=')} END")
+            parts.append(text)
+    if not parts:
+        return "md5('')"
+    body = f"concat({', '.join(parts)})"
+    return f"md5({body})" if first_key else f"md5(substr({body}, 2))"
+
+
 def validate(raw: ir.Table, spec: Table, materialize=None, as_of: dt.date | None = None) -> ir.Table:
     """Clean, parse and check a staged text table (`verdict`'s columns plus ``rule``).
 
