@@ -13,8 +13,10 @@ place by a query that turns its columns to text (`parquet_source`), once, by the
   first line the header. Header names are matched case-insensitively. ``line_number`` is the
   physical line on which the row starts (the header is line 1). Rows that cannot be split into
   the header's columns are kept as structural rejects (rule ``malformed_row``) with their line.
-- Parquet: columns are read with their own types and turned to text; ``line_number`` is the
-  1-based row number in the file. A column whose Parquet type cannot hold its kind exactly (a
+- Parquet: columns are read with their own types and turned to text, except, for the loader,
+  those whose type gives exactly what their text would (DATE, BOOLEAN, money as a DECIMAL with
+  2 decimals, 32-bit whole numbers), which are validated typed; ``line_number`` is the 1-based
+  row number in the file. A column whose Parquet type cannot hold its kind exactly (a
   float money column, for instance) stops the load.
 
 A file that cannot be read at all (empty, not UTF-8, not Parquet, an unterminated quote, a
