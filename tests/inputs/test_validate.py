@@ -215,3 +215,34 @@ def test_a_dme_line_may_lack_a_diagnosis_but_other_lines_may_not():
     assert got[1] == (None, None)
     assert got[2] == ("required", "diagnosis_code_1 is required (except where claim_type is dme)")
     assert got[3][0].split(",")[0] == "required"
+
+
+def _sql_and_ibis_hashes(table: str, rows: list[dict], empty_first: bool = False) -> list[tuple]:
+    spec = TABLES[table]
+    t = checked(table, rows)
+    CON.create_table("_hashed", t.filter(t.rules.isnull()), temp=True, overwrite=True)
+    if empty_first:  # the first column empty on the last row (not a valid row, but hashed the same way)
+        first = spec.columns[0].name
+        CON.raw_sql(f'UPDATE _hashed SET "{first}" = NULL WHERE line_number = (SELECT max(line_number) FROM _hashed)')
+    hashed = CON.table("_hashed")
+    CON.create_table("_hashed2", hashed.mutate(h=validate.row_hash(hashed, spec)), temp=True, overwrite=True)
+    return CON.raw_sql(f"SELECT h, {validate.row_hash_sql(spec)} FROM _hashed2 ORDER BY line_number").fetchall()
+
+
+def test_row_hash_sql_gives_the_row_hash():
+    """The loader's SQL fingerprint is `row_hash`: first column a key (claims) or not
+    (eligibility), empty columns left out, an empty first column too."""
+    claims = _sql_and_ibis_hashes(
+        "medical_claim", [claim(), claim(hcpcs_code=None, rendering_npi=None, diagnosis_code_2="I10"), claim(claim_id="C'2")]
+    )
+    member = dict(
+        person_id="P1", member_id="M1", gender="female", birth_date="1950-01-02", enrollment_start_date="2024-01-01",
+        enrollment_end_date="2024-12-31", payer="medicare", payer_type="medicare", plan="ffs", data_source="test",
+    )
+    members = _sql_and_ibis_hashes(
+        "eligibility", [member, dict(member, plan="x", race=None), dict(member, member_id="M2")], empty_first=True
+    )
+    assert len(claims) == 3 and len(members) == 3
+    for ibis_hash, sql_hash in claims + members:
+        assert len(ibis_hash) == 32 and sql_hash == ibis_hash
+    assert len({h for h, _ in claims + members}) == 6

@@ -207,10 +207,13 @@ class LoadResult:
 # Steps (the SQL of the per-table validation steps depends only on the contract: compile once)
 
 
-def _stage_schema(spec: Table) -> dict[str, str]:
-    raw = ", ".join(f"{c}: string" for c in spec.column_names)
+def _stage_schema(spec: Table, native: tuple[str, ...] = ()) -> dict[str, str]:
+    types = {
+        c.name: validate.NATIVE_TYPES[c.kind] if c.name in native else "string" for c in spec.columns
+    }
+    raw = ", ".join(f"{c}: {t}" for c, t in types.items())
     return {
-        **{c: "string" for c in spec.column_names},
+        **types,
         "source_file": "string",
         "line_number": "int64",
         "_raw": f"struct<{raw}>",
@@ -225,28 +228,36 @@ STEPS = ("clean", "parsed", "checked", "verdict")
 
 
 @lru_cache(maxsize=None)
-def _step_sql(table: str, columns: tuple[str, ...], as_of: dt.date | None = None) -> tuple[str, ...]:
+def _step_sql(
+    table: str, columns: tuple[str, ...], as_of: dt.date | None = None, native: tuple[str, ...] = ()
+) -> tuple[str, ...]:
     """SQL of the validation steps of one table restricted to `columns`; step k reads the table
     of step k-1 (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``, ``_checked_<table>``).
-    The last step also fingerprints each valid row (``row_hash``, see `validate.row_hash`)."""
+    `native`: the columns staged typed rather than as text (`readers.parquet_source`)."""
     spec = validate.restrict(TABLES[table], columns)
-    expr = ibis.table(_stage_schema(spec), name=f"_stage_{table}")
+    expr = ibis.table(_stage_schema(spec, native), name=f"_stage_{table}")
+    typed = frozenset(native)
     out = []
     for name, fn in zip(STEPS, (validate.clean, validate.parse, validate.check, validate.verdict)):
-        step = fn(expr, spec, as_of) if fn is validate.check else fn(expr, spec)
-        if fn is validate.verdict:
-            step = step.mutate(row_hash=ibis.ifelse(step.rules.isnull(), validate.row_hash(step, spec), ibis.null("string")))
+        if fn is validate.check:
+            step = fn(expr, spec, as_of, typed)
+        elif fn is validate.verdict:
+            step = fn(expr, spec)
+        else:
+            step = fn(expr, spec, typed)
         out.append(_sql(step))
         expr = ibis.table(step.schema(), name=f"_{name}_{table}")
     return tuple(out)
 
 
 @lru_cache(maxsize=None)
-def _validation_sql(table: str, columns: tuple[str, ...], as_of: dt.date | None = None) -> str:
+def _validation_sql(
+    table: str, columns: tuple[str, ...], as_of: dt.date | None = None, native: tuple[str, ...] = ()
+) -> str:
     """The validation steps of `_step_sql` as one query over ``_stage_<table>``: each step is a
     projection of the one before, so DuckDB evaluates them in one pass over the staged rows
     without storing the intermediate tables."""
-    steps = _step_sql(table, columns, as_of)
+    steps = _step_sql(table, columns, as_of, native)
     sql = steps[0]
     for name, step in zip(STEPS, steps[1:]):
         ref = f'"_{name}_{table}"'
@@ -256,8 +267,19 @@ def _validation_sql(table: str, columns: tuple[str, ...], as_of: dt.date | None 
     # The delivered text of a failing row, for the quarantine, from the same pass; room for the
     # flags set later on the (few) rows decided not new and on the claims outside eligibility.
     flag = ", CAST(NULL AS BOOLEAN) AS outside_eligibility" if table in CLAIM_TABLES else ""
+    # Native (typed) columns are turned to their text here, for the failing rows only.
+    spec = validate.restrict(TABLES[table], columns)
+    raw_text = "_raw"
+    if native:
+        fields = ", ".join(
+            f"{_lit(c)}: " + (f"CAST(_raw.{_q(c)} AS VARCHAR)" if c in native else f"_raw.{_q(c)}")
+            for c in spec.column_names
+        )
+        raw_text = f"{{{fields}}}"
+    # Each valid row's fingerprint (`validate.row_hash`, in the SQL of `validate.row_hash_sql`).
     return (
-        f"SELECT * EXCLUDE (_raw), CASE WHEN rules IS NOT NULL THEN {_json_text('_raw')} END AS raw_row, "
+        f"SELECT * EXCLUDE (_raw), CASE WHEN rules IS NULL THEN {validate.row_hash_sql(spec)} END AS row_hash, "
+        f"CASE WHEN rules IS NOT NULL THEN {_json_text(raw_text)} END AS raw_row, "
         f"FALSE AS _not_new{flag} FROM ({sql})"
     )
 
@@ -272,13 +294,13 @@ def _stage_view(raw, spec: Table, source_sql: str) -> str:
     return name
 
 
-def _validate_into(raw, spec: Table, as_of: dt.date | None, first: bool) -> str:
+def _validate_into(raw, spec: Table, as_of: dt.date | None, first: bool, native: tuple[str, ...] = ()) -> str:
     """Validate the rows of the view ``_stage_<table>`` into the temp table ``_verdict_<table>``
     (typed contract columns, provenance, ``rules``, ``message``, ``row_hash``, ``raw_row``),
     created by the first call of a load and appended to by the next; returns its name.
     Rows are appended in the order the view yields them."""
     t = spec.name
-    sql = _validation_sql(t, tuple(spec.column_names), as_of)
+    sql = _validation_sql(t, tuple(spec.column_names), as_of, tuple(c for c in spec.column_names if c in native))
     if first:
         raw.execute(f"CREATE OR REPLACE TEMP TABLE _verdict_{t} AS {sql}").fetchall()
     else:
@@ -367,8 +389,9 @@ def _json_text(struct_sql: str) -> str:
 
 
 def _raw_json(alias: str, spec: Table) -> str:
-    """SQL: the staged text of a row as JSON, empty columns left out."""
-    body = ", ".join(f"{_lit(c)}: {alias}.{_q(c)}" for c in spec.column_names)
+    """SQL: the staged text of a row as JSON, empty columns left out (a column staged typed, see
+    `readers.parquet_source`, as its text)."""
+    body = ", ".join(f"{_lit(c)}: CAST({alias}.{_q(c)} AS VARCHAR)" for c in spec.column_names)
     return _json_text(f"{{{body}}}")
 
 
@@ -415,10 +438,10 @@ def load_table(
     # row order: the stored table then needs no sort. CSV and mapped rows are sorted on insert.
     ordered = True
 
-    def validate_source(source_file: str | None, source_sql: str, path: Path | None) -> None:
+    def validate_source(source_file: str | None, source_sql: str, path: Path | None, native=()) -> None:
         _stage_view(raw, spec, source_sql)
         try:
-            _validate_into(raw, spec, as_of, first=not sources)
+            _validate_into(raw, spec, as_of, first=not sources, native=native)
         except duckdb.Error as exc:
             if path is None:
                 raise
@@ -436,10 +459,11 @@ def load_table(
         if not f.path.exists():
             raise InputFileError(str(f.path), "file not found")
         if f.format == "parquet":
-            source = readers.parquet_source(raw, f, file_spec, defaults)
+            source = readers.parquet_source(raw, f, file_spec, defaults, native=True)
             result.read += source.rows
-            extras, source_sql = source.extra_columns, source.sql
+            extras, source_sql, native = source.extra_columns, source.sql, source.native
         else:
+            native = ()
             if text is None:
                 text = readers.create_stage(raw, spec, name=f"_text_{t}")
             staged = readers.stage_csv(raw, f, file_spec, text, rejects)
@@ -453,7 +477,7 @@ def load_table(
             ordered = False
         if extras:
             extra[f.relpath] = extras
-        validate_source(f.relpath, source_sql, f.path)
+        validate_source(f.relpath, source_sql, f.path, native)
         if progress:
             progress(f"read {f.relpath}")
     if not sources:  # pragma: no cover - a table is loaded only when it has files or mapped rows

@@ -13,8 +13,10 @@ place by a query that turns its columns to text (`parquet_source`), once, by the
   first line the header. Header names are matched case-insensitively. ``line_number`` is the
   physical line on which the row starts (the header is line 1). Rows that cannot be split into
   the header's columns are kept as structural rejects (rule ``malformed_row``) with their line.
-- Parquet: columns are read with their own types and turned to text; ``line_number`` is the
-  1-based row number in the file. A column whose Parquet type cannot hold its kind exactly (a
+- Parquet: columns are read with their own types and turned to text, except, for the loader,
+  those whose type gives exactly what their text would (DATE, BOOLEAN, money as a DECIMAL with
+  2 decimals, 32-bit whole numbers), which are validated typed; ``line_number`` is the 1-based
+  row number in the file. A column whose Parquet type cannot hold its kind exactly (a
   float money column, for instance) stops the load.
 
 A file that cannot be read at all (empty, not UTF-8, not Parquet, an unterminated quote, a
@@ -36,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from allpayer.errors import InputFileError
+from allpayer.inputs import validate
 from allpayer.inputs.schema import TABLES, Table
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -293,6 +296,7 @@ class StagedFile:
     rejects: int  # structural rejects
     columns: list[str]  # contract columns present in the file
     extra_columns: list[str]  # columns in the file that the contract does not define
+    native: tuple[str, ...] = ()  # contract columns read typed, not as text (see `parquet_source`)
 
     @property
     def read(self) -> int:
@@ -428,12 +432,20 @@ class ParquetSource:
     rows: int
     columns: list[str]  # contract columns present in the file
     extra_columns: list[str]  # columns in the file that the contract does not define
+    native: tuple[str, ...] = ()  # contract columns read typed, not as text (see `parquet_source`)
 
 
-def parquet_source(con, f: InputFile, spec: Table, defaults: dict[str, str] | None = None) -> ParquetSource:
+def parquet_source(
+    con, f: InputFile, spec: Table, defaults: dict[str, str] | None = None, native: bool = False
+) -> ParquetSource:
     """Check a Parquet file's schema against the contract and return the query that reads it as
     staged text: every contract column of `spec` (as text; a column the file lacks is its value
     in `defaults`, else NULL), ``source_file`` and ``line_number`` (the 1-based row number).
+
+    With `native`, a column whose Parquet type gives exactly the value and the text its text
+    would (`allpayer.inputs.validate.native_kind`: DATE, BOOLEAN, DECIMAL with 2 decimals for
+    money, 32-bit integers) is read typed instead, as `validate.NATIVE_TYPES` of its kind; the
+    result's ``native`` names those columns, which the validation then neither trims nor parses.
 
     Only the file's footer is read here; the query reads the rows once, where it is used."""
     path = _lit(str(f.path))
@@ -460,8 +472,16 @@ def parquet_source(con, f: InputFile, spec: Table, defaults: dict[str, str] | No
             )
     defaults = defaults or {}
     select = []
+    typed = []
     for c in spec.column_names:
-        if c in by_lower:
+        col = spec.column(c)
+        if (
+            native and c in by_lower and not col.code_format and not col.allowed
+            and validate.native_kind(col.kind, types[c])
+        ):
+            select.append(f"CAST({_q(by_lower[c])} AS {validate.SQL_TYPES[col.kind]}) AS {_q(c)}")
+            typed.append(c)
+        elif c in by_lower:
             select.append(f"CAST({_q(by_lower[c])} AS VARCHAR) AS {_q(c)}")
         elif c in defaults:
             select.append(f"CAST({_lit(defaults[c])} AS VARCHAR) AS {_q(c)}")
@@ -475,7 +495,7 @@ def parquet_source(con, f: InputFile, spec: Table, defaults: dict[str, str] | No
         f"SELECT {', '.join(select)}{', ' if select else ''}CAST({_lit(f.relpath)} AS VARCHAR) AS source_file, "
         f"CAST(file_row_number + 1 AS BIGINT) AS line_number FROM read_parquet({path}, file_row_number=true)"
     )
-    return ParquetSource(f, sql, rows, present, [n for n in lowered if n not in spec.column_names])
+    return ParquetSource(f, sql, rows, present, [n for n in lowered if n not in spec.column_names], tuple(typed))
 
 
 def stage_parquet(con, f: InputFile, spec: Table, stage: str) -> StagedFile:

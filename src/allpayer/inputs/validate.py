@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 import ibis
@@ -190,12 +191,41 @@ def trim(value: str) -> str:
     set of characters, which is what Ibis's ``strip`` compiles to)."""
 
 
-def clean(raw: ir.Table, spec: Table) -> ir.Table:
-    """Trim spaces around every text column; empty text becomes NULL. Provenance columns pass
-    through."""
+NATIVE_TYPES = {"date": "date", "money": MONEY_TYPE, "int": "int64", "bool": "boolean"}
+"""Contract kinds a staged column may hold typed instead of as text (a *native* column, see
+`native_kind`), and the type it is staged as."""
+
+NATIVE_MIN_DATE = dt.date(1, 1, 1)
+NATIVE_MAX_DATE = dt.date(9999, 12, 31)
+"""The dates whose text is ``YYYY-MM-DD``: a native date outside them is not a date, as its text
+would not be."""
+
+
+def native_kind(kind: str, dtype: str) -> bool:
+    """True when a column of contract `kind` delivered typed as the DuckDB type `dtype` can be
+    validated without its text: staged as `NATIVE_TYPES[kind]`, its value is the one its text
+    would parse to and its text (``CAST(value AS VARCHAR)``) is the text it would be staged as, so
+    every rule and message comes out the same. Money must be a DECIMAL with 2 decimals that fits
+    the contract's 16 whole digits; whole numbers must have at most 10 digits (32 bits)."""
+    base = dtype.split("(")[0].strip().upper()
+    if kind == "date":
+        return base == "DATE"
+    if kind == "bool":
+        return base == "BOOLEAN"
+    if kind == "int":
+        return base in ("TINYINT", "SMALLINT", "INTEGER", "UTINYINT", "USMALLINT", "UINTEGER")
+    if kind == "money":
+        m = re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", dtype.strip().upper())
+        return bool(m) and int(m.group(2)) == 2 and int(m.group(1)) <= 18
+    return False
+
+
+def clean(raw: ir.Table, spec: Table, native: frozenset[str] = frozenset()) -> ir.Table:
+    """Trim spaces around every text column; empty text becomes NULL. Native columns (typed, see
+    `native_kind`) and provenance columns pass through."""
     cols = {}
     for col in spec.columns:
-        cols[col.name] = trim(raw[col.name]).nullif("")
+        cols[col.name] = raw[col.name] if col.name in native else trim(raw[col.name]).nullif("")
     return raw.select(**cols, **_carried(raw))
 
 
@@ -207,21 +237,30 @@ def keeps_text(col) -> bool:
 TEXT_SUFFIX = "__text"
 
 
-def parse(cleaned: ir.Table, spec: Table) -> ir.Table:
+def parse(cleaned: ir.Table, spec: Table, native: frozenset[str] = frozenset()) -> ir.Table:
     """Parse each cleaned column to its kind (NULL where it does not parse).
 
     Codes are normalized as `allpayer.inputs.codes` describes and values of a column with an
     allowed list are lower-cased. Columns whose value is parsed or normalized keep their cleaned
     text alongside as ``<name>__text`` so that the checks can quote what was delivered.
+
+    A native column (`native`, see `native_kind`) is already typed: ``<name>__text`` keeps the
+    delivered value, whose text the checks take only where they quote it.
     """
     cols = {}
     for col in spec.columns:
         v = cleaned[col.name]
         if col.name in spec.key and col.name in KEY_DEFAULTS:
-            v = v.fill_null(str(KEY_DEFAULTS[col.name]))
+            v = v.fill_null(KEY_DEFAULTS[col.name] if col.name in native else str(KEY_DEFAULTS[col.name]))
         if keeps_text(col):
             cols[col.name + TEXT_SUFFIX] = v
-        if col.kind in ("string", "code"):
+        if col.name in native:
+            if col.kind == "date":
+                in_range = v.between(NATIVE_MIN_DATE, NATIVE_MAX_DATE)
+                cols[col.name] = ibis.ifelse(in_range, v, ibis.null("date"))
+            else:
+                cols[col.name] = v
+        elif col.kind in ("string", "code"):
             if col.code_format:
                 v = codes.normalize(col.code_format, v)
             elif col.allowed:
@@ -249,20 +288,28 @@ def parse(cleaned: ir.Table, spec: Table) -> ir.Table:
     return cleaned.select(**cols, **_carried(cleaned))
 
 
-def checks(parsed: ir.Table, spec: Table, as_of: dt.date | None = None) -> list[Check]:
+def checks(
+    parsed: ir.Table, spec: Table, as_of: dt.date | None = None, native: frozenset[str] = frozenset()
+) -> list[Check]:
     """Every rule of a table as a list of `Check`s on a parsed table (see `parse`). `as_of`: the
-    load's as-of date for `future_date` (no future-date check without it)."""
+    load's as-of date for `future_date` (no future-date check without it). `native`: the columns
+    staged typed (see `native_kind`)."""
     out: list[Check] = []
     names = spec.column_names
 
     def text(name: str) -> ir.StringValue:
+        if name in native:
+            return parsed[name + TEXT_SUFFIX].cast("string")
         return parsed[name + TEXT_SUFFIX] if keeps_text(spec.column(name)) else parsed[name]
 
     for col in spec.columns:
         name, v, t = col.name, parsed[col.name], text(col.name)
-        present = t.notnull()
+        # Emptiness and presence from the delivered value itself (a native value is NULL exactly
+        # where its text is), so a native column's text is made only for a message.
+        delivered = parsed[name + TEXT_SUFFIX] if name in native else t
+        present = delivered.notnull()
         if col.required or name in spec.key:
-            missing = t.isnull()
+            missing = delivered.isnull()
             if col.required_unless and col.required_unless[0] in names and name not in spec.key:
                 other, values = col.required_unless
                 missing = missing & ~text(other).strip().lower().isin(values).fill_null(False)
@@ -289,7 +336,8 @@ def checks(parsed: ir.Table, spec: Table, as_of: dt.date | None = None) -> list[
                 )
             )
         elif col.kind == "money":
-            number = t.re_search(MONEY_PATTERN)
+            # A native amount (DECIMAL with 2 decimals, at most 16 whole digits) is always one.
+            number = ibis.literal(True) if name in native else t.re_search(MONEY_PATTERN)
             out.append(Check("money_format", present & ~number, name + ": " + _quoted(t) + " is not an amount in dollars"))
             out.append(
                 Check(
@@ -396,13 +444,15 @@ def clinical_checks(parsed: ir.Table, spec: Table, as_of: dt.date | None = None)
 MESSAGE_PREFIX = "_m"
 
 
-def check(parsed: ir.Table, spec: Table, as_of: dt.date | None = None) -> ir.Table:
+def check(
+    parsed: ir.Table, spec: Table, as_of: dt.date | None = None, native: frozenset[str] = frozenset()
+) -> ir.Table:
     """Evaluate every rule on a parsed table: one message column per check, NULL where it passes.
 
     The message columns are named ``_m<nnn>_<rule>``; `verdict` folds them into ``rules`` and
     ``message``. Each condition appears once, which keeps the generated query small.
     """
-    found = checks(parsed, spec, as_of)
+    found = checks(parsed, spec, as_of, native)
     messages = {
         f"{MESSAGE_PREFIX}{i:03d}_{c.rule}": ibis.ifelse(c.failed.fill_null(False), c.message, _null_str())
         for i, c in enumerate(found)
@@ -446,6 +496,36 @@ def row_hash(t: ir.Table, spec: Table) -> ir.StringValue:
     # ``name=`` + NULL is NULL, and the join leaves NULLs out.
     parts = [col.name + "=" + t[col.name].cast("string") for col in spec.columns]
     return ibis.literal("\x1f").join(parts).hexdigest("md5")
+
+
+def row_hash_sql(spec: Table, quote=lambda name: '"' + name.replace('"', '""') + '"') -> str:
+    """DuckDB SQL of `row_hash` over the typed columns of a row (named as `quote` writes them):
+    the same MD5 of the same text, built in one concatenation (``concat`` takes NULL as empty)
+    instead of one string per column joined by ``concat_ws``.
+
+    Every column but the first contributes ``<sep>name=value`` where it is not NULL; the first
+    contributes ``name=value`` when it is a key column (never empty on a valid row, the only
+    rows hashed), else the separator too and the leading separator is dropped."""
+    sep = "\x1f"
+
+    def lit(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    parts = []
+    cols = list(spec.columns)
+    first_key = bool(cols) and cols[0].name in spec.key
+    for i, col in enumerate(cols):
+        v = quote(col.name)
+        text = v if col.kind in ("string", "code") else f"CAST({v} AS VARCHAR)"
+        if i == 0 and first_key:
+            parts.append(f"{lit(col.name + '=')} || {text}")
+        else:
+            parts.append(f"CASE WHEN {v} IS NULL THEN NULL ELSE {lit(sep + col.name + '=')} END")
+            parts.append(text)
+    if not parts:
+        return "md5('')"
+    body = f"concat({', '.join(parts)})"
+    return f"md5({body})" if first_key else f"md5(substr({body}, 2))"
 
 
 def validate(raw: ir.Table, spec: Table, materialize=None, as_of: dt.date | None = None) -> ir.Table:
