@@ -251,9 +251,16 @@ def run_core(
     work = WorkTables(con)
     # Spark plans one large query per program for minutes, so there each attribution step is
     # written as a working table; DuckDB runs the single expression faster than the steps one
-    # after another (benchmarks/README.md, "Attribution in stored steps"). Both give the same rows
-    # (tests/core/test_attribution_stored.py).
-    attribution_store = None if getattr(con, "name", None) == "duckdb" else work
+    # after another (benchmarks/README.md, "Attribution in stored steps"), except for the steps
+    # that several programs share: the candidate service lines (one scan of the claim lines for
+    # every program with the same code list instead of one per program) and the services of a
+    # payer's periods. Every choice gives the same rows (tests/core/test_attribution_stored.py).
+    if getattr(con, "name", None) == "duckdb":
+        attribution_store = WorkTables(con, prefix="shared", only=SHARED_ATTRIBUTION_STEPS)
+        attribution_work = [work, attribution_store]
+    else:
+        attribution_store = work
+        attribution_work = [work]
 
     def rosters() -> ir.Table:
         """Every program's roster (on Spark each step of each written as a working table)."""
@@ -280,8 +287,12 @@ def run_core(
         return ibis.union(*out, distinct=False)
 
     stage("attribution", rosters)
-    work.drop_all()  # the roster is written: its steps are no longer needed
-    res.work_seconds = {f"attribution:{k}": round(v, 3) for k, v in sorted(work.seconds.items())}
+    seconds: dict[str, float] = {}
+    for w in attribution_work:
+        w.drop_all()  # the roster is written: its steps are no longer needed
+        for k, v in w.seconds.items():
+            seconds[k] = seconds.get(k, 0.0) + v
+    res.work_seconds = {f"attribution:{k}": round(v, 3) for k, v in sorted(seconds.items())}
     att = con.table("attribution").filter(lambda t: t.performance_year == year)
     stage("attribution_changes", attribution_changes(att).mutate(performance_year=ibis.literal(year, "int32")))
     recs = [reconcile_attribution(att, _payer_list(payer_lists, p), p.program_id) for p in progs if p.program_id in listed]
@@ -391,6 +402,9 @@ _UNREAD_LINE_COLUMNS = frozenset((
     "procedure_code_type", "substance_use_redacted", "data_source", "source_file", "line_number", "row_hash",
     "adjustment_rows", "first_paid_date",
 ))
+SHARED_ATTRIBUTION_STEPS = frozenset(("service_lines", "services"))
+"""The attribution steps stored on DuckDB (the others stay inside each program's one query):
+those that programs share, so that each is computed once."""
 WORK_TABLES = ("eligibility_months", "claim_lines", "cost_lines", "base_months", "base_member_month_cost",
                "risk_diagnoses")
 
@@ -415,15 +429,17 @@ class WorkTables:
     queries that use it stay small and its rows are computed once: attribution stores each of its
     steps (see ``allpayer.core.attribution.Store``). A call whose `key` equals an earlier call's returns the
     earlier table (programs that share a payer, code list and periods share their services).
-    ``seconds`` sums the time spent writing the tables of each name.
+    ``seconds`` sums the time spent writing the tables of each name. With `only`, just the
+    steps of those names are written; any other call returns `expr` itself.
 
     On DuckDB they are temporary tables (in memory, spilled to disk when large, never written to
     the database file); on Spark checkpoints kept by the session (`allpayer.backend.checkpoint`).
     """
 
-    def __init__(self, con, prefix: str = "step", temp: bool | None = None):
+    def __init__(self, con, prefix: str = "step", temp: bool | None = None, only: frozenset[str] | None = None):
         self.con = con
         self.prefix = prefix
+        self.only = only
         self.temp = getattr(con, "name", None) == "duckdb" if temp is None else temp
         self.names: list[str] = []
         self.seconds: dict[str, float] = {}
@@ -432,6 +448,8 @@ class WorkTables:
     def __call__(self, name: str, expr: ir.Table, key=None) -> ir.Table:
         import time
 
+        if self.only is not None and name not in self.only:
+            return expr  # not stored: the caller's query computes it
         if key is not None and key in self._by_key:
             return self._by_key[key]
         if not name.replace("_", "").isalnum():
