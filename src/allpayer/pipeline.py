@@ -142,7 +142,19 @@ def loaded_as_of(con, table: str, through_load_run: str | None) -> ir.Table:
     r = con.table("runs")
     upto = r.filter(r.run_id == through_load_run).seq.max()
     loaded_by = r.filter(r.seq <= upto).select(load_run_id=r.run_id)
+    if getattr(con, "name", None) == "duckdb" and _every_row_loaded_by(t, loaded_by):
+        # Nothing to leave out (the usual case: the latest load): the table itself, so that a
+        # query reading it twice (netting, risk diagnoses) scans it instead of first copying
+        # every row through the filter.
+        return t
     return t.semi_join(loaded_by, "load_run_id")
+
+
+def _every_row_loaded_by(t: ir.Table, loaded_by: ir.Table) -> bool:
+    """Whether every row of `t` was delivered by one of the runs in `loaded_by` (one narrow query:
+    the distinct load run ids of `t` that are not among them; a NULL id counts as not)."""
+    ids = t.select("load_run_id").distinct()
+    return ids.anti_join(loaded_by, "load_run_id").count().to_pyarrow().as_py() == 0
 
 
 def latest_load_run(con) -> str | None:
@@ -251,9 +263,16 @@ def run_core(
     work = WorkTables(con)
     # Spark plans one large query per program for minutes, so there each attribution step is
     # written as a working table; DuckDB runs the single expression faster than the steps one
-    # after another (benchmarks/README.md, "Attribution in stored steps"). Both give the same rows
-    # (tests/core/test_attribution_stored.py).
-    attribution_store = None if getattr(con, "name", None) == "duckdb" else work
+    # after another (benchmarks/README.md, "Attribution in stored steps"), except for the steps
+    # that several programs share: the candidate service lines (one scan of the claim lines for
+    # every program with the same code list instead of one per program) and the services of a
+    # payer's periods. Every choice gives the same rows (tests/core/test_attribution_stored.py).
+    if getattr(con, "name", None) == "duckdb":
+        attribution_store = WorkTables(con, prefix="shared", only=SHARED_ATTRIBUTION_STEPS)
+        attribution_work = [work, attribution_store]
+    else:
+        attribution_store = work
+        attribution_work = [work]
 
     def rosters() -> ir.Table:
         """Every program's roster (on Spark each step of each written as a working table)."""
@@ -280,8 +299,12 @@ def run_core(
         return ibis.union(*out, distinct=False)
 
     stage("attribution", rosters)
-    work.drop_all()  # the roster is written: its steps are no longer needed
-    res.work_seconds = {f"attribution:{k}": round(v, 3) for k, v in sorted(work.seconds.items())}
+    seconds: dict[str, float] = {}
+    for w in attribution_work:
+        w.drop_all()  # the roster is written: its steps are no longer needed
+        for k, v in w.seconds.items():
+            seconds[k] = seconds.get(k, 0.0) + v
+    res.work_seconds = {f"attribution:{k}": round(v, 3) for k, v in sorted(seconds.items())}
     att = con.table("attribution").filter(lambda t: t.performance_year == year)
     stage("attribution_changes", attribution_changes(att).mutate(performance_year=ibis.literal(year, "int32")))
     recs = [reconcile_attribution(att, _payer_list(payer_lists, p), p.program_id) for p in progs if p.program_id in listed]
@@ -391,6 +414,9 @@ _UNREAD_LINE_COLUMNS = frozenset((
     "procedure_code_type", "substance_use_redacted", "data_source", "source_file", "line_number", "row_hash",
     "adjustment_rows", "first_paid_date",
 ))
+SHARED_ATTRIBUTION_STEPS = frozenset(("service_lines", "services"))
+"""The attribution steps stored on DuckDB (the others stay inside each program's one query):
+those that programs share, so that each is computed once."""
 WORK_TABLES = ("eligibility_months", "claim_lines", "cost_lines", "base_months", "base_member_month_cost",
                "risk_diagnoses")
 
@@ -403,8 +429,18 @@ def _work_table(con, name: str, expr: ir.Table) -> ir.Table:
         raise RunError(f"internal: unknown working table {name}")
     if getattr(con, "name", None) != "duckdb":
         return checkpoint(expr, name)  # Spark: kept by the session, freed when the run ends
-    con.create_table(WORK_PREFIX + name, expr, overwrite=True)
-    return con.table(WORK_PREFIX + name)
+    # A temporary table: held in DuckDB's buffer pool (spilled to the temp directory beyond the
+    # memory limit) and never compressed into the database file, which about halves the CPU of
+    # writing it (the netted claim lines at 25,000 members: 1.9 against 3.9 CPU s).
+    return _create_temp_table(con, WORK_PREFIX + name, expr)
+
+
+def _create_temp_table(con, name: str, expr: ir.Table) -> ir.Table:
+    """A DuckDB temporary table of `expr`'s rows, replacing any table of that name. (Ibis's
+    ``create_table(temp=True, overwrite=True)`` writes the rows into a table of another name, then
+    copies them: dropping first and creating writes them once.)"""
+    con.drop_table(name, force=True)
+    return con.create_table(name, expr, temp=True)
 
 
 class WorkTables:
@@ -415,15 +451,17 @@ class WorkTables:
     queries that use it stay small and its rows are computed once: attribution stores each of its
     steps (see ``allpayer.core.attribution.Store``). A call whose `key` equals an earlier call's returns the
     earlier table (programs that share a payer, code list and periods share their services).
-    ``seconds`` sums the time spent writing the tables of each name.
+    ``seconds`` sums the time spent writing the tables of each name. With `only`, just the
+    steps of those names are written; any other call returns `expr` itself.
 
     On DuckDB they are temporary tables (in memory, spilled to disk when large, never written to
     the database file); on Spark checkpoints kept by the session (`allpayer.backend.checkpoint`).
     """
 
-    def __init__(self, con, prefix: str = "step", temp: bool | None = None):
+    def __init__(self, con, prefix: str = "step", temp: bool | None = None, only: frozenset[str] | None = None):
         self.con = con
         self.prefix = prefix
+        self.only = only
         self.temp = getattr(con, "name", None) == "duckdb" if temp is None else temp
         self.names: list[str] = []
         self.seconds: dict[str, float] = {}
@@ -432,6 +470,8 @@ class WorkTables:
     def __call__(self, name: str, expr: ir.Table, key=None) -> ir.Table:
         import time
 
+        if self.only is not None and name not in self.only:
+            return expr  # not stored: the caller's query computes it
         if key is not None and key in self._by_key:
             return self._by_key[key]
         if not name.replace("_", "").isalnum():
@@ -439,7 +479,10 @@ class WorkTables:
         table = f"{WORK_PREFIX}{self.prefix}{len(self.names)}_{name}"
         t0 = time.perf_counter()
         if getattr(self.con, "name", None) == "duckdb":
-            out = self.con.create_table(table, expr, overwrite=True, temp=self.temp)
+            if self.temp:
+                out = _create_temp_table(self.con, table, expr)
+            else:
+                out = self.con.create_table(table, expr, overwrite=True)
         else:  # Spark: kept by the session (no Parquet written), freed when the run ends
             out = checkpoint(expr, name)
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0

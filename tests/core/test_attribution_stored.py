@@ -106,3 +106,44 @@ def test_working_table_names_are_checked(bad):
 
     with pytest.raises(RunError):
         WorkTables(ibis.duckdb.connect())(bad, ibis.memtable({"a": [1]}))
+
+
+def test_duckdb_stores_only_the_shared_steps_and_gives_the_same_rows():
+    """The pipeline's DuckDB choice: only the service lines and services are written (once for
+    two programs sharing them); every other step stays inside each program's query."""
+    from allpayer.pipeline import SHARED_ATTRIBUTION_STEPS
+
+    con = ibis.duckdb.connect()
+    args = dict(
+        claim_lines=table(V_CLAIMS, CLAIM),
+        provider_roster=table(V_ROSTER, ROSTER),
+        primary_care_codes=primary_care_codes(YEAR),
+        voluntary_alignment=table(V_ALIGN, VA),
+        eligibility_months=table(V_ELIGIBILITY, EM),
+        options=Options(full_benefit_aid_categories=("full",)),
+    )
+    months = table(V_MONTHS, PM)
+    both = months.union(months.mutate(program_id=ibis.literal("u-2024")))
+    plain = _rows(con, attribute(program(V_TERMS), both, **args))
+    shared = WorkTables(con, prefix="shared", only=SHARED_ATTRIBUTION_STEPS)
+    a = attribute(program(V_TERMS), both, **args, store=shared)
+    b = attribute(program(V_TERMS, program_id="u-2024"), both, **args, store=shared)
+    written = sorted(n.split("_", 4)[-1] for n in shared.names)
+    assert written == ["service_lines", "services"]
+    ra, rb = _rows(con, a), _rows(con, b)
+    assert ra == plain
+    assert {r["step"] for r in ra if r["attributed"]} >= {"voluntary", "traditional", "expanded"}
+    assert [dict(r, program_id=None) for r in ra] == [dict(r, program_id=None) for r in rb]
+    shared.drop_all()
+    assert not [t for t in con.list_tables() if t.startswith(WORK_PREFIX)]
+
+
+def test_a_working_table_written_again_holds_only_the_new_rows():
+    con = ibis.duckdb.connect()
+    work = WorkTables(con)
+    first = work("step", ibis.memtable({"a": [1, 2, 3]}))
+    assert sorted(con.to_pyarrow(first).column("a").to_pylist()) == [1, 2, 3]
+    again = WorkTables(con)  # same prefix and position: the same table name, replaced
+    second = again("step", ibis.memtable({"a": [7]}))
+    assert work.names == again.names
+    assert con.to_pyarrow(second).column("a").to_pylist() == [7]
