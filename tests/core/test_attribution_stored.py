@@ -47,11 +47,9 @@ def _both(p, **kw):
     return plain, stored, list(work.names)
 
 
-def test_vmng_roster_is_the_same_in_stored_steps():
-    p = program(V_TERMS)
-    plain, stored, names = _both(
-        p,
-        program_months=table(V_MONTHS, PM),
+def _vmng_inputs() -> dict:
+    """The VMNG scenario's inputs other than its program months."""
+    return dict(
         claim_lines=table(V_CLAIMS, CLAIM),
         provider_roster=table(V_ROSTER, ROSTER),
         primary_care_codes=primary_care_codes(YEAR),
@@ -59,6 +57,11 @@ def test_vmng_roster_is_the_same_in_stored_steps():
         eligibility_months=table(V_ELIGIBILITY, EM),
         options=Options(full_benefit_aid_categories=("full",)),
     )
+
+
+def test_vmng_roster_is_the_same_in_stored_steps():
+    p = program(V_TERMS)
+    plain, stored, names = _both(p, program_months=table(V_MONTHS, PM), **_vmng_inputs())
     assert plain == stored
     # the scenario attributes members by each path (hand-checked in test_attribution.py)
     steps = {r["step"] for r in stored if r["attributed"]}
@@ -114,14 +117,7 @@ def test_duckdb_stores_only_the_shared_steps_and_gives_the_same_rows():
     from allpayer.pipeline import SHARED_ATTRIBUTION_STEPS
 
     con = ibis.duckdb.connect()
-    args = dict(
-        claim_lines=table(V_CLAIMS, CLAIM),
-        provider_roster=table(V_ROSTER, ROSTER),
-        primary_care_codes=primary_care_codes(YEAR),
-        voluntary_alignment=table(V_ALIGN, VA),
-        eligibility_months=table(V_ELIGIBILITY, EM),
-        options=Options(full_benefit_aid_categories=("full",)),
-    )
+    args = _vmng_inputs()
     months = table(V_MONTHS, PM)
     both = months.union(months.mutate(program_id=ibis.literal("u-2024")))
     plain = _rows(con, attribute(program(V_TERMS), both, **args))

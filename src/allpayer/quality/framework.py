@@ -347,19 +347,8 @@ class MeasureContext:
 
     def _lines_in(self, name: str) -> ir.Table:
         vs, t = self.valuesets, self.claims
-        tests = []
-        systems = vs.systems(name)
-        if systems & {"hcpcs", "cpt"}:
-            tests.append(vs.matcher(name, ("hcpcs", "cpt"))(t.hcpcs_code.fill_null("")))
-        if "revenue" in systems:
-            tests.append(vs.matcher(name, ("revenue",))(t.revenue_center_code.fill_null("")))
-        if "pos" in systems:
-            tests.append(vs.matcher(name, ("pos",))(t.place_of_service_code.fill_null("")))
-        if "bill_type" in systems:
-            tests.append(vs.matcher(name, ("bill_type",))(t.bill_type_code.fill_null("")))
-        if "drg" in systems and "drg_code" in t.columns:
-            tests.append(vs.matcher(name, ("drg",))(t.drg_code.fill_null("")))
-        if "icd10cm" in systems:
+        tests = line_code_tests(vs, name, t)
+        if "icd10cm" in vs.systems(name):
             d = self.dx_in(name).select(_c="claim_id", _l="claim_line_number").distinct().mutate(_dx=ibis.literal(True))
             j = t.left_join(d, [t.claim_id == d._c, t.claim_line_number == d._l])
             tests.append(j._dx.fill_null(False))
@@ -691,24 +680,26 @@ def claims_window(year: int, measures: Sequence[Measure] | None = None) -> tuple
     return _lookback_start(year, months), tuple(history)
 
 
+def line_code_tests(vs: "ValueSets", name: str, t: ir.Table) -> list[ir.BooleanValue]:
+    """The tests of value set `name` on a claim line's own codes (HCPCS/CPT, revenue, place of
+    service, bill type, MS-DRG), one per code system the set has; diagnoses are tested by the caller."""
+    systems = vs.systems(name)
+    tests = []
+    for code_systems, column in ((("hcpcs", "cpt"), "hcpcs_code"), (("revenue",), "revenue_center_code"),
+                                 (("pos",), "place_of_service_code"), (("bill_type",), "bill_type_code"),
+                                 (("drg",), "drg_code")):
+        if systems & set(code_systems) and (column != "drg_code" or column in t.columns):
+            tests.append(vs.matcher(name, code_systems)(t[column].fill_null("")))
+    return tests
+
+
 def line_in_set(valuesets: "ValueSets", name: str, t: ir.Table) -> ir.BooleanValue:
     """Whether a claim line of `t` has a code of value set `name`: the test of
     `MeasureContext.lines_in` on one wide line (HCPCS/CPT, revenue, place of service, bill type,
     MS-DRG, and any of its diagnoses for ICD-10-CM sets)."""
     vs = valuesets
-    systems = vs.systems(name)
-    tests = []
-    if systems & {"hcpcs", "cpt"}:
-        tests.append(vs.matcher(name, ("hcpcs", "cpt"))(t.hcpcs_code.fill_null("")))
-    if "revenue" in systems:
-        tests.append(vs.matcher(name, ("revenue",))(t.revenue_center_code.fill_null("")))
-    if "pos" in systems:
-        tests.append(vs.matcher(name, ("pos",))(t.place_of_service_code.fill_null("")))
-    if "bill_type" in systems:
-        tests.append(vs.matcher(name, ("bill_type",))(t.bill_type_code.fill_null("")))
-    if "drg" in systems and "drg_code" in t.columns:
-        tests.append(vs.matcher(name, ("drg",))(t.drg_code.fill_null("")))
-    if "icd10cm" in systems:
+    tests = line_code_tests(vs, name, t)
+    if "icd10cm" in vs.systems(name):
         dx = vs.matcher(name, ("icd10cm",))
         tests.extend(dx(t[c]).fill_null(False) for c in DX_COLUMNS if c in t.columns)
     return ibis.or_(*tests) if tests else ibis.literal(False)
