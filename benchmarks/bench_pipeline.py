@@ -151,19 +151,26 @@ print(json.dumps(out))
 """
 
 
-def run_child(members: int, backend: str, workdir: Path) -> dict:
-    work = workdir / f"{backend}_{members}"
-    work.mkdir(parents=True, exist_ok=True)
+def child_json(script: str, args: list, what: str, env: dict | None = None) -> dict:
+    """Run `script` in a fresh Python child with `args`; the JSON object on its last line of output,
+    with the 1-minute load average at the start. A failed child stops the benchmark, its error shown."""
     load_avg = os.getloadavg()[0]
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(members), str(work), backend, str(YEAR)],
-                          capture_output=True, text=True)
-    shutil.rmtree(work, ignore_errors=True)
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f"pipeline {backend} {members} failed (exit {proc.returncode})")
+        raise SystemExit(f"{what} failed (exit {proc.returncode})")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["load_avg_1m_at_start"] = round(load_avg, 2)
     return result
+
+
+def run_child(members: int, backend: str, workdir: Path) -> dict:
+    work = workdir / f"{backend}_{members}"
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return child_json(CHILD, [members, work, backend, YEAR], f"pipeline {backend} {members}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def rows_of(result: dict) -> list[dict]:

@@ -19,14 +19,14 @@ and writes the table to ``--out`` when given. Ratios compare the two codes withi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from bench_pipeline import child_json  # the same child-process runner as the pipeline benchmark
 
 CHILD = r"""
 import json, os, resource, shutil, sys, time
@@ -101,17 +101,11 @@ def run_child(db: Path, year: int, pythonpath: str | None, tmp: Path) -> dict:
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     copy = tmp / f"run_{os.getpid()}.duckdb"
-    load = os.getloadavg()[0]
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(db), str(copy), str(year)],
-                          capture_output=True, text=True, env=env)
-    for p in tmp.glob(f"{copy.name}*"):
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f"run on {db} failed (exit {proc.returncode})")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out["load_avg_1m_at_start"] = round(load, 2)
-    return out
+    try:
+        return child_json(CHILD, [db, copy, year], f"run on {db}", env=env)
+    finally:
+        for p in tmp.glob(f"{copy.name}*"):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 def main() -> None:
