@@ -733,6 +733,8 @@ def quality_claim_lines(
                 keep = keep | line_in_set(valuesets, name, lines)
         lines = lines.filter(keep)
     return lines.select(*[c for c in CLAIM_COLUMNS if c in lines.columns])
+
+
 SUPPLEMENTAL_SOURCE = "supplemental"
 """``labs.source`` of a supplemental result: a ``lab_result`` row whose ``data_source`` starts
 with ``supplemental`` (e.g. ``supplemental:practice-ehr``), or a row of ``supplemental_lab_result``."""
@@ -832,16 +834,17 @@ def build_context(
     ``attribution`` and ``member_months`` as written by `allpayer run`).
 
     Claims are netted as of `paid_through` and restricted to the program payer's lines that are not
-    denied, the `CLAIM_COLUMNS` and the service dates of `claims_window` (`quality_claim_lines`). Labs, observations and supplemental results are
-    the person's from any source. ``members`` are the program's members attributed in any month
-    of `year`, with the practice of their latest attributed month.
+    denied, the `CLAIM_COLUMNS` and the service dates of `claims_window` (`quality_claim_lines`).
+    Labs, observations and supplemental results are the person's from any source. ``members`` are
+    the program's members attributed in any month of `year`, with the practice of their latest
+    attributed month.
 
     `keep(name, table) -> table` is applied to each program table as it is built, and `shared`
     (a `Shared`) holds what does not depend on the program: `run_quality` stores both as temporary
     tables, so that the claims are netted and stored once per run (every payer's lines in one
     table) and each payer's diagnoses and what is derived from its lines alone are built once,
-    whichever programs read them. The pharmacy lines
-    are left as an expression (no shipped measure reads them).
+    whichever programs read them. The pharmacy lines are left as an expression (no shipped
+    measure reads them).
     """
     from allpayer.core.claims import pharmacy_claim_lines
 
