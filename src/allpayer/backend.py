@@ -16,6 +16,16 @@ import ibis.expr.types as ir
 
 from allpayer.errors import RunError
 
+
+def sql_identifier(name: str) -> str:
+    """An SQL identifier, double-quoted (DuckDB and Spark SQL with ANSI quoting)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(text) -> str:
+    """An SQL string literal of `text`'s string, single-quoted."""
+    return "'" + str(text).replace("'", "''") + "'"
+
 BACKENDS = ("duckdb", "spark")
 
 # Spark settings for a local session: small shuffles (the default of 200 partitions is meant for

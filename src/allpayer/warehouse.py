@@ -116,8 +116,7 @@ def _duckdb_copy_to_parquet(raw, sql: str, folder: Path) -> None:
     raw.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet)").fetchall()
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_quote = backend.sql_identifier
 
 
 def _publish_from_duckdb(path: Path, manifest: dict, raw, names: Sequence[str], run_id: str, seq: int,
@@ -359,7 +358,7 @@ def open_views(path: str | Path):
     con = ibis.duckdb.connect()
     for table in sorted(manifest["tables"]):
         src = parquet_glob(table_path(path, table, manifest)).replace("'", "''")
-        name = '"' + table.replace('"', '""') + '"'
+        name = _quote(table)
         con.con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{src}')").fetchall()
     return con
 
@@ -393,7 +392,7 @@ def _fingerprint(raw, name: str) -> tuple:
     """The columns, types, row count and an order-independent hash of every row of table `name`:
     equal before and after a command exactly when the command left the table as it was (up to a
     64-bit hash collision)."""
-    q = '"' + name.replace('"', '""') + '"'
+    q = _quote(name)
     cols = tuple(raw.execute(f"DESCRIBE {q}").fetchall())
     n, h = raw.execute(f"SELECT count(*), bit_xor(hash(t)) FROM {q} AS t").fetchall()[0]
     return cols, n, h
@@ -490,7 +489,7 @@ def duckdb_session(path: str | Path, *, write: bool = True) -> Iterator[Path]:
             raw.execute(runs.RUNS_TABLE_DDL).fetchall()
             for name in sorted(manifest["tables"]):
                 src = parquet_glob(path / manifest["tables"][name]).replace("'", "''")
-                q = '"' + name.replace('"', '""') + '"'
+                q = _quote(name)
                 if name == "runs":
                     raw.execute(f"INSERT INTO runs SELECT * FROM read_parquet('{src}')").fetchall()
                 elif name in views or not write:

@@ -48,6 +48,8 @@ import json
 import secrets
 from typing import Any, Sequence
 
+from allpayer.backend import sql_identifier
+
 MAC_BYTES = 16
 
 
@@ -168,8 +170,7 @@ class Cursors:
         return [_typed(v, k) for v, k in zip(values, kinds)]
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_quote = sql_identifier
 
 
 def order_by(keys: Sequence[str]) -> str:

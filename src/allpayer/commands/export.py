@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from allpayer import runs
+from allpayer.backend import sql_identifier, sql_literal
 from allpayer.inputs import privacy
 from allpayer.commands._backend import backend_option, check_backend, spark_master_option, spark_remote_option
 from allpayer.errors import AllpayerError
@@ -58,8 +59,8 @@ def export_table(db: Path, table: str, out: Path, withheld: dict | None = None, 
         if table not in tables:
             raise AllpayerError(f"{db}: unknown table {table!r}; available: {', '.join(tables) or 'none'}")
         tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        quoted = '"' + table.replace('"', '""') + '"'
-        target = "'" + str(tmp).replace("'", "''") + "'"
+        quoted = sql_identifier(table)
+        target = sql_literal(tmp)
         query = f"SELECT * FROM {quoted}"
         t = con.table(table)
         if privacy.is_claim_detail(t.columns) and {"eligibility", "medical_claim"} <= set(tables):

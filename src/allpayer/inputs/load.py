@@ -43,6 +43,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer import runs
+from allpayer.backend import sql_identifier, sql_literal
 from allpayer.errors import InputFileError, RunError
 from allpayer.inputs import readers, validate
 from allpayer.inputs.schema import REQUIRED_TABLES, TABLES, Table
@@ -109,12 +110,8 @@ ProgressFn = Callable[[str, int, int], None]
 # Storage
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
+_q = sql_identifier
+_lit = sql_literal
 
 
 def stored_columns(spec: Table) -> dict[str, str]:

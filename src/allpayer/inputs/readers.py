@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from allpayer.backend import sql_identifier, sql_literal
 from allpayer.errors import InputFileError
 from allpayer.inputs import validate
 from allpayer.inputs.schema import TABLES, Table
@@ -235,14 +236,8 @@ def scan_csv(path: Path) -> CsvLayout:
 # Staging
 
 
-def _q(name: str) -> str:
-    """Quote an SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    """Quote an SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
+_q = sql_identifier
+_lit = sql_literal
 
 
 def _duck_message(exc: Exception, path: Path) -> str:

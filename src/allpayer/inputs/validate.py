@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.backend import sql_identifier, sql_literal
 from allpayer.inputs import codes
 from allpayer.inputs.schema import PAYMENT_ARRANGEMENTS, Table
 
@@ -498,8 +499,8 @@ def row_hash(t: ir.Table, spec: Table) -> ir.StringValue:
     return ibis.literal("\x1f").join(parts).hexdigest("md5")
 
 
-def row_hash_sql(spec: Table, quote=lambda name: '"' + name.replace('"', '""') + '"') -> str:
-    """DuckDB SQL of `row_hash` over the typed columns of a row (named as `quote` writes them):
+def row_hash_sql(spec: Table) -> str:
+    """DuckDB SQL of `row_hash` over the typed columns of a row (named by their contract names):
     the same MD5 of the same text, built in one concatenation (``concat`` takes NULL as empty)
     instead of one string per column joined by ``concat_ws``.
 
@@ -507,15 +508,12 @@ def row_hash_sql(spec: Table, quote=lambda name: '"' + name.replace('"', '""') +
     contributes ``name=value`` when it is a key column (never empty on a valid row, the only
     rows hashed), else the separator too and the leading separator is dropped."""
     sep = "\x1f"
-
-    def lit(text: str) -> str:
-        return "'" + text.replace("'", "''") + "'"
-
+    lit = sql_literal
     parts = []
     cols = list(spec.columns)
     first_key = bool(cols) and cols[0].name in spec.key
     for i, col in enumerate(cols):
-        v = quote(col.name)
+        v = sql_identifier(col.name)
         text = v if col.kind in ("string", "code") else f"CAST({v} AS VARCHAR)"
         if i == 0 and first_key:
             parts.append(f"{lit(col.name + '=')} || {text}")

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from allpayer.backend import sql_literal
 from allpayer.errors import InputFileError
 from allpayer.inputs.cclf import claims as C
 from allpayer.inputs.cclf.files import CclfFile, discover
@@ -626,5 +627,4 @@ def _columns(con, table: str) -> set[str]:
     return {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
 
 
-def _lit(text) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
+_lit = sql_literal

@@ -26,6 +26,8 @@ a line's rows is then the final action's amount, which is the contract's adjustm
 
 from __future__ import annotations
 
+from allpayer.backend import sql_literal
+
 MONEY = ("paid_amount", "allowed_amount", "charge_amount", "coinsurance_amount", "deductible_amount")
 
 PART_A_KEY = ("member_id", "PRVDR_OSCAR_NUM", "CLM_TYPE_CD", "CLM_FROM_DT", "CLM_THRU_DT")
@@ -44,8 +46,7 @@ RACE = {
 SEX = {"1": "male", "2": "female", "0": "unknown"}
 
 
-def _lit(text) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
+_lit = sql_literal
 
 
 def _case(column: str, mapping: dict[str, str], default: str) -> str:

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from allpayer.backend import sql_identifier, sql_literal
 from allpayer.errors import InputFileError
 from allpayer.inputs.cclf.layouts import FileLayout
 
@@ -59,12 +60,8 @@ SQL_TYPES = {"text": "VARCHAR", "int": "VARCHAR", "date": "DATE", "money": "DECI
 _counter = itertools.count(1)
 
 
-def _lit(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_lit = sql_literal
+_q = sql_identifier
 
 
 def _content_lengths(a: np.ndarray, offsets: np.ndarray) -> np.ndarray:
