@@ -81,8 +81,11 @@ class CoreResult:
     programs: list[str]
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    # time spent writing the run's working tables, by name (attribution's steps among them)
+    # time spent writing attribution's stored steps, by name (part of the attribution stage's seconds)
     work_seconds: dict[str, float] = field(default_factory=dict)
+    # time spent outside every stage's table, by part: reading the inputs, the working tables
+    # that several stages read, dropping them (with `seconds`, the whole of `run_core`)
+    other_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _month_end(d: dt.date) -> dt.date:
@@ -202,6 +205,15 @@ def run_core(
     """
     import time
 
+    # Every part's seconds run from the end of the part before it, so that building a part's
+    # query (and any query run to build it) counts in that part: the parts add up to the whole.
+    lap = [time.perf_counter()]
+
+    def seconds_since_last_part() -> float:
+        now = time.perf_counter()
+        secs, lap[0] = now - lap[0], now
+        return round(secs, 3)
+
     progs = programs_for_year(programs, year)
     tables = set(con.list_tables())
     for needed in ("eligibility", "medical_claim", "provider_roster"):
@@ -215,22 +227,26 @@ def run_core(
     done = 0
 
     def stage(name: str, expr: ir.Table | Callable[[], ir.Table], year_column: str | None = "performance_year") -> None:
-        """Write a stage's table; `expr` may be a function that builds it (its stored steps then
-        count in the stage's time)."""
+        """Write a stage's table; `expr` may be a function that builds it."""
         nonlocal done
-        t0 = time.perf_counter()
         if progress:
             progress(f"{year}: {name}", done, total)
         if callable(expr):
             expr = expr()
         res.rows[name] = (writer or _write)(con, name, expr, year, run_id, year_column)
-        res.seconds[name] = round(time.perf_counter() - t0, 3)
+        res.seconds[name] = seconds_since_last_part()
         done += 1
         if progress:
             progress(f"{year}: {name}", done, total)
 
     def inp(name: str) -> ir.Table:
         return loaded_as_of(con, name, through_load_run)
+
+    def work_table(name: str, expr: ir.Table) -> ir.Table:
+        """`_work_table`, its seconds counted in `other_seconds`."""
+        out = _work_table(con, name, expr)
+        res.other_seconds[f"working table {name}"] = seconds_since_last_part()
+        return out
 
     eligibility = inp("eligibility")
     roster = inp("provider_roster")
@@ -243,9 +259,10 @@ def run_core(
     events = inp("exclusion_event") if "exclusion_event" in tables else None
     listed = _programs_with_rows(payer_lists, progs)
     targeted = _programs_with_rows(payer_targets, progs)
+    res.other_seconds["inputs"] = seconds_since_last_part()
 
     first_year = min([year - 1] + [b.year for p in progs for b in p.target.base_years])
-    all_months = _work_table(con, "eligibility_months", eligibility_months(eligibility, dt.date(first_year, 1, 1), end))
+    all_months = work_table("eligibility_months", eligibility_months(eligibility, dt.date(first_year, 1, 1), end))
     pm = program_months(all_months, progs, employer_group)
     stage("member_months", pm)
     pm = con.table("member_months").filter(lambda t: t.performance_year == year)
@@ -254,8 +271,8 @@ def run_core(
     # the claims as loaded), nor its modifiers, cost-sharing amounts or provenance: the working
     # table leaves those columns out (a stage that needed one would fail to build, not differ).
     med = medical_claim_lines(medical_rows, paid_through)
-    med = _work_table(con, "claim_lines", med.drop(*[c for c in med.columns
-                                                     if _CODE_COLUMN.fullmatch(c) or c in _UNREAD_LINE_COLUMNS]))
+    med = work_table("claim_lines", med.drop(*[c for c in med.columns
+                                               if _CODE_COLUMN.fullmatch(c) or c in _UNREAD_LINE_COLUMNS]))
     rx = pharmacy_claim_lines(pharmacy_rows, paid_through) if pharmacy_rows is not None else None
 
     from allpayer.reference.primary_care import primary_care_codes_for
@@ -302,6 +319,8 @@ def run_core(
     seconds: dict[str, float] = {}
     for w in attribution_work:
         w.drop_all()  # the roster is written: its steps are no longer needed
+    res.other_seconds["drop attribution steps"] = seconds_since_last_part()
+    for w in attribution_work:
         for k, v in w.seconds.items():
             seconds[k] = seconds.get(k, 0.0) + v
     res.work_seconds = {f"attribution:{k}": round(v, 3) for k, v in sorted(seconds.items())}
@@ -312,7 +331,7 @@ def run_core(
           _or_empty(recs, RECONCILE_SCHEMA).mutate(performance_year=ibis.literal(year, "int32")))
 
     scopes = {p.program_id: tcoc.scope_for(p.kind) for p in progs}
-    lines = _work_table(con, "cost_lines", tcoc.cost_lines(med, rx))
+    lines = work_table("cost_lines", tcoc.cost_lines(med, rx))
     mmc = tcoc.member_month_cost(lines, pm, scopes)
     stage("tcoc_member_month", mmc)
     mmc = con.table("tcoc_member_month").filter(lambda t: t.performance_year == year)
@@ -355,8 +374,8 @@ def run_core(
                   for p in progs if p.target.method == "trended_base"]
     base_all = base_cost_all = None
     if base_parts:
-        base_all = _work_table(con, "base_months", union_aligned(base_parts))
-        base_cost_all = _work_table(con, "base_member_month_cost", tcoc.member_month_cost(lines, base_all, scopes))
+        base_all = work_table("base_months", union_aligned(base_parts))
+        base_cost_all = work_table("base_member_month_cost", tcoc.member_month_cost(lines, base_all, scopes))
     risk_programs = [p for p in progs if p.target.risk_adjustment.method == "cms_hcc"]
     for p in risk_programs:
         if p.target.method != "trended_base":
@@ -365,7 +384,7 @@ def run_core(
         # Risk-adjustment-eligible diagnoses of each (tables year, diagnosis year) the programs
         # need, derived from the claims once and shared by every program and scored year.
         needs = sorted({(_hcc_tables_year(p), y - 1) for p in risk_programs for y in _scored_years(p)})
-        dx_all = _work_table(con, "risk_diagnoses", union_aligned([
+        dx_all = work_table("risk_diagnoses", union_aligned([
             _risk_diagnoses(medical_rows, ty, dy).mutate(tables_year=ibis.literal(ty, "int32"),
                                                         diagnosis_year=ibis.literal(dy, "int32"))
             for ty, dy in needs
@@ -402,6 +421,7 @@ def run_core(
           _or_empty(trecs, targets_mod.TARGET_RECONCILE_SCHEMA).mutate(performance_year=ibis.literal(year, "int32")))
     for name in WORK_TABLES:
         con.drop_table(WORK_PREFIX + name, force=True)
+    res.other_seconds["drop working tables"] = seconds_since_last_part()
     return res
 
 
@@ -610,6 +630,9 @@ class RunOutcome:
     paid_through: dt.date
     as_of_load: str | None
     core: CoreResult
+    # wall seconds around the core stages: "open" (the snapshot copied and opened, the cutoff and
+    # load found), "publish" and "reports" (see `allpayer.runs.Run.seconds`), and "total" (the whole run)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_year(
@@ -636,12 +659,14 @@ def run_year(
     `allpayer.warehouse`; Spark local at `spark_master`, or Spark Connect at `spark_remote`, or
     the Ibis PySpark connection `spark_con`).
     """
+    import time
     from pathlib import Path
 
     from allpayer import runs, warehouse
     from allpayer.inputs.load import resolve_paid_through
     from allpayer.terms import load_programs, programs_dir
 
+    t_start = time.perf_counter()
     db = Path(db)
     if backend == "spark":
         if not warehouse.is_warehouse(db):
@@ -668,8 +693,16 @@ def run_year(
         run.paid_through = resolve_paid_through(run.con, paid_through)
         load_run = as_of_load or latest_load_run(run.con)
         run.parameters["as_of_load"] = load_run
+        opened = time.perf_counter() - t_start
         core = run_core(run.con, programs, year, run.paid_through, run.run_id,
                         through=through, through_load_run=load_run, progress=progress,
                         writer=getattr(run, "write", None))
-        run.summary = {"rows": core.rows, "seconds": core.seconds, "programs": core.programs}
-    return RunOutcome(run_id=run.run_id, db=str(db), paid_through=run.paid_through, as_of_load=load_run, core=core)
+        run.summary = {"rows": core.rows, "seconds": core.seconds, "other_seconds": core.other_seconds,
+                       "programs": core.programs}
+        t_end = time.perf_counter()
+    seconds = {"open": round(opened, 3), **run.seconds}
+    if not run.seconds:  # a backend whose run does not time its end: publishing and all after it
+        seconds["publish"] = round(time.perf_counter() - t_end, 3)
+    seconds["total"] = round(time.perf_counter() - t_start, 3)
+    return RunOutcome(run_id=run.run_id, db=str(db), paid_through=run.paid_through, as_of_load=load_run, core=core,
+                      seconds=seconds)

@@ -36,6 +36,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -207,6 +208,9 @@ class Run:
     status: str = "running"
     finished_at: dt.datetime | None = None
     error: str | None = None
+    # wall seconds of the steps around the caller's work: "publish" (record, checkpoint, close,
+    # swap) and "reports" (rendered after the publish); filled as the run ends, not recorded in it
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def record(self) -> dict:
         """The run record as a plain dict (JSON-ready apart from dates)."""
@@ -366,6 +370,7 @@ def begin(
             run.con.con.execute(RUNS_TABLE_DDL).fetchall()
             run.seq = _next_seq(run.con)
             yield run
+            t_publish = time.perf_counter()
             run.status = "succeeded"
             run.finished_at = _utcnow()
             _insert_record(run.con, run)
@@ -375,6 +380,7 @@ def begin(
             _fsync_path(tmp)
             os.replace(tmp, db)
             _fsync_path(db.parent)
+            run.seconds["publish"] = round(time.perf_counter() - t_publish, 3)
         except BaseException as exc:
             run.status = "failed"
             run.finished_at = _utcnow()
@@ -389,7 +395,9 @@ def begin(
         _append_sidecar(db, {"event": "finished", **run.record()})
     finally:
         lock.release()
+    t_reports = time.perf_counter()
     _after_publish(db, run)
+    run.seconds["reports"] = round(time.perf_counter() - t_reports, 3)
 
 
 def _after_publish(db: Path, run: Run) -> None:

@@ -67,7 +67,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print(json.dumps({"run_id": out.run_id, "db": str(db), "backend": backend, "year": year, "as_of_load": out.as_of_load,
                               "paid_through": out.paid_through.isoformat(), "rows": result.rows,
-                              "seconds": result.seconds, "programs": result.programs}, indent=2))
+                              "seconds": result.seconds, "other_seconds": {**result.other_seconds, **out.seconds},
+                              "programs": result.programs}, indent=2))
             return
         t = Table(title=f"Run {out.run_id}: PY{year}, claims paid through {out.paid_through}, inputs as of load {out.as_of_load}")
         t.add_column("table")
@@ -75,6 +76,11 @@ def register(app: typer.Typer) -> None:
         t.add_column("seconds", justify="right")
         for name, n in result.rows.items():
             t.add_row(name, f"{n:,}", f"{result.seconds[name]:.1f}")
+        other = {**result.other_seconds, **out.seconds}
+        total = other.pop("total")
+        for name, secs in other.items():
+            t.add_row(f"[dim]{name}[/dim]", "", f"{secs:.1f}")
+        t.add_row("whole run", "", f"{total:.1f}")
         console.print(t)
         console.print(f"programs: {', '.join(result.programs)}")
         console.print(f"published {db}; export any table with `allpayer export TABLE --db {db} --out FILE.csv`")
