@@ -56,6 +56,34 @@ def test_overlapping_spans_count_once_per_month():
     assert len(mm) == 8 and len(set(col(mm, 'month'))) == 8
 
 
+def test_members_with_one_span_and_with_several_expand_alike():
+    # M1 has one span per plan (each expands as it is), M2 two spans in one plan with a gap, M3 two
+    # overlapping spans; a span with no plan has no key and counts nowhere, with one span or several.
+    mm = run([
+        dict(BASE, enrollment_start_date=D(2024, 1, 1), enrollment_end_date=D(2024, 3, 31)),
+        dict(BASE, plan="other", enrollment_start_date=D(2024, 2, 1), enrollment_end_date=D(2024, 2, 29)),
+        dict(BASE, member_id="M2", enrollment_start_date=D(2024, 1, 1), enrollment_end_date=D(2024, 1, 31)),
+        dict(BASE, member_id="M2", enrollment_start_date=D(2024, 3, 1), enrollment_end_date=D(2024, 4, 30)),
+        dict(BASE, member_id="M3", aid_category="b", enrollment_start_date=D(2024, 1, 1),
+             enrollment_end_date=D(2024, 2, 29)),
+        dict(BASE, member_id="M3", aid_category="a", enrollment_start_date=D(2024, 2, 1),
+             enrollment_end_date=D(2024, 3, 31)),
+        dict(BASE, member_id="M4", plan=None, enrollment_start_date=D(2024, 1, 1),
+             enrollment_end_date=D(2024, 1, 31)),
+        dict(BASE, member_id="M5", plan=None, enrollment_start_date=D(2024, 1, 1),
+             enrollment_end_date=D(2024, 1, 31)),
+        dict(BASE, member_id="M5", plan=None, enrollment_start_date=D(2024, 2, 1),
+             enrollment_end_date=D(2024, 2, 29)),
+    ])
+    got = sorted((r["member_id"], r["plan"], r["month"].month, r["aid_category"]) for r in mm)
+    assert got == [
+        ("M1", "other", 2, "adult"),
+        ("M1", "vmng", 1, "adult"), ("M1", "vmng", 2, "adult"), ("M1", "vmng", 3, "adult"),
+        ("M2", "vmng", 1, "adult"), ("M2", "vmng", 3, "adult"), ("M2", "vmng", 4, "adult"),
+        ("M3", "vmng", 1, "b"), ("M3", "vmng", 2, "a"), ("M3", "vmng", 3, "a"),
+    ]
+
+
 def test_age_and_band_on_first_of_month():
     mm = run([dict(BASE, birth_date=D(1979, 6, 2), enrollment_start_date=D(2024, 5, 1),
                    enrollment_end_date=D(2024, 7, 31))])

@@ -124,7 +124,33 @@ def eligibility_months(
     Overlapping spans of the same member, payer and plan count once per month.
     """
     months = months_table(start, end)
-    e = eligibility
+    # A member with two overlapping spans in one plan counts once per month: keep the span row
+    # that sorts first on a total order so the choice is deterministic on every backend. Every
+    # output column is a sort key, so two rows that tie are identical and either may be kept.
+    # Only a member, payer and plan with more than one span can have a month twice: the spans of
+    # the others expand into their months as they are (a count over the spans, not the months,
+    # finds them), and of the rest only the months covered by more than one span need the window.
+    # (Rows with a NULL key are left out, by these joins on the key as by the months' count.)
+    span_key = ["member_id", "payer", "plan"]
+    spans = eligibility.group_by(span_key).aggregate(_spans=eligibility.count())
+    e = eligibility.join(spans, span_key)
+    single_span = _month_rows(e.filter(e._spans == 1), months, age_bands)
+    rows = _month_rows(e.filter(e._spans > 1), months, age_bands)
+    key = [*span_key, "month"]
+    counts = rows.group_by(key).aggregate(_spans=rows.count())
+    rows = rows.join(counts, key)
+    single = rows.filter(rows._spans == 1).drop("_spans")
+    several = rows.filter(rows._spans > 1).drop("_spans")
+    w = ibis.window(
+        group_by=[several[c] for c in key],
+        order_by=[k for c in several.columns if c not in key for k in _sort_keys(several[c])],
+    )
+    first = several.mutate(_rn=ibis.row_number().over(w)).filter(lambda t: t._rn == 0).drop("_rn")
+    return ibis.union(single_span, single, first, distinct=False)
+
+
+def _month_rows(e: ir.Table, months: ir.Table, age_bands: Sequence[int]) -> ir.Table:
+    """One row per enrollment span of `e` and month of `months` it covers while the member lived."""
     joined = e.join(
         months,
         [
@@ -135,7 +161,7 @@ def eligibility_months(
     alive = joined.death_date.isnull() | (joined.death_date >= joined.month)
     joined = joined.filter(alive)
     age = age_on(joined.birth_date, joined.month)
-    rows = joined.select(
+    return joined.select(
         "person_id",
         "member_id",
         "payer",
@@ -152,19 +178,3 @@ def eligibility_months(
         data_sharing_opt_out=joined.data_sharing_opt_out.fill_null(False),
         death_date=joined.death_date,
     )
-    # A member with two overlapping spans in one plan counts once per month: keep the span row
-    # that sorts first on a total order so the choice is deterministic on every backend. Every
-    # output column is a sort key, so two rows that tie are identical and either may be kept.
-    # Only the months covered by more than one span need the window: the others pass as they are
-    # (a narrow count finds them), so the sort touches the few overlapping rows, not every month.
-    key = ["member_id", "payer", "plan", "month"]
-    counts = rows.group_by(key).aggregate(_spans=rows.count())
-    rows = rows.join(counts, key)
-    single = rows.filter(rows._spans == 1).drop("_spans")
-    several = rows.filter(rows._spans > 1).drop("_spans")
-    w = ibis.window(
-        group_by=[several[c] for c in key],
-        order_by=[k for c in several.columns if c not in key for k in _sort_keys(several[c])],
-    )
-    first = several.mutate(_rn=ibis.row_number().over(w)).filter(lambda t: t._rn == 0).drop("_rn")
-    return single.union(first, distinct=False)
