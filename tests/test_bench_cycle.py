@@ -47,6 +47,18 @@ def test_run_tables_follow_the_run_stage_and_do_not_count_twice():
     assert by["cycle"]["peak_rss_mb"] == 700.0
 
 
+def test_the_run_seconds_outside_its_tables_follow_them_and_stay_out_of_the_core_total():
+    result = _result()
+    result["run_other"] = {"working table claim_lines": 2.0, "publish": 0.5}
+    rows = bench_cycle.rows_of(result)
+    stages = [r["stage"] for r in rows]
+    assert stages[8:11] == ["run: working table claim_lines", "run: publish", bench_cycle.CORE_ROW]
+    by = {r["stage"]: r for r in rows}
+    assert by["run: working table claim_lines"]["seconds"] == 2.0
+    assert by[bench_cycle.CORE_ROW]["seconds"] == 6.5
+    assert by["cycle"]["seconds"] == 20.0
+
+
 def test_without_the_run_tables_there_is_no_core_row(tmp_path):
     result = _result()
     del result["run_tables"]
