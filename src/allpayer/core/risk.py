@@ -686,15 +686,24 @@ def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.T
     """HCCs after edits, CC requirements and hierarchies, with their coefficient value in the
     person's segment: (person_id, _m, _seg, _dis, cc, group_mask, value); and the diagnoses behind
     each CC before hierarchies (person_id, _m, cc, diagnosis_code).
+
+    `dx` has person_id and ``_code``, the code as given: it is normalized (upper case, no dots or
+    spaces) once per distinct spelling, not once per diagnosis, and the diagnoses join the codes'
+    CCs on the spelling.
     """
     who = p.select(
         "person_id", "_seg", "age",
         _sex_code=ibis.ifelse(p.sex == "F", "2", "1"),
         _dis=ibis.ifelse(p.disabled, 1, 0).cast("int8"),
     )
-    d = dx.join(who, "person_id")
-    x = lk.dx
-    j = d.join(x, d.diagnosis_code == x.diagnosis_code)
+    spellings = dx.select("_code").distinct()
+    spellings = spellings.mutate(diagnosis_code=spellings._code.upper().replace(".", "").replace(" ", ""))
+    x = spellings.join(lk.dx, "diagnosis_code")
+    # A left join to the codes' CCs: DuckDB estimates an in-memory lookup at one row, and after an
+    # inner join it would build the person join's hash table on the diagnoses (millions of rows)
+    # instead of on the persons. Diagnoses with no CC keep a null CC here and drop out at the
+    # join to the HCC lookup below.
+    j = dx.left_join(x, "_code").drop("_code_right").join(who, "person_id")
     age_fires = ((j.age_max.notnull() & (j.age <= j.age_max)) | (j.age_min.notnull() & (j.age >= j.age_min))).fill_null(False)
     fires = ibis.cases(
         (j.edit_type == "sex", (j._sex_code == j.sex).fill_null(False)),
@@ -804,10 +813,7 @@ def cms_hcc_scores(
     )
 
     dx = diagnoses.filter(diagnoses.service_date.year() == payment_year - 1)
-    dx = dx.select(
-        person_id=dx.person_id.cast("string"),
-        diagnosis_code=dx.diagnosis_code.upper().replace(".", "").replace(" ", ""),
-    )
+    dx = dx.select(person_id=dx.person_id.cast("string"), _code=dx.diagnosis_code)
     if cache:
         p = p.cache()
     p = checkpoint(p, "risk_persons")  # Spark: computed once, not once per branch that reads it
