@@ -866,7 +866,10 @@ def cms_hcc_scores(
     hv = summary.select("person_id", "_m", "_n", "_hcc_value")
     cv = count.select(_pid0="person_id", _m0="_m", _count_value=count.value)
     iv = inter.group_by(["person_id", "_m"]).agg(_inter_value=inter.value.sum()).rename(_pid1="person_id", _m1="_m")
-    core = pm.select("person_id", "_m", "_seg", "demographic_cell", *[f"_di{i}" for i in range(len(demographic))])
+    core = pm.select(
+        "person_id", "_m", "_seg", "model_version", "segment", "demographic_cell",
+        *[f"_di{i}" for i in range(len(demographic))],
+    )
     core = core.left_join(cell, (core._m == cell._m0) & (core._seg == cell._seg0) & (core.demographic_cell.upper() == cell._variable))
     core = core.left_join(di, (core._m == di._m) & (core._seg == di._seg)).drop("_m_right", "_seg_right")
     core = core.left_join(hv, ["person_id", "_m"]).drop("person_id_right", "_m_right")
@@ -876,7 +879,7 @@ def cms_hcc_scores(
     for i in range(len(demographic)):
         demo_score = demo_score + ibis.ifelse(core[f"_di{i}"], core[f"_di{i}_value"], 0.0).fill_null(0.0)
     core = core.select(
-        "person_id", "_m",
+        "person_id", "_m", "model_version", "segment", "demographic_cell",
         raw_score=demo_score + core._hcc_value.fill_null(0.0) + core._count_value.fill_null(0.0) + core._inter_value.fill_null(0.0),
         demographic_score=demo_score,
         demographic_factor=core._cell_value,
@@ -897,9 +900,8 @@ def cms_hcc_scores(
             {"model_version": "string", "model_label": "string", "blend_weight": "float64", "normalization_factor": "float64"}
         ),
     )
-    ms = pm.select("person_id", "_m", "model_version", "segment", "demographic_cell")
-    ms = ms.join(core, ["person_id", "_m"])
-    ms = ms.join(params, "model_version")
+    # the model scores are the per-person rows above with the model's parameters (no join back to the persons)
+    ms = core.join(params, "model_version")
     normalized = ms.raw_score / ms.normalization_factor
     if terms.round_decimals is not None:
         normalized = normalized.round(terms.round_decimals)
