@@ -336,6 +336,20 @@ def test_only_the_prior_calendar_years_diagnoses_count(ref2026, pop26):
     assert ms_by.loc[("years", "V28"), "payment_year"] == 2025 and ms_by.loc[("years", "V28"), "model_year"] == 2026
 
 
+
+def test_code_spellings_unmapped_codes_and_unknown_persons(ref2026):
+    """A code counts whatever its case, dots or spaces; codes that map to no CC and diagnoses of
+    persons not scored leave no HCC and no source row."""
+    rows = [{"person_id": "a", "birth_date": dt.date(1950, 1, 1), "sex": "F"},
+            {"person_id": "b", "birth_date": dt.date(1950, 1, 1), "sex": "F"}]
+    dx = [("a", "e11.9", D25), ("a", "E119", D25), ("a", " I50 .22", D25), ("a", "I10", D25),
+          ("b", "I10", D25), ("b", "Z00.00", D25), ("nobody", "E11.9", D25), ("nobody", "I50.22", D25)]
+    r, scores, _, detail = score(rows, dx, ref2026, risk.cms_hcc_terms(2026), models=("V28",))
+    assert hccs_of(detail) == {("a", "V28"): {"HCC38", "HCC226"}}
+    sources = df(r.hcc_diagnoses)
+    assert sorted(zip(sources.factor, sources.diagnosis_code)) == [("HCC226", "I5022"), ("HCC38", "E119")]
+    assert set(sources.person_id) == {"a"} and sorted(scores.index) == ["a", "b"]
+
 def test_age_and_sex_edits(pop26):
     hccs = hccs_of(pop26[3])
     assert hccs[("d66f", "V28")] == {"HCC112"} and hccs[("d66m", "V28")] == {"HCC111"}  # sex edit (V28I0ED3)

@@ -686,15 +686,24 @@ def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.T
     """HCCs after edits, CC requirements and hierarchies, with their coefficient value in the
     person's segment: (person_id, _m, _seg, _dis, cc, group_mask, value); and the diagnoses behind
     each CC before hierarchies (person_id, _m, cc, diagnosis_code).
+
+    `dx` has person_id and ``_code``, the code as given: it is normalized (upper case, no dots or
+    spaces) once per distinct spelling, not once per diagnosis, and the diagnoses join the codes'
+    CCs on the spelling.
     """
     who = p.select(
         "person_id", "_seg", "age",
         _sex_code=ibis.ifelse(p.sex == "F", "2", "1"),
         _dis=ibis.ifelse(p.disabled, 1, 0).cast("int8"),
     )
-    d = dx.join(who, "person_id")
-    x = lk.dx
-    j = d.join(x, d.diagnosis_code == x.diagnosis_code)
+    spellings = dx.select("_code").distinct()
+    spellings = spellings.mutate(diagnosis_code=spellings._code.upper().replace(".", "").replace(" ", ""))
+    x = spellings.join(lk.dx, "diagnosis_code")
+    # A left join to the codes' CCs: DuckDB estimates an in-memory lookup at one row, and after an
+    # inner join it would build the person join's hash table on the diagnoses (millions of rows)
+    # instead of on the persons. Diagnoses with no CC keep a null CC here and drop out at the
+    # join to the HCC lookup below.
+    j = dx.left_join(x, "_code").drop("_code_right").join(who, "person_id")
     age_fires = ((j.age_max.notnull() & (j.age <= j.age_max)) | (j.age_min.notnull() & (j.age >= j.age_min))).fill_null(False)
     fires = ibis.cases(
         (j.edit_type == "sex", (j._sex_code == j.sex).fill_null(False)),
@@ -804,10 +813,7 @@ def cms_hcc_scores(
     )
 
     dx = diagnoses.filter(diagnoses.service_date.year() == payment_year - 1)
-    dx = dx.select(
-        person_id=dx.person_id.cast("string"),
-        diagnosis_code=dx.diagnosis_code.upper().replace(".", "").replace(" ", ""),
-    )
+    dx = dx.select(person_id=dx.person_id.cast("string"), _code=dx.diagnosis_code)
     if cache:
         p = p.cache()
     p = checkpoint(p, "risk_persons")  # Spark: computed once, not once per branch that reads it
@@ -860,7 +866,10 @@ def cms_hcc_scores(
     hv = summary.select("person_id", "_m", "_n", "_hcc_value")
     cv = count.select(_pid0="person_id", _m0="_m", _count_value=count.value)
     iv = inter.group_by(["person_id", "_m"]).agg(_inter_value=inter.value.sum()).rename(_pid1="person_id", _m1="_m")
-    core = pm.select("person_id", "_m", "_seg", "demographic_cell", *[f"_di{i}" for i in range(len(demographic))])
+    core = pm.select(
+        "person_id", "_m", "_seg", "model_version", "segment", "demographic_cell",
+        *[f"_di{i}" for i in range(len(demographic))],
+    )
     core = core.left_join(cell, (core._m == cell._m0) & (core._seg == cell._seg0) & (core.demographic_cell.upper() == cell._variable))
     core = core.left_join(di, (core._m == di._m) & (core._seg == di._seg)).drop("_m_right", "_seg_right")
     core = core.left_join(hv, ["person_id", "_m"]).drop("person_id_right", "_m_right")
@@ -870,7 +879,7 @@ def cms_hcc_scores(
     for i in range(len(demographic)):
         demo_score = demo_score + ibis.ifelse(core[f"_di{i}"], core[f"_di{i}_value"], 0.0).fill_null(0.0)
     core = core.select(
-        "person_id", "_m",
+        "person_id", "_m", "model_version", "segment", "demographic_cell",
         raw_score=demo_score + core._hcc_value.fill_null(0.0) + core._count_value.fill_null(0.0) + core._inter_value.fill_null(0.0),
         demographic_score=demo_score,
         demographic_factor=core._cell_value,
@@ -891,9 +900,8 @@ def cms_hcc_scores(
             {"model_version": "string", "model_label": "string", "blend_weight": "float64", "normalization_factor": "float64"}
         ),
     )
-    ms = pm.select("person_id", "_m", "model_version", "segment", "demographic_cell")
-    ms = ms.join(core, ["person_id", "_m"])
-    ms = ms.join(params, "model_version")
+    # the model scores are the per-person rows above with the model's parameters (no join back to the persons)
+    ms = core.join(params, "model_version")
     normalized = ms.raw_score / ms.normalization_factor
     if terms.round_decimals is not None:
         normalized = normalized.round(terms.round_decimals)
