@@ -262,8 +262,9 @@ def _validation_sql(
             raise AssertionError(f"{table}: step after {name} reads {ref} {step.count(ref)} times")
         sql = step.replace(ref, f"({sql})")
     # The delivered text of a failing row, for the quarantine, from the same pass; room for the
-    # flags set later on the (few) rows decided not new and on the claims outside eligibility.
-    flag = ", CAST(NULL AS BOOLEAN) AS outside_eligibility" if table in CLAIM_TABLES else ""
+    # flags set later on the (few) rows decided not new and on the (few) claims outside
+    # eligibility: every claim starts inside, so that only those outside are updated.
+    flag = ", FALSE AS outside_eligibility" if table in CLAIM_TABLES else ""
     # Native (typed) columns are turned to their text here, for the failing rows only.
     spec = validate.restrict(TABLES[table], columns)
     raw_text = "_raw"
@@ -494,7 +495,8 @@ def load_table(
     not_new, result.already_loaded, dup_quarantined = int(counts[0]), int(counts[1]), int(counts[2])
 
     # Flags are set on the verdict in place, so the insert below is a filtered scan of it: rows
-    # keep their order (a join would not promise that).
+    # keep their order (a join would not promise that). Only the rows whose flag changes are
+    # updated: an update of every row of a large verdict costs more than the scan that finds them.
     if not_new:
         raw.execute(
             f"UPDATE {checked} AS c SET _not_new = TRUE FROM {decided} d "
@@ -503,8 +505,8 @@ def load_table(
     flag = ""
     if t in CLAIM_TABLES:
         raw.execute(
-            f"UPDATE {checked} AS c SET outside_eligibility = {_outside_eligibility_sql(t)} "
-            f"WHERE rules IS NULL AND NOT _not_new"
+            f"UPDATE {checked} AS c SET outside_eligibility = TRUE "
+            f"WHERE rules IS NULL AND NOT _not_new AND {_outside_eligibility_sql(t)}"
         ).fetchall()
         flag = ", outside_eligibility"
     cols = ", ".join(_q(c) for c in spec.column_names)
