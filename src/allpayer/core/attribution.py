@@ -1195,12 +1195,16 @@ def _periods_overlap(periods: Sequence[AssignmentPeriod]) -> bool:
 def _expand_to_months(decisions: ir.Table, months: ir.Table, pm: ir.Table, overlapping: bool = True) -> ir.Table:
     """Assigned decisions to (person, month) rows; a person keeps the earliest sticky assignment.
 
-    A person has one decision per period, so when no two periods share a month (`overlapping`
-    false) each (person, month) has one row already and the ranking over all rows is skipped."""
+    The month rows are built narrow (person, period, month, member id) and each decision's
+    columns joined to them once: joins that carry the wide decision rows cost several times
+    more. A person has one decision per period, so when no two periods share a month
+    (`overlapping` false) each (person, month) has one row already and the ranking is skipped."""
     a = decisions.filter(decisions.outcome == "assigned")
-    j = a.join(months, [months.month >= a.period_start, months.month <= a.period_end])
+    n = a.select("person_id", "period_start", "period_end", "step")
+    ms = months.select("month")
+    n = n.join(ms, [ms.month >= n.period_start, ms.month <= n.period_end])
     if overlapping:
-        j = _first(j, ["person_id", "month"], ["period_start", "step"])
+        n = _first(n, ["person_id", "month"], ["period_start", "step"])
     # member id of the month: the program member id that month, else the person's latest one
     # (the lowest id of the last month: one group-by and a join instead of ranking every month)
     mm = pm.group_by(["person_id", "month"]).aggregate(mm_member_id=pm.member_id.min())
@@ -1209,15 +1213,17 @@ def _expand_to_months(decisions: ir.Table, months: ir.Table, pm: ir.Table, overl
         "lt_person_id", lt_member_id=mm.mm_member_id
     )
     mm = mm.rename(mm_person_id="person_id", mm_month="month")
-    j = j.left_join(mm, [j.person_id == mm.mm_person_id, j.month == mm.mm_month])
-    j = j.left_join(latest, j.person_id == latest.lt_person_id)
-    return j.mutate(
-        member_id=ibis.coalesce(j.mm_member_id, j.lt_member_id),
-        eligible=j.mm_member_id.notnull(),
-    ).drop(
-        "mm_person_id", "mm_month", "mm_member_id", "lt_person_id", "lt_member_id",
-        "month_last_day", "known_monthly", "known_quarterly", "known_annually",
+    n = n.left_join(mm, [n.person_id == mm.mm_person_id, n.month == mm.mm_month])
+    n = n.left_join(latest, n.person_id == latest.lt_person_id)
+    n = n.select(
+        _n_person_id=n.person_id,
+        _n_period_start=n.period_start,
+        month=n.month,
+        member_id=ibis.coalesce(n.mm_member_id, n.lt_member_id),
+        eligible=n.mm_member_id.notnull(),
     )
+    j = a.join(n, [a.person_id.identical_to(n._n_person_id), a.period_start == n._n_period_start])
+    return j.drop("_n_person_id", "_n_period_start")
 
 
 def practice_participation(
@@ -1252,8 +1258,8 @@ def _conditions(
     deaths = pm.select("person_id", "death_date")
     if eligibility_months is not None and "death_date" in eligibility_months.columns:
         deaths = deaths.union(eligibility_months.select("person_id", "death_date"))
-    # only the roster's people and (below) their months are looked up, not every member's
-    people = rows.select(_d_person_id=rows.person_id)
+    # only the program's people are looked up (the roster's are among them), not every member
+    people = pm.select(_d_person_id=pm.person_id)
     deaths = deaths.semi_join(people, deaths.person_id == people._d_person_id)
     deaths = deaths.group_by("person_id").aggregate(dd_death_date=deaths.death_date.max())
     deaths = _stored(store, "deaths", deaths.rename(dd_person_id="person_id"))
@@ -1268,8 +1274,10 @@ def _conditions(
     same_plan = ibis.literal(False)
     if eligibility_months is not None:
         em = eligibility_months
-        keys = rows.select(_k_person_id=rows.person_id, _k_month=rows.month)
-        em = em.semi_join(keys, [em.person_id == keys._k_person_id, em.month == keys._k_month])
+        # and of their months only the program's: the other years' months are not aggregated
+        pmo = months.select(_pm_month=months.month)
+        em = em.semi_join(pmo, em.month == pmo._pm_month)
+        em = em.semi_join(people, em.person_id == people._d_person_id)
         sel = _selected(em, program)
         facts = em.mutate(_sel=sel).group_by(["person_id", "month"]).aggregate(
             oc_medicare=((em.payer_type == "medicare") & ~sel).any(),
