@@ -650,6 +650,18 @@ def test_quarterly_lists_follow_a_rolling_window():
         (D(2024, 4, 1), "practice_changed", "reassigned", "PA", "PB")]
 
 
+def test_only_lists_added_during_the_year_share_months():
+    """The monthly roster ranks a person's assignments only when two periods share a month."""
+    from allpayer.core.attribution import _periods_overlap
+
+    quarterly = dict(V_TERMS, method="quarterly", lookback_months={"value": 12})
+    quarterly.pop("window_end")
+    assert len(assignment_periods(program(quarterly))) == 4
+    assert not _periods_overlap(assignment_periods(program(quarterly)))
+    assert not _periods_overlap(assignment_periods(program(V_TERMS)))
+    assert _periods_overlap(assignment_periods(program(dict(V_TERMS, add_members_during_year=True))))
+
+
 def test_recency_weights_favour_the_recent_year():
     assert recency_weights(None) == (1,)
     claims = [

@@ -477,7 +477,9 @@ def _services(
     if missing:
         raise RunError(f"claim lines lack columns needed for attribution: {', '.join(missing)}")
     payers = tuple(claims_payers or [payer])
-    t = _candidate_lines(claim_lines, codes, all_services)
+    # stored, the lines keep only what the steps read (writing them is most of their cost)
+    line_columns = _SERVICE_LINE_COLUMNS if store is None else _STEP_LINE_COLUMNS
+    t = _candidate_lines(claim_lines, codes, all_services, line_columns)
     if store is not None:
         t = _stored(store, "service_lines", t, claim_lines.op(), codes.op(), all_services)
     t = t.filter(t.payer.isin(list(payers)))
@@ -491,7 +493,7 @@ def _services(
     out = t.select(
         "period_start",
         "window_end",
-        *_SERVICE_LINE_COLUMNS,
+        *line_columns,
         "primary_care_code",
         "clinic",
         "npi",
@@ -513,15 +515,17 @@ def _services(
     if store is None or periods_key is None:
         return out
     return _stored(
-        store, "services", out,
+        store, "services", out.drop("billed_under", "participation"),
         claim_lines.op(), roster.op(), codes.op(), payer, payers, periods_key, tuple(participating), all_services,
     )
 
 
-def _candidate_lines(claim_lines: ir.Table, codes: ir.Table, all_services: bool) -> ir.Table:
+def _candidate_lines(
+    claim_lines: ir.Table, codes: ir.Table, all_services: bool, columns: Sequence[str]
+) -> ir.Table:
     """Claim lines of every payer that can count as a service (allowed above zero, not denied,
     a primary-care code or a clinic visit, or with `all_services` any professional line), with
-    the entity columns derived from the line."""
+    `columns` of the line and the entity columns derived from it."""
     t = claim_lines
     keep = t.allowed_cents > 0
     if "claim_status" in t.columns:
@@ -537,7 +541,7 @@ def _candidate_lines(claim_lines: ir.Table, codes: ir.Table, all_services: bool)
     t = t.filter(clinic | (prof & (pc_code if not all_services else ibis.literal(True))))
     return t.select(
         "payer",
-        *_SERVICE_LINE_COLUMNS,
+        *columns,
         primary_care_code=(pc_code | clinic).fill_null(False),
         clinic=clinic.fill_null(False),
         npi=ibis.coalesce(t.rendering_npi, t.billing_npi),
@@ -559,6 +563,9 @@ _SERVICE_LINE_COLUMNS = (
     "allowed_cents",
 )
 """Claim-line columns a qualifying service keeps."""
+
+_STEP_LINE_COLUMNS = ("person_id", "claim_id", "service_date", "allowed_cents")
+"""The claim-line columns the assignment steps read (with the derived entity and roster columns)."""
 
 
 def primary_care_services(
@@ -1179,26 +1186,44 @@ def _program_months_table(program: ProgramTerms) -> ir.Table:
     )
 
 
-def _expand_to_months(decisions: ir.Table, months: ir.Table, pm: ir.Table) -> ir.Table:
-    """Assigned decisions to (person, month) rows; a person keeps the earliest sticky assignment."""
+def _periods_overlap(periods: Sequence[AssignmentPeriod]) -> bool:
+    """Whether some month lies in two of the periods (sticky lists added during the year)."""
+    spans = sorted((p.start, p.end) for p in periods)
+    return any(later[0] <= earlier[1] for earlier, later in zip(spans, spans[1:]))
+
+
+def _expand_to_months(decisions: ir.Table, months: ir.Table, pm: ir.Table, overlapping: bool = True) -> ir.Table:
+    """Assigned decisions to (person, month) rows; a person keeps the earliest sticky assignment.
+
+    The month rows are built narrow (person, period, month, member id) and each decision's
+    columns joined to them once: joins that carry the wide decision rows cost several times
+    more. A person has one decision per period, so when no two periods share a month
+    (`overlapping` false) each (person, month) has one row already and the ranking is skipped."""
     a = decisions.filter(decisions.outcome == "assigned")
-    j = a.join(months, [months.month >= a.period_start, months.month <= a.period_end])
-    j = _first(j, ["person_id", "month"], ["period_start", "step"])
+    n = a.select("person_id", "period_start", "period_end", "step")
+    ms = months.select("month")
+    n = n.join(ms, [ms.month >= n.period_start, ms.month <= n.period_end])
+    if overlapping:
+        n = _first(n, ["person_id", "month"], ["period_start", "step"])
     # member id of the month: the program member id that month, else the person's latest one
+    # (the lowest id of the last month: one group-by and a join instead of ranking every month)
     mm = pm.group_by(["person_id", "month"]).aggregate(mm_member_id=pm.member_id.min())
+    last = mm.group_by(lt_person_id=mm.person_id).aggregate(lt_month=mm.month.max())
+    latest = mm.join(last, [mm.person_id == last.lt_person_id, mm.month == last.lt_month]).select(
+        "lt_person_id", lt_member_id=mm.mm_member_id
+    )
     mm = mm.rename(mm_person_id="person_id", mm_month="month")
-    latest = _first(pm, ["person_id"], ["-month", "member_id"]).select(
-        lt_person_id=pm.person_id, lt_member_id=pm.member_id
+    n = n.left_join(mm, [n.person_id == mm.mm_person_id, n.month == mm.mm_month])
+    n = n.left_join(latest, n.person_id == latest.lt_person_id)
+    n = n.select(
+        _n_person_id=n.person_id,
+        _n_period_start=n.period_start,
+        month=n.month,
+        member_id=ibis.coalesce(n.mm_member_id, n.lt_member_id),
+        eligible=n.mm_member_id.notnull(),
     )
-    j = j.left_join(mm, [j.person_id == mm.mm_person_id, j.month == mm.mm_month])
-    j = j.left_join(latest, j.person_id == latest.lt_person_id)
-    return j.mutate(
-        member_id=ibis.coalesce(j.mm_member_id, j.lt_member_id),
-        eligible=j.mm_member_id.notnull(),
-    ).drop(
-        "mm_person_id", "mm_month", "mm_member_id", "lt_person_id", "lt_member_id",
-        "month_last_day", "known_monthly", "known_quarterly", "known_annually",
-    )
+    j = a.join(n, [a.person_id.identical_to(n._n_person_id), a.period_start == n._n_period_start])
+    return j.drop("_n_person_id", "_n_period_start")
 
 
 def practice_participation(
@@ -1233,6 +1258,9 @@ def _conditions(
     deaths = pm.select("person_id", "death_date")
     if eligibility_months is not None and "death_date" in eligibility_months.columns:
         deaths = deaths.union(eligibility_months.select("person_id", "death_date"))
+    # only the program's people are looked up (the roster's are among them), not every member
+    people = pm.select(_d_person_id=pm.person_id)
+    deaths = deaths.semi_join(people, deaths.person_id == people._d_person_id)
     deaths = deaths.group_by("person_id").aggregate(dd_death_date=deaths.death_date.max())
     deaths = _stored(store, "deaths", deaths.rename(dd_person_id="person_id"))
     t = rows.left_join(deaths, rows.person_id == deaths.dd_person_id).drop("dd_person_id")
@@ -1246,9 +1274,10 @@ def _conditions(
     same_plan = ibis.literal(False)
     if eligibility_months is not None:
         em = eligibility_months
-        # only the program's months are looked up: the other years' months are not aggregated
+        # and of their months only the program's: the other years' months are not aggregated
         pmo = months.select(_pm_month=months.month)
         em = em.semi_join(pmo, em.month == pmo._pm_month)
+        em = em.semi_join(people, em.person_id == people._d_person_id)
         sel = _selected(em, program)
         facts = em.mutate(_sel=sel).group_by(["person_id", "month"]).aggregate(
             oc_medicare=((em.payer_type == "medicare") & ~sel).any(),
@@ -1323,14 +1352,27 @@ def _apply_exclusions(
         # the conditions as columns, so that the stored table carries them
         t = _stored(store, "roster_facts", t.mutate(**{f"_cond_{r}": c for r, c in cond.items()}))
         cond = {r: t[f"_cond_{r}"] for r in cond}
-    excluded: dict[str, ir.BooleanValue] = {}
-    per_person = ibis.window(group_by=[t.person_id])
-    to_date = ibis.window(group_by=[t.person_id], order_by=[t.month], preceding=None, following=0)
+    hit_of = {}
     for e in a.exclusions:
         known = t[f"known_{e.checked}"]
-        hit = cond[e.reason] & known.notnull() & (ibis.literal(True) if as_of is None else known <= ibis.literal(as_of))
+        hit_of[e.reason] = cond[e.reason] & known.notnull() & (
+            ibis.literal(True) if as_of is None else known <= ibis.literal(as_of)
+        )
+    t = t.mutate(**{f"_h_{r}": h for r, h in hit_of.items()})
+    yearly = [e.reason for e in a.exclusions if e.scope == "year"]
+    if yearly:
+        # a year-scope reason holds in every month of a person once it holds in one: aggregated
+        # per person and joined back (a window over the wide month rows costs several times more)
+        per_person = t.group_by(_y_person_id=t.person_id).aggregate(
+            **{f"_y_{r}": t[f"_h_{r}"].cast("int8").max() for r in yearly}
+        )
+        t = t.left_join(per_person, t.person_id.identical_to(per_person._y_person_id)).drop("_y_person_id")
+    excluded: dict[str, ir.BooleanValue] = {}
+    to_date = ibis.window(group_by=[t.person_id], order_by=[t.month], preceding=None, following=0)
+    for e in a.exclusions:
+        hit = t[f"_h_{e.reason}"]
         if e.scope == "year":
-            excluded[e.reason] = hit.cast("int8").max().over(per_person) == 1
+            excluded[e.reason] = t[f"_y_{e.reason}"] == 1
         elif a.requalify:
             excluded[e.reason] = hit
         else:
@@ -1453,7 +1495,8 @@ def monthly_roster(
     pm = program_months.filter(program_months.program_id == program.program_id)
     months = _program_months_table(program)
     d = decisions.filter(decisions.program_id == program.program_id)
-    rows = _stored(store, "roster_months", _expand_to_months(d, months, pm))
+    overlapping = _periods_overlap(assignment_periods(program))
+    rows = _stored(store, "roster_months", _expand_to_months(d, months, pm, overlapping))
     rows = _apply_exclusions(rows, program, pm, provider_roster, eligibility_months, exclusion_events, as_of, options,
                              store)
     return _conform(
