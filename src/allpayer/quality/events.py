@@ -648,6 +648,7 @@ def ed_follow_up(
     enrollment_before_days: int = 0,
     enrollment_after_days: int | None = None,
     restrict: Callable[[ir.Table], ir.Table] | None = None,
+    name: str,
 ) -> ir.Table:
     """Follow-up after an ED visit (FUM, FUA, NQF 2605, FMC), one result row per ED visit.
 
@@ -668,6 +669,11 @@ def ed_follow_up(
        ``within_<n>_days_of_counted_visit``.
     5. Numerator: a follow-up visit (a claim that passes `follow_up`; see
        :func:`visit_code_flag`) on the visit date or within `days` days after it.
+
+    The visits with their enrollment and exclusions, and the de-duplication, are stored
+    (`MeasureContext.store`, under `name`, unique within the program): the de-duplication's
+    pointer-doubling joins read the visits many times, and as one statement each read would
+    repeat the whole pipeline up to there.
     """
     y0 = ctx.period_start
     y_last = dt.date(ctx.year, *last_day)
@@ -684,10 +690,12 @@ def ed_follow_up(
                          after_days=days if enrollment_after_days is None else enrollment_after_days)
     ed = with_person_exclusions(ed, ctx)
     ed = ed.mutate(_eligible=ed.enrolled & ed.exclusion_reason.isnull() & ed.adm_date.isnull())
+    ed = ctx.store(f"{name}_visits", ed)
     elig = ed.filter(ed._eligible).select("person_id", "visit_date")
     span = (y_last - y0).days + 1
-    counted = first_per_window(elig, date_col="visit_date", days=dedup_days, span_days=span).rename(
-        _c_person="person_id", _c_date="visit_date")
+    counted = ctx.store(f"{name}_counted", first_per_window(elig, date_col="visit_date", days=dedup_days,
+                                                           span_days=span))
+    counted = counted.rename(_c_person="person_id", _c_date="visit_date")
     ed = ed.left_join(counted, [ed.person_id == counted._c_person, ed.visit_date == counted._c_date])
     ed = ed.drop("_c_person", "_c_date")
     fu = visits(claims, claims._fu)

@@ -136,8 +136,10 @@ def with_treatment(ep: ir.Table, claims: ir.Table) -> ir.Table:
 def _compute(rate: str):
     def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
         claims = sud_claims(ctx)
-        ep = episodes(ctx, claims, population)
-        ep = with_treatment(ep, claims)
+        # Stored at the steps that later steps read more than once (joins back to the episodes),
+        # so that no statement repeats the pipeline before it.
+        ep = ctx.store(f"iet_{rate}_episodes", episodes(ctx, claims, population))
+        ep = ctx.store(f"iet_{rate}_treatment", with_treatment(ep, claims))
         ep = enrolled_around(ep, ctx, ENROLLMENT, date_col="iesd", before_days=HISTORY_DAYS,
                              after_days=INITIATION_DAYS + ENGAGEMENT_DAYS)
         ep = with_person_exclusions(ep, ctx)
