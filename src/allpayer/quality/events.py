@@ -571,6 +571,15 @@ def enrolled_around(events: ir.Table, ctx: "MeasureContext", rule: "Enrollment",
     return continuously_enrolled(t, elig, "enrollment_start", "enrollment_end", rule, key=list(key))
 
 
+def enrollment_window_text(t: ir.Table) -> ir.StringValue:
+    """The window :func:`enrolled_around` checked, as shown in the evidence of a row that is not
+    continuously enrolled: ``<enrollment_start>..<enrollment_end>`` as the enrollment check computes
+    them. On DuckDB a date minus an interval is a timestamp (Ibis leaves out the cast back to a date),
+    so the text reads ``2023-04-11 00:00:00..2024-04-17 00:00:00``; a measure that stores its events
+    before deciding computes the text before storing them, which would make the columns dates."""
+    return t.enrollment_start.cast("string").concat("..", t.enrollment_end.cast("string"))
+
+
 def days_after(later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:
     return later.delta(earlier, unit="day").cast("int64")
 
@@ -689,7 +698,8 @@ def ed_follow_up(
     ed = enrolled_around(ed, ctx, enrollment, date_col="visit_date", before_days=enrollment_before_days,
                          after_days=days if enrollment_after_days is None else enrollment_after_days)
     ed = with_person_exclusions(ed, ctx)
-    ed = ed.mutate(_eligible=ed.enrolled & ed.exclusion_reason.isnull() & ed.adm_date.isnull())
+    ed = ed.mutate(_eligible=ed.enrolled & ed.exclusion_reason.isnull() & ed.adm_date.isnull(),
+                   _window=enrollment_window_text(ed))
     ed = ctx.store(f"{name}_visits", ed)
     elig = ed.filter(ed._eligible).select("person_id", "visit_date")
     span = (y_last - y0).days + 1
@@ -704,7 +714,7 @@ def ed_follow_up(
     outcomes = [
         Outcome(~ed.enrolled, in_denominator=False, excluded=False, reason="not_continuously_enrolled",
                 source="eligibility", evidence_id=None, evidence_date=None,
-                value=ed.enrollment_start.cast("string").concat("..", ed.enrollment_end.cast("string"))),
+                value=ed._window),
         Outcome(ed.exclusion_reason.notnull(), in_denominator=True, excluded=True, reason=ed.exclusion_reason,
                 source=ed.exclusion_source, evidence_id=ed.exclusion_id, evidence_date=ed.exclusion_date,
                 value=ed.exclusion_reason),

@@ -34,6 +34,7 @@ from allpayer.quality.events import (
     days_after,
     decide,
     enrolled_around,
+    enrollment_window_text,
     event_claims,
     first_stay_between,
     first_visit_between,
@@ -81,7 +82,8 @@ def _compute(days: int):
         idx = first_stay_between(idx, nonacute, date_col="discharge_date", lo=0, hi=WINDOW, key=["event_id"],
                                  prefix="nonacute")
         idx = enrolled_around(idx, ctx, ENROLLMENT, date_col="discharge_date", before_days=0, after_days=WINDOW)
-        idx = ctx.store(f"hedis_fuh_{days}d_index", with_person_exclusions(idx, ctx))
+        idx = with_person_exclusions(idx, ctx)
+        idx = ctx.store(f"hedis_fuh_{days}d_index", idx.mutate(_window=enrollment_window_text(idx)))
         fu = visits(claims, claims._fu)
         idx = first_visit_between(idx, fu, date_col="discharge_date", lo=1, hi=days, key=["event_id"], prefix="fu")
         claim = "medical_claim"
@@ -92,7 +94,7 @@ def _compute(days: int):
         outcomes = [
             Outcome(~idx.enrolled, in_denominator=False, excluded=False, reason="not_continuously_enrolled",
                     source="eligibility", evidence_id=None, evidence_date=None,
-                    value=idx.enrollment_start.cast("string").concat("..", idx.enrollment_end.cast("string"))),
+                    value=idx._window),
             Outcome(idx.exclusion_reason.notnull(), in_denominator=True, excluded=True, reason=idx.exclusion_reason,
                     source=idx.exclusion_source, evidence_id=idx.exclusion_id, evidence_date=idx.exclusion_date,
                     value=idx.exclusion_reason),

@@ -42,6 +42,7 @@ from allpayer.quality.events import (
     days_after,
     decide,
     enrolled_around,
+    enrollment_window_text,
     event_claims,
     in_population,
     visit_code_flag,
@@ -147,7 +148,7 @@ def _compute(rate: str):
         outcomes = [
             Outcome(~ep.enrolled, in_denominator=False, excluded=False, reason="not_continuously_enrolled",
                     source="eligibility", evidence_id=None, evidence_date=None,
-                    value=ep.enrollment_start.cast("string").concat("..", ep.enrollment_end.cast("string"))),
+                    value=enrollment_window_text(ep)),
             Outcome(ep.exclusion_reason.notnull(), in_denominator=True, excluded=True, reason=ep.exclusion_reason,
                     source=ep.exclusion_source, evidence_id=ep.exclusion_id, evidence_date=ep.exclusion_date,
                     value=ep.exclusion_reason),
