@@ -49,31 +49,6 @@ def test_adjustment_rows_net_by_claim_line_in_cents():
     assert out["C1", 2]["paid_cents"] == 500
 
 
-def test_a_line_delivered_once_is_its_own_net_and_a_line_adjusted_is_netted_alike():
-    # C1 line 1 is delivered once, C1 line 2 adjusted (sequence NULL counts as 0, the original),
-    # C2 line 1 adjusted only by a row of sequence 1 (its original not delivered); a row without a
-    # claim id has no line and is left out.
-    t = claims([
-        dict(claim_id="C1", claim_line_number=1, paid_date=D(2024, 3, 20), paid_amount="12.34", allowed_amount="15.00"),
-        dict(claim_id="C1", claim_line_number=2, adjustment_sequence=None, paid_date=D(2024, 3, 20),
-             paid_amount="9.00", allowed_amount="9.00"),
-        dict(claim_id="C1", claim_line_number=2, adjustment_sequence=1, paid_date=D(2024, 4, 2),
-             paid_amount="-9.00", allowed_amount="-9.00", claim_status="denied"),
-        dict(claim_id="C2", claim_line_number=1, adjustment_sequence=1, paid_date=D(2024, 4, 2),
-             paid_amount="3.00", allowed_amount="4.00"),
-        dict(claim_id=None, claim_line_number=1, paid_date=D(2024, 3, 20), paid_amount="1.00", allowed_amount="1.00"),
-    ])
-    out = lines(t)
-    assert set(out) == {("C1", 1), ("C1", 2), ("C2", 1)}
-    once, adjusted, late = out["C1", 1], out["C1", 2], out["C2", 1]
-    assert (once["paid_cents"], once["allowed_cents"], once["adjustment_rows"]) == (1234, 1500, 1)
-    assert once["first_paid_date"] == once["last_paid_date"] == D(2024, 3, 20)
-    assert (adjusted["paid_cents"], adjusted["adjustment_rows"], adjusted["claim_status"]) == (0, 2, "denied")
-    assert (adjusted["first_paid_date"], adjusted["last_paid_date"]) == (D(2024, 3, 20), D(2024, 4, 2))
-    assert (late["paid_cents"], late["allowed_cents"], late["adjustment_rows"]) == (300, 400, 1)
-    assert set(once) == set(adjusted) and "adjustment_sequence" not in once and "paid_amount" not in once
-
-
 def test_paid_through_cutoff_ignores_later_adjustments():
     t = claims([
         dict(claim_id="C1", claim_line_number=1, paid_date=D(2024, 3, 20), paid_amount="100.00", allowed_amount="100.00"),

@@ -83,29 +83,11 @@ def net_claim_rows(rows: ir.Table, money_columns: Sequence[str] = MONEY_COLUMNS)
 
 
 def _net_cents(rows: ir.Table) -> ir.Table:
-    """Net claim lines with paid and allowed as integer cents (the engine's money).
-
-    Only the lines with an adjustment (a row of sequence above 0) go through `net_claim_rows`:
-    a line delivered once is its own net, so its row passes as it is instead of being grouped and
-    joined back (about 2% of the lines are adjusted). The key makes a line without adjustment one
-    row, as `net_claim_rows` relies on; a row without a key is left out on both paths.
-    """
-    key = ["claim_id", "claim_line_number"]
-    rows = rows.mutate(adjustment_sequence=rows.adjustment_sequence.fill_null(0))
-    adjusted = rows.filter(rows.adjustment_sequence != 0).select(*key).distinct()
-    netted = net_claim_rows(rows.semi_join(adjusted, key), MONEY_COLUMNS)
-    netted = netted.mutate(paid_cents=cents(netted.paid_amount), allowed_cents=cents(netted.allowed_amount)).drop(
+    """Net claim lines with paid and allowed as integer cents (the engine's money)."""
+    lines = net_claim_rows(rows, MONEY_COLUMNS)
+    return lines.mutate(paid_cents=cents(lines.paid_amount), allowed_cents=cents(lines.allowed_amount)).drop(
         *MONEY_COLUMNS
     )
-    once = rows.filter(rows.claim_id.notnull() & rows.claim_line_number.notnull()).anti_join(adjusted, key)
-    once = once.mutate(
-        paid_cents=cents(once.paid_amount),
-        allowed_cents=cents(once.allowed_amount),
-        adjustment_rows=ibis.literal(1, "int64"),
-        first_paid_date=once.paid_date,
-        last_paid_date=once.paid_date,
-    )
-    return ibis.union(once.select(*netted.columns), netted, distinct=False)
 
 
 def claims_as_of(table: ir.Table, paid_through: dt.date | None) -> ir.Table:
