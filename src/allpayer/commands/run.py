@@ -64,10 +64,11 @@ def register(app: typer.Typer) -> None:
                            backend=check_backend(backend, spark_remote), spark_master=spark_master,
                            spark_remote=spark_remote)
         result = out.core
+        other = {**result.other_seconds, **out.seconds}  # every part of the run outside its tables
         if as_json:
             print(json.dumps({"run_id": out.run_id, "db": str(db), "backend": backend, "year": year, "as_of_load": out.as_of_load,
                               "paid_through": out.paid_through.isoformat(), "rows": result.rows,
-                              "seconds": result.seconds, "other_seconds": {**result.other_seconds, **out.seconds},
+                              "seconds": result.seconds, "other_seconds": other,
                               "programs": result.programs}, indent=2))
             return
         t = Table(title=f"Run {out.run_id}: PY{year}, claims paid through {out.paid_through}, inputs as of load {out.as_of_load}")
@@ -76,7 +77,6 @@ def register(app: typer.Typer) -> None:
         t.add_column("seconds", justify="right")
         for name, n in result.rows.items():
             t.add_row(name, f"{n:,}", f"{result.seconds[name]:.1f}")
-        other = {**result.other_seconds, **out.seconds}
         total = other.pop("total")
         for name, secs in other.items():
             t.add_row(f"[dim]{name}[/dim]", "", f"{secs:.1f}")
