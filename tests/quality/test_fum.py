@@ -130,6 +130,22 @@ def test_rate_counts(world):
     assert prog["rate"] == framework.exact_rate(3, 13, 3)
 
 
+def test_the_stage_stores_the_steps_and_decides_the_same(world):
+    """Through `run_quality`, which stores the visits and the de-duplication before deciding, the
+    rows are those of the expression, down to the evidence text of the visit not enrolled (P09)."""
+    from allpayer.quality.run import run_quality
+    from tests.quality.test_shared import PAID_THROUGH, database
+
+    w, r30, _ = world
+    con = database(w, programs=1)
+    run_quality(con, [w.program], 2024, PAID_THROUGH, "run-1")
+    r = con.table("quality_measure_results")
+    stored = r.filter(r.measure_id == "hedis_fum_30d").drop("run_id").to_pyarrow().to_pylist()
+    assert sorted(stored, key=repr) == sorted(r30, key=repr)
+    (p09,) = [x for x in stored if x["person_id"] == "P09"]
+    assert p09["evidence_value"] == next(x["evidence_value"] for x in r30 if x["person_id"] == "P09")
+
+
 def framework_table(results):
     import ibis
     import pyarrow as pa

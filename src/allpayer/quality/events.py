@@ -571,6 +571,15 @@ def enrolled_around(events: ir.Table, ctx: "MeasureContext", rule: "Enrollment",
     return continuously_enrolled(t, elig, "enrollment_start", "enrollment_end", rule, key=list(key))
 
 
+def enrollment_window_text(t: ir.Table) -> ir.StringValue:
+    """The window :func:`enrolled_around` checked, as shown in the evidence of a row that is not
+    continuously enrolled: ``<enrollment_start>..<enrollment_end>`` as the enrollment check computes
+    them. On DuckDB a date minus an interval is a timestamp (Ibis leaves out the cast back to a date),
+    so the text reads ``2023-04-11 00:00:00..2024-04-17 00:00:00``; a measure that stores its events
+    before deciding computes the text before storing them, which would make the columns dates."""
+    return t.enrollment_start.cast("string").concat("..", t.enrollment_end.cast("string"))
+
+
 def days_after(later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:
     return later.delta(earlier, unit="day").cast("int64")
 
@@ -648,6 +657,7 @@ def ed_follow_up(
     enrollment_before_days: int = 0,
     enrollment_after_days: int | None = None,
     restrict: Callable[[ir.Table], ir.Table] | None = None,
+    name: str,
 ) -> ir.Table:
     """Follow-up after an ED visit (FUM, FUA, NQF 2605, FMC), one result row per ED visit.
 
@@ -668,6 +678,11 @@ def ed_follow_up(
        ``within_<n>_days_of_counted_visit``.
     5. Numerator: a follow-up visit (a claim that passes `follow_up`; see
        :func:`visit_code_flag`) on the visit date or within `days` days after it.
+
+    The visits with their enrollment and exclusions, and the de-duplication, are stored
+    (`MeasureContext.store`, under `name`, unique within the program): the de-duplication's
+    pointer-doubling joins read the visits many times, and as one statement each read would
+    repeat the whole pipeline up to there.
     """
     y0 = ctx.period_start
     y_last = dt.date(ctx.year, *last_day)
@@ -683,11 +698,14 @@ def ed_follow_up(
     ed = enrolled_around(ed, ctx, enrollment, date_col="visit_date", before_days=enrollment_before_days,
                          after_days=days if enrollment_after_days is None else enrollment_after_days)
     ed = with_person_exclusions(ed, ctx)
-    ed = ed.mutate(_eligible=ed.enrolled & ed.exclusion_reason.isnull() & ed.adm_date.isnull())
+    ed = ed.mutate(_eligible=ed.enrolled & ed.exclusion_reason.isnull() & ed.adm_date.isnull(),
+                   _window=enrollment_window_text(ed))
+    ed = ctx.store(f"{name}_visits", ed)
     elig = ed.filter(ed._eligible).select("person_id", "visit_date")
     span = (y_last - y0).days + 1
-    counted = first_per_window(elig, date_col="visit_date", days=dedup_days, span_days=span).rename(
-        _c_person="person_id", _c_date="visit_date")
+    counted = ctx.store(f"{name}_counted", first_per_window(elig, date_col="visit_date", days=dedup_days,
+                                                           span_days=span))
+    counted = counted.rename(_c_person="person_id", _c_date="visit_date")
     ed = ed.left_join(counted, [ed.person_id == counted._c_person, ed.visit_date == counted._c_date])
     ed = ed.drop("_c_person", "_c_date")
     fu = visits(claims, claims._fu)
@@ -696,7 +714,7 @@ def ed_follow_up(
     outcomes = [
         Outcome(~ed.enrolled, in_denominator=False, excluded=False, reason="not_continuously_enrolled",
                 source="eligibility", evidence_id=None, evidence_date=None,
-                value=ed.enrollment_start.cast("string").concat("..", ed.enrollment_end.cast("string"))),
+                value=ed._window),
         Outcome(ed.exclusion_reason.notnull(), in_denominator=True, excluded=True, reason=ed.exclusion_reason,
                 source=ed.exclusion_source, evidence_id=ed.exclusion_id, evidence_date=ed.exclusion_date,
                 value=ed.exclusion_reason),

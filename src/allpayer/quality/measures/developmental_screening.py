@@ -41,7 +41,8 @@ def birthday_window(population: ir.Table, year: int) -> ir.Table:
 def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
     pop = birthday_window(population, ctx.year)
     pop = ctx.enrolled(pop, "window_start", "birthday", RULE)
-    pop = pop.filter(pop.enrolled).drop("enrolled")
+    # Stored: the exclusions, the screening window and the result each read the enrolled children.
+    pop = ctx.store("cdev_enrolled", pop.filter(pop.enrolled).drop("enrolled"))
     excl = common_exclusions(ctx, pop, institutional=False, frailty=False)
     excl = excl.filter(excl.exclusion_reason == "hospice")
     base = with_exclusions(pop.select("person_id", "birthday", "window_start"), excl)

@@ -68,7 +68,7 @@ def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
         follow_up=lambda c: c.visit,
         days=7, last_day=(12, 24), min_age=18, admission_days=7, dedup_days=8,
         enrollment=ENROLLMENT, enrollment_before_days=365,
-        restrict=lambda ev: with_conditions(ctx, ev),
+        restrict=lambda ev: with_conditions(ctx, ev), name="hedis_fmc",
     )
 
 

@@ -52,7 +52,7 @@ def _fua(days: int):
             qualifies=lambda c: c.sud_principal | c.overdose_any,
             follow_up=lambda c: (c.visit & (c.sud_any | c.overdose_any)) | c.medication,
             days=days, last_day=(12, 1), min_age=13, admission_days=30, dedup_days=31,
-            enrollment=ENROLLMENT, enrollment_after_days=30,
+            enrollment=ENROLLMENT, enrollment_after_days=30, name=f"hedis_fua_{days}d",
         )
     return compute
 
@@ -64,7 +64,7 @@ def _nqf2605(ctx: MeasureContext, population):
         qualifies=lambda c: c.sud_principal,
         follow_up=lambda c: (c.visit & c.sud_principal) | c.medication,
         days=30, last_day=(12, 1), min_age=18, admission_days=30, dedup_days=31,
-        enrollment=ENROLLMENT,
+        enrollment=ENROLLMENT, name="fu_ed_aod_30d",
     )
 
 

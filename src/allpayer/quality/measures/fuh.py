@@ -34,6 +34,7 @@ from allpayer.quality.events import (
     days_after,
     decide,
     enrolled_around,
+    enrollment_window_text,
     event_claims,
     first_stay_between,
     first_visit_between,
@@ -67,11 +68,14 @@ def _compute(days: int):
         claims = event_claims(ctx, "fuh", {"visit": visit_code_flag(ctx, FOLLOW_UP_SETS)},
                               mi_principal=("mental_illness_dx", True), sh_principal=("self_harm_dx", True))
         claims = claims.mutate(_fu=claims.visit & (claims.mi_principal | claims.sh_principal))
-        episodes = mental_health_stays(ctx, claims)
+        # Stored at the steps that later steps read more than once (each window join reads its
+        # events twice), so that no statement repeats the pipeline before it.
+        episodes = ctx.store(f"hedis_fuh_{days}d_episodes", mental_health_stays(ctx, claims))
         idx = episodes.filter(episodes.mental_health & (episodes.discharge_date >= ctx.period_start)
                               & (episodes.discharge_date <= ibis.date(ctx.year, 12, 1)))
         idx = in_population(idx, population, "discharge_date", 6, ctx=ctx)
         idx = idx.mutate(event_id=idx.discharge_date.cast("string").concat(":", idx.claim_id))
+        idx = ctx.store(f"hedis_fuh_{days}d_discharges", idx)
         idx = first_stay_between(idx, episodes, date_col="discharge_date", lo=1, hi=WINDOW, key=["event_id"],
                                  prefix="readm", carry=["mental_health"])
         nonacute = inpatient_stays(claims, NONACUTE_INPATIENT_FACILITY_TYPES)
@@ -79,6 +83,7 @@ def _compute(days: int):
                                  prefix="nonacute")
         idx = enrolled_around(idx, ctx, ENROLLMENT, date_col="discharge_date", before_days=0, after_days=WINDOW)
         idx = with_person_exclusions(idx, ctx)
+        idx = ctx.store(f"hedis_fuh_{days}d_index", idx.mutate(_window=enrollment_window_text(idx)))
         fu = visits(claims, claims._fu)
         idx = first_visit_between(idx, fu, date_col="discharge_date", lo=1, hi=days, key=["event_id"], prefix="fu")
         claim = "medical_claim"
@@ -89,7 +94,7 @@ def _compute(days: int):
         outcomes = [
             Outcome(~idx.enrolled, in_denominator=False, excluded=False, reason="not_continuously_enrolled",
                     source="eligibility", evidence_id=None, evidence_date=None,
-                    value=idx.enrollment_start.cast("string").concat("..", idx.enrollment_end.cast("string"))),
+                    value=idx._window),
             Outcome(idx.exclusion_reason.notnull(), in_denominator=True, excluded=True, reason=idx.exclusion_reason,
                     source=idx.exclusion_source, evidence_id=idx.exclusion_id, evidence_date=idx.exclusion_date,
                     value=idx.exclusion_reason),

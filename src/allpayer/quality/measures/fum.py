@@ -38,7 +38,7 @@ def _compute(days: int):
             qualifies=lambda c: c.mi_principal | c.sh_principal,
             follow_up=lambda c: c.visit & (c.mi_principal | (c.sh_principal & c.mi_any)),
             days=days, last_day=(12, 1), min_age=6, admission_days=30, dedup_days=31,
-            enrollment=ENROLLMENT, enrollment_after_days=30,
+            enrollment=ENROLLMENT, enrollment_after_days=30, name=f"hedis_fum_{days}d",
         )
     return compute
 

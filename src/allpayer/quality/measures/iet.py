@@ -42,6 +42,7 @@ from allpayer.quality.events import (
     days_after,
     decide,
     enrolled_around,
+    enrollment_window_text,
     event_claims,
     in_population,
     visit_code_flag,
@@ -136,8 +137,10 @@ def with_treatment(ep: ir.Table, claims: ir.Table) -> ir.Table:
 def _compute(rate: str):
     def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
         claims = sud_claims(ctx)
-        ep = episodes(ctx, claims, population)
-        ep = with_treatment(ep, claims)
+        # Stored at the steps that later steps read more than once (joins back to the episodes),
+        # so that no statement repeats the pipeline before it.
+        ep = ctx.store(f"iet_{rate}_episodes", episodes(ctx, claims, population))
+        ep = ctx.store(f"iet_{rate}_treatment", with_treatment(ep, claims))
         ep = enrolled_around(ep, ctx, ENROLLMENT, date_col="iesd", before_days=HISTORY_DAYS,
                              after_days=INITIATION_DAYS + ENGAGEMENT_DAYS)
         ep = with_person_exclusions(ep, ctx)
@@ -145,7 +148,7 @@ def _compute(rate: str):
         outcomes = [
             Outcome(~ep.enrolled, in_denominator=False, excluded=False, reason="not_continuously_enrolled",
                     source="eligibility", evidence_id=None, evidence_date=None,
-                    value=ep.enrollment_start.cast("string").concat("..", ep.enrollment_end.cast("string"))),
+                    value=enrollment_window_text(ep)),
             Outcome(ep.exclusion_reason.notnull(), in_denominator=True, excluded=True, reason=ep.exclusion_reason,
                     source=ep.exclusion_source, evidence_id=ep.exclusion_id, evidence_date=ep.exclusion_date,
                     value=ep.exclusion_reason),

@@ -40,6 +40,7 @@ from allpayer.quality.events import (
     days_after,
     decide,
     enrolled_around,
+    enrollment_window_text,
     event_claims,
     first_stay_between,
     in_population,
@@ -95,7 +96,7 @@ def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
     outcomes = [
         Outcome(~idx.enrolled, in_denominator=False, excluded=False, reason="not_continuously_enrolled",
                 source="eligibility", evidence_id=None, evidence_date=None,
-                value=idx.enrollment_start.cast("string").concat("..", idx.enrollment_end.cast("string"))),
+                value=enrollment_window_text(idx)),
         Outcome(idx.exclusion_reason.notnull(), in_denominator=True, excluded=True, reason=idx.exclusion_reason,
                 source=idx.exclusion_source, evidence_id=idx.exclusion_id, evidence_date=idx.exclusion_date,
                 value=idx.exclusion_reason),
