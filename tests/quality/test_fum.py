@@ -7,6 +7,8 @@ with principal diagnosis F32.9 (depression) unless stated. "Day n" counts from t
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from allpayer.quality import framework
@@ -144,6 +146,8 @@ def test_the_stage_stores_the_steps_and_decides_the_same(world):
     assert sorted(stored, key=repr) == sorted(r30, key=repr)
     (p09,) = [x for x in stored if x["person_id"] == "P09"]
     assert p09["evidence_value"] == next(x["evidence_value"] for x in r30 if x["person_id"] == "P09")
+    # the enrollment window checked, as plain dates (no time of day)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}\.\.\d{4}-\d{2}-\d{2}", p09["evidence_value"]), p09["evidence_value"]
 
 
 def framework_table(results):

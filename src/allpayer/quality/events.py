@@ -573,11 +573,15 @@ def enrolled_around(events: ir.Table, ctx: "MeasureContext", rule: "Enrollment",
 
 def enrollment_window_text(t: ir.Table) -> ir.StringValue:
     """The window :func:`enrolled_around` checked, as shown in the evidence of a row that is not
-    continuously enrolled: ``<enrollment_start>..<enrollment_end>`` as the enrollment check computes
-    them. On DuckDB a date minus an interval is a timestamp (Ibis leaves out the cast back to a date),
-    so the text reads ``2023-04-11 00:00:00..2024-04-17 00:00:00``; a measure that stores its events
-    before deciding computes the text before storing them, which would make the columns dates."""
-    return t.enrollment_start.cast("string").concat("..", t.enrollment_end.cast("string"))
+    continuously enrolled: ``<enrollment_start>..<enrollment_end>`` as dates (``2023-04-11..2024-04-17``).
+    On DuckDB a date minus an interval is a timestamp, and Ibis drops a cast to date of a value it
+    already types as a date, so the bounds go through a timestamp to a date explicitly; otherwise the
+    text would show a time of day, or not, depending on whether the measure stored its events first."""
+
+    def day(d: ir.DateValue) -> ir.StringValue:
+        return d.cast("timestamp").cast("date").cast("string")
+
+    return day(t.enrollment_start).concat("..", day(t.enrollment_end))
 
 
 def days_after(later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:
