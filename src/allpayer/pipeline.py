@@ -331,15 +331,15 @@ def run_core(
           _or_empty(recs, RECONCILE_SCHEMA).mutate(performance_year=ibis.literal(year, "int32")))
 
     scopes = {p.program_id: tcoc.scope_for(p.kind) for p in progs}
-    lines = work_table("cost_lines", tcoc.cost_lines(med, rx))
+    # The cost lines as the TCOC tables read them: the claim and line ids, dates and categories of
+    # service that no stage reads are not stored.
+    lines = work_table("cost_lines", tcoc.cost_lines(med, rx).select(*tcoc.PROGRAM_LINE_COLUMNS))
     mmc = tcoc.member_month_cost(lines, pm, scopes)
     stage("tcoc_member_month", mmc)
     mmc = con.table("tcoc_member_month").filter(lambda t: t.performance_year == year)
-    stage(
-        "tcoc_reconciliation",
-        tcoc.cost_reconciliation(lines, pm, scopes).filter(lambda t: t.service_year == year),
-        "service_year",
-    )
+    # Only this year's lines are joined to the program months: the table keeps this service year.
+    in_year = lines.filter(lines.service_month.year() == year)
+    stage("tcoc_reconciliation", tcoc.cost_reconciliation(in_year, pm, scopes), "service_year")
 
     my = tcoc.member_year_cost(mmc)
     truncs = []
@@ -375,7 +375,9 @@ def run_core(
     base_all = base_cost_all = None
     if base_parts:
         base_all = work_table("base_months", union_aligned(base_parts))
-        base_cost_all = work_table("base_member_month_cost", tcoc.member_month_cost(lines, base_all, scopes))
+        # The targets read the base months' cost on the FFS basis only (expected_cost's basis).
+        base_cost_all = work_table("base_member_month_cost",
+                                   tcoc.member_month_cost(lines, base_all, scopes, amounts=("ffs_paid_cents",)))
     risk_programs = [p for p in progs if p.target.risk_adjustment.method == "cms_hcc"]
     for p in risk_programs:
         if p.target.method != "trended_base":

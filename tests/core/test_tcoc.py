@@ -220,6 +220,38 @@ def test_medicare_scope_leaves_pharmacy_out_and_reconciliation_accounts_for_ever
     assert sum(r["ffs_paid_cents"] for r in rec.values()) == total
 
 
+def test_scope_by_program_with_defaults_and_categories_outside_the_list():
+    lines, pm = _cost_case()
+    pm2 = pm.union(pm.mutate(program_id=ibis.literal("other")), distinct=False)
+    # one line per category, plus a NULL and an unknown category, for two programs
+    odd = lines.filter(lines.claim_id == "RX1")
+    odd = odd.mutate(tcoc_category=ibis.null("string")).union(odd.mutate(tcoc_category=ibis.literal("dental")))
+    pl = rows(tcoc.program_lines(lines.union(odd, distinct=False), pm2, {"prog": MEDICARE_PARTS_A_B}))
+    got = {(r["program_id"], r["claim_id"], r["tcoc_category"]): r["in_scope"] for r in pl if r["program_id"]}
+    # "prog" is Medicare (no pharmacy); "other" is not in the mapping: all services
+    assert got["prog", "RX1", "pharmacy"] is False and got["other", "RX1", "pharmacy"] is True
+    assert got["prog", "IP1", "inpatient"] is True and got["other", "IP1", "inpatient"] is True
+    assert got["prog", "RX1", "dental"] is False and got["other", "RX1", "dental"] is False
+    assert got["prog", "RX1", None] is None and got["other", "RX1", None] is None
+    # a single scope for every program
+    one = rows(tcoc.program_lines(lines, pm2, MEDICARE_PARTS_A_B))
+    assert {r["in_scope"] for r in one if r["tcoc_category"] == "pharmacy" and r["program_id"]} == {False}
+    assert {r["in_scope"] for r in one if r["tcoc_category"] == "ed" and r["program_id"]} == {True}
+    assert {r["in_scope"] for r in one if r["program_id"] is None} == {False}
+
+
+def test_member_month_cost_computes_only_the_amounts_asked_for():
+    lines, pm = _cost_case()
+    key = lambda r: (r["member_id"], r["month"])  # noqa: E731
+    full = rows(member_month_cost(lines, pm), key=key)
+    some = member_month_cost(lines, pm, amounts=("ffs_paid_cents", "ed_allowed_cents"))
+    assert "allowed_cents" not in some.columns and "claim_lines" not in some.columns
+    assert [(r["ffs_paid_cents"], r["ed_allowed_cents"]) for r in rows(some, key=key)] == [
+        (r["ffs_paid_cents"], r["ed_allowed_cents"]) for r in full]
+    with pytest.raises(ValueError, match="unknown member-month amounts"):
+        member_month_cost(lines, pm, amounts=("dental_cents",))
+
+
 def test_payment_exclusions_come_off_the_ffs_basis_only():
     lines, pm = _cost_case()
     x = table([{"claim_id": "IP1", "claim_line_number": 1, "excluded_cents": 12345}],
