@@ -268,16 +268,20 @@ def _bill_type_class(code: ir.StringValue) -> ir.StringValue:
     return c.substr(0, 2)
 
 
+def _claim_header(t: ir.Table, through: ir.DateValue) -> dict[str, ir.Value]:
+    """The claim's person, type, bill type and through date over the rows or lines of `t`, as
+    aggregates."""
+    return dict(person_id=t.person_id.max(), claim_type=t.claim_type.max(), bill_type_code=t.bill_type_code.max(),
+                through_date=through.max())
+
+
 def _year_lines(rows: ir.Table) -> ir.Table:
     """One row per (claim line, through year) of `rows` (which carry ``_dy``, the through year),
     with whether the line is live: not denied, and not a set of adjustments netting to zero allowed."""
     status = rows.claim_status if "claim_status" in rows.columns else ibis.literal("paid")
     rows = rows.mutate(_denied=status.fill_null("paid") == "denied")
     lines = rows.group_by(["claim_id", "_dy", "claim_line_number"]).agg(
-        person_id=rows.person_id.max(),
-        claim_type=rows.claim_type.max(),
-        bill_type_code=rows.bill_type_code.max(),
-        through_date=rows.claim_end_date.max(),
+        **_claim_header(rows, rows.claim_end_date),
         hcpcs_code=rows.hcpcs_code.max(),
         n_rows=rows.count(),
         net_allowed=rows.allowed_amount.sum(),
@@ -317,10 +321,7 @@ def risk_adjustment_diagnoses_by_year(
     lines = lines.left_join(procs, (lines.tables_year == procs._pty) & (lines.hcpcs_code.upper().strip() == procs._code))
     lines = lines.mutate(_eligible=lines.live & lines._code.notnull())
     claims = lines.group_by(["claim_id", "_dy", "tables_year"]).agg(
-        person_id=lines.person_id.max(),
-        claim_type=lines.claim_type.max(),
-        bill_type_code=lines.bill_type_code.max(),
-        through_date=lines.through_date.max(),
+        **_claim_header(lines, lines.through_date),
         live=lines.live.any(),
         eligible_line=lines._eligible.any(),
     )
@@ -368,10 +369,7 @@ def risk_adjustment_claims(
     lines = lines.left_join(procs, lines.hcpcs_code.upper().strip() == procs._code)
     lines = lines.mutate(eligible_line=lines.live & lines._code.notnull()).drop("_code")
     claims = lines.group_by("claim_id").agg(
-        person_id=lines.person_id.max(),
-        claim_type=lines.claim_type.max(),
-        bill_type_code=lines.bill_type_code.max(),
-        through_date=lines.through_date.max(),
+        **_claim_header(lines, lines.through_date),
         live_lines=lines.live.sum(),
         eligible_lines=lines.eligible_line.sum(),
     )
