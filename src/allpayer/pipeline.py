@@ -386,11 +386,7 @@ def run_core(
         # Risk-adjustment-eligible diagnoses of each (tables year, diagnosis year) the programs
         # need, derived from the claims once and shared by every program and scored year.
         needs = sorted({(_hcc_tables_year(p), y - 1) for p in risk_programs for y in _scored_years(p)})
-        dx_all = work_table("risk_diagnoses", union_aligned([
-            _risk_diagnoses(medical_rows, ty, dy).mutate(tables_year=ibis.literal(ty, "int32"),
-                                                        diagnosis_year=ibis.literal(dy, "int32"))
-            for ty, dy in needs
-        ]))
+        dx_all = work_table("risk_diagnoses", _risk_diagnoses_all(medical_rows, needs))
         stage("risk_scores", union_aligned([
             _cms_hcc_scores(p, eligibility, dx_all) for p in risk_programs]))
         # The ratios from the scores as written: nobody is scored twice.
@@ -570,12 +566,14 @@ def _scored_years(program: ProgramTerms) -> list[int]:
     return [program.performance_year] + sorted({b.year for b in program.target.base_years})
 
 
-def _risk_diagnoses(medical_rows: ir.Table, tables_year: int, diagnosis_year: int) -> ir.Table:
+def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]]) -> ir.Table:
+    """The risk-adjustment-eligible diagnoses of every (tables year, diagnosis year) in `needs`, in
+    one query (the claim rows read and their codes unnested once for all of them)."""
     from allpayer.core import risk
     from allpayer.reference.hcc import load_hcc_reference
 
-    reference = load_hcc_reference(tables_year)
-    return risk.risk_adjustment_diagnoses(medical_rows, reference.eligible_procedures, diagnosis_year=diagnosis_year)
+    procedures = {ty: load_hcc_reference(ty).eligible_procedures for ty in sorted({ty for ty, _ in needs})}
+    return risk.risk_adjustment_diagnoses_by_year(medical_rows, procedures, needs)
 
 
 def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.Table) -> ir.Table:

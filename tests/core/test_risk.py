@@ -575,6 +575,42 @@ def test_only_risk_adjustment_eligible_claims_contribute_diagnoses(ref2025):
     assert set(d[(d.factor_type == "hcc") & (d.model_version == "V28")].factor) == {"HCC38", "HCC280", "HCC327"}
 
 
+def test_diagnoses_of_several_tables_and_diagnosis_years_in_one_query():
+    # Each (tables year, diagnosis year) pair gives the diagnoses of risk_adjustment_claims's eligible
+    # claims of that year, with that tables year's procedure list; a claim whose rows fall in two
+    # years counts in each with its rows of that year.
+    procs = {2025: ibis.memtable({"hcpcs_code": ["99213"]}), 2026: ibis.memtable({"hcpcs_code": ["99213", "99214"]})}
+    D23 = dt.date(2023, 6, 30)
+    claims = pd.DataFrame([
+        _claim("prof", "professional", ["E11.9", "e11 9", ""], hcpcs="99213"),
+        _claim("prof", "professional", ["E119", "I10"], hcpcs="99214", line=2),
+        _claim("op_new", "institutional", ["N18.4"], bill="0131", hcpcs=" 99214"),
+        _claim("ip_old", "institutional", ["J44.9"], bill="111", end=D23, pid="q"),
+        _claim("both", "professional", ["F20.9"], hcpcs="99213", end=D23),
+        _claim("both", "professional", ["G20"], hcpcs="99214", line=2),
+        _claim("denied", "professional", ["I48.91"], hcpcs="99213", status="denied"),
+    ])
+    mc = ibis.memtable(claims)
+    pairs = [(2025, 2024), (2026, 2024), (2025, 2023)]
+    got = df(risk.risk_adjustment_diagnoses_by_year(mc, procs, pairs))
+    key = ["tables_year", "diagnosis_year", "claim_id", "diagnosis_code", "person_id", "service_date"]
+    got = got[key].sort_values(key).reset_index(drop=True)
+    parts = []
+    for ty, dy in pairs:
+        c = risk.risk_adjustment_claims(mc, procs[ty], diagnosis_year=dy)
+        c = c.filter(c.ra_eligible).select("claim_id", "person_id", service_date="through_date")
+        rows = mc.filter(mc.claim_end_date.year() == dy)
+        parts.append(df(risk.claim_diagnoses(rows).join(c, "claim_id")).assign(tables_year=ty, diagnosis_year=dy))
+    want = pd.concat(parts)[key].sort_values(key).reset_index(drop=True)
+    assert got.to_dict("records") == want.to_dict("records")
+    assert set(zip(got.tables_year, got.claim_id, got.diagnosis_code)) == {
+        (2025, "prof", "E119"), (2025, "prof", "I10"), (2026, "prof", "E119"), (2026, "prof", "I10"),
+        (2026, "op_new", "N184"), (2026, "both", "G20"), (2025, "ip_old", "J449"), (2025, "both", "F209"),
+    }
+    with pytest.raises(RunError, match="no \\(tables year"):
+        risk.risk_adjustment_diagnoses_by_year(mc, procs, [])
+
+
 # --------------------------------------------------------------------------------------------------
 # Medicaid / commercial rescaling and risk ratios
 # --------------------------------------------------------------------------------------------------

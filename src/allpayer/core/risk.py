@@ -268,6 +268,84 @@ def _bill_type_class(code: ir.StringValue) -> ir.StringValue:
     return c.substr(0, 2)
 
 
+def _claim_header(t: ir.Table, through: ir.DateValue) -> dict[str, ir.Value]:
+    """The claim's person, type, bill type and through date over the rows or lines of `t`, as
+    aggregates."""
+    return dict(person_id=t.person_id.max(), claim_type=t.claim_type.max(), bill_type_code=t.bill_type_code.max(),
+                through_date=through.max())
+
+
+def _year_lines(rows: ir.Table) -> ir.Table:
+    """One row per (claim line, through year) of `rows` (which carry ``_dy``, the through year),
+    with whether the line is live: not denied, and not a set of adjustments netting to zero allowed."""
+    status = rows.claim_status if "claim_status" in rows.columns else ibis.literal("paid")
+    rows = rows.mutate(_denied=status.fill_null("paid") == "denied")
+    lines = rows.group_by(["claim_id", "_dy", "claim_line_number"]).agg(
+        **_claim_header(rows, rows.claim_end_date),
+        hcpcs_code=rows.hcpcs_code.max(),
+        n_rows=rows.count(),
+        net_allowed=rows.allowed_amount.sum(),
+        denied=rows._denied.all(),
+    )
+    return lines.mutate(live=~lines.denied & ~((lines.n_rows > 1) & (lines.net_allowed == 0)))
+
+
+def risk_adjustment_diagnoses_by_year(
+    medical_claim: ir.Table,
+    eligible_procedures: Mapping[int, ir.Table],
+    years: Sequence[tuple[int, int]],
+) -> ir.Table:
+    """The diagnoses of :func:`risk_adjustment_diagnoses` for several (tables year, diagnosis year)
+    pairs in one query: `eligible_procedures` holds each tables year's CPT/HCPCS list.
+
+    The claim rows of all the diagnosis years are read once and their diagnosis codes unnested
+    once (they do not depend on the tables year); only the claims' eligibility is decided per
+    tables year, on the narrow claim-line aggregates. Same rules as :func:`risk_adjustment_claims`.
+
+    Columns: person_id, diagnosis_code, service_date, claim_id, tables_year, diagnosis_year.
+    """
+    pairs = sorted(set(years))
+    if not pairs:
+        raise RunError("risk_adjustment_diagnoses_by_year: no (tables year, diagnosis year) given")
+    mc = medical_claim
+    rows = mc.filter(mc.claim_end_date.year().isin(sorted({dy for _, dy in pairs})))
+    rows = rows.mutate(_dy=rows.claim_end_date.year().cast("int32"))
+
+    needs = ibis.memtable({"tables_year": [ty for ty, _ in pairs], "_ndy": [dy for _, dy in pairs]},
+                          schema={"tables_year": "int32", "_ndy": "int32"})
+    procs = ibis.union(*[
+        p.select(_code=p.hcpcs_code, _pty=ibis.literal(ty, "int32")) for ty, p in sorted(eligible_procedures.items())
+    ], distinct=True)
+    lines = _year_lines(rows)
+    lines = lines.join(needs, lines._dy == needs._ndy).drop("_ndy")
+    lines = lines.left_join(procs, (lines.tables_year == procs._pty) & (lines.hcpcs_code.upper().strip() == procs._code))
+    lines = lines.mutate(_eligible=lines.live & lines._code.notnull())
+    claims = lines.group_by(["claim_id", "_dy", "tables_year"]).agg(
+        **_claim_header(lines, lines.through_date),
+        live=lines.live.any(),
+        eligible_line=lines._eligible.any(),
+    )
+    # Inpatient bill types count as such; outpatient bill types and professional claims need a
+    # live line with an eligible code (the rules of risk_adjustment_claims, the reason left out).
+    # The bill type class is worked out once per distinct code, not once per claim.
+    codes = rows.select("bill_type_code").distinct()
+    tob = _bill_type_class(codes.bill_type_code.fill_null(""))
+    codes = codes.filter(tob.isin(list(INPATIENT_BILL_TYPES + OUTPATIENT_BILL_TYPES)))
+    codes = codes.select(_btc=codes.bill_type_code, _inpatient=tob.isin(list(INPATIENT_BILL_TYPES)))
+    claims = claims.left_join(codes, claims.bill_type_code == codes._btc)
+    institutional = claims._btc.notnull() & (claims._inpatient | claims.eligible_line)
+    # a claim whose lines are all of unknown liveness (NULL allowed amounts) is not taken as denied
+    eligible = claims.live.fill_null(True) & (
+        ((claims.claim_type == "professional") & claims.eligible_line)
+        | ((claims.claim_type == "institutional") & institutional)
+    )
+    claims = claims.filter(eligible).select("claim_id", "_dy", "tables_year", "person_id", "through_date")
+
+    dx = claim_diagnoses(rows, keys=("claim_id", "_dy")).join(claims, ["claim_id", "_dy"])
+    return dx.select("person_id", "diagnosis_code", service_date=dx.through_date, claim_id=dx.claim_id,
+                     tables_year=dx.tables_year, diagnosis_year=dx._dy)
+
+
 def risk_adjustment_claims(
     medical_claim: ir.Table,
     eligible_procedures: ir.Table,
@@ -286,27 +364,12 @@ def risk_adjustment_claims(
     ra_eligible, reason.
     """
     mc = medical_claim.filter(medical_claim.claim_end_date.year() == diagnosis_year)
-    status = mc.claim_status if "claim_status" in mc.columns else ibis.literal("paid")
-    mc = mc.mutate(_denied=status.fill_null("paid") == "denied")
-    lines = mc.group_by(["claim_id", "claim_line_number"]).agg(
-        person_id=mc.person_id.max(),
-        claim_type=mc.claim_type.max(),
-        bill_type_code=mc.bill_type_code.max(),
-        through_date=mc.claim_end_date.max(),
-        hcpcs_code=mc.hcpcs_code.max(),
-        n_rows=mc.count(),
-        net_allowed=mc.allowed_amount.sum(),
-        denied=mc._denied.all(),
-    )
-    lines = lines.mutate(live=~lines.denied & ~((lines.n_rows > 1) & (lines.net_allowed == 0)))
+    lines = _year_lines(mc.mutate(_dy=ibis.literal(diagnosis_year, "int32"))).drop("_dy")
     procs = eligible_procedures.select(_code=eligible_procedures.hcpcs_code).distinct()
     lines = lines.left_join(procs, lines.hcpcs_code.upper().strip() == procs._code)
     lines = lines.mutate(eligible_line=lines.live & lines._code.notnull()).drop("_code")
     claims = lines.group_by("claim_id").agg(
-        person_id=lines.person_id.max(),
-        claim_type=lines.claim_type.max(),
-        bill_type_code=lines.bill_type_code.max(),
-        through_date=lines.through_date.max(),
+        **_claim_header(lines, lines.through_date),
         live_lines=lines.live.sum(),
         eligible_lines=lines.eligible_line.sum(),
     )
@@ -344,19 +407,18 @@ def _diagnosis_columns(medical_claim: ir.Table) -> list[str]:
     return sorted(cols, key=lambda c: int(c.rsplit("_", 1)[1]))
 
 
-def claim_diagnoses(medical_claim: ir.Table) -> ir.Table:
+def claim_diagnoses(medical_claim: ir.Table, keys: Sequence[str] = ("claim_id",)) -> ir.Table:
     """Distinct (claim_id, diagnosis_code) from the diagnosis_code_1..25 columns, codes normalized
-    (upper case, no dots or spaces)."""
+    (upper case, no dots or spaces); `keys` names the columns that identify a claim."""
     cols = _diagnosis_columns(medical_claim)
     if not cols:
         raise RunError("medical_claim has no diagnosis_code_<n> columns")
     mc = medical_claim
-    # one pass over the rows: the code columns as an array, unnested (not one scan per column)
-    long = mc.select("claim_id", _dx=ibis.array([mc[c].cast("string") for c in cols]).unnest())
-    long = long.filter(long._dx.notnull())
-    code = long._dx.upper().replace(".", "").replace(" ", "")
-    long = long.select("claim_id", diagnosis_code=code).filter(lambda t: t.diagnosis_code != "")
-    return long.group_by(["claim_id", "diagnosis_code"]).agg(_n=long.count()).select("claim_id", "diagnosis_code")
+    # one pass over the rows: the code columns as an array, unnested (not one scan per column); the
+    # NULLs dropped first (most of the columns are empty), each code normalized once, in the array
+    codes = ibis.array([mc[c].cast("string") for c in cols]).filter(lambda x: x.notnull())
+    codes = codes.map(lambda x: x.upper().replace(".", "").replace(" ", "")).filter(lambda x: x != "")
+    return mc.select(*keys, diagnosis_code=codes.unnest()).distinct()
 
 
 def risk_adjustment_diagnoses(
@@ -369,12 +431,10 @@ def risk_adjustment_diagnoses(
 
     Columns: person_id, diagnosis_code, service_date (the claim's through date), claim_id.
     """
-    claims = risk_adjustment_claims(medical_claim, eligible_procedures, diagnosis_year=diagnosis_year)
-    claims = claims.filter(claims.ra_eligible).select("claim_id", "person_id", "through_date")
-    rows = medical_claim.filter(medical_claim.claim_end_date.year() == diagnosis_year)
-    # the codes of every claim of the year, then the eligible claims' (the join keeps only them)
-    dx = claim_diagnoses(rows).join(claims, "claim_id")
-    return dx.select("person_id", "diagnosis_code", service_date=dx.through_date, claim_id=dx.claim_id)
+    payment_year = diagnosis_year + 1
+    dx = risk_adjustment_diagnoses_by_year(medical_claim, {payment_year: eligible_procedures},
+                                           [(payment_year, diagnosis_year)])
+    return dx.drop("tables_year", "diagnosis_year")
 
 
 # --------------------------------------------------------------------------------------------------
