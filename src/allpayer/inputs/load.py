@@ -390,16 +390,14 @@ def _row_text(raw, spec: Table, sources: list[tuple[str | None, str]], verdict: 
     wanted = f"SELECT source_file, line_number FROM {verdict} WHERE rules IS NOT NULL"
     if decided:
         wanted += f" UNION ALL SELECT source_file, line_number FROM {decided} WHERE outcome = 'quarantine'"
-    raw.execute(f"CREATE OR REPLACE TEMP TABLE _wanted_{spec.name} AS {wanted}").fetchall()
-    files_with = {r[0] for r in raw.execute(f"SELECT DISTINCT source_file FROM _wanted_{spec.name}").fetchall()}
+    files_with = {r[0] for r in raw.execute(f"SELECT DISTINCT source_file FROM ({wanted})").fetchall()}
     for source_file, source_sql in sources if files_with else ():
         if source_file is not None and source_file not in files_with:
             continue
         raw.execute(
             f"INSERT INTO {name} SELECT s.source_file, s.line_number, {_raw_json('s', spec)} "
-            f"FROM ({source_sql}) s SEMI JOIN _wanted_{spec.name} w USING (source_file, line_number)"
+            f"FROM ({source_sql}) s SEMI JOIN ({wanted}) w USING (source_file, line_number)"
         ).fetchall()
-    raw.execute(f"DROP TABLE _wanted_{spec.name}").fetchall()
     return name
 
 
