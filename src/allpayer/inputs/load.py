@@ -257,8 +257,8 @@ def _validation_sql(
         sql = step.replace(ref, f"({sql})")
     # Room for the flags set later on the (few) rows decided not new and on the (few) claims
     # outside eligibility: every claim starts inside, so that only those outside are updated.
-    # The delivered text of the failing rows is not carried through this pass (carrying it costs
-    # about as much as the validation itself): `_row_text` reads it again for those rows only.
+    # The delivered text of the failing rows is not carried through this pass (a struct of every
+    # column on every row, for the few rows that fail): `_row_text` reads it again for those only.
     flag = ", FALSE AS outside_eligibility" if table in CLAIM_TABLES else ""
     spec = validate.restrict(TABLES[table], columns)
     # Each valid row's fingerprint (`validate.row_hash`, in the SQL of `validate.row_hash_sql`).
