@@ -208,13 +208,7 @@ def _stage_schema(spec: Table, native: tuple[str, ...] = ()) -> dict[str, str]:
     types = {
         c.name: validate.NATIVE_TYPES[c.kind] if c.name in native else "string" for c in spec.columns
     }
-    raw = ", ".join(f"{c}: {t}" for c, t in types.items())
-    return {
-        **types,
-        "source_file": "string",
-        "line_number": "int64",
-        "_raw": f"struct<{raw}>",
-    }
+    return {**types, "source_file": "string", "line_number": "int64"}
 
 
 def _sql(expr) -> str:
@@ -261,40 +255,30 @@ def _validation_sql(
         if step.count(ref) != 1:  # pragma: no cover - the compiled steps read their input once
             raise AssertionError(f"{table}: step after {name} reads {ref} {step.count(ref)} times")
         sql = step.replace(ref, f"({sql})")
-    # The delivered text of a failing row, for the quarantine, from the same pass; room for the
-    # flags set later on the (few) rows decided not new and on the (few) claims outside
-    # eligibility: every claim starts inside, so that only those outside are updated.
+    # Room for the flags set later on the (few) rows decided not new and on the (few) claims
+    # outside eligibility: every claim starts inside, so that only those outside are updated.
+    # The delivered text of the failing rows is not carried through this pass (a struct of every
+    # column on every row, for the few rows that fail): `_row_text` reads it again for those only.
     flag = ", FALSE AS outside_eligibility" if table in CLAIM_TABLES else ""
-    # Native (typed) columns are turned to their text here, for the failing rows only.
     spec = validate.restrict(TABLES[table], columns)
-    raw_text = "_raw"
-    if native:
-        fields = ", ".join(
-            f"{_lit(c)}: " + (f"CAST(_raw.{_q(c)} AS VARCHAR)" if c in native else f"_raw.{_q(c)}")
-            for c in spec.column_names
-        )
-        raw_text = f"{{{fields}}}"
     # Each valid row's fingerprint (`validate.row_hash`, in the SQL of `validate.row_hash_sql`).
     return (
-        f"SELECT * EXCLUDE (_raw), CASE WHEN rules IS NULL THEN {validate.row_hash_sql(spec)} END AS row_hash, "
-        f"CASE WHEN rules IS NOT NULL THEN {_json_text(raw_text)} END AS raw_row, "
+        f"SELECT *, CASE WHEN rules IS NULL THEN {validate.row_hash_sql(spec)} END AS row_hash, "
         f"FALSE AS _not_new{flag} FROM ({sql})"
     )
 
 
 def _stage_view(raw, spec: Table, source_sql: str) -> str:
     """Define ``_stage_<table>`` (what the validation query reads) as a view over `source_sql`
-    (staged text columns, ``source_file``, ``line_number``) plus ``_raw``, the row's text as a
-    struct (turned to JSON only for the rows that are quarantined)."""
-    body = ", ".join(f"{_lit(c)}: {_q(c)}" for c in spec.column_names)
+    (staged text columns, ``source_file``, ``line_number``)."""
     name = f"_stage_{spec.name}"
-    raw.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT *, {{{body}}} AS _raw FROM ({source_sql})").fetchall()
+    raw.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM ({source_sql})").fetchall()
     return name
 
 
 def _validate_into(raw, spec: Table, as_of: dt.date | None, first: bool, native: tuple[str, ...] = ()) -> str:
     """Validate the rows of the view ``_stage_<table>`` into the temp table ``_verdict_<table>``
-    (typed contract columns, provenance, ``rules``, ``message``, ``row_hash``, ``raw_row``),
+    (typed contract columns, provenance, ``rules``, ``message``, ``row_hash``),
     created by the first call of a load and appended to by the next; returns its name.
     Rows are appended in the order the view yields them."""
     t = spec.name
@@ -391,6 +375,30 @@ def _raw_json(alias: str, spec: Table) -> str:
     `readers.parquet_source`, as its text)."""
     body = ", ".join(f"{_lit(c)}: CAST({alias}.{_q(c)} AS VARCHAR)" for c in spec.column_names)
     return _json_text(f"{{{body}}}")
+
+
+def _row_text(raw, spec: Table, sources: list[tuple[str | None, str]], verdict: str, decided: str | None) -> str:
+    """The delivered text (``raw_row``, see `_raw_json`) of the rows to quarantine: those of the
+    temp table `verdict` that fail a rule and, with `decided`, the valid rows decided
+    ``quarantine`` (duplicates). Read again from their `sources` ((source_file, query), as
+    validated; only the files that have such rows, only when there are any) into the temp table
+    ``_rowtext_<table>`` (``source_file``, ``line_number``, ``raw_row``), whose name is returned."""
+    name = f"_rowtext_{spec.name}"
+    raw.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} (source_file VARCHAR, line_number BIGINT, raw_row VARCHAR)"
+    ).fetchall()
+    wanted = f"SELECT source_file, line_number FROM {verdict} WHERE rules IS NOT NULL"
+    if decided:
+        wanted += f" UNION ALL SELECT source_file, line_number FROM {decided} WHERE outcome = 'quarantine'"
+    files_with = {r[0] for r in raw.execute(f"SELECT DISTINCT source_file FROM ({wanted})").fetchall()}
+    for source_file, source_sql in sources if files_with else ():
+        if source_file is not None and source_file not in files_with:
+            continue
+        raw.execute(
+            f"INSERT INTO {name} SELECT s.source_file, s.line_number, {_raw_json('s', spec)} "
+            f"FROM ({source_sql}) s SEMI JOIN ({wanted}) w USING (source_file, line_number)"
+        ).fetchall()
+    return name
 
 
 def load_table(
@@ -518,26 +526,7 @@ def load_table(
     ).fetchall()
     result.loaded = int(inserted[0][0])
 
-    # The delivered text of the valid rows quarantined as duplicates, read again from their files
-    # (only those files, only when there are such rows).
-    dup_raw = f"_dupraw_{t}"
-    raw.execute(
-        f"CREATE OR REPLACE TEMP TABLE {dup_raw} (source_file VARCHAR, line_number BIGINT, raw_row VARCHAR)"
-    ).fetchall()
-    if dup_quarantined:
-        files_with = {
-            r[0] for r in raw.execute(
-                f"SELECT DISTINCT source_file FROM {decided} WHERE outcome = 'quarantine'"
-            ).fetchall()
-        }
-        for source_file, source_sql in sources:
-            if source_file is not None and source_file not in files_with:
-                continue
-            raw.execute(
-                f"INSERT INTO {dup_raw} SELECT s.source_file, s.line_number, {_raw_json('s', spec)} "
-                f"FROM ({source_sql}) s SEMI JOIN (SELECT source_file, line_number FROM {decided} "
-                f"WHERE outcome = 'quarantine') d USING (source_file, line_number)"
-            ).fetchall()
+    row_text = _row_text(raw, spec, sources, checked, decided if dup_quarantined else None)
 
     quarantined = raw.execute(
         f"""
@@ -546,12 +535,12 @@ def load_table(
         FROM {rejects} r
         UNION ALL
         SELECT {_lit(run_id)}, {_lit(t)}, c.source_file, c.line_number, split_part(c.rules, ',', 1), c.rules,
-               c.message, c.raw_row
-        FROM {checked} c
+               c.message, s.raw_row
+        FROM {checked} c JOIN {row_text} s USING (source_file, line_number)
         WHERE c.rules IS NOT NULL
         UNION ALL
         SELECT {_lit(run_id)}, {_lit(t)}, d.source_file, d.line_number, d.rule, d.rule, d.message, s.raw_row
-        FROM {decided} d JOIN {dup_raw} s USING (source_file, line_number)
+        FROM {decided} d JOIN {row_text} s USING (source_file, line_number)
         WHERE d.outcome = 'quarantine'
         ORDER BY 3, 4
         """
@@ -564,7 +553,7 @@ def load_table(
             f"{result.already_loaded} + quarantined {result.quarantined})"
         )
     raw.execute(f"DROP VIEW IF EXISTS _stage_{t}").fetchall()
-    for tmp in (decided, checked, dup_raw, text, rejects):
+    for tmp in (decided, checked, row_text, text, rejects):
         if tmp:
             raw.execute(f"DROP TABLE IF EXISTS {tmp}").fetchall()
     if progress:

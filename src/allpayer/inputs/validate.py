@@ -169,9 +169,8 @@ def restrict(spec: Table, columns) -> Table:
     return dataclasses.replace(spec, columns=tuple(c for c in spec.columns if c.name in keep))
 
 
-PASSTHROUGH = ("source_file", "line_number", "_raw")
-"""Columns every step carries as they are: provenance, and the delivered text of the row as a
-struct (``_raw``, when the staged table has it) for the quarantine."""
+PASSTHROUGH = ("source_file", "line_number")
+"""Columns every step carries as they are: the provenance of the row."""
 
 
 def _carried(t: ir.Table) -> dict[str, ir.Value]:
