@@ -124,3 +124,22 @@ def test_the_stage_keeps_the_lines_at_the_edge_of_the_window():
             if g["gap_type"] == "no_primary_care_visit_12m"}
     assert gaps["mastectomy_in_2012"]["last_date"] == D(2021, 5, 1)
     assert gaps["screened_28_months_before"]["last_date"] is None
+
+
+def test_lines_in_keeps_the_lines_of_their_own_test():
+    """`lines_in` reads one table of every line's value sets (own codes and diagnoses); it keeps
+    the lines `line_in_set` passes, for a set of that table and for one outside it."""
+    w = World()
+    w.person("A", D(1960, 3, 1))
+    w.claim("A", D(Y, 2, 1), dx=("E119", "I10"), hcpcs="99213")
+    w.claim("A", D(Y, 3, 1), dx=("E119", "Z515"), hcpcs="G0438", pos="32")
+    w.claim("A", D(Y, 4, 1), dx=("N186",), claim_type="institutional", bill_type="111", revenue="0821")
+    w.claim("A", D(Y, 5, 1), dx=("F329",), claim_type="institutional", bill_type="131", revenue="0510")
+    ctx = w.context()
+    assert "palliative_care" in framework.line_valuesets(ctx.valuesets)
+    assert "followup_outpatient_visit" not in framework.line_valuesets(ctx.valuesets)
+    for name, n in (("palliative_care", 1), ("followup_outpatient_visit", 3)):
+        got = sorted(ctx.lines_in(name).claim_id.to_pyarrow().to_pylist())
+        c = ctx.claims
+        want = sorted(c.filter(framework.line_in_set(ctx.valuesets, name, c)).claim_id.to_pyarrow().to_pylist())
+        assert got == want and len(got) == n, (name, got, want)

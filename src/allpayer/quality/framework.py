@@ -346,19 +346,17 @@ class MeasureContext:
         return self._kept(f"lines_{name}", lambda: self._lines_in(name), scope="payer")
 
     def _lines_in(self, name: str) -> ir.Table:
-        vs, t = self.valuesets, self.claims
-        tests = line_code_tests(vs, name, t)
-        if "icd10cm" in vs.systems(name):
-            d = self.dx_in(name).select(_c="claim_id", _l="claim_line_number").distinct().mutate(_dx=ibis.literal(True))
-            j = t.left_join(d, [t.claim_id == d._c, t.claim_line_number == d._l])
-            tests.append(j._dx.fill_null(False))
-            t = j
-        if not tests:
-            return self.claims.filter(ibis.literal(False))
-        cond = tests[0]
-        for x in tests[1:]:
-            cond = cond | x
-        return t.filter(cond).select(*self.claims.columns)
+        names = line_valuesets(self.valuesets)
+        if name in names:
+            sets = self._kept("line_valuesets",
+                              lambda: line_value_sets(self.claims, self.diagnoses, self.diagnosis_codes(),
+                                                      self.valuesets, names),
+                              scope="payer")
+        else:
+            sets = line_value_sets(self.claims, self.diagnoses, self.diagnosis_codes(), self.valuesets, (name,))
+        s = sets.filter(sets.value_set == name)
+        t = self.claims
+        return t.semi_join(s, [t.claim_id == s.claim_id, t.claim_line_number == s.claim_line_number])
 
     def labs_in(self, name: str) -> ir.Table:
         """Lab results whose LOINC is in value set ``name``."""
@@ -680,17 +678,64 @@ def claims_window(year: int, measures: Sequence[Measure] | None = None) -> tuple
     return _lookback_start(year, months), tuple(history)
 
 
+LINE_CODE_COLUMNS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("hcpcs", "cpt"), "hcpcs_code"), (("revenue",), "revenue_center_code"), (("pos",), "place_of_service_code"),
+    (("bill_type",), "bill_type_code"), (("drg",), "drg_code"),
+)
+"""The code columns of a claim line's own codes and the code systems a value set tests on each."""
+
+
 def line_code_tests(vs: "ValueSets", name: str, t: ir.Table) -> list[ir.BooleanValue]:
     """The tests of value set `name` on a claim line's own codes (HCPCS/CPT, revenue, place of
     service, bill type, MS-DRG), one per code system the set has; diagnoses are tested by the caller."""
     systems = vs.systems(name)
-    tests = []
-    for code_systems, column in ((("hcpcs", "cpt"), "hcpcs_code"), (("revenue",), "revenue_center_code"),
-                                 (("pos",), "place_of_service_code"), (("bill_type",), "bill_type_code"),
-                                 (("drg",), "drg_code")):
-        if systems & set(code_systems) and (column != "drg_code" or column in t.columns):
-            tests.append(vs.matcher(name, code_systems)(t[column].fill_null("")))
-    return tests
+    return [vs.matcher(name, code_systems)(t[column].fill_null(""))
+            for code_systems, column in LINE_CODE_COLUMNS if systems & set(code_systems) and column in t.columns]
+
+
+def line_valuesets(vs: "ValueSets") -> tuple[str, ...]:
+    """The value sets `MeasureContext.lines_in` reads: those of the registered member measures
+    and of the care gaps (`care_gaps.HISTORY_VALUESETS`) that test a line's codes or diagnoses.
+    The event measures flag their claims themselves (`events.code_flag`)."""
+    from allpayer.quality.care_gaps import HISTORY_VALUESETS
+
+    line_systems = {s for systems, _ in LINE_CODE_COLUMNS for s in systems} | {"icd10cm"}
+    names = [n for m in registry().values() if m.kind == "member" for n in m.valuesets]
+    return tuple(n for n in dict.fromkeys([*names, *HISTORY_VALUESETS]) if n in vs and vs.systems(n) & line_systems)
+
+
+def _code_sets(codes: ir.Table, tests: dict[str, Callable[[ir.StringValue], ir.BooleanValue]]) -> ir.Table:
+    """``_code, value_set``: each code of `codes` (one row per distinct ``_code``) with each set
+    whose test (a value-set matcher) it passes, in one pass over the codes."""
+    hits = ibis.array([ibis.ifelse(f(codes._code), ibis.literal(n), ibis.null("string")) for n, f in tests.items()])
+    u = codes.select("_code", value_set=hits.unnest())
+    return u.filter(u.value_set.notnull())
+
+
+def line_value_sets(lines: ir.Table, diagnoses: ir.Table, diagnosis_codes: ir.Table, vs: "ValueSets",
+                    names: Sequence[str]) -> ir.Table:
+    """``claim_id, claim_line_number, value_set``: each claim line with each of the value sets
+    `names` it is in (`line_in_set`: a code of its own, or for ICD-10-CM sets any diagnosis).
+    The sets are matched against the distinct codes of each column (and `diagnosis_codes`, the
+    distinct codes of `diagnoses`, the lines long by diagnosis), and the lines joined to the
+    matches once, instead of scanning the lines and their diagnoses once per set."""
+    parts = []
+    for code_systems, column in LINE_CODE_COLUMNS:
+        tests = {n: vs.matcher(n, code_systems) for n in names if vs.systems(n) & set(code_systems)}
+        if not tests or column not in lines.columns:
+            continue
+        codes = lines.select(_code=lines[column]).distinct()
+        hits = _code_sets(codes.filter(codes._code.notnull()), tests)
+        j = lines.join(hits, lines[column] == hits._code)
+        parts.append(j.select("claim_id", "claim_line_number", "value_set"))
+    tests = {n: vs.matcher(n, ("icd10cm",)) for n in names if "icd10cm" in vs.systems(n)}
+    if tests:
+        hits = _code_sets(diagnosis_codes.select(_code=diagnosis_codes.code), tests)
+        j = diagnoses.join(hits, diagnoses.code == hits._code)
+        parts.append(j.select("claim_id", "claim_line_number", "value_set"))
+    if not parts:
+        return lines.select("claim_id", "claim_line_number", value_set=ibis.literal("", "string")).limit(0)
+    return ibis.union(*parts, distinct=True)
 
 
 def line_in_set(valuesets: "ValueSets", name: str, t: ir.Table) -> ir.BooleanValue:
