@@ -275,6 +275,20 @@ def _claim_header(t: ir.Table, through: ir.DateValue) -> dict[str, ir.Value]:
                 through_date=through.max())
 
 
+def _diagnoses_count(claim_type: ir.StringValue, *, inpatient: ir.BooleanValue, outpatient: ir.BooleanValue,
+                     live: ir.BooleanValue, eligible_line: ir.BooleanValue) -> ir.BooleanValue:
+    """Whether a claim's diagnoses count for risk adjustment (the rules of :func:`risk_adjustment_claims`):
+    a claim with a live line that is institutional with an inpatient bill type, or institutional with
+    an outpatient bill type or professional and has a live line with an eligible CPT/HCPCS code."""
+    institutional = claim_type == "institutional"
+    return ibis.cases(
+        (~live, False),
+        (institutional & inpatient, True),
+        ((institutional & outpatient) | (claim_type == "professional"), eligible_line),
+        else_=False,
+    )
+
+
 def _year_lines(rows: ir.Table) -> ir.Table:
     """One row per (claim line, through year) of `rows` (which carry ``_dy``, the through year),
     with whether the line is live: not denied, and not a set of adjustments netting to zero allowed."""
@@ -333,12 +347,11 @@ def risk_adjustment_diagnoses_by_year(
     codes = codes.filter(tob.isin(list(INPATIENT_BILL_TYPES + OUTPATIENT_BILL_TYPES)))
     codes = codes.select(_btc=codes.bill_type_code, _inpatient=tob.isin(list(INPATIENT_BILL_TYPES)))
     claims = claims.left_join(codes, claims.bill_type_code == codes._btc)
-    institutional = claims._btc.notnull() & (claims._inpatient | claims.eligible_line)
+    inpatient = claims._inpatient.fill_null(False)
     # a claim whose lines are all of unknown liveness (NULL allowed amounts) is not taken as denied
-    eligible = claims.live.fill_null(True) & (
-        ((claims.claim_type == "professional") & claims.eligible_line)
-        | ((claims.claim_type == "institutional") & institutional)
-    )
+    eligible = _diagnoses_count(claims.claim_type, inpatient=inpatient,
+                                outpatient=claims._btc.notnull() & ~inpatient,
+                                live=claims.live.fill_null(True), eligible_line=claims.eligible_line)
     claims = claims.filter(eligible).select("claim_id", "_dy", "tables_year", "person_id", "through_date")
 
     dx = claim_diagnoses(rows, keys=("claim_id", "_dy")).join(claims, ["claim_id", "_dy"])
@@ -381,12 +394,9 @@ def risk_adjustment_claims(
         else_="other",
     )
     claims = claims.mutate(bill_type_class=ibis.ifelse(claims.claim_type == "institutional", tob, ibis.null("string")), _kind=kind)
-    eligible = ibis.cases(
-        (claims.live_lines == 0, False),
-        (claims._kind == "inpatient", True),
-        (claims._kind.isin(["outpatient", "professional"]), claims.eligible_lines > 0),
-        else_=False,
-    )
+    eligible = _diagnoses_count(claims.claim_type, inpatient=claims._kind == "inpatient",
+                                outpatient=claims._kind == "outpatient", live=claims.live_lines != 0,
+                                eligible_line=claims.eligible_lines > 0)
     reason = ibis.cases(
         (claims.live_lines == 0, "denied or reversed"),
         (claims._kind == "inpatient", "inpatient bill type"),
