@@ -1,6 +1,14 @@
 """The demo cycle end to end on a small population (the README's first command runs 20,000)."""
 
+import duckdb
+import pytest
+
 from allpayer.cli import main
+from allpayer.demo import run_demo
+
+
+class StopDemo(Exception):
+    """Raised by the test's `say` to end a demo after its load."""
 
 
 def test_demo_runs_end_to_end_and_reuses_its_data(tmp_path, capsys):
@@ -20,5 +28,24 @@ def test_demo_runs_end_to_end_and_reuses_its_data(tmp_path, capsys):
         assert user in text
     assert f"allpayer serve --db {out / 'allpayer.duckdb'}" in text
 
-    assert main(["demo", "--out", str(out), "--members", "400", "--seed", "7"]) == 0
-    assert "reusing the synthetic population" in capsys.readouterr().out
+    # A second demo in the same folder reuses the population and rebuilds the database from it: one
+    # clean load, nothing already loaded. It is followed up to the end of its load (the stages after
+    # it are those the first demo ran above).
+    said = []
+
+    def say(line: str) -> None:
+        said.append(line)
+        if line.startswith("4/5"):
+            raise StopDemo
+
+    with pytest.raises(StopDemo):
+        run_demo(out, members=400, seed=7, say=say)
+    assert said[0].startswith("1/5 reusing the synthetic population")
+    assert not list((out / "allpayer.duckdb.reports").glob("*"))  # the last database's reports are gone
+    con = duckdb.connect(str(out / "allpayer.duckdb"), read_only=True)
+    try:
+        runs_, already, loaded = con.execute(
+            "SELECT count(DISTINCT run_id), sum(already_loaded), sum(loaded) FROM load_reconciliation").fetchone()
+    finally:
+        con.close()
+    assert (runs_, already) == (1, 0) and loaded > 0
