@@ -1,4 +1,5 @@
-"""The shared event helpers: one event per window, direct transfers merged into one stay."""
+"""The shared event helpers: one event per window, direct transfers merged into one stay, claim
+flags from the lines' codes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allpayer.quality.events import first_per_window, merge_transfers
+from allpayer.quality.events import LineFlag, claim_line_flags, first_per_window, merge_transfers
 from tests.quality.helpers import D
 
 
@@ -83,4 +84,37 @@ def test_direct_transfers_are_one_episode():
         ("P1", D(2024, 1, 1), D(2024, 1, 9), 2, "a", "F329", "T401X1A"),
         ("P1", D(2024, 1, 11), D(2024, 1, 12), 1, "c", "F331", "F331"),
         ("P2", D(2024, 1, 1), D(2024, 1, 30), 2, "d", "I509", "I509"),
+    ]
+
+
+def test_line_flags_tested_once_per_code_combination_match_a_test_of_each_line():
+    """`claim_line_flags` with `LineFlag`s (tested on the distinct code combinations, the lines
+    joined back with NULL matching NULL) gives the flags a test of every line gives, for codes that
+    are NULL too."""
+    lines = _table([
+        dict(claim_id="c1", hcpcs_code="99213", revenue_center_code=None, service_category="office"),
+        dict(claim_id="c1", hcpcs_code=None, revenue_center_code="0450", service_category="ed"),
+        dict(claim_id="c2", hcpcs_code="99213", revenue_center_code=None, service_category="ed"),
+        dict(claim_id="c3", hcpcs_code=None, revenue_center_code=None, service_category=None),
+        dict(claim_id="c4", hcpcs_code="90834", revenue_center_code="0900", service_category="office"),
+        dict(claim_id="c5", hcpcs_code="J0571", revenue_center_code=None, service_category="office"),
+    ], {"claim_id": "string", "hcpcs_code": "string", "revenue_center_code": "string", "service_category": "string"})
+    tests = {
+        "visit": (lambda t: t.hcpcs_code.isin(["99213", "90834"]) & t.service_category.notin(["ed", "inpatient"]),
+                  ("hcpcs_code", "service_category")),
+        "ed_revenue": (lambda t: t.revenue_center_code.fill_null("").startswith("045"), ("revenue_center_code",)),
+        "no_codes": (lambda t: t.hcpcs_code.isnull() & t.revenue_center_code.isnull(),
+                     ("hcpcs_code", "revenue_center_code")),
+    }
+
+    def flags(t):
+        return sorted(t.to_pyarrow().to_pylist(), key=lambda r: r["_fl_claim"])
+
+    by_line = flags(claim_line_flags(lines, {k: f for k, (f, _) in tests.items()}))
+    by_code = flags(claim_line_flags(lines, {k: LineFlag(f, cols) for k, (f, cols) in tests.items()}))
+    assert by_code == by_line
+    assert by_code == [
+        {"_fl_claim": "c1", "visit": True, "ed_revenue": True, "no_codes": False},
+        {"_fl_claim": "c3", "visit": False, "ed_revenue": False, "no_codes": True},
+        {"_fl_claim": "c4", "visit": True, "ed_revenue": False, "no_codes": False},
     ]

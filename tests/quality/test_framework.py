@@ -168,3 +168,34 @@ def test_redaction_makes_sud_measures_not_reportable():
     w2.person("A", D(1950, 1, 1))
     w2.claim("A", D(2024, 3, 1), dx=("F1020",))
     assert not w2.context().redacted
+
+
+def test_member_populations_check_enrollment_once_for_every_age():
+    """A member measure's population: its ages and gender among the members who meet its
+    enrollment rule over the year, the rule checked once per program for all ages (the same
+    people as checking it on the measure's ages only)."""
+    from .helpers import World, measure
+
+    w = World()
+    w.person("A", D(1950, 1, 1))  # 74: BCS, CBP, HbA1c ages
+    w.person("B", D(2010, 6, 1), gender="male")  # 14: well-care ages
+    w.person("C", D(1980, 2, 1), spans=[(D(2024, 1, 1), D(2024, 3, 31)), (D(2024, 6, 1), D(2024, 12, 31))])  # gap
+    w.person("D", D(1971, 3, 1), spans=[(D(2024, 1, 1), D(2024, 12, 31))])  # not enrolled in 2023 (BCS)
+    w.person("E", D(1940, 1, 1))  # 84: CBP only
+    ctx = w.context()
+    checked = 0
+    for mid in ("hedis_wcv", "awv", "hedis_bcs_e", "cbp", "hba1c_poor_control"):
+        m = measure(mid)
+        got = sorted(r["person_id"] for r in rows(framework.population_for(m, ctx)))
+        pop = ctx.members
+        if m.ages is not None:
+            pop = pop.filter((pop.age >= m.ages[0]) & (pop.age <= m.ages[1]))
+        if m.gender is not None:
+            pop = pop.filter(pop.gender == m.gender)
+        rule = m.enrollment
+        pop = continuously_enrolled(pop, ctx.eligibility, D(2024 - rule.years + 1, 1, 1), D(2024, 12, 31), rule,
+                                    key=["person_id"])
+        assert got == sorted(r["person_id"] for r in rows(pop.filter(pop.enrolled)))
+        checked += len(got)
+    assert checked >= 5
+    assert len(ctx._cache) == 2  # the one-year rule and BCS's two-year rule

@@ -168,11 +168,35 @@ def claim_base(lines: ir.Table) -> ir.Table:
     return agg.filter(~agg._denied & (agg.allowed_cents > 0)).drop("_denied")
 
 
+class LineFlag:
+    """A line flag (a `Flag`) that reads only the line's `columns`: :func:`claim_line_flags`
+    tests it once per distinct combination of their values, not once per line."""
+
+    def __init__(self, test: Flag, columns: Sequence[str]):
+        self.test = test
+        self.columns = tuple(columns)
+
+    def __call__(self, t: ir.Table) -> ir.BooleanValue:
+        return self.test(t)
+
+
 def claim_line_flags(lines: ir.Table, flags: Mapping[str, Flag]) -> ir.Table:
     """Per claim with a line that passes any of `flags`: ``_fl_claim`` and one boolean per flag
-    (true when any line of the claim passes it). Claims with no such line are left out."""
-    m = lines.mutate(**{f"_f_{k}": f(lines).fill_null(False) for k, f in flags.items()})
-    m = m.filter(ibis.or_(*[m[f"_f_{k}"] for k in flags]))
+    (true when any line of the claim passes it). Claims with no such line are left out.
+
+    When every flag is a `LineFlag`, the flags are tested on the distinct combinations of the
+    columns they read (a few thousand code combinations instead of every line) and the lines
+    joined to the combinations that pass one (NULL matching NULL)."""
+    cols = list(dict.fromkeys(c for f in flags.values() for c in getattr(f, "columns", ("*",))))
+    if all(c in lines.columns for c in cols):
+        combos = lines.select(*cols).distinct()
+        hits = combos.mutate(**{f"_f_{k}": f(combos).fill_null(False) for k, f in flags.items()})
+        hits = hits.filter(ibis.or_(*[hits[f"_f_{k}"] for k in flags]))
+        hits = hits.rename(**{f"_c_{c}": c for c in cols})
+        m = lines.join(hits, [lines[c].identical_to(hits[f"_c_{c}"]) for c in cols])
+    else:
+        m = lines.mutate(**{f"_f_{k}": f(lines).fill_null(False) for k, f in flags.items()})
+        m = m.filter(ibis.or_(*[m[f"_f_{k}"] for k in flags]))
     return m.group_by(_fl_claim=m.claim_id).aggregate(**{k: m[f"_f_{k}"].max() for k in flags})
 
 
@@ -416,14 +440,15 @@ def code_flag(ctx: "MeasureContext", names: Sequence[str]) -> Flag:
         for x in tests:
             out = out | x
         return out
-    return flag
+    return LineFlag(flag, ("hcpcs_code", "revenue_center_code", "place_of_service_code"))
 
 
 def visit_code_flag(ctx: "MeasureContext", names: Sequence[str]) -> Flag:
     """A line flag: a code of the value sets `names` (:func:`code_flag`) on a line that is not an
     ED or inpatient line (a follow-up visit is neither)."""
     codes = code_flag(ctx, names)
-    return lambda t: codes(t) & t.service_category.notin(["ed", "inpatient"])
+    return LineFlag(lambda t: codes(t) & t.service_category.notin(["ed", "inpatient"]),
+                    (*codes.columns, "service_category"))
 
 
 def dx_spec(ctx: "MeasureContext", **sets: tuple[str, bool]) -> DxSpec:

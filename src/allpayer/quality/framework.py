@@ -342,18 +342,22 @@ class MeasureContext:
 
     def lines_in(self, name: str) -> ir.Table:
         """Claim lines with a HCPCS/CPT, revenue, place-of-service, bill-type or MS-DRG code in value
-        set ``name``, or (for ICD-10-CM sets) any diagnosis in it (computed once per payer)."""
-        return self._kept(f"lines_{name}", lambda: self._lines_in(name), scope="payer")
+        set ``name``, or (for ICD-10-CM sets) any diagnosis in it.
 
-    def _lines_in(self, name: str) -> ir.Table:
+        A set of `line_valuesets` reads the payer's (line, value set) table, computed once per
+        payer: the lines are a semi-join of the claims to it, left unstored (a stored copy of
+        every column of the lines would cost more than the few columns its readers scan). Another
+        set is matched on its own, once per payer."""
         names = line_valuesets(self.valuesets)
         if name in names:
-            sets = self._kept("line_valuesets",
-                              lambda: line_value_sets(self.claims, self.diagnoses, self.diagnosis_codes(),
-                                                      self.valuesets, names),
-                              scope="payer")
-        else:
-            sets = line_value_sets(self.claims, self.diagnoses, self.diagnosis_codes(), self.valuesets, (name,))
+            return self._lines_of(self._kept("line_valuesets", lambda: self._line_value_sets(names), scope="payer"),
+                                  name)
+        return self._kept(f"lines_{name}", lambda: self._lines_of(self._line_value_sets((name,)), name), scope="payer")
+
+    def _line_value_sets(self, names: Sequence[str]) -> ir.Table:
+        return line_value_sets(self.claims, self.diagnoses, self.diagnosis_codes(), self.valuesets, names)
+
+    def _lines_of(self, sets: ir.Table, name: str) -> ir.Table:
         s = sets.filter(sets.value_set == name)
         t = self.claims
         return t.semi_join(s, [t.claim_id == s.claim_id, t.claim_line_number == s.claim_line_number])
@@ -884,12 +888,12 @@ def build_context(
     the program's members attributed in any month of `year`, with the practice of their latest
     attributed month.
 
-    `keep(name, table) -> table` is applied to each program table as it is built, and `shared`
-    (a `Shared`) holds what does not depend on the program: `run_quality` stores both as temporary
-    tables, so that the claims are netted and stored once per run (every payer's lines in one
-    table) and each payer's diagnoses and what is derived from its lines alone are built once,
-    whichever programs read them. The pharmacy lines are left as an expression (no shipped
-    measure reads them).
+    `keep(name, table) -> table` is applied to the program tables the measures read (eligibility,
+    members) as they are built, and `shared` (a `Shared`) holds what does not depend on the
+    program: `run_quality` stores both as temporary tables, so that the claims are netted and
+    stored once per run (every payer's lines in one table) and each payer's diagnoses and what is
+    derived from its lines alone are built once, whichever programs read them. The pharmacy lines and the program's member months are left as
+    expressions (no shipped measure reads them).
     """
     from allpayer.core.claims import pharmacy_claim_lines
 
@@ -978,7 +982,7 @@ def build_context(
         program=program, year=year, paid_through=paid_through, claims=lines,
         diagnoses=diagnoses, labs=labs,
         observations=obs, pharmacy=rx, eligibility=keep("eligibility", elig),
-        member_months=keep("member_months", mm), members=keep("members", members),
+        member_months=mm, members=keep("members", members),
         valuesets=valuesets, redacted=red, extra=dict(extra or {}), keep=keep if keep_given else None,
         shared=shared,
     )
@@ -1022,16 +1026,23 @@ def population_for(measure: Measure, ctx: MeasureContext) -> ir.Table:
     pop = ctx.members
     if measure.kind != "member":
         return pop
+    if measure.enrollment is not None and measure.enrollment_window == "year":
+        rule = measure.enrollment
+        start = dt.date(ctx.year - rule.years + 1, 1, 1)
+
+        def enrolled() -> ir.Table:
+            e = continuously_enrolled(ctx.members, ctx.eligibility, start, ctx.period_end, rule, key=["person_id"])
+            return e.filter(e.enrolled).drop("enrolled")
+
+        # The rule is checked per person, whatever the age: once per program for every measure
+        # that states it (stored when the engine runs), then each measure's ages.
+        anchor = rule.anchor or "none"
+        pop = ctx._kept(f"enrolled_{rule.years}y_{rule.max_gaps}_{rule.max_gap_days}d_{anchor}", enrolled)
     if measure.ages is not None:
         lo, hi = measure.ages
         pop = pop.filter((pop.age >= lo) & (pop.age <= hi))
     if measure.gender is not None:
         pop = pop.filter(pop.gender == measure.gender)
-    if measure.enrollment is not None and measure.enrollment_window == "year":
-        rule = measure.enrollment
-        start = dt.date(ctx.year - rule.years + 1, 1, 1)
-        pop = continuously_enrolled(pop, ctx.eligibility, start, ctx.period_end, rule, key=["person_id"])
-        pop = pop.filter(pop.enrolled).drop("enrolled")
     return pop
 
 
@@ -1043,7 +1054,8 @@ def evaluate(measure: Measure, ctx: MeasureContext) -> ir.Table:
 
         raise RunError(f"measure {measure.id}: value set(s) {', '.join(missing)} not found")
     pop = population_for(measure, ctx)
-    if ctx.keep is not None:
+    if ctx.keep is not None and pop is not ctx.members:
+        # (an event measure's population is the members themselves, already stored)
         pop = ctx.keep(f"population_{measure.id}", pop)
     return conform(measure.compute(ctx, pop), measure, ctx.members, ctx.program.program_id, ctx.year)
 
