@@ -892,8 +892,8 @@ def build_context(
     members) as they are built, and `shared` (a `Shared`) holds what does not depend on the
     program: `run_quality` stores both as temporary tables, so that the claims are netted and
     stored once per run (every payer's lines in one table) and each payer's diagnoses and what is
-    derived from its lines alone are built once, whichever programs read them. The pharmacy lines and the program's member months are left as
-    expressions (no shipped measure reads them).
+    derived from its lines alone are built once, whichever programs read them. The pharmacy lines
+    and the program's member months are left as expressions (no shipped measure reads them).
     """
     from allpayer.core.claims import pharmacy_claim_lines
 
