@@ -187,16 +187,17 @@ def claim_line_flags(lines: ir.Table, flags: Mapping[str, Flag]) -> ir.Table:
     When every flag is a `LineFlag`, the flags are tested on the distinct combinations of the
     columns they read (a few thousand code combinations instead of every line) and the lines
     joined to the combinations that pass one (NULL matching NULL)."""
-    cols = list(dict.fromkeys(c for f in flags.values() for c in getattr(f, "columns", ("*",))))
-    if all(c in lines.columns for c in cols):
-        combos = lines.select(*cols).distinct()
-        hits = combos.mutate(**{f"_f_{k}": f(combos).fill_null(False) for k, f in flags.items()})
-        hits = hits.filter(ibis.or_(*[hits[f"_f_{k}"] for k in flags]))
-        hits = hits.rename(**{f"_c_{c}": c for c in cols})
+    def passing(t: ir.Table) -> ir.Table:
+        """The rows of `t` that pass a flag, with one ``_f_<flag>`` boolean per flag."""
+        m = t.mutate(**{f"_f_{k}": f(t).fill_null(False) for k, f in flags.items()})
+        return m.filter(ibis.or_(*[m[f"_f_{k}"] for k in flags]))
+
+    cols = list(dict.fromkeys(c for f in flags.values() if isinstance(f, LineFlag) for c in f.columns))
+    if all(isinstance(f, LineFlag) for f in flags.values()) and set(cols) <= set(lines.columns):
+        hits = passing(lines.select(*cols).distinct()).rename(**{f"_c_{c}": c for c in cols})
         m = lines.join(hits, [lines[c].identical_to(hits[f"_c_{c}"]) for c in cols])
     else:
-        m = lines.mutate(**{f"_f_{k}": f(lines).fill_null(False) for k, f in flags.items()})
-        m = m.filter(ibis.or_(*[m[f"_f_{k}"] for k in flags]))
+        m = passing(lines)
     return m.group_by(_fl_claim=m.claim_id).aggregate(**{k: m[f"_f_{k}"].max() for k in flags})
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
@@ -1035,9 +1035,9 @@ def population_for(measure: Measure, ctx: MeasureContext) -> ir.Table:
             return e.filter(e.enrolled).drop("enrolled")
 
         # The rule is checked per person, whatever the age: once per program for every measure
-        # that states it (stored when the engine runs), then each measure's ages.
-        anchor = rule.anchor or "none"
-        pop = ctx._kept(f"enrolled_{rule.years}y_{rule.max_gaps}_{rule.max_gap_days}d_{anchor}", enrolled)
+        # that states it (stored when the engine runs, keyed on every field of the rule), then each
+        # measure's ages.
+        pop = ctx._kept("enrolled_" + "_".join(str(v) for v in astuple(rule)), enrolled)
     if measure.ages is not None:
         lo, hi = measure.ages
         pop = pop.filter((pop.age >= lo) & (pop.age <= hi))
