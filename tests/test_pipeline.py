@@ -16,7 +16,8 @@ YEAR = 2024
 
 
 STAGE_EXPRESSIONS: dict = {}
-"""The expression of every stage of the `db` fixture's run, as written (for tests/test_backend.py)."""
+"""The expression of every stage of the `db` fixture's run, as written (compiled again by the
+complexity-score tests at the end of this module)."""
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ def sql_literal(text) -> str:
     """An SQL string literal of `text`'s string, single-quoted."""
     return "'" + str(text).replace("'", "''") + "'"
 
+
 def _memoize_select_complexity() -> None:
     """Make Ibis's SQL compilation of large expressions cheaper, with the same SQL.
 
@@ -38,8 +39,9 @@ def _memoize_select_complexity() -> None:
     and a node's score is worked out from its children's kept scores, which is the same number
     as Ibis's walk (1 per Field, the maximum for impure calls, else 1 plus the children's scores,
     a child counted once per time it is an argument). The compiled SQL is unchanged
-    (tests/test_backend.py compares it with Ibis's own scoring on every stage of a run); if
-    Ibis's internals are not as expected, nothing is changed.
+    (tests/test_pipeline.py compiles stages of a run both ways and compares the SQL and the
+    scores of their nodes; tests/test_backend.py small expressions); if Ibis's internals are not
+    as expected, nothing is changed.
     """
     import weakref
 
