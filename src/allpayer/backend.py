@@ -65,23 +65,18 @@ def _memoize_select_complexity() -> None:
         while stack:
             n = stack[-1]
             if n in scores:
-                stack.pop()
-                continue
-            if isinstance(n, field):
+                pass
+            elif isinstance(n, field):
                 scores[n] = 1
-                stack.pop()
-                continue
-            if isinstance(n, impure):
+            elif isinstance(n, impure):
                 scores[n] = most
-                stack.pop()
-                continue
-            children = n.__children__
-            todo = [c for c in children if c not in scores]
-            if todo:
-                stack.extend(todo)
-                continue
+            else:
+                todo = [c for c in n.__children__ if c not in scores]
+                if todo:  # score the children first, then come back to n
+                    stack.extend(todo)
+                    continue
+                scores[n] = 1 + sum(scores[c] for c in n.__children__)
             stack.pop()
-            scores[n] = 1 + sum(scores[c] for c in children)
         return scores[node]
 
     complexity._allpayer_memoized = True
