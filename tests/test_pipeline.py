@@ -32,11 +32,9 @@ def db(tmp_path_factory):
         STAGE_EXPRESSIONS[name] = expr
         return write(con, name, expr, year, run_id, year_column)
 
-    pipeline._write = capture
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "_write", capture)
         assert main(["run", "--db", str(db), "--year", str(YEAR), "--paid-through", "2025-03-31"]) == 0
-    finally:
-        pipeline._write = write
     return db
 
 
