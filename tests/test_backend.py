@@ -1,4 +1,5 @@
-"""allpayer.backend: Ibis's select-merge complexity score, kept per node (`_memoize_select_complexity`).
+"""allpayer.backend: Ibis's select-merge complexity score, kept per node (`_memoize_select_complexity`),
+and the storage format of the DuckDB files it creates (`DUCKDB_STORAGE_VERSION`).
 
 The kept score must be the number Ibis's own walk gives, so the compiled SQL stays byte for byte
 what Ibis would write. Here on small expressions built to have shared subtrees and an impure
@@ -8,11 +9,13 @@ the SQL and the scores of their nodes.
 
 from __future__ import annotations
 
+import duckdb
 import ibis
 import ibis.backends.sql.rewrites as rewrites
 import ibis.expr.operations as ops
 
 import allpayer.backend  # noqa: F401  (installs the kept score)
+from allpayer import backend
 
 
 def test_the_kept_score_is_installed():
@@ -34,3 +37,44 @@ def test_scores_match_ibis_on_shared_subtrees_and_impure_calls():
         assert rewrites.complexity(node) == original(node)
         for child in node.__children__:
             assert rewrites.complexity(child) == original(child)
+
+
+def _storage_version(raw, name: str) -> str:
+    return raw.execute("SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = ?", [name]).fetchone()[0]
+
+
+def test_a_new_database_file_is_created_in_the_1_5_storage_format(tmp_path):
+    con = backend.connect_duckdb(tmp_path / "new.duckdb")
+    try:
+        assert _storage_version(con.con, "new") == f"{backend.DUCKDB_STORAGE_VERSION}+"
+        con.con.execute("CREATE TABLE t AS SELECT range AS n, NULL::VARCHAR AS empty FROM range(5000)").fetchall()
+    finally:
+        con.disconnect()
+    # the format is the file's own: a plain DuckDB connection reads it and keeps it
+    raw = duckdb.connect(str(tmp_path / "new.duckdb"), read_only=True)
+    try:
+        assert _storage_version(raw, "new") == f"{backend.DUCKDB_STORAGE_VERSION}+"
+        assert raw.execute("SELECT count(*), sum(n), count(empty) FROM t").fetchone() == (5000, 12497500, 0)
+    finally:
+        raw.close()
+
+
+def test_an_existing_file_keeps_its_storage_format(tmp_path):
+    """A file created in DuckDB's default (1.0) format, as files made before this setting were, is
+    opened, written and read as it is: the setting applies only to files a connection creates."""
+    db = tmp_path / "old.duckdb"
+    raw = duckdb.connect(str(db))
+    raw.execute("CREATE TABLE t AS SELECT range AS n FROM range(10)").fetchall()
+    raw.close()
+    con = backend.connect_duckdb(db)
+    try:
+        con.con.execute("INSERT INTO t SELECT range FROM range(10, 20)").fetchall()
+        con.con.execute("CHECKPOINT").fetchall()
+        assert _storage_version(con.con, "old") == "v1.0.0+"
+    finally:
+        con.disconnect()
+    con = backend.connect_duckdb(db, read_only=True)
+    try:
+        assert con.con.execute("SELECT count(*), sum(n) FROM t").fetchone() == (20, 190)
+    finally:
+        con.disconnect()
