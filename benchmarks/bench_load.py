@@ -74,11 +74,18 @@ def main() -> None:
     ap.add_argument("--src", type=Path, default=ROOT / "src", help="src folder of the code to measure (default: this checkout's)")
     ap.add_argument("--baseline-src", type=Path, default=None, help="src folder of the code to compare with")
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--work", type=Path, default=None, help="folder for populations and databases")
+    ap.add_argument("--work", type=Path, default=None, help="folder for populations and databases, kept (default: a temporary folder, removed at the end)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = ap.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="bench_load_"))
-    work.mkdir(parents=True, exist_ok=True)
+    if args.work is None:  # a folder of its own, removed at the end
+        with tempfile.TemporaryDirectory(prefix="bench_load_") as tmp:
+            run(args, Path(tmp))
+    else:
+        args.work.mkdir(parents=True, exist_ok=True)
+        run(args, args.work)
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
     codes = {"this": str(args.src.resolve())}
     if args.baseline_src:
         codes["baseline"] = str(args.baseline_src.resolve())
