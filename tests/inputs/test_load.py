@@ -179,6 +179,30 @@ def test_a_redelivered_claim_is_already_loaded_and_a_changed_one_is_a_conflict(t
     assert '"paid_amount":"176.00"' in raw and '"claim_id":"C1"' in raw and ":null" not in raw
 
 
+@pytest.mark.parametrize("key_hash", ["0", "length(concat_ws('|', {keys})) % 2"])
+def test_keys_that_share_a_hash_are_told_apart(tmp_path, monkeypatch, key_hash):
+    """Repeated keys are found by a hash of the key first (`load.KEY_HASH_SQL`), then by the key
+    itself: with a hash that every row (or half the rows) share, the same rows are duplicates,
+    conflicts and new rows, with the same messages, as with the real one."""
+    header, rows = base_rows("medical_claim")
+    copy, conflict = rows[0], dict(rows[1], paid_amount="176.00", allowed_amount="176.00")
+
+    def load(name: str):
+        folder = build_delivery(tmp_path / name / "in")
+        write_csv(folder / "medical_claim.csv", header, rows + [copy, conflict])
+        db = tmp_path / name / "a.duckdb"
+        result = loader.load_folder(folder, db)
+        quarantined = query(db, "SELECT source_file, line_number, rule, message FROM quarantine ORDER BY 1, 2")
+        stored = query(db, "SELECT source_file, line_number, row_hash FROM medical_claim ORDER BY 1, 2")
+        return counts(result)["medical_claim"], quarantined, stored
+
+    real = load("real")
+    assert real[0] == (10, 8, 0, 2)
+    assert [r[2] for r in real[1]] == ["duplicate_row", "conflicting_duplicate"]
+    monkeypatch.setattr(loader, "KEY_HASH_SQL", key_hash)
+    assert load("shared") == real
+
+
 def test_later_eligibility_clears_the_outside_flag(tmp_path):
     db = tmp_path / "a.duckdb"
     loader.load_folder(build_delivery(tmp_path / "in"), db)
