@@ -116,7 +116,7 @@ DUCKDB_STORAGE_VERSION = "v1.5.0"
 format it was created with). DuckDB's default for a new file is still the 1.0 format, readable by
 every DuckDB since 1.0; the 1.5 format, readable by DuckDB 1.5 and later (the locked version is
 1.5), stores empty and sparse columns far more cheaply. The contract tables are wide and mostly
-empty (medical claims have 155 columns; the synthetic delivery fills 50), so loading 3.7 million
+empty (medical claims have 155 columns; the synthetic delivery fills 50), so storing 3.7 million
 medical claim lines costs about a third less (`benchmarks/README.md`, "Loading and validation")."""
 
 
