@@ -39,6 +39,28 @@ def test_scores_match_ibis_on_shared_subtrees_and_impure_calls():
             assert rewrites.complexity(child) == original(child)
 
 
+
+def test_a_kept_score_of_an_equal_node_that_is_freed_is_worked_out_again():
+    """Nodes compare by structure, so a kept score may be keyed by an equal node that has since
+    been freed: the next walk over an equal node (here one built again) scores it afresh."""
+    import gc
+
+    original = rewrites.complexity._ibis_original
+    t = ibis.table({"a": "int64", "b": "string"}, name="t")
+
+    def build():
+        return t.mutate(x=(t.a + 1) * 2, y=t.b.upper()).filter(lambda s: s.x > 3).op()
+
+    first = build()
+    rewrites.complexity(first)
+    again = build()
+    assert again == first and again is not first
+    del first
+    gc.collect()
+    assert rewrites.complexity(again) == original(again)
+    for child in again.__children__:
+        assert rewrites.complexity(child) == original(child)
+
 def _storage_version(raw, name: str) -> str:
     return raw.execute("SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = ?", [name]).fetchone()[0]
 

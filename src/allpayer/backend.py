@@ -61,23 +61,36 @@ def _memoize_select_complexity() -> None:
         hit = scores.get(node)
         if hit is not None:
             return hit
+        # This walk's scores, held strongly while it lasts. The kept scores are read only through
+        # ``get``: nodes compare by structure, so a kept entry may belong to an equal node that
+        # the garbage collector frees at any moment, between a test for the entry and a read.
+        known = {}
+
+        def score_of(n):
+            v = known.get(n)
+            if v is None:
+                v = scores.get(n)
+                if v is not None:
+                    known[n] = v
+            return v
+
         stack = [node]
         while stack:
             n = stack[-1]
-            if n in scores:
-                pass
-            elif isinstance(n, field):
-                scores[n] = 1
-            elif isinstance(n, impure):
-                scores[n] = most
-            else:
-                todo = [c for c in n.__children__ if c not in scores]
-                if todo:  # score the children first, then come back to n
-                    stack.extend(todo)
-                    continue
-                scores[n] = 1 + sum(scores[c] for c in n.__children__)
+            if score_of(n) is None:
+                if isinstance(n, field):
+                    v = 1
+                elif isinstance(n, impure):
+                    v = most
+                else:
+                    todo = [c for c in n.__children__ if score_of(c) is None]
+                    if todo:  # score the children first, then come back to n
+                        stack.extend(todo)
+                        continue
+                    v = 1 + sum(known[c] for c in n.__children__)
+                known[n] = scores[n] = v
             stack.pop()
-        return scores[node]
+        return known[node]
 
     complexity._allpayer_memoized = True
     complexity._ibis_original = original
