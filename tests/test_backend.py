@@ -14,8 +14,7 @@ import ibis
 import ibis.backends.sql.rewrites as rewrites
 import ibis.expr.operations as ops
 
-import allpayer.backend  # noqa: F401  (installs the kept score)
-from allpayer import backend
+from allpayer import backend  # importing it installs the kept score
 
 
 def test_the_kept_score_is_installed():
@@ -39,7 +38,6 @@ def test_scores_match_ibis_on_shared_subtrees_and_impure_calls():
             assert rewrites.complexity(child) == original(child)
 
 
-
 def test_a_kept_score_of_an_equal_node_that_is_freed_is_worked_out_again():
     """Nodes compare by structure, so a kept score may be keyed by an equal node that has since
     been freed: the next walk over an equal node (here one built again) scores it afresh."""
@@ -60,6 +58,7 @@ def test_a_kept_score_of_an_equal_node_that_is_freed_is_worked_out_again():
     assert rewrites.complexity(again) == original(again)
     for child in again.__children__:
         assert rewrites.complexity(child) == original(child)
+
 
 def _storage_version(raw, name: str) -> str:
     return raw.execute("SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = ?", [name]).fetchone()[0]
