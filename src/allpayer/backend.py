@@ -132,6 +132,9 @@ every DuckDB since 1.0; the 1.5 format, readable by DuckDB 1.5 and later (the lo
 empty (medical claims have 155 columns; the synthetic delivery fills 50), so storing 3.7 million
 medical claim lines costs about a third less (`benchmarks/README.md`, "Loading and validation")."""
 
+NEW_FILE_SETTINGS = {"storage_compatibility_version": DUCKDB_STORAGE_VERSION}
+"""The DuckDB settings of a connection that may create a database file (`DUCKDB_STORAGE_VERSION`)."""
+
 
 def duckdb_settings(path: str | Path | None = None) -> dict[str, str]:
     """The DuckDB settings of a connection: ``memory_limit`` (`MEMORY_ENV`, a DuckDB size such as
@@ -152,7 +155,7 @@ def duckdb_settings(path: str | Path | None = None) -> dict[str, str]:
         out["memory_limit"] = limit
     if path is not None:
         out["temp_directory"] = f"{path}.tmp"
-        out["storage_compatibility_version"] = DUCKDB_STORAGE_VERSION
+        out.update(NEW_FILE_SETTINGS)
     return out
 
 

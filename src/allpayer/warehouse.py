@@ -484,7 +484,7 @@ def duckdb_session(path: str | Path, *, write: bool = True) -> Iterator[Path]:
             scratch = Path(tempfile.mkdtemp(prefix="allpayer-warehouse-"))
         db = scratch / "snapshot.duckdb"
         views = _view_tables()
-        raw = duckdb.connect(str(db), config={"storage_compatibility_version": backend.DUCKDB_STORAGE_VERSION})
+        raw = duckdb.connect(str(db), config=dict(backend.NEW_FILE_SETTINGS))
         try:
             raw.execute(runs.RUNS_TABLE_DDL).fetchall()
             for name in sorted(manifest["tables"]):

@@ -334,6 +334,7 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
     parts = [
         f"""
         good AS (SELECT {keys}, source_file, line_number, row_hash FROM {verdict} WHERE rules IS NULL),
+        -- reads the verdict, not `good`: a CTE read twice is materialized (every valid row)
         repeated AS (
             SELECT {keys}, source_file, line_number, row_hash FROM {verdict}
             WHERE rules IS NULL AND {key_hash} IN (
