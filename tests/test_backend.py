@@ -1,5 +1,6 @@
 """allpayer.backend: Ibis's select-merge complexity score, kept per node (`_memoize_select_complexity`),
-and the storage format of the DuckDB files it creates (`DUCKDB_STORAGE_VERSION`).
+the storage format of the DuckDB files it creates (`DUCKDB_STORAGE_VERSION`), and
+`replace_temp_table`, which writes a temporary table's rows once.
 
 The kept score must be the number Ibis's own walk gives, so the compiled SQL stays byte for byte
 what Ibis would write. Here on small expressions built to have shared subtrees and an impure
@@ -99,3 +100,33 @@ def test_an_existing_file_keeps_its_storage_format(tmp_path):
         assert con.con.execute("SELECT count(*), sum(n) FROM t").fetchone() == (20, 190)
     finally:
         con.disconnect()
+
+
+def test_replace_temp_table_writes_the_rows_once_and_replaces_the_old_table():
+    con = ibis.duckdb.connect()
+    statements = []
+
+    class Recorded:  # the DuckDB connection, every statement run through it written down
+        def __init__(self, inner):
+            self.inner = inner
+
+        def execute(self, query, *args, **kwargs):
+            statements.append(str(query))
+            out = self.inner.execute(query, *args, **kwargs)
+            return self if out is self.inner else out
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    con.con = Recorded(con.con)
+    first = backend.replace_temp_table(con, "kept", ibis.memtable({"a": [1, 2, 3]}))
+    assert first.a.sum().to_pyarrow().as_py() == 6
+    src = con.create_table("src", ibis.memtable({"b": ["x", "y"]}))
+    statements.clear()
+    second = backend.replace_temp_table(con, "kept", src.mutate(c=src.b.upper()))
+    assert sorted(second.c.to_pyarrow().to_pylist()) == ["X", "Y"]
+    assert second.columns == ("b", "c")  # the old table's columns are gone with it
+    inserts = [q for q in statements if "INSERT" in q.upper()]
+    assert len(inserts) == 1 and '"kept"' in inserts[0]  # written straight into its own name
+    assert not any("AS SELECT" in q.upper() for q in statements)  # and never copied from another
+    assert not [t for t in con.list_tables() if t.startswith("ibis_duckdb_table")]

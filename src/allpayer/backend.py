@@ -278,6 +278,18 @@ def connect(
     raise RunError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
 
 
+def replace_temp_table(con, name: str, expr: ir.Table) -> ir.Table:
+    """A temporary table `name` of `con` holding `expr`'s rows, replacing any table of that name.
+
+    On DuckDB the old table is dropped first and the rows written once: Ibis's
+    ``create_table(temp=True, overwrite=True)`` writes them into a table of another name and then
+    copies them (a second write of every row). Other backends get that call."""
+    if getattr(con, "name", None) == "duckdb":
+        con.drop_table(name, force=True)
+        return con.create_table(name, expr, temp=True)
+    return con.create_table(name, expr, temp=True, overwrite=True)
+
+
 # Names of the Spark views that `checkpoint` registers (one counter per process: names never repeat).
 CHECKPOINT_PREFIX = "_allpayer_checkpoint_"
 _checkpoint_ids = itertools.count(1)

@@ -1065,9 +1065,11 @@ def keeper(con, prefix: str, made: list[str] | None = None) -> Callable[[str, ir
     """A `build_context` ``keep`` that stores each table as a temporary table of `con` (its name
     appended to `made`, when given, so the caller can drop it)."""
 
+    from allpayer.backend import replace_temp_table
+
     def keep(name: str, t: ir.Table) -> ir.Table:
         full = f"{prefix}_{name}"
-        out = con.create_table(full, t, temp=True, overwrite=True)
+        out = replace_temp_table(con, full, t)
         if made is not None and full not in made:
             made.append(full)
         return out

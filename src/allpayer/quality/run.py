@@ -32,6 +32,7 @@ from typing import Callable, Sequence
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.backend import replace_temp_table
 from allpayer.errors import RunError
 from allpayer.pipeline import _write, loaded_as_of, programs_for_year, union_aligned
 from allpayer.quality import care_gaps as gaps_mod
@@ -162,8 +163,7 @@ def run_quality(
                 inverse[mid] = bool(p.quality.measure(mid).inverse or m.inverse) if mid in listed else m.inverse
                 labels[mid] = m.label
                 continue
-            program_results[mid] = con.create_table(f"_q_{n}_{mid}", framework.evaluate(m, ctx),
-                                                    temp=True, overwrite=True)
+            program_results[mid] = replace_temp_table(con, f"_q_{n}_{mid}", framework.evaluate(m, ctx))
             stored.append(program_results[mid])
             if mid in listed:
                 results.append(program_results[mid])
@@ -181,7 +181,7 @@ def run_quality(
         if "primary_care_visit" in vs:
             parts.append(gaps_mod.no_primary_care_gaps(ctx))
         if parts:
-            gap_parts.append(con.create_table(f"_q_{n}_gaps", union_aligned(parts), temp=True, overwrite=True))
+            gap_parts.append(replace_temp_table(con, f"_q_{n}_gaps", union_aligned(parts)))
         for name in made:
             con.drop_table(name, force=True)
         if last_of_payer[p.payer] == i:
