@@ -3,6 +3,8 @@ from decimal import Decimal
 
 import ibis
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from allpayer.core.claims import medical_claim_lines
 
@@ -76,3 +78,75 @@ def test_paid_through_cutoff_ignores_later_adjustments():
 def test_service_category(row, category):
     t = claims([dict(claim_id="C", claim_line_number=1, paid_date=D(2024, 3, 9), paid_amount="1", allowed_amount="1", **row)])
     assert lines(t)["C", 1]["service_category"] == category
+
+
+def reference_net(rows):
+    """The adjustment convention worked out row by row: per line, amounts summed, descriptive
+    columns from the row with the highest sequence (missing counts as 0), rows without a key left out."""
+    by_line = {}
+    for r in rows:
+        if r["claim_id"] is None or r["claim_line_number"] is None:
+            continue
+        by_line.setdefault((r["claim_id"], r["claim_line_number"]), []).append(r)
+    out = {}
+    for k, rs in by_line.items():
+        latest = max(rs, key=lambda r: r["adjustment_sequence"] or 0)
+        out[k] = {
+            "hcpcs_code": latest["hcpcs_code"], "paid_date": None,
+            "paid_cents": int(sum(Decimal(r["paid_amount"]) for r in rs) * 100),
+            "allowed_cents": int(sum(Decimal(r["allowed_amount"]) for r in rs) * 100),
+            "adjustment_rows": len(rs),
+            "first_paid_date": min(r["paid_date"] for r in rs), "last_paid_date": max(r["paid_date"] for r in rs),
+        }
+    return out
+
+
+def test_lines_delivered_once_adjusted_reversed_or_only_as_an_adjustment_net_as_the_convention_says():
+    rows = [
+        # delivered once
+        dict(claim_id="A", claim_line_number=1, paid_date=D(2024, 3, 1), paid_amount="10.00", allowed_amount="12.00"),
+        # no sequence given (the original), then two adjustments: the latest carries the codes
+        dict(claim_id="B", claim_line_number=1, adjustment_sequence=None, paid_date=D(2024, 3, 1),
+             paid_amount="50.00", allowed_amount="60.00", hcpcs_code="99213"),
+        dict(claim_id="B", claim_line_number=1, adjustment_sequence=2, paid_date=D(2024, 5, 1),
+             paid_amount="5.00", allowed_amount="5.00", hcpcs_code="99215"),
+        dict(claim_id="B", claim_line_number=1, adjustment_sequence=1, paid_date=D(2024, 4, 1),
+             paid_amount="-10.00", allowed_amount="-10.00", hcpcs_code="99214"),
+        # reversed to nothing
+        dict(claim_id="C", claim_line_number=1, paid_date=D(2024, 3, 1), paid_amount="80.00", allowed_amount="80.00"),
+        dict(claim_id="C", claim_line_number=1, adjustment_sequence=1, paid_date=D(2024, 3, 9),
+             paid_amount="-80.00", allowed_amount="-80.00"),
+        # only an adjustment row is present (its original was never delivered)
+        dict(claim_id="D", claim_line_number=3, adjustment_sequence=4, paid_date=D(2024, 6, 1),
+             paid_amount="7.25", allowed_amount="7.25", hcpcs_code="G0439"),
+        # another line of an adjusted claim, delivered once; and a row with no claim id
+        dict(claim_id="B", claim_line_number=2, paid_date=D(2024, 3, 1), paid_amount="1.10", allowed_amount="1.10"),
+        dict(claim_id=None, claim_line_number=1, paid_date=D(2024, 3, 1), paid_amount="9.00", allowed_amount="9.00"),
+    ]
+    t = claims(rows)
+    got = lines(t)
+    want = reference_net([dict(r, **{k: v for k, v in dict(claim_type="professional", hcpcs_code="99213",
+                                                               adjustment_sequence=0).items() if k not in r})
+                          for r in rows])
+    assert set(got) == set(want)
+    for k, w in want.items():
+        g = got[k]
+        for c in ("hcpcs_code", "paid_cents", "allowed_cents", "adjustment_rows", "first_paid_date", "last_paid_date"):
+            assert g[c] == w[c], (k, c)
+    assert got["B", 1]["hcpcs_code"] == "99215" and got["B", 1]["paid_cents"] == 4500
+    assert got["C", 1]["paid_cents"] == 0 and got["D", 3]["adjustment_rows"] == 1
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["C1", "C2", "C3"]), st.integers(1, 3), st.integers(0, 3),
+                          st.integers(-5000, 5000), st.integers(1, 28)),
+                min_size=1, max_size=25, unique_by=lambda r: r[:3]))
+def test_netting_equals_the_convention_worked_out_row_by_row(spec):
+    rows = [dict(claim_id=c, claim_line_number=n, adjustment_sequence=s, paid_date=D(2024, 4, day),
+                 paid_amount=str(Decimal(cents) / 100), allowed_amount=str(Decimal(cents) / 100),
+                 hcpcs_code=f"9921{s}") for c, n, s, cents, day in spec]
+    got = lines(claims(rows))
+    want = reference_net(rows)
+    assert set(got) == set(want)
+    for k, w in want.items():
+        assert {c: got[k][c] for c in w if c != "paid_date"} == {c: v for c, v in w.items() if c != "paid_date"}

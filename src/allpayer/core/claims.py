@@ -60,26 +60,48 @@ def net_claim_rows(rows: ir.Table, money_columns: Sequence[str] = MONEY_COLUMNS)
 
     Each money column is summed exactly over the line's rows; the other columns come from the
     row with the highest ``adjustment_sequence`` (a total order: the sequence is part of the
-    input's key, so one row holds it). Adds ``adjustment_rows`` (rows netted),
-    ``first_paid_date`` and ``last_paid_date``.
+    input's key, so one row holds it; a missing sequence counts as 0, as the loader stores it).
+    Adds ``adjustment_rows`` (rows netted), ``first_paid_date`` and ``last_paid_date``. Rows
+    without a claim id or line number are left out.
 
-    One narrow aggregate per line (the sums and the latest sequence) is joined back to the rows
-    on the key and that sequence: no window sorts the wide rows of every line.
+    Most lines are delivered once, as their original row (sequence 0). A line of several rows has
+    distinct sequences, so one of them is not 0: only the lines with such a row are summed (their
+    rows found by a join to those few keys), and every row is joined to those sums on its key. A
+    row of such a line is kept if it holds the latest sequence, with the line's sums; a row with
+    no sums is a line of one row and is its own net. So the millions of lines delivered once are
+    neither grouped nor joined to themselves, the wide rows are read once, and no window sorts
+    them.
     """
     key = ["claim_id", "claim_line_number"]
     money = [c for c in money_columns if c in rows.columns]
+    rows = rows.filter(rows.claim_id.notnull() & rows.claim_line_number.notnull())
     rows = rows.mutate(adjustment_sequence=rows.adjustment_sequence.fill_null(0))
-    sums = rows.group_by(key).aggregate(
-        **{m: rows[m].sum() for m in money},
-        adjustment_rows=rows.count(),
-        first_paid_date=rows.paid_date.min(),
-        last_paid_date=rows.paid_date.max(),
-        _latest_sequence=rows.adjustment_sequence.max(),
+
+    adj = rows.filter(rows.adjustment_sequence != 0)
+    adjusted = adj.select(_a_claim_id=adj.claim_id, _a_line=adj.claim_line_number).distinct()
+    narrow = rows.select(*key, "adjustment_sequence", "paid_date", *money)
+    several = narrow.semi_join(adjusted, [narrow.claim_id == adjusted._a_claim_id, narrow.claim_line_number == adjusted._a_line])
+    sums = several.group_by(key).aggregate(
+        **{f"_sum_{m}": several[m].sum() for m in money},
+        _adjustment_rows=several.count(),
+        _first_paid_date=several.paid_date.min(),
+        _last_paid_date=several.paid_date.max(),
+        _latest_sequence=several.adjustment_sequence.max(),
+    ).rename(_sum_claim_id="claim_id", _sum_claim_line_number="claim_line_number")
+
+    j = rows.left_join(sums, [rows.claim_id == sums._sum_claim_id,
+                              rows.claim_line_number == sums._sum_claim_line_number])
+    j = j.filter(j._latest_sequence.isnull() | (j.adjustment_sequence == j._latest_sequence))
+    types = sums.schema()
+    alone = j._latest_sequence.isnull()
+    netted = {m: ibis.ifelse(alone, j[m].cast(types[f"_sum_{m}"]), j[f"_sum_{m}"]).name(m) for m in money}
+    return j.select(
+        *[c for c in rows.columns if c not in {*money, "adjustment_sequence", "paid_date"}],
+        *[netted[m] for m in money],
+        adjustment_rows=ibis.ifelse(alone, ibis.literal(1, "int64"), j._adjustment_rows),
+        first_paid_date=ibis.ifelse(alone, j.paid_date, j._first_paid_date),
+        last_paid_date=ibis.ifelse(alone, j.paid_date, j._last_paid_date),
     )
-    drop = set(money) | {"paid_date"}
-    latest = rows.select(*[c for c in rows.columns if c not in drop])
-    joined = latest.join(sums, [*key, latest.adjustment_sequence == sums._latest_sequence])
-    return joined.drop("adjustment_sequence", "_latest_sequence")
 
 
 def _net_cents(rows: ir.Table) -> ir.Table:
