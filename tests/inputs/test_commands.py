@@ -23,6 +23,11 @@ from .conftest import build_delivery, query
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# The tests that read `loaded` follow one another on one worker: the first loads the case, the
+# second loads it again (everything already loaded), the exports read the database they made.
+SHARES_THE_LOAD = pytest.mark.xdist_group("cli_load")
+
+
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """The bad_amounts case loaded once through the CLI (JSON output kept)."""
@@ -33,6 +38,7 @@ def loaded(tmp_path_factory):
     return folder, db
 
 
+@SHARES_THE_LOAD
 def test_load_prints_counts_and_reconciliation(loaded, capsys):
     folder, db = loaded
     assert main(["load", str(folder), "--db", str(db)]) == 0
@@ -46,6 +52,7 @@ def test_load_prints_counts_and_reconciliation(loaded, capsys):
     assert f"allpayer export quarantine --db {db}" in out
 
 
+@SHARES_THE_LOAD
 def test_load_json_is_the_same_counts(loaded, capsys):
     folder, db = loaded
     assert main(["load", str(folder), "--db", str(db), "--json", "--paid-through", "2024-12-31"]) == 0
@@ -71,6 +78,7 @@ def test_load_errors_are_one_line(tmp_path, capsys):
     assert "nowhere: folder not found" in capsys.readouterr().err
 
 
+@SHARES_THE_LOAD
 def test_export_parquet_and_csv(loaded, tmp_path, capsys):
     _, db = loaded
     if not db.exists():
@@ -90,6 +98,7 @@ def test_export_parquet_and_csv(loaded, tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+@SHARES_THE_LOAD
 def test_export_errors(loaded, tmp_path, capsys):
     _, db = loaded
     if not db.exists():
