@@ -83,7 +83,7 @@ def test_programs_of_one_payer_share_their_payer_tables(monkeypatch):
     con = database(w, programs=2)
     run_quality(con, [w.program, other], Y, PAID_THROUGH, "run-1")
     payer = w.program.payer
-    assert built["lines"] == 1  # the claims are netted and stored once, every payer's lines once
+    assert built[f"payer_{payer}_lines"] == 1  # the payer's claims are netted and stored once
     assert f"payer_{payer}_claims" not in built  # not stored again per payer
     assert built[f"payer_{payer}_diagnoses"] == 1
     assert built[f"payer_{payer}_common_exclusions"] == 1

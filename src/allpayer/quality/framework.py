@@ -185,15 +185,13 @@ payer (its claims; with the run's labs and observations), or only the run (labs,
 
 @dataclass
 class Shared:
-    """Tables of one quality run that do not depend on the program, built once: the claims netted
-    as of the paid-through date, each payer's claim lines and diagnoses, labs and observations,
+    """Tables of one quality run that do not depend on the program, built once: each payer's claim
+    lines netted as of the paid-through date and its diagnoses, labs and observations,
     and what is derived from them alone (code-list matches, claim summaries, exclusion evidence).
     Programs of one payer read one copy. ``keep(name, table)`` stores a table (a temporary table
-    of the run's connection); without it the tables stay expressions. ``payers``: the payers whose
-    claim lines the run reads (those of its programs; None: every payer)."""
+    of the run's connection); without it the tables stay expressions."""
 
     keep: Callable[[str, ir.Table], ir.Table] | None = None
-    payers: tuple[str, ...] | None = None
     tables: dict = field(default_factory=dict)
     groups: dict = field(default_factory=dict)
     values: dict = field(default_factory=dict)
@@ -890,9 +888,9 @@ def build_context(
 
     `keep(name, table) -> table` is applied to the program tables the measures read (eligibility,
     members) as they are built, and `shared` (a `Shared`) holds what does not depend on the
-    program: `run_quality` stores both as temporary tables, so that the claims are netted and
-    stored once per run (every payer's lines in one table) and each payer's diagnoses and what is
-    derived from its lines alone are built once, whichever programs read them. The pharmacy lines
+    program: `run_quality` stores both as temporary tables, so that each payer's claims are netted
+    and stored once per run (a table of its lines) and its diagnoses and what is derived from its
+    lines alone are built once, whichever programs read them. The pharmacy lines
     and the program's member months are left as expressions (no shipped measure reads them).
     """
     from allpayer.core.claims import pharmacy_claim_lines
@@ -907,16 +905,14 @@ def build_context(
         return quality_claim_lines(medical_claim, paid_through, start=start, history=history, valuesets=valuesets)
 
     if shared is not None:
-        # The lines of every payer of the run stored once, in payer order, so that one payer's
-        # reads skip the others' row groups.
-        def shared_lines() -> ir.Table:
+        # Each payer's lines stored once, when its first program comes, and dropped after its last:
+        # its reads scan only its own rows, and the claims are netted payer by payer (the payer
+        # filter reaches the scan of the claims), with no sort of every payer's wide rows.
+        def payer_lines() -> ir.Table:
             t = all_lines()
-            if sh.payers is not None:
-                t = t.filter(t.payer.isin(list(sh.payers)))
-            return t.order_by("payer")
+            return t.filter(t.payer == payer)
 
-        stored = sh.get("lines", shared_lines)
-        lines = stored.filter(stored.payer == payer)
+        lines = sh.payer_table(payer, "lines", payer_lines)
         diagnoses = sh.payer_table(payer, "diagnoses", lambda: diagnoses_long(lines))
     else:
         lines = all_lines()

@@ -134,11 +134,11 @@ def run_quality(
 
     results, gap_parts, stored = [], [], []
     inverse, certified, labels, not_reportable, implemented = {}, {}, {}, {}, {}
-    # What does not depend on the program (the netted claim lines of every payer, each payer's
-    # diagnoses, labs, observations and what is derived from them alone) is built once and shared;
-    # each program's own tables are dropped when it is done, a payer's after its last program.
+    # What does not depend on the program (each payer's netted claim lines and diagnoses, labs,
+    # observations and what is derived from them alone) is built once and shared; each
+    # program's own tables are dropped when it is done, a payer's after its last program.
     # A program's context is built when its turn comes, so only the running payer's tables are held.
-    shared = framework.Shared(keep=framework.keeper(con, "_qs"), payers=tuple(sorted({p.payer for p in progs})))
+    shared = framework.Shared(keep=framework.keeper(con, "_qs"))
     last_of_payer = {p.payer: i for i, p in enumerate(progs)}
     for i, p in enumerate(progs):
         made = []
