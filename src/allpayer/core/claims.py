@@ -80,7 +80,8 @@ def net_claim_rows(rows: ir.Table, money_columns: Sequence[str] = MONEY_COLUMNS)
     adj = rows.filter(rows.adjustment_sequence != 0)
     adjusted = adj.select(_a_claim_id=adj.claim_id, _a_line=adj.claim_line_number).distinct()
     narrow = rows.select(*key, "adjustment_sequence", "paid_date", *money)
-    several = narrow.semi_join(adjusted, [narrow.claim_id == adjusted._a_claim_id, narrow.claim_line_number == adjusted._a_line])
+    several = narrow.semi_join(adjusted, [narrow.claim_id == adjusted._a_claim_id,
+                                          narrow.claim_line_number == adjusted._a_line])
     sums = several.group_by(key).aggregate(
         **{f"_sum_{m}": several[m].sum() for m in money},
         _adjustment_rows=several.count(),

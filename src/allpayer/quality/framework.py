@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Callable, Literal, Sequence
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.backend import replace_temp_table
+
 if TYPE_CHECKING:  # pragma: no cover
     from allpayer.quality.valuesets import ValueSets
     from allpayer.terms import ProgramTerms
@@ -1060,8 +1062,6 @@ def evaluate(measure: Measure, ctx: MeasureContext) -> ir.Table:
 def keeper(con, prefix: str, made: list[str] | None = None) -> Callable[[str, ir.Table], ir.Table]:
     """A `build_context` ``keep`` that stores each table as a temporary table of `con` (its name
     appended to `made`, when given, so the caller can drop it)."""
-
-    from allpayer.backend import replace_temp_table
 
     def keep(name: str, t: ir.Table) -> ir.Table:
         full = f"{prefix}_{name}"
