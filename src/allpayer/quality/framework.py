@@ -902,23 +902,19 @@ def build_context(
     sh = shared if shared is not None else Shared(keep=None)
     payer = program.payer
 
-    def all_lines() -> ir.Table:
+    def payer_lines() -> ir.Table:
         start, history = claims_window(year)
-        return quality_claim_lines(medical_claim, paid_through, start=start, history=history, valuesets=valuesets)
+        t = quality_claim_lines(medical_claim, paid_through, start=start, history=history, valuesets=valuesets)
+        return t.filter(t.payer == payer)
 
     if shared is not None:
         # Each payer's lines stored once, when its first program comes, and dropped after its last:
         # its reads scan only its own rows, and the claims are netted payer by payer (the payer
         # filter reaches the scan of the claims), with no sort of every payer's wide rows.
-        def payer_lines() -> ir.Table:
-            t = all_lines()
-            return t.filter(t.payer == payer)
-
         lines = sh.payer_table(payer, "lines", payer_lines)
         diagnoses = sh.payer_table(payer, "diagnoses", lambda: diagnoses_long(lines))
     else:
-        lines = all_lines()
-        lines = keep("claims", lines.filter(lines.payer == payer))
+        lines = keep("claims", payer_lines())
         diagnoses = keep("diagnoses", diagnoses_long(lines))
     rx = None
     if pharmacy_claim is not None:
