@@ -565,7 +565,11 @@ def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]]
     from allpayer.reference.hcc import load_hcc_reference
 
     procedures = {ty: load_hcc_reference(ty).eligible_procedures for ty in sorted({ty for ty, _ in needs})}
-    return risk.risk_adjustment_diagnoses_by_year(medical_rows, procedures, needs)
+    # The loader stores a code only in its normalized form (a row whose code is not one is
+    # quarantined), so the codes are not normalized again here; scoring reads each person's
+    # distinct codes, so the claims are not kept.
+    return risk.risk_adjustment_diagnoses_by_year(medical_rows, procedures, needs, codes_normalized=True,
+                                                  per_person=True)
 
 
 def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.Table) -> ir.Table:

@@ -40,6 +40,8 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ibis
 
@@ -592,23 +594,141 @@ def test_diagnoses_of_several_tables_and_diagnosis_years_in_one_query():
     ])
     mc = ibis.memtable(claims)
     pairs = [(2025, 2024), (2026, 2024), (2025, 2023)]
-    got = df(risk.risk_adjustment_diagnoses_by_year(mc, procs, pairs))
-    key = ["tables_year", "diagnosis_year", "claim_id", "diagnosis_code", "person_id", "service_date"]
-    got = got[key].sort_values(key).reset_index(drop=True)
-    parts = []
-    for ty, dy in pairs:
-        c = risk.risk_adjustment_claims(mc, procs[ty], diagnosis_year=dy)
-        c = c.filter(c.ra_eligible).select("claim_id", "person_id", service_date="through_date")
-        rows = mc.filter(mc.claim_end_date.year() == dy)
-        parts.append(df(risk.claim_diagnoses(rows).join(c, "claim_id")).assign(tables_year=ty, diagnosis_year=dy))
-    want = pd.concat(parts)[key].sort_values(key).reset_index(drop=True)
-    assert got.to_dict("records") == want.to_dict("records")
+    got = _one_query_diagnoses(mc, procs, pairs)
+    assert got.to_dict("records") == _reference_diagnoses(mc, procs, pairs).to_dict("records")
     assert set(zip(got.tables_year, got.claim_id, got.diagnosis_code)) == {
         (2025, "prof", "E119"), (2025, "prof", "I10"), (2026, "prof", "E119"), (2026, "prof", "I10"),
         (2026, "op_new", "N184"), (2026, "both", "G20"), (2025, "ip_old", "J449"), (2025, "both", "F209"),
     }
     with pytest.raises(RunError, match="no \\(tables year"):
         risk.risk_adjustment_diagnoses_by_year(mc, procs, [])
+
+
+_CLAIM_DX_KEY = ["tables_year", "diagnosis_year", "claim_id", "diagnosis_code", "person_id", "service_date"]
+_PERSON_DX_KEY = ["tables_year", "diagnosis_year", "person_id", "diagnosis_code"]
+
+
+def _reference_diagnoses(mc, procs, pairs) -> pd.DataFrame:
+    """The diagnoses of each (tables year, diagnosis year) worked out claim by claim with
+    risk_adjustment_claims (every line grouped), the reference for the one-query form."""
+    key = _CLAIM_DX_KEY
+    parts = []
+    for ty, dy in pairs:
+        c = risk.risk_adjustment_claims(mc, procs[ty], diagnosis_year=dy)
+        c = c.filter(c.ra_eligible).select("claim_id", "person_id", service_date="through_date")
+        rows = mc.filter(mc.claim_end_date.year() == dy)
+        parts.append(df(risk.claim_diagnoses(rows).join(c, "claim_id")).assign(tables_year=ty, diagnosis_year=dy))
+    return pd.concat(parts)[key].sort_values(key).reset_index(drop=True)
+
+
+def _one_query_diagnoses(mc, procs, pairs, **kw) -> pd.DataFrame:
+    key = _CLAIM_DX_KEY
+    got = df(risk.risk_adjustment_diagnoses_by_year(mc, procs, pairs, **kw))
+    return got[key].sort_values(key).reset_index(drop=True)
+
+
+_ADJ_PROCS = {2025: ["99213"], 2026: ["99213", "99214"]}
+_ADJ_PAIRS = [(2025, 2024), (2026, 2024), (2025, 2023)]
+
+
+def test_adjusted_lines_count_as_their_net_line():
+    """Lines of several rows (adjustments) are live and eligible as a whole line, whichever form
+    the query takes: a reversal to zero is not live, a line whose adjustment changes the procedure
+    code takes the line's code, a line present only as an adjustment counts, and the rows of a line
+    that fall in two years count in each year as their own line."""
+    procs = {ty: ibis.memtable({"hcpcs_code": c}) for ty, c in _ADJ_PROCS.items()}
+
+    def row(cid, seq, dx, *, hcpcs="99213", allowed=100.0, line=1, end=D24, status="paid", ctype="professional"):
+        return {**_claim(cid, ctype, dx, hcpcs=hcpcs, allowed=allowed, line=line, end=end, status=status),
+                "adjustment_sequence": seq}
+
+    claims = pd.DataFrame([
+        row("once", 0, ["E119"]),
+        row("reversed", 0, ["I10"]), row("reversed", 1, ["I10"], allowed=-100.0),
+        # a line reversed and a second line that stays: the claim is live through the second line
+        row("half", 0, ["N184"]), row("half", 1, ["N184"], allowed=-100.0), row("half", 0, ["G20"], line=2),
+        # the adjustment changes the code: the line's code is the largest of its rows (99214, on the
+        # 2026 list only), not the original row's 99213 (on both lists)
+        row("recoded", 0, ["J449"], hcpcs="99213"), row("recoded", 1, ["J449"], hcpcs="99214"),
+        row("only_adj", 2, ["F209"]),
+        row("denied_all", 0, ["E6601"], status="denied"), row("denied_all", 1, ["E6601"], status="denied"),
+        row("denied_once", 0, ["C787"], status="denied"), row("denied_once", 1, ["C787"], allowed=20.0),
+        row("missing_seq", None, ["I4891"]), row("missing_seq", 1, ["I4891"], allowed=-100.0),
+        row("two_years", 0, ["L89154"], end=dt.date(2023, 12, 30)),
+        row("two_years", 1, ["L89154"], allowed=-100.0),
+    ])
+    mc = ibis.memtable(claims)
+    want = _reference_diagnoses(mc, procs, _ADJ_PAIRS)
+    got = _one_query_diagnoses(mc, procs, _ADJ_PAIRS)
+    assert got.to_dict("records") == want.to_dict("records")
+    assert set(zip(got.tables_year, got.claim_id)) == {
+        (2025, "once"), (2026, "once"), (2025, "half"), (2026, "half"), (2026, "recoded"),
+        (2025, "only_adj"), (2026, "only_adj"), (2025, "denied_once"), (2026, "denied_once"),
+        # two_years: one row in each year, each its own line there (neither nets to zero)
+        (2025, "two_years"), (2026, "two_years"),
+    }
+    # the codes as the loader stores them: taken as they are, the same rows
+    assert _one_query_diagnoses(mc, procs, _ADJ_PAIRS, codes_normalized=True).to_dict("records") == got.to_dict("records")
+    assert _per_person(mc, procs, _ADJ_PAIRS) == _per_person_of(want)
+
+
+def _per_person(mc, procs, pairs, **kw) -> list[dict]:
+    key = _PERSON_DX_KEY
+    got = df(risk.risk_adjustment_diagnoses_by_year(mc, procs, pairs, per_person=True, **kw))
+    assert "claim_id" not in got.columns
+    return got[[*key, "service_date"]].sort_values(key).reset_index(drop=True).to_dict("records")
+
+
+def _per_person_of(claim_rows: pd.DataFrame) -> list[dict]:
+    """The claim-level diagnoses as one row per person and code: the latest through date."""
+    key = _PERSON_DX_KEY
+    if claim_rows.empty:
+        return []
+    out = claim_rows.groupby(key, as_index=False).service_date.max()
+    return out[[*key, "service_date"]].sort_values(key).reset_index(drop=True).to_dict("records")
+
+
+_adj_row = st.fixed_dictionaries({
+    "claim_id": st.sampled_from(["a", "b", "c"]),
+    "claim_line_number": st.integers(1, 2),
+    "adjustment_sequence": st.sampled_from([None, 0, 1, 2]),
+    "claim_type": st.sampled_from(["professional", "institutional", "dme"]),
+    "person_id": st.sampled_from(["p", "q"]),
+    "bill_type_code": st.sampled_from([None, "111", "131", "211"]),
+    "hcpcs_code": st.sampled_from([None, "99213", "99214", "80053"]),
+    "claim_end_date": st.sampled_from([dt.date(2023, 6, 30), D24]),
+    "claim_status": st.sampled_from([None, "paid", "denied"]),
+    "allowed_amount": st.sampled_from([None, 0.0, 100.0, -100.0, 50.0]),
+    "diagnosis_code_1": st.sampled_from(["E119", "I10", "N184"]),
+    "diagnosis_code_2": st.sampled_from([None, "E119", "G20"]),
+})
+
+
+_ADJ_SCHEMA = ibis.schema({
+    "claim_id": "string", "claim_line_number": "int64", "adjustment_sequence": "int64", "claim_type": "string",
+    "person_id": "string", "bill_type_code": "string", "hcpcs_code": "string", "claim_end_date": "date",
+    "claim_status": "string", "allowed_amount": "float64", "diagnosis_code_1": "string", "diagnosis_code_2": "string",
+})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_adj_row, min_size=1, max_size=12))
+def test_one_query_diagnoses_match_the_claim_by_claim_rules(rows):
+    """Random claims with adjustments (the input's key: claim, line and sequence, a missing sequence
+    stored as 0): the one-query diagnoses equal the claim-by-claim reference, with the codes taken
+    as they are or normalized again, and one row per person and code when asked."""
+    seen, kept = set(), []
+    for r in rows:
+        k = (r["claim_id"], r["claim_line_number"], r["adjustment_sequence"] or 0)
+        if k not in seen:
+            seen.add(k)
+            kept.append(r)
+    mc = ibis.memtable(pd.DataFrame(kept), schema=_ADJ_SCHEMA)
+    procs = {ty: ibis.memtable({"hcpcs_code": c}) for ty, c in _ADJ_PROCS.items()}
+    want = _reference_diagnoses(mc, procs, _ADJ_PAIRS).to_dict("records")
+    assert _one_query_diagnoses(mc, procs, _ADJ_PAIRS).to_dict("records") == want
+    assert _one_query_diagnoses(mc, procs, _ADJ_PAIRS, codes_normalized=True).to_dict("records") == want
+    assert _per_person(mc, procs, _ADJ_PAIRS, codes_normalized=True) == _per_person_of(pd.DataFrame(want))
 
 
 # --------------------------------------------------------------------------------------------------

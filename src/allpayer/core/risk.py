@@ -304,19 +304,73 @@ def _year_lines(rows: ir.Table) -> ir.Table:
     return lines.mutate(live=~lines.denied & ~((lines.n_rows > 1) & (lines.net_allowed == 0)))
 
 
+def _rows_with_line_liveness(rows: ir.Table) -> ir.Table:
+    """Each row of `rows` (which carry ``_dy``) as a claim line of :func:`_year_lines` for the
+    claim-level aggregates: claim_id, _dy, the claim header columns (person_id, claim_type,
+    bill_type_code, through_date: the row's, to be aggregated per claim), hcpcs_code and live as
+    its line's (claim_id, _dy, claim_line_number).
+
+    A line of several rows has distinct adjustment sequences, so one of them is not 0: only the
+    lines with such a row are grouped, and every row is joined to those few lines; a row of no such
+    line is a line of one row (live unless denied; its own procedure code). The rows of one line
+    are repeated, which the claim-level aggregates (max, any) do not see. Without an
+    ``adjustment_sequence`` column every line is grouped.
+    """
+    key = ["claim_id", "_dy", "claim_line_number"]
+    status = rows.claim_status if "claim_status" in rows.columns else ibis.literal("paid")
+    rows = rows.mutate(_denied=status.fill_null("paid") == "denied")
+    several = rows.select(*key, "hcpcs_code", "allowed_amount", "_denied")
+    if "adjustment_sequence" in rows.columns:
+        adj = rows.filter(rows.adjustment_sequence.fill_null(0) != 0)
+        adjusted = adj.select(_a_claim_id=adj.claim_id, _a_line=adj.claim_line_number).distinct()
+        several = several.semi_join(adjusted, [several.claim_id == adjusted._a_claim_id,
+                                               several.claim_line_number == adjusted._a_line])
+    info = several.group_by(key).agg(
+        _l_hcpcs=several.hcpcs_code.max(),
+        _l_rows=several.count(),
+        _l_net_allowed=several.allowed_amount.sum(),
+        _l_denied=several._denied.all(),
+    )
+    info = info.select(
+        _l_claim_id=info.claim_id, _l_dy=info._dy, _l_line=info.claim_line_number, _l_hcpcs=info._l_hcpcs,
+        _l_rows=info._l_rows,
+        _l_live=~info._l_denied & ~((info._l_rows > 1) & (info._l_net_allowed == 0)),
+    )
+    j = rows.left_join(info, [rows.claim_id == info._l_claim_id, rows._dy == info._l_dy,
+                              rows.claim_line_number == info._l_line])
+    alone = j._l_rows.isnull()
+    return j.select(
+        "claim_id", "_dy", "person_id", "claim_type", "bill_type_code",
+        through_date=j.claim_end_date,
+        hcpcs_code=ibis.ifelse(alone, j.hcpcs_code, j._l_hcpcs),
+        live=ibis.ifelse(alone, ~j._denied, j._l_live),
+    )
+
+
 def risk_adjustment_diagnoses_by_year(
     medical_claim: ir.Table,
     eligible_procedures: Mapping[int, ir.Table],
     years: Sequence[tuple[int, int]],
+    *,
+    codes_normalized: bool = False,
+    per_person: bool = False,
 ) -> ir.Table:
     """The diagnoses of :func:`risk_adjustment_diagnoses` for several (tables year, diagnosis year)
     pairs in one query: `eligible_procedures` holds each tables year's CPT/HCPCS list.
 
     The claim rows of all the diagnosis years are read once and their diagnosis codes unnested
     once (they do not depend on the tables year); only the claims' eligibility is decided per
-    tables year, on the narrow claim-line aggregates. Same rules as :func:`risk_adjustment_claims`.
+    tables year, on the narrow claim-line aggregates, and only the rows of eligible claims are
+    unnested. Same rules as :func:`risk_adjustment_claims`.
 
     Columns: person_id, diagnosis_code, service_date, claim_id, tables_year, diagnosis_year.
+
+    `codes_normalized`: the diagnosis and CPT/HCPCS codes are already in the loader's form (upper
+    case, trimmed, no dots), so they are compared as they are.
+    `per_person`: one row per person, code, tables year and diagnosis year instead of one per claim
+    and code (what scoring reads: :func:`cms_hcc_scores` uses a person's distinct codes of the
+    year); service_date is then the latest through date of the person's claims with the code, and
+    there is no claim_id.
     """
     pairs = sorted(set(years))
     if not pairs:
@@ -330,9 +384,10 @@ def risk_adjustment_diagnoses_by_year(
     procs = ibis.union(*[
         p.select(_code=p.hcpcs_code, _pty=ibis.literal(ty, "int32")) for ty, p in sorted(eligible_procedures.items())
     ], distinct=True)
-    lines = _year_lines(rows)
+    lines = _rows_with_line_liveness(rows)
     lines = lines.join(needs, lines._dy == needs._ndy).drop("_ndy")
-    lines = lines.left_join(procs, (lines.tables_year == procs._pty) & (lines.hcpcs_code.upper().strip() == procs._code))
+    hcpcs = lines.hcpcs_code if codes_normalized else lines.hcpcs_code.upper().strip()
+    lines = lines.left_join(procs, (lines.tables_year == procs._pty) & (hcpcs == procs._code))
     lines = lines.mutate(_eligible=lines.live & lines._code.notnull())
     claims = lines.group_by(["claim_id", "_dy", "tables_year"]).agg(
         **_claim_header(lines, lines.through_date),
@@ -354,7 +409,14 @@ def risk_adjustment_diagnoses_by_year(
                                 live=claims.live.fill_null(True), eligible_line=claims.eligible_line)
     claims = claims.filter(eligible).select("claim_id", "_dy", "tables_year", "person_id", "through_date")
 
-    dx = claim_diagnoses(rows, keys=("claim_id", "_dy")).join(claims, ["claim_id", "_dy"])
+    # Only the rows of claims that count are unnested (labs, DME, denied claims are left before it)
+    claim_rows = rows.select("claim_id", "_dy", *_diagnosis_columns(rows)).join(claims, ["claim_id", "_dy"])
+    if per_person:
+        dx = claim_rows.select("person_id", "tables_year", "_dy", "through_date",
+                               diagnosis_code=_diagnosis_code_array(claim_rows, codes_normalized).unnest())
+        dx = dx.group_by(["person_id", "diagnosis_code", "tables_year", "_dy"]).agg(service_date=dx.through_date.max())
+        return dx.select("person_id", "diagnosis_code", "service_date", "tables_year", diagnosis_year=dx._dy)
+    dx = claim_diagnoses(claim_rows, keys=("claim_id", "_dy", "tables_year", "person_id", "through_date"), normalized=codes_normalized)
     return dx.select("person_id", "diagnosis_code", service_date=dx.through_date, claim_id=dx.claim_id,
                      tables_year=dx.tables_year, diagnosis_year=dx._dy)
 
@@ -417,18 +479,29 @@ def _diagnosis_columns(medical_claim: ir.Table) -> list[str]:
     return sorted(cols, key=lambda c: int(c.rsplit("_", 1)[1]))
 
 
-def claim_diagnoses(medical_claim: ir.Table, keys: Sequence[str] = ("claim_id",)) -> ir.Table:
+def claim_diagnoses(
+    medical_claim: ir.Table, keys: Sequence[str] = ("claim_id",), *, normalized: bool = False
+) -> ir.Table:
     """Distinct (claim_id, diagnosis_code) from the diagnosis_code_1..25 columns, codes normalized
-    (upper case, no dots or spaces); `keys` names the columns that identify a claim."""
-    cols = _diagnosis_columns(medical_claim)
+    (upper case, no dots or spaces); `keys` names the columns that identify a claim.
+
+    `normalized`: the codes are already in that form (as the loader stores them), so they are
+    taken as they are."""
+    mc = medical_claim
+    return mc.select(*keys, diagnosis_code=_diagnosis_code_array(mc, normalized).unnest()).distinct()
+
+
+def _diagnosis_code_array(mc: ir.Table, normalized: bool) -> ir.ArrayValue:
+    """A row's diagnosis codes as an array, for one pass over the rows (not one scan per column):
+    NULLs dropped first (most of the columns are empty), then each code normalized (upper case, no
+    dots or spaces; empty ones dropped) unless `normalized` says the codes already are."""
+    cols = _diagnosis_columns(mc)
     if not cols:
         raise RunError("medical_claim has no diagnosis_code_<n> columns")
-    mc = medical_claim
-    # one pass over the rows: the code columns as an array, unnested (not one scan per column); the
-    # NULLs dropped first (most of the columns are empty), each code normalized once, in the array
     codes = ibis.array([mc[c].cast("string") for c in cols]).filter(lambda x: x.notnull())
-    codes = codes.map(lambda x: x.upper().replace(".", "").replace(" ", "")).filter(lambda x: x != "")
-    return mc.select(*keys, diagnosis_code=codes.unnest()).distinct()
+    if not normalized:
+        codes = codes.map(lambda x: x.upper().replace(".", "").replace(" ", "")).filter(lambda x: x != "")
+    return codes
 
 
 def risk_adjustment_diagnoses(
