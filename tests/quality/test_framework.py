@@ -157,6 +157,50 @@ def test_matcher_exact_and_prefix():
     assert [r["m"] for r in out] == [True, True, False, False]
 
 
+def test_matchers_for_loaded_codes_compare_loader_systems_as_stored():
+    """With ``codes_as_loaded`` a matcher of the loader's code systems compares the column as it is
+    (the loader stores those codes upper case without dots); other systems, and matchers of all a
+    set's systems, still normalize."""
+    vs = load_valuesets()
+    loaded = vs.for_loaded_codes()
+    assert loaded.codes_as_loaded and not vs.codes_as_loaded and loaded.codes is vs.codes
+    t = plain([{"c": "E119"}, {"c": "e11.65"}, {"c": None}], {"c": "string"})
+    assert [r["m"] for r in rows(t.select(m=vs.matcher("diabetes_dx", ("icd10cm",))(t.c)))] == [True, True, False]
+    assert [r["m"] for r in rows(t.select(m=loaded.matcher("diabetes_dx", ("icd10cm",))(t.c)))] == [True, False, False]
+    assert [r["m"] for r in rows(t.select(m=loaded.matcher("diabetes_dx")(t.c)))] == [True, True, False]
+    pcs = next(c for c in loaded.get("planned_readmission_px") if c.code_system == "icd10pcs")
+    t = plain([{"c": pcs.code.lower() + ("" if pcs.match == "exact" else "0z0")}], {"c": "string"})
+    assert rows(t.select(m=loaded.matcher("planned_readmission_px", ("icd10pcs",))(t.c)))[0]["m"]
+
+
+def test_the_loader_stores_the_codes_of_loaded_form_systems_as_value_sets_write_them():
+    """Every claim column a quality matcher of `LOADED_FORM_SYSTEMS` reads has a code format in the
+    loader's contract, and a code that format accepts (after its normalization) is upper case
+    without dots: the form the value sets use, so the matchers may take the stored codes as they are."""
+    from allpayer.inputs import codes
+    from allpayer.inputs.schema import MEDICAL_CLAIM
+    from allpayer.quality.valuesets import LOADED_FORM_SYSTEMS
+
+    columns = {c.name: c for c in MEDICAL_CLAIM.columns}
+    matched = [(set(systems), column) for systems, column in framework.LINE_CODE_COLUMNS]
+    matched += [({"icd10cm"}, c) for c in framework.DX_COLUMNS]
+    # a delivered spelling per format that its normalization makes valid, and spellings to try
+    good = {"icd10cm": "e11.9", "hcpcs": "g0439", "revenue": "450", "pos": "1", "bill_type": "0111", "drg": "65"}
+    tries = [*good.values(), "E11.9", "g04.39", "04.50", "1.", "0.111", "6.5", "z00.00", "a", "99213"]
+    covered = set()
+    for systems, column in matched:
+        fmt = columns[column].code_format
+        assert fmt in good, column
+        covered |= systems & LOADED_FORM_SYSTEMS
+        t = plain([{"v": v} for v in tries], {"v": "string"})
+        t = t.select("v", n=codes.normalize(fmt, t.v))
+        out = rows(t.mutate(ok=codes.is_valid(fmt, t.n)))
+        stored = [r["n"] for r in out if r["ok"]]
+        assert stored and all(n == n.upper().replace(".", "") for n in stored), (column, stored)
+        assert next(r for r in out if r["v"] == good[fmt])["ok"], column
+    assert covered == LOADED_FORM_SYSTEMS
+
+
 def test_redaction_makes_sud_measures_not_reportable():
     from .helpers import World
 

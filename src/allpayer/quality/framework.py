@@ -845,16 +845,18 @@ def observation_values(observation: ir.Table, claims: ir.Table | None = None) ->
     return j.select(*out.columns, setting=j._setting)
 
 
-def diagnoses_long(claims: ir.Table) -> ir.Table:
+def diagnoses_long(claims: ir.Table, *, as_loaded: bool = False) -> ir.Table:
     """Claim lines long by diagnosis position (1 = principal): ``person_id, claim_id,
-    claim_line_number, service_date, service_category, position, code``."""
+    claim_line_number, service_date, service_category, position, code`` (upper case without dots;
+    taken as they are with `as_loaded`: the loader stores them so)."""
     parts = []
     for i, c in enumerate(DX_COLUMNS, start=1):
         if c in claims.columns:
             parts.append(
                 claims.select(
                     "person_id", "claim_id", "claim_line_number", "service_date", "service_category",
-                    position=ibis.literal(i, "int32"), code=claims[c].upper().replace(".", ""),
+                    position=ibis.literal(i, "int32"),
+                    code=claims[c] if as_loaded else claims[c].upper().replace(".", ""),
                 )
             )
     out = ibis.union(*parts, distinct=False)
@@ -912,10 +914,11 @@ def build_context(
         # its reads scan only its own rows, and the claims are netted payer by payer (the payer
         # filter reaches the scan of the claims), with no sort of every payer's wide rows.
         lines = sh.payer_table(payer, "lines", payer_lines)
-        diagnoses = sh.payer_table(payer, "diagnoses", lambda: diagnoses_long(lines))
+        diagnoses = sh.payer_table(payer, "diagnoses",
+                                   lambda: diagnoses_long(lines, as_loaded=valuesets.codes_as_loaded))
     else:
         lines = keep("claims", payer_lines())
-        diagnoses = keep("diagnoses", diagnoses_long(lines))
+        diagnoses = keep("diagnoses", diagnoses_long(lines, as_loaded=valuesets.codes_as_loaded))
     rx = None
     if pharmacy_claim is not None:
         rx = pharmacy_claim_lines(pharmacy_claim, paid_through)

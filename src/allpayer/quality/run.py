@@ -109,6 +109,7 @@ def run_quality(
     if not att.filter(att.performance_year == year).count().to_pyarrow().as_py():
         raise RunError(f"no attribution for {year}: run `allpayer run --year {year}` first")
     vs = valuesets if isinstance(valuesets, ValueSets) else load_valuesets(valuesets)
+    vs = vs.for_loaded_codes()  # the claims are read from the loaded tables
     bench = scores.load_benchmarks(benchmarks)
     reg = framework.registry()
     res = QualityResult(year=year, paid_through=paid_through, programs=[p.program_id for p in progs])

@@ -24,6 +24,7 @@ source        where the code comes from (document or code-system release)
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass, field
 from functools import reduce
 from importlib import resources
@@ -52,12 +53,27 @@ class Code:
     origin: str  # the file it came from
 
 
+LOADED_FORM_SYSTEMS = frozenset({"icd10cm", "cpt", "hcpcs", "revenue", "pos", "bill_type", "drg"})
+"""Code systems whose claim columns the loader stores in the form the value sets use (upper case,
+no dots: see `allpayer.inputs.codes`; a row whose code is not in that form is quarantined)."""
+
+
 @dataclass
 class ValueSets:
-    """Value sets by name; ``user_sets`` are the names supplied by the user's file."""
+    """Value sets by name; ``user_sets`` are the names supplied by the user's file.
+
+    ``codes_as_loaded``: the code columns matched against sets of `LOADED_FORM_SYSTEMS` are claim
+    columns as the loader stores them, or derived from them (`for_loaded_codes`), so the matchers
+    of those systems compare them as they are instead of normalizing every value again.
+    """
 
     codes: dict[str, list[Code]] = field(default_factory=dict)
     user_sets: frozenset[str] = frozenset()
+    codes_as_loaded: bool = False
+
+    def for_loaded_codes(self) -> "ValueSets":
+        """The same sets, for code columns as the loader stores them (``codes_as_loaded``)."""
+        return dataclasses.replace(self, codes_as_loaded=True)
 
     def names(self) -> list[str]:
         return sorted(self.codes)
@@ -94,15 +110,17 @@ class ValueSets:
     def matcher(self, name: str, systems: Sequence[str] | None = None) -> Callable[[ir.StringValue], ir.BooleanValue]:
         """A function of a code column: true when the code is in the set (codes of `systems`).
 
-        The column is compared upper case without dots; exact codes with ``isin``, prefixes with
+        The column is compared upper case without dots (as it is, for `systems` of
+        `LOADED_FORM_SYSTEMS` with ``codes_as_loaded``); exact codes with ``isin``, prefixes with
         ``startswith``.
         """
         rows = [c for c in self.get(name) if systems is None or c.code_system in systems]
         exact = sorted({c.code for c in rows if c.match == "exact"})
         prefixes = sorted({c.code for c in rows if c.match == "prefix"})
+        as_stored = self.codes_as_loaded and systems is not None and set(systems) <= LOADED_FORM_SYSTEMS
 
         def match(col: ir.StringValue) -> ir.BooleanValue:
-            v = col.upper().replace(".", "")
+            v = col if as_stored else col.upper().replace(".", "")
             tests = []
             if exact:
                 tests.append(v.isin(exact))
