@@ -1255,9 +1255,13 @@ def _conditions(
     """Join the facts each exclusion reason reads; return the table and a condition per reason."""
     kind = program.kind
     reasons = [e.reason for e in program.attribution.exclusions]
+    # Only rows with a death date can give one (the latest is taken): the few deaths are kept
+    # before anything else reads the member months of every member
     deaths = pm.select("person_id", "death_date")
+    deaths = deaths.filter(deaths.death_date.notnull())
     if eligibility_months is not None and "death_date" in eligibility_months.columns:
-        deaths = deaths.union(eligibility_months.select("person_id", "death_date"))
+        dem = eligibility_months.select("person_id", "death_date")
+        deaths = deaths.union(dem.filter(dem.death_date.notnull()))
     # only the program's people are looked up (the roster's are among them), not every member
     people = pm.select(_d_person_id=pm.person_id)
     deaths = deaths.semi_join(people, deaths.person_id == people._d_person_id)
