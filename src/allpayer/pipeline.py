@@ -331,9 +331,10 @@ def run_core(
           _or_empty(recs, RECONCILE_SCHEMA).mutate(performance_year=ibis.literal(year, "int32")))
 
     scopes = {p.program_id: tcoc.scope_for(p.kind) for p in progs}
-    # The cost lines as the TCOC tables read them: the claim and line ids, dates and categories of
-    # service that no stage reads are not stored.
-    lines = work_table("cost_lines", tcoc.cost_lines(med, rx).select(*tcoc.PROGRAM_LINE_COLUMNS))
+    # The cost lines as the TCOC tables read them: summed per member, payer, plan, month and TCOC
+    # category (the claim and line ids, dates and categories of service that no stage reads are
+    # not stored, and the stages' joins to the program months read fewer rows).
+    lines = work_table("cost_lines", tcoc.summed_cost_lines(tcoc.cost_lines(med, rx)))
     mmc = tcoc.member_month_cost(lines, pm, scopes)
     stage("tcoc_member_month", mmc)
     mmc = con.table("tcoc_member_month").filter(lambda t: t.performance_year == year)

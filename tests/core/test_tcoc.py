@@ -220,6 +220,21 @@ def test_medicare_scope_leaves_pharmacy_out_and_reconciliation_accounts_for_ever
     assert sum(r["ffs_paid_cents"] for r in rec.values()) == total
 
 
+def test_summed_cost_lines_give_the_same_member_months_and_reconciliation():
+    """What a run stores, the cost lines summed per member, payer, plan, month and category (with
+    how many lines each row holds), gives the member-month costs and the reconciliation of the lines
+    themselves (every line doubled, so that rows really are summed), with and without a scope."""
+    lines, pm = _cost_case()
+    lines = lines.union(lines, distinct=False)
+    summed = tcoc.summed_cost_lines(lines)
+    assert len(rows(summed)) * 2 == len(rows(lines))
+    for scope in (None, {"prog": MEDICARE_PARTS_A_B}):
+        key = lambda r: (r["member_id"], r["month"])  # noqa: E731
+        assert rows(member_month_cost(summed, pm, scope), key=key) == rows(member_month_cost(lines, pm, scope), key=key)
+        key = lambda r: (str(r["program_id"]), r["disposition"], r["service_year"], r["payer"])  # noqa: E731
+        assert rows(cost_reconciliation(summed, pm, scope), key=key) == rows(cost_reconciliation(lines, pm, scope), key=key)
+
+
 def test_scope_by_program_with_defaults_and_categories_outside_the_list():
     lines, pm = _cost_case()
     pm2 = pm.union(pm.mutate(program_id=ibis.literal("other")), distinct=False)
