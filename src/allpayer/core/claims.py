@@ -55,6 +55,17 @@ def service_category(t: ir.Table) -> ir.StringValue:
     )
 
 
+def rows_of_adjusted_lines(t: ir.Table, rows: ir.Table) -> ir.Table:
+    """The rows of `t` whose claim line (claim_id, claim_line_number) has a row of `rows` with an
+    adjustment sequence other than 0 (a missing sequence counts as 0, as the loader stores it).
+
+    A line's rows have distinct sequences (the sequence is part of the input's key), so every
+    line of several rows is among these; the lines delivered once, most of them, are not."""
+    adj = rows.filter(rows.adjustment_sequence.fill_null(0) != 0)
+    adjusted = adj.select(_a_claim_id=adj.claim_id, _a_line=adj.claim_line_number).distinct()
+    return t.semi_join(adjusted, [t.claim_id == adjusted._a_claim_id, t.claim_line_number == adjusted._a_line])
+
+
 def net_claim_rows(rows: ir.Table, money_columns: Sequence[str] = MONEY_COLUMNS) -> ir.Table:
     """Apply the adjustment convention: one row per claim line (claim_id, claim_line_number).
 
@@ -77,11 +88,7 @@ def net_claim_rows(rows: ir.Table, money_columns: Sequence[str] = MONEY_COLUMNS)
     rows = rows.filter(rows.claim_id.notnull() & rows.claim_line_number.notnull())
     rows = rows.mutate(adjustment_sequence=rows.adjustment_sequence.fill_null(0))
 
-    adj = rows.filter(rows.adjustment_sequence != 0)
-    adjusted = adj.select(_a_claim_id=adj.claim_id, _a_line=adj.claim_line_number).distinct()
-    narrow = rows.select(*key, "adjustment_sequence", "paid_date", *money)
-    several = narrow.semi_join(adjusted, [narrow.claim_id == adjusted._a_claim_id,
-                                          narrow.claim_line_number == adjusted._a_line])
+    several = rows_of_adjusted_lines(rows.select(*key, "adjustment_sequence", "paid_date", *money), rows)
     sums = several.group_by(key).aggregate(
         **{f"_sum_{m}": several[m].sum() for m in money},
         _adjustment_rows=several.count(),

@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 import yaml
 
 from allpayer.backend import checkpoint
+from allpayer.core.claims import rows_of_adjusted_lines
 from allpayer.core.member_months import age_on, eligibility_months
 from allpayer.errors import RunError, TermsError
 from allpayer.reference.hcc import MODEL_LABELS, HccReference
@@ -289,11 +290,16 @@ def _diagnoses_count(claim_type: ir.StringValue, *, inpatient: ir.BooleanValue, 
     )
 
 
+def _denied(rows: ir.Table) -> ir.BooleanValue:
+    """Whether a claim row is denied (a missing status, or no status column, is paid)."""
+    status = rows.claim_status if "claim_status" in rows.columns else ibis.literal("paid")
+    return status.fill_null("paid") == "denied"
+
+
 def _year_lines(rows: ir.Table) -> ir.Table:
     """One row per (claim line, through year) of `rows` (which carry ``_dy``, the through year),
     with whether the line is live: not denied, and not a set of adjustments netting to zero allowed."""
-    status = rows.claim_status if "claim_status" in rows.columns else ibis.literal("paid")
-    rows = rows.mutate(_denied=status.fill_null("paid") == "denied")
+    rows = rows.mutate(_denied=_denied(rows))
     lines = rows.group_by(["claim_id", "_dy", "claim_line_number"]).agg(
         **_claim_header(rows, rows.claim_end_date),
         hcpcs_code=rows.hcpcs_code.max(),
@@ -310,32 +316,16 @@ def _rows_with_line_liveness(rows: ir.Table) -> ir.Table:
     bill_type_code, through_date: the row's, to be aggregated per claim), hcpcs_code and live as
     its line's (claim_id, _dy, claim_line_number).
 
-    A line of several rows has distinct adjustment sequences, so one of them is not 0: only the
-    lines with such a row are grouped, and every row is joined to those few lines; a row of no such
-    line is a line of one row (live unless denied; its own procedure code). The rows of one line
-    are repeated, which the claim-level aggregates (max, any) do not see. Without an
+    Only the lines with an adjustment row (`claims.rows_of_adjusted_lines`: every line of several
+    rows is one) go through :func:`_year_lines`, and every row is joined to those few lines; a row
+    of no such line is a line of one row (live unless denied; its own procedure code). The rows of
+    one line are repeated, which the claim-level aggregates (max, any) do not see. Without an
     ``adjustment_sequence`` column every line is grouped.
     """
-    key = ["claim_id", "_dy", "claim_line_number"]
-    status = rows.claim_status if "claim_status" in rows.columns else ibis.literal("paid")
-    rows = rows.mutate(_denied=status.fill_null("paid") == "denied")
-    several = rows.select(*key, "hcpcs_code", "allowed_amount", "_denied")
-    if "adjustment_sequence" in rows.columns:
-        adj = rows.filter(rows.adjustment_sequence.fill_null(0) != 0)
-        adjusted = adj.select(_a_claim_id=adj.claim_id, _a_line=adj.claim_line_number).distinct()
-        several = several.semi_join(adjusted, [several.claim_id == adjusted._a_claim_id,
-                                               several.claim_line_number == adjusted._a_line])
-    info = several.group_by(key).agg(
-        _l_hcpcs=several.hcpcs_code.max(),
-        _l_rows=several.count(),
-        _l_net_allowed=several.allowed_amount.sum(),
-        _l_denied=several._denied.all(),
-    )
-    info = info.select(
-        _l_claim_id=info.claim_id, _l_dy=info._dy, _l_line=info.claim_line_number, _l_hcpcs=info._l_hcpcs,
-        _l_rows=info._l_rows,
-        _l_live=~info._l_denied & ~((info._l_rows > 1) & (info._l_net_allowed == 0)),
-    )
+    several = rows_of_adjusted_lines(rows, rows) if "adjustment_sequence" in rows.columns else rows
+    info = _year_lines(several)
+    info = info.select(_l_claim_id=info.claim_id, _l_dy=info._dy, _l_line=info.claim_line_number,
+                       _l_hcpcs=info.hcpcs_code, _l_rows=info.n_rows, _l_live=info.live)
     j = rows.left_join(info, [rows.claim_id == info._l_claim_id, rows._dy == info._l_dy,
                               rows.claim_line_number == info._l_line])
     alone = j._l_rows.isnull()
@@ -343,7 +333,7 @@ def _rows_with_line_liveness(rows: ir.Table) -> ir.Table:
         "claim_id", "_dy", "person_id", "claim_type", "bill_type_code",
         through_date=j.claim_end_date,
         hcpcs_code=ibis.ifelse(alone, j.hcpcs_code, j._l_hcpcs),
-        live=ibis.ifelse(alone, ~j._denied, j._l_live),
+        live=ibis.ifelse(alone, ~_denied(j), j._l_live),
     )
 
 
