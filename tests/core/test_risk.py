@@ -352,6 +352,34 @@ def test_code_spellings_unmapped_codes_and_unknown_persons(ref2026):
     assert sorted(zip(sources.factor, sources.diagnosis_code)) == [("HCC226", "I5022"), ("HCC38", "E119")]
     assert set(sources.person_id) == {"a"} and sorted(scores.index) == ["a", "b"]
 
+def test_demographic_spellings_score_as_their_clean_forms(ref2026):
+    """Sex, OREC and dual status with surrounding white space, lower case, numeric sex codes and a
+    one-digit dual status give the same segment, cell and score as the clean values; an unknown
+    sex is an exclusion."""
+    clean = [
+        {"person_id": "a", "birth_date": dt.date(1950, 1, 1), "sex": "F", "orec": "0", "dual_status_code": "02"},
+        {"person_id": "b", "birth_date": dt.date(1970, 1, 1), "sex": "M", "orec": "1", "dual_status_code": "01"},
+        {"person_id": "c", "birth_date": dt.date(1950, 1, 1), "sex": "F", "orec": "1", "dual_status_code": "00"},
+        {"person_id": "d", "birth_date": dt.date(1950, 1, 1), "sex": "M", "orec": "0", "dual_status_code": "04"},
+    ]
+    messy = [
+        {**clean[0], "sex": " f ", "orec": " 0", "dual_status_code": "2"},
+        {**clean[1], "sex": "1", "orec": "1 ", "dual_status_code": " 01 "},
+        {**clean[2], "sex": "female", "orec": "\t1", "dual_status_code": ""},
+        {**clean[3], "sex": " Male", "orec": None, "dual_status_code": "4 "},
+        {"person_id": "e", "birth_date": dt.date(1950, 1, 1), "sex": " U ", "orec": "0", "dual_status_code": "00"},
+    ]
+    dx = [("a", "E11.9", D25), ("b", "I50.22", D25), ("c", "E11.9", D25), ("d", "I50.22", D25)]
+    terms = risk.cms_hcc_terms(2026)
+    r_clean, s_clean, _, d_clean = score(clean, dx, ref2026, terms, models=("V28",))
+    r_messy, s_messy, _, d_messy = score(messy, dx, ref2026, terms, models=("V28",))
+    cols = ["segment", "demographic_cell", "sex", "orec", "dual_status_code", "risk_score"]
+    pd.testing.assert_frame_equal(s_messy.loc[s_clean.index, cols], s_clean[cols])
+    assert s_clean.loc["b", "segment"] == "CPD" and s_clean.loc["a", "segment"] == "CFA"
+    assert hccs_of(d_messy) == hccs_of(d_clean)
+    assert df(r_messy.excluded).set_index("person_id").reason.to_dict() == {"e": "sex not female or male"}
+
+
 def test_age_and_sex_edits(pop26):
     hccs = hccs_of(pop26[3])
     assert hccs[("d66f", "V28")] == {"HCC112"} and hccs[("d66m", "V28")] == {"HCC111"}  # sex edit (V28I0ED3)

@@ -530,17 +530,26 @@ def _column_or(t: ir.Table, name: str, default) -> ir.Value:
     return t[name] if name in t.columns else ibis.literal(default)
 
 
+def _tidy(value: ir.StringValue, clean: Sequence[str], *, upper: bool = False) -> ir.StringValue:
+    """`value` stripped of surrounding white space (and upper-cased): the usual, already clean
+    values pass as they are, and only the others are stripped (a costly function on every row)."""
+    tidied = value.upper().strip() if upper else value.strip()
+    return ibis.ifelse(value.isin(list(clean)), value, tidied)
+
+
 def _prepare_persons(persons: ir.Table, as_of: dt.date, esrd_policy: str) -> ir.Table:
     """Demographic variables, segment, cell and exclusion reason for each person."""
     p = persons
-    sex = p.sex.upper().strip()
+    sex = _tidy(p.sex, ("F", "M"), upper=True)
     p = p.mutate(
         person_id=p.person_id.cast("string"),
         sex=ibis.cases(
             (sex.isin(["F", "2", "FEMALE"]), "F"), (sex.isin(["M", "1", "MALE"]), "M"), else_=ibis.null("string")
         ),
-        orec=_column_or(p, "orec", "0").cast("string").strip().nullif("").fill_null("0"),
-        dual_status_code=_column_or(p, "dual_status_code", "00").cast("string").strip().nullif("").fill_null("00"),
+        orec=_tidy(_column_or(p, "orec", "0").cast("string"), ("0", "1", "2", "3")).nullif("").fill_null("0"),
+        dual_status_code=_tidy(
+            _column_or(p, "dual_status_code", "00").cast("string"), ("00", *FULL_BENEFIT_DUAL, *PARTIAL_BENEFIT_DUAL)
+        ).nullif("").fill_null("00"),
         new_enrollee=_column_or(p, "new_enrollee", False).cast("boolean").fill_null(False),
         institutional=_column_or(p, "institutional", False).cast("boolean").fill_null(False),
         esrd=_column_or(p, "esrd", False).cast("boolean").fill_null(False),
