@@ -595,6 +595,86 @@ def test_leakage_by_billing_npi_facility_npi_or_tin_for_the_payer_and_date():
     assert summary[2024, "outpatient"]["out_of_network_allowed_cents"] == 0
 
 
+def test_participation_periods_merge_overlaps_of_one_identifier():
+    """A TIN listed with several NPIs, overlapping and nested periods, an open end, a period that
+    only touches the next, and rows that do not participate."""
+    roster = table([
+        dict(npi="1", tin="T", payer="mcd", participation="participant", effective_start_date=D(2024, 1, 1),
+             effective_end_date=D(2024, 6, 30)),
+        dict(npi="2", tin="T", payer="mcd", participation="preferred", effective_start_date=D(2024, 3, 1),
+             effective_end_date=D(2024, 9, 30)),
+        dict(npi="3", tin="T", payer="mcd", participation="participant", effective_start_date=D(2024, 4, 1),
+             effective_end_date=D(2024, 5, 31)),
+        dict(npi="1", tin="T", payer="mcd", participation="participant", effective_start_date=D(2024, 10, 1)),
+        dict(npi="4", tin="T", payer="bcbs", participation="participant", effective_start_date=D(2024, 2, 1),
+             effective_end_date=D(2024, 2, 29)),
+        dict(npi="5", tin="U", payer="mcd", participation="non_participating", effective_start_date=D(2024, 1, 1)),
+    ], ROSTER)
+    got = sorted((r["payer"], r["kind"], r["value"], r["start"], r["end"])
+                 for r in rows(tcoc.participation_periods(roster)))
+    open_end = D(9999, 12, 31)
+    assert got == [
+        ("bcbs", "npi", "4", D(2024, 2, 1), D(2024, 2, 29)),
+        ("bcbs", "tin", "T", D(2024, 2, 1), D(2024, 2, 29)),
+        ("mcd", "npi", "1", D(2024, 1, 1), D(2024, 6, 30)),
+        ("mcd", "npi", "1", D(2024, 10, 1), open_end),
+        ("mcd", "npi", "2", D(2024, 3, 1), D(2024, 9, 30)),
+        ("mcd", "npi", "3", D(2024, 4, 1), D(2024, 5, 31)),
+        ("mcd", "tin", "T", D(2024, 1, 1), D(2024, 9, 30)),  # three rows, one period
+        ("mcd", "tin", "T", D(2024, 10, 1), open_end),  # touches the one before: no overlap, kept apart
+    ]
+
+
+_ROSTER_ROW = st.tuples(
+    st.sampled_from(["1", "2", "3"]), st.sampled_from(["A", "B"]), st.sampled_from(["mcd", "bcbs"]),
+    st.sampled_from(["participant", "preferred", "non_participating"]),
+    st.integers(0, 330), st.one_of(st.none(), st.integers(0, 200)),
+)
+_LINE = st.tuples(
+    st.one_of(st.none(), st.sampled_from(["1", "2", "3", "9"])), st.one_of(st.none(), st.sampled_from(["1", "2"])),
+    st.one_of(st.none(), st.sampled_from(["A", "B", "Z"])), st.sampled_from(["mcd", "bcbs"]), st.integers(0, 365),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_ROSTER_ROW, max_size=10), st.lists(_LINE, min_size=1, max_size=12))
+def test_leakage_lines_match_the_roster_row_by_row(roster_rows, line_rows):
+    """Each line keeps one row, matched by the first of billing NPI, facility NPI and billing TIN
+    that some participating roster row of its payer covers on its service date, whatever the
+    roster's overlaps."""
+    start = D(2024, 1, 1)
+    roster = [
+        dict(npi=npi, tin=tin, payer=payer, participation=part, effective_start_date=start + dt.timedelta(s),
+             effective_end_date=None if length is None else start + dt.timedelta(s + length))
+        for npi, tin, payer, part, s, length in roster_rows
+    ]
+    med = medical([
+        dict(claim_id=f"C{i}", billing_npi=b, facility_npi=f, billing_tin=tin, payer=payer,
+             claim_start_date=start + dt.timedelta(day), paid_amount="10.00")
+        for i, (b, f, tin, payer, day) in enumerate(line_rows)
+    ])
+    pm = program_months([("prog", "M1", months(2024, 1, 12), {})])
+    pm = pm.union(program_months([("prog", "M1", months(2024, 1, 12), {})]).mutate(payer=ibis.literal("bcbs")))
+    got = rows(leakage_lines(medical_claim_lines(med), table(roster, ROSTER), pm))
+    assert sorted(r["claim_id"] for r in got) == sorted(f"C{i}" for i in range(len(line_rows)))
+
+    def covers(value, kind, payer, day):
+        return value is not None and any(
+            r["payer"] == payer and r["participation"] in ("participant", "preferred") and r[kind] == value
+            and r["effective_start_date"] <= day
+            and (r["effective_end_date"] is None or day <= r["effective_end_date"])
+            for r in roster
+        )
+
+    for r in got:
+        b, f, tin, payer, day = line_rows[int(r["claim_id"][1:])]
+        day = start + dt.timedelta(day)
+        expected = next((name for name, value, kind in (("billing_npi", b, "npi"), ("facility_npi", f, "npi"),
+                                                        ("billing_tin", tin, "tin"))
+                         if covers(value, kind, payer, day)), None)
+        assert r["matched_by"] == expected and r["out_of_network"] == (expected is None)
+
+
 MMC = {"program_id": "string", "member_id": "string", "person_id": "string", "group_id": "string", "month": "date",
        "year": "int32", "claim_lines": "int64", **{c: "int64" for c in (
            "allowed_cents", "paid_cents", "shadow_priced_cents", "excluded_payment_cents", "ffs_paid_cents")},

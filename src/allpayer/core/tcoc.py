@@ -1257,6 +1257,35 @@ def high_cost_claimants(member_years: ir.Table, threshold_cents: int, *, basis: 
 PARTICIPATING = ("participant", "preferred")
 
 
+def participation_periods(provider_roster: ir.Table) -> ir.Table:
+    """The periods in which each participating identifier is in network, by payer.
+
+    One row per payer, kind (``npi`` or ``tin``), value and period (start, end; an open end is
+    9999-12-31) from the roster's ``participant`` and ``preferred`` rows, overlapping periods of an
+    identifier merged (a TIN has a row for each of its NPIs), so that the periods of one identifier
+    do not overlap and a date falls in at most one of them.
+    """
+    r = provider_roster.filter(provider_roster.participation.isin(PARTICIPATING))
+    end = r.effective_end_date.fill_null(ibis.date(9999, 12, 31))
+    ids = ibis.union(
+        r.select(payer=r.payer, kind=ibis.literal("npi"), value=r.npi, start=r.effective_start_date, end=end),
+        r.select(payer=r.payer, kind=ibis.literal("tin"), value=r.tin, start=r.effective_start_date, end=end),
+        distinct=True,
+    )
+    ids = ids.filter(ids.value.notnull() & ids.start.notnull())
+    # gaps and islands: a period opens an island unless an earlier-starting period of the same
+    # identifier reaches its start
+    keys, order = ["payer", "kind", "value"], ["start", "end"]
+    before = ibis.window(group_by=keys, order_by=order, rows=(None, -1))
+    ids = ids.mutate(_reach=ids.end.max().over(before))
+    ids = ids.mutate(_opens=ibis.ifelse(ids._reach.isnull() | (ids.start > ids._reach), 1, 0))
+    running = ibis.window(group_by=keys, order_by=order, rows=(None, 0))
+    ids = ids.mutate(_island=ids._opens.sum().over(running))
+    return ids.group_by([*keys, "_island"]).aggregate(
+        start=ids.start.min(), end=ids.end.max()
+    ).drop("_island")
+
+
 def leakage_lines(medical_lines: ir.Table, provider_roster: ir.Table, program_months: ir.Table,
                   scope: TcocScope | Mapping[str, TcocScope] | None = None) -> ir.Table:
     """Each in-program medical line, marked in or out of network.
@@ -1285,34 +1314,20 @@ def leakage_lines(medical_lines: ir.Table, provider_roster: ir.Table, program_mo
     )
     pl = program_lines(lines, program_months, scope)
     pl = pl.filter(pl.in_scope)
-    # the roster's participating identifiers (NPIs and TINs) by payer and period
-    r = provider_roster.filter(provider_roster.participation.isin(PARTICIPATING))
-    r_end = r.effective_end_date.fill_null(ibis.date(9999, 12, 31))
-    roster_ids = r.select(_r_payer=r.payer, _r_kind=ibis.literal("npi"), _r_value=r.npi,
-                          _r_start=r.effective_start_date, _r_end=r_end).union(
-        r.select(_r_payer=r.payer, _r_kind=ibis.literal("tin"), _r_value=r.tin,
-                 _r_start=r.effective_start_date, _r_end=r_end),
-        distinct=True,  # a TIN has many NPIs: one row per identifier and period
-    )
-    # each line's identifiers, one row each, in the order they are tested
-    tests = (("billing_npi", "npi", 1), ("facility_npi", "npi", 2), ("billing_tin", "tin", 3))
-    ids = None
-    for col, kind, order in tests:
-        part = pl.select(
-            _i_claim=pl.claim_id, _i_line=pl.claim_line_number, _i_program=pl.program_id, _i_payer=pl.payer,
-            _i_date=pl.service_date, _i_kind=ibis.literal(kind), _i_value=pl[col], _i_order=ibis.literal(order),
-        ).filter(lambda x: x._i_value.notnull())
-        ids = part if ids is None else ids.union(part, distinct=False)
-    hit = ids.join(roster_ids, [ids._i_payer == roster_ids._r_payer, ids._i_kind == roster_ids._r_kind,
-                                ids._i_value == roster_ids._r_value, roster_ids._r_start <= ids._i_date,
-                                roster_ids._r_end >= ids._i_date])
-    first = hit.group_by(_h_claim=hit._i_claim, _h_line=hit._i_line, _h_program=hit._i_program).aggregate(
-        _h_order=hit._i_order.min()
-    )
-    t = pl.left_join(first, [pl.claim_id == first._h_claim, pl.claim_line_number == first._h_line,
-                             pl.program_id == first._h_program])
-    names = {order: col for col, _kind, order in tests}
-    t = t.mutate(matched_by=ibis.cases(*[(t._h_order == o, n) for o, n in names.items()], else_=ibis.null("string")))
+    periods = participation_periods(provider_roster)
+    # Each identifier is tested in order with a left join to its kind's periods: they do not
+    # overlap, so a line meets at most one period per test and keeps its grain.
+    tests = (("billing_npi", "npi"), ("facility_npi", "npi"), ("billing_tin", "tin"))
+    t = pl
+    for i, (col, kind) in enumerate(tests):
+        k = periods.filter(periods.kind == kind)
+        k = k.select(**{f"_p{i}_payer": k.payer, f"_p{i}_value": k.value, f"_p{i}_start": k.start,
+                        f"_p{i}_end": k.end})
+        t = t.left_join(k, [t.payer == k[f"_p{i}_payer"], t[col] == k[f"_p{i}_value"],
+                            k[f"_p{i}_start"] <= t.service_date, k[f"_p{i}_end"] >= t.service_date])
+    t = t.mutate(matched_by=ibis.cases(
+        *[(t[f"_p{i}_value"].notnull(), col) for i, (col, _kind) in enumerate(tests)], else_=ibis.null("string")
+    ))
     t = t.mutate(out_of_network=t.matched_by.isnull())
     return t.select(
         "program_id", "claim_id", "claim_line_number", "member_id", "payer", "plan", "service_date",
