@@ -113,7 +113,7 @@ def claims():
     """All medical-claim test rows validated in one pass: the parametrized cases, then EXTRA."""
     rows = [claim(**changes) for changes, _, _ in CASES] + EXTRA
     t = checked("medical_claim", rows)
-    return CON.execute(t.mutate(h=validate.row_hash(t, TABLES["medical_claim"])).order_by("line_number"))
+    return CON.execute(t.order_by("line_number"))
 
 
 def extra(claims, i):
@@ -194,11 +194,12 @@ def test_long_values_are_cut_in_messages(claims):
     assert message == "paid_amount: '" + "9" * 30 + "x" * 10 + "' is not an amount in dollars"
 
 
-def test_row_hash_depends_on_typed_content_only(claims):
-    h = [extra(claims, i).h for i in (0, 6, 7, 8)]
-    assert h[0] == h[1] == h[3]  # 92.50 = 92.5; E11.9 = e119 once normalized
-    assert h[0] != h[2]
-    assert all(len(x) == 32 for x in h)
+def test_respellings_parse_to_the_same_typed_content(claims):
+    """What the loader compares when a key repeats (`allpayer.inputs.load.decide`)."""
+    first, same_amount, other_amount, same_code = (extra(claims, i) for i in (0, 6, 7, 8))
+    assert same_amount.paid_amount == first.paid_amount == Decimal("92.50")  # 92.5 = 92.50
+    assert other_amount.paid_amount != first.paid_amount
+    assert same_code.diagnosis_code_1 == first.diagnosis_code_1 == "E119"  # e119 = E11.9 once normalized
 
 
 def test_a_dme_line_may_lack_a_diagnosis_but_other_lines_may_not():
@@ -215,34 +216,3 @@ def test_a_dme_line_may_lack_a_diagnosis_but_other_lines_may_not():
     assert got[1] == (None, None)
     assert got[2] == ("required", "diagnosis_code_1 is required (except where claim_type is dme)")
     assert got[3][0].split(",")[0] == "required"
-
-
-def _sql_and_ibis_hashes(table: str, rows: list[dict], empty_first: bool = False) -> list[tuple]:
-    spec = TABLES[table]
-    t = checked(table, rows)
-    CON.create_table("_hashed", t.filter(t.rules.isnull()), temp=True, overwrite=True)
-    if empty_first:  # the first column empty on the last row (not a valid row, but hashed the same way)
-        first = spec.columns[0].name
-        CON.raw_sql(f'UPDATE _hashed SET "{first}" = NULL WHERE line_number = (SELECT max(line_number) FROM _hashed)')
-    hashed = CON.table("_hashed")
-    CON.create_table("_hashed2", hashed.mutate(h=validate.row_hash(hashed, spec)), temp=True, overwrite=True)
-    return CON.raw_sql(f"SELECT h, {validate.row_hash_sql(spec)} FROM _hashed2 ORDER BY line_number").fetchall()
-
-
-def test_row_hash_sql_gives_the_row_hash():
-    """The loader's SQL fingerprint is `row_hash`: first column a key (claims) or not
-    (eligibility), empty columns left out, an empty first column too."""
-    claims = _sql_and_ibis_hashes(
-        "medical_claim", [claim(), claim(hcpcs_code=None, rendering_npi=None, diagnosis_code_2="I10"), claim(claim_id="C'2")]
-    )
-    member = dict(
-        person_id="P1", member_id="M1", gender="female", birth_date="1950-01-02", enrollment_start_date="2024-01-01",
-        enrollment_end_date="2024-12-31", payer="medicare", payer_type="medicare", plan="ffs", data_source="test",
-    )
-    members = _sql_and_ibis_hashes(
-        "eligibility", [member, dict(member, plan="x", race=None), dict(member, member_id="M2")], empty_first=True
-    )
-    assert len(claims) == 3 and len(members) == 3
-    for ibis_hash, sql_hash in claims + members:
-        assert len(ibis_hash) == 32 and sql_hash == ibis_hash
-    assert len({h for h, _ in claims + members}) == 6

@@ -6,9 +6,9 @@ Every row read ends in exactly one place, and each load records it per table in
     read = loaded + already_loaded + quarantined
 
 - ``loaded``: new rows, stored in the table with proper types and provenance columns
-  (``source_file``, ``line_number``, ``load_run_id``, ``row_hash``).
-- ``already_loaded``: rows identical to a row already stored (same key, same content): a
-  re-delivered file or claim changes nothing.
+  (``source_file``, ``line_number``, ``load_run_id``).
+- ``already_loaded``: rows identical to a row already stored (same key, same typed content in
+  every contract column): a re-delivered file or claim changes nothing.
 - ``quarantined``: rows that break the contract, stored in ``quarantine`` with the file, line,
   rules, messages and the row as delivered (JSON text). A key delivered twice in one delivery
   keeps its first valid row (by file, then line): a later identical row is a ``duplicate_row``,
@@ -36,7 +36,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import duckdb
 import ibis
@@ -71,7 +71,13 @@ SERVICE_DATE_SQL = {
 }
 """The date a claim row is matched to eligibility spans on."""
 
-PROVENANCE_COLUMNS = ("source_file", "line_number", "load_run_id", "row_hash")
+PROVENANCE_COLUMNS = ("source_file", "line_number", "load_run_id")
+
+OBSOLETE_COLUMNS = ("row_hash",)
+"""Provenance columns of earlier versions, dropped from a stored table when a load meets them:
+``row_hash`` was an MD5 of every row's typed content, computed for every row delivered (about a
+third of the validation's time) to compare the few rows whose key repeats; `decide` now compares
+those rows' typed columns."""
 
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -117,15 +123,15 @@ _lit = sql_literal
 def stored_columns(spec: Table) -> dict[str, str]:
     """Column name -> SQL type of a stored contract table (contract columns, then provenance)."""
     cols = {c.name: validate.SQL_TYPES[c.kind] for c in spec.columns}
-    cols.update(source_file="VARCHAR", line_number="BIGINT", load_run_id="VARCHAR", row_hash="VARCHAR")
+    cols.update(source_file="VARCHAR", line_number="BIGINT", load_run_id="VARCHAR")
     if spec.name in CLAIM_TABLES:
         cols["outside_eligibility"] = "BOOLEAN"
     return cols
 
 
 def ensure_tables(raw) -> None:
-    """Create the contract tables, ``quarantine`` and ``load_reconciliation`` where missing, and
-    add any contract column a stored table lacks (a newer contract)."""
+    """Create the contract tables, ``quarantine`` and ``load_reconciliation`` where missing, add
+    any contract column a stored table lacks (a newer contract) and drop `OBSOLETE_COLUMNS`."""
     existing = table_names(raw)
     for spec in TABLES.values():
         cols = stored_columns(spec)
@@ -137,6 +143,9 @@ def ensure_tables(raw) -> None:
         for n, t in cols.items():
             if n not in have:
                 raw.execute(f"ALTER TABLE {_q(spec.name)} ADD COLUMN {_q(n)} {t}").fetchall()
+        for n in OBSOLETE_COLUMNS:
+            if n in have and n not in cols:
+                raw.execute(f"ALTER TABLE {_q(spec.name)} DROP COLUMN {_q(n)}").fetchall()
     raw.execute(QUARANTINE_DDL).fetchall()
     raw.execute(RECONCILIATION_DDL).fetchall()
 
@@ -260,12 +269,7 @@ def _validation_sql(
     # The delivered text of the failing rows is not carried through this pass (a struct of every
     # column on every row, for the few rows that fail): `_row_text` reads it again for those only.
     flag = ", FALSE AS outside_eligibility" if table in CLAIM_TABLES else ""
-    spec = validate.restrict(TABLES[table], columns)
-    # Each valid row's fingerprint (`validate.row_hash`, in the SQL of `validate.row_hash_sql`).
-    return (
-        f"SELECT *, CASE WHEN rules IS NULL THEN {validate.row_hash_sql(spec)} END AS row_hash, "
-        f"FALSE AS _not_new{flag} FROM ({sql})"
-    )
+    return f"SELECT *, FALSE AS _not_new{flag} FROM ({sql})"
 
 
 def _stage_view(raw, spec: Table, source_sql: str) -> str:
@@ -278,7 +282,7 @@ def _stage_view(raw, spec: Table, source_sql: str) -> str:
 
 def _validate_into(raw, spec: Table, as_of: dt.date | None, first: bool, native: tuple[str, ...] = ()) -> str:
     """Validate the rows of the view ``_stage_<table>`` into the temp table ``_verdict_<table>``
-    (typed contract columns, provenance, ``rules``, ``message``, ``row_hash``),
+    (typed contract columns, provenance, ``rules``, ``message``),
     created by the first call of a load and appended to by the next; returns its name.
     Rows are appended in the order the view yields them."""
     t = spec.name
@@ -293,7 +297,7 @@ def _validate_into(raw, spec: Table, as_of: dt.date | None, first: bool, native:
 def stored_schema(spec: Table) -> ibis.Schema:
     """The Ibis schema of a stored contract table (see `stored_columns`)."""
     cols = {c.name: validate.KIND_TYPES[c.kind] for c in spec.columns}
-    cols.update(source_file="string", line_number="int64", load_run_id="string", row_hash="string")
+    cols.update(source_file="string", line_number="int64", load_run_id="string")
     if spec.name in CLAIM_TABLES:
         cols["outside_eligibility"] = "boolean"
     return ibis.schema(cols)
@@ -301,6 +305,14 @@ def stored_schema(spec: Table) -> ibis.Schema:
 
 KEY_HASH_SQL = "hash({keys})"
 """SQL of the 64-bit hash of a row's key columns (``{keys}``) that `decide` groups by first."""
+
+
+def _same_content(a: str, b: str, columns: Sequence[str], empty_in_b: Sequence[str] = ()) -> str:
+    """SQL: rows `a` and `b` (aliases) have the same typed content: equal or both empty in every
+    one of `columns`, and `b` empty in `empty_in_b` (contract columns the delivery lacks)."""
+    tests = [f"{a}.{_q(c)} IS NOT DISTINCT FROM {b}.{_q(c)}" for c in columns]
+    tests += [f"{b}.{_q(c)} IS NULL" for c in empty_in_b]
+    return "(" + " AND ".join(tests) + ")" if tests else "TRUE"
 
 
 def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
@@ -311,12 +323,16 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
     row with the same key is a ``duplicate_row`` when identical to it and a
     ``conflicting_duplicate`` when not. The delivery's row is then compared with the stored row of
     the same key, if any: identical is ``already`` loaded, different is a
-    ``conflicting_duplicate`` (the stored row stays).
+    ``conflicting_duplicate`` (the stored row stays). Identical means the same typed content in
+    every contract column (`_same_content`): a value spelled differently but parsed to the same
+    (``92.5`` and ``92.50``, ``e11.9`` and ``E119``) is the same, and a column the delivery lacks
+    must be empty in the stored row.
 
     Only the rows that are not ``new`` are written, to the temp table ``_decided_<table>``
     (``source_file``, ``line_number``, ``outcome``, ``rule``, ``message``), whose name is returned:
     keys delivered more than once are found by aggregation, and the stored table (joined on the
-    key) is read only when it has rows (`stored_rows`).
+    key) is read only when it has rows (`stored_rows`). Contents are compared only for the rows
+    whose key repeats or is stored, never for every row delivered.
 
     The aggregation groups the rows by a 64-bit hash of their key (`KEY_HASH_SQL`), and only the
     rows whose hash occurs more than once (the repeated keys, and the rare rows whose different
@@ -329,48 +345,62 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
     key = [_q(k) for k in spec.key]
     keys = ", ".join(key)
     key_names = ", ".join(spec.key)
-    on = " AND ".join(f"g.{k} = x.{k}" for k in key)
+    content = ", ".join(_q(c) for c in spec.column_names)
     key_hash = KEY_HASH_SQL.format(keys=keys)
+    first_of_key = " AND ".join(f"o.{k} IS NOT DISTINCT FROM f.{k}" for k in key)
+    copy = _same_content("f", "o", spec.column_names)
     parts = [
         f"""
-        good AS (SELECT {keys}, source_file, line_number, row_hash FROM {verdict} WHERE rules IS NULL),
-        -- reads the verdict, not `good`: a CTE read twice is materialized (every valid row)
         repeated AS (
-            SELECT {keys}, source_file, line_number, row_hash FROM {verdict}
+            SELECT {content}, source_file, line_number FROM {verdict}
             WHERE rules IS NULL AND {key_hash} IN (
                 SELECT {key_hash} FROM {verdict} WHERE rules IS NULL GROUP BY 1 HAVING count(*) > 1
             )
         ),
         ranked AS (
-            SELECT *, row_number() OVER w - 1 AS _n, first(row_hash) OVER w AS _first_hash,
-                   first(source_file) OVER w AS _first_file, first(line_number) OVER w AS _first_line
-            FROM repeated WINDOW w AS (PARTITION BY {keys} ORDER BY source_file, line_number)
+            SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY source_file, line_number) - 1 AS _n
+            FROM repeated
+        ),
+        compared AS (
+            SELECT f.source_file, f.line_number, o.source_file AS _first_file, o.line_number AS _first_line,
+                   {copy} AS _copy
+            FROM ranked f JOIN ranked o ON {first_of_key} AND o._n = 0
+            WHERE f._n > 0
         ),
         later AS (
-            SELECT f.source_file, f.line_number, 'quarantine' AS outcome,
-                   CASE WHEN f.row_hash = f._first_hash THEN 'duplicate_row' ELSE 'conflicting_duplicate' END AS rule,
-                   CASE WHEN f.row_hash = f._first_hash
-                        THEN 'exact copy of ' || f._first_file || ' line ' || CAST(f._first_line AS VARCHAR)
-                        ELSE 'same key ({key_names}) as ' || f._first_file || ' line ' || CAST(f._first_line AS VARCHAR)
+            SELECT source_file, line_number, 'quarantine' AS outcome,
+                   CASE WHEN _copy THEN 'duplicate_row' ELSE 'conflicting_duplicate' END AS rule,
+                   CASE WHEN _copy
+                        THEN 'exact copy of ' || _first_file || ' line ' || CAST(_first_line AS VARCHAR)
+                        ELSE 'same key ({key_names}) as ' || _first_file || ' line ' || CAST(_first_line AS VARCHAR)
                              || ' in this delivery, with different content'
                    END AS message
-            FROM ranked f WHERE f._n > 0
+            FROM compared
         )"""
     ]
     select = "SELECT * FROM later"
     if stored_rows:
+        on = " AND ".join(f"g.{k} = x.{k}" for k in key)
+        lacking = [c for c in TABLES[t].column_names if c not in set(spec.column_names)]
+        same = _same_content("g", "x", spec.column_names, lacking)
         parts.append(
             f"""
+        matched AS (
+            SELECT g.source_file, g.line_number, x.source_file AS _x_file, x.line_number AS _x_line,
+                   x.load_run_id AS _x_run, {same} AS _same
+            FROM (SELECT {content}, source_file, line_number FROM {verdict} WHERE rules IS NULL) g
+            JOIN {_q(t)} x ON {on}
+        ),
         stored AS (
-            SELECT g.source_file, g.line_number,
-                   CASE WHEN x.row_hash = g.row_hash THEN 'already' ELSE 'quarantine' END AS outcome,
-                   CASE WHEN x.row_hash = g.row_hash THEN NULL ELSE 'conflicting_duplicate' END AS rule,
-                   CASE WHEN x.row_hash = g.row_hash THEN NULL
-                        ELSE 'same key ({key_names}) as a loaded row (' || x.source_file || ' line '
-                             || CAST(x.line_number AS VARCHAR) || ', run ' || x.load_run_id || ') with different content'
+            SELECT m.source_file, m.line_number,
+                   CASE WHEN _same THEN 'already' ELSE 'quarantine' END AS outcome,
+                   CASE WHEN _same THEN NULL ELSE 'conflicting_duplicate' END AS rule,
+                   CASE WHEN _same THEN NULL
+                        ELSE 'same key ({key_names}) as a loaded row (' || _x_file || ' line '
+                             || CAST(_x_line AS VARCHAR) || ', run ' || _x_run || ') with different content'
                    END AS message
-            FROM good g JOIN {_q(t)} x ON {on}
-            ANTI JOIN later l ON g.source_file = l.source_file AND g.line_number = l.line_number
+            FROM matched m
+            ANTI JOIN later l ON m.source_file = l.source_file AND m.line_number = l.line_number
         )"""
         )
         select += " UNION ALL SELECT * FROM stored"
@@ -536,8 +566,8 @@ def load_table(
     cols = ", ".join(_q(c) for c in spec.column_names)
     order = "" if ordered else " ORDER BY source_file, line_number"
     inserted = raw.execute(
-        f"INSERT INTO {_q(t)} ({cols}, source_file, line_number, load_run_id, row_hash{flag}) "
-        f"SELECT {cols}, source_file, line_number, {_lit(run_id)}, row_hash{flag} FROM {checked} "
+        f"INSERT INTO {_q(t)} ({cols}, source_file, line_number, load_run_id{flag}) "
+        f"SELECT {cols}, source_file, line_number, {_lit(run_id)}{flag} FROM {checked} "
         f"WHERE rules IS NULL AND NOT _not_new{order}"
     ).fetchall()
     result.loaded = int(inserted[0][0])

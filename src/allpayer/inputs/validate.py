@@ -5,8 +5,9 @@ NULL); `parse` casts each column to its kind and normalizes codes and enumeratio
 evaluates every rule (a message column per check, NULL where it passes); `verdict` folds them
 into the list of failing rules and messages. A row that fails any rule is quarantined with all its
 failing rules (``rules``), the first of them (``rule``) and one message per failure
-(``message``). `row_hash` fingerprints a valid row's typed content, which tells an identical
-re-delivery from a conflicting one.
+(``message``). The loader compares the typed content of valid rows whose key repeats or is
+already stored (`allpayer.inputs.load.decide`), which tells an identical re-delivery from a
+conflicting one.
 
 Rules (ids are stable and appear in the quarantine table):
 
@@ -49,7 +50,6 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.backend import sql_identifier, sql_literal
 from allpayer.inputs import codes
 from allpayer.inputs.schema import PAYMENT_ARRANGEMENTS, Table
 
@@ -485,44 +485,6 @@ def verdict(checked: ir.Table, spec: Table) -> ir.Table:
 def with_first_rule(checked: ir.Table) -> ir.Table:
     """Add ``rule``, the first failing rule of a row (NULL when the row is valid)."""
     return checked.mutate(rule=checked.rules.split(",")[0])
-
-
-def row_hash(t: ir.Table, spec: Table) -> ir.StringValue:
-    """MD5 of a row's typed content: ``name=value`` for every non-empty contract column.
-
-    Empty columns are left out, so a column added to the contract later does not change the
-    hash of rows that lack it.
-    """
-    # ``name=`` + NULL is NULL, and the join leaves NULLs out.
-    parts = [col.name + "=" + t[col.name].cast("string") for col in spec.columns]
-    return ibis.literal("\x1f").join(parts).hexdigest("md5")
-
-
-def row_hash_sql(spec: Table) -> str:
-    """DuckDB SQL of `row_hash` over the typed columns of a row (named by their contract names):
-    the same MD5 of the same text, built in one concatenation (``concat`` takes NULL as empty)
-    instead of one string per column joined by ``concat_ws``.
-
-    Every column but the first contributes ``<sep>name=value`` where it is not NULL; the first
-    contributes ``name=value`` when it is a key column (never empty on a valid row, the only
-    rows hashed), else the separator too and the leading separator is dropped."""
-    sep = "\x1f"
-    lit = sql_literal
-    parts = []
-    cols = list(spec.columns)
-    first_key = bool(cols) and cols[0].name in spec.key
-    for i, col in enumerate(cols):
-        v = sql_identifier(col.name)
-        text = v if col.kind in ("string", "code") else f"CAST({v} AS VARCHAR)"
-        if i == 0 and first_key:
-            parts.append(f"{lit(col.name + '=')} || {text}")
-        else:
-            parts.append(f"CASE WHEN {v} IS NULL THEN NULL ELSE {lit(sep + col.name + '=')} END")
-            parts.append(text)
-    if not parts:
-        return "md5('')"
-    body = f"concat({', '.join(parts)})"
-    return f"md5({body})" if first_key else f"md5(substr({body}, 2))"
 
 
 def validate(raw: ir.Table, spec: Table, materialize=None, as_of: dt.date | None = None) -> ir.Table:
