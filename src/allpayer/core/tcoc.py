@@ -1460,6 +1460,7 @@ __all__ = [
     "utilization_events",
     "utilization_rates",
     "high_cost_claimants",
+    "participation_periods",
     "leakage_lines",
     "leakage",
     "tcoc_aggregate",
