@@ -426,11 +426,12 @@ def run_core(
 
 WORK_PREFIX = "_run_work_"
 _CODE_COLUMN = re.compile(r"(diagnosis_code|diagnosis_poa|procedure_code|procedure_date)_\d+")
+# (row_hash: the fingerprint column of databases loaded by earlier versions, until their next load)
 _UNREAD_LINE_COLUMNS = frozenset((
     "hcpcs_modifier_1", "hcpcs_modifier_2", "hcpcs_modifier_3", "hcpcs_modifier_4", "hcpcs_modifier_5",
     "charge_amount", "coinsurance_amount", "copayment_amount", "deductible_amount", "total_cost_amount",
     "admit_source_code", "drg_code_type", "drg_code", "service_unit_quantity", "diagnosis_code_type",
-    "procedure_code_type", "substance_use_redacted", "data_source", "source_file", "line_number",
+    "procedure_code_type", "substance_use_redacted", "data_source", "source_file", "line_number", "row_hash",
     "adjustment_rows", "first_paid_date",
 ))
 SHARED_ATTRIBUTION_STEPS = frozenset(("service_lines", "services"))

@@ -36,7 +36,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import duckdb
 import ibis
@@ -77,7 +77,7 @@ OBSOLETE_COLUMNS = ("row_hash",)
 """Provenance columns of earlier versions, dropped from a stored table when a load meets them:
 ``row_hash`` was an MD5 of every row's typed content, computed for every row delivered (about a
 third of the validation's time) to compare the few rows whose key repeats; `decide` now compares
-those rows' typed columns."""
+those rows' contents only."""
 
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -145,7 +145,12 @@ def ensure_tables(raw) -> None:
                 raw.execute(f"ALTER TABLE {_q(spec.name)} ADD COLUMN {_q(n)} {t}").fetchall()
         for n in OBSOLETE_COLUMNS:
             if n in have and n not in cols:
-                raw.execute(f"ALTER TABLE {_q(spec.name)} DROP COLUMN {_q(n)}").fetchall()
+                try:
+                    raw.execute(f"ALTER TABLE {_q(spec.name)} DROP COLUMN {_q(n)}").fetchall()
+                except duckdb.Error:
+                    # e.g. an index of the user's on the table: the column stays, unused (the
+                    # inserts name their columns, so it is empty on the rows loaded from now on)
+                    pass
     raw.execute(QUARANTINE_DDL).fetchall()
     raw.execute(RECONCILIATION_DDL).fetchall()
 
@@ -307,12 +312,31 @@ KEY_HASH_SQL = "hash({keys})"
 """SQL of the 64-bit hash of a row's key columns (``{keys}``) that `decide` groups by first."""
 
 
-def _same_content(a: str, b: str, columns: Sequence[str], empty_in_b: Sequence[str] = ()) -> str:
-    """SQL: rows `a` and `b` (aliases) have the same typed content: equal or both empty in every
-    one of `columns`, and `b` empty in `empty_in_b` (contract columns the delivery lacks)."""
-    tests = [f"{a}.{_q(c)} IS NOT DISTINCT FROM {b}.{_q(c)}" for c in columns]
-    tests += [f"{b}.{_q(c)} IS NULL" for c in empty_in_b]
-    return "(" + " AND ".join(tests) + ")" if tests else "TRUE"
+def _content_hash_sql(spec: Table) -> str:
+    """DuckDB SQL of an MD5 of a row's typed content (its `spec` columns, by contract name):
+    ``name=value`` for every column that is not empty, in contract order, so that a column empty
+    in a row, or absent from its delivery, changes nothing. Computed only for the rows `decide`
+    compares (a key repeated in the delivery or already stored).
+
+    Every column but the first contributes ``<sep>name=value`` where it is not NULL; the first
+    contributes ``name=value`` when it is a key column (never empty on a valid row), else the
+    separator too and the leading separator is dropped."""
+    sep = "\x1f"
+    parts = []
+    cols = list(spec.columns)
+    first_key = bool(cols) and cols[0].name in spec.key
+    for i, col in enumerate(cols):
+        v = _q(col.name)
+        text = v if col.kind in ("string", "code") else f"CAST({v} AS VARCHAR)"
+        if i == 0 and first_key:
+            parts.append(f"{_lit(col.name + '=')} || {text}")
+        else:
+            parts.append(f"CASE WHEN {v} IS NULL THEN NULL ELSE {_lit(sep + col.name + '=')} END")
+            parts.append(text)
+    if not parts:
+        return "md5('')"
+    body = f"concat({', '.join(parts)})"
+    return f"md5({body})" if first_key else f"md5(substr({body}, 2))"
 
 
 def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
@@ -324,14 +348,14 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
     ``conflicting_duplicate`` when not. The delivery's row is then compared with the stored row of
     the same key, if any: identical is ``already`` loaded, different is a
     ``conflicting_duplicate`` (the stored row stays). Identical means the same typed content in
-    every contract column (`_same_content`): a value spelled differently but parsed to the same
+    every contract column (`_content_hash_sql`): a value spelled differently but parsed to the same
     (``92.5`` and ``92.50``, ``e11.9`` and ``E119``) is the same, and a column the delivery lacks
     must be empty in the stored row.
 
     Only the rows that are not ``new`` are written, to the temp table ``_decided_<table>``
     (``source_file``, ``line_number``, ``outcome``, ``rule``, ``message``), whose name is returned:
     keys delivered more than once are found by aggregation, and the stored table (joined on the
-    key) is read only when it has rows (`stored_rows`). Contents are compared only for the rows
+    key) is read only when it has rows (`stored_rows`). Contents are hashed only for the rows
     whose key repeats or is stored, never for every row delivered.
 
     The aggregation groups the rows by a 64-bit hash of their key (`KEY_HASH_SQL`), and only the
@@ -345,62 +369,57 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
     key = [_q(k) for k in spec.key]
     keys = ", ".join(key)
     key_names = ", ".join(spec.key)
-    content = ", ".join(_q(c) for c in spec.column_names)
     key_hash = KEY_HASH_SQL.format(keys=keys)
-    first_of_key = " AND ".join(f"o.{k} IS NOT DISTINCT FROM f.{k}" for k in key)
-    copy = _same_content("f", "o", spec.column_names)
+    # Contents are hashed only for the rows compared, and every join below carries keys, file,
+    # line and that hash, never the rows' columns (a reload of every stored key stays narrow).
     parts = [
         f"""
         repeated AS (
-            SELECT {content}, source_file, line_number FROM {verdict}
+            SELECT {keys}, source_file, line_number, {_content_hash_sql(spec)} AS _h FROM {verdict}
             WHERE rules IS NULL AND {key_hash} IN (
                 SELECT {key_hash} FROM {verdict} WHERE rules IS NULL GROUP BY 1 HAVING count(*) > 1
             )
         ),
         ranked AS (
-            SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY source_file, line_number) - 1 AS _n
-            FROM repeated
-        ),
-        compared AS (
-            SELECT f.source_file, f.line_number, o.source_file AS _first_file, o.line_number AS _first_line,
-                   {copy} AS _copy
-            FROM ranked f JOIN ranked o ON {first_of_key} AND o._n = 0
-            WHERE f._n > 0
+            SELECT *, row_number() OVER w - 1 AS _n, first(_h) OVER w AS _first_h,
+                   first(source_file) OVER w AS _first_file, first(line_number) OVER w AS _first_line
+            FROM repeated WINDOW w AS (PARTITION BY {keys} ORDER BY source_file, line_number)
         ),
         later AS (
             SELECT source_file, line_number, 'quarantine' AS outcome,
-                   CASE WHEN _copy THEN 'duplicate_row' ELSE 'conflicting_duplicate' END AS rule,
-                   CASE WHEN _copy
+                   CASE WHEN _h = _first_h THEN 'duplicate_row' ELSE 'conflicting_duplicate' END AS rule,
+                   CASE WHEN _h = _first_h
                         THEN 'exact copy of ' || _first_file || ' line ' || CAST(_first_line AS VARCHAR)
                         ELSE 'same key ({key_names}) as ' || _first_file || ' line ' || CAST(_first_line AS VARCHAR)
                              || ' in this delivery, with different content'
                    END AS message
-            FROM compared
+            FROM ranked WHERE _n > 0
         )"""
     ]
     select = "SELECT * FROM later"
     if stored_rows:
         on = " AND ".join(f"g.{k} = x.{k}" for k in key)
-        lacking = [c for c in TABLES[t].column_names if c not in set(spec.column_names)]
-        same = _same_content("g", "x", spec.column_names, lacking)
+        # the stored row's hash over every contract column: one the delivery lacks must be empty
         parts.append(
             f"""
-        matched AS (
-            SELECT g.source_file, g.line_number, x.source_file AS _x_file, x.line_number AS _x_line,
-                   x.load_run_id AS _x_run, {same} AS _same
-            FROM (SELECT {content}, source_file, line_number FROM {verdict} WHERE rules IS NULL) g
-            JOIN {_q(t)} x ON {on}
+        delivered AS (
+            SELECT {keys}, source_file, line_number, {_content_hash_sql(spec)} AS _h
+            FROM (SELECT * FROM {verdict} WHERE rules IS NULL) g SEMI JOIN (SELECT {keys} FROM {_q(t)}) x ON {on}
+        ),
+        kept AS (
+            SELECT {keys}, source_file, line_number, load_run_id, {_content_hash_sql(TABLES[t])} AS _h
+            FROM {_q(t)} x SEMI JOIN (SELECT {keys} FROM {verdict} WHERE rules IS NULL) g ON {on}
         ),
         stored AS (
-            SELECT m.source_file, m.line_number,
-                   CASE WHEN _same THEN 'already' ELSE 'quarantine' END AS outcome,
-                   CASE WHEN _same THEN NULL ELSE 'conflicting_duplicate' END AS rule,
-                   CASE WHEN _same THEN NULL
-                        ELSE 'same key ({key_names}) as a loaded row (' || _x_file || ' line '
-                             || CAST(_x_line AS VARCHAR) || ', run ' || _x_run || ') with different content'
+            SELECT g.source_file, g.line_number,
+                   CASE WHEN x._h = g._h THEN 'already' ELSE 'quarantine' END AS outcome,
+                   CASE WHEN x._h = g._h THEN NULL ELSE 'conflicting_duplicate' END AS rule,
+                   CASE WHEN x._h = g._h THEN NULL
+                        ELSE 'same key ({key_names}) as a loaded row (' || x.source_file || ' line '
+                             || CAST(x.line_number AS VARCHAR) || ', run ' || x.load_run_id || ') with different content'
                    END AS message
-            FROM matched m
-            ANTI JOIN later l ON m.source_file = l.source_file AND m.line_number = l.line_number
+            FROM delivered g JOIN kept x ON {on}
+            ANTI JOIN later l ON g.source_file = l.source_file AND g.line_number = l.line_number
         )"""
         )
         select += " UNION ALL SELECT * FROM stored"
