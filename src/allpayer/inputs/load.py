@@ -399,7 +399,16 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
     select = "SELECT * FROM later"
     if stored_rows:
         on = " AND ".join(f"g.{k} = x.{k}" for k in key)
-        # the stored row's hash over every contract column: one the delivery lacks must be empty
+        # The stored row's hash over the delivered columns and every other contract column that
+        # has a value in the stored table (one the delivery lacks must be empty in the row): the
+        # columns empty in every stored row add nothing to a hash, and reading them all at once
+        # would cost memory.
+        lacking = [c for c in TABLES[t].column_names if c not in set(spec.column_names)]
+        filled = set()
+        if lacking:
+            counts = raw.execute(f"SELECT {', '.join(f'count({_q(c)})' for c in lacking)} FROM {_q(t)}").fetchall()[0]
+            filled = {c for c, n in zip(lacking, counts) if n}
+        stored_spec = validate.restrict(TABLES[t], set(spec.column_names) | filled)
         parts.append(
             f"""
         delivered AS (
@@ -407,7 +416,7 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
             FROM (SELECT * FROM {verdict} WHERE rules IS NULL) g SEMI JOIN (SELECT {keys} FROM {_q(t)}) x ON {on}
         ),
         kept AS (
-            SELECT {keys}, source_file, line_number, load_run_id, {_content_hash_sql(TABLES[t])} AS _h
+            SELECT {keys}, source_file, line_number, load_run_id, {_content_hash_sql(stored_spec)} AS _h
             FROM {_q(t)} x SEMI JOIN (SELECT {keys} FROM {verdict} WHERE rules IS NULL) g ON {on}
         ),
         stored AS (
