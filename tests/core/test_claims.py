@@ -150,3 +150,26 @@ def test_netting_equals_the_convention_worked_out_row_by_row(spec):
     assert set(got) == set(want)
     for k, w in want.items():
         assert {c: got[k][c] for c in w} == w
+
+
+def test_empty_columns_are_those_without_a_value_in_any_row(tmp_path):
+    """One value in one row keeps a column; NULLs in every row (or no rows) make it empty. On a
+    stored DuckDB table too, whose empty columns are answered from segment statistics."""
+    from allpayer.core.claims import OPTIONAL_CODE_COLUMNS, empty_columns
+
+    schema = ibis.schema({"claim_id": "string", "diagnosis_code_1": "string", "diagnosis_code_2": "string",
+                          "diagnosis_code_3": "string", "procedure_code_1": "string"})
+    data = {"claim_id": ["C1", "C2", "C3"], "diagnosis_code_1": ["E119", "I10", None],
+            "diagnosis_code_2": [None, None, "Z794"], "diagnosis_code_3": [None, None, None],
+            "procedure_code_1": [None, None, None]}
+    t = ibis.memtable(data, schema=schema)
+    assert "diagnosis_code_1" not in OPTIONAL_CODE_COLUMNS  # the principal diagnosis is always read
+    assert empty_columns(t, OPTIONAL_CODE_COLUMNS) == ("diagnosis_code_3", "procedure_code_1")
+    assert empty_columns(t, ["diagnosis_code_2", "not_a_column"]) == ()
+    assert empty_columns(t, []) == ()
+    assert empty_columns(t.limit(0), ["diagnosis_code_2"]) == ("diagnosis_code_2",)
+    con = ibis.duckdb.connect(tmp_path / "c.duckdb")
+    big = con.create_table("mc", ibis.memtable(
+        {c: v * 50_000 for c, v in data.items()}, schema=schema))  # several row groups
+    assert empty_columns(big, OPTIONAL_CODE_COLUMNS) == ("diagnosis_code_3", "procedure_code_1")
+    con.disconnect()

@@ -55,6 +55,23 @@ def test_only_declared_columns_and_dates_are_kept():
     assert (r["diagnosis_code_2"], r["allowed_cents"], r["service_category"]) == ("Z9013", 6000, "professional")
 
 
+def test_left_out_code_columns_read_as_nulls_of_their_type():
+    """The context's claims have the columns and types of every declared column, whether or not
+    an empty one was read from the input; a filled one keeps its values."""
+    w = World()
+    w.person("P", D(1960, 1, 1))
+    w.claim("P", D(Y, 3, 1), dx=("E119", "Z9013"), hcpcs="99213")
+    full = framework.quality_claim_lines(table("medical_claim", w.claims), PAID_THROUGH)
+    ctx = w.context()
+    assert ctx.claims.schema() == full.schema()
+    (r,) = rows(ctx.claims)
+    assert r["diagnosis_code_2"] == "Z9013"
+    assert r["diagnosis_code_3"] is None and r["procedure_code_1"] is None
+    narrow = framework.quality_claim_lines(table("medical_claim", w.claims), PAID_THROUGH,
+                                           leave_out=("diagnosis_code_3", "procedure_code_1"))
+    assert "diagnosis_code_3" not in narrow.columns and "diagnosis_code_2" in narrow.columns
+
+
 def test_no_source_file_reads_an_undeclared_claim_column():
     """An input claim column named anywhere in the stage's code must be declared (or be read only
     from another table: ``data_source`` is read from lab results)."""

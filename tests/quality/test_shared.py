@@ -109,6 +109,42 @@ def test_programs_of_one_payer_share_their_payer_tables(monkeypatch):
             assert by_prog[(w.program.program_id, mid, level, w.program.program_id)] == counts
 
 
+def test_code_columns_no_row_fills_are_left_out_of_the_stored_lines(monkeypatch):
+    """The payer's lines are stored without the code columns empty in every claim row
+    (`core.claims.empty_columns`) and the measures read those as NULLs: the results are the same as
+    when every column is read and stored."""
+    from allpayer.core import claims
+
+    w = world()
+    w.claim("A", D(Y, 6, 1), dx=("E119", "I10", "Z794"), hcpcs="99213")  # one row fills position 3
+    stored = {}
+    real_get = framework.Shared.get
+
+    def spying_get(self, key, build, *, group=None):
+        stored[key] = real_get(self, key, build, group=group)
+        return stored[key]
+
+    monkeypatch.setattr(framework.Shared, "get", spying_get)
+    narrow = database(w, programs=1)
+    run_quality(narrow, [w.program], Y, PAID_THROUGH, "run-1")
+    kept = stored[f"payer_{w.program.payer}_lines"].columns
+    assert {"diagnosis_code_1", "diagnosis_code_2", "diagnosis_code_3"} <= set(kept)
+    assert not {"diagnosis_code_4", "diagnosis_code_25", "procedure_code_1"} & set(kept)
+
+    monkeypatch.setattr(claims, "empty_columns", lambda table, candidates: ())
+    wide = database(w, programs=1)
+    run_quality(wide, [w.program], Y, PAID_THROUGH, "run-1")
+    assert set(framework.CLAIM_COLUMNS) <= set(stored[f"payer_{w.program.payer}_lines"].columns)
+    got = results(narrow, w.program.program_id)
+    assert got == results(wide, w.program.program_id)
+    assert {(r["measure_id"], r["person_id"]) for r in got if r["in_numerator"]} >= {("hba1c_poor_control", "A")}
+
+    def gaps(con):
+        return sorted(con.table("care_gaps").drop("run_id").to_pyarrow().to_pylist(), key=repr)
+
+    assert gaps(narrow) == gaps(wide) != []
+
+
 def test_the_stage_drops_its_temporary_tables():
     w = world()
     con = database(w, programs=1)

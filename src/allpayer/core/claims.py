@@ -55,6 +55,31 @@ def service_category(t: ir.Table) -> ir.StringValue:
     )
 
 
+OPTIONAL_CODE_COLUMNS: tuple[str, ...] = (
+    *(f"diagnosis_code_{i}" for i in range(2, 26)), *(f"procedure_code_{i}" for i in range(1, 26)),
+)
+"""The code columns of a medical claim that many deliveries leave empty: secondary diagnoses beyond
+the first few and ICD-10-PCS procedures (professional claims carry at most 12 diagnoses and no
+procedure). The principal diagnosis is not among them."""
+
+
+def empty_columns(table: ir.Table, candidates: Sequence[str]) -> tuple[str, ...]:
+    """Those of `candidates` (columns of `table`) that hold no value in any row, in one query.
+
+    Each column is asked for one row with a value (``LIMIT 1``), so a column with values answers
+    at its first one, and DuckDB answers an empty column from its segments' statistics without
+    reading it. The stages that read many code columns (risk-adjustment diagnoses, the quality
+    measures' claim lines) leave the empty ones out: every row would give NULL for them."""
+    cols = [c for c in candidates if c in table.columns]
+    if not cols:
+        return ()
+    found = ibis.union(*[
+        table.filter(table[c].notnull()).select(column=ibis.literal(c)).limit(1) for c in cols
+    ], distinct=False)
+    filled = set(found.to_pyarrow().column("column").to_pylist())
+    return tuple(c for c in cols if c not in filled)
+
+
 def rows_of_adjusted_lines(t: ir.Table, rows: ir.Table) -> ir.Table:
     """The rows of `t` whose claim line (claim_id, claim_line_number) has a row of `rows` with an
     adjustment sequence other than 0 (a missing sequence counts as 0, as the loader stores it).

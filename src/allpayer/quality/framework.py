@@ -30,7 +30,7 @@ import datetime as dt
 import re
 from dataclasses import astuple, dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Collection, Literal, Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -754,6 +754,15 @@ def line_in_set(valuesets: "ValueSets", name: str, t: ir.Table) -> ir.BooleanVal
     return ibis.or_(*tests) if tests else ibis.literal(False)
 
 
+def with_columns(lines: ir.Table, columns: Collection[str], types: ibis.Schema) -> ir.Table:
+    """`lines` with `columns` (left out by `quality_claim_lines`) as NULLs of their `types`, every
+    column in the order of `CLAIM_COLUMNS`: the table the measures would read had they been kept."""
+    if not columns:
+        return lines
+    order = [c for c in CLAIM_COLUMNS if c in lines.columns or c in columns]
+    return lines.select(*[lines[c] if c in lines.columns else ibis.null(types[c]).name(c) for c in order])
+
+
 def quality_claim_lines(
     medical_claim: ir.Table,
     paid_through: dt.date,
@@ -761,14 +770,16 @@ def quality_claim_lines(
     start: dt.date | None = None,
     history: Sequence[str] = (),
     valuesets: "ValueSets | None" = None,
+    leave_out: Collection[str] = (),
 ) -> ir.Table:
     """The claim lines the measures read, in one pass: the `CLAIM_COLUMNS` of the medical claims
     netted as of `paid_through` (`core.claims.medical_claim_lines`), not denied, of a claim that
     ends (or a line served) on or after `start`, or before it with a code of a `history` value set.
-    Every payer; `start` None keeps every date."""
+    Every payer; `start` None keeps every date. `leave_out`: columns not read (code columns empty
+    in every row: `core.claims.empty_columns`); `with_columns` puts them back as NULLs."""
     from allpayer.core.claims import medical_claim_lines
 
-    wanted = set(CLAIM_COLUMNS) | set(NETTING_COLUMNS)
+    wanted = (set(CLAIM_COLUMNS) | set(NETTING_COLUMNS)) - set(leave_out)
     raw = medical_claim.select(*[c for c in medical_claim.columns if c in wanted])
     lines = medical_claim_lines(raw, paid_through)
     if "claim_status" in lines.columns:
@@ -897,28 +908,34 @@ def build_context(
     lines alone are built once, whichever programs read them. The pharmacy lines
     and the program's member months are left as expressions (no shipped measure reads them).
     """
-    from allpayer.core.claims import pharmacy_claim_lines
+    from allpayer.core.claims import OPTIONAL_CODE_COLUMNS, empty_columns, pharmacy_claim_lines
 
     keep_given = keep is not None
     keep = keep or (lambda name, t: t)
     sh = shared if shared is not None else Shared(keep=None)
     payer = program.payer
 
+    # Code columns empty in every row (most secondary diagnoses and procedures of many deliveries)
+    # are neither read nor stored with the lines; the measures see them as NULL columns.
+    empty = sh.value("claims_empty_columns", lambda: empty_columns(medical_claim, OPTIONAL_CODE_COLUMNS))
+
     def payer_lines() -> ir.Table:
         start, history = claims_window(year)
-        t = quality_claim_lines(medical_claim, paid_through, start=start, history=history, valuesets=valuesets)
+        t = quality_claim_lines(medical_claim, paid_through, start=start, history=history, valuesets=valuesets,
+                                leave_out=empty)
         return t.filter(t.payer == payer)
 
     if shared is not None:
         # Each payer's lines stored once, when its first program comes, and dropped after its last:
         # its reads scan only its own rows, and the claims are netted payer by payer (the payer
         # filter reaches the scan of the claims), with no sort of every payer's wide rows.
-        lines = sh.payer_table(payer, "lines", payer_lines)
+        stored = sh.payer_table(payer, "lines", payer_lines)
         diagnoses = sh.payer_table(payer, "diagnoses",
-                                   lambda: diagnoses_long(lines, as_loaded=valuesets.codes_as_loaded))
+                                   lambda: diagnoses_long(stored, as_loaded=valuesets.codes_as_loaded))
     else:
-        lines = keep("claims", payer_lines())
-        diagnoses = keep("diagnoses", diagnoses_long(lines, as_loaded=valuesets.codes_as_loaded))
+        stored = keep("claims", payer_lines())
+        diagnoses = keep("diagnoses", diagnoses_long(stored, as_loaded=valuesets.codes_as_loaded))
+    lines = with_columns(stored, empty, medical_claim.schema())
     rx = None
     if pharmacy_claim is not None:
         rx = pharmacy_claim_lines(pharmacy_claim, paid_through)
