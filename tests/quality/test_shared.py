@@ -89,6 +89,7 @@ def test_programs_of_one_payer_share_their_payer_tables(monkeypatch):
     assert built[f"payer_{payer}_common_exclusions"] == 1
     assert built[f"payer_{payer}_claims_base"] == 1
     assert built[f"payer_{payer}_claims_fum_dx_flags"] == 1
+    assert f"payer_{payer}_claims_fum" not in built  # the flags are joined to the summary where read
     assert max(built.values()) == 1
 
     # each program gets the rows it gets alone

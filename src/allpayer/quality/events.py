@@ -486,7 +486,9 @@ def event_claims(ctx: "MeasureContext", key: str, flags: Mapping[str, Flag] | No
     shared = getattr(ctx, "shared", None)
     if shared is not None:
         # The run shares one claim summary per payer; each key adds only its flags (small tables
-        # of the claims that have them, joined to it).
+        # of the claims that have them), joined to it where read: a read keeps only the claims it
+        # filters for (ED visits, stays, follow-up visits), so the join costs less than storing a
+        # copy of every claim per key.
         payer = ctx.program.payer
         lines = claim_lines(ctx)
         base = shared.payer_table(payer, "claims_base", lambda: claim_base(lines))
@@ -495,8 +497,7 @@ def event_claims(ctx: "MeasureContext", key: str, flags: Mapping[str, Flag] | No
         dx_flags = (shared.payer_table(payer, f"claims_{key}_dx_flags",
                                        lambda: claim_dx_flags(diagnoses(ctx), dx_spec(ctx, **dx),
                                                               ctx.diagnosis_codes())) if dx else None)
-        return shared.payer_table(payer, f"claims_{key}", lambda: with_claim_flags(
-            base, line_flags, list(flags or {}), dx_flags, list(dx)))
+        return with_claim_flags(base, line_flags, list(flags or {}), dx_flags, list(dx))
 
     def build() -> ir.Table:
         return claim_summary(claim_lines(ctx), flags, dx=dx_spec(ctx, **dx), diagnoses=diagnoses(ctx))
