@@ -130,3 +130,41 @@ def test_replace_temp_table_writes_the_rows_once_and_replaces_the_old_table():
     assert len(inserts) == 1 and '"kept"' in inserts[0]  # written straight into its own name
     assert not any("AS SELECT" in q.upper() for q in statements)  # and never copied from another
     assert not [t for t in con.list_tables() if t.startswith("ibis_duckdb_table")]
+
+
+def _working(con) -> list[str]:
+    """The working catalog's tables (Ibis lists its own in-memory tables with any catalog's)."""
+    return [t for t in con.list_tables(database=backend.work_database(con)) if not t.startswith("ibis_")]
+
+
+def test_working_tables_go_to_an_in_memory_catalog_and_to_temp_on_a_read_only_file(tmp_path):
+    """On a database file a working table is a table of the attached in-memory catalog (not of the
+    file, not a temporary table of it); a read-only connection cannot attach one, so its working
+    tables are temporary tables. Either way `drop_temp_table` removes it and the file keeps nothing."""
+    db = tmp_path / "w.duckdb"
+    con = backend.connect_duckdb(db)
+    try:
+        t = backend.replace_temp_table(con, "_w_step", ibis.memtable({"a": [1, 2, 3]}))
+        assert backend.work_database(con) == (backend.WORK_CATALOG, "main")
+        ns = t.op().namespace
+        assert (ns.catalog, ns.database) == (backend.WORK_CATALOG, "main")
+        assert _working(con) == ["_w_step"]
+        assert "_w_step" not in con.list_tables()
+        again = backend.replace_temp_table(con, "_w_step", ibis.memtable({"a": [1, 2], "b": [4, 8]}))
+        assert again.b.sum().to_pyarrow().as_py() == 12 and again.count().to_pyarrow().as_py() == 2
+        con.create_table("kept", ibis.memtable({"x": [1]}))
+        backend.drop_temp_table(con, "_w_step")
+        assert _working(con) == []
+    finally:
+        con.disconnect()
+    ro = backend.connect_duckdb(db, read_only=True)
+    try:
+        assert backend.work_database(ro) is None
+        t = backend.replace_temp_table(ro, "_w_step", ro.table("kept").mutate(y=ibis.literal(2)))
+        assert t.y.sum().to_pyarrow().as_py() == 2
+        backend.drop_temp_table(ro, "_w_step")
+        assert "_w_step" not in ro.list_tables()
+    finally:
+        ro.disconnect()
+    with duckdb.connect(str(db), read_only=True) as raw:
+        assert [r[0] for r in raw.execute("SELECT table_name FROM duckdb_tables()").fetchall()] == ["kept"]

@@ -235,7 +235,9 @@ def drop_stored(con, t: ir.Table) -> None:
 
     op = t.op()
     if isinstance(op, ops.DatabaseTable):
-        con.drop_table(op.name, force=True)
+        ns = op.namespace
+        where = (ns.catalog, ns.database) if ns.catalog and ns.database else ns.database
+        con.drop_table(op.name, database=where, force=True)
 
 
 @dataclass
