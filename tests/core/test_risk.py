@@ -805,7 +805,30 @@ def test_risk_ratio_is_taken_over_the_population_then_capped():
         risk.risk_ratio(py, py_mm, base, base_mm, cap="1.0", floor="1.1")
 
 
+def test_score_sums_and_population_means_do_not_depend_on_row_order():
+    """Coefficients and population means are summed as exact decimals, so the rows' order (which
+    a parallel backend does not keep from one run to the next) cannot change a bit of the result.
+    Added as floats, 0.1 + 0.2 + 0.3 and 0.3 + 0.2 + 0.1 differ in their last bit."""
+    assert (0.1 + 0.2) + 0.3 != (0.3 + 0.2) + 0.1
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET threads = 1")  # the rows are added in the order given
+    values = [0.1, 0.2, 0.3]
+    sums = [con.execute(ibis.memtable({"v": vs}).v.pipe(risk._exact_sum)) for vs in (values, values[::-1])]
+    assert sums == [0.6, 0.6]
+
+    def ratio(rows):
+        scores = ibis.memtable({"person_id": [r[0] for r in rows], "risk_score": [r[1] for r in rows]})
+        mm = ibis.memtable({"person_id": [r[0] for r in rows], "enrollment_type": ["A"] * len(rows),
+                            "member_months": [r[2] for r in rows]})
+        out = con.execute(risk.risk_ratio(scores, mm, scores, mm))
+        return out.performance_mean_score[0], out.raw_ratio[0]
+
+    rows = [("a", 0.1, 1.0), ("b", 0.2, 1.0), ("c", 0.3, 1.0)]
+    assert ratio(rows) == ratio(rows[::-1]) == (0.6 / 3, 1.0)
+
+
 # --------------------------------------------------------------------------------------------------
+# Parity with hccinfhir's per-member calculator# --------------------------------------------------------------------------------------------------
 # Parity with hccinfhir's per-member calculator
 # --------------------------------------------------------------------------------------------------
 

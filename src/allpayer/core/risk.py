@@ -980,7 +980,7 @@ def cms_hcc_scores(
 
     # 2. per person and model: the HCCs' sum and count, and the interaction groups present
     summary = hccs.group_by(["person_id", "_m", "_seg", "_dis"]).agg(
-        _n=hccs.count(), _groups=hccs.group_mask.bit_or(), _hcc_value=hccs.value.sum()
+        _n=hccs.count(), _groups=hccs.group_mask.bit_or(), _hcc_value=_exact_sum(hccs.value)
     )
     if cache:
         summary = summary.cache()  # read by the scores and by the detail
@@ -1007,7 +1007,7 @@ def cms_hcc_scores(
     di = lk.demographic_interactions
     hv = summary.select("person_id", "_m", "_n", "_hcc_value")
     cv = count.select(_pid0="person_id", _m0="_m", _count_value=count.value)
-    iv = inter.group_by(["person_id", "_m"]).agg(_inter_value=inter.value.sum()).rename(_pid1="person_id", _m1="_m")
+    iv = inter.group_by(["person_id", "_m"]).agg(_inter_value=_exact_sum(inter.value)).rename(_pid1="person_id", _m1="_m")
     core = pm.select(
         "person_id", "_m", "_seg", "model_version", "segment", "demographic_cell",
         *[f"_di{i}" for i in range(len(demographic))],
@@ -1135,6 +1135,26 @@ def cms_hcc_scores_from_claims(
 # --------------------------------------------------------------------------------------------------
 
 
+COEFFICIENT_SUM_TYPE = "decimal(28, 10)"
+"""The exact type a person's coefficients are summed in (CMS's tables give at most 3 decimals)."""
+
+
+def _exact_sum(values: ir.FloatingValue) -> ir.FloatingValue:
+    """The sum of a group's coefficient values, added as exact decimals (`COEFFICIENT_SUM_TYPE`)
+    and returned as a float: the same bits whatever order the backend adds the rows in, where a
+    float sum can differ in its last bit from one run to the next."""
+    return values.cast(COEFFICIENT_SUM_TYPE).sum().cast("float64")
+
+
+def _weighted_mean(score: ir.FloatingValue, weight: ir.FloatingValue, where: ir.BooleanValue | None = None):
+    """The `weight`-weighted mean of `score` over a group (rows passing `where`), its sums taken as
+    exact decimals (score to 12 decimals, weights to 6; the products fit both DuckDB's and Spark's
+    decimals without rounding) so that every run, and both backends, give the same bits."""
+    w = weight.cast("decimal(12, 6)")
+    total = (score.cast("decimal(18, 12)") * w).sum(where=where)
+    return total.cast("float64") / w.sum(where=where).cast("float64")
+
+
 def _member_month_weights(member_months: ir.Table, cell: str | None) -> ir.Table:
     keys = ["person_id"] + ([cell] if cell else [])
     mm = member_months.member_months if "member_months" in member_months.columns else ibis.literal(1)
@@ -1160,7 +1180,7 @@ def rescale_to_base_year(
     mm = _member_month_weights(base_member_months, None)
     b = base_scores.select(person_id=base_scores.person_id.cast("string"), _s=base_scores[score])
     j = mm.join(b, "person_id")
-    mean = (j._s * j.member_months).sum() / j.member_months.sum()
+    mean = _weighted_mean(j._s, j.member_months)
     base = j.aggregate(base_year_mean=mean)
     out = scores.cross_join(base)
     return out.mutate(rescaled_score=out[score] / out.base_year_mean, score_source=ibis.literal(label))
@@ -1215,7 +1235,7 @@ def risk_ratio(
             **{
                 f"{prefix}_member_months": j.member_months.sum(where=scored).fill_null(0.0),
                 f"{prefix}_unscored_member_months": j.member_months.sum(where=~scored).fill_null(0.0),
-                f"{prefix}_mean_score": (j._s * j.member_months).sum(where=scored) / j.member_months.sum(where=scored),
+                f"{prefix}_mean_score": _weighted_mean(j._s, j.member_months, where=scored),
             }
         )
 
