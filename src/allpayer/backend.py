@@ -278,56 +278,16 @@ def connect(
     raise RunError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
 
 
-WORK_CATALOG = "allpayer_work"
-"""The in-memory DuckDB catalog that holds the working tables of a connection (`replace_temp_table`)."""
-
-
-def work_database(con) -> tuple[str, str] | None:
-    """Where `con`'s working tables go on DuckDB: ``(WORK_CATALOG, "main")``, an in-memory database
-    attached to the connection on first use; None where none can be attached (a read-only
-    connection), and then they are temporary tables.
-
-    DuckDB writes a table of an attached in-memory database faster than a temporary table of a
-    database file (24 million claim lines of 33 columns: 8.3 s against 13.1 s; benchmarks/README.md,
-    "Working tables in an in-memory catalog"); both are held in memory and spill to the temporary
-    directory beyond the memory limit, and both go when the connection closes."""
-    where = getattr(con, "_allpayer_work_database", False)
-    if where is not False:
-        return where
-    import duckdb
-
-    try:
-        con.raw_sql(f"ATTACH IF NOT EXISTS ':memory:' AS {WORK_CATALOG}")
-        where = (WORK_CATALOG, "main")
-    except duckdb.Error:  # a read-only connection cannot attach an in-memory database
-        where = None
-    con._allpayer_work_database = where
-    return where
-
-
 def replace_temp_table(con, name: str, expr: ir.Table) -> ir.Table:
-    """A working table `name` of `con` holding `expr`'s rows, replacing any table of that name:
-    on DuckDB a table of the in-memory catalog of `work_database` (a temporary table where there is
-    none), elsewhere a temporary table. Drop it with `drop_temp_table`.
+    """A temporary table `name` of `con` holding `expr`'s rows, replacing any table of that name.
 
     On DuckDB the old table is dropped first and the rows written once: Ibis's
-    ``create_table(overwrite=True)`` writes them into a table of another name and then copies them
-    (a second write of every row). Other backends get that call."""
+    ``create_table(temp=True, overwrite=True)`` writes them into a table of another name and then
+    copies them (a second write of every row). Other backends get that call."""
     if getattr(con, "name", None) == "duckdb":
-        where = work_database(con)
-        con.drop_table(name, database=where, force=True)
-        if where is None:
-            return con.create_table(name, expr, temp=True)
-        return con.create_table(name, expr, database=where)
-    return con.create_table(name, expr, temp=True, overwrite=True)
-
-
-def drop_temp_table(con, name: str) -> None:
-    """Drop the working table `name` that `replace_temp_table` made, if there is one."""
-    if getattr(con, "name", None) == "duckdb":
-        con.drop_table(name, database=work_database(con), force=True)
-    else:
         con.drop_table(name, force=True)
+        return con.create_table(name, expr, temp=True)
+    return con.create_table(name, expr, temp=True, overwrite=True)
 
 
 # Names of the Spark views that `checkpoint` registers (one counter per process: names never repeat).

@@ -40,7 +40,7 @@ from typing import Callable, Sequence
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.backend import checkpoint, drop_temp_table, replace_temp_table
+from allpayer.backend import checkpoint, replace_temp_table
 from allpayer.core import targets as targets_mod
 from allpayer.core import tcoc
 from allpayer.core.attribution import Options as AttributionOptions
@@ -419,7 +419,7 @@ def run_core(
     stage("target_reconciliation",
           _or_empty(trecs, targets_mod.TARGET_RECONCILE_SCHEMA).mutate(performance_year=ibis.literal(year, "int32")))
     for name in WORK_TABLES:
-        drop_temp_table(con, WORK_PREFIX + name)
+        con.drop_table(WORK_PREFIX + name, force=True)
     res.other_seconds["drop working tables"] = seconds_since_last_part()
     return res
 
@@ -505,7 +505,7 @@ class WorkTables:
 
     def drop_all(self) -> None:
         for table in reversed(self.names):
-            drop_temp_table(self.con, table)
+            self.con.drop_table(table, force=True)
         self.names.clear()
         self._by_key.clear()
 

@@ -100,14 +100,7 @@ def test_programs_with_the_same_payer_codes_and_periods_share_their_services():
     ra, rb = _rows(con, a), _rows(con, b)
     assert ra and [dict(r, program_id=None) for r in ra] == [dict(r, program_id=None) for r in rb]
     work.drop_all()
-    assert not [t for t in _work_tables(con) if t.startswith(WORK_PREFIX)]
-
-
-def _work_tables(con) -> list[str]:
-    """The tables of the connection's working catalog (where `WorkTables` writes) and its own."""
-    from allpayer.backend import work_database
-
-    return [*con.list_tables(database=work_database(con)), *con.list_tables()]
+    assert not [t for t in con.list_tables() if t.startswith(WORK_PREFIX)]
 
 
 @pytest.mark.parametrize("bad", ["a b", "x;drop", ""])
@@ -138,7 +131,7 @@ def test_duckdb_stores_only_the_shared_steps_and_gives_the_same_rows():
     assert {r["step"] for r in ra if r["attributed"]} >= {"voluntary", "traditional", "expanded"}
     assert [dict(r, program_id=None) for r in ra] == [dict(r, program_id=None) for r in rb]
     shared.drop_all()
-    assert not [t for t in _work_tables(con) if t.startswith(WORK_PREFIX)]
+    assert not [t for t in con.list_tables() if t.startswith(WORK_PREFIX)]
 
 
 def test_a_working_table_written_again_holds_only_the_new_rows():

@@ -235,9 +235,7 @@ def drop_stored(con, t: ir.Table) -> None:
 
     op = t.op()
     if isinstance(op, ops.DatabaseTable):
-        ns = op.namespace
-        where = (ns.catalog, ns.database) if ns.catalog and ns.database else ns.database
-        con.drop_table(op.name, database=where, force=True)
+        con.drop_table(op.name, force=True)
 
 
 @dataclass

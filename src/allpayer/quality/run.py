@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.backend import drop_temp_table, replace_temp_table
+from allpayer.backend import replace_temp_table
 from allpayer.errors import RunError
 from allpayer.pipeline import _write, loaded_as_of, programs_for_year, union_aligned
 from allpayer.quality import care_gaps as gaps_mod
@@ -184,7 +184,7 @@ def run_quality(
         if parts:
             gap_parts.append(replace_temp_table(con, f"_q_{n}_gaps", union_aligned(parts)))
         for name in made:
-            drop_temp_table(con, name)
+            con.drop_table(name, force=True)
         if last_of_payer[p.payer] == i:
             shared.drop(con, group=f"payer:{p.payer}")
         step(f"{year}: quality {p.program_id}")
