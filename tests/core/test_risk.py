@@ -632,6 +632,38 @@ def test_diagnoses_of_several_tables_and_diagnosis_years_in_one_query():
         risk.risk_adjustment_diagnoses_by_year(mc, procs, [])
 
 
+def test_the_run_leaves_out_secondary_diagnosis_columns_no_claim_fills(monkeypatch):
+    """The run's risk diagnoses (`pipeline._risk_diagnoses_all`) unnest only the diagnosis columns
+    some claim row fills (`core.claims.empty_columns`): the same rows as unnesting all of them, and a
+    code found only in a secondary position in one row still counts."""
+    from allpayer import pipeline
+
+    claims = pd.DataFrame([
+        _claim("a", "professional", ["E119"], hcpcs="99213"),
+        _claim("b", "professional", ["I509", "N184"], hcpcs="99213", pid="q"),  # position 2 in one row only
+        _claim("c", "institutional", ["J449"], bill="0111"),
+    ]).assign(diagnosis_code_4=None, diagnosis_code_25=None)
+    types = {"claim_end_date": "date", "allowed_amount": "float64", "claim_line_number": "int64"}
+    mc = ibis.memtable(claims, schema={c: types.get(c, "string") for c in claims.columns})
+    needs = [(2025, 2024)]
+    seen = []
+    real = pipeline.empty_columns
+
+    def spy(table, candidates):
+        seen.append(real(table, candidates))
+        return seen[-1]
+
+    monkeypatch.setattr(pipeline, "empty_columns", spy)
+    narrow = df(pipeline._risk_diagnoses_all(mc, needs))
+    assert seen == [("diagnosis_code_3", "diagnosis_code_4", "diagnosis_code_25")]
+    monkeypatch.setattr(pipeline, "empty_columns", lambda table, candidates: ())
+    wide = df(pipeline._risk_diagnoses_all(mc, needs))
+    key = ["person_id", "diagnosis_code"]
+    assert narrow.sort_values(key).to_dict("records") == wide.sort_values(key).to_dict("records")
+    assert set(zip(narrow.person_id, narrow.diagnosis_code)) == {("p", "E119"), ("q", "I509"), ("q", "N184"),
+                                                                 ("p", "J449")}
+
+
 _CLAIM_DX_KEY = ["tables_year", "diagnosis_year", "claim_id", "diagnosis_code", "person_id", "service_date"]
 _PERSON_DX_KEY = ["tables_year", "diagnosis_year", "person_id", "diagnosis_code"]
 
@@ -828,7 +860,6 @@ def test_score_sums_and_population_means_do_not_depend_on_row_order():
 
 
 # --------------------------------------------------------------------------------------------------
-# Parity with hccinfhir's per-member calculator# --------------------------------------------------------------------------------------------------
 # Parity with hccinfhir's per-member calculator
 # --------------------------------------------------------------------------------------------------
 

@@ -481,8 +481,10 @@ def cached(ctx: "MeasureContext", key: str, build: Callable[[], ir.Table]) -> ir
 def event_claims(ctx: "MeasureContext", key: str, flags: Mapping[str, Flag] | None = None,
                  **dx: tuple[str, bool]) -> ir.Table:
     """:func:`claim_summary` of the context's claims with line `flags` and diagnosis flags `dx`
-    (name=(value set, principal only)), computed once per program under `key` (:func:`cached`).
-    The claim lines and their long diagnosis table are cached too."""
+    (name=(value set, principal only)). In a quality run (a context with `framework.Shared`) the
+    payer's claim summary and the flags of `key` are stored once per payer and the result is their
+    join, not stored; otherwise it is computed once per program under `key` (:func:`cached`). The
+    claim lines and their long diagnosis table are cached too."""
     shared = getattr(ctx, "shared", None)
     if shared is not None:
         # The run shares one claim summary per payer; each key adds only its flags (small tables
@@ -506,8 +508,8 @@ def event_claims(ctx: "MeasureContext", key: str, flags: Mapping[str, Flag] | No
 
 
 def claim_lines(ctx: "MeasureContext") -> ir.Table:
-    """``ctx.claims``, computed once per program (:func:`cached`; already stored when the
-    context has a ``keep``)."""
+    """``ctx.claims``, computed once per program (:func:`cached`; when the context has a ``keep``
+    it reads the run's stored lines already, with any code column left out as NULLs)."""
     if getattr(ctx, "keep", None) is not None:
         return ctx.claims
     return cached(ctx, "claim_lines", lambda: ctx.claims)
