@@ -45,7 +45,7 @@ from allpayer.core import targets as targets_mod
 from allpayer.core import tcoc
 from allpayer.core.attribution import Options as AttributionOptions
 from allpayer.core.attribution import RECONCILE_SCHEMA, attribute, attribution_changes, reconcile_attribution
-from allpayer.core.claims import OPTIONAL_CODE_COLUMNS, empty_columns, medical_claim_lines, pharmacy_claim_lines
+from allpayer.core.claims import DIAGNOSIS_COLUMNS, empty_columns, medical_claim_lines, pharmacy_claim_lines
 from allpayer.core.member_months import eligibility_months
 from allpayer.core.programs import program_months
 from allpayer.errors import RunError
@@ -568,8 +568,7 @@ def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]]
 
     procedures = {ty: load_hcc_reference(ty).eligible_procedures for ty in sorted({ty for ty, _ in needs})}
     # Secondary diagnosis columns empty in every row are left out of the codes unnested per row.
-    secondary = [c for c in OPTIONAL_CODE_COLUMNS if c.startswith("diagnosis_code_")]
-    rows = medical_rows.drop(*empty_columns(medical_rows, secondary))
+    rows = medical_rows.drop(*empty_columns(medical_rows, DIAGNOSIS_COLUMNS[1:]))
     # The loader stores a code only in its normalized form (a row whose code is not one is
     # quarantined), so the codes are not normalized again here; scoring reads each person's
     # distinct codes, so the claims are not kept.

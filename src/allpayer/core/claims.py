@@ -55,9 +55,13 @@ def service_category(t: ir.Table) -> ir.StringValue:
     )
 
 
-OPTIONAL_CODE_COLUMNS: tuple[str, ...] = (
-    *(f"diagnosis_code_{i}" for i in range(2, 26)), *(f"procedure_code_{i}" for i in range(1, 26)),
-)
+DIAGNOSIS_COLUMNS: tuple[str, ...] = tuple(f"diagnosis_code_{i}" for i in range(1, 26))
+"""A medical claim's ICD-10-CM diagnosis columns; position 1 is the principal diagnosis."""
+
+PROCEDURE_COLUMNS: tuple[str, ...] = tuple(f"procedure_code_{i}" for i in range(1, 26))
+"""A medical claim's ICD-10-PCS procedure columns."""
+
+OPTIONAL_CODE_COLUMNS: tuple[str, ...] = (*DIAGNOSIS_COLUMNS[1:], *PROCEDURE_COLUMNS)
 """The code columns of a medical claim that many deliveries leave empty: secondary diagnoses beyond
 the first few and ICD-10-PCS procedures (professional claims carry at most 12 diagnoses and no
 procedure). The principal diagnosis is not among them."""

@@ -36,6 +36,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.backend import replace_temp_table
+from allpayer.core.claims import DIAGNOSIS_COLUMNS, PROCEDURE_COLUMNS
 
 if TYPE_CHECKING:  # pragma: no cover
     from allpayer.quality.valuesets import ValueSets
@@ -641,8 +642,7 @@ def exact_rate(numerator: int, denominator: int, exclusions: int = 0) -> Decimal
 # ------------------------------------------------------------------------------------------------
 # building the context from loaded tables
 
-DX_COLUMNS = tuple(f"diagnosis_code_{i}" for i in range(1, 26))
-PROCEDURE_COLUMNS = tuple(f"procedure_code_{i}" for i in range(1, 26))
+DX_COLUMNS = DIAGNOSIS_COLUMNS
 
 CLAIM_COLUMNS: tuple[str, ...] = (
     "person_id", "member_id", "payer", "plan", "claim_id", "claim_line_number", "claim_type", "claim_status",

@@ -48,12 +48,11 @@ from allpayer.quality.events import (
     merge_transfers,
     person_exclusions,
 )
-from allpayer.quality.framework import Enrollment, Measure, MeasureContext, register
+from allpayer.quality.framework import PROCEDURE_COLUMNS, Enrollment, Measure, MeasureContext, register
 
 ENROLLMENT = Enrollment(max_gaps=1, max_gap_days=45, anchor=None)
 WINDOW = 30
 DIED_DISPOSITIONS = ("20", "40", "41", "42")
-PROCEDURE_COLUMNS = tuple(f"procedure_code_{i}" for i in range(1, 26))
 LABEL = "unadjusted observed"
 
 
