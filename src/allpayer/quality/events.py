@@ -465,11 +465,8 @@ def cached(ctx: "MeasureContext", key: str, build: Callable[[], ir.Table]) -> ir
     so the shared inputs are computed once and read back from a temporary table (the context's
     ``keep`` when the run gives one, else ``Table.cache``). The cache lives
     in ``ctx.extra`` under ``"_event_cache"``, so measures of one program share it (FUM 30 and 7
-    days read one claim summary); a claim summary (key ``claims:...``) lives in the run's
-    `framework.Shared` when the context has one, so programs of one payer share it too."""
-    if key.startswith("claims:") and getattr(ctx, "shared", None) is not None:
-        # A claim summary reads only the payer's claims: programs of one payer share it.
-        return ctx.shared.payer_table(ctx.program.payer, f"event_{key}", build)
+    days read one claim summary). A quality run's claim summaries are shared per payer instead
+    (:func:`event_claims`)."""
     store = ctx.extra.setdefault("_event_cache", {})
     if key not in store:
         keep = getattr(ctx, "keep", None)
