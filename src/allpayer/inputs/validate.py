@@ -177,6 +177,15 @@ def _carried(t: ir.Table) -> dict[str, ir.Value]:
     return {c: t[c] for c in PASSTHROUGH if c in t.columns}
 
 
+def one_of(value: ir.StringValue, values) -> ir.BooleanValue:
+    """True when `value` is one of the strings `values` (NULL when it is NULL).
+
+    A list's membership test, not ``IN (...)``: DuckDB plans an ``IN`` of more than a few
+    constants as a join against them, and a query with a join does not keep its rows in the
+    order read, so a file's rows would reach the stored table out of line order."""
+    return ibis.literal(list(values), type="array<string>").contains(value)
+
+
 def _null_str() -> ir.StringValue:
     return ibis.null("string")
 
@@ -312,7 +321,7 @@ def checks(
             missing = delivered.isnull()
             if col.required_unless and col.required_unless[0] in names and name not in spec.key:
                 other, values = col.required_unless
-                missing = missing & ~text(other).strip().lower().isin(values).fill_null(False)
+                missing = missing & ~one_of(text(other).strip().lower(), values).fill_null(False)
                 out.append(Check("required", missing, ibis.literal(f"{name} is required (except where {other} is {', '.join(values)})")))
             else:
                 out.append(Check("required", missing, ibis.literal(f"{name} is required")))
@@ -361,7 +370,7 @@ def checks(
             out.append(
                 Check(
                     "allowed_value",
-                    present & ~v.isin(list(col.allowed)),
+                    present & ~one_of(v, col.allowed),
                     name + ": " + _quoted(t) + f" is not one of {', '.join(col.allowed)}",
                 )
             )
@@ -405,7 +414,7 @@ def checks(
 
     if spec.name == "medical_claim" and "payment_arrangement" in names and "paid_amount" in names:
         arrangement, paid = parsed["payment_arrangement"], parsed["paid_amount"]
-        shadow = arrangement.isin([a for a in PAYMENT_ARRANGEMENTS if a != "ffs"])
+        shadow = one_of(arrangement, [a for a in PAYMENT_ARRANGEMENTS if a != "ffs"])
         out.append(
             Check(
                 "shadow_claim_paid",
@@ -430,7 +439,7 @@ def clinical_checks(parsed: ir.Table, spec: Table, as_of: dt.date | None = None)
     for col in UNIT_COLUMNS.get(spec.name, ()):
         if col in names:
             u = parsed[col]
-            out.append(Check("unknown_unit", u.notnull() & ~u.lower().isin(list(LAB_UNITS)),
+            out.append(Check("unknown_unit", u.notnull() & ~one_of(u.lower(), LAB_UNITS),
                              col + ": " + _quoted(u) + " is not a known unit"))
     if as_of is not None:
         for col in FUTURE_DATE_COLUMNS.get(spec.name, ()):
