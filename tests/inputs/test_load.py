@@ -483,7 +483,11 @@ def test_validating_into_an_empty_stored_table_stores_what_the_insert_does(tmp_p
     quarantine and counts are the same."""
     folder = _parquet_delivery(tmp_path)
     tables = [*BASE_COUNTS, "quarantine"]
+    placed = []
+    store = loader._store_in_place
+    monkeypatch.setattr(loader, "_store_in_place", lambda raw, table, verdict: placed.append(table) or store(raw, table, verdict))
     in_place = loader.load_folder(folder, tmp_path / "a.duckdb")
+    assert sorted(placed) == sorted(BASE_COUNTS)  # every table, each a Parquet file into an empty table
     assert counts(in_place)["medical_claim"] == (12, 9, 0, 3)
     assert in_place.table("medical_claim").outside_eligibility == 2  # the base delivery has one too
     monkeypatch.setattr(loader, "_stored_in_place", lambda raw, table: False)

@@ -346,14 +346,18 @@ def _stored_in_place(raw, table: str) -> bool:
     have = [
         (r[0], r[1])
         for r in raw.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() "
-            "WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index",
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND table_name = ? ORDER BY column_index",
             [table],
         ).fetchall()
     ]
     if have != want:
         return False
-    indexes = _count(raw, f"SELECT count(*) FROM duckdb_indexes() WHERE schema_name = 'main' AND table_name = {_lit(table)}")
+    indexes = _count(
+        raw,
+        "SELECT count(*) FROM duckdb_indexes() WHERE database_name = current_database() "
+        f"AND schema_name = 'main' AND table_name = {_lit(table)}",
+    )
     return indexes == 0 and _count(raw, f"SELECT count(*) FROM {_q(table)}") == 0
 
 
