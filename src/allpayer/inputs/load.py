@@ -595,6 +595,9 @@ def load_table(
     extra: dict[str, list[str]] = {}
     # Rows reach the verdict file by file in `source_file` order and, within a Parquet file, in
     # row order: the stored table then needs no sort. CSV and mapped rows are sorted on insert.
+    # (DuckDB keeps the order read only while the validation is a projection of the scan: a rule
+    # that joins, or an `IN` of many constants (which it plans as a join), would lose it; see
+    # `validate.one_of` and test_a_file_of_several_row_groups_is_stored_in_line_order.)
     ordered = True
     # Parquet files into an empty stored table: the verdict is written as the new stored table.
     in_place = (
