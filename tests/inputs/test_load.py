@@ -508,7 +508,8 @@ def test_validating_into_an_empty_stored_table_stores_what_the_insert_does(tmp_p
 
 def test_a_stored_table_with_rows_an_index_or_other_columns_is_inserted_into(tmp_path):
     """Only a plain, empty table of the contract's columns is replaced by a load's verdict: a
-    table with rows, an index of the user's, or a column of its own keeps them."""
+    table with rows, another type, a default, a comment, an index of the user's (unique or not)
+    or a column of its own keeps them."""
     db = tmp_path / "a.duckdb"
     loader.load_folder(build_delivery(tmp_path / "in"), db)
     con = duckdb.connect(str(db))
@@ -522,8 +523,19 @@ def test_a_stored_table_with_rows_an_index_or_other_columns_is_inserted_into(tmp
         con.execute("ALTER TABLE medical_claim ADD COLUMN users_note VARCHAR")
         assert not loader._stored_in_place(con, "medical_claim")
         con.execute("ALTER TABLE medical_claim DROP COLUMN users_note")
-        con.execute("ALTER TABLE medical_claim ALTER COLUMN claim_type TYPE VARCHAR(40)")
+        con.execute("ALTER TABLE medical_claim ALTER COLUMN claim_line_number TYPE INTEGER")
+        assert not loader._stored_in_place(con, "medical_claim")
+        con.execute("ALTER TABLE medical_claim ALTER COLUMN claim_line_number TYPE BIGINT")
+        con.execute("ALTER TABLE medical_claim ALTER COLUMN plan SET DEFAULT 'ppo'")
+        assert not loader._stored_in_place(con, "medical_claim")
+        con.execute("ALTER TABLE medical_claim ALTER COLUMN plan DROP DEFAULT")
+        con.execute("COMMENT ON TABLE medical_claim IS 'the users own note'")
+        assert not loader._stored_in_place(con, "medical_claim")
+        con.execute("COMMENT ON TABLE medical_claim IS NULL")
+        assert loader._stored_in_place(con, "medical_claim")
         con.execute("CREATE INDEX users_index ON medical_claim (claim_id)")
+        con.execute("DELETE FROM lab_result")
+        con.execute("CREATE UNIQUE INDEX users_unique ON lab_result (lab_result_id)")
         con.execute("DELETE FROM pharmacy_claim")
         con.execute("ALTER TABLE pharmacy_claim ADD COLUMN users_note VARCHAR")
     finally:
@@ -531,7 +543,7 @@ def test_a_stored_table_with_rows_an_index_or_other_columns_is_inserted_into(tmp
     result = loader.load_folder(_parquet_delivery(tmp_path), db)
     assert counts(result)["medical_claim"] == (12, 9, 0, 3)
     assert counts(result)["pharmacy_claim"] == (2, 2, 0, 0)
-    assert query(db, "SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'users_index'") == [(1,)]
+    assert query(db, "SELECT count(*) FROM duckdb_indexes() WHERE index_name IN ('users_index', 'users_unique')") == [(2,)]
     assert ("users_note",) in query(db, "SELECT column_name FROM duckdb_columns() WHERE table_name = 'pharmacy_claim'")
 
 

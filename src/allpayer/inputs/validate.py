@@ -180,9 +180,10 @@ def _carried(t: ir.Table) -> dict[str, ir.Value]:
 def one_of(value: ir.StringValue, values) -> ir.BooleanValue:
     """True when `value` is one of the strings `values` (NULL when it is NULL).
 
-    A list's membership test, not ``IN (...)``: DuckDB plans an ``IN`` of more than a few
+    A list's membership test, not ``IN (...)``: DuckDB (1.5) plans an ``IN`` of five or more
     constants as a join against them, and a query with a join does not keep its rows in the
-    order read, so a file's rows would reach the stored table out of line order."""
+    order read, so a file's rows would reach the stored table out of line order. `values` are
+    strings, and so must `value` be (no implicit cast, unlike ``IN``)."""
     return ibis.literal(list(values), type="array<string>").contains(value)
 
 
@@ -290,7 +291,7 @@ def parse(cleaned: ir.Table, spec: Table, native: frozenset[str] = frozenset()) 
         elif col.kind == "bool":
             low = v.lower()
             cols[col.name] = ibis.cases(
-                (low.isin(TRUE_WORDS), True), (low.isin(FALSE_WORDS), False), else_=ibis.null("boolean")
+                (one_of(low, TRUE_WORDS), True), (one_of(low, FALSE_WORDS), False), else_=ibis.null("boolean")
             )
         else:  # pragma: no cover - the contract only uses the kinds above
             raise ValueError(f"{spec.name}.{col.name}: unknown kind {col.kind!r}")
