@@ -517,22 +517,19 @@ def test_a_stored_table_with_rows_an_index_or_other_columns_is_inserted_into(tmp
         assert not loader._stored_in_place(con, "medical_claim")  # it has rows
         con.execute("DELETE FROM medical_claim")
         assert loader._stored_in_place(con, "medical_claim")
-        con.execute("CREATE INDEX users_index ON medical_claim (claim_id)")
-        assert not loader._stored_in_place(con, "medical_claim")
-        con.execute("DROP INDEX users_index")
-        con.execute("ALTER TABLE medical_claim ADD COLUMN users_note VARCHAR")
-        assert not loader._stored_in_place(con, "medical_claim")
-        con.execute("ALTER TABLE medical_claim DROP COLUMN users_note")
-        con.execute("ALTER TABLE medical_claim ALTER COLUMN claim_line_number TYPE INTEGER")
-        assert not loader._stored_in_place(con, "medical_claim")
-        con.execute("ALTER TABLE medical_claim ALTER COLUMN claim_line_number TYPE BIGINT")
-        con.execute("ALTER TABLE medical_claim ALTER COLUMN plan SET DEFAULT 'ppo'")
-        assert not loader._stored_in_place(con, "medical_claim")
-        con.execute("ALTER TABLE medical_claim ALTER COLUMN plan DROP DEFAULT")
-        con.execute("COMMENT ON TABLE medical_claim IS 'the users own note'")
-        assert not loader._stored_in_place(con, "medical_claim")
-        con.execute("COMMENT ON TABLE medical_claim IS NULL")
-        assert loader._stored_in_place(con, "medical_claim")
+        changes = [  # (a change of the user's, its undoing)
+            ("CREATE INDEX users_index ON medical_claim (claim_id)", "DROP INDEX users_index"),
+            ("ALTER TABLE medical_claim ADD COLUMN users_note VARCHAR", "ALTER TABLE medical_claim DROP COLUMN users_note"),
+            ("ALTER TABLE medical_claim ALTER COLUMN claim_line_number TYPE INTEGER",
+             "ALTER TABLE medical_claim ALTER COLUMN claim_line_number TYPE BIGINT"),
+            ("ALTER TABLE medical_claim ALTER COLUMN plan SET DEFAULT 'ppo'", "ALTER TABLE medical_claim ALTER COLUMN plan DROP DEFAULT"),
+            ("COMMENT ON TABLE medical_claim IS 'the users own note'", "COMMENT ON TABLE medical_claim IS NULL"),
+        ]
+        for change, undo in changes:
+            con.execute(change)
+            assert not loader._stored_in_place(con, "medical_claim"), change
+            con.execute(undo)
+            assert loader._stored_in_place(con, "medical_claim"), undo
         con.execute("CREATE INDEX users_index ON medical_claim (claim_id)")
         con.execute("DELETE FROM lab_result")
         con.execute("CREATE UNIQUE INDEX users_unique ON lab_result (lab_result_id)")
