@@ -433,6 +433,9 @@ _UNREAD_LINE_COLUMNS = frozenset((
     "admit_source_code", "drg_code_type", "drg_code", "service_unit_quantity", "diagnosis_code_type",
     "procedure_code_type", "substance_use_redacted", "data_source", "source_file", "line_number", "row_hash",
     "adjustment_rows", "first_paid_date",
+    # read by no stage (the run's cut-off by load run applies to the rows before netting); the
+    # load run id alone is about 0.7 GB of the 24 million lines at 650,000 members
+    "load_run_id", "claim_line_end_date", "in_network_flag", "outside_eligibility",
 ))
 SHARED_ATTRIBUTION_STEPS = frozenset(("service_lines", "services"))
 """The attribution steps stored on DuckDB (the others stay inside each program's one query):
