@@ -290,12 +290,6 @@ VERDICT_COLUMNS = {"rules": "VARCHAR", "message": "VARCHAR", "_not_new": "BOOLEA
 (NULL on a valid row), and whether a valid row is not new (set by `decide`)."""
 
 
-def _verdict_columns(spec: Table) -> list[str]:
-    """The columns of `_validation_sql`'s rows, in order."""
-    flag = ["outside_eligibility"] if spec.name in CLAIM_TABLES else []
-    return [*spec.column_names, "source_file", "line_number", "rules", "message", "_not_new", *flag]
-
-
 def _validate_into(
     raw,
     spec: Table,
@@ -321,10 +315,7 @@ def _validate_into(
             cols = {**stored_columns(TABLES[t]), **VERDICT_COLUMNS}
             body = ", ".join(f"{_q(n)} {typ}" for n, typ in cols.items())
             raw.execute(f"CREATE OR REPLACE TABLE {name} ({body})").fetchall()
-        names = ", ".join(_q(c) for c in _verdict_columns(spec))
-        raw.execute(
-            f"INSERT INTO {name} ({names}, load_run_id) SELECT {names}, {_lit(in_place)} FROM ({sql})"
-        ).fetchall()
+        raw.execute(f"INSERT INTO {name} BY NAME SELECT *, {_lit(in_place)} AS load_run_id FROM ({sql})").fetchall()
         return name
     if first:
         raw.execute(f"CREATE OR REPLACE TEMP TABLE _verdict_{t} AS {sql}").fetchall()
@@ -362,9 +353,7 @@ def _store_in_place(raw, table: str, verdict: str) -> int:
     """Make the verdict `_validate_into` wrote in place the stored `table`: its rows that fail a
     rule or are not new are deleted, the verdict's own columns dropped, and the (empty) stored
     table replaced by it. Returns the rows it keeps."""
-    dropped = _count(raw, f"SELECT count(*) FROM {verdict} WHERE rules IS NOT NULL OR _not_new")
-    if dropped:
-        raw.execute(f"DELETE FROM {verdict} WHERE rules IS NOT NULL OR _not_new").fetchall()
+    raw.execute(f"DELETE FROM {verdict} WHERE rules IS NOT NULL OR _not_new").fetchall()
     for col in VERDICT_COLUMNS:
         raw.execute(f"ALTER TABLE {verdict} DROP COLUMN {_q(col)}").fetchall()
     raw.execute(f"DROP TABLE {_q(table)}").fetchall()
