@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from allpayer.core.claims import DIAGNOSIS_COLUMNS
 from allpayer.errors import InputFileError
 from allpayer.quality import framework
 from allpayer.quality.framework import Enrollment, continuously_enrolled
@@ -183,7 +184,7 @@ def test_the_loader_stores_the_codes_of_loaded_form_systems_as_value_sets_write_
 
     columns = {c.name: c for c in MEDICAL_CLAIM.columns}
     matched = [(set(systems), column) for systems, column in framework.LINE_CODE_COLUMNS]
-    matched += [({"icd10cm"}, c) for c in framework.DX_COLUMNS]
+    matched += [({"icd10cm"}, c) for c in DIAGNOSIS_COLUMNS]
     # a delivered spelling per format that its normalization makes valid, and spellings to try
     good = {"icd10cm": "e11.9", "hcpcs": "g0439", "revenue": "450", "pos": "1", "bill_type": "0111", "drg": "65"}
     tries = [*good.values(), "E11.9", "g04.39", "04.50", "1.", "0.111", "6.5", "z00.00", "a", "99213"]

@@ -642,13 +642,11 @@ def exact_rate(numerator: int, denominator: int, exclusions: int = 0) -> Decimal
 # ------------------------------------------------------------------------------------------------
 # building the context from loaded tables
 
-DX_COLUMNS = DIAGNOSIS_COLUMNS
-
 CLAIM_COLUMNS: tuple[str, ...] = (
     "person_id", "member_id", "payer", "plan", "claim_id", "claim_line_number", "claim_type", "claim_status",
     "claim_start_date", "claim_end_date", "claim_line_end_date", "admission_date", "discharge_date",
     "admit_type_code", "discharge_disposition_code", "place_of_service_code", "bill_type_code", "drg_code",
-    "revenue_center_code", "hcpcs_code", "substance_use_redacted", *DX_COLUMNS, *PROCEDURE_COLUMNS,
+    "revenue_center_code", "hcpcs_code", "substance_use_redacted", *DIAGNOSIS_COLUMNS, *PROCEDURE_COLUMNS,
     "service_date", "service_category", "allowed_cents",
 )
 """The columns of `MeasureContext.claims`: the input-contract columns some measure, the events or
@@ -750,7 +748,7 @@ def line_in_set(valuesets: "ValueSets", name: str, t: ir.Table) -> ir.BooleanVal
     tests = line_code_tests(vs, name, t)
     if "icd10cm" in vs.systems(name):
         dx = vs.matcher(name, ("icd10cm",))
-        tests.extend(dx(t[c]).fill_null(False) for c in DX_COLUMNS if c in t.columns)
+        tests.extend(dx(t[c]).fill_null(False) for c in DIAGNOSIS_COLUMNS if c in t.columns)
     return ibis.or_(*tests) if tests else ibis.literal(False)
 
 
@@ -861,7 +859,7 @@ def diagnoses_long(claims: ir.Table, *, as_loaded: bool = False) -> ir.Table:
     claim_line_number, service_date, service_category, position, code`` (upper case without dots;
     taken as they are with `as_loaded`: the loader stores them so)."""
     parts = []
-    for i, c in enumerate(DX_COLUMNS, start=1):
+    for i, c in enumerate(DIAGNOSIS_COLUMNS, start=1):
         if c in claims.columns:
             parts.append(
                 claims.select(

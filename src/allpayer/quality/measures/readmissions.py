@@ -34,6 +34,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.core.claims import PROCEDURE_COLUMNS
 from allpayer.quality.events import (
     ACUTE_INPATIENT_FACILITY_TYPES,
     Outcome,
@@ -48,7 +49,7 @@ from allpayer.quality.events import (
     merge_transfers,
     person_exclusions,
 )
-from allpayer.quality.framework import PROCEDURE_COLUMNS, Enrollment, Measure, MeasureContext, register
+from allpayer.quality.framework import Enrollment, Measure, MeasureContext, register
 
 ENROLLMENT = Enrollment(max_gaps=1, max_gap_days=45, anchor=None)
 WINDOW = 30
