@@ -843,8 +843,10 @@ def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.T
     x = spellings.join(lk.dx, "diagnosis_code")
     # A left join to the codes' CCs: DuckDB estimates an in-memory lookup at one row, and after an
     # inner join it would build the person join's hash table on the diagnoses (millions of rows)
-    # instead of on the persons. Diagnoses with no CC keep a null CC here and drop out at the
-    # join to the HCC lookup below.
+    # instead of on the persons. Diagnoses with no CC keep a null CC here and are dropped once the
+    # edits are applied: a filter on the edited CC reads the person's age and sex, so DuckDB keeps it
+    # above the person join (a filter on the code's CC alone would turn the left join into the inner
+    # join above), and the distinct CCs below are grouped from the mapped diagnoses only.
     j = dx.left_join(x, "_code").drop("_code_right").join(who, "person_id")
     age_fires = ((j.age_max.notnull() & (j.age <= j.age_max)) | (j.age_min.notnull() & (j.age >= j.age_min))).fill_null(False)
     fires = ibis.cases(
@@ -856,8 +858,9 @@ def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.T
     j = j.filter(~(j._fires & (j.action == "invalid")))
     cc = ibis.ifelse(j._fires & (j.action == "override") & j.cc_override.notnull(), j.cc_override, j.cc)
     sources = j.select(j.person_id, j._m, cc=cc, diagnosis_code=j.diagnosis_code, _seg=j._seg, _dis=j._dis)
+    sources = sources.filter(sources.cc.notnull())
     keys_ = ["person_id", "_m", "cc", "_seg", "_dis"]  # _seg and _dis follow from the person: carried along
-    ccs = sources.group_by(keys_).agg(_n=sources.count())
+    ccs = sources.select(*keys_).distinct()
     h = lk.hcc
     c = ccs.join(h, (ccs._m == h._m) & (ccs._seg == h._seg) & (ccs.cc == h.cc)).select(
         ccs.person_id, ccs._m, ccs._seg, ccs._dis, ccs.cc, h.bit, h.parents_mask, h.requires_mask,
