@@ -152,6 +152,31 @@ def test_netting_equals_the_convention_worked_out_row_by_row(spec):
         assert {c: got[k][c] for c in w} == w
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["C1", "C2", "C3"]), st.integers(1, 2), st.integers(0, 2),
+                          st.integers(-5000, 5000), st.sampled_from(["medicare", "medicaid"]), st.integers(1, 28)),
+                min_size=1, max_size=20, unique_by=lambda r: r[:3]),
+       st.sampled_from([None, D(2024, 4, 14)]))
+def test_a_payers_lines_netted_with_sums_computed_once_for_every_payer(spec, paid_through):
+    """The quality stage nets each payer's lines with the adjusted lines' sums computed once over
+    every payer's rows (`adjusted_line_sums`): a payer's line is then netted exactly as when all
+    rows are netted together and the payer's lines picked afterwards, also for a line whose rows
+    name different payers."""
+    from allpayer.core.claims import adjusted_line_sums, claims_as_of
+
+    rows = [dict(claim_id=c, claim_line_number=n, adjustment_sequence=s, paid_date=D(2024, 4, day),
+                 paid_amount=str(Decimal(cents) / 100), allowed_amount=str(Decimal(cents) / 100),
+                 payer=payer, hcpcs_code=f"9921{s}") for c, n, s, cents, payer, day in spec]
+    t = claims(rows)
+    whole = lines(t, paid_through)
+    sums = adjusted_line_sums(claims_as_of(t, paid_through))
+    con = ibis.duckdb.connect()
+    for payer in ("medicare", "medicaid"):
+        got = con.to_pyarrow(medical_claim_lines(t, paid_through, sums=sums).filter(lambda x: x.payer == payer))
+        got = {(r["claim_id"], r["claim_line_number"]): r for r in got.to_pylist()}
+        assert got == {k: r for k, r in whole.items() if r["payer"] == payer}
+
+
 def test_empty_columns_are_those_without_a_value_in_any_row(tmp_path):
     """One value in one row keeps a column; NULLs in every row (or no rows) make it empty. On a
     stored DuckDB table too, whose empty columns are answered from segment statistics."""

@@ -95,7 +95,29 @@ def rows_of_adjusted_lines(t: ir.Table, rows: ir.Table) -> ir.Table:
     return t.semi_join(adjusted, [t.claim_id == adjusted._a_claim_id, t.claim_line_number == adjusted._a_line])
 
 
-def net_claim_rows(rows: ir.Table, money_columns: Sequence[str] = MONEY_COLUMNS) -> ir.Table:
+def adjusted_line_sums(rows: ir.Table, money_columns: Sequence[str] = MONEY_COLUMNS) -> ir.Table:
+    """Per claim line delivered in several rows (see `rows_of_adjusted_lines`): ``_sum_<money>``
+    for each money column of `rows` (an exact sum), ``_adjustment_rows``, ``_first_paid_date``,
+    ``_last_paid_date`` and ``_latest_sequence``, keyed by ``claim_id, claim_line_number``.
+
+    `net_claim_rows` joins its rows to these; a caller that nets several subsets of the same rows
+    (the quality stage, payer by payer) computes them once and passes them in."""
+    key = ["claim_id", "claim_line_number"]
+    money = [c for c in money_columns if c in rows.columns]
+    rows = rows.filter(rows.claim_id.notnull() & rows.claim_line_number.notnull())
+    rows = rows.mutate(adjustment_sequence=rows.adjustment_sequence.fill_null(0))
+    several = rows_of_adjusted_lines(rows.select(*key, "adjustment_sequence", "paid_date", *money), rows)
+    return several.group_by(key).aggregate(
+        **{f"_sum_{m}": several[m].sum() for m in money},
+        _adjustment_rows=several.count(),
+        _first_paid_date=several.paid_date.min(),
+        _last_paid_date=several.paid_date.max(),
+        _latest_sequence=several.adjustment_sequence.max(),
+    )
+
+
+def net_claim_rows(rows: ir.Table, money_columns: Sequence[str] = MONEY_COLUMNS, *,
+                   sums: ir.Table | None = None) -> ir.Table:
     """Apply the adjustment convention: one row per claim line (claim_id, claim_line_number).
 
     Each money column is summed exactly over the line's rows; the other columns come from the
@@ -111,20 +133,18 @@ def net_claim_rows(rows: ir.Table, money_columns: Sequence[str] = MONEY_COLUMNS)
     no sums is a line of one row and is its own net. So the millions of lines delivered once are
     neither grouped nor joined to themselves, the wide rows are read once, and no window sorts
     them.
+
+    `sums`: `adjusted_line_sums` of the rows `rows` is a subset of (same money columns), when the
+    caller has them; every row of a summed line is then netted with all of its line's rows, as
+    if `rows` were all of them. None: computed from `rows`.
     """
     key = ["claim_id", "claim_line_number"]
     money = [c for c in money_columns if c in rows.columns]
+    if sums is None:
+        sums = adjusted_line_sums(rows, money)
     rows = rows.filter(rows.claim_id.notnull() & rows.claim_line_number.notnull())
     rows = rows.mutate(adjustment_sequence=rows.adjustment_sequence.fill_null(0))
-
-    several = rows_of_adjusted_lines(rows.select(*key, "adjustment_sequence", "paid_date", *money), rows)
-    sums = several.group_by(key).aggregate(
-        **{f"_sum_{m}": several[m].sum() for m in money},
-        _adjustment_rows=several.count(),
-        _first_paid_date=several.paid_date.min(),
-        _last_paid_date=several.paid_date.max(),
-        _latest_sequence=several.adjustment_sequence.max(),
-    ).rename(_sum_claim_id="claim_id", _sum_claim_line_number="claim_line_number")
+    sums = sums.rename(_sum_claim_id="claim_id", _sum_claim_line_number="claim_line_number")
 
     j = rows.left_join(sums, [rows.claim_id == sums._sum_claim_id,
                               rows.claim_line_number == sums._sum_claim_line_number])
@@ -141,9 +161,9 @@ def net_claim_rows(rows: ir.Table, money_columns: Sequence[str] = MONEY_COLUMNS)
     )
 
 
-def _net_cents(rows: ir.Table) -> ir.Table:
+def _net_cents(rows: ir.Table, sums: ir.Table | None = None) -> ir.Table:
     """Net claim lines with paid and allowed as integer cents (the engine's money)."""
-    lines = net_claim_rows(rows, MONEY_COLUMNS)
+    lines = net_claim_rows(rows, MONEY_COLUMNS, sums=sums)
     return lines.mutate(paid_cents=cents(lines.paid_amount), allowed_cents=cents(lines.allowed_amount)).drop(
         *MONEY_COLUMNS
     )
@@ -156,14 +176,17 @@ def claims_as_of(table: ir.Table, paid_through: dt.date | None) -> ir.Table:
     return table.filter(table.paid_date <= ibis.literal(paid_through))
 
 
-def medical_claim_lines(medical_claim: ir.Table, paid_through: dt.date | None = None) -> ir.Table:
+def medical_claim_lines(medical_claim: ir.Table, paid_through: dt.date | None = None, *,
+                        sums: ir.Table | None = None) -> ir.Table:
     """Net medical claim lines as of `paid_through`, with service category and cents.
 
     Denied lines stay (with their net amounts, normally 0) and carry `claim_status`; lines whose
     rows net to zero paid and zero allowed remain visible to utilization counts only if the
-    caller wants them (filter on `allowed_cents != 0`).
+    caller wants them (filter on `allowed_cents != 0`). `sums`: the adjusted lines' sums
+    (`adjusted_line_sums` of the claims as of `paid_through`) when the caller computed them once
+    for several calls; the result is the same.
     """
-    lines = _net_cents(claims_as_of(medical_claim, paid_through))
+    lines = _net_cents(claims_as_of(medical_claim, paid_through), sums)
     service_date = lines.claim_line_start_date.fill_null(lines.claim_start_date)
     return lines.mutate(
         service_date=service_date,

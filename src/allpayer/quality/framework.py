@@ -761,6 +761,14 @@ def with_columns(lines: ir.Table, columns: Collection[str], types: ibis.Schema) 
     return lines.select(*[lines[c] if c in lines.columns else ibis.null(types[c]).name(c) for c in order])
 
 
+def adjusted_claim_line_sums(medical_claim: ir.Table, paid_through: dt.date) -> ir.Table:
+    """`core.claims.adjusted_line_sums` of the medical claims as of `paid_through`: what
+    `quality_claim_lines` joins each line to when it was delivered in several rows."""
+    from allpayer.core.claims import MONEY_COLUMNS, adjusted_line_sums, claims_as_of
+
+    return adjusted_line_sums(claims_as_of(medical_claim, paid_through), MONEY_COLUMNS)
+
+
 def quality_claim_lines(
     medical_claim: ir.Table,
     paid_through: dt.date,
@@ -769,17 +777,19 @@ def quality_claim_lines(
     history: Sequence[str] = (),
     valuesets: "ValueSets | None" = None,
     leave_out: Collection[str] = (),
+    sums: ir.Table | None = None,
 ) -> ir.Table:
     """The claim lines the measures read, in one pass: the `CLAIM_COLUMNS` of the medical claims
     netted as of `paid_through` (`core.claims.medical_claim_lines`), not denied, of a claim that
     ends (or a line served) on or after `start`, or before it with a code of a `history` value set.
     Every payer; `start` None keeps every date. `leave_out`: columns not read (code columns empty
-    in every row: `core.claims.empty_columns`); `with_columns` puts them back as NULLs."""
+    in every row: `core.claims.empty_columns`); `with_columns` puts them back as NULLs. `sums`:
+    `adjusted_claim_line_sums` of the same claims, when the caller has them (the result is the same)."""
     from allpayer.core.claims import medical_claim_lines
 
     wanted = (set(CLAIM_COLUMNS) | set(NETTING_COLUMNS)) - set(leave_out)
     raw = medical_claim.select(*[c for c in medical_claim.columns if c in wanted])
-    lines = medical_claim_lines(raw, paid_through)
+    lines = medical_claim_lines(raw, paid_through, sums=sums)
     if "claim_status" in lines.columns:
         lines = lines.filter(lines.claim_status.fill_null("paid") != "denied")
     if start is not None:
@@ -919,8 +929,12 @@ def build_context(
 
     def payer_lines() -> ir.Table:
         start, history = claims_window(year)
+        # the adjusted lines' sums over every payer's claims, computed once for all payers: a
+        # payer's line is netted with all of its rows, whichever payer a row names
+        sums = sh.get("claims_adjusted_line_sums",
+                      lambda: adjusted_claim_line_sums(medical_claim, paid_through)) if shared is not None else None
         t = quality_claim_lines(medical_claim, paid_through, start=start, history=history, valuesets=valuesets,
-                                leave_out=empty)
+                                leave_out=empty, sums=sums)
         return t.filter(t.payer == payer)
 
     if shared is not None:
