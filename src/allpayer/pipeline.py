@@ -266,6 +266,13 @@ def run_core(
     pm = program_months(all_months, progs, employer_group)
     stage("member_months", pm)
     pm = con.table("member_months").filter(lambda t: t.performance_year == year)
+    # Base-year member months, for every trended_base program in one query each (a working
+    # table): the risk ratios and the targets read them instead of deriving them again. Written
+    # now, while the eligibility months it scans five times are still in memory (the claim lines
+    # written next do not fit beside them at state scale, and DuckDB moves older blocks to disk).
+    base_parts = [targets_mod.base_population_months(all_months, p, performance_months=pm)
+                  for p in progs if p.target.method == "trended_base"]
+    base_all = work_table("base_months", union_aligned(base_parts)) if base_parts else None
 
     # The core stages read no diagnosis or procedure code of a netted line (risk scoring reads
     # the claims as loaded), nor its modifiers, cost-sharing amounts or provenance: the working
@@ -369,13 +376,8 @@ def run_core(
     stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
     stage("leakage", tcoc.leakage(tcoc.leakage_lines(med, roster, pm, scopes), period="year"), "year")
 
-    # Base-year member months and their cost, for every trended_base program in one query each
-    # (working tables): the risk ratios and the targets read them instead of deriving them again.
-    base_parts = [targets_mod.base_population_months(all_months, p, performance_months=pm)
-                  for p in progs if p.target.method == "trended_base"]
-    base_all = base_cost_all = None
+    base_cost_all = None
     if base_parts:
-        base_all = work_table("base_months", union_aligned(base_parts))
         # The targets read the base months' cost on the FFS basis only (expected_cost's basis).
         base_cost_all = work_table("base_member_month_cost",
                                    tcoc.member_month_cost(lines, base_all, scopes, amounts=("ffs_paid_cents",)))
