@@ -118,3 +118,45 @@ def test_line_flags_tested_once_per_code_combination_match_a_test_of_each_line()
         {"_fl_claim": "c3", "visit": False, "ed_revenue": False, "no_codes": True},
         {"_fl_claim": "c4", "visit": True, "ed_revenue": False, "no_codes": False},
     ]
+
+
+_LINE_SCHEMA = {
+    "claim_id": "string", "claim_line_number": "int64", "person_id": "string", "member_id": "string",
+    "payer": "string", "plan": "string", "claim_type": "string", "claim_status": "string",
+    "claim_start_date": "date", "claim_end_date": "date", "service_date": "date",
+    "bill_type_code": "string", "place_of_service_code": "string", "diagnosis_code_1": "string",
+    "admission_date": "date", "discharge_date": "date", "service_category": "string", "allowed_cents": "int64",
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(
+    st.tuples(st.sampled_from(["C1", "C2", "C3", "C4", None]), st.sampled_from([1, 2, 3, None]),
+              st.sampled_from(["M1", "M2"]), st.sampled_from(["paid", "denied", None]),
+              st.integers(0, 40), st.integers(-5000, 20000), st.sampled_from(["ed", "professional", None]),
+              st.sampled_from(["E11.9", "I10", None]), st.sampled_from(["0111", "131", None])),
+    min_size=1, max_size=14, unique_by=lambda r: (r[0], r[1]) if r[0] is not None and r[1] is not None else object()))
+def test_claim_rows_of_one_line_claims_are_those_the_aggregates_give(spec):
+    """`claim_base` projects the claims of one line instead of grouping them: every claim row is
+    the one a grouping of all lines by claim id gives (lines of several line numbers, numbers 2 and
+    3 alone, missing numbers, lines with no claim id, denied and non-positive claims)."""
+    from allpayer.quality.events import _per_claim, claim_base
+
+    y0 = D(2024, 1, 1)
+    recs = [{"claim_id": c, "claim_line_number": n, "person_id": "P" + m[-1], "member_id": m, "payer": "medicaid",
+             "plan": "vmng", "claim_type": "institutional" if bill else "professional", "claim_status": status,
+             "claim_start_date": y0 + dt.timedelta(days=day), "claim_end_date": y0 + dt.timedelta(days=day + 2),
+             "service_date": y0 + dt.timedelta(days=day), "bill_type_code": bill, "place_of_service_code": "23",
+             "diagnosis_code_1": dx, "admission_date": None, "discharge_date": None, "service_category": cat,
+             "allowed_cents": cents}
+            for c, n, m, status, day, cents, cat, dx, bill in spec]
+    lines = _table(recs, _LINE_SCHEMA)
+    plain = _per_claim(lines, one_line=False)
+    plain = plain.filter(~plain._denied & (plain.allowed_cents > 0)).drop("_denied")
+    con = ibis.duckdb.connect()
+
+    def rows(t):
+        return sorted(con.to_pyarrow(t).to_pylist(), key=lambda r: (r["claim_id"] is None, r["claim_id"] or ""))
+
+    assert claim_base(lines).schema() == plain.schema()
+    assert rows(claim_base(lines)) == rows(plain)

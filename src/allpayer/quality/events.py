@@ -121,12 +121,34 @@ def claim_summary(lines: ir.Table, flags: Mapping[str, Flag] | None = None, *, d
 
 
 def claim_base(lines: ir.Table) -> ir.Table:
-    """:func:`claim_summary` without flags: one row per usable claim."""
+    """:func:`claim_summary` without flags: one row per usable claim. `lines`: netted claim lines
+    (one row per claim_id and claim_line_number, as `MeasureContext.claims` has them).
+
+    Most claims have one line (numbered 1): their rows are the line's own values, which are what
+    the aggregates would give, and only the claims with a line numbered otherwise are grouped
+    (with the lines without a claim id, one group as before). A netted line is unique by
+    (claim_id, claim_line_number), so a claim without a line numbered otherwise has exactly one."""
+    if "claim_line_number" not in lines.columns:
+        agg = _per_claim(lines, one_line=False)
+    else:
+        several = lines.filter((lines.claim_line_number != 1).fill_null(True))
+        several = several.select(_several=several.claim_id).distinct()
+        alone = lines.filter(lines.claim_id.notnull()).anti_join(several, lines.claim_id == several._several)
+        grouped = lines.filter(lines.claim_id.isnull()).union(lines.semi_join(several, lines.claim_id == several._several))
+        agg = _per_claim(grouped, one_line=False)
+        agg = _per_claim(alone, one_line=True).cast(agg.schema()).union(agg)
+    return agg.filter(~agg._denied & (agg.allowed_cents > 0)).drop("_denied")
+
+
+def _per_claim(lines: ir.Table, *, one_line: bool) -> ir.Table:
+    """The claim rows of `lines` (see :func:`claim_base`), with ``_denied``: aggregated per claim,
+    or (`one_line`: each claim of `lines` has one line) projected from its line."""
     m = lines
     status = m.claim_status.fill_null("paid") if "claim_status" in m.columns else ibis.literal("paid")
     redacted = (
         m.substance_use_redacted.fill_null(False) if "substance_use_redacted" in m.columns else ibis.literal(False)
     )
+
     def col(name: str, kind: str) -> ir.Value:
         return m[name] if name in m.columns else ibis.null(kind)
 
@@ -145,27 +167,29 @@ def claim_base(lines: ir.Table) -> ir.Table:
         _bill=col("bill_type_code", "string"),
         _pos=col("place_of_service_code", "string"),
     )
-    agg = m.group_by("claim_id").aggregate(
-        person_id=m.person_id.max(),
-        member_id=m.member_id.max(),
-        payer=m.payer.max(),
-        plan=m.plan.max(),
-        claim_type=m.claim_type.max(),
-        facility_type=facility_type(m._bill).max(),
-        place_of_service_code=m._pos.max(),
-        visit_date=m.service_date.min(),
-        end_date=m._end.max(),
-        admission_date=m._adm.fill_null(m.claim_start_date).min(),
-        discharge_date=m._dis.fill_null(m.claim_end_date).max(),
-        discharge_disposition_code=m._disp.max(),
-        admit_type_code=m._atype.max(),
-        principal_dx=m._principal.max(),
-        allowed_cents=m.allowed_cents.sum(),
-        redacted=m._redacted.max(),
-        is_ed=m._ed.max(),
-        _denied=m._denied.max(),
-    )
-    return agg.filter(~agg._denied & (agg.allowed_cents > 0)).drop("_denied")
+    values = {
+        "person_id": (m.person_id, "max"),
+        "member_id": (m.member_id, "max"),
+        "payer": (m.payer, "max"),
+        "plan": (m.plan, "max"),
+        "claim_type": (m.claim_type, "max"),
+        "facility_type": (facility_type(m._bill), "max"),
+        "place_of_service_code": (m._pos, "max"),
+        "visit_date": (m.service_date, "min"),
+        "end_date": (m._end, "max"),
+        "admission_date": (m._adm.fill_null(m.claim_start_date), "min"),
+        "discharge_date": (m._dis.fill_null(m.claim_end_date), "max"),
+        "discharge_disposition_code": (m._disp, "max"),
+        "admit_type_code": (m._atype, "max"),
+        "principal_dx": (m._principal, "max"),
+        "allowed_cents": (m.allowed_cents, "sum"),
+        "redacted": (m._redacted, "max"),
+        "is_ed": (m._ed, "max"),
+        "_denied": (m._denied, "max"),
+    }
+    if one_line:
+        return m.select("claim_id", **{k: v for k, (v, _how) in values.items()})
+    return m.group_by("claim_id").aggregate(**{k: getattr(v, how)() for k, (v, how) in values.items()})
 
 
 class LineFlag:
