@@ -441,7 +441,8 @@ def summed_cost_lines(lines: ir.Table) -> ir.Table:
     """:func:`cost_lines` summed per member, payer, plan, service month and TCOC category, with
     ``claim_lines``, how many lines each row stands for: what a run stores. The member-month costs
     and the reconciliation read these rows exactly as they read the lines (amounts are whole cents,
-    so sums of sums are the sums; a sum over lines that are all NULL stays NULL)."""
+    so sums of sums are the sums; a sum over lines that are all NULL stays NULL), so a union of
+    several parts' sums (the run sums medical and pharmacy lines apart) reads the same too."""
     return lines.group_by(list(SUMMED_LINE_KEYS)).aggregate(
         claim_lines=lines.count(), **{c: lines[c].sum() for c in COST_COLUMNS}
     )
