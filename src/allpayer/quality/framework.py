@@ -931,7 +931,7 @@ def build_context(
         start, history = claims_window(year)
         # the adjusted lines' sums over every payer's claims, computed once for all payers: a
         # payer's line is netted with all of its rows, whichever payer a row names
-        sums = sh.get("claims_adjusted_line_sums",
+        sums = sh.get(f"claims_adjusted_line_sums_{paid_through:%Y%m%d}",
                       lambda: adjusted_claim_line_sums(medical_claim, paid_through)) if shared is not None else None
         t = quality_claim_lines(medical_claim, paid_through, start=start, history=history, valuesets=valuesets,
                                 leave_out=empty, sums=sums)
