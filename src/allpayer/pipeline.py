@@ -347,7 +347,7 @@ def run_core(
     summed = [tcoc.summed_cost_lines(tcoc.cost_lines(med))]
     if rx is not None:
         summed.append(tcoc.summed_cost_lines(tcoc.cost_lines(None, rx)))
-    lines = work_table("cost_lines", ibis.union(*summed, distinct=False) if len(summed) > 1 else summed[0])
+    lines = work_table("cost_lines", ibis.union(*summed, distinct=False))
     mmc = tcoc.member_month_cost(lines, pm, scopes)
     stage("tcoc_member_month", mmc)
     mmc = con.table("tcoc_member_month").filter(lambda t: t.performance_year == year)

@@ -761,14 +761,6 @@ def with_columns(lines: ir.Table, columns: Collection[str], types: ibis.Schema) 
     return lines.select(*[lines[c] if c in lines.columns else ibis.null(types[c]).name(c) for c in order])
 
 
-def adjusted_claim_line_sums(medical_claim: ir.Table, paid_through: dt.date) -> ir.Table:
-    """`core.claims.adjusted_line_sums` of the medical claims as of `paid_through`: what
-    `quality_claim_lines` joins each line to when it was delivered in several rows."""
-    from allpayer.core.claims import MONEY_COLUMNS, adjusted_line_sums, claims_as_of
-
-    return adjusted_line_sums(claims_as_of(medical_claim, paid_through), MONEY_COLUMNS)
-
-
 def quality_claim_lines(
     medical_claim: ir.Table,
     paid_through: dt.date,
@@ -784,7 +776,8 @@ def quality_claim_lines(
     ends (or a line served) on or after `start`, or before it with a code of a `history` value set.
     Every payer; `start` None keeps every date. `leave_out`: columns not read (code columns empty
     in every row: `core.claims.empty_columns`); `with_columns` puts them back as NULLs. `sums`:
-    `adjusted_claim_line_sums` of the same claims, when the caller has them (the result is the same)."""
+    `core.claims.adjusted_line_sums` of the same claims as of `paid_through`, when the caller has
+    them (the result is the same)."""
     from allpayer.core.claims import medical_claim_lines
 
     wanted = (set(CLAIM_COLUMNS) | set(NETTING_COLUMNS)) - set(leave_out)
@@ -916,7 +909,13 @@ def build_context(
     lines alone are built once, whichever programs read them. The pharmacy lines
     and the program's member months are left as expressions (no shipped measure reads them).
     """
-    from allpayer.core.claims import OPTIONAL_CODE_COLUMNS, empty_columns, pharmacy_claim_lines
+    from allpayer.core.claims import (
+        OPTIONAL_CODE_COLUMNS,
+        adjusted_line_sums,
+        claims_as_of,
+        empty_columns,
+        pharmacy_claim_lines,
+    )
 
     keep_given = keep is not None
     keep = keep or (lambda name, t: t)
@@ -932,7 +931,7 @@ def build_context(
         # the adjusted lines' sums over every payer's claims, computed once for all payers: a
         # payer's line is netted with all of its rows, whichever payer a row names
         sums = sh.get(f"claims_adjusted_line_sums_{paid_through:%Y%m%d}",
-                      lambda: adjusted_claim_line_sums(medical_claim, paid_through)) if shared is not None else None
+                      lambda: adjusted_line_sums(claims_as_of(medical_claim, paid_through))) if shared is not None else None
         t = quality_claim_lines(medical_claim, paid_through, start=start, history=history, valuesets=valuesets,
                                 leave_out=empty, sums=sums)
         return t.filter(t.payer == payer)
