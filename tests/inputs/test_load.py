@@ -506,6 +506,62 @@ def test_validating_into_an_empty_stored_table_stores_what_the_insert_does(tmp_p
     assert left == []
 
 
+def test_columns_a_first_delivery_lacks_are_unstored_until_a_delivery_has_them(tmp_path):
+    """A first Parquet load declares the contract columns its files lack unstored (virtual, NULL
+    in every row, nothing written): they read as NULLs of their contract type. A later delivery
+    that has two of them stores them: the rows loaded before keep NULL, the new row its values, a
+    re-delivered row is still already loaded, and an emptied table is again validated in place."""
+    db, folder = tmp_path / "a.duckdb", _parquet_delivery(tmp_path)
+    loader.load_folder(folder, db)
+    header, rows = base_rows("medical_claim")
+    lacking = [c for c in TABLES["medical_claim"].column_names if c not in header]
+    assert "drg_code" in lacking and "coinsurance_amount" in lacking
+    con = duckdb.connect(str(db))
+    try:
+        assert loader.unstored_columns(con, "medical_claim") == lacking
+        assert loader.unstored_columns(con, "eligibility") == [
+            c for c in TABLES["eligibility"].column_names if c not in base_rows("eligibility")[0]
+        ]
+        assert con.execute(
+            "SELECT count(*), count(drg_code), count(coinsurance_amount), typeof(any_value(coinsurance_amount)), "
+            "typeof(any_value(admission_date)) FROM medical_claim"
+        ).fetchall() == [(9, 0, 0, "DECIMAL(18,2)", "DATE")]
+    finally:
+        con.close()
+
+    new = dict(rows[0], claim_id="C9", drg_code="470", coinsurance_amount="12.34")
+    write_csv(tmp_path / "d2" / "medical_claim.csv", [*header, "drg_code", "coinsurance_amount"], [rows[0], new])
+    result = loader.load_folder(tmp_path / "d2", db)
+    assert counts(result) == {"medical_claim": (2, 1, 1, 0)}
+    con = duckdb.connect(str(db))
+    try:
+        unstored = loader.unstored_columns(con, "medical_claim")
+        assert unstored == [c for c in lacking if c not in ("drg_code", "coinsurance_amount")]
+        assert con.execute(
+            "SELECT claim_id, drg_code, coinsurance_amount FROM medical_claim WHERE drg_code IS NOT NULL "
+            "OR coinsurance_amount IS NOT NULL"
+        ).fetchall() == [("C9", "470", Decimal("12.34"))]
+        assert con.execute("SELECT count(*) FROM medical_claim").fetchall() == [(10,)]
+        con.execute("DELETE FROM medical_claim")
+        assert not loader._stored_in_place(con, "medical_claim")  # the stored columns moved to the end
+    finally:
+        con.close()
+
+    db2 = tmp_path / "b.duckdb"
+    loader.load_folder(folder, db2)
+    con = duckdb.connect(str(db2))
+    try:
+        con.execute("DELETE FROM medical_claim")
+        assert loader._stored_in_place(con, "medical_claim")  # unstored columns hold nothing
+        # A plain column of the user's whose default reads like an unstored column's keeps its values.
+        con.execute("ALTER TABLE pharmacy_claim ADD COLUMN users_note VARCHAR DEFAULT CAST(NULL AS VARCHAR)")
+        con.execute("UPDATE pharmacy_claim SET users_note = 'kept'")
+        loader._store_columns(con, "pharmacy_claim", ["users_note"])
+        assert con.execute("SELECT DISTINCT users_note FROM pharmacy_claim").fetchall() == [("kept",)]
+    finally:
+        con.close()
+
+
 def test_a_stored_table_with_rows_an_index_or_other_columns_is_inserted_into(tmp_path):
     """Only a plain, empty table of the contract's columns is replaced by a load's verdict: a
     table with rows, another type, a default, a comment, an index of the user's (unique or not)

@@ -313,7 +313,10 @@ def _validate_into(
         name = _q(f"_loading_{t}")
         if first:
             cols = {**stored_columns(TABLES[t]), **VERDICT_COLUMNS}
-            body = ", ".join(f"{_q(n)} {typ}" for n, typ in cols.items())
+            lacking = set(TABLES[t].column_names) - set(spec.column_names)
+            body = ", ".join(
+                f"{_q(n)} {typ}" + (f" {UNSTORED}" if n in lacking else "") for n, typ in cols.items()
+            )
             raw.execute(f"CREATE OR REPLACE TABLE {name} ({body})").fetchall()
         raw.execute(f"INSERT INTO {name} BY NAME SELECT *, {_lit(in_place)} AS load_run_id FROM ({sql})").fetchall()
         return name
@@ -324,11 +327,63 @@ def _validate_into(
     return f"_verdict_{t}"
 
 
+UNSTORED = "GENERATED ALWAYS AS (NULL) VIRTUAL"
+"""The clause that makes a stored column unstored: a virtual column, NULL (of the column's type)
+in every row, that takes no room and costs little to write.
+
+A first load declares so the contract columns its delivery lacks (`_validate_into`): at 650,000
+members the medical claim lines lack about 100 of the contract's columns, and writing 24 million
+NULLs into each took more time than the rest of the insert. A later delivery that has such a
+column stores it first (`_store_columns`)."""
+
+
+def unstored_columns(raw, table: str) -> list[str]:
+    """The columns of the stored `table` that are unstored (`UNSTORED`), in table order.
+
+    DuckDB's catalog shows a virtual column's expression as its default; the default of our
+    clause, as this DuckDB writes it, is read from a probe table with one such column per type.
+    (A plain column whose default the user set to that same typed NULL reads the same, and is
+    listed too: `_store_columns` checks that a column is empty before it rebuilds it.)"""
+    where = f"WHERE database_name = current_database() AND schema_name = 'main' AND table_name = {_lit(table)}"
+    have = raw.execute(
+        f"SELECT column_name, data_type, column_default FROM duckdb_columns() {where} AND column_default IS NOT NULL "
+        "ORDER BY column_index"
+    ).fetchall()
+    if not have:
+        return []
+    types = sorted({typ for _, typ, _ in have})
+    probe = "".join(f", c{i} {typ} {UNSTORED}" for i, typ in enumerate(types))
+    raw.execute(f"CREATE OR REPLACE TEMP TABLE _unstored_probe (stored BOOLEAN{probe})").fetchall()
+    try:
+        defaults = raw.execute(
+            "SELECT column_default FROM duckdb_columns() WHERE table_name = '_unstored_probe' AND database_name = 'temp' "
+            "AND column_name <> 'stored' ORDER BY column_index"
+        ).fetchall()
+    finally:
+        raw.execute("DROP TABLE _unstored_probe").fetchall()
+    unstored = {typ: d for typ, (d,) in zip(types, defaults)}
+    return [name for name, typ, default in have if default == unstored[typ]]
+
+
+def _store_columns(raw, table: str, columns) -> None:
+    """Make the unstored columns of `table` among `columns` ordinary columns (empty in the rows
+    already stored), so that a delivery that has them can be inserted. DuckDB cannot turn a virtual
+    column into a stored one in place: the column is dropped and added again, so it moves to the
+    end of the table (readers name their columns, never their positions)."""
+    wanted = set(columns)
+    types = stored_columns(TABLES[table])
+    for name in unstored_columns(raw, table):
+        if name in wanted and not _count(raw, f"SELECT count(*) FROM (SELECT 1 FROM {_q(table)} WHERE {_q(name)} IS NOT NULL LIMIT 1)"):
+            raw.execute(f"ALTER TABLE {_q(table)} DROP COLUMN {_q(name)}").fetchall()
+            raw.execute(f"ALTER TABLE {_q(table)} ADD COLUMN {_q(name)} {types[name]}").fetchall()
+
+
 def _stored_in_place(raw, table: str) -> bool:
     """True when a load may validate `table`'s rows straight into a new stored table and put it
     in the place of the stored one (`_store_in_place`): the stored table is a plain table of the
     contract's columns (in order, with their types, no defaults), without rows, indexes,
-    constraints or a comment, so that replacing it loses nothing.
+    constraints or a comment, so that replacing it loses nothing. Its unstored columns
+    (`unstored_columns`) count as plain ones: they hold nothing.
 
     At 650,000 members, validating the 24 million medical claim lines into a temporary verdict
     and then inserting the valid ones into the stored table took 54 + 72 s (the verdict, larger
@@ -339,7 +394,8 @@ def _stored_in_place(raw, table: str) -> bool:
     have = raw.execute(
         f"SELECT column_name, data_type, column_default FROM duckdb_columns() {where} ORDER BY column_index"
     ).fetchall()
-    if [tuple(r) for r in have] != want:
+    unstored = set(unstored_columns(raw, table))
+    if [(n, typ, None if n in unstored else default) for n, typ, default in have] != want:
         return False
     extras = _count(
         raw,
@@ -666,6 +722,7 @@ def load_table(
         ).fetchall()
         flag = ", outside_eligibility"
     if in_place is None:
+        _store_columns(raw, t, spec.column_names)
         cols = ", ".join(_q(c) for c in spec.column_names)
         order = "" if ordered else " ORDER BY source_file, line_number"
         inserted = raw.execute(
