@@ -529,12 +529,20 @@ def test_columns_a_first_delivery_lacks_are_unstored_until_a_delivery_has_them(t
     finally:
         con.close()
 
+    con = duckdb.connect(str(db))
+    try:  # an index of the user's (DuckDB alters no table that has one) is kept
+        con.execute("CREATE UNIQUE INDEX users_unique ON medical_claim (claim_id, claim_line_number, adjustment_sequence)")
+    finally:
+        con.close()
     new = dict(rows[0], claim_id="C9", drg_code="470", coinsurance_amount="12.34")
     write_csv(tmp_path / "d2" / "medical_claim.csv", [*header, "drg_code", "coinsurance_amount"], [rows[0], new])
     result = loader.load_folder(tmp_path / "d2", db)
     assert counts(result) == {"medical_claim": (2, 1, 1, 0)}
     con = duckdb.connect(str(db))
     try:
+        assert con.execute("SELECT index_name, is_unique FROM duckdb_indexes() WHERE table_name = 'medical_claim'").fetchall() == [
+            ("users_unique", True)
+        ]
         unstored = loader.unstored_columns(con, "medical_claim")
         assert unstored == [c for c in lacking if c not in ("drg_code", "coinsurance_amount")]
         assert con.execute(
@@ -542,6 +550,7 @@ def test_columns_a_first_delivery_lacks_are_unstored_until_a_delivery_has_them(t
             "OR coinsurance_amount IS NOT NULL"
         ).fetchall() == [("C9", "470", Decimal("12.34"))]
         assert con.execute("SELECT count(*) FROM medical_claim").fetchall() == [(10,)]
+        con.execute("DROP INDEX users_unique")
         con.execute("DELETE FROM medical_claim")
         assert not loader._stored_in_place(con, "medical_claim")  # the stored columns moved to the end
     finally:

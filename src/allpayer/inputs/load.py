@@ -369,13 +369,28 @@ def _store_columns(raw, table: str, columns) -> None:
     """Make the unstored columns of `table` among `columns` ordinary columns (empty in the rows
     already stored), so that a delivery that has them can be inserted. DuckDB cannot turn a virtual
     column into a stored one in place: the column is dropped and added again, so it moves to the
-    end of the table (readers name their columns, never their positions)."""
+    end of the table (readers name their columns, never their positions). DuckDB alters no table
+    that has an index, so the table's indexes (a user's) are dropped first and created again."""
     wanted = set(columns)
     types = stored_columns(TABLES[table])
-    for name in unstored_columns(raw, table):
-        if name in wanted and not _count(raw, f"SELECT count(*) FROM (SELECT 1 FROM {_q(table)} WHERE {_q(name)} IS NOT NULL LIMIT 1)"):
-            raw.execute(f"ALTER TABLE {_q(table)} DROP COLUMN {_q(name)}").fetchall()
-            raw.execute(f"ALTER TABLE {_q(table)} ADD COLUMN {_q(name)} {types[name]}").fetchall()
+    names = [
+        name for name in unstored_columns(raw, table)
+        if name in wanted
+        and not _count(raw, f"SELECT count(*) FROM (SELECT 1 FROM {_q(table)} WHERE {_q(name)} IS NOT NULL LIMIT 1)")
+    ]
+    if not names:
+        return
+    indexes = raw.execute(
+        "SELECT index_name, sql FROM duckdb_indexes() WHERE database_name = current_database() "
+        f"AND schema_name = 'main' AND table_name = {_lit(table)} ORDER BY index_oid"
+    ).fetchall()
+    for index, _ in indexes:
+        raw.execute(f"DROP INDEX {_q(index)}").fetchall()
+    for name in names:
+        raw.execute(f"ALTER TABLE {_q(table)} DROP COLUMN {_q(name)}").fetchall()
+        raw.execute(f"ALTER TABLE {_q(table)} ADD COLUMN {_q(name)} {types[name]}").fetchall()
+    for _, sql in indexes:
+        raw.execute(sql).fetchall()
 
 
 def _stored_in_place(raw, table: str) -> bool:
