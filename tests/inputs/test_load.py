@@ -510,7 +510,8 @@ def test_columns_a_first_delivery_lacks_are_unstored_until_a_delivery_has_them(t
     """A first Parquet load declares the contract columns its files lack unstored (virtual, NULL
     in every row, nothing written): they read as NULLs of their contract type. A later delivery
     that has two of them stores them: the rows loaded before keep NULL, the new row its values, a
-    re-delivered row is still already loaded, and an emptied table is again validated in place."""
+    re-delivered row is still already loaded, and an emptied table is again validated in place.
+    A first load of CSV files, inserted, leaves the same columns unstored."""
     db, folder = tmp_path / "a.duckdb", _parquet_delivery(tmp_path)
     loader.load_folder(folder, db)
     header, rows = base_rows("medical_claim")
@@ -562,6 +563,13 @@ def test_columns_a_first_delivery_lacks_are_unstored_until_a_delivery_has_them(t
     try:
         con.execute("DELETE FROM medical_claim")
         assert loader._stored_in_place(con, "medical_claim")  # unstored columns hold nothing
+        # a first load of CSV files (inserted, not validated in place) leaves the same columns unstored
+        csv_db = tmp_path / "c.duckdb"
+        loader.load_folder(build_delivery(tmp_path / "csv_in"), csv_db)
+        con.execute(f"ATTACH '{csv_db}' AS c (READ_ONLY)")
+        con.execute("USE c")
+        assert loader.unstored_columns(con, "medical_claim") == lacking
+        con.execute("USE b")
         # A plain column of the user's whose default reads like an unstored column's keeps its values.
         con.execute("ALTER TABLE pharmacy_claim ADD COLUMN users_note VARCHAR DEFAULT CAST(NULL AS VARCHAR)")
         con.execute("UPDATE pharmacy_claim SET users_note = 'kept'")

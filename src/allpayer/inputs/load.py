@@ -312,12 +312,7 @@ def _validate_into(
     if in_place is not None:
         name = _q(f"_loading_{t}")
         if first:
-            cols = {**stored_columns(TABLES[t]), **VERDICT_COLUMNS}
-            lacking = set(TABLES[t].column_names) - set(spec.column_names)
-            body = ", ".join(
-                f"{_q(n)} {typ}" + (f" {UNSTORED}" if n in lacking else "") for n, typ in cols.items()
-            )
-            raw.execute(f"CREATE OR REPLACE TABLE {name} ({body})").fetchall()
+            raw.execute(f"CREATE OR REPLACE TABLE {name} ({_stored_body(t, spec.column_names, VERDICT_COLUMNS)})").fetchall()
         raw.execute(f"INSERT INTO {name} BY NAME SELECT *, {_lit(in_place)} AS load_run_id FROM ({sql})").fetchall()
         return name
     if first:
@@ -331,10 +326,18 @@ UNSTORED = "GENERATED ALWAYS AS (NULL) VIRTUAL"
 """The clause that makes a stored column unstored: a virtual column, NULL (of the column's type)
 in every row, that takes no room and costs little to write.
 
-A first load declares so the contract columns its delivery lacks (`_validate_into`): at 650,000
+A first load declares so the contract columns its delivery lacks (`_stored_body`): at 650,000
 members the medical claim lines lack about 100 of the contract's columns, and writing 24 million
 NULLs into each took more time than the rest of the insert. A later delivery that has such a
 column stores it first (`_store_columns`)."""
+
+
+def _stored_body(table: str, delivered, extra: dict[str, str] | None = None) -> str:
+    """The column list of a new stored `table` (and `extra` columns) for a delivery of the contract
+    columns `delivered`: the contract columns it lacks are unstored."""
+    lacking = set(TABLES[table].column_names) - set(delivered)
+    cols = {**stored_columns(TABLES[table]), **(extra or {})}
+    return ", ".join(f"{_q(n)} {typ}" + (f" {UNSTORED}" if n in lacking else "") for n, typ in cols.items())
 
 
 def unstored_columns(raw, table: str) -> list[str]:
@@ -737,7 +740,12 @@ def load_table(
         ).fetchall()
         flag = ", outside_eligibility"
     if in_place is None:
-        _store_columns(raw, t, spec.column_names)
+        if not stored_rows and _stored_in_place(raw, t):
+            # an empty plain table (a first load of CSV or mapped rows): made anew with the
+            # columns this delivery lacks unstored, as a first load in place makes it
+            raw.execute(f"CREATE OR REPLACE TABLE {_q(t)} ({_stored_body(t, spec.column_names)})").fetchall()
+        else:
+            _store_columns(raw, t, spec.column_names)
         cols = ", ".join(_q(c) for c in spec.column_names)
         order = "" if ordered else " ORDER BY source_file, line_number"
         inserted = raw.execute(
