@@ -385,7 +385,7 @@ def _store_columns(raw, table: str, columns) -> None:
         return
     indexes = raw.execute(
         "SELECT index_name, sql FROM duckdb_indexes() WHERE database_name = current_database() "
-        f"AND schema_name = 'main' AND table_name = {_lit(table)} ORDER BY index_oid"
+        f"AND schema_name = 'main' AND table_name = {_lit(table)} AND sql IS NOT NULL ORDER BY index_oid"
     ).fetchall()
     for index, _ in indexes:
         raw.execute(f"DROP INDEX {_q(index)}").fetchall()
