@@ -340,6 +340,12 @@ def _stored_body(table: str, delivered, extra: dict[str, str] | None = None) -> 
     return ", ".join(f"{_q(n)} {typ}" + (f" {UNSTORED}" if n in lacking else "") for n, typ in cols.items())
 
 
+def _catalog_where(table: str) -> str:
+    """``WHERE`` clause of DuckDB's catalog functions (`duckdb_columns()`, `duckdb_indexes()`, ...)
+    for the stored `table` of the open database."""
+    return f"WHERE database_name = current_database() AND schema_name = 'main' AND table_name = {_lit(table)}"
+
+
 def unstored_columns(raw, table: str) -> list[str]:
     """The columns of the stored `table` that are unstored (`UNSTORED`), in table order.
 
@@ -347,7 +353,7 @@ def unstored_columns(raw, table: str) -> list[str]:
     clause, as this DuckDB writes it, is read from a probe table with one such column per type.
     (A plain column whose default the user set to that same typed NULL reads the same, and is
     listed too: `_store_columns` checks that a column is empty before it rebuilds it.)"""
-    where = f"WHERE database_name = current_database() AND schema_name = 'main' AND table_name = {_lit(table)}"
+    where = _catalog_where(table)
     have = raw.execute(
         f"SELECT column_name, data_type, column_default FROM duckdb_columns() {where} AND column_default IS NOT NULL "
         "ORDER BY column_index"
@@ -384,8 +390,7 @@ def _store_columns(raw, table: str, columns) -> None:
     if not names:
         return
     indexes = raw.execute(
-        "SELECT index_name, sql FROM duckdb_indexes() WHERE database_name = current_database() "
-        f"AND schema_name = 'main' AND table_name = {_lit(table)} AND sql IS NOT NULL ORDER BY index_oid"
+        f"SELECT index_name, sql FROM duckdb_indexes() {_catalog_where(table)} AND sql IS NOT NULL ORDER BY index_oid"
     ).fetchall()
     for index, _ in indexes:
         raw.execute(f"DROP INDEX {_q(index)}").fetchall()
@@ -407,7 +412,7 @@ def _stored_in_place(raw, table: str) -> bool:
     and then inserting the valid ones into the stored table took 54 + 72 s (the verdict, larger
     than the load's memory limit, spills to disk and is read back); validating them into the new
     stored table 85 s."""
-    where = f"WHERE database_name = current_database() AND schema_name = 'main' AND table_name = {_lit(table)}"
+    where = _catalog_where(table)
     want = [(n, typ, None) for n, typ in stored_columns(TABLES[table]).items()]
     have = raw.execute(
         f"SELECT column_name, data_type, column_default FROM duckdb_columns() {where} ORDER BY column_index"
@@ -818,15 +823,24 @@ def flag_outside_eligibility(raw, table: str, run_id: str | None = None, *, exce
         where.append(f"load_run_id = {_lit(run_id)}")
     if except_run:
         where.append(f"load_run_id <> {_lit(except_run)}")
-    outside = _outside_rows_sql(table, table, " AND ".join(f"c.{w}" for w in where))
+    # The rows outside, found once for both updates (the flags they write do not change them).
+    outside = f"_outside_{table}"
+    raw.execute(
+        f"CREATE OR REPLACE TEMP TABLE {outside} AS SELECT rowid AS claim_row FROM ("
+        + _outside_rows_sql(table, table, " AND ".join(f"c.{w}" for w in where)) + ")"
+    ).fetchall()
     scope = "".join(f" AND {w}" for w in where)
-    raw.execute(
-        f"UPDATE {table} SET outside_eligibility = TRUE WHERE outside_eligibility IS NOT TRUE{scope} AND rowid IN ({outside})"
-    ).fetchall()
-    raw.execute(
-        f"UPDATE {table} SET outside_eligibility = FALSE "
-        f"WHERE outside_eligibility IS NOT FALSE{scope} AND rowid NOT IN ({outside})"
-    ).fetchall()
+    try:
+        raw.execute(
+            f"UPDATE {table} SET outside_eligibility = TRUE "
+            f"WHERE outside_eligibility IS NOT TRUE{scope} AND rowid IN (SELECT claim_row FROM {outside})"
+        ).fetchall()
+        raw.execute(
+            f"UPDATE {table} SET outside_eligibility = FALSE "
+            f"WHERE outside_eligibility IS NOT FALSE{scope} AND rowid NOT IN (SELECT claim_row FROM {outside})"
+        ).fetchall()
+    finally:
+        raw.execute(f"DROP TABLE IF EXISTS {outside}").fetchall()
 
 
 def _flag_counts(raw, result: TableLoad, run_id: str) -> None:
