@@ -47,6 +47,53 @@ def test_csv_rows_carry_run_and_section():
     assert rep.slug == "payer-p-2024-Q2"
 
 
+def _awkward_report() -> Report:
+    """A report whose organization, values and labels need quoting in CSV and escaping in HTML."""
+    from markupsafe import Markup
+
+    return Report(kind="employer", org='Acme, "East"', year=2024, run_id="R1", title="<t>", subtitle="s & s",
+                  totals=[("Net, all", "$1,000.00"), ("Line\nbreak", "")],
+                  tables=[Table("members", "Members", ["member", "note", "amount"],
+                                [["M1", 'said "hi"', "$1.00"], ["M<2>", "a & b's", ""], ["M3", Markup("<b>x</b>"), None],
+                                 []]),
+                          Table("empty", "Empty", ["x"], [])],
+                  provenance=[("run id", "R1"), ("source", "a,b")])
+
+
+def test_csv_file_is_what_a_csv_writer_makes_of_the_records(tmp_path):
+    # The file writes the five leading fields once per report and puts them before each row;
+    # its bytes must be those of writing every record in full.
+    import csv
+    import io
+
+    rep = _awkward_report()
+    path = csvout.write_csv(rep, tmp_path)
+    want = io.StringIO(newline="")
+    w = csv.writer(want)
+    w.writerow(csvout.HEADER)
+    w.writerows(csvout.records(rep))
+    assert path.read_bytes() == want.getvalue().encode("utf-8")
+    back = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+    assert back[1][:5] == ["employer", 'Acme, "East"', "2024", "2024", "R1"]
+    assert ["Line\nbreak", "value", ""] in [r[6:] for r in back]
+
+
+def test_html_table_rows_escape_values_as_the_template_does():
+    # The table bodies are built outside the template loop; the page must be the one the loop made.
+    from jinja2 import Environment
+
+    from allpayer.reports import render
+
+    rep = _awkward_report()
+    loop = Environment(autoescape=True).from_string(
+        "{% for row in rows %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>\n{% endfor %}")
+    for t in rep.tables:
+        assert str(render.rows_html(t.rows)) == loop.render(rows=t.rows)
+    page = render.html(rep)
+    assert "<td>M&lt;2&gt;</td><td>a &amp; b&#39;s</td><td></td></tr>" in page
+    assert "<td><b>x</b></td><td>None</td>" in page and "&lt;t&gt;" in page
+
+
 def test_options_are_checked():
     assert parse_formats("html, PDF") == ["html", "pdf"]
     with pytest.raises(ReportError):
