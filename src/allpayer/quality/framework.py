@@ -970,9 +970,13 @@ def build_context(
 
     def build_observations() -> ir.Table:
         if observation is not None:
-            # The setting of a reading comes from the claim rows of its encounter (any payer).
+            # The setting of a reading comes from the claim rows of its encounter (any payer): only
+            # the claims that are some observation's encounter are classified, not every claim line.
             rows = medical_claim.select("claim_id", "claim_type", "bill_type_code", "revenue_center_code",
                                         "place_of_service_code", "hcpcs_code")
+            enc = observation.select(_enc=observation.encounter_id)
+            enc = enc.filter(enc._enc.notnull()).distinct()
+            rows = rows.semi_join(enc, rows.claim_id == enc._enc)
             return observation_values(observation, rows.mutate(service_category=_category(rows)))
         return ibis.memtable(
             {k: [] for k in ("person_id", "observation_id", "encounter_id", "observation_date", "code", "value",
