@@ -720,7 +720,13 @@ def line_value_sets(lines: ir.Table, diagnoses: ir.Table, diagnosis_codes: ir.Ta
     `names` it is in (`line_in_set`: a code of its own, or for ICD-10-CM sets any diagnosis).
     The sets are matched against the distinct codes of each column (and `diagnosis_codes`, the
     distinct codes of `diagnoses`, the lines long by diagnosis), and the lines joined to the
-    matches once, instead of scanning the lines and their diagnoses once per set."""
+    matches once, instead of scanning the lines and their diagnoses once per set.
+
+    A pair appears once per code that puts the line in the set (a line with two diabetes
+    diagnoses is listed twice for the diabetes set). Its one reader, `MeasureContext.lines_in`,
+    semi-joins the lines to it, so repeats change nothing; removing them took a hash of every
+    pair (at 650,000 members, 15 million Medicare pairs, 14 million distinct: 9.7 s in a quality
+    run, against 3.3 s without)."""
     parts = []
     for code_systems, column in LINE_CODE_COLUMNS:
         tests = {n: vs.matcher(n, code_systems) for n in names if vs.systems(n) & set(code_systems)}
@@ -737,7 +743,7 @@ def line_value_sets(lines: ir.Table, diagnoses: ir.Table, diagnosis_codes: ir.Ta
         parts.append(j.select("claim_id", "claim_line_number", "value_set"))
     if not parts:
         return lines.select("claim_id", "claim_line_number", value_set=ibis.literal("", "string")).limit(0)
-    return ibis.union(*parts, distinct=True)
+    return ibis.union(*parts, distinct=False)
 
 
 def line_in_set(valuesets: "ValueSets", name: str, t: ir.Table) -> ir.BooleanValue:
