@@ -16,8 +16,8 @@ TEMPLATES = Path(__file__).with_name("templates")
 def rows_html(rows: Iterable[Sequence]) -> Markup:
     """The ``<tr>`` rows of a table body, one line per row, each value escaped as the template's
     ``{{ v }}`` would escape it. A practice's report lists every attributed member (hundreds of
-    thousands of cells for a large practice), which a template loop renders about five times
-    more slowly.
+    thousands of cells for a large practice), which a template loop renders two to three times
+    more slowly (100,000 rows of five values: 1.2-1.4 s against 0.5-0.7 s).
 
     >>> str(rows_html([["a<b", "1"], ["c", "2"]]))
     '<tr><td>a&lt;b</td><td>1</td></tr>\\n<tr><td>c</td><td>2</td></tr>\\n'
