@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from allpayer.reports import charts, csvout, disputes, suppression
+from allpayer.reports import charts, csvout, disputes, render, suppression
 from allpayer.reports import base
 from allpayer.reports.base import Period, Report, Table, pct, pmpm_cents, usd
 from allpayer.reports.publish import parse_formats, parse_period
@@ -16,7 +16,7 @@ from allpayer.reports.base import ReportError
 from allpayer.store import open_store
 
 
-@pytest.mark.parametrize("module", [suppression, charts, base])
+@pytest.mark.parametrize("module", [suppression, charts, base, render])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted and not result.failed
