@@ -82,8 +82,6 @@ def test_html_table_rows_escape_values_as_the_template_does():
     # The table bodies are built outside the template loop; the page must be the one the loop made.
     from jinja2 import Environment
 
-    from allpayer.reports import render
-
     rep = _awkward_report()
     loop = Environment(autoescape=True).from_string(
         "{% for row in rows %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>\n{% endfor %}")
