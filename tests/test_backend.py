@@ -1,6 +1,7 @@
 """allpayer.backend: Ibis's select-merge complexity score, kept per node (`_memoize_select_complexity`),
 the storage format of the DuckDB files it creates (`DUCKDB_STORAGE_VERSION`), and
-`replace_temp_table`, which writes a temporary table's rows once.
+`replace_temp_table`, which writes a temporary table's rows once, and `create_table` and
+`insert_rows`, which store an expression's rows with its query compiled once.
 
 The kept score must be the number Ibis's own walk gives, so the compiled SQL stays byte for byte
 what Ibis would write. Here on small expressions built to have shared subtrees and an impure
@@ -11,6 +12,7 @@ the SQL and the scores of their nodes.
 from __future__ import annotations
 
 import duckdb
+import pytest
 import ibis
 import ibis.backends.sql.rewrites as rewrites
 import ibis.expr.operations as ops
@@ -130,3 +132,68 @@ def test_replace_temp_table_writes_the_rows_once_and_replaces_the_old_table():
     assert len(inserts) == 1 and '"kept"' in inserts[0]  # written straight into its own name
     assert not any("AS SELECT" in q.upper() for q in statements)  # and never copied from another
     assert not [t for t in con.list_tables() if t.startswith("ibis_duckdb_table")]
+
+
+def _typed(con):
+    """A table of awkward column types, and an expression over it with an in-memory table joined."""
+    import datetime as dt
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    src = con.create_table("typed_src", ibis.memtable(pa.table({
+        "k": pa.array([1, 2, 3], pa.int8()), "d": [dt.date(2024, 1, 31), None, dt.date(2024, 2, 29)],
+        "m": pa.array([Decimal("1.25"), Decimal("-0.01"), None], pa.decimal128(18, 2)), "s": ["a", "b'q", None],
+    })))
+    names = ibis.memtable({"k": [1, 3], "name": ["one", "three"]}, schema=ibis.schema({"k": "int8", "name": "string"}))
+    return src.left_join(names, "k").select("k", "d", "m", "s", "name", flag=src.k > 1)
+
+
+def test_create_table_has_the_same_types_and_rows_as_ibis_and_replaces_in_place():
+    con = ibis.duckdb.connect()
+    expr = _typed(con)
+    theirs = con.create_table("theirs", expr)
+    ours = backend.create_table(con, "ours", expr)
+    assert ours.schema() == theirs.schema() == expr.schema()
+    rows = "SELECT * FROM {} ORDER BY k"
+    assert con.con.execute(rows.format("ours")).fetchall() == con.con.execute(rows.format("theirs")).fetchall()
+    with pytest.raises(duckdb.CatalogException):  # not replaced unless asked
+        backend.create_table(con, "ours", expr.filter(expr.k == 1))
+    again = backend.create_table(con, "ours", expr.filter(expr.k == 1).select("k", "name"), overwrite=True)
+    assert again.columns == ("k", "name") and again.count().to_pyarrow().as_py() == 1
+    temp = backend.create_table(con, "ours_temp", expr, temp=True)
+    assert temp.schema() == expr.schema() and temp.count().to_pyarrow().as_py() == 3
+    assert con.con.execute("SELECT temporary FROM duckdb_tables() WHERE table_name = 'ours_temp'").fetchone() == (True,)
+    assert not [t for t in con.list_tables() if t.startswith(("_allpayer_new_", "ibis_duckdb_table"))]
+
+
+def test_a_replacement_that_fails_keeps_the_old_table_and_leaves_nothing_behind():
+    con = ibis.duckdb.connect()
+    backend.create_table(con, "kept", ibis.memtable({"a": [1, 2, 3]}))
+    bad = ibis.memtable({"a": ["1", "x"]}).select(a=ibis._.a.cast("int64"))  # fails while inserting
+    with pytest.raises(duckdb.ConversionException):
+        backend.create_table(con, "kept", bad, overwrite=True)
+    assert con.con.execute("SELECT sum(a) FROM kept").fetchone() == (6,)
+    assert [t for t in con.list_tables() if not t.startswith("ibis_")] == ["kept"]  # (views of in-memory tables aside)
+    with pytest.raises(duckdb.ConversionException):  # a new table that fails is not left empty
+        backend.create_table(con, "fresh", bad)
+    assert "fresh" not in con.list_tables()
+
+
+def test_insert_rows_appends_by_column_name_with_one_statement():
+    con = ibis.duckdb.connect()
+    expr = _typed(con)
+    backend.create_table(con, "t", expr)
+    statements = []
+    execute = con.raw_sql
+
+    def recorded(query, *args, **kwargs):
+        statements.append(str(query))
+        return execute(query, *args, **kwargs)
+
+    con.raw_sql = recorded
+    backend.insert_rows(con, "t", expr.filter(expr.k >= 2).select("name", "k", "s", "m", "d", "flag"))
+    assert len(statements) == 1 and statements[0].startswith('INSERT INTO "t" ("name", "k", "s", "m", "d", "flag") ')
+    got = con.con.execute("SELECT k, name, flag, m FROM t ORDER BY k, name NULLS FIRST").fetchall()
+    assert [r[0] for r in got] == [1, 2, 2, 3, 3]
+    assert got[-1][1:] == ("three", True, None) and got[-2][1:] == ("three", True, None)

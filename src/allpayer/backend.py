@@ -278,16 +278,68 @@ def connect(
     raise RunError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
 
 
-def replace_temp_table(con, name: str, expr: ir.Table) -> ir.Table:
-    """A temporary table `name` of `con` holding `expr`'s rows, replacing any table of that name.
+def _is_duckdb(con) -> bool:
+    return getattr(con, "name", None) == "duckdb"
 
-    On DuckDB the old table is dropped first and the rows written once: Ibis's
-    ``create_table(temp=True, overwrite=True)`` writes them into a table of another name and then
-    copies them (a second write of every row). Other backends get that call."""
-    if getattr(con, "name", None) == "duckdb":
+
+def _duckdb_insert_sql(con, target: str, expr: ir.Table) -> str:
+    """``INSERT INTO target (columns) <expr's query>``, the query compiled once.
+
+    Ibis's own ``create_table`` and ``insert`` cost more in Python than the statement needs: the
+    first deep-copies the compiled query tree (and copies it again to print it), the second prints
+    the query, parses that text back into a tree and prints it once more. For a stage's expression
+    (thousands of nodes, up to a few hundred kilobytes of SQL) that is seconds per run."""
+    con._run_pre_execute_hooks(expr)  # registers the in-memory tables the query reads
+    columns = ", ".join(sql_identifier(c) for c in expr.columns)
+    return f"INSERT INTO {sql_identifier(target)} ({columns}) {con.compile(expr)}"
+
+
+def create_table(con, name: str, expr: ir.Table, *, temp: bool = False, overwrite: bool = False) -> ir.Table:
+    """Table `name` of `con` holding `expr`'s rows, with `expr`'s column types; `overwrite`
+    replaces a table of that name (else one is an error), `temp` makes a temporary table.
+
+    On DuckDB the table is declared with the schema's columns and the rows inserted, as Ibis's
+    ``create_table`` does, without its copies of the compiled query (see `_duckdb_insert_sql`); a
+    replaced table is kept until the new one holds every row, except a temporary one, which is
+    dropped first (Ibis writes a replaced temporary table twice: into another name, then copied).
+    Other backends get ``con.create_table``."""
+    if not _is_duckdb(con):
+        return con.create_table(name, expr, temp=temp, overwrite=overwrite)
+    schema = expr.schema()
+    if schema.null_fields:
+        raise RunError(f"internal: table {name}: columns without a type: {', '.join(schema.null_fields)}")
+    columns = ", ".join(d.sql(con.dialect) for d in schema.to_sqlglot_column_defs(con.dialect))
+    target = f"_allpayer_new_{name}" if overwrite and not temp else name
+    if temp and overwrite:
         con.drop_table(name, force=True)
-        return con.create_table(name, expr, temp=True)
-    return con.create_table(name, expr, temp=True, overwrite=True)
+    elif target != name:
+        con.raw_sql(f"DROP TABLE IF EXISTS {sql_identifier(target)}")  # left by a failed replacement
+    con.raw_sql(f"CREATE {'TEMP ' if temp else ''}TABLE {sql_identifier(target)} ({columns})")
+    try:
+        con.raw_sql(_duckdb_insert_sql(con, target, expr)).fetchall()
+    except BaseException:
+        con.raw_sql(f"DROP TABLE IF EXISTS {sql_identifier(target)}")
+        raise
+    if target != name:
+        con.raw_sql(f"DROP TABLE IF EXISTS {sql_identifier(name)}")
+        con.raw_sql(f"ALTER TABLE {sql_identifier(target)} RENAME TO {sql_identifier(name)}")
+    return con.table(name, database=("temp", "main") if temp else (con.current_catalog, con.current_database))
+
+
+def insert_rows(con, name: str, expr: ir.Table) -> None:
+    """Append `expr`'s rows to table `name`, column by column name (`expr`'s columns must be
+    columns of the table). On DuckDB one statement with the query compiled once (see
+    `_duckdb_insert_sql`); other backends get ``con.insert``."""
+    if not _is_duckdb(con):
+        con.insert(name, expr)
+        return
+    con.raw_sql(_duckdb_insert_sql(con, name, expr)).fetchall()
+
+
+def replace_temp_table(con, name: str, expr: ir.Table) -> ir.Table:
+    """A temporary table `name` of `con` holding `expr`'s rows, replacing any table of that name
+    (on DuckDB the old table is dropped first and the rows written once; see `create_table`)."""
+    return create_table(con, name, expr, temp=True, overwrite=True)
 
 
 # Names of the Spark views that `checkpoint` registers (one counter per process: names never repeat).

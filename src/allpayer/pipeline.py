@@ -40,7 +40,7 @@ from typing import Callable, Sequence
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.backend import checkpoint, replace_temp_table
+from allpayer.backend import checkpoint, create_table, insert_rows, replace_temp_table
 from allpayer.core import targets as targets_mod
 from allpayer.core import tcoc
 from allpayer.core.attribution import Options as AttributionOptions
@@ -102,7 +102,7 @@ def _write(con, name: str, expr: ir.Table, year: int, run_id: str, year_column: 
         existing = con.table(name)
         if existing.schema() == expr.schema():
             con.raw_sql(f'DELETE FROM "{name}" WHERE "{year_column}" = {int(year)}')
-            con.insert(name, expr)
+            insert_rows(con, name, expr)
             return con.table(name).filter(con.table(name)[year_column] == year).count().to_pyarrow().as_py()
         # The table's columns changed (a newer code version): keep the other years' rows under
         # the new layout, with NULL in columns they did not have.
@@ -113,12 +113,12 @@ def _write(con, name: str, expr: ir.Table, year: int, run_id: str, year_column: 
                 f"re-run every year into a new database"
             )
         keep = existing.filter(existing[year_column] != year)
-        con.create_table(f"_{name}_keep", keep, overwrite=True)
+        create_table(con, f"_{name}_keep", keep, overwrite=True)
         merged = union_aligned([expr, con.table(f"_{name}_keep")]).select(*expr.columns)
-        con.create_table(name, merged, overwrite=True)
+        create_table(con, name, merged, overwrite=True)
         con.raw_sql(f'DROP TABLE "_{name}_keep"')
     else:
-        con.create_table(name, expr, overwrite=True)
+        create_table(con, name, expr, overwrite=True)
     return con.table(name).count().to_pyarrow().as_py()
 
 
@@ -505,7 +505,7 @@ class WorkTables:
             if self.temp:
                 out = replace_temp_table(self.con, table, expr)
             else:
-                out = self.con.create_table(table, expr, overwrite=True)
+                out = create_table(self.con, table, expr, overwrite=True)
         else:  # Spark: kept by the session (no Parquet written), freed when the run ends
             out = checkpoint(expr, name)
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0

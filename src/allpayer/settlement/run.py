@@ -36,6 +36,7 @@ from typing import Sequence
 
 import ibis
 
+from allpayer.backend import create_table, insert_rows
 from allpayer.errors import AllpayerError
 from allpayer.money import cents_to_dollars, largest_remainder
 from allpayer.settlement import inputs as inputs_mod
@@ -291,9 +292,9 @@ def _replace(con, name: str, rows: list[dict], schema: dict, year: int, version:
             where += f" AND version = '{version}'"
         con.raw_sql(f'DELETE FROM "{name}" WHERE {where}')
         if rows:
-            con.insert(name, expr)
+            insert_rows(con, name, expr)
     else:
-        con.create_table(name, expr, overwrite=True)
+        create_table(con, name, expr, overwrite=True)
     return len(rows)
 
 
@@ -301,9 +302,9 @@ def _append(con, name: str, rows: list[dict], schema: dict) -> int:
     expr = _table(rows, schema, _DECIMALS.get(name, {}))
     if name in con.list_tables():
         if rows:
-            con.insert(name, expr)
+            insert_rows(con, name, expr)
     else:
-        con.create_table(name, expr, overwrite=True)
+        create_table(con, name, expr, overwrite=True)
     return len(rows)
 
 
