@@ -95,8 +95,17 @@ def test_population_is_the_attributed_member_months():
     assert (pop.attributed_member_months, pop.eligible_member_months, pop.members) == (6, 8, 3)
     assert {c["cell_id"]: (c["member_months"], c["target_cents"]) for c in pop.cells} == {
         "adult_expansion": (3, 300_002), "aged_blind_disabled": (1, 250_050), "child": (2, 60_067)}
+    assert [c["cell_id"] for c in pop.cells] == ["adult_expansion", "aged_blind_disabled", "child"]  # in cell order
     assert pop.target_cents == TARGET and pop.actual_ffs_cents == ACTUAL_FFS
     assert pop.months_without_target == 0
+
+
+def test_a_population_with_no_attributed_month_still_counts_the_eligible_months():
+    tables = base_tables()
+    tables["attribution"]["attributed"] = [False] * len(tables["attribution"]["attributed"])
+    pop = population(con_with(**tables), MEDICAID, 2024)
+    assert (pop.attributed_member_months, pop.eligible_member_months, pop.members, pop.cells) == (0, 8, 0, ())
+    assert pop.target_cents == pop.actual_ffs_cents == pop.months_without_target == 0
 
 
 def test_core_tables_only():

@@ -125,15 +125,26 @@ def population(con, program, year: int) -> Population:
         mm=months.count(), pmpm_sum=months.target_pmpm.sum(),
         without=months.target_pmpm.isnull().cast("int64").sum(), actual=months.ffs_paid_cents.sum(),
     )
+    # The members and the eligible months come as one more row of the same query (``_total``), so
+    # the attributed months (a join of the member months to the attribution) are worked out once
+    # for both aggregates, not once per query.
+    pm = _program_months(con, program, year)
+    totals = months.aggregate(_members=months.member_id.nunique()).cross_join(pm.aggregate(_eligible=pm.count()))
+    types = g.schema()
+    g = g.mutate(_total=ibis.literal(False), _members=ibis.null("int64"), _eligible=ibis.null("int64"))
+    totals = totals.select(*[ibis.null(types[c]).name(c) for c in types.names], _total=ibis.literal(True),
+                           _members=totals._members.cast("int64"), _eligible=totals._eligible.cast("int64"))
+    rows = _rows(con, ibis.union(g, totals).order_by(["_total", "cell_id"]))
     mode = program.settlement.rounding
     cells = []
-    for r in _rows(con, g.order_by("cell_id")):
+    members = eligible = None
+    for r in rows:
+        if r["_total"]:
+            members, eligible = r["_members"], r["_eligible"]
+            continue
         pmpm_sum = Decimal(str(r["pmpm_sum"])) if r["pmpm_sum"] is not None else Decimal(0)
         cells.append({"cell_id": r["cell_id"], "member_months": int(r["mm"]), "months_without_target": int(r["without"]),
                       "target_cents": cell_target_cents(pmpm_sum, mode), "actual_ffs_cents": int(r["actual"] or 0)})
-    members = _rows(con, months.aggregate(n=months.member_id.nunique()))[0]["n"]
-    pm = _program_months(con, program, year)
-    eligible = _rows(con, pm.aggregate(n=pm.count()))[0]["n"]
     return Population(
         attributed_member_months=sum(c["member_months"] for c in cells), members=int(members or 0),
         eligible_member_months=int(eligible or 0), target_cents=sum(c["target_cents"] for c in cells),
