@@ -12,10 +12,10 @@ the SQL and the scores of their nodes.
 from __future__ import annotations
 
 import duckdb
-import pytest
 import ibis
 import ibis.backends.sql.rewrites as rewrites
 import ibis.expr.operations as ops
+import pytest
 
 from allpayer import backend  # importing it installs the kept score
 
