@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from allpayer.settlement.engine import SettlementError, settle_program
-from allpayer.settlement.inputs import population, program_inputs
+from allpayer.settlement.inputs import attributed_truncation, population, program_inputs
 from allpayer.terms import load_program, programs_dir
 
 MEDICAID = load_program(programs_dir() / "vermont" / "2024" / "medicaid.yaml")
@@ -106,6 +106,16 @@ def test_a_population_with_no_attributed_month_still_counts_the_eligible_months(
     pop = population(con_with(**tables), MEDICAID, 2024)
     assert (pop.attributed_member_months, pop.eligible_member_months, pop.members, pop.cells) == (0, 8, 0, ())
     assert pop.target_cents == pop.actual_ffs_cents == pop.months_without_target == 0
+
+
+def test_the_population_query_gives_the_truncated_amount_of_attributed_truncation():
+    tables = base_tables()
+    tables["tcoc_member_month"]["ffs_paid_cents"][0] = 100_000_000  # m1's attributed January: $1,000,000
+    con = con_with(**tables)
+    pop = population(con, MEDICAID, 2024, truncation=True)
+    assert pop.truncated_amount_cents == attributed_truncation(con, MEDICAID, 2024) > 0
+    assert pop.attributed_member_months == 6 and pop.actual_ffs_cents == ACTUAL_FFS - 100_000 + 100_000_000
+    assert population(con, MEDICAID, 2024).truncated_amount_cents is None  # not asked for
 
 
 def test_core_tables_only():

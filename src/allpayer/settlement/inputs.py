@@ -100,6 +100,9 @@ class Population:
     months_without_target: int
     actual_ffs_cents: int
     cells: tuple[dict, ...]
+    truncated_amount_cents: int | None = None
+    """The amount above the truncation threshold (`attributed_truncation`), when asked for and the
+    program truncates; else None."""
 
     @property
     def not_attributed_member_months(self) -> int:
@@ -117,30 +120,40 @@ def cell_target_cents(pmpm_sum: Decimal, mode: str = "half_up") -> int:
     return int((Decimal(pmpm_sum) * 100).quantize(Decimal(1), rounding=ROUNDING_MODES[mode]))
 
 
-def population(con, program, year: int) -> Population:
+def population(con, program, year: int, *, truncation: bool = False) -> Population:
     """Attributed member months, members, target and FFS actual of `program` in `year`, per rate
-    cell and in total (see the module docstring), and the program's eligible member months."""
+    cell and in total (see the module docstring), and the program's eligible member months; with
+    `truncation`, also the amount above the truncation threshold of those months (the number
+    `attributed_truncation` gives), in the same query."""
     months = settlement_months(con, program, year)
     g = months.group_by("cell_id").aggregate(
         mm=months.count(), pmpm_sum=months.target_pmpm.sum(),
         without=months.target_pmpm.isnull().cast("int64").sum(), actual=months.ffs_paid_cents.sum(),
     )
-    # The members and the eligible months come as one more row of the same query (``_total``), so
-    # the attributed months (a join of the member months to the attribution) are worked out once
-    # for both aggregates, not once per query.
+    # The members, the eligible months and the truncated amount come as one more row of the same
+    # query (``_total``), so the attributed months (a join of the member months to the attribution)
+    # are worked out once for every aggregate, not once per query.
     pm = _program_months(con, program, year)
     totals = months.aggregate(_members=months.member_id.nunique()).cross_join(pm.aggregate(_eligible=pm.count()))
+    summary = _truncation_summary(months, program) if truncation else None
+    if summary is not None:
+        totals = totals.cross_join(summary.aggregate(_truncated=summary.truncated_amount_cents.sum()))
+    else:
+        totals = totals.mutate(_truncated=ibis.null("int64"))
     types = g.schema()
-    g = g.mutate(_total=ibis.literal(False), _members=ibis.null("int64"), _eligible=ibis.null("int64"))
+    g = g.mutate(_total=ibis.literal(False), _members=ibis.null("int64"), _eligible=ibis.null("int64"),
+                 _truncated=ibis.null("int64"))
     totals = totals.select(*[ibis.null(types[c]).name(c) for c in types.names], _total=ibis.literal(True),
-                           _members=totals._members.cast("int64"), _eligible=totals._eligible.cast("int64"))
+                           _members=totals._members.cast("int64"), _eligible=totals._eligible.cast("int64"),
+                           _truncated=totals._truncated.cast("int64"))
     rows = _rows(con, ibis.union(g, totals).order_by(["_total", "cell_id"]))
     mode = program.settlement.rounding
     cells = []
-    members = eligible = None
+    members = eligible = truncated = None
     for r in rows:
         if r["_total"]:
             members, eligible = r["_members"], r["_eligible"]
+            truncated = int(r["_truncated"] or 0) if summary is not None else None
             continue
         pmpm_sum = Decimal(str(r["pmpm_sum"])) if r["pmpm_sum"] is not None else Decimal(0)
         cells.append({"cell_id": r["cell_id"], "member_months": int(r["mm"]), "months_without_target": int(r["without"]),
@@ -150,24 +163,33 @@ def population(con, program, year: int) -> Population:
         eligible_member_months=int(eligible or 0), target_cents=sum(c["target_cents"] for c in cells),
         months_without_target=sum(c["months_without_target"] for c in cells),
         actual_ffs_cents=sum(c["actual_ffs_cents"] for c in cells), cells=tuple(cells),
+        truncated_amount_cents=truncated,
     )
+
+
+def _truncation_summary(months, program):
+    """`allpayer.core.tcoc.truncation`'s summary over `months` (`settlement_months` rows), or None
+    when the program has no truncation."""
+    from allpayer.core import tcoc
+
+    settings = tcoc.truncation_settings(program)
+    if not settings:
+        return None
+    months = months.drop("cell_id", "target_pmpm")
+    if "year" not in months.columns:
+        months = months.mutate(year=months.month.year().cast("int32"))
+    if "person_id" not in months.columns:
+        months = months.mutate(person_id=months.member_id)
+    return tcoc.truncation(tcoc.member_year_cost(months), **settings).summary
 
 
 def attributed_truncation(con, program, year: int, *, by_group: bool = False):
     """The amount above the per-member truncation threshold, over the attributed months only
     (``allpayer.core.tcoc.truncation`` on those months' costs); None when the program has no
     truncation. With `by_group`, a dict by truncation group (Medicare enrollment type)."""
-    from allpayer.core import tcoc
-
-    settings = tcoc.truncation_settings(program)
-    if not settings:
+    summary = _truncation_summary(settlement_months(con, program, year), program)
+    if summary is None:
         return None
-    months = settlement_months(con, program, year).drop("cell_id", "target_pmpm")
-    if "year" not in months.columns:
-        months = months.mutate(year=months.month.year().cast("int32"))
-    if "person_id" not in months.columns:
-        months = months.mutate(person_id=months.member_id)
-    summary = tcoc.truncation(tcoc.member_year_cost(months), **settings).summary
     if by_group:
         g = summary.group_by("truncation_group").aggregate(v=summary.truncated_amount_cents.sum())
         return {r["truncation_group"]: int(r["v"] or 0) for r in _rows(con, g)}
@@ -182,14 +204,14 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
     Every amount covers the program's attributed member months (:func:`population`)."""
     pid = program.program_id
     notes: list[str] = []
-    pop = population(con, program, year)
+    pop = population(con, program, year, truncation=True)
     if pop.not_attributed_member_months:
         notes.append(f"{pop.not_attributed_member_months:,} eligible member months not attributed: outside the "
                      "settlement on both sides")
     if pop.months_without_target:
         notes.append(f"{pop.months_without_target:,} attributed member months have no target PMPM (no rate cell or "
                      "no target for their cell and month): they add cost but no target")
-    truncated = attributed_truncation(con, program, year)
+    truncated = pop.truncated_amount_cents  # attributed_truncation's number, from the population's query
     quality_score = gate = None
     if _has(con, "quality_program_scores"):
         qs = con.table("quality_program_scores")
