@@ -278,7 +278,8 @@ def connect(
     raise RunError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
 
 
-def _is_duckdb(con) -> bool:
+def is_duckdb(con) -> bool:
+    """Whether `con` is an Ibis DuckDB connection (the embedded default backend)."""
     return getattr(con, "name", None) == "duckdb"
 
 
@@ -303,7 +304,7 @@ def create_table(con, name: str, expr: ir.Table, *, temp: bool = False, overwrit
     replaced table is kept until the new one holds every row, except a temporary one, which is
     dropped first (Ibis writes a replaced temporary table twice: into another name, then copied).
     Other backends get ``con.create_table``."""
-    if not _is_duckdb(con):
+    if not is_duckdb(con):
         return con.create_table(name, expr, temp=temp, overwrite=overwrite)
     schema = expr.schema()
     if schema.null_fields:
@@ -330,7 +331,7 @@ def insert_rows(con, name: str, expr: ir.Table) -> None:
     """Append `expr`'s rows to table `name`, column by column name (`expr`'s columns must be
     columns of the table). On DuckDB one statement with the query compiled once (see
     `_duckdb_insert_sql`); other backends get ``con.insert``."""
-    if not _is_duckdb(con):
+    if not is_duckdb(con):
         con.insert(name, expr)
         return
     con.raw_sql(_duckdb_insert_sql(con, name, expr)).fetchall()

@@ -40,7 +40,7 @@ from typing import Callable, Sequence
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.backend import checkpoint, create_table, insert_rows, replace_temp_table
+from allpayer.backend import checkpoint, create_table, insert_rows, is_duckdb, replace_temp_table
 from allpayer.core import targets as targets_mod
 from allpayer.core import tcoc
 from allpayer.core.attribution import Options as AttributionOptions
@@ -145,7 +145,7 @@ def loaded_as_of(con, table: str, through_load_run: str | None) -> ir.Table:
     r = con.table("runs")
     upto = r.filter(r.run_id == through_load_run).seq.max()
     loaded_by = r.filter(r.seq <= upto).select(load_run_id=r.run_id)
-    if getattr(con, "name", None) == "duckdb" and _every_row_loaded_by(t, loaded_by):
+    if is_duckdb(con) and _every_row_loaded_by(t, loaded_by):
         # Nothing to leave out (the usual case: the latest load): the table itself, so that a
         # query reading it twice (netting, risk diagnoses) scans it instead of first copying
         # every row through the filter.
@@ -291,7 +291,7 @@ def run_core(
     # that several programs share: the candidate service lines (one scan of the claim lines for
     # every program with the same code list instead of one per program) and the services of a
     # payer's periods. Every choice gives the same rows (tests/core/test_attribution_stored.py).
-    if getattr(con, "name", None) == "duckdb":
+    if is_duckdb(con):
         attribution_store = WorkTables(con, prefix="shared", only=SHARED_ATTRIBUTION_STEPS)
         attribution_work = [work, attribution_store]
     else:
@@ -458,7 +458,7 @@ def _work_table(con, name: str, expr: ir.Table) -> ir.Table:
     reads them instead of repeating their derivation (smaller queries, one computation)."""
     if name not in WORK_TABLES:
         raise RunError(f"internal: unknown working table {name}")
-    if getattr(con, "name", None) != "duckdb":
+    if not is_duckdb(con):
         return checkpoint(expr, name)  # Spark: kept by the session, freed when the run ends
     # A temporary table: held in DuckDB's buffer pool (spilled to the temp directory beyond the
     # memory limit) and never compressed into the database file, which about halves the CPU of
@@ -485,7 +485,7 @@ class WorkTables:
         self.con = con
         self.prefix = prefix
         self.only = only
-        self.temp = getattr(con, "name", None) == "duckdb" if temp is None else temp
+        self.temp = is_duckdb(con) if temp is None else temp
         self.names: list[str] = []
         self.seconds: dict[str, float] = {}
         self._by_key: dict = {}
@@ -501,7 +501,7 @@ class WorkTables:
             raise RunError(f"internal: bad working table name {name!r}")
         table = f"{WORK_PREFIX}{self.prefix}{len(self.names)}_{name}"
         t0 = time.perf_counter()
-        if getattr(self.con, "name", None) == "duckdb":
+        if is_duckdb(self.con):
             if self.temp:
                 out = replace_temp_table(self.con, table, expr)
             else:
