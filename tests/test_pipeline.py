@@ -19,6 +19,10 @@ STAGE_EXPRESSIONS: dict = {}
 """The expression of every stage of the `db` fixture's run, as written (compiled again by the
 complexity-score tests at the end of this module)."""
 
+WORK_TABLES_AT: dict = {}
+"""For every stage of the `db` fixture's run, the run's working tables (`pipeline.WORK_TABLES`)
+that existed when the stage's table was written."""
+
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
@@ -30,6 +34,8 @@ def db(tmp_path_factory):
 
     def capture(con, name, expr, year, run_id, year_column):
         STAGE_EXPRESSIONS[name] = expr
+        names = {r[0] for r in con.con.execute("select table_name from duckdb_tables()").fetchall()}
+        WORK_TABLES_AT[name] = {w for w in pipeline.WORK_TABLES if pipeline.WORK_PREFIX + w in names}
         return write(con, name, expr, year, run_id, year_column)
 
     with pytest.MonkeyPatch.context() as mp:
@@ -55,6 +61,18 @@ def test_every_stage_wrote_rows_for_the_year(db):
 def test_the_runs_working_tables_are_not_published(db):
     # attribution writes each of its steps as a working table of the run; none is left behind
     assert rows(db, "select table_name from information_schema.tables where table_name like '%run_work%'") == []
+
+
+def test_working_tables_are_dropped_once_no_later_stage_reads_them(db):
+    # At state scale the working tables do not fit in DuckDB's memory together: each is dropped
+    # after the last stage that reads it, so the stages after it have that memory.
+    at = WORK_TABLES_AT
+    assert {"eligibility_months", "claim_lines", "base_months"} <= at["attribution"]
+    assert "eligibility_months" not in at["tcoc_member_month"]
+    assert {"claim_lines", "cost_lines"} <= at["leakage"]
+    assert "claim_lines" not in at["risk_scores"] and "cost_lines" not in at["risk_scores"]
+    assert "risk_diagnoses" in at["risk_scores"]
+    assert at["targets"] == {"base_months", "base_member_month_cost"}
 
 
 def test_every_program_has_attributed_members_with_their_deciding_charges(db):

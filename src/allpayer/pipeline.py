@@ -248,6 +248,13 @@ def run_core(
         res.other_seconds[f"working table {name}"] = seconds_since_last_part()
         return out
 
+    def drop_work(name: str) -> None:
+        """Drop a working table as soon as no later stage reads it (a stage that still did would
+        fail, not differ). At state scale the run's working tables do not fit in DuckDB's memory
+        together, so each one dropped early leaves room for the stages after it."""
+        con.drop_table(WORK_PREFIX + name, force=True)
+        res.other_seconds[f"drop working table {name}"] = seconds_since_last_part()
+
     eligibility = inp("eligibility")
     roster = inp("provider_roster")
     employer_group = inp("employer_group") if "employer_group" in tables else None
@@ -327,6 +334,7 @@ def run_core(
     for w in attribution_work:
         w.drop_all()  # the roster is written: its steps are no longer needed
     res.other_seconds["drop attribution steps"] = seconds_since_last_part()
+    drop_work("eligibility_months")  # read by the member months, base months and attribution only
     for w in attribution_work:
         for k, v in w.seconds.items():
             seconds[k] = seconds.get(k, 0.0) + v
@@ -381,12 +389,14 @@ def run_core(
     events = tcoc.utilization_events(med, pm)
     stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
     stage("leakage", tcoc.leakage(tcoc.leakage_lines(med, roster, pm, scopes), period="year"), "year")
+    drop_work("claim_lines")  # the last stage that reads the netted lines (the rest read the cost lines)
 
     base_cost_all = None
     if base_parts:
         # The targets read the base months' cost on the FFS basis only (expected_cost's basis).
         base_cost_all = work_table("base_member_month_cost",
                                    tcoc.member_month_cost(lines, base_all, scopes, amounts=("ffs_paid_cents",)))
+    drop_work("cost_lines")
     risk_programs = [p for p in progs if p.target.risk_adjustment.method == "cms_hcc"]
     for p in risk_programs:
         if p.target.method != "trended_base":
@@ -398,6 +408,7 @@ def run_core(
         dx_all = work_table("risk_diagnoses", _risk_diagnoses_all(medical_rows, needs))
         stage("risk_scores", union_aligned([
             _cms_hcc_scores(p, eligibility, dx_all) for p in risk_programs]))
+        drop_work("risk_diagnoses")
         # The ratios from the scores as written: nobody is scored twice.
         stored = con.table("risk_scores").filter(lambda t: t.performance_year == year)
         stage("risk_ratios", union_aligned([
