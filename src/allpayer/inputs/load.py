@@ -43,7 +43,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer import runs
-from allpayer.backend import sql_identifier, sql_literal
+from allpayer.backend import is_duckdb, sql_identifier, sql_literal
 from allpayer.errors import InputFileError, RunError
 from allpayer.inputs import readers, validate
 from allpayer.inputs.schema import REQUIRED_TABLES, TABLES, Table
@@ -1078,7 +1078,7 @@ def latest_paid_date(con) -> dt.date | None:
     for t in CLAIM_TABLES:
         if t not in tables:
             continue
-        if con.name == "duckdb":  # one small query, without a DataFrame round trip
+        if is_duckdb(con):  # one small query, without a DataFrame round trip
             value = raw.execute(f"SELECT max(paid_date) FROM {_q(t)}").fetchall()[0][0]
         else:
             value = con.table(t).paid_date.max().execute()
