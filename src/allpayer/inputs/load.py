@@ -226,7 +226,61 @@ def _stage_schema(spec: Table, native: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 def _sql(expr) -> str:
-    return ibis.to_sql(expr, dialect="duckdb", pretty=False)
+    """DuckDB SQL of a validation step, its anchored regular expressions run as full matches."""
+    from ibis.backends.sql.compilers.duckdb import compiler
+
+    tree = compiler.to_sqlglot(expr.unbind())
+    return tree.transform(anchored_search_as_full_match).sql(dialect="duckdb", pretty=False)
+
+
+def _top_level_alternation(pattern: str) -> bool:
+    """Whether `pattern` has a ``|`` outside every group and character class."""
+    depth, in_class, i = 0, False, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if pattern[i + 1:i + 2] == "^":
+                i += 1
+            if pattern[i + 1:i + 2] == "]":  # a ] first in a class is a literal
+                i += 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            return True
+        i += 1
+    return False
+
+
+def anchored_search_as_full_match(node):
+    """``regexp_matches(x, '^P$')`` as ``regexp_full_match(x, 'P')`` (a sqlglot transform).
+
+    The two agree on every value: RE2's ``$`` matches only at the end of the text, and the
+    pattern has no top-level ``|`` (``^a|b$`` searches for either anchor, so it is left alone).
+    DuckDB runs the full match several times faster: the validation of 24 million claim lines
+    has 17 such checks per line (code formats, numbers, dates).
+    """
+    import sqlglot.expressions as exp
+
+    if not isinstance(node, exp.RegexpLike) or node.args.get("flag") is not None:
+        return node
+    pattern = node.expression
+    if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+        return node
+    text = pattern.this
+    inner = text[1:-1]
+    trailing_escapes = len(inner) - len(inner.rstrip("\\"))
+    if (len(text) < 2 or not text.startswith("^") or not text.endswith("$") or trailing_escapes % 2
+            or _top_level_alternation(inner)):
+        return node
+    return exp.RegexpFullMatch(this=node.this.copy(), expression=exp.Literal.string(inner))
 
 
 STEPS = ("clean", "parsed", "checked", "verdict")

@@ -245,6 +245,10 @@ def keeps_text(col) -> bool:
 
 
 TEXT_SUFFIX = "__text"
+NUMBER_SUFFIX = "__number"
+"""A code column whose format has a check digit (`allpayer.inputs.codes.CodeFormat.number_check`)
+is also parsed as a number, ``<name>__number``: converted once here rather than once per digit
+in its check."""
 
 
 def parse(cleaned: ir.Table, spec: Table, native: frozenset[str] = frozenset()) -> ir.Table:
@@ -252,7 +256,8 @@ def parse(cleaned: ir.Table, spec: Table, native: frozenset[str] = frozenset()) 
 
     Codes are normalized as `allpayer.inputs.codes` describes and values of a column with an
     allowed list are lower-cased. Columns whose value is parsed or normalized keep their cleaned
-    text alongside as ``<name>__text`` so that the checks can quote what was delivered.
+    text alongside as ``<name>__text`` so that the checks can quote what was delivered, and codes
+    with a check digit their number as ``<name>__number`` (`NUMBER_SUFFIX`).
 
     A native column (`native`, see `native_kind`) is already typed: ``<name>__text`` keeps the
     delivered value, whose text the checks take only where they quote it.
@@ -273,6 +278,8 @@ def parse(cleaned: ir.Table, spec: Table, native: frozenset[str] = frozenset()) 
         elif col.kind in ("string", "code"):
             if col.code_format:
                 v = codes.normalize(col.code_format, v)
+                if codes.code_format(col.code_format).number_check is not None:
+                    cols[col.name + NUMBER_SUFFIX] = v.try_cast("int64")
             elif col.allowed:
                 v = v.lower()
             cols[col.name] = v
@@ -311,6 +318,9 @@ def checks(
         if name in native:
             return parsed[name + TEXT_SUFFIX].cast("string")
         return parsed[name + TEXT_SUFFIX] if keeps_text(spec.column(name)) else parsed[name]
+
+    def as_number(name: str) -> ir.IntegerValue | None:
+        return parsed[name + NUMBER_SUFFIX] if name + NUMBER_SUFFIX in parsed.columns else None
 
     for col in spec.columns:
         name, v, t = col.name, parsed[col.name], text(col.name)
@@ -363,7 +373,7 @@ def checks(
             out.append(
                 Check(
                     "code_format",
-                    present & ~codes.is_valid(col.code_format, v),
+                    present & ~codes.is_valid(col.code_format, v, number=as_number(name)),
                     name + ": " + _quoted(t) + f" is not a valid {fmt.description}",
                 )
             )
