@@ -46,11 +46,6 @@ def _pad_to(s: ir.StringValue, n: int) -> ir.StringValue:
     return ibis.ifelse(s.length() < n, s.lpad(n, "0"), s)
 
 
-def npi_check_ok(s: ir.StringValue) -> ir.BooleanValue:
-    """True when a 10-digit string carries a correct NPI check digit (Luhn over 80840 + 9 digits)."""
-    return npi_number_check_ok(s.try_cast("int64"))
-
-
 def npi_number_check_ok(n: ir.IntegerValue) -> ir.BooleanValue:
     """True when the digits of a 10-digit NPI, read as the number `n`, end in a correct check digit.
 
@@ -168,14 +163,20 @@ def normalize(name: str, value: ir.StringValue) -> ir.StringValue:
     return code_format(name).normalize(value)
 
 
+def as_number(name: str, normalized: ir.StringValue) -> ir.IntegerValue | None:
+    """A normalized code read as a number, for a format with a `CodeFormat.number_check`
+    (None for the other formats)."""
+    return normalized.try_cast("int64") if code_format(name).number_check is not None else None
+
+
 def is_valid(name: str, normalized: ir.StringValue, number: ir.IntegerValue | None = None) -> ir.BooleanValue:
     """True where a normalized code is valid for its format (never NULL for a non-NULL input).
 
-    `number`: the code read as a number (``try_cast`` to int64), for a format with a
-    `CodeFormat.number_check`; computed here when not given.
+    `number`: the code as `as_number` reads it, for a format with a `CodeFormat.number_check`
+    (validation converts it once, in the step before the checks); computed here when not given.
     """
     fmt = code_format(name)
     ok = fmt.check(normalized)
     if fmt.number_check is not None:
-        ok = ok & fmt.number_check(normalized.try_cast("int64") if number is None else number)
+        ok = ok & fmt.number_check(as_number(name, normalized) if number is None else number)
     return ok.fill_null(False)

@@ -278,8 +278,9 @@ def parse(cleaned: ir.Table, spec: Table, native: frozenset[str] = frozenset()) 
         elif col.kind in ("string", "code"):
             if col.code_format:
                 v = codes.normalize(col.code_format, v)
-                if codes.code_format(col.code_format).number_check is not None:
-                    cols[col.name + NUMBER_SUFFIX] = v.try_cast("int64")
+                number = codes.as_number(col.code_format, v)
+                if number is not None:
+                    cols[col.name + NUMBER_SUFFIX] = number
             elif col.allowed:
                 v = v.lower()
             cols[col.name] = v
