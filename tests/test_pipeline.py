@@ -67,8 +67,10 @@ def test_working_tables_are_dropped_once_no_later_stage_reads_them(db):
     # At state scale the working tables do not fit in DuckDB's memory together: each is dropped
     # after the last stage that reads it, so the stages after it have that memory.
     at = WORK_TABLES_AT
-    assert {"eligibility_months", "claim_lines", "base_months"} <= at["attribution"]
-    assert "eligibility_months" not in at["tcoc_member_month"]
+    assert "eligibility_months" in at["member_months"]
+    # what attribution reads of the eligibility months is stored before the claim lines are written
+    assert {"claim_lines", "base_months"} <= at["attribution"]
+    assert "eligibility_months" not in at["attribution"]
     assert {"claim_lines", "cost_lines"} <= at["leakage"]
     assert "claim_lines" not in at["risk_scores"] and "cost_lines" not in at["risk_scores"]
     assert "risk_diagnoses" in at["risk_scores"]

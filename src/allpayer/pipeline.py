@@ -44,7 +44,13 @@ from allpayer.backend import checkpoint, create_table, insert_rows, is_duckdb, r
 from allpayer.core import targets as targets_mod
 from allpayer.core import tcoc
 from allpayer.core.attribution import Options as AttributionOptions
-from allpayer.core.attribution import RECONCILE_SCHEMA, attribute, attribution_changes, reconcile_attribution
+from allpayer.core.attribution import (
+    RECONCILE_SCHEMA,
+    attribute,
+    attribution_changes,
+    reconcile_attribution,
+    store_eligibility_facts,
+)
 from allpayer.core.claims import DIAGNOSIS_COLUMNS, empty_columns, medical_claim_lines, pharmacy_claim_lines
 from allpayer.core.member_months import eligibility_months
 from allpayer.core.programs import program_months
@@ -281,6 +287,28 @@ def run_core(
                   for p in progs if p.target.method == "trended_base"]
     base_all = work_table("base_months", union_aligned(base_parts)) if base_parts else None
 
+    work = WorkTables(con)
+    # Spark plans one large query per program for minutes, so there each attribution step is
+    # written as a working table; DuckDB runs the single expression faster than the steps one
+    # after another (benchmarks/README.md, "Attribution in stored steps"), except for the steps
+    # that several programs share: the candidate service lines (one scan of the claim lines for
+    # every program with the same code list instead of one per program), the services of a
+    # payer's periods, and what the exclusions read of the eligibility months. Every choice gives
+    # the same rows (tests/core/test_attribution_stored.py).
+    if is_duckdb(con):
+        attribution_store = WorkTables(con, prefix="shared", only=SHARED_ATTRIBUTION_STEPS)
+        attribution_work = [work, attribution_store]
+    else:
+        attribution_store = work
+        attribution_work = [work]
+    # What attribution reads of the eligibility months (the effective year's coverage and the
+    # death dates) is written now, while they are in memory, and the eligibility months are
+    # dropped before the claim lines are written: at state scale they no longer fit beside them.
+    for p in progs:
+        store_eligibility_facts(all_months, p, attribution_store)
+    res.other_seconds["attribution eligibility facts"] = seconds_since_last_part()
+    drop_work("eligibility_months")  # read by the member months, base months and attribution only
+
     # The core stages read no diagnosis or procedure code of a netted line (risk scoring reads
     # the claims as loaded), nor its modifiers, cost-sharing amounts or provenance: the working
     # table leaves those columns out (a stage that needed one would fail to build, not differ).
@@ -290,20 +318,6 @@ def run_core(
     rx = pharmacy_claim_lines(pharmacy_rows, paid_through) if pharmacy_rows is not None else None
 
     from allpayer.reference.primary_care import primary_care_codes_for
-
-    work = WorkTables(con)
-    # Spark plans one large query per program for minutes, so there each attribution step is
-    # written as a working table; DuckDB runs the single expression faster than the steps one
-    # after another (benchmarks/README.md, "Attribution in stored steps"), except for the steps
-    # that several programs share: the candidate service lines (one scan of the claim lines for
-    # every program with the same code list instead of one per program) and the services of a
-    # payer's periods. Every choice gives the same rows (tests/core/test_attribution_stored.py).
-    if is_duckdb(con):
-        attribution_store = WorkTables(con, prefix="shared", only=SHARED_ATTRIBUTION_STEPS)
-        attribution_work = [work, attribution_store]
-    else:
-        attribution_store = work
-        attribution_work = [work]
 
     def rosters() -> ir.Table:
         """Every program's roster (on Spark each step of each written as a working table)."""
@@ -334,7 +348,6 @@ def run_core(
     for w in attribution_work:
         w.drop_all()  # the roster is written: its steps are no longer needed
     res.other_seconds["drop attribution steps"] = seconds_since_last_part()
-    drop_work("eligibility_months")  # read by the member months, base months and attribution only
     for w in attribution_work:
         for k, v in w.seconds.items():
             seconds[k] = seconds.get(k, 0.0) + v
@@ -456,7 +469,7 @@ _UNREAD_LINE_COLUMNS = frozenset((
     # load run id alone is about 0.7 GB of the 24 million lines at 650,000 members
     "load_run_id", "claim_line_end_date", "in_network_flag", "outside_eligibility",
 ))
-SHARED_ATTRIBUTION_STEPS = frozenset(("service_lines", "services"))
+SHARED_ATTRIBUTION_STEPS = frozenset(("service_lines", "services", "coverage_months", "eligibility_deaths"))
 """The attribution steps stored on DuckDB (the others stay inside each program's one query):
 those that programs share, so that each is computed once."""
 WORK_TABLES = ("eligibility_months", "claim_lines", "cost_lines", "base_months", "base_member_month_cost",

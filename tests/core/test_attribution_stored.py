@@ -112,8 +112,9 @@ def test_working_table_names_are_checked(bad):
 
 
 def test_duckdb_stores_only_the_shared_steps_and_gives_the_same_rows():
-    """The pipeline's DuckDB choice: only the service lines and services are written (once for
-    two programs sharing them); every other step stays inside each program's query."""
+    """The pipeline's DuckDB choice: only the steps programs share are written (the service lines,
+    the services, the eligibility months of the effective period and the death dates, once for
+    two programs); every other step stays inside each program's query."""
     from allpayer.pipeline import SHARED_ATTRIBUTION_STEPS
 
     con = ibis.duckdb.connect()
@@ -125,13 +126,47 @@ def test_duckdb_stores_only_the_shared_steps_and_gives_the_same_rows():
     a = attribute(program(V_TERMS), both, **args, store=shared)
     b = attribute(program(V_TERMS, program_id="u-2024"), both, **args, store=shared)
     written = sorted(n.split("_", 4)[-1] for n in shared.names)
-    assert written == ["service_lines", "services"]
+    assert written == ["coverage_months", "eligibility_deaths", "service_lines", "services"]
     ra, rb = _rows(con, a), _rows(con, b)
     assert ra == plain
     assert {r["step"] for r in ra if r["attributed"]} >= {"voluntary", "traditional", "expanded"}
     assert [dict(r, program_id=None) for r in ra] == [dict(r, program_id=None) for r in rb]
     shared.drop_all()
     assert not [t for t in con.list_tables() if t.startswith(WORK_PREFIX)]
+
+
+def test_eligibility_months_outside_the_year_are_read_as_before():
+    """The stored coverage months keep only the program's effective months; the death dates keep
+    every month. Another payer's coverage in the year before does not exclude anyone, and a death
+    recorded only on an earlier year's month of another payer still does."""
+    from allpayer.pipeline import SHARED_ATTRIBUTION_STEPS
+
+    prior = [dict(r, month=r["month"].replace(year=YEAR - 1)) for r in V_ELIGIBILITY if r["person_id"] == "P1"]
+    elig = V_ELIGIBILITY + [
+        # P14: commercial coverage all of the year before (none in the year)
+        *[dict(r, person_id="P14", member_id="C14", payer="bcbs", payer_type="commercial", plan="qhp")
+          for r in prior],
+        # P1: a Medicare record of last December carries a death date of 20 June this year
+        dict(person_id="P1", member_id="M1", payer="medicare", payer_type="medicare", plan="ffs",
+             month=prior[-1]["month"], death_date=prior[-1]["month"].replace(year=YEAR, month=6, day=20)),
+    ]
+    args = dict(_vmng_inputs(), eligibility_months=table(elig, EM))
+    con = ibis.duckdb.connect()
+    months = table(V_MONTHS, PM)
+    plain = _rows(con, attribute(program(V_TERMS), months, **args))
+    shared = WorkTables(con, prefix="shared", only=SHARED_ATTRIBUTION_STEPS)
+    stored = _rows(con, attribute(program(V_TERMS), months, **args, store=shared))
+    assert stored == plain
+
+    def status(p):
+        return [(r["attributed"], r["exclusion_reason"]) for r in stored if r["person_id"] == p]
+
+    ok = (True, None)
+    assert status("P1") == [ok] * 6 + [(False, "death")] * 6
+    p14 = [r for r in stored if r["person_id"] == "P14"]
+    assert p14[0]["step"] == "expanded" and status("P14") == [ok] * 12
+    cov = con.table(next(n for n in shared.names if n.endswith("coverage_months"))).to_pyarrow()
+    assert {m.year for m in cov.column("month").to_pylist()} == {YEAR}
 
 
 def test_a_working_table_written_again_holds_only_the_new_rows():

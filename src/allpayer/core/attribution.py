@@ -981,6 +981,45 @@ def _selected(em: ir.Table, program: ProgramTerms) -> ir.BooleanValue:
     return sel
 
 
+COVERAGE_COLUMNS = ("person_id", "month", "payer", "payer_type", "plan", "group_id")
+
+
+def _coverage_months(eligibility_months: ir.Table, program: ProgramTerms, store: Store | None) -> ir.Table:
+    """The eligibility months (all payers) that the exclusions and the expanded step read: the
+    months of the program's effective period, and only the columns that say who covered the
+    person. Every month these read is a program month or a period's first month, both inside the
+    effective period, so the rows are the same as reading every month. Stored once per effective
+    period: the programs of one run share it instead of each scanning every month of every year."""
+    eff = program.effective
+    first = dt.date(eff.start.year, eff.start.month, 1)
+    em = eligibility_months
+    t = em.filter((em.month >= first) & (em.month <= eff.end))
+    t = t.select(*[c for c in COVERAGE_COLUMNS if c in em.columns])
+    return _stored(store, "coverage_months", t, first, eff.end)
+
+
+def _eligibility_deaths(eligibility_months: ir.Table, store: Store | None) -> ir.Table:
+    """(person_id, death_date): each person's latest death date on any payer's eligibility
+    months, of any year (a payer may record a death on months before the program's). Stored once
+    for every program of the run."""
+    em = eligibility_months
+    d = em.filter(em.death_date.notnull())
+    d = d.group_by("person_id").aggregate(death_date=d.death_date.max())
+    return _stored(store, "eligibility_deaths", d, "all")
+
+
+def store_eligibility_facts(eligibility_months: ir.Table, program: ProgramTerms, store: Store) -> None:
+    """Write into `store` all that :func:`attribute` reads of `eligibility_months` for `program`
+    (its effective period's coverage months and the death dates), so that a caller can drop the
+    eligibility months before attributing: a later `attribute` with the same store and
+    eligibility months finds both stored and does not read the eligibility months again."""
+    if program.attribution.method == "payer_supplied":
+        return
+    _coverage_months(eligibility_months, program, store)
+    if "death_date" in eligibility_months.columns:
+        _eligibility_deaths(eligibility_months, store)
+
+
 def _start_month(periods: ir.Table) -> ir.Table:
     p = periods.select("period_start")
     return p.mutate(start_month=ibis.date(p.period_start.year(), p.period_start.month(), 1))
@@ -995,6 +1034,7 @@ def _expanded_step(
     step: AttributionStep,
     eligibility_months: ir.Table | None,
     opts: Options,
+    store: Store | None = None,
 ) -> ir.Table:
     """Members with no primary care use, enrolled in the period's first month (with full benefits
     and no other insurance when the step asks), assigned to the ACO without a practice."""
@@ -1006,7 +1046,7 @@ def _expanded_step(
     if services is not None:
         cand = cand.anti_join(services.filter(services.primary_care_code).select(*_K), _K)
     if step.requires_no_other_insurance and eligibility_months is not None:
-        em = eligibility_months
+        em = _coverage_months(eligibility_months, program, store)
         other = em.filter(~_selected(em, program))
         other = other.join(sm, other.month == sm.start_month).select(*_K)
         cand = cand.anti_join(other, _K)
@@ -1116,7 +1156,7 @@ def assignment(
                 s = s.anti_join(had, _K)
             rows = _plurality_step(s, here, step, basis, weights, a.tie_break, store)
         elif step.rule == "expanded":
-            rows = _expanded_step(here, services, pm, periods, program, step, eligibility_months, options)
+            rows = _expanded_step(here, services, pm, periods, program, step, eligibility_months, options, store)
         if rows is None:
             continue
         rows = _conform(rows, DECISION_SCHEMA, program_id=program.program_id, step=step.name, rule=step.rule)
@@ -1260,8 +1300,7 @@ def _conditions(
     deaths = pm.select("person_id", "death_date")
     deaths = deaths.filter(deaths.death_date.notnull())
     if eligibility_months is not None and "death_date" in eligibility_months.columns:
-        dem = eligibility_months.select("person_id", "death_date")
-        deaths = deaths.union(dem.filter(dem.death_date.notnull()))
+        deaths = deaths.union(_eligibility_deaths(eligibility_months, store))
     # only the program's people are looked up (the roster's are among them), not every member
     people = pm.select(_d_person_id=pm.person_id)
     deaths = deaths.semi_join(people, deaths.person_id == people._d_person_id)
@@ -1277,7 +1316,7 @@ def _conditions(
     has = {"medicare": ibis.literal(False), "medicaid": ibis.literal(False), "commercial": ibis.literal(False)}
     same_plan = ibis.literal(False)
     if eligibility_months is not None:
-        em = eligibility_months
+        em = _coverage_months(eligibility_months, program, store)
         # and of their months only the program's: the other years' months are not aggregated
         pmo = months.select(_pm_month=months.month)
         em = em.semi_join(pmo, em.month == pmo._pm_month)
