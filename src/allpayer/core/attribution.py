@@ -998,11 +998,13 @@ def _coverage_months(eligibility_months: ir.Table, program: ProgramTerms, store:
     return _stored(store, "coverage_months", t, first, eff.end)
 
 
-def _eligibility_deaths(eligibility_months: ir.Table, store: Store | None) -> ir.Table:
+def _eligibility_deaths(eligibility_months: ir.Table, store: Store | None) -> ir.Table | None:
     """(person_id, death_date): each person's latest death date on any payer's eligibility
     months, of any year (a payer may record a death on months before the program's). Stored once
-    for every program of the run."""
+    for every program of the run. None when the eligibility months have no death dates."""
     em = eligibility_months
+    if "death_date" not in em.columns:
+        return None
     d = em.filter(em.death_date.notnull())
     d = d.group_by("person_id").aggregate(death_date=d.death_date.max())
     return _stored(store, "eligibility_deaths", d, "all")
@@ -1016,8 +1018,7 @@ def store_eligibility_facts(eligibility_months: ir.Table, program: ProgramTerms,
     if program.attribution.method == "payer_supplied":
         return
     _coverage_months(eligibility_months, program, store)
-    if "death_date" in eligibility_months.columns:
-        _eligibility_deaths(eligibility_months, store)
+    _eligibility_deaths(eligibility_months, store)
 
 
 def _start_month(periods: ir.Table) -> ir.Table:
@@ -1299,8 +1300,9 @@ def _conditions(
     # before anything else reads the member months of every member
     deaths = pm.select("person_id", "death_date")
     deaths = deaths.filter(deaths.death_date.notnull())
-    if eligibility_months is not None and "death_date" in eligibility_months.columns:
-        deaths = deaths.union(_eligibility_deaths(eligibility_months, store))
+    recorded = _eligibility_deaths(eligibility_months, store) if eligibility_months is not None else None
+    if recorded is not None:
+        deaths = deaths.union(recorded)
     # only the program's people are looked up (the roster's are among them), not every member
     people = pm.select(_d_person_id=pm.person_id)
     deaths = deaths.semi_join(people, deaths.person_id == people._d_person_id)
@@ -1316,10 +1318,9 @@ def _conditions(
     has = {"medicare": ibis.literal(False), "medicaid": ibis.literal(False), "commercial": ibis.literal(False)}
     same_plan = ibis.literal(False)
     if eligibility_months is not None:
+        # the program's months only (the coverage months are those of the effective period,
+        # which are the program's months), and only the program's people
         em = _coverage_months(eligibility_months, program, store)
-        # and of their months only the program's: the other years' months are not aggregated
-        pmo = months.select(_pm_month=months.month)
-        em = em.semi_join(pmo, em.month == pmo._pm_month)
         em = em.semi_join(people, em.person_id == people._d_person_id)
         sel = _selected(em, program)
         facts = em.mutate(_sel=sel).group_by(["person_id", "month"]).aggregate(
