@@ -10,7 +10,13 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allpayer.quality.events import LineFlag, claim_line_flags, first_per_window, merge_transfers
+from allpayer.quality.events import (
+    LineFlag,
+    claim_line_flags,
+    first_per_window,
+    line_code_combinations,
+    merge_transfers,
+)
 from tests.quality.helpers import D
 
 
@@ -113,6 +119,13 @@ def test_line_flags_tested_once_per_code_combination_match_a_test_of_each_line()
     by_line = flags(claim_line_flags(lines, {k: f for k, (f, _) in tests.items()}))
     by_code = flags(claim_line_flags(lines, {k: LineFlag(f, cols) for k, (f, cols) in tests.items()}))
     assert by_code == by_line
+    # the same with the combinations stored beforehand (as a quality run shares them per payer),
+    # over more columns than the flags read
+    combinations = line_code_combinations(lines).cache()
+    assert set(combinations.columns) == {"hcpcs_code", "revenue_center_code", "service_category"}
+    assert combinations.count().to_pyarrow().as_py() == 6
+    stored = flags(claim_line_flags(lines, {k: LineFlag(f, cols) for k, (f, cols) in tests.items()}, combinations))
+    assert stored == by_line
     assert by_code == [
         {"_fl_claim": "c1", "visit": True, "ed_revenue": True, "no_codes": False},
         {"_fl_claim": "c3", "visit": False, "ed_revenue": False, "no_codes": True},
