@@ -22,7 +22,7 @@ arithmetic on the digits, never row by row in Python.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -169,14 +169,30 @@ def as_number(name: str, normalized: ir.StringValue) -> ir.IntegerValue | None:
     return normalized.try_cast("int64") if code_format(name).number_check is not None else None
 
 
-def is_valid(name: str, normalized: ir.StringValue, number: ir.IntegerValue | None = None) -> ir.BooleanValue:
+def is_valid(
+    name: str, normalized: ir.StringValue, number: ir.IntegerValue | None = None, failing: Sequence[int] | None = None
+) -> ir.BooleanValue:
     """True where a normalized code is valid for its format (never NULL for a non-NULL input).
 
     `number`: the code as `as_number` reads it, for a format with a `CodeFormat.number_check`
     (validation converts it once, in the step before the checks); computed here when not given.
+    `failing`: for such a format, the numbers known to fail its number check among the values
+    tested (found beforehand on their distinct values): the check is then membership in that
+    list, not the arithmetic on every row.
     """
     fmt = code_format(name)
     ok = fmt.check(normalized)
     if fmt.number_check is not None:
-        ok = ok & fmt.number_check(as_number(name, normalized) if number is None else number)
+        n = as_number(name, normalized) if number is None else number
+        if failing is None:
+            ok = ok & fmt.number_check(n)
+        elif failing:
+            ok = ok & ~ibis.literal(list(failing), type="array<int64>").contains(n)
     return ok.fill_null(False)
+
+
+def number_check_failures(name: str, normalized: ir.StringValue) -> ir.BooleanValue:
+    """True where a normalized code has its format's shape (`CodeFormat.check`) but fails its
+    `CodeFormat.number_check`: the values `is_valid`'s ``failing`` lists."""
+    fmt = code_format(name)
+    return (fmt.check(normalized) & ~fmt.number_check(as_number(name, normalized))).fill_null(False)

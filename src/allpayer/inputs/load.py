@@ -45,7 +45,7 @@ import ibis.expr.types as ir
 from allpayer import runs
 from allpayer.backend import is_duckdb, sql_identifier, sql_literal
 from allpayer.errors import InputFileError, RunError
-from allpayer.inputs import readers, validate
+from allpayer.inputs import codes, readers, validate
 from allpayer.inputs.schema import REQUIRED_TABLES, TABLES, Table
 
 TABLE_ORDER = (
@@ -286,20 +286,27 @@ def anchored_search_as_full_match(node):
 STEPS = ("clean", "parsed", "checked", "verdict")
 
 
-@lru_cache(maxsize=None)
+Failing = tuple[tuple[str, tuple[int, ...]], ...]
+"""Column -> the numbers of its values that fail their check digit (`validate.checks`'s
+``failing_numbers``), as a tuple so that the compiled SQL can be cached."""
+
+
+@lru_cache(maxsize=256)
 def _step_sql(
-    table: str, columns: tuple[str, ...], as_of: dt.date | None = None, native: tuple[str, ...] = ()
+    table: str, columns: tuple[str, ...], as_of: dt.date | None = None, native: tuple[str, ...] = (),
+    failing: Failing = (),
 ) -> tuple[str, ...]:
     """SQL of the validation steps of one table restricted to `columns`; step k reads the table
     of step k-1 (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``, ``_checked_<table>``).
-    `native`: the columns staged typed rather than as text (`readers.parquet_source`)."""
+    `native`: the columns staged typed rather than as text (`readers.parquet_source`). `failing`:
+    see `_number_check_failures`."""
     spec = validate.restrict(TABLES[table], columns)
     expr = ibis.table(_stage_schema(spec, native), name=f"_stage_{table}")
     typed = frozenset(native)
     out = []
     for name, fn in zip(STEPS, (validate.clean, validate.parse, validate.check, validate.verdict)):
         if fn is validate.check:
-            step = fn(expr, spec, as_of, typed)
+            step = fn(expr, spec, as_of, typed, dict(failing))
         elif fn is validate.verdict:
             step = fn(expr, spec)
         else:
@@ -309,14 +316,15 @@ def _step_sql(
     return tuple(out)
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=256)
 def _validation_sql(
-    table: str, columns: tuple[str, ...], as_of: dt.date | None = None, native: tuple[str, ...] = ()
+    table: str, columns: tuple[str, ...], as_of: dt.date | None = None, native: tuple[str, ...] = (),
+    failing: Failing = (),
 ) -> str:
     """The validation steps of `_step_sql` as one query over ``_stage_<table>``: each step is a
     projection of the one before, so DuckDB evaluates them in one pass over the staged rows
     without storing the intermediate tables."""
-    steps = _step_sql(table, columns, as_of, native)
+    steps = _step_sql(table, columns, as_of, native, failing)
     sql = steps[0]
     for name, step in zip(STEPS, steps[1:]):
         ref = f'"_{name}_{table}"'
@@ -329,6 +337,45 @@ def _validation_sql(
     # column on every row, for the few rows that fail): `_row_text` reads it again for those only.
     flag = ", FALSE AS outside_eligibility" if table in CLAIM_TABLES else ""
     return f"SELECT *, FALSE AS _not_new{flag} FROM ({sql})"
+
+
+MAX_LISTED_FAILURES = 32
+"""At most this many failing numbers per column are listed for `_number_check_failures`; with
+more, the column's check digits are computed row by row."""
+
+
+def _number_check_failures(raw, spec: Table, native: tuple[str, ...] = ()) -> Failing:
+    """For each column of `spec` whose code format has a check digit (the NPIs), the numbers of
+    the values staged in ``_stage_<table>`` that have the format's shape but fail its check digit,
+    found on the column's distinct values; a column with more than `MAX_LISTED_FAILURES` of them
+    is left out (checked row by row).
+
+    The check digit, computed on every row, was the costliest rule of a load: at 650,000 members
+    the three NPI columns of 24 million claim lines take about 11 s of the 35 s validation query,
+    for about 1,700 distinct NPIs. The distinct values are stored first, so that the test runs on
+    them: as one query, DuckDB moves a filter on the values below the ``DISTINCT`` and tests
+    every row."""
+    cols = [c.name for c in spec.columns
+            if c.code_format and codes.code_format(c.code_format).number_check is not None]
+    if not cols:
+        return ()
+    part = validate.restrict(spec, cols)
+    typed = frozenset(n for n in native if n in part.column_names)
+    stage = ibis.table(_stage_schema(part, tuple(n for n in native if n in part.column_names)),
+                       name=f"_stage_{spec.name}")
+    parsed = validate.parse(validate.clean(stage, part, typed), part, typed)
+    values = ibis.union(*[parsed.select(column=ibis.literal(c), code=parsed[c]) for c in cols], distinct=True)
+    name = f"_numbered_{spec.name}"
+    raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {_sql(values)}").fetchall()
+    try:
+        found = ibis.table({"column": "string", "code": "string"}, name=name)
+        tests = [found.filter((found.column == c) & codes.number_check_failures(spec.column(c).code_format, found.code))
+                 .select("column", number=found.code.cast("int64")) for c in cols]
+        rows = raw.execute(_sql(ibis.union(*tests, distinct=True))).fetchall()
+    finally:
+        raw.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
+    failing = {c: sorted(n for col, n in rows if col == c) for c in cols}
+    return tuple((c, tuple(ns)) for c, ns in failing.items() if len(ns) <= MAX_LISTED_FAILURES)
 
 
 def _stage_view(raw, spec: Table, source_sql: str) -> str:
@@ -362,7 +409,9 @@ def _validate_into(
     verdict's (`VERDICT_COLUMNS`), and this load's id; `_store_in_place` later makes it the
     stored table."""
     t = spec.name
-    sql = _validation_sql(t, tuple(spec.column_names), as_of, tuple(c for c in spec.column_names if c in native))
+    typed = tuple(c for c in spec.column_names if c in native)
+    failing = _number_check_failures(raw, spec, typed)
+    sql = _validation_sql(t, tuple(spec.column_names), as_of, typed, failing)
     if in_place is not None:
         name = _q(f"_loading_{t}")
         if first:

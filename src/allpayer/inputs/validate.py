@@ -46,6 +46,7 @@ import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import ibis
 import ibis.expr.types as ir
@@ -307,11 +308,19 @@ def parse(cleaned: ir.Table, spec: Table, native: frozenset[str] = frozenset()) 
 
 
 def checks(
-    parsed: ir.Table, spec: Table, as_of: dt.date | None = None, native: frozenset[str] = frozenset()
+    parsed: ir.Table,
+    spec: Table,
+    as_of: dt.date | None = None,
+    native: frozenset[str] = frozenset(),
+    failing_numbers: Mapping[str, Sequence[int]] | None = None,
 ) -> list[Check]:
     """Every rule of a table as a list of `Check`s on a parsed table (see `parse`). `as_of`: the
     load's as-of date for `future_date` (no future-date check without it). `native`: the columns
-    staged typed (see `native_kind`)."""
+    staged typed (see `native_kind`). `failing_numbers`: column -> the numbers of its values
+    that fail their code format's check digit, found beforehand on the column's distinct values
+    (`codes.number_check_failures`); a column listed is checked by membership in that list
+    (`codes.is_valid`), the others by the arithmetic on every row."""
+    failing_numbers = failing_numbers or {}
     out: list[Check] = []
     names = spec.column_names
 
@@ -374,7 +383,8 @@ def checks(
             out.append(
                 Check(
                     "code_format",
-                    present & ~codes.is_valid(col.code_format, v, number=as_number(name)),
+                    present & ~codes.is_valid(col.code_format, v, number=as_number(name),
+                                              failing=failing_numbers.get(name)),
                     name + ": " + _quoted(t) + f" is not a valid {fmt.description}",
                 )
             )
@@ -466,14 +476,19 @@ MESSAGE_PREFIX = "_m"
 
 
 def check(
-    parsed: ir.Table, spec: Table, as_of: dt.date | None = None, native: frozenset[str] = frozenset()
+    parsed: ir.Table,
+    spec: Table,
+    as_of: dt.date | None = None,
+    native: frozenset[str] = frozenset(),
+    failing_numbers: Mapping[str, Sequence[int]] | None = None,
 ) -> ir.Table:
     """Evaluate every rule on a parsed table: one message column per check, NULL where it passes.
 
     The message columns are named ``_m<nnn>_<rule>``; `verdict` folds them into ``rules`` and
     ``message``. Each condition appears once, which keeps the generated query small.
+    `failing_numbers`: see `checks`.
     """
-    found = checks(parsed, spec, as_of, native)
+    found = checks(parsed, spec, as_of, native, failing_numbers)
     messages = {
         f"{MESSAGE_PREFIX}{i:03d}_{c.rule}": ibis.ifelse(c.failed.fill_null(False), c.message, _null_str())
         for i, c in enumerate(found)
