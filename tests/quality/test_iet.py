@@ -52,6 +52,11 @@ def world():
     w.person("I09", adult, spans=[(D(2024, 1, 1), D(2024, 12, 31))]); tx(w, "I09", D(2024, 3, 1))
     # I10: initiated on day 2, one engagement visit only: initiation yes, engagement no
     w.person("I10", adult); tx(w, "I10", D(2024, 4, 1)); tx(w, "I10", D(2024, 4, 3)); tx(w, "I10", D(2024, 4, 20))
+    # I11, I12: an SUD diagnosis on 1 September 2023, then another 194 days later (13 March:
+    # still in the history window, no episode) or 195 days later (14 March: an episode)
+    for pid, later in (("I11", D(2024, 3, 13)), ("I12", D(2024, 3, 14))):
+        w.person(pid, adult)
+        w.visit(pid, D(2023, 9, 1), hcpcs="99213", dx=("F1120",)); w.visit(pid, later, hcpcs="99213", dx=("F1120",))
     ctx = w.context()
     return {m: w.event_results(m, ctx=ctx) for m in ("iet", "iet_engagement")}
 
@@ -74,6 +79,9 @@ def test_negative_history(world):
     assert of(ini, "I02") == [(D(2024, 1, 10), True, False, None, False)]
     assert [r[0] for r in of(ini, "I07")] == [D(2024, 1, 6)]  # June 2023 is before the intake period
     assert of(ini, "I07")[0][4] is True
+    # the window's first day counts (194 days before), the day before it does not
+    assert of(ini, "I11") == []
+    assert of(ini, "I12") == [(D(2024, 3, 14), True, False, None, False)]
 
 
 def test_inpatient_episode_and_long_acting_medication(world):

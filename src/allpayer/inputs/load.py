@@ -360,10 +360,9 @@ def _number_check_failures(raw, spec: Table, native: tuple[str, ...] = ()) -> Fa
     if not cols:
         return ()
     part = validate.restrict(spec, cols)
-    typed = frozenset(n for n in native if n in part.column_names)
-    stage = ibis.table(_stage_schema(part, tuple(n for n in native if n in part.column_names)),
-                       name=f"_stage_{spec.name}")
-    parsed = validate.parse(validate.clean(stage, part, typed), part, typed)
+    typed = tuple(n for n in native if n in part.column_names)
+    stage = ibis.table(_stage_schema(part, typed), name=f"_stage_{spec.name}")
+    parsed = validate.parse(validate.clean(stage, part, frozenset(typed)), part, frozenset(typed))
     values = ibis.union(*[parsed.select(column=ibis.literal(c), code=parsed[c]) for c in cols], distinct=True)
     name = f"_numbered_{spec.name}"
     raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {_sql(values)}").fetchall()
