@@ -146,7 +146,11 @@ def with_treatment(ep: ir.Table, claims: ir.Table) -> ir.Table:
 
 def _compute(rate: str):
     def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
+        # Every step reads only the claims with an SUD diagnosis or a medication: those are stored
+        # once per payer, since each step reads them several times and each read would otherwise
+        # join the payer's claim summary to its flags again.
         claims = sud_claims(ctx)
+        claims = ctx.store("iet_claims", claims.filter(claims.sud | claims.medication), scope="payer")
         # Stored at the steps that later steps read more than once (joins back to the episodes),
         # so that no statement repeats the pipeline before it.
         ep = ctx.store(f"iet_{rate}_episodes", episodes(ctx, claims, population))
