@@ -743,3 +743,24 @@ def test_rerunning_gives_identical_tables():
     by_member = lambda r: r["member_id"]  # noqa: E731
     assert rows(a.member_years, key=by_member) == rows(b.member_years, key=by_member)
     assert rows(a.thresholds) == rows(b.thresholds)
+
+
+def test_employer_of_a_member_month_when_group_links_overlap():
+    """A group linked to several employers in one month counts under the link that started last
+    (then the lowest employer id); every member month counts once, under its own group and month."""
+    mmc = _mmc([
+        dict(member_id="M1", group_id="G1", month=D(2024, 1, 1), ffs_paid_cents=100),
+        dict(member_id="M1", group_id="G1", month=D(2024, 2, 1), ffs_paid_cents=200),
+        dict(member_id="M2", group_id="G1", month=D(2024, 2, 1), ffs_paid_cents=400),
+        dict(member_id="M3", group_id="G2", month=D(2024, 1, 1), ffs_paid_cents=800),
+        dict(member_id="M4", group_id=None, month=D(2024, 1, 1), ffs_paid_cents=1600),
+    ])
+    eg = table([dict(group_id="G1", employer_id="E1", effective_start_date=D(2020, 1, 1)),
+                dict(group_id="G1", employer_id="E9", effective_start_date=D(2024, 2, 1)),
+                dict(group_id="G2", employer_id="E3", effective_start_date=D(2023, 1, 1)),
+                dict(group_id="G2", employer_id="E2", effective_start_date=D(2023, 1, 1))],
+               {"group_id": "string", "employer_id": "string", "effective_start_date": "date",
+                "effective_end_date": "date"})
+    emp = {r["employer_id"]: (r["member_months"], r["ffs_paid_cents"])
+           for r in rows(tcoc_aggregate(mmc, level="employer", employer_group=eg))}
+    assert emp == {"E1": (1, 100), "E9": (2, 600), "E2": (1, 800), None: (1, 1600)}

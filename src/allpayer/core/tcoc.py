@@ -1386,14 +1386,20 @@ def _level_columns(
         return j.drop("_a_program_id", "_a_member_id", "_a_month"), [col]
     if employer_group is None:
         raise RunError("aggregates by employer need the employer_group table")
+    # A member month's employer depends on its group and month only: it is chosen once per
+    # (group, month) present, and each member month joins to its choice on equal keys. (Chosen
+    # member month by member month, a window over every row cost more than the rest of the
+    # aggregates together at state scale.)
     eg = employer_group
     e = eg.select(_g_group_id="group_id", employer_id="employer_id", _g_start="effective_start_date",
                   _g_end=eg.effective_end_date.fill_null(ibis.date(9999, 12, 31)))
-    j = mmc.left_join(e, [mmc.group_id == e._g_group_id, e._g_start <= mmc.month, e._g_end >= mmc.month])
-    w = ibis.window(group_by=[j.program_id, j.member_id, j.month], order_by=[ibis.desc(j._g_start), j.employer_id])
-    j = j.mutate(_rn=ibis.row_number().over(w))
-    j = j.filter(j._rn == 0).drop("_rn", "_g_group_id", "_g_start", "_g_end")
-    return j, ["employer_id"]
+    keys = mmc.filter(mmc.group_id.notnull()).select(_k_group_id=mmc.group_id, _k_month=mmc.month).distinct()
+    c = keys.join(e, [keys._k_group_id == e._g_group_id, e._g_start <= keys._k_month, e._g_end >= keys._k_month])
+    w = ibis.window(group_by=[c._k_group_id, c._k_month], order_by=[ibis.desc(c._g_start), c.employer_id])
+    c = c.mutate(_rn=ibis.row_number().over(w))
+    c = c.filter(c._rn == 0).select("_k_group_id", "_k_month", "employer_id")
+    j = mmc.left_join(c, [mmc.group_id == c._k_group_id, mmc.month == c._k_month])
+    return j.drop("_k_group_id", "_k_month"), ["employer_id"]
 
 
 def tcoc_aggregate(
