@@ -244,3 +244,19 @@ def test_member_populations_check_enrollment_once_for_every_age():
         checked += len(got)
     assert checked >= 5
     assert len(ctx._cache) == 2  # the one-year rule and BCS's two-year rule
+
+
+def test_a_reading_takes_the_setting_of_its_encounter_claim():
+    """A claim with an inpatient line is an inpatient encounter even if it also has ED lines; a claim
+    with ED lines only is an ED visit; any other claim, or no claim, gives no setting."""
+    obs_schema = {"person_id": "string", "observation_id": "string", "encounter_id": "string",
+                  "observation_date": "date", "source_code": "string", "result": "string", "source_units": "string"}
+    obs = plain([{"person_id": "P", "observation_id": f"O{i}", "encounter_id": enc, "observation_date": D(2024, 3, 1),
+                  "source_code": "8480-6", "result": "120", "source_units": "mm[Hg]"}
+                 for i, enc in enumerate(["C_IP", "C_ED", "C_OFFICE", "C_NONE", None])], obs_schema)
+    claim_schema = {"claim_id": "string", "service_category": "string"}
+    claims = plain([{"claim_id": c, "service_category": cat} for c, cat in [
+        ("C_IP", "ed"), ("C_IP", "inpatient"), ("C_ED", "ed"), ("C_ED", "professional"),
+        ("C_OFFICE", "professional")]], claim_schema)
+    got = {r["observation_id"]: r["setting"] for r in rows(framework.observation_values(obs, claims))}
+    assert got == {"O0": "inpatient", "O1": "ed", "O2": None, "O3": None, "O4": None}

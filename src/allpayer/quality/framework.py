@@ -855,10 +855,15 @@ def observation_values(observation: ir.Table, claims: ir.Table | None = None) ->
     out = out.filter(out.value.notnull())
     if claims is None:
         return out.mutate(setting=ibis.null("string"))
-    acute = claims.filter(claims.service_category.isin(["inpatient", "ed"]))
-    acute = acute.group_by(_cid=acute.claim_id).aggregate(
-        _setting=ibis.ifelse((acute.service_category == "inpatient").any(), "inpatient", "ed")
+    # Tested after grouping by claim, not as a filter of the rows: DuckDB moves a filter on the
+    # rows below the join that chose them (`build_observations` reads only the encounters' claims)
+    # and classified every claim line of the delivery.
+    by_claim = claims.group_by(_cid=claims.claim_id).aggregate(
+        _inpatient=(claims.service_category == "inpatient").any(),
+        _ed=(claims.service_category == "ed").any(),
     )
+    acute = by_claim.filter(by_claim._inpatient | by_claim._ed)
+    acute = acute.select("_cid", _setting=ibis.ifelse(acute._inpatient, "inpatient", "ed"))
     j = out.left_join(acute, out.encounter_id == acute._cid)
     return j.select(*out.columns, setting=j._setting)
 
