@@ -198,3 +198,41 @@ def test_empty_columns_are_those_without_a_value_in_any_row(tmp_path):
         {c: v * 50_000 for c, v in data.items()}, schema=schema))  # several row groups
     assert empty_columns(big, OPTIONAL_CODE_COLUMNS) == ("diagnosis_code_3", "procedure_code_1")
     con.disconnect()
+
+
+def reference_category(claim_type, bill, rev, pos, hcpcs):
+    """The module's rules worked out in Python: first match wins."""
+    bill = bill or ""
+    fac = (bill[1:4] if len(bill) == 4 else bill)[:2]
+    institutional = claim_type == "institutional"
+    ed = (rev or "").startswith("045") or pos == "23" or (hcpcs or "") in ("99281", "99282", "99283", "99284", "99285")
+    for codes, category in ((("11", "12"), "inpatient"), (("21", "22"), "snf"), (("32", "33", "34"), "home_health"),
+                            (("81", "82"), "hospice")):
+        if institutional and fac in codes:
+            return category
+    if ed:
+        return "ed"
+    if institutional:
+        return "outpatient"
+    return "dme" if claim_type == "dme" else "professional"
+
+
+def test_service_category_of_every_combination_follows_the_rules():
+    import itertools
+
+    from allpayer.core.claims import service_category
+
+    combos = list(itertools.product(
+        ["institutional", "professional", "dme", None],
+        ["111", "0121", "211", "0221", "321", "331", "341", "811", "0821", "131", "1", "", None],
+        ["0450", "0459", "0120", None],
+        ["23", "11", None],
+        ["99283", "99213", None],
+    ))
+    names = ("claim_type", "bill_type_code", "revenue_center_code", "place_of_service_code", "hcpcs_code")
+    t = ibis.memtable({n: [c[i] for c in combos] for i, n in enumerate(names)},
+                      schema={n: "string" for n in names})
+    got = ibis.duckdb.connect().to_pyarrow(t.select(*names, category=service_category(t))).to_pylist()
+    assert len(got) == len(combos)
+    for r in got:
+        assert r["category"] == reference_category(*(r[n] for n in names)), r
