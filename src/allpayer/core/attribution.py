@@ -1233,15 +1233,17 @@ def _periods_overlap(periods: Sequence[AssignmentPeriod]) -> bool:
     return any(later[0] <= earlier[1] for earlier, later in zip(spans, spans[1:]))
 
 
-def _expand_to_months(decisions: ir.Table, months: ir.Table, pm: ir.Table, overlapping: bool = True) -> ir.Table:
-    """Assigned decisions to (person, month) rows; a person keeps the earliest sticky assignment.
+def _month_rows(assigned: ir.Table, months: ir.Table, pm: ir.Table, overlapping: bool = True) -> ir.Table:
+    """The (person, month) rows of the assigned decisions, narrow: person_id, period_start, month,
+    member_id, eligible and the practice_id the exclusions read. A person keeps the earliest
+    sticky assignment.
 
-    The month rows are built narrow (person, period, month, member id) and each decision's
-    columns joined to them once: joins that carry the wide decision rows cost several times
-    more. A person has one decision per period, so when no two periods share a month
-    (`overlapping` false) each (person, month) has one row already and the ranking is skipped."""
-    a = decisions.filter(decisions.outcome == "assigned")
-    n = a.select("person_id", "period_start", "period_end", "step")
+    The decisions' other columns are joined once, after the exclusions (`monthly_roster`): every
+    join before that carries only these columns (the wide rows cost several times more to join,
+    and DuckDB may build a hash table on them). A person has one decision per period, so when no
+    two periods share a month (`overlapping` false) each (person, month) has one row already and
+    the ranking is skipped."""
+    n = assigned.select("person_id", "period_start", "period_end", "step", "practice_id")
     ms = months.select("month")
     n = n.join(ms, [ms.month >= n.period_start, ms.month <= n.period_end])
     if overlapping:
@@ -1256,15 +1258,14 @@ def _expand_to_months(decisions: ir.Table, months: ir.Table, pm: ir.Table, overl
     mm = mm.rename(mm_person_id="person_id", mm_month="month")
     n = n.left_join(mm, [n.person_id == mm.mm_person_id, n.month == mm.mm_month])
     n = n.left_join(latest, n.person_id == latest.lt_person_id)
-    n = n.select(
-        _n_person_id=n.person_id,
-        _n_period_start=n.period_start,
-        month=n.month,
+    return n.select(
+        "person_id",
+        "period_start",
+        "month",
         member_id=ibis.coalesce(n.mm_member_id, n.lt_member_id),
         eligible=n.mm_member_id.notnull(),
+        practice_id=n.practice_id,
     )
-    j = a.join(n, [a.person_id.identical_to(n._n_person_id), a.period_start == n._n_period_start])
-    return j.drop("_n_person_id", "_n_period_start")
 
 
 def practice_participation(
@@ -1539,10 +1540,19 @@ def monthly_roster(
     pm = program_months.filter(program_months.program_id == program.program_id)
     months = _program_months_table(program)
     d = decisions.filter(decisions.program_id == program.program_id)
+    assigned = d.filter(d.outcome == "assigned")
     overlapping = _periods_overlap(assignment_periods(program))
-    rows = _stored(store, "roster_months", _expand_to_months(d, months, pm, overlapping))
+    rows = _stored(store, "roster_months", _month_rows(assigned, months, pm, overlapping))
     rows = _apply_exclusions(rows, program, pm, provider_roster, eligibility_months, exclusion_events, as_of, options,
                              store)
+    rows = rows.select(
+        _r_person_id=rows.person_id, _r_period_start=rows.period_start, month=rows.month, member_id=rows.member_id,
+        eligible=rows.eligible, exclusion_reason=rows.exclusion_reason, attributed=rows.attributed,
+    )
+    # each month row takes its decision's columns (one join, on the narrow rows' final count)
+    rows = assigned.join(
+        rows, [assigned.person_id.identical_to(rows._r_person_id), assigned.period_start == rows._r_period_start]
+    )
     return _conform(
         rows,
         ATTRIBUTION_SCHEMA,
