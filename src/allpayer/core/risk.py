@@ -386,16 +386,17 @@ def risk_adjustment_diagnoses_by_year(
     )
     # Inpatient bill types count as such; outpatient bill types and professional claims need a
     # live line with an eligible code (the rules of risk_adjustment_claims, the reason left out).
-    # The bill type class is worked out once per distinct code, not once per claim.
+    # The bill type class is worked out once per distinct code, not once per claim, and each
+    # claim's code looked up in the inpatient and outpatient codes found (an IN over a subquery:
+    # DuckDB builds its hash table on the few codes; a join to them it had built on the claims).
     codes = rows.select("bill_type_code").distinct()
     tob = _bill_type_class(codes.bill_type_code.fill_null(""))
-    codes = codes.filter(tob.isin(list(INPATIENT_BILL_TYPES + OUTPATIENT_BILL_TYPES)))
-    codes = codes.select(_btc=codes.bill_type_code, _inpatient=tob.isin(list(INPATIENT_BILL_TYPES)))
-    claims = claims.left_join(codes, claims.bill_type_code == codes._btc)
-    inpatient = claims._inpatient.fill_null(False)
+    inpatient_codes = codes.filter(tob.isin(list(INPATIENT_BILL_TYPES))).bill_type_code
+    outpatient_codes = codes.filter(tob.isin(list(OUTPATIENT_BILL_TYPES))).bill_type_code
+    claims = claims.mutate(_inpatient=claims.bill_type_code.isin(inpatient_codes).fill_null(False),
+                           _outpatient=claims.bill_type_code.isin(outpatient_codes).fill_null(False))
     # a claim whose lines are all of unknown liveness (NULL allowed amounts) is not taken as denied
-    eligible = _diagnoses_count(claims.claim_type, inpatient=inpatient,
-                                outpatient=claims._btc.notnull() & ~inpatient,
+    eligible = _diagnoses_count(claims.claim_type, inpatient=claims._inpatient, outpatient=claims._outpatient,
                                 live=claims.live.fill_null(True), eligible_line=claims.eligible_line)
     claims = claims.filter(eligible).select("claim_id", "_dy", "tables_year", "person_id", "through_date")
 
