@@ -865,3 +865,85 @@ def test_docstring_examples():
 
     failed, tried = doctest.testmod(module)
     assert (failed, tried > 0) == (0, True)
+
+
+# ------------------------------------------------------------------------------------------------
+# property: the changes between months, against the rules written out member by member
+
+_CHANGE_COLUMNS = {"program_id": "string", "person_id": "string", "member_id": "string", "month": "date",
+                   "attributed": "boolean", "exclusion_reason": "string", "practice_id": "string", "npi": "string",
+                   "step": "string"}
+# a member's month: absent from the roster, listed but excluded, or attributed to a practice (or none)
+_MONTH_STATES = st.sampled_from([None, ("excluded", "death"), ("excluded", "lost_coverage"), ("attributed", "PA"),
+                                 ("attributed", "PB"), ("attributed", None)])
+
+
+def _expected_changes(rows: list[dict]) -> list[tuple]:
+    """The changes of `rows` (one row per program, person and month) month by month over each
+    program's months, as documented in attribution_changes."""
+    months = {}
+    for r in rows:
+        months.setdefault(r["program_id"], set()).add(r["month"])
+    by = {(r["program_id"], r["person_id"], r["month"]): r for r in rows}
+    out = []
+    for prog, person in sorted({(r["program_id"], r["person_id"]) for r in rows}):
+        ms = sorted(months[prog])
+        for before, month in zip(ms, ms[1:]):
+            cur, prev = by.get((prog, person, month)), by.get((prog, person, before))
+            now, then = bool(cur and cur["attributed"]), bool(prev and prev["attributed"])
+            if now and not then:
+                reason = "requalified" if prev and prev["exclusion_reason"] else "newly_assigned"
+                out.append((prog, person, month, "added", reason, None, cur["practice_id"]))
+            elif then and not now:
+                reason = (cur["exclusion_reason"] or "excluded") if cur else "not_reassigned"
+                out.append((prog, person, month, "dropped", reason, prev["practice_id"], None))
+            elif now and then and (cur["practice_id"] or "") != (prev["practice_id"] or ""):
+                out.append((prog, person, month, "practice_changed", "reassigned", prev["practice_id"],
+                            cur["practice_id"]))
+    return sorted(out, key=repr)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(_MONTH_STATES, min_size=12, max_size=12), min_size=1, max_size=6),
+       st.lists(st.booleans(), min_size=6, max_size=6))
+def test_changes_follow_the_rules_month_by_month(people, stable):
+    """Members whose months never change (attributed to one practice all year, or never attributed)
+    are set aside before the month-by-month comparison; the changes are still those of every month
+    compared with the one before, for every member."""
+    rows = []
+    for i, states in enumerate(people):
+        if stable[i]:  # the common members: the same practice every month, or never attributed
+            states = [("attributed", "PA")] * 12 if i % 2 else [("excluded", "death")] * 12
+        for m, state in enumerate(states):
+            if state is None:
+                continue
+            kind, value = state
+            rows.append(dict(program_id="t-2024", person_id=f"P{i}", member_id=f"M{i}", month=D(2024, m + 1, 1),
+                             attributed=kind == "attributed", exclusion_reason=value if kind == "excluded" else None,
+                             practice_id=value if kind == "attributed" else None, npi=None, step="s"))
+    roster = ibis.memtable(pa.Table.from_pylist(rows, schema=ibis.schema(_CHANGE_COLUMNS).to_pyarrow()))
+    got = run(attribution_changes(roster))
+    got = sorted(((c["program_id"], c["person_id"], c["month"], c["change"], c["reason"], c["from_practice_id"],
+                   c["to_practice_id"]) for c in got), key=repr)
+    assert got == _expected_changes(rows)
+
+
+def test_members_whose_months_may_change_are_kept_for_the_comparison():
+    """The members set aside as unchanged are exactly those attributed to one practice in one row
+    per month, or never attributed; a member with two rows in one month and none in another, or
+    attributed every month but with a practice changing, is compared month by month."""
+    from allpayer.core.attribution import _persons_who_may_change
+
+    def member(person, months, practice="PA", attributed=True, member_id=None):
+        return [dict(program_id="t-2024", person_id=person, member_id=member_id or person, month=D(2024, m, 1),
+                     attributed=attributed, exclusion_reason=None if attributed else "death",
+                     practice_id=practice if attributed else None, npi=None, step="s") for m in months]
+
+    rows = (member("same", range(1, 13)) + member("never", [1, 5], attributed=False)
+            + member("gap", [m for m in range(1, 13) if m != 6])
+            + member("twice", range(1, 12)) + member("twice", [1], member_id="other")  # 12 rows, no December
+            + member("moves", range(1, 7)) + member("moves", range(7, 13), practice="PB"))
+    t = table(rows, _CHANGE_COLUMNS)
+    months = t.select("program_id", "month").distinct()
+    kept = sorted(r["person_id"] for r in run(_persons_who_may_change(t, months)))
+    assert kept == ["gap", "moves", "twice"]

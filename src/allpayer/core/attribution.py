@@ -1590,6 +1590,38 @@ def _payer_rows(
 # changes and reconciliation
 
 
+_MONTH_BITS = 62
+"""The most months of a program whose roster rows `_persons_who_may_change` checks as a bit set."""
+
+
+def _persons_who_may_change(t: ir.Table, months: ir.Table) -> ir.Table:
+    """(program_id, person_id) of the roster `t` except those with no change in any month: never
+    attributed in any row, or one attributed row in every month of the program (`months`: its
+    distinct months in `t`), all with the same practice. Most members are one or the other, so
+    the month-by-month comparison runs on the few others only. A program of more than
+    ``_MONTH_BITS`` months keeps everyone who is attributed in some month."""
+    span = months.group_by("program_id").aggregate(_first=months.month.min(), _nm=months.count())
+    k = t.join(span, "program_id")
+    offset = ((k.month.year() - k._first.year()) * 12 + k.month.month() - k._first.month()).cast("int64")
+    bit = ibis.ifelse(offset < _MONTH_BITS, ibis.literal(1, "int64") << offset, ibis.literal(-1, "int64"))
+    practice = k.practice_id.fill_null("")
+    per = k.group_by(["program_id", "person_id"]).aggregate(
+        _rows=k.count(),
+        _attributed=k.attributed.cast("int64").sum(),
+        _months=bit.bit_or(),
+        _nm=k._nm.max(),
+        _lo=practice.min(),
+        _hi=practice.max(),
+    )
+    # one row per month: as many rows as months, and every month present (bit set complete)
+    full = (ibis.literal(1, "int64") << ibis.least(per._nm, _MONTH_BITS)) - 1
+    every_month = (per._rows == per._nm) & (per._nm <= _MONTH_BITS) & (per._months == full)
+    stable = (per._attributed.fill_null(-1) == 0) | (
+        every_month & (per._attributed == per._rows) & (per._lo == per._hi)
+    )
+    return per.filter(~stable.fill_null(False)).select("program_id", "person_id")
+
+
 def attribution_changes(attribution: ir.Table) -> ir.Table:
     """Adds, drops and practice changes between consecutive months of each program's roster.
 
@@ -1601,6 +1633,7 @@ def attribution_changes(attribution: ir.Table) -> ir.Table:
     """
     t = attribution
     months = t.select("program_id", "month").distinct()
+    t = t.semi_join(_persons_who_may_change(t, months), ["program_id", "person_id"])
     people = t.select("program_id", "person_id").distinct()
     grid = people.join(months, "program_id")
     cur = t.select(
