@@ -23,3 +23,32 @@ def test_exit_code_from_a_command_is_returned():
         assert main(["_exit-seven"]) == 7
     finally:
         app.registered_commands[:] = [c for c in app.registered_commands if c.name != "_exit-seven"]
+
+
+def test_a_command_runs_with_fewer_garbage_collections():
+    """While a command runs, the collector's thresholds are the CLI's; afterwards (even after an
+    error) they are what they were, since the CLI also runs inside other programs and tests."""
+    import gc
+
+    import typer
+
+    from allpayer.cli import GC_THRESHOLDS, app
+
+    seen = []
+
+    @app.command("_thresholds", hidden=True)
+    def _thresholds(fail: bool = False) -> None:
+        seen.append(gc.get_threshold())
+        if fail:
+            raise typer.Exit(3)
+
+    before = gc.get_threshold()
+    assert before != GC_THRESHOLDS
+    try:
+        assert main(["_thresholds"]) == 0
+        assert gc.get_threshold() == before
+        assert main(["_thresholds", "--fail"]) == 3
+        assert gc.get_threshold() == before
+    finally:
+        app.registered_commands[:] = [c for c in app.registered_commands if c.name != "_thresholds"]
+    assert seen == [GC_THRESHOLDS, GC_THRESHOLDS]

@@ -7,6 +7,8 @@ with `--debug`.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import sys
 
@@ -70,12 +72,35 @@ def _is_usage_error(exc: Exception) -> bool:
     return hasattr(exc, "show") and hasattr(exc, "exit_code")
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""Python's garbage-collector thresholds while a command runs (the default is (700, 10, 10))."""
+
+
+@contextlib.contextmanager
+def _fewer_collections():
+    """Python's cyclic garbage collector runs less often while a command runs.
+
+    Building and compiling a stage's expressions allocates hundreds of thousands of small objects.
+    With the default thresholds the collector then traverses every object the process holds (the
+    expression graphs, the reference tables) dozens of times per command: 3-4 s of a
+    10,000-member `allpayer quality` (benchmarks/README.md, "Python's garbage collector"). Objects
+    are freed as before when their last reference goes; only reference cycles wait longer. The
+    previous thresholds come back when the command ends (the CLI also runs inside other programs)."""
+    previous = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the Typer app with one error boundary."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        rc = app(args=args, standalone_mode=False)
+        with _fewer_collections():
+            rc = app(args=args, standalone_mode=False)
         return rc if isinstance(rc, int) else 0
     except AllpayerError as exc:
         if debug:
