@@ -83,9 +83,10 @@ def _fewer_collections():
     Building and compiling a stage's expressions allocates hundreds of thousands of small objects.
     With the default thresholds the collector then traverses every object the process holds (the
     expression graphs, the reference tables) dozens of times per command: 3-4 s of a
-    10,000-member `allpayer quality` (benchmarks/README.md, "Python's garbage collector"). Objects
-    are freed as before when their last reference goes; only reference cycles wait longer. The
-    previous thresholds come back when the command ends (the CLI also runs inside other programs)."""
+    10,000-member `allpayer quality` (benchmarks/README.md, "Roster rows built narrow; bill types,
+    attribution changes and the garbage collector"). Objects are freed as before when their last
+    reference goes; only reference cycles wait longer. The previous thresholds come back when the
+    command ends (the CLI also runs inside other programs)."""
     previous = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
     try:
