@@ -1549,7 +1549,7 @@ def monthly_roster(
         _r_person_id=rows.person_id, _r_period_start=rows.period_start, month=rows.month, member_id=rows.member_id,
         eligible=rows.eligible, exclusion_reason=rows.exclusion_reason, attributed=rows.attributed,
     )
-    # each month row takes its decision's columns (one join, on the narrow rows' final count)
+    # each month row takes its decision's other columns in one join, once its exclusions are known
     rows = assigned.join(
         rows, [assigned.person_id.identical_to(rows._r_person_id), assigned.period_start == rows._r_period_start]
     )
