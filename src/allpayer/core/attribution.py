@@ -1304,8 +1304,10 @@ def _conditions(
     recorded = _eligibility_deaths(eligibility_months, store) if eligibility_months is not None else None
     if recorded is not None:
         deaths = deaths.union(recorded)
-    # only the program's people are looked up (the roster's are among them), not every member
-    people = pm.select(_d_person_id=pm.person_id)
+    # only the program's people are looked up (the roster's are among them), not every member;
+    # each once (the member months name a person once a month: a semi join's hash table built on
+    # those rows is ten times larger than on the people)
+    people = pm.select(_d_person_id=pm.person_id).distinct()
     deaths = deaths.semi_join(people, deaths.person_id == people._d_person_id)
     deaths = deaths.group_by("person_id").aggregate(dd_death_date=deaths.death_date.max())
     deaths = _stored(store, "deaths", deaths.rename(dd_person_id="person_id"))
