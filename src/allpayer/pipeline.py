@@ -369,12 +369,14 @@ def run_core(
     if rx is not None:
         summed.append(tcoc.summed_cost_lines(tcoc.cost_lines(None, rx)))
     lines = work_table("cost_lines", ibis.union(*summed, distinct=False))
-    mmc = tcoc.member_month_cost(lines, pm, scopes)
+    # The member months (and base-year months below) are one row per program, member, payer, plan
+    # and month as built (tests/core/test_programs.py), so the lines join them without a distinct.
+    mmc = tcoc.member_month_cost(lines, pm, scopes, unique_months=True)
     stage("tcoc_member_month", mmc)
     mmc = con.table("tcoc_member_month").filter(lambda t: t.performance_year == year)
     # Only this year's lines are joined to the program months: the table keeps this service year.
     in_year = lines.filter(lines.service_month.year() == year)
-    stage("tcoc_reconciliation", tcoc.cost_reconciliation(in_year, pm, scopes), "service_year")
+    stage("tcoc_reconciliation", tcoc.cost_reconciliation(in_year, pm, scopes, unique_months=True), "service_year")
 
     my = tcoc.member_year_cost(mmc)
     truncs = []
@@ -401,14 +403,15 @@ def run_core(
 
     events = tcoc.utilization_events(med, pm)
     stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
-    stage("leakage", tcoc.leakage(tcoc.leakage_lines(med, roster, pm, scopes), period="year"), "year")
+    stage("leakage", tcoc.leakage(tcoc.leakage_lines(med, roster, pm, scopes, unique_months=True), period="year"), "year")
     drop_work("claim_lines")  # the last stage that reads the netted lines (the rest read the cost lines)
 
     base_cost_all = None
     if base_parts:
         # The targets read the base months' cost on the FFS basis only (expected_cost's basis).
         base_cost_all = work_table("base_member_month_cost",
-                                   tcoc.member_month_cost(lines, base_all, scopes, amounts=("ffs_paid_cents",)))
+                                   tcoc.member_month_cost(lines, base_all, scopes, amounts=("ffs_paid_cents",),
+                                                          unique_months=True))
     drop_work("cost_lines")
     risk_programs = [p for p in progs if p.target.risk_adjustment.method == "cms_hcc"]
     for p in risk_programs:

@@ -235,6 +235,59 @@ def test_summed_cost_lines_give_the_same_member_months_and_reconciliation():
         assert rows(cost_reconciliation(summed, pm, scope), key=key) == rows(cost_reconciliation(lines, pm, scope), key=key)
 
 
+def test_unique_member_months_join_the_lines_as_they_are():
+    """The run passes `unique_months=True` for its member months: on months that are one row per
+    program, member, payer, plan and month the results are those of the default (which makes the
+    months distinct first); a repeated month is what the default guards against."""
+    lines, pm = _cost_case()
+    key = lambda r: (r["member_id"], r["month"])  # noqa: E731
+    rkey = lambda r: (str(r["program_id"]), r["disposition"], r["service_year"], r["payer"])  # noqa: E731
+    for scope in (None, {"prog": MEDICARE_PARTS_A_B}):
+        assert (rows(member_month_cost(lines, pm, scope, unique_months=True), key=key)
+                == rows(member_month_cost(lines, pm, scope), key=key))
+        assert (rows(cost_reconciliation(lines, pm, scope, unique_months=True), key=rkey)
+                == rows(cost_reconciliation(lines, pm, scope), key=rkey))
+    repeated = pm.union(pm, distinct=False)
+    once = rows(cost_reconciliation(lines, repeated, None), key=rkey)
+    assert once == rows(cost_reconciliation(lines, pm, None), key=rkey)
+    twice = rows(cost_reconciliation(lines, repeated, None, unique_months=True), key=rkey)
+    assert sum(r["claim_lines"] for r in twice) > sum(r["claim_lines"] for r in once)
+
+
+def test_program_months_are_unique_on_the_keys_the_cost_lines_join():
+    """What `unique_months=True` relies on in a run: overlapping spans in one plan, a member in
+    two plans of one program in the same month and two groups of one plan still give one program
+    month per program, member, payer, plan and month."""
+    from allpayer.core.member_months import eligibility_months
+    from allpayer.core.programs import program_months as tag_programs
+    from allpayer.terms import load_programs, programs_dir
+
+    programs = load_programs([programs_dir() / "vermont" / "2024"])
+    schema = {"person_id": "string", "member_id": "string", "payer": "string", "payer_type": "string",
+              "plan": "string", "group_id": "string", "gender": "string", "birth_date": "date",
+              "death_date": "date", "enrollment_start_date": "date", "enrollment_end_date": "date",
+              "aid_category": "string", "medicare_status_code": "string", "dual_status_code": "string",
+              "data_sharing_opt_out": "boolean"}
+    spans = [
+        ("P1", "M1", "medicaid", "vmng", None, D(2024, 1, 1), D(2024, 6, 30)),
+        ("P1", "M1", "medicaid", "vmng", None, D(2024, 3, 1), D(2024, 12, 31)),  # overlaps the first
+        ("P2", "M2", "mvp", "aso", "SOV", D(2024, 1, 1), D(2024, 12, 31)),
+        ("P2", "M2", "mvp", "aso", "ACME", D(2024, 1, 1), D(2024, 12, 31)),  # same plan, another group
+        ("P3", "M3", "medicare", "medicare_ffs", None, D(2024, 1, 1), D(2024, 12, 31)),
+        ("P3", "M3", "medicare", "medicare_ffs", None, D(2024, 1, 1), D(2024, 12, 31)),  # repeated
+    ]
+    elig = table([
+        dict(person_id=p, member_id=m, payer=payer, payer_type=payer if payer != "mvp" else "self_funded", plan=plan,
+             group_id=g, gender="female", birth_date=D(1950, 5, 5), enrollment_start_date=a, enrollment_end_date=b,
+             aid_category="adult", data_sharing_opt_out=False)
+        for p, m, payer, plan, g, a, b in spans
+    ], schema)
+    out = rows(tag_programs(eligibility_months(elig, D(2024, 1, 1), D(2024, 12, 31)), programs))
+    keys = [(r["program_id"], r["member_id"], r["payer"], r["plan"], r["month"]) for r in out]
+    assert keys and len(keys) == len(set(keys))
+    assert {r["member_id"] for r in out} >= {"M1", "M3"}
+
+
 def test_scope_by_program_with_defaults_and_categories_outside_the_list():
     lines, pm = _cost_case()
     pm2 = pm.union(pm.mutate(program_id=ibis.literal("other")), distinct=False)

@@ -366,6 +366,8 @@ def program_lines(
     lines: ir.Table,
     program_months: ir.Table,
     scope: TcocScope | Mapping[str, TcocScope] | None = None,
+    *,
+    unique_months: bool = False,
 ) -> ir.Table:
     """Cost lines with the program whose member month they fall in.
 
@@ -374,6 +376,12 @@ def program_lines(
     program month keep a NULL program_id. Adds ``program_id``, ``in_scope`` (category counted by the
     program's scope) and ``disposition``: ``in_program``, ``out_of_scope`` or
     ``outside_program_months``.
+
+    `unique_months`: the caller vouches that `program_months` has one row per (program_id,
+    member_id, payer, plan, month), as :func:`allpayer.core.programs.program_months` and
+    :func:`allpayer.core.targets.base_population_months` build them; the lines then join them as
+    they are. Otherwise those keys are made distinct first (a repeated member month would count
+    its lines twice), which at state scale is a grouping of millions of rows.
     """
     pm = program_months.select(
         _pm_program_id=program_months.program_id,
@@ -381,7 +389,9 @@ def program_lines(
         _pm_payer=program_months.payer,
         _pm_plan=program_months.plan,
         _pm_month=program_months.month,
-    ).distinct()
+    )
+    if not unique_months:
+        pm = pm.distinct()
     j = lines.left_join(
         pm,
         [
@@ -454,6 +464,7 @@ def member_month_cost(
     scope: TcocScope | Mapping[str, TcocScope] | None = None,
     *,
     amounts: Sequence[str] = MEMBER_MONTH_AMOUNTS,
+    unique_months: bool = False,
 ) -> ir.Table:
     """Cost of each program member month, in total and by TCOC category.
 
@@ -462,6 +473,7 @@ def member_month_cost(
     :class:`TcocScope` for all programs, or one per program id (others: all services).
     `amounts`: the columns of ``MEMBER_MONTH_AMOUNTS`` to compute (default all), e.g. only the
     cost basis that a target reads: each sum is a large share of the query.
+    `unique_months`: as :func:`program_lines`.
 
     Grain: (program_id, member_id, month): every program member month, with zero cost when it has
     no claims. Columns: the program-month columns, ``year``, ``claim_lines``, ``allowed_cents``,
@@ -471,7 +483,7 @@ def member_month_cost(
     unknown = [c for c in amounts if c not in MEMBER_MONTH_AMOUNTS]
     if unknown or not amounts:
         raise ValueError(f"unknown member-month amounts {unknown}: expected some of {', '.join(MEMBER_MONTH_AMOUNTS)}")
-    pl = program_lines(lines, program_months, scope)
+    pl = program_lines(lines, program_months, scope, unique_months=unique_months)
     pl = pl.filter(pl.in_scope)
     costs = pl.group_by(
         _c_program_id=pl.program_id, _c_member_id=pl.member_id, _c_payer=pl.payer, _c_plan=pl.plan,
@@ -497,6 +509,8 @@ def cost_reconciliation(
     lines: ir.Table,
     program_months: ir.Table,
     scope: TcocScope | Mapping[str, TcocScope] | None = None,
+    *,
+    unique_months: bool = False,
 ) -> ir.Table:
     """Where every cost line went: into a program's TCOC, out of its scope, or outside any program
     member month (e.g. claims in months the member was not in a program).
@@ -505,8 +519,9 @@ def cost_reconciliation(
     program months. Columns: ``claim_lines``, ``allowed_cents``, ``paid_cents``,
     ``shadow_priced_cents``, ``excluded_payment_cents``, ``ffs_paid_cents``. Summed over
     dispositions the amounts equal the input lines' amounts (a line counts once per program).
+    `unique_months`: as :func:`program_lines`.
     """
-    pl = program_lines(lines, program_months, scope)
+    pl = program_lines(lines, program_months, scope, unique_months=unique_months)
     return pl.group_by(
         payer=pl.payer,
         service_year=pl.service_month.year().cast("int32"),
@@ -1288,7 +1303,8 @@ def participation_periods(provider_roster: ir.Table) -> ir.Table:
 
 
 def leakage_lines(medical_lines: ir.Table, provider_roster: ir.Table, program_months: ir.Table,
-                  scope: TcocScope | Mapping[str, TcocScope] | None = None) -> ir.Table:
+                  scope: TcocScope | Mapping[str, TcocScope] | None = None, *,
+                  unique_months: bool = False) -> ir.Table:
     """Each in-program medical line, marked in or out of network.
 
     A line is in network when, on its service date and for its payer, the provider roster has a
@@ -1296,6 +1312,7 @@ def leakage_lines(medical_lines: ir.Table, provider_roster: ir.Table, program_mo
     its billing TIN (tested in that order: ``matched_by`` names the first that matched).
     Grain: (claim_id, claim_line_number, program_id). Columns: program_id, member_id, month,
     tcoc_category, allowed_cents, matched_by (NULL: out of network), out_of_network.
+    `unique_months`: as :func:`program_lines`.
     """
     m = medical_lines
     none = ibis.null("string")
@@ -1313,7 +1330,7 @@ def leakage_lines(medical_lines: ir.Table, provider_roster: ir.Table, program_mo
         facility_npi=m.facility_npi if "facility_npi" in m.columns else none,
         billing_tin=m.billing_tin if "billing_tin" in m.columns else none,
     )
-    pl = program_lines(lines, program_months, scope)
+    pl = program_lines(lines, program_months, scope, unique_months=unique_months)
     pl = pl.filter(pl.in_scope)
     periods = participation_periods(provider_roster)
     # Each identifier is tested in order with a left join to its kind's periods: they do not
