@@ -370,7 +370,7 @@ def run_core(
         summed.append(tcoc.summed_cost_lines(tcoc.cost_lines(None, rx)))
     lines = work_table("cost_lines", ibis.union(*summed, distinct=False))
     # The member months (and base-year months below) are one row per program, member, payer, plan
-    # and month as built (tests/core/test_programs.py), so the lines join them without a distinct.
+    # and month as built (tests/core/test_tcoc.py checks it), so the lines join them without a distinct.
     mmc = tcoc.member_month_cost(lines, pm, scopes, unique_months=True)
     stage("tcoc_member_month", mmc)
     mmc = con.table("tcoc_member_month").filter(lambda t: t.performance_year == year)
