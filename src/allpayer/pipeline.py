@@ -401,7 +401,7 @@ def run_core(
     comp = tcoc.completion(pay, valuation_date(paid_through))
     stage("completion_factors", comp.factors.mutate(performance_year=ibis.literal(year, "int32")))
 
-    events = tcoc.utilization_events(med, pm)
+    events = tcoc.utilization_events(med, pm, unique_months=True)
     stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
     stage("leakage", tcoc.leakage(tcoc.leakage_lines(med, roster, pm, scopes, unique_months=True), period="year"), "year")
     drop_work("claim_lines")  # the last stage that reads the netted lines (the rest read the cost lines)

@@ -562,6 +562,9 @@ def test_admissions_readmissions_and_ed_visits():
     ]
     ed = [(r["event_date"], r["claims"]) for r in ev if r["event"] == "ed_visit"]
     assert ed == [(D(2024, 2, 14), 2), (D(2024, 3, 1), 1)]
+    # the run's member months are unique on the join keys: the same events without the distinct
+    key = lambda r: (r["event"], r["person_id"], r["event_date"], r["claims"])  # noqa: E731
+    assert rows(utilization_events(lines, pm, unique_months=True), key=key) == sorted(ev, key=key)
 
 
 def test_utilization_rates_per_thousand_member_years():

@@ -1095,10 +1095,12 @@ def inpatient_stays(medical_lines: ir.Table) -> ir.Table:
     )
 
 
-def _program_join(events: ir.Table, program_months: ir.Table, date_col: str) -> ir.Table:
+def _program_join(events: ir.Table, program_months: ir.Table, date_col: str, unique_months: bool = False) -> ir.Table:
     pm = program_months.select(
         _p_program_id="program_id", _p_member_id="member_id", _p_payer="payer", _p_plan="plan", _p_month="month"
-    ).distinct()
+    )
+    if not unique_months:  # see program_lines
+        pm = pm.distinct()
     month = _month_of(events[date_col])
     j = events.join(pm, [events.member_id == pm._p_member_id, events.payer == pm._p_payer,
                          events.plan == pm._p_plan, month == pm._p_month])
@@ -1120,6 +1122,7 @@ def utilization_events(
     readmission_days: int = 30,
     planned_admit_types: Sequence[str] = PLANNED_ADMIT_TYPES,
     transfer_dispositions: Sequence[str] = TRANSFER_DISPOSITIONS,
+    unique_months: bool = False,
 ) -> ir.Table:
     """Utilization events of program members, one row each, with the rule that made it.
 
@@ -1133,9 +1136,10 @@ def utilization_events(
 
     An event counts for the program whose member month (member_id, payer, plan, month of the event)
     it falls in. Grain: (program_id, member_id, event, event_date). Columns: ``EVENT_SCHEMA``.
+    `unique_months`: as :func:`program_lines`.
     """
     stays = inpatient_stays(medical_lines)
-    adm = _program_join(stays, program_months, "admission_date")
+    adm = _program_join(stays, program_months, "admission_date", unique_months)
     admissions = adm.select(
         "program_id", "member_id", "person_id", "month",
         event=ibis.literal("admission"), event_date=adm.admission_date, claim_id=adm.first_claim_id,
@@ -1160,7 +1164,7 @@ def utilization_events(
     readm = pairs.group_by(
         "person_id", "admission_date", "member_id", "payer", "plan", "first_claim_id", "claims"
     ).aggregate(prior_discharge_date=pairs._i_discharge.max())
-    readm = _program_join(readm, program_months, "admission_date")
+    readm = _program_join(readm, program_months, "admission_date", unique_months)
     readmissions = readm.select(
         "program_id", "member_id", "person_id", "month",
         event=ibis.literal("readmission"), event_date=readm.admission_date, claim_id=readm.first_claim_id,
@@ -1179,7 +1183,7 @@ def utilization_events(
     visits = ed_claims.group_by("person_id", "member_id", "payer", "plan", "service_date").aggregate(
         claim_id=ed_claims.claim_id.min(), claims=ed_claims.count()
     )
-    visits = _program_join(visits, program_months, "service_date")
+    visits = _program_join(visits, program_months, "service_date", unique_months)
     ed = visits.select(
         "program_id", "member_id", "person_id", "month",
         event=ibis.literal("ed_visit"), event_date=visits.service_date, claim_id=visits.claim_id,
