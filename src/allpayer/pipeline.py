@@ -370,13 +370,15 @@ def run_core(
         summed.append(tcoc.summed_cost_lines(tcoc.cost_lines(None, rx)))
     lines = work_table("cost_lines", ibis.union(*summed, distinct=False))
     # The member months (and base-year months below) are one row per program, member, payer, plan
-    # and month as built (tests/core/test_tcoc.py checks it), so the lines join them without a distinct.
+    # and month as built (tests/core/test_tcoc.py checks it), so the lines join them without a
+    # distinct.
     mmc = tcoc.member_month_cost(lines, pm, scopes, unique_months=True)
     stage("tcoc_member_month", mmc)
     mmc = con.table("tcoc_member_month").filter(lambda t: t.performance_year == year)
     # Only this year's lines are joined to the program months: the table keeps this service year.
     in_year = lines.filter(lines.service_month.year() == year)
-    stage("tcoc_reconciliation", tcoc.cost_reconciliation(in_year, pm, scopes, unique_months=True), "service_year")
+    stage("tcoc_reconciliation", tcoc.cost_reconciliation(in_year, pm, scopes, unique_months=True),
+          "service_year")
 
     my = tcoc.member_year_cost(mmc)
     truncs = []
@@ -403,7 +405,8 @@ def run_core(
 
     events = tcoc.utilization_events(med, pm, unique_months=True)
     stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
-    stage("leakage", tcoc.leakage(tcoc.leakage_lines(med, roster, pm, scopes, unique_months=True), period="year"), "year")
+    leak = tcoc.leakage_lines(med, roster, pm, scopes, unique_months=True)
+    stage("leakage", tcoc.leakage(leak, period="year"), "year")
     drop_work("claim_lines")  # the last stage that reads the netted lines (the rest read the cost lines)
 
     base_cost_all = None

@@ -255,9 +255,9 @@ def test_unique_member_months_join_the_lines_as_they_are():
 
 
 def test_program_months_are_unique_on_the_keys_the_cost_lines_join():
-    """What `unique_months=True` relies on in a run: overlapping spans in one plan, a member in
-    two plans of one program in the same month and two groups of one plan still give one program
-    month per program, member, payer, plan and month."""
+    """What `unique_months=True` relies on in a run: overlapping spans in one plan, two groups of
+    one plan and a repeated span still give one program month per program, member, payer, plan
+    and month."""
     from allpayer.core.member_months import eligibility_months
     from allpayer.core.programs import program_months as tag_programs
     from allpayer.terms import load_programs, programs_dir

@@ -1095,7 +1095,8 @@ def inpatient_stays(medical_lines: ir.Table) -> ir.Table:
     )
 
 
-def _program_join(events: ir.Table, program_months: ir.Table, date_col: str, unique_months: bool = False) -> ir.Table:
+def _program_join(events: ir.Table, program_months: ir.Table, date_col: str,
+                  unique_months: bool = False) -> ir.Table:
     pm = program_months.select(
         _p_program_id="program_id", _p_member_id="member_id", _p_payer="payer", _p_plan="plan", _p_month="month"
     )
