@@ -362,6 +362,17 @@ def _scope_test(t: ir.Table, scope: TcocScope | Mapping[str, TcocScope] | None) 
     return categories.contains("|" + t.tcoc_category + "|")
 
 
+PROGRAM_MONTH_KEYS: tuple[str, ...] = ("program_id", "member_id", "payer", "plan", "month")
+"""What ties a claim line or an event to a program member month (with its service month)."""
+
+
+def _program_month_keys(program_months: ir.Table, prefix: str, unique_months: bool) -> ir.Table:
+    """`PROGRAM_MONTH_KEYS` of `program_months`, each named `prefix` + key, made distinct unless the
+    caller vouches that they are unique already (`unique_months`: see :func:`program_lines`)."""
+    pm = program_months.select(**{prefix + k: k for k in PROGRAM_MONTH_KEYS})
+    return pm if unique_months else pm.distinct()
+
+
 def program_lines(
     lines: ir.Table,
     program_months: ir.Table,
@@ -383,15 +394,7 @@ def program_lines(
     they are. Otherwise those keys are made distinct first (a repeated member month would count
     its lines twice), which at state scale is a grouping of millions of rows.
     """
-    pm = program_months.select(
-        _pm_program_id=program_months.program_id,
-        _pm_member_id=program_months.member_id,
-        _pm_payer=program_months.payer,
-        _pm_plan=program_months.plan,
-        _pm_month=program_months.month,
-    )
-    if not unique_months:
-        pm = pm.distinct()
+    pm = _program_month_keys(program_months, "_pm_", unique_months)
     j = lines.left_join(
         pm,
         [
@@ -1097,11 +1100,7 @@ def inpatient_stays(medical_lines: ir.Table) -> ir.Table:
 
 def _program_join(events: ir.Table, program_months: ir.Table, date_col: str,
                   unique_months: bool = False) -> ir.Table:
-    pm = program_months.select(
-        _p_program_id="program_id", _p_member_id="member_id", _p_payer="payer", _p_plan="plan", _p_month="month"
-    )
-    if not unique_months:  # see program_lines
-        pm = pm.distinct()
+    pm = _program_month_keys(program_months, "_p_", unique_months)
     month = _month_of(events[date_col])
     j = events.join(pm, [events.member_id == pm._p_member_id, events.payer == pm._p_payer,
                          events.plan == pm._p_plan, month == pm._p_month])
