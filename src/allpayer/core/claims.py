@@ -32,27 +32,51 @@ def cents(amount: ir.NumericValue) -> ir.IntegerValue:
     return (amount.cast("decimal(18, 2)") * 100).cast("int64")
 
 
-def service_category(t: ir.Table) -> ir.StringValue:
-    """Classify a medical claim line (see the module docstring for the rules)."""
+def _category_facts(t: ir.Table) -> dict[str, ir.Value]:
+    """What the service-category rules test of a medical claim row: institutional or not, the
+    facility type (the first two significant digits of the bill type: bill types are 3 digits,
+    or 4 with a leading zero) and whether the row is an emergency department service."""
     bill = t.bill_type_code.fill_null("")
-    # Bill types are 3 digits, or 4 with a leading zero: the facility type is the first two
-    # significant digits.
-    bill3 = ibis.ifelse(bill.length() == 4, bill.substr(1, 3), bill)
-    fac = bill3.substr(0, 2)
     rev = t.revenue_center_code.fill_null("")
     pos = t.place_of_service_code.fill_null("")
     hcpcs = t.hcpcs_code.fill_null("")
-    is_ed = rev.startswith("045") | (pos == "23") | hcpcs.isin(ED_HCPCS)
+    return {
+        "institutional": t.claim_type == "institutional",
+        "facility": ibis.ifelse(bill.length() == 4, bill.substr(1, 2), bill.substr(0, 2)),
+        "ed": rev.startswith("045") | (pos == "23") | hcpcs.isin(ED_HCPCS),
+        "dme": t.claim_type == "dme",
+    }
+
+
+def _category_rules(institutional, facility, ed, dme) -> ir.StringValue:
     return ibis.cases(
-        ((t.claim_type == "institutional") & fac.isin(["11", "12"]), "inpatient"),
-        ((t.claim_type == "institutional") & fac.isin(["21", "22"]), "snf"),
-        ((t.claim_type == "institutional") & fac.isin(["32", "33", "34"]), "home_health"),
-        ((t.claim_type == "institutional") & fac.isin(["81", "82"]), "hospice"),
-        (is_ed, "ed"),
-        (t.claim_type == "institutional", "outpatient"),
-        (t.claim_type == "dme", "dme"),
+        (institutional & facility.isin(["11", "12"]), "inpatient"),
+        (institutional & facility.isin(["21", "22"]), "snf"),
+        (institutional & facility.isin(["32", "33", "34"]), "home_health"),
+        (institutional & facility.isin(["81", "82"]), "hospice"),
+        (ed, "ed"),
+        (institutional, "outpatient"),
+        (dme, "dme"),
         else_="professional",
     )
+
+
+def service_category(t: ir.Table) -> ir.StringValue:
+    """Classify a medical claim line (see the module docstring for the rules). For a whole table
+    of lines `with_service_category` computes the same column at half the cost."""
+    return _category_rules(**_category_facts(t))
+
+
+def with_service_category(t: ir.Table) -> ir.Table:
+    """`t` with its ``service_category`` column (`service_category`'s rules).
+
+    The facts the rules test are computed first, in a projection of their own: DuckDB evaluates
+    an expression at every place it occurs in a CASE, and the rules test the facility type four
+    times (at 650,000 members, 24 million lines: 1.3 against 2.6 CPU s). The projection is a
+    view, as Ibis would otherwise merge it into the next one and repeat the facts' expressions."""
+    facts = {f"_sc_{k}": v for k, v in _category_facts(t).items()}
+    f = t.mutate(**facts).view()
+    return f.mutate(service_category=_category_rules(*(f[k] for k in facts))).drop(*facts)
 
 
 DIAGNOSIS_COLUMNS: tuple[str, ...] = tuple(f"diagnosis_code_{i}" for i in range(1, 26))
@@ -188,11 +212,10 @@ def medical_claim_lines(medical_claim: ir.Table, paid_through: dt.date | None = 
     """
     lines = _net_cents(claims_as_of(medical_claim, paid_through), sums)
     service_date = lines.claim_line_start_date.fill_null(lines.claim_start_date)
-    return lines.mutate(
+    return with_service_category(lines.mutate(
         service_date=service_date,
         service_month=ibis.date(service_date.year(), service_date.month(), 1),
-        service_category=service_category(lines),
-    )
+    ))
 
 
 def pharmacy_claim_lines(pharmacy_claim: ir.Table, paid_through: dt.date | None = None) -> ir.Table:
