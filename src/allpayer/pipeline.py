@@ -374,24 +374,24 @@ def run_core(
           _or_empty(recs, RECONCILE_SCHEMA).mutate(performance_year=ibis.literal(year, "int32")))
 
     scopes = {p.program_id: tcoc.scope_for(p.kind) for p in progs}
-    # The cost lines as the TCOC tables read them: summed per member, payer, plan, month and TCOC
-    # category (the claim and line ids, dates and categories of service that no stage reads are
-    # not stored, and the stages' joins to the program months read fewer rows).
-    # Medical and pharmacy lines are summed apart: two smaller groupings cost less than one (at
-    # 650,000 members 19 million rows from 35 million lines), and the readers sum these rows again,
-    # so a key that both sources had would still be counted once.
-    summed = [tcoc.summed_cost_lines(tcoc.cost_lines(med))]
-    if rx is not None:
-        summed.append(tcoc.summed_cost_lines(tcoc.cost_lines(None, rx)))
-    lines = work_table("cost_lines", ibis.union(*summed, distinct=False))
-    # The member months (and base-year months below) are one row per program, member, payer, plan
-    # and month as built (tests/core/test_tcoc.py checks it), so the lines join them without a
-    # distinct.
-    mmc = tcoc.member_month_cost(lines, pm, scopes, unique_months=True)
+    # The cost lines as the TCOC tables read them, medical and pharmacy. They are not stored: each
+    # stage reads the lines of its own dates (the performance year, the base years), so the run
+    # nets and classifies each line about once, where storing them (summed per member, payer,
+    # plan, month and category) meant grouping every line of the claims span first (at 650,000
+    # members 35 million lines, 13-15 s).
+
+    def cost_lines_between(first: dt.date, last: dt.date) -> ir.Table:
+        parts = [tcoc.cost_lines(_served_between(med, first, last))]
+        if rx is not None:
+            parts.append(tcoc.cost_lines(None, _served_between(rx, first, last)))
+        return ibis.union(*parts, distinct=False)
+
+    # (the program months lie in the performance year, up to `end`: see `programs_for_year`)
+    mmc = tcoc.member_month_cost(cost_lines_between(start, end), pm, scopes, unique_months=True)
     stage("tcoc_member_month", mmc)
     mmc = con.table("tcoc_member_month").filter(lambda t: t.performance_year == year)
     # Only this year's lines are joined to the program months: the table keeps this service year.
-    in_year = lines.filter(lines.service_month.year() == year)
+    in_year = cost_lines_between(dt.date(year, 1, 1), dt.date(year, 12, 31))
     stage("tcoc_reconciliation", tcoc.cost_reconciliation(in_year, pm, scopes, unique_months=True),
           "service_year")
 
@@ -422,20 +422,20 @@ def run_core(
     stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
     # Leakage joins its lines to the year's program months (a program's effective period lies in
     # its performance year), so only the year's lines are classified and joined.
-    med_in_year = med.filter((med.service_date >= ibis.literal(start)) & (med.service_date <= ibis.literal(end)))
-    leak = tcoc.leakage_lines(med_in_year, roster, pm, scopes, unique_months=True)
+    leak = tcoc.leakage_lines(_served_between(med, start, end), roster, pm, scopes, unique_months=True)
     stage("leakage", tcoc.leakage(leak, period="year"), "year")
-    if not is_duckdb(con):
-        drop_work("claim_lines")
-    drop_work("claim_sums")  # the last stage that reads the netted lines (the rest read the cost lines)
 
     base_cost_all = None
     if base_parts:
         # The targets read the base months' cost on the FFS basis only (expected_cost's basis).
+        base_years = sorted({b.year for p in progs if p.target.method == "trended_base" for b in p.target.base_years})
+        base_lines = cost_lines_between(dt.date(base_years[0], 1, 1), dt.date(base_years[-1], 12, 31))
         base_cost_all = work_table("base_member_month_cost",
-                                   tcoc.member_month_cost(lines, base_all, scopes, amounts=("ffs_paid_cents",),
+                                   tcoc.member_month_cost(base_lines, base_all, scopes, amounts=("ffs_paid_cents",),
                                                           unique_months=True))
-    drop_work("cost_lines")
+    if not is_duckdb(con):
+        drop_work("claim_lines")
+    drop_work("claim_sums")  # the base-year cost is the last stage that reads the netted lines
     risk_programs = [p for p in progs if p.target.risk_adjustment.method == "cms_hcc"]
     for p in risk_programs:
         if p.target.method != "trended_base":
@@ -498,7 +498,7 @@ _UNREAD_LINE_COLUMNS = frozenset((
 SHARED_ATTRIBUTION_STEPS = frozenset(("service_lines", "services", "coverage_months", "eligibility_deaths"))
 """The attribution steps stored on DuckDB (the others stay inside each program's one query):
 those that programs share, so that each is computed once."""
-WORK_TABLES = ("eligibility_months", "claim_sums", "claim_lines", "cost_lines", "base_months", "base_member_month_cost",
+WORK_TABLES = ("eligibility_months", "claim_sums", "claim_lines", "base_months", "base_member_month_cost",
                "risk_diagnoses")
 
 
@@ -569,6 +569,13 @@ class WorkTables:
             self.con.drop_table(table, force=True)
         self.names.clear()
         self._by_key.clear()
+
+
+def _served_between(lines: ir.Table, first: dt.date, last: dt.date) -> ir.Table:
+    """The netted lines (medical or pharmacy) with a service date from `first` to `last`. The
+    filter reaches the scan of the loaded rows, so a stage that reads some years of the claims
+    nets and classifies only those years' lines."""
+    return lines.filter((lines.service_date >= ibis.literal(first)) & (lines.service_date <= ibis.literal(last)))
 
 
 def _programs_with_rows(table: ir.Table | None, programs: Sequence[ProgramTerms]) -> set[str]:
