@@ -319,7 +319,7 @@ def run_core(
     # The netted claim lines. The lines delivered in several rows (2% of them) are summed once,
     # into a working table. On DuckDB each stage then nets the loaded rows it reads against those
     # sums: that costs less than writing the 24 million netted lines of a state once and reading
-    # them back (at 650,000 members the lines' table took 11-13 s to write, and beside it the
+    # them back (at 650,000 members the lines' table took 11-14 s to write, and beside it the
     # other stages had less memory). Spark stores the netted lines as one working table, as it
     # would otherwise plan the netting again in every stage. The core stages read no diagnosis or
     # procedure code of a netted line (risk scoring reads the claims as loaded), nor its
@@ -375,10 +375,9 @@ def run_core(
 
     scopes = {p.program_id: tcoc.scope_for(p.kind) for p in progs}
     # The cost lines as the TCOC tables read them, medical and pharmacy. They are not stored: each
-    # stage reads the lines of its own dates (the performance year, the base years), so the run
-    # nets and classifies each line about once, where storing them (summed per member, payer,
-    # plan, month and category) meant grouping every line of the claims span first (at 650,000
-    # members 35 million lines, 13-15 s).
+    # stage nets and classifies only the lines of its own dates (the performance year, the base
+    # years), where storing them (summed per member, payer, plan, month and category) meant
+    # grouping every line of the claims span first (at 650,000 members 35 million lines, 13-14 s).
 
     def cost_lines_between(first: dt.date, last: dt.date) -> ir.Table:
         parts = [tcoc.cost_lines(_served_between(med, first, last))]
