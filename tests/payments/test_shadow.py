@@ -135,11 +135,13 @@ def test_shadow_claims_are_in_scope_fpp_lines_of_attributed_members_priced_at_al
 
 def test_the_cached_claim_lines_keep_what_the_fpp_stages_read_and_only_that():
     """medicaid 2024: scope institutional/professional x inpatient/outpatient/ed/professional,
-    payment model fpp, hospital shares from 2023. A line is kept when it is medicaid's, in scope,
-    and either of 2023 (any arrangement: the shares read allowed amounts of all of them) or of
-    2024 under the fpp model (a possible shadow claim)."""
+    payment model fpp, hospital shares from 2023. A line is kept when it is medicaid's, of a claim
+    type in scope, and either of 2023 (any arrangement: the shares read allowed amounts of all of
+    them) or of 2024 under the fpp model (a possible shadow claim). The scope's service categories
+    are tested by the readers (`fpp.in_scope`), not by the cache: what they read is the same."""
     import datetime as dt
 
+    from allpayer.payments.fpp import in_scope
     from allpayer.payments.run import _read_by_fpp
 
     schema = {"id": "string", "payer": "string", "service_date": "date", "claim_type": "string",
@@ -151,7 +153,7 @@ def test_the_cached_claim_lines_keep_what_the_fpp_stages_read_and_only_that():
         {"id": "hist-null-arrangement", "payer": "medicaid", "service_date": d23, "claim_type": "professional",
          "service_category": "professional", "payment_arrangement": None},                      # kept: share history
         {"id": "hist-out-of-scope", "payer": "medicaid", "service_date": d23, "claim_type": "institutional",
-         "service_category": "snf", "payment_arrangement": "fpp"},                               # dropped: category
+         "service_category": "snf", "payment_arrangement": "fpp"},                               # kept; readers drop it
         {"id": "perf-fpp", "payer": "medicaid", "service_date": d24, "claim_type": "institutional",
          "service_category": "outpatient", "payment_arrangement": "fpp"},                        # kept: shadow claim
         {"id": "perf-ffs", "payer": "medicaid", "service_date": d24, "claim_type": "institutional",
@@ -163,5 +165,8 @@ def test_the_cached_claim_lines_keep_what_the_fpp_stages_read_and_only_that():
         {"id": "old-year", "payer": "medicaid", "service_date": dt.date(2022, 5, 2), "claim_type": "institutional",
          "service_category": "inpatient", "payment_arrangement": "fpp"},                         # dropped: 2022
     ], schema)
-    kept = rows(lines.filter(_read_by_fpp(lines, [program()], 2024)).select("id"), key=lambda r: r["id"])
-    assert [r["id"] for r in kept] == ["hist-ffs", "hist-null-arrangement", "perf-fpp"]
+    cached = lines.filter(_read_by_fpp(lines, [program()], 2024))
+    kept = rows(cached.select("id"), key=lambda r: r["id"])
+    assert [r["id"] for r in kept] == ["hist-ffs", "hist-null-arrangement", "hist-out-of-scope", "perf-fpp"]
+    read = rows(cached.filter(in_scope(cached, program())).select("id"), key=lambda r: r["id"])
+    assert [r["id"] for r in read] == ["hist-ffs", "hist-null-arrangement", "perf-fpp"]

@@ -306,10 +306,13 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
 
 
 def _read_by_fpp(lines: ir.Table, fpp_programs: Sequence, year: int) -> ir.BooleanValue:
-    """The netted lines an FPP stage reads: for some FPP program, its payer's in-scope lines of
-    its history years (hospital shares) or of the performance year under its payment models
-    (shadow claims). Every reader filters on at least this, so dropping the other lines before
-    caching changes no result; it keeps the cached table (the run's largest) to what is used."""
+    """The netted lines an FPP stage reads: for some FPP program, its payer's lines of the scope's
+    claim types in its history years (hospital shares) or in the performance year under its
+    payment models (shadow claims). Every reader filters on at least this, so dropping the other
+    lines before caching changes no result; it keeps the cached table (the run's largest) to what
+    is used. The scope's service categories are left to the readers (`fpp.in_scope`): tested
+    here, DuckDB classified every line of the claims before the dates and payment models left a
+    third of them (10.3 against 7.2 CPU s at 650,000 members), and they drop few lines."""
     out = ibis.literal(False)
     for p in fpp_programs:
         f = p.payments.fpp
@@ -317,7 +320,7 @@ def _read_by_fpp(lines: ir.Table, fpp_programs: Sequence, year: int) -> ir.Boole
         used = (lines.service_date.year() == year) & lines.payment_arrangement.isin(list(f.scope.payment_models))
         if hist:
             used = lines.service_date.year().isin(hist) | used
-        out = out | ((lines.payer == p.payer) & fpp_mod.in_scope(lines, p) & used)
+        out = out | ((lines.payer == p.payer) & lines.claim_type.isin(list(f.scope.claim_types)) & used)
     return out
 
 
