@@ -133,7 +133,7 @@ def test_shadow_claims_are_in_scope_fpp_lines_of_attributed_members_priced_at_al
         ("org-a", 1, 1000_00, 0, "allowed"), ("unmatched", 1, 50_00, 0, "allowed")]
 
 
-def test_the_cached_claim_lines_keep_what_the_fpp_stages_read_and_only_that():
+def test_the_cached_claim_lines_keep_what_the_fpp_stages_read():
     """medicaid 2024: scope institutional/professional x inpatient/outpatient/ed/professional,
     payment model fpp, hospital shares from 2023. A line is kept when it is medicaid's, of a claim
     type in scope, and either of 2023 (any arrangement: the shares read allowed amounts of all of

@@ -312,7 +312,7 @@ def _read_by_fpp(lines: ir.Table, fpp_programs: Sequence, year: int) -> ir.Boole
     lines before caching changes no result; it keeps the cached table (the run's largest) to what
     is used. The scope's service categories are left to the readers (`fpp.in_scope`): tested
     here, DuckDB classified every line of the claims before the dates and payment models left a
-    third of them (10.3 against 7.2 CPU s at 650,000 members), and they drop few lines."""
+    third of them (10.3 against 8.1-8.4 CPU s at 650,000 members), and they drop few lines."""
     out = ibis.literal(False)
     for p in fpp_programs:
         f = p.payments.fpp
