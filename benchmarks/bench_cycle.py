@@ -350,8 +350,11 @@ def render(rows: list[dict], env: dict, md: Path, svg: Path) -> None:
                              f"R^2 = {r2:.4f}; at 650,000 members this line gives {a + b * 650_000:.0f} s "
                              f"(goal {GOAL_SECONDS} s wall).")
                 lines.append("")
-    lines.append("With two sizes the line passes through both points (R^2 = 1 says nothing); wall seconds are "
-                 "comparable across sizes only at similar load averages, CPU seconds are the steadier measure.")
+    sizes = {backend: len([r for r in totals(rows) if r["backend"] == backend]) for backend in {r["backend"] for r in totals(rows)}}
+    if 2 in sizes.values():
+        lines.append("With two sizes the line passes through both points (R^2 = 1 says nothing).")
+    lines.append("Wall seconds are comparable across sizes only at similar load averages; CPU seconds are the "
+                 "steadier measure.")
     lines.append("")
     lines += ["## Stages", ""]
     for key in sorted({(r["members"], r["backend"]) for r in rows}):
