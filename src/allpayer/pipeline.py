@@ -290,8 +290,8 @@ def run_core(
     # table): the risk ratios and the targets read them instead of deriving them again. Written
     # now, while the eligibility months it scans five times are still in memory (the claim lines
     # written next do not fit beside them at state scale, and DuckDB moves older blocks to disk).
-    base_parts = [targets_mod.base_population_months(all_months, p, performance_months=pm)
-                  for p in progs if p.target.method == "trended_base"]
+    trended = [p for p in progs if p.target.method == "trended_base"]
+    base_parts = [targets_mod.base_population_months(all_months, p, performance_months=pm) for p in trended]
     base_all = work_table("base_months", union_aligned(base_parts)) if base_parts else None
 
     work = WorkTables(con)
@@ -390,7 +390,7 @@ def run_core(
     stage("tcoc_member_month", mmc)
     mmc = con.table("tcoc_member_month").filter(lambda t: t.performance_year == year)
     # Only this year's lines are joined to the program months: the table keeps this service year.
-    in_year = cost_lines_between(dt.date(year, 1, 1), dt.date(year, 12, 31))
+    in_year = cost_lines_between(start, dt.date(year, 12, 31))
     stage("tcoc_reconciliation", tcoc.cost_reconciliation(in_year, pm, scopes, unique_months=True),
           "service_year")
 
@@ -427,7 +427,7 @@ def run_core(
     base_cost_all = None
     if base_parts:
         # The targets read the base months' cost on the FFS basis only (expected_cost's basis).
-        base_years = sorted({b.year for p in progs if p.target.method == "trended_base" for b in p.target.base_years})
+        base_years = sorted({b.year for p in trended for b in p.target.base_years})
         base_lines = cost_lines_between(dt.date(base_years[0], 1, 1), dt.date(base_years[-1], 12, 31))
         base_cost_all = work_table("base_member_month_cost",
                                    tcoc.member_month_cost(base_lines, base_all, scopes, amounts=("ffs_paid_cents",),
