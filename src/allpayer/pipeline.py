@@ -286,13 +286,13 @@ def run_core(
     pm = program_months(all_months, progs, employer_group)
     stage("member_months", pm)
     pm = con.table("member_months").filter(lambda t: t.performance_year == year)
-    # Base-year member months, for every trended_base program in one query each (a working
-    # table): the risk ratios and the targets read them instead of deriving them again. Written
-    # now, while the eligibility months it scans five times are still in memory (the claim lines
-    # written next do not fit beside them at state scale, and DuckDB moves older blocks to disk).
+    # Base-year member months of every trended_base program, in one query (a working table): the
+    # risk ratios and the targets read them instead of deriving them again. Written now, while the
+    # eligibility months it reads are still in memory (the claim lines written next do not fit
+    # beside them at state scale, and DuckDB moves older blocks to disk).
     trended = [p for p in progs if p.target.method == "trended_base"]
-    base_parts = [targets_mod.base_population_months(all_months, p, performance_months=pm) for p in trended]
-    base_all = work_table("base_months", union_aligned(base_parts)) if base_parts else None
+    base_all = (work_table("base_months", targets_mod.programs_base_months(all_months, trended, performance_months=pm))
+                if trended else None)
 
     work = WorkTables(con)
     # Spark plans one large query per program for minutes, so there each attribution step is
@@ -425,7 +425,7 @@ def run_core(
     stage("leakage", tcoc.leakage(leak, period="year"), "year")
 
     base_cost_all = None
-    if base_parts:
+    if base_all is not None:
         # The targets read the base months' cost on the FFS basis only (expected_cost's basis).
         base_years = sorted({b.year for p in trended for b in p.target.base_years})
         base_lines = cost_lines_between(dt.date(base_years[0], 1, 1), dt.date(base_years[-1], 12, 31))

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from allpayer.core.targets import (
     assign_cells,
     base_population_months,
+    programs_base_months,
     discount_table,
     expected_cost,
     risk_ratios,
@@ -388,3 +389,52 @@ def test_an_employer_group_keeps_its_base_year_history_under_its_previous_admini
                          payer="bcbsvt", plan="aso")
     got = rows(base_population_months(elig, p))
     assert {(r["member_id"], r["payer"]) for r in got} == {("M1", "bcbsvt")} and len(got) == 12
+
+
+def test_several_programs_base_months_in_one_query_match_each_program_alone():
+    """`programs_base_months` selects each program's rows as `base_population_months` does for it
+    alone: a panel program, a program with every eligible month and an employer group's program,
+    with a month the group holds under two administrators (the first payer in sort order kept)."""
+    medicaid, medicare, employer = (program("medicaid", MEDICAID_TARGET),
+                                    program("medicare", MEDICARE_TARGET, base_population=None),
+                                    program("self_funded", COMMERCIAL_TARGET))
+    perf = member_months([("M1", 2024, 1, 12, {}), ("M2", 2024, 1, 3, {})], program_id=medicaid.program_id)
+    perf = perf.union(member_months([("M7", 2024, 1, 12, {})], payer="medicare", plan="medicare_ffs",
+                                    program_id=medicare.program_id))
+    elig = ibis.union(
+        member_months([("M1", 2022, 1, 12, {}), ("M2", 2022, 7, 8, {}), ("M6", 2022, 1, 12, {}),
+                       ("M1", 2023, 1, 12, {})]),  # M6: not in the 2024 panel; 2023: not medicaid's base year
+        member_months([("M3", 2023, 1, 2, {}), ("M4", 2022, 1, 12, {})], payer="medicare", plan="medicare_ffs"),
+        member_months([("M5", 2023, 1, 3, {"group_id": "SOV"})], payer="mvp", plan="aso"),
+        member_months([("M5", 2023, 3, 4, {"group_id": "SOV"})], payer="bcbsvt", plan="aso"),
+        member_months([("M8", 2023, 1, 1, {"group_id": "OTHER"})], payer="mvp", plan="aso"),
+    ).drop("program_id")
+    together = programs_base_months(elig, [medicaid, medicare, employer], performance_months=perf)
+    got = {(r["program_id"], r["member_id"], r["month"], r["payer"], r["performance_year"]) for r in rows(together)}
+    want = {(medicaid.program_id, "M1", D(2022, m, 1), "medicaid", 2022) for m in range(1, 13)}
+    want |= {(medicaid.program_id, "M2", D(2022, m, 1), "medicaid", 2022) for m in (7, 8)}
+    want |= {(medicare.program_id, "M3", D(2023, m, 1), "medicare", 2023) for m in (1, 2)}
+    want |= {(employer.program_id, "M5", D(2023, 1, 1), "mvp", 2023), (employer.program_id, "M5", D(2023, 2, 1), "mvp", 2023),
+             (employer.program_id, "M5", D(2023, 3, 1), "bcbsvt", 2023), (employer.program_id, "M5", D(2023, 4, 1), "bcbsvt", 2023)}
+    assert got == want and together.count().to_pyarrow().as_py() == len(want)
+    alone = [base_population_months(elig, p, performance_months=perf.filter(perf.program_id == p.program_id))
+             for p in (medicaid, medicare, employer)]
+    assert list(together.columns) == list(alone[0].columns) == [*elig.columns, "program_id", "product", "program_kind", "performance_year"]
+    assert sorted(map(str, rows(together))) == sorted(str(r) for a in alone for r in rows(a))
+    # with an attribution table: the programs of base-year attribution (medicare, the employer's)
+    # keep their attributed months only
+    att = table([{"program_id": medicare.program_id, "member_id": "M3", "month": D(2023, 1, 1)},
+                 {"program_id": "another", "member_id": "M3", "month": D(2023, 2, 1)}],
+                {"program_id": "string", "member_id": "string", "month": "date"})
+    attributed = programs_base_months(elig, [medicaid, medicare, employer], performance_months=perf, attribution=att)
+    got = {(r["program_id"], r["member_id"], r["month"], r["payer"], r["performance_year"]) for r in rows(attributed)}
+    assert got == {r for r in want if r[0] == medicaid.program_id} | {(medicare.program_id, "M3", D(2023, 1, 1), "medicare", 2023)}
+    # a program of two plans keeps, for a month in both, the plan first in sort order
+    qhp = program("commercial", COMMERCIAL_TARGET)
+    qhp = qhp.model_copy(update={"population": qhp.population.model_copy(update={"plans": ["qhp_silver", "qhp"]})})
+    two = ibis.union(member_months([("M9", 2023, 1, 2, {})], payer="mvp", plan="qhp_silver"),
+                     member_months([("M9", 2023, 2, 3, {})], payer="mvp", plan="qhp")).drop("program_id")
+    got = {(r["month"].month, r["plan"]) for r in rows(programs_base_months(two, [qhp, medicare]))}
+    assert got == {(1, "qhp_silver"), (2, "qhp"), (3, "qhp")}
+    with pytest.raises(RunError, match="lacks program_id"):
+        programs_base_months(elig, [medicaid, medicare], performance_months=perf.drop("program_id"))

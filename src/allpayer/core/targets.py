@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -118,44 +119,143 @@ def base_population_months(
     performance-year panel (`performance_months`, required); ``base_year_attribution`` keeps the
     member months of `attribution` (``member_id``, ``month``) when given, else every eligible
     member month of the population (until attribution is re-run for the base year). Employer
-    opt-in is not required in the base years.
+    opt-in is not required in the base years. A member with two selected rows in one month keeps
+    the row of the first plan, then payer, in sort order.
 
     Grain: (program_id, member_id, month); the columns of `eligibility_months` plus program_id,
-    product, program_kind and performance_year (the base year).
+    product, program_kind and performance_year (the base year). `performance_months` and
+    `attribution` may lack ``program_id`` (they are then the program's own).
     """
-    t = program.target
-    years = [b.year for b in t.base_years]
-    if not years:
-        raise RunError(f"{program.program_id}: target method {t.method!r} has no base years")
-    m = eligibility_months
-    if program.population.group_ids:
+    return programs_base_months(eligibility_months, [program], performance_months=performance_months,
+                                attribution=attribution)
+
+
+def programs_base_months(
+    eligibility_months: ir.Table,
+    programs: Sequence,
+    *,
+    performance_months: ir.Table | None = None,
+    attribution: ir.Table | None = None,
+) -> ir.Table:
+    """:func:`base_population_months` of several programs in one query, their rows together.
+
+    The eligibility months are matched to the programs that select them by joins to small tables
+    of each program's (payer, plan, base year) or (group, base year), not filtered once per
+    program. The eligibility months are unique by member, payer, plan and month, so a program of
+    one payer's single plan selects each month at most once; only the rows of programs of several
+    plans or of employer groups, which may select a month twice, are ordered to keep one.
+    `performance_months` and `attribution` carry ``program_id`` unless there is one program.
+    """
+    programs = list(programs)
+    if not programs:
+        raise RunError("base population months: no program given")
+    for p in programs:
+        if not p.target.base_years:
+            raise RunError(f"{p.program_id}: target method {p.target.method!r} has no base years")
+    tags = ("program_id", "product", "program_kind", "performance_year")
+    m = eligibility_months.drop(*[c for c in tags if c in eligibility_months.columns])
+    years = sorted({b.year for p in programs for b in p.target.base_years})
+    # a range the scan can test before the joins (each program's own years are joined)
+    m = m.filter((m.month >= dt.date(years[0], 1, 1)) & (m.month <= dt.date(years[-1], 12, 31)))
+    m = m.mutate(_base_year=m.month.year().cast("int32"))
+
+    def one_plan(p) -> bool:
+        return not p.population.group_ids and len(set(p.population.plans)) == 1
+
+    # Two branches that share no intermediate result (DuckDB would store one read twice): the
+    # programs selecting each month at most once, and the others, whose months are ordered.
+    parts = []
+    for branch, ordered in (([p for p in programs if one_plan(p)], False), ([p for p in programs if not one_plan(p)], True)):
+        if not branch:
+            continue
+        rows = _in_base_population(_selected_months(m, branch), branch, performance_months, attribution,
+                                   single=len(programs) == 1)
+        if ordered:
+            w = ibis.window(group_by=[rows.program_id, rows.member_id, rows.month], order_by=[rows.plan, rows.payer])
+            rows = rows.mutate(_rn=ibis.row_number().over(w)).filter(lambda x: x._rn == 0).drop("_rn")
+        parts.append(rows)
+    rows = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
+
+    info = {p.program_id: p for p in programs}
+    product = ibis.cases(*[(rows.program_id == k, ibis.literal(v.product, "string")) for k, v in info.items()],
+                         else_=ibis.null("string"))
+    kind = ibis.cases(*[(rows.program_id == k, ibis.literal(v.kind, "string")) for k, v in info.items()],
+                      else_=ibis.null("string"))
+    values = {"program_id": rows.program_id, "product": product, "program_kind": kind,
+              "performance_year": rows._base_year}
+    order = [*eligibility_months.columns, *[c for c in tags if c not in eligibility_months.columns]]
+    return rows.select(*[values[c].name(c) if c in values else rows[c] for c in order])
+
+
+def _selected_months(m: ir.Table, programs: Sequence) -> ir.Table:
+    """The rows of `m` (with ``_base_year``) each program selects in its base years, with its
+    program_id: an employer group's months under any payer and plan, else the payer's listed plans."""
+    by_plan = [(p.program_id, p.payer, plan, b.year) for p in programs if not p.population.group_ids
+               for b in p.target.base_years for plan in sorted(set(p.population.plans))]
+    by_group = [(p.program_id, g, b.year) for p in programs if p.population.group_ids
+                for b in p.target.base_years for g in sorted(set(p.population.group_ids))]
+    selected = []
+    if by_plan:
+        s = ibis.memtable(
+            {"_s_program": [r[0] for r in by_plan], "_s_payer": [r[1] for r in by_plan],
+             "_s_plan": [r[2] for r in by_plan], "_s_year": [r[3] for r in by_plan]},
+            schema={"_s_program": "string", "_s_payer": "string", "_s_plan": "string", "_s_year": "int32"},
+        )
+        j = m.join(s, [m.payer == s._s_payer, m.plan == s._s_plan, m._base_year == s._s_year])
+        selected.append(j.select(*m.columns, program_id=j._s_program))
+    if by_group:
         # an employer group keeps its history when it changes administrator (payer or plan)
-        sel = m.group_id.isin(list(program.population.group_ids))
-    else:
-        sel = (m.payer == program.payer) & m.plan.isin(list(program.population.plans))
-    m = m.filter(sel & m.month.year().isin(years))
-    if t.base_population == "performance_year_panel":
-        if performance_months is None:
-            raise RunError(f"{program.program_id}: base_population performance_year_panel needs the performance-year panel")
-        pm = performance_months
-        if "program_id" in pm.columns:
-            pm = pm.filter(pm.program_id == program.program_id)
-        panel = pm.select(_panel_person=pm.person_id).distinct()
-        m = m.semi_join(panel, m.person_id == panel._panel_person)
-    elif attribution is not None:
-        a = attribution
-        if "program_id" in a.columns:
-            a = a.filter(a.program_id == program.program_id)
-        a = a.select(_att_member=a.member_id, _att_month=a.month).distinct()
-        m = m.semi_join(a, [m.member_id == a._att_member, m.month == a._att_month])
-    w = ibis.window(group_by=[m.member_id, m.month], order_by=[m.plan, m.payer])
-    m = m.mutate(_rn=ibis.row_number().over(w)).filter(lambda x: x._rn == 0).drop("_rn")
-    return m.mutate(
-        program_id=ibis.literal(program.program_id),
-        product=ibis.literal(program.product),
-        program_kind=ibis.literal(program.kind),
-        performance_year=m.month.year().cast("int32"),
-    )
+        s = ibis.memtable(
+            {"_s_program": [r[0] for r in by_group], "_s_group": [r[1] for r in by_group],
+             "_s_year": [r[2] for r in by_group]},
+            schema={"_s_program": "string", "_s_group": "string", "_s_year": "int32"},
+        )
+        j = m.join(s, [m.group_id == s._s_group, m._base_year == s._s_year])
+        selected.append(j.select(*m.columns, program_id=j._s_program))
+    return ibis.union(*selected, distinct=False) if len(selected) > 1 else selected[0]
+
+
+def _in_base_population(rows: ir.Table, programs: Sequence, performance_months: ir.Table | None,
+                        attribution: ir.Table | None, *, single: bool) -> ir.Table:
+    """`rows` (with program_id) kept by each program's ``target.base_population`` (see
+    :func:`base_population_months`). With programs of several kinds the keys are left-joined (one
+    row each) and each row tested against its program's, so that `rows` is read once."""
+    panel_ids = [p.program_id for p in programs if p.target.base_population == "performance_year_panel"]
+    attributed_ids = [p.program_id for p in programs if p.program_id not in panel_ids and attribution is not None]
+    if panel_ids and performance_months is None:
+        raise RunError(f"{panel_ids[0]}: base_population performance_year_panel needs the performance-year panel")
+
+    def own(t: ir.Table, ids: list[str]) -> ir.Table:
+        """`t`'s rows of the programs `ids`, with ``_k_program``."""
+        if "program_id" in t.columns:
+            t = t.filter(t.program_id.isin(ids))
+            return t.mutate(_k_program=t.program_id)
+        if not single:
+            raise RunError("base population months of several programs: the table lacks program_id")
+        return t.mutate(_k_program=ibis.literal(ids[0]))
+
+    keys = []  # (program ids, key table, join conditions builder, its marker column)
+    if panel_ids:
+        k = own(performance_months, panel_ids)
+        k = k.select(_k_program=k._k_program, _k_person=k.person_id).distinct()
+        keys.append((panel_ids, k, lambda r, k: [r.program_id == k._k_program, r.person_id == k._k_person], "_k_person"))
+    if attributed_ids:
+        k = own(attribution, attributed_ids)
+        k = k.select(_k_program2=k._k_program, _k_member=k.member_id, _k_month=k.month).distinct()
+        keys.append((attributed_ids, k, lambda r, k: [r.program_id == k._k_program2, r.member_id == k._k_member,
+                                                      r.month == k._k_month], "_k_member"))
+    if not keys:
+        return rows
+    if len(keys) == 1 and len(keys[0][0]) == len(programs):
+        _ids, k, on, _marker = keys[0]
+        return rows.semi_join(k, on(rows, k))
+    j = rows
+    for _ids, k, on, _marker in keys:
+        j = j.left_join(k, on(j, k))
+    keep = j.program_id.notin([i for ids, *_ in keys for i in ids])
+    for ids, _k, _on, marker in keys:
+        keep = keep | (j.program_id.isin(ids) & j[marker].notnull())
+    return j.filter(keep).select(*rows.columns)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -673,6 +773,7 @@ __all__ = [
     "assign_cells",
     "cell_id_expr",
     "base_population_months",
+    "programs_base_months",
     "trend_factors",
     "risk_ratios",
     "discount_table",
