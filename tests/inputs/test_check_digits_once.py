@@ -1,4 +1,4 @@
-"""The loader tests the NPIs' check digits on each column's distinct values
+"""The loader tests the check digits of NPIs and LOINC codes on each column's distinct values
 (`load._number_check_failures`) and then, row by row, only membership in the list of those that
 fail; with more failing values than it lists, the column is checked row by row as before. Both
 ways quarantine the same rows with the same messages."""
@@ -20,10 +20,10 @@ WRONG_DIGIT = "1234567890"
 ALSO_WRONG = "1234567891"
 
 
-def _failures(values: dict[str, list[str | None]]):
-    """`_number_check_failures` of a staged medical-claims view whose NPI columns hold `values`
-    (the key columns empty)."""
-    spec = validate.restrict(TABLES["medical_claim"], list(values))
+def _failures(values: dict[str, list[str | None]], table: str = "medical_claim"):
+    """`_number_check_failures` of a staged view of `table` (medical claims) whose code columns
+    hold `values` (the key columns empty)."""
+    spec = validate.restrict(TABLES[table], list(values))
 
     def lit(v: str | None) -> str:
         return "NULL" if v is None else f"'{v}'"
@@ -35,7 +35,7 @@ def _failures(values: dict[str, list[str | None]]):
         for i in range(len(next(iter(values.values()))))
     )
     con = duckdb.connect()
-    con.execute(f"CREATE TEMP VIEW _stage_medical_claim AS {rows}")
+    con.execute(f"CREATE TEMP VIEW _stage_{table} AS {rows}")
     return dict(loader._number_check_failures(con, spec))
 
 
@@ -47,6 +47,14 @@ def test_the_failing_numbers_are_found_on_the_distinct_values():
     # the wrong check digits (trimmed as the loader trims), not the wrong shapes: those fail
     # the format's pattern, which is still tested on every row
     assert got == {"rendering_npi": (1234567890, 1234567891), "billing_npi": ()}
+
+
+def test_the_failing_loinc_codes_are_found_as_numbers_of_their_digits():
+    got = _failures({"normalized_code": ["4548-4", "4548-3", "4548-3", "0004548-4", "12345-5", "4548", "4548-44", None]},
+                    "lab_result")
+    # 4548-3 is read as 45483; 4548-4 (also with zeros on the left) and 12345-5 are valid, and
+    # 4548 and 4548-44 fail the shape, tested on every row
+    assert got == {"normalized_code": (45483,)}
 
 
 def test_a_column_with_more_failing_values_than_listed_is_checked_row_by_row(monkeypatch):

@@ -63,18 +63,32 @@ def npi_number_check_ok(n: ir.IntegerValue) -> ir.BooleanValue:
     return ((10 - total % 10) % 10) == digit(9)
 
 
-def loinc_check_ok(s: ir.StringValue) -> ir.BooleanValue:
-    """True when ``number-check`` carries the correct LOINC mod-10 check digit.
+def loinc_number_check_ok(n: ir.IntegerValue) -> ir.BooleanValue:
+    """True when a LOINC code ``number-check``, read as the number `n` of its digits without the
+    hyphen (``4548-4`` is 45484), carries the correct mod-10 check digit (its last digit).
 
-    The number part is padded to 7 digits; counting from the right, odd positions are doubled
-    (digit sums of the products) and even positions added as they are.
+    The number part is taken as 7 digits (zeros on the left); counting from the right, odd
+    positions are doubled (digit sums of the products) and even positions added as they are. The
+    digits come from the number by integer arithmetic, as for the NPI: splitting the text and
+    converting each digit cost about 1 µs per row, which at 3.6 million observations was most of
+    their load.
     """
-    number = _pad_to(s.split("-")[0], 7)
-    check = s.split("-")[1].try_cast("int64")
-    doubled = sum(_luhn_double(_digit(number, i)) for i in (0, 2, 4, 6))
-    plain = sum(_digit(number, i) for i in (1, 3, 5))
+    number, check = n // 10, n % 10
+
+    def digit(i: int) -> ir.IntegerValue:  # 0-based from the left of the 7 digits
+        return (number // 10 ** (6 - i)) % 10
+
+    doubled = sum(_luhn_double(digit(i)) for i in (0, 2, 4, 6))
+    plain = sum(digit(i) for i in (1, 3, 5))
     total = doubled + plain
     return ((10 - total % 10) % 10) == check
+
+
+def loinc_check_ok(s: ir.StringValue) -> ir.BooleanValue:
+    """True when ``number-check`` has the LOINC shape (1-7 digits, a hyphen, one digit) and carries
+    the correct check digit (:func:`loinc_number_check_ok`)."""
+    fmt = FORMATS["loinc"]
+    return fmt.check(s) & fmt.number_check(fmt.to_number(s))
 
 
 def _ndc_normalize(s: ir.StringValue) -> ir.StringValue:
@@ -95,6 +109,8 @@ class CodeFormat:
     number_check: Callable[[ir.IntegerValue], ir.BooleanValue] | None = None
     """A further test of a code of digits read as a number (a check digit), for codes that pass
     `check`. Validation converts the column to a number once, in the step before the checks."""
+    to_number: Callable[[ir.StringValue], ir.IntegerValue] = lambda s: s.try_cast("int64")
+    """How a normalized code that passes `check` is read as the number `number_check` tests."""
 
 
 def _regex(pattern: str) -> Callable[[ir.StringValue], ir.BooleanValue]:
@@ -128,7 +144,9 @@ FORMATS: dict[str, CodeFormat] = {
             "loinc",
             "LOINC code (digits, hyphen, valid check digit, e.g. 4548-4)",
             lambda s: s,
-            lambda s: s.re_search(r"^[0-9]{1,7}-[0-9]$") & loinc_check_ok(s),
+            _regex(r"^[0-9]{1,7}-[0-9]$"),
+            loinc_number_check_ok,
+            lambda s: s.replace("-", "").try_cast("int64"),
         ),
         CodeFormat("ndc", "NDC (11 digits, or 10 digits hyphenated)", _ndc_normalize, _regex(r"^[0-9]{11}$")),
         CodeFormat("pos", "place of service code (2 digits)", lambda s: _pad_to(s, 2), _regex(r"^[0-9]{2}$")),
@@ -166,7 +184,8 @@ def normalize(name: str, value: ir.StringValue) -> ir.StringValue:
 def as_number(name: str, normalized: ir.StringValue) -> ir.IntegerValue | None:
     """A normalized code read as a number, for a format with a `CodeFormat.number_check`
     (None for the other formats)."""
-    return normalized.try_cast("int64") if code_format(name).number_check is not None else None
+    fmt = code_format(name)
+    return fmt.to_number(normalized) if fmt.number_check is not None else None
 
 
 def is_valid(

@@ -345,7 +345,7 @@ more, the column's check digits are computed row by row."""
 
 
 def _number_check_failures(raw, spec: Table, native: tuple[str, ...] = ()) -> Failing:
-    """For each column of `spec` whose code format has a check digit (the NPIs), the numbers of
+    """For each column of `spec` whose code format has a check digit (NPIs, LOINC codes), the numbers of
     the values staged in ``_stage_<table>`` that have the format's shape but fail its check digit,
     found on the column's distinct values; a column with more than `MAX_LISTED_FAILURES` of them
     is left out (checked row by row).
@@ -363,14 +363,14 @@ def _number_check_failures(raw, spec: Table, native: tuple[str, ...] = ()) -> Fa
     typed = tuple(n for n in native if n in part.column_names)
     stage = ibis.table(_stage_schema(part, typed), name=f"_stage_{spec.name}")
     parsed = validate.parse(validate.clean(stage, part, frozenset(typed)), part, frozenset(typed))
-    values = ibis.union(*[parsed.select(column=ibis.literal(c), code=parsed[c]) for c in cols], distinct=True)
+    values = ibis.union(*[parsed.select(column=ibis.literal(c), code=parsed[c]) for c in cols], distinct=False).distinct()
     name = f"_numbered_{spec.name}"
     raw.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {_sql(values)}").fetchall()
     try:
         found = ibis.table({"column": "string", "code": "string"}, name=name)
         tests = [found.filter((found.column == c) & codes.number_check_failures(spec.column(c).code_format, found.code))
-                 .select("column", number=found.code.cast("int64")) for c in cols]
-        rows = raw.execute(_sql(ibis.union(*tests, distinct=True))).fetchall()
+                 .select("column", number=codes.as_number(spec.column(c).code_format, found.code)) for c in cols]
+        rows = raw.execute(_sql(ibis.union(*tests, distinct=False).distinct())).fetchall()
     finally:
         raw.execute(f"DROP TABLE IF EXISTS {name}").fetchall()
     failing = {c: sorted(n for col, n in rows if col == c) for c in cols}
