@@ -872,17 +872,18 @@ def diagnoses_long(claims: ir.Table, *, as_loaded: bool = False) -> ir.Table:
     """Claim lines long by diagnosis position (1 = principal): ``person_id, claim_id,
     claim_line_number, service_date, service_category, position, code`` (upper case without dots;
     taken as they are with `as_loaded`: the loader stores them so)."""
-    parts = []
-    for i, c in enumerate(DIAGNOSIS_COLUMNS, start=1):
-        if c in claims.columns:
-            parts.append(
-                claims.select(
-                    "person_id", "claim_id", "claim_line_number", "service_date", "service_category",
-                    position=ibis.literal(i, "int32"),
-                    code=claims[c] if as_loaded else claims[c].upper().replace(".", ""),
-                )
-            )
-    out = ibis.union(*parts, distinct=False)
+    # One pass over the lines, each unnested into its (position, code) pairs: a UNION of one
+    # projection per position reads the lines once per position and, stored, is written in the
+    # order of its branches (at 650,000 members about a third slower).
+    pairs = [
+        ibis.struct({"position": ibis.literal(i, "int32"),
+                     "code": claims[c] if as_loaded else claims[c].upper().replace(".", "")})
+        for i, c in enumerate(DIAGNOSIS_COLUMNS, start=1) if c in claims.columns
+    ]
+    out = claims.select("person_id", "claim_id", "claim_line_number", "service_date", "service_category",
+                        _dx=ibis.array(pairs).unnest())
+    out = out.select("person_id", "claim_id", "claim_line_number", "service_date", "service_category",
+                     position=out._dx["position"], code=out._dx["code"])
     return out.filter(out.code.notnull())
 
 
