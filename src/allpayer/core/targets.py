@@ -165,7 +165,8 @@ def programs_base_months(
     # Two branches that share no intermediate result (DuckDB would store one read twice): the
     # programs selecting each month at most once, and the others, whose months are ordered.
     parts = []
-    for branch, ordered in (([p for p in programs if one_plan(p)], False), ([p for p in programs if not one_plan(p)], True)):
+    branches = (([p for p in programs if one_plan(p)], False), ([p for p in programs if not one_plan(p)], True))
+    for branch, ordered in branches:
         if not branch:
             continue
         rows = _in_base_population(_selected_months(m, branch), branch, performance_months, attribution,
