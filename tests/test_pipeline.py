@@ -77,6 +77,9 @@ def test_working_tables_are_dropped_once_no_later_stage_reads_them(db):
     # lines themselves are never written (Spark stores them, tests/spark)
     assert not any("claim_lines" in tables for tables in at.values())
     assert "claim_sums" in at["tcoc_member_month"] and "base_member_month_cost" not in at["tcoc_member_month"]
+    # the pharmacy lines too are netted against sums stored once, dropped with the medical ones
+    assert "pharmacy_claim_sums" in at["tcoc_member_month"] and "pharmacy_claim_sums" in at["tcoc_reconciliation"]
+    assert "pharmacy_claim_sums" not in at["risk_scores"]
     assert "risk_diagnoses" in at["risk_scores"]
     assert at["targets"] == {"base_months", "base_member_month_cost"}
 

@@ -330,7 +330,10 @@ def run_core(
     med = med.drop(*[c for c in med.columns if _CODE_COLUMN.fullmatch(c) or c in _UNREAD_LINE_COLUMNS])
     if not is_duckdb(con):
         med = work_table("claim_lines", med)
-    rx = pharmacy_claim_lines(pharmacy_rows, paid_through) if pharmacy_rows is not None else None
+    rx = None
+    if pharmacy_rows is not None:  # the pharmacy lines are netted as the medical ones, against stored sums
+        rx_sums = work_table("pharmacy_claim_sums", adjusted_line_sums(claims_as_of(pharmacy_rows, paid_through)))
+        rx = pharmacy_claim_lines(pharmacy_rows, paid_through, sums=rx_sums)
 
     from allpayer.reference.primary_care import primary_care_codes_for
 
@@ -435,6 +438,7 @@ def run_core(
     if not is_duckdb(con):
         drop_work("claim_lines")
     drop_work("claim_sums")  # the base-year cost is the last stage that reads the netted lines
+    drop_work("pharmacy_claim_sums")
     risk_programs = [p for p in progs if p.target.risk_adjustment.method == "cms_hcc"]
     for p in risk_programs:
         if p.target.method != "trended_base":
@@ -497,8 +501,8 @@ _UNREAD_LINE_COLUMNS = frozenset((
 SHARED_ATTRIBUTION_STEPS = frozenset(("service_lines", "services", "coverage_months", "eligibility_deaths"))
 """The attribution steps stored on DuckDB (the others stay inside each program's one query):
 those that programs share, so that each is computed once."""
-WORK_TABLES = ("eligibility_months", "claim_sums", "claim_lines", "base_months", "base_member_month_cost",
-               "risk_diagnoses")
+WORK_TABLES = ("eligibility_months", "claim_sums", "pharmacy_claim_sums", "claim_lines", "base_months",
+               "base_member_month_cost", "risk_diagnoses")
 
 
 def _work_table(con, name: str, expr: ir.Table) -> ir.Table:

@@ -218,9 +218,11 @@ def medical_claim_lines(medical_claim: ir.Table, paid_through: dt.date | None = 
     ))
 
 
-def pharmacy_claim_lines(pharmacy_claim: ir.Table, paid_through: dt.date | None = None) -> ir.Table:
-    """Net pharmacy claim lines as of `paid_through`, in cents, service category 'pharmacy'."""
-    lines = _net_cents(claims_as_of(pharmacy_claim, paid_through))
+def pharmacy_claim_lines(pharmacy_claim: ir.Table, paid_through: dt.date | None = None, *,
+                         sums: ir.Table | None = None) -> ir.Table:
+    """Net pharmacy claim lines as of `paid_through`, in cents, service category 'pharmacy'.
+    `sums`: as for `medical_claim_lines`."""
+    lines = _net_cents(claims_as_of(pharmacy_claim, paid_through), sums)
     return lines.mutate(
         service_date=lines.dispensing_date,
         service_month=ibis.date(lines.dispensing_date.year(), lines.dispensing_date.month(), 1),
