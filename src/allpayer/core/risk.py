@@ -371,9 +371,11 @@ def risk_adjustment_diagnoses_by_year(
 
     needs = ibis.memtable({"tables_year": [ty for ty, _ in pairs], "_ndy": [dy for _, dy in pairs]},
                           schema={"tables_year": "int32", "_ndy": "int32"})
+    # .distinct() rather than a distinct union: a union of one part (one tables year) drops it, and
+    # a code listed twice would then repeat the lines it joins
     procs = ibis.union(*[
         p.select(_code=p.hcpcs_code, _pty=ibis.literal(ty, "int32")) for ty, p in sorted(eligible_procedures.items())
-    ], distinct=True)
+    ]).distinct()
     lines = _rows_with_line_liveness(rows)
     lines = lines.join(needs, lines._dy == needs._ndy).drop("_ndy")
     hcpcs = lines.hcpcs_code if codes_normalized else lines.hcpcs_code.upper().strip()
