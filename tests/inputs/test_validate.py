@@ -216,3 +216,23 @@ def test_a_dme_line_may_lack_a_diagnosis_but_other_lines_may_not():
     assert got[1] == (None, None)
     assert got[2] == ("required", "diagnosis_code_1 is required (except where claim_type is dme)")
     assert got[3][0].split(",")[0] == "required"
+
+
+def test_spaces_around_a_value_are_trimmed_and_other_padding_is_kept():
+    """`validate.trimmed`: a value beginning or ending with a space loses the spaces around it
+    (whatever else they are); one padded only with a no-break space keeps it, so a code so padded
+    fails its format and its row is quarantined with the value quoted."""
+    nbsp = "\u00a0"
+    rows = [
+        claim(claim_id=" C1 ", diagnosis_code_1="E11.9  ", plan=" vmng"),
+        claim(claim_id="C2", person_id=f" {nbsp}P1"),
+        claim(claim_id="C3", diagnosis_code_1=f"{nbsp}E11.9"),
+        claim(claim_id="C4", payer="   ", member_id=""),
+    ]
+    out = run("medical_claim", rows)
+    assert list(out.claim_id) == ["C1", "C2", "C3", "C4"]
+    assert out.diagnosis_code_1[0] == "E119" and out.plan[0] == "vmng" and _clean(out.rules[0]) is None
+    assert out.person_id[1] == "P1" and _clean(out.rules[1]) is None  # DuckDB's trim takes the no-break space too
+    assert out.rules[2] == "code_format" and f"'{nbsp}E11.9'" in out.message[2]
+    assert out.rules[3] == "required,required"
+    assert out.message[3] == "member_id is required; payer is required"

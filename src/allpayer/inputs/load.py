@@ -308,7 +308,7 @@ def _step_sql(
         if fn is validate.check:
             step = fn(expr, spec, as_of, typed, dict(failing))
         elif fn is validate.verdict:
-            step = fn(expr, spec)
+            step = fn(expr, spec, as_of, typed)
         else:
             step = fn(expr, spec, typed)
         out.append(_sql(step))
