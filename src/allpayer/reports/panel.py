@@ -35,8 +35,10 @@ def add_panel_and_cost(con, rep: Report, period: Period | int, column: str, valu
     period = as_period(period)
     # each query is built for every value of `column` at once (in a batch: built and run once)
     def by_q():
+        # the attribution table has one row per program, member and month, so a group of one
+        # program and month counts each member once: a count of rows, not of distinct members
         p = panel(con, period, column)
-        return p.group_by([column, "program_id", "month"]).aggregate(members=p.member_id.nunique())
+        return p.group_by([column, "program_id", "month"]).aggregate(members=p.count())
 
     def persons_q():
         p = panel(con, period, column)
