@@ -247,6 +247,34 @@ def rows_by(expr, column: str, value: Any, order_by: Sequence[str] = (), key: An
     return memo[k].get(value, [])
 
 
+def sums_by(expr, column: str, value: Any, keys: Sequence[str], sums: Sequence[str], key: Any = None) -> dict:
+    """The rows of `expr` whose `column` equals `value`, summed over the other columns: a dict
+    from the tuple of `keys` to a dict of the `sums`. `expr` is grouped finer than `column` (by
+    several organization columns at once, so that one query serves the reports of each kind);
+    in a `batch` it runs once and each column's sums are made once, from memory; outside, it is
+    filtered to `value` in the database. As in `rows`, `expr` may be a function and `key` its name."""
+    def summed(rs) -> dict:
+        out: dict = {}
+        for r in rs:
+            acc = out.setdefault(tuple(r[k] for k in keys), {c: 0 for c in sums})
+            for c in sums:
+                acc[c] += int(r[c] or 0)
+        return out
+
+    memo = _Memo.active
+    if memo is None:
+        e = _build(expr)
+        return summed(e.filter(e[column] == value).to_pyarrow().to_pylist())
+    k = ("sums", key if key is not None else _build(expr).op(), column, tuple(keys), tuple(sums))
+    if k not in memo:
+        groups: dict = {}
+        for r in rows(expr, key):
+            if r[column] is not None:
+                groups.setdefault(r[column], []).append(r)
+        memo[k] = {v: summed(rs) for v, rs in groups.items()}
+    return memo[k].get(value, {})
+
+
 def table(con, name: str):
     """``con.table(name)``; in a `batch` each table is looked up once (a lookup reads its schema)."""
     memo = _Memo.active

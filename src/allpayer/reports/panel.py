@@ -7,7 +7,7 @@ import datetime as dt
 
 from allpayer.reports import charts
 from allpayer.reports.base import (Chart, Period, Report, Table, as_period, count, has, in_period, month_label,
-                                   pmpm_cents, rows, rows_by, usd, table)
+                                   pmpm_cents, rows, rows_by, sums_by, usd, table)
 
 
 def program_target_pmpm(con, period: Period | int) -> dict[tuple[str, dt.date], tuple[int, int]]:
@@ -30,6 +30,10 @@ def panel(con, period: Period | int, column: str, value: str | None = None):
     return a if value is None else a.filter(a[column] == value)
 
 
+PANEL_COLUMNS = ("practice_id", "hsa")
+"""The organization columns of the attribution table a panel is taken by (`panel`)."""
+
+
 def add_panel_and_cost(con, rep: Report, period: Period | int, column: str, value: str, what: str) -> dict:
     """Panel by month and program, cost (FFS basis) against target; returns the totals."""
     period = as_period(period)
@@ -45,16 +49,18 @@ def add_panel_and_cost(con, rep: Report, period: Period | int, column: str, valu
         return p.group_by(column).aggregate(n=p.person_id.nunique())
 
     def cost_q():
-        p = panel(con, period, column)
+        # by practice and HSA at once: the practice and the hospital reports share one query
+        a = in_period(table(con, "attribution"), period)
+        p = a.filter(a.attributed & a.eligible & (a.practice_id.notnull() | a.hsa.notnull()))
         mm = in_period(table(con, "tcoc_member_month"), period)
         keys = ["program_id", "member_id", "month"]
-        j = mm.join(p.select(column, *keys), keys)
-        return j.group_by([column, "program_id", "month"]).aggregate(cost=j.ffs_paid_cents.sum(), mm=j.count())
+        j = mm.join(p.select(*PANEL_COLUMNS, *keys), keys)
+        return j.group_by([*PANEL_COLUMNS, "program_id", "month"]).aggregate(cost=j.ffs_paid_cents.sum(), mm=j.count())
 
     by = rows_by(by_q, column, value, ["month", "program_id"], key=("panel", period, column))
     got = rows_by(persons_q, column, value, key=("panel persons", period, column))
     persons = (got[0]["n"] if got else 0) or 0
-    cost = {(r["program_id"], r["month"]): r for r in rows_by(cost_q, column, value, key=("panel cost", period, column))}
+    cost = sums_by(cost_q, column, value, ["program_id", "month"], ["cost", "mm"], key=("panel cost", period))
     tmap = program_target_pmpm(con, period)
     programs = sorted({r["program_id"] for r in by})
     months = sorted({r["month"] for r in by})
