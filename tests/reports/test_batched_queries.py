@@ -43,3 +43,16 @@ def test_a_batch_answers_as_the_database_does():
     with batch():
         inside = _answers()
     assert inside == outside
+
+
+def test_people_by_counts_each_person_once_per_value_and_once_in_all():
+    from allpayer.reports.regulator import people_by
+
+    t = ibis.memtable({
+        "person_id": ["a", "a", "b", "c", "c", "d"],
+        "payer_type": ["medicare", "medicaid", "medicare", "commercial", "commercial", None],
+    })
+    by, total = people_by(t, "payer_type")
+    assert by == {"commercial": 1, "medicaid": 1, "medicare": 2} and total == 4
+    by, total = people_by(t, "payer_type", ["medicare", "self_funded"])
+    assert by == {"medicare": 2, "self_funded": 0} and total == 4

@@ -59,6 +59,18 @@ def _ratio(n: int, d: int | None) -> Decimal | None:
     return (Decimal(n) / Decimal(d)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
+def people_by(t, column: str, values=None) -> tuple[dict, int]:
+    """The distinct people (``person_id``) of `t` for each value of `column`, and in all, from one
+    grouping by person (two distinct counts would each read `t`). `values`: the values counted
+    (default: those of `t`, found first); a value without people counts 0."""
+    if values is None:
+        values = sorted(r[column] for r in rows(t.select(column).distinct()) if r[column] is not None)
+    per = t.group_by("person_id").aggregate(**{f"_v{i}": (t[column] == v).any() for i, v in enumerate(values)})
+    sums = {f"n{i}": per[f"_v{i}"].cast("int64").sum() for i in range(len(values))}
+    got = rows(per.aggregate(_all=per.count(), **sums))[0]
+    return {v: int(got[f"n{i}"] or 0) for i, v in enumerate(values)}, int(got["_all"] or 0)
+
+
 def build(con, org: str, period: Period | int, run_id: str, inputs: RegulatorInputs | None = None) -> Report:
     period = as_period(period)
     period.year_only("the regulator report (scale, annual TCOC growth)")
@@ -74,10 +86,8 @@ def build(con, org: str, period: Period | int, run_id: str, inputs: RegulatorInp
     payer_of = mm.select("program_id", "payer_type").distinct()
     a = of_year(table(con, "attribution"), year)
     a = a.filter(a.attributed & a.eligible).join(payer_of, "program_id")
-    att = {r["payer_type"]: int(r["n"]) for r in rows(a.group_by("payer_type").aggregate(n=a.person_id.nunique()))}
-    loaded = {r["payer_type"]: int(r["n"]) for r in rows(mm.group_by("payer_type").aggregate(n=mm.person_id.nunique()))}
-    distinct_att = int(rows(a.aggregate(n=a.person_id.nunique()))[0]["n"] or 0)
-    distinct_loaded = int(rows(mm.aggregate(n=mm.person_id.nunique()))[0]["n"] or 0)
+    loaded, distinct_loaded = people_by(mm, "payer_type")
+    att, distinct_att = people_by(a, "payer_type", sorted(loaded))
     payers = sorted(loaded)
     # suppression: each column sums over payers; the distinct count = the sum less those counted twice
     vals = {("att", p): att.get(p, 0) for p in payers} | {("load", p): loaded[p] for p in payers}
