@@ -20,13 +20,12 @@ def _panel():
 
 def _answers():
     t = _panel()
-    return {
-        ("practice_id", v): sums_by(t, "practice_id", v, ["program_id"], ["cost", "mm"], key="panel") for v in ("p1", "p2", "p9")
-    } | {
-        ("hsa", v): sums_by(t, "hsa", v, ["program_id"], ["cost", "mm"], key="panel") for v in ("burlington", "rutland")
-    } | {
-        ("rows", v): rows_by(t, "practice_id", v, ["program_id", "cost"], key="rows") for v in ("p1", "p2")
-    }
+    asked = [("practice_id", "p1"), ("practice_id", "p2"), ("practice_id", "p9"), ("hsa", "burlington"),
+             ("hsa", "rutland")]
+    out = {(c, v): sums_by(t, c, v, ["program_id"], ["cost", "mm"], key="panel") for c, v in asked}
+    for v in ("p1", "p2"):
+        out[("rows", v)] = rows_by(t, "practice_id", v, ["program_id", "cost"], key="rows")
+    return out
 
 
 def test_sums_by_rolls_up_the_other_columns_and_skips_nulls():

@@ -3,11 +3,11 @@
 Four steps, each a projection of the whole table: `clean` trims the staged text (empty text is
 NULL); `parse` casts each column to its kind and normalizes codes and enumerations; `check`
 evaluates every rule (a flag per check, true where it fails); `verdict` folds the flags into the
-list of failing rules and their messages, written only for the rows that fail. A row that fails any rule is quarantined with all its
-failing rules (``rules``), the first of them (``rule``) and one message per failure
-(``message``). The loader compares the typed content of valid rows whose key repeats or is
-already stored (`allpayer.inputs.load.decide`), which tells an identical re-delivery from a
-conflicting one.
+list of failing rules and their messages, written only for the rows that fail. A row that fails
+any rule is quarantined with all its failing rules (``rules``), the first of them (``rule``) and
+one message per failure (``message``). The loader compares the typed content of valid rows
+whose key repeats or is already stored (`allpayer.inputs.load.decide`), which tells an identical
+re-delivery from a conflicting one.
 
 Rules (ids are stable and appear in the quarantine table):
 
