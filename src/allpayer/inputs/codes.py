@@ -31,11 +31,6 @@ NPI_PREFIX_SUM = 24
 """Luhn contribution of the ISO card-issuer prefix 80840 that precedes every NPI."""
 
 
-def _digit(s: ir.StringValue, i: int) -> ir.IntegerValue:
-    """The digit at 0-based position `i` as an integer (NULL when it is not a digit)."""
-    return s.substr(i, 1).try_cast("int64")
-
-
 def _luhn_double(d: ir.IntegerValue) -> ir.IntegerValue:
     """Sum of the digits of 2*d for a single digit d (the Luhn doubling step)."""
     return d * 2 - ibis.ifelse(d >= 5, 9, 0)
@@ -82,13 +77,6 @@ def loinc_number_check_ok(n: ir.IntegerValue) -> ir.BooleanValue:
     plain = sum(digit(i) for i in (1, 3, 5))
     total = doubled + plain
     return ((10 - total % 10) % 10) == check
-
-
-def loinc_check_ok(s: ir.StringValue) -> ir.BooleanValue:
-    """True when ``number-check`` has the LOINC shape (1-7 digits, a hyphen, one digit) and carries
-    the correct check digit (:func:`loinc_number_check_ok`)."""
-    fmt = FORMATS["loinc"]
-    return fmt.check(s) & fmt.number_check(fmt.to_number(s))
 
 
 def _ndc_normalize(s: ir.StringValue) -> ir.StringValue:
