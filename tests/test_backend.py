@@ -197,3 +197,31 @@ def test_insert_rows_appends_by_column_name_with_one_statement():
     got = con.con.execute("SELECT k, name, flag, m FROM t ORDER BY k, name NULLS FIRST").fetchall()
     assert [r[0] for r in got] == [1, 2, 2, 3, 3]
     assert got[-1][1:] == ("three", True, None) and got[-2][1:] == ("three", True, None)
+
+
+def test_compiled_query_is_kept_for_an_equal_expression(monkeypatch):
+    """An expression built again with the same operations, tables and literals compiles once per
+    connection; a different literal or table compiles afresh; at most `COMPILED_KEPT` are kept."""
+    con = ibis.duckdb.connect()
+    con.create_table("t", ibis.memtable({"a": [1, 2, 3]}))
+    con.create_table("u", ibis.memtable({"a": [4]}))
+    calls = []
+    real = con.compile
+    monkeypatch.setattr(con, "compile", lambda expr, *a, **k: calls.append(expr) or real(expr, *a, **k))
+
+    def q(table, n):
+        t = con.table(table)
+        return t.filter(t.a > n).mutate(b=t.a * 2)
+
+    first = backend.compiled_query(con, q("t", 1))
+    assert backend.compiled_query(con, q("t", 1)) == first and len(calls) == 1
+    assert backend.compiled_query(con, q("t", 2)) != first and len(calls) == 2
+    assert '"u"' in backend.compiled_query(con, q("u", 1)) and len(calls) == 3
+    backend.create_table(con, "v", q("t", 1))  # the insert reuses the kept query
+    assert len(calls) == 3
+    assert sorted(con.table("v").to_pyarrow().column("b").to_pylist()) == [4, 6]
+    monkeypatch.setattr(backend, "COMPILED_KEPT", 2)
+    backend.compiled_query(con, q("t", 3))
+    assert len(con._allpayer_compiled) == 2
+    backend.compiled_query(con, q("t", 1))  # dropped as the least recently used
+    assert len(calls) == 5

@@ -292,7 +292,38 @@ def _duckdb_insert_sql(con, target: str, expr: ir.Table) -> str:
     (thousands of nodes, up to a few hundred kilobytes of SQL) that is seconds per run."""
     con._run_pre_execute_hooks(expr)  # registers the in-memory tables the query reads
     columns = ", ".join(sql_identifier(c) for c in expr.columns)
-    return f"INSERT INTO {sql_identifier(target)} ({columns}) {con.compile(expr)}"
+    return f"INSERT INTO {sql_identifier(target)} ({columns}) {compiled_query(con, expr)}"
+
+
+COMPILED_KEPT = 256
+"""How many compiled queries `compiled_query` keeps per connection (the most recently used)."""
+
+
+def compiled_query(con, expr: ir.Table) -> str:
+    """``con.compile(expr)``, kept per connection for an expression built again.
+
+    Ibis expressions compare by structure: the same operations over the same tables (by name and
+    schema) and literals are equal, and compile to the same SQL. The quality run builds the
+    same measure queries for each program of a payer, and for each payer, over tables of the same
+    names (`allpayer.quality.run`), so most of its queries are compiled once instead of once per
+    program (compiling is most of the Python time of a stage). A query that differs in anything
+    (a literal, a column, a table's name or schema) is compiled afresh."""
+    from collections import OrderedDict
+
+    kept = getattr(con, "_allpayer_compiled", None)
+    if kept is None:
+        kept = OrderedDict()
+        con._allpayer_compiled = kept
+    op = expr.op()
+    sql = kept.get(op)
+    if sql is None:
+        sql = con.compile(expr)
+        kept[op] = sql
+        while len(kept) > COMPILED_KEPT:
+            kept.popitem(last=False)
+    else:
+        kept.move_to_end(op)
+    return sql
 
 
 def create_table(con, name: str, expr: ir.Table, *, temp: bool = False, overwrite: bool = False) -> ir.Table:

@@ -71,11 +71,11 @@ def test_programs_of_one_payer_share_their_payer_tables(monkeypatch):
     built = collections.Counter()
     real_get = framework.Shared.get
 
-    def counting_get(self, key, build, *, group=None):
+    def counting_get(self, key, build, **kw):
         def counted():
             built[key] += 1
             return build()
-        return real_get(self, key, counted, group=group)
+        return real_get(self, key, counted, **kw)
 
     monkeypatch.setattr(framework.Shared, "get", counting_get)
     w = world()
@@ -121,8 +121,8 @@ def test_code_columns_no_row_fills_are_left_out_of_the_stored_lines(monkeypatch)
     stored = {}
     real_get = framework.Shared.get
 
-    def spying_get(self, key, build, *, group=None):
-        stored[key] = real_get(self, key, build, group=group)
+    def spying_get(self, key, build, **kw):
+        stored[key] = real_get(self, key, build, **kw)
         return stored[key]
 
     monkeypatch.setattr(framework.Shared, "get", spying_get)
@@ -144,6 +144,57 @@ def test_code_columns_no_row_fills_are_left_out_of_the_stored_lines(monkeypatch)
         return sorted(con.table("care_gaps").drop("run_id").to_pyarrow().to_pylist(), key=repr)
 
     assert gaps(narrow) == gaps(wide) != []
+
+
+def test_payer_tables_are_named_by_slot():
+    """A payer's tables are stored under the lowest slot free when its first table is made, and
+    its slot is free again once its tables are dropped: payers in turn share slot 0, payers held at
+    once have their own."""
+    con = ibis.duckdb.connect()
+    sh = framework.Shared(keep=framework.keeper(con, "_qs"))
+    one = ibis.memtable({"x": [1]})
+
+    def name(t):
+        return t.op().name
+
+    assert name(sh.payer_table("medicare", "lines", lambda: one)) == "_qs_payer0_lines"
+    assert name(sh.payer_table("medicaid", "lines", lambda: one)) == "_qs_payer1_lines"
+    assert name(sh.payer_table("medicare", "dx", lambda: one)) == "_qs_payer0_dx"
+    sh.drop(con, group="payer:medicare")
+    assert "_qs_payer0_lines" not in con.list_tables()
+    assert name(sh.payer_table("mvp", "lines", lambda: one)) == "_qs_payer0_lines"
+    assert name(sh.payer_table("medicaid", "dx", lambda: one)) == "_qs_payer1_dx"
+    sh.drop(con)
+    assert name(sh.payer_table("bcbsvt", "lines", lambda: one)) == "_qs_payer0_lines"
+
+
+def test_programs_in_turn_compile_their_shared_measure_queries_once(monkeypatch):
+    """Two programs of one payer: the program's own tables have the same names for each in turn, so
+    a measure query that does not depend on the program's terms is compiled for the first program
+    only (`backend.compiled_query`), and the second program's results are the same as alone."""
+    compiled = collections.Counter()
+    real = backend.compiled_query
+
+    def counting(con, expr):
+        kept = getattr(con, "_allpayer_compiled", {})
+        if expr.op() not in kept:
+            compiled["compiled"] += 1
+        else:
+            compiled["reused"] += 1
+        return real(con, expr)
+
+    monkeypatch.setattr(backend, "compiled_query", counting)
+    w = world()
+    other = w.program.model_copy(update={"program_id": OTHER})
+    con = database(w, programs=2)
+    run_quality(con, [w.program, other], Y, PAID_THROUGH, "run-1")
+    once = dict(compiled)
+    compiled.clear()
+    alone = database(w, programs=1)
+    run_quality(alone, [w.program], Y, PAID_THROUGH, "run-1")
+    # the second program compiles fewer queries afresh than it reuses (21 reused, 10 afresh)
+    assert once["reused"] > once["compiled"] - compiled["compiled"] > 0
+    assert results(con, OTHER) == results(alone, w.program.program_id)
 
 
 def test_the_stage_drops_its_temporary_tables():

@@ -198,6 +198,7 @@ class Shared:
     tables: dict = field(default_factory=dict)
     groups: dict = field(default_factory=dict)
     values: dict = field(default_factory=dict)
+    slots: dict = field(default_factory=dict)
 
     def value(self, key: str, compute: Callable[[], object]) -> object:
         """A scalar computed once (e.g. whether a payer's claims were redacted)."""
@@ -205,19 +206,29 @@ class Shared:
             self.values[key] = compute()
         return self.values[key]
 
-    def get(self, key: str, build: Callable[[], ir.Table], *, group: str | None = None) -> ir.Table:
-        """The table under `key`, built (and stored) the first time; `group` names what it belongs
-        to (e.g. one payer) for `drop`."""
+    def get(self, key: str, build: Callable[[], ir.Table], *, group: str | None = None,
+            name: str | None = None) -> ir.Table:
+        """The table under `key`, built (and stored as `name`, default `key`) the first time;
+        `group` names what it belongs to (e.g. one payer) for `drop`."""
         if key not in self.tables:
             t = build()
-            name = re.sub(r"[^A-Za-z0-9_]", "_", key)
+            name = re.sub(r"[^A-Za-z0-9_]", "_", name or key)
             self.tables[key] = self.keep(name, t) if self.keep is not None else t
             self.groups[key] = group
         return self.tables[key]
 
     def payer_table(self, payer: str, key: str, build: Callable[[], ir.Table]) -> ir.Table:
-        """A table that reads only `payer`'s claims (and the run's labs and observations)."""
-        return self.get(f"payer_{payer}_{key}", build, group=f"payer:{payer}")
+        """A table that reads only `payer`'s claims (and the run's labs and observations).
+
+        It is stored under the payer's slot, not its name: the lowest number no payer whose
+        tables are held has. Payers whose programs follow one another (each payer's tables
+        are dropped after its last program) all use slot 0, so the same measure reads tables of
+        the same names for every payer and its query is compiled once
+        (`allpayer.backend.compiled_query`)."""
+        group = f"payer:{payer}"
+        if group not in self.slots:
+            self.slots[group] = min(set(range(len(self.slots) + 1)) - set(self.slots.values()))
+        return self.get(f"payer_{payer}_{key}", build, group=group, name=f"payer{self.slots[group]}_{key}")
 
     def drop(self, con, *, key: str | None = None, group: str | None = None) -> None:
         """Forget one table (`key`), a group's tables, or (neither given) all, and drop the stored
@@ -228,6 +239,10 @@ class Shared:
             self.groups.pop(k, None)
             if self.keep is not None:
                 drop_stored(con, t)
+        if every:
+            self.slots.clear()
+        elif group is not None:
+            self.slots.pop(group, None)
 
 
 def drop_stored(con, t: ir.Table) -> None:

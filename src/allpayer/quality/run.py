@@ -139,6 +139,10 @@ def run_quality(
     # observations and what is derived from them alone) is built once and shared; each
     # program's own tables are dropped when it is done, a payer's after its last program.
     # A program's context is built when its turn comes, so only the running payer's tables are held.
+    # Its own tables have the same names in every program (``_qp_...``, dropped before the next
+    # program), as have the payers' tables in turn (`framework.Shared.payer_table`): the measure
+    # queries that do not depend on the program's terms are then the same expressions for the
+    # next program and payer, and are compiled once (`allpayer.backend.compiled_query`).
     shared = framework.Shared(keep=framework.keeper(con, "_qs"))
     last_of_payer = {p.payer: i for i, p in enumerate(progs)}
     for i, p in enumerate(progs):
@@ -147,7 +151,7 @@ def run_quality(
             p, year, paid_through, medical_claim=medical, eligibility=elig, attribution=att, member_months=mm,
             valuesets=vs, lab_result=labs, observation=obs, pharmacy_claim=rx,
             extra={"supplied_results": str(supplied_results) if supplied_results else None},
-            keep=framework.keeper(con, f"_q{i + 1}", made=made), shared=shared,
+            keep=framework.keeper(con, "_qp", made=made), shared=shared,
         )
         n = i + 1
         listed = [m.id for m in p.quality.measures]
