@@ -18,7 +18,7 @@ from allpayer.errors import RunError
 from allpayer.quality import framework
 from allpayer.quality.run import run_quality
 
-from .helpers import D, World, plain, table
+from .helpers import D, World, plain, rows, table
 
 Y = 2024
 PAID_THROUGH = D(Y + 1, 3, 31)
@@ -195,6 +195,34 @@ def test_programs_in_turn_compile_their_shared_measure_queries_once(monkeypatch)
     # the second program compiles fewer queries afresh than it reuses (21 reused, 10 afresh)
     assert once["reused"] > once["compiled"] - compiled["compiled"] > 0
     assert results(con, OTHER) == results(alone, w.program.program_id)
+
+
+def test_diagnoses_in_a_value_set_are_read_not_stored(monkeypatch):
+    """`MeasureContext.dx_in` is a semi-join of the payer's stored diagnoses to the set's codes,
+    left unstored, with the rows of the diagnoses whose code is in the set (principal: position 1)."""
+    stored = []
+    real_keeper = framework.keeper
+
+    def spying_keeper(con, prefix, made=None):
+        keep = real_keeper(con, prefix, made)
+
+        def spy(name, t):
+            stored.append(name)
+            return keep(name, t)
+        return spy
+
+    monkeypatch.setattr(framework, "keeper", spying_keeper)
+    w = world()
+    con = database(w, programs=1)
+    run_quality(con, [w.program], Y, PAID_THROUGH, "run-1")
+    assert "payer0_diagnoses" in stored and not [n for n in stored if n.startswith("payer0_dx_")]
+
+    ctx = w.context()
+    hyp = rows(ctx.dx_in("hypertension_dx"))
+    assert sorted((r["person_id"], r["service_date"], r["code"]) for r in hyp) == [
+        ("A", D(Y, 4, 1), "I10"), ("A", D(Y, 5, 1), "I10"), ("B", D(Y, 4, 1), "I10"), ("B", D(Y, 5, 1), "I10")]
+    principal = rows(ctx.dx_in("hypertension_dx", principal=True))
+    assert sorted((r["person_id"], r["service_date"]) for r in principal) == [("A", D(Y, 5, 1)), ("B", D(Y, 5, 1))]
 
 
 def test_the_stage_drops_its_temporary_tables():
