@@ -260,3 +260,21 @@ def test_a_reading_takes_the_setting_of_its_encounter_claim():
         ("C_OFFICE", "professional")]], claim_schema)
     got = {r["observation_id"]: r["setting"] for r in rows(framework.observation_values(obs, claims))}
     assert got == {"O0": "inpatient", "O1": "ed", "O2": None, "O3": None, "O4": None}
+
+
+def test_latest_month_per_person_takes_the_latest_month_then_the_smallest_member_id():
+    schema = {"person_id": "string", "member_id": "string", "month": "date", "practice_id": "string"}
+    t = plain([
+        {"person_id": "A", "member_id": "m2", "month": D(2024, 3, 1), "practice_id": "P3"},
+        {"person_id": "A", "member_id": "m1", "month": D(2024, 3, 1), "practice_id": "P1"},  # same month: m1
+        {"person_id": "A", "member_id": "m0", "month": D(2024, 2, 1), "practice_id": "P0"},  # earlier month
+        {"person_id": "B", "member_id": "m9", "month": D(2023, 12, 1), "practice_id": "P9"},
+        {"person_id": "B", "member_id": "m8", "month": D(2024, 1, 1), "practice_id": None},  # latest, no practice
+        {"person_id": "C", "member_id": "m5", "month": D(2024, 6, 1), "practice_id": "P5"},
+    ], schema)
+    got = rows(framework.latest_month_per_person(t, ["member_id", "practice_id"]), key=lambda r: r["person_id"])
+    assert got == [
+        {"person_id": "A", "member_id": "m1", "practice_id": "P1"},
+        {"person_id": "B", "member_id": "m8", "practice_id": None},
+        {"person_id": "C", "member_id": "m5", "practice_id": "P5"},
+    ]
