@@ -217,11 +217,13 @@ def test_compiled_query_is_kept_for_an_equal_expression(monkeypatch):
     assert backend.compiled_query(con, q("t", 1)) == first and len(calls) == 1
     assert backend.compiled_query(con, q("t", 2)) != first and len(calls) == 2
     assert '"u"' in backend.compiled_query(con, q("u", 1)) and len(calls) == 3
-    backend.create_table(con, "v", q("t", 1))  # the insert reuses the kept query
+    backend.create_table(con, "v", q("t", 1))  # the insert reuses the kept query (now the most recent)
     assert len(calls) == 3
-    assert sorted(con.table("v").to_pyarrow().column("b").to_pylist()) == [4, 6]
+    assert sorted(r[0] for r in con.con.execute('SELECT b FROM "v"').fetchall()) == [4, 6]
     monkeypatch.setattr(backend, "COMPILED_KEPT", 2)
-    backend.compiled_query(con, q("t", 3))
-    assert len(con._allpayer_compiled) == 2
-    backend.compiled_query(con, q("t", 1))  # dropped as the least recently used
+    backend.compiled_query(con, q("t", 3))  # keeps it and t > 1; drops t > 2 and u, the least recent
+    assert len(con._allpayer_compiled) == 2 and len(calls) == 4
+    backend.compiled_query(con, q("t", 1))
+    assert len(calls) == 4
+    backend.compiled_query(con, q("t", 2))  # dropped before: compiled again
     assert len(calls) == 5
