@@ -229,50 +229,41 @@ def _build(expr):
 
 def rows_by(expr, column: str, value: Any, order_by: Sequence[str] = (), key: Any = None) -> list[dict]:
     """The rows of `expr` whose `column` equals `value`, ordered by `order_by`. `expr` is built for
-    every organization at once (grouped by `column` where it aggregates): in a `batch` it runs once
-    and is split by `column`; outside, it is filtered to `value` in the database. As in `rows`,
+    every organization at once (grouped by `column` where it aggregates, or by several
+    organization columns at once): in a `batch` it runs once, whichever column it is split by, and
+    is split by `column` once; outside, it is filtered to `value` in the database. As in `rows`,
     `expr` may be a function and `key` its name."""
+    def ordered():
+        e = _build(expr)
+        return e.order_by(list(order_by)) if order_by else e
+
     memo = _Memo.active
     if memo is None:
         e = _build(expr)
         e = e.filter(e[column] == value)
         return (e.order_by(list(order_by)) if order_by else e).to_pyarrow().to_pylist()
-    k = ("by", key if key is not None else _build(expr).op(), column, tuple(order_by))
+    name = key if key is not None else _build(expr).op()
+    k = ("by", name, column, tuple(order_by))
     if k not in memo:
-        e = _build(expr)
         groups: dict = {}
-        for r in (e.order_by(list(order_by)) if order_by else e).to_pyarrow().to_pylist():
-            groups.setdefault(r[column], []).append(r)
+        for r in rows(ordered, ("ordered", name, tuple(order_by))):
+            if r[column] is not None:  # as in the database, where no value equals NULL
+                groups.setdefault(r[column], []).append(r)
         memo[k] = groups
     return memo[k].get(value, [])
 
 
 def sums_by(expr, column: str, value: Any, keys: Sequence[str], sums: Sequence[str], key: Any = None) -> dict:
-    """The rows of `expr` whose `column` equals `value`, summed over the other columns: a dict
-    from the tuple of `keys` to a dict of the `sums`. `expr` is grouped finer than `column` (by
-    several organization columns at once, so that one query serves the reports of each kind);
-    in a `batch` it runs once and each column's sums are made once, from memory; outside, it is
-    filtered to `value` in the database. As in `rows`, `expr` may be a function and `key` its name."""
-    def summed(rs) -> dict:
-        out: dict = {}
-        for r in rs:
-            acc = out.setdefault(tuple(r[k] for k in keys), {c: 0 for c in sums})
-            for c in sums:
-                acc[c] += int(r[c] or 0)
-        return out
-
-    memo = _Memo.active
-    if memo is None:
-        e = _build(expr)
-        return summed(e.filter(e[column] == value).to_pyarrow().to_pylist())
-    k = ("sums", key if key is not None else _build(expr).op(), column, tuple(keys), tuple(sums))
-    if k not in memo:
-        groups: dict = {}
-        for r in rows(expr, key):
-            if r[column] is not None:
-                groups.setdefault(r[column], []).append(r)
-        memo[k] = {v: summed(rs) for v, rs in groups.items()}
-    return memo[k].get(value, {})
+    """The rows of `expr` whose `column` equals `value` (`rows_by`), summed over the other columns:
+    a dict from the tuple of `keys` to a dict of the `sums`. `expr` may be grouped finer than
+    `column` (by several organization columns at once, so that one query serves the reports of
+    each kind: in a `batch`, `rows_by` runs it once for every column)."""
+    out: dict = {}
+    for r in rows_by(expr, column, value, key=key):
+        acc = out.setdefault(tuple(r[k] for k in keys), {c: 0 for c in sums})
+        for c in sums:
+            acc[c] += int(r[c] or 0)
+    return out
 
 
 def table(con, name: str):
