@@ -282,14 +282,22 @@ def run_core(
     res.other_seconds["inputs"] = seconds_since_last_part()
 
     first_year = min([year - 1] + [b.year for p in progs for b in p.target.base_years])
-    all_months = work_table("eligibility_months", eligibility_months(eligibility, dt.date(first_year, 1, 1), end))
-    pm = program_months(all_months, progs, employer_group)
+    all_months = eligibility_months(eligibility, dt.date(first_year, 1, 1), end)
+    if not is_duckdb(con):
+        all_months = work_table("eligibility_months", all_months)
+    # On DuckDB the eligibility months are not stored: each reader expands the spans of the months
+    # it reads (the member months this year's, the base months their years', the attribution facts
+    # their effective period's), where writing every month of every year (21 million rows at
+    # 650,000 members, 5.9-6.5 s) took longer than the three expansions together (about 3 s more
+    # for their readers: benchmarks/README.md). Spark stores them once, as before.
+    pm = program_months(all_months.filter((all_months.month >= start) & (all_months.month <= end)),
+                        progs, employer_group)
     stage("member_months", pm)
     pm = con.table("member_months").filter(lambda t: t.performance_year == year)
     # Base-year member months of every trended_base program, in one query (a working table): the
-    # risk ratios and the targets read them instead of deriving them again. Written now, while the
-    # eligibility months it reads are still in memory (the claim lines written next do not fit
-    # beside them at state scale, and DuckDB moves older blocks to disk).
+    # risk ratios and the targets read them instead of deriving them again. Written now, before the
+    # claim lines (on Spark, while the eligibility months are still in memory: the claim lines
+    # written next do not fit beside them at state scale).
     trended = [p for p in progs if p.target.method == "trended_base"]
     base_all = (work_table("base_months", targets_mod.programs_base_months(all_months, trended, performance_months=pm))
                 if trended else None)
@@ -309,8 +317,8 @@ def run_core(
         attribution_store = work
         attribution_work = [work]
     # What attribution reads of the eligibility months (the effective year's coverage and the
-    # death dates) is written now, while they are in memory, and the eligibility months are
-    # dropped before the claim lines are written: at state scale they no longer fit beside them.
+    # death dates) is written now, and the eligibility months (Spark: the stored ones) are dropped
+    # before the claim lines are written: at state scale they no longer fit beside them.
     for p in progs:
         store_eligibility_facts(all_months, p, attribution_store)
     res.other_seconds["attribution eligibility facts"] = seconds_since_last_part()
