@@ -437,12 +437,13 @@ def run_core(
 
     base_cost_all = None
     if base_all is not None:
-        # The targets read the base months' cost on the FFS basis only (expected_cost's basis).
+        # The targets read the base months' cost on the FFS basis only (expected_cost's basis), and
+        # of the member months only their keys and rate cells: the other columns are not written.
         base_years = sorted({b.year for p in trended for b in p.target.base_years})
         base_lines = cost_lines_between(dt.date(base_years[0], 1, 1), dt.date(base_years[-1], 12, 31))
+        base_cost = tcoc.member_month_cost(base_lines, base_all, scopes, amounts=("ffs_paid_cents",), unique_months=True)
         base_cost_all = work_table("base_member_month_cost",
-                                   tcoc.member_month_cost(base_lines, base_all, scopes, amounts=("ffs_paid_cents",),
-                                                          unique_months=True))
+                                   base_cost.select(*targets_mod.BASE_COST_COLUMNS, "ffs_paid_cents"))
     if not is_duckdb(con):
         drop_work("claim_lines")
     drop_work("claim_sums")  # the base-year cost is the last stage that reads the netted lines

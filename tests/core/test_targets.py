@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allpayer.core.targets import (
+    BASE_COST_COLUMNS,
     assign_cells,
     base_population_months,
     programs_base_months,
@@ -252,6 +253,32 @@ def test_rerunning_gives_identical_tables():
     b = expected_cost(p, performance_months=perf, base_member_month_cost=base_cost)
     for name in ("base", "monthly"):
         assert CON.to_pyarrow(getattr(a, name)).equals(CON.to_pyarrow(getattr(b, name)))
+
+
+@pytest.mark.parametrize("kind", ["medicaid", "commercial"])
+def test_the_base_cost_columns_are_all_the_targets_read(kind):
+    # `allpayer run` stores only BASE_COST_COLUMNS and the cost basis of the base months' cost:
+    # the targets from those columns are the targets from every column (aid-category cells with
+    # truncation; age-band and sex cells, which read the birth date and sex)
+    if kind == "medicaid":
+        p, perf, base_cost = _medicaid_case()
+    else:
+        p = program("commercial", COMMERCIAL_TARGET)
+        spec = [("M1", 2023, 1, 12, {"birth_date": D(1979, 6, 15), "sex": "male"}),
+                ("M2", 2023, 3, 12, {"birth_date": D(2006, 1, 1), "sex": "unknown"})]
+        perf = member_months([(m, 2024, 1, 12, extra) for m, _y, _f, _l, extra in spec], payer="mvp", plan="qhp",
+                             program_id=p.program_id)
+        lines = claims([("C1", "M1", D(2023, 3, 1), "1200.00"), ("C2", "M2", D(2023, 5, 1), "480.00")],
+                       payer="mvp", plan="qhp")
+        base = base_population_months(member_months(spec, payer="mvp", plan="qhp"), p, performance_months=perf)
+        base_cost = ibis.memtable(CON.to_pyarrow(member_month_cost(cost_lines(lines), base)))
+    narrow = base_cost.select(*BASE_COST_COLUMNS, "ffs_paid_cents")
+    assert len(narrow.columns) < len(base_cost.columns)
+    full = expected_cost(p, performance_months=perf, base_member_month_cost=base_cost)
+    got = expected_cost(p, performance_months=perf, base_member_month_cost=narrow)
+    for name in ("base", "cells", "monthly", "unassigned"):
+        assert rows(getattr(got, name), key=str) == rows(getattr(full, name), key=str), name
+    assert rows(full.monthly)  # a target was computed
 
 
 # ------------------------------------------------------------------------------------------------

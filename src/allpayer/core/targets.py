@@ -451,6 +451,13 @@ class Targets:
     truncation: Truncation | None = None
 
 
+BASE_COST_COLUMNS: tuple[str, ...] = (
+    "program_id", "member_id", "person_id", "month", "year", "birth_date", "sex", "aid_category", "enrollment_type",
+)
+"""The columns of the base months' cost (beside the cost basis) that :func:`expected_cost` reads:
+the keys, the year, and what a rate cell is made of (see :func:`cell_id_expr`)."""
+
+
 def _base_costs(
     program,
     base_member_month_cost: ir.Table,
