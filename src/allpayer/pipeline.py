@@ -294,13 +294,15 @@ def run_core(
                         progs, employer_group)
     stage("member_months", pm)
     pm = con.table("member_months").filter(lambda t: t.performance_year == year)
-    # Base-year member months of every trended_base program, in one query (a working table): the
-    # risk ratios and the targets read them instead of deriving them again. Written now, before the
-    # claim lines (on Spark, while the eligibility months are still in memory: the claim lines
-    # written next do not fit beside them at state scale).
+    # Base-year member months of every trended_base program, in one query (a working table of the
+    # columns they are read for): the risk ratios and the targets read them instead of deriving
+    # them again. Written now, before the claim lines (on Spark, while the eligibility months are
+    # still in memory: the claim lines written next do not fit beside them at state scale).
     trended = [p for p in progs if p.target.method == "trended_base"]
-    base_all = (work_table("base_months", targets_mod.programs_base_months(all_months, trended, performance_months=pm))
-                if trended else None)
+    base_all = None
+    if trended:
+        base_all = targets_mod.programs_base_months(all_months, trended, performance_months=pm)
+        base_all = work_table("base_months", base_all.select(*targets_mod.BASE_MONTH_COLUMNS))
 
     work = WorkTables(con)
     # Spark plans one large query per program for minutes, so there each attribution step is

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from allpayer.core.targets import (
     BASE_COST_COLUMNS,
+    BASE_MONTH_COLUMNS,
     assign_cells,
     base_population_months,
     programs_base_months,
@@ -253,6 +254,14 @@ def test_rerunning_gives_identical_tables():
     b = expected_cost(p, performance_months=perf, base_member_month_cost=base_cost)
     for name in ("base", "monthly"):
         assert CON.to_pyarrow(getattr(a, name)).equals(CON.to_pyarrow(getattr(b, name)))
+
+
+def test_the_base_months_kept_by_a_run_hold_what_their_cost_and_readers_need():
+    from allpayer.core.tcoc import PROGRAM_MONTH_KEYS
+
+    assert set(PROGRAM_MONTH_KEYS) <= set(BASE_MONTH_COLUMNS)  # the cost's join to the claim lines
+    assert set(BASE_COST_COLUMNS) - {"year"} <= set(BASE_MONTH_COLUMNS)  # member_month_cost adds the year
+    assert "person_id" in BASE_MONTH_COLUMNS  # the risk ratios weigh each person's months
 
 
 @pytest.mark.parametrize("kind", ["medicaid", "commercial"])

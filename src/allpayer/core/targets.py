@@ -457,6 +457,14 @@ BASE_COST_COLUMNS: tuple[str, ...] = (
 """The columns of the base months' cost (beside the cost basis) that :func:`expected_cost` reads:
 the keys, the year, and what a rate cell is made of (see :func:`cell_id_expr`)."""
 
+BASE_MONTH_COLUMNS: tuple[str, ...] = (
+    "program_id", "member_id", "person_id", "payer", "plan", "month", "birth_date", "sex", "aid_category",
+    "enrollment_type",
+)
+"""What `allpayer run` keeps of the base months (:func:`programs_base_months`): the keys on which
+their cost joins the claim lines (``allpayer.core.tcoc.PROGRAM_MONTH_KEYS``), and what the targets
+(`BASE_COST_COLUMNS`, the year aside) and the risk ratios (person and rate cell) read."""
+
 
 def _base_costs(
     program,
