@@ -112,6 +112,7 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         years = {year} | {y for p in fpp_programs for y in (p.payments.fpp.hospital_allocation.history_years or [])}
         fpp_payers = sorted({p.payer for p in fpp_programs})
         ml = medical_claim_lines(_of_payers(con.table("medical_claim"), fpp_payers), paid_through)
+        ml = _served_in(ml, years)
         ml = ml.filter(ml.service_date.year().isin(sorted(years)) & ml.payer.isin(fpp_payers))
         ml = ml.filter(_read_by_fpp(ml, fpp_programs, year))
         lines_expr = ml.select("payer", "service_date", "service_month", "claim_type", "service_category",
@@ -322,6 +323,16 @@ def _read_by_fpp(lines: ir.Table, fpp_programs: Sequence, year: int) -> ir.Boole
             used = lines.service_date.year().isin(hist) | used
         out = out | ((lines.payer == p.payer) & lines.claim_type.isin(list(f.scope.claim_types)) & used)
     return out
+
+
+def _served_in(lines: ir.Table, years) -> ir.Table:
+    """The netted lines served from the first of `years` to the last: a range on the service date
+    reaches the loaded rows before they are netted and classified (DuckDB does not take a test of
+    the service date's year there), so the lines of other years are not classified only to be
+    dropped. The readers still test the years themselves."""
+    first, last = min(years), max(years)
+    return lines.filter((lines.service_date >= ibis.literal(dt.date(first, 1, 1)))
+                        & (lines.service_date <= ibis.literal(dt.date(last, 12, 31))))
 
 
 def _of_payers(medical_claim: ir.Table, payers: Sequence[str]) -> ir.Table:
