@@ -148,7 +148,7 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         eligibility = con.table("eligibility")
         hyears = sorted({y for p in cpr_hist for y in cpr_mod.history_years(p)})
         cpr_payers = sorted({p.payer for p in cpr_hist})
-        cl = medical_claim_lines(_of_payers(con.table("medical_claim"), cpr_payers), paid_through)
+        cl = _served_in(medical_claim_lines(_of_payers(con.table("medical_claim"), cpr_payers), paid_through), hyears)
         cl = cl.filter(cl.service_date.year().isin(hyears) & cl.payer.isin(cpr_payers)
                        & (cl.claim_type == "professional") & (cl.payment_arrangement == "ffs"))
         cpr_lines = keep(cl.select("payer", "service_date", "service_month", "claim_type", "payment_arrangement",

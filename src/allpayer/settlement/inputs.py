@@ -303,7 +303,9 @@ def participant_revenue_expr(con, program, year: int, paid_through=None):
     from allpayer.core.claims import medical_claim_lines
 
     ml = medical_claim_lines(con.table("medical_claim"), paid_through)
-    ml = ml.filter((ml.payer == program.payer) & (ml.service_date.year() == year) & (ml.payment_arrangement == "ffs"))
+    # the year as a range of dates: DuckDB takes it to the loaded rows, before they are netted
+    ml = ml.filter((ml.payer == program.payer) & (ml.service_date >= ibis.date(year, 1, 1))
+                   & (ml.service_date <= ibis.date(year, 12, 31)) & (ml.payment_arrangement == "ffs"))
     ml = ml.select("claim_id", "claim_line_number", "claim_type", "service_date", "billing_tin", "facility_ccn",
                    "paid_cents")
     ro = con.table("provider_roster")
