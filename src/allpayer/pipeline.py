@@ -430,7 +430,7 @@ def run_core(
     comp = tcoc.completion(pay, valuation_date(paid_through))
     stage("completion_factors", comp.factors.mutate(performance_year=ibis.literal(year, "int32")))
 
-    events = tcoc.utilization_events(med, pm, unique_months=True)
+    events = tcoc.utilization_events(med, pm, unique_months=True, months_between=(start, end))
     stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
     # Leakage joins its lines to the year's program months (a program's effective period lies in
     # its performance year), so only the year's lines are classified and joined.

@@ -565,6 +565,14 @@ def test_admissions_readmissions_and_ed_visits():
     # the run's member months are unique on the join keys: the same events without the distinct
     key = lambda r: (r["event"], r["person_id"], r["event_date"], r["claims"])  # noqa: E731
     assert rows(utilization_events(lines, pm, unique_months=True), key=key) == sorted(ev, key=key)
+    # the program months' span given: the ED lines outside it are left out first, the same events
+    # (the stays still read every line: an earlier discharge may make a readmission)
+    within = utilization_events(lines, pm, months_between=(D(2024, 1, 1), D(2024, 3, 31)))
+    assert rows(within, key=key) == sorted(ev, key=key)
+    # whole months: a span given as mid-February keeps the visit of 14 February, not March's
+    feb = rows(utilization_events(lines, pm, months_between=(D(2024, 2, 20), D(2024, 2, 1))), key=key)
+    assert [(r["event_date"], r["claims"]) for r in feb if r["event"] == "ed_visit"] == [(D(2024, 2, 14), 2)]
+    assert [r for r in feb if r["event"] != "ed_visit"] == [r for r in sorted(ev, key=key) if r["event"] != "ed_visit"]
 
 
 def test_utilization_rates_per_thousand_member_years():

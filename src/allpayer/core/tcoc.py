@@ -31,6 +31,7 @@ half-up unless a rounding mode is given.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
@@ -1123,6 +1124,7 @@ def utilization_events(
     planned_admit_types: Sequence[str] = PLANNED_ADMIT_TYPES,
     transfer_dispositions: Sequence[str] = TRANSFER_DISPOSITIONS,
     unique_months: bool = False,
+    months_between: tuple[dt.date, dt.date] | None = None,
 ) -> ir.Table:
     """Utilization events of program members, one row each, with the rule that made it.
 
@@ -1136,7 +1138,11 @@ def utilization_events(
 
     An event counts for the program whose member month (member_id, payer, plan, month of the event)
     it falls in. Grain: (program_id, member_id, event, event_date). Columns: ``EVENT_SCHEMA``.
-    `unique_months`: as :func:`program_lines`.
+    `unique_months`: as :func:`program_lines`. `months_between`: (first, last) dates that every
+    month of `program_months` lies between, when the caller knows them: the ED lines served
+    outside are left before they are classified and grouped (a visit counts in the month of its
+    service date, so they could not count). The stays are built from every line (an earlier
+    discharge may make a readmission).
     """
     stays = inpatient_stays(medical_lines)
     adm = _program_join(stays, program_months, "admission_date", unique_months)
@@ -1173,7 +1179,13 @@ def utilization_events(
         rule=ibis.literal(f"admitted within {readmission_days} days of a discharge"),
     )
 
-    m = medical_lines.filter(medical_lines.service_category == "ed")
+    m = medical_lines
+    if months_between is not None:
+        first, last = months_between
+        first = dt.date(first.year, first.month, 1)
+        last = dt.date(last.year, last.month, calendar.monthrange(last.year, last.month)[1])
+        m = m.filter((m.service_date >= ibis.literal(first)) & (m.service_date <= ibis.literal(last)))
+    m = m.filter(m.service_category == "ed")
     status = m.claim_status.fill_null("paid") if "claim_status" in m.columns else ibis.literal("paid")
     m = m.mutate(_denied=status == "denied")
     ed_claims = m.group_by("claim_id", "person_id", "member_id", "payer", "plan", "service_date").aggregate(
