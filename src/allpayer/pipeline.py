@@ -426,8 +426,11 @@ def run_core(
         summaries.append(tcoc.tcoc_aggregate(mmc, level="employer", period="year", employer_group=employer))
     stage("tcoc_summary", union_aligned(summaries), "year")
 
-    pay = tcoc.claim_payment_rows(medical_rows, pharmacy_rows)
-    comp = tcoc.completion(pay, valuation_date(paid_through))
+    valuation = valuation_date(paid_through)
+    # only the rows of the incurred months the factors read (the others would be left after the
+    # service month of every row of the claims span is worked out)
+    pay = tcoc.claim_payment_rows(medical_rows, pharmacy_rows, incurred_between=tcoc.completion_window(valuation))
+    comp = tcoc.completion(pay, valuation)
     stage("completion_factors", comp.factors.mutate(performance_year=ibis.literal(year, "int32")))
 
     events = tcoc.utilization_events(med, pm, unique_months=True, months_between=(start, end))

@@ -19,6 +19,7 @@ from allpayer.core.tcoc import (
     apply_completion,
     claim_payment_rows,
     completion,
+    completion_window,
     cost_lines,
     cost_reconciliation,
     div_round,
@@ -472,6 +473,22 @@ def test_chain_ladder_factors_and_ibnr_by_incurred_month():
     assert (m[3]["paid_to_date_cents"], m[3]["ibnr_cents"], m[3]["estimated_incurred_cents"]) == (30000, 18000, 48000)
     assert (m[2]["latest_lag"], m[2]["ibnr_cents"]) == (1, 2000)  # 300.00 x 0.0666666667 = 20.00
     assert (m[1]["latest_lag"], m[1]["ibnr_cents"]) == (2, 0)
+
+
+def test_completion_reads_only_the_window_of_the_claim_rows():
+    # rows served before the incurred months (December 2023) or after the paid-through date leave
+    # the factors as they are: with the window given they are left out first, the same tables
+    claims = _triangle_claims().union(medical([
+        dict(claim_id="OLD", claim_start_date=D(2023, 12, 5), paid_date=D(2024, 1, 25), paid_amount="70.00"),
+        dict(claim_id="NEXT", claim_start_date=D(2024, 4, 1), paid_date=D(2024, 3, 30), paid_amount="40.00"),
+    ]))
+    assert completion_window(D(2024, 3, 31), history_months=3) == (D(2024, 1, 1), D(2024, 3, 31))
+    full = completion(claim_payment_rows(claims), D(2024, 3, 31), max_lag=2, history_months=3)
+    rows_in = claim_payment_rows(claims, incurred_between=completion_window(D(2024, 3, 31), history_months=3))
+    assert {r["incurred_month"] for r in rows(rows_in)} == {D(2024, 1, 1), D(2024, 2, 1), D(2024, 3, 1)}
+    windowed = completion(rows_in, D(2024, 3, 31), max_lag=2, history_months=3)
+    for name in ("triangle", "factors", "by_month"):
+        assert rows(getattr(windowed, name), key=str) == rows(getattr(full, name), key=str), name
 
 
 def test_apply_completion_keeps_ibnr_next_to_paid():

@@ -811,11 +811,14 @@ def claim_payment_rows(
     pharmacy_claim: ir.Table | None = None,
     *,
     basis: str = "ffs_paid",
+    incurred_between: tuple[dt.date, dt.date] | None = None,
 ) -> ir.Table:
     """Raw claim rows (each adjustment row on its own paid date) as payments for a lag triangle.
 
     Columns: source, payer, plan, incurred_month (the row's service month), paid_date, paid_month,
     amount_cents (on `basis`: ffs_paid = paid, or allowed for shadow claims; paid; allowed).
+    `incurred_between`: (first, last) service dates; the rows served outside are left out before
+    anything is computed of them (:func:`completion_window` gives what :func:`completion` reads).
     """
     from allpayer.core.claims import cents
 
@@ -827,17 +830,33 @@ def claim_payment_rows(
         shadow = m.payment_arrangement.isin(SHADOW_ARRANGEMENTS)
         paid, allowed = cents(m.paid_amount), cents(m.allowed_amount)
         amount = {"paid": paid, "allowed": allowed, "ffs_paid": ibis.ifelse(shadow, allowed, paid)}[basis]
-        parts.append(m.select(source=ibis.literal("medical"), payer=m.payer, plan=m.plan, service=service,
-                              paid_date=m.paid_date, amount_cents=amount.cast("int64")))
+        part = m.select(source=ibis.literal("medical"), payer=m.payer, plan=m.plan, service=service,
+                        paid_date=m.paid_date, amount_cents=amount.cast("int64"))
+        parts.append(_incurred_between(part, incurred_between))
     if pharmacy_claim is not None:
         r = pharmacy_claim
         amount = cents(r.allowed_amount) if basis == "allowed" else cents(r.paid_amount)
-        parts.append(r.select(source=ibis.literal("pharmacy"), payer=r.payer, plan=r.plan, service=r.dispensing_date,
-                              paid_date=r.paid_date, amount_cents=amount.cast("int64")))
+        part = r.select(source=ibis.literal("pharmacy"), payer=r.payer, plan=r.plan, service=r.dispensing_date,
+                        paid_date=r.paid_date, amount_cents=amount.cast("int64"))
+        parts.append(_incurred_between(part, incurred_between))
     if not parts:
         raise ValueError("claim_payment_rows needs medical or pharmacy claims")
     rows = parts[0] if len(parts) == 1 else parts[0].union(parts[1], distinct=False)
     return rows.mutate(incurred_month=_month_of(rows.service), paid_month=_month_of(rows.paid_date)).drop("service")
+
+
+def _incurred_between(rows: ir.Table, between: tuple[dt.date, dt.date] | None) -> ir.Table:
+    if between is None:
+        return rows
+    first, last = between
+    return rows.filter((rows.service >= ibis.literal(first)) & (rows.service <= ibis.literal(last)))
+
+
+def completion_window(paid_through: dt.date, history_months: int = 24) -> tuple[dt.date, dt.date]:
+    """The service dates :func:`completion` reads with the same `paid_through` and
+    `history_months`: from the first day of the earliest incurred month to `paid_through`."""
+    valuation = dt.date(paid_through.year, paid_through.month, 1)
+    return _month_list(valuation, history_months)[0], paid_through
 
 
 def _month_list(last: dt.date, count: int) -> list[dt.date]:

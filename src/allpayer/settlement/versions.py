@@ -126,7 +126,8 @@ def forecast_actual(con, program, year: int, paid_through: dt.date, *, max_lag: 
     med = med.filter(med.payer.isin(payers))
     if rx is not None:
         rx = rx.filter(rx.payer.isin(payers))
-    comp = tcoc.completion(tcoc.claim_payment_rows(med, rx), valuation, max_lag=max_lag)
+    comp = tcoc.completion(tcoc.claim_payment_rows(med, rx, incurred_between=tcoc.completion_window(valuation)),
+                           valuation, max_lag=max_lag)
     tri = con.to_pyarrow(comp.triangle.select("payer", "incurred_month", "lag", "cumulative_cents", "observed")).to_pylist()
     bounds = {}
     for payer in payers:
