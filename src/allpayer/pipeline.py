@@ -58,6 +58,7 @@ from allpayer.core.claims import (
     empty_columns,
     medical_claim_lines,
     pharmacy_claim_lines,
+    served_between,
 )
 from allpayer.core.member_months import eligibility_months
 from allpayer.core.programs import program_months
@@ -393,9 +394,9 @@ def run_core(
     # grouping every line of the claims span first (at 650,000 members 35 million lines, 13-14 s).
 
     def cost_lines_between(first: dt.date, last: dt.date) -> ir.Table:
-        parts = [tcoc.cost_lines(_served_between(med, first, last))]
+        parts = [tcoc.cost_lines(served_between(med, first, last))]
         if rx is not None:
-            parts.append(tcoc.cost_lines(None, _served_between(rx, first, last)))
+            parts.append(tcoc.cost_lines(None, served_between(rx, first, last)))
         return ibis.union(*parts, distinct=False)
 
     # (the program months lie in the performance year, up to `end`: see `programs_for_year`)
@@ -437,7 +438,7 @@ def run_core(
     stage("utilization", tcoc.utilization_rates(events, pm, period="year"), "year")
     # Leakage joins its lines to the year's program months (a program's effective period lies in
     # its performance year), so only the year's lines are classified and joined.
-    leak = tcoc.leakage_lines(_served_between(med, start, end), roster, pm, scopes, unique_months=True)
+    leak = tcoc.leakage_lines(served_between(med, start, end), roster, pm, scopes, unique_months=True)
     stage("leakage", tcoc.leakage(leak, period="year"), "year")
 
     base_cost_all = None
@@ -586,13 +587,6 @@ class WorkTables:
             self.con.drop_table(table, force=True)
         self.names.clear()
         self._by_key.clear()
-
-
-def _served_between(lines: ir.Table, first: dt.date, last: dt.date) -> ir.Table:
-    """The netted lines (medical or pharmacy) with a service date from `first` to `last`. The
-    filter reaches the scan of the loaded rows, so a stage that reads some years of the claims
-    nets and classifies only those years' lines."""
-    return lines.filter((lines.service_date >= ibis.literal(first)) & (lines.service_date <= ibis.literal(last)))
 
 
 def _programs_with_rows(table: ir.Table | None, programs: Sequence[ProgramTerms]) -> set[str]:

@@ -200,6 +200,14 @@ def claims_as_of(table: ir.Table, paid_through: dt.date | None) -> ir.Table:
     return table.filter(table.paid_date <= ibis.literal(paid_through))
 
 
+def served_between(lines: ir.Table, first: dt.date, last: dt.date, column: str = "service_date") -> ir.Table:
+    """The rows of `lines` whose `column` (the service date) is from `first` to `last`. Written as
+    a range of dates, the test reaches the scan of the loaded rows under netted lines (a test of
+    the date's year does not), so a reader of some years nets and classifies only their lines."""
+    d = lines[column]
+    return lines.filter((d >= ibis.literal(first)) & (d <= ibis.literal(last)))
+
+
 def medical_claim_lines(medical_claim: ir.Table, paid_through: dt.date | None = None, *,
                         sums: ir.Table | None = None) -> ir.Table:
     """Net medical claim lines as of `paid_through`, with service category and cents.

@@ -820,7 +820,7 @@ def claim_payment_rows(
     `incurred_between`: (first, last) service dates; the rows served outside are left out before
     anything is computed of them (:func:`completion_window` gives what :func:`completion` reads).
     """
-    from allpayer.core.claims import cents
+    from allpayer.core.claims import cents, served_between
 
     _basis_column(basis)
     parts = []
@@ -832,24 +832,19 @@ def claim_payment_rows(
         amount = {"paid": paid, "allowed": allowed, "ffs_paid": ibis.ifelse(shadow, allowed, paid)}[basis]
         part = m.select(source=ibis.literal("medical"), payer=m.payer, plan=m.plan, service=service,
                         paid_date=m.paid_date, amount_cents=amount.cast("int64"))
-        parts.append(_incurred_between(part, incurred_between))
+        parts.append(part)
     if pharmacy_claim is not None:
         r = pharmacy_claim
         amount = cents(r.allowed_amount) if basis == "allowed" else cents(r.paid_amount)
         part = r.select(source=ibis.literal("pharmacy"), payer=r.payer, plan=r.plan, service=r.dispensing_date,
                         paid_date=r.paid_date, amount_cents=amount.cast("int64"))
-        parts.append(_incurred_between(part, incurred_between))
+        parts.append(part)
     if not parts:
         raise ValueError("claim_payment_rows needs medical or pharmacy claims")
+    if incurred_between is not None:
+        parts = [served_between(part, *incurred_between, column="service") for part in parts]
     rows = parts[0] if len(parts) == 1 else parts[0].union(parts[1], distinct=False)
     return rows.mutate(incurred_month=_month_of(rows.service), paid_month=_month_of(rows.paid_date)).drop("service")
-
-
-def _incurred_between(rows: ir.Table, between: tuple[dt.date, dt.date] | None) -> ir.Table:
-    if between is None:
-        return rows
-    first, last = between
-    return rows.filter((rows.service >= ibis.literal(first)) & (rows.service <= ibis.literal(last)))
 
 
 def completion_window(paid_through: dt.date, history_months: int = 24) -> tuple[dt.date, dt.date]:
@@ -1163,6 +1158,8 @@ def utilization_events(
     service date, so they could not count). The stays are built from every line (an earlier
     discharge may make a readmission).
     """
+    from allpayer.core.claims import served_between
+
     stays = inpatient_stays(medical_lines)
     adm = _program_join(stays, program_months, "admission_date", unique_months)
     admissions = adm.select(
@@ -1203,7 +1200,7 @@ def utilization_events(
         first, last = months_between
         first = dt.date(first.year, first.month, 1)
         last = dt.date(last.year, last.month, calendar.monthrange(last.year, last.month)[1])
-        m = m.filter((m.service_date >= ibis.literal(first)) & (m.service_date <= ibis.literal(last)))
+        m = served_between(m, first, last)
     m = m.filter(m.service_category == "ed")
     status = m.claim_status.fill_null("paid") if "claim_status" in m.columns else ibis.literal("paid")
     m = m.mutate(_denied=status == "denied")

@@ -326,13 +326,12 @@ def _read_by_fpp(lines: ir.Table, fpp_programs: Sequence, year: int) -> ir.Boole
 
 
 def _served_in(lines: ir.Table, years) -> ir.Table:
-    """The netted lines served from the first of `years` to the last: a range on the service date
-    reaches the loaded rows before they are netted and classified (DuckDB does not take a test of
-    the service date's year there), so the lines of other years are not classified only to be
-    dropped. The readers still test the years themselves."""
-    first, last = min(years), max(years)
-    return lines.filter((lines.service_date >= ibis.literal(dt.date(first, 1, 1)))
-                        & (lines.service_date <= ibis.literal(dt.date(last, 12, 31))))
+    """The netted lines served from the first of `years` to the last (`core.claims.served_between`),
+    so the lines of other years are not netted and classified only to be dropped. The readers
+    still test the years themselves."""
+    from allpayer.core.claims import served_between
+
+    return served_between(lines, dt.date(min(years), 1, 1), dt.date(max(years), 12, 31))
 
 
 def _of_payers(medical_claim: ir.Table, payers: Sequence[str]) -> ir.Table:

@@ -34,6 +34,7 @@ Tables read (the year's rows only):
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -300,12 +301,11 @@ REVENUE_DEFINITION = (
 def participant_revenue_expr(con, program, year: int, paid_through=None):
     """One row: ``revenue_cents`` and ``claim_lines``, the participants' FFS revenue of the year
     (:data:`REVENUE_DEFINITION`). Lines matching both a TIN and a CCN count once."""
-    from allpayer.core.claims import medical_claim_lines
+    from allpayer.core.claims import medical_claim_lines, served_between
 
-    ml = medical_claim_lines(con.table("medical_claim"), paid_through)
-    # the year as a range of dates: DuckDB takes it to the loaded rows, before they are netted
-    ml = ml.filter((ml.payer == program.payer) & (ml.service_date >= ibis.date(year, 1, 1))
-                   & (ml.service_date <= ibis.date(year, 12, 31)) & (ml.payment_arrangement == "ffs"))
+    ml = served_between(medical_claim_lines(con.table("medical_claim"), paid_through), dt.date(year, 1, 1),
+                        dt.date(year, 12, 31))
+    ml = ml.filter((ml.payer == program.payer) & (ml.payment_arrangement == "ffs"))
     ml = ml.select("claim_id", "claim_line_number", "claim_type", "service_date", "billing_tin", "facility_ccn",
                    "paid_cents")
     ro = con.table("provider_roster")
