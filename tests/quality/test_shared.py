@@ -18,7 +18,7 @@ from allpayer.errors import RunError
 from allpayer.quality import framework
 from allpayer.quality.run import run_quality
 
-from .helpers import D, World, plain, rows, table
+from .helpers import VALUESETS, D, World, plain, rows, table
 
 Y = 2024
 PAID_THROUGH = D(Y + 1, 3, 31)
@@ -281,3 +281,67 @@ def test_a_run_spills_instead_of_failing_under_a_small_limit(tmp_path, monkeypat
         assert n == (3000000, 2 * sum(range(3000000)))
     finally:
         con.disconnect()
+
+
+def test_only_the_members_claim_lines_are_read():
+    """A person enrolled with the payer but attributed to no program has claims; they are not among
+    the lines the measures read, and the members' results are the same as with every line read."""
+    w = world()
+    w.person("N", D(1955, 1, 1), attributed_months=())  # enrolled, never attributed
+    w.claim("N", D(Y, 2, 1), dx=("E119",), hcpcs="99213")
+    w.lab("N", D(Y, 5, 1), "9.9")
+    claims = table("medical_claim", w.claims)
+    common = dict(medical_claim=claims, eligibility=table("eligibility", w.spans), attribution=w.attribution(),
+                  member_months=w.member_months(), valuesets=VALUESETS, lab_result=table("lab_result", w.labs),
+                  observation=table("observation", w.obs))
+    ctx = framework.build_context(w.program, Y, PAID_THROUGH, **common)
+    read = {r["person_id"] for r in rows(ctx.claims.select("person_id").distinct())}
+    assert read == {"A", "B", "K"}
+    everyone = claims.select("person_id")
+    wide = framework.build_context(w.program, Y, PAID_THROUGH, claim_persons=everyone, **common)
+    assert "N" in {r["person_id"] for r in rows(wide.claims.select("person_id").distinct())}
+    for mid in ("hba1c_poor_control", "cbp", "hedis_fum_30d"):
+        m = framework.registry()[mid]
+
+        def got(c):  # on Ibis's default backend, where event measures cache their shared inputs
+            return sorted(framework.evaluate(m, c).to_pyarrow().to_pylist(), key=repr)
+
+        assert got(ctx) == got(wide)
+        assert "N" not in {r["person_id"] for r in got(wide)}
+
+
+def test_shared_payer_lines_cover_the_members_of_every_program_of_the_payer():
+    """Two programs of one payer with different members: the payer's lines, stored once, hold the
+    members of both, and each program's results are those it gets alone."""
+    w = world()
+    other = w.program.model_copy(update={"program_id": OTHER})
+    con = ibis.duckdb.connect()
+    for name, recs in (("medical_claim", w.claims), ("eligibility", w.spans), ("lab_result", w.labs),
+                       ("observation", w.obs)):
+        con.create_table(name, table(name, recs))
+    att, mm = w.attribution(), w.member_months()
+    # B (the ED visit and its follow-up, the blood pressure) belongs to the other program only
+    att = att.mutate(program_id=ibis.ifelse(att.person_id == "B", ibis.literal(OTHER), att.program_id))
+    mm = mm.mutate(program_id=ibis.ifelse(mm.person_id == "B", ibis.literal(OTHER), mm.program_id))
+    con.create_table("attribution", att)
+    con.create_table("member_months", mm)
+    run_quality(con, [w.program, other], Y, PAID_THROUGH, "run-1")
+    both = {p: results(con, p) for p in (w.program.program_id, OTHER)}
+    assert {r["person_id"] for r in both[OTHER]} == {"B"}
+    assert ("cbp", "B") in {(r["measure_id"], r["person_id"]) for r in both[OTHER]}
+    assert any(r["measure_id"] == "cbp" and r["evidence_value"] == "128/82" for r in both[OTHER])
+    for prog in (w.program, other):
+        alone = ibis.duckdb.connect()
+        for name in ("medical_claim", "eligibility", "lab_result", "observation", "attribution", "member_months"):
+            alone.create_table(name, con.table(name).to_pyarrow())
+        run_quality(alone, [prog], Y, PAID_THROUGH, "run-1")
+        assert results(alone, prog.program_id) == both[prog.program_id]
+
+
+def test_shared_payer_tables_need_the_persons_whose_lines_they_hold():
+    w = world()
+    with pytest.raises(ValueError, match="claim_persons"):
+        framework.build_context(
+            w.program, Y, PAID_THROUGH, medical_claim=table("medical_claim", w.claims),
+            eligibility=table("eligibility", w.spans), attribution=w.attribution(),
+            member_months=w.member_months(), valuesets=VALUESETS, shared=framework.Shared(keep=None))

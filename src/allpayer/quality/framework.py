@@ -258,8 +258,8 @@ def drop_stored(con, t: ir.Table) -> None:
 class MeasureContext:
     """The inputs of one program's measures (Ibis tables; see the module docstring).
 
-    ``claims``: net medical claim lines of the program payer paid through ``paid_through``, not
-    denied, with the columns of `CLAIM_COLUMNS` (``person_id``, ``claim_id``,
+    ``claims``: net medical claim lines of the program payer's members (`build_context`'s
+    ``claim_persons``) paid through ``paid_through``, not denied, with the columns of `CLAIM_COLUMNS` (``person_id``, ``claim_id``,
     ``claim_line_number``, ``claim_type``, ``service_date``, ``service_category``,
     ``hcpcs_code``, ``revenue_center_code``, ``place_of_service_code``, ``bill_type_code``,
     ``diagnosis_code_1..25``, ``procedure_code_1..25``, ``admission_date``, ``discharge_date``,
@@ -274,8 +274,8 @@ class MeasureContext:
     units, source``). ``pharmacy``: net pharmacy claim lines of the payer, or None.
     ``eligibility``: the program payer's enrollment spans. ``member_months``: the program's
     member months. ``members``: the program's attributed members of the year (`MEMBER_COLUMNS`).
-    ``redacted``: True when any of the payer's claims in the period carries
-    ``substance_use_redacted``.
+    ``redacted``: True when any of the payer's claim lines read in the year (those of the members
+    of its programs) carries ``substance_use_redacted``.
     """
 
     program: "ProgramTerms"
@@ -921,6 +921,7 @@ def build_context(
     extra: dict | None = None,
     keep: Callable[[str, ir.Table], ir.Table] | None = None,
     shared: Shared | None = None,
+    claim_persons: ir.Table | None = None,
 ) -> MeasureContext:
     """The `MeasureContext` of one program from loaded tables (input contract columns;
     ``attribution`` and ``member_months`` as written by `allpayer run`).
@@ -937,6 +938,13 @@ def build_context(
     and stored once per run (a table of its lines) and its diagnoses and what is derived from its
     lines alone are built once, whichever programs read them. The pharmacy lines
     and the program's member months are left as expressions (no shipped measure reads them).
+
+    Only the claim lines of `claim_persons` (a table with ``person_id``) are read: every measure
+    and care gap is of the program's members, so the lines of the payer's other enrollees would
+    be netted, stored and classified for nothing. Default: the program's members. With `shared`,
+    the payer's lines serve each of its programs, so `claim_persons` must be given and cover the
+    members of all of them (`run_quality` passes the persons attributed in any of the payer's
+    programs in `year`).
     """
     from allpayer.core.claims import (
         OPTIONAL_CODE_COLUMNS,
@@ -950,6 +958,13 @@ def build_context(
     keep = keep or (lambda name, t: t)
     sh = shared if shared is not None else Shared(keep=None)
     payer = program.payer
+    if shared is not None and claim_persons is None:
+        raise ValueError("build_context: with shared payer tables, claim_persons must name the members of "
+                         "every program that shares them")
+    mm = member_months.filter((member_months.program_id == program.program_id)
+                              & (member_months.performance_year == year))
+    members = keep("members", attributed_members(attribution, mm, program.program_id, year))
+    persons = claim_persons if claim_persons is not None else members
 
     # Code columns empty in every row (most secondary diagnoses and procedures of many deliveries)
     # are neither read nor stored with the lines; the measures see them as NULL columns.
@@ -963,7 +978,9 @@ def build_context(
                       lambda: adjusted_line_sums(claims_as_of(medical_claim, paid_through))) if shared is not None else None
         t = quality_claim_lines(medical_claim, paid_through, start=start, history=history, valuesets=valuesets,
                                 leave_out=empty, sums=sums)
-        return t.filter(t.payer == payer)
+        t = t.filter(t.payer == payer)
+        who = persons.select(_cp_person_id="person_id").distinct()
+        return t.semi_join(who, t.person_id == who._cp_person_id)
 
     if shared is not None:
         # Each payer's lines stored once, when its first program comes, and dropped after its last:
@@ -1023,9 +1040,6 @@ def build_context(
     elig = elig.filter(elig.plan.isin(list(program.population.plans)))
     if program.population.group_ids:
         elig = elig.filter(elig.group_id.isin(list(program.population.group_ids)))
-    mm = member_months.filter((member_months.program_id == program.program_id)
-                              & (member_months.performance_year == year))
-    members = attributed_members(attribution, mm, program.program_id, year)
     start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
 
     def redacted() -> bool:
@@ -1040,7 +1054,7 @@ def build_context(
         program=program, year=year, paid_through=paid_through, claims=lines,
         diagnoses=diagnoses, labs=labs,
         observations=obs, pharmacy=rx, eligibility=keep("eligibility", elig),
-        member_months=mm, members=keep("members", members),
+        member_months=mm, members=members,
         valuesets=valuesets, redacted=red, extra=dict(extra or {}), keep=keep if keep_given else None,
         shared=shared,
     )

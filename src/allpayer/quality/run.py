@@ -147,11 +147,15 @@ def run_quality(
     last_of_payer = {p.payer: i for i, p in enumerate(progs)}
     for i, p in enumerate(progs):
         made = []
+        # a payer's lines are read for the persons attributed in any of its programs this year
+        of_payer = [q.program_id for q in progs if q.payer == p.payer]
+        persons = att.filter((att.performance_year == year) & att.attributed & att.program_id.isin(of_payer))
         ctx = framework.build_context(
             p, year, paid_through, medical_claim=medical, eligibility=elig, attribution=att, member_months=mm,
             valuesets=vs, lab_result=labs, observation=obs, pharmacy_claim=rx,
             extra={"supplied_results": str(supplied_results) if supplied_results else None},
             keep=framework.keeper(con, "_qp", made=made), shared=shared,
+            claim_persons=persons.select("person_id"),
         )
         n = i + 1
         listed = [m.id for m in p.quality.measures]
