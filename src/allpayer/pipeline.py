@@ -462,7 +462,8 @@ def run_core(
         # Risk-adjustment-eligible diagnoses of each (tables year, diagnosis year) the programs
         # need, derived from the claims once and shared by every program and scored year.
         needs = sorted({(_hcc_tables_year(p), y - 1) for p in risk_programs for y in _scored_years(p)})
-        dx_all = work_table("risk_diagnoses", _risk_diagnoses_all(medical_rows, needs))
+        scored = eligibility.filter(eligibility.payer.isin(sorted({p.payer for p in risk_programs})))
+        dx_all = work_table("risk_diagnoses", _risk_diagnoses_all(medical_rows, needs, scored.select("person_id")))
         stage("risk_scores", union_aligned([
             _cms_hcc_scores(p, eligibility, dx_all) for p in risk_programs]))
         drop_work("risk_diagnoses")
@@ -639,15 +640,19 @@ def _scored_years(program: ProgramTerms) -> list[int]:
     return [program.performance_year] + sorted({b.year for b in program.target.base_years})
 
 
-def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]]) -> ir.Table:
+def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]], persons: ir.Table) -> ir.Table:
     """The risk-adjustment-eligible diagnoses of every (tables year, diagnosis year) in `needs`, in
-    one query (the claim rows read and their codes unnested once for all of them)."""
+    one query (the claim rows read and their codes unnested once for all of them), of the claims of
+    `persons` (``person_id``: those enrolled with a payer of a program that is scored; a person's
+    diagnoses come from the claims of any payer, but nobody else is scored)."""
     from allpayer.core import risk
     from allpayer.reference.hcc import load_hcc_reference
 
     procedures = {ty: load_hcc_reference(ty).eligible_procedures for ty in sorted({ty for ty, _ in needs})}
     # Secondary diagnosis columns empty in every row are left out of the codes unnested per row.
     rows = medical_rows.drop(*empty_columns(medical_rows, DIAGNOSIS_COLUMNS[1:]))
+    who = persons.select(_sp_person_id="person_id").distinct()
+    rows = rows.semi_join(who, rows.person_id == who._sp_person_id)
     # The loader stores a code only in its normalized form (a row whose code is not one is
     # quarantined), so the codes are not normalized again here; scoring reads each person's
     # distinct codes, so the claims are not kept.

@@ -654,14 +654,33 @@ def test_the_run_leaves_out_secondary_diagnosis_columns_no_claim_fills(monkeypat
         return seen[-1]
 
     monkeypatch.setattr(pipeline, "empty_columns", spy)
-    narrow = df(pipeline._risk_diagnoses_all(mc, needs))
+    everyone = mc.select("person_id")
+    narrow = df(pipeline._risk_diagnoses_all(mc, needs, everyone))
     assert seen == [("diagnosis_code_3", "diagnosis_code_4", "diagnosis_code_25")]
     monkeypatch.setattr(pipeline, "empty_columns", lambda table, candidates: ())
-    wide = df(pipeline._risk_diagnoses_all(mc, needs))
+    wide = df(pipeline._risk_diagnoses_all(mc, needs, everyone))
     key = ["person_id", "diagnosis_code"]
     assert narrow.sort_values(key).to_dict("records") == wide.sort_values(key).to_dict("records")
     assert set(zip(narrow.person_id, narrow.diagnosis_code)) == {("p", "E119"), ("q", "I509"), ("q", "N184"),
                                                                  ("p", "J449")}
+
+
+def test_the_run_reads_the_diagnoses_of_the_persons_it_scores_only():
+    """The run's risk diagnoses are those of the persons enrolled with a scored program's payer
+    (`pipeline._risk_diagnoses_all`'s ``persons``, one row per enrollment span); a person with no
+    such enrollment has none."""
+    from allpayer import pipeline
+
+    claims = pd.DataFrame([
+        _claim("a", "professional", ["E119"], hcpcs="99213"),
+        _claim("b", "professional", ["I509"], hcpcs="99213", pid="q"),
+        _claim("c", "institutional", ["J449"], bill="0111", pid="r"),
+    ])
+    types = {"claim_end_date": "date", "allowed_amount": "float64", "claim_line_number": "int64"}
+    mc = ibis.memtable(claims, schema={c: types.get(c, "string") for c in claims.columns})
+    scored = ibis.memtable({"person_id": ["p", "r", "r"]})
+    got = df(pipeline._risk_diagnoses_all(mc, [(2025, 2024)], scored))
+    assert sorted(zip(got.person_id, got.diagnosis_code)) == [("p", "E119"), ("r", "J449")]
 
 
 _CLAIM_DX_KEY = ["tables_year", "diagnosis_year", "claim_id", "diagnosis_code", "person_id", "service_date"]

@@ -391,7 +391,11 @@ def risk_adjustment_diagnoses_by_year(
     # The bill type class is worked out once per distinct code, not once per claim, and each
     # claim's code looked up in the inpatient and outpatient codes found (an IN over a subquery:
     # DuckDB builds its hash table on the few codes; a join to them it had built on the claims).
-    codes = rows.select("bill_type_code").distinct()
+    # The distinct codes are collected into one list and unnested, so that no filter on their class
+    # can be moved below to the claim rows (DuckDB pushed it through a DISTINCT and classified the
+    # 9.5 million rows of two years of the persons scored, 3.9 of the statement's 15 CPU s).
+    listed = rows.aggregate(_codes=rows.bill_type_code.collect(distinct=True))
+    codes = listed.select(bill_type_code=listed._codes.unnest())
     tob = _bill_type_class(codes.bill_type_code.fill_null(""))
     inpatient_codes = codes.filter(tob.isin(list(INPATIENT_BILL_TYPES))).bill_type_code
     outpatient_codes = codes.filter(tob.isin(list(OUTPATIENT_BILL_TYPES))).bill_type_code
