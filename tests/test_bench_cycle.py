@@ -34,7 +34,7 @@ def test_run_tables_follow_the_run_stage_and_do_not_count_twice():
     assert stages[:2] == ["load", "run"]
     assert stages[2:9] == ["run: member_months", "run: attribution", "run: risk_scores", "run: risk_ratios",
                            "run: tcoc_member_month", "run: targets", bench_cycle.CORE_ROW]
-    assert stages[9:] == ["quality", "cycle"]
+    assert stages[9:] == [bench_cycle.CORE_WITH_WORK_ROW, "quality", "cycle"]
     by = {r["stage"]: r for r in rows}
     # the core total: attribution 3 + risk 1 + 0.25 + TCOC 0.75 + targets 1.5 = 6.5 s, 13 times the 0.5 s floor
     assert by[bench_cycle.CORE_ROW]["seconds"] == 6.5
@@ -49,13 +49,20 @@ def test_run_tables_follow_the_run_stage_and_do_not_count_twice():
 
 def test_the_run_seconds_outside_its_tables_follow_them_and_stay_out_of_the_core_total():
     result = _result()
-    result["run_other"] = {"working table claim_lines": 2.0, "publish": 0.5}
+    result["run_other"] = {"working table claim_lines": 2.0, "publish": 0.5, "working table risk_diagnoses": 1.25,
+                           "working table base_member_month_cost": 0.75}
     rows = bench_cycle.rows_of(result)
     stages = [r["stage"] for r in rows]
-    assert stages[8:11] == ["run: working table claim_lines", "run: publish", bench_cycle.CORE_ROW]
+    assert stages[8:13] == ["run: working table claim_lines", "run: publish", "run: working table risk_diagnoses",
+                            "run: working table base_member_month_cost", bench_cycle.CORE_ROW]
+    assert stages[13] == bench_cycle.CORE_WITH_WORK_ROW
     by = {r["stage"]: r for r in rows}
     assert by["run: working table claim_lines"]["seconds"] == 2.0
     assert by[bench_cycle.CORE_ROW]["seconds"] == 6.5
+    # with the working tables the core stages read (the risk diagnoses, the base months' cost),
+    # not the others (a table no core stage reads, publishing)
+    assert by[bench_cycle.CORE_WITH_WORK_ROW]["seconds"] == 8.5
+    assert by[bench_cycle.CORE_WITH_WORK_ROW]["ratio_to_floor"] == 17.0
     assert by["cycle"]["seconds"] == 20.0
 
 
