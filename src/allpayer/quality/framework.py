@@ -259,9 +259,10 @@ class MeasureContext:
     """The inputs of one program's measures (Ibis tables; see the module docstring).
 
     ``claims``: net medical claim lines of the program payer's members (`build_context`'s
-    ``claim_persons``) paid through ``paid_through``, not denied, with the columns of `CLAIM_COLUMNS` (``person_id``, ``claim_id``,
-    ``claim_line_number``, ``claim_type``, ``service_date``, ``service_category``,
-    ``hcpcs_code``, ``revenue_center_code``, ``place_of_service_code``, ``bill_type_code``,
+    ``claim_persons``) paid through ``paid_through``, not denied, with the columns of
+    `CLAIM_COLUMNS` (``person_id``, ``claim_id``, ``claim_line_number``, ``claim_type``,
+    ``service_date``, ``service_category``, ``hcpcs_code``, ``revenue_center_code``,
+    ``place_of_service_code``, ``bill_type_code``,
     ``diagnosis_code_1..25``, ``procedure_code_1..25``, ``admission_date``, ``discharge_date``,
     ``substance_use_redacted`` ...), as far back as the measures declare (`claims_window`:
     their longest ``lookback_months``, and any date for a code of a ``history_valuesets`` set);
