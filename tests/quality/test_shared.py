@@ -345,3 +345,33 @@ def test_shared_payer_tables_need_the_persons_whose_lines_they_hold():
             w.program, Y, PAID_THROUGH, medical_claim=table("medical_claim", w.claims),
             eligibility=table("eligibility", w.spans), attribution=w.attribution(),
             member_months=w.member_months(), valuesets=VALUESETS, shared=framework.Shared(keep=None))
+
+
+def test_each_payer_reads_the_labs_and_readings_of_its_own_members():
+    """Two programs of two payers in one run: B belongs to the second payer only. B's HbA1c (6.2%)
+    and reading (128/82) count in the second program, as when it runs alone, whatever the first
+    payer's programs built from the labs and readings before it."""
+    w = world()
+    other = w.program.model_copy(update={"program_id": OTHER, "payer": "other-payer"})
+    con = ibis.duckdb.connect()
+    for name, recs in (("lab_result", w.labs), ("observation", w.obs)):
+        con.create_table(name, table(name, recs))
+    for name, recs in (("medical_claim", w.claims), ("eligibility", w.spans)):
+        t = table(name, recs)
+        con.create_table(name, t.mutate(payer=ibis.ifelse(t.person_id == "B", ibis.literal("other-payer"), t.payer)))
+    att, mm = w.attribution(), w.member_months()
+    att = att.mutate(program_id=ibis.ifelse(att.person_id == "B", ibis.literal(OTHER), att.program_id))
+    mm = mm.mutate(program_id=ibis.ifelse(mm.person_id == "B", ibis.literal(OTHER), mm.program_id))
+    con.create_table("attribution", att)
+    con.create_table("member_months", mm)
+    run_quality(con, [w.program, other], Y, PAID_THROUGH, "run-1")
+    got = {(r["measure_id"], r["person_id"]): r for r in results(con, OTHER)}
+    assert not got[("hba1c_poor_control", "B")]["in_numerator"]  # 6.2%: a result was read
+    assert got[("cbp", "B")]["evidence_value"] == "128/82"
+    mine = {(r["measure_id"], r["person_id"]): r for r in results(con, w.program.program_id)}
+    assert mine[("hba1c_poor_control", "A")]["in_numerator"]  # 9.8%
+    alone = ibis.duckdb.connect()
+    for name in ("medical_claim", "eligibility", "lab_result", "observation", "attribution", "member_months"):
+        alone.create_table(name, con.table(name).to_pyarrow())
+    run_quality(alone, [other], Y, PAID_THROUGH, "run-1")
+    assert results(alone, OTHER) == results(con, OTHER)
