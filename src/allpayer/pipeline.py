@@ -57,6 +57,7 @@ from allpayer.core.claims import (
     claims_as_of,
     empty_columns,
     medical_claim_lines,
+    of_persons,
     pharmacy_claim_lines,
     served_between,
 )
@@ -651,8 +652,7 @@ def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]]
     procedures = {ty: load_hcc_reference(ty).eligible_procedures for ty in sorted({ty for ty, _ in needs})}
     # Secondary diagnosis columns empty in every row are left out of the codes unnested per row.
     rows = medical_rows.drop(*empty_columns(medical_rows, DIAGNOSIS_COLUMNS[1:]))
-    who = persons.select(_sp_person_id="person_id").distinct()
-    rows = rows.semi_join(who, rows.person_id == who._sp_person_id)
+    rows = of_persons(rows, persons)
     # The loader stores a code only in its normalized form (a row whose code is not one is
     # quarantined), so the codes are not normalized again here; scoring reads each person's
     # distinct codes, so the claims are not kept.

@@ -200,6 +200,13 @@ def claims_as_of(table: ir.Table, paid_through: dt.date | None) -> ir.Table:
     return table.filter(table.paid_date <= ibis.literal(paid_through))
 
 
+def of_persons(rows: ir.Table, persons: ir.Table) -> ir.Table:
+    """The rows of `rows` whose ``person_id`` is one of `persons`' (a table with ``person_id``,
+    repeats allowed): a semi-join on the distinct ids, for readers that need some persons' claims."""
+    who = persons.select(_of_person_id="person_id").distinct()
+    return rows.semi_join(who, rows.person_id == who._of_person_id)
+
+
 def served_between(lines: ir.Table, first: dt.date, last: dt.date, column: str = "service_date") -> ir.Table:
     """The rows of `lines` whose `column` (the service date) is from `first` to `last`. Written as
     a range of dates, the test reaches the scan of the loaded rows under netted lines (a test of

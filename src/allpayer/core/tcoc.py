@@ -830,15 +830,13 @@ def claim_payment_rows(
         shadow = m.payment_arrangement.isin(SHADOW_ARRANGEMENTS)
         paid, allowed = cents(m.paid_amount), cents(m.allowed_amount)
         amount = {"paid": paid, "allowed": allowed, "ffs_paid": ibis.ifelse(shadow, allowed, paid)}[basis]
-        part = m.select(source=ibis.literal("medical"), payer=m.payer, plan=m.plan, service=service,
-                        paid_date=m.paid_date, amount_cents=amount.cast("int64"))
-        parts.append(part)
+        parts.append(m.select(source=ibis.literal("medical"), payer=m.payer, plan=m.plan, service=service,
+                              paid_date=m.paid_date, amount_cents=amount.cast("int64")))
     if pharmacy_claim is not None:
         r = pharmacy_claim
         amount = cents(r.allowed_amount) if basis == "allowed" else cents(r.paid_amount)
-        part = r.select(source=ibis.literal("pharmacy"), payer=r.payer, plan=r.plan, service=r.dispensing_date,
-                        paid_date=r.paid_date, amount_cents=amount.cast("int64"))
-        parts.append(part)
+        parts.append(r.select(source=ibis.literal("pharmacy"), payer=r.payer, plan=r.plan, service=r.dispensing_date,
+                              paid_date=r.paid_date, amount_cents=amount.cast("int64")))
     if not parts:
         raise ValueError("claim_payment_rows needs medical or pharmacy claims")
     if incurred_between is not None:

@@ -952,6 +952,7 @@ def build_context(
         adjusted_line_sums,
         claims_as_of,
         empty_columns,
+        of_persons,
         pharmacy_claim_lines,
     )
 
@@ -979,9 +980,7 @@ def build_context(
                       lambda: adjusted_line_sums(claims_as_of(medical_claim, paid_through))) if shared is not None else None
         t = quality_claim_lines(medical_claim, paid_through, start=start, history=history, valuesets=valuesets,
                                 leave_out=empty, sums=sums)
-        t = t.filter(t.payer == payer)
-        who = persons.select(_cp_person_id="person_id").distinct()
-        return t.semi_join(who, t.person_id == who._cp_person_id)
+        return of_persons(t.filter(t.payer == payer), persons)
 
     if shared is not None:
         # Each payer's lines stored once, when its first program comes, and dropped after its last:
