@@ -310,32 +310,47 @@ def test_only_the_members_claim_lines_are_read():
         assert "N" not in {r["person_id"] for r in got(wide)}
 
 
-def test_shared_payer_lines_cover_the_members_of_every_program_of_the_payer():
-    """Two programs of one payer with different members: the payer's lines, stored once, hold the
-    members of both, and each program's results are those it gets alone."""
-    w = world()
-    other = w.program.model_copy(update={"program_id": OTHER})
+def b_apart(w: World, payer: str | None = None):
+    """The world's inputs with B (the ED visit and its follow-up, the blood pressure) in a program
+    of its own, `OTHER` (of another payer when `payer` is given: B's claims and enrollment name
+    it); returns the connection and the other program's terms."""
+    other = w.program.model_copy(update={"program_id": OTHER, **({"payer": payer} if payer else {})})
     con = ibis.duckdb.connect()
     for name, recs in (("medical_claim", w.claims), ("eligibility", w.spans), ("lab_result", w.labs),
                        ("observation", w.obs)):
-        con.create_table(name, table(name, recs))
+        t = table(name, recs)
+        if payer and "payer" in t.columns:
+            t = t.mutate(payer=ibis.ifelse(t.person_id == "B", ibis.literal(payer), t.payer))
+        con.create_table(name, t)
     att, mm = w.attribution(), w.member_months()
-    # B (the ED visit and its follow-up, the blood pressure) belongs to the other program only
     att = att.mutate(program_id=ibis.ifelse(att.person_id == "B", ibis.literal(OTHER), att.program_id))
     mm = mm.mutate(program_id=ibis.ifelse(mm.person_id == "B", ibis.literal(OTHER), mm.program_id))
     con.create_table("attribution", att)
     con.create_table("member_months", mm)
+    return con, other
+
+
+def results_alone(con, program) -> list[dict]:
+    """The program's results when it is the only one run, on a copy of `con`'s inputs."""
+    alone = ibis.duckdb.connect()
+    for name in ("medical_claim", "eligibility", "lab_result", "observation", "attribution", "member_months"):
+        alone.create_table(name, con.table(name).to_pyarrow())
+    run_quality(alone, [program], Y, PAID_THROUGH, "run-1")
+    return results(alone, program.program_id)
+
+
+def test_shared_payer_lines_cover_the_members_of_every_program_of_the_payer():
+    """Two programs of one payer with different members: the payer's lines, stored once, hold the
+    members of both, and each program's results are those it gets alone."""
+    w = world()
+    con, other = b_apart(w)
     run_quality(con, [w.program, other], Y, PAID_THROUGH, "run-1")
     both = {p: results(con, p) for p in (w.program.program_id, OTHER)}
     assert {r["person_id"] for r in both[OTHER]} == {"B"}
     assert ("cbp", "B") in {(r["measure_id"], r["person_id"]) for r in both[OTHER]}
     assert any(r["measure_id"] == "cbp" and r["evidence_value"] == "128/82" for r in both[OTHER])
     for prog in (w.program, other):
-        alone = ibis.duckdb.connect()
-        for name in ("medical_claim", "eligibility", "lab_result", "observation", "attribution", "member_months"):
-            alone.create_table(name, con.table(name).to_pyarrow())
-        run_quality(alone, [prog], Y, PAID_THROUGH, "run-1")
-        assert results(alone, prog.program_id) == both[prog.program_id]
+        assert results_alone(con, prog) == both[prog.program_id]
 
 
 def test_shared_payer_tables_need_the_persons_whose_lines_they_hold():
@@ -352,26 +367,11 @@ def test_each_payer_reads_the_labs_and_readings_of_its_own_members():
     and reading (128/82) count in the second program, as when it runs alone, whatever the first
     payer's programs built from the labs and readings before it."""
     w = world()
-    other = w.program.model_copy(update={"program_id": OTHER, "payer": "other-payer"})
-    con = ibis.duckdb.connect()
-    for name, recs in (("lab_result", w.labs), ("observation", w.obs)):
-        con.create_table(name, table(name, recs))
-    for name, recs in (("medical_claim", w.claims), ("eligibility", w.spans)):
-        t = table(name, recs)
-        con.create_table(name, t.mutate(payer=ibis.ifelse(t.person_id == "B", ibis.literal("other-payer"), t.payer)))
-    att, mm = w.attribution(), w.member_months()
-    att = att.mutate(program_id=ibis.ifelse(att.person_id == "B", ibis.literal(OTHER), att.program_id))
-    mm = mm.mutate(program_id=ibis.ifelse(mm.person_id == "B", ibis.literal(OTHER), mm.program_id))
-    con.create_table("attribution", att)
-    con.create_table("member_months", mm)
+    con, other = b_apart(w, payer="other-payer")
     run_quality(con, [w.program, other], Y, PAID_THROUGH, "run-1")
     got = {(r["measure_id"], r["person_id"]): r for r in results(con, OTHER)}
     assert not got[("hba1c_poor_control", "B")]["in_numerator"]  # 6.2%: a result was read
     assert got[("cbp", "B")]["evidence_value"] == "128/82"
     mine = {(r["measure_id"], r["person_id"]): r for r in results(con, w.program.program_id)}
     assert mine[("hba1c_poor_control", "A")]["in_numerator"]  # 9.8%
-    alone = ibis.duckdb.connect()
-    for name in ("medical_claim", "eligibility", "lab_result", "observation", "attribution", "member_months"):
-        alone.create_table(name, con.table(name).to_pyarrow())
-    run_quality(alone, [other], Y, PAID_THROUGH, "run-1")
-    assert results(alone, OTHER) == results(con, OTHER)
+    assert results_alone(con, other) == results(con, OTHER)
