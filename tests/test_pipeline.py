@@ -3,12 +3,13 @@ and that a re-run with the same paid-through date and inputs gives identical tab
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 
 import pytest
 
-from allpayer import pipeline
+from allpayer import backend, pipeline
 from allpayer.cli import main
 from allpayer.runs import open_snapshot
 
@@ -23,6 +24,10 @@ WORK_TABLES_AT: dict = {}
 """For every stage of the `db` fixture's run, the run's working tables (`pipeline.WORK_TABLES`)
 that existed when the stage's table was written."""
 
+OPTIMIZERS_OFF_AT: dict = {}
+"""For every stage of the `db` fixture's run, DuckDB's ``disabled_optimizers`` as the stage's table
+was written."""
+
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
@@ -36,6 +41,7 @@ def db(tmp_path_factory):
         STAGE_EXPRESSIONS[name] = expr
         names = {r[0] for r in con.con.execute("select table_name from duckdb_tables()").fetchall()}
         WORK_TABLES_AT[name] = {w for w in pipeline.WORK_TABLES if pipeline.WORK_PREFIX + w in names}
+        OPTIMIZERS_OFF_AT[name] = con.con.execute("select current_setting('disabled_optimizers')").fetchone()[0]
         return write(con, name, expr, year, run_id, year_column)
 
     with pytest.MonkeyPatch.context() as mp:
@@ -144,6 +150,40 @@ def _the_run_accounts_for_its_whole_time(report: dict) -> None:
     parts = sum(report["seconds"].values()) + sum(other.values())
     assert parts <= total + 0.05
     assert parts >= 0.97 * total - 0.05  # the little between the parts (a lock, a log line) is not timed
+
+
+def test_every_stage_is_written_with_its_joins_planned_as_written(db):
+    assert OPTIMIZERS_OFF_AT and set(OPTIMIZERS_OFF_AT) >= {"attribution", "tcoc_member_month", "utilization"}
+    for name, off in OPTIMIZERS_OFF_AT.items():
+        assert backend.JOINS_AS_WRITTEN in off.split(","), name
+
+
+def test_joins_planned_by_duckdb_give_the_same_tables(db, monkeypatch):
+    """Planning the joins as written changes only which side of each hash join is built: with
+    DuckDB's own choice the run writes the same rows."""
+    tables = ("attribution", "tcoc_member_month", "tcoc_reconciliation", "utilization", "leakage", "targets")
+
+    def snapshot():
+        out = {}
+        for t in tables:
+            cols = [r[0] for r in rows(db, f"select column_name from information_schema.columns where table_name = '{t}'")]
+            keep = ", ".join(c for c in cols if c != "run_id")
+            out[t] = sorted(rows(db, f"select {keep} from {t}"), key=repr)
+        return out
+
+    before = snapshot()
+    seen = []
+    write = pipeline._write
+
+    def check(con, name, expr, year, run_id, year_column):
+        seen.append(con.con.execute("select current_setting('disabled_optimizers')").fetchone()[0])
+        return write(con, name, expr, year, run_id, year_column)
+
+    monkeypatch.setattr(pipeline, "joins_as_written", lambda con: contextlib.nullcontext())
+    monkeypatch.setattr(pipeline, "_write", check)
+    assert main(["run", "--db", str(db), "--year", str(YEAR), "--paid-through", "2025-03-31"]) == 0
+    assert seen and all(backend.JOINS_AS_WRITTEN not in s for s in seen)
+    assert snapshot() == before
 
 
 def test_run_needs_terms_for_the_year(db, capsys):

@@ -40,7 +40,7 @@ from typing import Callable, Sequence
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.backend import checkpoint, create_table, insert_rows, is_duckdb, replace_temp_table
+from allpayer.backend import checkpoint, create_table, insert_rows, is_duckdb, joins_as_written, replace_temp_table
 from allpayer.core import targets as targets_mod
 from allpayer.core import tcoc
 from allpayer.core.attribution import Options as AttributionOptions
@@ -217,7 +217,28 @@ def run_core(
     `through_load_run` reads the inputs as they stood after that load run (see `loaded_as_of`).
     `writer` stores each stage's table (default `_write`, a DuckDB database; the Spark backend
     passes `allpayer.warehouse.SparkRun.write`). The stages are the same on every backend.
+
+    On DuckDB the stages' joins are planned as written (`allpayer.backend.joins_as_written`): their
+    queries put the claim lines on the left of the joins to program months and smaller tables,
+    which DuckDB would otherwise often turn round on its low estimates of the lines.
     """
+    with joins_as_written(con):
+        return _run_core(con, programs, year, paid_through, run_id, through=through,
+                         through_load_run=through_load_run, progress=progress, writer=writer)
+
+
+def _run_core(
+    con,
+    programs: Sequence[ProgramTerms],
+    year: int,
+    paid_through: dt.date,
+    run_id: str,
+    *,
+    through: dt.date | None,
+    through_load_run: str | None,
+    progress: Progress | None,
+    writer: Writer | None,
+) -> CoreResult:
     import time
 
     # Every part's seconds run from the end of the part before it, so that building a part's

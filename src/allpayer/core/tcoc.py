@@ -1115,11 +1115,13 @@ def _program_join(events: ir.Table, program_months: ir.Table, date_col: str,
                   unique_months: bool = False) -> ir.Table:
     pm = _program_month_keys(program_months, "_p_", unique_months)
     month = _month_of(events[date_col])
-    j = events.join(pm, [events.member_id == pm._p_member_id, events.payer == pm._p_payer,
-                         events.plan == pm._p_plan, month == pm._p_month])
-    return j.mutate(program_id=j._p_program_id, month=j._p_month).drop(
-        "_p_program_id", "_p_member_id", "_p_payer", "_p_plan", "_p_month"
-    )
+    # The program months on the left: the events (admissions, visits: far fewer rows) are the
+    # side a hash join is built on when joins are planned as written (`backend.joins_as_written`).
+    j = pm.join(events, [pm._p_member_id == events.member_id, pm._p_payer == events.payer,
+                         pm._p_plan == events.plan, pm._p_month == month])
+    cols = {c: j[c] for c in events.columns}
+    cols.update(program_id=j._p_program_id, month=j._p_month)
+    return j.select(**cols)
 
 
 EVENT_SCHEMA = (
