@@ -121,21 +121,22 @@ def test_program_pmpm_times_member_months_gives_the_dollar_total(db):
         assert round(pmpm * months) == cents
 
 
+def without_run_ids(db, tables) -> dict:
+    """The rows of `tables`, every column but ``run_id``, sorted."""
+    out = {}
+    for t in tables:
+        cols = [r[0] for r in rows(db, f"select column_name from information_schema.columns where table_name = '{t}'")]
+        keep = ", ".join(c for c in cols if c != "run_id")
+        out[t] = sorted(rows(db, f"select {keep} from {t}"), key=repr)
+    return out
+
+
 def test_rerun_gives_identical_tables_apart_from_run_ids(db, capsys):
     tables = ("attribution", "tcoc_member_month", "tcoc_summary", "leakage")
-
-    def snapshot():
-        out = {}
-        for t in tables:
-            cols = [r[0] for r in rows(db, f"select column_name from information_schema.columns where table_name = '{t}'")]
-            keep = ", ".join(c for c in cols if c != "run_id")
-            out[t] = sorted(rows(db, f"select {keep} from {t}"), key=repr)
-        return out
-
-    before = snapshot()
+    before = without_run_ids(db, tables)
     capsys.readouterr()
     assert main(["run", "--db", str(db), "--year", str(YEAR), "--paid-through", "2025-03-31", "--json"]) == 0
-    assert snapshot() == before
+    assert without_run_ids(db, tables) == before
     _the_run_accounts_for_its_whole_time(json.loads(capsys.readouterr().out))
 
 
@@ -162,16 +163,7 @@ def test_joins_planned_by_duckdb_give_the_same_tables(db, monkeypatch):
     """Planning the joins as written changes only which side of each hash join is built: with
     DuckDB's own choice the run writes the same rows."""
     tables = ("attribution", "tcoc_member_month", "tcoc_reconciliation", "utilization", "leakage", "targets")
-
-    def snapshot():
-        out = {}
-        for t in tables:
-            cols = [r[0] for r in rows(db, f"select column_name from information_schema.columns where table_name = '{t}'")]
-            keep = ", ".join(c for c in cols if c != "run_id")
-            out[t] = sorted(rows(db, f"select {keep} from {t}"), key=repr)
-        return out
-
-    before = snapshot()
+    before = without_run_ids(db, tables)
     seen = []
     write = pipeline._write
 
@@ -183,7 +175,7 @@ def test_joins_planned_by_duckdb_give_the_same_tables(db, monkeypatch):
     monkeypatch.setattr(pipeline, "_write", check)
     assert main(["run", "--db", str(db), "--year", str(YEAR), "--paid-through", "2025-03-31"]) == 0
     assert seen and all(backend.JOINS_AS_WRITTEN not in s for s in seen)
-    assert snapshot() == before
+    assert without_run_ids(db, tables) == before
 
 
 def test_run_needs_terms_for_the_year(db, capsys):
