@@ -11,6 +11,8 @@ the SQL and the scores of their nodes.
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import ibis
 import ibis.backends.sql.rewrites as rewrites
@@ -263,7 +265,6 @@ def test_joins_as_written_builds_the_hash_table_on_the_right_side():
 
     def build_side() -> str:
         plan = raw.execute("explain (format json) " + sql).fetchall()[0][1]
-        import json
 
         def join(n):
             if n.get("name", "").strip() == "HASH_JOIN":
