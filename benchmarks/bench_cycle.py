@@ -50,7 +50,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_pipeline import CORE_STAGES, CORE_WITH_WORK_ROW, CORE_WORK, core_with_work, _num, environment  # the same stages, versions table and CSV reading as the pipeline benchmark
+from bench_pipeline import CORE_STAGES, CORE_WITH_WORK_ROW, CORE_WORK, core_seconds, core_with_work, _num, environment  # the same stages, versions table and CSV reading as the pipeline benchmark
 from bench_pipeline import write_csv as pipeline_write_csv
 
 HERE = Path(__file__).resolve().parent
@@ -258,9 +258,9 @@ def rows_of(result: dict) -> list[dict]:
               for name, t in tables.items()]
     inside += [row(f"run: {name}", secs, None, None) for name, secs in (result.get("run_other") or {}).items()]
     if tables and all(name in tables for name in CORE_STAGES):
-        inside.append(row(CORE_ROW, sum(tables[name]["seconds"] for name in CORE_STAGES), None, None))
-        inside.append(row(CORE_WITH_WORK_ROW, core_with_work({n: t["seconds"] for n, t in tables.items()},
-                                                             result.get("run_other") or {}), None, None))
+        stage_seconds = {n: t["seconds"] for n, t in tables.items()}
+        inside.append(row(CORE_ROW, core_seconds(stage_seconds), None, None))
+        inside.append(row(CORE_WITH_WORK_ROW, core_with_work(stage_seconds, result.get("run_other") or {}), None, None))
     out = []
     for s in result["stages"]:
         out.append(row(s["stage"], s["seconds"], s["cpu_seconds"], s["peak_rss_mb"]))

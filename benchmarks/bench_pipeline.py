@@ -51,10 +51,14 @@ months and their cost (targets, risk ratios) and the risk diagnoses (scores)."""
 CORE_WITH_WORK_ROW = "core with the working tables it reads"
 
 
+def core_seconds(stage_seconds: dict) -> float:
+    """The core stages' seconds (`CORE_STAGES`; a stage not in `stage_seconds` counts 0)."""
+    return sum(stage_seconds.get(n, 0.0) for n in CORE_STAGES)
+
+
 def core_with_work(stage_seconds: dict, other_seconds: dict) -> float:
     """The core stages' seconds plus those of the working tables they read (`CORE_WORK`)."""
-    return round(sum(stage_seconds.get(n, 0.0) for n in CORE_STAGES)
-                 + sum(other_seconds.get(n, 0.0) for n in CORE_WORK), 3)
+    return round(core_seconds(stage_seconds) + sum(other_seconds.get(n, 0.0) for n in CORE_WORK), 3)
 
 CHILD = r"""
 import json, os, sys, time
@@ -200,10 +204,10 @@ def rows_of(result: dict) -> list[dict]:
                     "output_rows": s.get("rows"),
                     "claim_rows_per_second": round(claims / secs) if secs else None,
                     "ratio_to_floor": round(secs / result["floor_seconds"], 1)})
-    core = sum(result["stages"].get(n, {}).get("seconds", 0.0) for n in CORE_STAGES)
+    stage_seconds = {n: s.get("seconds", 0.0) for n, s in result["stages"].items()}
+    core = core_seconds(stage_seconds)
     peak = max((s.get("peak_rss_mb") or 0) for s in result["stages"].values())
-    with_work = core_with_work({n: s.get("seconds", 0.0) for n, s in result["stages"].items()},
-                               result.get("work_seconds") or {})
+    with_work = core_with_work(stage_seconds, result.get("work_seconds") or {})
     for name, secs, mem in (
         ("load", result["load_seconds"], result["load_peak_rss_mb"]),
         ("core (attribution+risk+tcoc+targets)", round(core, 3), peak),
