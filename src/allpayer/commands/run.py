@@ -31,7 +31,8 @@ def _month(value: str | None) -> dt.date | None:
 def register(app: typer.Typer) -> None:
     @app.command(
         "run",
-        help="Compute member months, attribution, TCOC, utilization and leakage for every program of a "
+        help="Compute member months, attribution, CMS-HCC risk scores and ratios, TCOC (with truncation, "
+        "completion factors, utilization and leakage) and expected-cost targets for every program of a "
         "performance year, and publish them as a new snapshot of the database.",
     )
     def run_cmd(
