@@ -1,5 +1,6 @@
 """The demo cycle: generate a synthetic Vermont-like population, check the shipped terms,
-validate and load the data, settle the published MSSP examples, and summarize.
+validate and load the data, run the performance year (core tables, quality, payments), settle the
+published MSSP examples and the year with every payer, render the reports, and summarize.
 
 Each step calls the same library functions as the CLI commands. Generated data are reused when
 the folder already holds a population made with the same arguments; the database is rebuilt from

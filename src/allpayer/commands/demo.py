@@ -21,8 +21,10 @@ def register(app: typer.Typer) -> None:
     @app.command(
         "demo",
         help="Run the demo cycle: generate a synthetic Vermont-like population, check the shipped terms, "
-        "validate and load it into an embedded DuckDB file, run the performance year for every program, "
-        "settle the published MSSP examples, summarize.",
+        "validate and load it into an embedded DuckDB file, run the performance year for every program "
+        "(core tables, quality and care gaps, payments posted to the ledger), settle the published MSSP "
+        "examples and the year with every payer, render every audience's reports, create demo users, "
+        "summarize.",
     )
     def demo_cmd(
         out: Path = typer.Option(Path("demo"), "--out", help="Folder for the demo's data, database and outputs."),
