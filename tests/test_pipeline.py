@@ -13,6 +13,9 @@ from allpayer import backend, pipeline
 from allpayer.cli import main
 from allpayer.runs import open_snapshot
 
+# one worker builds this module's fixture once (--dist loadgroup; see tests/test_xdist_groups.py)
+pytestmark = pytest.mark.xdist_group("pipeline_run")
+
 YEAR = 2024
 
 

@@ -17,6 +17,9 @@ import pytest
 from allpayer.cli import main
 from allpayer.runs import open_snapshot
 
+# one worker builds this module's fixture once (--dist loadgroup; see tests/test_xdist_groups.py)
+pytestmark = pytest.mark.xdist_group("pipeline_payer_inputs")
+
 YEAR = 2024
 MEDICARE = "vt-2024-medicare"
 PAYER_FILES = ("payer_attribution", "voluntary_alignment", "exclusion_event", "payer_target")

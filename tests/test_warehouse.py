@@ -12,6 +12,9 @@ from allpayer import runs, warehouse
 from allpayer.cli import main
 from allpayer.errors import RunError
 
+# one worker builds this module's fixture once (--dist loadgroup; see tests/test_xdist_groups.py)
+pytestmark = pytest.mark.xdist_group("warehouse_cycle")
+
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):

@@ -24,6 +24,9 @@ from .cclf.build import write
 from .cclf.test_examples import a_header, a_line, b_line, bene
 from .conftest import BASE, query
 
+# one worker builds this module's fixture once (--dist loadgroup; see tests/test_xdist_groups.py)
+pytestmark = pytest.mark.xdist_group("cclf_monthly")
+
 CONTRACT = ("eligibility", "medical_claim", "pharmacy_claim")
 def table_rows(db: Path, table: str) -> list[tuple]:
     cols = [c for (c,) in query(db, f"SELECT column_name FROM duckdb_columns() WHERE table_name = '{table}' ORDER BY column_index")

@@ -14,6 +14,9 @@ from allpayer.pipeline import run_year
 from allpayer.quality.run import quality_year
 from allpayer.synth import generate
 
+# one worker builds this module's fixture once (--dist loadgroup; see tests/test_xdist_groups.py)
+pytestmark = pytest.mark.xdist_group("quality_generated_rates")
+
 RANGES = {
     "hba1c_poor_control": (Decimal("0.15"), Decimal("0.35")),
     "cbp": (Decimal("0.55"), Decimal("0.75")),

@@ -13,7 +13,7 @@ import pytest
 from allpayer.cli import main
 from allpayer.reports.base import HIDDEN
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report_periods")]  # one worker builds the module fixtures once
 
 YEAR = 2024
 

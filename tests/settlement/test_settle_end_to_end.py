@@ -12,7 +12,7 @@ from allpayer.cli import main
 from allpayer.store import default_store_url, open_store
 from allpayer.ledger import Ledger
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("settle_end_to_end")]  # one worker builds the module fixtures once
 
 
 @pytest.fixture(scope="module")
