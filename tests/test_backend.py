@@ -233,25 +233,21 @@ def test_compiled_query_is_kept_for_an_equal_expression(monkeypatch):
 
 # Joins planned as written: DuckDB's build-side optimizer off within a block, restored after it.
 
-def _optimizers_off(con) -> str:
-    return con.con.execute("select current_setting('disabled_optimizers')").fetchone()[0]
-
-
 def test_joins_as_written_turns_the_build_side_choice_off_and_restores_the_setting():
     con = backend.connect_duckdb(None)
-    assert _optimizers_off(con) == ""
+    assert backend.disabled_optimizers(con) == ""
     with backend.joins_as_written(con):
-        assert _optimizers_off(con) == backend.JOINS_AS_WRITTEN
-    assert _optimizers_off(con) == ""
+        assert backend.disabled_optimizers(con) == backend.JOINS_AS_WRITTEN
+    assert backend.disabled_optimizers(con) == ""
     con.con.execute("SET disabled_optimizers = 'compressed_materialization'")
     with pytest.raises(RuntimeError):
         with backend.joins_as_written(con):
-            assert set(_optimizers_off(con).split(",")) == {"compressed_materialization", backend.JOINS_AS_WRITTEN}
+            assert set(backend.disabled_optimizers(con).split(",")) == {"compressed_materialization", backend.JOINS_AS_WRITTEN}
             raise RuntimeError("a failed stage")
-    assert _optimizers_off(con) == "compressed_materialization"  # restored after an error too
+    assert backend.disabled_optimizers(con) == "compressed_materialization"  # restored after an error too
     with backend.joins_as_written(con), backend.joins_as_written(con):  # nested: listed once
-        assert sorted(_optimizers_off(con).split(",")) == ["build_side_probe_side", "compressed_materialization"]
-    assert _optimizers_off(con) == "compressed_materialization"
+        assert sorted(backend.disabled_optimizers(con).split(",")) == ["build_side_probe_side", "compressed_materialization"]
+    assert backend.disabled_optimizers(con) == "compressed_materialization"
 
 
 def test_joins_as_written_builds_the_hash_table_on_the_right_side():

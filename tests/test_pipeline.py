@@ -44,7 +44,7 @@ def db(tmp_path_factory):
         STAGE_EXPRESSIONS[name] = expr
         names = {r[0] for r in con.con.execute("select table_name from duckdb_tables()").fetchall()}
         WORK_TABLES_AT[name] = {w for w in pipeline.WORK_TABLES if pipeline.WORK_PREFIX + w in names}
-        OPTIMIZERS_OFF_AT[name] = con.con.execute("select current_setting('disabled_optimizers')").fetchone()[0]
+        OPTIMIZERS_OFF_AT[name] = backend.disabled_optimizers(con)
         return write(con, name, expr, year, run_id, year_column)
 
     with pytest.MonkeyPatch.context() as mp:
@@ -171,7 +171,7 @@ def test_joins_planned_by_duckdb_give_the_same_tables(db, monkeypatch):
     write = pipeline._write
 
     def check(con, name, expr, year, run_id, year_column):
-        seen.append(con.con.execute("select current_setting('disabled_optimizers')").fetchone()[0])
+        seen.append(backend.disabled_optimizers(con))
         return write(con, name, expr, year, run_id, year_column)
 
     monkeypatch.setattr(pipeline, "joins_as_written", lambda con: contextlib.nullcontext())

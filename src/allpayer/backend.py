@@ -184,6 +184,11 @@ JOINS_AS_WRITTEN = "build_side_probe_side"
 from estimated row counts."""
 
 
+def disabled_optimizers(con) -> str:
+    """DuckDB's ``disabled_optimizers`` setting on `con` (an Ibis DuckDB backend): a comma list."""
+    return con.con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] or ""
+
+
 @contextlib.contextmanager
 def joins_as_written(con):
     """Within the block, DuckDB builds each hash join's table on the side the query names second
@@ -200,7 +205,7 @@ def joins_as_written(con):
         yield
         return
     raw = con.con
-    before = raw.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] or ""
+    before = disabled_optimizers(con)
     off = [o for o in before.split(",") if o.strip()]
     if JOINS_AS_WRITTEN not in off:
         raw.execute("SET disabled_optimizers = ?", [",".join([*off, JOINS_AS_WRITTEN])]).fetchall()
