@@ -120,8 +120,8 @@ def test_manifest_of_another_format_is_refused(tmp_path):
         warehouse.read_manifest(wh)
 
 
-# The whole cycle on a warehouse folder without Spark: load, then the core run through the
-# warehouse's DuckDB session, then quality, payments and settle through the CLI with --backend spark.
+# The whole cycle on a warehouse folder without Spark: load, then the core run, quality, payments and
+# settle, each through the warehouse's DuckDB session (on Spark: tests/spark/test_parity.py).
 # Every table the warehouse publishes must equal the DuckDB file's, row by row.
 @pytest.fixture(scope="module")
 def cycles(tmp_path_factory):

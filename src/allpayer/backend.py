@@ -117,6 +117,11 @@ LOCAL_SPARK_CONF = {
     "spark.sql.ui.explainMode": "simple",
 }
 
+SPARK_LOG_LEVEL_ENV = "ALLPAYER_SPARK_LOG_LEVEL"
+"""The log level of a local Spark session (default ``ERROR``). At ``WARN``, Spark's own default, a
+run prints hundreds of lines that need no action: each plan whose text the setting above cuts, and
+each local checkpoint freed at the end of a run."""
+
 
 MEMORY_ENV = "ALLPAYER_DUCKDB_MEMORY"
 DEFAULT_MEMORY_FRACTION = 0.25
@@ -285,6 +290,8 @@ def spark_session(master: str = "local[2]", remote: str | None = None, app_name:
     except Exception as exc:  # Java missing, a server that does not answer, a bad master URL
         where = remote or master
         raise RunError(f"cannot start Spark ({where}): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    if not remote:
+        session.sparkContext.setLogLevel(os.environ.get(SPARK_LOG_LEVEL_ENV) or "ERROR")
     return session
 
 
@@ -318,6 +325,11 @@ def connect(
 def is_duckdb(con) -> bool:
     """Whether `con` is an Ibis DuckDB connection (the embedded default backend)."""
     return getattr(con, "name", None) == "duckdb"
+
+
+def is_spark(con) -> bool:
+    """Whether `con` is an Ibis PySpark connection (a local session or Spark Connect)."""
+    return getattr(con, "name", None) == "pyspark"
 
 
 def _duckdb_insert_sql(con, target: str, expr: ir.Table) -> str:
@@ -407,8 +419,38 @@ def insert_rows(con, name: str, expr: ir.Table) -> None:
 
 def replace_temp_table(con, name: str, expr: ir.Table) -> ir.Table:
     """A temporary table `name` of `con` holding `expr`'s rows, replacing any table of that name
-    (on DuckDB the old table is dropped first and the rows written once; see `create_table`)."""
+    (on DuckDB the old table is dropped first and the rows written once; see `create_table`).
+
+    On Spark, which has no temporary tables, the rows are computed now and kept by the session
+    (a local checkpoint, as `checkpoint` keeps them) under a temporary view named `name`; the rows
+    of a view it replaces are freed. Drop it with `drop_temp_table`; what is left is freed by
+    `release_checkpoints` when the run ends."""
+    if is_spark(con):
+        return _spark_keep(con, expr, name)
     return create_table(con, name, expr, temp=True, overwrite=True)
+
+
+def drop_temp_table(con, name: str) -> None:
+    """Drop the temporary table `name` of `con` (`replace_temp_table`'s), if there is one; on
+    Spark, its view, and free its rows."""
+    if is_spark(con):
+        _spark_forget(con, name)
+        return
+    con.drop_table(name, force=True)
+
+
+
+def cache(expr: ir.Table) -> ir.Table:
+    """``expr.cache()`` (Ibis: the rows kept by the backend until ``release()``), with the in-memory
+    tables it reads registered first: Ibis's PySpark backend caches the compiled query without
+    them, and Spark then finds no such view."""
+    try:
+        con = expr._find_backend(use_default=False)
+    except Exception:  # an expression over in-memory tables only
+        return expr.cache()
+    if is_spark(con):
+        con._run_pre_execute_hooks(expr)
+    return expr.cache()
 
 
 # Names of the Spark views that `checkpoint` registers (one counter per process: names never repeat).
@@ -433,10 +475,16 @@ def checkpoint(expr: ir.Table, name: str = "step") -> ir.Table:
         con = expr._find_backend(use_default=False)
     except Exception:  # an expression over in-memory tables only: nothing to plan around
         return expr
-    if getattr(con, "name", None) != "pyspark":
+    if not is_spark(con):
         return expr
     if not name.replace("_", "").isalnum():
         raise RunError(f"internal: bad checkpoint name {name!r}")
+    return _spark_keep(con, expr, f"{CHECKPOINT_PREFIX}{next(_checkpoint_ids)}_{name}")
+
+
+def _spark_keep(con, expr: ir.Table, view: str) -> ir.Table:
+    """`expr`'s rows computed now and kept by `con`'s Spark session (a local checkpoint) as the
+    temporary view `view` (replacing one of that name, whose rows are freed); a table reading them."""
     con._run_pre_execute_hooks(expr)  # registers the in-memory tables the query reads
     df = con._session.sql(con.compile(expr))
     try:
@@ -444,7 +492,7 @@ def checkpoint(expr: ir.Table, name: str = "step") -> ir.Table:
     except Exception:  # a server that cannot checkpoint: cache, and compute the cache now
         df = df.cache()
         df.count()
-    view = f"{CHECKPOINT_PREFIX}{next(_checkpoint_ids)}_{name}"
+    _spark_forget(con, view)
     df.createOrReplaceTempView(view)
     if not hasattr(con, "_allpayer_checkpoints"):
         con._allpayer_checkpoints = []
@@ -452,18 +500,31 @@ def checkpoint(expr: ir.Table, name: str = "step") -> ir.Table:
     return con.table(view)
 
 
+def _spark_forget(con, view: str) -> None:
+    """Drop the view `view` that `_spark_keep` registered on `con`, if any, and free its rows."""
+    held = getattr(con, "_allpayer_checkpoints", None) or []
+    for i in reversed([i for i, (v, _) in enumerate(held) if v == view]):
+        _, df = held.pop(i)
+        con._session.catalog.dropTempView(view)
+        _free(df)
+
+
 def release_checkpoints(con) -> int:
     """Drop the views `checkpoint` registered on `con` and free their rows; returns how many."""
     held = getattr(con, "_allpayer_checkpoints", None) or []
     for view, df in reversed(held):
         con._session.catalog.dropTempView(view)
-        if df.is_cached:
-            df.unpersist()
-        else:
-            _free_local_checkpoint(df)
+        _free(df)
     n = len(held)
     held.clear()
     return n
+
+
+def _free(df) -> None:
+    if df.is_cached:
+        df.unpersist()
+    else:
+        _free_local_checkpoint(df)
 
 
 def _free_local_checkpoint(df) -> None:

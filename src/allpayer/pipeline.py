@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import ibis
@@ -739,6 +740,22 @@ class RunOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+def check_database(db: Path, backend: str) -> bool:
+    """Whether a computing stage runs on Spark over warehouse folder `db` (`backend` ``spark``)
+    rather than on the DuckDB file `db`; an error when `db` is missing or not of that kind."""
+    from allpayer import warehouse
+
+    if backend == "spark":
+        if not warehouse.is_warehouse(db):
+            raise RunError(f"{db}: warehouse not found (load data first with `allpayer load --backend spark`)")
+        return True
+    if backend != "duckdb":
+        raise RunError(f"unknown backend {backend!r}: expected duckdb or spark")
+    if not Path(db).exists():
+        raise RunError(f"{db}: database not found (load data first with `allpayer load`)")
+    return False
+
+
 def run_year(
     db,
     year: int,
@@ -764,7 +781,6 @@ def run_year(
     the Ibis PySpark connection `spark_con`).
     """
     import time
-    from pathlib import Path
 
     from allpayer import runs, warehouse
     from allpayer.inputs.load import resolve_paid_through
@@ -772,13 +788,7 @@ def run_year(
 
     t_start = time.perf_counter()
     db = Path(db)
-    if backend == "spark":
-        if not warehouse.is_warehouse(db):
-            raise RunError(f"{db}: warehouse not found (load data first with `allpayer load --backend spark`)")
-    elif backend != "duckdb":
-        raise RunError(f"unknown backend {backend!r}: expected duckdb or spark")
-    elif not db.exists():
-        raise RunError(f"{db}: database not found (load data first with `allpayer load`)")
+    check_database(db, backend)
     term_paths = [Path(t) for t in terms] if terms else [programs_dir() / "vermont"]
     programs = load_programs(term_paths)
     programs_for_year(programs, year)

@@ -22,8 +22,10 @@ DuckDB from the previous snapshot's rows plus the new record.
 
 ``load`` validates a delivery with the same code as for a DuckDB file: the warehouse's input tables,
 quarantine, load reconciliation and run records are read into a scratch DuckDB file, the load runs
-there, and the tables it wrote are published to the warehouse as Parquet. ``run`` computes every
-stage on Spark over the warehouse's Parquet tables; ``export`` copies a table's Parquet files.
+there, and the tables it wrote are published to the warehouse as Parquet. ``run``, ``quality``,
+``payments`` and ``settle`` compute on Spark over the warehouse's Parquet tables (`begin`);
+``report`` reads them through a DuckDB file of views (`duckdb_session`); ``export`` copies a
+table's Parquet files.
 """
 
 from __future__ import annotations
@@ -199,14 +201,19 @@ class SparkRun(runs.Run):
                     )
                 keep = existing.filter(existing[year_column] != year)
                 out = union_aligned([expr, keep]).select(*expr.columns)
-        rel = f"data/{name}/{run_id}"
-        folder = self.warehouse / rel
-        con.to_parquet_dir(out, folder)
-        self.new_tables[name] = rel
-        t = con.read_parquet(str(folder), table_name=name)
+        t = self.replace_table(con, name, out)
         if year_column is None:
             return t.count().to_pyarrow().as_py()
         return t.filter(t[year_column] == year).count().to_pyarrow().as_py()
+
+    def replace_table(self, con, name: str, expr: ir.Table) -> ir.Table:
+        """Write `expr` as the whole new version of table `name` (the rows it keeps from the
+        published version included) to the run's folder, register it as `name` and return it."""
+        rel = f"data/{name}/{self.run_id}"
+        folder = self.warehouse / rel
+        con.to_parquet_dir(expr, folder)
+        self.new_tables[name] = rel
+        return con.read_parquet(str(folder), table_name=name)
 
 
 def register_tables(con, path: Path, manifest: dict, names: Sequence[str] | None = None) -> None:
@@ -214,6 +221,18 @@ def register_tables(con, path: Path, manifest: dict, names: Sequence[str] | None
     for name, rel in sorted(manifest["tables"].items()):
         if names is None or name in names:
             con.read_parquet(str(path / rel), table_name=name)
+
+
+def open_spark(path: str | Path, *, spark_master: str = "local[2]", spark_remote: str | None = None, con=None):
+    """An Ibis PySpark connection (`con`, or a new local or Spark Connect session) on which every
+    table of warehouse `path`'s published snapshot is a view: for computing without writing (a
+    settlement what-if)."""
+    path = Path(path)
+    if not is_warehouse(path):
+        raise RunError(f"{path}: warehouse not found (load data first with `allpayer load --backend spark`)")
+    con = con if con is not None else backend.connect_spark(spark_master, spark_remote)
+    register_tables(con, path, read_manifest(path))
+    return con
 
 
 @contextlib.contextmanager
@@ -452,9 +471,10 @@ def _render_on_publish(path: Path, db: Path | None, kind: str | None, parameters
 
 @contextlib.contextmanager
 def duckdb_session(path: str | Path, *, write: bool = True) -> Iterator[Path]:
-    """A DuckDB database file holding the published snapshot of warehouse `path`, for the commands
-    whose stages run through a DuckDB database (quality, payments, settle, report): yields the
-    file's path, to pass as their ``--db``.
+    """A DuckDB database file holding the published snapshot of warehouse `path`, for what runs
+    through a DuckDB database on a warehouse (reports; a supplemental lab file's load; the stages
+    themselves where Spark is not installed, as the tests do): yields the file's path, to pass as
+    their ``--db``.
 
     The input contract's tables (except ``lab_result``) are views of their Parquet files; every
     other table (the computed ones, ``runs``) is a copy (a view too without `write`), which the command's own runs

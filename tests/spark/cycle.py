@@ -3,8 +3,9 @@ warehouse folder, and the row-by-row comparison of every table the two publish.
 
 Used by `tests/spark/test_cycle_parity.py` (the core run on Spark local) and by
 `tests/test_warehouse.py` (the core run through the warehouse's DuckDB session, no Spark needed).
-The stage commands after the core run (quality, payments, settle) are run through the CLI with
-``--backend spark`` on the warehouse, exactly as a user runs them.
+With Spark, the stage commands after the core run (quality, payments, settle) are run through the
+CLI with ``--backend spark`` on the warehouse, exactly as a user runs them (on the tests' shared
+session); without it, through the warehouse's DuckDB session.
 """
 
 from __future__ import annotations
@@ -64,19 +65,44 @@ def duckdb_cycle(data: Path, db: Path):
 
 
 def warehouse_cycle(data: Path, wh: Path, spark_con=None):
-    """The whole cycle on a warehouse folder: the core run on Spark through `spark_con`, or, with
-    None, through the warehouse's DuckDB session (`warehouse.duckdb_session`)."""
+    """The whole cycle on a warehouse folder: every stage on Spark through `spark_con` (the stage
+    commands through the CLI, whose Spark session is then `spark_con`'s), or, with None, through
+    the warehouse's DuckDB session (`warehouse.duckdb_session`), one session per stage."""
+    from unittest import mock
+
+    from allpayer import backend
     from allpayer.pipeline import run_year
 
     assert main(["load", str(data), "--db", str(wh), "--backend", "spark"]) == 0
     paid = dt.date.fromisoformat(PAID_THROUGH)
     if spark_con is not None:
         out = run_year(wh, YEAR, terms=terms_paths(), paid_through=paid, backend="spark", spark_con=spark_con)
-    else:
-        with warehouse.duckdb_session(wh) as db:
-            out = run_year(db, YEAR, terms=terms_paths(), paid_through=paid)
-    stage_commands(wh, "spark")
+        # the CLI's session is the tests' one, its settings untouched (a new builder would set its own)
+        with mock.patch.object(backend, "spark_session", lambda *args, **kwargs: spark_con._session):
+            stage_commands(wh, "spark")
+        return out
+    with warehouse.duckdb_session(wh) as db:
+        out = run_year(db, YEAR, terms=terms_paths(), paid_through=paid)
+    duckdb_session_stages(wh)
     return out
+
+
+def duckdb_session_stages(wh: Path) -> None:
+    """quality, payments and settle of `YEAR` on warehouse `wh`, each through the warehouse's DuckDB
+    session (the same stage code as on a DuckDB file), the ledger beside the folder."""
+    from allpayer.payments.common import parse_period
+    from allpayer.payments.run import run_payments
+    from allpayer.quality.run import quality_year
+    from allpayer.settlement.run import settle_year
+    from allpayer.store import default_store_url
+
+    paid, store = dt.date.fromisoformat(PAID_THROUGH), default_store_url(wh)
+    with warehouse.duckdb_session(wh) as db:
+        quality_year(db, YEAR, terms=terms_paths(), paid_through=paid)
+    with warehouse.duckdb_session(wh) as db:
+        run_payments(db, parse_period(year=str(YEAR)), terms=terms_paths(), store_url=store, paid_through=paid)
+    with warehouse.duckdb_session(wh) as db:
+        settle_year(db, YEAR, "initial", terms=terms_paths(), store_url=store)
 
 
 def duckdb_tables(db: Path) -> list[str]:

@@ -27,3 +27,34 @@ def test_checkpoint_stores_the_rows_and_cuts_the_plan(spark_con):
     assert not session.catalog.tableExists(name)
     assert backend.release_checkpoints(spark_con) == 0
     session.catalog.dropTempView("ck_source")
+
+
+def test_temp_table_on_spark_is_a_named_checkpoint_replaced_and_dropped(spark_con):
+    """`replace_temp_table` (the quality run's intermediate tables) keeps the rows under the given
+    name; a second call replaces them, `drop_temp_table` drops the view and forgets its rows, and
+    `cache` registers the in-memory tables its query reads."""
+    import ibis
+
+    session = spark_con._session
+    session.createDataFrame([(1,), (2,), (3,)], "a long").createOrReplaceTempView("tt_source")
+    t = spark_con.table("tt_source")
+    assert backend.release_checkpoints(spark_con) == 0
+
+    kept = backend.replace_temp_table(spark_con, "_qp_test", t.filter(t.a > 1))
+    assert kept.op().name == "_qp_test"
+    assert sorted(r["a"] for r in kept.to_pyarrow().to_pylist()) == [2, 3]
+    again = backend.replace_temp_table(spark_con, "_qp_test", t.filter(t.a == 1))
+    assert [r["a"] for r in again.to_pyarrow().to_pylist()] == [1]
+    assert len(spark_con._allpayer_checkpoints) == 1  # the replaced rows were let go
+    backend.drop_temp_table(spark_con, "_qp_test")
+    assert not session.catalog.tableExists("_qp_test")
+    assert backend.release_checkpoints(spark_con) == 0
+    backend.drop_temp_table(spark_con, "_qp_test")  # dropping what is gone is not an error
+
+    labels = ibis.memtable({"a": [2, 3], "label": ["two", "three"]})
+    cached = backend.cache(t.join(labels, "a"))
+    try:
+        assert sorted(r["label"] for r in cached.to_pyarrow().to_pylist()) == ["three", "two"]
+    finally:
+        cached.release()
+    session.catalog.dropTempView("tt_source")

@@ -2,9 +2,9 @@
 and on a warehouse folder (core run on Spark local, one shared session) over the same synthetic
 population, and every table the two publish compared row by row.
 
-Both backends run the same stage code (the core stages on Spark through `--backend spark`'s
-warehouse folder; quality, payments and settle through the CLI with ``--backend spark``, which reads
-the warehouse's snapshot and publishes what they change back to it). Each table is compared without
+Both backends run the same stage code (on Spark, the core run through `run_year` on the tests'
+shared session, then quality, payments and settle through the CLI with ``--backend spark``, on the
+same session; each publishes its tables as the warehouse's next snapshot). Each table is compared without
 the columns naming a run (`run_id`, times), rows sorted on every column: integers, strings, dates,
 booleans and DECIMAL money exactly; floating-point columns (risk scores and ratios, which are not
 money) to a relative 1e-9.
@@ -83,3 +83,16 @@ def test_warehouse_records_the_runs(duckdb_result, spark_result):
     assert core["parameters"]["backend"] == "spark"
     assert core["summary"]["rows"] == s.core.rows
     assert [r["parameters"].get("stage") for r in records[-3:]] == ["quality", "payments", "settle"]
+    # each computed by Spark (a run through a DuckDB session over the warehouse names no backend)
+    assert [r["parameters"].get("backend") for r in records[-3:]] == ["spark"] * 3
+
+
+def test_open_spark_sees_the_published_snapshot(spark_result, spark_con):
+    """`warehouse.open_spark` (settle --what-if on a warehouse) registers every published table as
+    a view of the Spark session, with the rows the warehouse publishes."""
+    from .cycle import warehouse_rows
+
+    wh, _ = spark_result
+    con = warehouse.open_spark(wh, con=spark_con)
+    for table in ("settlement_lines", "quality_program_scores", "fpp_payments"):
+        assert con.table(table).count().to_pyarrow().as_py() == len(warehouse_rows(wh, table)[1]) > 0

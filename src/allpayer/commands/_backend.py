@@ -1,5 +1,6 @@
 """The backend options shared by the commands that read or write a database (load, run, export,
-quality, payments, settle, report), and the database those commands open on each backend."""
+quality, payments, settle, report), and the DuckDB database a command that reads through DuckDB
+opens on each backend."""
 
 from __future__ import annotations
 
@@ -45,10 +46,11 @@ def check_backend(backend: str, spark_remote: str | None = None) -> str:
 
 @contextlib.contextmanager
 def snapshot_db(db: Path, backend: str, spark_remote: str | None = None, *, write: bool = True) -> Iterator[Path]:
-    """The DuckDB database file a stage command (quality, payments, settle, report) works on: `db`
-    itself with ``--backend duckdb``; with ``--backend spark``, a scratch file holding warehouse
-    `db`'s published snapshot, whose changed tables are published back to the warehouse when the
-    block ends normally and `write` is set (`allpayer.warehouse.duckdb_session`)."""
+    """The DuckDB database file a command that reads through DuckDB works on (report; the
+    published results a stage command prints): `db` itself with ``--backend duckdb``; with
+    ``--backend spark``, a scratch file holding warehouse `db`'s published snapshot, whose changed
+    tables are published back to the warehouse when the block ends normally and `write` is set
+    (`allpayer.warehouse.duckdb_session`)."""
     if check_backend(backend, spark_remote) == "duckdb":
         yield db
         return

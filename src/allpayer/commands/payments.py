@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allpayer.commands._backend import on_backend
+from allpayer.commands._backend import backend_option, check_backend, spark_master_option, spark_remote_option
 from allpayer.money import cents_to_dollars
 
 console = Console()
@@ -23,9 +23,9 @@ def register(app: typer.Typer) -> None:
         "invoices of a month, quarter or year, publish them as a new snapshot and post them to the ledger "
         "(re-running a period posts only what changed).",
     )
-    @on_backend()
     def payments_cmd(
-        db: Path = typer.Option(..., "--db", help="The DuckDB database file after `allpayer run --year`."),
+        db: Path = typer.Option(..., "--db", help="The DuckDB database file after `allpayer run --year`, or a "
+                                "warehouse folder with --backend spark."),
         month: str = typer.Option(None, "--month", metavar="YYYY-MM", help="Pay one month."),
         quarter: str = typer.Option(None, "--quarter", metavar="YYYY-Qn",
                                     help="Pay (or true up) the three months of a quarter."),
@@ -38,6 +38,9 @@ def register(app: typer.Typer) -> None:
         paid_through: str = typer.Option(None, "--paid-through", metavar="YYYY-MM-DD",
                                          help="Claims cutoff for shadow claims; default: the latest paid date loaded."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        backend: str = backend_option(),
+        spark_master: str = spark_master_option(),
+        spark_remote: str = spark_remote_option(),
     ) -> None:
         from allpayer import runs
         from allpayer.payments.common import parse_period
@@ -46,7 +49,9 @@ def register(app: typer.Typer) -> None:
         period = parse_period(month=month, quarter=quarter, year=year)
         res = run_payments(db, period, terms=terms or None, store_url=store,
                            paid_through=runs.parse_date(paid_through),
-                           progress=lambda s: err.print(s, style="dim"))
+                           progress=lambda s: err.print(s, style="dim"),
+                           backend=check_backend(backend, spark_remote), spark_master=spark_master,
+                           spark_remote=spark_remote)
         if as_json:
             print(json.dumps({"run_id": res.run_id, "period": res.period, "rows": res.rows,
                               "postings": res.postings, "notes": res.notes}, indent=2, default=str))

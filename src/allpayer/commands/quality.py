@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allpayer.commands._backend import on_backend
+from allpayer.commands._backend import backend_option, check_backend, snapshot_db, spark_master_option, spark_remote_option
 from allpayer.commands._console import stage_progress
 
 console = Console()
@@ -22,9 +22,9 @@ def register(app: typer.Typer) -> None:
         help="Compute quality measure results, rates by practice/HSA/program/ACO, program quality scores and "
         "care gaps for a performance year (after `allpayer run`), and publish them as a new snapshot.",
     )
-    @on_backend()
     def quality_cmd(
-        db: Path = typer.Option(..., "--db", help="The DuckDB database file (loaded, with `allpayer run` done for the year)."),
+        db: Path = typer.Option(..., "--db", help="The DuckDB database file (loaded, with `allpayer run` done for the "
+                                "year), or a warehouse folder with --backend spark."),
         year: int = typer.Option(..., "--year", help="Performance year (required: never defaults to today)."),
         paid_through: str = typer.Option(
             None, "--paid-through", metavar="YYYY-MM-DD",
@@ -56,6 +56,9 @@ def register(app: typer.Typer) -> None:
             None, "--terms", help="Contract-terms files or folders (default: the shipped Vermont programs)."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+        backend: str = backend_option(),
+        spark_master: str = spark_master_option(),
+        spark_remote: str = spark_remote_option(),
     ) -> None:
         from allpayer import runs
         from allpayer.quality.run import quality_year
@@ -63,13 +66,17 @@ def register(app: typer.Typer) -> None:
         with stage_progress(err) as progress:
             out = quality_year(db, year, terms=terms or None, paid_through=runs.parse_date(paid_through),
                                valuesets=valuesets, benchmarks=benchmarks, supplied_results=supplied_results,
-                               supplemental=supplemental, progress=progress)
-        if care_gaps_out is not None:
-            from allpayer.quality.care_gaps import export_csv
+                               supplemental=supplemental, progress=progress,
+                               backend=check_backend(backend, spark_remote), spark_master=spark_master,
+                               spark_remote=spark_remote)
+        # what was published, read back (on a warehouse, through views of its Parquet tables)
+        with snapshot_db(db, backend, spark_remote, write=False) as published:
+            if care_gaps_out is not None:
+                from allpayer.quality.care_gaps import export_csv
 
-            export_csv(db, year, care_gaps_out)
+                export_csv(published, year, care_gaps_out)
+            summary = _summary(published, year)
         q = out.quality
-        summary = _summary(db, year)
         if as_json:
             print(json.dumps({"run_id": out.run_id, "db": str(db), "year": year,
                               "paid_through": out.paid_through.isoformat(), "rows": q.rows,

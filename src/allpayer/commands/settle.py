@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allpayer.commands._backend import on_backend
+from allpayer.commands._backend import backend_option, check_backend, snapshot_db, spark_master_option, spark_remote_option
 from allpayer.errors import AllpayerError
 from allpayer.money import cents_to_dollars, dollars_to_cents
 
@@ -68,9 +68,9 @@ def register(app: typer.Typer) -> None:
         "risk-bearing participants, publish the tables and post to the ledger; or run a what-if, compare with a "
         "payer's report, or diff two versions.",
     )
-    @on_backend()
     def settle_cmd(
-        db: Path = typer.Option(..., "--db", help="The DuckDB database with the year's core run (`allpayer run`)."),
+        db: Path = typer.Option(..., "--db", help="The DuckDB database with the year's core run (`allpayer run`), "
+                                "or a warehouse folder with --backend spark."),
         year: int = typer.Option(..., "--year", help="Performance year (required: never defaults to today)."),
         version: str = typer.Option("initial", "--version",
                                     help="Settlement version: forecast, initial, final or restated."),
@@ -98,20 +98,26 @@ def register(app: typer.Typer) -> None:
                  "(repeatable; overrides the terms' figure and the one computed from the claims)."),
         diff_against: str = typer.Option(None, "--diff-against", metavar="VERSION|RUN_ID",
                                          help="Diff the published version against another version or a settle run id."),
+        backend: str = backend_option(),
+        spark_master: str = spark_master_option(),
+        spark_remote: str = spark_remote_option(),
     ) -> None:
         from allpayer.settlement.versions import check_version
 
         check_version(version)
+        on = dict(backend=check_backend(backend, spark_remote), spark_master=spark_master, spark_remote=spark_remote)
         if what_if:
-            _what_if(db, year, version, terms, sets or [], terms_file, program)
+            _what_if(db, year, version, terms, sets or [], terms_file, program, on)
             return
         if sets or terms_file:
             raise AllpayerError("--set and --terms-file need --what-if (published results are never changed by them)")
-        if payer_report is not None:
-            _payer_report(db, year, version, program, payer_report)
-            return
-        if diff_against is not None:
-            _diff(db, year, version, program, diff_against)
+        if payer_report is not None or diff_against is not None:
+            # they read published lines only: on a warehouse, through views of its Parquet tables
+            with snapshot_db(db, backend, spark_remote, write=False) as published:
+                if payer_report is not None:
+                    _payer_report(published, db, year, version, program, payer_report)
+                else:
+                    _diff(published, db, year, version, program, diff_against)
             return
         from allpayer.settlement.run import settle_year
         from allpayer.settlement.statement import write_statements
@@ -132,7 +138,7 @@ def register(app: typer.Typer) -> None:
             except ValueError as exc:
                 raise AllpayerError(f"--participant-revenue {item!r}: {exc}") from None
         res = settle_year(db, year, version, terms=terms or None, post=not no_post, store_url=store,
-                          benchmark_reports=reports or None, participant_revenue=revenue or None)
+                          benchmark_reports=reports or None, participant_revenue=revenue or None, **on)
         out.print(_summary_table(res.result, f"Settlement PY{year} ({version}), run {res.run_id}, claims paid through "
                                              f"{res.result.paid_through}, core run {res.result.core_run_id}"))
         for pr in res.result.programs:
@@ -153,7 +159,7 @@ def register(app: typer.Typer) -> None:
                   f"(export with `allpayer export TABLE --db {db} --out FILE.csv`)")
 
 
-def _what_if(db, year, version, terms, sets, terms_file, program) -> None:
+def _what_if(db, year, version, terms, sets, terms_file, program, on: dict) -> None:
     from allpayer.settlement.run import load_terms
     from allpayer.settlement.whatif import replace_programs, what_if
 
@@ -162,7 +168,7 @@ def _what_if(db, year, version, terms, sets, terms_file, program) -> None:
     programs, _ = load_terms(terms)
     programs = [p for p in programs if p.performance_year == year]
     changed = replace_programs(programs, sets=sets, terms_file=terms_file, program_id=program)
-    w = what_if(db, year, version, programs, changed)
+    w = what_if(db, year, version, programs, changed, **on)
     out.print(f"what-if on {db} (nothing written): {', '.join(sets) or terms_file}")
     for pid, rows in w.diffs.items():
         if any(r["status"] != "same" for r in rows):
@@ -171,11 +177,12 @@ def _what_if(db, year, version, terms, sets, terms_file, program) -> None:
             out.print(f"{pid}: no change")
 
 
-def _published(db, year, version, program):
+def _published(snap, db, year, version, program):
+    """The published lines of `version` by program, read from `snap` (the snapshot of `db`)."""
     from allpayer.runs import open_snapshot
     from allpayer.settlement.run import read_published
 
-    con = open_snapshot(db)
+    con = open_snapshot(snap)
     try:
         lines = read_published(con, year, version)
     finally:
@@ -189,13 +196,13 @@ def _published(db, year, version, program):
     return lines
 
 
-def _payer_report(db, year, version, program, path) -> None:
+def _payer_report(snap, db, year, version, program, path) -> None:
     from allpayer.settlement.compare import compare_with_payer, read_payer_report
 
     if not program:
         raise AllpayerError("--payer-report needs --program ID (a payer's report covers one program)")
     theirs = read_payer_report(path)
-    ours = _published(db, year, version, program)[program]
+    ours = _published(snap, db, year, version, program)[program]
     rows = compare_with_payer(ours, theirs)
     t = Table(title=f"{program} PY{year} ({version}) against {path}", title_justify="left")
     for c in ("line", "ours", "theirs", "difference", "status"):
@@ -207,17 +214,17 @@ def _payer_report(db, year, version, program, path) -> None:
     out.print(f"{sum(1 for r in rows if r['status'] == 'match')} lines match, {differ} differ")
 
 
-def _diff(db, year, version, program, other) -> None:
+def _diff(snap, db, year, version, program, other) -> None:
     from allpayer.runs import open_snapshot
     from allpayer.settlement.compare import diff_lines, lines_of_run
     from allpayer.settlement.versions import VERSIONS
 
-    current = _published(db, year, version, program)
+    current = _published(snap, db, year, version, program)
     if other in VERSIONS:
-        before = _published(db, year, other, program)
+        before = _published(snap, db, year, other, program)
         title = f"{other} -> {version}"
     else:
-        con = open_snapshot(db)
+        con = open_snapshot(snap)
         try:
             before = lines_of_run(con, other, program)
         finally:

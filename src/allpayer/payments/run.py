@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.backend import cache
 from allpayer.errors import RunError
 from allpayer.ledger import Entry, Ledger
 from allpayer.money import apply_rate
@@ -133,7 +134,7 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
 
     def keep(t: ir.Table) -> ir.Table:
         """Materialize an expression read several times (released when the run ends)."""
-        t = t.cache()
+        t = cache(t)
         cached.append(t)
         return t
     period_months = set(period.months)
@@ -161,7 +162,7 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
     # months, then one small table per program (each stage below reads its program's several times).
     am_by_program: dict[str, ir.Table] = {}
     if programs:
-        am_all = attributed_months_all(att, mm, programs, months).cache()
+        am_all = cache(attributed_months_all(att, mm, programs, months))
         am_by_program = {p.program_id: keep(am_all.filter(am_all.program_id == p.program_id)) for p in programs}
         am_all.release()
     scores = _quality_scores(con, programs, year)
@@ -387,28 +388,41 @@ def run_payments(
     store_url: str | None = None,
     paid_through: dt.date | None = None,
     progress: Progress | None = None,
+    backend: str = "duckdb",
+    spark_master: str = "local[2]",
+    spark_remote: str | None = None,
+    spark_con=None,
 ) -> PaymentsResult:
-    """Compute the payments of `period`, publish the tables, post the ledger (see module doc)."""
-    from allpayer import runs
+    """Compute the payments of `period`, publish the tables, post the ledger (see module doc).
+
+    `backend`: ``duckdb`` (`db` is a DuckDB file) or ``spark`` (`db` is a warehouse folder, the
+    payments computed by Spark and published as its next snapshot; the ledger store defaults to
+    ``<folder>.store.sqlite`` beside it), as `allpayer.pipeline.run_year`."""
+    from allpayer import runs, warehouse
     from allpayer.inputs.load import resolve_paid_through
-    from allpayer.pipeline import _write, programs_for_year, union_aligned
+    from allpayer.pipeline import _write, check_database, programs_for_year, union_aligned
     from allpayer.store import default_store_url, open_store
     from allpayer.terms import load_programs, programs_dir
 
     db = Path(db)
-    if not db.exists():
-        raise RunError(f"{db}: database not found (load data and run the core stages first)")
+    spark = check_database(db, backend)
     term_paths = [Path(t) for t in terms] if terms else [programs_dir() / "vermont"]
     programs = programs_for_year(load_programs(term_paths), period.year)
     store = open_store(store_url or default_store_url(db))
     ledger = Ledger(store)
-    with runs.begin(
-        db, kind="run", paid_through=paid_through,
+    record = dict(
+        kind="run", paid_through=paid_through,
         terms={p.program_id: p.terms_version for p in programs},
         parameters={"stage": "payments", "period": period.label, "terms": [str(t) for t in term_paths]},
-    ) as run:
+    )
+    if spark:
+        begin = warehouse.begin(db, **record, spark_master=spark_master, spark_remote=spark_remote, con=spark_con)
+    else:
+        begin = runs.begin(db, **record)
+    with begin as run:
         run.paid_through = resolve_paid_through(run.con, paid_through)
         con = run.con
+        write = getattr(run, "write", None) or _write
         out, batches, notes, cached = compute(con, programs, period, paid_through=run.paid_through, progress=progress)
         res = PaymentsResult(run.run_id, period.label, period.year, [p.program_id for p in programs], notes=notes)
         for name, parts in out.items():
@@ -417,9 +431,9 @@ def run_payments(
             expr = union_aligned([_stamp(x, period.year) for x in parts])
             if progress:
                 progress(f"{period.year}: writing {name}")
-            res.rows[name] = _write(con, name, expr, period.year, run.run_id, "performance_year")
-        res.rows["payment_notes"] = _write(con, "payment_notes", rate_table(notes, NOTE_SCHEMA) if notes else
-                                           rate_table([], NOTE_SCHEMA), period.year, run.run_id, "performance_year")
+            res.rows[name] = write(con, name, expr, period.year, run.run_id, "performance_year")
+        res.rows["payment_notes"] = write(con, "payment_notes", rate_table(notes, NOTE_SCHEMA) if notes else
+                                          rate_table([], NOTE_SCHEMA), period.year, run.run_id, "performance_year")
         for t in cached:
             t.release()
         run.summary = {"rows": res.rows, "period": period.label, "batches": len(batches)}

@@ -23,6 +23,7 @@ from fractions import Fraction
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.core.tcoc import with_ratio
 from allpayer.payments.fpp import fpp_providers, in_scope
 
 
@@ -79,12 +80,14 @@ def performance(program, fpp_payments: ir.Table, hospital_payments: ir.Table, sh
     sh_all = s.aggregate(shadow_value_cents=s.shadow_value_cents.sum().cast("int64")).mutate(hospital_id=ibis.literal("ALL"))
     sh = sh_h.union(sh_all.select("hospital_id", "shadow_value_cents"), distinct=False)
     j = paid.outer_join(sh, "hospital_id")
+    j = j.mutate(_fpp=j.fpp_paid_cents.fill_null(0), _shv=j.shadow_value_cents.fill_null(0))
+    j = j.mutate(_diff=(j._shv - j._fpp).abs())
+    # rounded half-up at 10 decimals in integers (`with_ratio`): a DECIMAL division keeps a
+    # different number of decimals on each backend (DuckDB 0.3502122855, Spark 0.3502120000)
+    j = with_ratio(j, "_drift", j._diff, j._fpp, scale=10)
     hid = ibis.coalesce(j.hospital_id, j.hospital_id_right)
-    fpp = j.fpp_paid_cents.fill_null(0)
-    shv = j.shadow_value_cents.fill_null(0)
-    diff = (shv - fpp).abs()
-    drift = ibis.ifelse(fpp == 0, ibis.null("decimal(18,10)"),
-                        (diff.cast("decimal(38,10)") / fpp.cast("decimal(38,10)")).cast("decimal(18,10)"))
+    fpp, shv, diff = j._fpp, j._shv, j._diff
+    drift = j._drift.cast("decimal(18,10)")
     if thr_v is not None:
         # |shadow - FPP| / FPP > threshold  <=>  |shadow - FPP| x den > num x FPP  (exact integers)
         fr = Fraction(thr_v)

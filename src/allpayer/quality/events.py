@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.backend import cache
+
 ACUTE_INPATIENT_FACILITY_TYPES: tuple[str, ...] = ("11",)
 """Bill type facility/classification prefixes of acute inpatient stays (hospital inpatient, 11x)."""
 
@@ -513,7 +515,7 @@ def cached(ctx: "MeasureContext", key: str, build: Callable[[], ir.Table]) -> ir
     if key not in store:
         keep = getattr(ctx, "keep", None)
         t = build()
-        store[key] = keep("event_" + re.sub(r"[^A-Za-z0-9_]", "_", key), t) if keep is not None else t.cache()
+        store[key] = keep("event_" + re.sub(r"[^A-Za-z0-9_]", "_", key), t) if keep is not None else cache(t)
     return store[key]
 
 

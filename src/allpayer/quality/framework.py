@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Callable, Collection, Literal, Sequence
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.backend import replace_temp_table
+from allpayer.backend import drop_temp_table, replace_temp_table
 from allpayer.core.claims import DIAGNOSIS_COLUMNS, PROCEDURE_COLUMNS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -251,7 +251,7 @@ def drop_stored(con, t: ir.Table) -> None:
 
     op = t.op()
     if isinstance(op, ops.DatabaseTable):
-        con.drop_table(op.name, force=True)
+        drop_temp_table(con, op.name)
 
 
 @dataclass

@@ -32,9 +32,9 @@ from typing import Callable, Sequence
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.backend import replace_temp_table
+from allpayer.backend import drop_temp_table, replace_temp_table
 from allpayer.errors import RunError
-from allpayer.pipeline import _write, loaded_as_of, programs_for_year, union_aligned
+from allpayer.pipeline import _write, check_database, loaded_as_of, programs_for_year, union_aligned
 from allpayer.quality import care_gaps as gaps_mod
 from allpayer.quality import framework, scores
 from allpayer.quality.valuesets import ValueSets, load_valuesets
@@ -95,10 +95,14 @@ def run_quality(
     supplied_results: str | Path | None = None,
     through_load_run: str | None = None,
     progress: Progress | None = None,
+    writer: Callable | None = None,
 ) -> QualityResult:
     """Compute and write the quality tables of `year` for every program whose terms have a
     ``quality`` block (see the module docstring). `valuesets`: a `ValueSets` or the path of the
-    user's value-set file (default: the project's lists)."""
+    user's value-set file (default: the project's lists). `writer` stores each output table
+    (default `allpayer.pipeline._write`, a DuckDB database; on a warehouse, the Spark run's
+    ``write``)."""
+    write = writer or _write
     progs = [p for p in programs_for_year(programs, year) if p.quality is not None]
     tables = set(con.list_tables())
     for needed in ("eligibility", "medical_claim", "attribution", "member_months"):
@@ -192,14 +196,14 @@ def run_quality(
         if parts:
             gap_parts.append(replace_temp_table(con, f"_q_{n}_gaps", union_aligned(parts)))
         for name in made:
-            con.drop_table(name, force=True)
+            drop_temp_table(con, name)
         if last_of_payer[p.payer] == i:
             shared.drop(con, group=f"payer:{p.payer}")
         step(f"{year}: quality {p.program_id}")
     shared.drop(con)
 
     out = union_aligned(results) if results else _empty_results()
-    res.rows["quality_measure_results"] = _write(con, "quality_measure_results", out, year, run_id, "performance_year")
+    res.rows["quality_measure_results"] = write(con, "quality_measure_results", out, year, run_id, "performance_year")
     qmr = con.table("quality_measure_results").filter(lambda t: t.performance_year == year)
     min_d = {p.program_id: (p.quality.min_denominator.value if p.quality.min_denominator else 0) for p in progs}
     aco_id = progs[0].aco.id if progs else "aco"
@@ -212,7 +216,7 @@ def run_quality(
         pairs = sup.select(_sp="program_id", _sm="measure_id").distinct()
         rates = union_aligned([rates.anti_join(pairs, [rates.program_id == pairs._sp, rates.measure_id == pairs._sm]),
                                sup]).select(*rates.columns)
-    res.rows["quality_rates"] = _write(con, "quality_rates", rates, year, run_id, "performance_year")
+    res.rows["quality_rates"] = write(con, "quality_rates", rates, year, run_id, "performance_year")
     step(f"{year}: quality rates")
 
     qr = con.table("quality_rates")
@@ -243,9 +247,9 @@ def run_quality(
             "sharing_rate_multiplier": mods["sharing_rate_multiplier"], "loss_rate": mods["loss_rate"],
             "measures_scored": ps.measures_scored, "measures_listed": len(p.quality.measures),
         })
-    res.rows["quality_scores"] = _write(con, "quality_scores", _memtable(score_rows, SCORE_SCHEMA), year, run_id,
+    res.rows["quality_scores"] = write(con, "quality_scores", _memtable(score_rows, SCORE_SCHEMA), year, run_id,
                                         "performance_year")
-    res.rows["quality_program_scores"] = _write(con, "quality_program_scores",
+    res.rows["quality_program_scores"] = write(con, "quality_program_scores",
                                                 _memtable(program_rows, PROGRAM_SCORE_SCHEMA), year, run_id,
                                                 "performance_year")
     step(f"{year}: quality scores")
@@ -257,7 +261,7 @@ def run_quality(
     contacts = gaps_mod.contact_fields(elig)
     ranked = gaps_mod.rank_gaps(g, risk=risk, contacts=contacts)
     ranked = ranked.mutate(performance_year=ibis.literal(year, "int32"), paid_through=ibis.literal(paid_through))
-    res.rows["care_gaps"] = _write(con, "care_gaps", ranked, year, run_id, "performance_year")
+    res.rows["care_gaps"] = write(con, "care_gaps", ranked, year, run_id, "performance_year")
     for t in [*stored, *gap_parts]:
         framework.drop_stored(con, t)
     step(f"{year}: care gaps")
@@ -286,40 +290,57 @@ def quality_year(
     supplemental: str | Path | None = None,
     as_of_load: str | None = None,
     progress: Progress | None = None,
+    backend: str = "duckdb",
+    spark_master: str = "local[2]",
+    spark_remote: str | None = None,
+    spark_con=None,
 ) -> QualityOutcome:
     """Run the quality stage of `year` on the database `db` and publish it as a new snapshot.
 
     `supplemental`: a lab-result file (input-contract columns; ``data_source`` starting with
     ``supplemental``) loaded first, as its own load run, through the same validation and
-    quarantine as any delivery. Other arguments as `run_quality` and `allpayer.pipeline.run_year`.
+    quarantine as any delivery. `backend`: ``duckdb`` (`db` is a DuckDB file) or ``spark`` (`db`
+    is a warehouse folder: the measures are computed by Spark, local or through Spark Connect, and
+    the tables published as the warehouse's next snapshot). Other arguments as `run_quality` and
+    `allpayer.pipeline.run_year`.
     """
-    from allpayer import runs
+    from allpayer import runs, warehouse
     from allpayer.inputs.load import resolve_paid_through
     from allpayer.pipeline import latest_load_run
     from allpayer.terms import load_programs, programs_dir
 
     db = Path(db)
-    if not db.exists():
-        raise RunError(f"{db}: database not found (load data first with `allpayer load`)")
-    sup = load_supplemental(db, supplemental, paid_through=paid_through) if supplemental else None
+    spark = check_database(db, backend)
     vs = load_valuesets(valuesets)  # a bad value-set file stops here, before a run starts
     term_paths = [Path(t) for t in terms] if terms else [programs_dir() / "vermont"]
     programs = load_programs(term_paths)
     programs_for_year(programs, year)
-    with runs.begin(
-        db,
+    if not supplemental:
+        sup = None
+    elif spark:  # a load validates in DuckDB (`allpayer.warehouse`), then publishes lab_result
+        with warehouse.duckdb_session(db) as scratch:
+            sup = load_supplemental(scratch, supplemental, paid_through=paid_through)
+    else:
+        sup = load_supplemental(db, supplemental, paid_through=paid_through)
+    record = dict(
         kind="run",
         paid_through=paid_through,
         terms={p.program_id: p.terms_version for p in programs if p.performance_year == year},
         parameters={"stage": "quality", "year": year, "terms": [str(t) for t in term_paths],
                     "valuesets": str(valuesets) if valuesets else None,
                     "benchmarks": str(benchmarks) if benchmarks else None},
-    ) as run:
+    )
+    if spark:
+        begin = warehouse.begin(db, **record, spark_master=spark_master, spark_remote=spark_remote, con=spark_con)
+    else:
+        begin = runs.begin(db, **record)
+    with begin as run:
         run.paid_through = resolve_paid_through(run.con, paid_through)
         load_run = as_of_load or latest_load_run(run.con)
         run.parameters["as_of_load"] = load_run
         q = run_quality(run.con, programs, year, run.paid_through, run.run_id, valuesets=vs, benchmarks=benchmarks,
-                        supplied_results=supplied_results, through_load_run=load_run, progress=progress)
+                        supplied_results=supplied_results, through_load_run=load_run, progress=progress,
+                        writer=getattr(run, "write", None))
         run.summary = {"rows": q.rows, "programs": q.programs, "not_implemented": q.not_implemented,
                        "not_reportable": q.not_reportable,
                        "scores": {k: (str(v) if v is not None else None) for k, v in q.scores.items()}}

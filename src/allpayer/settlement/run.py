@@ -39,6 +39,7 @@ import ibis
 from allpayer.backend import create_table, insert_rows
 from allpayer.errors import AllpayerError
 from allpayer.money import cents_to_dollars, largest_remainder
+from allpayer.pipeline import union_aligned
 from allpayer.settlement import inputs as inputs_mod
 from allpayer.settlement.distribution import DistributionResult, distribute_program
 from allpayer.settlement.engine import Settlement, settle_program, with_overrides
@@ -283,9 +284,21 @@ def _table(rows: list[dict], schema: dict, decimals: dict) -> ibis.Table:
     return t.mutate(**{c: t[c].cast(ty) for c, ty in decimals.items()})
 
 
-def _replace(con, name: str, rows: list[dict], schema: dict, year: int, version: str | None) -> int:
-    """Replace the rows of (year[, version]) of table `name` with `rows`."""
+def _replace(con, name: str, rows: list[dict], schema: dict, year: int, version: str | None,
+             replace_table=None) -> int:
+    """Replace the rows of (year[, version]) of table `name` with `rows`. `replace_table(con,
+    name, expr)`: how a whole new version of a table is written where rows cannot be deleted (a
+    warehouse's Spark run, `allpayer.warehouse.SparkRun.replace_table`)."""
     expr = _table(rows, schema, _DECIMALS.get(name, {}))
+    if replace_table is not None:
+        if name in con.list_tables():
+            old = con.table(name)
+            gone = old.performance_year == year
+            if version is not None:
+                gone &= old.version == version
+            expr = union_aligned([expr, old.filter(~gone)])
+        replace_table(con, name, expr)
+        return len(rows)
     if name in con.list_tables():
         where = f'performance_year = {int(year)}'
         if version is not None:
@@ -298,8 +311,13 @@ def _replace(con, name: str, rows: list[dict], schema: dict, year: int, version:
     return len(rows)
 
 
-def _append(con, name: str, rows: list[dict], schema: dict) -> int:
+def _append(con, name: str, rows: list[dict], schema: dict, replace_table=None) -> int:
     expr = _table(rows, schema, _DECIMALS.get(name, {}))
+    if replace_table is not None:
+        if name in con.list_tables():
+            expr = union_aligned([con.table(name), expr])
+        replace_table(con, name, expr)
+        return len(rows)
     if name in con.list_tables():
         if rows:
             insert_rows(con, name, expr)
@@ -308,17 +326,18 @@ def _append(con, name: str, rows: list[dict], schema: dict) -> int:
     return len(rows)
 
 
-def write_year(con, result: YearResult, run_id: str) -> dict[str, int]:
+def write_year(con, result: YearResult, run_id: str, *, replace_table=None) -> dict[str, int]:
+    """Write the settlement tables of `result` (see the module docstring); `replace_table` as `_replace`."""
     lines = line_rows(result, run_id)
+    y, v, r = result.year, result.version, replace_table
     counts = {
-        "settlement_lines": _replace(con, "settlement_lines", lines, LINE_SCHEMA, result.year, result.version),
-        "settlement_line_history": _append(con, "settlement_line_history", lines, LINE_SCHEMA),
+        "settlement_lines": _replace(con, "settlement_lines", lines, LINE_SCHEMA, y, v, r),
+        "settlement_line_history": _append(con, "settlement_line_history", lines, LINE_SCHEMA, r),
         "settlement_statements": _replace(con, "settlement_statements", statement_rows(result, run_id),
-                                          STATEMENT_SCHEMA, result.year, result.version),
-        "distribution": _replace(con, "distribution", distribution_rows(result, run_id), DISTRIBUTION_SCHEMA,
-                                 result.year, result.version),
+                                          STATEMENT_SCHEMA, y, v, r),
+        "distribution": _replace(con, "distribution", distribution_rows(result, run_id), DISTRIBUTION_SCHEMA, y, v, r),
         "employer_statements": _replace(con, "employer_statements", employer_rows(result, run_id), EMPLOYER_SCHEMA,
-                                        result.year, result.version),
+                                        y, v, r),
     }
     return counts
 
@@ -345,29 +364,36 @@ def load_terms(terms: Sequence | None):
 
 def settle_year(db, year: int, version: str = "initial", *, terms: Sequence | None = None, post: bool = True,
                 store_url: str | None = None, benchmark_reports: dict | None = None,
-                participant_revenue: dict | None = None) -> SettleOutcome:
+                participant_revenue: dict | None = None, backend: str = "duckdb", spark_master: str = "local[2]",
+                spark_remote: str | None = None, spark_con=None) -> SettleOutcome:
     """Settle every program of `year`, publish the tables as a new snapshot and post to the
-    ledger (``post=False`` to skip)."""
-    from allpayer import runs
-    from allpayer.errors import RunError
+    ledger (``post=False`` to skip). `backend`: ``duckdb`` (`db` is a DuckDB file) or ``spark``
+    (`db` is a warehouse folder, read and written by Spark; the ledger store defaults to
+    ``<folder>.store.sqlite`` beside it), as `allpayer.pipeline.run_year`."""
+    from allpayer import runs, warehouse
+    from allpayer.pipeline import check_database
 
     check_version(version)
     db = Path(db)
-    if not db.exists():
-        raise RunError(f"{db}: database not found (load and run the year first)")
+    spark = check_database(db, backend)
     programs, paths = load_terms(terms)
-    with runs.begin(
-        db, kind="run",
+    record = dict(
+        kind="run",
         terms={p.program_id: p.terms_version for p in programs if p.performance_year == year},
         parameters={"stage": "settle", "year": year, "version": version, "terms": [str(p) for p in paths],
                     "benchmark_reports": {k: str(v) for k, v in (benchmark_reports or {}).items()},
                     "participant_revenue_cents": dict(participant_revenue or {})},
         inputs=runs.describe_inputs(list((benchmark_reports or {}).values())),
-    ) as run:
+    )
+    if spark:
+        begin = warehouse.begin(db, **record, spark_master=spark_master, spark_remote=spark_remote, con=spark_con)
+    else:
+        begin = runs.begin(db, **record)
+    with begin as run:
         result = compute_year(run.con, programs, year, version, benchmark_reports=benchmark_reports,
                               participant_revenue=participant_revenue)
         run.paid_through = result.paid_through
-        rows = write_year(run.con, result, run.run_id)
+        rows = write_year(run.con, result, run.run_id, replace_table=getattr(run, "replace_table", None))
         run.summary = {"rows": rows, "core_run_id": result.core_run_id,
                        "net_cents": {p.settlement.program_id: p.settlement.net_cents for p in result.programs}}
     out = SettleOutcome(run.run_id, str(db), result, rows)

@@ -131,17 +131,29 @@ class WhatIf:
     diffs: dict[str, list[dict]]
 
 
-def what_if(db, year: int, version: str, programs, changed_programs) -> WhatIf:
-    """Settle `year` with both sets of terms on the published snapshot (read-only)."""
+def what_if(db, year: int, version: str, programs, changed_programs, *, backend: str = "duckdb",
+            spark_master: str = "local[2]", spark_remote: str | None = None, spark_con=None) -> WhatIf:
+    """Settle `year` with both sets of terms on the published snapshot (read-only): of the DuckDB
+    file `db`, or with `backend` ``spark`` of the warehouse folder `db`, computed by Spark."""
+    from pathlib import Path
+
+    from allpayer import backend as backends
+    from allpayer import warehouse
+    from allpayer.pipeline import check_database
     from allpayer.runs import open_snapshot
     from allpayer.settlement.run import compute_year
 
-    con = open_snapshot(db)
+    if check_database(Path(db), backend):
+        con = warehouse.open_spark(db, spark_master=spark_master, spark_remote=spark_remote, con=spark_con)
+        close = lambda: backends.release_checkpoints(con)  # noqa: E731  (the session stays up)
+    else:
+        con = open_snapshot(db)
+        close = con.disconnect
     try:
         base = compute_year(con, programs, year, version)
         new = compute_year(con, changed_programs, year, version)
     finally:
-        con.disconnect()
+        close()
     diffs = {}
     for a, b in zip(base.programs, new.programs):
         la = [ln.__dict__ for ln in a.settlement.lines]
