@@ -439,7 +439,6 @@ def drop_temp_table(con, name: str) -> None:
     con.drop_table(name, force=True)
 
 
-
 def cache(expr: ir.Table) -> ir.Table:
     """``expr.cache()`` (Ibis: the rows kept by the backend until ``release()``), with the in-memory
     tables it reads registered first: Ibis's PySpark backend caches the compiled query without
