@@ -439,17 +439,32 @@ def drop_temp_table(con, name: str) -> None:
     con.drop_table(name, force=True)
 
 
-def cache(expr: ir.Table) -> ir.Table:
-    """``expr.cache()`` (Ibis: the rows kept by the backend until ``release()``), with the in-memory
-    tables it reads registered first: Ibis's PySpark backend caches the compiled query without
-    them, and Spark then finds no such view."""
+def cache(expr: ir.Table, name: str = "cached") -> ir.Table:
+    """`expr`'s rows kept by the backend until `release`: ``expr.cache()`` (Ibis) on DuckDB; on
+    Spark a local checkpoint (`checkpoint`, labelled `name`). Ibis's own cache does not serve on
+    Spark: it caches the compiled query without registering the in-memory tables it reads, and on
+    Spark Connect a cached DataFrame is analyzed again at each use, so it fails once a view it
+    reads has been dropped; a checkpoint holds the rows themselves."""
     try:
         con = expr._find_backend(use_default=False)
     except Exception:  # an expression over in-memory tables only
         return expr.cache()
     if is_spark(con):
-        con._run_pre_execute_hooks(expr)
+        return checkpoint(expr, name)
     return expr.cache()
+
+
+def release(t: ir.Table) -> None:
+    """Free the rows `cache` kept for `t` (nothing for any other table)."""
+    if isinstance(t, ir.CachedTable):
+        t.release()
+        return
+    try:
+        con = t._find_backend(use_default=False)
+    except Exception:
+        return
+    if is_spark(con):
+        _spark_forget(con, t.op().name)
 
 
 # Names of the Spark views that `checkpoint` registers (one counter per process: names never repeat).

@@ -32,7 +32,7 @@ def test_checkpoint_stores_the_rows_and_cuts_the_plan(spark_con):
 def test_temp_table_on_spark_is_a_named_checkpoint_replaced_and_dropped(spark_con):
     """`replace_temp_table` (the quality run's intermediate tables) keeps the rows under the given
     name; a second call replaces them, `drop_temp_table` drops the view and forgets its rows, and
-    `cache` registers the in-memory tables its query reads."""
+    `cache` keeps the rows of a query that reads an in-memory table until `release`."""
     import ibis
 
     session = spark_con._session
@@ -52,9 +52,8 @@ def test_temp_table_on_spark_is_a_named_checkpoint_replaced_and_dropped(spark_co
     backend.drop_temp_table(spark_con, "_qp_test")  # dropping what is gone is not an error
 
     labels = ibis.memtable({"a": [2, 3], "label": ["two", "three"]})
-    cached = backend.cache(t.join(labels, "a"))
-    try:
-        assert sorted(r["label"] for r in cached.to_pyarrow().to_pylist()) == ["three", "two"]
-    finally:
-        cached.release()
-    session.catalog.dropTempView("tt_source")
+    cached = backend.cache(t.join(labels, "a"), "labels")
+    session.catalog.dropTempView("tt_source")  # the kept rows no longer need their source
+    assert sorted(r["label"] for r in cached.to_pyarrow().to_pylist()) == ["three", "two"]
+    backend.release(cached)
+    assert backend.release_checkpoints(spark_con) == 0

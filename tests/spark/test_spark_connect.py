@@ -1,8 +1,10 @@
 """Spark Connect: the same stage code through a Spark Connect session, against a local Spark Connect
 server that the fixture starts (pyspark 4 ships the server; no network access is needed).
 
-The server is a second JVM, so this test computes one stage (program member months) rather than
-the whole year, and compares it row by row with DuckDB's result on the same input Parquet.
+The server is a second JVM, so these tests compute one stage each rather than the whole year: the
+program member months, compared row by row with DuckDB's result on the same input Parquet, and the
+year's payments (`allpayer payments --spark-remote`) on a copy of the parity cycle's warehouse,
+compared with the local session's.
 """
 
 from __future__ import annotations
@@ -115,3 +117,31 @@ def test_a_stage_on_spark_connect_equals_duckdb(connect_server, population, tmp_
 
     assert len(got) == len(expected) > 0
     assert sorted(got, key=key) == sorted(expected, key=key)
+
+
+def test_payments_on_spark_connect_equal_the_local_sessions(connect_server, spark_result, tmp_path):
+    """A stage command through Spark Connect (`payments --spark-remote`, in a child process: PySpark
+    refuses a remote session beside the tests' local one) on a copy of the parity cycle's warehouse
+    publishes the same payment tables as the local session did. Payments keep intermediate tables
+    (`allpayer.backend.cache`), which on Connect must hold their rows, not a query to analyze again."""
+    import shutil
+
+    from allpayer import warehouse
+
+    from .cycle import PAID_THROUGH, differences, terms_paths, warehouse_rows
+
+    wh, _ = spark_result
+    copy = tmp_path / "wh"
+    shutil.copytree(wh, copy)
+    terms = [a for t in terms_paths() for a in ("--terms", str(t))]
+    cmd = [sys.executable, "-m", "allpayer", "payments", "--db", str(copy), "--backend", "spark",
+           "--spark-remote", connect_server, "--year", str(YEAR), "--paid-through", PAID_THROUGH, *terms]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = warehouse.published_runs(copy)
+    assert runs[-1]["parameters"]["stage"] == "payments" and runs[-1]["parameters"]["backend"] == "spark"
+    for table in ("fpp_payments", "fpp_hospital_payments", "shadow_claims", "phm_payments", "value_payment_invoices",
+                  "payment_accruals"):
+        expected = warehouse_rows(wh, table)
+        assert expected[1], table
+        assert not differences(table, expected, warehouse_rows(copy, table))

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.backend import cache
+from allpayer.backend import cache, release
 from allpayer.errors import RunError
 from allpayer.ledger import Entry, Ledger
 from allpayer.money import apply_rate
@@ -164,7 +164,7 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
     if programs:
         am_all = cache(attributed_months_all(att, mm, programs, months))
         am_by_program = {p.program_id: keep(am_all.filter(am_all.program_id == p.program_id)) for p in programs}
-        am_all.release()
+        release(am_all)
     scores = _quality_scores(con, programs, year)
 
     def add(key: str, entry: Entry) -> None:
@@ -435,7 +435,7 @@ def run_payments(
         res.rows["payment_notes"] = write(con, "payment_notes", rate_table(notes, NOTE_SCHEMA) if notes else
                                           rate_table([], NOTE_SCHEMA), period.year, run.run_id, "performance_year")
         for t in cached:
-            t.release()
+            release(t)
         run.summary = {"rows": res.rows, "period": period.label, "batches": len(batches)}
     # Posted after the snapshot is published: a failed post is repaired by re-running the period
     # (posting is idempotent), and the ledger never references an unpublished run.
