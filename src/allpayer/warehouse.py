@@ -208,10 +208,20 @@ class SparkRun(runs.Run):
 
     def replace_table(self, con, name: str, expr: ir.Table) -> ir.Table:
         """Write `expr` as the whole new version of table `name` (the rows it keeps from the
-        published version included) to the run's folder, register it as `name` and return it."""
+        published version included) to the run's folder, register it as `name` and return it.
+
+        Every column is written with its type in `expr`'s schema, as a DuckDB table declares its
+        columns. Spark's own result type can differ where Ibis leaves out a cast it considers
+        done (a quality rate typed DECIMAL(18, 10) came out of Spark as DECIMAL(37, 10)), and the
+        next run of the stage then found the table's column "changed type"."""
+        from ibis.backends.pyspark.datatypes import PySparkType
+
         rel = f"data/{name}/{self.run_id}"
         folder = self.warehouse / rel
-        con.to_parquet_dir(expr, folder)
+        con._run_pre_execute_hooks(expr)  # registers the in-memory tables the query reads
+        df = con._session.sql(con.compile(expr))
+        df = df.select(*[df[c].cast(PySparkType.from_ibis(t)).alias(c) for c, t in expr.schema().items()])
+        df.write.format("parquet").save(str(folder))
         self.new_tables[name] = rel
         return con.read_parquet(str(folder), table_name=name)
 

@@ -96,3 +96,27 @@ def test_open_spark_sees_the_published_snapshot(spark_result, spark_con):
     con = warehouse.open_spark(wh, con=spark_con)
     for table in ("settlement_lines", "quality_program_scores", "fpp_payments"):
         assert con.table(table).count().to_pyarrow().as_py() == len(warehouse_rows(wh, table)[1]) > 0
+
+
+def test_quality_run_again_on_spark_keeps_its_tables(spark_result, spark_con, tmp_path):
+    """Quality run a second time on a copy of the parity warehouse (each table's new rows for the
+    year written beside the rows it keeps) publishes the same tables again. Spark 4.0's optimizer
+    failed on that union ("key not found" in its constraints) until the backend switched constraint
+    propagation off (`allpayer.backend.SESSION_SPARK_CONF`)."""
+    import datetime as dt
+    import shutil
+
+    from allpayer.quality.run import quality_year
+
+    from .cycle import PAID_THROUGH, terms_paths, warehouse_rows
+
+    wh, _ = spark_result
+    copy = tmp_path / "wh"
+    shutil.copytree(wh, copy)
+    out = quality_year(copy, YEAR, terms=terms_paths(), paid_through=dt.date.fromisoformat(PAID_THROUGH),
+                       backend="spark", spark_con=spark_con)
+    assert warehouse.published_runs(copy)[-1]["run_id"] == out.run_id
+    for table in ("quality_measure_results", "quality_rates", "quality_scores", "quality_program_scores", "care_gaps"):
+        expected = warehouse_rows(wh, table)
+        assert expected[1], table
+        assert not differences(table, expected, warehouse_rows(copy, table))
