@@ -220,7 +220,11 @@ class SparkRun(runs.Run):
         folder = self.warehouse / rel
         con._run_pre_execute_hooks(expr)  # registers the in-memory tables the query reads
         df = con._session.sql(con.compile(expr))
-        df = df.select(*[df[c].cast(PySparkType.from_ibis(t)).alias(c) for c, t in expr.schema().items()])
+        df = df.select(*[
+            df[c] if t.is_decimal() and t.precision is None  # a DECIMAL of no declared size: Spark's
+            else df[c].cast(PySparkType.from_ibis(t)).alias(c)
+            for c, t in expr.schema().items()
+        ])
         df.write.format("parquet").save(str(folder))
         self.new_tables[name] = rel
         return con.read_parquet(str(folder), table_name=name)
