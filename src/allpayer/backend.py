@@ -119,9 +119,9 @@ LOCAL_SPARK_CONF = {
 
 SESSION_SPARK_CONF = {
     "spark.sql.session.timeZone": "UTC",
-    # Spark 4.0's optimizer failed on the union of a table's new rows with the rows it keeps
-    # (quality's care-gap parts at 10,000 members: "key not found" in the union's constraints).
-    # Constraints are inferred to prune and filter plans; no result depends on them.
+    # Spark 4.0's optimizer failed on the unions of quality's care gaps at 10,000 members ("key
+    # not found" while inferring a union's constraints). Constraints are inferred to prune and
+    # filter plans; no result depends on them.
     "spark.sql.constraintPropagation.enabled": "false",
 }
 """Settings every Spark session gets when `allpayer` connects, a Spark Connect session included
