@@ -756,6 +756,19 @@ def check_database(db: Path, backend: str) -> bool:
     return False
 
 
+def begin_run(db: Path, spark: bool, record: dict, *, spark_master: str = "local[2]",
+              spark_remote: str | None = None, spark_con=None):
+    """The run of a computing stage on `db` (see `check_database`): `allpayer.warehouse.begin` on
+    Spark (local at `spark_master`, Spark Connect at `spark_remote`, or the connection
+    `spark_con`), else `allpayer.runs.begin` on the DuckDB file. `record`: the run's kind,
+    paid-through date, terms, parameters and inputs, as `runs.begin` takes them."""
+    from allpayer import runs, warehouse
+
+    if spark:
+        return warehouse.begin(db, **record, spark_master=spark_master, spark_remote=spark_remote, con=spark_con)
+    return runs.begin(db, **record)
+
+
 def run_year(
     db,
     year: int,
@@ -782,13 +795,12 @@ def run_year(
     """
     import time
 
-    from allpayer import runs, warehouse
     from allpayer.inputs.load import resolve_paid_through
     from allpayer.terms import load_programs, programs_dir
 
     t_start = time.perf_counter()
     db = Path(db)
-    check_database(db, backend)
+    spark = check_database(db, backend)
     term_paths = [Path(t) for t in terms] if terms else [programs_dir() / "vermont"]
     programs = load_programs(term_paths)
     programs_for_year(programs, year)
@@ -799,11 +811,8 @@ def run_year(
         parameters={"year": year, "through": through.isoformat() if through else None,
                     "terms": [str(t) for t in term_paths]},
     )
-    if backend == "spark":
-        begin = warehouse.begin(db, **record, spark_master=spark_master, spark_remote=spark_remote, con=spark_con)
-    else:
-        begin = runs.begin(db, **record)
-    with begin as run:
+    with begin_run(db, spark, record, spark_master=spark_master, spark_remote=spark_remote,
+                   spark_con=spark_con) as run:
         run.paid_through = resolve_paid_through(run.con, paid_through)
         load_run = as_of_load or latest_load_run(run.con)
         run.parameters["as_of_load"] = load_run

@@ -398,9 +398,8 @@ def run_payments(
     `backend`: ``duckdb`` (`db` is a DuckDB file) or ``spark`` (`db` is a warehouse folder, the
     payments computed by Spark and published as its next snapshot; the ledger store defaults to
     ``<folder>.store.sqlite`` beside it), as `allpayer.pipeline.run_year`."""
-    from allpayer import runs, warehouse
     from allpayer.inputs.load import resolve_paid_through
-    from allpayer.pipeline import _write, check_database, programs_for_year, union_aligned
+    from allpayer.pipeline import _write, begin_run, check_database, programs_for_year, union_aligned
     from allpayer.store import default_store_url, open_store
     from allpayer.terms import load_programs, programs_dir
 
@@ -415,11 +414,8 @@ def run_payments(
         terms={p.program_id: p.terms_version for p in programs},
         parameters={"stage": "payments", "period": period.label, "terms": [str(t) for t in term_paths]},
     )
-    if spark:
-        begin = warehouse.begin(db, **record, spark_master=spark_master, spark_remote=spark_remote, con=spark_con)
-    else:
-        begin = runs.begin(db, **record)
-    with begin as run:
+    with begin_run(db, spark, record, spark_master=spark_master, spark_remote=spark_remote,
+                   spark_con=spark_con) as run:
         run.paid_through = resolve_paid_through(run.con, paid_through)
         con = run.con
         write = getattr(run, "write", None) or _write

@@ -304,9 +304,9 @@ def quality_year(
     the tables published as the warehouse's next snapshot). Other arguments as `run_quality` and
     `allpayer.pipeline.run_year`.
     """
-    from allpayer import runs, warehouse
+    from allpayer import warehouse
     from allpayer.inputs.load import resolve_paid_through
-    from allpayer.pipeline import latest_load_run
+    from allpayer.pipeline import begin_run, latest_load_run
     from allpayer.terms import load_programs, programs_dir
 
     db = Path(db)
@@ -330,11 +330,8 @@ def quality_year(
                     "valuesets": str(valuesets) if valuesets else None,
                     "benchmarks": str(benchmarks) if benchmarks else None},
     )
-    if spark:
-        begin = warehouse.begin(db, **record, spark_master=spark_master, spark_remote=spark_remote, con=spark_con)
-    else:
-        begin = runs.begin(db, **record)
-    with begin as run:
+    with begin_run(db, spark, record, spark_master=spark_master, spark_remote=spark_remote,
+                   spark_con=spark_con) as run:
         run.paid_through = resolve_paid_through(run.con, paid_through)
         load_run = as_of_load or latest_load_run(run.con)
         run.parameters["as_of_load"] = load_run

@@ -370,8 +370,8 @@ def settle_year(db, year: int, version: str = "initial", *, terms: Sequence | No
     ledger (``post=False`` to skip). `backend`: ``duckdb`` (`db` is a DuckDB file) or ``spark``
     (`db` is a warehouse folder, read and written by Spark; the ledger store defaults to
     ``<folder>.store.sqlite`` beside it), as `allpayer.pipeline.run_year`."""
-    from allpayer import runs, warehouse
-    from allpayer.pipeline import check_database
+    from allpayer import runs
+    from allpayer.pipeline import begin_run, check_database
 
     check_version(version)
     db = Path(db)
@@ -385,11 +385,8 @@ def settle_year(db, year: int, version: str = "initial", *, terms: Sequence | No
                     "participant_revenue_cents": dict(participant_revenue or {})},
         inputs=runs.describe_inputs(list((benchmark_reports or {}).values())),
     )
-    if spark:
-        begin = warehouse.begin(db, **record, spark_master=spark_master, spark_remote=spark_remote, con=spark_con)
-    else:
-        begin = runs.begin(db, **record)
-    with begin as run:
+    with begin_run(db, spark, record, spark_master=spark_master, spark_remote=spark_remote,
+                   spark_con=spark_con) as run:
         result = compute_year(run.con, programs, year, version, benchmark_reports=benchmark_reports,
                               participant_revenue=participant_revenue)
         run.paid_through = result.paid_through
