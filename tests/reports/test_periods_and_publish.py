@@ -185,3 +185,34 @@ def test_publishing_a_run_renders_its_reports(published, tmp_path, monkeypatch):
         pass
     assert sorted(p.name for p in (tmp_path / "p.duckdb.reports").iterdir()) == [run.run_id]
     assert load.run_id != off.run_id
+
+
+def test_reports_option_overrides_the_setting_for_one_command(published, tmp_path, monkeypatch):
+    """`--no-reports` renders nothing on publish where the setting says render; `--reports` renders
+    where it says not; without either the setting decides. The setting is as before afterwards."""
+    import os
+    import shutil
+
+    from allpayer.runs import published_runs
+
+    db = tmp_path / "p.duckdb"
+    shutil.copyfile(published, db)
+    reports = tmp_path / "p.duckdb.reports"
+
+    def settle(*flag):
+        assert main(["settle", "--db", str(db), "--year", str(YEAR), "--no-post", *flag]) == 0
+        return published_runs(db)[-1]["run_id"]
+
+    def rendered():
+        return sorted(p.name for p in reports.iterdir()) if reports.exists() else []
+
+    monkeypatch.setenv("ALLPAYER_RENDER_REPORTS", "1")
+    quiet = settle("--no-reports")
+    assert rendered() == [] and os.environ["ALLPAYER_RENDER_REPORTS"] == "1"
+    default_on = settle()
+    assert rendered() == [default_on]
+    monkeypatch.setenv("ALLPAYER_RENDER_REPORTS", "0")
+    forced = settle("--reports")
+    assert rendered() == sorted([default_on, forced]) and os.environ["ALLPAYER_RENDER_REPORTS"] == "0"
+    settle()
+    assert rendered() == sorted([default_on, forced]) and quiet not in rendered()

@@ -1,6 +1,6 @@
 """The backend options shared by the commands that read or write a database (load, run, export,
-quality, payments, settle, report), and the DuckDB database a command that reads through DuckDB
-opens on each backend."""
+quality, payments, settle, report), the DuckDB database a command that reads through DuckDB
+opens on each backend, and the option of the commands whose publish renders reports."""
 
 from __future__ import annotations
 
@@ -31,6 +31,24 @@ def spark_master_option():
 def spark_remote_option():
     return typer.Option(None, "--spark-remote", metavar="sc://HOST:PORT",
                         help="Spark Connect server to compute on instead of a local session (with --backend spark).")
+
+
+def reports_option():
+    return typer.Option(
+        None, "--reports/--no-reports", show_default=False,
+        help="Render (or not) every audience's reports when the run is published. Default: render, unless "
+        "ALLPAYER_RENDER_REPORTS is 0. --no-reports suits a script that runs the year's stages one after another "
+        "and renders once, on the last publish or with `allpayer report --all`.")
+
+
+def reports_on_publish(render: bool | None):
+    """The block in which a command publishes its run: `render` None keeps the ``ALLPAYER_RENDER_REPORTS``
+    setting; True or False (``--reports``, ``--no-reports``) overrides it for the block."""
+    if render is None:
+        return contextlib.nullcontext()
+    from allpayer.reports.publish import rendering_set
+
+    return rendering_set(render)
 
 
 def check_backend(backend: str, spark_remote: str | None = None) -> str:

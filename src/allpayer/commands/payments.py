@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allpayer.commands._backend import backend_option, check_backend, spark_master_option, spark_remote_option
+from allpayer.commands._backend import (backend_option, check_backend, reports_on_publish, reports_option,
+                                        spark_master_option, spark_remote_option)
 from allpayer.money import cents_to_dollars
 
 console = Console()
@@ -41,17 +42,19 @@ def register(app: typer.Typer) -> None:
         backend: str = backend_option(),
         spark_master: str = spark_master_option(),
         spark_remote: str = spark_remote_option(),
+        reports: bool | None = reports_option(),
     ) -> None:
         from allpayer import runs
         from allpayer.payments.common import parse_period
         from allpayer.payments.run import run_payments
 
         period = parse_period(month=month, quarter=quarter, year=year)
-        res = run_payments(db, period, terms=terms or None, store_url=store,
-                           paid_through=runs.parse_date(paid_through),
-                           progress=lambda s: err.print(s, style="dim"),
-                           backend=check_backend(backend, spark_remote), spark_master=spark_master,
-                           spark_remote=spark_remote)
+        with reports_on_publish(reports):
+            res = run_payments(db, period, terms=terms or None, store_url=store,
+                               paid_through=runs.parse_date(paid_through),
+                               progress=lambda s: err.print(s, style="dim"),
+                               backend=check_backend(backend, spark_remote), spark_master=spark_master,
+                               spark_remote=spark_remote)
         if as_json:
             print(json.dumps({"run_id": res.run_id, "period": res.period, "rows": res.rows,
                               "postings": res.postings, "notes": res.notes}, indent=2, default=str))

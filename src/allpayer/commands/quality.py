@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allpayer.commands._backend import backend_option, check_backend, snapshot_db, spark_master_option, spark_remote_option
+from allpayer.commands._backend import (backend_option, check_backend, reports_on_publish, reports_option, snapshot_db,
+                                        spark_master_option, spark_remote_option)
 from allpayer.commands._console import stage_progress
 
 console = Console()
@@ -59,11 +60,12 @@ def register(app: typer.Typer) -> None:
         backend: str = backend_option(),
         spark_master: str = spark_master_option(),
         spark_remote: str = spark_remote_option(),
+        reports: bool | None = reports_option(),
     ) -> None:
         from allpayer import runs
         from allpayer.quality.run import quality_year
 
-        with stage_progress(err) as progress:
+        with stage_progress(err) as progress, reports_on_publish(reports):
             out = quality_year(db, year, terms=terms or None, paid_through=runs.parse_date(paid_through),
                                valuesets=valuesets, benchmarks=benchmarks, supplied_results=supplied_results,
                                supplemental=supplemental, progress=progress,

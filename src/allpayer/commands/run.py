@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allpayer.commands._backend import backend_option, check_backend, spark_master_option, spark_remote_option
+from allpayer.commands._backend import (backend_option, check_backend, reports_on_publish, reports_option,
+                                        spark_master_option, spark_remote_option)
 from allpayer.commands._console import stage_progress
 from allpayer.errors import AllpayerError
 
@@ -55,11 +56,12 @@ def register(app: typer.Typer) -> None:
         backend: str = backend_option(),
         spark_master: str = spark_master_option(),
         spark_remote: str = spark_remote_option(),
+        reports: bool | None = reports_option(),
     ) -> None:
         from allpayer import runs
         from allpayer.pipeline import run_year
 
-        with stage_progress(err) as progress:
+        with stage_progress(err) as progress, reports_on_publish(reports):
             out = run_year(db, year, terms=terms or None, paid_through=runs.parse_date(paid_through),
                            through=_month(through), as_of_load=as_of_load, progress=progress,
                            backend=check_backend(backend, spark_remote), spark_master=spark_master,

@@ -18,7 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from allpayer.commands._backend import backend_option, check_backend, snapshot_db, spark_master_option, spark_remote_option
+from allpayer.commands._backend import (backend_option, check_backend, reports_on_publish, reports_option, snapshot_db,
+                                        spark_master_option, spark_remote_option)
 from allpayer.errors import AllpayerError
 from allpayer.money import cents_to_dollars, dollars_to_cents
 
@@ -101,6 +102,7 @@ def register(app: typer.Typer) -> None:
         backend: str = backend_option(),
         spark_master: str = spark_master_option(),
         spark_remote: str = spark_remote_option(),
+        render_reports: bool | None = reports_option(),
     ) -> None:
         from allpayer.settlement.versions import check_version
 
@@ -137,8 +139,9 @@ def register(app: typer.Typer) -> None:
                 revenue[pid.strip()] = dollars_to_cents(amount.strip())
             except ValueError as exc:
                 raise AllpayerError(f"--participant-revenue {item!r}: {exc}") from None
-        res = settle_year(db, year, version, terms=terms or None, post=not no_post, store_url=store,
-                          benchmark_reports=reports or None, participant_revenue=revenue or None, **on)
+        with reports_on_publish(render_reports):
+            res = settle_year(db, year, version, terms=terms or None, post=not no_post, store_url=store,
+                              benchmark_reports=reports or None, participant_revenue=revenue or None, **on)
         out.print(_summary_table(res.result, f"Settlement PY{year} ({version}), run {res.run_id}, claims paid through "
                                              f"{res.result.paid_through}, core run {res.result.core_run_id}"))
         for pr in res.result.programs:

@@ -212,12 +212,18 @@ def rendering_on_publish() -> bool:
     return os.environ.get(RENDER_SETTING, "1").strip().lower() not in ("0", "off", "false", "no")
 
 
-@contextlib.contextmanager
 def no_rendering_on_publish():
     """Within the block, publishing a run renders no reports (`RENDER_SETTING` is 0); the setting
     is restored afterwards, whatever it was."""
+    return rendering_set(False)
+
+
+@contextlib.contextmanager
+def rendering_set(render: bool):
+    """Within the block, publishing a run renders its reports when `render` is set and renders none
+    when it is not, whatever `RENDER_SETTING` says; the setting is restored afterwards."""
     before = os.environ.get(RENDER_SETTING)
-    os.environ[RENDER_SETTING] = "0"
+    os.environ[RENDER_SETTING] = "1" if render else "0"
     try:
         yield
     finally:
