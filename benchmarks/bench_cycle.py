@@ -10,7 +10,12 @@ For each population size, in its own child process (so memory figures are that s
 3. the cycle, each stage through the public command line (`allpayer.cli.main`, in the child's
    process): ``load`` (validate, quarantine, publish) -> ``run --year`` -> ``quality --year`` ->
    ``payments --year`` -> ``settle --year`` -> one ``report`` per audience (employer, practice,
-   hospital, payer, regulator; the first organization of each, HTML and CSV).
+   hospital, payer, regulator; the first organization of each, HTML and CSV). As a script running
+   the year in one go would (and as `allpayer demo` does), ``run``, ``quality`` and ``payments``
+   publish with ``--no-reports`` and ``settle`` with ``--reports``: every audience's reports are
+   rendered once, when the settlement is published. ``--reports-every-publish`` renders them on
+   each of the four publishes instead (the commands' default, and this benchmark's before
+   2026-12-07); the CSV's ``reports`` column says which.
 
 Per stage: wall seconds, CPU seconds of the child (DuckDB's threads included), peak resident
 memory (the process's high-water mark VmHWM, reset before each stage through
@@ -72,6 +77,7 @@ from pathlib import Path
 members, work, backend, year = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 result_path = Path(sys.argv[5])
 AUDIENCES = json.loads(sys.argv[6])
+EVERY_PUBLISH = sys.argv[7] == "every publish"  # else rendered on the settlement's publish only
 
 
 def hwm_kib():
@@ -96,7 +102,7 @@ def cpu_now():
     return u.ru_utime + u.ru_stime + c.ru_utime + c.ru_stime
 
 
-out = {"members": members, "backend": backend, "stages": [], "skipped": []}
+out = {"members": members, "backend": backend, "stages": [], "skipped": [], "reports": sys.argv[7]}
 
 
 def save():
@@ -175,15 +181,16 @@ def step(name, command, args):
 
 step("load", "load", [data, "--db", db])
 # `run --json` reports each table's wall seconds and rows: the core stages inside the run.
-printed = step("run", "run", ["--db", db, "--year", year, "--json"])
+intermediate = ["--reports" if EVERY_PUBLISH else "--no-reports"]
+printed = step("run", "run", ["--db", db, "--year", year, "--json", *intermediate])
 report = json.loads(printed[printed.index("{"):printed.rindex("}") + 1])
 out["run_tables"] = {k: {"seconds": report["seconds"][k], "rows": report["rows"].get(k)} for k in report["seconds"]}
 # ... and the seconds of the run outside those tables (working tables, opening, publishing, reports)
 out["run_other"] = {k: v for k, v in report.get("other_seconds", {}).items() if k != "total"}
 save()
-step("quality", "quality", ["--db", db, "--year", year])
-step("payments", "payments", ["--db", db, "--year", year])
-step("settle", "settle", ["--db", db, "--year", year])
+step("quality", "quality", ["--db", db, "--year", year, *intermediate])
+step("payments", "payments", ["--db", db, "--year", year, *intermediate])
+step("settle", "settle", ["--db", db, "--year", year, "--reports"])
 if not spark:
     from allpayer.reports.publish import organizations
     from allpayer.runs import open_snapshot
@@ -206,7 +213,8 @@ save()
 """
 
 
-def run_child(members: int, backend: str, workdir: Path, timeout: float | None = None) -> dict:
+def run_child(members: int, backend: str, workdir: Path, timeout: float | None = None,
+              reports: str = "settle publish") -> dict:
     work = workdir / f"{backend}_{members}"
     work.mkdir(parents=True, exist_ok=True)
     result_path = workdir / f"{backend}_{members}.json"
@@ -214,14 +222,14 @@ def run_child(members: int, backend: str, workdir: Path, timeout: float | None =
     try:
         proc = subprocess.run(
             [sys.executable, "-c", CHILD, str(members), str(work), backend, str(YEAR), str(result_path),
-             json.dumps(AUDIENCES)],
+             json.dumps(AUDIENCES), reports],
             capture_output=True, text=True, timeout=timeout,
         )
     except subprocess.TimeoutExpired:  # the child is killed; keep the stages it finished
         proc = subprocess.CompletedProcess([], returncode=-9, stderr=f"stopped after the time budget ({timeout:.0f} s)\n")
     shutil.rmtree(work, ignore_errors=True)
     result = json.loads(result_path.read_text()) if result_path.exists() else {"members": members, "backend": backend,
-                                                                               "stages": []}
+                                                                               "stages": [], "reports": reports}
     result["load_avg_1m_at_start"] = round(load_avg, 2)
     result["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     result["complete"] = proc.returncode == 0
@@ -235,7 +243,7 @@ def run_child(members: int, backend: str, workdir: Path, timeout: float | None =
 
 COLUMNS = ["members", "backend", "stage", "seconds", "cpu_seconds", "peak_rss_mb", "output_rows", "medical_claim_rows",
            "claim_rows_per_second", "floor_seconds", "ratio_to_floor", "seconds_per_1000_members",
-           "tuva_throughput_ratio", "load_avg_1m_at_start", "load_avg_1m_at_end", "complete"]
+           "tuva_throughput_ratio", "load_avg_1m_at_start", "load_avg_1m_at_end", "complete", "reports"]
 
 
 def rows_of(result: dict) -> list[dict]:
@@ -244,7 +252,8 @@ def rows_of(result: dict) -> list[dict]:
     floor = result.get("floor_seconds")
     common = {"members": result["members"], "backend": result["backend"], "medical_claim_rows": claims,
               "floor_seconds": floor, "load_avg_1m_at_start": result["load_avg_1m_at_start"],
-              "load_avg_1m_at_end": result["load_avg_1m_at_end"], "complete": result["complete"]}
+              "load_avg_1m_at_end": result["load_avg_1m_at_end"], "complete": result["complete"],
+              "reports": result.get("reports")}
 
     def row(stage, secs, cpu, mem):
         return {**common, "stage": stage, "seconds": round(secs, 3), "cpu_seconds": cpu, "peak_rss_mb": mem,
@@ -333,14 +342,15 @@ def render(rows: list[dict], env: dict, md: Path, svg: Path) -> None:
         "## Cycle by size",
         "",
         "| members | backend | medical lines | seconds | cpu_seconds | peak MB | floor s | x floor | s per 1k members "
-        "| lines/s | x Tuva | load avg | complete |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| lines/s | x Tuva | load avg | complete | reports rendered on |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for r in totals(rows):
         lines.append("| " + " | ".join(_fmt(r.get(c)) for c in (
             "members", "backend", "medical_claim_rows", "seconds", "cpu_seconds", "peak_rss_mb", "floor_seconds",
             "ratio_to_floor", "seconds_per_1000_members", "claim_rows_per_second", "tuva_throughput_ratio")) +
-            f" | {_fmt(r.get('load_avg_1m_at_start'))}-{_fmt(r.get('load_avg_1m_at_end'))} | {_fmt(r.get('complete'))} |")
+            f" | {_fmt(r.get('load_avg_1m_at_start'))}-{_fmt(r.get('load_avg_1m_at_end'))} | {_fmt(r.get('complete'))} "
+            f"| {r.get('reports') or 'every publish'} |")
     lines.append("")
     two_sizes = False  # a line fitted through two points says nothing by its R^2
     for backend in sorted({r["backend"] for r in totals(rows)}):
@@ -448,6 +458,9 @@ def main() -> None:
     ap.add_argument("--budget", type=float, help="stop after this many seconds in all, keeping the stages finished "
                     "(a size cut short is marked incomplete)")
     ap.add_argument("--out", type=Path, default=HERE / "results", help="results folder")
+    ap.add_argument("--reports-every-publish", action="store_true",
+                    help="render every audience's reports on each stage's publish (the commands' default), not only "
+                    "on the settlement's")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path, svg_path = args.out / "cycle.csv", args.out / "cycle.md", args.out / "cycle.svg"
@@ -468,7 +481,8 @@ def main() -> None:
                 if left is not None and left <= 0:
                     print(f"time budget spent: {members:,} members on {backend} not run", flush=True)
                     continue
-                result = run_child(members, backend, Path(tmp), left)
+                result = run_child(members, backend, Path(tmp), left,
+                                   "every publish" if args.reports_every_publish else "settle publish")
                 rows = [r for r in rows if (r["members"], r["backend"]) != (members, backend)] + rows_of(result)
                 print(json.dumps({k: v for k, v in result.items() if k != "stages"}), flush=True)
                 write_csv(csv_path, rows)
