@@ -276,5 +276,6 @@ def _index_html(index: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["FORMATS", "build", "on_publish", "organizations", "parse_formats", "parse_period", "publish_year",
-           "render_all", "render_one", "rendering_on_publish", "reports_dir", "safe_name", "write"]
+__all__ = ["FORMATS", "build", "no_rendering_on_publish", "on_publish", "organizations", "parse_formats", "parse_period",
+           "publish_year", "render_all", "render_one", "rendering_on_publish", "rendering_set", "reports_dir", "safe_name",
+           "write"]
