@@ -507,11 +507,17 @@ def checkpoint(expr: ir.Table, name: str = "step") -> ir.Table:
     return _spark_keep(con, expr, f"{CHECKPOINT_PREFIX}{next(_checkpoint_ids)}_{name}")
 
 
+def spark_frame(con, expr: ir.Table):
+    """`expr` as a DataFrame of `con`'s Spark session, the in-memory tables it reads registered
+    first (Ibis registers them only when it executes an expression itself)."""
+    con._run_pre_execute_hooks(expr)
+    return con._session.sql(con.compile(expr))
+
+
 def _spark_keep(con, expr: ir.Table, view: str) -> ir.Table:
     """`expr`'s rows computed now and kept by `con`'s Spark session (a local checkpoint) as the
     temporary view `view` (replacing one of that name, whose rows are freed); a table reading them."""
-    con._run_pre_execute_hooks(expr)  # registers the in-memory tables the query reads
-    df = con._session.sql(con.compile(expr))
+    df = spark_frame(con, expr)
     try:
         df = df.localCheckpoint(eager=True)
     except Exception:  # a server that cannot checkpoint: cache, and compute the cache now

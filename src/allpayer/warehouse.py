@@ -218,10 +218,9 @@ class SparkRun(runs.Run):
 
         rel = f"data/{name}/{self.run_id}"
         folder = self.warehouse / rel
-        con._run_pre_execute_hooks(expr)  # registers the in-memory tables the query reads
-        df = con._session.sql(con.compile(expr))
+        df = backend.spark_frame(con, expr)
         df = df.select(*[
-            df[c] if t.is_decimal() and t.precision is None  # a DECIMAL of no declared size: Spark's
+            df[c] if t.is_decimal() and t.precision is None  # a DECIMAL of no declared size: as Spark typed it
             else df[c].cast(PySparkType.from_ibis(t)).alias(c)
             for c, t in expr.schema().items()
         ])
