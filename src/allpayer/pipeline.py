@@ -691,7 +691,7 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
     from allpayer.reference.hcc import load_hcc_reference
 
     py = program.performance_year
-    terms = risk.cms_hcc_terms(py)
+    terms = risk.program_cms_hcc_terms(program.target.risk_adjustment, py)
     tables_year = _hcc_tables_year(program)
     reference = load_hcc_reference(tables_year)
     if tables_year != py:

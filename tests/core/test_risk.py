@@ -467,17 +467,76 @@ def test_terms_are_dated_parameters_with_references():
 
 @pytest.mark.parametrize("program_id", ["vt-2022-medicare", "vt-2024-medicare"])
 def test_shipped_medicare_terms_agree_with_the_payment_year_parameters(program_id):
-    """The pipeline blends with the payment year's parameters; the program's own models must say the
-    same, and a program before 2025 must name the tables it reads (none are shipped for its year)."""
+    """The shipped Medicare programs blend as CMS published for their payment year (the run scores
+    with the program's own models, `program_cms_hcc_terms`), and a program before 2025 names the
+    tables it reads (none are shipped for its year)."""
     from allpayer.terms import load_programs, programs_dir
 
     (p,) = [x for x in load_programs([programs_dir() / "vermont"]) if x.program_id == program_id]
     ra = p.target.risk_adjustment
     terms = risk.cms_hcc_terms(p.performance_year)
     assert {m.version: m.weight for m in ra.models} == dict(terms.weights)
+    assert risk.program_cms_hcc_terms(ra, p.performance_year) == terms
     assert ra.tables_year is not None and ra.tables_year.value == 2025
     ref = load_hcc_reference(ra.tables_year.value, terms.blended_models)
     assert set(terms.blended_models) <= set(ref.models)
+
+
+def _vt2024_medicare_with(tmp_path, **risk_adjustment):
+    """The shipped vt-2024-medicare program with `risk_adjustment` keys replaced, loaded from a file."""
+    import yaml
+
+    from allpayer.terms import load_programs, programs_dir
+
+    data = yaml.safe_load((programs_dir() / "vermont" / "2024" / "medicare.yaml").read_text(encoding="utf-8"))
+    data["target"]["risk_adjustment"].update(risk_adjustment)
+    path = tmp_path / f"medicare_{len(list(tmp_path.iterdir()))}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    (program,) = load_programs([path])
+    return program
+
+
+def test_the_run_scores_with_the_programs_own_risk_terms(tmp_path):
+    """`allpayer run` scores a program with its own blend, normalization factor, coding intensity and
+    ESRD rule (`target.risk_adjustment`), not with what CMS published for the year."""
+    from allpayer import pipeline
+
+    elig = ibis.memtable(pd.DataFrame([
+        _elig(),
+        _elig(person_id="e", member_id="me", gender="male", birth_date=dt.date(1958, 4, 2),
+              original_reason_entitlement_code="2", dual_status_code="00", medicare_status_code="31"),
+    ]))
+    dx = ibis.memtable(pd.DataFrame({
+        "person_id": ["p", "p", "e"], "diagnosis_code": ["I5022", "E119", "E1122"],
+        "service_date": [dt.date(2023, 5, 1)] * 3, "tables_year": [2025] * 3, "diagnosis_year": [2023] * 3,
+    }))
+
+    def perf(program) -> pd.DataFrame:
+        out = df(pipeline._cms_hcc_scores(program, elig, dx))
+        return out[out.scored_for == "performance_year"].set_index("person_id")
+
+    shipped = perf(_vt2024_medicare_with(tmp_path))
+    assert set(shipped.index) == {"p"}  # ESRD excluded by default
+    assert shipped.loc["p", "score_label"] == "CMS-HCC PY2024: 67% V24 + 33% V28 (PY2025 tables)"
+
+    own = perf(_vt2024_medicare_with(
+        tmp_path, models=[{"version": "V28", "weight": "1"}], normalization_factor={"value": "1.2", "basis": "INF"},
+        coding_intensity_adjustment={"value": "0.05", "basis": "INF"}, esrd="cms_hcc",
+    ))
+    assert set(own.index) == {"p", "e"}
+    assert own.loc["p", "score_label"] == "CMS-HCC PY2024: 100% V28 (PY2025 tables)"
+    # the V28 raw score of the same person, scored directly: / 1.2, then x (1 - 0.05)
+    persons = risk.persons_from_eligibility(elig, payment_year=2024)
+    one = risk.cms_hcc_scores(
+        persons, dx.drop("tables_year", "diagnosis_year"), load_hcc_reference(2025),
+        risk.cms_hcc_terms(2025, weights={"V28": Decimal(1)}, normalization_factor=Decimal(1), esrd="cms_hcc"),
+        payment_year=2024,
+    )
+    raw = df(one.model_scores).set_index("person_id").raw_score
+    for pid in ("p", "e"):
+        assert own.loc[pid, "blended_score"] == pytest.approx(raw[pid] / 1.2, rel=1e-12)
+        assert own.loc[pid, "risk_score"] == pytest.approx(raw[pid] / 1.2 * 0.95, rel=1e-12)
+    assert own.loc["p", "coding_intensity"] == pytest.approx(0.05)
 
 
 def test_payment_year_2022_scores_with_the_2025_v24_tables_and_its_own_normalization(ref2025):

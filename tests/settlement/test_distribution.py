@@ -91,3 +91,22 @@ def test_hsa_result_weights_follow_the_direction_of_the_result():
     d = distribute_program(p, -60_00, bases)
     assert [a.final_cents for a in d.allocations] == [0, -60_00]  # losses to the HSA that lost
     assert d.allocations[1].combined_cents == -55_00  # + its fixed payment performance
+
+
+def test_combined_results_leave_out_fixed_payment_performance_when_the_terms_say_so():
+    from allpayer.settlement.distribution import distribute_program
+    from allpayer.settlement.inputs import ParticipantBase
+    from tests.settlement.helpers import program
+
+    terms = {"risk": "two_sided", "steps": ["actual_tcoc", "gross_result", "msr_test", "share", "net"],
+             "savings_rate": "0.5", "loss_rate": "0.5", "msr": "0", "mlr": "0",
+             "distribution": {"weight_basis": "ffs_revenue", "max_risk_and_sharing_limit": "0.5"}}
+    bases = [ParticipantBase("h1", "a", 10, Decimal(0), 1000_00, 800_00, 1000_00, 7_00),
+             ParticipantBase("h2", "b", 10, Decimal(0), 1000_00, 1100_00, 1000_00, -3_00)]
+    included = distribute_program(program(terms), 100_00, bases)
+    assert [(a.final_cents, a.combined_cents) for a in included.allocations] == [(50_00, 57_00), (50_00, 47_00)]
+    terms["distribution"]["include_fixed_payment_performance"] = False
+    left_out = distribute_program(program(terms), 100_00, bases)
+    assert [(a.final_cents, a.combined_cents) for a in left_out.allocations] == [(50_00, 50_00), (50_00, 50_00)]
+    assert [a.fixed_payment_performance_cents for a in left_out.allocations] == [7_00, -3_00]  # still shown
+    assert any("leave out fixed payment performance" in n for n in left_out.notes)

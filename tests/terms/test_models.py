@@ -254,6 +254,18 @@ MINIMAL_CASES = [
     ),
     ({"target.risk_adjustment": {"method": "none", "ratio_cap": "0.03"}}, "target.risk_adjustment.ratio_cap", "only to method cms_hcc"),
     ({"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V99", "weight": "1"}]}}, "target.risk_adjustment.models[0].version", "expected 'V22', 'V24' or 'V28'"),
+    ({"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V22", "weight": "1"}]}}, "target.risk_adjustment.models[0].version", "no CMS-HCC tables for V22"),
+    (
+        {"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V28", "weight": "1"}]}},
+        "target.risk_adjustment.normalization_factor",
+        "payment year 2022 has no published normalization factor for V28 (published: V24 1.118)",
+    ),
+    ({"target.risk_adjustment": {"method": "none", "esrd": "cms_hcc"}}, "target.risk_adjustment.esrd", "only to method cms_hcc"),
+    (
+        {"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V24", "weight": "1"}], "esrd": "esrd_model"}},
+        "target.risk_adjustment.esrd",
+        "expected 'exclude' or 'cms_hcc'",
+    ),
     ({"target.truncation": {"combine": "max"}}, "target.truncation.threshold", "threshold, a percentile, or both"),
     (
         {"target.growth_constraint": {"bands": [{"max_above_national": "0.01"}, {"national_growth_below": "0.03", "max_above_national": "0.01"}]}},
@@ -400,6 +412,8 @@ FULL_CASES = [
     ({"target.risk_adjustment.models.1.version": "V24"}, "target.risk_adjustment.models", "'V24' is listed twice"),
     ({"attribution.steps.3.requires_no_service_from": "step_2"}, "attribution.steps[3].requires_no_service_from", "not the name of an earlier step"),
     ({"payments.fpp.hospital_allocation.history_years": [2021]}, "payments.fpp.hospital_allocation.history_years", "only to method historical_ffs_share"),
+    ({"payments.cpr.downside_reconciliation": True}, "payments.cpr.downside_reconciliation", "not reconciled down to fee-for-service"),
+    ({"payments.value_payment.adjustment.cadence": "monthly"}, "payments.value_payment.adjustment.cadence", "monthly cadence is not supported"),
 ]
 
 

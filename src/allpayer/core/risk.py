@@ -36,6 +36,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -122,10 +123,19 @@ class CmsHccTerms:
     @property
     def label(self) -> str:
         """e.g. ``CMS-HCC PY2025: 33% V24 + 67% V28``, or ``CMS-HCC PY2022: 100% V24 (PY2025 tables)``."""
-        parts = " + ".join(f"{(self.weights[m] * 100).normalize():f}% {m}" for m in self.blended_models)
+        parts = " + ".join(f"{_percent(self.weights[m])}% {m}" for m in self.blended_models)
         if self.parameters_year is not None and self.parameters_year != self.model_year:
             return f"CMS-HCC PY{self.parameters_year}: {parts} (PY{self.model_year} tables)"
         return f"CMS-HCC PY{self.model_year}: {parts}"
+
+
+def _percent(weight: Decimal) -> str:
+    """A blend weight as a percentage: exact when it has at most two decimals (``67``, ``12.5``),
+    else to two decimals (a third: ``33.33``)."""
+    pct = weight * 100
+    if pct == pct.quantize(Decimal("0.01")):
+        return f"{pct.normalize():f}"
+    return f"{pct:.2f}"
 
 
 def _decimal(value, where: str, key: str) -> Decimal:
@@ -144,15 +154,29 @@ def cms_hcc_terms(
     esrd: str = "exclude",
     round_decimals: int | None = None,
     parameters_file: str | Path | None = None,
+    weights: Mapping[str, Decimal] | None = None,
+    normalization_factor: Decimal | None = None,
+    coding_intensity: Decimal | None = None,
 ) -> CmsHccTerms:
     """Read the dated CMS-HCC parameters of `model_year` (see ``cms_hcc_parameters.yaml``).
 
     The MA coding pattern adjustment is applied only when `apply_coding_intensity` is true (it is a
     Medicare Advantage payment adjustment; ACO programs leave it off).
 
+    A program's own terms take precedence over the published parameters (see
+    :func:`program_cms_hcc_terms`): `weights` replaces the year's blend (model version -> weight),
+    `normalization_factor` divides every model's raw score instead of the model's published factor,
+    and `coding_intensity` is the rate taken off the blended score (instead of the published MA
+    adjustment). A model in `weights` with no published factor for the year needs
+    `normalization_factor`; with both `weights` and `normalization_factor` the year need not be in
+    the parameters file at all.
+
     >>> t = cms_hcc_terms(2025)
     >>> t.label, t.normalization["V28"], t.coding_intensity
     ('CMS-HCC PY2025: 33% V24 + 67% V28', Decimal('1.045'), Decimal('0'))
+    >>> t = cms_hcc_terms(2024, weights={"V28": Decimal(1)})
+    >>> t.label, dict(t.normalization)
+    ('CMS-HCC PY2024: 100% V28', {'V28': Decimal('1.015')})
     """
     path = Path(parameters_file) if parameters_file else PARAMETERS_FILE
     where = str(path)
@@ -162,34 +186,103 @@ def cms_hcc_terms(
         raise TermsError(where, "", f"cannot read CMS-HCC parameters: {exc}") from exc
     years = data.get("payment_years") or {}
     if model_year not in years:
+        if weights is not None and normalization_factor is not None:
+            return CmsHccTerms(
+                model_year=model_year,
+                weights=dict(weights),
+                normalization={m: normalization_factor for m in weights},
+                coding_intensity=Decimal(0) if coding_intensity is None else coding_intensity,
+                esrd=esrd,
+                round_decimals=round_decimals,
+                reference="the program's terms (no published parameters for this payment year)",
+                status={m: "terms" for m in weights},
+            )
         have = ", ".join(str(y) for y in sorted(years))
         raise RunError(f"{where}: no CMS-HCC parameters for payment year {model_year} (have {have})")
     block = years[model_year]
     models = block.get("models") or {}
-    weights, norms, status = {}, {}, {}
+    blend, norms, status = {}, {}, {}
     for name, spec in models.items():
         key = f"payment_years.{model_year}.models.{name}"
         unknown = set(spec) - {"weight", "normalization_factor", "status"}
         if unknown:
             raise TermsError(where, key, f"unknown keys {sorted(unknown)}")
-        weights[name] = _decimal(spec["weight"], where, key + ".weight")
+        blend[name] = _decimal(spec["weight"], where, key + ".weight")
         norms[name] = _decimal(spec["normalization_factor"], where, key + ".normalization_factor")
         status[name] = spec.get("status", "unverified")
     maci = Decimal(0)
-    if apply_coding_intensity:
+    if coding_intensity is not None:
+        maci = coding_intensity
+    elif apply_coding_intensity:
         spec = block.get("ma_coding_pattern_adjustment")
         if not spec:
             raise TermsError(where, f"payment_years.{model_year}.ma_coding_pattern_adjustment", "missing")
         maci = _decimal(spec["value"], where, f"payment_years.{model_year}.ma_coding_pattern_adjustment.value")
+    if weights is not None:
+        missing = sorted(m for m in weights if m not in norms and normalization_factor is None)
+        if missing:
+            raise RunError(
+                f"{where}: payment year {model_year} has no normalization factor for {', '.join(missing)} "
+                f"(published: {', '.join(sorted(norms)) or 'none'}); give one in the terms"
+            )
+        status = {m: ("terms" if normalization_factor is not None else status[m]) for m in weights}
+        norms = {m: (normalization_factor if normalization_factor is not None else norms[m]) for m in weights}
+        blend = dict(weights)
+    elif normalization_factor is not None:
+        norms = {m: normalization_factor for m in norms}
+        status = {m: "terms" for m in norms}
     return CmsHccTerms(
         model_year=model_year,
-        weights=weights,
+        weights=blend,
         normalization=norms,
         coding_intensity=maci,
         esrd=esrd,
         round_decimals=round_decimals,
         reference=" ".join(str(block.get("reference", "")).split()),
         status=status,
+    )
+
+
+def published_normalization(payment_year: int, parameters_file: str | Path | None = None) -> dict[str, Decimal]:
+    """The normalization factor of each model published for `payment_year` in the parameters file
+    (empty when the year is not there)."""
+    try:
+        terms = cms_hcc_terms(payment_year, parameters_file=parameters_file)
+    except RunError:
+        return {}
+    return dict(terms.normalization)
+
+
+def _exact_weights(weights: Sequence[tuple[str, Fraction]]) -> dict[str, Decimal]:
+    """Blend weights as decimals adding up to exactly 1: a weight with a finite decimal expansion is
+    kept exactly; otherwise (a third) the last model takes what the others leave."""
+    out: dict[str, Decimal] = {}
+    for i, (model, w) in enumerate(weights):
+        if i == len(weights) - 1:
+            out[model] = Decimal(1) - sum(out.values(), Decimal(0))
+        else:
+            out[model] = Decimal(w.numerator) / Decimal(w.denominator)
+    return out
+
+
+def program_cms_hcc_terms(risk_adjustment, performance_year: int) -> CmsHccTerms:
+    """The CMS-HCC terms a program scores with: its own ``target.risk_adjustment`` (blend ``models``,
+    ``normalization_factor``, ``coding_intensity_adjustment``, ``esrd``), each falling back to the
+    parameters published for the performance year where the program leaves it out (normalization
+    per model; no coding intensity; ESRD excluded).
+
+    >>> from allpayer.terms.models import RiskAdjustment
+    >>> ra = RiskAdjustment(method="cms_hcc", models=[{"version": "V28", "weight": "1"}])
+    >>> t = program_cms_hcc_terms(ra, 2024)
+    >>> t.label, t.normalization["V28"], t.esrd
+    ('CMS-HCC PY2024: 100% V28', Decimal('1.015'), 'exclude')
+    """
+    ra = risk_adjustment
+    weights = _exact_weights([(m.version, Fraction(m.weight)) for m in ra.models])
+    norm = ra.normalization_factor.value if ra.normalization_factor is not None else None
+    ci = ra.coding_intensity_adjustment.value if ra.coding_intensity_adjustment is not None else None
+    return cms_hcc_terms(
+        performance_year, weights=weights, normalization_factor=norm, coding_intensity=ci, esrd=ra.esrd or "exclude",
     )
 
 

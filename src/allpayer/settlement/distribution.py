@@ -57,10 +57,14 @@ class Allocation:
     at_limit: bool
     rounds: int
     fixed_payment_performance_cents: int
+    fixed_payment_performance_in_combined: bool = True
+    """``settlement.distribution.include_fixed_payment_performance``: whether the combined result
+    adds the fixed payment performance (it is shown either way)."""
 
     @property
     def combined_cents(self) -> int:
-        return self.final_cents + self.fixed_payment_performance_cents
+        fpp = self.fixed_payment_performance_cents if self.fixed_payment_performance_in_combined else 0
+        return self.final_cents + fpp
 
 
 @dataclass
@@ -83,8 +87,12 @@ def distribute(
     reserve_rate: Decimal = ZERO,
     residual: str = "pro_rata_uncapped",
     rounding: str = "half_up",
+    *,
+    include_fixed_payment_performance: bool = True,
 ) -> DistributionResult:
-    """Allocate `net_cents` to `participants` within their limits; the rest to the reserve."""
+    """Allocate `net_cents` to `participants` within their limits; the rest to the reserve. Each
+    allocation's combined result adds the participant's fixed payment performance when
+    `include_fixed_payment_performance` is true."""
     if residual not in ("pro_rata_uncapped", "reserve"):
         raise ValueError(f"unknown residual rule {residual!r}")
     for p in participants:
@@ -140,6 +148,7 @@ def distribute(
             share=(p.weight / wsum).quantize(Decimal("1e-10")) if wsum else ZERO,
             initial_cents=initial[i], limit_cents=p.limit_cents, final_cents=alloc[i], at_limit=capped[i],
             rounds=rounds_of[i], fixed_payment_performance_cents=p.fixed_payment_performance_cents,
+            fixed_payment_performance_in_combined=include_fixed_payment_performance,
         ))
     assert res.distributed_cents + res.reserve_cents == net
     return res
@@ -180,7 +189,10 @@ def distribute_program(program, net_cents: int, bases) -> DistributionResult:
             for p, b in zip(participants, bases)
         ]
     res = distribute(net_cents, participants, d.reserve_rate.at(program.effective.end), d.residual,
-                     program.settlement.rounding)
+                     program.settlement.rounding,
+                     include_fixed_payment_performance=d.include_fixed_payment_performance)
+    if not d.include_fixed_payment_performance:
+        notes.append("include_fixed_payment_performance false: combined results leave out fixed payment performance")
     res.notes[:0] = notes
     return res
 

@@ -437,6 +437,10 @@ class RateCells(Block):
         return ["/".join(combo) for combo in itertools.product(*lists)]
 
 
+SCORED_HCC_MODELS = ("V24", "V28")
+"""The CMS-HCC versions whose reference tables the engine loads (``allpayer.reference.hcc``)."""
+
+
 class HccModel(Block):
     """One CMS-HCC model version and its weight in a blend."""
 
@@ -458,6 +462,9 @@ class RiskAdjustment(Block):
     ratio_floor: Noted[Rate] | None = None
     normalization_factor: Noted[Factor] | None = None
     coding_intensity_adjustment: Noted[Rate] | None = None
+    esrd: Literal["exclude", "cms_hcc"] | None = None
+    """Members with ESRD (Medicare status 11, 21 or 31): left unscored with the reason (``exclude``,
+    the default) or scored with the CMS-HCC model like everyone else (``cms_hcc``)."""
 
     @model_validator(mode="after")
     def _check(self) -> "RiskAdjustment":
@@ -468,8 +475,14 @@ class RiskAdjustment(Block):
                 raise problem(f"model weights must sum to 1, got {sum(m.weight for m in self.models)}", "models")
             if d := _dups([m.version for m in self.models]):
                 raise problem(f"version {d[0]!r} is listed twice", "models")
+            for i, m in enumerate(self.models):
+                if m.version not in SCORED_HCC_MODELS:
+                    raise problem(
+                        f"no CMS-HCC tables for {m.version}: the engine scores {' and '.join(SCORED_HCC_MODELS)}",
+                        f"models[{i}].version",
+                    )
         else:
-            for key in ("models", "ratio_cap", "ratio_floor", "normalization_factor", "coding_intensity_adjustment"):
+            for key in ("models", "ratio_cap", "ratio_floor", "normalization_factor", "coding_intensity_adjustment", "esrd"):
                 if getattr(self, key) is not None and not (self.method == "payer_supplied" and key.startswith("ratio")):
                     raise problem(f"{key} applies only to method cms_hcc, not {self.method!r}", key)
         return self
@@ -620,6 +633,12 @@ class Cpr(Block):
 
     @model_validator(mode="after")
     def _check(self) -> "Cpr":
+        if self.downside_reconciliation:
+            raise problem(
+                "CPR is paid as fixed payments and is not reconciled down to fee-for-service here; "
+                "leave downside_reconciliation false",
+                "downside_reconciliation",
+            )
         if self.method == "fixed_pmpm":
             if self.pmpm_by_cell is None:
                 raise problem("method fixed_pmpm needs pmpm_by_cell", "pmpm_by_cell")
@@ -695,6 +714,11 @@ class ValuePaymentAdjustment(Block):
 
     @model_validator(mode="after")
     def _check(self) -> "ValuePaymentAdjustment":
+        if self.cadence != "quarterly":
+            raise problem(
+                f"the adjustment is set once per plan-year quarter; a {self.cadence} cadence is not supported",
+                "cadence",
+            )
         if self.floor.value > self.ceiling.value:
             raise problem(f"floor {self.floor.value} is above ceiling {self.ceiling.value}", "floor")
         if not (self.floor.value <= 1 <= self.ceiling.value):
@@ -1188,6 +1212,19 @@ class ProgramTerms(Block):
     def _check_target(self) -> None:
         t = self.target
         year = self.performance_year
+        ra = t.risk_adjustment
+        if ra.method == "cms_hcc" and ra.normalization_factor is None:
+            from allpayer.core.risk import published_normalization
+
+            published = published_normalization(year)
+            missing = [m.version for m in ra.models if m.version not in published]
+            if missing:
+                have = ", ".join(f"{m} {f}" for m, f in sorted(published.items())) or "none"
+                raise problem(
+                    f"payment year {year} has no published normalization factor for {', '.join(missing)} "
+                    f"(published: {have}); give one here",
+                    "target.risk_adjustment.normalization_factor",
+                )
         for i, b in enumerate(t.base_years):
             if b.year >= year:
                 raise problem(f"base year {b.year} is not before performance year {year}", f"target.base_years[{i}].year")
