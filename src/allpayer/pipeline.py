@@ -694,6 +694,7 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
     terms = risk.program_cms_hcc_terms(program.target.risk_adjustment, py)
     tables_year = _hcc_tables_year(program)
     reference = load_hcc_reference(tables_year)
+    esrd_reference = load_hcc_reference(tables_year, ("E24",)) if terms.esrd == "esrd_dialysis" else None
     if tables_year != py:
         # Same model versions, tables of another payment year (stated in the terms).
         terms = dataclasses.replace(terms, model_year=tables_year, parameters_year=py)
@@ -703,7 +704,8 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
         persons = risk.persons_from_eligibility(elig, payment_year=payment_year)
         dx = diagnoses.filter((diagnoses.tables_year == tables_year) & (diagnoses.diagnosis_year == payment_year - 1))
         dx = dx.drop("tables_year", "diagnosis_year")
-        return risk.cms_hcc_scores(persons, dx, reference, terms, payment_year=payment_year).scores
+        return risk.cms_hcc_scores(persons, dx, reference, terms, payment_year=payment_year,
+                                   esrd_reference=esrd_reference).scores
 
     perf = scored(py).mutate(program_id=ibis.literal(program.program_id), scored_for=ibis.literal("performance_year"),
                              performance_year=ibis.literal(py, "int32"))

@@ -430,7 +430,7 @@ def test_ltimcaid_counts_only_medicaid_duals(pop26):
 def test_esrd_members_are_excluded_or_scored_as_the_terms_say(ref2026, pop26):
     r, scores, _, _ = pop26
     assert "esrd" not in scores.index
-    assert df(r.excluded).set_index("person_id").reason["esrd"] == "ESRD: excluded by the terms (no ESRD model)"
+    assert df(r.excluded).set_index("person_id").reason["esrd"] == "ESRD: excluded by the terms"
     rows = [p for p in POP26 if p["person_id"] == "esrd"]
     _, scores, _, _ = score(rows, [], ref2026, risk.cms_hcc_terms(2026, esrd="cms_hcc"), models=("V28",))
     assert scores.loc["esrd", "segment"] == "CNA"

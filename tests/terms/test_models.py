@@ -264,7 +264,17 @@ MINIMAL_CASES = [
     (
         {"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V24", "weight": "1"}], "esrd": "esrd_model"}},
         "target.risk_adjustment.esrd",
-        "expected 'exclude' or 'cms_hcc'",
+        "expected 'exclude', 'cms_hcc' or 'esrd_dialysis'",
+    ),
+    (
+        {"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V24", "weight": "1"}], "esrd": "esrd_dialysis"}},
+        "target.risk_adjustment.esrd_normalization_factor",
+        "esrd esrd_dialysis needs esrd_normalization_factor",
+    ),
+    (
+        {"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V24", "weight": "1"}], "esrd_normalization_factor": "1.05"}},
+        "target.risk_adjustment.esrd_normalization_factor",
+        "applies only to esrd: esrd_dialysis",
     ),
     ({"target.truncation": {"combine": "max"}}, "target.truncation.threshold", "threshold, a percentile, or both"),
     (

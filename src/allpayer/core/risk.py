@@ -65,7 +65,9 @@ OUTPATIENT_BILL_TYPES = ("12", "13", "43", "71", "73", "76", "77", "85", "87")
 """Bill type classes (first two digits) whose diagnoses are risk-adjustment eligible: inpatient
 always; outpatient with an eligible CPT/HCPCS line (CMS encounter data filtering logic)."""
 
-ESRD_POLICIES = ("exclude", "cms_hcc")
+ESRD_POLICIES = ("exclude", "cms_hcc", "esrd_dialysis")
+"""What happens to members with ESRD: not scored, scored with the CMS-HCC model, or scored with the
+CMS-HCC ESRD model's dialysis segments (:mod:`allpayer.core.risk_esrd`)."""
 
 _AGE_BANDS = ((34, "0_34"), (44, "35_44"), (54, "45_54"), (59, "55_59"), (64, "60_64"), (69, "65_69"),
               (74, "70_74"), (79, "75_79"), (84, "80_84"), (89, "85_89"), (94, "90_94"))
@@ -99,6 +101,9 @@ class CmsHccTerms:
     """The payment year whose blend and normalization these are, when the reference tables
     (``model_year``) are another year's with the same relative factors (e.g. PY2022 with the V24
     rows of the 2025 tables); None when they are the same year."""
+    esrd_normalization: Decimal | None = None
+    """The ESRD dialysis model's normalization factor (``esrd="esrd_dialysis"`` only; a term, not a
+    shipped parameter)."""
 
     def __post_init__(self):
         if set(self.weights) - set(self.normalization):
@@ -114,11 +119,23 @@ class CmsHccTerms:
             raise TermsError("cms_hcc", "coding_intensity", "must be in [0, 1)")
         if self.esrd not in ESRD_POLICIES:
             raise TermsError("cms_hcc", "esrd", f"expected one of {', '.join(ESRD_POLICIES)}, got {self.esrd!r}")
+        if self.esrd == "esrd_dialysis" and (self.esrd_normalization is None or self.esrd_normalization <= 0):
+            raise TermsError("cms_hcc", "esrd_normalization", "the ESRD dialysis model needs a positive normalization factor")
+        if self.esrd != "esrd_dialysis" and self.esrd_normalization is not None:
+            raise TermsError("cms_hcc", "esrd_normalization", "applies only to esrd='esrd_dialysis'")
 
     @property
     def blended_models(self) -> tuple[str, ...]:
         """Model versions with a positive blend weight, in version order."""
         return tuple(sorted(m for m, w in self.weights.items() if w > 0))
+
+    @property
+    def esrd_label(self) -> str:
+        """The label of ESRD dialysis-model scores, e.g. ``CMS-HCC ESRD dialysis model PY2025,
+        normalization 1.05``."""
+        year = self.parameters_year or self.model_year
+        tables = f" (PY{self.model_year} tables)" if year != self.model_year else ""
+        return f"CMS-HCC ESRD dialysis model PY{year}, normalization {self.esrd_normalization}{tables}"
 
     @property
     def label(self) -> str:
@@ -157,6 +174,7 @@ def cms_hcc_terms(
     weights: Mapping[str, Decimal] | None = None,
     normalization_factor: Decimal | None = None,
     coding_intensity: Decimal | None = None,
+    esrd_normalization_factor: Decimal | None = None,
 ) -> CmsHccTerms:
     """Read the dated CMS-HCC parameters of `model_year` (see ``cms_hcc_parameters.yaml``).
 
@@ -196,6 +214,7 @@ def cms_hcc_terms(
                 round_decimals=round_decimals,
                 reference="the program's terms (no published parameters for this payment year)",
                 status={m: "terms" for m in weights},
+                esrd_normalization=esrd_normalization_factor,
             )
         have = ", ".join(str(y) for y in sorted(years))
         raise RunError(f"{where}: no CMS-HCC parameters for payment year {model_year} (have {have})")
@@ -240,6 +259,7 @@ def cms_hcc_terms(
         round_decimals=round_decimals,
         reference=" ".join(str(block.get("reference", "")).split()),
         status=status,
+        esrd_normalization=esrd_normalization_factor,
     )
 
 
@@ -281,8 +301,10 @@ def program_cms_hcc_terms(risk_adjustment, performance_year: int) -> CmsHccTerms
     weights = _exact_weights([(m.version, Fraction(m.weight)) for m in ra.models])
     norm = ra.normalization_factor.value if ra.normalization_factor is not None else None
     ci = ra.coding_intensity_adjustment.value if ra.coding_intensity_adjustment is not None else None
+    esrd_norm = ra.esrd_normalization_factor.value if ra.esrd_normalization_factor is not None else None
     return cms_hcc_terms(
         performance_year, weights=weights, normalization_factor=norm, coding_intensity=ci, esrd=ra.esrd or "exclude",
+        esrd_normalization_factor=esrd_norm,
     )
 
 
@@ -653,6 +675,7 @@ def _prepare_persons(persons: ir.Table, as_of: dt.date, esrd_policy: str) -> ir.
         new_enrollee=_column_or(p, "new_enrollee", False).cast("boolean").fill_null(False),
         institutional=_column_or(p, "institutional", False).cast("boolean").fill_null(False),
         esrd=_column_or(p, "esrd", False).cast("boolean").fill_null(False),
+        graft_months=(p.graft_months if "graft_months" in p.columns else ibis.null("int32")).cast("int32"),
     )
     p = p.mutate(
         age=age_on(p.birth_date, ibis.date(as_of.year, as_of.month, as_of.day)),
@@ -665,6 +688,8 @@ def _prepare_persons(persons: ir.Table, as_of: dt.date, esrd_policy: str) -> ir.
     disabled = (p.age < 65) & (p.orec != "0")
     origds = (p.orec == "1") & aged
     community = "C" + ibis.ifelse(fbd, "F", ibis.ifelse(pbd, "P", "N")) + ibis.ifelse(aged, "A", "D")
+    # a functioning graft (months since a kidney transplant) matters only to the ESRD model
+    graft = p.esrd & ibis.literal(esrd_policy == "esrd_dialysis") & (p.graft_months.fill_null(0) >= 1)
     segment = ibis.cases((p.new_enrollee, "NE"), (p.institutional, "INS"), else_=community)
 
     band = ibis.cases(*[(p.age <= hi, label) for hi, label in _AGE_BANDS], else_="95_GT")
@@ -699,7 +724,8 @@ def _prepare_persons(persons: ir.Table, as_of: dt.date, esrd_policy: str) -> ir.
         (p.sex.isnull(), "sex not female or male"),
         (p.birth_date.isnull(), "birth date missing"),
         (p.birth_date > ibis.date(as_of.year, as_of.month, as_of.day), "born after February 1 of the payment year"),
-        (p.esrd & ibis.literal(esrd_policy == "exclude"), "ESRD: excluded by the terms (no ESRD model)"),
+        (p.esrd & ibis.literal(esrd_policy == "exclude"), "ESRD: excluded by the terms"),
+        (graft, "ESRD with a functioning kidney graft: the graft model is not implemented"),
         else_=ibis.null("string"),
     )
     # the same conditions as a boolean, cheaper to filter on than the reason
@@ -708,6 +734,7 @@ def _prepare_persons(persons: ir.Table, as_of: dt.date, esrd_policy: str) -> ir.
         | p.birth_date.isnull()
         | (p.birth_date > ibis.date(as_of.year, as_of.month, as_of.day))
         | (p.esrd & ibis.literal(esrd_policy == "exclude"))
+        | graft
     )
     return p.mutate(
         excluded=excluded,
@@ -924,7 +951,7 @@ def _segment_key(segment: ir.StringValue) -> ir.IntegerValue:
     return ibis.cases(*[(segment == s, i) for i, s in enumerate(SEGMENTS)], else_=ibis.null("int8")).cast("int8")
 
 
-def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.Table]:
+def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups, drop_ccs: Sequence[int] = ()) -> tuple[ir.Table, ir.Table]:
     """HCCs after edits, CC requirements and hierarchies, with their coefficient value in the
     person's segment: (person_id, _m, _seg, _dis, cc, group_mask, value); and the diagnoses behind
     each CC before hierarchies (person_id, _m, cc, diagnosis_code).
@@ -959,6 +986,8 @@ def _model_hccs(dx: ir.Table, p: ir.Table, lk: _Lookups) -> tuple[ir.Table, ir.T
     cc = ibis.ifelse(j._fires & (j.action == "override") & j.cc_override.notnull(), j.cc_override, j.cc)
     sources = j.select(j.person_id, j._m, cc=cc, diagnosis_code=j.diagnosis_code, _seg=j._seg, _dis=j._dis)
     sources = sources.filter(sources.cc.notnull())
+    if drop_ccs:  # CCs a model leaves out before hierarchies (the ESRD model: 134-137)
+        sources = sources.filter(~sources.cc.isin(list(drop_ccs)))
     keys_ = ["person_id", "_m", "cc", "_seg", "_dis"]  # _seg and _dis follow from the person: carried along
     ccs = sources.select(*keys_).distinct()
     h = lk.hcc
@@ -1009,6 +1038,7 @@ def cms_hcc_scores(
     models: Sequence[str] | None = None,
     switch_edits: bool = True,
     cache: bool = False,
+    esrd_reference: HccReference | None = None,
 ) -> RiskScores:
     """CMS-HCC risk scores of `payment_year` (default: the terms' model year).
 
@@ -1021,6 +1051,9 @@ def cms_hcc_scores(
     `switch_edits`: apply CMS's MCE age-validity edits (CMS default: on).
     `cache`: materialize the persons, their HCCs and the per-model sums in the inputs' backend
     (``Table.cache``) so the outputs do not recompute them; the results are the same either way.
+    `esrd_reference`: the ESRD model's tables (``load_hcc_reference(year, ("E24",))``), needed when
+    the terms score ESRD persons with the dialysis model (``esrd="esrd_dialysis"``); those persons'
+    rows then come from :func:`allpayer.core.risk_esrd.esrd_dialysis_scores`, with model ``E24``.
 
     How it runs: both models in one pass (the model is a column, ``_m``), segments and models as
     small integers in the joins, and the reference tables pre-joined once per process
@@ -1051,6 +1084,16 @@ def cms_hcc_scores(
         "person_id", payment_year=py, reason=prepared.exclusion_reason
     )
     p = prepared.filter(~prepared.excluded).drop("excluded")
+    esrd_model = terms.esrd == "esrd_dialysis"
+    if esrd_model:
+        if esrd_reference is None:
+            raise RunError("the terms score ESRD members with the dialysis model: pass esrd_reference "
+                           "(load_hcc_reference(year, ('E24',)))")
+        if esrd_reference.payment_year != reference.payment_year:
+            raise RunError(f"ESRD tables are for payment year {esrd_reference.payment_year}, "
+                           f"the CMS-HCC tables for {reference.payment_year}")
+        esrd_persons = p.filter(p.esrd)
+        p = p.filter(~p.esrd)
     p = p.mutate(_seg=_segment_key(p.segment))
     mods = ibis.memtable(
         {"_m": list(range(len(models))), "model_version": list(models)},
@@ -1161,22 +1204,7 @@ def cms_hcc_scores(
 
     # person scores
     blend = ms.group_by("person_id").agg(blended_score=ms.weighted_score.sum())
-    final = blend.blended_score * (1 - float(terms.coding_intensity))
-    if terms.round_decimals is not None:
-        final = final.round(terms.round_decimals)
-    blend = blend.mutate(risk_score=final)
-    scores = p.select(
-        "person_id", "segment", "demographic_cell", "age", "sex", "orec", "dual_status_code",
-        "new_enrollee", "institutional", "esrd",
-    ).join(blend, "person_id")
-    scores = scores.mutate(
-        payment_year=py,
-        model_year=my,
-        # a cast, not a float literal: Spark types a bare 0.0 as DECIMAL(1,1), so a second run would
-        # publish the column with another type than the first
-        coding_intensity=ibis.literal(str(terms.coding_intensity)).cast("float64"),
-        score_label=ibis.literal(terms.label),
-    )
+    scores = _person_scores(p, blend, terms, terms.label, py, my)
 
     # the detail (built only when read): demographic rows, each HCC with its coefficient (none for
     # segments without HCC coefficients, as for new enrollees: value 0), interactions, the count
@@ -1212,7 +1240,44 @@ def cms_hcc_scores(
         "person_id", model_version=_model_name(kept._m, models), factor="HCC" + kept.cc.cast("string"),
         diagnosis_code=kept.diagnosis_code,
     )
-    return RiskScores(scores=scores, model_scores=ms, detail=detail, hcc_diagnoses=hcc_sources, excluded=excluded)
+    result = RiskScores(scores=scores, model_scores=ms, detail=detail, hcc_diagnoses=hcc_sources, excluded=excluded)
+    if esrd_model:
+        from allpayer.core.risk_esrd import esrd_dialysis_scores
+
+        esrd = esrd_dialysis_scores(esrd_persons, dx, esrd_reference, terms, payment_year=payment_year,
+                                    switch_edits=switch_edits)
+        result = RiskScores(**{
+            name: _union_like(getattr(result, name), getattr(esrd, name))
+            for name in ("scores", "model_scores", "detail", "hcc_diagnoses")
+        }, excluded=excluded)
+    return result
+
+
+def _person_scores(p: ir.Table, blend: ir.Table, terms: CmsHccTerms, label: str, py: ir.Value, my: ir.Value) -> ir.Table:
+    """The ``scores`` rows: each person's attributes, `blend`'s ``blended_score`` and the final
+    ``risk_score`` (less the coding intensity, rounded as the terms say), with `label`."""
+    final = blend.blended_score * (1 - float(terms.coding_intensity))
+    if terms.round_decimals is not None:
+        final = final.round(terms.round_decimals)
+    blend = blend.mutate(risk_score=final)
+    scores = p.select(
+        "person_id", "segment", "demographic_cell", "age", "sex", "orec", "dual_status_code",
+        "new_enrollee", "institutional", "esrd",
+    ).join(blend, "person_id")
+    return scores.mutate(
+        payment_year=py,
+        model_year=my,
+        # a cast, not a float literal: Spark types a bare 0.0 as DECIMAL(1,1), so a second run would
+        # publish the column with another type than the first
+        coding_intensity=ibis.literal(str(terms.coding_intensity)).cast("float64"),
+        score_label=ibis.literal(label),
+    )
+
+
+def _union_like(first: ir.Table, second: ir.Table) -> ir.Table:
+    """`first` and `second` (same column names) as one table, in `first`'s column order and types."""
+    schema = first.schema()
+    return ibis.union(first, second.select(*[second[c].cast(t).name(c) for c, t in schema.items()]))
 
 
 def cms_hcc_scores_from_claims(

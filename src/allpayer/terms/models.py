@@ -462,9 +462,12 @@ class RiskAdjustment(Block):
     ratio_floor: Noted[Rate] | None = None
     normalization_factor: Noted[Factor] | None = None
     coding_intensity_adjustment: Noted[Rate] | None = None
-    esrd: Literal["exclude", "cms_hcc"] | None = None
+    esrd: Literal["exclude", "cms_hcc", "esrd_dialysis"] | None = None
     """Members with ESRD (Medicare status 11, 21 or 31): left unscored with the reason (``exclude``,
-    the default) or scored with the CMS-HCC model like everyone else (``cms_hcc``)."""
+    the default), scored with the CMS-HCC model like everyone else (``cms_hcc``), or scored with the
+    CMS-HCC ESRD model's dialysis segments (``esrd_dialysis``, which needs
+    ``esrd_normalization_factor``)."""
+    esrd_normalization_factor: Noted[Factor] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "RiskAdjustment":
@@ -475,6 +478,11 @@ class RiskAdjustment(Block):
                 raise problem(f"model weights must sum to 1, got {sum(m.weight for m in self.models)}", "models")
             if d := _dups([m.version for m in self.models]):
                 raise problem(f"version {d[0]!r} is listed twice", "models")
+            if self.esrd == "esrd_dialysis" and self.esrd_normalization_factor is None:
+                raise problem("esrd esrd_dialysis needs esrd_normalization_factor (the ESRD model's normalization "
+                              "factor for the payment year; none is shipped)", "esrd_normalization_factor")
+            if self.esrd != "esrd_dialysis" and self.esrd_normalization_factor is not None:
+                raise problem("esrd_normalization_factor applies only to esrd: esrd_dialysis", "esrd_normalization_factor")
             for i, m in enumerate(self.models):
                 if m.version not in SCORED_HCC_MODELS:
                     raise problem(
@@ -482,7 +490,8 @@ class RiskAdjustment(Block):
                         f"models[{i}].version",
                     )
         else:
-            for key in ("models", "ratio_cap", "ratio_floor", "normalization_factor", "coding_intensity_adjustment", "esrd"):
+            for key in ("models", "ratio_cap", "ratio_floor", "normalization_factor", "coding_intensity_adjustment", "esrd",
+                        "esrd_normalization_factor"):
                 if getattr(self, key) is not None and not (self.method == "payer_supplied" and key.startswith("ratio")):
                     raise problem(f"{key} applies only to method cms_hcc, not {self.method!r}", key)
         return self
