@@ -487,8 +487,13 @@ def _run_core(
         needs = sorted({(_hcc_tables_year(p), y - 1) for p in risk_programs for y in _scored_years(p)})
         scored = eligibility.filter(eligibility.payer.isin(sorted({p.payer for p in risk_programs})))
         dx_all = work_table("risk_diagnoses", _risk_diagnoses_all(medical_rows, needs, scored.select("person_id")))
+        transplants = None
+        if any(p.target.risk_adjustment.esrd == "esrd_dialysis" for p in risk_programs):
+            from allpayer.core.risk import kidney_transplants
+
+            transplants = kidney_transplants(of_persons(medical_rows, scored.select("person_id")))
         stage("risk_scores", union_aligned([
-            _cms_hcc_scores(p, eligibility, dx_all) for p in risk_programs]))
+            _cms_hcc_scores(p, eligibility, dx_all, transplants) for p in risk_programs]))
         drop_work("risk_diagnoses")
         # The ratios from the scores as written: nobody is scored twice.
         stored = con.table("risk_scores").filter(lambda t: t.performance_year == year)
@@ -681,10 +686,13 @@ def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]]
     return risk.risk_adjustment_diagnoses_by_year(rows, procedures, needs, codes_normalized=True, per_person=True)
 
 
-def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.Table) -> ir.Table:
+def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.Table,
+                    transplants: ir.Table | None = None) -> ir.Table:
     """CMS-HCC scores of the program's performance-year members (diagnoses of the year before)
     and of its base-year members scored with the performance year's model (``scored_for``).
-    `diagnoses`: the risk-adjustment-eligible diagnoses by tables_year and diagnosis_year."""
+    `diagnoses`: the risk-adjustment-eligible diagnoses by tables_year and diagnosis_year;
+    `transplants`: kidney transplants from the claims (``risk.kidney_transplants``), read when the
+    program scores ESRD members with the dialysis model (a member with a graft is not scored)."""
     import dataclasses
 
     from allpayer.core import risk
@@ -701,7 +709,8 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
     elig = eligibility.filter(eligibility.payer == program.payer)
 
     def scored(payment_year: int) -> ir.Table:
-        persons = risk.persons_from_eligibility(elig, payment_year=payment_year)
+        persons = risk.persons_from_eligibility(
+            elig, payment_year=payment_year, transplants=transplants if esrd_reference is not None else None)
         dx = diagnoses.filter((diagnoses.tables_year == tables_year) & (diagnoses.diagnosis_year == payment_year - 1))
         dx = dx.drop("tables_year", "diagnosis_year")
         return risk.cms_hcc_scores(persons, dx, reference, terms, payment_year=payment_year,

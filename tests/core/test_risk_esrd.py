@@ -157,6 +157,51 @@ def test_the_run_scores_esrd_members_with_the_dialysis_model_when_the_terms_say_
     assert perf.loc["p", "score_label"] == "CMS-HCC PY2024: 67% V24 + 33% V28 (PY2025 tables)"
 
 
+def _inpatient(cid, pid, end, *, drg=None, pcs=None, bill="0111", status="paid", ctype="institutional"):
+    return {"claim_id": cid, "person_id": pid, "claim_type": ctype, "bill_type_code": bill, "claim_status": status,
+            "drg_code": drg, "procedure_code_1": pcs, "procedure_code_2": None, "claim_end_date": end}
+
+
+def test_kidney_transplants_are_read_from_inpatient_stays_and_give_graft_months():
+    mc = ibis.memtable(pd.DataFrame([
+        _inpatient("k1", "a", dt.date(2024, 11, 20), drg="652"),
+        _inpatient("k2", "b", dt.date(2025, 1, 5), drg="999", pcs="0TY1.0Z0"),
+        _inpatient("k3", "c", dt.date(2024, 1, 5), drg="652", status="denied"),
+        _inpatient("k4", "d", dt.date(2024, 1, 5), drg="652", bill="0131"),  # an outpatient bill type
+        _inpatient("k5", "e", dt.date(2025, 3, 5), drg="8"),  # MS-DRG 008, after 1 February
+        _inpatient("k6", "a", dt.date(2022, 6, 1), pcs="0TY00Z0"),  # an earlier transplant
+    ]))
+    t = df(risk.kidney_transplants(mc))
+    assert sorted(zip(t.person_id, t.transplant_date)) == [
+        ("a", dt.date(2022, 6, 1)), ("a", dt.date(2024, 11, 20)), ("b", dt.date(2025, 1, 5)), ("e", dt.date(2025, 3, 5)),
+    ]
+    elig = ibis.memtable(pd.DataFrame([_elig(person_id=pid, member_id=pid, medicare_status_code="31") for pid in "abcde"]))
+    persons = df(risk.persons_from_eligibility(elig, payment_year=2025, transplants=risk.kidney_transplants(mc)))
+    graft = persons.set_index("person_id").graft_months
+    # the latest transplant on or before 1 February 2025, its month counted as month 1
+    assert graft[["a", "b"]].tolist() == [4, 2] and graft[["c", "d", "e"]].isna().all()
+
+
+def test_the_run_leaves_esrd_members_with_a_kidney_graft_unscored(tmp_path):
+    from allpayer import pipeline
+
+    elig = ibis.memtable(pd.DataFrame([
+        _elig(person_id=pid, member_id=pid, gender="male", birth_date=dt.date(1958, 4, 2),
+              original_reason_entitlement_code="2", dual_status_code="00", medicare_status_code="31")
+        for pid in ("dialysis", "graft")
+    ]))
+    dx = ibis.memtable(pd.DataFrame({
+        "person_id": ["dialysis", "graft"], "diagnosis_code": ["E1122", "E1122"],
+        "service_date": [dt.date(2023, 5, 1)] * 2, "tables_year": [2025] * 2, "diagnosis_year": [2023] * 2,
+    }))
+    transplants = risk.kidney_transplants(ibis.memtable(pd.DataFrame([
+        _inpatient("t", "graft", dt.date(2022, 9, 30), drg="652")])))
+    program = _vt2024_medicare_with(tmp_path, esrd="esrd_dialysis",
+                                    esrd_normalization_factor={"value": "1.05", "basis": "INF"})
+    out = df(pipeline._cms_hcc_scores(program, elig, dx, transplants))
+    assert set(out[out.scored_for == "performance_year"].person_id) == {"dialysis"}
+
+
 # --------------------------------------------------------------------------------------------------
 # Parity with hccinfhir
 # --------------------------------------------------------------------------------------------------

@@ -319,6 +319,7 @@ def persons_from_eligibility(
     payment_year: int,
     new_enrollee_months: int = 12,
     institutional: ir.Table | None = None,
+    transplants: ir.Table | None = None,
     payer_types: Sequence[str] = ("medicare",),
 ) -> ir.Table:
     """One row per person with the attributes CMS-HCC scoring needs, from the eligibility table.
@@ -329,7 +330,10 @@ def persons_from_eligibility(
     ``esrd`` (``medicare_status_code`` 11, 21 or 31). ``new_enrollee`` is true when the person has
     fewer than `new_enrollee_months` months of coverage in the diagnosis year (``payment_year - 1``).
     ``institutional`` (long-term institutional status) is not in the eligibility contract: pass a
-    table of person_id for the institutionalized, or everyone is community.
+    table of person_id for the institutionalized, or everyone is community. ``transplants``
+    (person_id, transplant_date; see :func:`kidney_transplants`) gives ``graft_months``: counting
+    the month of the latest transplant on or before 1 February of the payment year as month 1, the
+    month of February (null without one). Only the ESRD dialysis model reads it.
     """
     e = eligibility.filter(eligibility.payer_type.isin(list(payer_types)))
     year_start, year_end = dt.date(payment_year, 1, 1), dt.date(payment_year, 12, 31)
@@ -374,7 +378,44 @@ def persons_from_eligibility(
         persons = persons.mutate(institutional=persons._lti.fill_null(False)).drop("_lti")
     else:
         persons = persons.mutate(institutional=False)
+    if transplants is not None:
+        as_of = dt.date(payment_year, 2, 1)
+        t = transplants.filter(transplants.transplant_date <= as_of)
+        t = t.group_by("person_id").agg(_latest=t.transplant_date.max())
+        months = (payment_year * 12 + 2) - (t._latest.year() * 12 + t._latest.month()) + 1
+        t = t.select("person_id", _graft=months.cast("int32"))
+        persons = persons.left_join(t, "person_id").drop("person_id_right")
+        persons = persons.rename(graft_months="_graft")
     return persons
+
+
+KIDNEY_TRANSPLANT_DRGS = ("008", "652")
+"""MS-DRGs of a kidney transplant stay: 008 simultaneous pancreas and kidney transplant, 652 kidney
+transplant."""
+KIDNEY_TRANSPLANT_PCS = ("0TY00Z0", "0TY00Z1", "0TY00Z2", "0TY10Z0", "0TY10Z1", "0TY10Z2")
+"""ICD-10-PCS codes of a kidney transplant (right or left kidney; allogeneic, syngeneic, zooplastic)."""
+
+
+def kidney_transplants(medical_claim: ir.Table) -> ir.Table:
+    """Kidney transplants found in the claims: (person_id, transplant_date), one row per person and
+    inpatient claim (bill type 11x) that is not denied and carries MS-DRG 008 or 652 or a kidney
+    transplant ICD-10-PCS code; the date is the claim's through date.
+
+    The ESRD model needs to know who has a functioning graft; the input contract carries no
+    transplant date, so it is read from the stay (see :func:`persons_from_eligibility`,
+    ``transplants``). A return to dialysis after a failed graft is not detected.
+    """
+    mc = medical_claim
+    procedures = [c for c in mc.columns if re.fullmatch(r"procedure_code_\d+", c)]
+    hit = ibis.literal(False)
+    if "drg_code" in mc.columns:
+        hit = mc.drg_code.cast("string").strip().lpad(3, "0").isin(list(KIDNEY_TRANSPLANT_DRGS))
+    for c in procedures:
+        hit = hit | mc[c].cast("string").upper().replace(".", "").strip().isin(list(KIDNEY_TRANSPLANT_PCS))
+    rows = mc.filter(
+        (mc.claim_type == "institutional") & (_bill_type_class(mc.bill_type_code) == "11") & ~_denied(mc) & hit.fill_null(False)
+    )
+    return rows.group_by(["person_id", "claim_id"]).agg(transplant_date=rows.claim_end_date.max()).drop("claim_id")
 
 
 def _bill_type_class(code: ir.StringValue) -> ir.StringValue:

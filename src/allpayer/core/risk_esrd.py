@@ -25,9 +25,10 @@ CCs 134-137 (dialysis status and chronic kidney disease stages 4-5) are left out
 hierarchies: every ESRD member has them, and their factors are 0 in every segment.
 
 Not implemented: the functioning-graft segments (``GI``, ``GNE``, ``GFA``...) with the graft-duration
-factors, and the kidney-transplant months. A member marked with a functioning graft (a persons
-column ``graft_months`` of 1 or more) is not scored, with the reason. The ESRD normalization factor
-is a term (``esrd_normalization_factor``): it is not in the shipped parameters.
+factors, and the kidney-transplant months. A member with a functioning graft (a persons column
+``graft_months`` of 1 or more; the run derives it from transplant stays in the claims,
+``risk.kidney_transplants``) is not scored, with the reason. The ESRD normalization factor is a
+term (``esrd_normalization_factor``): it is not in the shipped parameters.
 """
 
 from __future__ import annotations
