@@ -170,3 +170,14 @@ def test_medicare_through_the_benchmark_report(settled, tmp_path, capsys):
     assert lines["net"]["amount_cents"] == lines["mssp_earned_savings_losses"]["amount_cents"] == st["net_cents"]
     d = rows(db, "SELECT sum(final_cents) s FROM distribution WHERE version = 'restated' AND program_id = 'vt-2024-medicare'")
     assert d[0]["s"] == st["net_cents"]
+
+
+def test_each_statement_says_its_claims_cutoff_against_the_run_out(settled):
+    """`settlement.runout_months`: each statement notes the run's claims paid-through date against the
+    end of the contract's run-out (the Vermont programs: 3 months, Medicaid 6)."""
+    db, _ = settled
+    core = rows(db, "SELECT max(paid_through) p FROM settlement_statements WHERE version = 'initial'")[0]["p"]
+    for s in rows(db, "SELECT program_id, notes FROM settlement_statements WHERE version = 'initial'"):
+        end = "2025-06-30" if s["program_id"].endswith("medicaid") else "2025-03-31"
+        assert f"claims paid through {core}; the contract's run-out" in s["notes"], s
+        assert f"ends {end}" in s["notes"], s

@@ -43,7 +43,7 @@ from allpayer.pipeline import union_aligned
 from allpayer.settlement import inputs as inputs_mod
 from allpayer.settlement.distribution import DistributionResult, distribute_program
 from allpayer.settlement.engine import Settlement, settle_program, with_overrides
-from allpayer.settlement.versions import check_version, core_run_of, forecast_actual
+from allpayer.settlement.versions import check_version, core_run_of, forecast_actual, runout_note
 
 SMALL_CELL = 11
 """Employer-facing outputs suppress cells under this many members (preamble rule)."""
@@ -103,6 +103,9 @@ def compute_program(con, program, year: int, version: str, paid_through: dt.date
     (`allpayer.settlement.medicare_bridge`) instead of its own settlement steps."""
     inp, notes = inputs_mod.program_inputs(con, program, year, paid_through=paid_through,
                                            participant_revenue_cents=participant_revenue_cents)
+    runout = runout_note(program, version, paid_through)
+    if runout:
+        notes.append(runout)
     if inputs_override:
         inp = with_overrides(inp, **inputs_override)
     low = high = None

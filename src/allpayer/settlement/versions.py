@@ -40,6 +40,35 @@ def check_version(version: str) -> str:
     return version
 
 
+def runout_end(program) -> dt.date:
+    """The last day of the claims run-out after the program's year (``settlement.runout_months``
+    months after the effective end, to the end of that month)."""
+    end = program.effective.end
+    months = int(program.settlement.runout_months.value)
+    first = dt.date(end.year + (end.month - 1 + months + 1) // 12, (end.month - 1 + months + 1) % 12 + 1, 1)
+    return first - dt.timedelta(days=1)
+
+
+def runout_note(program, version: str, paid_through: dt.date | None) -> str | None:
+    """What the settlement's claims cutoff is against the contract's run-out: a settlement after the
+    year (``initial``, ``final``, ``restated``) should read claims paid through the run-out's end.
+    The note says when it reads fewer months (the settlement will move as claims arrive) or more
+    (claims paid after the run-out are counted)."""
+    if paid_through is None:
+        return None
+    months = int(program.settlement.runout_months.value)
+    end = runout_end(program)
+    text = f"claims paid through {paid_through}; the contract's run-out ({months} months) ends {end}"
+    if version == "forecast" or paid_through == end:
+        return text
+    short = (end.year - paid_through.year) * 12 + end.month - paid_through.month
+    if paid_through < end:
+        return (f"{text}: this {version} settlement reads claims paid {max(short, 1)} month(s) before the run-out "
+                "ends, so it will move as the rest are paid")
+    return (f"{text}: this {version} settlement counts claims paid up to {max(-short, 1)} month(s) after the "
+            "run-out; run the year with --paid-through at the run-out's end to settle on the contract's claims")
+
+
 def core_run_of(con, year: int) -> dict:
     """The core run whose ``tcoc_member_month`` rows of `year` the settlement reads: its id and
     claims paid-through date."""
@@ -148,5 +177,5 @@ def forecast_actual(con, program, year: int, paid_through: dt.date, *, max_lag: 
     return ForecastActual(paid, point, low, high, vmonth, tuple(dict.fromkeys(notes)))
 
 
-__all__ = ["VERSIONS", "check_version", "core_run_of", "forecast_actual", "development_bounds", "ForecastActual",
+__all__ = ["VERSIONS", "check_version", "core_run_of", "runout_end", "runout_note", "forecast_actual", "development_bounds", "ForecastActual",
            "VersionError"]
