@@ -67,6 +67,15 @@ def test_every_stage_wrote_rows_for_the_year(db):
         assert n > 0, table
 
 
+def test_risk_ratios_show_the_terms_cap_next_to_the_raw_ratio(db):
+    """vt-2024-medicare caps the ratio's increase at 3%: every cell shows the cap, and its ratio is the
+    raw ratio limited by it (the targets apply the same cap to the raw ratio)."""
+    got = rows(db, "select cell_id, raw_ratio, cap, ratio, limited_by from risk_ratios where program_id = 'vt-2024-medicare'")
+    assert got and {r[2] for r in got} == {1.03}
+    for cell, raw, cap, ratio, limited_by in got:
+        assert ratio == min(raw, cap) and (limited_by == "cap") == (raw > cap), cell
+
+
 def test_the_runs_working_tables_are_not_published(db):
     # attribution writes each of its steps as a working table of the run; none is left behind
     assert rows(db, "select table_name from information_schema.tables where table_name like '%run_work%'") == []

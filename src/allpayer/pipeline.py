@@ -728,15 +728,20 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
 
 def _cms_hcc_ratio(program: ProgramTerms, scores: ir.Table, pm: ir.Table, base_months: ir.Table) -> ir.Table:
     """The population risk ratio per rate cell from the program's stored scores (member-month-weighted
-    means, performance year over base year, ratio taken before any cap)."""
+    means, performance year over base year): ``raw_ratio`` before, and ``ratio`` after, the terms'
+    cap and floor (the targets apply them to ``raw_ratio`` in the same way)."""
     from allpayer.core import risk
+
+    ra = program.target.risk_adjustment
+    cap = None if ra.ratio_cap is None else 1 + ra.ratio_cap.value
+    floor = None if ra.ratio_floor is None else 1 - ra.ratio_floor.value
 
     s = scores.filter(scores.program_id == program.program_id)
     perf = s.filter(s.scored_for == "performance_year")
     base = s.filter(s.scored_for == "base_year")
     perf_mm = targets_mod.assign_cells(pm.filter(pm.program_id == program.program_id), program)
     base_mm = targets_mod.assign_cells(base_months.filter(base_months.program_id == program.program_id), program)
-    return risk.risk_ratio(perf, perf_mm, base, base_mm, cell="cell_id", score="risk_score")
+    return risk.risk_ratio(perf, perf_mm, base, base_mm, cell="cell_id", score="risk_score", cap=cap, floor=floor)
 
 
 @dataclass
