@@ -1084,7 +1084,7 @@ def cms_hcc_scores(
     """CMS-HCC risk scores of `payment_year` (default: the terms' model year).
 
     `persons`: person_id, birth_date, sex (F/M), and optionally orec, dual_status_code,
-    new_enrollee, institutional, esrd (see :func:`persons_from_eligibility`).
+    new_enrollee, institutional, esrd, graft_months (see :func:`persons_from_eligibility`).
     `diagnoses`: person_id, diagnosis_code, service_date -- already limited to risk-adjustment-eligible
     claims (see :func:`risk_adjustment_diagnoses`); only service dates in ``payment_year - 1`` are used.
     `models`: model versions to compute (default: those with a positive blend weight); models with no

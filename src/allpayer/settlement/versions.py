@@ -177,5 +177,5 @@ def forecast_actual(con, program, year: int, paid_through: dt.date, *, max_lag: 
     return ForecastActual(paid, point, low, high, vmonth, tuple(dict.fromkeys(notes)))
 
 
-__all__ = ["VERSIONS", "check_version", "core_run_of", "runout_end", "runout_note", "forecast_actual", "development_bounds", "ForecastActual",
-           "VersionError"]
+__all__ = ["VERSIONS", "check_version", "core_run_of", "runout_end", "runout_note", "forecast_actual",
+           "development_bounds", "ForecastActual", "VersionError"]
