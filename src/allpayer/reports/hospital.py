@@ -114,5 +114,6 @@ def _settlement(con, rep: Report, year: int, org: str) -> None:
     rep.tables.append(Table("settlement_share", "Share of settlement within the maximum risk limit",
                             ["program", "version", "share", "allocated", "limit", "final", "at limit", "combined"], out,
                             note="final = the allocated share held within the limit (what is above the limit is "
-                                 "reallocated); combined = final + fixed payment performance."))
+                                 "reallocated); combined = final + fixed payment performance, for the programs "
+                                 "whose terms add it (settlement.distribution.include_fixed_payment_performance)."))
     rep.totals.append(("Settlement share (final)", usd(final)))
