@@ -323,8 +323,10 @@ def _load_tables() -> set[str]:
     return set(TABLES) | {"quarantine", "load_reconciliation", "runs"}
 
 
-def load_folder(folder: str | Path, path: str | Path, *, paid_through: dt.date | None = None, progress=None):
-    """Validate and load a delivery folder into warehouse `path` (see the module docstring).
+def load_folder(folder: str | Path, path: str | Path, *, paid_through: dt.date | None = None, progress=None,
+                fmt: str | None = None):
+    """Validate and load a delivery folder into warehouse `path` (see the module docstring); `fmt`: the
+    delivery format, as ``allpayer.inputs.load.load_folder`` takes it (default: detected).
 
     Returns the `LoadResult` of `allpayer.inputs.load.load_folder`, with `db` the warehouse."""
     from allpayer.inputs import load as load_mod
@@ -353,7 +355,7 @@ def load_folder(folder: str | Path, path: str | Path, *, paid_through: dt.date |
         finally:
             con.disconnect()
         try:
-            result = load_mod.load_folder(folder, db, paid_through=paid_through, progress=progress)
+            result = load_mod.load_folder(folder, db, paid_through=paid_through, progress=progress, fmt=fmt)
         finally:
             sidecar = runs.sidecar_path(db)
             if sidecar.exists():

@@ -99,3 +99,10 @@ def test_cli_loads_a_cclf_delivery(tmp_path, capsys):
     assert all(t["reconciles"] for t in data["tables"])
     assert tables["medical_claim"]["loaded"] > 0 and tables["eligibility"]["loaded"] > 0
     assert tables["cclf:CCLF5"]["read"] == tables["cclf:CCLF5"]["loaded"] + tables["cclf:CCLF5"]["quarantined"]
+
+
+def test_format_is_taken_on_a_warehouse_load_too(tmp_path, capsys):
+    """`--format` reaches the validation when the load goes to a warehouse (`--backend spark`)."""
+    folder = build_delivery(tmp_path / "d")
+    assert main(["load", str(folder), "--db", str(tmp_path / "wh"), "--backend", "spark", "--format", "xml"]) != 0
+    assert "--format xml: expected one of native, tuva, fhir, cclf" in capsys.readouterr().err

@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
             if backend == "spark":
                 from allpayer import warehouse
 
-                result = warehouse.load_folder(folder, db, paid_through=cutoff, progress=report)
+                result = warehouse.load_folder(folder, db, paid_through=cutoff, progress=report, fmt=fmt)
             else:
                 result = load_folder(folder, db, paid_through=cutoff, progress=report, fmt=fmt)
         if as_json:
