@@ -132,3 +132,22 @@ def test_disputes_are_kept_per_practice():
         disputes.flag(s, "p", "M1", "2024-3", "pc-a", "x")
     with pytest.raises(disputes.DisputeError):
         disputes.flag(s, "p", "M1", "2024-03", "pc-a", "  ")
+
+
+def test_regulator_growth_reads_the_reports_year_and_the_years_before_it():
+    """The TCOC growth table of a report for 2024 leaves out a later year that has also been run."""
+    import ibis
+
+    from allpayer.reports.base import Report
+    from allpayer.reports.regulator import RegulatorInputs, _growth
+
+    con = ibis.duckdb.connect()
+    con.create_table("tcoc_member_month", ibis.memtable({
+        "performance_year": [2023] * 12 + [2024] * 12 + [2025] * 12,
+        "ffs_paid_cents": [10_000] * 12 + [11_000] * 12 + [50_000] * 12,
+    }))
+    rep = Report(kind="regulator", org="GMCB", year=2024, run_id="r", title="t", subtitle="s")
+    _growth(con, rep, 2024, {"tcoc_growth": {"target": "0.035", "ceiling": "0.043"}}, RegulatorInputs())
+    (growth,) = [t for t in rep.tables if t.key == "tcoc_growth"]
+    assert [r[0] for r in growth.rows] == ["2023", "2024"]
+    assert dict(rep.totals)["TCOC per capita growth (members loaded)"].startswith("10.00% average annual growth 2023-2024")

@@ -160,6 +160,7 @@ def _scale_targets(rep, year, targets, populations):
 
 def _growth(con, rep, year, targets, inputs):
     t = table(con, "tcoc_member_month")
+    t = t.filter(t.performance_year <= year)  # the report's year and the years before it
     got = rows(t.group_by("performance_year").aggregate(c=t.ffs_paid_cents.sum(), n=t.count())
                .order_by("performance_year"))
     out = []
