@@ -81,7 +81,7 @@ def unique_numbers(rng: np.random.Generator, n: int, low: int, high: int) -> np.
     return out[:n]
 
 
-def make_npis(rng: np.random.Generator, n: int, organization: np.ndarray | None = None, exclude=()) -> list[str]:
+def make_npis(rng: np.random.Generator, n: int, organization: np.ndarray | None = None) -> list[str]:
     """`n` distinct valid NPIs. Individuals start with 1, organizations with 2."""
     base = unique_numbers(rng, n, 0, 100_000_000)
     lead = np.ones(n, dtype=np.int64) if organization is None else np.where(organization, 2, 1)
