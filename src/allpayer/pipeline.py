@@ -493,7 +493,7 @@ def _run_core(
 
             transplants = kidney_transplants(of_persons(medical_rows, scored.select("person_id")))
         stage("risk_scores", union_aligned([
-            _cms_hcc_scores(p, eligibility, dx_all, transplants) for p in risk_programs]))
+            _cms_hcc_scores(p, eligibility, dx_all, transplants, base_all) for p in risk_programs]))
         drop_work("risk_diagnoses")
         # The ratios from the scores as written: nobody is scored twice.
         stored = con.table("risk_scores").filter(lambda t: t.performance_year == year)
@@ -687,12 +687,17 @@ def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]]
 
 
 def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.Table,
-                    transplants: ir.Table | None = None) -> ir.Table:
+                    transplants: ir.Table | None = None, base_months: ir.Table | None = None) -> ir.Table:
     """CMS-HCC scores of the program's performance-year members (diagnoses of the year before)
     and of its base-year members scored with the performance year's model (``scored_for``).
     `diagnoses`: the risk-adjustment-eligible diagnoses by tables_year and diagnosis_year;
     `transplants`: kidney transplants from the claims (``risk.kidney_transplants``), read when the
-    program scores ESRD members with the dialysis model (a member with a graft is not scored)."""
+    program scores ESRD members with the dialysis model (a member with a graft is not scored).
+
+    Every enrollment of the program's payer counts, whatever its payer type. A Medicaid, commercial
+    or self-funded program's ``risk_score`` is its CMS-HCC score rescaled so that its base-year
+    members' member-month-weighted mean is 1.0 (`base_months`: the run's base months), labelled so;
+    ``blended_score`` keeps the CMS-HCC score. The rescaling does not change the risk ratio."""
     import dataclasses
 
     from allpayer.core import risk
@@ -710,7 +715,8 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
 
     def scored(payment_year: int) -> ir.Table:
         persons = risk.persons_from_eligibility(
-            elig, payment_year=payment_year, transplants=transplants if esrd_reference is not None else None)
+            elig, payment_year=payment_year, payer_types=None,
+            transplants=transplants if esrd_reference is not None else None)
         dx = diagnoses.filter((diagnoses.tables_year == tables_year) & (diagnoses.diagnosis_year == payment_year - 1))
         dx = dx.drop("tables_year", "diagnosis_year")
         return risk.cms_hcc_scores(persons, dx, reference, terms, payment_year=payment_year,
@@ -719,11 +725,23 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
     perf = scored(py).mutate(program_id=ibis.literal(program.program_id), scored_for=ibis.literal("performance_year"),
                              performance_year=ibis.literal(py, "int32"))
     base = union_aligned([scored(by) for by in _scored_years(program)[1:]])
-    return union_aligned([
+    out = union_aligned([
         perf,
         base.mutate(program_id=ibis.literal(program.program_id), scored_for=ibis.literal("base_year"),
                     performance_year=ibis.literal(py, "int32")),
     ])
+    if program.kind == "medicare" or base_months is None:
+        return out
+    # Not a Medicare population: the CMS-HCC score is rescaled to a base-year mean of 1.0 (the
+    # program's base-year members, weighted by their member months of each base year).
+    label = "rescaled to a base-year mean of 1.0"
+    rescaled = risk.rescale_to_base_year(
+        out, out.filter(out.scored_for == "base_year"),
+        base_months.filter(base_months.program_id == program.program_id), label=label,
+    )
+    return rescaled.mutate(
+        risk_score=rescaled.rescaled_score, score_label=rescaled.score_label + ", " + rescaled.score_source,
+    ).drop("base_year_mean", "rescaled_score", "score_source")
 
 
 def _cms_hcc_ratio(program: ProgramTerms, scores: ir.Table, pm: ir.Table, base_months: ir.Table) -> ir.Table:

@@ -482,18 +482,24 @@ def test_shipped_medicare_terms_agree_with_the_payment_year_parameters(program_i
     assert set(terms.blended_models) <= set(ref.models)
 
 
-def _vt2024_medicare_with(tmp_path, **risk_adjustment):
-    """The shipped vt-2024-medicare program with `risk_adjustment` keys replaced, loaded from a file."""
+def _vt2024_program_with(tmp_path, name, **risk_adjustment):
+    """The shipped 2024 Vermont program `name` (its file's stem) with `risk_adjustment` keys replaced,
+    loaded from a file."""
     import yaml
 
     from allpayer.terms import load_programs, programs_dir
 
-    data = yaml.safe_load((programs_dir() / "vermont" / "2024" / "medicare.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((programs_dir() / "vermont" / "2024" / f"{name}.yaml").read_text(encoding="utf-8"))
     data["target"]["risk_adjustment"].update(risk_adjustment)
-    path = tmp_path / f"medicare_{len(list(tmp_path.iterdir()))}.yaml"
+    path = tmp_path / f"{name}_{len(list(tmp_path.iterdir()))}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     (program,) = load_programs([path])
     return program
+
+
+def _vt2024_medicare_with(tmp_path, **risk_adjustment):
+    """The shipped vt-2024-medicare program with `risk_adjustment` keys replaced, loaded from a file."""
+    return _vt2024_program_with(tmp_path, "medicare", **risk_adjustment)
 
 
 def test_the_run_scores_with_the_programs_own_risk_terms(tmp_path):
@@ -913,6 +919,61 @@ def test_risk_ratio_is_taken_over_the_population_then_capped():
     assert low.loc["B", "ratio"] == 0.97 and low.loc["B", "limited_by"] == "floor"
     with pytest.raises(TermsError, match="above cap"):
         risk.risk_ratio(py, py_mm, base, base_mm, cap="1.0", floor="1.1")
+
+
+def test_each_base_year_s_months_meet_that_year_s_score():
+    """Two base years: a person scored in both weighs each year's score by that year's months.
+    a: 2022 score 1.0 over 12 months, 2023 score 2.0 over 6 months; b: 2023 only, 3.0 over 6 months.
+    Base mean = (1.0*12 + 2.0*6 + 3.0*6) / 24 = 1.75 (joined by person alone, a's two scores would
+    each carry all 18 of its months)."""
+    base = ibis.memtable(pd.DataFrame({"person_id": ["a", "a", "b"], "payment_year": [2022, 2023, 2023],
+                                       "risk_score": [1.0, 2.0, 3.0]}))
+    months = [dt.date(2022, m, 1) for m in range(1, 13)] + [dt.date(2023, m, 1) for m in range(1, 7)]
+    base_mm = ibis.memtable(pd.DataFrame({
+        "person_id": ["a"] * 18 + ["b"] * 6, "enrollment_type": ["A"] * 24,
+        "month": months + [dt.date(2023, m, 1) for m in range(7, 13)],
+    }))
+    perf = ibis.memtable(pd.DataFrame({"person_id": ["a"], "payment_year": [2024], "risk_score": [1.75]}))
+    perf_mm = ibis.memtable(pd.DataFrame({"person_id": ["a"] * 12, "enrollment_type": ["A"] * 12,
+                                          "month": [dt.date(2024, m, 1) for m in range(1, 13)]}))
+    out = df(risk.risk_ratio(perf, perf_mm, base, base_mm)).set_index("enrollment_type")
+    assert out.loc["A", "base_mean_score"] == pytest.approx(1.75, abs=1e-12)
+    assert out.loc["A", "base_member_months"] == 24 and out.loc["A", "raw_ratio"] == pytest.approx(1.0)
+    rescaled = df(risk.rescale_to_base_year(base, base, base_mm)).set_index(["person_id", "payment_year"])
+    assert rescaled.base_year_mean.unique().tolist() == [pytest.approx(1.75, abs=1e-12)]
+
+
+def test_the_run_scores_a_commercial_program_and_rescales_it_to_a_base_year_mean_of_one(tmp_path):
+    """A commercial program with risk_adjustment cms_hcc: its members (payer type commercial) are
+    scored, and their risk_score is the CMS-HCC score over the base-year member-month-weighted mean
+    (blended_score keeps the CMS-HCC score)."""
+    from allpayer import pipeline
+
+    elig = ibis.memtable(pd.DataFrame([
+        _elig(person_id=pid, member_id=pid, payer="mvp", payer_type="commercial", plan="qhp", birth_date=born,
+              gender=sex, original_reason_entitlement_code="", dual_status_code="", medicare_status_code="")
+        for pid, born, sex in (("x", dt.date(1970, 5, 1), "female"), ("y", dt.date(1985, 2, 2), "male"))
+    ]))
+    dx = ibis.memtable(pd.DataFrame({
+        "person_id": ["x", "y", "x"], "diagnosis_code": ["E119", "I5022", "I5022"],
+        "service_date": [dt.date(2022, 5, 1), dt.date(2022, 5, 1), dt.date(2023, 5, 1)],
+        "tables_year": [2025] * 3, "diagnosis_year": [2022, 2022, 2023],
+    }))
+    base_months = ibis.memtable(pd.DataFrame({
+        "program_id": "vt-2024-mvp-qhp", "person_id": ["x"] * 12 + ["y"] * 4,
+        "month": [dt.date(2023, m, 1) for m in range(1, 13)] + [dt.date(2023, m, 1) for m in range(1, 5)],
+    }))
+    program = _vt2024_program_with(tmp_path, "mvp_qhp", method="cms_hcc", tables_year={"value": 2025, "basis": "INF"},
+                                   models=[{"version": "V24", "weight": "0.67"}, {"version": "V28", "weight": "0.33"}])
+    out = df(pipeline._cms_hcc_scores(program, elig, dx, None, base_months))
+    assert sorted(zip(out.scored_for, out.person_id)) == [
+        ("base_year", "x"), ("base_year", "y"), ("performance_year", "x"), ("performance_year", "y")]
+    assert set(out.score_label) == {"CMS-HCC PY2024: 67% V24 + 33% V28 (PY2025 tables), rescaled to a base-year mean of 1.0"}
+    base = out[out.scored_for == "base_year"].set_index("person_id")
+    mean = (base.blended_score["x"] * 12 + base.blended_score["y"] * 4) / 16
+    assert (base.risk_score["x"] * 12 + base.risk_score["y"] * 4) / 16 == pytest.approx(1.0, abs=1e-12)
+    perf = out[out.scored_for == "performance_year"].set_index("person_id")
+    assert perf.risk_score["x"] == pytest.approx(perf.blended_score["x"] / mean, rel=1e-12)
 
 
 def test_score_sums_and_population_means_do_not_depend_on_row_order():

@@ -320,7 +320,7 @@ def persons_from_eligibility(
     new_enrollee_months: int = 12,
     institutional: ir.Table | None = None,
     transplants: ir.Table | None = None,
-    payer_types: Sequence[str] = ("medicare",),
+    payer_types: Sequence[str] | None = ("medicare",),
 ) -> ir.Table:
     """One row per person with the attributes CMS-HCC scoring needs, from the eligibility table.
 
@@ -334,8 +334,11 @@ def persons_from_eligibility(
     (person_id, transplant_date; see :func:`kidney_transplants`) gives ``graft_months``: counting
     the month of the latest transplant on or before 1 February of the payment year as month 1, the
     month of February (null without one). Only the ESRD dialysis model reads it.
+    `payer_types`: the payer types whose enrollment counts (default Medicare; None: every one, as for
+    a Medicaid or commercial program scored with the CMS-HCC model).
     """
-    e = eligibility.filter(eligibility.payer_type.isin(list(payer_types)))
+    of_types = (lambda t: t) if payer_types is None else (lambda t: t.filter(t.payer_type.isin(list(payer_types))))
+    e = of_types(eligibility)
     year_start, year_end = dt.date(payment_year, 1, 1), dt.date(payment_year, 12, 31)
     e = e.filter(e.enrollment_start_date <= year_end)
     overlaps = e.enrollment_end_date >= year_start
@@ -363,7 +366,7 @@ def persons_from_eligibility(
         esrd=latest.medicare_status_code.isin(list(ESRD_MEDICARE_STATUS)).fill_null(False),
     )
     months = eligibility_months(
-        eligibility.filter(eligibility.payer_type.isin(list(payer_types))),
+        of_types(eligibility),
         dt.date(payment_year - 1, 1, 1),
         dt.date(payment_year - 1, 12, 31),
     )
@@ -1366,11 +1369,23 @@ def _weighted_mean(score: ir.FloatingValue, weight: ir.FloatingValue, where: ir.
     return total.cast("float64") / w.sum(where=where).cast("float64")
 
 
-def _member_month_weights(member_months: ir.Table, cell: str | None) -> ir.Table:
+def _member_month_weights(member_months: ir.Table, cell: str | None, by_year: bool = False) -> ir.Table:
+    """Member months per person (and cell); with `by_year`, per person and calendar year of ``month``
+    (column ``payment_year``), to meet each year's score."""
     keys = ["person_id"] + ([cell] if cell else [])
     mm = member_months.member_months if "member_months" in member_months.columns else ibis.literal(1)
     t = member_months.mutate(_mm=mm.cast("float64"), person_id=member_months.person_id.cast("string"))
+    if by_year:
+        t = t.mutate(payment_year=t.month.year().cast("int32"))
+        keys.append("payment_year")
     return t.group_by(keys).agg(member_months=t._mm.sum())
+
+
+def _scores_by_year(member_months: ir.Table, scores: ir.Table) -> bool:
+    """Whether member months and scores both carry the year (``month``; ``payment_year``), so each
+    year's months meet that year's score: a person scored for several base years then weighs each
+    score by that year's months, not by all of them."""
+    return "month" in member_months.columns and "payment_year" in scores.columns
 
 
 def rescale_to_base_year(
@@ -1388,9 +1403,11 @@ def rescale_to_base_year(
     score; it is applied to `scores` (any year of the same program). Adds ``base_year_mean``,
     ``rescaled_score`` and ``score_source``.
     """
-    mm = _member_month_weights(base_member_months, None)
-    b = base_scores.select(person_id=base_scores.person_id.cast("string"), _s=base_scores[score])
-    j = mm.join(b, "person_id")
+    by_year = _scores_by_year(base_member_months, base_scores)
+    mm = _member_month_weights(base_member_months, None, by_year)
+    b = base_scores.select(person_id=base_scores.person_id.cast("string"), _s=base_scores[score],
+                           **({"payment_year": base_scores.payment_year.cast("int32")} if by_year else {}))
+    j = mm.join(b, ["person_id", "payment_year"] if by_year else "person_id")
     mean = _weighted_mean(j._s, j.member_months)
     base = j.aggregate(base_year_mean=mean)
     out = scores.cross_join(base)
@@ -1424,7 +1441,9 @@ def risk_ratio(
 
     Each mean is weighted by member months (a ``member_months`` column, or one row per member
     month) over the members of the cell who have a score; member months without a score are
-    reported, not counted. The ratio is taken over the population and only then limited to
+    reported, not counted. When the member months carry ``month`` and the scores ``payment_year``,
+    each year's months meet that year's score (several base years: every person-year weighs its own
+    months). The ratio is taken over the population and only then limited to
     [`floor`, `cap`] (dated contract terms, e.g. MSSP caps positive change at 1.03); members are
     never capped one by one.
 
@@ -1438,9 +1457,12 @@ def risk_ratio(
         raise TermsError("risk_ratio", "floor", f"floor {floor_d} is above cap {cap_d}")
 
     def year_means(scores: ir.Table, member_months: ir.Table, prefix: str) -> ir.Table:
-        mm = _member_month_weights(member_months, cell)
-        s = scores.select(person_id=scores.person_id.cast("string"), _s=scores[score].cast("float64"))
-        j = mm.left_join(s, "person_id").drop("person_id_right")
+        by_year = _scores_by_year(member_months, scores)
+        mm = _member_month_weights(member_months, cell, by_year)
+        s = scores.select(person_id=scores.person_id.cast("string"), _s=scores[score].cast("float64"),
+                          **({"payment_year": scores.payment_year.cast("int32")} if by_year else {}))
+        keys = ["person_id", "payment_year"] if by_year else ["person_id"]
+        j = mm.left_join(s, keys).drop(*[f"{k}_right" for k in keys])
         scored = j._s.notnull()
         return j.group_by(cell).agg(
             **{
