@@ -253,6 +253,7 @@ MINIMAL_CASES = [
         "listed twice",
     ),
     ({"target.risk_adjustment": {"method": "none", "ratio_cap": "0.03"}}, "target.risk_adjustment.ratio_cap", "only to method cms_hcc"),
+    ({"target.risk_adjustment": {"method": "payer_supplied"}}, "target.risk_adjustment.method", "payer_supplied is not implemented"),
     ({"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V99", "weight": "1"}]}}, "target.risk_adjustment.models[0].version", "expected 'V22', 'V24' or 'V28'"),
     ({"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V22", "weight": "1"}]}}, "target.risk_adjustment.models[0].version", "no CMS-HCC tables for V22"),
     (

@@ -471,6 +471,12 @@ class RiskAdjustment(Block):
 
     @model_validator(mode="after")
     def _check(self) -> "RiskAdjustment":
+        if self.method == "payer_supplied":
+            raise problem(
+                "method payer_supplied is not implemented: no input carries a payer's risk scores or ratios; "
+                "use cms_hcc (the CMS-HCC model, rescaled to a base-year mean of 1.0 outside Medicare) or none",
+                "method",
+            )
         if self.method == "cms_hcc":
             if not self.models:
                 raise problem("method cms_hcc needs models (a CMS-HCC version and weight)", "models")
@@ -492,7 +498,7 @@ class RiskAdjustment(Block):
         else:
             for key in ("models", "ratio_cap", "ratio_floor", "normalization_factor", "coding_intensity_adjustment", "esrd",
                         "esrd_normalization_factor"):
-                if getattr(self, key) is not None and not (self.method == "payer_supplied" and key.startswith("ratio")):
+                if getattr(self, key) is not None:
                     raise problem(f"{key} applies only to method cms_hcc, not {self.method!r}", key)
         return self
 
