@@ -1278,12 +1278,7 @@ def cms_hcc_scores(
     )
     detail = detail.mutate(payment_year=py, model_year=my)
 
-    kept = hcc_sources.semi_join(hccs, ["person_id", "_m", "cc"])
-    kept = kept.group_by(["person_id", "_m", "cc", "diagnosis_code"]).agg(_n=kept.count())
-    hcc_sources = kept.select(
-        "person_id", model_version=_model_name(kept._m, models), factor="HCC" + kept.cc.cast("string"),
-        diagnosis_code=kept.diagnosis_code,
-    )
+    hcc_sources = _hcc_diagnoses(hcc_sources, hccs, models)
     result = RiskScores(scores=scores, model_scores=ms, detail=detail, hcc_diagnoses=hcc_sources, excluded=excluded)
     if esrd_model:
         from allpayer.core.risk_esrd import esrd_dialysis_scores
@@ -1295,6 +1290,17 @@ def cms_hcc_scores(
             for name in ("scores", "model_scores", "detail", "hcc_diagnoses")
         }, excluded=excluded)
     return result
+
+
+def _hcc_diagnoses(sources: ir.Table, hccs: ir.Table, models: Sequence[str]) -> ir.Table:
+    """The ``hcc_diagnoses`` rows: each diagnosis code behind an HCC that survived the hierarchies
+    (`sources` and `hccs` from :func:`_model_hccs`; ``_m`` is a position in `models`)."""
+    kept = sources.semi_join(hccs, ["person_id", "_m", "cc"])
+    kept = kept.group_by(["person_id", "_m", "cc", "diagnosis_code"]).agg(_n=kept.count())
+    return kept.select(
+        "person_id", model_version=_model_name(kept._m, models), factor="HCC" + kept.cc.cast("string"),
+        diagnosis_code=kept.diagnosis_code,
+    )
 
 
 def _person_scores(p: ir.Table, blend: ir.Table, terms: CmsHccTerms, label: str, py: ir.Value, my: ir.Value) -> ir.Table:

@@ -67,10 +67,10 @@ def _demographics(p: ir.Table) -> ir.Table:
     ``risk._prepare_persons``."""
     aged = p.age >= 65
     female = p.sex == "F"
-    ne_origds = aged & (p.orec == "1")
+    origds = aged & (p.orec == "1")
     segment = ibis.ifelse(p.new_enrollee, "DNE", "DI")
     dne_cell = (
-        ibis.ifelse(p.fbd, "FBD", "ND_PBD") + "_" + ibis.ifelse(ne_origds, "ORIGDIS", "NORIGDIS")
+        ibis.ifelse(p.fbd, "FBD", "ND_PBD") + "_" + ibis.ifelse(origds, "ORIGDIS", "NORIGDIS")
         + "_NE" + p.sex + _band(p.age, _DNE_BANDS, "85_GT")
     )
     di_cell = p.sex + _band(p.age, risk._AGE_BANDS, "95_GT")
@@ -80,7 +80,7 @@ def _demographics(p: ir.Table) -> ir.Table:
             for age_name, is_age in (("Aged", aged), ("NonAged", ~aged)):
                 flags[f"{dual}_{sex_name}_{age_name}"] = is_dual & is_sex & is_age
     for sex_name, is_sex in (("Female", female), ("Male", ~female)):
-        flags[f"OriginallyDisabled_{sex_name}"] = aged & (p.orec == "1") & is_sex
+        flags[f"OriginallyDisabled_{sex_name}"] = origds & is_sex  # aged, OREC 1
         flags[f"Originally_ESRD_{sex_name}"] = aged & p.orec.isin(["2", "3"]) & is_sex
     flags["LTI_Aged"] = p.institutional & aged
     flags["LTI_NonAged"] = p.institutional & ~aged
@@ -133,7 +133,7 @@ def esrd_dialysis_scores(
     )
 
     # disease interactions: every term present (NONAGED: under 65), with a coefficient in the segment
-    summary = hccs.group_by(["person_id", "_dis"]).agg(_groups=hccs.group_mask.bit_or(), _n=hccs.count())
+    summary = hccs.group_by(["person_id", "_dis"]).agg(_groups=hccs.group_mask.bit_or(), hcc_count=hccs.count())
     masks = reference.interaction_masks
     masks = masks.filter(masks.model_version == MODEL).select("interaction", "required_mask", "disabled_bit")
     inter = summary.cross_join(masks)
@@ -170,7 +170,7 @@ def esrd_dialysis_scores(
         demographic_score=risk._exact_sum(ibis.ifelse(is_demo, factors.value, 0.0)),
         demographic_factor=factors.value.max(where=factors.factor_type == "demographic"),
     )
-    counts = hccs.group_by("person_id").agg(hcc_count=hccs.count())
+    counts = summary.select("person_id", "hcc_count")  # _dis follows from the person: one row each
     ms = p.select("person_id", "segment", "demographic_cell").left_join(sums, "person_id").drop("person_id_right")
     ms = ms.left_join(counts, "person_id").drop("person_id_right")
     norm = float(terms.esrd_normalization)
@@ -197,12 +197,7 @@ def esrd_dialysis_scores(
     blend = ms.select("person_id", blended_score=ms.normalized_score)
     scores = risk._person_scores(p, blend, terms, terms.esrd_label, py, my)
 
-    kept = sources.semi_join(hccs, ["person_id", "_m", "cc"])
-    kept = kept.group_by(["person_id", "cc", "diagnosis_code"]).agg(_n=kept.count())
-    hcc_diagnoses = kept.select(
-        "person_id", model_version=ibis.literal(MODEL), factor="HCC" + kept.cc.cast("string"),
-        diagnosis_code=kept.diagnosis_code,
-    )
+    hcc_diagnoses = risk._hcc_diagnoses(sources, hccs, (MODEL,))
     excluded = prepared.filter(ibis.literal(False)).select(
         "person_id", payment_year=py, reason=ibis.literal("", "string")
     )
