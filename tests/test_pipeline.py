@@ -76,6 +76,40 @@ def test_risk_ratios_show_the_terms_cap_next_to_the_raw_ratio(db):
         assert ratio == min(raw, cap) and (limited_by == "cap") == (raw > cap), cell
 
 
+def test_each_risk_score_shows_its_work(db):
+    """Every published score can be rebuilt from the published detail: each model's raw score is the
+    sum of its factors (demographic cell and interactions, HCCs after hierarchies, disease
+    interactions, the HCC count), and the blended score is the sum over models of raw score /
+    normalization factor x blend weight. Members left unscored are listed with the reason."""
+    keys = "program_id, person_id, payment_year, scored_for"
+    scores = rows(db, f"select {keys}, blended_score from risk_scores")
+    assert len(scores) > 100
+    raw_vs_factors = rows(db, f"""
+        with f as (select {keys}, model_version, sum(value) as total, count(*) filter (factor_type = 'demographic') as cells,
+                          count(*) filter (factor_type = 'hcc') as hccs
+                   from risk_score_factors group by all)
+        select m.raw_score, f.total, m.hcc_count, f.hccs, f.cells
+        from risk_model_scores m left join f using ({keys}, model_version)""")
+    assert len(raw_vs_factors) == 2 * len(scores)  # V24 and V28 for every member of the 2024 blend
+    for raw, total, hcc_count, hccs, cells in raw_vs_factors:
+        assert total == pytest.approx(raw, abs=1e-9) and cells == 1 and hccs == hcc_count
+    assert sum(1 for r in raw_vs_factors if r[3]) > len(raw_vs_factors) / 4  # many members have HCCs
+    blended = dict(((r[:4]), r[4]) for r in rows(
+        db, f"select {keys}, sum(raw_score / normalization_factor * blend_weight) from risk_model_scores group by all"))
+    for *key, score in scores:
+        assert blended[tuple(key)] == pytest.approx(score, abs=1e-12), key
+    # an HCC's coefficient is the segment's; a new enrollee's HCCs are listed without one (value 0)
+    hcc_rows = rows(db, "select segment, coefficient, value from risk_score_factors where factor_type = 'hcc'")
+    for segment, coefficient, value in hcc_rows:
+        if segment == "NE":
+            assert coefficient is None and value == 0
+        else:
+            assert coefficient.startswith(segment + "_HCC") and value >= 0  # (a few V24 coefficients are 0)
+    # members left unscored are listed with the reason (tests/core/test_risk_esrd.py), never also scored
+    excluded = rows(db, f"select {keys}, reason from risk_exclusions")
+    assert not {r[:4] for r in excluded} & {r[:4] for r in scores}
+
+
 def test_the_runs_working_tables_are_not_published(db):
     # attribution writes each of its steps as a working table of the run; none is left behind
     assert rows(db, "select table_name from information_schema.tables where table_name like '%run_work%'") == []

@@ -19,6 +19,11 @@ Output tables (grain in parentheses; columns are documented with each stage func
 - ``utilization``         (program_id, year)                   admissions, ED visits, readmissions per 1,000
 - ``leakage``             (program_id, year, tcoc_category)    out-of-network spending
 - ``risk_scores``         (program_id, person_id, payment_year) CMS-HCC scores of PY and base-year members
+- ``risk_model_scores``   (program_id, person_id, payment_year, model_version) each model's raw and normalized score and blend weight
+- ``risk_score_factors``  (program_id, person_id, payment_year, model_version, factor) every factor of a score: the
+                          demographic cell and interactions, each HCC after hierarchies, disease interactions,
+                          the HCC count; with its coefficient name and value
+- ``risk_exclusions``     (program_id, person_id, payment_year) members not scored, with the reason
 - ``risk_ratios``         (program_id, cell_id)                population risk ratio PY over base, capped
 - ``targets``             (program_id, cell_id, month)         expected TCOC: base PMPM x trend x risk x (1 - discount)
 - ``target_reconciliation`` (program_id, cell_id, month)      our targets against the payer's, with reasons
@@ -84,6 +89,9 @@ STAGES = (
     "utilization",
     "leakage",
     "risk_scores",
+    "risk_model_scores",
+    "risk_score_factors",
+    "risk_exclusions",
     "risk_ratios",
     "targets",
     "target_reconciliation",
@@ -492,8 +500,13 @@ def _run_core(
             from allpayer.core.risk import kidney_transplants
 
             transplants = kidney_transplants(of_persons(medical_rows, scored.select("person_id")))
-        stage("risk_scores", union_aligned([
-            _cms_hcc_scores(p, eligibility, dx_all, transplants, base_all) for p in risk_programs]))
+        scored_programs = [_cms_hcc_scores(p, eligibility, dx_all, transplants, base_all, cache=is_duckdb(con))
+                           for p in risk_programs]
+        stage("risk_scores", union_aligned([sp.scores for sp in scored_programs]))
+        for name in RISK_DETAIL_TABLES:
+            stage(name, union_aligned([getattr(sp, _RISK_DETAIL_FIELDS[name]) for sp in scored_programs]))
+        for sp in scored_programs:
+            sp.release()
         drop_work("risk_diagnoses")
         # The ratios from the scores as written: nobody is scored twice.
         stored = con.table("risk_scores").filter(lambda t: t.performance_year == year)
@@ -686,18 +699,31 @@ def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]]
     return risk.risk_adjustment_diagnoses_by_year(rows, procedures, needs, codes_normalized=True, per_person=True)
 
 
+RISK_DETAIL_TABLES = ("risk_model_scores", "risk_score_factors", "risk_exclusions")
+"""The tables that show the work behind ``risk_scores``, with the `RiskScores` field of each."""
+_RISK_DETAIL_FIELDS = {"risk_model_scores": "model_scores", "risk_score_factors": "detail",
+                       "risk_exclusions": "excluded"}
+
+
 def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.Table,
-                    transplants: ir.Table | None = None, base_months: ir.Table | None = None) -> ir.Table:
+                    transplants: ir.Table | None = None, base_months: ir.Table | None = None,
+                    cache: bool = False):
     """CMS-HCC scores of the program's performance-year members (diagnoses of the year before)
-    and of its base-year members scored with the performance year's model (``scored_for``).
+    and of its base-year members scored with the performance year's model (``scored_for``), with
+    the work behind them: a `risk.RiskScores` whose ``scores``, ``model_scores``, ``detail`` and
+    ``excluded`` carry program_id, scored_for and performance_year (``hcc_diagnoses`` is left as
+    computed: the run does not publish it).
     `diagnoses`: the risk-adjustment-eligible diagnoses by tables_year and diagnosis_year;
     `transplants`: kidney transplants from the claims (``risk.kidney_transplants``), read when the
-    program scores ESRD members with the dialysis model (a member with a graft is not scored).
+    program scores ESRD members with the dialysis model (a member with a graft is not scored);
+    `cache`: materialize the scoring's intermediate tables (DuckDB) so that the four tables do not
+    each compute the scores again.
 
     Every enrollment of the program's payer counts, whatever its payer type. A Medicaid, commercial
     or self-funded program's ``risk_score`` is its CMS-HCC score rescaled so that its base-year
     members' member-month-weighted mean is 1.0 (`base_months`: the run's base months), labelled so;
-    ``blended_score`` keeps the CMS-HCC score. The rescaling does not change the risk ratio."""
+    ``blended_score`` keeps the CMS-HCC score. The rescaling does not change the risk ratio; the
+    model scores and factors stay those of the CMS-HCC score."""
     import dataclasses
 
     from allpayer.core import risk
@@ -713,35 +739,38 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
         terms = dataclasses.replace(terms, model_year=tables_year, parameters_year=py)
     elig = eligibility.filter(eligibility.payer == program.payer)
 
-    def scored(payment_year: int) -> ir.Table:
+    def scored(payment_year: int, scored_for: str) -> risk.RiskScores:
         persons = risk.persons_from_eligibility(
             elig, payment_year=payment_year, payer_types=None,
             transplants=transplants if esrd_reference is not None else None)
         dx = diagnoses.filter((diagnoses.tables_year == tables_year) & (diagnoses.diagnosis_year == payment_year - 1))
         dx = dx.drop("tables_year", "diagnosis_year")
-        return risk.cms_hcc_scores(persons, dx, reference, terms, payment_year=payment_year,
-                                   esrd_reference=esrd_reference).scores
+        result = risk.cms_hcc_scores(persons, dx, reference, terms, payment_year=payment_year,
+                                     esrd_reference=esrd_reference, cache=cache)
+        tags = dict(program_id=ibis.literal(program.program_id), scored_for=ibis.literal(scored_for),
+                    performance_year=ibis.literal(py, "int32"))
+        return dataclasses.replace(result, **{
+            name: getattr(result, name).mutate(**tags) for name in risk.RiskScores.TABLES if name != "hcc_diagnoses"
+        })
 
-    perf = scored(py).mutate(program_id=ibis.literal(program.program_id), scored_for=ibis.literal("performance_year"),
-                             performance_year=ibis.literal(py, "int32"))
-    base = union_aligned([scored(by) for by in _scored_years(program)[1:]])
-    out = union_aligned([
-        perf,
-        base.mutate(program_id=ibis.literal(program.program_id), scored_for=ibis.literal("base_year"),
-                    performance_year=ibis.literal(py, "int32")),
-    ])
+    parts = [scored(py, "performance_year")] + [scored(by, "base_year") for by in _scored_years(program)[1:]]
+    out = risk.RiskScores(
+        **{name: union_aligned([getattr(part, name) for part in parts]) for name in risk.RiskScores.TABLES},
+        cached=tuple(t for part in parts for t in part.cached),
+    )
     if program.kind == "medicare" or base_months is None:
         return out
     # Not a Medicare population: the CMS-HCC score is rescaled to a base-year mean of 1.0 (the
     # program's base-year members, weighted by their member months of each base year).
     label = "rescaled to a base-year mean of 1.0"
+    scores = out.scores
     rescaled = risk.rescale_to_base_year(
-        out, out.filter(out.scored_for == "base_year"),
+        scores, scores.filter(scores.scored_for == "base_year"),
         base_months.filter(base_months.program_id == program.program_id), label=label,
     )
-    return rescaled.mutate(
+    return dataclasses.replace(out, scores=rescaled.mutate(
         risk_score=rescaled.rescaled_score, score_label=rescaled.score_label + ", " + rescaled.score_source,
-    ).drop("base_year_mean", "rescaled_score", "score_source")
+    ).drop("base_year_mean", "rescaled_score", "score_source"))
 
 
 def _cms_hcc_ratio(program: ProgramTerms, scores: ir.Table, pm: ir.Table, base_months: ir.Table) -> ir.Table:

@@ -518,7 +518,7 @@ def test_the_run_scores_with_the_programs_own_risk_terms(tmp_path):
     }))
 
     def perf(program) -> pd.DataFrame:
-        out = df(pipeline._cms_hcc_scores(program, elig, dx))
+        out = df(pipeline._cms_hcc_scores(program, elig, dx).scores)
         return out[out.scored_for == "performance_year"].set_index("person_id")
 
     shipped = perf(_vt2024_medicare_with(tmp_path))
@@ -965,7 +965,7 @@ def test_the_run_scores_a_commercial_program_and_rescales_it_to_a_base_year_mean
     }))
     program = _vt2024_program_with(tmp_path, "mvp_qhp", method="cms_hcc", tables_year={"value": 2025, "basis": "INF"},
                                    models=[{"version": "V24", "weight": "0.67"}, {"version": "V28", "weight": "0.33"}])
-    out = df(pipeline._cms_hcc_scores(program, elig, dx, None, base_months))
+    out = df(pipeline._cms_hcc_scores(program, elig, dx, None, base_months).scores)
     assert sorted(zip(out.scored_for, out.person_id)) == [
         ("base_year", "x"), ("base_year", "y"), ("performance_year", "x"), ("performance_year", "y")]
     assert set(out.score_label) == {"CMS-HCC PY2024: 67% V24 + 33% V28 (PY2025 tables), rescaled to a base-year mean of 1.0"}

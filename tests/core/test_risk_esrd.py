@@ -146,7 +146,8 @@ def test_the_run_scores_esrd_members_with_the_dialysis_model_when_the_terms_say_
     }))
     program = _vt2024_medicare_with(tmp_path, esrd="esrd_dialysis",
                                     esrd_normalization_factor={"value": "1.05", "basis": "INF"})
-    out = df(pipeline._cms_hcc_scores(program, elig, dx))
+    result = pipeline._cms_hcc_scores(program, elig, dx)
+    out = df(result.scores)
     perf = out[out.scored_for == "performance_year"].set_index("person_id")
     assert perf.loc["e", "segment"] == "DI"
     assert perf.loc["e", "score_label"] == "CMS-HCC ESRD dialysis model PY2024, normalization 1.05 (PY2025 tables)"
@@ -154,6 +155,13 @@ def test_the_run_scores_esrd_members_with_the_dialysis_model_when_the_terms_say_
     coef = df(load_hcc_reference(2025, ("E24",)).coefficients).set_index("coefficient").value
     raw = coef["DI_M65_69"] + coef["DI_Originally_ESRD_Male"] + coef["DI_HCC18"]
     assert perf.loc["e", "risk_score"] == pytest.approx(raw / 1.05, rel=1e-12)
+    # the run publishes the factors behind it (risk_score_factors) and the model score (risk_model_scores)
+    factors = df(result.detail)
+    mine = factors[(factors.person_id == "e") & (factors.scored_for == "performance_year")]
+    assert sorted(mine.coefficient) == ["DI_HCC18", "DI_M65_69", "DI_Originally_ESRD_Male"]
+    assert set(mine.model_version) == {"E24"} and mine.value.sum() == pytest.approx(raw, rel=1e-12)
+    ms = df(result.model_scores).set_index(["person_id", "scored_for"])
+    assert ms.loc[("e", "performance_year"), "raw_score"] == pytest.approx(raw, rel=1e-12)
     assert perf.loc["p", "score_label"] == "CMS-HCC PY2024: 67% V24 + 33% V28 (PY2025 tables)"
 
 
@@ -198,8 +206,15 @@ def test_the_run_leaves_esrd_members_with_a_kidney_graft_unscored(tmp_path):
         _inpatient("t", "graft", dt.date(2022, 9, 30), drg="652")])))
     program = _vt2024_medicare_with(tmp_path, esrd="esrd_dialysis",
                                     esrd_normalization_factor={"value": "1.05", "basis": "INF"})
-    out = df(pipeline._cms_hcc_scores(program, elig, dx, transplants))
+    result = pipeline._cms_hcc_scores(program, elig, dx, transplants)
+    out = df(result.scores)
     assert set(out[out.scored_for == "performance_year"].person_id) == {"dialysis"}
+    # the run lists the member it left out, with the reason (risk_exclusions): the graft of
+    # September 2022 is in place on 1 February of the base year 2023 too
+    excluded = df(result.excluded)
+    reason = "ESRD with a functioning kidney graft: the graft model is not implemented"
+    assert sorted(zip(excluded.person_id, excluded.payment_year, excluded.scored_for, excluded.reason)) == [
+        ("graft", 2023, "base_year", reason), ("graft", 2024, "performance_year", reason)]
 
 
 # --------------------------------------------------------------------------------------------------

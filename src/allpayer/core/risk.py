@@ -690,6 +690,16 @@ class RiskScores:
     detail: ir.Table
     hcc_diagnoses: ir.Table
     excluded: ir.Table
+    cached: tuple = field(default=(), repr=False, compare=False)
+    """The intermediate tables materialized with ``cache=True`` (`release` drops them)."""
+
+    TABLES = ("scores", "model_scores", "detail", "hcc_diagnoses", "excluded")
+
+    def release(self) -> None:
+        """Drop the materialized intermediate tables (after the outputs have been read): their
+        connection may be closed before Python would collect them."""
+        for table in self.cached:
+            table.release()
 
 
 def _column_or(t: ir.Table, name: str, default) -> ir.Value:
@@ -1146,13 +1156,19 @@ def cms_hcc_scores(
 
     dx = diagnoses.filter(diagnoses.service_date.year() == payment_year - 1)
     dx = dx.select(person_id=dx.person_id.cast("string"), _code=dx.diagnosis_code)
-    if cache:
-        p = p.cache()
+    cached = []
+
+    def materialized(t: ir.Table) -> ir.Table:
+        if not cache:
+            return t
+        cached.append(t.cache())
+        return cached[-1]
+
+    p = materialized(p)
     p = checkpoint(p, "risk_persons")  # Spark: computed once, not once per branch that reads it
     hccs, hcc_sources = _model_hccs(dx, p, lk)
     hccs = checkpoint(hccs, "risk_hccs")  # Spark: computed once, not once per branch that reads it
-    if cache:
-        hccs = hccs.cache()
+    hccs = materialized(hccs)
     pm = p.select(
         "_seg", "person_id", "segment", "demographic_cell", "sex", "originally_disabled", "medicaid"
     ).cross_join(mods)
@@ -1172,8 +1188,7 @@ def cms_hcc_scores(
     summary = hccs.group_by(["person_id", "_m", "_seg", "_dis"]).agg(
         _n=hccs.count(), _groups=hccs.group_mask.bit_or(), _hcc_value=_exact_sum(hccs.value)
     )
-    if cache:
-        summary = summary.cache()  # read by the scores and by the detail
+    summary = materialized(summary)  # read by the scores and by the detail
 
     # 3. disease interactions: every term's group present (DISABLED: a person under 65 entitled by
     # disability); an interaction needs a group, so persons with none are not tried
@@ -1217,8 +1232,7 @@ def cms_hcc_scores(
         demographic_factor=core._cell_value,
         hcc_count=core._n.fill_null(0).cast("int64"),
     )
-    if cache:
-        core = core.cache()
+    core = materialized(core)
     params = ibis.memtable(
         {
             "model_version": list(models),
@@ -1279,7 +1293,8 @@ def cms_hcc_scores(
     detail = detail.mutate(payment_year=py, model_year=my)
 
     hcc_sources = _hcc_diagnoses(hcc_sources, hccs, models)
-    result = RiskScores(scores=scores, model_scores=ms, detail=detail, hcc_diagnoses=hcc_sources, excluded=excluded)
+    result = RiskScores(scores=scores, model_scores=ms, detail=detail, hcc_diagnoses=hcc_sources, excluded=excluded,
+                        cached=tuple(cached))
     if esrd_model:
         from allpayer.core.risk_esrd import esrd_dialysis_scores
 
@@ -1288,7 +1303,7 @@ def cms_hcc_scores(
         result = RiskScores(**{
             name: _union_like(getattr(result, name), getattr(esrd, name))
             for name in ("scores", "model_scores", "detail", "hcc_diagnoses")
-        }, excluded=excluded)
+        }, excluded=excluded, cached=tuple(cached))
     return result
 
 
