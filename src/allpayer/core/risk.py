@@ -1103,8 +1103,9 @@ def cms_hcc_scores(
     `models`: model versions to compute (default: those with a positive blend weight); models with no
     blend weight are computed and shown but add nothing to the blended score.
     `switch_edits`: apply CMS's MCE age-validity edits (CMS default: on).
-    `cache`: materialize the persons, their HCCs and the per-model sums in the inputs' backend
-    (``Table.cache``) so the outputs do not recompute them; the results are the same either way.
+    `cache`: materialize the persons (all of them, and those scored), their HCCs and the per-model
+    sums in the inputs' backend (``Table.cache``) so the outputs, the exclusions included, do not
+    recompute them; the results are the same either way (`RiskScores.release` drops them).
     `esrd_reference`: the ESRD model's tables (``load_hcc_reference(year, ("E24",))``), needed when
     the terms score ESRD persons with the dialysis model (``esrd="esrd_dialysis"``); those persons'
     rows then come from :func:`allpayer.core.risk_esrd.esrd_dialysis_scores`, with model ``E24``.
@@ -1133,7 +1134,16 @@ def cms_hcc_scores(
     py = ibis.literal(payment_year, "int32")
     my = ibis.literal(terms.model_year, "int32")
 
-    prepared = _prepare_persons(persons, as_of, terms.esrd)
+    cached = []
+
+    def materialized(t: ir.Table) -> ir.Table:
+        if not cache:
+            return t
+        cached.append(t.cache())
+        return cached[-1]
+
+    # every person, scored or not: read by the scores and by the exclusions
+    prepared = materialized(_prepare_persons(persons, as_of, terms.esrd))
     excluded = prepared.filter(prepared.exclusion_reason.notnull()).select(
         "person_id", payment_year=py, reason=prepared.exclusion_reason
     )
@@ -1156,15 +1166,7 @@ def cms_hcc_scores(
 
     dx = diagnoses.filter(diagnoses.service_date.year() == payment_year - 1)
     dx = dx.select(person_id=dx.person_id.cast("string"), _code=dx.diagnosis_code)
-    cached = []
-
-    def materialized(t: ir.Table) -> ir.Table:
-        if not cache:
-            return t
-        cached.append(t.cache())
-        return cached[-1]
-
-    p = materialized(p)
+    p = materialized(p)  # the scored persons, as the HCC step joins them (a narrower, faster build side)
     p = checkpoint(p, "risk_persons")  # Spark: computed once, not once per branch that reads it
     hccs, hcc_sources = _model_hccs(dx, p, lk)
     hccs = checkpoint(hccs, "risk_hccs")  # Spark: computed once, not once per branch that reads it
