@@ -19,6 +19,8 @@ MATRIX = {
     "/api/v1/rosters": ACO | {"payer", "practice", "hospital"},
     "/api/v1/care-gaps": ACO | {"payer", "practice"},
     "/api/v1/claims": ACO | {"payer"},
+    "/api/v1/risk/scores": ACO | {"payer", "practice"},
+    "/api/v1/risk/factors": ACO | {"payer", "practice"},
     "/api/v1/tcoc": ALL,
     "/api/v1/targets": ACO | {"payer", "regulator"},
     "/api/v1/quality/rates": ACO | {"payer", "practice", "hospital", "regulator"},
@@ -35,7 +37,7 @@ MATRIX = {
 # role then gets 404 (not in the snapshot), a denied one still 403.
 MAY_BE_ABSENT = {"/api/v1/care-gaps": "care_gaps", "/api/v1/quality/rates": "quality_rates",
                  "/api/v1/quality/scores": "quality_program_scores"}
-MEMBER_LEVEL = {"/api/v1/rosters", "/api/v1/care-gaps", "/api/v1/claims"}
+MEMBER_LEVEL = {"/api/v1/rosters", "/api/v1/care-gaps", "/api/v1/claims", "/api/v1/risk/scores", "/api/v1/risk/factors"}
 
 
 def test_every_role_has_a_user(world):
@@ -113,6 +115,25 @@ def test_practice_sees_only_its_patients(world, as_role):
     other = world.sql("SELECT min(practice_id) FROM attribution WHERE practice_id <> ?", (practice,))[0][0]
     r = as_role("practice", "/api/v1/rosters", params={"practice_id": other})
     assert r.status_code == 200 and r.json()["total"] == 0
+
+
+def test_practice_sees_the_risk_scores_and_factors_of_its_attributed_patients_only(world, as_role):
+    practice = world.users["practice"]["org_id"]
+    scores, total = _all_items(as_role, "practice", "/api/v1/risk/scores")
+    everyone, all_total = _all_items(as_role, "aco_admin", "/api/v1/risk/scores")
+    mine = {(r[0], r[1]) for r in world.sql(
+        "SELECT DISTINCT program_id, person_id FROM attribution WHERE attributed AND practice_id = ?", (practice,))}
+    scored = {(i["program_id"], i["person_id"]) for i in everyone}
+    assert 0 < total < all_total
+    assert {(i["program_id"], i["person_id"]) for i in scores} == mine & scored
+    person = scores[0]["person_id"]
+    factors, _ = _all_items(as_role, "practice", "/api/v1/risk/factors", person_id=person)
+    assert factors and {i["person_id"] for i in factors} == {person}
+    assert {i["factor_type"] for i in factors} >= {"demographic"}
+    # another practice's patient: nothing, not their rows
+    other = sorted({p for _, p in scored} - {p for _, p in mine})[0]
+    assert as_role("practice", "/api/v1/risk/factors", params={"person_id": other}).json()["total"] == 0
+    assert as_role("aco_admin", "/api/v1/risk/factors", params={"person_id": other}).json()["total"] > 0
 
 
 def test_hospital_sees_only_its_payments(world, as_role):

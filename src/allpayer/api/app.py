@@ -471,6 +471,31 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         return await list_page(p, "rosters", {"program_id": program_id, "performance_year": performance_year,
                                               "month": month, "practice_id": practice_id}, limit, offset, cursor, request)
 
+    Person = Query(None, max_length=100, description="Only this person (person_id).")
+    ScoredFor = Query(None, pattern="^(performance_year|base_year)$",
+                      description="performance_year, or base_year (scored with the performance year's model).")
+
+    @app.get("/api/v1/risk/scores", tags=["risk"],
+             summary="CMS-HCC risk scores of the performance year's and base years' members (member level).")
+    async def risk_scores(request: Request, p: Principal = Depends(principal), program_id: str | None = Program,
+                          performance_year: int | None = Year, scored_for: str | None = ScoredFor,
+                          person_id: str | None = Person,
+                          limit: int = Limit, offset: int = Offset, cursor: str | None = Cursor):
+        return await list_page(p, "risk_scores", {"program_id": program_id, "performance_year": performance_year,
+                                                  "scored_for": scored_for, "person_id": person_id},
+                               limit, offset, cursor, request)
+
+    @app.get("/api/v1/risk/factors", tags=["risk"],
+             summary="The factors of each risk score: demographic cell, HCCs, interactions, HCC count (member level).")
+    async def risk_factors(request: Request, p: Principal = Depends(principal), program_id: str | None = Program,
+                           performance_year: int | None = Year, scored_for: str | None = ScoredFor,
+                           person_id: str | None = Person,
+                           model_version: str | None = Query(None, max_length=10, description="Only this model (V24, V28, E24)."),
+                           limit: int = Limit, offset: int = Offset, cursor: str | None = Cursor):
+        return await list_page(p, "risk_factors", {"program_id": program_id, "performance_year": performance_year,
+                                                   "scored_for": scored_for, "person_id": person_id,
+                                                   "model_version": model_version}, limit, offset, cursor, request)
+
     @app.get("/api/v1/care-gaps", tags=["quality"], summary="Open care gaps for outreach (member level).")
     async def care_gaps(request: Request, p: Principal = Depends(principal), program_id: str | None = Program,
                   practice_id: str | None = Query(None, max_length=100, description="Only this practice."),

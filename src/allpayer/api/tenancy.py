@@ -96,6 +96,17 @@ def _hospital_hsa(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
     return t.filter(t.hsa == hsa)
 
 
+def _attributed_to_practice(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+    """Rows of the persons attributed to the principal's practice in any month of the row's
+    program and performance year (their base-year scores included)."""
+    if not ctx.has("attribution"):
+        return t.filter(ibis.literal(False))
+    a = ctx.table("attribution")
+    a = a.filter(a.attributed & (a.practice_id == (p.org_id or "")))
+    keys = ["program_id", "performance_year", "person_id"]
+    return t.semi_join(a.select(*keys).distinct(), keys)
+
+
 def _where(**equal) -> Rule:
     def rule(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
         for col, values in equal.items():
@@ -165,6 +176,15 @@ DATASETS: dict[str, Dataset] = {
         Dataset("care_gaps", "care_gaps", ("program_id", "practice_id", "person_id", "gap_id"), True,
                 _aco(payer=_own_programs, practice=_column_is_org("practice_id")),
                 ("program_id", "practice_id", "measure_id")),
+        Dataset("risk_scores", "risk_scores",
+                ("program_id", "performance_year", "scored_for", "payment_year", "person_id"), True,
+                _aco(payer=_own_programs, practice=_attributed_to_practice),
+                ("program_id", "performance_year", "scored_for", "person_id")),
+        Dataset("risk_factors", "risk_score_factors",
+                ("program_id", "performance_year", "scored_for", "payment_year", "person_id", "model_version",
+                 "factor_type", "factor"), True,
+                _aco(payer=_own_programs, practice=_attributed_to_practice),
+                ("program_id", "performance_year", "scored_for", "person_id", "model_version")),
         Dataset("claims", "medical_claim", ("claim_id", "claim_line_number", "adjustment_sequence"), True,
                 _aco(payer=_column_is_org("payer")), ("payer", "claim_type")),
         Dataset("tcoc", "tcoc_summary", ("program_id", "year", "hsa", "practice_id", "employer_id"), False,
