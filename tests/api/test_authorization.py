@@ -126,7 +126,9 @@ def test_practice_sees_the_risk_scores_and_factors_of_its_attributed_patients_on
     scored = {(i["program_id"], i["person_id"]) for i in everyone}
     assert 0 < total < all_total
     assert {(i["program_id"], i["person_id"]) for i in scores} == mine & scored
-    person = scores[0]["person_id"]
+    held = {r[0] for r in world.sql("SELECT person_id FROM medical_claim WHERE substance_use_redacted "
+                                    "UNION SELECT person_id FROM eligibility WHERE data_sharing_opt_out")}
+    person = sorted({i["person_id"] for i in scores} - held)[0]  # (factors withheld: the next test)
     factors, _ = _all_items(as_role, "practice", "/api/v1/risk/factors", person_id=person)
     assert factors and {i["person_id"] for i in factors} == {person}
     assert {i["factor_type"] for i in factors} >= {"demographic"}
@@ -134,6 +136,23 @@ def test_practice_sees_the_risk_scores_and_factors_of_its_attributed_patients_on
     other = sorted({p for _, p in scored} - {p for _, p in mine})[0]
     assert as_role("practice", "/api/v1/risk/factors", params={"person_id": other}).json()["total"] == 0
     assert as_role("aco_admin", "/api/v1/risk/factors", params={"person_id": other}).json()["total"] > 0
+
+
+def test_risk_factors_withhold_persons_with_a_part2_claim_or_an_opt_out(world, as_role):
+    held = {r[0] for r in world.sql(
+        "SELECT person_id FROM medical_claim WHERE substance_use_redacted "
+        "UNION SELECT person_id FROM eligibility WHERE data_sharing_opt_out")}
+    factored = {r[0] for r in world.sql("SELECT DISTINCT person_id FROM risk_score_factors")}
+    assert held & factored  # the world has such persons with factors
+    released = world.sql("SELECT count(*) FROM risk_score_factors WHERE person_id NOT IN "
+                         "(SELECT person_id FROM medical_claim WHERE substance_use_redacted "
+                         "UNION SELECT person_id FROM eligibility WHERE data_sharing_opt_out)")[0][0]
+    body = as_role("aco_admin", "/api/v1/risk/factors", params={"limit": 1}).json()
+    assert body["total"] == released
+    person = sorted(held & factored)[0]
+    assert as_role("aco_admin", "/api/v1/risk/factors", params={"person_id": person}).json()["total"] == 0
+    # their scores stay (a number, like the aggregates)
+    assert as_role("aco_admin", "/api/v1/risk/scores", params={"person_id": person}).json()["total"] > 0
 
 
 def test_hospital_sees_only_its_payments(world, as_role):

@@ -128,3 +128,46 @@ def test_export_of_the_quarantine_withholds_the_same_claims(tmp_path, capsys):
     assert f"withheld 1 rows: {privacy.REASON_OPT_OUT}" in err
     text = out.read_text()
     assert "C8" in text and "C9" not in text
+
+
+def _with_risk_factors(db, tmp_path):
+    """A copy of the database with a ``risk_score_factors`` table: one HCC row each for P001
+    (nothing to withhold) and P002 (opted out as MD002, and C4 is redacted under Part 2), and two
+    for a person the inputs do not know."""
+    import shutil
+
+    import duckdb
+
+    copy = tmp_path / "with_factors.duckdb"
+    shutil.copy(db, copy)
+    c = duckdb.connect(str(copy))
+    c.execute("""CREATE TABLE risk_score_factors AS SELECT * FROM (VALUES
+        ('P001', 'V28', 'hcc', 'HCC38'), ('P002', 'V28', 'hcc', 'HCC137'),
+        ('P999', 'V28', 'hcc', 'HCC38'), ('P999', 'V28', 'demographic', 'F70_74'))
+        AS f(person_id, model_version, factor_type, factor)""")
+    c.close()
+    return copy
+
+
+def test_risk_factors_are_withheld_by_person(db, tmp_path):
+    """A score's factors name the member's conditions and are not traced to their claims: a person
+    with a Part 2 claim of any payer, or an opt-out with any payer, is withheld whole."""
+    c = open_snapshot(_with_risk_factors(db, tmp_path))
+    try:
+        f, e, m = c.table("risk_score_factors"), c.table("eligibility"), c.table("medical_claim")
+        assert privacy.is_clinical_detail("risk_score_factors", f.columns)
+        assert not privacy.is_clinical_detail("risk_scores", ["person_id", "risk_score"])
+        assert ids(privacy.person_releasable(f, e, m), "person_id", "factor") == [
+            ("P001", "HCC38"), ("P999", "F70_74"), ("P999", "HCC38")]
+        assert privacy.person_withheld_counts(f, e, m) == {f"{privacy.REASON_OPT_OUT}; {privacy.REASON_PART2}": 1}
+    finally:
+        c.disconnect()
+
+
+def test_export_of_risk_factors_withholds_those_persons_and_says_so(db, tmp_path, capsys):
+    out = tmp_path / "factors.csv"
+    assert main(["export", "risk_score_factors", "--db", str(_with_risk_factors(db, tmp_path)), "--out", str(out)]) == 0
+    err = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
+    assert "wrote 3 rows of risk_score_factors" in err
+    assert f"withheld 1 rows: {privacy.REASON_OPT_OUT}; {privacy.REASON_PART2}" in err
+    assert "P002" not in out.read_text() and "P001" in out.read_text()

@@ -227,7 +227,8 @@ def scoped(principal: Principal, dataset: str, ctx: Context) -> ir.Table:
 
     Raises `Denied` when the role may not read the dataset at all, `NotAvailable` when the snapshot
     does not hold its table. Claim detail never includes members who opted out of data sharing nor
-    Part 2 claims, whatever the role.
+    Part 2 claims, and risk factors never a person who opted out or has a Part 2 claim, whatever
+    the role (`allpayer.inputs.privacy`).
     """
     d = DATASETS[dataset]
     rule = d.rules.get(principal.role)
@@ -242,6 +243,10 @@ def scoped(principal: Principal, dataset: str, ctx: Context) -> ir.Table:
         from allpayer.inputs import privacy
 
         t = privacy.releasable(t, ctx.table("eligibility"), t)
+    elif d.table == "risk_score_factors":
+        from allpayer.inputs import privacy
+
+        t = privacy.person_releasable(t, ctx.table("eligibility"), ctx.table("medical_claim"))
     return rule(t, principal, ctx)
 
 

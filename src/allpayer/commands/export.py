@@ -68,6 +68,11 @@ def export_table(db: Path, table: str, out: Path, withheld: dict | None = None, 
             query = ibis.to_sql(privacy.releasable(t, eligibility, medical), dialect="duckdb")
             if withheld is not None:
                 withheld.update(privacy.withheld_counts(t, eligibility, medical))
+        elif privacy.is_clinical_detail(table, t.columns) and {"eligibility", "medical_claim"} <= set(tables):
+            eligibility, medical = con.table("eligibility"), con.table("medical_claim")
+            query = ibis.to_sql(privacy.person_releasable(t, eligibility, medical), dialect="duckdb")
+            if withheld is not None:
+                withheld.update(privacy.person_withheld_counts(t, eligibility, medical))
         elif table == "quarantine" and {"eligibility", "medical_claim"} <= set(tables):
             held = privacy.quarantine_withheld_sql()
             query = (
@@ -95,7 +100,8 @@ def register(app: typer.Typer) -> None:
         help=(
             "Write a table of the database (any table, the quarantine included) to Parquet or CSV, by the extension "
             "of --out. Member-level claim detail is written without the rows of members who declined data sharing "
-            "(42 CFR 425.708) and of claims redacted under 42 CFR Part 2."
+            "(42 CFR 425.708) and of claims redacted under 42 CFR Part 2; the factors of risk scores "
+            "(risk_score_factors) without the rows of such members and of members with such a claim."
         ),
     )
     def export_command(

@@ -18,6 +18,12 @@ What stays and what goes:
   claim-line outputs) and `withheld` lists what it held back and why. ``allpayer export`` of such a
   table writes only the releasable rows; an export of ``quarantine`` leaves out the quarantined
   claim rows of the same members and claims (`quarantine_withheld_sql`).
+- Member-level clinical detail derived from the claims withholds whole persons: the factors of a
+  risk score (``risk_score_factors``: the HCCs, that is the conditions, behind a member's score)
+  are read from the person's diagnoses of every claim and payer, and are not traced back to the
+  claims they came from. `person_releasable` therefore keeps only the rows of persons with no
+  Part 2 claim (any payer) and no data-sharing opt-out (with any payer); ``allpayer export`` and
+  the API's risk factors apply it. The score itself is kept, as the aggregates are.
 - Measures: a quality measure that needs data Part 2 removes (for instance a substance-use
   treatment measure) declares that dependence; `redaction_status` tells for a payer and year how
   many claims are redacted, and a measure that depends on them reports its result as computed on
@@ -73,10 +79,9 @@ def releasable(t: ir.Table, eligibility: ir.Table, medical_claim: ir.Table) -> i
     return j.filter(~j._opt_out & ~j._part2).drop("_opt_out", "_part2")
 
 
-def withheld(t: ir.Table, eligibility: ir.Table, medical_claim: ir.Table) -> ir.Table:
-    """The rows `releasable` holds back, with ``withheld_reason`` (both reasons, ``; ``-joined,
-    when both apply)."""
-    j = _reasons(t, eligibility, medical_claim)
+def _withheld(j: ir.Table) -> ir.Table:
+    """The rows of `j` (with ``_opt_out`` and ``_part2``) held back, with ``withheld_reason`` (both
+    reasons, ``; ``-joined, when both apply)."""
     reason = ibis.cases(
         (j._opt_out & j._part2, f"{REASON_OPT_OUT}; {REASON_PART2}"),
         (j._opt_out, REASON_OPT_OUT),
@@ -85,11 +90,49 @@ def withheld(t: ir.Table, eligibility: ir.Table, medical_claim: ir.Table) -> ir.
     return j.filter(j._opt_out | j._part2).mutate(withheld_reason=reason).drop("_opt_out", "_part2")
 
 
-def withheld_counts(t: ir.Table, eligibility: ir.Table, medical_claim: ir.Table) -> dict[str, int]:
-    """Rows withheld by reason (counts only: no member identifiers)."""
-    w = withheld(t, eligibility, medical_claim)
+def withheld(t: ir.Table, eligibility: ir.Table, medical_claim: ir.Table) -> ir.Table:
+    """The rows `releasable` holds back, with ``withheld_reason``."""
+    return _withheld(_reasons(t, eligibility, medical_claim))
+
+
+def _counts(w: ir.Table) -> dict[str, int]:
     rows = w.group_by("withheld_reason").aggregate(rows=w.count()).execute()
     return {r: int(n) for r, n in zip(rows["withheld_reason"], rows["rows"])}
+
+
+def withheld_counts(t: ir.Table, eligibility: ir.Table, medical_claim: ir.Table) -> dict[str, int]:
+    """Rows withheld by reason (counts only: no member identifiers)."""
+    return _counts(withheld(t, eligibility, medical_claim))
+
+
+CLINICAL_DETAIL_TABLES = ("risk_score_factors",)
+"""Member-level tables that name a person's conditions, derived from all of the person's claims
+without tracing each row to its claims: released by person (`person_releasable`)."""
+
+
+def is_clinical_detail(table: str, columns) -> bool:
+    """True for a table of `CLINICAL_DETAIL_TABLES` (with its ``person_id``)."""
+    return table in CLINICAL_DETAIL_TABLES and "person_id" in set(columns)
+
+
+def _person_reasons(t: ir.Table, eligibility: ir.Table, medical_claim: ir.Table) -> ir.Table:
+    e, m = eligibility, medical_claim
+    out = e.filter(e[OPT_OUT].fill_null(False)).select(_pid_o="person_id").distinct()
+    red = m.filter(m[PART2].fill_null(False)).select(_pid_r="person_id").distinct()
+    j = t.left_join(out, t.person_id == out._pid_o).left_join(red, t.person_id == red._pid_r)
+    return j.mutate(_opt_out=j._pid_o.notnull(), _part2=j._pid_r.notnull()).drop("_pid_o", "_pid_r")
+
+
+def person_releasable(t: ir.Table, eligibility: ir.Table, medical_claim: ir.Table) -> ir.Table:
+    """The rows of a clinical-detail table (with ``person_id``) of persons who neither opted out of
+    data sharing with any payer nor have a claim redacted under Part 2."""
+    j = _person_reasons(t, eligibility, medical_claim)
+    return j.filter(~j._opt_out & ~j._part2).drop("_opt_out", "_part2")
+
+
+def person_withheld_counts(t: ir.Table, eligibility: ir.Table, medical_claim: ir.Table) -> dict[str, int]:
+    """Rows `person_releasable` holds back, by reason (counts only)."""
+    return _counts(_withheld(_person_reasons(t, eligibility, medical_claim)))
 
 
 CLAIM_TABLES = ("medical_claim", "pharmacy_claim")
