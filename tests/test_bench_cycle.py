@@ -21,6 +21,9 @@ def _result():
             "member_months": {"seconds": 0.5, "rows": 12_000},
             "attribution": {"seconds": 3.0, "rows": 11_000},
             "risk_scores": {"seconds": 1.0, "rows": 900},
+            "risk_model_scores": {"seconds": 0.25, "rows": 1_800},
+            "risk_score_factors": {"seconds": 0.5, "rows": 9_000},
+            "risk_exclusions": {"seconds": 0.25, "rows": 3},
             "risk_ratios": {"seconds": 0.25, "rows": 4},
             "tcoc_member_month": {"seconds": 0.75, "rows": 12_000},
             "targets": {"seconds": 1.5, "rows": 300},
@@ -32,13 +35,15 @@ def test_run_tables_follow_the_run_stage_and_do_not_count_twice():
     rows = bench_cycle.rows_of(_result())
     stages = [r["stage"] for r in rows]
     assert stages[:2] == ["load", "run"]
-    assert stages[2:9] == ["run: member_months", "run: attribution", "run: risk_scores", "run: risk_ratios",
-                           "run: tcoc_member_month", "run: targets", bench_cycle.CORE_ROW]
-    assert stages[9:] == [bench_cycle.CORE_WITH_WORK_ROW, "quality", "cycle"]
+    assert stages[2:12] == ["run: member_months", "run: attribution", "run: risk_scores", "run: risk_model_scores",
+                            "run: risk_score_factors", "run: risk_exclusions", "run: risk_ratios",
+                            "run: tcoc_member_month", "run: targets", bench_cycle.CORE_ROW]
+    assert stages[12:] == [bench_cycle.CORE_WITH_WORK_ROW, "quality", "cycle"]
     by = {r["stage"]: r for r in rows}
-    # the core total: attribution 3 + risk 1 + 0.25 + TCOC 0.75 + targets 1.5 = 6.5 s, 13 times the 0.5 s floor
-    assert by[bench_cycle.CORE_ROW]["seconds"] == 6.5
-    assert by[bench_cycle.CORE_ROW]["ratio_to_floor"] == 13.0
+    # the core total: attribution 3 + risk 1 + 0.25 + 0.5 + 0.25 + 0.25 + TCOC 0.75 + targets 1.5 = 7.5 s,
+    # 15 times the 0.5 s floor (the tables behind the risk scores count with them)
+    assert by[bench_cycle.CORE_ROW]["seconds"] == 7.5
+    assert by[bench_cycle.CORE_ROW]["ratio_to_floor"] == 15.0
     assert by["run: attribution"]["output_rows"] == 11_000
     assert by["run: attribution"]["cpu_seconds"] is None
     # the cycle sums the stages only (4 + 10 + 6), not the run's tables again
@@ -53,16 +58,16 @@ def test_the_run_seconds_outside_its_tables_follow_them_and_stay_out_of_the_core
                            "working table base_member_month_cost": 0.75}
     rows = bench_cycle.rows_of(result)
     stages = [r["stage"] for r in rows]
-    assert stages[8:13] == ["run: working table claim_lines", "run: publish", "run: working table risk_diagnoses",
-                            "run: working table base_member_month_cost", bench_cycle.CORE_ROW]
-    assert stages[13] == bench_cycle.CORE_WITH_WORK_ROW
+    assert stages[11:16] == ["run: working table claim_lines", "run: publish", "run: working table risk_diagnoses",
+                             "run: working table base_member_month_cost", bench_cycle.CORE_ROW]
+    assert stages[16] == bench_cycle.CORE_WITH_WORK_ROW
     by = {r["stage"]: r for r in rows}
     assert by["run: working table claim_lines"]["seconds"] == 2.0
-    assert by[bench_cycle.CORE_ROW]["seconds"] == 6.5
+    assert by[bench_cycle.CORE_ROW]["seconds"] == 7.5
     # with the working tables the core stages read (the risk diagnoses, the base months' cost),
     # not the others (a table no core stage reads, publishing)
-    assert by[bench_cycle.CORE_WITH_WORK_ROW]["seconds"] == 8.5
-    assert by[bench_cycle.CORE_WITH_WORK_ROW]["ratio_to_floor"] == 17.0
+    assert by[bench_cycle.CORE_WITH_WORK_ROW]["seconds"] == 9.5
+    assert by[bench_cycle.CORE_WITH_WORK_ROW]["ratio_to_floor"] == 19.0
     assert by["cycle"]["seconds"] == 20.0
 
 
@@ -75,4 +80,4 @@ def test_without_the_run_tables_there_is_no_core_row(tmp_path):
     bench_cycle.render(rows, env, tmp_path / "c.md", tmp_path / "c.svg")
     assert "Rows `run: TABLE`" not in (tmp_path / "c.md").read_text()
     bench_cycle.render(bench_cycle.rows_of(_result()), env, tmp_path / "c.md", tmp_path / "c.svg")
-    assert "| core (attribution+risk+tcoc+targets) | 6.5 |" in (tmp_path / "c.md").read_text()
+    assert "| core (attribution+risk+tcoc+targets) | 7.5 |" in (tmp_path / "c.md").read_text()
