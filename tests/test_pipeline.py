@@ -105,6 +105,10 @@ def test_each_risk_score_shows_its_work(db):
             assert coefficient is None and value == 0
         else:
             assert coefficient.startswith(segment + "_HCC") and value >= 0  # (a few V24 coefficients are 0)
+    # each HCC carries CMS's description; the other factors have none
+    labels = rows(db, "select model_version, factor, factor_type, label from risk_score_factors")
+    assert all((label is not None) == (kind == "hcc") for _m, _f, kind, label in labels)
+    assert {label for m, f, _k, label in labels if (m, f) == ("V24", "HCC85")} <= {"Congestive Heart Failure"}
     # members left unscored are listed with the reason (tests/core/test_risk_esrd.py), never also scored
     excluded = rows(db, f"select {keys}, reason from risk_exclusions")
     assert not {r[:4] for r in excluded} & {r[:4] for r in scores}

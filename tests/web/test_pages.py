@@ -45,3 +45,54 @@ def test_pages_need_login(app):
         for page in ("/", "/overview", "/practice/x", "/settlements"):
             r = c.get(page, follow_redirects=False)
             assert r.status_code == 303 and r.headers["location"] == "/login"
+
+
+def _logged_in(c, world, role):
+    u = world.users[role]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
+    r = c.post("/login", data={"username": u["username"], "password": u["password"], "csrf_token": token},
+               follow_redirects=False)
+    assert r.status_code == 303
+
+
+def test_practice_page_lists_its_highest_risk_patients_with_their_conditions(app, world):
+    """The practice's attributed patients with the highest performance-year scores, highest first,
+    each with CMS's names of the HCCs behind the score, or "withheld" for a patient with a Part 2
+    claim or a data-sharing opt-out."""
+    import html
+
+    from fastapi.testclient import TestClient
+
+    practice = world.users["practice"]["org_id"]
+    expected = world.sql(
+        """SELECT s.program_id, s.person_id, s.risk_score FROM risk_scores s
+           WHERE s.scored_for = 'performance_year'
+             AND s.performance_year = (SELECT max(performance_year) FROM risk_scores)
+             AND EXISTS (SELECT 1 FROM attribution a WHERE a.attributed AND a.practice_id = ?
+                         AND a.program_id = s.program_id AND a.performance_year = s.performance_year
+                         AND a.person_id = s.person_id)
+           ORDER BY s.risk_score DESC, s.program_id, s.person_id LIMIT 25""", (practice,))
+    assert expected
+    held = {r[0] for r in world.sql("SELECT person_id FROM medical_claim WHERE substance_use_redacted "
+                                    "UNION SELECT person_id FROM eligibility WHERE data_sharing_opt_out")}
+    with TestClient(app) as c:
+        _logged_in(c, world, "practice")
+        text = c.get(f"/practice/{practice}").text
+    table = text[text.index('<table id="risk">'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r"<tr><td>([^<]*)</td><td class=\"n\">\d+</td><td>([^<]*)</td><td>[^<]*</td>"
+                      r"<td class=\"n\">([\d.]+)</td><td class=\"wide\">(.*?)</td></tr>", table)
+    assert [(html.unescape(p), html.unescape(q)) for p, q, _s, _c in rows] == [(p, q) for p, q, _s in expected]
+    for (program, person, score), (_p, _q, shown, conditions) in zip(expected, rows):
+        assert shown == f"{score:.3f}"
+        if person in held:
+            assert "withheld" in conditions
+        else:
+            by_model: dict = {}
+            for model, label in world.sql(
+                    "SELECT model_version, label FROM risk_score_factors WHERE program_id = ? AND person_id = ? "
+                    "AND factor_type = 'hcc' AND scored_for = 'performance_year'", (program, person)):
+                by_model.setdefault(model, set()).add(label)
+            want = "".join(f"<div><b>{m}</b> {'; '.join(sorted(ls))}</div>" for m, ls in sorted(by_model.items()))
+            assert html.unescape(conditions) == (want or "—")
+    assert any("<b>V28</b>" in r[3] for r in rows)  # some patients have conditions

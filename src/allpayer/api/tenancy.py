@@ -96,15 +96,20 @@ def _hospital_hsa(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
     return t.filter(t.hsa == hsa)
 
 
-def _attributed_to_practice(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
-    """Rows of the persons attributed to the principal's practice in any month of the row's
-    program and performance year (their base-year scores included)."""
+def attributed_to(t: ir.Table, practice_id: str, ctx: Context) -> ir.Table:
+    """Rows of `t` (program_id, performance_year, person_id) of the persons attributed to
+    `practice_id` in any month of the row's program and performance year."""
     if not ctx.has("attribution"):
         return t.filter(ibis.literal(False))
     a = ctx.table("attribution")
-    a = a.filter(a.attributed & (a.practice_id == (p.org_id or "")))
+    a = a.filter(a.attributed & (a.practice_id == practice_id))
     keys = ["program_id", "performance_year", "person_id"]
     return t.semi_join(a.select(*keys).distinct(), keys)
+
+
+def _attributed_to_practice(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+    """Rows of the persons attributed to the principal's practice (their base-year scores included)."""
+    return attributed_to(t, p.org_id or "", ctx)
 
 
 def _where(**equal) -> Rule:

