@@ -114,6 +114,31 @@ def test_each_risk_score_shows_its_work(db):
     assert not {r[:4] for r in excluded} & {r[:4] for r in scores}
 
 
+def test_the_run_records_the_reference_tables_each_program_scored_with(db):
+    """Each scored program names the files its CMS-HCC tables and HCC names came from, with their
+    SHA-256, so that a score can be traced to the tables that made it."""
+    import hashlib
+
+    from allpayer.reference import hcc
+
+    got = rows(db, "select program_id, models, \"table\", payment_year, origin, file, sha256, rows, note "
+                   "from risk_reference order by program_id, \"table\"")
+    medicare = [r for r in got if r[0] == "vt-2024-medicare"]
+    assert {r[2] for r in medicare} == {"coefficients", "dx_edits", "dx_to_cc", "eligible_procedures",
+                                        "hierarchies", "hcc_labels"}
+    folder = hcc.package_data_dir()
+    for _program, models, table, year, origin, file, sha, n, note in medicare:
+        assert origin == hcc.package_origin() and n > 0
+        assert sha == hashlib.sha256((folder / file).read_bytes()).hexdigest(), file
+        if table != "hcc_labels":
+            assert (models, year) == ("V24,V28", 2025)  # PY2024 scores with the 2025 tables (its terms)
+    hierarchies = next(r for r in medicare if r[2] == "hierarchies")
+    assert hierarchies[5] == "ra_hierarchies_2025.csv" and hierarchies[8].startswith("corrected:")
+    # every program that scores has its rows; no other program has any
+    scored = {r[0] for r in rows(db, "select distinct program_id from risk_scores")}
+    assert {r[0] for r in got} == scored
+
+
 def test_the_runs_working_tables_are_not_published(db):
     # attribution writes each of its steps as a working table of the run; none is left behind
     assert rows(db, "select table_name from information_schema.tables where table_name like '%run_work%'") == []

@@ -24,6 +24,8 @@ Output tables (grain in parentheses; columns are documented with each stage func
                           demographic cell and interactions, each HCC after hierarchies, disease interactions,
                           the HCC count; with its coefficient name and value, and each HCC's CMS label
 - ``risk_exclusions``     (program_id, person_id, payment_year) members not scored, with the reason
+- ``risk_reference``      (program_id, table)                  the CMS-HCC tables each program scored with: file,
+                          origin, SHA-256, rows and any correction
 - ``risk_ratios``         (program_id, cell_id)                population risk ratio PY over base, capped
 - ``targets``             (program_id, cell_id, month)         expected TCOC: base PMPM x trend x risk x (1 - discount)
 - ``target_reconciliation`` (program_id, cell_id, month)      our targets against the payer's, with reasons
@@ -92,6 +94,7 @@ STAGES = (
     "risk_model_scores",
     "risk_score_factors",
     "risk_exclusions",
+    "risk_reference",
     "risk_ratios",
     "targets",
     "target_reconciliation",
@@ -512,6 +515,7 @@ def _run_core(
         finally:
             for sp in scored_programs:
                 sp.release()
+        stage("risk_reference", union_aligned([_risk_reference(p) for p in risk_programs]))
         drop_work("risk_diagnoses")
         # The ratios from the scores as written: nobody is scored twice.
         stored = con.table("risk_scores").filter(lambda t: t.performance_year == year)
@@ -776,6 +780,29 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
     return dataclasses.replace(out, scores=rescaled.mutate(
         risk_score=rescaled.rescaled_score, score_label=rescaled.score_label + ", " + rescaled.score_source,
     ).drop("base_year_mean", "rescaled_score", "score_source"))
+
+
+def _risk_reference(program: ProgramTerms) -> ir.Table:
+    """Where the tables a program scored with came from: one row per table (the CMS-HCC tables of
+    its tables year, the ESRD model's when it scores ESRD members with it, the HCC names) with
+    payment_year, origin, file, sha256, rows and note (e.g. a correction applied)."""
+    from allpayer.core import risk
+    from allpayer.reference.hcc import hcc_labels, load_hcc_reference
+
+    tables_year = _hcc_tables_year(program)
+    references = [load_hcc_reference(tables_year)]
+    if risk.program_cms_hcc_terms(program.target.risk_adjustment, program.performance_year).esrd == "esrd_dialysis":
+        references.append(load_hcc_reference(tables_year, ("E24",)))
+    sources = [(",".join(ref.models), s) for ref in references for s in ref.sources]
+    labels, labels_source = hcc_labels()
+    sources.append((",".join(dict.fromkeys(labels.column("model_version").to_pylist())), labels_source))
+    rows = [{"program_id": program.program_id, "performance_year": program.performance_year, "models": models,
+             **s.__dict__} for models, s in sources]
+    return ibis.memtable(rows, schema=ibis.schema({
+        "program_id": "string", "performance_year": "int32", "models": "string", "table": "string",
+        "payment_year": "int32", "origin": "string", "file": "string", "sha256": "string", "rows": "int64",
+        "note": "string",
+    }))
 
 
 def _cms_hcc_ratio(program: ProgramTerms, scores: ir.Table, pm: ir.Table, base_months: ir.Table) -> ir.Table:

