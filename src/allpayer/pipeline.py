@@ -509,13 +509,14 @@ def _run_core(
                 scored_programs.append(_cms_hcc_scores(p, eligibility, dx_all, transplants, base_all,
                                                        cache=is_duckdb(con)))
             stage("risk_scores", union_aligned([sp.scores for sp in scored_programs]))
-            for name in RISK_DETAIL_TABLES:
-                table = union_aligned([getattr(sp, _RISK_DETAIL_FIELDS[name]) for sp in scored_programs])
+            for name, part in RISK_DETAIL_TABLES.items():
+                table = union_aligned([getattr(sp, part) for sp in scored_programs])
                 stage(name, labelled_factors(table) if name == "risk_score_factors" else table)
         finally:
             for sp in scored_programs:
                 sp.release()
-        stage("risk_reference", union_aligned([_risk_reference(p) for p in risk_programs]))
+        stage("risk_reference", union_aligned([
+            _risk_reference(p, sp.references) for p, sp in zip(risk_programs, scored_programs)]))
         drop_work("risk_diagnoses")
         # The ratios from the scores as written: nobody is scored twice.
         stored = con.table("risk_scores").filter(lambda t: t.performance_year == year)
@@ -708,10 +709,9 @@ def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]]
     return risk.risk_adjustment_diagnoses_by_year(rows, procedures, needs, codes_normalized=True, per_person=True)
 
 
-RISK_DETAIL_TABLES = ("risk_model_scores", "risk_score_factors", "risk_exclusions")
+RISK_DETAIL_TABLES = {"risk_model_scores": "model_scores", "risk_score_factors": "detail",
+                      "risk_exclusions": "excluded"}
 """The tables that show the work behind ``risk_scores``, with the `RiskScores` field of each."""
-_RISK_DETAIL_FIELDS = {"risk_model_scores": "model_scores", "risk_score_factors": "detail",
-                       "risk_exclusions": "excluded"}
 
 
 def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.Table,
@@ -766,6 +766,7 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
     out = risk.RiskScores(
         **{name: union_aligned([getattr(part, name) for part in parts]) for name in risk.RiskScores.TABLES},
         cached=tuple(t for part in parts for t in part.cached),
+        references=parts[0].references,  # every year of the program scores with the same tables
     )
     if program.kind == "medicare" or base_months is None:
         return out
@@ -782,17 +783,13 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
     ).drop("base_year_mean", "rescaled_score", "score_source"))
 
 
-def _risk_reference(program: ProgramTerms) -> ir.Table:
-    """Where the tables a program scored with came from: one row per table (the CMS-HCC tables of
-    its tables year, the ESRD model's when it scores ESRD members with it, the HCC names) with
-    payment_year, origin, file, sha256, rows and note (e.g. a correction applied)."""
-    from allpayer.core import risk
-    from allpayer.reference.hcc import hcc_labels, load_hcc_reference
+def _risk_reference(program: ProgramTerms, references: Sequence) -> ir.Table:
+    """Where the tables a program scored with came from (`references`: the `HccReference`s of its
+    scores, ``RiskScores.references``): one row per table (the CMS-HCC tables of its tables year,
+    the ESRD model's when it scores ESRD members with it, the HCC names) with payment_year, origin,
+    file, sha256, rows and note (e.g. a correction applied)."""
+    from allpayer.reference.hcc import hcc_labels
 
-    tables_year = _hcc_tables_year(program)
-    references = [load_hcc_reference(tables_year)]
-    if risk.program_cms_hcc_terms(program.target.risk_adjustment, program.performance_year).esrd == "esrd_dialysis":
-        references.append(load_hcc_reference(tables_year, ("E24",)))
     sources = [(",".join(ref.models), s) for ref in references for s in ref.sources]
     labels, labels_source = hcc_labels()
     sources.append((",".join(dict.fromkeys(labels.column("model_version").to_pylist())), labels_source))

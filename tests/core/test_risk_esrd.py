@@ -162,6 +162,10 @@ def test_the_run_scores_esrd_members_with_the_dialysis_model_when_the_terms_say_
     assert set(mine.model_version) == {"E24"} and mine.value.sum() == pytest.approx(raw, rel=1e-12)
     ms = df(result.model_scores).set_index(["person_id", "scored_for"])
     assert ms.loc[("e", "performance_year"), "raw_score"] == pytest.approx(raw, rel=1e-12)
+    # the tables it scored with: CMS-HCC's and the ESRD model's, as risk_reference lists them
+    assert [ref.models for ref in result.references] == [("V24", "V28"), ("E24",)]
+    ref_rows = df(pipeline._risk_reference(program, result.references))
+    assert set(ref_rows.models) == {"V24,V28", "E24", "V24,V28,E24"}  # the last: the HCC names
     assert perf.loc["p", "score_label"] == "CMS-HCC PY2024: 67% V24 + 33% V28 (PY2025 tables)"
 
 

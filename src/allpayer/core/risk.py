@@ -692,6 +692,9 @@ class RiskScores:
     excluded: ir.Table
     cached: tuple = field(default=(), repr=False, compare=False)
     """The intermediate tables materialized with ``cache=True`` (`release` drops them)."""
+    references: tuple = field(default=(), repr=False, compare=False)
+    """The `HccReference`s the scores were computed with (the ESRD model's second, when used): their
+    ``sources`` say where each table came from."""
 
     TABLES = ("scores", "model_scores", "detail", "hcc_diagnoses", "excluded")
 
@@ -1296,7 +1299,7 @@ def cms_hcc_scores(
 
     hcc_sources = _hcc_diagnoses(hcc_sources, hccs, models)
     result = RiskScores(scores=scores, model_scores=ms, detail=detail, hcc_diagnoses=hcc_sources, excluded=excluded,
-                        cached=tuple(cached))
+                        cached=tuple(cached), references=(reference,))
     if esrd_model:
         from allpayer.core.risk_esrd import esrd_dialysis_scores
 
@@ -1304,8 +1307,8 @@ def cms_hcc_scores(
                                     switch_edits=switch_edits)
         result = RiskScores(**{
             name: _union_like(getattr(result, name), getattr(esrd, name))
-            for name in ("scores", "model_scores", "detail", "hcc_diagnoses")
-        }, excluded=excluded, cached=tuple(cached))
+            for name in RiskScores.TABLES if name != "excluded"  # the ESRD path excludes nobody
+        }, excluded=excluded, cached=tuple(cached), references=(reference, esrd_reference))
     return result
 
 
