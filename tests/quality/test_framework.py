@@ -6,13 +6,14 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import ibis
 import pytest
 
 from allpayer.core.claims import DIAGNOSIS_COLUMNS
 from allpayer.errors import InputFileError
 from allpayer.quality import framework
 from allpayer.quality.framework import Enrollment, continuously_enrolled
-from allpayer.quality.valuesets import load_valuesets
+from allpayer.quality.valuesets import Code, ValueSets, load_valuesets
 
 from .helpers import D, plain, rows
 
@@ -200,6 +201,58 @@ def test_the_loader_stores_the_codes_of_loaded_form_systems_as_value_sets_write_
         assert stored and all(n == n.upper().replace(".", "") for n in stored), (column, stored)
         assert next(r for r in out if r["v"] == good[fmt])["ok"], column
     assert covered == LOADED_FORM_SYSTEMS
+
+
+def _line_with_diagnoses(codes: list[str | None]) -> dict:
+    return {"person_id": "P", "claim_id": "C", "claim_line_number": 1, "service_date": D(2024, 5, 1),
+            "service_category": "professional", **{DIAGNOSIS_COLUMNS[i]: c for i, c in enumerate(codes)}}
+
+
+LINE_SCHEMA = {"person_id": "string", "claim_id": "string", "claim_line_number": "int64", "service_date": "date",
+               "service_category": "string", **{c: "string" for c in DIAGNOSIS_COLUMNS[:6]}}
+
+
+def test_diagnoses_keep_only_codes_an_icd10cm_set_may_hold():
+    """The long diagnoses of the quality stage keep a code only when it starts with the stem of an
+    ICD-10-CM code or prefix of the run's value sets: every reader matches them against such sets."""
+    def code(name, system, value, match):
+        return Code(name, system, value, match, "", "test", "test.csv")
+
+    vs = ValueSets(codes={
+        "diabetes": [code("diabetes", "icd10cm", "E11.9", "exact"), code("diabetes", "hcpcs", "G0438", "exact")],
+        "sud": [code("sud", "icd10cm", "f1", "prefix")],
+    })
+    assert framework.diagnosis_stems(vs) == {2: ["F1"], 3: ["E11"]}  # normalized; other systems left out
+    line = _line_with_diagnoses(["e11.9", "E1165", "F10.20", "G0438", "Z00.00", None])
+    t = plain([line], LINE_SCHEMA)
+    everything = rows(framework.diagnoses_long(t), key=lambda r: r["position"])
+    assert [r["code"] for r in everything] == ["E119", "E1165", "F1020", "G0438", "Z0000"]
+    kept = rows(framework.diagnoses_long(t, valuesets=vs), key=lambda r: r["position"])
+    # E1165 is in no set but shares E119's stem: the filter is a superset, the matchers decide
+    assert [(r["position"], r["code"]) for r in kept] == [(1, "E119"), (2, "E1165"), (3, "F1020")]
+    assert rows(framework.diagnoses_long(t, valuesets=ValueSets(codes={}))) == []
+
+
+def test_no_diagnosis_an_icd10cm_set_matches_is_left_out():
+    """Over the project's sets: a diagnosis made of each ICD-10-CM code (a prefix with a digit added),
+    written as loaded or with a dot and in lower case, is kept, and still matches its set."""
+    vs = load_valuesets()
+    cases = []
+    for name in vs.names():
+        for c in vs.get(name):
+            if c.code_system == "icd10cm":
+                dx = c.code if c.match == "exact" else c.code + "9"
+                cases.append((name, dx))
+                cases.append((name, (dx[:3] + "." + dx[3:]).lower() if len(dx) > 3 else dx.lower()))
+    assert len(cases) > 100
+    t = plain([_line_with_diagnoses([dx]) for _, dx in cases], LINE_SCHEMA)
+    kept = {r["code"] for r in rows(framework.diagnoses_long(t, valuesets=vs))}
+    for name, dx in cases:
+        normal = dx.upper().replace(".", "")
+        assert normal in kept, (name, dx)
+    probe = plain([{"c": dx.upper().replace(".", "")} for _, dx in cases], {"c": "string"})
+    hits = rows(probe.select(m=ibis.or_(*[vs.matcher(n, ("icd10cm",))(probe.c) for n in {n for n, _ in cases}])))
+    assert all(r["m"] for r in hits)
 
 
 def test_redaction_makes_sud_measures_not_reportable():

@@ -570,7 +570,8 @@ def diagnoses(ctx: "MeasureContext") -> ir.Table:
 
     if getattr(ctx, "keep", None) is not None:
         return ctx.diagnoses
-    return cached(ctx, "diagnoses", lambda: diagnoses_long(claim_lines(ctx), as_loaded=ctx.valuesets.codes_as_loaded))
+    return cached(ctx, "diagnoses", lambda: diagnoses_long(claim_lines(ctx), as_loaded=ctx.valuesets.codes_as_loaded,
+                                                           valuesets=ctx.valuesets))
 
 
 def person_exclusions(ctx: "MeasureContext") -> ir.Table:
