@@ -196,6 +196,54 @@ def test_program_pmpm_times_member_months_gives_the_dollar_total(db):
         assert round(pmpm * months) == cents
 
 
+def test_high_cost_claimants_are_the_members_whose_years_cost_reaches_the_threshold(db):
+    """``high_cost_claimants`` lists, per program, every member whose performance year's cost (FFS
+    paid, before truncation) reaches the run's threshold ($100,000 by default), ranked by cost,
+    with the share of the program's cost and the category amounts that add up to it."""
+    expected = rows(db, """
+        with m as (select program_id, member_id, min(person_id) AS person_id, count(*) AS months,
+                          sum(ffs_paid_cents) AS cost, sum(inpatient_ffs_paid_cents) AS inpatient
+                   from tcoc_member_month where performance_year = 2024 group by all),
+             p as (select program_id, sum(cost) AS program_cost from m group by all)
+        select m.program_id, m.member_id, m.person_id, m.months, m.cost, m.inpatient, p.program_cost
+        from m join p using (program_id) where m.cost >= 10000000""")
+    got = rows(db, """
+        select program_id, member_id, person_id, eligible_months, cost_cents, inpatient_ffs_paid_cents,
+               program_cost_cents, rank, threshold_cents, share_of_program_cost,
+               inpatient_ffs_paid_cents + outpatient_ffs_paid_cents + ed_ffs_paid_cents
+                 + professional_ffs_paid_cents + pharmacy_ffs_paid_cents + other_ffs_paid_cents
+        from high_cost_claimants where year = 2024""")
+    assert len(expected) >= 3  # the 800 generated members have some (the Medicare ones above all)
+    assert sorted(r[:7] for r in got) == sorted(expected)
+    for r in got:
+        assert r[8] == pipeline.HIGH_COST_THRESHOLD_CENTS and r[10] == r[4]
+        assert abs(float(r[9]) - r[4] / r[6]) < 1e-9
+    by_program: dict = {}
+    for r in got:
+        by_program.setdefault(r[0], []).append((r[7], -r[4], r[1]))
+    for ranks in by_program.values():  # 1 = costliest, ties by member id
+        assert [x[0] for x in sorted(ranks)] == list(range(1, len(ranks) + 1))
+        assert sorted(ranks) == sorted(ranks, key=lambda x: (x[1], x[2]))
+
+
+def test_the_high_cost_threshold_is_an_option_of_the_run(tmp_path, db, capsys):
+    import shutil
+
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(db, copy)
+    assert main(["run", "--db", str(copy), "--year", str(YEAR), "--paid-through", "2025-03-31",
+                 "--high-cost-threshold", "$25,000.00"]) == 0
+    ((n, low),) = rows(copy, "select count(*), min(cost_cents) from high_cost_claimants where year = 2024")
+    ((default,),) = rows(db, "select count(*) from high_cost_claimants where year = 2024")
+    assert n > default and low >= 2500000
+    assert {r[0] for r in rows(copy, "select distinct threshold_cents from high_cost_claimants")} == {2500000}
+    ((params,),) = rows(copy, "select parameters from runs where kind = 'run' order by seq desc limit 1")
+    assert json.loads(params)["high_cost_threshold_cents"] == 2500000
+    capsys.readouterr()
+    assert main(["run", "--db", str(copy), "--year", str(YEAR), "--high-cost-threshold", "0"]) != 0
+    assert "--high-cost-threshold takes an amount in dollars above zero" in capsys.readouterr().err
+
+
 def without_run_ids(db, tables) -> dict:
     """The rows of `tables`, every column but ``run_id``, sorted."""
     out = {}

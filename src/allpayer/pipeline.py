@@ -14,6 +14,8 @@ Output tables (grain in parentheses; columns are documented with each stage func
 - ``tcoc_member_month``   (program_id, member_id, month)      cost by category, FFS basis, shadow claims priced
 - ``tcoc_reconciliation`` (payer, service_year, program_id, disposition)  where every cost line went
 - ``tcoc_truncation``     (program_id, year, truncation_group) thresholds and truncated amounts
+- ``high_cost_claimants`` (program_id, member_id, year)       members whose year's cost reaches the high-cost
+                          threshold (before truncation), ranked, with their share of the program's cost
 - ``tcoc_summary``        (program_id, level, hsa | practice_id | employer_id, year) TCOC, PMPM, PMPY by level
 - ``completion_factors``  (payer, lag)                         chain-ladder factors from the paid-lag triangle
 - ``utilization``         (program_id, year)                   admissions, ED visits, readmissions per 1,000
@@ -86,6 +88,7 @@ STAGES = (
     "tcoc_member_month",
     "tcoc_reconciliation",
     "tcoc_truncation",
+    "high_cost_claimants",
     "tcoc_summary",
     "completion_factors",
     "utilization",
@@ -99,6 +102,12 @@ STAGES = (
     "targets",
     "target_reconciliation",
 )
+
+HIGH_COST_THRESHOLD_CENTS = 10_000_000
+"""The default high-cost threshold of ``high_cost_claimants``: $100,000 of a member's cost in a
+program and year, the level employer and payer reports commonly use for high-cost claimants. It is a
+reporting choice, not a contract term: `allpayer run --high-cost-threshold` sets another, and each
+row carries the threshold it was listed under."""
 
 
 @dataclass
@@ -222,10 +231,13 @@ def run_core(
     through_load_run: str | None = None,
     progress: Progress | None = None,
     writer: Writer | None = None,
+    high_cost_threshold_cents: int = HIGH_COST_THRESHOLD_CENTS,
 ) -> CoreResult:
     """Run the core stages for every program of `year` with claims paid through `paid_through`.
 
     `through` (a month) limits the performance-year months computed (year-to-date runs).
+    `high_cost_threshold_cents`: a member's cost in a program and year (FFS basis, before
+    truncation) from which the member is listed in ``high_cost_claimants``.
     `through_load_run` reads the inputs as they stood after that load run (see `loaded_as_of`).
     `writer` stores each stage's table (default `_write`, a DuckDB database; the Spark backend
     passes `allpayer.warehouse.SparkRun.write`). The stages are the same on every backend.
@@ -236,7 +248,8 @@ def run_core(
     """
     with joins_as_written(con):
         return _run_core(con, programs, year, paid_through, run_id, through=through,
-                         through_load_run=through_load_run, progress=progress, writer=writer)
+                         through_load_run=through_load_run, progress=progress, writer=writer,
+                         high_cost_threshold_cents=high_cost_threshold_cents)
 
 
 def _run_core(
@@ -250,6 +263,7 @@ def _run_core(
     through_load_run: str | None,
     progress: Progress | None,
     writer: Writer | None,
+    high_cost_threshold_cents: int = 0,
 ) -> CoreResult:
     import time
 
@@ -450,6 +464,7 @@ def _run_core(
             truncs.append(tcoc.truncation(my.filter(my.program_id == p.program_id), **settings).summary)
     if truncs:
         stage("tcoc_truncation", ibis.union(*truncs, distinct=False), "year")
+    stage("high_cost_claimants", tcoc.high_cost_claimants(my, high_cost_threshold_cents), "year")
 
     employer = employer_group
     summaries = [
@@ -874,6 +889,7 @@ def run_year(
     spark_master: str = "local[2]",
     spark_remote: str | None = None,
     spark_con=None,
+    high_cost_threshold_cents: int = HIGH_COST_THRESHOLD_CENTS,
 ) -> RunOutcome:
     """Run the core stages of `year` on the database `db` and publish the result as a new
     snapshot (a failure leaves the last snapshot in place).
@@ -881,6 +897,7 @@ def run_year(
     `terms`: contract-terms files or folders (default: the shipped Vermont programs).
     `paid_through`: the claims cutoff (default: the latest paid date loaded, never today).
     `as_of_load`: read inputs as they stood after that load run (default: the latest load).
+    `high_cost_threshold_cents`: see `run_core` (recorded with the run's parameters).
     `backend`: ``duckdb`` (`db` is a DuckDB file) or ``spark`` (`db` is a warehouse folder, see
     `allpayer.warehouse`; Spark local at `spark_master`, or Spark Connect at `spark_remote`, or
     the Ibis PySpark connection `spark_con`).
@@ -901,7 +918,7 @@ def run_year(
         paid_through=paid_through,
         terms={p.program_id: p.terms_version for p in programs if p.performance_year == year},
         parameters={"year": year, "through": through.isoformat() if through else None,
-                    "terms": [str(t) for t in term_paths]},
+                    "terms": [str(t) for t in term_paths], "high_cost_threshold_cents": high_cost_threshold_cents},
     )
     with begin_run(db, spark, record, spark_master=spark_master, spark_remote=spark_remote,
                    spark_con=spark_con) as run:
@@ -911,7 +928,7 @@ def run_year(
         opened = time.perf_counter() - t_start
         core = run_core(run.con, programs, year, run.paid_through, run.run_id,
                         through=through, through_load_run=load_run, progress=progress,
-                        writer=getattr(run, "write", None))
+                        writer=getattr(run, "write", None), high_cost_threshold_cents=high_cost_threshold_cents)
         run.summary = {"rows": core.rows, "seconds": core.seconds, "other_seconds": core.other_seconds,
                        "programs": core.programs}
         t_end = time.perf_counter()

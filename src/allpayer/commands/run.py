@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import typer
@@ -29,6 +30,20 @@ def _month(value: str | None) -> dt.date | None:
         raise AllpayerError(f"--through takes a month like 2024-06, got {value!r}") from None
 
 
+def _threshold_cents(value: str) -> int:
+    """``--high-cost-threshold``: whole dollars and cents, more than zero."""
+    from allpayer.money import dollars_to_cents, to_decimal
+
+    try:
+        amount = to_decimal(value.replace(",", "").lstrip("$"))
+    except ValueError:
+        amount = None
+    if amount is None or not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+        raise AllpayerError(f"--high-cost-threshold takes an amount in dollars above zero, like 100000 or "
+                            f"250000.00, got {value!r}")
+    return dollars_to_cents(amount)
+
+
 def register(app: typer.Typer) -> None:
     @app.command(
         "run",
@@ -52,6 +67,11 @@ def register(app: typer.Typer) -> None:
             None, "--as-of-load", metavar="RUN_ID",
             help="Read inputs as they stood after this load run (re-run an old run exactly). Default: the latest load.",
         ),
+        high_cost: str = typer.Option(
+            None, "--high-cost-threshold", metavar="DOLLARS",
+            help="A member's cost in a program and year (FFS basis, before truncation) from which the member is "
+            "listed in high_cost_claimants; default 100000.",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
         backend: str = backend_option(),
         spark_master: str = spark_master_option(),
@@ -59,13 +79,14 @@ def register(app: typer.Typer) -> None:
         reports: bool | None = reports_option(),
     ) -> None:
         from allpayer import runs
-        from allpayer.pipeline import run_year
+        from allpayer.pipeline import HIGH_COST_THRESHOLD_CENTS, run_year
 
+        threshold = HIGH_COST_THRESHOLD_CENTS if high_cost is None else _threshold_cents(high_cost)
         with stage_progress(err) as progress, reports_on_publish(reports):
             out = run_year(db, year, terms=terms or None, paid_through=runs.parse_date(paid_through),
                            through=_month(through), as_of_load=as_of_load, progress=progress,
                            backend=check_backend(backend, spark_remote), spark_master=spark_master,
-                           spark_remote=spark_remote)
+                           spark_remote=spark_remote, high_cost_threshold_cents=threshold)
         result = out.core
         other = {**result.other_seconds, **out.seconds}  # every part of the run outside its tables
         if as_json:
