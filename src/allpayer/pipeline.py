@@ -236,11 +236,12 @@ def run_core(
     """Run the core stages for every program of `year` with claims paid through `paid_through`.
 
     `through` (a month) limits the performance-year months computed (year-to-date runs).
-    `high_cost_threshold_cents`: a member's cost in a program and year (FFS basis, before
-    truncation) from which the member is listed in ``high_cost_claimants``.
     `through_load_run` reads the inputs as they stood after that load run (see `loaded_as_of`).
     `writer` stores each stage's table (default `_write`, a DuckDB database; the Spark backend
     passes `allpayer.warehouse.SparkRun.write`). The stages are the same on every backend.
+    `high_cost_threshold_cents`: a member's cost in a program and year (FFS basis, before
+    truncation; the year to date in a year-to-date run) from which the member is listed in
+    ``high_cost_claimants``.
 
     On DuckDB the stages' joins are planned as written (`allpayer.backend.joins_as_written`): their
     queries put the claim lines on the left of the joins to program months and smaller tables,
@@ -263,7 +264,7 @@ def _run_core(
     through_load_run: str | None,
     progress: Progress | None,
     writer: Writer | None,
-    high_cost_threshold_cents: int = 0,
+    high_cost_threshold_cents: int = HIGH_COST_THRESHOLD_CENTS,
 ) -> CoreResult:
     import time
 
