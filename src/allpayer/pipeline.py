@@ -264,7 +264,7 @@ def _run_core(
     through_load_run: str | None,
     progress: Progress | None,
     writer: Writer | None,
-    high_cost_threshold_cents: int = HIGH_COST_THRESHOLD_CENTS,
+    high_cost_threshold_cents: int,
 ) -> CoreResult:
     import time
 
