@@ -22,6 +22,7 @@ MATRIX = {
     "/api/v1/risk/scores": ACO | {"payer", "practice"},
     "/api/v1/risk/factors": ACO | {"payer", "practice"},
     "/api/v1/tcoc": ALL,
+    "/api/v1/tcoc/high-cost-claimants": ACO | {"payer", "practice"},
     "/api/v1/targets": ACO | {"payer", "regulator"},
     "/api/v1/quality/rates": ACO | {"payer", "practice", "hospital", "regulator"},
     "/api/v1/quality/scores": ACO | {"payer", "regulator"},
@@ -37,7 +38,8 @@ MATRIX = {
 # role then gets 404 (not in the snapshot), a denied one still 403.
 MAY_BE_ABSENT = {"/api/v1/care-gaps": "care_gaps", "/api/v1/quality/rates": "quality_rates",
                  "/api/v1/quality/scores": "quality_program_scores"}
-MEMBER_LEVEL = {"/api/v1/rosters", "/api/v1/care-gaps", "/api/v1/claims", "/api/v1/risk/scores", "/api/v1/risk/factors"}
+MEMBER_LEVEL = {"/api/v1/rosters", "/api/v1/care-gaps", "/api/v1/claims", "/api/v1/risk/scores", "/api/v1/risk/factors",
+                "/api/v1/tcoc/high-cost-claimants"}
 
 
 def test_every_role_has_a_user(world):
@@ -153,6 +155,76 @@ def test_risk_factors_withhold_persons_with_a_part2_claim_or_an_opt_out(world, a
     assert as_role("aco_admin", "/api/v1/risk/factors", params={"person_id": person}).json()["total"] == 0
     # their scores stay (a number, like the aggregates)
     assert as_role("aco_admin", "/api/v1/risk/scores", params={"person_id": person}).json()["total"] > 0
+
+
+HELD = ("SELECT person_id FROM medical_claim WHERE substance_use_redacted "
+        "UNION SELECT person_id FROM eligibility WHERE data_sharing_opt_out")
+
+
+def test_high_cost_claimants_by_role_without_withheld_persons(world, as_role):
+    endpoint = "/api/v1/tcoc/high-cost-claimants"
+    held = {r[0] for r in world.sql(HELD)}
+    table = world.sql("SELECT program_id, year, member_id, person_id, cost_cents, threshold_cents, rank "
+                      "FROM high_cost_claimants")
+    assert len(table) >= 20 and held & {r[3] for r in table}  # claimants for each role, some withheld
+    released = {(r[0], r[1], r[2]) for r in table if r[3] not in held}
+    everyone, total = _all_items(as_role, "aco_admin", endpoint)
+    assert total == len(released) and {(i["program_id"], i["year"], i["member_id"]) for i in everyone} == released
+    assert all(i["cost_cents"] >= i["threshold_cents"] for i in everyone)
+    assert [i["rank"] for i in everyone if i["program_id"] == everyone[0]["program_id"]][:3] == [1, 2, 3]
+    # the year filter is the table's year
+    year = everyone[0]["year"]
+    assert as_role("aco_admin", endpoint, params={"performance_year": year}).json()["total"] == total
+    assert as_role("aco_admin", endpoint, params={"performance_year": year - 1}).json()["total"] == 0
+
+    payer = world.users["payer"]["org_id"]
+    own = {r[0] for r in world.sql("SELECT DISTINCT program_id FROM tcoc_member_month WHERE payer = ?", (payer,))}
+    theirs, _ = _all_items(as_role, "payer", endpoint)
+    assert theirs and {(i["program_id"], i["year"], i["member_id"]) for i in theirs} == {k for k in released if k[0] in own}
+
+    practice = world.users["practice"]["org_id"]
+    attributed = {(r[0], r[1], r[2]) for r in world.sql(
+        "SELECT DISTINCT program_id, performance_year, person_id FROM attribution WHERE attributed AND practice_id = ?",
+        (practice,))}
+    mine, _ = _all_items(as_role, "practice", endpoint)
+    expected = {(i["program_id"], i["year"], i["member_id"]) for i in everyone
+                if (i["program_id"], i["year"], i["person_id"]) in attributed}
+    assert {(i["program_id"], i["year"], i["member_id"]) for i in mine} == expected
+    assert 0 < len(expected) < len(released)
+
+
+def test_high_cost_claimants_withhold_persons_with_a_part2_claim_or_an_opt_out(world, tmp_path):
+    """The query layer withholds a claimant who opted out of data sharing (with any payer), as it
+    does a risk score's factors; the world's claimants have no such person, so a copy marks one."""
+    import shutil
+
+    import duckdb
+
+    from allpayer.api import tenancy
+    from allpayer.api.auth import Principal
+    from allpayer.api.snapshot import Snapshot
+
+    copy = tmp_path / "opted.duckdb"
+    shutil.copy(world.db, copy)
+    con = duckdb.connect(str(copy))
+    program, person = con.execute(f"SELECT program_id, person_id FROM high_cost_claimants WHERE person_id NOT IN "
+                                  f"({HELD}) ORDER BY cost_cents DESC LIMIT 1").fetchone()
+    con.execute("UPDATE eligibility SET data_sharing_opt_out = TRUE WHERE person_id = ?", (person,))
+    released = con.execute(f"SELECT count(*) FROM high_cost_claimants WHERE person_id NOT IN ({HELD})").fetchone()[0]
+    con.close()
+    assert released < world.sql(f"SELECT count(*) FROM high_cost_claimants WHERE person_id NOT IN ({HELD})")[0][0]
+    snap = Snapshot(copy)
+    try:
+        with snap.lock:
+            ctx = snap.context()
+            for who in (Principal("x", "aco_admin", None), Principal("x", "payer", ctx.program_payer[program])):
+                t = tenancy.scoped(who, "high_cost_claimants", ctx)
+                persons = set(ctx.con.to_pyarrow(t.select("person_id")).column("person_id").to_pylist())
+                assert persons and person not in persons
+            everyone = tenancy.scoped(Principal("x", "aco_admin", None), "high_cost_claimants", ctx)
+            assert int(ctx.con.execute(everyone.count())) == released
+    finally:
+        snap.close()
 
 
 def test_hospital_sees_only_its_payments(world, as_role):

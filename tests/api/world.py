@@ -12,6 +12,7 @@ import duckdb
 MEMBERS = int(os.environ.get("ALLPAYER_API_TEST_MEMBERS", "400"))
 SEED = 11
 YEAR = 2024
+HIGH_COST_THRESHOLD_CENTS = 1_000_000
 
 
 @dataclass
@@ -48,7 +49,8 @@ def build_world(root: Path) -> World:
     data, db = root / "data", root / "allpayer.duckdb"
     generate(members=MEMBERS, seed=SEED, out=data)
     load = load_folder(data, db)
-    run_year(db, YEAR)
+    # a high-cost threshold low enough that a few hundred members give each role some claimants
+    run_year(db, YEAR, high_cost_threshold_cents=HIGH_COST_THRESHOLD_CENTS)
     from allpayer.quality.run import quality_year
 
     quality_year(db, YEAR)

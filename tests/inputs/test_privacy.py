@@ -130,23 +130,43 @@ def test_export_of_the_quarantine_withholds_the_same_claims(tmp_path, capsys):
     assert "C8" in text and "C9" not in text
 
 
-def _with_risk_factors(db, tmp_path):
-    """A copy of the database with a ``risk_score_factors`` table: one HCC row each for P001
-    (nothing to withhold) and P002 (opted out as MD002, and C4 is redacted under Part 2), and two
-    for a person the inputs do not know."""
+def _with_table(db, tmp_path, create_sql: str):
+    """A copy of the database with one more table, made by `create_sql`."""
     import shutil
 
     import duckdb
 
-    copy = tmp_path / "with_factors.duckdb"
+    copy = tmp_path / "with_table.duckdb"
     shutil.copy(db, copy)
     c = duckdb.connect(str(copy))
-    c.execute("""CREATE TABLE risk_score_factors AS SELECT * FROM (VALUES
+    c.execute(create_sql)
+    c.close()
+    return copy
+
+
+def _with_risk_factors(db, tmp_path):
+    """A copy of the database with a ``risk_score_factors`` table: one HCC row each for P001
+    (nothing to withhold) and P002 (opted out as MD002, and C4 is redacted under Part 2), and two
+    for a person the inputs do not know."""
+    return _with_table(db, tmp_path, """CREATE TABLE risk_score_factors AS SELECT * FROM (VALUES
         ('P001', 'V28', 'hcc', 'HCC38'), ('P002', 'V28', 'hcc', 'HCC137'),
         ('P999', 'V28', 'hcc', 'HCC38'), ('P999', 'V28', 'demographic', 'F70_74'))
         AS f(person_id, model_version, factor_type, factor)""")
-    c.close()
-    return copy
+
+
+def test_export_of_high_cost_claimants_withholds_persons_with_a_part2_claim_or_an_opt_out(db, tmp_path, capsys):
+    """A high-cost claimant's row is the year's cost by service category, from all of the person's
+    claims: withheld by person, as a score's factors are."""
+    copy = _with_table(db, tmp_path, """CREATE TABLE high_cost_claimants AS SELECT * FROM (VALUES
+        ('prog', 'MD001', 2024, 'P001', 12000000), ('prog', 'MD002', 2024, 'P002', 11000000))
+        AS h(program_id, member_id, year, person_id, cost_cents)""")
+    assert privacy.is_clinical_detail("high_cost_claimants", ["program_id", "member_id", "person_id"])
+    out = tmp_path / "claimants.csv"
+    assert main(["export", "high_cost_claimants", "--db", str(copy), "--out", str(out)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "wrote 1 rows of high_cost_claimants" in err
+    assert f"withheld 1 rows: {privacy.REASON_OPT_OUT}; {privacy.REASON_PART2}" in err
+    assert "P002" not in out.read_text() and "P001" in out.read_text()
 
 
 def test_risk_factors_are_withheld_by_person(db, tmp_path):

@@ -7,6 +7,7 @@ import csv
 import json
 import re
 import subprocess
+from decimal import ROUND_HALF_UP, Decimal
 
 import duckdb
 import pytest
@@ -181,6 +182,29 @@ def test_payer_statement_shows_every_settlement_line(published, orgs, tmp_path):
     run_ids = {r[0] for r in sql(published, f"SELECT run_id FROM settlement_statements WHERE payer = '{payer}'")}
     prov = {r["row"]: r["value"] for r in rows if r["section"] == "provenance"}
     assert run_ids <= set(prov.values())
+
+
+def test_payer_statement_shows_its_programs_high_cost_claimants(published, orgs, tmp_path):
+    payer = orgs["payer"]
+    out = render(published, tmp_path, "payer", payer, fmt="csv")
+    shown = {(r["row"], r["column"]): r["value"] for r in read_csv(out / f"payer-{payer}-{YEAR}.csv")
+             if r["section"] == "high_cost_claimants"}
+    want = sql(published, f"""SELECT s.program_id, count(h.member_id), coalesce(sum(h.cost_cents), 0),
+        max(h.program_cost_cents), max(h.cost_cents)
+        FROM settlement_statements s LEFT JOIN high_cost_claimants h ON h.program_id = s.program_id AND h.year = {YEAR}
+        WHERE s.payer = '{payer}' AND s.performance_year = {YEAR} GROUP BY 1 ORDER BY 1""")
+    assert want and any(n for _, n, *_ in want)
+    usd = lambda c: f"${c / 100:,.2f}"  # noqa: E731
+    for pid, n, cost, program_cost, top in want:
+        assert shown[(pid, "threshold")] == "$10,000.00"
+        assert shown[(pid, "claimants")] == f"{n:,}"
+        assert shown[(pid, "their cost")] == usd(cost)
+        if n:
+            share = (Decimal(cost) * 100 / Decimal(program_cost)).quantize(Decimal("0.1"), ROUND_HALF_UP)
+            assert shown[(pid, "share of the program's cost")] == f"{share}%"
+            assert shown[(pid, "mean per claimant")] == usd((cost * 2 + n) // (2 * n))
+            assert shown[(pid, "costliest claimant")] == usd(top)
+            assert cost >= n * 1_000_000
 
 
 def test_dispute_is_recorded_and_listed_on_the_practice_report(published, orgs, tmp_path):

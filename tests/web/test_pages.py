@@ -96,3 +96,35 @@ def test_practice_page_lists_its_highest_risk_patients_with_their_conditions(app
             want = "".join(f"<div><b>{m}</b> {'; '.join(sorted(ls))}</div>" for m, ls in sorted(by_model.items()))
             assert html.unescape(conditions) == (want or "—")
     assert any("<b>V28</b>" in r[3] for r in rows)  # some patients have conditions
+
+
+def test_practice_page_lists_its_high_cost_patients(app, world):
+    """The practice's attributed patients among the latest year's high-cost claimants, costliest
+    first, with the cost by category; a withheld person (Part 2 claim or opt-out) is not listed."""
+    import html
+
+    from fastapi.testclient import TestClient
+
+    practice = world.users["practice"]["org_id"]
+    held = ("SELECT person_id FROM medical_claim WHERE substance_use_redacted "
+            "UNION SELECT person_id FROM eligibility WHERE data_sharing_opt_out")
+    expected = world.sql(
+        f"""SELECT h.program_id, h.person_id, h.cost_cents, h.inpatient_ffs_paid_cents, h.rank FROM high_cost_claimants h
+           WHERE h.year = (SELECT max(year) FROM high_cost_claimants) AND h.person_id NOT IN ({held})
+             AND EXISTS (SELECT 1 FROM attribution a WHERE a.attributed AND a.practice_id = ?
+                         AND a.program_id = h.program_id AND a.performance_year = h.year AND a.person_id = h.person_id)
+           ORDER BY h.cost_cents DESC, h.program_id, h.member_id LIMIT 25""", (practice,))
+    assert expected
+    with TestClient(app) as c:
+        _logged_in(c, world, "practice")
+        text = c.get(f"/practice/{practice}").text
+        other = c.get(f"/practice/{world.sql('SELECT min(practice_id) FROM attribution WHERE practice_id <> ?', (practice,))[0][0]}")
+    assert other.status_code == 403
+    table = text[text.index('<table id="costly">'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r"<tr><td>([^<]*)</td><td class=\"n\">\d+</td><td>([^<]*)</td><td class=\"n\">([^<]*)</td>"
+                      r"<td class=\"n\">([^<]*)</td>.*?<td class=\"n\">(\d+)</td></tr>", table)
+    usd = lambda c: f"${c / 100:,.2f}"  # noqa: E731
+    assert [tuple(html.unescape(v) for v in r) for r in rows] == [
+        (p, q, usd(cost), usd(inpatient), str(rank)) for p, q, cost, inpatient, rank in expected]
+    assert "$10,000.00" in text[text.index('id="costly-note"'):]

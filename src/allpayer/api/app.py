@@ -520,6 +520,9 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         app.get(path, tags=[tag], summary=summary, name=dataset)(handler)
 
     simple("tcoc", "/api/v1/tcoc", "tcoc", "Total cost of care per program and year.")
+    simple("high_cost_claimants", "/api/v1/tcoc/high-cost-claimants", "tcoc",
+           "Members whose cost in a program's year reaches the run's high-cost threshold, costliest first "
+           "(member level; persons who opted out of data sharing or have a Part 2 claim withheld).")
     simple("targets", "/api/v1/targets", "targets", "Targets (expected cost) per program and year.")
     simple("quality_rates", "/api/v1/quality/rates", "quality", "Quality measure rates by level.")
     simple("quality_scores", "/api/v1/quality/scores", "quality", "Program quality scores.")

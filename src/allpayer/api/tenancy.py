@@ -97,14 +97,15 @@ def _hospital_hsa(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
 
 
 def attributed_to(t: ir.Table, practice_id: str, ctx: Context) -> ir.Table:
-    """Rows of `t` (program_id, performance_year, person_id) of the persons attributed to
-    `practice_id` in any month of the row's program and performance year."""
+    """Rows of `t` (program_id, person_id, and performance_year or, failing it, year) of the
+    persons attributed to `practice_id` in any month of the row's program and performance year."""
     if not ctx.has("attribution"):
         return t.filter(ibis.literal(False))
     a = ctx.table("attribution")
     a = a.filter(a.attributed & (a.practice_id == practice_id))
-    keys = ["program_id", "performance_year", "person_id"]
-    return t.semi_join(a.select(*keys).distinct(), keys)
+    year = "performance_year" if "performance_year" in t.columns else "year"
+    keys = ["program_id", year, "person_id"]
+    return t.semi_join(a.select("program_id", "person_id", **{year: a.performance_year}).distinct(), keys)
 
 
 def _attributed_to_practice(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
@@ -190,6 +191,9 @@ DATASETS: dict[str, Dataset] = {
                  "factor_type", "factor"), True,
                 _aco(payer=_own_programs, practice=_attributed_to_practice),
                 ("program_id", "performance_year", "scored_for", "person_id", "model_version")),
+        Dataset("high_cost_claimants", "high_cost_claimants", ("program_id", "year", "rank", "member_id"), True,
+                _aco(payer=_own_programs, practice=_attributed_to_practice),
+                ("program_id", "performance_year")),
         Dataset("claims", "medical_claim", ("claim_id", "claim_line_number", "adjustment_sequence"), True,
                 _aco(payer=_column_is_org("payer")), ("payer", "claim_type")),
         Dataset("tcoc", "tcoc_summary", ("program_id", "year", "hsa", "practice_id", "employer_id"), False,
@@ -232,8 +236,8 @@ def scoped(principal: Principal, dataset: str, ctx: Context) -> ir.Table:
 
     Raises `Denied` when the role may not read the dataset at all, `NotAvailable` when the snapshot
     does not hold its table. Claim detail never includes members who opted out of data sharing nor
-    Part 2 claims, and risk factors never a person who opted out or has a Part 2 claim, whatever
-    the role (`allpayer.inputs.privacy`).
+    Part 2 claims, and risk factors and high-cost claimants never a person who opted out or has a
+    Part 2 claim, whatever the role (`allpayer.inputs.privacy`).
     """
     d = DATASETS[dataset]
     rule = d.rules.get(principal.role)
@@ -243,14 +247,12 @@ def scoped(principal: Principal, dataset: str, ctx: Context) -> ir.Table:
         raise Denied(dataset)
     if not ctx.has(d.table):
         raise NotAvailable(d.table)
+    from allpayer.inputs import privacy
+
     t = ctx.table(d.table)
     if d.table == "medical_claim":
-        from allpayer.inputs import privacy
-
         t = privacy.releasable(t, ctx.table("eligibility"), t)
-    elif d.table == "risk_score_factors":
-        from allpayer.inputs import privacy
-
+    elif privacy.is_clinical_detail(d.table, t.columns):
         t = privacy.person_releasable(t, ctx.table("eligibility"), ctx.table("medical_claim"))
     return rule(t, principal, ctx)
 

@@ -101,7 +101,8 @@ def register(app: typer.Typer) -> None:
             "Write a table of the database (any table, the quarantine included) to Parquet or CSV, by the extension "
             "of --out. Member-level claim detail is written without the rows of members who declined data sharing "
             "(42 CFR 425.708) and of claims redacted under 42 CFR Part 2; the factors of risk scores "
-            "(risk_score_factors) without the rows of such members and of members with such a claim."
+            "(risk_score_factors) and the high-cost claimants (high_cost_claimants) without the rows of such "
+            "members and of members with such a claim."
         ),
     )
     def export_command(

@@ -4,12 +4,13 @@ ids, terms version and paid-through date needed to reproduce it, and cost agains
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import ibis
 
 from allpayer.reports import charts
 from allpayer.reports.base import (Chart, Period, Report, ReportError, Table, as_period, count, has, month_label,
-                                   of_year, pmpm_cents, require, rows, table, usd)
+                                   of_year, pct, pmpm_cents, require, rows, table, usd)
 
 
 def payers(con, year: int) -> list[str]:
@@ -57,6 +58,7 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
                                 for s in stmts]))
     rep.totals.insert(0, ("Net settlement, all programs", usd(total_net)))
     _pmpm_chart(con, rep, year, [s["program_id"] for s in stmts])
+    _high_cost(con, rep, year, [s["program_id"] for s in stmts])
     runs = table(con, "runs")
     ids = sorted({s["run_id"] for s in stmts} | {s["core_run_id"] for s in stmts if s["core_run_id"]})
     for r in rows(runs.filter(runs.run_id.isin(ids)).order_by("seq")):
@@ -89,3 +91,35 @@ def _pmpm_chart(con, rep: Report, year: int, programs: list[str]) -> None:
         {"actual PMPM ($)": [(pmpm_cents(cost[m]["c"], cost[m]["n"]) or 0) / 100 for m in months],
          "target PMPM ($)": [(pmpm_cents(tgt[m]["t"] or 0, tgt[m]["n"] or 0) or 0) / 100 if m in tgt else None
                              for m in months]})))
+
+
+def _high_cost(con, rep: Report, year: int, programs: list[str]) -> None:
+    """Each program's high-cost claimants of the year (``high_cost_claimants``), in aggregate: how
+    many members reached the run's threshold, their cost and its share of the program's cost."""
+    if not has(con, "high_cost_claimants"):
+        return
+    hc = of_year(table(con, "high_cost_claimants"), year, "year")
+    hc = hc.filter(hc.program_id.isin(programs))
+    got = {r["program_id"]: r for r in rows(hc.group_by("program_id").aggregate(
+        n=hc.count(), cost=hc.cost_cents.sum(), program_cost=hc.program_cost_cents.max(),
+        threshold=hc.threshold_cents.max(), top=hc.cost_cents.max()).order_by("program_id"))}
+    if not got:
+        rep.notes.append(f"No member of {', '.join(programs)} reached the run's high-cost threshold in {year}.")
+        return
+    threshold = max(int(r["threshold"]) for r in got.values())  # the run's, the same in every row
+    out = []
+    for pid in programs:
+        r = got.get(pid)
+        if r is None:
+            out.append([pid, usd(threshold), "0", usd(0), pct(0), "", ""])
+            continue
+        share = Decimal(int(r["cost"])) / Decimal(int(r["program_cost"])) if r["program_cost"] else None
+        out.append([pid, usd(r["threshold"]), count(r["n"]), usd(r["cost"]), pct(share),
+                     usd((int(r["cost"]) * 2 + int(r["n"])) // (2 * int(r["n"]))), usd(r["top"])])
+    rep.tables.append(Table("high_cost_claimants", "High-cost claimants",
+                            ["program", "threshold", "claimants", "their cost", "share of the program's cost",
+                             "mean per claimant", "costliest claimant"], out,
+                            note="Members whose cost in the performance year (FFS paid, before truncation) reached "
+                                 "the run's threshold (allpayer run --high-cost-threshold); the members themselves "
+                                 "are in the high_cost_claimants table and the API's /api/v1/tcoc/high-cost-claimants. "
+                                 "The mean is rounded half-up to a cent."))

@@ -212,7 +212,25 @@ def register_pages(app: FastAPI) -> None:
                 sql = ctx.con.compile(t.select("person_id").distinct().count())
         patients = int(snap.run(ctx, sql)[0][0]) if sql else 0
         return render("practice.html", 200, request, p=p, practice_id=practice_id, gaps=gaps, tcoc=tcoc or [],
-                      patients=patients, risk=highest_risk(p, practice_id))
+                      patients=patients, risk=highest_risk(p, practice_id), costly=highest_cost(p, practice_id))
+
+    HIGHEST_COST = 25
+
+    def highest_cost(p, practice_id: str) -> list[dict] | None:
+        """The practice's attributed patients among the high-cost claimants of the latest year
+        (``high_cost_claimants``), costliest first; None before the table exists. Patients with a
+        Part 2 claim or a data-sharing opt-out are not listed (the dataset withholds them)."""
+        import ibis
+
+        with snap.lock:
+            ctx = snap.context()
+            if ctx is None or not ctx.has("high_cost_claimants"):
+                return None
+            t = tenancy.attributed_to(tenancy.scoped(p, "high_cost_claimants", ctx), practice_id, ctx)
+            t = t.filter(t.year == t.year.max().as_scalar())
+            t = t.order_by([ibis.desc(t.cost_cents), t.program_id, t.member_id]).limit(HIGHEST_COST)
+            sql = ctx.con.compile(t)
+        return snap_rows(ctx, sql)
 
     HIGHEST_RISK = 25
 
