@@ -32,3 +32,38 @@ def test_the_note_says_how_the_claims_cutoff_stands_against_the_run_out():
     assert "reads claims paid 2 month(s) before the run-out ends" in early
     late = runout_note(p, "final", dt.date(y + 1, 9, 30))
     assert "this final settlement counts claims paid up to 6 month(s) after the run-out" in late
+
+
+def test_the_completion_factor_adds_the_claims_paid_after_the_run_out_before_the_gross_result():
+    """``settlement.completion_factor`` multiplies the actual counted (after truncation), rounded
+    half-up to a cent, on lines of its own; the result, the share and the PMPM follow it."""
+    from decimal import Decimal
+
+    from allpayer.settlement.engine import SettlementInputs, settle_program
+
+    steps = ["actual_tcoc", "truncation", "gross_result", "msr_test", "share", "net"]
+    terms = {**SETTLEMENT, "steps": steps, "completion_factor": "1.0125"}
+    inputs = SettlementInputs(target_cents=1_000_000_00, actual_cents=950_000_01, member_months=1_000,
+                              truncated_amount_cents=2_000_00)
+    target = {"method": "trended_base", "base_years": [{"year": 2021, "weight": "1"}], "trend": {"rates": {2022: "0.05"}},
+              "truncation": {"threshold": "100000.00"}}
+    s = settle_program(program(terms, target=target), inputs)
+    ids = [ln.line_id for ln in s.lines]
+    assert ids.index("actual_truncated") < ids.index("completion_factor") < ids.index("completion") \
+        < ids.index("actual_completed") < ids.index("gross_result")
+    truncated = 950_000_01 - 2_000_00  # 948,000.01 x 1.0125 = 959,850.010125 -> 959,850.01
+    assert s.rate("completion_factor") == Decimal("1.0125")
+    assert s.amount("completion") == 11_850_00
+    assert s.amount("actual_completed") == s.actual_cents == 959_850_01
+    assert s.amount("gross_result") == 1_000_000_00 - 959_850_01
+    assert s.net_cents == (1_000_000_00 - 959_850_01) // 2 + 1  # 50% of 40,149.99, half-up: 20,075.00 (cents odd)
+    assert s.line("actual_completed").depends == ("actual_truncated", "completion")
+    assert s.line("gross_result").depends == ("target", "actual_completed")
+    assert s.rate("actual_pmpm") == Decimal("959.8500")
+
+    # without the term nothing changes; a forecast's actual, completed to ultimate, is not completed again
+    plain = settle_program(program({**SETTLEMENT, "steps": steps}, target=target), inputs)
+    assert not plain.has("completion") and plain.actual_cents == truncated
+    fc = settle_program(program(terms, target=target), SettlementInputs(**{**inputs.__dict__, "completed_to_ultimate": True}))
+    assert not fc.has("completion") and fc.actual_cents == truncated
+    assert "already completed to ultimate" in fc.line("completion_factor").note

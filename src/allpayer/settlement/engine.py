@@ -15,7 +15,9 @@ Step by step (T = target, A = actual, G = T - A, g = G / T):
   settlement and the payments stage has computed it, A is the fixed-payment definition (FPP paid
   plus FFS outside its scope, DVHA's ATCOC); otherwise the FFS basis (shadow claims priced).
 - ``truncation``: A less the amounts above the per-member truncation threshold.
-- ``gross_result``: G and g.
+- ``gross_result``: G and g. With a ``settlement.completion_factor`` term (claims incurred in the
+  year but paid after the run-out), A is first completed: A x the factor, rounded to cents, on
+  lines of its own (not in a forecast, whose actual is already completed to ultimate).
 - ``msr_test``: the minimum savings rate (fixed, or by population size) and minimum loss rate
   (or the MSR when ``symmetric``). A result inside the threshold is not shared; with
   ``share_from: above_threshold`` only the part beyond it is.
@@ -85,6 +87,7 @@ class SettlementInputs:
     eligible_member_months: int | None = None
     months_without_target: int | None = None
     fixed_payment_note: str | None = None
+    completed_to_ultimate: bool = False  # the actual already includes claims after the run-out (a forecast)
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,30 @@ def _clamp(x: int, lo: int | None, hi: int | None) -> int:
     return x
 
 
+def _complete(program, inputs: SettlementInputs, book: _Book, A: int, actual_line: str, mode) -> tuple[int, str]:
+    """The actual with the contract's completion factor for claims paid after the run-out
+    (``settlement.completion_factor``): A x factor, rounded to cents; unchanged without the term or
+    when the actual is already completed to ultimate (a forecast)."""
+    term = program.settlement.completion_factor
+    if term is None:
+        return A, actual_line
+    factor = term.value
+    label = "completion factor: claims incurred in the year and paid after the run-out"
+    if inputs.completed_to_ultimate:
+        book.add("completion_factor", label, "gross_result", rate=factor, term="settlement.completion_factor",
+                 note="not applied: this actual is already completed to ultimate with development factors")
+        return A, actual_line
+    months = int(program.settlement.runout_months.value)
+    book.add("completion_factor", label, "gross_result", rate=factor, term="settlement.completion_factor",
+             note=f"applied to the claims paid within the {months}-month run-out")
+    completed = apply_rate(A, factor, mode)
+    book.add("completion", "claims after the run-out: actual x (completion factor - 1)", "gross_result",
+             amount=completed - A, term="settlement.completion_factor", depends=(actual_line, "completion_factor"))
+    book.add("actual_completed", "actual TCOC completed", "gross_result", amount=completed,
+             term="settlement.completion_factor", depends=(actual_line, "completion"))
+    return completed, "actual_completed"
+
+
 def settle_program(program, inputs: SettlementInputs) -> Settlement:
     """Settle `program` (`ProgramTerms`) on `inputs` following its ``settlement.steps``."""
     s = program.settlement
@@ -264,6 +291,7 @@ def settle_program(program, inputs: SettlementInputs) -> Settlement:
                      depends=(actual_line, "truncated_amount"))
             actual_line = "actual_truncated"
         elif step == "gross_result":
+            A, actual_line = _complete(program, inputs, book, A, actual_line, mode)
             G = T - A
             g = Decimal(G) / Decimal(T)
             book.add("gross_result", "gross savings (+) or losses (-): target - actual", step, amount=G,

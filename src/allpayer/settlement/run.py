@@ -132,10 +132,10 @@ def compute_program(con, program, year: int, version: str, paid_through: dt.date
         notes.append(f"forecast: FFS actual completed from {cents_to_dollars(fc.paid_cents)} to "
                      f"{cents_to_dollars(fc.point_cents)} (range {cents_to_dollars(fc.low_cents)} to "
                      f"{cents_to_dollars(fc.high_cents)}), valuation month {fc.valuation_month:%Y-%m}")
-        s_low = settle_program(program, with_overrides(inp, actual_cents=fc.high_cents))
-        s_high = settle_program(program, with_overrides(inp, actual_cents=fc.low_cents))
+        s_low = settle_program(program, with_overrides(inp, actual_cents=fc.high_cents, completed_to_ultimate=True))
+        s_high = settle_program(program, with_overrides(inp, actual_cents=fc.low_cents, completed_to_ultimate=True))
         low, high = s_low.net_cents, s_high.net_cents
-        inp = with_overrides(inp, actual_cents=fc.point_cents, actual_note=(
+        inp = with_overrides(inp, actual_cents=fc.point_cents, completed_to_ultimate=True, actual_note=(
             f"forecast: paid {cents_to_dollars(fc.paid_cents)} completed to ultimate with development factors "
             f"(range {cents_to_dollars(fc.low_cents)} to {cents_to_dollars(fc.high_cents)})"))
     s = settle_program(program, inp)

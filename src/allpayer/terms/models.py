@@ -926,6 +926,9 @@ class Settlement(Block):
                 raise problem(f"steps must include {required!r}", "steps")
         if steps[-1] != "net":
             raise problem("the last step must be 'net'", "steps")
+        if self.completion_factor is not None and self.completion_factor.value < 1:
+            raise problem(f"a completion factor adds the claims paid after the run-out, so it is at least 1; got "
+                          f"{self.completion_factor.value}", "completion_factor")
         order = {s: i for i, s in enumerate(SETTLEMENT_STEPS)}
         for i in range(1, len(steps)):
             if order[steps[i]] < order[steps[i - 1]]:
