@@ -112,3 +112,45 @@ def test_a_quarter_equals_its_months_and_a_month_is_its_own_row(con):
     assert dict(q1.totals)["TCOC completed estimate (IBNR)"] == "$11,251.13"
     assert [dict(r.totals)["Member months"] for r in months] == ["30", "30", "30"]
     assert q1.slug == "employer-E1-2024-Q1" and months[1].title.endswith("February 2024")
+
+
+def _claimants(con, threshold_cents: int, extra: dict[str, int]):
+    """The fixture with some E1 persons' April cost added (`extra`: person -> cents) and the run's
+    high-cost threshold (one row of ``high_cost_claimants`` carries it)."""
+    mm = con.table("tcoc_member_month").to_pyarrow().to_pylist()
+    for person, cents in extra.items():
+        mm.append({**next(r for r in mm if r["person_id"] == person), "month": dt.date(2024, 4, 1),
+                   "ffs_paid_cents": cents, **{f"{k}_ffs_paid_cents": (cents if k == "inpatient" else 0) for k in CATS}})
+    con.create_table("tcoc_member_month", pa.Table.from_pylist(mm), overwrite=True)
+    con.create_table("high_cost_claimants", pa.Table.from_pylist([
+        {"program_id": "P", "member_id": "x", "year": 2024, "person_id": "x", "cost_cents": threshold_cents,
+         "threshold_cents": threshold_cents}]), overwrite=True)
+    got = values(employer.build(con, "E1", Period(2024), "R1"), "high_cost_claimants")
+    (threshold,) = {row for row, _column in got}  # one row, labelled by its first cell
+    return {"threshold (cost in the year)": threshold, **{column: value for (_row, column), value in got.items()}}
+
+
+def test_high_cost_claimants_of_the_employer_in_aggregate(con):
+    # every E1 person costs $300.03 in the year (3 x $100.01): all 30 reach $300.00
+    hc = _claimants(con, 30_000, {})
+    assert hc == {"threshold (cost in the year)": "$300.00", "members": "30",
+                  "their cost (FFS paid)": "$9,000.90",  # 30 x $300.03
+                  "share of the employer's cost": "100.0%", "mean per claimant": "$300.03"}
+
+
+def test_fewer_than_11_high_cost_claimants_are_hidden_with_their_cost(con):
+    # four E1 persons add $500.00 in April ($800.03 in the year) and reach $500.00: a small cell
+    hc = _claimants(con, 50_000, {f"E1-{i}": 50_000 for i in range(4)})
+    assert hc == {"threshold (cost in the year)": "$500.00", "members": HIDDEN, "their cost (FFS paid)": HIDDEN,
+                  "share of the employer's cost": HIDDEN, "mean per claimant": HIDDEN}
+    # the members are still shown (30): the hidden 4 and the 26 others are never printed apart
+    rep = employer.build(con, "E1", Period(2024), "R1")
+    assert dict(rep.totals)["Members (distinct persons)"] == "30"
+    # eleven reach it: shown, $800.03 each; $8,800.33 of 30 x $300.03 + 11 x $500.00 = $14,500.90
+    hc = _claimants(con, 50_000, {f"E1-{i}": 50_000 for i in range(4, 11)})
+    assert hc == {"threshold (cost in the year)": "$500.00", "members": "11", "their cost (FFS paid)": "$8,800.33",
+                  "share of the employer's cost": "60.7%", "mean per claimant": "$800.03"}
+
+
+def test_no_high_cost_section_without_a_threshold(con):
+    assert values(employer.build(con, "E1", Period(2024), "R1"), "high_cost_claimants") == {}

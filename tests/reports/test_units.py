@@ -151,3 +151,23 @@ def test_regulator_growth_reads_the_reports_year_and_the_years_before_it():
     (growth,) = [t for t in rep.tables if t.key == "tcoc_growth"]
     assert [r[0] for r in growth.rows] == ["2023", "2024"]
     assert dict(rep.totals)["TCOC per capita growth (members loaded)"].startswith("10.00% average annual growth 2023-2024")
+
+
+def test_the_high_cost_threshold_is_the_core_runs_even_when_nobody_reached_it():
+    import json
+
+    import ibis
+    import pyarrow as pa
+
+    con = ibis.duckdb.connect()
+    con.create_table("high_cost_claimants", pa.Table.from_pylist([
+        {"program_id": "P", "year": 2023, "threshold_cents": 5_000_000}]))
+    con.create_table("tcoc_member_month", pa.Table.from_pylist([
+        {"performance_year": 2024, "run_id": "R2"}, {"performance_year": 2023, "run_id": "R1"}]))
+    con.create_table("runs", pa.Table.from_pylist([
+        {"run_id": "R1", "parameters": json.dumps({"high_cost_threshold_cents": 5_000_000})},
+        {"run_id": "R2", "parameters": json.dumps({"high_cost_threshold_cents": 25_000_000, "year": 2024})},
+        {"run_id": "R3", "parameters": json.dumps({"stage": "quality"})}]))
+    assert base.high_cost_threshold(con, 2023) == 5_000_000  # from its rows
+    assert base.high_cost_threshold(con, 2024) == 25_000_000  # no rows: the core run's parameters
+    assert base.high_cost_threshold(con, 2022) is None  # no core run of 2022

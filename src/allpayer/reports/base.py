@@ -314,6 +314,29 @@ def latest_version(got: list[dict]) -> list[dict]:
     return [r for r in got if r["version"] == version]
 
 
+def high_cost_threshold(con, year: int) -> int | None:
+    """The high-cost threshold (cents) of the core run that wrote `year`'s ``high_cost_claimants``:
+    from its rows, or, when no member reached it, from that run's recorded parameters. None when
+    the year has no such run."""
+    import json
+
+    if not has(con, "high_cost_claimants", "tcoc_member_month", "runs"):
+        return None
+    hc = of_year(table(con, "high_cost_claimants"), year, "year")
+    got = rows(hc.aggregate(t=hc.threshold_cents.max()))
+    if got and got[0]["t"] is not None:
+        return int(got[0]["t"])
+    mm = of_year(table(con, "tcoc_member_month"), year)
+    r = table(con, "runs")
+    runs_ = rows(r.filter(r.run_id.isin(mm.select("run_id").distinct().run_id)).select("parameters"))
+    for run in runs_:
+        params = run["parameters"]
+        params = json.loads(params) if isinstance(params, str) else (params or {})
+        if params.get("high_cost_threshold_cents") is not None:
+            return int(params["high_cost_threshold_cents"])
+    return None
+
+
 def latest_run_id(con) -> str:
     r = table(con, "runs")
     got = rows(r.order_by(ibis.desc(r.seq)).limit(1).select("run_id"))

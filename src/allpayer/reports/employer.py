@@ -16,8 +16,9 @@ from decimal import ROUND_HALF_UP, Decimal
 import ibis
 
 from allpayer.reports import charts
-from allpayer.reports.base import (latest_version, HIDDEN, Chart, Period, Report, ReportError, Table, as_period, count, has, in_period,
-                                   month_label, of_year, pct, pmpm_cents, require, rows, rows_by, usd, table)
+from allpayer.reports.base import (latest_version, HIDDEN, Chart, Period, Report, ReportError, Table, as_period, count, has,
+                                   high_cost_threshold, in_period, month_label, of_year, pct, pmpm_cents, require, rows,
+                                   rows_by, usd, table)
 from allpayer.reports.suppression import THRESHOLD, Constraint, is_small, suppress, suppress_columns
 
 CATEGORIES = ("inpatient", "outpatient", "ed", "professional", "pharmacy", "other")
@@ -30,21 +31,22 @@ def employers(con) -> list[str]:
 
 
 def joint_suppression(months: list[dict], invoices: list[dict], wellness: list[dict],
-                      persons: int) -> set:
+                      persons: int, claimants: int | None = None) -> set:
     """The counts of one employer report to hide, decided jointly across its tables.
 
     Keys: ``("mm", month)``, ``("opt", month)`` and their ``(.., "total")`` (members and cost by
     month); ``("inv", month)`` and ``("inv", "total")`` (invoiced member months); per wellness
-    measure ``("wd", id)`` and ``("wn", id)`` (eligible, with a visit); ``("persons",)``.
+    measure ``("wd", id)`` and ``("wn", id)`` (eligible, with a visit); ``("persons",)``; the
+    high-cost claimants ``("hc",)`` when `claimants` is given.
 
     Counts of nested populations are tied by their difference, a count never printed but known
     from two printed ones: member months = opted-out + sharing ``("share", month)``; where a month's
     invoiced (attributed) member months are at most its member months, member months = invoiced +
     not invoiced ``("uninv", month)``; eligible = with a visit + without ``("wm", id)``. So a value
     hidden in one table is hidden, or kept from being derived, in the others, and no difference of
-    two shown counts is a small count. Hiding a never-printed difference costs nothing and leaves
-    its two parts unknown together. The result also holds ``("invrow", month)`` for each invoice
-    row whose member months are hidden.
+    two shown counts is a small count (persons = claimants + the rest ``("nonhc",)``). Hiding a
+    never-printed difference costs nothing and leaves its two parts unknown together. The result
+    also holds ``("invrow", month)`` for each invoice row whose member months are hidden.
     """
     values: dict = {("persons",): int(persons)}
     cons: list[Constraint] = []
@@ -71,6 +73,9 @@ def joint_suppression(months: list[dict], invoices: list[dict], wellness: list[d
         values[("wd", i)], values[("wn", i)] = int(w["denominator"]), int(w["numerator"])
         values[("wm", i)] = int(w["denominator"]) - int(w["numerator"])
         cons.append((("wd", i), [("wn", i), ("wm", i)]))
+    if claimants is not None:
+        values[("hc",)], values[("nonhc",)] = int(claimants), int(persons) - int(claimants)
+        cons.append((("persons",), [("hc",), ("nonhc",)]))
     hidden = suppress(values, cons)
     hidden |= {("invrow", r["month"]) for r in invoices if ("inv", r["month"]) in hidden}
     return hidden
@@ -190,7 +195,9 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
     invoices = _invoice_rows(con, period, org)
     sharing = mm.filter(~opt).select("employer_id", "program_id", "person_id").distinct()
     wellness = wellness_rows(con, year, org, sharing)
-    hidden = joint_suppression(months, invoices, wellness, persons["n"])
+    high_cost = high_cost_rows(con, mm, year, org) if period.is_year else None
+    hidden = joint_suppression(months, invoices, wellness, persons["n"],
+                               None if high_cost is None else high_cost["claimants"])
 
     tot_mm = sum(m["member_months"] for m in months)
     tot_cost = sum(m["cost_cents"] for m in months)
@@ -284,6 +291,8 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
 
     if period.is_year:
         _utilization(con, rep, year, programs, tot_mm)
+    if high_cost is not None:
+        _high_cost(rep, high_cost, tot_cost, hidden, show_mm)
     _wellness(rep, wellness, hidden)
     _quality(con, rep, year, programs, org, sharing)
     _value_payment(con, rep, period, org, programs, invoices, hidden)
@@ -292,8 +301,45 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
     rep.provenance = [("run_id", run_id), ("period", period.label), ("programs", ", ".join(programs)),
                       ("tables", "tcoc_member_month, targets, employer_group, utilization, value_payment_invoices, "
                                  "value_payment_adjustments, employer_statements, quality_rates, "
-                                 "quality_measure_results, care_gaps, completion_factors")]
+                                 "quality_measure_results, care_gaps, completion_factors, high_cost_claimants")]
     return rep
+
+
+def high_cost_rows(con, mm, year: int, org: str) -> dict | None:
+    """The employer's high-cost claimants of `year`: its members whose cost in the employer's
+    member months of the year (FFS paid, every program) reached the run's high-cost threshold
+    (`high_cost_threshold`). {threshold, claimants, cost}; None without a threshold."""
+    threshold = high_cost_threshold(con, year)
+    if threshold is None:
+        return None
+    per = mm.group_by(["employer_id", "person_id"]).aggregate(c=mm.ffs_paid_cents.sum())
+    hc = per.filter(per.c >= threshold)
+    got = rows_by(hc.group_by("employer_id").aggregate(n=hc.count(), cost=hc.c.sum()), "employer_id", org,
+                  key=("high cost", year, threshold))
+    n, cost = (int(got[0]["n"]), int(got[0]["cost"])) if got else (0, 0)
+    return {"threshold": threshold, "claimants": n, "cost": cost}
+
+
+def _high_cost(rep: Report, hc: dict, total_cost: int, hidden: set, show_mm: bool) -> None:
+    """Members whose year cost reached the run's high-cost threshold, in aggregate; a count from 1
+    to 10 is hidden with everything computed from it (and so is all of it when the employer's total
+    cost is hidden, which the share would reveal)."""
+    n, cost = hc["claimants"], hc["cost"]
+    shown = show_mm and ("hc",) not in hidden
+
+    def cell(value: str) -> str:
+        return value if shown else HIDDEN
+
+    rep.tables.append(Table(
+        "high_cost_claimants", "High-cost claimants",
+        ["threshold (cost in the year)", "members", "their cost (FFS paid)", "share of the employer's cost",
+         "mean per claimant"],
+        [[usd(hc["threshold"]), cell(count(n)), cell(usd(cost)),
+          cell(pct(Decimal(cost) / Decimal(total_cost)) if total_cost else ""),
+          cell(usd(pmpm_cents(cost, n)) if n else "")]],
+        note="Members of this employer whose cost in the employer's member months of the performance year (FFS "
+             "paid, before truncation, members who opted out of data sharing included as the payer-supplied total) "
+             "reached the run's high-cost threshold (allpayer run --high-cost-threshold). No member is named."))
 
 
 def _wellness(rep: Report, wellness: list[dict], hidden: set) -> None:

@@ -9,8 +9,8 @@ from decimal import Decimal
 import ibis
 
 from allpayer.reports import charts
-from allpayer.reports.base import (Chart, Period, Report, ReportError, Table, as_period, count, has, month_label,
-                                   of_year, pct, pmpm_cents, require, rows, table, usd)
+from allpayer.reports.base import (Chart, Period, Report, ReportError, Table, as_period, count, high_cost_threshold,
+                                   month_label, of_year, pct, pmpm_cents, require, rows, table, usd)
 
 
 def payers(con, year: int) -> list[str]:
@@ -96,17 +96,14 @@ def _pmpm_chart(con, rep: Report, year: int, programs: list[str]) -> None:
 def _high_cost(con, rep: Report, year: int, programs: list[str]) -> None:
     """Each program's high-cost claimants of the year (``high_cost_claimants``), in aggregate: how
     many members reached the run's threshold, their cost and its share of the program's cost."""
-    if not has(con, "high_cost_claimants"):
+    threshold = high_cost_threshold(con, year)
+    if threshold is None:
         return
     hc = of_year(table(con, "high_cost_claimants"), year, "year")
     hc = hc.filter(hc.program_id.isin(programs))
     got = {r["program_id"]: r for r in rows(hc.group_by("program_id").aggregate(
         n=hc.count(), cost=hc.cost_cents.sum(), program_cost=hc.program_cost_cents.max(),
-        threshold=hc.threshold_cents.max(), top=hc.cost_cents.max()).order_by("program_id"))}
-    if not got:
-        rep.notes.append(f"No member of {', '.join(programs)} reached the run's high-cost threshold in {year}.")
-        return
-    threshold = max(int(r["threshold"]) for r in got.values())  # the run's, the same in every row
+        top=hc.cost_cents.max()).order_by("program_id"))}
     out = []
     for pid in programs:
         r = got.get(pid)
@@ -114,8 +111,8 @@ def _high_cost(con, rep: Report, year: int, programs: list[str]) -> None:
             out.append([pid, usd(threshold), "0", usd(0), pct(0), "", ""])
             continue
         share = Decimal(int(r["cost"])) / Decimal(int(r["program_cost"])) if r["program_cost"] else None
-        out.append([pid, usd(r["threshold"]), count(r["n"]), usd(r["cost"]), pct(share),
-                     usd((int(r["cost"]) * 2 + int(r["n"])) // (2 * int(r["n"]))), usd(r["top"])])
+        out.append([pid, usd(threshold), count(r["n"]), usd(r["cost"]), pct(share),
+                     usd(pmpm_cents(int(r["cost"]), int(r["n"]))), usd(r["top"])])
     rep.tables.append(Table("high_cost_claimants", "High-cost claimants",
                             ["program", "threshold", "claimants", "their cost", "share of the program's cost",
                              "mean per claimant", "costliest claimant"], out,
