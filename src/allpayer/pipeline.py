@@ -122,6 +122,8 @@ class CoreResult:
     # time spent outside every stage's table, by part: reading the inputs, the working tables
     # that several stages read, dropping them (with `seconds`, the whole of `run_core`)
     other_seconds: dict[str, float] = field(default_factory=dict)
+    # what the run did not compute, and why (a program whose target is CMS's benchmark)
+    notes: list[str] = field(default_factory=list)
 
 
 def _month_end(d: dt.date) -> dt.date:
@@ -542,6 +544,12 @@ def _run_core(
             for p in risk_programs]))
     targets = []
     for p in progs:
+        if p.target.method == "mssp_benchmark":
+            # CMS computes an MSSP benchmark and reports it to the ACO: the settlement reads it
+            # from the benchmark report, so the run writes no target rows for the program
+            res.notes.append(f"{p.program_id}: no targets computed: target method mssp_benchmark takes CMS's "
+                             f"benchmark at settlement (allpayer settle --benchmark-report {p.program_id}=REPORT.csv)")
+            continue
         base_cost = None
         if p.target.method == "trended_base":
             base_cost = base_cost_all.filter(base_cost_all.program_id == p.program_id)
@@ -557,7 +565,8 @@ def _run_core(
         t = targets_mod.expected_cost(p, performance_months=pm, base_member_month_cost=base_cost, risk_ratio_table=ratio,
                                       payer_targets=supplied)
         targets.append(t.monthly)
-    stage("targets", union_aligned(targets).mutate(performance_year=ibis.literal(year, "int32")))
+    targets = union_aligned(targets) if targets else _or_empty([], targets_mod.MONTHLY_SCHEMA)
+    stage("targets", targets.mutate(performance_year=ibis.literal(year, "int32")))
     ours = con.table("targets").filter(lambda t: t.performance_year == year)
     trecs = [targets_mod.reconcile_targets(ours, payer_targets, p.program_id) for p in progs if p.program_id in targeted]
     stage("target_reconciliation",

@@ -181,3 +181,52 @@ def test_each_statement_says_its_claims_cutoff_against_the_run_out(settled):
         end = "2025-06-30" if s["program_id"].endswith("medicaid") else "2025-03-31"
         assert f"claims paid through {core}; the contract's run-out" in s["notes"], s
         assert f"ends {end}" in s["notes"], s
+
+
+def test_a_program_on_cmss_mssp_benchmark_runs_without_targets_and_settles_on_the_benchmark_report(
+        db, tmp_path, capsys):
+    """``target.method: mssp_benchmark``: the run computes everything but the program's targets
+    (CMS computes the benchmark) and says so; the settlement needs CMS's benchmark report and says
+    so, naming the program and the option."""
+    import shutil
+
+    import yaml
+
+    from allpayer.terms import programs_dir
+
+    terms = tmp_path / "terms"
+    shutil.copytree(programs_dir() / "vermont", terms)
+    medicare = terms / "2024" / "medicare.yaml"
+    data = yaml.safe_load(medicare.read_text())
+    target = data["target"]
+    assert target["method"] == "trended_base"
+    target.update(method="mssp_benchmark", mssp_rules="mssp_py2024")
+    for key in ("trend", "risk_adjustment"):  # CMS's benchmark is trended and risk adjusted by CMS
+        target.pop(key)
+    medicare.write_text(yaml.safe_dump(data, sort_keys=False))
+    copy = tmp_path / "mssp.duckdb"
+    shutil.copy(db, copy)
+    capsys.readouterr()
+    assert main(["run", "--db", str(copy), "--year", "2024", "--terms", str(terms), "--no-reports"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("note: vt-2024-medicare: no targets computed: target method mssp_benchmark takes CMS's benchmark at "
+            "settlement (allpayer settle --benchmark-report vt-2024-medicare=REPORT.csv)") in out
+    targets = {r["program_id"]: r["n"] for r in rows(copy, "SELECT program_id, count(*) n FROM targets "
+                                                           "WHERE performance_year = 2024 GROUP BY 1")}
+    assert "vt-2024-medicare" not in targets and targets["vt-2024-medicaid"] > 0
+    assert rows(copy, "SELECT count(*) n FROM tcoc_member_month WHERE program_id = 'vt-2024-medicare'")[0]["n"] > 0
+
+    assert main(["settle", "--db", str(copy), "--year", "2024", "--terms", str(terms), "--no-post",
+                 "--no-reports"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "vt-2024-medicare: its target is CMS's MSSP benchmark" in err
+    assert "--benchmark-report vt-2024-medicare=REPORT.csv" in err
+
+    report = tmp_path / "cms.csv"
+    report.write_text("enrollment_type,updated_benchmark_per_capita,track,msr,mlr,agreement_year,participant_revenue\n"
+                      + "".join(f"{et},20000.00,ENHANCED,0.02,0.02,1,\n"
+                                for et in ("esrd", "disabled", "aged_dual", "aged_nondual")))
+    assert main(["settle", "--db", str(copy), "--year", "2024", "--terms", str(terms), "--no-post", "--no-reports",
+                 "--benchmark-report", f"vt-2024-medicare={report}"]) == 0
+    st = rows(copy, "SELECT * FROM settlement_statements WHERE program_id = 'vt-2024-medicare' AND performance_year = 2024")
+    assert st and st[0]["method"] == "mssp" and st[0]["target_cents"] > 0

@@ -414,6 +414,8 @@ FULL_CASES = [
     ({"target.discount.1.from": "2023-01-01"}, "target.discount[1].from", "not after 2023-01-01"),
     ({"population.group_ids": []}, "population.group_ids", "at least one group id"),
     ({"population.group_ids": DELETE, "population.require_employer_opt_in": False}, "population.group_ids", "names its employer groups"),
+    ({"target.method": "mssp_benchmark", "target.mssp_rules": "mssp_py2024"}, "target.risk_adjustment",
+     "a mssp_benchmark target is CMS's benchmark, risk adjusted by CMS: remove risk_adjustment"),
     ({"settlement.completion_factor": "0.985"}, "settlement.completion_factor", "so it is at least 1; got 0.985"),
     ({"settlement.risk": "one_sided"}, "settlement.loss_rate", "applies only to two_sided programs"),
     (

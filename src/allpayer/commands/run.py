@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
             print(json.dumps({"run_id": out.run_id, "db": str(db), "backend": backend, "year": year, "as_of_load": out.as_of_load,
                               "paid_through": out.paid_through.isoformat(), "rows": result.rows,
                               "seconds": result.seconds, "other_seconds": other,
-                              "programs": result.programs}, indent=2))
+                              "programs": result.programs, "notes": result.notes}, indent=2))
             return
         t = Table(title=f"Run {out.run_id}: PY{year}, claims paid through {out.paid_through}, inputs as of load {out.as_of_load}")
         t.add_column("table")
@@ -107,4 +107,6 @@ def register(app: typer.Typer) -> None:
         t.add_row("whole run", "", f"{total:.1f}")
         console.print(t)
         console.print(f"programs: {', '.join(result.programs)}")
+        for note in result.notes:
+            console.print(f"note: {note}", highlight=False, markup=False)
         console.print(f"published {db}; export any table with `allpayer export TABLE --db {db} --out FILE.csv`")

@@ -451,6 +451,13 @@ class Targets:
     truncation: Truncation | None = None
 
 
+MONTHLY_SCHEMA = ibis.schema({
+    "program_id": "string", "cell_id": "string", "month": "date", "member_months": "int64", "discount": "string",
+    "target_pmpm": PMPM_TYPE, "ytd_member_months": "int64", "ytd_target_cents": "int64", "target_cents": "int64",
+})
+"""The columns of `Targets.monthly` (the run's ``targets`` table, before its year and run id)."""
+
+
 BASE_COST_COLUMNS: tuple[str, ...] = (
     "program_id", "member_id", "person_id", "month", "year", "birth_date", "sex", "aid_category", "enrollment_type",
 )

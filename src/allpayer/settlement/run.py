@@ -42,7 +42,7 @@ from allpayer.money import cents_to_dollars, largest_remainder
 from allpayer.pipeline import union_aligned
 from allpayer.settlement import inputs as inputs_mod
 from allpayer.settlement.distribution import DistributionResult, distribute_program
-from allpayer.settlement.engine import Settlement, settle_program, with_overrides
+from allpayer.settlement.engine import Settlement, SettlementError, settle_program, with_overrides
 from allpayer.settlement.versions import check_version, core_run_of, forecast_actual, runout_note
 
 SMALL_CELL = 11
@@ -100,7 +100,13 @@ def compute_program(con, program, year: int, version: str, paid_through: dt.date
     """Settle and distribute one program (reads the engine's tables; writes nothing).
 
     With a `benchmark_report` (path), a Medicare program is settled through the MSSP calculator
-    (`allpayer.settlement.medicare_bridge`) instead of its own settlement steps."""
+    (`allpayer.settlement.medicare_bridge`) instead of its own settlement steps; a program whose
+    target is CMS's MSSP benchmark (``target.method: mssp_benchmark``) needs one."""
+    if program.target.method == "mssp_benchmark" and benchmark_report is None:
+        raise SettlementError(
+            f"{program.program_id}: its target is CMS's MSSP benchmark (target.method mssp_benchmark), which the "
+            f"run does not compute: settle it with --benchmark-report {program.program_id}=REPORT.csv (CMS's "
+            f"benchmark report)")
     inp, notes = inputs_mod.program_inputs(con, program, year, paid_through=paid_through,
                                            participant_revenue_cents=participant_revenue_cents)
     runout = runout_note(program, version, paid_through)

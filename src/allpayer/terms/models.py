@@ -582,6 +582,11 @@ class Target(Block):
             raise problem(f"mssp_rules applies only to method mssp_benchmark, not {self.method!r}", "mssp_rules")
         if self.method != "payer_supplied" and self.payer_supplied_pmpm is not None:
             raise problem(f"payer_supplied_pmpm applies only to method payer_supplied, not {self.method!r}", "payer_supplied_pmpm")
+        if self.method != "trended_base" and self.risk_adjustment.method != "none":
+            whose = "the payer's PMPMs" if self.method == "payer_supplied" else "CMS's benchmark, risk adjusted by CMS"
+            raise problem(f"risk adjustment applies to a trended_base target (its base-year members against the "
+                          f"performance year's); a {self.method} target is {whose}: remove risk_adjustment",
+                          "risk_adjustment")
         return self
 
 
