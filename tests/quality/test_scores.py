@@ -127,3 +127,62 @@ def test_bad_benchmark_file(tmp_path):
     f.write_text("benchmark_table,measure_id,percentile,rate,source\nt,m,fifty,0.4,x\n")
     with pytest.raises(InputFileError, match="line 2: percentile"):
         scores.load_benchmarks(f)
+
+
+def test_a_supplied_table_with_percentiles_off_the_scale_scores_at_the_step_below(tmp_path):
+    # A table in Quality Compass style plus the scale's own percentiles: reaching the 75th earns the
+    # 70th's 1.70, reaching the 95th the 90th's 2.00, the 25th is below the scale (0).
+    p = program("vt-2024-medicaid")
+    f = tmp_path / "bench.csv"
+    rows = {25: "0.20", 30: "0.25", 40: "0.30", 50: "0.35", 60: "0.40", 70: "0.45", 75: "0.47", 80: "0.50",
+            90: "0.60", 95: "0.70"}
+    f.write_text("benchmark_table,measure_id,percentile,rate,source\n"
+                 + "".join(f"medicaid_hedis_national,hedis_fum_30d,{k},{v},qc\n" for k, v in rows.items()))
+    bench = scores.load_benchmarks(f)
+    scores.check_benchmarks([p], bench, f)
+
+    def score(rate):
+        s = scores.score_measure(p, "hedis_fum_30d", R(rate), eligible=100, benchmarks=bench)
+        return s.percentile_reached, s.points
+
+    assert score("0.48") == (75, R("1.70"))
+    assert score("0.71") == (95, R("2.00"))
+    assert score("0.21") == (25, R("0"))
+    assert score("0.19") == (None, R("0"))
+
+
+def test_a_supplied_table_must_cover_the_scale_and_rise_with_the_percentile(tmp_path, bench):
+    p = program("vt-2024-medicaid")  # hedis_fum_30d and hba1c_poor_control name medicaid_hedis_national
+    f = tmp_path / "bench.csv"
+    # the fixture's table of hedis_fum_30d gives the 50th and 90th only: a rate between them cannot
+    # tell whether it reached the 60th, 70th or 80th
+    with pytest.raises(InputFileError, match=r"bench.csv: benchmark table medicaid_hedis_national, measure hedis_fum_30d: "
+                                             r"no benchmark for percentile\(s\) 30, 40, 60, 70, 80 of "
+                                             r"vt-2024-medicaid's scoring scale \(30, 40, 50, 60, 70, 80, 90\)"):
+        scores.check_benchmarks([p], bench, f)
+    scale = (30, 40, 50, 60, 70, 80, 90)
+    falling = {(("medicaid_hedis_national", "hedis_fum_30d")): {k: (R("0.9") - R(i) / 10, "x")
+                                                                for i, k in enumerate(scale)}}
+    with pytest.raises(InputFileError, match="measure hedis_fum_30d: benchmarks must rise with the percentile"):
+        scores.check_benchmarks([p], falling, f)
+    rising_inverse = {("medicaid_hedis_national", "hba1c_poor_control"): {k: (R(i) / 10, "x")
+                                                                          for i, k in enumerate(scale)}}
+    with pytest.raises(InputFileError, match="benchmarks must fall with the percentile .an inverse measure."):
+        scores.check_benchmarks([p], rising_inverse, f)
+    # a table no program names, or a program without such a measure, is not checked
+    scores.check_benchmarks([program("vt-2024-medicare")], bench, f)
+
+
+def test_the_quality_stage_refuses_a_table_that_does_not_cover_the_scale_before_computing(tmp_path):
+    from allpayer.quality.run import run_quality
+
+    from .test_care_gaps import PAID_THROUGH, Y, database, world
+
+    con = database(world())
+    f = tmp_path / "partial.csv"
+    f.write_text("benchmark_table,measure_id,percentile,rate,source\n"
+                 "medicaid_hedis_national,hba1c_poor_control,50,0.38,test table\n")
+    with pytest.raises(InputFileError, match="partial.csv: benchmark table medicaid_hedis_national, measure "
+                                             "hba1c_poor_control: no benchmark for percentile"):
+        run_quality(con, [program("vt-2024-medicaid")], Y, PAID_THROUGH, "run-1", benchmarks=f)
+    assert "quality_scores" not in con.list_tables()

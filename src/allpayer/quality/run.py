@@ -115,6 +115,7 @@ def run_quality(
     vs = valuesets if isinstance(valuesets, ValueSets) else load_valuesets(valuesets)
     vs = vs.for_loaded_codes()  # the claims are read from the loaded tables
     bench = scores.load_benchmarks(benchmarks)
+    scores.check_benchmarks(progs, bench, benchmarks)
     reg = framework.registry()
     res = QualityResult(year=year, paid_through=paid_through, programs=[p.program_id for p in progs])
 

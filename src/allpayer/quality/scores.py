@@ -104,6 +104,34 @@ def load_benchmarks(path: str | Path | None) -> dict[tuple[str, str], dict[int, 
     return out
 
 
+def check_benchmarks(programs, benchmarks: dict, path: str | Path | None) -> None:
+    """Refuse a supplied benchmark table that cannot score a program's measure on its scale:
+    every percentile of the program's ``scoring.scale`` must have a benchmark (a rate between two
+    of the table's percentiles cannot say whether it reached a scale step the table lacks), and
+    the benchmarks must rise with the percentile (fall, for an inverse measure). Extra percentiles
+    are allowed. Tables the programs do not name are not checked."""
+    for program in programs:
+        q = program.quality
+        if q is None:
+            continue
+        wanted = [p.percentile for p in q.scoring.scale]
+        for m in q.measures:
+            if m.benchmarks or m.benchmark_table is None:
+                continue
+            table = benchmarks.get((m.benchmark_table, m.id))
+            if table is None:
+                continue
+            where = f"benchmark table {m.benchmark_table}, measure {m.id}"
+            if missing := [p for p in wanted if p not in table]:
+                raise InputFileError(str(path), f"{where}: no benchmark for percentile(s) "
+                                     f"{', '.join(map(str, missing))} of {program.program_id}'s scoring scale "
+                                     f"({', '.join(map(str, wanted))})")
+            rates = [table[p][0] for p in sorted(table)]
+            if any((b > a) if m.inverse else (b < a) for a, b in zip(rates, rates[1:])):
+                raise InputFileError(str(path), f"{where}: benchmarks must {'fall' if m.inverse else 'rise'} "
+                                     "with the percentile" + (" (an inverse measure)" if m.inverse else ""))
+
+
 def score_measure(program: ProgramTerms, measure_id: str, rate: Decimal | None, *, eligible: int | None = None,
                   reportable: bool = True, implemented: bool = True, benchmarks: dict | None = None) -> MeasureScore:
     """Points of one measure of a program (see the module docstring)."""
@@ -138,7 +166,6 @@ def score_measure(program: ProgramTerms, measure_id: str, rate: Decimal | None, 
                 s.note = f"benchmark table {m.benchmark_table} not supplied for {measure_id}"
                 return s
         if table is not None:
-            points = {p.percentile: p.points for p in scale.scale}
             reached = None
             for pct in sorted(table):
                 bench = table[pct][0]
@@ -146,7 +173,10 @@ def score_measure(program: ProgramTerms, measure_id: str, rate: Decimal | None, 
                     reached = pct
             s.status = "scored"
             s.percentile_reached = reached
-            s.points = points.get(reached, scale.below_scale_points) if reached is not None else scale.below_scale_points
+            # A table may carry percentiles between or above the scale's (a 95th): reaching one
+            # earns the points of the highest step of the scale at or below it.
+            steps = [p for p in scale.scale if reached is not None and p.percentile <= reached]
+            s.points = steps[-1].points if steps else scale.below_scale_points
             s.benchmark_source = sorted({v[1] for v in table.values()})[0]
         elif m.target is not None:
             met = (rate <= m.target.value) if m.inverse else (rate >= m.target.value)
