@@ -114,6 +114,34 @@ def test_t18_basic_a_size_based_msr():
     assert r.net_cents == 0 and "one-sided" in r.line("result_counted").note
 
 
+# CMS's MSR table for one-sided ACOs (42 CFR 425.604(b); domain.md M4): each band of assigned
+# beneficiaries runs from its low-end rate to its high-end rate, which is the next band's low end.
+CMS_MSR_BANDS = [(5000, "0.039"), (6000, "0.036"), (7000, "0.034"), (8000, "0.032"), (9000, "0.031"),
+                 (10000, "0.030"), (15000, "0.027"), (20000, "0.025"), (50000, "0.022"), (60000, "0.020")]
+
+
+@pytest.mark.parametrize(("members", "published"), [
+    # CMS's PY2018 public use file (spec/mssp_examples.csv): the MSR of Track 1 ACOs, as published
+    (54981, "0.0210037"), (9817, "0.030182182"), (5451, "0.037645646"), (14719, "0.027168034"),
+    # the ends of a band, and past the last row
+    (5000, "0.039"), (5999, "0.036"), (6000, "0.036"), (49999, "0.022"), (77372, "0.02"),
+])
+def test_a_linear_population_table_reproduces_cmss_msr(members, published):
+    rows = [{"min_members": m, "rate": r} for m, r in CMS_MSR_BANDS]
+    p = program({"risk": "one_sided", "steps": ["actual_tcoc", "gross_result", "msr_test", "share", "net"],
+                 "savings_rate": "0.50", "msr_by_population": rows, "population_rates": "linear"})
+    msr = settle_program(p, SettlementInputs(T18_BENCHMARK, T18_SAVINGS_E, members=members)).rate("msr")
+    places = Decimal(1).scaleb(-len(published.split(".")[1]))
+    assert msr.quantize(places) == Decimal(published)
+    # 54,981 members: 2.2% - 0.2% x 4,981 / 9,999, exactly (no rounding before the test)
+    if members == 54981:
+        assert msr == Decimal("0.022") - Decimal("0.002") * 4981 / Decimal(9999)
+    # read as steps, the same table gives the low end of the band
+    step = p.model_copy(update={"settlement": p.settlement.model_copy(update={"population_rates": "step"})})
+    low = [Decimal(r) for m, r in CMS_MSR_BANDS if m <= members][-1]
+    assert settle_program(step, SettlementInputs(T18_BENCHMARK, T18_SAVINGS_E, members=members)).rate("msr") == low
+
+
 def test_multiplier_on_savings():
     p = program({"risk": "two_sided", "steps": ["actual_tcoc", "gross_result", "msr_test", "share", "quality_modifier", "net"],
                  "savings_rate": "0.75", "loss_rate": "0.75", "msr": "0.02", "symmetric": True,

@@ -300,6 +300,8 @@ MINIMAL_CASES = [
     ({"settlement.steps": ["actual_tcoc", "truncation", "gross_result", "msr_test", "share", "net"]}, "settlement.steps", "needs target.truncation"),
     ({"settlement.steps": ["actual_tcoc", "gross_result", "msr_test", "share", "advance_payments", "net"]}, "settlement.steps", "needs payments.advance_payments"),
     ({"settlement.symmetric": True}, "settlement.mlr", "symmetric uses the MSR as MLR"),
+    ({"settlement.population_rates": "linear"}, "settlement.population_rates", "neither is given"),
+    ({"settlement.population_rates": "bands"}, "settlement.population_rates", "step"),
     ({"settlement.msr_by_population": [{"min_members": 1, "rate": "0.02"}]}, "settlement.msr_by_population", "give msr or msr_by_population"),
     (
         {"settlement.msr": DELETE, "settlement.msr_by_population": [{"min_members": 9, "rate": "0.03"}, {"min_members": 5, "rate": "0.02"}]},

@@ -162,16 +162,32 @@ def _at_end(value, program):
     return value.at(program.effective.end)
 
 
-def _rate_from_table(table, members: int | None, what: str) -> tuple[Decimal, str]:
+def _rate_from_table(table, members: int | None, what: str, how: str = "step") -> tuple[Decimal, str]:
+    """The rate of a population table for `members`: the rate of the last row whose
+    ``min_members`` it reaches (``step``), or (``linear``, ``settlement.population_rates``) a rate
+    moving in a straight line through the row's band, from the row's rate at its ``min_members`` to
+    the next row's rate at the band's last member count (one below the next row's
+    ``min_members``), as CMS's MSR table is read (42 CFR 425.604(b): 5,000-5,999 members,
+    3.9%-3.6%). The last row's rate applies from its ``min_members`` on. Exact: no rounding."""
     if members is None:
         raise SettlementError(f"{what} by population size needs the number of members")
-    chosen = None
-    for row in table:
+    i = None
+    for j, row in enumerate(table):
         if members >= row.min_members:
-            chosen = row
-    if chosen is None:
+            i = j
+    if i is None:
         raise SettlementError(f"{what}: {members} members is below the smallest population row ({table[0].min_members})")
-    return chosen.rate, f"{members:,} members: row from {chosen.min_members:,}"
+    row = table[i]
+    if how == "linear" and i + 1 < len(table):
+        nxt = table[i + 1]
+        last = nxt.min_members - 1
+        if last > row.min_members:
+            rate = row.rate + (nxt.rate - row.rate) * Decimal(members - row.min_members) / Decimal(last - row.min_members)
+        else:
+            rate = row.rate
+        return rate, (f"{members:,} members: in the band {row.min_members:,}-{last:,}, from {row.rate} to {nxt.rate} "
+                      f"in a straight line")
+    return row.rate, f"{members:,} members: row from {row.min_members:,}"
 
 
 def _pmpm(cents: int, member_months: int) -> Decimal:
@@ -374,7 +390,7 @@ def _set_shared(book: _Book, name: str, amount: int, term: str, note: str = "", 
 def _msr_test(program, inputs, book, G, g, T, two_sided, mode) -> int:
     s = program.settlement
     if s.msr_by_population is not None:
-        msr, how = _rate_from_table(s.msr_by_population, inputs.members, "MSR")
+        msr, how = _rate_from_table(s.msr_by_population, inputs.members, "MSR", s.population_rates)
         msr_term = "settlement.msr_by_population"
     elif s.msr is not None:
         msr, how, msr_term = _at_end(s.msr, program), "fixed", "settlement.msr"
@@ -383,7 +399,7 @@ def _msr_test(program, inputs, book, G, g, T, two_sided, mode) -> int:
     if s.symmetric:
         mlr, mhow, mlr_term = msr, "symmetric: the MSR", "settlement.symmetric"
     elif s.mlr_by_population is not None:
-        mlr, mhow = _rate_from_table(s.mlr_by_population, inputs.members, "MLR")
+        mlr, mhow = _rate_from_table(s.mlr_by_population, inputs.members, "MLR", s.population_rates)
         mlr_term = "settlement.mlr_by_population"
     elif s.mlr is not None:
         mlr, mhow, mlr_term = _at_end(s.mlr, program), "fixed", "settlement.mlr"

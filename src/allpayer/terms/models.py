@@ -910,6 +910,7 @@ class Settlement(Block):
     msr_by_population: list[PopulationRate] | None = None
     mlr: Dated[Rate] | None = None
     mlr_by_population: list[PopulationRate] | None = None
+    population_rates: Literal["step", "linear"] = "step"
     symmetric: Flag = False
     corridors: list[CorridorBand] = Field(default_factory=list)
     caps: Caps | None = None
@@ -969,6 +970,9 @@ class Settlement(Block):
                 for i in range(1, len(table)):
                     if table[i].min_members <= table[i - 1].min_members:
                         raise problem("rows must be in increasing min_members order", f"{b}[{i}].min_members")
+        if self.population_rates == "linear" and self.msr_by_population is None and self.mlr_by_population is None:
+            raise problem("linear applies to msr_by_population or mlr_by_population, and neither is given",
+                          "population_rates")
         has_msr = self.msr is not None or self.msr_by_population is not None
         has_mlr = self.mlr is not None or self.mlr_by_population is not None
         if self.symmetric:
