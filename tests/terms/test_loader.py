@@ -17,7 +17,7 @@ EXPECTED = {
     "unknown_key.yaml": (
         "settlement.savings_rat",
         "unknown key (did you mean 'savings_rate'?); expected one of: risk, steps, savings_rate, loss_rate, "
-        "share_from, msr, msr_by_population, mlr, mlr_by_population, symmetric, corridors, caps, participant_revenue, "
+        "share_from, msr, msr_by_population, mlr, mlr_by_population, population_rates, symmetric, corridors, caps, participant_revenue, "
         "quality_modifiers, sequestration, rounding, runout_months, completion_factor, distribution, reference, assumption, basis, note "
         "(line 26)",
     ),
