@@ -192,7 +192,13 @@ def test_a_quality_row_without_a_score_counts_as_not_measured():
     con = con_with(**t)
     inp, notes = program_inputs(con, MEDICAID, 2024)
     assert inp.quality_score is None and inp.quality_gate_met is None
-    assert any("assumed full credit" in n for n in notes)
+    (note,) = [n for n in notes if "assumed full credit" in n]
+    assert "scored none of the program's measures" in note
+    # no row at all says so instead
+    t.pop("quality_program_scores")
+    _, notes = program_inputs(con_with(**t), MEDICAID, 2024)
+    assert [n for n in notes if "assumed full credit" in n] == [
+        "quality not yet measured (no quality_program_scores row): assumed full credit"]
 
 
 def test_truncation_counts_only_attributed_months():

@@ -223,7 +223,10 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
             quality_score = Decimal(str(r[0]["quality_score"]))
             gate = r[0].get("gate_met")
         # a row without a score (not measured) is treated like no row: full credit, said on the line
-    if quality_score is None:
+        elif r:
+            notes.append("quality not yet measured (the quality stage scored none of the program's measures; see "
+                         "quality_scores' notes): assumed full credit")
+    if quality_score is None and not any(n.startswith("quality not yet measured") for n in notes):
         notes.append("quality not yet measured (no quality_program_scores row): assumed full credit")
     fixed_actual = None
     fixed_note = None
