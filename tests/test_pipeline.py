@@ -244,6 +244,15 @@ def test_the_high_cost_threshold_is_an_option_of_the_run(tmp_path, db, capsys):
     assert "--high-cost-threshold takes an amount in dollars above zero" in capsys.readouterr().err
 
 
+def test_a_through_month_outside_the_year_is_refused_and_the_year_stays(db, capsys):
+    before = rows(db, "select count(*) from attribution where performance_year = 2024")
+    for month in ("2023-06", "2025-02"):
+        capsys.readouterr()
+        assert main(["run", "--db", str(db), "--year", str(YEAR), "--through", month]) != 0
+        assert f"--through {month} is not a month of 2024: give one from 2024-01 to 2024-12" in capsys.readouterr().err
+    assert rows(db, "select count(*) from attribution where performance_year = 2024") == before != [(0,)]
+
+
 def without_run_ids(db, tables) -> dict:
     """The rows of `tables`, every column but ``run_id``, sorted."""
     out = {}

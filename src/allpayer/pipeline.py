@@ -286,6 +286,11 @@ def _run_core(
             raise RunError(f"table {needed} is not loaded: run `allpayer load` first")
     start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
     if through is not None:
+        if through.year != year:
+            # a month before the year would publish the year with no months; one after it is the
+            # whole year under a label that says otherwise
+            raise RunError(f"--through {through:%Y-%m} is not a month of {year}: give one from {year}-01 to {year}-12, "
+                           "or leave it out for the whole year")
         end = min(end, _month_end(through))
     res = CoreResult(year=year, paid_through=paid_through, programs=[p.program_id for p in progs])
     total = len(STAGES)
