@@ -62,6 +62,27 @@ def dollars_to_cents(amount: object, mode: str = "half_up") -> int:
     return int(round_money(to_decimal(amount), mode) * 100)
 
 
+def exact_cents(amount: object) -> int:
+    """Dollars (string, int or Decimal) to integer cents, without rounding: money read from a
+    user's file is in whole cents, so a fraction of a cent is an error (as the loader's
+    ``money_format`` rule says), not an amount to round.
+
+    >>> exact_cents("-6854131.80")
+    -685413180
+    >>> exact_cents("1.005")
+    Traceback (most recent call last):
+    ...
+    ValueError: 1.005 is not a whole number of cents
+    """
+    d = to_decimal(amount)
+    if not d.is_finite():
+        raise ValueError(f"{amount!s} is not an amount in dollars")
+    cents = d * 100
+    if cents != cents.to_integral_value():
+        raise ValueError(f"{amount!s} is not a whole number of cents")
+    return int(cents)
+
+
 def cents_to_dollars(cents: int) -> Decimal:
     """Integer cents to a Decimal dollar amount with two places.
 

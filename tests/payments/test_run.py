@@ -139,11 +139,16 @@ def test_ledger_commands(db, quarter, tmp_path, capsys):
     rec.write_text("payer,program_id,period,amount\n"
                    f"medicaid,vt-2024-medicaid,2024-02,{exp // 100}.{exp % 100:02d}\n"
                    "medicaid,vt-2024-medicaid,2024-03,1.00\n"
-                   "medicaid,vt-2024-medicaid,March,1.00\n")
+                   "medicaid,vt-2024-medicaid,March,1.00\n"
+                   "medicaid,vt-2024-medicaid,2024-04,1.005\n")
     rout = tmp_path / "recon.csv"
+    capsys.readouterr()
     assert main(["ledger", "reconcile", "--db", str(db), "--received", str(rec), "--out", str(rout)]) == 0
     got = [r["status"] for r in csv.DictReader(rout.open())]
     assert got[0] == "matched" and got[1] == "short" and got[2].startswith("quarantined: bad ledger period")
+    # a fraction of a cent is quarantined, not rounded to 1.01
+    assert got[3] == "quarantined: 1.005 is not a whole number of cents"
+    assert "4 rows read, 2 quarantined; 1 matched, 1 with a difference" in " ".join(capsys.readouterr().out.split())
     assert main(["ledger", "reconcile", "--db", str(db), "--received", str(tmp_path / "none.csv"), "--out", str(rout)]) == 2
 
 

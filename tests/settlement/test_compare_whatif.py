@@ -38,6 +38,9 @@ def test_bad_payer_reports(tmp_path):
     p.write_text("line_id,amount\nnet,abc\n")
     with pytest.raises(InputFileError, match="line 2: amount 'abc' is not a number"):
         read_payer_report(p)
+    p.write_text("line_id,amount\nnet,-6854131.805\n")
+    with pytest.raises(InputFileError, match="line 2: amount -6854131.805 is not a whole number of cents"):
+        read_payer_report(p)
     p.write_text("line_id,amount\nnet,1\nnet,2\n")
     with pytest.raises(InputFileError, match="appears twice"):
         read_payer_report(p)

@@ -104,7 +104,7 @@ def reconcile_command(
         w.writeheader()
         w.writerows(result)
     matched = sum(1 for r in result if r["status"] == "matched")
-    console.print(f"{out}: {len(rows)} rows read, {len(bad)} quarantined; {matched} matched, "
+    console.print(f"{out}: {len(rows) + len(bad)} rows read, {len(bad)} quarantined; {matched} matched, "
                   f"{len(result) - matched - len(bad)} with a difference")
 
 

@@ -21,7 +21,7 @@ from rich.table import Table
 from allpayer.commands._backend import (backend_option, check_backend, reports_on_publish, reports_option, snapshot_db,
                                         spark_master_option, spark_remote_option)
 from allpayer.errors import AllpayerError
-from allpayer.money import cents_to_dollars, dollars_to_cents
+from allpayer.money import cents_to_dollars, exact_cents
 
 out = Console(highlight=False, soft_wrap=True)
 if not out.is_terminal:  # piped: wide enough for whole program ids and amounts
@@ -136,7 +136,7 @@ def register(app: typer.Typer) -> None:
             if not sep:
                 raise AllpayerError(f"--participant-revenue {item!r}: expected PROGRAM_ID=DOLLARS")
             try:
-                revenue[pid.strip()] = dollars_to_cents(amount.strip())
+                revenue[pid.strip()] = exact_cents(amount.strip())
             except ValueError as exc:
                 raise AllpayerError(f"--participant-revenue {item!r}: {exc}") from None
         with reports_on_publish(render_reports):

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator
 
 from allpayer.errors import InputFileError
 from allpayer.ledger import Ledger, check_period
-from allpayer.money import cents_to_dollars, dollars_to_cents
+from allpayer.money import cents_to_dollars, exact_cents
 from allpayer.payments.common import attributed_months, py_pmpm_cents, to_micro
 
 REMITTANCE_COLUMNS = ["payee", "month", "program_id", "rule", "line", "member_id", "cell_id", "pmpm",
@@ -113,7 +113,7 @@ def read_received(path: Path) -> tuple[list[dict], list[dict]]:
     for i, r in enumerate(reader, start=2):
         try:
             check_period(r["period"].strip())
-            cents = dollars_to_cents(r["amount"].strip())
+            cents = exact_cents(r["amount"].strip())
             if not r["payer"].strip() or not r["program_id"].strip():
                 raise ValueError("payer and program_id are required")
             ok.append({"payer": r["payer"].strip(), "program_id": r["program_id"].strip(),

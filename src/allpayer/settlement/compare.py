@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from allpayer.errors import AllpayerError, InputFileError
-from allpayer.money import cents_to_dollars, dollars_to_cents
+from allpayer.money import cents_to_dollars, exact_cents
 
 
 def read_payer_report(path: str | Path) -> dict[str, int]:
@@ -53,7 +53,10 @@ def read_payer_report(path: str | Path) -> dict[str, int]:
             Decimal(raw)
         except InvalidOperation:
             raise InputFileError(str(path), f"line {n}: amount {row[1]!r} is not a number") from None
-        out[key] = dollars_to_cents(raw)
+        try:
+            out[key] = exact_cents(raw)
+        except ValueError as exc:
+            raise InputFileError(str(path), f"line {n}: amount {exc}") from None
     return out
 
 
