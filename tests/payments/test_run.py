@@ -122,6 +122,14 @@ def test_ledger_commands(db, quarter, tmp_path, capsys):
     assert capsys.readouterr().out == one  # deterministic
     assert one.splitlines()[-1].split()[-1] == "0.00"
     assert main(["ledger", "balance", "--db", str(db), "--period", "2024-13"]) == 2
+    # one account: its total is its balance, labelled as such; an account without entries is an error
+    acct = next(line.split()[0] for line in one.splitlines() if line.startswith("practice:"))
+    capsys.readouterr()
+    assert main(["ledger", "balance", "--db", str(db), "--account", acct]) == 0
+    mine = capsys.readouterr().out.splitlines()
+    assert mine[-1].startswith(f"total of {acct}") and mine[-1].split()[-1] == mine[2].split()[-1] != "0.00"
+    assert main(["ledger", "balance", "--db", str(db), "--account", "practice:pc-nowhere"]) == 2
+    assert "--account practice:pc-nowhere: no entries for this account" in capsys.readouterr().err
     # remittance advice of a practice paid in March
     led = ledger(db)
     practice = next(e.debit_account for e in led.entries(period="2024-03") if e.rule == "phm.base")

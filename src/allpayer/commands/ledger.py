@@ -37,7 +37,10 @@ def balance_lines(led, period: str | None, account: str | None, by_period: bool)
                    f"{cents_to_dollars(b.credit_cents):>18,} {cents_to_dollars(b.balance_cents):>18,}")
     total = sum(b.balance_cents for b in rows)
     out.append("-" * len(head))
-    out.append(f"{'total (always 0)':<40} {'':<8} {'':>18} {'':>18} {cents_to_dollars(total):>18,}")
+    # every entry debits one account and credits another, so over all accounts the balances sum to
+    # zero (a check printed with the table); one account's total is just its balance
+    label = f"total of {account}" if account is not None else "total (always 0)"
+    out.append(f"{label:<40} {'':<8} {'':>18} {'':>18} {cents_to_dollars(total):>18,}")
     return out
 
 
@@ -53,7 +56,14 @@ def balance_command(
 
     if period is not None:
         check_period(period)
-    for line in balance_lines(_store(db, store), period, account, by_period):
+    led = _store(db, store)
+    if account is not None and not led.balances(account=account, by_period=False):
+        known = sorted({b.account for b in led.balances(by_period=False)})
+        kinds = sorted({a.split(":", 1)[0] + ":..." for a in known})
+        raise AllpayerError(f"--account {account}: no entries for this account in the ledger"
+                            + (f" (its accounts are of the kinds {', '.join(kinds)}; `allpayer ledger balance` lists "
+                               "them all)" if known else " (the ledger is empty: run `allpayer payments` first)"))
+    for line in balance_lines(led, period, account, by_period):
         print(line)
 
 
