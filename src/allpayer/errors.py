@@ -26,10 +26,11 @@ class InputFileError(AllpayerError):
 class TermsError(AllpayerError):
     """A contract-terms file is invalid. Names the file and the key path."""
 
-    def __init__(self, path: str, key: str, problem: str):
+    def __init__(self, path: str, key: str, problem: str, others: tuple[tuple[str, str], ...] = ()):
         self.path = str(path)
         self.key = key
         self.problem = problem
+        self.others = others  # (key, problem) of the file's other problems, for `terms check` to list
         where = f"{self.path}: {key}" if key else self.path
         super().__init__(f"{where}: {problem}")
 

@@ -1,7 +1,7 @@
 """CLI: `allpayer terms` checks and shows contract-terms files.
 
 - ``allpayer terms check FILE_OR_DIR... [--year YEAR] [--strict]``: a table of every file
-  (program, payer, year, kind, status); each bad file also gets one line on stderr naming the
+  (program, payer, year, kind, status); each problem of a bad file gets one line on stderr naming the
   file, the key path and the problem, then one error line with the count. Exit 0 when every
   file is valid, 2 when any is not.
 - ``allpayer terms show FILE [--at DATE] [--assumptions] [--json]``: the program's terms with
@@ -90,6 +90,9 @@ def check_command(
         err = r.error
         where = f"{_display(Path(err.path))}: {err.key}" if err.key else _display(Path(err.path))
         err_console.print(f"[bold red]error:[/] {where}: {err.problem}")
+        for key, problem in err.others:  # the file's other problems, each on its own line
+            where = f"{_display(Path(err.path))}: {key}" if key else _display(Path(err.path))
+            err_console.print(f"[bold red]error:[/] {where}: {problem}")
     if bad:
         verb = "is" if len(bad) == 1 else "are"
         raise InvalidTerms(f"{len(bad)} of {len(results)} terms files {verb} invalid")

@@ -245,16 +245,19 @@ def _raise_validation(path: Path, exc: ValidationError, lines: dict[str, int]) -
     errors = exc.errors(include_url=False)
     # an unknown key often explains a missing one (a misspelt key): report it first
     errors.sort(key=lambda e: e["type"] != "extra_forbidden")
-    first = errors[0]
-    ctx = first.get("ctx") or {}
-    key = _path(first["loc"], str(ctx.get("at") or ""))
-    problem = _problem_text(first)
-    line = _line_for(key, lines)
-    if line is not None:
-        problem += f" (line {line})"
-    if len(errors) > 1:
-        problem += f"; {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in this file"
-    raise TermsError(path, key, problem) from None
+
+    def described(err) -> tuple[str, str]:
+        ctx = err.get("ctx") or {}
+        key = _path(err["loc"], str(ctx.get("at") or ""))
+        problem = _problem_text(err)
+        line = _line_for(key, lines)
+        return key, problem + (f" (line {line})" if line is not None else "")
+
+    key, problem = described(errors[0])
+    others = tuple(described(e) for e in errors[1:])
+    if others:
+        problem += f"; {len(others)} more problem{'s' if len(others) > 1 else ''} in this file"
+    raise TermsError(path, key, problem, others) from None
 
 
 def _line_for(key: str, lines: dict[str, int]) -> int | None:
