@@ -252,3 +252,15 @@ def test_more_savings_never_yields_less_shared(i, target, a, b, q):
     assert more.shared_cents >= less.shared_cents
     assert more.net_cents >= less.net_cents
     assert more.combined_cents == more.net_cents  # no fixed payment performance given
+
+
+def test_the_fixed_payment_performance_line_says_why_it_is_zero():
+    # a program without fixed prospective payments has nothing to compute
+    r = settle_program(basic_a(), SettlementInputs(T18_BENCHMARK, T18_SAVINGS_E, members=20_000))
+    line = r.line("fixed_payment_performance")
+    assert line.amount_cents == 0 and line.note == "the program has no fixed prospective payments (payments.fpp): zero"
+    # one with them, before the payments stage has run, is not computed yet
+    medicaid = load_program(programs_dir() / "vermont" / "2024" / "medicaid.yaml")
+    assert medicaid.payments.fpp is not None
+    r = settle_program(medicaid, SettlementInputs(T18_BENCHMARK, T18_SAVINGS_E, members=20_000))
+    assert r.line("fixed_payment_performance").note.startswith("not yet computed")

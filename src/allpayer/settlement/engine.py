@@ -364,9 +364,12 @@ def settle_program(program, inputs: SettlementInputs) -> Settlement:
     res.net_cents = net
     fpp_perf = inputs.fixed_payment_performance_cents
     if fpp_perf is None:
+        pays = program.payments
+        why = ("the program has no fixed prospective payments (payments.fpp): zero"
+               if pays is None or pays.fpp is None
+               else "not yet computed (no fixed_payment_performance rows for the program and year): zero")
         book.add("fixed_payment_performance", "fixed payment performance (FPP paid - shadow claims)", "combined",
-                 amount=0, term="fixed_payment_performance",
-                 note="not yet computed (no fixed_payment_performance table): zero")
+                 amount=0, term="fixed_payment_performance", note=why)
     else:
         book.add("fixed_payment_performance", "fixed payment performance (FPP paid - shadow claims)", "combined",
                  amount=int(fpp_perf), term="fixed_payment_performance")
