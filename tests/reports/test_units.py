@@ -144,13 +144,41 @@ def test_regulator_growth_reads_the_reports_year_and_the_years_before_it():
     con = ibis.duckdb.connect()
     con.create_table("tcoc_member_month", ibis.memtable({
         "performance_year": [2023] * 12 + [2024] * 12 + [2025] * 12,
+        "payer": ["medicaid"] * 36,
         "ffs_paid_cents": [10_000] * 12 + [11_000] * 12 + [50_000] * 12,
     }))
     rep = Report(kind="regulator", org="GMCB", year=2024, run_id="r", title="t", subtitle="s")
     _growth(con, rep, 2024, {"tcoc_growth": {"target": "0.035", "ceiling": "0.043"}}, RegulatorInputs())
     (growth,) = [t for t in rep.tables if t.key == "tcoc_growth"]
-    assert [r[0] for r in growth.rows] == ["2023", "2024"]
-    assert dict(rep.totals)["TCOC per capita growth (members loaded)"].startswith("10.00% average annual growth 2023-2024")
+    assert [r[:2] for r in growth.rows] == [["2023", "medicaid"], ["2024", "medicaid"]]
+    assert dict(rep.totals)["TCOC per capita growth (programs' members)"].startswith(
+        "10.00% average annual growth 2023-2024")
+
+
+def test_regulator_growth_is_taken_over_the_payers_of_both_years():
+    """A payer in the last year only (a commercial program with cheaper members) would lower the
+    per-capita cost by its mix alone: the growth is that of the payers in both years, and the note
+    says so."""
+    import ibis
+
+    from allpayer.reports.base import Report
+    from allpayer.reports.regulator import RegulatorInputs, _growth
+
+    con = ibis.duckdb.connect()
+    con.create_table("tcoc_member_month", ibis.memtable({
+        "performance_year": [2022] * 24 + [2024] * 36,
+        "payer": ["medicare"] * 12 + ["medicaid"] * 12 + ["medicare"] * 12 + ["medicaid"] * 12 + ["bcbsvt"] * 12,
+        "ffs_paid_cents": [100_000] * 12 + [50_000] * 12 + [121_000] * 12 + [60_500] * 12 + [1_000] * 12,
+    }))
+    rep = Report(kind="regulator", org="GMCB", year=2024, run_id="r", title="t", subtitle="s")
+    _growth(con, rep, 2024, {"tcoc_growth": {"target": "0.035", "ceiling": "0.043"}}, RegulatorInputs())
+    (growth,) = [t for t in rep.tables if t.key == "tcoc_growth"]
+    assert [r[1] for r in growth.rows] == ["medicaid, medicare", "bcbsvt, medicaid, medicare"]
+    # medicare and medicaid: $9,000 -> $10,890 per member year over two years, 10% a year (all
+    # three payers would give $7,300 and a fall)
+    assert [r[-1] for r in growth.rows] == ["$9,000.00", "$7,300.00"]
+    assert dict(rep.totals)["TCOC per capita growth (programs' members)"] == "10.00% average annual growth 2022-2024"
+    assert "growth is that of the payers in both (medicaid, medicare)" in growth.note
 
 
 def test_the_high_cost_threshold_is_the_core_runs_even_when_nobody_reached_it():
@@ -171,3 +199,22 @@ def test_the_high_cost_threshold_is_the_core_runs_even_when_nobody_reached_it():
     assert base.high_cost_threshold(con, 2023) == 5_000_000  # from its rows
     assert base.high_cost_threshold(con, 2024) == 25_000_000  # no rows: the core run's parameters
     assert base.high_cost_threshold(con, 2022) is None  # no core run of 2022
+
+
+def test_a_measure_without_a_rate_says_why_in_the_regulator_and_employer_quality_tables():
+    import ibis
+
+    from allpayer.reports import regulator
+    from allpayer.reports.employer import rate_text
+
+    con = ibis.duckdb.connect()
+    con.raw_sql("CREATE TABLE member_months AS SELECT 'p1' AS program_id, 2024 AS performance_year")
+    con.raw_sql("""CREATE TABLE quality_rates AS SELECT * FROM (VALUES
+        ('p1', 'hedis_fua_30d', 'program', 'p1', 2024, 120, 40, NULL::DECIMAL(18, 10), 'not reportable: redacted data'),
+        ('p1', 'hedis_wcv', 'program', 'p1', 2024, 200, 120, 0.6::DECIMAL(18, 10), NULL))
+        t(program_id, measure_id, level, level_id, performance_year, denominator, numerator, rate, note)""")
+    rep = Report(kind="regulator", org="GMCB", year=2024, run_id="R1", title="t", subtitle="s")
+    regulator._quality(con, rep, 2024)
+    (q,) = [t for t in rep.tables if t.key == "quality"]
+    assert [r[-1] for r in q.rows] == ["not reportable: redacted data", "60.0%"]
+    assert rate_text({"rate": None, "note": None}) == "no rate"

@@ -392,7 +392,7 @@ def quality_rows(con, year: int, programs: list[str], level: str = "program", le
     def q():
         t = table(con, "quality_rates")
         t = t.filter((t.level == level) & (t.performance_year == year))
-        return t.select("program_id", "measure_id", "level_id", "denominator", "numerator", "rate")
+        return t.select("program_id", "measure_id", "level_id", "denominator", "numerator", "rate", "note")
 
     got = rows(lambda: q().order_by(order), key=("quality", year, level)) if level_ids is None or len(level_ids) != 1 \
         else rows_by(q, "level_id", list(level_ids)[0], order, key=("quality by", year, level))
@@ -405,6 +405,14 @@ def rate_hidden(denominator, numerator) -> bool:
     return d < THRESHOLD or is_small(n) or is_small(d - n)
 
 
+def rate_text(r: dict) -> str:
+    """A `quality_rows` row's rate as shown: the percentage, or, where the measure has no rate, why
+    (``not reportable: redacted data`` for a measure whose claims were withheld under 42 CFR Part 2)."""
+    if r["rate"] is None:
+        return r.get("note") or "no rate"
+    return pct(r["rate"])
+
+
 def _quality(con, rep: Report, year: int, programs: list[str], org: str, sharing) -> None:
     qr = quality_rows(con, year, programs)
     if not qr:
@@ -414,7 +422,7 @@ def _quality(con, rep: Report, year: int, programs: list[str], org: str, sharing
         for r in qr:
             h = rate_hidden(r["denominator"], r["numerator"])
             out.append([r["measure_id"], HIDDEN if h else count(r["denominator"]),
-                        HIDDEN if h else count(r["numerator"]), HIDDEN if h else pct(r["rate"])])
+                        HIDDEN if h else count(r["numerator"]), HIDDEN if h else rate_text(r)])
         rep.tables.append(Table("quality", "Quality measure rates (program)", ["measure", "denominator", "numerator", "rate"],
                                 out, note="A rate is hidden when its denominator, numerator or the difference "
                                           "is a count from 1 to 10."))

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from allpayer.reports import charts, disputes
 from allpayer.reports.base import (Chart, Period, Report, ReportError, Table, as_period, count, has, in_period, of_year,
-                                   pct, require, rows, rows_by, usd, table)
-from allpayer.reports.employer import quality_rows
+                                   require, rows, rows_by, usd, table)
+from allpayer.reports.employer import quality_rows, rate_text
 from allpayer.reports.panel import add_panel_and_cost, add_payments
 
 
@@ -75,8 +75,8 @@ def _quality(con, rep: Report, year: int, programs: list[str], org: str) -> None
     out, labels, mine_v, bench_v = [], [], [], []
     for r in mine:
         b = bench.get((r["program_id"], r["measure_id"]))
-        out.append([r["measure_id"], r["program_id"], count(r["denominator"]), count(r["numerator"]), pct(r["rate"]),
-                    pct(b["rate"]) if b else ""])
+        out.append([r["measure_id"], r["program_id"], count(r["denominator"]), count(r["numerator"]), rate_text(r),
+                    rate_text(b) if b else ""])
         labels.append(r["measure_id"])
         mine_v.append(float(r["rate"]) * 100 if r["rate"] is not None else None)
         bench_v.append(float(b["rate"]) * 100 if b and b["rate"] is not None else None)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from allpayer.reports import charts
 from allpayer.reports.base import (HIDDEN, Chart, Period, Report, ReportError, Table, as_period, count, of_year, pct,
                                    require, rows, table, usd)
-from allpayer.reports.employer import quality_rows, rate_hidden
+from allpayer.reports.employer import quality_rows, rate_hidden, rate_text
 from allpayer.reports.suppression import is_small, suppress
 
 APM_TARGETS = Path(__file__).with_name("apm_targets.yaml")
@@ -161,30 +161,54 @@ def _scale_targets(rep, year, targets, populations):
 def _growth(con, rep, year, targets, inputs):
     t = table(con, "tcoc_member_month")
     t = t.filter(t.performance_year <= year)  # the report's year and the years before it
-    got = rows(t.group_by("performance_year").aggregate(c=t.ffs_paid_cents.sum(), n=t.count())
-               .order_by("performance_year"))
-    out = []
-    per_cap = {}
+    got = rows(t.group_by(["performance_year", "payer"]).aggregate(c=t.ffs_paid_cents.sum(), n=t.count())
+               .order_by(["performance_year", "payer"]))
+    by_year: dict[int, dict[str, tuple[int, int]]] = {}
     for r in got:
-        if not r["n"]:
-            continue
-        pc = int((Decimal(int(r["c"])) * 12 / Decimal(int(r["n"]))).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-        per_cap[int(r["performance_year"])] = pc
-        out.append([str(r["performance_year"]), count(r["n"]), usd(r["c"]), usd(pc)])
+        if r["n"]:
+            by_year.setdefault(int(r["performance_year"]), {})[r["payer"]] = (int(r["c"]), int(r["n"]))
+
+    def per_capita(parts) -> int:
+        c, n = sum(p[0] for p in parts), sum(p[1] for p in parts)
+        return int((Decimal(c) * 12 / Decimal(n)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+    def growth(first: int, last: int, payers) -> str | None:
+        a = per_capita([by_year[first][p] for p in payers])
+        b = per_capita([by_year[last][p] for p in payers])
+        if a <= 0:
+            return None
+        cagr = (Decimal(b) / Decimal(a)) ** (Decimal(1) / Decimal(last - first)) - 1
+        return f"{pct(cagr, 2)} average annual growth {first}-{last}"
+
+    out = []
+    for y, parts in sorted(by_year.items()):
+        c, n = sum(p[0] for p in parts.values()), sum(p[1] for p in parts.values())
+        out.append([str(y), ", ".join(sorted(parts)), count(n), usd(c), usd(per_capita(parts.values()))])
     g = targets["tcoc_growth"]
     growth_text = "not computable: needs at least two performance years run"
-    years = sorted(per_cap)
-    if len(years) >= 2 and per_cap[years[0]] > 0:
-        n = years[-1] - years[0]
-        ratio = Decimal(per_cap[years[-1]]) / Decimal(per_cap[years[0]])
-        cagr = ratio ** (Decimal(1) / Decimal(n)) - 1
-        growth_text = f"{pct(cagr, 2)} average annual growth {years[0]}-{years[-1]}"
-    rep.tables.append(Table("tcoc_growth", "TCOC per capita of the members loaded (not the statewide APM metric)",
-                            ["year", "member months", "TCOC paid (FFS basis)", "per capita (per member year)"], out,
+    mix = ""
+    years = sorted(by_year)
+    if len(years) >= 2:
+        first, last = years[0], years[-1]
+        # a payer in one of the two years only changes the population's mix (a Medicare member
+        # costs about twice a commercial one): the growth is taken over the payers of both years
+        both = sorted(by_year[first].keys() & by_year[last].keys())
+        if by_year[first].keys() != by_year[last].keys():
+            mix = (f" The years cover different payers ({first}: {', '.join(sorted(by_year[first]))}; {last}: "
+                   f"{', '.join(sorted(by_year[last]))}), so the growth is that of the payers in both "
+                   f"({', '.join(both) or 'none'}).")
+        if not both:
+            growth_text = f"not computable: {first} and {last} have no payer in common"
+        else:
+            growth_text = growth(first, last, both) or growth_text
+    rep.tables.append(Table("tcoc_growth", "TCOC per capita of the programs' members (not the statewide APM metric)",
+                            ["year", "payers", "member months", "TCOC paid (FFS basis)", "per capita (per member year)"],
+                            out,
                             note=f"Growth: {growth_text}; APM target {pct(g['target'])}, ceiling {pct(g['ceiling'])}. "
                                  "The APM metric is statewide all-payer TCOC per capita, which needs statewide "
-                                 "denominators; this is the growth of the members loaded only."))
-    rep.totals.append(("TCOC per capita growth (members loaded)", growth_text))
+                                 "denominators; this is the growth of the programs' members only (member months "
+                                 f"counted per program).{mix}"))
+    rep.totals.append(("TCOC per capita growth (programs' members)", growth_text))
     if inputs.national_medicare_growth is not None:
         rep.notes.append(f"National Medicare growth (supplied): {pct(inputs.national_medicare_growth, 2)}; the "
                          f"Vermont Medicare target is 0.1-0.2 percentage points below it.")
@@ -199,7 +223,7 @@ def _quality(con, rep, year):
     for r in qr:
         h = rate_hidden(r["denominator"], r["numerator"])
         out.append([r["measure_id"], r["program_id"], HIDDEN if h else count(r["denominator"]),
-                    HIDDEN if h else count(r["numerator"]), HIDDEN if h else pct(r["rate"])])
+                    HIDDEN if h else count(r["numerator"]), HIDDEN if h else rate_text(r)])
     rep.tables.append(Table("quality", "Quality results by program", ["measure", "program", "denominator", "numerator",
                                                                        "rate"], out))
 
