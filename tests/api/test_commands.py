@@ -50,3 +50,21 @@ def test_users_unlock(tmp_path, capsys):
     assert LoginLimiter(open_store(default_store_url(db))).retry_after("ana", None) == 0
     assert main(["users", "unlock", "ana", "--db", str(db)]) == 0
     assert "no failed logins" in capsys.readouterr().out
+
+
+def test_users_add_refuses_an_organization_the_snapshot_does_not_know(tmp_path, capsys):
+    import duckdb
+
+    db = tmp_path / "x.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE employer_group AS SELECT * FROM (VALUES ('G1', 'EMP-SOV'), ('G2', 'EMP-UVMMC')) "
+                "t(group_id, employer_id)")
+    con.close()
+    assert main(["users", "add", "eve", "--role", "employer", "--org", "EMP-NOPE", "--password", "long-enough",
+                 "--db", str(db)]) == 2
+    assert "--org EMP-NOPE: no employer of that id in" in capsys.readouterr().err
+    assert main(["users", "add", "eve", "--role", "employer", "--org", "EMP-SOV", "--password", "long-enough",
+                 "--db", str(db)]) == 0
+    # a role whose organizations the snapshot cannot list yet (no eligibility loaded) is not checked
+    assert main(["users", "add", "pat", "--role", "payer", "--org", "medicaid", "--password", "long-enough",
+                 "--db", str(db)]) == 0

@@ -207,7 +207,7 @@ def test_payer_statement_shows_its_programs_high_cost_claimants(published, orgs,
             assert cost >= n * 1_000_000
 
 
-def test_dispute_is_recorded_and_listed_on_the_practice_report(published, orgs, tmp_path):
+def test_dispute_is_recorded_and_listed_on_the_practice_report(published, orgs, tmp_path, capsys):
     practice = orgs["practice"]
     program, member = sql(published, f"SELECT program_id, member_id FROM attribution WHERE practice_id = '{practice}' "
                                       f"AND attributed ORDER BY 1, 2 LIMIT 1")[0]
@@ -216,6 +216,15 @@ def test_dispute_is_recorded_and_listed_on_the_practice_report(published, orgs, 
                  "--month", "2024-03", "--practice", practice, "--reason", "patient moved to another practice"]) == 0
     assert main(["dispute", "--db", str(published), "--store", store, "--program", program, "--member", member,
                  "--month", "March", "--practice", practice, "--reason", "x"]) == 2
+    # a program, member month or practice the snapshot does not have is refused, naming it
+    for opts, message in (({"--program": "vt-2024-nope"}, "--program vt-2024-nope: no such program"),
+                          ({"--member": "NOPE-1"}, f"--member NOPE-1: not a member of {program} in 2024-03"),
+                          ({"--practice": "pc-nowhere"}, "--practice pc-nowhere: no practice of that id")):
+        args = {"--program": program, "--member": member, "--practice": practice, **opts}
+        capsys.readouterr()
+        assert main(["dispute", "--db", str(published), "--store", store, "--month", "2024-03", "--reason", "x",
+                     *[x for kv in args.items() for x in kv]]) == 2
+        assert message in capsys.readouterr().err
     out = tmp_path / "p"
     assert main(["report", "practice", "--db", str(published), "--for", practice, "--period", str(YEAR),
                  "--out", str(out), "--format", "csv", "--store", store]) == 0

@@ -32,6 +32,10 @@ def register(app: typer.Typer) -> None:
         db: Path = DB,
         store: str = STORE,
     ) -> None:
+        from allpayer.api.orgs import check_org
+
+        if org:
+            check_org(db, role, org)
         _users(db, store).add(username, password, role=role, org_id=org)
         typer.echo(f"added {username} ({role}{' ' + org if org else ''})")
 
