@@ -68,3 +68,17 @@ def test_users_add_refuses_an_organization_the_snapshot_does_not_know(tmp_path, 
     # a role whose organizations the snapshot cannot list yet (no eligibility loaded) is not checked
     assert main(["users", "add", "pat", "--role", "payer", "--org", "medicaid", "--password", "long-enough",
                  "--db", str(db)]) == 0
+
+
+def test_serve_passes_the_trusted_proxies_and_keeps_the_access_log_off(tmp_path, monkeypatch):
+    import duckdb
+    import uvicorn
+
+    db = tmp_path / "x.duckdb"
+    duckdb.connect(str(db)).close()
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
+    assert main(["serve", "--db", str(db), "--forwarded-allow-ips", "10.0.0.5"]) == 0
+    assert (seen["proxy_headers"], seen["forwarded_allow_ips"], seen["access_log"]) == (True, "10.0.0.5", False)
+    assert main(["serve", "--db", str(db)]) == 0
+    assert seen["forwarded_allow_ips"] == "127.0.0.1"

@@ -20,6 +20,11 @@ def register(app: typer.Typer) -> None:
         store: str = typer.Option(None, "--store", help="Store URL for users, keys, audit and ledger "
                                                         "(default sqlite:///<db>.store.sqlite)."),
         workers: int = typer.Option(1, "--workers", help="Server processes."),
+        forwarded_allow_ips: str = typer.Option(
+            "127.0.0.1", "--forwarded-allow-ips", metavar="IPS",
+            help="Comma-separated addresses of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
+                 "headers are trusted, so that the login limits see the real client ('*' trusts any peer; "
+                 "never use it without a proxy in front)."),
     ) -> None:
         import uvicorn
 
@@ -39,6 +44,8 @@ def register(app: typer.Typer) -> None:
             # machine a new worker can take longer than uvicorn's 5 s default just to start, so
             # that every worker was killed while starting, again and again
             uvicorn.run("allpayer.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                        access_log=False, log_level="warning", timeout_worker_healthcheck=60)
+                        access_log=False, log_level="warning", timeout_worker_healthcheck=60,
+                        proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips)
         else:
-            uvicorn.run(create_app(db, store), host=host, port=port, access_log=False, log_level="warning")
+            uvicorn.run(create_app(db, store), host=host, port=port, access_log=False, log_level="warning",
+                        proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips)
