@@ -10,18 +10,18 @@ from .helpers import CON, FEB, JAN, att_months, program, rows, table
 
 
 def test_payer_to_aco_is_member_months_times_cell_pmpm_less_withhold():
-    p = program()  # shipped VMNG 2024: child $85.00, aged_blind_disabled $310.00, withhold 5%
+    p = program()  # shipped VMNG 2024: child $160.00, aged_blind_disabled $965.00, withhold 5%
     am = att_months([("a", JAN, "child", "pr", "h"), ("b", JAN, "child", "pr", "h"), ("c", JAN, "child", "pr", "h"),
                      ("d", JAN, "aged_blind_disabled", "pr", "h"), ("e", JAN, "aged_blind_disabled", "pr", "h"),
                      ("a", FEB, "child", "pr", "h"), ("z", FEB, "unassigned", "pr", "h")])
     got = rows(fpp.payer_payments(am, p, [JAN, FEB]), key=lambda r: (r["month"], r["cell_id"]))
     cut = [(r["month"], r["cell_id"], r["member_months"], r["gross_cents"], r["withhold_cents"], r["net_cents"]) for r in got]
     assert cut == [
-        # 2 x $310.00 = $620.00; 5% withhold $31.00; net $589.00
-        (JAN, "aged_blind_disabled", 2, 62000, 3100, 58900),
-        # 3 x $85.00 = $255.00; 5% withhold $12.75; net $242.25
-        (JAN, "child", 3, 25500, 1275, 24225),
-        (FEB, "child", 1, 8500, 425, 8075),
+        # 2 x $965.00 = $1,930.00; 5% withhold $96.50; net $1,833.50
+        (JAN, "aged_blind_disabled", 2, 193000, 9650, 183350),
+        # 3 x $160.00 = $480.00; 5% withhold $24.00; net $456.00
+        (JAN, "child", 3, 48000, 2400, 45600),
+        (FEB, "child", 1, 16000, 800, 15200),
         # a member month in no rate cell is shown, at PMPM 0
         (FEB, "unassigned", 1, 0, 0, 0),
     ]
