@@ -27,7 +27,8 @@ Tables read (the year's rows only):
 - ``provider_roster``: the hospitals of each HSA (``practice_type = 'hospital'``);
 - ``employer_group``: the employer of each group;
 - optional: ``quality_program_scores`` (quality_score, gate_met), ``tcoc_fixed_payment``
-  (actual_tcoc_cents), ``fixed_payment_performance`` (performance_cents and fpp_paid_cents of
+  (actual_tcoc_cents and its parts: FPP paid, CPR paid, FFS outside their scopes, other shadow
+  claims), ``fixed_payment_performance`` (performance_cents and fpp_paid_cents of
   hospital 'ALL' and of each hospital), ``fpp_payments`` (withhold_cents: the FPP withhold the
   quality modifier returns).
 """
@@ -42,7 +43,7 @@ import ibis
 
 from allpayer.core.targets import assign_cells
 from allpayer.money import ROUNDING_MODES, largest_remainder
-from allpayer.settlement.engine import SettlementError, SettlementInputs
+from allpayer.settlement.engine import FIXED_PAYMENT_PARTS, SettlementError, SettlementInputs
 
 FIXED_TCOC_COLUMNS = ("tcoc_cents", "actual_tcoc_cents", "atcoc_cents", "fixed_payment_tcoc_cents")
 
@@ -230,6 +231,7 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
         notes.append("quality not yet measured (no quality_program_scores row): assumed full credit")
     fixed_actual = None
     fixed_note = None
+    fixed_parts: tuple[tuple[str, int], ...] = ()
     if _has(con, "tcoc_fixed_payment"):
         tf = _year_filter(con.table("tcoc_fixed_payment"), year)
         col = next((c for c in FIXED_TCOC_COLUMNS if c in tf.columns), None)
@@ -238,8 +240,12 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
             aggs = {"n": tf.count(), "v": tf[col].sum()}
             if "member_months" in tf.columns:
                 aggs["mm"] = tf.member_months.sum()
+            part_columns = [c for c in FIXED_PAYMENT_PARTS if c in tf.columns]
+            aggs.update({c: tf[c].sum() for c in part_columns})
             r = _rows(con, tf.aggregate(**aggs))[0]
             fixed_actual = int(r["v"]) if r["n"] else None
+            if fixed_actual is not None:
+                fixed_parts = tuple((c, int(r[c] or 0)) for c in part_columns)
             if fixed_actual is not None and r.get("mm") is not None:
                 if int(r["mm"]) != pop.attributed_member_months:
                     raise SettlementError(
@@ -282,6 +288,7 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
         eligible_member_months=pop.eligible_member_months,
         months_without_target=pop.months_without_target,
         fixed_payment_note=fixed_note,
+        fixed_payment_parts=fixed_parts,
     )
     return inputs, notes
 
