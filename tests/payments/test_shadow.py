@@ -109,16 +109,21 @@ LINE = {"payer": "string", "claim_type": "string", "service_category": "string",
 ROSTER = {"npi": "string", "payer": "string", "payment_model": "string", "organization_id": "string", "hsa": "string"}
 
 
+def claim_line(**kw):
+    """A medicaid claim line of member a in January: an FPP inpatient shadow claim of $1,000.00
+    billed by NPI 1, but for what `kw` changes."""
+    base = {"payer": "medicaid", "claim_type": "institutional", "service_category": "inpatient",
+            "payment_arrangement": "fpp", "member_id": "a", "service_month": JAN, "billing_npi": "1",
+            "allowed_cents": 1000_00, "paid_cents": 0}
+    return {**base, **kw}
+
+
 def test_shadow_claims_are_in_scope_fpp_lines_of_attributed_members_priced_at_allowed():
     p = program()
     am = att_months([("a", JAN, "child", "pr", "x")])
     roster = table([{"npi": "1", "payer": "medicaid", "payment_model": "fpp", "organization_id": "org-a", "hsa": "x"}], ROSTER)
 
-    def line(**kw):
-        base = {"payer": "medicaid", "claim_type": "institutional", "service_category": "inpatient",
-                "payment_arrangement": "fpp", "member_id": "a", "service_month": JAN, "billing_npi": "1",
-                "allowed_cents": 1000_00, "paid_cents": 0}
-        return {**base, **kw}
+    line = claim_line
 
     lines = table([
         line(),
@@ -150,30 +155,20 @@ def test_the_cached_claim_lines_keep_what_the_fpp_stages_read():
     schema = {"id": "string", "payer": "string", "service_date": "date", "claim_type": "string",
               "service_category": "string", "payment_arrangement": "string"}
     d23, d24 = dt.date(2023, 5, 2), dt.date(2024, 5, 2)
-    lines = table([
-        {"id": "hist-ffs", "payer": "medicaid", "service_date": d23, "claim_type": "institutional",
-         "service_category": "inpatient", "payment_arrangement": "ffs"},                         # kept: share history
-        {"id": "hist-null-arrangement", "payer": "medicaid", "service_date": d23, "claim_type": "professional",
-         "service_category": "professional", "payment_arrangement": None},                      # kept: share history
-        {"id": "hist-out-of-scope", "payer": "medicaid", "service_date": d23, "claim_type": "institutional",
-         "service_category": "snf", "payment_arrangement": "fpp"},                               # kept; readers drop it
-        {"id": "perf-fpp", "payer": "medicaid", "service_date": d24, "claim_type": "institutional",
-         "service_category": "outpatient", "payment_arrangement": "fpp"},                        # kept: shadow claim
-        {"id": "perf-ffs", "payer": "medicaid", "service_date": d24, "claim_type": "institutional",
-         "service_category": "outpatient", "payment_arrangement": "ffs"},                        # dropped: paid FFS
-        {"id": "perf-dme", "payer": "medicaid", "service_date": d24, "claim_type": "dme",
-         "service_category": "dme", "payment_arrangement": "fpp"},                               # kept: other shadow
-        {"id": "perf-cpr", "payer": "medicaid", "service_date": d24, "claim_type": "professional",
-         "service_category": "professional", "payment_arrangement": "cpr"},                     # kept: CPR shadow
-        {"id": "perf-capitated", "payer": "medicaid", "service_date": d24, "claim_type": "professional",
-         "service_category": "professional", "payment_arrangement": "capitated"},               # kept: other shadow
-        {"id": "hist-dme", "payer": "medicaid", "service_date": d23, "claim_type": "dme",
-         "service_category": "dme", "payment_arrangement": "ffs"},                               # dropped: claim type
-        {"id": "other-payer", "payer": "mvp", "service_date": d24, "claim_type": "institutional",
-         "service_category": "outpatient", "payment_arrangement": "fpp"},                        # dropped: payer
-        {"id": "old-year", "payer": "medicaid", "service_date": dt.date(2022, 5, 2), "claim_type": "institutional",
-         "service_category": "inpatient", "payment_arrangement": "fpp"},                         # dropped: 2022
-    ], schema)
+    columns = ("id", "payer", "service_date", "claim_type", "service_category", "payment_arrangement")
+    lines = table([dict(zip(columns, r)) for r in [
+        ("hist-ffs", "medicaid", d23, "institutional", "inpatient", "ffs"),                 # kept: share history
+        ("hist-null-arrangement", "medicaid", d23, "professional", "professional", None),   # kept: share history
+        ("hist-out-of-scope", "medicaid", d23, "institutional", "snf", "fpp"),              # kept; readers drop it
+        ("perf-fpp", "medicaid", d24, "institutional", "outpatient", "fpp"),                # kept: shadow claim
+        ("perf-ffs", "medicaid", d24, "institutional", "outpatient", "ffs"),                # dropped: paid FFS
+        ("perf-dme", "medicaid", d24, "dme", "dme", "fpp"),                                 # kept: other shadow
+        ("perf-cpr", "medicaid", d24, "professional", "professional", "cpr"),               # kept: CPR shadow
+        ("perf-capitated", "medicaid", d24, "professional", "professional", "capitated"),   # kept: other shadow
+        ("hist-dme", "medicaid", d23, "dme", "dme", "ffs"),                                 # dropped: claim type
+        ("other-payer", "mvp", d24, "institutional", "outpatient", "fpp"),                  # dropped: payer
+        ("old-year", "medicaid", dt.date(2022, 5, 2), "institutional", "inpatient", "fpp"),  # dropped: 2022
+    ]], schema)
     cached = lines.filter(_read_by_fpp(lines, [program()], 2024))
     kept = rows(cached.select("id"), key=lambda r: r["id"])
     assert [r["id"] for r in kept] == ["hist-ffs", "hist-null-arrangement", "hist-out-of-scope", "perf-capitated",
@@ -206,11 +201,9 @@ def test_fixed_payment_tcoc_counts_cpr_paid_and_the_shadow_claims_no_payment_rep
                    {"npi": "string", "payer": "string", "payment_model": "string", "practice_id": "string"})
     cp = cpr.cpr_payments(am, roster, p, [JAN])
 
-    def line(**kw):
-        base = {"payer": "medicaid", "claim_type": "professional", "service_category": "professional",
-                "payment_arrangement": "cpr", "member_id": "a", "service_month": JAN, "billing_npi": "7",
-                "allowed_cents": 80_00, "paid_cents": 0}
-        return {**base, **kw}
+    def line(**kw):  # a CPR practice's professional line of $80.00 unless told otherwise
+        return claim_line(**{"claim_type": "professional", "service_category": "professional",
+                             "payment_arrangement": "cpr", "billing_npi": "7", "allowed_cents": 80_00, **kw})
 
     lines = table([
         line(claim_type="institutional", service_category="inpatient", payment_arrangement="fpp",
