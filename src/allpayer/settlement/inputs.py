@@ -492,8 +492,8 @@ def employer_truncation(months, program):
     thresholds, the same member-years). A member-year's truncated amount goes to the employers of
     its months in proportion to its FFS cost in each (negative costs weigh 0), by largest
     remainder: floor of each exact share, then one cent each to the largest remainders (ties to
-    the lower employer id, the months without one last), so the parts add up to the member's amount and the employers' parts
-    to the program's."""
+    the lower employer id, the months without one last), so the parts add up to the member's
+    amount and the employers' parts to the program's."""
     from allpayer.core import tcoc
 
     tr = _truncation(months.drop("employer_id"), program)
@@ -564,5 +564,6 @@ def monthly_paid(con, program, year: int) -> list[dict]:
 
 
 __all__ = ["program_inputs", "population", "Population", "settlement_months", "attributed_truncation",
-           "participant_revenue", "participant_revenue_expr", "REVENUE_DEFINITION", "cell_target_cents", "participant_bases", "ParticipantBase", "employer_bases", "employer_truncation", "EmployerBase",
+           "participant_revenue", "participant_revenue_expr", "REVENUE_DEFINITION", "cell_target_cents",
+           "participant_bases", "ParticipantBase", "employer_bases", "employer_truncation", "EmployerBase",
            "monthly_paid"]
