@@ -80,9 +80,10 @@ def test_t7_vmng_fixed_payment_tcoc_performance_and_combined():
                   "paid_cents": 27_000_000 * DOLLAR, "excluded_payment_cents": 0}],
                 {"program_id": "string", "performance_year": "int32", "member_id": "string", "month": "date",
                  "paid_cents": "int64", "excluded_payment_cents": "int64"})
-    (tc,) = rows(shadow.fixed_payment_tcoc(p, fp, tmm, am, 2024))
+    (tc,) = rows(shadow.fixed_payment_tcoc(p, fp, tmm, am, 2024, lines=table([], LINE)))
     assert (tc["fpp_paid_cents"], tc["ffs_outside_scope_cents"], tc["actual_tcoc_cents"]) == (
         17_100_000 * DOLLAR, 27_000_000 * DOLLAR, 44_100_000 * DOLLAR)
+    assert tc["cpr_paid_cents"] == tc["shadow_outside_scope_cents"] == 0  # no CPR, no other shadow claims
     target = 114_000 * 400 * DOLLAR  # T = 114,000 MM x $400 = $45.6M
     assert target - tc["actual_tcoc_cents"] == 1_500_000 * DOLLAR  # G = $1.5M (3.29%)
     assert shadow.combined_result(1_368_000 * DOLLAR, perf["ALL"]["performance_cents"]) == 2_268_000 * DOLLAR
@@ -108,16 +109,21 @@ LINE = {"payer": "string", "claim_type": "string", "service_category": "string",
 ROSTER = {"npi": "string", "payer": "string", "payment_model": "string", "organization_id": "string", "hsa": "string"}
 
 
+def claim_line(**kw):
+    """A medicaid claim line of member a in January: an FPP inpatient shadow claim of $1,000.00
+    billed by NPI 1, but for what `kw` changes."""
+    base = {"payer": "medicaid", "claim_type": "institutional", "service_category": "inpatient",
+            "payment_arrangement": "fpp", "member_id": "a", "service_month": JAN, "billing_npi": "1",
+            "allowed_cents": 1000_00, "paid_cents": 0}
+    return {**base, **kw}
+
+
 def test_shadow_claims_are_in_scope_fpp_lines_of_attributed_members_priced_at_allowed():
     p = program()
     am = att_months([("a", JAN, "child", "pr", "x")])
     roster = table([{"npi": "1", "payer": "medicaid", "payment_model": "fpp", "organization_id": "org-a", "hsa": "x"}], ROSTER)
 
-    def line(**kw):
-        base = {"payer": "medicaid", "claim_type": "institutional", "service_category": "inpatient",
-                "payment_arrangement": "fpp", "member_id": "a", "service_month": JAN, "billing_npi": "1",
-                "allowed_cents": 1000_00, "paid_cents": 0}
-        return {**base, **kw}
+    line = claim_line
 
     lines = table([
         line(),
@@ -135,10 +141,12 @@ def test_shadow_claims_are_in_scope_fpp_lines_of_attributed_members_priced_at_al
 
 def test_the_cached_claim_lines_keep_what_the_fpp_stages_read():
     """medicaid 2024: scope institutional/professional x inpatient/outpatient/ed/professional,
-    payment model fpp, hospital shares from 2023. A line is kept when it is medicaid's, of a claim
-    type in scope, and either of 2023 (any arrangement: the shares read allowed amounts of all of
-    them) or of 2024 under the fpp model (a possible shadow claim). The scope's service categories
-    are tested by the readers (`fpp.in_scope`), not by the cache: what they read is the same."""
+    payment model fpp, hospital shares from 2023. A line is kept when it is medicaid's and either
+    of 2023 and a claim type in scope (any arrangement: the shares read allowed amounts of all of
+    them) or of 2024 under any shadow arrangement (a possible FPP shadow claim, or another shadow
+    claim the fixed-payment TCOC values: cpr, capitated, an fpp line outside the scope). The
+    scope's service categories are tested by the readers (`fpp.in_scope`), not by the cache: what
+    they read is the same."""
     import datetime as dt
 
     from allpayer.payments.fpp import in_scope
@@ -147,26 +155,84 @@ def test_the_cached_claim_lines_keep_what_the_fpp_stages_read():
     schema = {"id": "string", "payer": "string", "service_date": "date", "claim_type": "string",
               "service_category": "string", "payment_arrangement": "string"}
     d23, d24 = dt.date(2023, 5, 2), dt.date(2024, 5, 2)
-    lines = table([
-        {"id": "hist-ffs", "payer": "medicaid", "service_date": d23, "claim_type": "institutional",
-         "service_category": "inpatient", "payment_arrangement": "ffs"},                         # kept: share history
-        {"id": "hist-null-arrangement", "payer": "medicaid", "service_date": d23, "claim_type": "professional",
-         "service_category": "professional", "payment_arrangement": None},                      # kept: share history
-        {"id": "hist-out-of-scope", "payer": "medicaid", "service_date": d23, "claim_type": "institutional",
-         "service_category": "snf", "payment_arrangement": "fpp"},                               # kept; readers drop it
-        {"id": "perf-fpp", "payer": "medicaid", "service_date": d24, "claim_type": "institutional",
-         "service_category": "outpatient", "payment_arrangement": "fpp"},                        # kept: shadow claim
-        {"id": "perf-ffs", "payer": "medicaid", "service_date": d24, "claim_type": "institutional",
-         "service_category": "outpatient", "payment_arrangement": "ffs"},                        # dropped: paid FFS
-        {"id": "perf-dme", "payer": "medicaid", "service_date": d24, "claim_type": "dme",
-         "service_category": "dme", "payment_arrangement": "fpp"},                               # dropped: claim type
-        {"id": "other-payer", "payer": "mvp", "service_date": d24, "claim_type": "institutional",
-         "service_category": "outpatient", "payment_arrangement": "fpp"},                        # dropped: payer
-        {"id": "old-year", "payer": "medicaid", "service_date": dt.date(2022, 5, 2), "claim_type": "institutional",
-         "service_category": "inpatient", "payment_arrangement": "fpp"},                         # dropped: 2022
-    ], schema)
+    columns = ("id", "payer", "service_date", "claim_type", "service_category", "payment_arrangement")
+    lines = table([dict(zip(columns, r)) for r in [
+        ("hist-ffs", "medicaid", d23, "institutional", "inpatient", "ffs"),                 # kept: share history
+        ("hist-null-arrangement", "medicaid", d23, "professional", "professional", None),   # kept: share history
+        ("hist-out-of-scope", "medicaid", d23, "institutional", "snf", "fpp"),              # kept; readers drop it
+        ("perf-fpp", "medicaid", d24, "institutional", "outpatient", "fpp"),                # kept: shadow claim
+        ("perf-ffs", "medicaid", d24, "institutional", "outpatient", "ffs"),                # dropped: paid FFS
+        ("perf-dme", "medicaid", d24, "dme", "dme", "fpp"),                                 # kept: other shadow
+        ("perf-cpr", "medicaid", d24, "professional", "professional", "cpr"),               # kept: CPR shadow
+        ("perf-capitated", "medicaid", d24, "professional", "professional", "capitated"),   # kept: other shadow
+        ("hist-dme", "medicaid", d23, "dme", "dme", "ffs"),                                 # dropped: claim type
+        ("other-payer", "mvp", d24, "institutional", "outpatient", "fpp"),                  # dropped: payer
+        ("old-year", "medicaid", dt.date(2022, 5, 2), "institutional", "inpatient", "fpp"),  # dropped: 2022
+    ]], schema)
     cached = lines.filter(_read_by_fpp(lines, [program()], 2024))
     kept = rows(cached.select("id"), key=lambda r: r["id"])
-    assert [r["id"] for r in kept] == ["hist-ffs", "hist-null-arrangement", "hist-out-of-scope", "perf-fpp"]
+    assert [r["id"] for r in kept] == ["hist-ffs", "hist-null-arrangement", "hist-out-of-scope", "perf-capitated",
+                                       "perf-cpr", "perf-dme", "perf-fpp"]
     read = rows(cached.filter(in_scope(cached, program())).select("id"), key=lambda r: r["id"])
-    assert [r["id"] for r in read] == ["hist-ffs", "hist-null-arrangement", "perf-fpp"]
+    assert [r["id"] for r in read] == ["hist-ffs", "hist-null-arrangement", "perf-capitated", "perf-cpr", "perf-fpp"]
+
+
+def test_fixed_payment_tcoc_counts_cpr_paid_and_the_shadow_claims_no_payment_replaces():
+    """The fixed-payment actual counts every dollar the payer funds (domain.md R3.1, R4, R5).
+
+    Medicaid 2024 terms, cell adult_parent: FPP $150.00 less the 5% withhold = $142.50 a month;
+    CPR $23.00 + $2.00 care coordination = $25.00 a month to the CPR practice pc-1.
+    Two attributed January months: a (at pc-1, a CPR practice) and b (at pr-h, not in CPR).
+
+    FPP paid 2 x $142.50 = $285.00; CPR paid 1 x $25.00 = $25.00; FFS paid (tcoc_member_month)
+    $50.00 + ($123.45 - $3.45 excluded) = $170.00. Shadow claims (paid 0) at allowed:
+    FPP scope $1,000.00 (replaced by the FPP); cpr lines $80.00 + $40.00 (replaced by the CPR,
+    whichever practice the member is attributed to); capitated $300.00 and an fpp line outside the
+    FPP scope (dme) $20.00: $320.00 that no payment replaces, counted at allowed.
+    A = 285.00 + 25.00 + 170.00 + 320.00 = $800.00. Before, the actual was FPP + FFS = $455.00:
+    the CPR and the $320.00 of capitated and out-of-scope care were missing.
+    """
+    from allpayer.payments import cpr
+
+    p = program()
+    am = att_months([("a", JAN, "adult_parent", "pc-1", "x"), ("b", JAN, "adult_parent", "pr-h", "x")])
+    fp = fpp.payer_payments(am, p, [JAN])
+    roster = table([{"npi": "7", "payer": "medicaid", "payment_model": "cpr", "practice_id": "pc-1"}],
+                   {"npi": "string", "payer": "string", "payment_model": "string", "practice_id": "string"})
+    cp = cpr.cpr_payments(am, roster, p, [JAN])
+
+    def line(**kw):  # a CPR practice's professional line of $80.00 unless told otherwise
+        return claim_line(**{"claim_type": "professional", "service_category": "professional",
+                             "payment_arrangement": "cpr", "billing_npi": "7", "allowed_cents": 80_00, **kw})
+
+    lines = table([
+        line(claim_type="institutional", service_category="inpatient", payment_arrangement="fpp",
+             allowed_cents=1_000_00),                                        # FPP shadow claim
+        line(),                                                              # CPR, member at pc-1
+        line(member_id="b", allowed_cents=40_00),                            # CPR, member attributed elsewhere
+        line(payment_arrangement="capitated", allowed_cents=300_00),         # capitated outside the ACO
+        line(claim_type="dme", service_category="dme", payment_arrangement="fpp", allowed_cents=20_00),  # not FPP scope
+        line(payment_arrangement="ffs", allowed_cents=60_00, paid_cents=50_00),  # FFS: counted from tcoc_member_month
+        line(member_id="c", allowed_cents=9_999_00),                         # not attributed
+        line(payer="mvp", payment_arrangement="capitated", allowed_cents=9_999_00),  # another payer
+    ], LINE)
+    tmm = table([{"program_id": "vt-2024-medicaid", "performance_year": 2024, "member_id": "a", "month": JAN,
+                  "paid_cents": 50_00, "excluded_payment_cents": 0},
+                 {"program_id": "vt-2024-medicaid", "performance_year": 2024, "member_id": "b", "month": JAN,
+                  "paid_cents": 123_45, "excluded_payment_cents": 3_45}],
+                {"program_id": "string", "performance_year": "int32", "member_id": "string", "month": "date",
+                 "paid_cents": "int64", "excluded_payment_cents": "int64"})
+    (tc,) = rows(shadow.fixed_payment_tcoc(p, fp, tmm, am, 2024, lines=lines, cpr_payments=cp))
+    assert tc["member_months"] == 2
+    assert (tc["fpp_paid_cents"], tc["cpr_paid_cents"], tc["ffs_outside_scope_cents"],
+            tc["shadow_outside_scope_cents"]) == (285_00, 25_00, 170_00, 320_00)
+    assert tc["actual_tcoc_cents"] == 800_00
+    assert (tc["fpp_shadow_value_cents"], tc["cpr_shadow_value_cents"]) == (1_000_00, 120_00)
+    # the FFS basis reconciles: FFS paid + every shadow claim at allowed = 170 + 1,000 + 120 + 320
+    assert tc["ffs_outside_scope_cents"] + tc["fpp_shadow_value_cents"] + tc["cpr_shadow_value_cents"] + \
+        tc["shadow_outside_scope_cents"] == 1_610_00
+    # without CPR in the terms the cpr lines are shadow claims no payment replaces: at allowed
+    no_cpr = program(edit=lambda d: d["payments"].pop("cpr"))
+    (tc,) = rows(shadow.fixed_payment_tcoc(no_cpr, fp, tmm, am, 2024, lines=lines))
+    assert (tc["cpr_paid_cents"], tc["cpr_shadow_value_cents"], tc["shadow_outside_scope_cents"]) == (0, 0, 440_00)
+    assert tc["actual_tcoc_cents"] == 285_00 + 170_00 + 440_00

@@ -118,6 +118,28 @@ def test_employer_report_holds_only_that_employers_members(published, orgs, tmp_
         assert "TCOC is incomplete" in text
 
 
+def test_employer_report_shows_its_programs_settlement_figures_when_it_is_the_only_employer(published, orgs,
+                                                                                            tmp_path):
+    """An employer alone in its program gets the program statement's target, actual (truncated as
+    the program truncates) and gross to the cent, in employer_statements and on its report."""
+    alone = sql(published, f"""SELECT e.employer_id, e.program_id, e.suppressed, e.target_cents, e.actual_cents,
+            e.gross_cents, s.target_cents, s.actual_cents, s.gross_cents
+        FROM employer_statements e JOIN settlement_statements s USING (program_id, performance_year, version)
+        WHERE e.performance_year = {YEAR}
+          AND (SELECT count(*) FROM employer_statements o WHERE o.program_id = e.program_id
+               AND o.version = e.version AND o.performance_year = e.performance_year) = 1""")
+    assert alone and not all(r[2] for r in alone)  # at least one employer shows its figures
+    for emp, pid, suppressed, *figures in alone:
+        ours, program = figures[:3], figures[3:]
+        assert ours == ([None] * 3 if suppressed else program), f"{emp} in {pid}"
+        out = render(published, tmp_path / emp, "employer", emp, "csv")
+        shown = {r["column"]: r["value"] for r in read_csv(out / f"employer-{emp}-{YEAR}.csv")
+                 if r["section"] == "settlement_share" and r["row"] == pid}
+        want = [HIDDEN] * 3 if suppressed else [
+            (f"-${abs(c) / 100:,.2f}" if c < 0 else f"${c / 100:,.2f}") for c in program]
+        assert [shown["target"], shown["actual"], shown["gross result"]] == want
+
+
 def test_opt_outs_flag_tcoc_incomplete(published, orgs, tmp_path):
     withopt = [r[0] for r in sql(published, f"""
         SELECT DISTINCT g.employer_id FROM tcoc_member_month m JOIN employer_group g USING (group_id)

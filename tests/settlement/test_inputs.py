@@ -184,6 +184,32 @@ def test_quality_and_payments_tables_are_used():
     assert s.net_cents == 26_304 and s.combined_cents == 51_304
 
 
+def test_the_fixed_payment_actual_shows_each_part_on_its_own_line():
+    """The fixed-payment actual (tcoc_fixed_payment) with its four parts: FPP paid $2,500.00, CPR
+    paid $300.00, FFS paid outside them $1,500.00, capitated shadow claims at allowed $700.00:
+    A = $5,000.00. Each is a line of the statement that the actual depends on; parts that do not
+    add up to the actual stop the settlement."""
+    t = base_tables()
+    t["tcoc_fixed_payment"] = {"program_id": [PID], "performance_year": [2024], "member_months": [6],
+                               "fpp_paid_cents": [250_000], "cpr_paid_cents": [30_000],
+                               "ffs_outside_scope_cents": [150_000], "shadow_outside_scope_cents": [70_000],
+                               "actual_tcoc_cents": [500_000], "fpp_shadow_value_cents": [400_000],
+                               "cpr_shadow_value_cents": [20_000]}
+    inp, _ = program_inputs(con_with(**t), MEDICAID, 2024)
+    assert inp.fixed_payment_parts == (("fpp_paid_cents", 250_000), ("cpr_paid_cents", 30_000),
+                                       ("ffs_outside_scope_cents", 150_000), ("shadow_outside_scope_cents", 70_000))
+    s = settle_program(MEDICAID, inp)
+    assert [(ln.line_id, ln.amount_cents) for ln in s.lines if ln.step == "actual_tcoc"] == [
+        ("fpp_paid", 250_000), ("cpr_paid", 30_000), ("ffs_outside_scope", 150_000), ("shadow_outside_scope", 70_000),
+        ("actual_tcoc", 500_000)]
+    assert s.line("actual_tcoc").depends == ("fpp_paid", "cpr_paid", "ffs_outside_scope", "shadow_outside_scope")
+    assert "CPR paid" in s.line("actual_tcoc").note
+    t["tcoc_fixed_payment"]["actual_tcoc_cents"] = [430_000]  # the CPR and capitated parts left out of the total
+    inp, _ = program_inputs(con_with(**t), MEDICAID, 2024)
+    with pytest.raises(SettlementError, match=r"add up to 5000\.00, not its actual 4300\.00"):
+        settle_program(MEDICAID, inp)
+
+
 def test_a_quality_row_without_a_score_counts_as_not_measured():
     t = base_tables()
     t["quality_program_scores"] = pa.table({"program_id": [PID], "performance_year": [2024],

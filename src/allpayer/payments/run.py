@@ -26,6 +26,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.backend import cache, release
+from allpayer.core.tcoc import SHADOW_ARRANGEMENTS
 from allpayer.errors import RunError
 from allpayer.ledger import Entry, Ledger
 from allpayer.money import apply_rate
@@ -187,8 +188,6 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
             out["shadow_claims"].append(sh)
             perf = shadow_mod.performance(p, fp, hp, sh, year)
             out["fixed_payment_performance"].append(perf)
-            if tmm is not None:
-                out["tcoc_fixed_payment"].append(shadow_mod.fixed_payment_tcoc(p, fp, tmm, am, year))
             for r in rows_of(con, fp.filter(fp.month.isin(list(period_months))).order_by("month", "cell_id")):
                 key = f"fpp:{pid}:{month_label(r['month'])}"
                 add(key, Entry(aco, payer_acct, int(r["net_cents"]), pid, month_label(r["month"]), "fpp.payer_to_aco",
@@ -237,6 +236,11 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
                     add(f"cpr_bonus:{pid}:{year}", Entry(f"practice:{b['practice_id']}", aco, b["amount_cents"], pid,
                                                          str(year), "cpr.quality_bonus", memo=why,
                                                          payer_ref=p.aco.id, payee_ref=b["practice_id"]))
+
+        if pay.fpp is not None and tmm is not None:
+            # after CPR: the fixed-payment TCOC counts the CPR the payer funds in place of its shadow claims
+            out["tcoc_fixed_payment"].append(shadow_mod.fixed_payment_tcoc(
+                p, fp, tmm, am, year, lines=lines, cpr_payments=cp if pay.cpr is not None else None))
 
         if pay.phm is not None:
             base = keep(phm_mod.phm_base(am, p, months))
@@ -309,20 +313,21 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
 
 def _read_by_fpp(lines: ir.Table, fpp_programs: Sequence, year: int) -> ir.BooleanValue:
     """The netted lines an FPP stage reads: for some FPP program, its payer's lines of the scope's
-    claim types in its history years (hospital shares) or in the performance year under its
-    payment models (shadow claims). Every reader filters on at least this, so dropping the other
-    lines before caching changes no result; it keeps the cached table (the run's largest) to what
-    is used. The scope's service categories are left to the readers (`fpp.in_scope`): tested
+    claim types in its history years (hospital shares), or its payer's lines of the performance
+    year under any shadow arrangement (fpp, cpr, capitated: the FPP's shadow claims, and the
+    other shadow claims the fixed-payment TCOC values). Every reader filters on at least this, so
+    dropping the other lines before caching changes no result; it keeps the cached table (the
+    run's largest) to what is used. The scope's service categories are left to the readers (`fpp.in_scope`): tested
     here, DuckDB classified every line of the claims before the dates and payment models left a
     third of them (10.3 against 8.1-8.4 CPU s at 650,000 members), and they drop few lines."""
     out = ibis.literal(False)
     for p in fpp_programs:
         f = p.payments.fpp
         hist = sorted(f.hospital_allocation.history_years or [])
-        used = (lines.service_date.year() == year) & lines.payment_arrangement.isin(list(f.scope.payment_models))
+        shadow = (lines.service_date.year() == year) & lines.payment_arrangement.isin(list(SHADOW_ARRANGEMENTS))
         if hist:
-            used = lines.service_date.year().isin(hist) | used
-        out = out | ((lines.payer == p.payer) & lines.claim_type.isin(list(f.scope.claim_types)) & used)
+            shadow = shadow | (lines.service_date.year().isin(hist) & lines.claim_type.isin(list(f.scope.claim_types)))
+        out = out | ((lines.payer == p.payer) & shadow)
     return out
 
 

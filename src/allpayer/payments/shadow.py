@@ -13,7 +13,17 @@ hospital; lines whose billing NPI is not on the roster count under hospital ``un
 
     fixed payment performance = FPP paid - shadow value          (per program, and per hospital)
     combined result           = settlement + fixed payment performance
-    fixed-payment TCOC        = FPP paid + FFS paid outside the FPP's scope   (DVHA's definition)
+    fixed-payment TCOC        = FPP paid + CPR paid + FFS paid outside their scopes
+                                + other shadow claims at their allowed amount
+
+The fixed-payment TCOC (DVHA's ATCOC, domain.md R3.1, R4, R8.1) counts every dollar of care the
+payer funds for the attributed member months, each at what the payer pays for it: the FPP at its
+paid (net) amount in place of the FPP's shadow claims, the CPR payments the payer funds
+(``cpr.payer_to_aco``) in place of the CPR practices' shadow claims, what it paid fee-for-service
+for everything else, and the shadow claims that neither payment replaces (services capitated by
+the payer outside the ACO, such as designated agencies, or lines under a fixed-payment
+arrangement outside the payment's scope) at their allowed amount: the engine does not know the
+payer's capitation, and the FFS-equivalent price is the value the TCOC gives them.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from fractions import Fraction
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.core.tcoc import with_ratio
+from allpayer.core.tcoc import SHADOW_ARRANGEMENTS, with_ratio
 from allpayer.payments.fpp import fpp_providers, in_scope
 
 
@@ -108,33 +118,93 @@ def performance(program, fpp_payments: ir.Table, hospital_payments: ir.Table, sh
     )
 
 
-def fixed_payment_tcoc(program, fpp_payments: ir.Table, tcoc_member_month: ir.Table, att_months: ir.Table,
-                       year: int) -> ir.Table:
-    """``tcoc_fixed_payment``: grain (program_id, performance_year).
+def shadow_value_by_payment(lines: ir.Table, att_months: ir.Table, program) -> ir.Table:
+    """One row: the allowed value of the program's shadow claims in its attributed member months,
+    by the payment that replaces them.
 
-    Columns: fpp_paid_cents (payer's net FPP), ffs_outside_scope_cents (what the payer paid FFS
-    for the attributed member months: shadow claims are paid 0, so this is everything outside
-    the FPP), actual_tcoc_cents = the sum, member_months, definition.
+    A shadow claim here is any line of the payer whose ``payment_arrangement`` is a shadow
+    arrangement (fpp, cpr, capitated: priced, paid 0) for a member attributed and eligible that
+    month. Columns:
+
+    - ``fpp_shadow_value_cents``: the FPP's shadow claims (:func:`shadow_lines`: in the FPP scope,
+      under its payment models), replaced by the FPP paid;
+    - ``cpr_shadow_value_cents``: the other lines under arrangement ``cpr`` when the program pays
+      CPR (``payments.cpr``), replaced by the CPR paid;
+    - ``other_shadow_value_cents``: the rest (capitated by the payer outside the ACO; a fixed-payment
+      arrangement outside its payment's scope; cpr lines of a program without CPR): no payment the
+      engine computes replaces them.
+    """
+    a = att_months.filter(att_months.program_id == program.program_id).select("member_id", "month")
+    l = lines.filter((lines.payer == program.payer) & lines.payment_arrangement.isin(list(SHADOW_ARRANGEMENTS)))
+    l = l.semi_join(a, [l.member_id == a.member_id, l.service_month == a.month])
+    f = program.payments.fpp
+    fpp_line = ibis.literal(False)
+    if f is not None:
+        fpp_line = (in_scope(l, program) & l.payment_arrangement.isin(list(f.scope.payment_models))).fill_null(False)
+    cpr_line = ~fpp_line & (l.payment_arrangement == "cpr") if program.payments.cpr is not None else ibis.literal(False)
+    other_line = ~fpp_line & ~cpr_line
+
+    def value(test):
+        return ibis.ifelse(test, l.allowed_cents, 0).sum().fill_null(0).cast("int64")
+
+    return l.aggregate(fpp_shadow_value_cents=value(fpp_line), cpr_shadow_value_cents=value(cpr_line),
+                       other_shadow_value_cents=value(other_line))
+
+
+FIXED_PAYMENT_DEFINITION = ("FPP paid + CPR paid + FFS paid outside their scopes + other shadow claims at allowed "
+                            "(DVHA's ATCOC: every dollar the payer funds)")
+
+
+def fixed_payment_tcoc(program, fpp_payments: ir.Table, tcoc_member_month: ir.Table, att_months: ir.Table,
+                       year: int, *, lines: ir.Table, cpr_payments: ir.Table | None = None) -> ir.Table:
+    """``tcoc_fixed_payment``: grain (program_id, performance_year); see the module docstring.
+
+    `lines`: netted medical claim lines (the payments run's, which keep every shadow line of the
+    performance year); `cpr_payments`: :func:`allpayer.payments.cpr.cpr_payments` of the program
+    (None when it pays no CPR). Columns, all over the attributed member months:
+
+    - ``fpp_paid_cents``: the payer's net FPP;
+    - ``cpr_paid_cents``: the CPR the payer funds (``cpr.payer_to_aco``, = ``cpr_payments``);
+    - ``ffs_outside_scope_cents``: what the payer paid fee-for-service
+      (``tcoc_member_month.paid_cents - excluded_payment_cents``; shadow claims are paid 0, so this
+      is everything outside the FPP and CPR);
+    - ``shadow_outside_scope_cents``: shadow claims no computed payment replaces, at allowed
+      (:func:`shadow_value_by_payment`'s ``other_shadow_value_cents``);
+    - ``actual_tcoc_cents``: the sum of those four;
+    - ``fpp_shadow_value_cents``, ``cpr_shadow_value_cents``: the shadow claims the FPP and CPR
+      replace (not in the actual; shown so that the FFS basis reconciles: FFS basis = FFS paid +
+      every shadow claim at allowed);
+    - member_months, definition.
     """
     pid = program.program_id
     p = fpp_payments.filter(fpp_payments.program_id == pid)
     paid = p.aggregate(fpp_paid_cents=p.net_cents.sum().cast("int64"))
+    if cpr_payments is not None:
+        c = cpr_payments.filter(cpr_payments.program_id == pid)
+        paid = paid.cross_join(c.aggregate(cpr_paid_cents=c.amount_cents.sum().cast("int64")))
+    else:
+        paid = paid.mutate(cpr_paid_cents=ibis.literal(0, "int64"))
     a = att_months.filter(att_months.program_id == pid).select("member_id", "month")
     t = tcoc_member_month.filter((tcoc_member_month.program_id == pid) & (tcoc_member_month.performance_year == year))
     t = t.semi_join(a, ["member_id", "month"])
     ffs = t.aggregate(ffs_outside_scope_cents=(t.paid_cents - t.excluded_payment_cents).sum().cast("int64"))
+    shadow = shadow_value_by_payment(lines, att_months, program)
     mm = a.aggregate(member_months=a.count().cast("int64"))
-    j = paid.cross_join(ffs).cross_join(mm)
-    fp = j.fpp_paid_cents.fill_null(0)
-    ffs_v = j.ffs_outside_scope_cents.fill_null(0)
+    j = paid.cross_join(ffs).cross_join(shadow).cross_join(mm)
+    fp, cp = j.fpp_paid_cents.fill_null(0), j.cpr_paid_cents.fill_null(0)
+    ffs_v, other = j.ffs_outside_scope_cents.fill_null(0), j.other_shadow_value_cents.fill_null(0)
     return j.select(
         program_id=ibis.literal(pid),
         performance_year=ibis.literal(year, "int32"),
         member_months=j.member_months,
         fpp_paid_cents=fp.cast("int64"),
+        cpr_paid_cents=cp.cast("int64"),
         ffs_outside_scope_cents=ffs_v.cast("int64"),
-        actual_tcoc_cents=(fp + ffs_v).cast("int64"),
-        definition=ibis.literal("FPP paid + FFS paid outside the FPP scope (DVHA)"),
+        shadow_outside_scope_cents=other.cast("int64"),
+        actual_tcoc_cents=(fp + cp + ffs_v + other).cast("int64"),
+        fpp_shadow_value_cents=j.fpp_shadow_value_cents.fill_null(0).cast("int64"),
+        cpr_shadow_value_cents=j.cpr_shadow_value_cents.fill_null(0).cast("int64"),
+        definition=ibis.literal(FIXED_PAYMENT_DEFINITION),
     )
 
 
@@ -168,6 +238,7 @@ def combined_results(settlement: ir.Table, fixed_payment_performance: ir.Table) 
 
 
 __all__ = [
-    "shadow_lines", "shadow_claims", "performance", "fixed_payment_tcoc", "combined_result",
+    "shadow_lines", "shadow_claims", "performance", "shadow_value_by_payment", "fixed_payment_tcoc",
+    "FIXED_PAYMENT_DEFINITION", "combined_result",
     "combined_results", "fixed_payment_performance_cents",
 ]

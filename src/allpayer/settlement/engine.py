@@ -12,8 +12,9 @@ money and a rate is rounded to cents at once, on its own line, with ``settlement
 Step by step (T = target, A = actual, G = T - A, g = G / T):
 
 - ``actual_tcoc``: A. Where the program has a fixed prospective payment reconciled in the
-  settlement and the payments stage has computed it, A is the fixed-payment definition (FPP paid
-  plus FFS outside its scope, DVHA's ATCOC); otherwise the FFS basis (shadow claims priced).
+  settlement and the payments stage has computed it, A is the fixed-payment definition (DVHA's
+  ATCOC: FPP paid + CPR paid + FFS paid outside their scopes + the other shadow claims at their
+  allowed amount, each part on a line of its own); otherwise the FFS basis (shadow claims priced).
 - ``truncation``: A less the amounts above the per-member truncation threshold.
 - ``gross_result``: G and g. With a ``settlement.completion_factor`` term (claims incurred in the
   year but paid after the run-out), A is first completed: A x the factor, rounded to cents, on
@@ -87,7 +88,21 @@ class SettlementInputs:
     eligible_member_months: int | None = None
     months_without_target: int | None = None
     fixed_payment_note: str | None = None
+    fixed_payment_parts: tuple[tuple[str, int], ...] = ()
+    """The parts of the fixed-payment actual, (``tcoc_fixed_payment`` column, cents) in the order of
+    `FIXED_PAYMENT_PARTS`; empty when the table has no parts (then only the total is shown)."""
     completed_to_ultimate: bool = False  # the actual already includes claims after the run-out (a forecast)
+
+
+FIXED_PAYMENT_PARTS: dict[str, tuple[str, str]] = {
+    "fpp_paid_cents": ("fpp_paid", "FPP paid by the payer (net of the withhold), in place of its shadow claims"),
+    "cpr_paid_cents": ("cpr_paid", "CPR paid by the payer (cpr.payer_to_aco), in place of the CPR practices' "
+                                   "shadow claims"),
+    "ffs_outside_scope_cents": ("ffs_outside_scope", "FFS paid by the payer outside the FPP and CPR"),
+    "shadow_outside_scope_cents": ("shadow_outside_scope", "shadow claims no FPP or CPR replaces (capitated "
+                                                           "outside the ACO), at their allowed amount"),
+}
+"""The parts of the fixed-payment actual (``tcoc_fixed_payment`` column -> line id, label)."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +246,21 @@ def _complete(program, inputs: SettlementInputs, book: _Book, A: int, actual_lin
     return completed, "actual_completed"
 
 
+def _fixed_payment_parts(program, inputs: SettlementInputs, book: _Book, A: int, step: str) -> tuple[str, ...]:
+    """One line per part of the fixed-payment actual (`FIXED_PAYMENT_PARTS`); the parts must add
+    up to the actual read. Returns the line ids."""
+    ids = []
+    for column, cents in inputs.fixed_payment_parts:
+        line_id, label = FIXED_PAYMENT_PARTS[column]
+        book.add(line_id, label, step, amount=int(cents), term="tcoc_fixed_payment", note=column)
+        ids.append(line_id)
+    total = sum(int(c) for _, c in inputs.fixed_payment_parts)
+    if ids and total != A:
+        raise SettlementError(f"{program.program_id}: the parts of the fixed-payment TCOC add up to "
+                              f"{cents_to_dollars(total)}, not its actual {cents_to_dollars(A)}: re-run the payments")
+    return tuple(ids)
+
+
 def settle_program(program, inputs: SettlementInputs) -> Settlement:
     """Settle `program` (`ProgramTerms`) on `inputs` following its ``settlement.steps``."""
     s = program.settlement
@@ -281,10 +311,13 @@ def settle_program(program, inputs: SettlementInputs) -> Settlement:
     for step in s.steps:
         if step == "actual_tcoc":
             fpp = program.payments.fpp
+            depends: tuple[str, ...] = ("actual_ffs",)
             if fpp is not None and fpp.reconciliation == "in_settlement":
                 if inputs.fixed_payment_actual_cents is not None:
                     A = int(inputs.fixed_payment_actual_cents)
-                    note = "fixed-payment definition: FPP paid + FFS outside its scope (tcoc_fixed_payment)"
+                    depends = _fixed_payment_parts(program, inputs, book, A, step) or depends
+                    note = ("fixed-payment definition: FPP paid + CPR paid + FFS paid outside their scopes + other "
+                            "shadow claims at allowed (tcoc_fixed_payment)")
                     if inputs.fixed_payment_note:
                         note += f", {inputs.fixed_payment_note}"
                 else:
@@ -294,7 +327,7 @@ def settle_program(program, inputs: SettlementInputs) -> Settlement:
             else:
                 note = "FFS basis" if fpp is None else "FPP reconciled separately: FFS-equivalent expenditure"
                 term = "settlement.steps"
-            book.add("actual_tcoc", "actual TCOC", step, amount=A, term=term, note=note, depends=("actual_ffs",))
+            book.add("actual_tcoc", "actual TCOC", step, amount=A, term=term, note=note, depends=depends)
             actual_line = "actual_tcoc"
         elif step == "truncation":
             cut = int(inputs.truncated_amount_cents or 0)

@@ -27,7 +27,8 @@ Tables read (the year's rows only):
 - ``provider_roster``: the hospitals of each HSA (``practice_type = 'hospital'``);
 - ``employer_group``: the employer of each group;
 - optional: ``quality_program_scores`` (quality_score, gate_met), ``tcoc_fixed_payment``
-  (actual_tcoc_cents), ``fixed_payment_performance`` (performance_cents and fpp_paid_cents of
+  (actual_tcoc_cents and its parts: FPP paid, CPR paid, FFS outside their scopes, other shadow
+  claims), ``fixed_payment_performance`` (performance_cents and fpp_paid_cents of
   hospital 'ALL' and of each hospital), ``fpp_payments`` (withhold_cents: the FPP withhold the
   quality modifier returns).
 """
@@ -42,7 +43,7 @@ import ibis
 
 from allpayer.core.targets import assign_cells
 from allpayer.money import ROUNDING_MODES, largest_remainder
-from allpayer.settlement.engine import SettlementError, SettlementInputs
+from allpayer.settlement.engine import FIXED_PAYMENT_PARTS, SettlementError, SettlementInputs
 
 FIXED_TCOC_COLUMNS = ("tcoc_cents", "actual_tcoc_cents", "atcoc_cents", "fixed_payment_tcoc_cents")
 
@@ -168,20 +169,32 @@ def population(con, program, year: int, *, truncation: bool = False) -> Populati
     )
 
 
-def _truncation_summary(months, program):
-    """`allpayer.core.tcoc.truncation`'s summary over `months` (`settlement_months` rows), or None
-    when the program has no truncation."""
-    from allpayer.core import tcoc
-
-    settings = tcoc.truncation_settings(program)
-    if not settings:
-        return None
+def _truncation_months(months):
+    """`settlement_months` rows as `allpayer.core.tcoc.member_year_cost` reads them."""
     months = months.drop("cell_id", "target_pmpm")
     if "year" not in months.columns:
         months = months.mutate(year=months.month.year().cast("int32"))
     if "person_id" not in months.columns:
         months = months.mutate(person_id=months.member_id)
-    return tcoc.truncation(tcoc.member_year_cost(months), **settings).summary
+    return months
+
+
+def _truncation(months, program):
+    """`allpayer.core.tcoc.truncation` over `months` (`settlement_months` rows), or None when the
+    program has no truncation."""
+    from allpayer.core import tcoc
+
+    settings = tcoc.truncation_settings(program)
+    if not settings:
+        return None
+    return tcoc.truncation(tcoc.member_year_cost(_truncation_months(months)), **settings)
+
+
+def _truncation_summary(months, program):
+    """`allpayer.core.tcoc.truncation`'s summary over `months` (`settlement_months` rows), or None
+    when the program has no truncation."""
+    tr = _truncation(months, program)
+    return None if tr is None else tr.summary
 
 
 def attributed_truncation(con, program, year: int, *, by_group: bool = False):
@@ -230,6 +243,7 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
         notes.append("quality not yet measured (no quality_program_scores row): assumed full credit")
     fixed_actual = None
     fixed_note = None
+    fixed_parts: tuple[tuple[str, int], ...] = ()
     if _has(con, "tcoc_fixed_payment"):
         tf = _year_filter(con.table("tcoc_fixed_payment"), year)
         col = next((c for c in FIXED_TCOC_COLUMNS if c in tf.columns), None)
@@ -238,8 +252,12 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
             aggs = {"n": tf.count(), "v": tf[col].sum()}
             if "member_months" in tf.columns:
                 aggs["mm"] = tf.member_months.sum()
+            part_columns = [c for c in FIXED_PAYMENT_PARTS if c in tf.columns]
+            aggs.update({c: tf[c].sum() for c in part_columns})
             r = _rows(con, tf.aggregate(**aggs))[0]
             fixed_actual = int(r["v"]) if r["n"] else None
+            if fixed_actual is not None:
+                fixed_parts = tuple((c, int(r[c] or 0)) for c in part_columns)
             if fixed_actual is not None and r.get("mm") is not None:
                 if int(r["mm"]) != pop.attributed_member_months:
                     raise SettlementError(
@@ -282,6 +300,7 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
         eligible_member_months=pop.eligible_member_months,
         months_without_target=pop.months_without_target,
         fixed_payment_note=fixed_note,
+        fixed_payment_parts=fixed_parts,
     )
     return inputs, notes
 
@@ -434,35 +453,106 @@ def participant_bases(con, program, year: int) -> list[ParticipantBase]:
 
 @dataclass(frozen=True)
 class EmployerBase:
-    employer_id: str
+    """One employer's part of a program's settlement population (``employer_id`` None: the
+    attributed months of members with no employer group on the month).
+
+    ``target_cents``: its part of the program target (each cell's target split over employers by
+    largest remainder); ``actual_cents``: the FFS-basis TCOC of its months;
+    ``truncated_amount_cents``: its part of its members' amounts above the program's truncation
+    threshold. `allpayer.settlement.run.employer_figures` turns these into the actual the program's
+    statement counts."""
+
+    employer_id: str | None
     members: int
     member_months: int
     target_cents: int
     actual_cents: int
+    truncated_amount_cents: int = 0
 
 
-def employer_bases(con, program, year: int) -> list[EmployerBase]:
-    """Per employer of a commercial or self-funded program: members, attributed member months, the
-    target of its members' attributed months (cell PMPMs summed, half up to cents) and their
-    FFS-basis TCOC."""
-    if not _has(con, "employer_group"):
-        return []
+def _employer_months(con, program, year: int):
+    """`settlement_months` with the ``employer_id`` of each month: the employer of the member's
+    group on that month (the latest-starting ``employer_group`` row; NULL when none)."""
     t = settlement_months(con, program, year)
     eg = con.table("employer_group")
     e = eg.select(_g_group="group_id", employer_id="employer_id", _g_start="effective_start_date",
                   _g_end=eg.effective_end_date.fill_null(ibis.date(9999, 12, 31)))
-    j = t.join(e, [t.group_id == e._g_group, e._g_start <= t.month, e._g_end >= t.month])
-    w = ibis.window(group_by=[j.member_id, j.month], order_by=[ibis.desc(j._g_start), j.employer_id])
+    j = t.left_join(e, [t.group_id == e._g_group, e._g_start <= t.month, e._g_end >= t.month])
+    w = ibis.window(group_by=[j.member_id, j.month],
+                    order_by=[ibis.desc(j._g_start), j.employer_id.fill_null("")])
     j = j.mutate(_rn=ibis.row_number().over(w))
-    j = j.filter(j._rn == 0)
-    g = j.group_by("employer_id").aggregate(members=j.member_id.nunique(), mm=j.count(), weight=j.target_pmpm.sum(),
-                                            actual=j.ffs_paid_cents.sum())
-    out = []
-    for r in _rows(con, g.order_by("employer_id")):
-        w_ = Decimal(str(r["weight"] or 0))
-        out.append(EmployerBase(r["employer_id"], int(r["members"]), int(r["mm"]),
-                                int((w_ * 100).quantize(Decimal(1), rounding="ROUND_HALF_UP")), int(r["actual"] or 0)))
-    return out
+    return j.filter(j._rn == 0).drop("_g_group", "_g_start", "_g_end", "_rn")
+
+
+def employer_truncation(months, program):
+    """Per employer (``employer_id``, NULL for months without one): ``truncated_amount_cents``, its
+    part of the amounts above the truncation threshold; None when the program has no truncation.
+
+    The truncation is the program's (:func:`_truncation` over all its attributed months: the same
+    thresholds, the same member-years). A member-year's truncated amount goes to the employers of
+    its months in proportion to its FFS cost in each (negative costs weigh 0), by largest
+    remainder: floor of each exact share, then one cent each to the largest remainders (ties to
+    the lower employer id, the months without one last), so the parts add up to the member's
+    amount and the employers' parts to the program's."""
+    from allpayer.core import tcoc
+
+    tr = _truncation(months.drop("employer_id"), program)
+    if tr is None:
+        return None
+    keys = ["program_id", "member_id", "year", "truncation_group"]
+    my = tr.member_years.filter(tr.member_years.truncated_amount_cents > 0)
+    my = my.select(*[my[k].name(f"_t_{k}") for k in keys], _cut="truncated_amount_cents")
+    seg = tcoc.member_year_cost(_truncation_months(months), segment_by=["employer_id"])
+    j = seg.join(my, [seg[k] == my[f"_t_{k}"] for k in keys])
+    j = j.mutate(_w=ibis.greatest(j.ffs_paid_cents, 0).cast(tcoc.INT))
+    member = ibis.window(group_by=[j[k] for k in keys])
+    j = j.mutate(_total=j._w.sum().over(member), _num=j._w * j._cut.cast(tcoc.INT))
+    j = tcoc.div_round(j, "_floor", j._num, j._total, "down")
+    j = j.mutate(_rem=j._num - j._floor * j._total)
+    j = j.mutate(_left=j._cut.cast(tcoc.INT) - j._floor.sum().over(member))
+    ranked = ibis.window(group_by=[j[k] for k in keys],
+                         order_by=[ibis.desc(j._rem), j.employer_id.isnull(), j.employer_id.fill_null("")])
+    j = j.mutate(_part=j._floor + ibis.ifelse(ibis.row_number().over(ranked) < j._left, 1, 0))
+    return j.group_by("employer_id").aggregate(truncated_amount_cents=j._part.sum().cast("int64"))
+
+
+def employer_bases(con, program, year: int) -> list[EmployerBase]:
+    """Per employer of a commercial or self-funded program (and one row, ``employer_id`` None, for
+    the attributed months without an employer): members, attributed member months, its part of the
+    target, its FFS-basis TCOC and its part of the truncated amount, all computed as the program's
+    statement computes them, so that they add up to the program's:
+
+    - target: each rate cell's target is rounded once over all its attributed months
+      (:func:`cell_target_cents`, ``settlement.rounding``), as :func:`population` does, and split
+      over the employers by their members' months x the cell's PMPM (largest remainder);
+    - truncation: :func:`employer_truncation`."""
+    if not _has(con, "employer_group"):
+        return []
+    j = _employer_months(con, program, year)
+    cells = j.group_by(["employer_id", "cell_id"]).aggregate(pmpm_sum=j.target_pmpm.sum())
+    emp = j.group_by("employer_id").aggregate(members=j.member_id.nunique(), mm=j.count(),
+                                              actual=j.ffs_paid_cents.sum())
+    cut = employer_truncation(j, program)
+    if cut is not None:
+        cut = cut.rename(_c_employer="employer_id")
+        emp = emp.left_join(cut, emp.employer_id.fill_null("") == cut._c_employer.fill_null("")).drop("_c_employer")
+    order = [ibis.asc(emp.employer_id.isnull()), "employer_id"]
+    employers = _rows(con, emp.order_by(order))
+    ids = [r["employer_id"] for r in employers]
+    targets = dict.fromkeys(ids, 0)
+    by_cell: dict[str | None, dict[str | None, Decimal]] = {}
+    for r in _rows(con, cells.order_by(["cell_id", "employer_id"])):
+        by_cell.setdefault(r["cell_id"], {})[r["employer_id"]] = Decimal(str(r["pmpm_sum"] or 0))
+    mode = program.settlement.rounding
+    for cell in by_cell.values():
+        members = [e for e in ids if e in cell]
+        weights = [cell[e] for e in members]
+        total = cell_target_cents(sum(weights, Decimal(0)), mode)
+        if total and sum(weights) > 0:
+            for e, part in zip(members, largest_remainder(total, weights)):
+                targets[e] += part
+    return [EmployerBase(r["employer_id"], int(r["members"]), int(r["mm"]), targets[r["employer_id"]],
+                         int(r["actual"] or 0), int(r.get("truncated_amount_cents") or 0)) for r in employers]
 
 
 def monthly_paid(con, program, year: int) -> list[dict]:
@@ -474,4 +564,6 @@ def monthly_paid(con, program, year: int) -> list[dict]:
 
 
 __all__ = ["program_inputs", "population", "Population", "settlement_months", "attributed_truncation",
-           "participant_revenue", "participant_revenue_expr", "REVENUE_DEFINITION", "cell_target_cents", "participant_bases", "ParticipantBase", "employer_bases", "EmployerBase", "monthly_paid"]
+           "participant_revenue", "participant_revenue_expr", "REVENUE_DEFINITION", "cell_target_cents",
+           "participant_bases", "ParticipantBase", "employer_bases", "employer_truncation", "EmployerBase",
+           "monthly_paid"]

@@ -20,9 +20,11 @@ Tables (grain in parentheses; money in int64 cents, rates DECIMAL(18,10)):
   rounds, fixed_payment_performance, combined. Final over all rows (the reserve row included)
   sums to the program's net.
 - ``employer_statements`` (program_id, performance_year, version, employer_id): members,
-  member_months, target, actual, gross of the employer's own members, and the ACO's share of the
-  program's settlement allocated to the employer (by its members' months x target); amounts of
-  employers with fewer members than the suppression threshold are withheld (NULL, suppressed).
+  member_months, target, actual, gross of the employer's own members, counted by the program
+  statement's rules (`employer_figures`: the same per-cell target, truncation and completion, so
+  that they add up to the program's), and the ACO's share of the program's settlement allocated
+  to the employer (by its target); amounts of employers with fewer members than the suppression
+  threshold are withheld (NULL, suppressed).
 """
 
 from __future__ import annotations
@@ -70,6 +72,51 @@ class YearResult:
     core_run_id: str
     paid_through: dt.date | None
     programs: list[ProgramResult] = field(default_factory=list)
+
+
+def employer_figures(settlement: Settlement, bases: Sequence[inputs_mod.EmployerBase]) -> list[inputs_mod.EmployerBase]:
+    """Each employer's target and actual as the program's statement counts them, so that an
+    employer alone in its program gets exactly the program's figures and the employers' figures
+    (with the months without an employer, ``employer_id`` None, which are then left out) add up to
+    the program's.
+
+    `bases` (:func:`allpayer.settlement.inputs.employer_bases`) carry each employer's part of the
+    target (split per rate cell), its FFS-basis TCOC and its part of the truncated amount. From the
+    statement's lines, in the statement's order:
+
+    1. the actual before truncation (``actual_tcoc``, else ``actual_ffs``) less the employers'
+       FFS-basis TCOC (not zero where the fixed-payment definition or a forecast's completion to
+       ultimate replaced the FFS basis) is split over them by their FFS-basis TCOC;
+    2. less the truncated amount (``truncated_amount``): each employer's own part (its members'
+       amounts above the threshold), or the statement's amount split by those parts where the two
+       differ;
+    3. plus the completion for claims after the run-out (``completion``), split by the actual
+       after truncation (negative amounts weigh 0).
+
+    Every split is by largest remainder, so each line's parts add up to the line to the cent.
+    Returns the bases with ``actual_cents`` = the actual counted (``target_cents`` unchanged)."""
+    if not bases or not (settlement.has("actual_tcoc") or settlement.has("actual_ffs")):
+        return list(bases)  # no employers, or a statement without the generic actual lines (MSSP bridge)
+
+    def split(total: int, weights: Sequence[int]) -> list[int]:
+        ws = [max(int(w), 0) for w in weights]
+        if not total:
+            return [0] * len(ws)
+        if sum(ws) == 0:
+            ws = [1] * len(ws)
+        return largest_remainder(total, ws)
+
+    ffs = [b.actual_cents for b in bases]
+    before = settlement.amount("actual_tcoc") if settlement.has("actual_tcoc") else settlement.amount("actual_ffs")
+    actual = [a + d for a, d in zip(ffs, split(int(before) - sum(ffs), ffs))]
+    if settlement.has("truncated_amount"):
+        cut = -int(settlement.amount("truncated_amount"))
+        own = [b.truncated_amount_cents for b in bases]
+        parts = own if sum(own) == cut else split(cut, own)
+        actual = [a - c for a, c in zip(actual, parts)]
+    if settlement.has("completion"):
+        actual = [a + c for a, c in zip(actual, split(int(settlement.amount("completion")), actual))]
+    return [replace(b, actual_cents=a) for b, a in zip(bases, actual)]
 
 
 def employer_shares(net_cents: int, employers: Sequence[inputs_mod.EmployerBase]) -> list[dict]:
@@ -155,7 +202,13 @@ def _finish(con, program, year, s, notes, low, high) -> ProgramResult:
         dist = distribute_program(program, s.net_cents, bases)
     employers = []
     if program.kind in ("self_funded", "commercial"):
-        employers = employer_shares(s.net_cents, inputs_mod.employer_bases(con, program, year))
+        figures = employer_figures(s, inputs_mod.employer_bases(con, program, year))
+        named = [e for e in figures if e.employer_id is not None]
+        outside = sum(e.member_months for e in figures if e.employer_id is None)
+        if named and outside:
+            notes.append(f"{outside:,} attributed member months have no employer group: their target and actual are "
+                         "in the program's statement and in no employer's")
+        employers = employer_shares(s.net_cents, named)
     return ProgramResult(program, s, dist, employers, notes, low, high)
 
 
