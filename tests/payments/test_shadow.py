@@ -180,16 +180,16 @@ def test_the_cached_claim_lines_keep_what_the_fpp_stages_read():
 def test_fixed_payment_tcoc_counts_cpr_paid_and_the_shadow_claims_no_payment_replaces():
     """The fixed-payment actual counts every dollar the payer funds (domain.md R3.1, R4, R5).
 
-    Medicaid 2024 terms, cell adult_parent: FPP $150.00 less the 5% withhold = $142.50 a month;
+    Medicaid 2024 terms, cell adult_parent: FPP $405.00 less the 5% withhold = $384.75 a month;
     CPR $23.00 + $2.00 care coordination = $25.00 a month to the CPR practice pc-1.
     Two attributed January months: a (at pc-1, a CPR practice) and b (at pr-h, not in CPR).
 
-    FPP paid 2 x $142.50 = $285.00; CPR paid 1 x $25.00 = $25.00; FFS paid (tcoc_member_month)
+    FPP paid 2 x $384.75 = $769.50; CPR paid 1 x $25.00 = $25.00; FFS paid (tcoc_member_month)
     $50.00 + ($123.45 - $3.45 excluded) = $170.00. Shadow claims (paid 0) at allowed:
     FPP scope $1,000.00 (replaced by the FPP); cpr lines $80.00 + $40.00 (replaced by the CPR,
     whichever practice the member is attributed to); capitated $300.00 and an fpp line outside the
     FPP scope (dme) $20.00: $320.00 that no payment replaces, counted at allowed.
-    A = 285.00 + 25.00 + 170.00 + 320.00 = $800.00. Before, the actual was FPP + FFS = $455.00:
+    A = 769.50 + 25.00 + 170.00 + 320.00 = $1,284.50. Before, the actual was FPP + FFS = $939.50:
     the CPR and the $320.00 of capitated and out-of-scope care were missing.
     """
     from allpayer.payments import cpr
@@ -225,8 +225,8 @@ def test_fixed_payment_tcoc_counts_cpr_paid_and_the_shadow_claims_no_payment_rep
     (tc,) = rows(shadow.fixed_payment_tcoc(p, fp, tmm, am, 2024, lines=lines, cpr_payments=cp))
     assert tc["member_months"] == 2
     assert (tc["fpp_paid_cents"], tc["cpr_paid_cents"], tc["ffs_outside_scope_cents"],
-            tc["shadow_outside_scope_cents"]) == (285_00, 25_00, 170_00, 320_00)
-    assert tc["actual_tcoc_cents"] == 800_00
+            tc["shadow_outside_scope_cents"]) == (769_50, 25_00, 170_00, 320_00)
+    assert tc["actual_tcoc_cents"] == 1_284_50
     assert (tc["fpp_shadow_value_cents"], tc["cpr_shadow_value_cents"]) == (1_000_00, 120_00)
     # the FFS basis reconciles: FFS paid + every shadow claim at allowed = 170 + 1,000 + 120 + 320
     assert tc["ffs_outside_scope_cents"] + tc["fpp_shadow_value_cents"] + tc["cpr_shadow_value_cents"] + \
@@ -235,4 +235,4 @@ def test_fixed_payment_tcoc_counts_cpr_paid_and_the_shadow_claims_no_payment_rep
     no_cpr = program(edit=lambda d: d["payments"].pop("cpr"))
     (tc,) = rows(shadow.fixed_payment_tcoc(no_cpr, fp, tmm, am, 2024, lines=lines))
     assert (tc["cpr_paid_cents"], tc["cpr_shadow_value_cents"], tc["shadow_outside_scope_cents"]) == (0, 0, 440_00)
-    assert tc["actual_tcoc_cents"] == 285_00 + 170_00 + 440_00
+    assert tc["actual_tcoc_cents"] == 769_50 + 170_00 + 440_00
