@@ -659,13 +659,14 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
                 forecast[(r["program_id"], r["performance_year"])] = jsonable(r)
         items = []
         for r in rows:
-            mm = int(r["member_months"] or 0)
+            # None where the query layer withholds the figure (an employer's report hides it)
+            mm = None if r["member_months"] is None else int(r["member_months"])
             key = (r["program_id"], r["performance_year"])
             target = targets.get(key)
             s = forecast.get(key, {})
             items.append({
                 "program_id": r["program_id"], "performance_year": r["performance_year"], "member_months": mm,
-                "average_lives": _div(mm, 12), "tcoc_cents": int(r["tcoc_cents"] or 0),
+                "average_lives": _div(mm, 12), "tcoc_cents": None if r["tcoc_cents"] is None else int(r["tcoc_cents"]),
                 "tcoc_pmpm_cents": _div(r["tcoc_cents"], mm), "target_cents": target,
                 "target_pmpm_cents": _div(target, mm), "settlement_net_cents": s.get("net_cents"),
                 "settlement_version": s.get("version"),

@@ -1,0 +1,104 @@
+"""An employer reads through the API exactly what its report shows: every figure of every endpoint
+open to it equals the report's shown figure, or is withheld where the report hides it, so that no
+combination of the two gives a small count, a hidden cell, or the cost of members who opted out of
+data sharing by category. The ACO and payer roles keep the full detail."""
+
+from __future__ import annotations
+
+import pytest
+
+from allpayer.reports.base import HIDDEN
+from allpayer.reports.employer import CATEGORIES
+from allpayer.reports.suppression import is_small
+from tests.api.employer_view import YEAR, cents, employer_readers, month_key, number
+
+OPT_OUT_LINE = "members who opted out of data sharing (payer-supplied total, not itemized)"
+
+
+@pytest.fixture(scope="module")
+def readers(world):
+    return employer_readers(world)
+
+
+def _get(client, key: str, url: str, **params) -> dict:
+    r = client.get(url, headers={"X-API-Key": key}, params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _items(client, key: str, url: str) -> list[dict]:
+    body = _get(client, key, url, limit=1000)
+    assert body["next"] is None
+    return body["items"]
+
+
+def test_the_world_has_the_cases_that_leaked(world, readers):
+    """The world's employers include one with an opted-out member who has cost, and one whose
+    report hides an invoiced month of 11 or more member months (a small difference from the month's
+    member months): the two cases the API once served."""
+    opted = world.sql(
+        "SELECT DISTINCT g.employer_id FROM tcoc_member_month m JOIN employer_group g USING (group_id) "
+        "WHERE m.data_sharing_opt_out AND m.ffs_paid_cents > 0 AND m.performance_year = ?", (YEAR,))
+    assert {e for (e,) in opted} & set(readers)
+    big_hidden = [(emp, row) for emp, rd in readers.items() for (section, row, column), v in rd.report.items()
+                  if section == "value_payment_invoices" and column == "member months" and row != "Total"
+                  and v == HIDDEN and world.sql("SELECT sum(member_months) FROM value_payment_invoices WHERE "
+                                                "employer_id = ? AND strftime(month, '%Y-%m') = ?", (emp, row))[0][0] >= 11]
+    assert big_hidden
+
+
+def test_employer_tcoc_is_its_reports_cost_by_category(world, client, readers):
+    """The employer's ``tcoc_summary`` row carries its report's figures: member months, TCOC and
+    the cost by category of members who share data (never the table's raw categories, which hold
+    the opted-out members' cost: less the report's categories, they gave each opted-out category
+    cost), the opted-out total apart, hidden where the report hides it; every other amount is
+    withheld."""
+    rows = {}
+    for emp, rd in readers.items():
+        items = _items(client, rd.key, "/api/v1/tcoc")
+        assert [i["employer_id"] for i in items] == [emp], emp
+        rows[emp] = row = items[0]
+        # the categories are those of members who share data, worked out here from the member months
+        sharing = world.sql(
+            "SELECT " + ", ".join(f"sum({c}_ffs_paid_cents) FILTER (WHERE NOT coalesce(data_sharing_opt_out, false))"
+                                  for c in CATEGORIES) +
+            " FROM tcoc_member_month m JOIN (SELECT DISTINCT group_id, employer_id FROM employer_group) g USING (group_id)"
+            " WHERE g.employer_id = ? AND m.performance_year = ?", (emp, YEAR))[0]
+        for c, want in zip(CATEGORIES, sharing):
+            assert row[f"{c}_ffs_paid_cents"] in (None, int(want or 0)), (emp, c)
+            assert row[f"{c}_ffs_paid_cents"] == cents(rd.report[("cost_by_category", c, "TCOC paid (FFS basis)")]), (emp, c)
+    for emp, row in rows.items():
+        rep = readers[emp].report
+        assert row["member_months"] == number(rep[("totals", "Member months", "value")])
+        assert row["ffs_paid_cents"] == cents(rep[("totals", "TCOC paid (FFS basis)", "value")])
+        assert row.get("opt_out_ffs_paid_cents") == cents(rep[("cost_by_category", OPT_OUT_LINE, "TCOC paid (FFS basis)")])
+        for k, v in row.items():
+            if k.startswith(("allowed", "paid_", "shadow", "excluded")) or "_allowed_" in k or k == "claim_lines":
+                assert v is None, (emp, k)
+        # no total less what is shown gives the opted-out members' cost of one category
+        shown = [row[f"{c}_ffs_paid_cents"] for c in CATEGORIES if row[f"{c}_ffs_paid_cents"] is not None]
+        if row["opt_out_ffs_paid_cents"] is None and row["ffs_paid_cents"] is not None:
+            assert len(shown) < len(CATEGORIES), "the total less the categories would be the opted-out cost"
+
+
+def test_employer_overview_is_its_reports_totals(client, readers):
+    for emp, rd in readers.items():
+        items = _get(client, rd.key, "/api/v1/overview")["items"]
+        assert sum(i["member_months"] or 0 for i in items) == (number(rd.report[("totals", "Member months", "value")]) or 0)
+        assert sum(i["tcoc_cents"] or 0 for i in items) == (cents(rd.report[("totals", "TCOC paid (FFS basis)", "value")]) or 0)
+
+
+def test_aco_and_payer_keep_the_full_detail(world, as_role):
+    """The ACO and the payer read the table as stored: raw categories."""
+    emp = sorted(readers_ids(world))[0]
+    raw = world.sql("SELECT inpatient_ffs_paid_cents, allowed_cents FROM tcoc_summary WHERE employer_id = ?", (emp,))
+    payer = world.sql("SELECT payer FROM tcoc_summary WHERE employer_id = ?", (emp,))[0][0]
+    for role in ("aco_admin", "payer"):
+        if role == "payer" and world.users["payer"]["org_id"] != payer:
+            continue
+        items = [i for i in as_role(role, "/api/v1/tcoc", params={"limit": 1000}).json()["items"] if i["employer_id"] == emp]
+        assert [(i["inpatient_ffs_paid_cents"], i["allowed_cents"]) for i in items] == raw
+
+
+def readers_ids(world) -> set[str]:
+    return {e for (e,) in world.sql("SELECT DISTINCT employer_id FROM tcoc_summary WHERE employer_id IS NOT NULL")}
