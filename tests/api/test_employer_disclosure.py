@@ -88,8 +88,70 @@ def test_employer_overview_is_its_reports_totals(client, readers):
         assert sum(i["tcoc_cents"] or 0 for i in items) == (cents(rd.report[("totals", "TCOC paid (FFS basis)", "value")]) or 0)
 
 
+def _report_invoices(rd) -> dict[str, tuple[int | None, int | None]]:
+    """Month label ('2024-01', and 'Total') -> the report's (invoiced member months, amount)."""
+    out = {}
+    for (section, row, column), v in rd.report.items():
+        if section == "value_payment_invoices" and column in ("member months", "amount"):
+            mm, amount = out.get(row, (None, None))
+            out[row] = (number(v), amount) if column == "member months" else (mm, cents(v))
+    return out
+
+
+def test_employer_invoices_show_what_the_report_shows(client, readers):
+    """`/payments/invoices` and `/employers/{id}/summary`: a month's invoiced member months, amount
+    and working are shown exactly where the report shows them, with the report's values."""
+    for emp, rd in readers.items():
+        report = _report_invoices(rd)
+        served = {}
+        for i in _items(client, rd.key, "/api/v1/payments/invoices"):
+            served.setdefault(month_key(i["month"]), []).append(i)
+            assert (i["member_months"], i["amount_cents"]) == report[month_key(i["month"])], (emp, i["month"])
+            assert i.get("suppressed") == (i["member_months"] is None)
+            if i["member_months"] is None:
+                assert i["working"] is None
+        summary = _get(client, rd.key, f"/api/v1/employers/{emp}/summary")
+        assert {month_key(r["month"]) for r in summary["items"]} == set(served) == set(report) - {"Total"}
+        for r in summary["items"]:
+            month = month_key(r["month"])
+            (inv,) = served[month]  # one program a month in the world
+            assert (r["member_months"], r["amount_cents"]) == (inv["member_months"], inv["amount_cents"]) \
+                == report[month], (emp, month)
+        (total,) = summary["totals"]
+        assert (total["member_months"], total["amount_cents"]) == report["Total"]
+        assert total["suppressed"] == (report["Total"][0] is None)
+
+
+def test_no_small_count_follows_from_what_an_employer_reads(client, readers):
+    """Every count an employer can read, from its report and the API together: none is from 1 to
+    10, no month's member months less its invoiced (or opted-out) member months is, and no hidden
+    months add up to one under a shown total."""
+    for emp, rd in readers.items():
+        rep = rd.report
+        mm = {row: number(v) for (s, row, c), v in rep.items() if s == "members_and_cost_by_month" and c == "member months"}
+        opt = {row: number(v) for (s, row, c), v in rep.items()
+               if s == "members_and_cost_by_month" and c == "member months opted out of data sharing"}
+        inv = {month_key(i["month"]): i["member_months"] for i in _items(client, rd.key, "/api/v1/payments/invoices")}
+        summary = _get(client, rd.key, f"/api/v1/employers/{emp}/summary")
+        inv_total = summary["totals"][0]["member_months"]
+        tcoc = _items(client, rd.key, "/api/v1/tcoc")
+        counts = [*mm.values(), *opt.values(), *inv.values(), inv_total, *(r["member_months"] for r in tcoc)]
+        assert not [n for n in counts if n is not None and is_small(n)], emp
+        for month, n in inv.items():
+            whole = mm.get(month)
+            if n is not None and whole is not None and n <= whole:
+                assert not is_small(whole - n), (emp, month, whole, n)
+        for month, n in opt.items():
+            if n is not None and mm.get(month) is not None:
+                assert not is_small(mm[month] - n), (emp, month)
+        if inv_total is not None:
+            assert not is_small(inv_total - sum(n for n in inv.values() if n is not None)), emp
+        if tcoc and tcoc[0]["member_months"] is not None and mm.get("Total") is not None:
+            assert tcoc[0]["member_months"] == mm["Total"]
+
+
 def test_aco_and_payer_keep_the_full_detail(world, as_role):
-    """The ACO and the payer read the table as stored: raw categories."""
+    """The ACO and the payer read the table as stored: raw categories and invoiced member months."""
     emp = sorted(readers_ids(world))[0]
     raw = world.sql("SELECT inpatient_ffs_paid_cents, allowed_cents FROM tcoc_summary WHERE employer_id = ?", (emp,))
     payer = world.sql("SELECT payer FROM tcoc_summary WHERE employer_id = ?", (emp,))[0][0]
@@ -98,6 +160,11 @@ def test_aco_and_payer_keep_the_full_detail(world, as_role):
             continue
         items = [i for i in as_role(role, "/api/v1/tcoc", params={"limit": 1000}).json()["items"] if i["employer_id"] == emp]
         assert [(i["inpatient_ffs_paid_cents"], i["allowed_cents"]) for i in items] == raw
+        invoices = as_role(role, "/api/v1/payments/invoices", params={"employer_id": emp, "limit": 1000}).json()["items"]
+        want = world.sql("SELECT member_months FROM value_payment_invoices WHERE employer_id = ? ORDER BY program_id, month",
+                         (emp,))
+        assert [i["member_months"] for i in invoices] == [m for (m,) in want]
+        assert all("suppressed" not in i for i in invoices)
 
 
 def readers_ids(world) -> set[str]:

@@ -209,6 +209,32 @@ def _employer_tcoc(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
     return ibis.union(*parts, distinct=False) if parts else with_figures(t.filter(ibis.literal(False)), {})
 
 
+def employer_invoice_months_shown(ctx: Context, org: str, t: ir.Table) -> set:
+    """The months of `t` (the employer's ``value_payment_invoices`` rows) whose invoiced member
+    months and amounts the employer's report shows for the month's performance year, and in which
+    one program invoiced the employer (the report shows a month's sum over programs, never its
+    split)."""
+    per = ctx.con.to_pyarrow(t.group_by(["performance_year", "month"]).aggregate(programs=t.program_id.nunique())
+                             ).to_pylist()
+    shown = set()
+    for r in per:
+        d = employer_disclosure(ctx, org, r["performance_year"])
+        if d is not None and r["programs"] == 1 and d.invoice_shown(r["month"]):
+            shown.add(r["month"])
+    return shown
+
+
+def _employer_invoices(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+    """The employer's invoice rows, member months, amount and working (which quotes the member
+    months) NULL and ``suppressed`` true in the months its report hides
+    (`employer_invoice_months_shown`)."""
+    t = t.filter(t.employer_id == (p.org_id or ""))
+    months = sorted(employer_invoice_months_shown(ctx, p.org_id or "", t))
+    shown = t.month.isin(months) if months else ibis.literal(False)
+    hide = {c: ibis.ifelse(shown, t[c], ibis.null(t.schema()[c])) for c in ("member_months", "amount_cents", "working")}
+    return t.mutate(**hide, suppressed=~shown)
+
+
 def program_totals(t: ir.Table) -> ir.Table:
     """The program-total rows of ``tcoc_summary``.
 
@@ -280,7 +306,7 @@ DATASETS: dict[str, Dataset] = {
                 _aco(payer=_own_programs, hospital=_column_is_org("hospital_id"), regulator=_where(hospital_id=["ALL"])),
                 ("program_id", "performance_year", "hospital_id")),
         Dataset("invoices", "value_payment_invoices", ("employer_id", "program_id", "month"), False,
-                _aco(payer=_own_programs, employer=_column_is_org("employer_id")),
+                _aco(payer=_own_programs, employer=_employer_invoices),
                 ("program_id", "employer_id", "month")),
         Dataset("settlements", "settlement_statements", ("program_id", "performance_year", "version"), False,
                 _aco(payer=_own_programs, regulator=_all), ("program_id", "performance_year", "version")),
