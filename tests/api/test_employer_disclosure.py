@@ -122,6 +122,21 @@ def test_employer_invoices_show_what_the_report_shows(client, readers):
         assert total["suppressed"] == (report["Total"][0] is None)
 
 
+def test_employer_ledger_months_show_what_the_report_shows(client, readers):
+    """A month's balance of the employer's ledger account is that month's invoice (amount over the
+    PMPM = invoiced member months): withheld where the report hides the invoice, else the report's
+    amount."""
+    for emp, rd in readers.items():
+        report = _report_invoices(rd)
+        items = _get(client, rd.key, "/api/v1/ledger/balances")["items"]
+        months = {b["period"]: b for b in items if len(b["period"]) == 7}
+        assert set(months) == set(report) - {"Total"}, emp
+        for month, b in months.items():
+            shown = None if b["balance_cents"] is None else abs(b["balance_cents"])
+            assert shown == report[month][1], (emp, month)
+            assert b["suppressed"] == (shown is None) and b["credit_cents"] in (None, shown), (emp, month)
+
+
 def test_no_small_count_follows_from_what_an_employer_reads(client, readers):
     """Every count an employer can read, from its report and the API together: none is from 1 to
     10, no month's member months less its invoiced (or opted-out) member months is, and no hidden

@@ -613,7 +613,24 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
             raise HTTPException(400, str(exc)) from None
         items = [{"account": b.account, "period": b.period, "debit_cents": b.debit_cents,
                   "credit_cents": b.credit_cents, "balance_cents": b.balance_cents} for b in rows]
+        if p.role == "employer":
+            items = employer_balances(p, items)
         return {"items": items, "total": len(items)}
+
+    def employer_balances(p: Principal, items: list[dict]) -> list[dict]:
+        """An employer's balances with the months its report hides withheld: a month's balance is
+        that month's invoice, whose amount over the PMPM is the invoiced member months."""
+        ctx = current()
+        shown = set()
+        if ctx is not None:
+            with snap.lock:
+                shown = tenancy.employer_ledger_months_shown(ctx, p.org_id or "")
+        out = []
+        for b in items:
+            hidden = len(b["period"]) == 7 and b["period"][4] == "-" and b["period"] not in shown  # YYYY-MM
+            out.append({**b, "suppressed": hidden,
+                        **({"debit_cents": None, "credit_cents": None, "balance_cents": None} if hidden else {})})
+        return out
 
     @app.get("/api/v1/overview", tags=["overview"], summary="Lives, PMPM vs target and settlement forecast per program.")
     async def overview(p: Principal = Depends(principal), performance_year: int | None = Year):

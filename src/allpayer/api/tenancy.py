@@ -224,6 +224,16 @@ def employer_invoice_months_shown(ctx: Context, org: str, t: ir.Table) -> set:
     return shown
 
 
+def employer_ledger_months_shown(ctx: Context, org: str) -> set[str]:
+    """The months (``YYYY-MM``) whose balance of the ``employer:<org>`` ledger account the employer
+    may read: those whose invoice its report shows (`employer_invoice_months_shown`). A month's
+    balance is its invoiced amount, which over the month's PMPM gives the invoiced member months."""
+    if not ctx.has("value_payment_invoices"):
+        return set()
+    t = ctx.table("value_payment_invoices")
+    return {m.strftime("%Y-%m") for m in employer_invoice_months_shown(ctx, org, t.filter(t.employer_id == org))}
+
+
 def _employer_invoices(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
     """The employer's invoice rows, member months, amount and working (which quotes the member
     months) NULL and ``suppressed`` true in the months its report hides
