@@ -238,8 +238,11 @@ def disclosure(con, org: str, period: Period | int) -> Disclosure:
     opt_cost = sum(int(r["opt_out_cost_cents"] or 0) for r in monthly)
     opt_hidden = is_small(persons["opted"])
     # with the opted-out total hidden, the smallest category is hidden too, or the total less the
-    # categories would give the cost of fewer than 11 people
-    complement = {min(cat, key=lambda c: (cat[c], c))} if opt_hidden and opt_cost else set()
+    # categories would give the cost of fewer than 11 people. Not a zero category: "other" is
+    # nearly always zero, so hiding it would leave the total less the rest as the opted-out cost
+    # (zero is no complement, as in `suppress`).
+    paid = [c for c in cat if cat[c] > 0]
+    complement = {min(paid, key=lambda c: (cat[c], c))} if opt_hidden and opt_cost and paid else set()
     return Disclosure(org=org, period=period, monthly=monthly, months=months, persons=persons, invoices=invoices,
                       wellness=wellness, high_cost=high_cost, hidden=hidden, categories=cat, opt_out_cost=opt_cost,
                       opt_out_hidden=opt_hidden, hidden_categories=complement, sharing=sharing)
@@ -354,7 +357,7 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
     crows.append(["Total", usd(tot_cost) if show_mm else HIDDEN, usd(pmpm_cents(tot_cost, tot_mm)) if show_mm else HIDDEN])
     rep.tables.append(Table("cost_by_category", "Cost by category", ["category", "TCOC paid (FFS basis)", "PMPM"], crows,
                             note="The opted-out members' total is hidden when fewer than 11 members opted out, and "
-                                 "then so is the smallest category, so that neither follows from the total."))
+                                 "then so is the smallest category with any cost, so that neither follows from the total."))
     if persons["opted"]:
         rep.notes.append("TCOC is incomplete: members who opted out of data sharing count in the member months, "
                          "but their cost enters only as the payer-supplied total and is not itemized by category "
