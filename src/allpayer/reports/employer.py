@@ -191,8 +191,9 @@ class Disclosure:
         return sum(m["cost_cents"] for m in self.months)
 
     def invoice_shown(self, month) -> bool:
-        """Whether the invoiced member months (and amount) of `month` are shown."""
-        return ("invrow", month) not in self.hidden
+        """Whether the report shows the invoiced member months (and amount) of `month` (a month it
+        has no invoice row for is not shown)."""
+        return any(r["month"] == month for r in self.invoices) and ("invrow", month) not in self.hidden
 
     @property
     def invoice_total_shown(self) -> bool:
