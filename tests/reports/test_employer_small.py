@@ -154,3 +154,16 @@ def test_fewer_than_11_high_cost_claimants_are_hidden_with_their_cost(con):
 
 def test_no_high_cost_section_without_a_threshold(con):
     assert values(employer.build(con, "E1", Period(2024), "R1"), "high_cost_claimants") == {}
+
+
+def test_a_hidden_opted_out_total_hides_the_smallest_paid_category_not_a_zero_one(con):
+    """Three E1 persons opt out: their $900.09 (3 x 3 x $100.01) is hidden, and with it the smallest
+    category with cost, professional ($8,100.81 for the 27 who share data): hiding a zero category
+    ("ed", say) would leave the total less the shown categories as the opted-out cost."""
+    con.raw_sql("UPDATE tcoc_member_month SET data_sharing_opt_out = true WHERE person_id IN ('E1-0', 'E1-1', 'E1-2')")
+    c = values(employer.build(con, "E1", Period(2024), "R1"), "cost_by_category")
+    opted = "members who opted out of data sharing (payer-supplied total, not itemized)"
+    assert c[(opted, "TCOC paid (FFS basis)")] == HIDDEN
+    assert c[("professional", "TCOC paid (FFS basis)")] == HIDDEN
+    assert [c[(k, "TCOC paid (FFS basis)")] for k in CATS if k != "professional"] == ["$0.00"] * 5
+    assert c[("Total", "TCOC paid (FFS basis)")] == "$9,000.90"

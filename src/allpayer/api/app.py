@@ -38,7 +38,6 @@ from allpayer.store import default_store_url, open_store
 SESSION_COOKIE = "allpayer_session"
 PROBLEM = "application/problem+json"
 MAX_LIMIT = 1000
-SMALL_CELL = 11
 
 
 def encode(data: Any) -> bytes:
@@ -578,13 +577,25 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
                            lambda: _employer_summary(p, employer_id, ctx))
 
     def _employer_summary(p: Principal, employer_id: str, ctx) -> dict:
+        """The employer's invoices by program and month as its report shows them, whoever asks
+        (the ACO sees what the employer sees): the report's joint suppression decides which
+        months and totals are shown (`tenancy.employer_invoice_months_shown`, `employer_disclosure`)."""
         with snap.lock:
             t = tenancy.scoped(p, "invoices", ctx)
             t = t.filter(t.employer_id == employer_id)
-            g = t.group_by("program_id", "month").aggregate(member_months=t.member_months.sum(),
-                                                           amount_cents=t.amount_cents.sum())
-            rows = [jsonable(r) for r in ctx.con.to_pyarrow(g.order_by(["program_id", "month"])).to_pylist()]
-        return {"employer_id": employer_id, **suppress_summary(rows)}
+            shown = tenancy.employer_invoice_months_shown(ctx, employer_id, t)
+            g = t.group_by("program_id", "performance_year", "month").aggregate(
+                member_months=t.member_months.sum(), amount_cents=t.amount_cents.sum())
+            rows = ctx.con.to_pyarrow(g.order_by(["program_id", "month"])).to_pylist()
+            totals = {}
+            for program in {r["program_id"] for r in rows}:
+                years = {r["performance_year"] for r in rows if r["program_id"] == program}
+                d = tenancy.employer_disclosure(ctx, employer_id, years.pop()) if len(years) == 1 else None
+                alone = d is not None and {r["program_id"] for r in rows if r["performance_year"] == d.period.year} == {program}
+                totals[program] = (sum(int(i["member_months"]) for i in d.invoices),
+                                   sum(int(i["amount_cents"]) for i in d.invoices)) \
+                    if alone and d.invoice_total_shown else None
+        return {"employer_id": employer_id, **summary_as_reported(rows, shown, totals)}
 
     app.state.employer_summary = employer_summary_data
 
@@ -602,7 +613,24 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
             raise HTTPException(400, str(exc)) from None
         items = [{"account": b.account, "period": b.period, "debit_cents": b.debit_cents,
                   "credit_cents": b.credit_cents, "balance_cents": b.balance_cents} for b in rows]
+        if p.role == "employer":
+            items = employer_balances(p, items)
         return {"items": items, "total": len(items)}
+
+    def employer_balances(p: Principal, items: list[dict]) -> list[dict]:
+        """An employer's balances with the months its report hides withheld: a month's balance is
+        that month's invoice, whose amount over the PMPM is the invoiced member months."""
+        ctx = current()
+        shown = set()
+        if ctx is not None:
+            with snap.lock:
+                shown = tenancy.employer_ledger_months_shown(ctx, p.org_id or "")
+        out = []
+        for b in items:
+            hidden = len(b["period"]) == 7 and b["period"][4] == "-" and b["period"] not in shown  # YYYY-MM
+            out.append({**b, "suppressed": hidden,
+                        **({"debit_cents": None, "credit_cents": None, "balance_cents": None} if hidden else {})})
+        return out
 
     @app.get("/api/v1/overview", tags=["overview"], summary="Lives, PMPM vs target and settlement forecast per program.")
     async def overview(p: Principal = Depends(principal), performance_year: int | None = Year):
@@ -659,13 +687,14 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
                 forecast[(r["program_id"], r["performance_year"])] = jsonable(r)
         items = []
         for r in rows:
-            mm = int(r["member_months"] or 0)
+            # None where the query layer withholds the figure (an employer's report hides it)
+            mm = None if r["member_months"] is None else int(r["member_months"])
             key = (r["program_id"], r["performance_year"])
             target = targets.get(key)
             s = forecast.get(key, {})
             items.append({
                 "program_id": r["program_id"], "performance_year": r["performance_year"], "member_months": mm,
-                "average_lives": _div(mm, 12), "tcoc_cents": int(r["tcoc_cents"] or 0),
+                "average_lives": _div(mm, 12), "tcoc_cents": None if r["tcoc_cents"] is None else int(r["tcoc_cents"]),
                 "tcoc_pmpm_cents": _div(r["tcoc_cents"], mm), "target_cents": target,
                 "target_pmpm_cents": _div(target, mm), "settlement_net_cents": s.get("net_cents"),
                 "settlement_version": s.get("version"),
@@ -700,36 +729,32 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     return app
 
 
-def suppress_summary(rows: list[dict]) -> dict:
-    """Monthly employer cells with fewer than 11 member months are suppressed (member months and
-    amount). A program's year total is shown when it has at least 11 member months and the
-    suppressed months of the program add up to 0 or at least 11 member months, so that the total
-    less the shown months never reveals a small cell.
+def summary_as_reported(rows: list[dict], shown_months: set, totals: dict) -> dict:
+    """An employer summary from its invoice `rows` (program_id, performance_year, month,
+    member_months, amount_cents): a month's member months and amount are shown only when it is in
+    `shown_months`, and a program's total only when `totals` gives it ((member months, amount), or
+    None when hidden). Both decisions are the employer report's (`allpayer.reports.employer`), so
+    that the summary shows nothing the report hides and no difference of what both show is a small
+    count.
 
-    >>> out = suppress_summary([{"program_id": "p", "month": "2024-01-01", "member_months": 5, "amount_cents": 500},
-    ...                         {"program_id": "p", "month": "2024-02-01", "member_months": 20, "amount_cents": 2000}])
-    >>> [r["suppressed"] for r in out["items"]], out["totals"][0]["suppressed"]
-    ([True, False], True)
+    >>> out = summary_as_reported(
+    ...     [{"program_id": "p", "performance_year": 2024, "month": "2024-01-01", "member_months": 43, "amount_cents": 18060},
+    ...      {"program_id": "p", "performance_year": 2024, "month": "2024-02-01", "member_months": 42, "amount_cents": 17640}],
+    ...     {"2024-02-01"}, {"p": None})
+    >>> [(r["member_months"], r["suppressed"]) for r in out["items"]], out["totals"][0]["suppressed"], out["suppressed_cells"]
+    ([(None, True), (42, False)], True, 1)
     """
-    totals: dict[str, dict] = {}
+    items = []
     for r in rows:
-        t = totals.setdefault(r["program_id"], {"program_id": r["program_id"], "member_months": 0, "amount_cents": 0,
-                                                "hidden_member_months": 0})
-        mm = int(r["member_months"] or 0)
-        t["member_months"] += mm
-        t["amount_cents"] += int(r["amount_cents"] or 0)
-        r["suppressed"] = mm < SMALL_CELL
-        if r["suppressed"]:
-            t["hidden_member_months"] += mm
-            r["member_months"], r["amount_cents"] = None, None
+        hidden = r["month"] not in shown_months
+        items.append({**jsonable(r), "suppressed": hidden,
+                      **({"member_months": None, "amount_cents": None} if hidden else {})})
     out_totals = []
-    for t in totals.values():
-        hidden = t.pop("hidden_member_months")
-        t["suppressed"] = t["member_months"] < SMALL_CELL or 0 < hidden < SMALL_CELL
-        if t["suppressed"]:
-            t["member_months"], t["amount_cents"] = None, None
-        out_totals.append(t)
-    return {"items": rows, "totals": out_totals, "suppressed_cells": sum(1 for r in rows if r["suppressed"])}
+    for program in sorted({r["program_id"] for r in rows}):
+        total = totals.get(program)
+        out_totals.append({"program_id": program, "member_months": None if total is None else total[0],
+                           "amount_cents": None if total is None else total[1], "suppressed": total is None})
+    return {"items": items, "totals": out_totals, "suppressed_cells": sum(1 for r in items if r["suppressed"])}
 
 
 def report_files(root: Path) -> list[dict]:

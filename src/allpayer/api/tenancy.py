@@ -10,8 +10,9 @@ Roles and their scope (see docs/api.md for the full matrix):
 - ``aco_admin``, ``aco_analyst``: everything the ACO holds (claim detail of members who opted out
   of data sharing and Part 2 claims still withheld).
 - ``payer``: the rows of its own programs (programs whose terms name it as ``payer``).
-- ``employer``: summary data of its own group only (invoices and employer summaries, small cells
-  suppressed); never a member-level dataset.
+- ``employer``: summary data of its own group only, and of it exactly what the employer's report
+  shows (`allpayer.reports.employer.disclosure`: cost by category of members who share data,
+  invoiced member months hidden where the report hides them); never a member-level dataset.
 - ``practice``: its own attributed patients, care gaps and practice-level rates.
 - ``hospital``: its own fixed payments, shadow-claim performance and distribution share, and the
   members attributed in its health service area (HSA).
@@ -143,6 +144,107 @@ def _tcoc_level(level: str, org: str) -> Rule:
     return rule
 
 
+def employer_disclosure(ctx: Context, org: str, year: int):
+    """The employer report's decisions for `org` and performance year `year`
+    (`allpayer.reports.employer.disclosure`), or None when the employer has no member months that
+    year. Made once per snapshot: every employer-visible figure of the API and the dashboard is
+    read through it, so that they show what the report shows and hide what it hides."""
+    from allpayer.reports.base import ReportError
+    from allpayer.reports.employer import disclosure
+
+    cache = ctx.__dict__.setdefault("_employer_disclosure", {})
+    if (org, year) not in cache:
+        try:
+            cache[(org, year)] = disclosure(ctx.con, org, int(year))
+        except ReportError:
+            cache[(org, year)] = None
+    return cache[(org, year)]
+
+
+def _distinct(ctx: Context, t: ir.Table, column: str) -> list:
+    return sorted(v for v in ctx.con.to_pyarrow(t.select(column).distinct()).column(column).to_pylist() if v is not None)
+
+
+# The figures of an employer's ``tcoc_summary`` row that its report shows (the employer's member
+# months and FFS cost, and that cost by category of the members who share data); every other
+# amount (allowed, paid, claim lines, ...) is withheld: categories of those include members who
+# opted out, and their total less the report's categories would itemize the opted-out cost.
+EMPLOYER_TCOC_SHOWN = ("member_months", "ffs_paid_cents", "ffs_paid_pmpm", "ffs_paid_pmpy")
+OPT_OUT_COST = "opt_out_ffs_paid_cents"
+
+
+def employer_tcoc_figures(d) -> dict:
+    """Column -> value of an employer's ``tcoc_summary`` row as its report shows it (`d`: its
+    `employer_disclosure`); a column left out is withheld (NULL). Nothing is shown when the report
+    hides the member months, or when the employer's members were in several programs that year
+    (the report shows the employer's figures, never their split by program). The category columns
+    are those of members who share data, and the opted-out members' cost is one total
+    (``opt_out_ffs_paid_cents``), hidden with the smallest category when fewer than 11 opted out."""
+    if d is None or not d.show_totals or len(d.programs) != 1:
+        return {}
+    out: dict = {"member_months": d.member_months, "ffs_paid_cents": d.cost_cents}
+    out.update({f"{c}_ffs_paid_cents": v for c, v in d.categories.items() if c not in d.hidden_categories})
+    if not d.opt_out_hidden:
+        out[OPT_OUT_COST] = d.opt_out_cost
+    return out
+
+
+def _employer_tcoc(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+    """The employer's ``tcoc_summary`` rows with the figures of its report (`employer_tcoc_figures`)
+    and every other amount NULL: the table's raw category columns include members who opted out of
+    data sharing, and less the report's categories they would give each opted-out category cost."""
+    org = p.org_id or ""
+    t = t.filter(t.employer_id == org)
+    amounts = [c for c, typ in t.schema().items() if typ.is_numeric() and c != "year"]
+
+    def with_figures(part: ir.Table, figures: dict) -> ir.Table:
+        cols = {c: (ibis.literal(figures[c], part.schema()[c]) if c in figures else
+                    part[c] if c in EMPLOYER_TCOC_SHOWN and "member_months" in figures else
+                    ibis.null(part.schema()[c])) for c in amounts}
+        cols[OPT_OUT_COST] = ibis.literal(figures.get(OPT_OUT_COST), "int64")
+        return part.mutate(**cols)
+
+    years = _distinct(ctx, t, "year")
+    parts = [with_figures(t.filter(t.year == y), employer_tcoc_figures(employer_disclosure(ctx, org, y))) for y in years]
+    return ibis.union(*parts, distinct=False) if parts else with_figures(t.filter(ibis.literal(False)), {})
+
+
+def employer_invoice_months_shown(ctx: Context, org: str, t: ir.Table) -> set:
+    """The months of `t` (the employer's ``value_payment_invoices`` rows) whose invoiced member
+    months and amounts the employer's report shows for the month's performance year, and in which
+    one program invoiced the employer (the report shows a month's sum over programs, never its
+    split)."""
+    per = ctx.con.to_pyarrow(t.group_by(["performance_year", "month"]).aggregate(programs=t.program_id.nunique())
+                             ).to_pylist()
+    shown = set()
+    for r in per:
+        d = employer_disclosure(ctx, org, r["performance_year"])
+        if d is not None and r["programs"] == 1 and d.invoice_shown(r["month"]):
+            shown.add(r["month"])
+    return shown
+
+
+def employer_ledger_months_shown(ctx: Context, org: str) -> set[str]:
+    """The months (``YYYY-MM``) whose balance of the ``employer:<org>`` ledger account the employer
+    may read: those whose invoice its report shows (`employer_invoice_months_shown`). A month's
+    balance is its invoiced amount, which over the month's PMPM gives the invoiced member months."""
+    if not ctx.has("value_payment_invoices"):
+        return set()
+    t = ctx.table("value_payment_invoices")
+    return {m.strftime("%Y-%m") for m in employer_invoice_months_shown(ctx, org, t.filter(t.employer_id == org))}
+
+
+def _employer_invoices(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+    """The employer's invoice rows, member months, amount and working (which quotes the member
+    months) NULL and ``suppressed`` true in the months its report hides
+    (`employer_invoice_months_shown`)."""
+    t = t.filter(t.employer_id == (p.org_id or ""))
+    months = sorted(employer_invoice_months_shown(ctx, p.org_id or "", t))
+    shown = t.month.isin(months) if months else ibis.literal(False)
+    hide = {c: ibis.ifelse(shown, t[c], ibis.null(t.schema()[c])) for c in ("member_months", "amount_cents", "working")}
+    return t.mutate(**hide, suppressed=~shown)
+
+
 def program_totals(t: ir.Table) -> ir.Table:
     """The program-total rows of ``tcoc_summary``.
 
@@ -198,7 +300,7 @@ DATASETS: dict[str, Dataset] = {
                 _aco(payer=_column_is_org("payer")), ("payer", "claim_type")),
         Dataset("tcoc", "tcoc_summary", ("program_id", "year", "hsa", "practice_id", "employer_id"), False,
                 _aco(payer=_own_programs, practice=_tcoc_level("practice_id", "org"), hospital=_tcoc_level("hsa", "hsa"),
-                     employer=_tcoc_level("employer_id", "org"), regulator=_tcoc_level("program", ""))),
+                     employer=_employer_tcoc, regulator=_tcoc_level("program", ""))),
         Dataset("targets", "targets", ("program_id", "cell_id", "month"), False,
                 _aco(payer=_own_programs, regulator=_all)),
         Dataset("quality_rates", "quality_rates", ("program_id", "measure_id", "level", "level_id", "performance_year"), False,
@@ -214,7 +316,7 @@ DATASETS: dict[str, Dataset] = {
                 _aco(payer=_own_programs, hospital=_column_is_org("hospital_id"), regulator=_where(hospital_id=["ALL"])),
                 ("program_id", "performance_year", "hospital_id")),
         Dataset("invoices", "value_payment_invoices", ("employer_id", "program_id", "month"), False,
-                _aco(payer=_own_programs, employer=_column_is_org("employer_id")),
+                _aco(payer=_own_programs, employer=_employer_invoices),
                 ("program_id", "employer_id", "month")),
         Dataset("settlements", "settlement_statements", ("program_id", "performance_year", "version"), False,
                 _aco(payer=_own_programs, regulator=_all), ("program_id", "performance_year", "version")),

@@ -11,6 +11,7 @@ total only (never itemized by category), and the report says TCOC is incomplete 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
 import ibis
@@ -143,6 +144,111 @@ def wellness_rows(con, year: int, org: str, sharing) -> list[dict]:
              "numerator": int(got[i]["numerator"] or 0)} for i, label in WELLNESS if i in got]
 
 
+@dataclass
+class Disclosure:
+    """What one employer's report for a period may show, decided once for every channel that shows
+    an employer its figures: the report, and the API and dashboard (`allpayer.api.tenancy`).
+
+    `monthly`: the employer's member months and cost per (month, program, payer), the category
+    columns (``<category>_cents``) of members who share data only; `months`: member months and
+    opted-out member months per month; `invoices`: invoiced member months and amounts per month;
+    `hidden`: the keys `joint_suppression` hides (``("mm", month)``, ``("inv", "total")``,
+    ``("invrow", month)``, ...). `categories` is the cost by category of members who share data,
+    `opt_out_cost` the payer-supplied total of those who opted out, and `hidden_categories` the
+    categories hidden with that total (the smallest one, when fewer than 11 members opted out), or
+    the total less the rest would be the cost of fewer than 11 people. `show_totals` is whether the
+    period's member months, and with them every cost total, are shown."""
+
+    org: str
+    period: Period
+    monthly: list[dict]
+    months: list[dict]
+    persons: dict
+    invoices: list[dict]
+    wellness: list[dict]
+    high_cost: dict | None
+    hidden: set
+    categories: dict[str, int]
+    opt_out_cost: int
+    opt_out_hidden: bool
+    hidden_categories: set[str]
+    sharing: object = field(repr=False, default=None)  # Ibis: employer_id, program_id, person_id of members sharing data
+
+    @property
+    def programs(self) -> list[str]:
+        return sorted({r["program_id"] for r in self.monthly})
+
+    @property
+    def show_totals(self) -> bool:
+        return ("mm", "total") not in self.hidden
+
+    @property
+    def member_months(self) -> int:
+        return sum(m["member_months"] for m in self.months)
+
+    @property
+    def cost_cents(self) -> int:
+        return sum(m["cost_cents"] for m in self.months)
+
+    def invoice_shown(self, month) -> bool:
+        """Whether the report shows the invoiced member months (and amount) of `month` (a month it
+        has no invoice row for is not shown)."""
+        return any(r["month"] == month for r in self.invoices) and ("invrow", month) not in self.hidden
+
+    @property
+    def invoice_total_shown(self) -> bool:
+        return ("inv", "total") not in self.hidden
+
+
+def disclosure(con, org: str, period: Period | int) -> Disclosure:
+    """The employer's counts for `period` and what of them its report shows (`Disclosure`): the one
+    place the employer's small-cell decisions are made. Raises `ReportError` for an unknown
+    employer or one without member months in the period."""
+    require(con, "employer_group", "tcoc_member_month")
+    period = as_period(period)
+    year = period.year
+    mm = employer_member_months(con, period)
+    opt = mm.data_sharing_opt_out.fill_null(False)
+    itemized = {f"{c}_cents": ibis.ifelse(opt, 0, mm[f"{c}_ffs_paid_cents"]).sum() for c in CATEGORIES}
+    payer = mm.payer if "payer" in mm.columns else ibis.literal("")
+    monthly = rows_by(mm.group_by(["employer_id", "program_id", "month", payer.name("payer")]).aggregate(
+        member_months=mm.count(), opt_out_mm=opt.cast("int64").sum(), cost_cents=mm.ffs_paid_cents.sum(),
+        opt_out_cost_cents=ibis.ifelse(opt, mm.ffs_paid_cents, 0).sum(), **itemized,
+    ), "employer_id", org, ["month", "program_id", "payer"])
+    if not monthly:
+        if org not in employers(con):
+            raise ReportError(f"unknown employer {org!r}; known: {', '.join(employers(con))}")
+        raise ReportError(f"employer {org} has no member months in {period.label}")
+    persons = rows_by(mm.group_by("employer_id").aggregate(
+        n=mm.person_id.nunique(), opted=mm.person_id.nunique(where=opt)), "employer_id", org)[0]
+    by_month: dict = {}
+    for r in monthly:
+        m = by_month.setdefault(r["month"], {"month": r["month"], "member_months": 0, "opt_out_mm": 0, "cost_cents": 0})
+        m["member_months"] += int(r["member_months"])
+        m["opt_out_mm"] += int(r["opt_out_mm"] or 0)
+        m["cost_cents"] += int(r["cost_cents"] or 0)
+    months = [by_month[k] for k in sorted(by_month)]
+    invoices = _invoice_rows(con, period, org)
+    sharing = mm.filter(~opt).select("employer_id", "program_id", "person_id").distinct()
+    wellness = wellness_rows(con, year, org, sharing)
+    high_cost = high_cost_rows(con, mm, year, org) if period.is_year else None
+    hidden = joint_suppression(months, invoices, wellness, persons["n"],
+                               None if high_cost is None else high_cost["claimants"])
+    # cost by category (members sharing data) and the payer-supplied total of those who opted out
+    cat = {c: sum(int(r[f"{c}_cents"] or 0) for r in monthly) for c in CATEGORIES}
+    opt_cost = sum(int(r["opt_out_cost_cents"] or 0) for r in monthly)
+    opt_hidden = is_small(persons["opted"])
+    # with the opted-out total hidden, the smallest category is hidden too, or the total less the
+    # categories would give the cost of fewer than 11 people. Not a zero category: "other" is
+    # nearly always zero, so hiding it would leave the total less the rest as the opted-out cost
+    # (zero is no complement, as in `suppress`).
+    paid = [c for c in cat if cat[c] > 0]
+    complement = {min(paid, key=lambda c: (cat[c], c))} if opt_hidden and opt_cost and paid else set()
+    return Disclosure(org=org, period=period, monthly=monthly, months=months, persons=persons, invoices=invoices,
+                      wellness=wellness, high_cost=high_cost, hidden=hidden, categories=cat, opt_out_cost=opt_cost,
+                      opt_out_hidden=opt_hidden, hidden_categories=complement, sharing=sharing)
+
+
 def build(con, org: str, period: Period | int, run_id: str) -> Report:
     require(con, "employer_group", "tcoc_member_month", "targets")
     period = as_period(period)
@@ -153,51 +259,27 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
     if not name_rows:
         raise ReportError(f"unknown employer {org!r}; known: {', '.join(employers(con))}")
     name = name_rows[0]["employer_name"]
-    mm = employer_member_months(con, period)
-    opt = mm.data_sharing_opt_out.fill_null(False)
-    itemized = {f"{c}_cents": ibis.ifelse(opt, 0, mm[f"{c}_ffs_paid_cents"]).sum() for c in CATEGORIES}
-    payer = mm.payer if "payer" in mm.columns else ibis.literal("")
-    monthly = rows_by(mm.group_by(["employer_id", "program_id", "month", payer.name("payer")]).aggregate(
-        member_months=mm.count(), opt_out_mm=opt.cast("int64").sum(), cost_cents=mm.ffs_paid_cents.sum(),
-        opt_out_cost_cents=ibis.ifelse(opt, mm.ffs_paid_cents, 0).sum(), **itemized,
-    ), "employer_id", org, ["month", "program_id", "payer"])
-    if not monthly:
-        raise ReportError(f"employer {org} has no member months in {period.label}")
-    programs = sorted({r["program_id"] for r in monthly})
-    persons = rows_by(mm.group_by("employer_id").aggregate(
-        n=mm.person_id.nunique(), opted=mm.person_id.nunique(where=opt)), "employer_id", org)[0]
+    shown = disclosure(con, org, period)
+    monthly, persons, programs = shown.monthly, shown.persons, shown.programs
 
     # target: the program's target for the month, in proportion to the employer's member months
     tg = in_period(table(con, "targets"), period)
     tg = tg.group_by(["program_id", "month"]).aggregate(target_cents=tg.target_cents.sum(),
                                                         member_months=tg.member_months.sum())
     tmap = {(r["program_id"], r["month"]): r for r in rows(tg.order_by(["program_id", "month"]))}
-    by_month: dict = {}
+    by_month = {m["month"]: {**m, "target_cents": 0} for m in shown.months}
     by_prog_month: dict = {}
     for r in monthly:  # target shares per (program, month), over the employer's member months of both payers
         k = (r["program_id"], r["month"])
         by_prog_month[k] = by_prog_month.get(k, 0) + int(r["member_months"])
     for (pid, month), n in by_prog_month.items():
         t = tmap.get((pid, month))
-        share = 0
         if t and t["member_months"]:
-            share = int((t["target_cents"] * n * 2 + t["member_months"]) // (2 * t["member_months"]))
-        by_month.setdefault(month, {"month": month, "member_months": 0, "opt_out_mm": 0, "cost_cents": 0,
-                                    "target_cents": 0})["target_cents"] += share
-    for r in monthly:
-        m = by_month[r["month"]]
-        m["member_months"] += int(r["member_months"])
-        m["opt_out_mm"] += int(r["opt_out_mm"] or 0)
-        m["cost_cents"] += int(r["cost_cents"] or 0)
+            by_month[month]["target_cents"] += int((t["target_cents"] * n * 2 + t["member_months"])
+                                                   // (2 * t["member_months"]))
     months = [by_month[k] for k in sorted(by_month)]
     done, vmonth, developing = completed(con, year, monthly)
-
-    invoices = _invoice_rows(con, period, org)
-    sharing = mm.filter(~opt).select("employer_id", "program_id", "person_id").distinct()
-    wellness = wellness_rows(con, year, org, sharing)
-    high_cost = high_cost_rows(con, mm, year, org) if period.is_year else None
-    hidden = joint_suppression(months, invoices, wellness, persons["n"],
-                               None if high_cost is None else high_cost["claimants"])
+    invoices, wellness, high_cost, hidden = shown.invoices, shown.wellness, shown.high_cost, shown.hidden
 
     tot_mm = sum(m["member_months"] for m in months)
     tot_cost = sum(m["cost_cents"] for m in months)
@@ -210,7 +292,7 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
                  subtitle=f"Self-funded group members only; counts from 1 to {THRESHOLD - 1} are {HIDDEN}, "
                           f"and so are further cells where totals, in this table or another, would reveal them. "
                           f"Run {run_id}.")
-    show_mm = ("mm", "total") not in hidden
+    show_mm = shown.show_totals
     rep.totals = [
         ("Members (distinct persons)", HIDDEN if ("persons",) in hidden else count(persons["n"])),
         ("Member months", count(tot_mm) if show_mm else HIDDEN),
@@ -266,21 +348,17 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
                              for m in months]})))
 
     # cost by category (members sharing data) and the payer-supplied total of those who opted out
-    cat = {c: sum(int(r[f"{c}_cents"] or 0) for r in monthly) for c in CATEGORIES}
-    opt_cost = sum(int(r["opt_out_cost_cents"] or 0) for r in monthly)
-    opt_hidden = is_small(persons["opted"])
-    # with the opted-out total hidden, the smallest category is hidden too, or the total less the
-    # categories would give the cost of fewer than 11 people
-    complement = min(cat, key=lambda c: (cat[c], c)) if opt_hidden and opt_cost else None
-    crows = [[c, usd(v) if show_mm and c != complement else HIDDEN,
-              usd(pmpm_cents(v, tot_mm)) if show_mm and c != complement else HIDDEN] for c, v in cat.items()]
+    cat, opt_cost, opt_hidden = shown.categories, shown.opt_out_cost, shown.opt_out_hidden
+    crows = [[c, usd(v) if show_mm and c not in shown.hidden_categories else HIDDEN,
+              usd(pmpm_cents(v, tot_mm)) if show_mm and c not in shown.hidden_categories else HIDDEN]
+             for c, v in cat.items()]
     crows.append(["members who opted out of data sharing (payer-supplied total, not itemized)",
                   HIDDEN if opt_hidden or not show_mm else usd(opt_cost),
                   HIDDEN if opt_hidden or not show_mm else usd(pmpm_cents(opt_cost, tot_mm))])
     crows.append(["Total", usd(tot_cost) if show_mm else HIDDEN, usd(pmpm_cents(tot_cost, tot_mm)) if show_mm else HIDDEN])
     rep.tables.append(Table("cost_by_category", "Cost by category", ["category", "TCOC paid (FFS basis)", "PMPM"], crows,
                             note="The opted-out members' total is hidden when fewer than 11 members opted out, and "
-                                 "then so is the smallest category, so that neither follows from the total."))
+                                 "then so is the smallest category with any cost, so that neither follows from the total."))
     if persons["opted"]:
         rep.notes.append("TCOC is incomplete: members who opted out of data sharing count in the member months, "
                          "but their cost enters only as the payer-supplied total and is not itemized by category "
@@ -294,7 +372,7 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
     if high_cost is not None:
         _high_cost(rep, high_cost, tot_cost, hidden, show_mm)
     _wellness(rep, wellness, hidden)
-    _quality(con, rep, year, programs, org, sharing)
+    _quality(con, rep, year, programs, org, shown.sharing)
     _value_payment(con, rep, period, org, programs, invoices, hidden)
     if period.is_year:
         _settlement(con, rep, year, org)
