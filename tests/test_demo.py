@@ -21,6 +21,10 @@ def test_demo_runs_end_to_end_and_reuses_its_data(tmp_path, capsys):
     for payer_type in ("medicare", "medicaid", "commercial", "self_funded"):
         assert payer_type in text
     assert "vt-2024-medicaid" in text and "vt-2024-medicare" in text
+    # Medicare's advance payments (a fixed amount of its terms) are named where they make the net
+    flat = " ".join(text.split())  # the console wraps long lines
+    medicare = flat[flat.index("vt-2024-medicare: gross"):]
+    assert "less $8,400,000.00 advanced in the year (payments.advance_payments), net settlement" in medicare[:200]
     assert "reports for employers, practices, hospitals, payers and the regulator" in text
     assert list((out / "allpayer.duckdb.reports").glob("*/index.json"))
     # demo users per role, and how to serve the dashboard

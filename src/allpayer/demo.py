@@ -254,7 +254,12 @@ def settle_stage(db: Path, year: int, say: Say) -> list[dict]:
     for pr in out.result.programs:
         s = pr.settlement
         rows.append({"program_id": s.program_id, "net_cents": s.net_cents, "combined_cents": s.combined_cents})
-        say(f"    {s.program_id}: gross {dollars(s.gross_cents)}, net settlement {dollars(s.net_cents)}")
+        advance = s.amount("advance_payments") if s.has("advance_payments") else None
+        # an advance is a fixed amount of the contract (Medicare's is sized for Vermont's whole ACO,
+        # not for the demo's population), so say it where it turns savings into a net owed
+        paid = (f", shared {dollars(s.shared_cents)} less {dollars(-advance)} advanced in the year "
+                f"(payments.advance_payments)") if advance else ""
+        say(f"    {s.program_id}: gross {dollars(s.gross_cents)}{paid}, net settlement {dollars(s.net_cents)}")
     return rows
 
 
