@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
+
 from allpayer.reports import charts
 from allpayer.reports.base import (Chart, Period, Report, Table, as_period, count, has, in_period, month_label,
                                    pmpm_cents, rows, rows_by, sums_by, usd, table)
@@ -110,19 +112,24 @@ def add_panel_and_cost(con, rep: Report, period: Period | int, column: str, valu
 
 def add_payments(con, rep: Report, period: Period | int, practice_id: str | None, hospital_id: str | None) -> dict:
     """Monthly FPP (hospital), CPR and PHM (practice) payments, the Value Payment pass-through
-    to either, and a chart of payments by type: the amounts the ledger posts to the
-    organization's accounts, line by line."""
+    to either, the practice's after-year bonuses, and a chart of payments by type: the amounts
+    the ledger posts to the organization's accounts, line by line. The after-year items (PHM
+    ladder, CPR quality bonus, pay-for-improvement; posted for the year) are shown in December."""
     parts: dict[str, dict[dt.date, int]] = {}
     period = as_period(period)
+    december = dt.date(period.year, 12, 1)
 
-    def collect(label, name, column, value, rule=None):
+    def collect(label, name, column, value, rule=None, amount="amount_cents"):
         if value is None or not has(con, name):
             return
         def q():
-            t = in_period(table(con, name), period)
+            t = table(con, name)
+            if "month" not in t.columns:  # a yearly table
+                t = t.mutate(month=ibis.literal(december))
+            t = in_period(t, period)
             if rule is not None:
                 t = t.filter(t.rule == rule)
-            return t.group_by([column, "month"]).aggregate(a=t.amount_cents.sum())
+            return t.group_by([column, "month"]).aggregate(a=t[amount].sum())
 
         got = rows_by(q, column, value, key=("payments", name, period, column, rule))
         for r in got:
@@ -136,6 +143,8 @@ def add_payments(con, rep: Report, period: Period | int, practice_id: str | None
     for account, org in (("practice", practice_id), ("hospital", hospital_id)):
         collect("VP pass-through", "value_payment_pass_through", "payee", org and f"{account}:{org}",
                 rule="vp.pass_through")
+    collect("CPR quality bonus", "cpr_quality_bonus", "practice_id", practice_id)
+    collect("pay-for-improvement", "pay_for_improvement", "practice_id", practice_id, amount="bonus_cents")
     months = sorted({m for v in parts.values() for m in v})
     kinds = list(parts)
     out = []
@@ -147,7 +156,8 @@ def add_payments(con, rep: Report, period: Period | int, practice_id: str | None
     rep.tables.append(Table("payments", "Payments by month and type", ["month", *kinds, "total"], out,
                             note="FPP: fixed prospective payment to the hospital; CPR: comprehensive payment reform "
                                  "PMPM; PHM: population health management PMPM (the ladder payment is in December); "
-                                 "VP pass-through: the self-funded employers' Value Payment PMPM passed on."))
+                                 "VP pass-through: the self-funded employers' Value Payment PMPM passed on; the CPR "
+                                 "quality bonus and pay-for-improvement, paid for the year, are in December."))
     if kinds:
         rep.charts.append(Chart("payments_by_type", "Payments by type", charts.bar_chart(
             "Payments by type", [month_label(m) for m in months],

@@ -62,7 +62,8 @@ def build(con, org: str, period: Period | int, run_id: str, store=None) -> Repor
                      f"--practice {org} --reason TEXT (recorded in the store's attribution_disputes table).")
     rep.provenance = [("run_id", run_id), ("programs", ", ".join(tot["programs"])),
                       ("tables", "attribution, attribution_changes, tcoc_member_month, targets, cpr_payments, "
-                                 "phm_payments, fpp_hospital_payments, value_payment_pass_through, quality_rates")]
+                                 "phm_payments, value_payment_pass_through, cpr_quality_bonus, pay_for_improvement, "
+                                 "fpp_hospital_payments, quality_rates")]
     return rep
 
 
