@@ -131,9 +131,12 @@ def _month_end(d: dt.date) -> dt.date:
     return nxt - dt.timedelta(days=1)
 
 
-def _write(con, name: str, expr: ir.Table, year: int, run_id: str, year_column: str | None) -> int:
-    """Replace the rows of `year` in table `name` with `expr` (tagged with the run id)."""
-    expr = expr.mutate(run_id=ibis.literal(run_id))
+def _write(con, name: str, expr: ir.Table, year: int, run_id: str, year_column: str | None, *,
+           keep_run_ids: bool = False) -> int:
+    """Replace the rows of `year` in table `name` with `expr` (tagged with the run id; with
+    `keep_run_ids`, rows whose ``run_id`` is set keep it: rows a run carries over from earlier
+    runs, see `tag_run_id`)."""
+    expr = tag_run_id(expr, run_id, keep_run_ids)
     if year_column is not None and year_column not in expr.columns:
         raise RunError(f"internal: stage {name} lacks its year column {year_column}")
     if name in con.list_tables() and year_column is not None:
@@ -158,6 +161,14 @@ def _write(con, name: str, expr: ir.Table, year: int, run_id: str, year_column: 
     else:
         create_table(con, name, expr, overwrite=True)
     return con.table(name).count().to_pyarrow().as_py()
+
+
+def tag_run_id(expr: ir.Table, run_id: str, keep_run_ids: bool = False) -> ir.Table:
+    """`expr` with column ``run_id`` = `run_id`; with `keep_run_ids`, only where it is NULL (the
+    rows a run writes itself, beside rows it keeps from earlier runs with their run ids)."""
+    if keep_run_ids and "run_id" in expr.columns:
+        return expr.mutate(run_id=expr.run_id.fill_null(run_id))
+    return expr.mutate(run_id=ibis.literal(run_id))
 
 
 def union_aligned(tables: Sequence[ir.Table]) -> ir.Table:

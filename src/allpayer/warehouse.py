@@ -179,12 +179,14 @@ class SparkRun(runs.Run):
     manifest: dict
     new_tables: dict
 
-    def write(self, con, name: str, expr: ir.Table, year: int, run_id: str, year_column: str | None) -> int:
-        """Replace the rows of `year` in table `name` by `expr` tagged with the run id: write the
-        new table version (the other years' rows kept) to the run's folder and register it."""
-        from allpayer.pipeline import union_aligned
+    def write(self, con, name: str, expr: ir.Table, year: int, run_id: str, year_column: str | None, *,
+              keep_run_ids: bool = False) -> int:
+        """Replace the rows of `year` in table `name` by `expr` tagged with the run id (rows whose
+        run id is set keep it with `keep_run_ids`, as `pipeline.tag_run_id`): write the new table
+        version (the other years' rows kept) to the run's folder and register it."""
+        from allpayer.pipeline import tag_run_id, union_aligned
 
-        expr = expr.mutate(run_id=ibis.literal(run_id))
+        expr = tag_run_id(expr, run_id, keep_run_ids)
         if year_column is not None and year_column not in expr.columns:
             raise RunError(f"internal: stage {name} lacks its year column {year_column}")
         out = expr

@@ -192,3 +192,104 @@ def test_employer_invoice_reconciles_to_the_census(db, quarter, tmp_path):
     last = list(csv.reader(csv_out.open()))[-1]
     from decimal import Decimal
     assert last[2] == "TOTAL" and Decimal(last[6]) * 100 == amount
+
+
+PAID_THROUGH = dt.date(2025, 3, 31)
+MEDICAID = "vt-2024-medicaid"
+FPP_ROWS = f"""select month, cell_id, member_months, net_cents, run_id from fpp_payments
+               where performance_year = 2024 and program_id = '{MEDICAID}' order by month, cell_id"""
+YEAR_TOTALS = f"""select months, fpp_paid_cents, shadow_value_cents, performance_cents from fixed_payment_performance
+                  where performance_year = 2024 and program_id = '{MEDICAID}' and hospital_id = 'ALL'"""
+
+
+def months_of(rows):
+    return sorted({r[0] for r in rows})
+
+
+def test_a_month_or_quarter_after_the_year_leaves_the_other_months_in_place(db, quarter):
+    """The reviewer's case: after `--year`, `--month 2024-03` and `--quarter 2024-Q1` once replaced
+    the year's tables with January-March, and `settle` then failed. The other months stay, as the
+    runs that paid them wrote them; the year-level tables still cover twelve months."""
+    year = run_payments(db, parse_period(year="2024"), paid_through=PAID_THROUGH)
+    rows_year, totals_year = q(db, FPP_ROWS), q(db, YEAR_TOTALS)
+    ((ladder,),) = q(db, "select count(*) from phm_payments where performance_year = 2024 and rule = 'phm.ladder'")
+    ((bonus_notes,),) = q(db, "select count(*) from payment_notes where performance_year = 2024 "
+                              "and stage = 'cpr.quality_bonus'")
+    ((adjustments,),) = q(db, "select count(*) from value_payment_adjustments where performance_year = 2024")
+    n_entries = len(ledger(db).entries())
+    assert len(months_of(rows_year)) == 12 and totals_year[0][0] == 12 and bonus_notes > 0
+
+    march = run_payments(db, parse_period(month="2024-03"), paid_through=PAID_THROUGH)
+    assert {p["batch_key"].rsplit(":", 1)[1] for p in march.postings} == {"2024-03"}
+    assert {p["status"] for p in march.postings} == {"unchanged"}
+    rows = q(db, FPP_ROWS)
+    # the same rows; March's recomputed by this run, the eleven others still the year run's
+    assert [r[:4] for r in rows] == [r[:4] for r in rows_year]
+    assert {r[4] for r in rows if r[0] == dt.date(2024, 3, 1)} == {march.run_id}
+    assert {r[4] for r in rows if r[0] != dt.date(2024, 3, 1)} == {year.run_id}
+    assert q(db, YEAR_TOTALS) == totals_year
+    ((mm,),) = q(db, f"select member_months from tcoc_fixed_payment where performance_year = 2024 "
+                     f"and program_id = '{MEDICAID}'")
+    assert mm == sum(r[2] for r in rows_year)
+    # the after-year items stay as the year run left them
+    assert q(db, "select count(*) from phm_payments where performance_year = 2024 and rule = 'phm.ladder'") == [(ladder,)]
+    assert q(db, "select count(*) from payment_notes where performance_year = 2024 "
+                 "and stage = 'cpr.quality_bonus'") == [(bonus_notes,)]
+    assert q(db, "select count(*) from value_payment_adjustments where performance_year = 2024") == [(adjustments,)]
+
+    q1 = run_payments(db, parse_period(quarter="2024-Q1"), paid_through=PAID_THROUGH)
+    assert {p["status"] for p in q1.postings} == {"unchanged"}
+    assert [r[:4] for r in q(db, FPP_ROWS)] == [r[:4] for r in rows_year] and q(db, YEAR_TOTALS) == totals_year
+    for table in ("fpp_hospital_payments", "shadow_claims", "cpr_payments", "phm_payments", "value_payment_invoices",
+                  "value_payment_pass_through"):
+        ((n,),) = q(db, f"select count(distinct month) from {table} where performance_year = 2024")
+        assert n == 12, table
+    assert len(ledger(db).entries()) == n_entries
+    # settlement reads the twelve months again
+    assert main(["settle", "--db", str(db), "--year", "2024"]) == 0
+
+
+def test_a_restated_month_trued_up_after_the_year_agrees_with_the_ledger(db, quarter):
+    """A true-up of one month after the year: that month's rows and ledger batch are replaced, the
+    year-level tables add the new month to the eleven others, and the payer's ledger balance for
+    the year equals the FPP and CPR in the tables, to the cent; a second run changes nothing."""
+    run_payments(db, parse_period(year="2024"), paid_through=PAID_THROUGH)
+    rows_year, totals_year = q(db, FPP_ROWS), q(db, YEAR_TOTALS)
+    # the payer restates May: ten attributed members were not eligible after all
+    con = duckdb.connect(str(db))
+    con.execute(f"""update attribution set eligible = false where (program_id, member_id, month) in (
+                      select program_id, member_id, month from attribution where program_id = '{MEDICAID}'
+                      and month = date '2024-05-01' and attributed and eligible order by member_id limit 10)""")
+    con.close()
+    res = run_payments(db, parse_period(month="2024-05"), paid_through=PAID_THROUGH)
+    status = {p["batch_key"]: p["status"] for p in res.postings}
+    assert status[f"fpp:{MEDICAID}:2024-05"] == "replaced"
+    rows = q(db, FPP_ROWS)
+    may = dt.date(2024, 5, 1)
+    assert [r for r in rows if r[0] != may] == [r for r in rows_year if r[0] != may]
+    mm_may = sum(r[2] for r in rows if r[0] == may)
+    assert mm_may == sum(r[2] for r in rows_year if r[0] == may) - 10
+    net = sum(r[3] for r in rows)
+    ((months, paid, shadow, perf),) = q(db, YEAR_TOTALS)
+    assert months == 12 and paid == net and perf == paid - shadow
+    assert paid < totals_year[0][1]
+    ((mm,),) = q(db, f"select member_months from tcoc_fixed_payment where performance_year = 2024 "
+                     f"and program_id = '{MEDICAID}'")
+    ((attributed,),) = q(db, f"select count(*) from attribution where performance_year = 2024 "
+                             f"and program_id = '{MEDICAID}' and attributed and eligible")
+    assert mm == attributed == sum(r[2] for r in rows)
+    ((cpr,),) = q(db, f"select coalesce(sum(amount_cents), 0) from cpr_payments where performance_year = 2024 "
+                      f"and program_id = '{MEDICAID}'")
+    # what the ledger says the payer paid the ACO for FPP and CPR in the year (reversals count back)
+    posted = sum(e.amount_cents * ((e.credit_account == "payer:medicaid") - (e.debit_account == "payer:medicaid"))
+                 for e in ledger(db).entries(program_id=MEDICAID, period="2024")
+                 if e.rule in ("fpp.payer_to_aco", "cpr.payer_to_aco"))
+    assert posted == net + cpr
+    # idempotent: the same month again posts nothing and writes the same rows
+    n_entries = len(ledger(db).entries())
+    again = run_payments(db, parse_period(month="2024-05"), paid_through=PAID_THROUGH)
+    assert {p["status"] for p in again.postings} == {"unchanged"}
+    assert len(ledger(db).entries()) == n_entries
+    assert [r[:4] for r in q(db, FPP_ROWS)] == [r[:4] for r in rows]
+    assert ledger(db).total_imbalance() == 0
+

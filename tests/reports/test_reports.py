@@ -14,7 +14,7 @@ import pytest
 
 from allpayer.cli import main
 from allpayer.reports import KINDS
-from allpayer.reports.base import HIDDEN
+from allpayer.reports.base import HIDDEN, usd
 from allpayer.reports.publish import organizations
 from allpayer.runs import open_snapshot
 from tests.reports.conftest import ARTIFACTS, chromium_or_skip
@@ -273,3 +273,36 @@ def test_unknown_organization_is_one_clear_error(published, tmp_path):
                  "--out", str(tmp_path), "--format", "csv"]) == 2
     assert main(["report", "employer", "--db", str(published), "--for", "EMP-SOV", "--period", "last year",
                  "--out", str(tmp_path)]) == 2
+
+
+def test_practice_payments_agree_with_the_ledger_pass_through_included(published, tmp_path):
+    """The practice report's payments are what the ledger posts to the practice, to the cent: CPR,
+    PHM (the ladder in December) and the employers' Value Payment pass-through on its own line
+    (once left out: the demo's pc-bennington-fq1 showed $11,329.75 against the ledger's $12,290.23,
+    the $960.48 of its pass-through)."""
+    from allpayer.ledger import Ledger
+    from allpayer.store import default_store_url, open_store
+
+    ((payee, passed),) = sql(published, "SELECT payee, sum(amount_cents) FROM value_payment_pass_through WHERE "
+                                        "rule = 'vp.pass_through' AND payee LIKE 'practice:%' GROUP BY 1 "
+                                        "ORDER BY 2 DESC, 1 LIMIT 1")
+    practice = payee.split(":", 1)[1]
+    ((jan_passed,),) = sql(published, f"SELECT sum(amount_cents) FROM value_payment_pass_through WHERE payee = "
+                                      f"'{payee}' AND rule = 'vp.pass_through' AND month = DATE '2024-01-01'")
+    out = render(published, tmp_path, "practice", practice, fmt="csv")
+    rows = read_csv(out / f"practice-{practice}-{YEAR}.csv")
+    totals = {r["row"]: r["value"] for r in rows if r["section"] == "totals"}
+    pay = {(r["row"], r["column"]): r["value"] for r in rows if r["section"] == "payments"}
+    led = Ledger(open_store(default_store_url(published)))
+    try:
+        paid = led.balance_of(payee, period=str(YEAR))
+        jan = led.balance_of(payee, period=f"{YEAR}-01")
+        rules = {e.rule for e in led.entries(account=payee)}
+    finally:
+        led.store.close()
+    assert rules <= {"cpr.monthly", "phm.base", "phm.ladder", "vp.pass_through"}  # nothing else paid to it
+    assert passed > 0 and totals["VP pass-through payments"] == usd(passed)
+    assert pay[("Total", "VP pass-through")] == usd(passed)
+    assert totals["Total payments"] == pay[("Total", "total")] == usd(paid)
+    assert pay[(f"{YEAR}-01", "VP pass-through")] == usd(jan_passed)
+    assert pay[(f"{YEAR}-01", "total")] == usd(jan)

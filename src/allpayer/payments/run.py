@@ -3,11 +3,19 @@
 `run_payments(db, period)` reads the core tables of the performance year (``member_months``,
 ``attribution``, ``tcoc_member_month``, ``targets``, ``completion_factors``, the claims and the
 ``provider_roster``), computes the year to date through the period's last month, writes the
-payment tables through `allpayer.runs.begin` (a run replaces only its year's rows) and then posts
-the period's months to the ledger in the transactional store. Posting is idempotent: re-running a
-period with unchanged inputs posts nothing; a past month whose member months were restated posts
-a reversal and the new amounts (the true-up). A ``--year`` run also computes the after-year
-items: the PHM ladder, the CPR quality bonus, pay-for-improvement and the IBNR accrual report.
+payment tables through `allpayer.runs.begin` and then posts the period's months to the ledger in
+the transactional store. Posting is idempotent: re-running a period with unchanged inputs posts
+nothing; a past month whose member months were restated posts a reversal and the new amounts (the
+true-up). A ``--year`` run also computes the after-year items: the PHM ladder, the CPR quality
+bonus, pay-for-improvement and the IBNR accrual report.
+
+What a run writes matches what it posts. A ``--year`` run replaces every payment row of its
+programs and year. A ``--month`` or ``--quarter`` run replaces only the rows of the period's
+months (the Value Payment adjustments of the period's quarters) and leaves the other months of
+the year in place, as the runs that paid them wrote them, with their run ids; the after-year
+items stay as the last ``--year`` run left them. The year-level tables
+(``fixed_payment_performance``, ``tcoc_fixed_payment``) are recomputed over every month the
+tables then hold (`_held_rows`).
 
 Quality inputs: ``quality_program_scores`` (program_id, performance_year, quality_score) and
 ``quality_rates`` (level 'practice') when the snapshot has them; otherwise PHM pays its base only,
@@ -87,18 +95,101 @@ def _quality_score(con, program, year: int) -> Decimal | None:
     return _quality_scores(con, [program], year)[program.program_id]
 
 
-def _months_through(period: PaymentPeriod) -> list[dt.date]:
-    return [dt.date(period.year, m, 1) for m in range(1, period.last.month + 1)]
+def _months_through(last: dt.date) -> list[dt.date]:
+    """January through `last` of `last`'s year."""
+    return [dt.date(last.year, m, 1) for m in range(1, last.month + 1)]
+
+
+MONTHLY_TABLES = ("fpp_payments", "fpp_hospital_payments", "shadow_claims", "cpr_payments", "phm_payments",
+                  "value_payment_invoices", "value_payment_pass_through")
+"""The payment tables with a row per month (a month or quarter run replaces its months' rows)."""
+
+AFTER_YEAR_STAGES = ("cpr.quality_bonus", "pay_for_improvement")
+"""The `payment_notes` stages only a ``--year`` run writes (a month or quarter run keeps them)."""
+
+
+def _period_quarters(program, months: Sequence[dt.date]) -> list[str]:
+    """The Value Payment plan quarters (``value_payment_adjustments.quarter``) holding `months`."""
+    start = program.payments.value_payment.plan_year_start_month
+    return sorted({"%d-Q%d" % vp_mod.plan_quarter(m, start) for m in months})
+
+
+def _held_rows(con, tables: set[str], programs: Sequence, period: PaymentPeriod) -> dict[str, ir.Table]:
+    """The published rows that a run of `period` leaves in place, by table (uncached expressions;
+    the caller caches them before anything is written).
+
+    A ``--year`` run replaces every row of its programs and year: nothing is held. A month or
+    quarter run holds, of its programs and year: the rows of `MONTHLY_TABLES` outside the
+    period's months (and every ``phm.ladder`` row, an after-year item), the
+    ``value_payment_adjustments`` of the plan quarters outside the period, and the
+    ``payment_notes`` of `AFTER_YEAR_STAGES`. The after-year tables (``cpr_quality_bonus``,
+    ``pay_for_improvement``, ``payment_accruals``) are not written by such a run at all; the
+    year-level ones (``fixed_payment_performance``, ``tcoc_fixed_payment``,
+    ``cpr_history_rates``) are recomputed over the months held."""
+    if period.kind == "year":
+        return {}
+    pids = [p.program_id for p in programs]
+    months = list(period.months)
+
+    def published(name: str) -> ir.Table | None:
+        if name not in tables:
+            return None
+        t = con.table(name)
+        if not {"program_id", "performance_year"} <= set(t.columns):
+            return None
+        return t.filter((t.performance_year == period.year) & t.program_id.isin(pids))
+
+    out: dict[str, ir.Table] = {}
+    for name in MONTHLY_TABLES:
+        t = published(name)
+        if t is not None:
+            replaced = t.month.isin(months)
+            if name == "phm_payments":
+                replaced = replaced & (t.rule == "phm.base")
+            out[name] = t.filter(~replaced)
+    t = published("value_payment_adjustments")
+    if t is not None:
+        replaced = ibis.literal(False)
+        for p in programs:
+            if p.payments.value_payment is not None:
+                replaced = replaced | ((t.program_id == p.program_id) & t.quarter.isin(_period_quarters(p, months)))
+        out["value_payment_adjustments"] = t.filter(~replaced)
+    t = published("payment_notes")
+    if t is not None:
+        out["payment_notes"] = t.filter(t.stage.isin(list(AFTER_YEAR_STAGES)))
+    return out
+
+
+def _like(held: ir.Table, new: ir.Table) -> ir.Table:
+    """`held`'s columns of `new` cast to `new`'s types, and its ``run_id``, for a union with `new`."""
+    cols = [held[c].cast(t).name(c) for c, t in new.schema().items() if c in held.columns]
+    if "run_id" in held.columns and "run_id" not in new.columns:
+        cols.append(held.run_id)
+    return held.select(*cols)
+
+
+def _last_month(con, held: dict[str, ir.Table]) -> dt.date | None:
+    """The last month of the held monthly rows (None when none are held)."""
+    got = [r["m"] for name in MONTHLY_TABLES if name in held
+           for r in rows_of(con, held[name].aggregate(m=held[name].month.max()))]
+    got = [m for m in got if m is not None]
+    return max(got) if got else None
 
 
 def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.date,
             progress: Progress | None = None) -> tuple[dict[str, list], dict[str, list[Entry]], list[dict], list[ir.Table]]:
     """Compute the payment tables (as Ibis expressions or small memtables), the ledger entries of
-    the period's months grouped by batch key, and notes. Pure apart from reading `con`."""
+    the period's months grouped by batch key, and notes. Pure apart from reading `con`.
+
+    The stages compute January through the period's last month (the Value Payment adjustment
+    reads the year to date); the tables returned hold the period's rows and the rows the run
+    leaves in place (`_held_rows`), each with ``performance_year``, the held ones with their
+    ``run_id``; ``payment_notes`` is among them."""
     from allpayer.core.claims import medical_claim_lines
+    from allpayer.pipeline import union_aligned
 
     year = period.year
-    months = _months_through(period)
+    months = _months_through(period.last)
     tables = set(con.list_tables())
     for needed in ("member_months", "attribution", "provider_roster", "medical_claim"):
         if needed not in tables:
@@ -139,6 +230,22 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         cached.append(t)
         return t
     period_months = set(period.months)
+    # Read before anything is written: the rows the run leaves in place, and the months they
+    # hold (the fixed-payment TCOC reads the attributed member months of every month held).
+    held = {name: keep(t) for name, t in _held_rows(con, tables, programs, period).items()}
+    held_last = _last_month(con, held)
+    held_months = _months_through(max(period.last, held_last or period.last))
+
+    def merged(name: str, pid: str, new: ir.Table) -> ir.Table:
+        """`new`, the rows of program `pid` the run writes, with the rows of `pid` it leaves in place."""
+        new = _stamp(new, year)
+        h = held.get(name)
+        if h is None:
+            return new
+        return union_aligned([new, _like(h.filter(h.program_id == pid), new)])
+
+    def of_period(t: ir.Table) -> ir.Table:
+        return t.filter(t.month.isin(list(period_months)))
 
     if fpp_programs:
         lines = keep(lines_expr)
@@ -163,7 +270,7 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
     # months, then one small table per program (each stage below reads its program's several times).
     am_by_program: dict[str, ir.Table] = {}
     if programs:
-        am_all = cache(attributed_months_all(att, mm, programs, months))
+        am_all = cache(attributed_months_all(att, mm, programs, held_months))
         am_by_program = {p.program_id: keep(am_all.filter(am_all.program_id == p.program_id)) for p in programs}
         release(am_all)
     scores = _quality_scores(con, programs, year)
@@ -176,17 +283,22 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         aco, payer_acct = f"aco:{p.aco.id}", f"payer:{p.payer}"
         if progress:
             progress(f"{year}: payments for {pid}")
-        am = am_by_program[pid]
+        am_held = am_by_program[pid]  # every month held after the run; the stages read the year to date
+        am = am_held if held_months == months else am_held.filter(am_held.month <= period.last)
         score = scores[pid]
 
         if pay.fpp is not None:
             fp = keep(fpp_mod.payer_payments(am, p, months))
             hp = fpp_mod.hospital_payments(con, fp, p, lines=lines, roster=roster, attribution=att, att_months=am)
             sh = keep(shadow_mod.shadow_claims(lines, am, roster, p))
-            out["fpp_payments"].append(fp)
-            out["fpp_hospital_payments"].append(hp)
-            out["shadow_claims"].append(sh)
-            perf = shadow_mod.performance(p, fp, hp, sh, year)
+            # the year-level tables read every month the payment tables hold after the run
+            fp_all = keep(merged("fpp_payments", pid, of_period(fp)))
+            hp_all = merged("fpp_hospital_payments", pid, of_period(hp))
+            sh_all = merged("shadow_claims", pid, of_period(sh))
+            out["fpp_payments"].append(fp_all)
+            out["fpp_hospital_payments"].append(hp_all)
+            out["shadow_claims"].append(sh_all)
+            perf = shadow_mod.performance(p, fp_all, hp_all, sh_all, year)
             out["fixed_payment_performance"].append(perf)
             for r in rows_of(con, fp.filter(fp.month.isin(list(period_months))).order_by("month", "cell_id")):
                 key = f"fpp:{pid}:{month_label(r['month'])}"
@@ -217,7 +329,8 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
                                  f"(x (1 + trend {pay.cpr.trend.value}) x (1 + enhancement {pay.cpr.enhancement.value})): "
                                  "cpr_history_rates")
             cp = keep(cpr_mod.cpr_payments(am, roster, p, months, rates=rates))
-            out["cpr_payments"].append(cp)
+            cp_all = keep(merged("cpr_payments", pid, of_period(cp)))
+            out["cpr_payments"].append(cp_all)
             per = cp.filter(cp.month.isin(list(period_months)))
             g = per.group_by("month", "practice_id").aggregate(c=per.amount_cents.sum(), mm=per.member_months.sum())
             for r in rows_of(con, g.order_by("month", "practice_id")):
@@ -238,13 +351,15 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
                                                          payer_ref=p.aco.id, payee_ref=b["practice_id"]))
 
         if pay.fpp is not None and tmm is not None:
-            # after CPR: the fixed-payment TCOC counts the CPR the payer funds in place of its shadow claims
+            # after CPR: the fixed-payment TCOC counts the CPR the payer funds in place of its shadow
+            # claims; like the other year-level tables, over every month the payment tables hold
+            paid = am_held.semi_join(fp_all.select("month").distinct(), "month")
             out["tcoc_fixed_payment"].append(shadow_mod.fixed_payment_tcoc(
-                p, fp, tmm, am, year, lines=lines, cpr_payments=cp if pay.cpr is not None else None))
+                p, fp_all, tmm, paid, year, lines=lines, cpr_payments=cp_all if pay.cpr is not None else None))
 
         if pay.phm is not None:
             base = keep(phm_mod.phm_base(am, p, months))
-            parts = [base]
+            parts = [of_period(base)]
             if score is None:
                 note(pid, "phm", "quality_program_scores not available: PHM pays its base PMPM only")
             if period.kind == "year":
@@ -254,7 +369,8 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
                     add(f"phm_ladder:{pid}:{year}", Entry(f"practice:{r['practice_id']}", aco, r["amount_cents"], pid,
                                                           str(year), "phm.ladder", memo=r["note"], payer_ref=p.aco.id,
                                                           payee_ref=r["practice_id"]))
-            out["phm_payments"].append(ibis.union(*parts, distinct=False) if len(parts) > 1 else base)
+            out["phm_payments"].append(merged("phm_payments", pid, ibis.union(*parts, distinct=False)
+                                              if len(parts) > 1 else parts[0]))
             per = base.filter(base.month.isin(list(period_months)))
             for r in rows_of(con, per.order_by("month", "practice_id")):
                 add(f"phm:{pid}:{month_label(r['month'])}",
@@ -285,12 +401,15 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
                     t = t.semi_join(am.select("member_id", "month"), ["member_id", "month"])
                     cost = t.group_by("program_id", "month").aggregate(actual_cents=t.ffs_paid_cents.sum())
                 adj = vp_mod.adjustments(con, p, months, targets=targets, cost=cost, score=score)
-                out["value_payment_adjustments"].append(rate_table(adj, vp_mod.ADJ_SCHEMA))
+                quarters = _period_quarters(p, period.months)
+                out["value_payment_adjustments"].append(merged("value_payment_adjustments", pid, rate_table(
+                    [r for r in adj if r["quarter"] in quarters], vp_mod.ADJ_SCHEMA)))
                 inv = keep(vp_mod.invoices(am, employer_group, p, adj))
-                out["value_payment_invoices"].append(inv)
+                out["value_payment_invoices"].append(merged("value_payment_invoices", pid, of_period(inv)))
                 hh = fpp_mod.hospital_hsas(roster, p) if pay.fpp is not None else _any_fpp_hospitals(roster)
                 pt = vp_mod.pass_through(con, inv, am, roster, p, hh)
-                out["value_payment_pass_through"].append(rate_table(pt, vp_mod.PASS_SCHEMA))
+                out["value_payment_pass_through"].append(merged("value_payment_pass_through", pid, rate_table(
+                    [r for r in pt if r["month"] in period_months], vp_mod.PASS_SCHEMA)))
                 per = inv.filter(inv.month.isin(list(period_months)))
                 for r in rows_of(con, per.order_by("month", "employer_id")):
                     add(f"vp:{pid}:{month_label(r['month'])}",
@@ -308,6 +427,8 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
         if period.kind == "year" and tmm is not None and "completion_factors" in tables:
             out["payment_accruals"].append(_accruals(con, p, tmm, am, year, paid_through))
 
+    out["payment_notes"] = [merged("payment_notes", p.program_id, rate_table(
+        [n for n in notes if n["program_id"] == p.program_id], NOTE_SCHEMA)) for p in programs]
     return out, batches, notes, cached
 
 
@@ -428,13 +549,14 @@ def run_payments(
         res = PaymentsResult(run.run_id, period.label, period.year, [p.program_id for p in programs], notes=notes)
         for name, parts in out.items():
             if not parts:
-                continue
+                if name != "payment_notes":
+                    continue
+                parts = [rate_table([], NOTE_SCHEMA)]
             expr = union_aligned([_stamp(x, period.year) for x in parts])
             if progress:
                 progress(f"{period.year}: writing {name}")
-            res.rows[name] = write(con, name, expr, period.year, run.run_id, "performance_year")
-        res.rows["payment_notes"] = write(con, "payment_notes", rate_table(notes, NOTE_SCHEMA) if notes else
-                                          rate_table([], NOTE_SCHEMA), period.year, run.run_id, "performance_year")
+            # the rows held from earlier runs keep their run ids
+            res.rows[name] = write(con, name, expr, period.year, run.run_id, "performance_year", keep_run_ids=True)
         for t in cached:
             release(t)
         run.summary = {"rows": res.rows, "period": period.label, "batches": len(batches)}

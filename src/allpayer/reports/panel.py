@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
+
 from allpayer.reports import charts
 from allpayer.reports.base import (Chart, Period, Report, Table, as_period, count, has, in_period, month_label,
                                    pmpm_cents, rows, rows_by, sums_by, usd, table)
@@ -109,24 +111,40 @@ def add_panel_and_cost(con, rep: Report, period: Period | int, column: str, valu
 
 
 def add_payments(con, rep: Report, period: Period | int, practice_id: str | None, hospital_id: str | None) -> dict:
-    """Monthly FPP (hospital), CPR and PHM (practice) payments and a chart of payments by type."""
+    """Monthly FPP (hospital), CPR and PHM (practice) payments, the Value Payment pass-through
+    to either, the practice's after-year bonuses, and a chart of payments by type: the amounts
+    the ledger posts to the organization's accounts, line by line. The after-year items (PHM
+    ladder, CPR quality bonus, pay-for-improvement; posted for the year) are shown in December."""
     parts: dict[str, dict[dt.date, int]] = {}
     period = as_period(period)
+    december = dt.date(period.year, 12, 1)
 
-    def collect(label, name, column, value):
+    def collect(label, name, column, value, rule=None, amount="amount_cents"):
         if value is None or not has(con, name):
             return
         def q():
-            t = in_period(table(con, name), period)
-            return t.group_by([column, "month"]).aggregate(a=t.amount_cents.sum())
+            t = table(con, name)
+            if "month" not in t.columns:  # a yearly table
+                t = t.mutate(month=ibis.literal(december))
+            t = in_period(t, period)
+            if rule is not None:
+                t = t.filter(t.rule == rule)
+            return t.group_by([column, "month"]).aggregate(a=t[amount].sum())
 
-        got = rows_by(q, column, value, key=("payments", name, period, column))
-        if got:
-            parts[label] = {r["month"]: int(r["a"] or 0) for r in got}
+        got = rows_by(q, column, value, key=("payments", name, period, column, rule))
+        for r in got:
+            by_month = parts.setdefault(label, {})
+            by_month[r["month"]] = by_month.get(r["month"], 0) + int(r["a"] or 0)
 
     collect("FPP", "fpp_hospital_payments", "hospital_id", hospital_id)
     collect("CPR", "cpr_payments", "practice_id", practice_id)
     collect("PHM", "phm_payments", "practice_id", practice_id)
+    # the employers' Value Payment passed on to the practice (pools phm, cpr) or the hospital (fpp)
+    for account, org in (("practice", practice_id), ("hospital", hospital_id)):
+        collect("VP pass-through", "value_payment_pass_through", "payee", org and f"{account}:{org}",
+                rule="vp.pass_through")
+    collect("CPR quality bonus", "cpr_quality_bonus", "practice_id", practice_id)
+    collect("pay-for-improvement", "pay_for_improvement", "practice_id", practice_id, amount="bonus_cents")
     months = sorted({m for v in parts.values() for m in v})
     kinds = list(parts)
     out = []
@@ -137,7 +155,9 @@ def add_payments(con, rep: Report, period: Period | int, practice_id: str | None
     out.append(["Total", *[usd(totals[k]) for k in kinds], usd(sum(totals.values()))])
     rep.tables.append(Table("payments", "Payments by month and type", ["month", *kinds, "total"], out,
                             note="FPP: fixed prospective payment to the hospital; CPR: comprehensive payment reform "
-                                 "PMPM; PHM: population health management PMPM (the ladder payment is in December)."))
+                                 "PMPM; PHM: population health management PMPM (the ladder payment is in December); "
+                                 "VP pass-through: the self-funded employers' Value Payment PMPM passed on; the CPR "
+                                 "quality bonus and pay-for-improvement, paid for the year, are in December."))
     if kinds:
         rep.charts.append(Chart("payments_by_type", "Payments by type", charts.bar_chart(
             "Payments by type", [month_label(m) for m in months],

@@ -1,7 +1,7 @@
-"""Practice scorecard: attributed panel, cost vs target, quality vs benchmark, monthly CPR/PHM
-(and FPP where the practice is a hospital) payments, attribution adds and drops with reasons,
-and the practice's disputed attributions. A provider report: its own patients are named by
-member id (for outreach); it is not suppressed."""
+"""Practice scorecard: attributed panel, cost vs target, quality vs benchmark, monthly CPR, PHM and
+Value Payment pass-through (and FPP where the practice is a hospital) payments as the ledger
+posts them, attribution adds and drops with reasons, and the practice's disputed attributions. A
+provider report: its own patients are named by member id (for outreach); it is not suppressed."""
 
 from __future__ import annotations
 
@@ -62,7 +62,8 @@ def build(con, org: str, period: Period | int, run_id: str, store=None) -> Repor
                      f"--practice {org} --reason TEXT (recorded in the store's attribution_disputes table).")
     rep.provenance = [("run_id", run_id), ("programs", ", ".join(tot["programs"])),
                       ("tables", "attribution, attribution_changes, tcoc_member_month, targets, cpr_payments, "
-                                 "phm_payments, fpp_hospital_payments, quality_rates")]
+                                 "phm_payments, value_payment_pass_through, cpr_quality_bonus, pay_for_improvement, "
+                                 "fpp_hospital_payments, quality_rates")]
     return rep
 
 
