@@ -246,6 +246,9 @@ def test_employer_summary_is_its_own_only(world, as_role):
     emp = world.users["employer"]["org_id"]
     assert as_role("employer", f"/api/v1/employers/{emp}/summary").status_code == 200
     assert as_role("employer", "/api/v1/employers/someone-else/summary").status_code == 403
+    # the ACO may ask for any employer, and one the snapshot does not have is not found
+    missing = as_role("aco_admin", "/api/v1/employers/EMP-NOPE/summary")
+    assert (missing.status_code, missing.json()["detail"]) == (404, "no such employer in this snapshot")
     items, _ = _all_items(as_role, "employer", "/api/v1/payments/invoices")
     assert {i["employer_id"] for i in items} <= {emp}
 

@@ -558,6 +558,13 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         check_text(employer_id, "employer_id")
         if not tenancy.may_see_org_page(p, "employer", employer_id):
             raise HTTPException(403, "not this organization's data")
+        ctx = current()
+        if ctx is not None and ctx.has("employer_group"):
+            with snap.lock:
+                eg = ctx.table("employer_group")
+                known = ctx.con.to_pyarrow(eg.filter(eg.employer_id == employer_id).count()).as_py()
+            if not known:
+                raise HTTPException(404, "no such employer in this snapshot")  # the id is not echoed
         return Response(encode(employer_summary_data(p, employer_id)), media_type="application/json")
 
     def cached_copy(ctx, key, compute) -> dict:
