@@ -80,6 +80,8 @@ def exact_cents(amount: object) -> int:
     cents = d * 100
     if cents != cents.to_integral_value():
         raise ValueError(f"{amount!s} is not a whole number of cents")
+    if abs(cents) >= 2**63:  # money is stored as int64 cents
+        raise ValueError(f"{amount!s} is beyond the amounts money columns hold")
     return int(cents)
 
 

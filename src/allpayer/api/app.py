@@ -560,10 +560,14 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
             raise HTTPException(403, "not this organization's data")
         ctx = current()
         if ctx is not None and ctx.has("employer_group"):
-            with snap.lock:
-                eg = ctx.table("employer_group")
-                known = ctx.con.to_pyarrow(eg.filter(eg.employer_id == employer_id).count()).as_py()
-            if not known:
+            key = (ctx.snapshot_id, "employer_ids")  # the snapshot's employers, read once
+            known = ctx.cache.get(key)
+            if known is None:
+                with snap.lock:
+                    eg = ctx.table("employer_group")
+                    known = frozenset(ctx.con.to_pyarrow(eg.select("employer_id").distinct()).column(0).to_pylist())
+                ctx.cache.put(key, known, 64 * max(len(known), 1))
+            if employer_id not in known:
                 raise HTTPException(404, "no such employer in this snapshot")  # the id is not echoed
         return Response(encode(employer_summary_data(p, employer_id)), media_type="application/json")
 

@@ -26,33 +26,38 @@ SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def known_orgs(db: str | Path, role: str) -> set[str] | None:
-    """The organization ids of `role` in the published snapshot `db` (see the module docstring);
-    None when the role has no organization or the snapshot has no table that lists them."""
-    from allpayer import runs
-
-    if role not in SOURCES or not Path(db).exists():
+def known_orgs(con, role: str) -> set[str] | None:
+    """The organization ids of `role` in the open snapshot `con` (see the module docstring); None
+    when the role has no organization or the snapshot has no table that lists them."""
+    if role not in SOURCES:
         return None
-    con = runs.open_snapshot(db)
-    try:
-        tables = set(con.list_tables())
-        found = [q for t, q in SOURCES[role] if t in tables]
-        if not found:
-            return None
-        ids: set[str] = set()
-        for q in found:
-            ids.update(r[0] for r in con.con.execute(q).fetchall() if r[0] is not None)
-        return ids
-    finally:
-        con.disconnect()
+    tables = set(con.list_tables())
+    found = [q for t, q in SOURCES[role] if t in tables]
+    if not found:
+        return None
+    ids: set[str] = set()
+    for q in found:
+        ids.update(r[0] for r in con.con.execute(q).fetchall() if r[0] is not None)
+    return ids
 
 
-def check_org(db: str | Path, role: str, org_id: str, option: str = "--org") -> None:
-    """Refuse an organization id the snapshot does not know for `role` (a misspelt id would give a
-    user who sees nothing, silently)."""
+def check_org(db: str | Path, role: str, org_id: str, option: str = "--org", con=None) -> None:
+    """Refuse an organization id the published snapshot `db` does not know for `role` (a misspelt
+    id would give a user who sees nothing, silently). `con`: the snapshot, when the caller has it
+    open."""
+    from allpayer import runs
     from allpayer.errors import AllpayerError
 
-    known = known_orgs(db, role)
+    opened = con is None
+    if opened:
+        if role not in SOURCES or not Path(db).exists():
+            return
+        con = runs.open_snapshot(db)
+    try:
+        known = known_orgs(con, role)
+    finally:
+        if opened:
+            con.disconnect()
     if known is None or org_id in known:
         return
     near = sorted(k for k in known if k.lower().startswith(org_id.lower()[:3]))[:5] or sorted(known)[:5]

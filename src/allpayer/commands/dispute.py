@@ -35,22 +35,17 @@ def _check_in_snapshot(db: Path, program: str, member: str, month: str, practice
     """Refuse a dispute about a member month the published snapshot does not have (the member was
     not in the program that month, or the program or practice id is misspelt): a reviewer could do
     nothing with it. Checked only as far as the snapshot can tell (before a run, nothing is)."""
-    import datetime as dt
-
     from allpayer import runs
     from allpayer.api.orgs import check_org
     from allpayer.errors import AllpayerError
-    from allpayer.reports.disputes import DisputeError
+    from allpayer.reports.disputes import parse_month
 
-    try:
-        first = dt.date.fromisoformat(f"{month}-01")
-    except ValueError:
-        raise DisputeError(f"month {month!r} is not YYYY-MM") from None
+    first = parse_month(month)
     if not db.exists():
         raise AllpayerError(f"{db}: database not found")
-    check_org(db, "practice", practice, "--practice")
     con = runs.open_snapshot(db)
     try:
+        check_org(db, "practice", practice, "--practice", con)
         if "member_months" not in con.list_tables():
             return
         raw = con.con

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from decimal import Decimal
 from pathlib import Path
 
 import typer
@@ -32,16 +31,16 @@ def _month(value: str | None) -> dt.date | None:
 
 def _threshold_cents(value: str) -> int:
     """``--high-cost-threshold``: whole dollars and cents, more than zero."""
-    from allpayer.money import dollars_to_cents, to_decimal
+    from allpayer.money import exact_cents
 
     try:
-        amount = to_decimal(value.replace(",", "").lstrip("$"))
+        cents = exact_cents(value.replace(",", "").lstrip("$"))
     except ValueError:
-        amount = None
-    if amount is None or not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+        cents = 0
+    if cents <= 0:
         raise AllpayerError(f"--high-cost-threshold takes an amount in dollars above zero, like 100000 or "
                             f"250000.00, got {value!r}")
-    return dollars_to_cents(amount)
+    return cents
 
 
 def register(app: typer.Typer) -> None:

@@ -37,15 +37,20 @@ class DisputeError(AllpayerError):
     """A dispute cannot be recorded (missing reason, bad month)."""
 
 
+def parse_month(month: str) -> dt.date:
+    """The first day of a disputed month given as ``YYYY-MM``."""
+    try:
+        return dt.date.fromisoformat(f"{month}-01")
+    except ValueError as e:
+        raise DisputeError(f"month {month!r} is not YYYY-MM") from e
+
+
 def flag(store: Store, program_id: str, member_id: str, month: str, practice_id: str, reason: str,
          flagged_by: str | None = None, run_id: str | None = None, now: dt.datetime | None = None) -> str:
     """Record an open dispute and return its id. `month` is YYYY-MM."""
     if not reason or not reason.strip():
         raise DisputeError("a disputed attribution needs a reason")
-    try:
-        dt.date.fromisoformat(f"{month}-01")
-    except ValueError as e:
-        raise DisputeError(f"month {month!r} is not YYYY-MM") from e
+    parse_month(month)
     store.migrate("reports")
     when = (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds")
     did = "D" + secrets.token_hex(8)

@@ -227,6 +227,7 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
                      "no target for their cell and month): they add cost but no target")
     truncated = pop.truncated_amount_cents  # attributed_truncation's number, from the population's query
     quality_score = gate = None
+    unmeasured = "quality not yet measured (no quality_program_scores row): assumed full credit"
     if _has(con, "quality_program_scores"):
         qs = con.table("quality_program_scores")
         qs = qs.filter((qs.program_id == pid) & (qs.performance_year == year))
@@ -237,10 +238,10 @@ def program_inputs(con, program, year: int, *, actual_override: int | None = Non
             gate = r[0].get("gate_met")
         # a row without a score (not measured) is treated like no row: full credit, said on the line
         elif r:
-            notes.append("quality not yet measured (the quality stage scored none of the program's measures; see "
-                         "quality_scores' notes): assumed full credit")
-    if quality_score is None and not any(n.startswith("quality not yet measured") for n in notes):
-        notes.append("quality not yet measured (no quality_program_scores row): assumed full credit")
+            unmeasured = ("quality not yet measured (the quality stage scored none of the program's measures; see "
+                          "quality_scores' notes): assumed full credit")
+    if quality_score is None:
+        notes.append(unmeasured)
     fixed_actual = None
     fixed_note = None
     fixed_parts: tuple[tuple[str, int], ...] = ()
