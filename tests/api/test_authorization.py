@@ -242,6 +242,21 @@ def test_regulator_sees_aggregates_only(as_role):
     assert items and all(i["hsa"] is None and i["practice_id"] is None and i["employer_id"] is None for i in items)
 
 
+def test_regulator_tcoc_is_the_program_totals_only(world, as_role):
+    """A row with no hsa, practice_id nor employer_id is also the remainder of the members with no
+    HSA, practice or employer (a few members of a program): the regulator reads only the programs'
+    totals, one row per program and year, which the overview's totals equal."""
+    items, _ = _all_items(as_role, "regulator", "/api/v1/tcoc")
+    assert items and {i["level"] for i in items} == {"program"}
+    assert len({(i["program_id"], i["year"]) for i in items}) == len(items)
+    remainders = world.sql("SELECT count(*) FROM tcoc_summary WHERE level <> 'program' AND hsa IS NULL "
+                           "AND practice_id IS NULL AND employer_id IS NULL")[0][0]
+    assert remainders > 0  # the world has the rows that were served
+    totals = {(i["program_id"], i["year"]): i["member_months"] for i in items}
+    overview = as_role("regulator", "/api/v1/overview").json()["items"]
+    assert {(o["program_id"], o["performance_year"]): o["member_months"] for o in overview} == totals
+
+
 def test_employer_summary_is_its_own_only(world, as_role):
     emp = world.users["employer"]["org_id"]
     assert as_role("employer", f"/api/v1/employers/{emp}/summary").status_code == 200

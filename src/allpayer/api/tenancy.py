@@ -132,12 +132,14 @@ def _quality_level(level: str, org: str) -> Rule:
 
 
 def _tcoc_level(level: str, org: str) -> Rule:
-    """``tcoc_summary`` rows of one level: program rows have no hsa, practice_id nor employer_id;
-    an HSA, practice or employer row has that column set."""
+    """``tcoc_summary`` rows of one level: the program totals (``level`` 'program'; in a table
+    without the column, `program_totals`), never the remainder of the members with no HSA,
+    practice or employer, which has no hsa, practice_id nor employer_id either; an HSA, practice or
+    employer row has that column set."""
 
     def rule(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
         if level == "program":
-            return t.filter(t.hsa.isnull() & t.practice_id.isnull() & t.employer_id.isnull())
+            return t.filter(t.level == "program") if "level" in t.columns else program_totals(t)
         want = p.org_id if org == "org" else ctx.hospital_hsa.get(p.org_id or "", "")
         return t.filter(t[level] == want)
 
