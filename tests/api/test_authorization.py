@@ -335,3 +335,18 @@ def test_control_characters_are_refused_not_a_server_error(as_role):
     for url in ("/api/v1/rosters?practice_id=%00", "/api/v1/tcoc?program_id=a%0Ab", "/api/v1/employers/%00/summary"):
         r = as_role("aco_admin", url)
         assert r.status_code == 422, (url, r.status_code)
+
+
+def test_runs_show_organizations_no_other_programs_inputs(world, as_role):
+    """A run's parameters hold the ACO's inputs: the files it read (paths on the server) and, for
+    a settlement, each program's participant revenue and benchmark reports. An organization role
+    or the regulator reads what identifies a run (year, period, stage, version), not those."""
+    full = as_role("aco_admin", "/api/v1/runs").json()["items"]
+    assert any("terms" in r["parameters"] for r in full)
+    assert any("participant_revenue_cents" in r["parameters"] for r in full)
+    for role in ("payer", "employer", "practice", "hospital", "regulator"):
+        items = as_role(role, "/api/v1/runs").json()["items"]
+        assert [r["run_id"] for r in items] == [r["run_id"] for r in full], role
+        for r in items:
+            assert set(r["parameters"]) <= {"as_of_load", "period", "stage", "through", "version", "year"}, (role, r)
+            assert str(world.db.parent) not in str(r), role

@@ -38,6 +38,10 @@ from allpayer.store import default_store_url, open_store
 SESSION_COOKIE = "allpayer_session"
 PROBLEM = "application/problem+json"
 MAX_LIMIT = 1000
+# What a run's parameters tell a role outside the ACO: which run it is. The rest are the ACO's
+# inputs: the files read (paths on the server) and, for a settlement, each program's participant
+# revenue and benchmark reports.
+RUN_PARAMETERS_SHOWN = ("as_of_load", "period", "stage", "through", "version", "year")
 
 
 def encode(data: Any) -> bytes:
@@ -456,7 +460,12 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
             with snap.lock:
                 recs = runs.published_runs(db) if db.exists() else []
             keep = ("run_id", "seq", "kind", "status", "started_at", "finished_at", "code_version", "paid_through", "parameters")
-            body = encode({"items": [jsonable({k: r.get(k) for k in keep}) for r in recs], "total": len(recs)})
+            items = [jsonable({k: r.get(k) for k in keep}) for r in recs]
+            if p.role not in tenancy.ACO:  # the ACO's inputs (server paths, programs' revenue) are its own
+                for item in items:
+                    params = item["parameters"] if isinstance(item["parameters"], dict) else {}
+                    item["parameters"] = {k: v for k, v in params.items() if k in RUN_PARAMETERS_SHOWN}
+            body = encode({"items": items, "total": len(recs)})
             if ctx is not None and _identity(db) == ctx.snapshot_ident:
                 ctx.cache.put(key, body)
         return Response(body, media_type="application/json")
