@@ -126,6 +126,22 @@ def test_account_lockout_at_the_api(fresh):
     assert r.status_code == 429 and "Too many failed logins" in r.text and "allpayer_session" not in r.cookies
 
 
+def test_concurrent_guesses_get_no_more_tries_than_one_by_one(fresh):
+    """Guesses sent at once all passed the lock check before the first failure was counted: 30 at
+    once had 30 passwords checked. The check, the password and the count are one step per account
+    and address, so at most the limit is checked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app, c, _ = fresh
+
+    def guess(i: int) -> int:
+        return c.post("/api/v1/login", json={"username": "ana", "password": f"guess-{i:04d}"}).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(guess, range(24)))
+    assert got.count(401) == ratelimit.ACCOUNT_FAILURES and got.count(429) == len(got) - ratelimit.ACCOUNT_FAILURES
+
+
 def test_limiter_counts_per_account_and_address_and_survives_a_restart(tmp_path):
     url = f"sqlite:///{tmp_path}/s.sqlite"
     store = open_store(url)

@@ -409,12 +409,13 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     def attempt_login(username: str, password: str, address: str | None) -> str | None:
         """A session token, or None for a wrong user name or password; raises `LoginThrottled`
         (before the password is checked) while the account or the address is locked."""
-        limiter.check(username, address)
-        token = users.login(username, password)
-        if token is None:
-            limiter.failed(username, address)
-        else:
-            limiter.succeeded(username)
+        with limiter.one_at_a_time(username, address):
+            limiter.check(username, address)
+            token = users.login(username, password)
+            if token is None:
+                limiter.failed(username, address)
+            else:
+                limiter.succeeded(username)
         return token
 
     app.state.attempt_login = attempt_login

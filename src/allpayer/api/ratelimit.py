@@ -34,10 +34,12 @@ user name field does not end up readable in the store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import threading
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from allpayer.store import Store
 
@@ -77,9 +79,25 @@ def _key(scope: str, value: str) -> str:
 class LoginLimiter:
     """Counts failed logins per account and per client address in the store."""
 
+    STRIPES = 64
+
     def __init__(self, store: Store, now: Callable[[], float] = time.time):
         self.store = store
         self.now = now
+        self._stripes = [threading.Lock() for _ in range(self.STRIPES)]
+
+    @contextlib.contextmanager
+    def one_at_a_time(self, username: str, address: str | None) -> Iterator[None]:
+        """Hold the account's and the address's turn for a login's check, password and count, so
+        that guesses sent at once are counted one after the other instead of all passing the check
+        before the first failure is counted (in this process; each server process at most one
+        more). Locks are striped by key (a fixed number, whatever names are tried) and taken in
+        order."""
+        held = sorted({int(key[:8], 16) % self.STRIPES for _, key in self._scopes(username, address)})
+        with contextlib.ExitStack() as stack:
+            for i in held:
+                stack.enter_context(self._stripes[i])
+            yield
 
     def _scopes(self, username: str, address: str | None) -> list[tuple[str, str]]:
         out = [("account", _key("account", username))]
