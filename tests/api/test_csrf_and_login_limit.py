@@ -97,6 +97,18 @@ def test_api_cookie_requests_need_the_header_token(fresh):
     assert c.get("/api/v1/me").status_code == 401
 
 
+def test_a_header_that_does_not_authenticate_does_not_spare_the_cookie_its_token(fresh):
+    """A browser adds an ``Authorization: Basic`` header on its own where a proxy in front asked for
+    one, and an X-API-Key that is no key authenticates nobody: the request is still authenticated
+    by the session cookie, so it still needs the session's CSRF token."""
+    app, c, _ = fresh
+    assert _login_form(c).status_code == 303
+    for headers in ({"Authorization": "Basic cHJveHk6cGFzcw=="}, {"Authorization": "Negotiate abc"}):
+        assert c.post("/logout", headers=headers, follow_redirects=False).status_code == 403, headers
+        assert c.post("/api/v1/logout", headers=headers).status_code == 403, headers
+    assert c.get("/overview", follow_redirects=False).status_code == 200  # still logged in
+
+
 def test_header_authenticated_requests_need_no_token_but_foreign_origins_are_refused(fresh):
     app, c, _ = fresh
     token = c.post("/api/v1/login", json={"username": "ana", "password": PASSWORD}).json()["token"]

@@ -117,8 +117,8 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
             raise HTTPException(403, "cross-origin request refused")
         if request.url.path == "/login":
             return
-        if request.headers.get("x-api-key") or request.headers.get("authorization"):
-            return  # never added by a browser on its own: not forgeable cross-site
+        if request.headers.get("x-api-key") or request.headers.get("authorization", "").lower().startswith("bearer "):
+            return  # authenticated by the header alone (`identify`), which a browser never adds on its own
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
             return  # not cookie-authenticated: the route answers 401 if it needs a user
@@ -447,7 +447,8 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
     async def me(request: Request, p: Principal = Depends(principal)):
         out = {"username": p.username, "role": p.role, "org_id": p.org_id, "auth": p.auth}
         cookie = request.cookies.get(SESSION_COOKIE)
-        if cookie and not request.headers.get("x-api-key") and not request.headers.get("authorization"):
+        if cookie and not request.headers.get("x-api-key") and \
+                not request.headers.get("authorization", "").lower().startswith("bearer "):
             out["csrf_token"] = csrf.session_csrf(cookie)
         return out
 
