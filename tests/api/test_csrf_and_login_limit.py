@@ -97,6 +97,24 @@ def test_api_cookie_requests_need_the_header_token(fresh):
     assert c.get("/api/v1/me").status_code == 401
 
 
+def test_cookies_served_over_https_are_secure(world, tmp_path):
+    """Over HTTPS (directly or through a trusted proxy's X-Forwarded-Proto) the session and login
+    cookies are marked Secure, so that a browser never sends the session over plain HTTP."""
+    from allpayer.api.app import create_app
+
+    url = f"sqlite:///{tmp_path}/store.sqlite"
+    users = Users(open_store(url))
+    users.add("ana", PASSWORD, role="aco_admin")
+    users.store.close()
+    with TestClient(create_app(world.db, url), base_url="https://testserver") as c:
+        page = c.get("/login")
+        assert "secure" in page.headers["set-cookie"].lower()
+        r = _login_form(c)
+        assert r.status_code == 303
+        session = [h for h in r.headers.get_list("set-cookie") if h.startswith("allpayer_session=")]
+        assert session and "secure" in session[0].lower() and "httponly" in session[0].lower()
+
+
 def test_a_header_that_does_not_authenticate_does_not_spare_the_cookie_its_token(fresh):
     """A browser adds an ``Authorization: Basic`` header on its own where a proxy in front asked for
     one, and an X-API-Key that is no key authenticates nobody: the request is still authenticated

@@ -105,7 +105,8 @@ def register_pages(app: FastAPI) -> None:
         in the ``allpayer_csrf`` cookie (kept when the browser already has one)."""
         token = request.cookies.get(csrf.CSRF_COOKIE) or csrf.new_login_token()
         resp = render("login.html", status, p=None, error=error, login_csrf=token)
-        resp.set_cookie(csrf.CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
+        resp.set_cookie(csrf.CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
+                        secure=request.url.scheme == "https")
         return resp
 
     @app.get("/login", include_in_schema=False)
@@ -127,7 +128,8 @@ def register_pages(app: FastAPI) -> None:
         if token is None:
             return login_form_page(request, 401, "Wrong user name or password.")
         resp = RedirectResponse("/", status_code=303)
-        resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax")
+        # Secure over HTTPS (the scheme is the proxy's X-Forwarded-Proto behind a trusted proxy)
+        resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=request.url.scheme == "https")
         return resp
 
     @app.get("/logout", include_in_schema=False)
