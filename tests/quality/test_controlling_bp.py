@@ -68,6 +68,7 @@ def res():
     w.person("reading_on_dx2", born(60)); w.claim("reading_on_dx2", D(Y, 2, 1), dx=("I10",))
     w.bp("reading_on_dx2", D(Y, 4, 1), 150, 95); w.claim("reading_on_dx2", D(Y, 5, 1), dx=("I10",))
     w.bp("reading_on_dx2", D(Y, 5, 1), 130, 80)
+    htn(w, "died", death=D(Y, 12, 10)); w.bp("died", D(Y, 9, 1), 120, 70)
     return w.results("cbp")
 
 
@@ -107,7 +108,8 @@ def test_period_boundaries(res):
 
 
 @pytest.mark.parametrize("pid,reason", [("esrd", "esrd_dialysis_transplant"), ("pregnant", "pregnancy"),
-                                        ("hospice", "hospice"), ("frail_81", "frailty_81plus")])
+                                        ("hospice", "hospice"), ("frail_81", "frailty_81plus"),
+                                        ("died", "died")])  # HEDIS MY2024: death in the year
 def test_exclusions(res, pid, reason):
     assert res[pid]["excluded"] and res[pid]["exclusion_reason"] == reason and not res[pid]["in_numerator"]
 

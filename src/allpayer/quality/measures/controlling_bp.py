@@ -7,7 +7,7 @@ certified):
   gap of up to 45 days, enrolled on 31 December).
 - Denominator: hypertension (`hypertension_dx`) on claims on at least two different dates from
   1 January of the year before through 30 June of the measurement year.
-- Exclusions: hospice, palliative care, end-stage renal disease, dialysis or a kidney transplant
+- Exclusions: hospice, death in the measurement year, palliative care, end-stage renal disease, dialysis or a kidney transplant
   (`esrd_dialysis`, any date up to 31 December), pregnancy in the measurement year
   (`pregnancy_dx`), 66+ in long-term institutional care, 66+ with frailty and advanced illness,
   81+ with frailty.
@@ -30,7 +30,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.quality.framework import Measure, MeasureContext, register
-from allpayer.quality.measures._common import COMMON_VALUESETS, common_exclusions, dated_lines, with_exclusions
+from allpayer.quality.measures._common import COMMON_VALUESETS, common_exclusions, dated_lines, exclusion_source, with_exclusions
 
 SYSTOLIC_LIMIT = Decimal("140")
 DIASTOLIC_LIMIT = Decimal("90")
@@ -115,8 +115,8 @@ def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
         extra.append(t.select(person_id=t.person_id, exclusion_reason=ibis.literal(reason), exclusion_id=t.claim_id,
                               exclusion_date=t.service_date))
     allx = ibis.union(excl, *extra, distinct=False)
-    # hospice and palliative care first, then ESRD and pregnancy, then the age-based reasons
-    order = ibis.cases((allx.exclusion_reason.isin(["hospice", "palliative_care"]), 0),
+    # hospice, death and palliative care first, then ESRD and pregnancy, then the age-based reasons
+    order = ibis.cases((allx.exclusion_reason.isin(["hospice", "died", "palliative_care"]), 0),
                        (allx.exclusion_reason.isin(["esrd_dialysis_transplant", "pregnancy"]), 1), else_=2)
     allx = allx.mutate(_o=order)
     w = ibis.window(group_by=allx.person_id, order_by=[allx._o, allx.exclusion_date, allx.exclusion_id])
@@ -136,7 +136,7 @@ def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
         excluded=j.excluded,
         exclusion_reason=j.exclusion_reason,
         in_numerator=controlled,
-        evidence_source=ibis.ifelse(j.excluded, "medical_claim", ibis.ifelse(has, j.source, "none")),
+        evidence_source=ibis.ifelse(j.excluded, exclusion_source(j), ibis.ifelse(has, j.source, "none")),
         evidence_id=ibis.ifelse(j.excluded, j.exclusion_id, j.reading_id),
         evidence_date=ibis.ifelse(j.excluded, j.exclusion_date, j.reading_date),
         evidence_value=ibis.ifelse(j.excluded, ibis.null("string"), ibis.ifelse(has, shown, "no reading in the year")),
