@@ -73,12 +73,13 @@ class World:
     # people ------------------------------------------------------------------------------------
 
     def person(self, pid: str, birth: dt.date, gender: str = "female", *, spans=None, practice: str = "PR1",
-               attributed_months=range(1, 13), hsa: str = "Burlington") -> str:
+               attributed_months=range(1, 13), hsa: str = "Burlington", death: dt.date | None = None) -> str:
         self.people.append({"person_id": pid, "birth_date": birth, "gender": gender})
         for s, e in spans if spans is not None else [(D(self.year - 1, 1, 1), D(self.year, 12, 31))]:
             self.spans.append({"person_id": pid, "member_id": f"{pid}-m", "gender": gender, "birth_date": birth,
                                "enrollment_start_date": s, "enrollment_end_date": e, "payer": self.payer,
-                               "payer_type": self.payer_type, "plan": self.plan, "data_source": "test"})
+                               "payer_type": self.payer_type, "plan": self.plan, "death_date": death,
+                               "data_source": "test"})
         for m in attributed_months:
             self.attr.append({"program_id": self.program.program_id, "performance_year": self.year,
                               "month": D(self.year, m, 1), "member_id": f"{pid}-m", "person_id": pid,

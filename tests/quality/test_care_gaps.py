@@ -120,3 +120,18 @@ def test_a_new_hba1c_below_9_closes_the_gap_on_the_next_run():
     res = con.table("quality_measure_results").to_pyarrow().to_pylist()
     (a,) = [r for r in res if r["person_id"] == "A" and r["measure_id"] == "hba1c_poor_control"]
     assert (a["in_numerator"], a["evidence_source"], a["evidence_id"]) == (False, "supplemental", "EHR-1")
+
+
+def test_the_primary_care_gap_names_the_claim_of_the_last_visit():
+    # The gap shows the last primary-care visit before the 12 months: its date and its claim,
+    # not the highest claim id among older visits.
+    from allpayer.quality.care_gaps import no_primary_care_gaps
+
+    from .helpers import rows
+
+    w = World()
+    w.person("E", D(1960, 3, 1))
+    w.claim("E", D(Y - 1, 1, 10), hcpcs="99213", claim_id="C9")
+    w.claim("E", D(Y - 1, 6, 1), hcpcs="99213", claim_id="C1")
+    (row,) = rows(no_primary_care_gaps(w.context(paid_through=PAID_THROUGH)))
+    assert (row["last_date"], row["evidence_id"]) == (D(Y - 1, 6, 1), "C1")

@@ -56,6 +56,19 @@ def res():
     htn(w, "hospice"); w.claim("hospice", D(Y, 5, 1), hcpcs="Q5002")
     htn(w, "frail_81", 81); w.claim("frail_81", D(Y, 5, 1), dx=("W19XXXA",)); w.claim("frail_81", D(Y, 6, 1), hcpcs="E0135")
     htn(w, "frail_80", 80); w.claim("frail_80", D(Y, 5, 1), dx=("W19XXXA",)); w.claim("frail_80", D(Y, 6, 1), hcpcs="E0135")
+    # HEDIS MY2024 CBP: the two hypertension diagnoses fall between 1 January of the year before
+    # and 30 June of the measurement year, and the representative reading is the most recent one
+    # on or after the second diagnosis
+    w.person("dx_after_june", born(60)); w.claim("dx_after_june", D(Y, 7, 1), dx=("I10",))
+    w.claim("dx_after_june", D(Y, 8, 1), dx=("I10",)); w.bp("dx_after_june", D(Y, 9, 1), 120, 70)
+    w.person("dx_june_30", born(60)); w.claim("dx_june_30", D(Y, 3, 1), dx=("I10",))
+    w.claim("dx_june_30", D(Y, 6, 30), dx=("I10",)); w.bp("dx_june_30", D(Y, 9, 1), 120, 70)
+    w.person("reading_before_dx2", born(60)); w.claim("reading_before_dx2", D(Y, 2, 1), dx=("I10",))
+    w.bp("reading_before_dx2", D(Y, 3, 1), 120, 70); w.claim("reading_before_dx2", D(Y, 5, 1), dx=("I10",))
+    w.person("reading_on_dx2", born(60)); w.claim("reading_on_dx2", D(Y, 2, 1), dx=("I10",))
+    w.bp("reading_on_dx2", D(Y, 4, 1), 150, 95); w.claim("reading_on_dx2", D(Y, 5, 1), dx=("I10",))
+    w.bp("reading_on_dx2", D(Y, 5, 1), 130, 80)
+    htn(w, "died", death=D(Y, 12, 10)); w.bp("died", D(Y, 9, 1), 120, 70)
     return w.results("cbp")
 
 
@@ -95,10 +108,30 @@ def test_period_boundaries(res):
 
 
 @pytest.mark.parametrize("pid,reason", [("esrd", "esrd_dialysis_transplant"), ("pregnant", "pregnancy"),
-                                        ("hospice", "hospice"), ("frail_81", "frailty_81plus")])
+                                        ("hospice", "hospice"), ("frail_81", "frailty_81plus"),
+                                        ("died", "died")])  # HEDIS MY2024: death in the year
 def test_exclusions(res, pid, reason):
     assert res[pid]["excluded"] and res[pid]["exclusion_reason"] == reason and not res[pid]["in_numerator"]
 
 
 def test_frailty_alone_below_81_does_not_exclude(res):
     assert not res["frail_80"]["excluded"]
+
+
+def test_hypertension_diagnosed_by_30_june(res):
+    # HEDIS MY2024 CBP denominator: two diagnoses on different dates between 1 January of the
+    # year before and 30 June of the measurement year
+    assert "dx_after_june" not in res
+    assert res["dx_june_30"]["in_denominator"] and res["dx_june_30"]["in_numerator"]
+
+
+def test_the_representative_reading_is_on_or_after_the_second_diagnosis(res):
+    # HEDIS MY2024 CBP: "the most recent BP reading during the measurement period on or after the
+    # second diagnosis of hypertension"; a reading before it does not count (no reading: not
+    # controlled)
+    r = res["reading_before_dx2"]
+    assert r["in_denominator"] and not r["in_numerator"] and r["evidence_source"] == "none"
+    # a reading on the day of the second diagnosis counts (130/80 controlled; the 150/95 of
+    # 1 April is before it)
+    r = res["reading_on_dx2"]
+    assert r["in_numerator"] and r["evidence_date"] == D(Y, 5, 1) and r["evidence_value"] == "130/80"

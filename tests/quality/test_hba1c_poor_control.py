@@ -58,6 +58,9 @@ def res():
     # (81+ with frailty is a rule of the measure too, but the population stops at 75: see the
     # blood-pressure tests, whose population reaches 85.)
     diabetic(w, "hospice_last_year"); w.claim("hospice_last_year", D(Y - 1, 8, 1), hcpcs="Q5001")
+    # died 10 December; enrollment recorded through 31 December (to the end of the month)
+    diabetic(w, "died", death=D(Y, 12, 10))
+    diabetic(w, "died_next_year", death=D(Y + 1, 1, 1))
     # numerator
     diabetic(w, "last_high"); w.lab("last_high", D(Y, 3, 1), "7.0"); w.lab("last_high", D(Y, 10, 1), "9.2", lab_id="LH")
     diabetic(w, "last_low"); w.lab("last_low", D(Y, 3, 1), "10.1"); w.lab("last_low", D(Y, 10, 1), "8.0", lab_id="LL")
@@ -153,3 +156,14 @@ def test_practice_columns_come_from_attribution(res):
     row = r["last_high"]
     assert (row["practice_id"], row["npi"], row["tin"], row["hsa"]) == ("PR1", "1000000004", "111111111", "Burlington")
     assert row["event_id"] == "" and row["performance_year"] == Y
+
+
+def test_a_member_who_died_in_the_year_is_excluded(res):
+    # HEDIS MY2024 required exclusion: members who die any time during the measurement year
+    # (here with enrollment recorded through 31 December and no HbA1c: otherwise poor control)
+    _, r = res
+    row = r["died"]
+    assert row["in_denominator"] and row["excluded"] and row["exclusion_reason"] == "died"
+    assert not row["in_numerator"]
+    assert (row["evidence_source"], row["evidence_date"]) == ("eligibility", D(Y, 12, 10))
+    assert not r["died_next_year"]["excluded"] and r["died_next_year"]["in_numerator"]

@@ -24,6 +24,7 @@ def medicaid():
     w.person("wcv_hospice", D(2014, 5, 1)); w.claim("wcv_hospice", D(Y, 3, 1), hcpcs="Q5001")
     w.person("wcv_gap", D(2014, 5, 1), spans=[(D(Y, 1, 1), D(Y, 2, 28)), (D(Y, 5, 1), D(Y, 12, 31))])
     w.claim("wcv_gap", D(Y, 6, 1), hcpcs="99393")
+    w.person("wcv_died", D(2014, 5, 1), death=D(Y, 11, 20))
     # C-DEV: turning 1, 2 or 3 in 2024; screening in the 12 months up to the birthday
     w.person("turns_1", D(2023, 6, 10)); w.claim("turns_1", D(Y, 6, 10), hcpcs="96110")
     w.person("turns_3_late", D(2021, 3, 1)); w.claim("turns_3_late", D(Y, 3, 2), hcpcs="96110")
@@ -48,6 +49,8 @@ def test_wcv(medicaid):
     assert r["visit_dec_31"]["in_numerator"]
     assert r["wcv_hospice"]["excluded"] and r["wcv_hospice"]["exclusion_reason"] == "hospice"
     assert "wcv_gap" not in r  # a gap of 61 days
+    # HEDIS MY2024 WCV required exclusion: death in the measurement year
+    assert r["wcv_died"]["excluded"] and r["wcv_died"]["exclusion_reason"] == "died"
 
 
 def test_cdev(medicaid):
@@ -87,6 +90,7 @@ def medicare():
     w.person("bcs_age_51", D(1973, 6, 1))
     w.person("bcs_age_75", D(1949, 6, 1))
     w.person("bcs_mastectomy", D(1960, 1, 1)); w.claim("bcs_mastectomy", D(2010, 1, 1), dx=("Z9013",))
+    w.person("bcs_died", D(1960, 1, 1), death=D(Y, 12, 1))
     return {"awv": w.results("awv"), "bcs": w.results("hedis_bcs_e")}
 
 
@@ -104,3 +108,5 @@ def test_bcs(medicare):
     assert not r["bcs_too_early"]["in_numerator"]
     assert "bcs_man" not in r and "bcs_age_51" not in r and "bcs_age_75" not in r
     assert r["bcs_mastectomy"]["excluded"] and r["bcs_mastectomy"]["exclusion_reason"] == "bilateral_mastectomy"
+    # HEDIS MY2024 BCS-E required exclusion: death in the measurement year
+    assert r["bcs_died"]["excluded"] and r["bcs_died"]["exclusion_reason"] == "died"

@@ -107,7 +107,9 @@ def no_primary_care_gaps(ctx: MeasureContext) -> ir.Table:
     start = ctx.paid_through - dt.timedelta(days=365) + dt.timedelta(days=1)
     v = ctx.lines_in("primary_care_visit")
     v = v.filter(v.service_date <= ctx.paid_through)
-    last = v.group_by(_vp=v.person_id).aggregate(_last=v.service_date.max(), _id=v.claim_id.max())
+    # the claim of the last visit (the highest claim id among that day's)
+    last = v.group_by(_vp=v.person_id).aggregate(
+        _last=v.service_date.max(), _id=v.claim_id.argmax(ibis.struct({"_d": v.service_date, "_c": v.claim_id})))
     m = ctx.members
     j = m.left_join(last, m.person_id == last._vp)
     j = j.filter(j._last.isnull() | (j._last < start))

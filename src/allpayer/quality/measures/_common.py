@@ -5,6 +5,8 @@ The HEDIS MY2024 common exclusions, as applied here (value sets in
 
 - ``hospice``: a hospice claim (service category ``hospice``: bill type 81x/82x) or a hospice code
   (`hospice` value set) in the measurement year;
+- ``died``: a death date in the measurement year on the member's enrollment spans (the program
+  payer's eligibility);
 - ``palliative_care``: a palliative-care code (`palliative_care`: ICD-10-CM Z51.5, HCPCS G9054,
   M1017) in the measurement year;
 - ``long_term_institutional`` (66 and older on 31 December): a claim with a nursing-facility or
@@ -30,7 +32,8 @@ from allpayer.quality.framework import MeasureContext
 
 COMMON_VALUESETS = ("hospice", "palliative_care", "long_term_institutional", "frailty", "advanced_illness")
 
-REASONS = ("hospice", "palliative_care", "long_term_institutional", "frailty_advanced_illness", "frailty_81plus")
+REASONS = ("hospice", "died", "palliative_care", "long_term_institutional", "frailty_advanced_illness",
+           "frailty_81plus")
 
 
 def dated_lines(ctx: MeasureContext, valueset: str, start: dt.date, end: dt.date) -> ir.Table:
@@ -79,11 +82,11 @@ def exclusion_evidence(ctx: MeasureContext) -> ir.Table:
         fa = frail.join(adv_people, frail.person_id == adv_people._a).drop("_a")
         parts = [
             _first(hosp, "hospice", 1).mutate(min_age=ibis.literal(0)),
-            _first(dated_lines(ctx, "palliative_care", y0, y1), "palliative_care", 2).mutate(min_age=ibis.literal(0)),
-            _first(dated_lines(ctx, "long_term_institutional", y0, y1), "long_term_institutional", 3)
+            _first(dated_lines(ctx, "palliative_care", y0, y1), "palliative_care", 3).mutate(min_age=ibis.literal(0)),
+            _first(dated_lines(ctx, "long_term_institutional", y0, y1), "long_term_institutional", 4)
             .mutate(min_age=ibis.literal(66)),
-            _first(fa, "frailty_advanced_illness", 4).mutate(min_age=ibis.literal(66)),
-            _first(frail, "frailty_81plus", 5).mutate(min_age=ibis.literal(81)),
+            _first(fa, "frailty_advanced_illness", 5).mutate(min_age=ibis.literal(66)),
+            _first(frail, "frailty_81plus", 6).mutate(min_age=ibis.literal(81)),
         ]
         u = ibis.union(*parts, distinct=False)
         return u.select("person_id", "exclusion_reason", "min_age", priority=u._priority,
@@ -92,8 +95,23 @@ def exclusion_evidence(ctx: MeasureContext) -> ir.Table:
     return ctx._kept("common_exclusions", build, scope="payer")
 
 
+def deaths(ctx: MeasureContext) -> ir.Table:
+    """Members with a death date in the measurement year on the program's enrollment spans, in the
+    shape of `exclusion_evidence` (reason ``died``; evidence: the member id and the death date).
+    Read per program: the spans are the program's."""
+    e = ctx.eligibility
+    if "death_date" not in e.columns:
+        return exclusion_evidence(ctx).limit(0)
+    d = e.filter((e.death_date >= ctx.period_start) & (e.death_date <= ctx.period_end))
+    w = ibis.window(group_by=d.person_id, order_by=[d.death_date, d.member_id])
+    d = d.mutate(_rn=ibis.row_number().over(w))
+    d = d.filter(d._rn == 0)
+    return d.select(person_id=d.person_id, exclusion_reason=ibis.literal("died"), min_age=ibis.literal(0),
+                    priority=ibis.literal(2), exclusion_id=d.member_id, exclusion_date=d.death_date)
+
+
 def common_exclusions(ctx: MeasureContext, population: ir.Table, *, institutional: bool = True,
-                      frailty: bool = True) -> ir.Table:
+                      frailty: bool = True, died: bool = True) -> ir.Table:
     """One row per excluded member of `population` (which needs ``person_id`` and ``age``):
     ``person_id, exclusion_reason, exclusion_id, exclusion_date`` (see the module docstring)."""
     ev = exclusion_evidence(ctx)
@@ -103,6 +121,8 @@ def common_exclusions(ctx: MeasureContext, population: ir.Table, *, institutiona
     if frailty:
         reasons += ["frailty_advanced_illness", "frailty_81plus"]
     ev = ev.filter(ev.exclusion_reason.isin(reasons))
+    if died:
+        ev = ibis.union(ev, deaths(ctx).cast(ev.schema()), distinct=False)
     ages = population.select(_p=population.person_id, _age=population.age)
     u = ev.join(ages, ev.person_id == ages._p)
     u = u.filter(u._age >= u.min_age)
@@ -120,6 +140,11 @@ def with_exclusions(base: ir.Table, excl: ir.Table) -> ir.Table:
                     exclusion_id=j.exclusion_id, exclusion_date=j.exclusion_date)
 
 
+def exclusion_source(j: ir.Table) -> ir.StringValue:
+    """Where an exclusion's evidence comes from: ``eligibility`` for a death, else ``medical_claim``."""
+    return ibis.ifelse(j.exclusion_reason == "died", "eligibility", "medical_claim")
+
+
 def claim_result(j: ir.Table, has: ir.BooleanValue, evidence_id: ir.Value, evidence_date: ir.Value,
                  value: ir.Value) -> ir.Table:
     """The result columns of a measure whose numerator is met by a claim: `j` is the population
@@ -132,7 +157,7 @@ def claim_result(j: ir.Table, has: ir.BooleanValue, evidence_id: ir.Value, evide
         excluded=j.excluded,
         exclusion_reason=j.exclusion_reason,
         in_numerator=has,
-        evidence_source=ibis.ifelse(j.excluded | has, "medical_claim", "none"),
+        evidence_source=ibis.ifelse(j.excluded, exclusion_source(j), ibis.ifelse(has, "medical_claim", "none")),
         evidence_id=ibis.ifelse(j.excluded, j.exclusion_id, evidence_id),
         evidence_date=ibis.ifelse(j.excluded, j.exclusion_date, evidence_date),
         evidence_value=ibis.ifelse(j.excluded, ibis.null("string"), value),

@@ -5,7 +5,8 @@ certified): attributed women 52-74 on 31 December, continuously enrolled over th
 year and the year before (at most two gaps of up to 45 days, enrolled on 31 December);
 numerator: a mammogram (`mammography`) from 1 October two years before the measurement year
 through 31 December of the measurement year. Exclusions: bilateral mastectomy
-(`bilateral_mastectomy`, any date up to 31 December), hospice, palliative care, 66+ in
+(`bilateral_mastectomy`, any date up to 31 December), hospice, death in the measurement year,
+palliative care, 66+ in
 long-term institutional care, 66+ with frailty and advanced illness.
 """
 

@@ -5,14 +5,15 @@ certified):
 
 - Population: attributed members 18-85 on 31 December, continuously enrolled over the year (one
   gap of up to 45 days, enrolled on 31 December).
-- Denominator: hypertension (`hypertension_dx`) on claims on at least two different dates in the
-  measurement year or the year before.
-- Exclusions: hospice, palliative care, end-stage renal disease, dialysis or a kidney transplant
+- Denominator: hypertension (`hypertension_dx`) on claims on at least two different dates from
+  1 January of the year before through 30 June of the measurement year.
+- Exclusions: hospice, death in the measurement year, palliative care, end-stage renal disease, dialysis or a kidney transplant
   (`esrd_dialysis`, any date up to 31 December), pregnancy in the measurement year
   (`pregnancy_dx`), 66+ in long-term institutional care, 66+ with frailty and advanced illness,
   81+ with frailty.
 - Numerator (controlled): the representative reading is the lowest systolic and the lowest
-  diastolic recorded on the most recent date with a reading in the measurement year; it is
+  diastolic recorded on the most recent date with a reading in the measurement year on or after
+  the date of the second hypertension diagnosis (an earlier reading does not count); it is
   controlled when systolic < 140 and diastolic < 90. Readings are vitals (LOINC 8480-6, 8462-4)
   and CPT II codes on claims (3074F/3075F systolic < 140, 3077F >= 140; 3078F/3079F diastolic < 90,
   3080F >= 90). Readings taken during an inpatient stay or an ED visit (the observation's
@@ -29,7 +30,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.quality.framework import Measure, MeasureContext, register
-from allpayer.quality.measures._common import COMMON_VALUESETS, common_exclusions, dated_lines, with_exclusions
+from allpayer.quality.measures._common import COMMON_VALUESETS, common_exclusions, dated_lines, exclusion_source, with_exclusions
 
 SYSTOLIC_LIMIT = Decimal("140")
 DIASTOLIC_LIMIT = Decimal("90")
@@ -43,13 +44,18 @@ CPT2 = {
     "diastolic_90_plus_cpt2": ("diastolic", "90"),
 }
 ACUTE = ("inpatient", "ed")
+DX_LAST_DAY = (6, 30)  # the second hypertension diagnosis must fall on or before 30 June of the year
 
 
 def hypertensive(ctx: MeasureContext) -> ir.Table:
+    """People with hypertension on two different dates from 1 January of the year before to
+    30 June of the measurement year: ``person_id, second_dx_date`` (the second such date)."""
     d = ctx.dx_in("hypertension_dx")
-    d = d.filter((d.service_date >= dt.date(ctx.year - 1, 1, 1)) & (d.service_date <= ctx.period_end))
-    per = d.group_by("person_id").aggregate(_dates=d.service_date.nunique())
-    return per.filter(per._dates >= 2).select("person_id")
+    d = d.filter((d.service_date >= dt.date(ctx.year - 1, 1, 1)) & (d.service_date <= dt.date(ctx.year, *DX_LAST_DAY)))
+    d = d.select("person_id", "service_date").distinct()
+    w = ibis.window(group_by=d.person_id, order_by=d.service_date)
+    d = d.mutate(_rn=ibis.row_number().over(w))
+    return d.filter(d._rn == 1).select("person_id", second_dx_date=d.service_date)
 
 
 def readings(ctx: MeasureContext) -> ir.Table:
@@ -71,6 +77,14 @@ def readings(ctx: MeasureContext) -> ir.Table:
     return ibis.union(*parts, distinct=False)
 
 
+def after_second_diagnosis(r: ir.Table, hyp: ir.Table) -> ir.Table:
+    """The readings of `r` dated on or after the person's second hypertension diagnosis
+    (`hyp`, from :func:`hypertensive`)."""
+    h = hyp.select(_hp=hyp.person_id, _hd=hyp.second_dx_date)
+    j = r.join(h, (r.person_id == h._hp) & (r.reading_date >= h._hd))
+    return j.select(*r.columns)
+
+
 def representative(r: ir.Table) -> ir.Table:
     """The lowest systolic and lowest diastolic of each person's most recent reading date:
     ``person_id, reading_date, systolic, diastolic, reading_id, source``."""
@@ -86,7 +100,8 @@ def representative(r: ir.Table) -> ir.Table:
 
 
 def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
-    den = ctx.store("cbp_den", population.semi_join(hypertensive(ctx), "person_id"))
+    hyp = ctx.store("cbp_hypertensive", hypertensive(ctx), scope="payer")
+    den = ctx.store("cbp_den", population.semi_join(hyp, "person_id"))
     excl = common_exclusions(ctx, den)
     esrd = dated_lines(ctx, "esrd_dialysis", dt.date(1900, 1, 1), ctx.period_end)
     preg = dated_lines(ctx, "pregnancy_dx", ctx.period_start, ctx.period_end)
@@ -100,15 +115,16 @@ def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
         extra.append(t.select(person_id=t.person_id, exclusion_reason=ibis.literal(reason), exclusion_id=t.claim_id,
                               exclusion_date=t.service_date))
     allx = ibis.union(excl, *extra, distinct=False)
-    # hospice and palliative care first, then ESRD and pregnancy, then the age-based reasons
-    order = ibis.cases((allx.exclusion_reason.isin(["hospice", "palliative_care"]), 0),
+    # hospice, death and palliative care first, then ESRD and pregnancy, then the age-based reasons
+    order = ibis.cases((allx.exclusion_reason.isin(["hospice", "died", "palliative_care"]), 0),
                        (allx.exclusion_reason.isin(["esrd_dialysis_transplant", "pregnancy"]), 1), else_=2)
     allx = allx.mutate(_o=order)
     w = ibis.window(group_by=allx.person_id, order_by=[allx._o, allx.exclusion_date, allx.exclusion_id])
     allx = allx.mutate(_rn=ibis.row_number().over(w))
     allx = allx.filter(allx._rn == 0).drop("_rn", "_o")
     base = ctx.store("cbp_base", with_exclusions(den.select("person_id"), allx))
-    rep = ctx.store("cbp_rep", representative(readings(ctx)), scope="payer").rename(_rp="person_id")
+    rep = ctx.store("cbp_rep", representative(after_second_diagnosis(readings(ctx), hyp)),
+                    scope="payer").rename(_rp="person_id")
     j = base.left_join(rep, base.person_id == rep._rp)
     has = j._rp.notnull()
     controlled = has & (j.systolic < SYSTOLIC_LIMIT).fill_null(False) & (j.diastolic < DIASTOLIC_LIMIT).fill_null(False)
@@ -120,7 +136,7 @@ def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
         excluded=j.excluded,
         exclusion_reason=j.exclusion_reason,
         in_numerator=controlled,
-        evidence_source=ibis.ifelse(j.excluded, "medical_claim", ibis.ifelse(has, j.source, "none")),
+        evidence_source=ibis.ifelse(j.excluded, exclusion_source(j), ibis.ifelse(has, j.source, "none")),
         evidence_id=ibis.ifelse(j.excluded, j.exclusion_id, j.reading_id),
         evidence_date=ibis.ifelse(j.excluded, j.exclusion_date, j.reading_date),
         evidence_value=ibis.ifelse(j.excluded, ibis.null("string"), ibis.ifelse(has, shown, "no reading in the year")),

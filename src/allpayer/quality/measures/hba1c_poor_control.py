@@ -7,8 +7,8 @@ Diabetes (GSD), indicator "> 9.0%", with the project's own code lists (not certi
   gap of up to 45 days, enrolled on 31 December).
 - Denominator: diabetes (`diabetes_dx`) on claims on at least two different dates, or on one
   inpatient claim, in the measurement year or the year before.
-- Exclusions: hospice, palliative care, 66+ in long-term institutional care, 66+ with frailty and
-  advanced illness, 81+ with frailty (`_common`).
+- Exclusions: hospice, death in the measurement year, palliative care, 66+ in long-term
+  institutional care, 66+ with frailty and advanced illness, 81+ with frailty (`_common`).
 - Numerator (poor control): the most recent glycemic status in the measurement year is above
   9.0%, or there is none. A status is an HbA1c or GMI lab result (`hba1c_lab`, from the lab feed
   or supplemental data) or a CPT II code on a claim (3044F < 7%, 3051F/3052F 7-9%, 3046F > 9%).
@@ -24,7 +24,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.quality.framework import Measure, MeasureContext, register
-from allpayer.quality.measures._common import COMMON_VALUESETS, common_exclusions, with_exclusions
+from allpayer.quality.measures._common import COMMON_VALUESETS, common_exclusions, exclusion_source, with_exclusions
 
 THRESHOLD = Decimal("9.0")
 CPT2_SETS = {  # value set -> (value used to order same-day results, poor control?, shown value)
@@ -103,7 +103,7 @@ def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
         excluded=j.excluded,
         exclusion_reason=j.exclusion_reason,
         in_numerator=~has | j.poor,
-        evidence_source=ibis.ifelse(j.excluded, "medical_claim", ibis.ifelse(has, j.source, "none")),
+        evidence_source=ibis.ifelse(j.excluded, exclusion_source(j), ibis.ifelse(has, j.source, "none")),
         evidence_id=ibis.ifelse(j.excluded, j.exclusion_id, j.status_id),
         evidence_date=ibis.ifelse(j.excluded, j.exclusion_date, j.status_date),
         evidence_value=ibis.ifelse(j.excluded, ibis.null("string"), ibis.ifelse(has, j.shown, "no result in the year")),

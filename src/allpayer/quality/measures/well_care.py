@@ -6,7 +6,7 @@ of up to 45 days, enrolled on 31 December); numerator: at least one well-care vi
 (`well_care_visit`: preventive-medicine CPT codes, EPSDT and gynecological-exam HCPCS, routine
 examination ICD-10-CM Z codes) in the measurement year. The HEDIS requirement that the visit be
 with a primary care practitioner or OB/GYN is not checked (the claims do not carry the
-specialty). Exclusion: hospice in the measurement year.
+specialty). Exclusions: hospice or death in the measurement year.
 """
 
 from __future__ import annotations
@@ -30,11 +30,13 @@ def first_visit(ctx: MeasureContext, valueset: str, start, end) -> ir.Table:
                     visit_code=v.hcpcs_code.fill_null(v.diagnosis_code_1))
 
 
-def visit_measure(ctx: MeasureContext, population: ir.Table, valueset: str, *, hospice_only: bool = True) -> ir.Table:
-    """Members of `population` with a `valueset` visit in the year (numerator); hospice excluded."""
-    excl = common_exclusions(ctx, population, institutional=False, frailty=False)
+def visit_measure(ctx: MeasureContext, population: ir.Table, valueset: str, *, hospice_only: bool = True,
+                  died: bool = False) -> ir.Table:
+    """Members of `population` with a `valueset` visit in the year (numerator); hospice excluded
+    (and, with `died`, death in the year)."""
+    excl = common_exclusions(ctx, population, institutional=False, frailty=False, died=died)
     if hospice_only:
-        excl = excl.filter(excl.exclusion_reason == "hospice")
+        excl = excl.filter(excl.exclusion_reason.isin(["hospice", "died"]))
     base = with_exclusions(population.select("person_id"), excl)
     v = first_visit(ctx, valueset, ctx.period_start, ctx.period_end)
     j = base.left_join(v, base.person_id == v._vp)
@@ -43,7 +45,7 @@ def visit_measure(ctx: MeasureContext, population: ir.Table, valueset: str, *, h
 
 
 def compute(ctx: MeasureContext, population: ir.Table) -> ir.Table:
-    return visit_measure(ctx, population, "well_care_visit")
+    return visit_measure(ctx, population, "well_care_visit", died=True)
 
 
 MEASURE = register(
