@@ -331,3 +331,12 @@ def test_latest_month_per_person_takes_the_latest_month_then_the_smallest_member
         {"person_id": "B", "member_id": "m8", "practice_id": None},
         {"person_id": "C", "member_id": "m5", "practice_id": "P5"},
     ]
+
+
+def test_the_terms_know_every_inverse_measure():
+    """The terms loader refuses an inverse measure listed without ``inverse: true`` (its rates
+    would be read as lower-is-better and its points as higher-is-better); its list is the
+    registry's."""
+    from allpayer.quality.inverse import INVERSE_MEASURES
+
+    assert INVERSE_MEASURES == {mid for mid, m in framework.registry().items() if m.inverse}

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from allpayer.inputs.schema import CLAIM_TYPES, EXCLUSION_REASONS, PAYER_TYPES
 from allpayer.money import ROUNDING_MODES
+from allpayer.quality.inverse import INVERSE_MEASURES
 from allpayer.terms.dated import Basis, Dated, Noted, ReferenceValue, check_provenance, jsonable
 from allpayer.terms.values import (
     Count,
@@ -1082,6 +1083,9 @@ class Measure(Block):
 
     @model_validator(mode="after")
     def _check(self) -> "Measure":
+        if self.id in INVERSE_MEASURES and not self.inverse:
+            # the rates read it as inverse whatever the terms say; the points would not
+            raise problem(f"{self.id} is an inverse measure (a lower rate is better): set inverse: true", "inverse")
         if self.benchmarks is not None and self.benchmark_table is not None:
             raise problem("give benchmarks or benchmark_table, not both", "benchmark_table")
         if self.standard == "performance" and self.target is None and not self.benchmarks and self.benchmark_table is None:
