@@ -257,6 +257,40 @@ def test_regulator_tcoc_is_the_program_totals_only(world, as_role):
     assert {(o["program_id"], o["performance_year"]): o["member_months"] for o in overview} == totals
 
 
+def test_regulator_quality_rates_are_its_reports(world, as_role):
+    """The regulator reads the ACO and program rates with the suppression of its report: a rate
+    whose denominator, numerator or their difference is a count from 1 to 10 is withheld with its
+    counts, no count from 1 to 10 is readable (exclusions and the eligible members left included),
+    and an ACO row is withheld where a program row of its measure is."""
+    from allpayer.reports.employer import rate_hidden
+    from allpayer.reports.suppression import is_small
+
+    items, _ = _all_items(as_role, "regulator", "/api/v1/quality/rates")
+    assert items and {i["level"] for i in items} == {"aco", "program"}
+    raw = {(r[0], r[1], r[2], r[3]): r[4:] for r in world.sql(
+        "SELECT program_id, measure_id, level, performance_year, denominator, numerator, rate FROM quality_rates "
+        "WHERE level IN ('aco', 'program')")}
+    hidden_programs = set()
+    for i in items:
+        d, n, rate = raw[(i["program_id"], i["measure_id"], i["level"], i["performance_year"])]
+        if i["level"] == "program" and rate_hidden(d, n):
+            hidden_programs.add((i["measure_id"], i["performance_year"]))
+            assert (i["denominator"], i["numerator"], i["rate"], i["exclusions"]) == (None, None, None, None)
+        elif i["level"] == "program":
+            assert (i["denominator"], i["numerator"]) == (d, n)
+    assert hidden_programs, "the world has no small rate: the test would prove nothing"
+    for i in items:
+        if i["level"] == "aco" and (i["measure_id"], i["performance_year"]) in hidden_programs:
+            assert (i["denominator"], i["numerator"], i["rate"]) == (None, None, None)
+        d, n, e = i["denominator"], i["numerator"], i["exclusions"]
+        shown = [v for v in (d, n, e) if v is not None]
+        if d is not None and n is not None:
+            shown.append(d - n)
+        if d is not None and e is not None:
+            shown.append(d - e)
+        assert not any(is_small(v) for v in shown), i
+
+
 def test_employer_summary_is_its_own_only(world, as_role):
     emp = world.users["employer"]["org_id"]
     assert as_role("employer", f"/api/v1/employers/{emp}/summary").status_code == 200

@@ -28,6 +28,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.api.auth import Principal
+from allpayer.reports.suppression import THRESHOLD as SMALL_CELL
 
 ACO = ("aco_admin", "aco_analyst")
 
@@ -129,6 +130,30 @@ def _quality_level(level: str, org: str) -> Rule:
         return t.filter((t.level == level) & (t.level_id == want))
 
     return rule
+
+
+def _small(count: ir.IntegerValue) -> ir.BooleanValue:
+    """A count the reports never show (`allpayer.reports.suppression.is_small`): 1 to 10."""
+    return (count > 0) & (count < SMALL_CELL)
+
+
+def _regulator_quality(t: ir.Table, p: Principal, ctx: Context) -> ir.Table:
+    """The ACO and program rows of ``quality_rates`` as the regulator's report shows them: a rate
+    whose denominator, numerator or their difference is a count from 1 to 10
+    (`allpayer.reports.employer.rate_hidden`) has its counts and rate withheld, and the exclusions
+    with them (or alone, when they or the eligible members left are such a count). An ACO row is
+    withheld with its counts where a program row of the same measure and year is: the ACO's
+    counts less the other programs' would give the withheld one."""
+    t = t.filter(t.level.isin(["aco", "program"]))
+    d, n, e = t.denominator.fill_null(0), t.numerator.fill_null(0), t.exclusions.fill_null(0)
+    t = t.mutate(_hidden=(d < SMALL_CELL) | _small(n) | _small(d - n), _hidden_excl=_small(e) | _small(d - e))
+    prog = t.filter(t.level == "program")
+    held = prog.filter(prog._hidden).select(_m="measure_id", _y="performance_year").distinct()
+    t = t.left_join(held, (t.level == "aco") & (t.measure_id == held._m) & (t.performance_year == held._y))
+    hidden = t._hidden | t._m.notnull()
+    withheld = {c: ibis.ifelse(hidden, ibis.null(t.schema()[c]), t[c]) for c in ("denominator", "numerator", "rate")}
+    withheld["exclusions"] = ibis.ifelse(hidden | t._hidden_excl, ibis.null(t.schema()["exclusions"]), t.exclusions)
+    return t.mutate(**withheld).drop("_hidden", "_hidden_excl", "_m", "_y")
 
 
 def _tcoc_level(level: str, org: str) -> Rule:
@@ -307,7 +332,7 @@ DATASETS: dict[str, Dataset] = {
                 _aco(payer=_own_programs, regulator=_all)),
         Dataset("quality_rates", "quality_rates", ("program_id", "measure_id", "level", "level_id", "performance_year"), False,
                 _aco(payer=_own_programs, practice=_quality_level("practice", "org"),
-                     hospital=_quality_level("hsa", "hsa"), regulator=_where(level=["aco", "program"])),
+                     hospital=_quality_level("hsa", "hsa"), regulator=_regulator_quality),
                 ("program_id", "performance_year", "measure_id", "level")),
         Dataset("quality_scores", "quality_program_scores", ("program_id", "performance_year"), False,
                 _aco(payer=_own_programs, regulator=_all)),
