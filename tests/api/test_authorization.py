@@ -323,6 +323,8 @@ def test_ledger_balances_are_the_organizations_account_only(world, as_role):
         assert {i["account"] for i in items} <= {f"{role}:{world.users[role]['org_id']}"}
     items, _ = _all_items(as_role, "aco_admin", "/api/v1/ledger/balances")
     assert len({i["account"] for i in items}) > 1
+    bad = as_role("payer", "/api/v1/ledger/balances", params={"period": "P00123"})
+    assert bad.status_code == 400 and "P00123" not in bad.text  # an answer never echoes the caller's value
 
 
 def test_claims_withhold_opted_out_members(world, as_role):

@@ -172,6 +172,32 @@ def test_concurrent_guesses_get_no_more_tries_than_one_by_one(fresh):
     assert got.count(401) == ratelimit.ACCOUNT_FAILURES and got.count(429) == len(got) - ratelimit.ACCOUNT_FAILURES
 
 
+def test_wrong_api_keys_lock_the_address_not_the_key(world, tmp_path):
+    """Each wrong key with a real key id costs a scrypt hash: wrong keys count against the client
+    address as failed logins do, and a locked address is answered 429 before the hash. The key id
+    itself is not locked (anyone could lock a machine's key out), and a key already verified keeps
+    working from its cache."""
+    from allpayer.api.app import create_app
+
+    url = f"sqlite:///{tmp_path}/store.sqlite"
+    users = Users(open_store(url))
+    users.add("ana", PASSWORD, role="aco_admin")
+    good, other = users.new_key("ana"), users.new_key("ana")
+    users.store.close()
+    key_id = good.split("_")[1]
+    with TestClient(create_app(world.db, url), base_url="http://testserver") as c:
+        me = lambda key: c.get("/api/v1/me", headers={"X-API-Key": key})  # noqa: E731
+        assert me(good).status_code == 200  # verified, then cached
+        got = [me(f"ak_{key_id}_wrong-secret-{i}").status_code for i in range(ratelimit.ADDRESS_FAILURES + 2)]
+        assert got == [401] * ratelimit.ADDRESS_FAILURES + [429, 429]
+        locked = me(other)  # a right key not yet verified: the address is locked first
+        assert locked.status_code == 429 and 0 < int(locked.headers["Retry-After"]) <= ratelimit.ADDRESS_LOCK_S
+        assert me(good).status_code == 200
+    with TestClient(create_app(world.db, url), base_url="http://testclient2",
+                    client=("10.9.8.7", 5000)) as c2:  # another address: the key id is not locked
+        assert c2.get("/api/v1/me", headers={"X-API-Key": other}).status_code == 200
+
+
 def test_limiter_counts_per_account_and_address_and_survives_a_restart(tmp_path):
     url = f"sqlite:///{tmp_path}/s.sqlite"
     store = open_store(url)

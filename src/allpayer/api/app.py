@@ -229,11 +229,29 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
         thread."""
         key = request.headers.get("x-api-key")
         p = users.cached_key(key) if key else None
-        if p is None:
-            p = await run_in_threadpool(identify, request)
+        try:
+            if p is None and key:
+                p = await run_in_threadpool(verify_key, key, client_address(request))
+            elif p is None:
+                p = await run_in_threadpool(identify, request)
+        except LoginThrottled as exc:
+            raise HTTPException(429, "too many failed API keys from this address; try again later",
+                                headers={"Retry-After": str(exc.retry_after)}) from None
         if p is None:
             raise HTTPException(401, "send an API key (X-API-Key) or a session token (Authorization: Bearer)")
         request.state.principal = p
+        return p
+
+    def verify_key(key: str, address: str | None) -> Principal | None:
+        """The key's principal, or None for a wrong key; raises `LoginThrottled` (before the key's
+        secret is hashed) while the address is locked. Wrong keys count against the address only,
+        as failed logins do (`ratelimit`): each one costs a scrypt hash, and a key id's count would
+        let anyone lock a machine's key out."""
+        with limiter.one_at_a_time(None, address):
+            limiter.check(None, address)
+            p = users.principal_for_key(key)
+            if p is None:
+                limiter.failed(None, address)
         return p
 
     app.state.identify = identify
@@ -631,8 +649,8 @@ def create_app(db: str | Path, store_url: str | None = None) -> FastAPI:
             raise HTTPException(403, f"role {p.role} may not read ledger balances") from None
         try:
             rows = Ledger(store).balances(period, account, program_id=program_id)
-        except LedgerError as exc:
-            raise HTTPException(400, str(exc)) from None
+        except LedgerError:  # its message quotes the value; answers never echo a caller's values
+            raise HTTPException(400, "period: give YYYY, YYYY-Qn or YYYY-MM") from None
         items = [{"account": b.account, "period": b.period, "debit_cents": b.debit_cents,
                   "credit_cents": b.credit_cents, "balance_cents": b.balance_cents} for b in rows]
         if p.role == "employer":

@@ -87,7 +87,7 @@ class LoginLimiter:
         self._stripes = [threading.Lock() for _ in range(self.STRIPES)]
 
     @contextlib.contextmanager
-    def one_at_a_time(self, username: str, address: str | None) -> Iterator[None]:
+    def one_at_a_time(self, username: str | None, address: str | None) -> Iterator[None]:
         """Hold the account's and the address's turn for a login's check, password and count, so
         that guesses sent at once are counted one after the other instead of all passing the check
         before the first failure is counted (in this process; each server process at most one
@@ -99,13 +99,14 @@ class LoginLimiter:
                 stack.enter_context(self._stripes[i])
             yield
 
-    def _scopes(self, username: str, address: str | None) -> list[tuple[str, str]]:
-        out = [("account", _key("account", username))]
+    def _scopes(self, username: str | None, address: str | None) -> list[tuple[str, str]]:
+        """The counts a login touches; `username` None: the address's only (an API key's)."""
+        out = [] if username is None else [("account", _key("account", username))]
         if address:
             out.append(("address", _key("address", address)))
         return out
 
-    def retry_after(self, username: str, address: str | None) -> int:
+    def retry_after(self, username: str | None, address: str | None) -> int:
         """Seconds until a login for `username` from `address` is accepted again (0: now)."""
         now = self.now()
         wait = 0.0
@@ -116,12 +117,12 @@ class LoginLimiter:
                 wait = max(wait, rows[0][0] - now)
         return int(math.ceil(wait))
 
-    def check(self, username: str, address: str | None) -> None:
+    def check(self, username: str | None, address: str | None) -> None:
         wait = self.retry_after(username, address)
         if wait > 0:
             raise LoginThrottled(wait)
 
-    def failed(self, username: str, address: str | None) -> None:
+    def failed(self, username: str | None, address: str | None) -> None:
         """Record a failed login; locks the account or address when its limit is reached."""
         now = self.now()
         with self.store.transaction():
