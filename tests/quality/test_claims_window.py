@@ -152,10 +152,11 @@ def test_lines_in_keeps_the_lines_of_their_own_test():
     w.claim("A", D(Y, 3, 1), dx=("E119", "Z515"), hcpcs="G0438", pos="32")
     w.claim("A", D(Y, 4, 1), dx=("N186",), claim_type="institutional", bill_type="111", revenue="0821")
     w.claim("A", D(Y, 5, 1), dx=("F329",), claim_type="institutional", bill_type="131", revenue="0510")
+    w.claim("A", D(Y, 6, 1), dx=("I10",), hcpcs="99495")
     ctx = w.context()
     assert "palliative_care" in framework.line_valuesets(ctx.valuesets)
-    assert "followup_outpatient_visit" not in framework.line_valuesets(ctx.valuesets)
-    for name, n in (("palliative_care", 1), ("followup_outpatient_visit", 3)):
+    assert "followup_transitional_care" not in framework.line_valuesets(ctx.valuesets)  # event measures only
+    for name, n in (("palliative_care", 1), ("followup_outpatient_visit", 3), ("followup_transitional_care", 1)):
         got = sorted(ctx.lines_in(name).claim_id.to_pyarrow().to_pylist())
         c = ctx.claims
         want = sorted(c.filter(framework.line_in_set(ctx.valuesets, name, c)).claim_id.to_pyarrow().to_pylist())

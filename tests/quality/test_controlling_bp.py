@@ -1,7 +1,7 @@
 """Controlling high blood pressure: hand-made patients, one per rule.
 
-"Hypertensive" means I10 on claims on two different dates (2023 or 2024). Readings are vitals
-(LOINC 8480-6 / 8462-4) unless a CPT II code is named."""
+"Hypertensive" means I10 on outpatient visits (office visit 99213 here) on two different dates
+(2023 or 2024, by 30 June). Readings are vitals (LOINC 8480-6 / 8462-4) unless a CPT II code is named."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from .helpers import D, World
 
 Y = 2024
+VISIT = "99213"  # an established-patient office visit
 
 
 def born(age: int):
@@ -18,15 +19,15 @@ def born(age: int):
 
 def htn(w: World, pid: str, age: int = 60, gender: str = "female", **kw) -> str:
     w.person(pid, born(age), gender, **kw)
-    w.claim(pid, D(Y - 1, 11, 1), dx=("I10",))
-    w.claim(pid, D(Y, 2, 1), dx=("I10",))
+    w.claim(pid, D(Y - 1, 11, 1), dx=("I10",), hcpcs=VISIT)
+    w.claim(pid, D(Y, 2, 1), dx=("I10",), hcpcs=VISIT)
     return pid
 
 
 @pytest.fixture(scope="module")
 def res():
     w = World()
-    w.person("one_dx", born(60)); w.claim("one_dx", D(Y, 2, 1), dx=("I10",)); w.bp("one_dx", D(Y, 5, 1), 120, 70)
+    w.person("one_dx", born(60)); w.claim("one_dx", D(Y, 2, 1), dx=("I10",), hcpcs=VISIT); w.bp("one_dx", D(Y, 5, 1), 120, 70)
     htn(w, "age_17", 17); htn(w, "age_18", 18); htn(w, "age_85", 85); htn(w, "age_86", 86)
     # numerator
     htn(w, "controlled"); w.bp("controlled", D(Y, 3, 1), 150, 95); w.bp("controlled", D(Y, 9, 1), 139, 89)
@@ -59,16 +60,27 @@ def res():
     # HEDIS MY2024 CBP: the two hypertension diagnoses fall between 1 January of the year before
     # and 30 June of the measurement year, and the representative reading is the most recent one
     # on or after the second diagnosis
-    w.person("dx_after_june", born(60)); w.claim("dx_after_june", D(Y, 7, 1), dx=("I10",))
-    w.claim("dx_after_june", D(Y, 8, 1), dx=("I10",)); w.bp("dx_after_june", D(Y, 9, 1), 120, 70)
-    w.person("dx_june_30", born(60)); w.claim("dx_june_30", D(Y, 3, 1), dx=("I10",))
-    w.claim("dx_june_30", D(Y, 6, 30), dx=("I10",)); w.bp("dx_june_30", D(Y, 9, 1), 120, 70)
-    w.person("reading_before_dx2", born(60)); w.claim("reading_before_dx2", D(Y, 2, 1), dx=("I10",))
-    w.bp("reading_before_dx2", D(Y, 3, 1), 120, 70); w.claim("reading_before_dx2", D(Y, 5, 1), dx=("I10",))
-    w.person("reading_on_dx2", born(60)); w.claim("reading_on_dx2", D(Y, 2, 1), dx=("I10",))
-    w.bp("reading_on_dx2", D(Y, 4, 1), 150, 95); w.claim("reading_on_dx2", D(Y, 5, 1), dx=("I10",))
+    w.person("dx_after_june", born(60)); w.claim("dx_after_june", D(Y, 7, 1), dx=("I10",), hcpcs=VISIT)
+    w.claim("dx_after_june", D(Y, 8, 1), dx=("I10",), hcpcs=VISIT); w.bp("dx_after_june", D(Y, 9, 1), 120, 70)
+    w.person("dx_june_30", born(60)); w.claim("dx_june_30", D(Y, 3, 1), dx=("I10",), hcpcs=VISIT)
+    w.claim("dx_june_30", D(Y, 6, 30), dx=("I10",), hcpcs=VISIT); w.bp("dx_june_30", D(Y, 9, 1), 120, 70)
+    w.person("reading_before_dx2", born(60)); w.claim("reading_before_dx2", D(Y, 2, 1), dx=("I10",), hcpcs=VISIT)
+    w.bp("reading_before_dx2", D(Y, 3, 1), 120, 70); w.claim("reading_before_dx2", D(Y, 5, 1), dx=("I10",), hcpcs=VISIT)
+    w.person("reading_on_dx2", born(60)); w.claim("reading_on_dx2", D(Y, 2, 1), dx=("I10",), hcpcs=VISIT)
+    w.bp("reading_on_dx2", D(Y, 4, 1), 150, 95); w.claim("reading_on_dx2", D(Y, 5, 1), dx=("I10",), hcpcs=VISIT)
     w.bp("reading_on_dx2", D(Y, 5, 1), 130, 80)
     htn(w, "died", death=D(Y, 12, 10)); w.bp("died", D(Y, 9, 1), 120, 70)
+    # HEDIS CBP counts a hypertension diagnosis on an outpatient, telephone or online visit only:
+    # on an ED visit, an inpatient stay or a lab line it does not make the member hypertensive
+    w.person("dx_not_on_visits", born(60))
+    w.claim("dx_not_on_visits", D(Y, 1, 10), hcpcs="99284", pos="23", dx=("I10",))
+    w.claim("dx_not_on_visits", D(Y, 2, 10), hcpcs="80053", pos="81", dx=("I10",))
+    w.claim("dx_not_on_visits", D(Y, 3, 10), claim_type="institutional", bill_type="111", pos=None, dx=("I10",))
+    w.claim("dx_not_on_visits", D(Y, 4, 10), dx=("I10",), hcpcs=VISIT); w.bp("dx_not_on_visits", D(Y, 9, 1), 120, 70)
+    w.person("telephone_visits", born(60))
+    w.claim("telephone_visits", D(Y, 1, 10), hcpcs="99442", dx=("I10",))
+    w.claim("telephone_visits", D(Y, 2, 10), hcpcs="99213", pos="02", dx=("I10",))
+    w.bp("telephone_visits", D(Y, 9, 1), 120, 70)
     return w.results("cbp")
 
 
@@ -135,3 +147,10 @@ def test_the_representative_reading_is_on_or_after_the_second_diagnosis(res):
     # 1 April is before it)
     r = res["reading_on_dx2"]
     assert r["in_numerator"] and r["evidence_date"] == D(Y, 5, 1) and r["evidence_value"] == "130/80"
+
+
+def test_hypertension_counts_on_outpatient_telephone_and_online_visits_only(res):
+    # ED visit, lab line and inpatient stay: one visit date left (10 April), not two
+    assert "dx_not_on_visits" not in res
+    # a telephone E/M code (99442) and an office code billed at the telehealth place of service
+    assert res["telephone_visits"]["in_denominator"] and res["telephone_visits"]["in_numerator"]

@@ -5,7 +5,8 @@ certified):
 
 - Population: attributed members 18-85 on 31 December, continuously enrolled over the year (one
   gap of up to 45 days, enrolled on 31 December).
-- Denominator: hypertension (`hypertension_dx`) on claims on at least two different dates from
+- Denominator: hypertension (`hypertension_dx`) on outpatient, telephone or online visits
+  (`followup_outpatient_visit`, `followup_telehealth`) on at least two different dates from
   1 January of the year before through 30 June of the measurement year.
 - Exclusions: hospice, death in the measurement year, palliative care, end-stage renal disease, dialysis or a kidney transplant
   (`esrd_dialysis`, any date up to 31 December), pregnancy in the measurement year
@@ -45,12 +46,19 @@ CPT2 = {
 }
 ACUTE = ("inpatient", "ed")
 DX_LAST_DAY = (6, 30)  # the second hypertension diagnosis must fall on or before 30 June of the year
+VISITS = ("followup_outpatient_visit", "followup_telehealth")
+"""The visits a hypertension diagnosis counts on (HEDIS CBP: outpatient visits, telephone visits,
+e-visits and virtual check-ins): the outpatient and telehealth visit codes of the follow-up
+measures. A diagnosis on an ED visit, an inpatient stay or a lab line does not count."""
 
 
 def hypertensive(ctx: MeasureContext) -> ir.Table:
     """People with hypertension on two different dates from 1 January of the year before to
-    30 June of the measurement year: ``person_id, second_dx_date`` (the second such date)."""
+    30 June of the measurement year, each on an outpatient, telephone or online visit (`VISITS`):
+    ``person_id, second_dx_date`` (the second such date)."""
     d = ctx.dx_in("hypertension_dx")
+    v = ibis.union(*[ctx.lines_in(name).select("claim_id", "claim_line_number") for name in VISITS])
+    d = d.semi_join(v, [d.claim_id == v.claim_id, d.claim_line_number == v.claim_line_number])
     d = d.filter((d.service_date >= dt.date(ctx.year - 1, 1, 1)) & (d.service_date <= dt.date(ctx.year, *DX_LAST_DAY)))
     d = d.select("person_id", "service_date").distinct()
     w = ibis.window(group_by=d.person_id, order_by=d.service_date)
@@ -150,8 +158,8 @@ MEASURE = register(
         kind="member",
         compute=compute,
         ages=(18, 85),
-        valuesets=("hypertension_dx", "systolic_bp", "diastolic_bp", "esrd_dialysis", "pregnancy_dx", *CPT2,
-                   *COMMON_VALUESETS),
+        valuesets=("hypertension_dx", *VISITS, "systolic_bp", "diastolic_bp", "esrd_dialysis", "pregnancy_dx",
+                   *CPT2, *COMMON_VALUESETS),
         history_valuesets=("esrd_dialysis",),
         description=__doc__.split("\n\n", 1)[1],
         source="HEDIS MY2024 Controlling High Blood Pressure (CBP), public description; CMS QPP QID 236",
