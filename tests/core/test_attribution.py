@@ -611,6 +611,28 @@ def test_mssp_death_is_not_an_exclusion(mssp):
     assert {r["exclusion_reason"] for r in q6} == {None}
 
 
+
+def test_mssp_pre_step_counts_a_visit_at_a_participant_fqhc():
+    # 42 CFR 425.404(b) and the MSSP assignment specifications (since v7, February 2019): a service
+    # reported on an FQHC/RHC claim is a primary care service performed by a primary care
+    # physician, so it meets the pre-step (a primary care service from an ACO physician) whatever
+    # the clinic clinician's own type. F1: one visit at the participant FQHC (CCN 471801, revenue
+    # 0521, 15000, rendered by a nurse practitioner) and one outside office visit (12000): the
+    # pre-step passes and step 1 gives the ACO 15000 against the outside TIN's 12000.
+    fq = "1000000006"
+    roster = M_ROSTER + [clinician(fq, "100000006", "FQ", payer="medicare", ptype="np", spec="50", ccn="471801",
+                                   practice_type="fqhc")]
+    claims = [
+        mv("F1", D(2023, 7, 1), fq, "100000006", 15_000) | dict(
+            claim_type="institutional", revenue_center_code="0521", facility_ccn="471801", place_of_service_code=None),
+        mv("F1", D(2023, 8, 1), Z1, "900000001", 12_000),
+    ]
+    d = run(assignment(mssp_program(), table(months_of("F1", member="BF1"), PM), table(claims, CLAIM),
+                       table(roster, ROSTER), primary_care_codes(YEAR)))
+    assert [(r["outcome"], r["step"], r["winner_entity"], r["winner_allowed_cents"], r["ccn"], r["practice_id"])
+            for r in d] == [("assigned", "step1", "aco", 15_000, "471801", "FQ")]
+    assert (d[0]["runner_up_entity"], d[0]["runner_up_allowed_cents"]) == ("out:tin:900000001", 12_000)
+
 # ------------------------------------------------------------------------------------------------
 # methods: retrospective, quarterly, recency weights, payer-supplied
 

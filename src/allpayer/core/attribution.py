@@ -63,7 +63,7 @@ import ibis.expr.types as ir
 
 from allpayer.core.member_months import month_starts
 from allpayer.errors import RunError
-from allpayer.reference.primary_care import FQHC_RHC_REVENUE_CODES
+from allpayer.reference.primary_care import FQHC_RHC_REVENUE_CODES, PRIMARY_CARE_SPECIALTY_CODES
 from allpayer.terms.models import AttributionStep, ProgramTerms
 
 PARTICIPATING: tuple[str, ...] = ("participant",)
@@ -644,8 +644,9 @@ class Options:
 def step_matches(s: ir.Table, step: AttributionStep, opts: Options = Options()) -> ir.BooleanValue:
     """Whether each service row counts for a step (its provider types, specialties and codes).
 
-    FQHC/RHC visit lines count as a primary care physician's services: they match a step that
-    names no specialties and admits physicians (or names no provider types).
+    FQHC/RHC visit lines count as a primary care physician's services (42 CFR 425.404(b)): they
+    match a step that admits physicians (or names no provider types) and names no specialties or
+    a primary care specialty (e.g. the MSSP pre-step), whoever the clinic's clinician is.
     """
     known = s.provider_type.notnull()
     unknown_ok = ibis.literal(opts.unknown_clinicians_count)
@@ -658,9 +659,9 @@ def step_matches(s: ir.Table, step: AttributionStep, opts: Options = Options()) 
         ok &= (s.provider_type != "physician").fill_null(True) | s.primary_care_flag.fill_null(False)
     if step.primary_care_services_only:
         ok &= s.primary_care_code
-    clinic_ok = step.specialty_codes is None and (
-        step.provider_types is None or "physician" in step.provider_types
-    )
+    clinic_ok = (
+        step.specialty_codes is None or any(c in PRIMARY_CARE_SPECIALTY_CODES for c in step.specialty_codes)
+    ) and (step.provider_types is None or "physician" in step.provider_types)
     return ibis.ifelse(s.clinic, ibis.literal(clinic_ok), ok)
 
 
