@@ -373,6 +373,32 @@ def test_voluntary_alignment_overrides_claims(vmng):
     assert jan(vmng, "P1")["step"] == "traditional"
 
 
+def test_voluntary_alignment_to_a_clinician_who_left_the_named_tin():
+    # Voluntary alignment assigns a beneficiary to the ACO only when the designated clinician is an
+    # ACO professional on the list date (42 CFR 425.402(e)); a designation of a clinician outside
+    # the ACO decides the beneficiary as aligned elsewhere. M1 designated N1 at TIN 111111111 in
+    # March 2023; N1 left that TIN on 30 June 2023 for the non-participating practice PC. The
+    # participant TIN (still in the ACO through N7) must not stand in for N1: on 1 January 2024 N1
+    # is at PC, outside the ACO, with or without the TIN on the designation. A designation whose
+    # clinician the roster does not know at all still takes the TIN's participation.
+    roster = [clinician(N1, T1, "PA", end=D(2023, 6, 30)), clinician(N7, T1, "PA"),
+              clinician(N1, T4, "PC", participation="non_participating", start=D(2023, 7, 1))]
+    p = program(dict(V_TERMS, steps=V_TERMS["steps"][:1], exclusions=[]))
+    claims = table([visit("PX", D(2023, 1, 1), N4, T4, 1, payer="other")], CLAIM)
+
+    def decide(designation):
+        d = run(assignment(p, table(months_of("P1"), PM), claims, table(roster, ROSTER), primary_care_codes(YEAR),
+                           voluntary_alignment=table([designation], VA)))
+        return [(r["outcome"], r["reason"], r["practice_id"], r["npi"]) for r in d]
+
+    assert decide(dict(member_id="M1", npi=N1, tin=T1, designation_date=D(2023, 3, 1))) == [
+        ("not_assigned", "aligned_elsewhere", "PC", N1)]
+    assert decide(dict(member_id="M1", npi=N1, designation_date=D(2023, 3, 1))) == [
+        ("not_assigned", "aligned_elsewhere", "PC", N1)]
+    assert decide(dict(member_id="M1", npi="9999999999", tin=T1, designation_date=D(2023, 3, 1))) == [
+        ("assigned", None, "PA", "9999999999")]
+
+
 def test_fqhc_visits_count_under_the_ccn(vmng):
     r = jan(vmng, "P9")
     assert (r["practice_id"], r["ccn"], r["tin"], r["npi"], r["hsa"]) == ("PF", "471801", T6, N6, "Barre")

@@ -410,17 +410,19 @@ def _lookup_entity(
     ccn: str | None = None,
     npi_fallback: bool = False,
     participating: Sequence[str] = PARTICIPATING,
+    tin_fallback: str | None = None,
 ) -> ir.Table:
     """Add practice_id, practice_name, roster_tin, hsa, participation and aco to `t` (which has
     ``period_start``). One roster row decides all five: for a row with a CCN, the CCN's row; else
-    the (npi, tin) row, else the TIN's row, else (with `npi_fallback`) the NPI's row."""
+    the (npi, tin) row, else the TIN's row (of column `tin_fallback` when given, else `tin`), else
+    (with `npi_fallback`) the NPI's row."""
     j = t
     sources: list[str] = []
     if tin is not None:
         a = _prefixed(lk["by_npi_tin"], "_a_")
         j = j.left_join(a, [j.period_start == a._a_period_start, j[npi] == a._a_npi, j[tin] == a._a_tin])
         b = _prefixed(lk["by_tin"], "_b_")
-        j = j.left_join(b, [j.period_start == b._b_period_start, j[tin] == b._b_tin])
+        j = j.left_join(b, [j.period_start == b._b_period_start, j[tin_fallback or tin] == b._b_tin])
         sources += ["_a_", "_b_"]
     if npi_fallback:
         d = _prefixed(lk["by_npi"], "_d_")
@@ -913,7 +915,15 @@ def _voluntary_step(
     opts: Options,
 ) -> ir.Table:
     des = _designations(voluntary_alignment, members, periods).semi_join(remaining, _K)
-    d = _lookup_entity(des, lk, npi="npi", tin="tin", npi_fallback=True, participating=opts.participating)
+    # the designated clinician decides: the designation's TIN stands in only for a clinician the
+    # roster does not know at all (one who left that TIN is judged by where they are now)
+    known = lk["provider"].select(_k_ps=lk["provider"].period_start, _k_npi=lk["provider"].npi)
+    des = des.left_join(known, [des.period_start == known._k_ps, des.npi == known._k_npi])
+    des = des.mutate(_unknown_tin=ibis.ifelse(des._k_npi.isnull(), des.tin, ibis.null("string"))).drop(
+        "_k_ps", "_k_npi"
+    )
+    d = _lookup_entity(des, lk, npi="npi", tin="tin", npi_fallback=True, participating=opts.participating,
+                       tin_fallback="_unknown_tin")
     return d.mutate(
         outcome=ibis.ifelse(d.aco, "assigned", "not_assigned"),
         reason=ibis.ifelse(d.aco, ibis.null("string"), ibis.literal("aligned_elsewhere")),
