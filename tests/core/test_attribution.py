@@ -373,6 +373,27 @@ def test_voluntary_alignment_overrides_claims(vmng):
     assert jan(vmng, "P1")["step"] == "traditional"
 
 
+def test_a_later_designation_replaces_an_earlier_one_even_after_it_ends():
+    # A beneficiary has one designated clinician at a time: a new designation replaces the earlier
+    # one (MSSP voluntary alignment, 42 CFR 425.402(e)). M1 designated N2 (practice PB) in May
+    # 2022, then N4 (outside the ACO) in June 2023, and that designation ended on 1 October 2023.
+    # On the 1 January 2024 list date no designation is in force, so claims decide: P1's only
+    # service in the scenario below is 10000 at practice PA -> step "traditional", practice PA
+    # (not PB by reviving the replaced designation).
+    p = program(dict(V_TERMS, steps=V_TERMS["steps"][:2], exclusions=[]))
+    va = [dict(member_id="M1", npi=N2, designation_date=D(2022, 5, 1)),
+          dict(member_id="M1", npi=N4, designation_date=D(2023, 6, 1), end_date=D(2023, 10, 1))]
+    claims = table([visit("P1", D(2023, 1, 1), N1, T1, 10_000)], CLAIM)
+
+    def decide(designations):
+        d = run(assignment(p, table(months_of("P1"), PM), claims, table(V_ROSTER, ROSTER), primary_care_codes(YEAR),
+                           voluntary_alignment=table(designations, VA)))
+        return [(r["outcome"], r["step"], r["practice_id"]) for r in d]
+
+    assert decide(va) == [("assigned", "traditional", "PA")]
+    # without the later designation the earlier one is in force and overrides claims
+    assert decide(va[:1]) == [("assigned", "voluntary", "PB")]
+
 def test_voluntary_alignment_to_a_clinician_who_left_the_named_tin():
     # Voluntary alignment assigns a beneficiary to the ACO only when the designated clinician is an
     # ACO professional on the list date (42 CFR 425.402(e)); a designation of a clinician outside

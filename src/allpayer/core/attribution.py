@@ -892,18 +892,20 @@ def _plurality_step(
 
 
 def _designations(voluntary_alignment: ir.Table, members: ir.Table, periods: ir.Table) -> ir.Table:
-    """One designation per period and person, in force on the list date (the latest; then the
-    lowest NPI)."""
+    """One designation per period and person: the latest made by the list date (then one in
+    force, then the lowest NPI), kept when it is in force on the list date. A later designation
+    replaces an earlier one, so an earlier designation does not come back when the later ends."""
     va = voluntary_alignment
     if "tin" not in va.columns:
         va = va.mutate(tin=ibis.null("string"))
     if "end_date" not in va.columns:
         va = va.mutate(end_date=ibis.null("date"))
     pr = periods.select("period_start", "list_date")
-    va = va.join(pr, [va.designation_date <= pr.list_date, va.end_date.fill_null(_FAR) >= pr.list_date])
+    va = va.join(pr, va.designation_date <= pr.list_date)
     va = va.join(members, va.member_id == members.m_member_id)
-    va = va.mutate(person_id=va.m_person_id)
-    return _first(va, _K, ["-designation_date", "npi", "~tin"]).select(*_K, "npi", "tin", "designation_date")
+    va = va.mutate(person_id=va.m_person_id, _in_force=(va.end_date.fill_null(_FAR) >= va.list_date).cast("int8"))
+    latest = _first(va, _K, ["-designation_date", "-_in_force", "npi", "~tin"])
+    return latest.filter(latest._in_force == 1).select(*_K, "npi", "tin", "designation_date")
 
 
 def _voluntary_step(
