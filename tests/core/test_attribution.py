@@ -373,6 +373,53 @@ def test_voluntary_alignment_overrides_claims(vmng):
     assert jan(vmng, "P1")["step"] == "traditional"
 
 
+def test_a_later_designation_replaces_an_earlier_one_even_after_it_ends():
+    # A beneficiary has one designated clinician at a time: a new designation replaces the earlier
+    # one (MSSP voluntary alignment, 42 CFR 425.402(e)). M1 designated N2 (practice PB) in May
+    # 2022, then N4 (outside the ACO) in June 2023, and that designation ended on 1 October 2023.
+    # On the 1 January 2024 list date no designation is in force, so claims decide: P1's only
+    # service in the scenario below is 10000 at practice PA -> step "traditional", practice PA
+    # (not PB by reviving the replaced designation).
+    p = program(dict(V_TERMS, steps=V_TERMS["steps"][:2], exclusions=[]))
+    va = [dict(member_id="M1", npi=N2, designation_date=D(2022, 5, 1)),
+          dict(member_id="M1", npi=N4, designation_date=D(2023, 6, 1), end_date=D(2023, 10, 1))]
+    claims = table([visit("P1", D(2023, 1, 1), N1, T1, 10_000)], CLAIM)
+
+    def decide(designations):
+        d = run(assignment(p, table(months_of("P1"), PM), claims, table(V_ROSTER, ROSTER), primary_care_codes(YEAR),
+                           voluntary_alignment=table(designations, VA)))
+        return [(r["outcome"], r["step"], r["practice_id"]) for r in d]
+
+    assert decide(va) == [("assigned", "traditional", "PA")]
+    # without the later designation the earlier one is in force and overrides claims
+    assert decide(va[:1]) == [("assigned", "voluntary", "PB")]
+
+def test_voluntary_alignment_to_a_clinician_who_left_the_named_tin():
+    # Voluntary alignment assigns a beneficiary to the ACO only when the designated clinician is an
+    # ACO professional on the list date (42 CFR 425.402(e)); a designation of a clinician outside
+    # the ACO decides the beneficiary as aligned elsewhere. M1 designated N1 at TIN 111111111 in
+    # March 2023; N1 left that TIN on 30 June 2023 for the non-participating practice PC. The
+    # participant TIN (still in the ACO through N7) must not stand in for N1: on 1 January 2024 N1
+    # is at PC, outside the ACO, with or without the TIN on the designation. A designation whose
+    # clinician the roster does not know at all still takes the TIN's participation.
+    roster = [clinician(N1, T1, "PA", end=D(2023, 6, 30)), clinician(N7, T1, "PA"),
+              clinician(N1, T4, "PC", participation="non_participating", start=D(2023, 7, 1))]
+    p = program(dict(V_TERMS, steps=V_TERMS["steps"][:1], exclusions=[]))
+    claims = table([visit("PX", D(2023, 1, 1), N4, T4, 1, payer="other")], CLAIM)
+
+    def decide(designation):
+        d = run(assignment(p, table(months_of("P1"), PM), claims, table(roster, ROSTER), primary_care_codes(YEAR),
+                           voluntary_alignment=table([designation], VA)))
+        return [(r["outcome"], r["reason"], r["practice_id"], r["npi"]) for r in d]
+
+    assert decide(dict(member_id="M1", npi=N1, tin=T1, designation_date=D(2023, 3, 1))) == [
+        ("not_assigned", "aligned_elsewhere", "PC", N1)]
+    assert decide(dict(member_id="M1", npi=N1, designation_date=D(2023, 3, 1))) == [
+        ("not_assigned", "aligned_elsewhere", "PC", N1)]
+    assert decide(dict(member_id="M1", npi="9999999999", tin=T1, designation_date=D(2023, 3, 1))) == [
+        ("assigned", None, "PA", "9999999999")]
+
+
 def test_fqhc_visits_count_under_the_ccn(vmng):
     r = jan(vmng, "P9")
     assert (r["practice_id"], r["ccn"], r["tin"], r["npi"], r["hsa"]) == ("PF", "471801", T6, N6, "Barre")
@@ -610,6 +657,28 @@ def test_mssp_death_is_not_an_exclusion(mssp):
     assert [r["eligible"] for r in q6] == [True] * 3 + [False] * 9
     assert {r["exclusion_reason"] for r in q6} == {None}
 
+
+
+def test_mssp_pre_step_counts_a_visit_at_a_participant_fqhc():
+    # 42 CFR 425.404(b) and the MSSP assignment specifications (since v7, February 2019): a service
+    # reported on an FQHC/RHC claim is a primary care service performed by a primary care
+    # physician, so it meets the pre-step (a primary care service from an ACO physician) whatever
+    # the clinic clinician's own type. F1: one visit at the participant FQHC (CCN 471801, revenue
+    # 0521, 15000, rendered by a nurse practitioner) and one outside office visit (12000): the
+    # pre-step passes and step 1 gives the ACO 15000 against the outside TIN's 12000.
+    fq = "1000000006"
+    roster = M_ROSTER + [clinician(fq, "100000006", "FQ", payer="medicare", ptype="np", spec="50", ccn="471801",
+                                   practice_type="fqhc")]
+    claims = [
+        mv("F1", D(2023, 7, 1), fq, "100000006", 15_000) | dict(
+            claim_type="institutional", revenue_center_code="0521", facility_ccn="471801", place_of_service_code=None),
+        mv("F1", D(2023, 8, 1), Z1, "900000001", 12_000),
+    ]
+    d = run(assignment(mssp_program(), table(months_of("F1", member="BF1"), PM), table(claims, CLAIM),
+                       table(roster, ROSTER), primary_care_codes(YEAR)))
+    assert [(r["outcome"], r["step"], r["winner_entity"], r["winner_allowed_cents"], r["ccn"], r["practice_id"])
+            for r in d] == [("assigned", "step1", "aco", 15_000, "471801", "FQ")]
+    assert (d[0]["runner_up_entity"], d[0]["runner_up_allowed_cents"]) == ("out:tin:900000001", 12_000)
 
 # ------------------------------------------------------------------------------------------------
 # methods: retrospective, quarterly, recency weights, payer-supplied

@@ -63,7 +63,7 @@ import ibis.expr.types as ir
 
 from allpayer.core.member_months import month_starts
 from allpayer.errors import RunError
-from allpayer.reference.primary_care import FQHC_RHC_REVENUE_CODES
+from allpayer.reference.primary_care import FQHC_RHC_REVENUE_CODES, PRIMARY_CARE_SPECIALTY_CODES
 from allpayer.terms.models import AttributionStep, ProgramTerms
 
 PARTICIPATING: tuple[str, ...] = ("participant",)
@@ -410,17 +410,19 @@ def _lookup_entity(
     ccn: str | None = None,
     npi_fallback: bool = False,
     participating: Sequence[str] = PARTICIPATING,
+    tin_fallback: str | None = None,
 ) -> ir.Table:
     """Add practice_id, practice_name, roster_tin, hsa, participation and aco to `t` (which has
     ``period_start``). One roster row decides all five: for a row with a CCN, the CCN's row; else
-    the (npi, tin) row, else the TIN's row, else (with `npi_fallback`) the NPI's row."""
+    the (npi, tin) row, else the TIN's row (of column `tin_fallback` when given, else `tin`), else
+    (with `npi_fallback`) the NPI's row."""
     j = t
     sources: list[str] = []
     if tin is not None:
         a = _prefixed(lk["by_npi_tin"], "_a_")
         j = j.left_join(a, [j.period_start == a._a_period_start, j[npi] == a._a_npi, j[tin] == a._a_tin])
         b = _prefixed(lk["by_tin"], "_b_")
-        j = j.left_join(b, [j.period_start == b._b_period_start, j[tin] == b._b_tin])
+        j = j.left_join(b, [j.period_start == b._b_period_start, j[tin_fallback or tin] == b._b_tin])
         sources += ["_a_", "_b_"]
     if npi_fallback:
         d = _prefixed(lk["by_npi"], "_d_")
@@ -644,8 +646,9 @@ class Options:
 def step_matches(s: ir.Table, step: AttributionStep, opts: Options = Options()) -> ir.BooleanValue:
     """Whether each service row counts for a step (its provider types, specialties and codes).
 
-    FQHC/RHC visit lines count as a primary care physician's services: they match a step that
-    names no specialties and admits physicians (or names no provider types).
+    FQHC/RHC visit lines count as a primary care physician's services (42 CFR 425.404(b)): they
+    match a step that admits physicians (or names no provider types) and names no specialties or
+    a primary care specialty (e.g. the MSSP pre-step), whoever the clinic's clinician is.
     """
     known = s.provider_type.notnull()
     unknown_ok = ibis.literal(opts.unknown_clinicians_count)
@@ -658,9 +661,9 @@ def step_matches(s: ir.Table, step: AttributionStep, opts: Options = Options()) 
         ok &= (s.provider_type != "physician").fill_null(True) | s.primary_care_flag.fill_null(False)
     if step.primary_care_services_only:
         ok &= s.primary_care_code
-    clinic_ok = step.specialty_codes is None and (
-        step.provider_types is None or "physician" in step.provider_types
-    )
+    clinic_ok = (
+        step.specialty_codes is None or any(c in PRIMARY_CARE_SPECIALTY_CODES for c in step.specialty_codes)
+    ) and (step.provider_types is None or "physician" in step.provider_types)
     return ibis.ifelse(s.clinic, ibis.literal(clinic_ok), ok)
 
 
@@ -889,18 +892,20 @@ def _plurality_step(
 
 
 def _designations(voluntary_alignment: ir.Table, members: ir.Table, periods: ir.Table) -> ir.Table:
-    """One designation per period and person, in force on the list date (the latest; then the
-    lowest NPI)."""
+    """One designation per period and person: the latest made by the list date (then one in
+    force, then the lowest NPI), kept when it is in force on the list date. A later designation
+    replaces an earlier one, so an earlier designation does not come back when the later ends."""
     va = voluntary_alignment
     if "tin" not in va.columns:
         va = va.mutate(tin=ibis.null("string"))
     if "end_date" not in va.columns:
         va = va.mutate(end_date=ibis.null("date"))
     pr = periods.select("period_start", "list_date")
-    va = va.join(pr, [va.designation_date <= pr.list_date, va.end_date.fill_null(_FAR) >= pr.list_date])
+    va = va.join(pr, va.designation_date <= pr.list_date)
     va = va.join(members, va.member_id == members.m_member_id)
-    va = va.mutate(person_id=va.m_person_id)
-    return _first(va, _K, ["-designation_date", "npi", "~tin"]).select(*_K, "npi", "tin", "designation_date")
+    va = va.mutate(person_id=va.m_person_id, _in_force=(va.end_date.fill_null(_FAR) >= va.list_date).cast("int8"))
+    latest = _first(va, _K, ["-designation_date", "-_in_force", "npi", "~tin"])
+    return latest.filter(latest._in_force == 1).select(*_K, "npi", "tin", "designation_date")
 
 
 def _voluntary_step(
@@ -912,7 +917,15 @@ def _voluntary_step(
     opts: Options,
 ) -> ir.Table:
     des = _designations(voluntary_alignment, members, periods).semi_join(remaining, _K)
-    d = _lookup_entity(des, lk, npi="npi", tin="tin", npi_fallback=True, participating=opts.participating)
+    # the designated clinician decides: the designation's TIN stands in only for a clinician the
+    # roster does not know at all (one who left that TIN is judged by where they are now)
+    known = lk["provider"].select(_k_ps=lk["provider"].period_start, _k_npi=lk["provider"].npi)
+    des = des.left_join(known, [des.period_start == known._k_ps, des.npi == known._k_npi])
+    des = des.mutate(_unknown_tin=ibis.ifelse(des._k_npi.isnull(), des.tin, ibis.null("string"))).drop(
+        "_k_ps", "_k_npi"
+    )
+    d = _lookup_entity(des, lk, npi="npi", tin="tin", npi_fallback=True, participating=opts.participating,
+                       tin_fallback="_unknown_tin")
     return d.mutate(
         outcome=ibis.ifelse(d.aco, "assigned", "not_assigned"),
         reason=ibis.ifelse(d.aco, ibis.null("string"), ibis.literal("aligned_elsewhere")),

@@ -57,6 +57,12 @@ FQHC_RHC_REVENUE_CODES: tuple[str, ...] = ("0521", "0522", "0524", "0525")
 """Revenue center codes of FQHC and RHC visits: primary care billed under the clinic's CCN
 (42 CFR 425.400(c)(1); MSSP assignment specifications, FQHC/RHC claims)."""
 
+PRIMARY_CARE_SPECIALTY_CODES: tuple[str, ...] = ("01", "08", "11", "37", "38")
+"""Medicare specialty codes of a primary care physician: general practice, family practice,
+internal medicine, pediatric medicine and geriatric medicine (42 CFR 425.20). An FQHC/RHC visit
+counts as a primary care physician's service (42 CFR 425.404(b)), so it matches a step whose
+specialty filter names one of these."""
+
 
 @dataclass(frozen=True)
 class SettingExclusion:
