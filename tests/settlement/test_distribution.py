@@ -110,3 +110,37 @@ def test_combined_results_leave_out_fixed_payment_performance_when_the_terms_say
     assert [(a.final_cents, a.combined_cents) for a in left_out.allocations] == [(50_00, 50_00), (50_00, 50_00)]
     assert [a.fixed_payment_performance_cents for a in left_out.allocations] == [7_00, -3_00]  # still shown
     assert any("leave out fixed payment performance" in n for n in left_out.notes)
+
+
+def test_risk_bearers_are_the_hospitals_participating_for_the_programs_payer_in_the_year():
+    """The roster lists participation per payer and effective period (its grain): a hospital of
+    the HSA that participates only for another payer, or whose participation ended before the
+    performance year, bears none of this program's result. Hand-made population of
+    tests/settlement/test_employers.py: every attributed month in HSA burlington, program payer
+    mvp, 10 attributed months, FFS cost 19,160,001 cents."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from allpayer.settlement.inputs import participant_bases
+    from tests.settlement.test_employers import SOV, con_with
+
+    con = con_with()
+    roster = [  # hospital, payer, participation, start, end
+        ("HOSP-A", "mvp", "participant", dt.date(2020, 1, 1), None),
+        ("HOSP-B", "medicaid", "participant", dt.date(2020, 1, 1), None),  # another payer's program
+        ("HOSP-C", "mvp", "participant", dt.date(2020, 1, 1), dt.date(2022, 12, 31)),  # left before 2024
+        ("HOSP-D", "mvp", "non_participating", dt.date(2020, 1, 1), None),
+        ("HOSP-D", "medicaid", "participant", dt.date(2020, 1, 1), None),
+    ]
+    n = len(roster)
+    con.create_table("provider_roster", pa.table({
+        "npi": [f"100000000{i}" for i in range(n)], "tin": ["123456789"] * n, "practice_id": [r[0] for r in roster],
+        "organization_id": [r[0] for r in roster], "practice_type": ["hospital"] * n, "hsa": ["burlington"] * n,
+        "payer": [r[1] for r in roster], "participation": [r[2] for r in roster],
+        "effective_start_date": [r[3] for r in roster],
+        "effective_end_date": pa.array([r[4] for r in roster], pa.date32())}))
+    bases = participant_bases(con, SOV, 2024)
+    # HOSP-A alone takes the HSA's whole weight, target, actual and limit base (not a quarter each)
+    assert [(b.participant_id, b.attributed_member_months, b.actual_cents, b.limit_base_cents) for b in bases] == [
+        ("HOSP-A", 10, 19_160_001, 19_160_001)]

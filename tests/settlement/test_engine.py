@@ -76,6 +76,19 @@ def test_t18_enhanced_loss_uses_the_quality_scaled_loss_rate():
     assert r.amount("sequestration") == 0  # sequestration applies to savings only
 
 
+def test_t18_enhanced_loss_with_the_gate_missed_owes_at_the_ceiling():
+    # domain.md M6 / 42 CFR 425.610(f): an ENHANCED ACO that fails the quality performance
+    # standard owes at 75%, whatever its score: 8,523,450 x 0.75 = 6,392,587.50 (not 40% x loss)
+    r = settle_program(enhanced(), SettlementInputs(T18_BENCHMARK, T18_LOSS_E, members=20_000,
+                                                    quality_score=Decimal("0.80"), quality_gate_met=False))
+    assert r.rate("quality_loss_rate") == Decimal("0.75")
+    assert r.net_cents == -cents("6392587.50")
+    # no gate flag: the score against min_score decides (0.30 < 0.40: not met)
+    r = settle_program(enhanced(), SettlementInputs(T18_BENCHMARK, T18_LOSS_E, quality_score=Decimal("0.30")))
+    assert r.rate("quality_loss_rate") == Decimal("0.75")
+    assert r.net_cents == -cents("6392587.50")
+
+
 def test_t18_gate_missed_gives_no_savings():
     r = settle_program(enhanced(), SettlementInputs(T18_BENCHMARK, T18_SAVINGS_E, quality_score=Decimal("0.8"),
                                                     quality_gate_met=False))

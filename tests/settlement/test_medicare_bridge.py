@@ -40,7 +40,12 @@ def test_t18_savings_enhanced(tmp_path):
     assert s.target_cents == cents("243476550.00")  # total benchmark
     assert s.amount("mssp_gross_savings_losses") == cents("9476550.00")
     assert s.amount("mssp_shared_before_limit") == cents("7107412.50")  # ENHANCED 75%
-    assert s.net_cents == cents("6965264.25")  # after 2% sequestration
+    assert s.shared_cents == cents("6965264.25")  # after 2% sequestration
+    # the program's advanced shared savings paid during the year ($8,400,000) are netted
+    # (domain.md R8.1 step 8, R8.3): 6,965,264.25 - 8,400,000.00
+    assert s.amount("advance_payments") == -cents("8400000.00")
+    assert s.net_cents == -cents("1434735.75")
+    assert s.combined_cents == s.net_cents
     assert s.method == "mssp"
 
 
@@ -49,7 +54,8 @@ def test_t18_basic_e_loss_limited(tmp_path):
     s = settle_medicare(p, 2024, t18("12600.00"), report(tmp_path, "BASIC_E", "30000000"),
                         quality_score=Decimal("0.8"), met_quality_standard=True)
     assert s.amount("mssp_gross_savings_losses") == -cents("8523450.00")
-    assert s.net_cents == -cents("2400000.00")  # T18: BASIC E loss limited to $2,400,000
+    assert s.shared_cents == -cents("2400000.00")  # T18: BASIC E loss limited to $2,400,000
+    assert s.net_cents == -cents("10800000.00")  # less the $8,400,000 advanced during the year
     assert s.combined_cents == s.net_cents  # no fixed payment performance: zero, said on its line
     assert "not yet computed" in s.line("fixed_payment_performance").note
 

@@ -167,7 +167,10 @@ def test_medicare_through_the_benchmark_report(settled, tmp_path, capsys):
     assert st["target_cents"] == int((Decimal(2_000_000 * mm) / 12).quantize(Decimal(1), ROUND_HALF_UP))
     lines = {r["line_id"]: r for r in rows(db, "SELECT * FROM settlement_lines WHERE version = 'restated' "
                                                "AND program_id = 'vt-2024-medicare'")}
-    assert lines["net"]["amount_cents"] == lines["mssp_earned_savings_losses"]["amount_cents"] == st["net_cents"]
+    assert lines["shared"]["amount_cents"] == lines["mssp_earned_savings_losses"]["amount_cents"]
+    # the program's advanced shared savings ($8,400,000 in the terms) are netted (domain.md R8.1 step 8)
+    assert lines["advance_payments"]["amount_cents"] == -840_000_000
+    assert lines["net"]["amount_cents"] == lines["shared"]["amount_cents"] - 840_000_000 == st["net_cents"]
     d = rows(db, "SELECT sum(final_cents) s FROM distribution WHERE version = 'restated' AND program_id = 'vt-2024-medicare'")
     assert d[0]["s"] == st["net_cents"]
 

@@ -26,7 +26,8 @@ Step by step (T = target, A = actual, G = T - A, g = G / T):
 - ``corridor``: the sum over bands of ``aco_share`` x the part of G inside the band (bands on g).
 - ``quality_modifier``: in the order of ``quality_modifiers``: ``multiplier`` (shared x score),
   ``gate`` (no shared savings below ``min_score``, or when the gate is not met), ``loss_side``
-  (shared losses re-rated at clamp(1 - max_rate x score, floor, ceiling)), ``withhold_return``
+  (shared losses re-rated at clamp(1 - max_rate x score, floor, ceiling); the score counts as 0
+  when the program's gate is not met), ``withhold_return``
   (withheld dollars x score, added to the result).
 - ``cap``: the smallest of the caps (a rate of the target or of participant revenue).
 - ``advance_payments``: payments made during the year against the settlement, netted.
@@ -545,11 +546,17 @@ def _quality(program, inputs, book, shared, G, q, measured, gate_met, mode) -> t
                                  step="quality_modifier")
         elif m.method == "loss_side":
             if G < 0:
-                raw = ONE - m.max_rate.value * q
+                # a missed quality gate counts the score as 0 (MSSP ENHANCED: 75% when the quality
+                # performance standard is not met, 42 CFR 425.610(f); domain.md M6)
+                gate = next((g for g in s.quality_modifiers if g.method == "gate"), None)
+                missed = gate is not None and not (gate_met if gate_met is not None else q >= gate.min_score.value)
+                score = ZERO if missed else q
+                raw = ONE - m.max_rate.value * score
                 rate = min(max(raw, m.loss_rate_floor.value), m.loss_rate_ceiling.value)
                 book.add("quality_loss_rate", "quality-adjusted loss rate: clamp(1 - max_rate x score)",
                          "quality_modifier", rate=rate, term=term,
-                         note=f"1 - {m.max_rate.value} x {q} = {raw}, kept in [{m.loss_rate_floor.value}, "
+                         note=("quality gate not met: score counts as 0; " if missed else "")
+                              + f"1 - {m.max_rate.value} x {score} = {raw}, kept in [{m.loss_rate_floor.value}, "
                               f"{m.loss_rate_ceiling.value}]" + (f" ({note_q})" if note_q else ""),
                          depends=("quality_score",))
                 new = apply_rate(G, rate, mode)

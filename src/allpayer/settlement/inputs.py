@@ -403,8 +403,9 @@ def participant_bases(con, program, year: int) -> list[ParticipantBase]:
 
     Participants are HSAs (``risk_bearers: hsas``, id ``hsa-<hsa>``) or the participating hospitals
     of each HSA (``hospitals`` and ``participants``; id = the hospital's ``organization_id`` in the
-    roster, as the payments stage names hospitals; an HSA with two hospitals splits its amounts
-    evenly between them by largest remainder)."""
+    roster, as the payments stage names hospitals; a hospital counts where the roster lists it as a
+    participant for the program's payer in effect during the year; an HSA with two hospitals
+    splits its amounts evenly between them by largest remainder)."""
     pid = program.program_id
     t = _member_month_targets(con, program, year)
     att = con.table("attribution")
@@ -426,7 +427,11 @@ def participant_bases(con, program, year: int) -> list[ParticipantBase]:
     hospitals: dict[str, list[str]] = {}
     if program.settlement.distribution is not None and program.settlement.distribution.risk_bearers != "hsas":
         ro = con.table("provider_roster")
-        ro = ro.filter((ro.practice_type == "hospital") & (ro.participation == "participant"))
+        # participation is per payer and effective period (the roster's grain): the program's payer,
+        # in effect during the performance year
+        ro = ro.filter((ro.practice_type == "hospital") & (ro.participation == "participant")
+                       & (ro.payer == program.payer) & (ro.effective_start_date <= ibis.date(year, 12, 31))
+                       & (ro.effective_end_date.fill_null(ibis.date(9999, 12, 31)) >= ibis.date(year, 1, 1)))
         ro = ro.mutate(hospital_id=ro.organization_id.fill_null(ro.practice_id))
         for r in _rows(con, ro.select("hsa", "hospital_id").distinct().order_by(["hsa", "hospital_id"])):
             hospitals.setdefault(r["hsa"], []).append(r["hospital_id"])

@@ -14,8 +14,9 @@ bridge combines that report with what the engine computed:
 
 Then ``benchmark_total = sum_e UB_e x person-years_e`` (domain.md M2: UB weighted by PY
 person-years) and ``expenditure_total = sum_e truncated expenditure_e``, settled by
-`allpayer.settlement.mssp.settle` with the quality score of ``quality_program_scores``. Its lines
-become the statement's lines (amounts rounded half up to cents for display; the calculator rounds
+`allpayer.settlement.mssp.settle` with the quality score of ``quality_program_scores``; the net is
+the earned amount less the program's ``payments.advance_payments``. Its lines become the
+statement's lines (amounts rounded half up to cents for display; the calculator rounds
 only its final result).
 
 Benchmark report columns: ``enrollment_type,updated_benchmark_per_capita,track,msr,mlr,
@@ -186,11 +187,18 @@ def settle_medicare(program, year: int, aggregates, report: BenchmarkReport, *, 
     res.actual_cents = _cents(inp.expenditure_total)
     res.gross_cents = res.target_cents - res.actual_cents
     res.shared_cents = _cents(m.earned_savings_losses)
-    res.net_cents = res.shared_cents
     add("shared", "earned savings (+) or owed losses (-)", "net", amount=res.shared_cents, term="mssp",
         depends=("mssp_earned_savings_losses",))
+    # payments made during the year against the settlement are netted, as in the generic steps
+    # (domain.md R8.1 step 8: Medicare advanced shared savings)
+    advances = program.payments.advance_payments
+    adv = sum(dollars_to_cents(a.annual_amount.value) for a in advances)
+    if advances:
+        add("advance_payments", "advance payments made during the year", "advance_payments", amount=-adv,
+            term="payments.advance_payments", note=", ".join(a.name for a in advances))
+    res.net_cents = res.shared_cents - adv
     add("net", "net settlement: payer pays ACO (+) or ACO pays payer (-)", "net", amount=res.net_cents, term="mssp",
-        depends=("shared",))
+        depends=("shared", "advance_payments") if advances else ("shared",))
     fpp = fixed_payment_performance_cents
     add("fixed_payment_performance", "fixed payment performance (FPP paid - shadow claims)", "combined",
         amount=int(fpp or 0), term="fixed_payment_performance",
