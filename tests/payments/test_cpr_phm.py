@@ -12,15 +12,17 @@ from allpayer.payments import cpr, phm
 from .helpers import CON, FEB, JAN, att_months, many_months, program, rows, table
 
 ROSTER = {"npi": "string", "payer": "string", "payment_model": "string", "organization_id": "string",
-          "hsa": "string", "practice_id": "string"}
+          "hsa": "string", "practice_id": "string", "participation": "string", "effective_start_date": "date",
+          "effective_end_date": "date"}
+ON = {"participation": "participant", "effective_start_date": dt.date(2022, 1, 1)}
 MONTHS = [dt.date(2024, m, 1) for m in range(1, 13)]
 
 
 def cpr_roster():
     return table([
-        {"npi": "1", "payer": "medicaid", "payment_model": "cpr", "practice_id": "ind-1"},
-        {"npi": "2", "payer": "medicaid", "payment_model": "ffs", "practice_id": "hosp-1"},
-        {"npi": "3", "payer": "medicare", "payment_model": "cpr", "practice_id": "hosp-1"},  # another payer's CPR
+        {"npi": "1", "payer": "medicaid", "payment_model": "cpr", "practice_id": "ind-1", **ON},
+        {"npi": "2", "payer": "medicaid", "payment_model": "ffs", "practice_id": "hosp-1", **ON},
+        {"npi": "3", "payer": "medicare", "payment_model": "cpr", "practice_id": "hosp-1", **ON},  # another payer's CPR
     ], ROSTER)
 
 
@@ -35,6 +37,32 @@ def test_cpr_pays_cpr_practices_cell_pmpm_plus_care_coordination():
         (JAN, "ind-1", "child", 2, 46_00),                # 2 x ($21 + $2)
         (FEB, "ind-1", "child", 1, 23_00),
     ]
+
+
+def test_cpr_is_paid_only_in_the_months_the_roster_lists_the_practice_under_cpr():
+    """domain.md R5 / docs/payments.md (CPR): practices the roster lists with `payment_model: cpr`
+    for the payer are paid; a roster row holds over its effective period. ind-1 joins CPR on
+    2024-02-01 (FFS before); ind-2 leaves CPR after 2024-01-31 (FFS from February, still a
+    participant). A month is paid when CPR roster rows cover its first and last day, as a
+    practice's participation in attribution."""
+    p = program()  # child $21.00 + care coordination $2.00 = $23.00
+    feb1, jan31 = dt.date(2024, 2, 1), dt.date(2024, 1, 31)
+    roster = table([
+        {"npi": "1", "payer": "medicaid", "payment_model": "ffs", "practice_id": "ind-1", **ON,
+         "effective_end_date": jan31},
+        {"npi": "1", "payer": "medicaid", "payment_model": "cpr", "practice_id": "ind-1", **ON,
+         "effective_start_date": feb1},
+        {"npi": "4", "payer": "medicaid", "payment_model": "cpr", "practice_id": "ind-2", **ON,
+         "effective_end_date": jan31},
+        {"npi": "4", "payer": "medicaid", "payment_model": "ffs", "practice_id": "ind-2", **ON,
+         "effective_start_date": feb1},
+    ], ROSTER)
+    am = att_months([("a", JAN, "child", "ind-1", "x"), ("a", FEB, "child", "ind-1", "x"),
+                     ("b", JAN, "child", "ind-2", "x"), ("b", FEB, "child", "ind-2", "x")])
+    got = rows(cpr.cpr_payments(am, roster, p, [JAN, FEB]), key=lambda r: (r["month"], r["practice_id"]))
+    # ind-1: February only ($23.00); ind-2: January only ($23.00); not $23.00 x 2 each
+    assert [(r["month"], r["practice_id"], r["amount_cents"]) for r in got] == [(JAN, "ind-2", 23_00),
+                                                                                (FEB, "ind-1", 23_00)]
 
 
 def test_cpr_quality_bonus_pool_times_score_split_by_member_months():
