@@ -101,6 +101,27 @@ def test_t8_phm_base_and_ladder_for_2000_lives():
     assert none["amount_cents"] == 0 and "not yet measured" in none["note"]
 
 
+def test_ladder_tops_up_each_month_from_that_months_base_when_the_base_changes_mid_year():
+    """docs/payments.md (PHM, R7): the base is paid monthly at the month's base PMPM; the ladder
+    pays the year's MM x (earned - base), so base + ladder = MM x earned PMPM. Base $1.75 in
+    January-June and $2.00 from July; 10 lives a month; score 0.80 earns $4.00.
+    Base paid: 60 x $1.75 + 60 x $2.00 = $225.00. Ladder: 60 x ($4.00 - $1.75) + 60 x ($4.00 - $2.00)
+    = $135.00 + $120.00 = $255.00 (not 120 x ($4.00 - $2.00) = $240.00); total $480.00 = 120 x $4.00."""
+    def edit(d):
+        d["payments"]["phm"]["base_pmpm"] = [{"from": "2024-01-01", "value": "1.75"},
+                                             {"from": "2024-07-01", "value": "2.00"}]
+
+    p = program(edit=edit)
+    base = phm.phm_base(ibis.union(*[many_months(10, m, "child", practice="pr1") for m in MONTHS], distinct=False),
+                        p, MONTHS)
+    assert sum(r["amount_cents"] for r in rows(base)) == 225_00
+    (lad,) = phm.phm_ladder(CON, base, p, 2024, Decimal("0.80"))
+    assert (lad["member_months"], lad["amount_cents"]) == (120, 255_00)
+    # below the first rung the earned PMPM is the base of each month: no ladder payment
+    (low,) = phm.phm_ladder(CON, base, p, 2024, Decimal("0.10"))
+    assert low["amount_cents"] == 0
+
+
 RATES = {"program_id": "string", "measure_id": "string", "level": "string", "level_id": "string",
          "performance_year": "int32", "rate": "decimal(18,10)", "inverse": "boolean"}
 
