@@ -46,7 +46,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.money import apply_rate, dollars_to_cents, largest_remainder
-from allpayer.payments.common import PaymentsError, pmpm_cents, rate_table, rows_of, to_micro
+from allpayer.payments.common import ANY_PARTICIPATION, PaymentsError, pmpm_cents, rate_table, rows_of, to_micro
 
 
 def cpr_practices(roster: ir.Table, program) -> ir.Table:
@@ -56,7 +56,7 @@ def cpr_practices(roster: ir.Table, program) -> ir.Table:
 
 def cpr_months(roster: ir.Table, program, months: Sequence[dt.date]) -> ir.Table:
     """(practice_id, month): the months of `months` in which the roster lists the practice under
-    ``payment_model: cpr`` for the payer: a CPR row (participating) covers the month's first day
+    ``payment_model: cpr`` for the payer: a CPR row covers the month's first day
     and one covers its last day, as a practice's participation in attribution. A practice that
     joins or leaves CPR during the year is paid CPR only in its CPR months."""
     from allpayer.core.attribution import practice_participation
@@ -65,7 +65,7 @@ def cpr_months(roster: ir.Table, program, months: Sequence[dt.date]) -> ir.Table
     mt = rate_table([{"month": m, "month_last_day": e} for m, e in zip(months, ends)],
                     {"month": "date", "month_last_day": "date"})
     r = roster.filter((roster.payment_model == "cpr") & roster.practice_id.notnull())
-    pp = practice_participation(r, program.payer, mt)
+    pp = practice_participation(r, program.payer, mt, ANY_PARTICIPATION)
     return pp.filter(pp.participating).select("practice_id", "month")
 
 
