@@ -20,11 +20,13 @@ def hist_program():
     return program(edit=edit)
 
 
+ON = {"participation": "participant", "effective_start_date": D(2022, 1, 1)}
 ROSTER = table([
-    {"npi": "1", "payer": "medicaid", "payment_model": "cpr", "practice_id": "ind-1"},
-    {"npi": "4", "payer": "medicaid", "payment_model": "cpr", "practice_id": "ind-2"},
-    {"npi": "2", "payer": "medicaid", "payment_model": "ffs", "practice_id": "hosp-1"},
-], {"npi": "string", "payer": "string", "payment_model": "string", "practice_id": "string"})
+    {"npi": "1", "payer": "medicaid", "payment_model": "cpr", "practice_id": "ind-1", **ON},
+    {"npi": "4", "payer": "medicaid", "payment_model": "cpr", "practice_id": "ind-2", **ON},
+    {"npi": "2", "payer": "medicaid", "payment_model": "ffs", "practice_id": "hosp-1", **ON},
+], {"npi": "string", "payer": "string", "payment_model": "string", "practice_id": "string", "participation": "string",
+    "effective_start_date": "date", "effective_end_date": "date"})
 
 ELIG_SCHEMA = {"person_id": "string", "member_id": "string", "payer": "string", "payer_type": "string",
                "plan": "string", "group_id": "string", "enrollment_start_date": "date", "enrollment_end_date": "date",

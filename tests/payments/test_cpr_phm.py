@@ -12,15 +12,17 @@ from allpayer.payments import cpr, phm
 from .helpers import CON, FEB, JAN, att_months, many_months, program, rows, table
 
 ROSTER = {"npi": "string", "payer": "string", "payment_model": "string", "organization_id": "string",
-          "hsa": "string", "practice_id": "string"}
+          "hsa": "string", "practice_id": "string", "participation": "string", "effective_start_date": "date",
+          "effective_end_date": "date"}
+ON = {"participation": "participant", "effective_start_date": dt.date(2022, 1, 1)}
 MONTHS = [dt.date(2024, m, 1) for m in range(1, 13)]
 
 
 def cpr_roster():
     return table([
-        {"npi": "1", "payer": "medicaid", "payment_model": "cpr", "practice_id": "ind-1"},
-        {"npi": "2", "payer": "medicaid", "payment_model": "ffs", "practice_id": "hosp-1"},
-        {"npi": "3", "payer": "medicare", "payment_model": "cpr", "practice_id": "hosp-1"},  # another payer's CPR
+        {"npi": "1", "payer": "medicaid", "payment_model": "cpr", "practice_id": "ind-1", **ON},
+        {"npi": "2", "payer": "medicaid", "payment_model": "ffs", "practice_id": "hosp-1", **ON},
+        {"npi": "3", "payer": "medicare", "payment_model": "cpr", "practice_id": "hosp-1", **ON},  # another payer's CPR
     ], ROSTER)
 
 
@@ -35,6 +37,32 @@ def test_cpr_pays_cpr_practices_cell_pmpm_plus_care_coordination():
         (JAN, "ind-1", "child", 2, 46_00),                # 2 x ($21 + $2)
         (FEB, "ind-1", "child", 1, 23_00),
     ]
+
+
+def test_cpr_is_paid_only_in_the_months_the_roster_lists_the_practice_under_cpr():
+    """domain.md R5 / docs/payments.md (CPR): practices the roster lists with `payment_model: cpr`
+    for the payer are paid; a roster row holds over its effective period. ind-1 joins CPR on
+    2024-02-01 (FFS before); ind-2 leaves CPR after 2024-01-31 (FFS from February, still a
+    participant). A month is paid when CPR roster rows cover its first and last day, as a
+    practice's participation in attribution."""
+    p = program()  # child $21.00 + care coordination $2.00 = $23.00
+    feb1, jan31 = dt.date(2024, 2, 1), dt.date(2024, 1, 31)
+    roster = table([
+        {"npi": "1", "payer": "medicaid", "payment_model": "ffs", "practice_id": "ind-1", **ON,
+         "effective_end_date": jan31},
+        {"npi": "1", "payer": "medicaid", "payment_model": "cpr", "practice_id": "ind-1", **ON,
+         "effective_start_date": feb1},
+        {"npi": "4", "payer": "medicaid", "payment_model": "cpr", "practice_id": "ind-2", **ON,
+         "effective_end_date": jan31},
+        {"npi": "4", "payer": "medicaid", "payment_model": "ffs", "practice_id": "ind-2", **ON,
+         "effective_start_date": feb1},
+    ], ROSTER)
+    am = att_months([("a", JAN, "child", "ind-1", "x"), ("a", FEB, "child", "ind-1", "x"),
+                     ("b", JAN, "child", "ind-2", "x"), ("b", FEB, "child", "ind-2", "x")])
+    got = rows(cpr.cpr_payments(am, roster, p, [JAN, FEB]), key=lambda r: (r["month"], r["practice_id"]))
+    # ind-1: February only ($23.00); ind-2: January only ($23.00); not $23.00 x 2 each
+    assert [(r["month"], r["practice_id"], r["amount_cents"]) for r in got] == [(JAN, "ind-2", 23_00),
+                                                                                (FEB, "ind-1", 23_00)]
 
 
 def test_cpr_quality_bonus_pool_times_score_split_by_member_months():
@@ -71,6 +99,27 @@ def test_t8_phm_base_and_ladder_for_2000_lives():
     # without a quality score only the base is paid, and the row says why
     (none,) = phm.phm_ladder(CON, base, p, 2024, None)
     assert none["amount_cents"] == 0 and "not yet measured" in none["note"]
+
+
+def test_ladder_tops_up_each_month_from_that_months_base_when_the_base_changes_mid_year():
+    """docs/payments.md (PHM, R7): the base is paid monthly at the month's base PMPM; the ladder
+    pays the year's MM x (earned - base), so base + ladder = MM x earned PMPM. Base $1.75 in
+    January-June and $2.00 from July; 10 lives a month; score 0.80 earns $4.00.
+    Base paid: 60 x $1.75 + 60 x $2.00 = $225.00. Ladder: 60 x ($4.00 - $1.75) + 60 x ($4.00 - $2.00)
+    = $135.00 + $120.00 = $255.00 (not 120 x ($4.00 - $2.00) = $240.00); total $480.00 = 120 x $4.00."""
+    def edit(d):
+        d["payments"]["phm"]["base_pmpm"] = [{"from": "2024-01-01", "value": "1.75"},
+                                             {"from": "2024-07-01", "value": "2.00"}]
+
+    p = program(edit=edit)
+    base = phm.phm_base(ibis.union(*[many_months(10, m, "child", practice="pr1") for m in MONTHS], distinct=False),
+                        p, MONTHS)
+    assert sum(r["amount_cents"] for r in rows(base)) == 225_00
+    (lad,) = phm.phm_ladder(CON, base, p, 2024, Decimal("0.80"))
+    assert (lad["member_months"], lad["amount_cents"]) == (120, 255_00)
+    # below the first rung the earned PMPM is the base of each month: no ladder payment
+    (low,) = phm.phm_ladder(CON, base, p, 2024, Decimal("0.10"))
+    assert low["amount_cents"] == 0
 
 
 RATES = {"program_id": "string", "measure_id": "string", "level": "string", "level_id": "string",

@@ -51,6 +51,8 @@ def test_dated_pmpm_applies_from_its_month():
 
 ROSTER = {"npi": "string", "payer": "string", "payment_model": "string", "organization_id": "string",
           "hsa": "string", "practice_id": "string"}
+DATED_ROSTER = {**ROSTER, "participation": "string", "effective_start_date": "date", "effective_end_date": "date"}
+ON = {"participation": "participant", "effective_start_date": dt.date(2022, 1, 1)}
 LINES = {"payer": "string", "service_date": "date", "claim_type": "string", "service_category": "string",
          "person_id": "string", "billing_npi": "string", "allowed_cents": "int64"}
 ATTR = {"program_id": "string", "person_id": "string", "attributed": "boolean"}
@@ -59,10 +61,10 @@ ATTR = {"program_id": "string", "person_id": "string", "attributed": "boolean"}
 def test_historical_share_splits_the_net_payment_exactly():
     p = program()  # history year 2023; scope institutional/professional x inpatient/outpatient/ed/professional
     roster = table([
-        {"npi": "1", "payer": "medicaid", "payment_model": "fpp", "organization_id": "org-a", "hsa": "x"},
-        {"npi": "2", "payer": "medicaid", "payment_model": "fpp", "organization_id": "org-b", "hsa": "y"},
-        {"npi": "3", "payer": "medicaid", "payment_model": "ffs", "organization_id": "org-c", "hsa": "y"},
-    ], ROSTER)
+        {"npi": "1", "payer": "medicaid", "payment_model": "fpp", "organization_id": "org-a", "hsa": "x", **ON},
+        {"npi": "2", "payer": "medicaid", "payment_model": "fpp", "organization_id": "org-b", "hsa": "y", **ON},
+        {"npi": "3", "payer": "medicaid", "payment_model": "ffs", "organization_id": "org-c", "hsa": "y", **ON},
+    ], DATED_ROSTER)
     d23 = dt.date(2023, 5, 1)
     lines = table([
         {"payer": "medicaid", "service_date": d23, "claim_type": "institutional", "service_category": "inpatient",
@@ -90,6 +92,36 @@ def test_historical_share_splits_the_net_payment_exactly():
         (JAN, "org-a", "20000/30000", 6667), (JAN, "org-b", "10000/30000", 3333),
         (FEB, "org-a", "20000/30000", 1), (FEB, "org-b", "10000/30000", 0),
     ]
+
+
+def test_historical_share_pays_only_the_hospitals_in_fpp_that_month():
+    """docs/payments.md (R3.3, historical_ffs_share): the month's net FPP is split over the
+    hospitals the roster lists under the FPP payment models; a roster row holds over its
+    effective period. org-b leaves FPP after 2024-01-31 (FFS from February): January's $100.00
+    is split $200 : $100 history (6667 / 3333 cents); February's $90.00 goes to org-a alone."""
+    p = program()
+    roster = table([
+        {"npi": "1", "payer": "medicaid", "payment_model": "fpp", "organization_id": "org-a", "hsa": "x", **ON},
+        {"npi": "2", "payer": "medicaid", "payment_model": "fpp", "organization_id": "org-b", "hsa": "y", **ON,
+         "effective_end_date": dt.date(2024, 1, 31)},
+        {"npi": "2", "payer": "medicaid", "payment_model": "ffs", "organization_id": "org-b", "hsa": "y", **ON,
+         "effective_start_date": FEB},
+    ], DATED_ROSTER)
+    d23 = dt.date(2023, 5, 1)
+    lines = table([
+        {"payer": "medicaid", "service_date": d23, "claim_type": "institutional", "service_category": "inpatient",
+         "person_id": "p-a", "billing_npi": "1", "allowed_cents": 200_00},
+        {"payer": "medicaid", "service_date": d23, "claim_type": "institutional", "service_category": "inpatient",
+         "person_id": "p-a", "billing_npi": "2", "allowed_cents": 100_00},
+    ], LINES)
+    attribution = table([{"program_id": "vt-2024-medicaid", "person_id": "p-a", "attributed": True}], ATTR)
+    payer = table([{"program_id": "vt-2024-medicaid", "month": JAN, "net_cents": 100_00},
+                   {"program_id": "vt-2024-medicaid", "month": FEB, "net_cents": 90_00}],
+                  {"program_id": "string", "month": "date", "net_cents": "int64"})
+    got = rows(fpp.hospital_payments(CON, payer, p, lines=lines, roster=roster, attribution=attribution),
+               key=lambda r: (r["month"], r["hospital_id"]))
+    assert [(r["month"], r["hospital_id"], r["amount_cents"]) for r in got] == [
+        (JAN, "org-a", 6667), (JAN, "org-b", 3333), (FEB, "org-a", 90_00)]
 
 
 def test_per_hospital_pmpm_pays_the_hospital_for_its_hsa_members():
@@ -123,8 +155,8 @@ def test_hospitals_receive_exactly_the_net_fpp_each_month(weights, totals):
     """What the ACO pays the hospitals plus what it keeps (0 under historical shares, unless no
     hospital has history) equals what the payer paid, per program and month, to the cent."""
     p = program()
-    roster = table([{"npi": str(i), "payer": "medicaid", "payment_model": "fpp", "organization_id": f"org-{i}", "hsa": "x"}
-                    for i in range(len(weights))], ROSTER)
+    roster = table([{"npi": str(i), "payer": "medicaid", "payment_model": "fpp", "organization_id": f"org-{i}", "hsa": "x",
+                     **ON} for i in range(len(weights))], DATED_ROSTER)
     lines = table([{"payer": "medicaid", "service_date": dt.date(2023, 3, 1), "claim_type": "institutional",
                     "service_category": "inpatient", "person_id": "p-a", "billing_npi": str(i), "allowed_cents": w}
                    for i, w in enumerate(weights)], LINES)

@@ -293,3 +293,31 @@ def test_a_restated_month_trued_up_after_the_year_agrees_with_the_ledger(db, qua
     assert [r[:4] for r in q(db, FPP_ROWS)] == [r[:4] for r in rows]
     assert ledger(db).total_imbalance() == 0
 
+
+
+def test_a_month_trued_up_to_nothing_reverses_its_posted_batch(db, quarter):
+    """docs/payments.md (how a run works, step 2): re-running a period is the true-up, and what a
+    run writes is what it posts. When the payer restates a month so that a program pays nothing
+    in it (here every Value Payment member month of August), the tables hold no row for the month
+    and the batch posted before must be reversed: the employer's ledger balance for the month goes
+    back to 0, not the amount of the first run."""
+    pid = "vt-2024-sov-employees"
+    key = f"vp:{pid}:2024-08"
+    first = run_payments(db, parse_period(month="2024-08"), paid_through=PAID_THROUGH)
+    assert {p["batch_key"]: p["status"] for p in first.postings}.get(key) in ("posted", "unchanged")
+    ((invoiced,),) = q(db, f"select sum(amount_cents) from value_payment_invoices where performance_year = 2024 "
+                           f"and program_id = '{pid}' and month = date '2024-08-01'")
+    assert invoiced > 0
+    posted = sum(e.amount_cents for e in ledger(db).entries(program_id=pid, period="2024-08") if e.rule == "vp.invoice"
+                 and e.kind == "entry")
+    assert posted >= invoiced
+    con = duckdb.connect(str(db))
+    con.execute(f"update attribution set eligible = false where program_id = '{pid}' and month = date '2024-08-01'")
+    con.close()
+    res = run_payments(db, parse_period(month="2024-08"), paid_through=PAID_THROUGH)
+    assert q(db, f"select count(*) from value_payment_invoices where performance_year = 2024 "
+                 f"and program_id = '{pid}' and month = date '2024-08-01'") == [(0,)]
+    assert {p["batch_key"]: p["status"] for p in res.postings}.get(key) == "replaced"
+    led = ledger(db)
+    assert [b for b in led.balances(period="2024-08", program_id=pid, by_period=False) if b.balance_cents] == []
+    assert led.batch_history(key)[-1]["n_entries"] == 0 and led.total_imbalance() == 0

@@ -197,8 +197,10 @@ def test_fixed_payment_tcoc_counts_cpr_paid_and_the_shadow_claims_no_payment_rep
     p = program()
     am = att_months([("a", JAN, "adult_parent", "pc-1", "x"), ("b", JAN, "adult_parent", "pr-h", "x")])
     fp = fpp.payer_payments(am, p, [JAN])
-    roster = table([{"npi": "7", "payer": "medicaid", "payment_model": "cpr", "practice_id": "pc-1"}],
-                   {"npi": "string", "payer": "string", "payment_model": "string", "practice_id": "string"})
+    roster = table([{"npi": "7", "payer": "medicaid", "payment_model": "cpr", "practice_id": "pc-1",
+                     "participation": "participant", "effective_start_date": dt.date(2022, 1, 1)}],
+                   {"npi": "string", "payer": "string", "payment_model": "string", "practice_id": "string",
+                    "participation": "string", "effective_start_date": "date", "effective_end_date": "date"})
     cp = cpr.cpr_payments(am, roster, p, [JAN])
 
     def line(**kw):  # a CPR practice's professional line of $80.00 unless told otherwise

@@ -25,6 +25,11 @@ MICRO = 1_000_000
 """PMPMs are held as integer millionths of a dollar."""
 
 
+ANY_PARTICIPATION = ("participant", "preferred", "non_participating")
+"""Every roster participation status: a payment follows a roster row's ``payment_model`` in its
+effective period, whatever its participation status."""
+
+
 class PaymentsError(AllpayerError):
     """A payment run that cannot proceed (bad period, missing tables)."""
 

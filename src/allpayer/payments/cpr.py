@@ -1,7 +1,8 @@
 """Comprehensive Payment Reform (domain.md R5): monthly fixed payments to independent primary care.
 
-Practices are those the roster lists with ``payment_model: cpr`` for the program's payer. Per
-program, month, practice and rate cell (rule ``cpr.monthly``)::
+Practices are those the roster lists with ``payment_model: cpr`` for the program's payer, in the
+months their CPR roster rows are in effect (:func:`cpr_months`). Per program, month, practice
+and rate cell (rule ``cpr.monthly``)::
 
     amount_cents = attributed eligible MM x (CPR PMPM(cell, month) + care-coordination PMPM(month))
 
@@ -45,12 +46,27 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.money import apply_rate, dollars_to_cents, largest_remainder
-from allpayer.payments.common import PaymentsError, pmpm_cents, rate_table, rows_of, to_micro
+from allpayer.payments.common import ANY_PARTICIPATION, PaymentsError, pmpm_cents, rate_table, rows_of, to_micro
 
 
 def cpr_practices(roster: ir.Table, program) -> ir.Table:
     r = roster.filter((roster.payer == program.payer) & (roster.payment_model == "cpr") & roster.practice_id.notnull())
     return r.select("practice_id").distinct()
+
+
+def cpr_months(roster: ir.Table, program, months: Sequence[dt.date]) -> ir.Table:
+    """(practice_id, month): the months of `months` in which the roster lists the practice under
+    ``payment_model: cpr`` for the payer: a CPR row covers the month's first day
+    and one covers its last day, as a practice's participation in attribution. A practice that
+    joins or leaves CPR during the year is paid CPR only in its CPR months."""
+    from allpayer.core.attribution import practice_participation
+
+    ends = [dt.date(m.year + m.month // 12, m.month % 12 + 1, 1) - dt.timedelta(days=1) for m in months]
+    mt = rate_table([{"month": m, "month_last_day": e} for m, e in zip(months, ends)],
+                    {"month": "date", "month_last_day": "date"})
+    r = roster.filter((roster.payment_model == "cpr") & roster.practice_id.notnull())
+    pp = practice_participation(r, program.payer, mt, ANY_PARTICIPATION)
+    return pp.filter(pp.participating).select("practice_id", "month")
 
 
 def cpr_rates(program, months: Sequence[dt.date]) -> ir.Table:
@@ -157,7 +173,7 @@ def cpr_payments(att_months: ir.Table, roster: ir.Table, program, months: Sequen
     `rates`: for ``historical_ffs``, :func:`historical_rates` (by practice, cell and month).
     """
     a = att_months.filter(att_months.program_id == program.program_id)
-    a = a.semi_join(cpr_practices(roster, program), "practice_id")
+    a = a.semi_join(cpr_months(roster, program, months), ["practice_id", "month"])
     g = a.group_by("program_id", "month", "practice_id", "cell_id").aggregate(member_months=a.count().cast("int64"))
     if program.payments.cpr.method == "historical_ffs":
         if rates is None:

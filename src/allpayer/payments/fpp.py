@@ -11,8 +11,9 @@ ACO to hospitals, per program and month (rule ``fpp.aco_to_hospital``), as the t
 * ``historical_ffs_share``: each hospital's share of the FFS-priced value (allowed amount) of
   in-scope services of the program's attributed people in the history years, billed by
   providers the roster lists under the FPP payment models for the payer. The month's net FPP is
-  split over those shares by the largest-remainder method, so the hospitals receive exactly what
-  the payer paid and the ACO keeps nothing of it.
+  split over the shares of the hospitals in FPP that month (roster rows in effect on its first
+  and last day) by the largest-remainder method, so the hospitals receive exactly what the payer
+  paid and the ACO keeps nothing of it.
 * ``per_hospital_pmpm``: a hospital receives its PMPM times the attributed member months of
   its health service area (the HSA of the member's attributing practice); what the ACO keeps
   is the payer's net FPP less these payments (it may be negative).
@@ -31,7 +32,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.money import largest_remainder
-from allpayer.payments.common import pmpm_cents, rate_table, rows_of, to_micro
+from allpayer.payments.common import ANY_PARTICIPATION, pmpm_cents, rate_table, rows_of, to_micro
 
 PPM = 1_000_000
 
@@ -94,6 +95,21 @@ def fpp_providers(roster: ir.Table, program) -> ir.Table:
     return r.group_by("npi").aggregate(hospital_id=r.organization_id.min(), hsa=r.hsa.min())
 
 
+def fpp_hospital_months(con, roster: ir.Table, program, months: Sequence[dt.date]) -> set[tuple[str, dt.date]]:
+    """(hospital_id, month) pairs of `months` in which the roster lists the hospital under the
+    FPP payment models for the payer: FPP rows cover the month's first day and
+    its last day, as a practice's participation in attribution."""
+    from allpayer.core.attribution import practice_participation
+
+    ends = [dt.date(m.year + m.month // 12, m.month % 12 + 1, 1) - dt.timedelta(days=1) for m in months]
+    mt = rate_table([{"month": m, "month_last_day": e} for m, e in zip(months, ends)],
+                    {"month": "date", "month_last_day": "date"})
+    f = program.payments.fpp
+    r = roster.filter(roster.payment_model.isin(list(f.scope.payment_models)) & roster.organization_id.notnull())
+    pp = practice_participation(r.mutate(practice_id=r.organization_id), program.payer, mt, ANY_PARTICIPATION)
+    return {(x["practice_id"], x["month"]) for x in rows_of(con, pp.filter(pp.participating))}
+
+
 def hospital_hsas(roster: ir.Table, program) -> ir.Table:
     """(hospital_id, hsa) of the FPP hospitals of a program (the hospital entity's HSA)."""
     p = fpp_providers(roster, program)
@@ -133,12 +149,15 @@ def hospital_payments(con, payer: ir.Table, program, *, lines: ir.Table | None =
     if alloc.method == "historical_ffs_share":
         w = rows_of(con, historical_weights(lines, roster, attribution, program).order_by("hospital_id"))
         w = [r for r in w if r["weight_cents"] and r["weight_cents"] > 0]
-        wsum = sum(r["weight_cents"] for r in w)
+        active = fpp_hospital_months(con, roster, program, [t["month"] for t in totals])
         for t in totals:
-            if not w:
+            # the hospitals in FPP this month (one that joins or leaves FPP shares its months only)
+            wm = [r for r in w if (r["hospital_id"], t["month"]) in active]
+            if not wm:
                 continue
-            parts = largest_remainder(int(t["net_cents"]), [r["weight_cents"] for r in w])
-            for r, amt in zip(w, parts):
+            wsum = sum(r["weight_cents"] for r in wm)
+            parts = largest_remainder(int(t["net_cents"]), [r["weight_cents"] for r in wm])
+            for r, amt in zip(wm, parts):
                 out.append({"program_id": program.program_id, "month": t["month"], "hospital_id": r["hospital_id"],
                             "basis": alloc.method, "weight_cents": r["weight_cents"], "member_months": None,
                             "pmpm_micro": None, "share": f"{r['weight_cents']}/{wsum}", "amount_cents": amt})

@@ -6,7 +6,8 @@ Monthly base (rule ``phm.base``), per program, month and attributing practice::
 
 Annual ladder (rule ``phm.ladder``), after the year, from the program's quality score: the
 highest rung whose ``min_score`` the score reaches sets the earned PMPM (the base when none);
-the practice receives its year's attributed MM x (earned PMPM - base PMPM). Without a quality
+the practice receives its year's attributed MM x (earned PMPM - base PMPM), month by month at
+each month's base PMPM (so base + ladder = MM x earned PMPM). Without a quality
 score (the quality stage has not run) only the base is paid, and the row says why.
 
 Pay-for-improvement (rule ``phm.pay_for_improvement``), per practice::
@@ -77,13 +78,18 @@ def phm_ladder(con, base: ir.Table, program, year: int, score: Decimal | None) -
     earned, why = ladder_pmpm(ph, score, end)
     base_pmpm = ph.base_pmpm.at(end)
     extra = to_micro(earned) - to_micro(base_pmpm)
+    reached = score is not None and any(score >= r.min_score for r in ph.ladder)
     b = base.filter(base.program_id == program.program_id)
-    mm = rows_of(con, b.group_by("practice_id").aggregate(mm=b.member_months.sum()).order_by("practice_id"))
+    # each month's base rows carry that month's base PMPM: the top-up is MM x (earned - base) month
+    # by month (a base PMPM dated mid-year), rounded once per practice
+    top = (b.member_months * (ibis.literal(to_micro(earned), "int64") - b.pmpm_micro)).clip(lower=0)
+    mm = rows_of(con, b.group_by("practice_id").aggregate(mm=b.member_months.sum(), units=top.sum())
+                 .order_by("practice_id"))
     out = []
     for r in mm:
         out.append({"program_id": program.program_id, "month": dt.date(year, 12, 1), "practice_id": r["practice_id"],
                     "rule": "phm.ladder", "member_months": int(r["mm"]), "pmpm_micro": extra,
-                    "amount_cents": py_pmpm_cents(int(r["mm"]), extra) if extra > 0 else 0,
+                    "amount_cents": py_pmpm_cents(int(r["units"]), 1) if reached else 0,
                     "quality_score": str(score) if score is not None else None,
                     "note": f"{why}: earned {earned} - base {base_pmpm} PMPM"})
     return out

@@ -500,6 +500,21 @@ def _accruals(con, program, tmm: ir.Table, am: ir.Table, year: int, paid_through
     return rate_table(rows, ACCRUAL_SCHEMA)
 
 
+def _batch_keys(programs: Sequence, period: PaymentPeriod) -> list[str]:
+    """Every batch key a run of `period` posts for `programs` when they pay something: one per
+    family, program and month of the period, and the after-year ones for a ``--year`` run."""
+    keys = []
+    for p in programs:
+        pay, pid = p.payments, p.program_id
+        families = [f for f, on in (("fpp", pay.fpp), ("cpr", pay.cpr), ("phm", pay.phm),
+                                    ("vp", pay.value_payment)) if on is not None]
+        keys += [f"{f}:{pid}:{month_label(m)}" for f in families for m in period.months]
+        if period.kind == "year":
+            keys += [f"{f}:{pid}:{period.year}" for f, on in (("phm_ladder", pay.phm), ("cpr_bonus", pay.cpr),
+                                                               ("p4i", pay.pay_for_improvement)) if on is not None]
+    return keys
+
+
 def _stamp(t: ir.Table, year: int) -> ir.Table:
     if "performance_year" not in t.columns:
         t = t.mutate(performance_year=ibis.literal(year, "int32"))
@@ -562,6 +577,13 @@ def run_payments(
         run.summary = {"rows": res.rows, "period": period.label, "batches": len(batches)}
     # Posted after the snapshot is published: a failed post is repaired by re-running the period
     # (posting is idempotent), and the ledger never references an unpublished run.
+    for key in _batch_keys(programs, period):
+        # a batch posted before whose rows are now all gone (a month restated to nothing) is
+        # posted empty, which reverses it: the ledger keeps what the tables hold
+        if key not in batches:
+            before = ledger.batch_history(key)
+            if before and before[-1]["state"] == "posted" and before[-1]["n_entries"]:
+                batches[key] = []
     for key in sorted(batches):
         before = ledger.batch_history(key)
         prev_total = before[-1]["total_cents"] if before and before[-1]["state"] == "posted" else 0
