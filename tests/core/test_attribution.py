@@ -698,6 +698,29 @@ def test_retrospective_uses_the_performance_year():
     assert got == {("PB", 10_000, None)}
 
 
+def test_a_prospective_list_is_of_the_members_enrolled_when_it_is_made():
+    """VMNG (domain.md R1.1): the list is set at the year's start and no members are added during
+    the year. J1 has 2023 claims at PA but joins the program in July 2024: not listed (the list is
+    made in January, when J1 was not a member), though J1 is listed from July when the terms add
+    members at later quarters, and a retrospective list (the year's own claims) takes J1 too. E1,
+    enrolled in January, is listed for the year."""
+    claims = [visit("J1", D(2023, 5, 1), N1, T1, 10_000), visit("E1", D(2023, 5, 1), N1, T1, 10_000),
+              visit("J1", D(2024, 8, 1), N1, T1, 10_000)]
+    months = table(months_of("J1", MONTHS[6:]) + months_of("E1"), PM)
+    steps = V_TERMS["steps"][1:2]
+
+    def listed(terms):
+        rows = run(attribute(program(terms), months, table(claims, CLAIM), table(V_ROSTER, ROSTER),
+                             primary_care_codes(YEAR)))
+        return {p: sorted(r["month"].month for r in rows if r["person_id"] == p and r["attributed"]) for p in ("J1", "E1")}
+
+    assert listed(dict(V_TERMS, steps=steps)) == {"J1": [], "E1": list(range(1, 13))}
+    assert listed(dict(V_TERMS, steps=steps, add_members_during_year=True)) == {
+        "J1": list(range(7, 13)), "E1": list(range(1, 13))}
+    # a retrospective list reads the year's own claims: J1's August visit, none of E1's
+    assert listed(dict(V_TERMS, steps=steps, method="retrospective")) == {"J1": list(range(7, 13)), "E1": []}
+
+
 def test_quarterly_lists_follow_a_rolling_window():
     claims = [
         visit("P1", D(2023, 2, 15), N1, T1, 10_000),  # in Q1's window only
@@ -921,9 +944,12 @@ def test_property_attributed_at_most_once_per_program_and_month(
         if r["attributed"] and leaves is not None and r["practice_id"] == "PA":
             month_end = (r["month"].replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
             assert month_end <= leaves
-    # a member with services only at participating practices is always listed
+    # a member with services only at participating practices, enrolled when the prospective list
+    # is made (its first month), is always listed; one who joins later is never added
     for i, svc in enumerate(services):
-        if svc and all(participating[p] for p, _, _ in svc):
+        if i % 12 in gaps:
+            assert not any(r["person_id"] == f"P{i}" for r in got)
+        elif svc and all(participating[p] for p, _, _ in svc):
             assert any(r["person_id"] == f"P{i}" for r in got)
 
 

@@ -1118,8 +1118,13 @@ def assignment(
     members = _stored(store, "members", _member_map(pm))
     weights = recency_weights(a.recency_weights)
     basis = a.plurality_basis
-    pr = periods.select("period_start", "period_end")
-    cand = pm.join(pr, [pm.month >= pr.period_start, pm.month <= pr.period_end]).select(*_K).distinct()
+    pr = periods.select("period_start", "period_end", "sticky")
+    # A list fixed for the rest of the year (prospective) is made of the members enrolled when it
+    # is made, its first month: one who joins later is not added during the year (VMNG; R1.1),
+    # unless the terms add members at later quarters (add_members_during_year: a list per quarter).
+    # A list of its period's own months (retrospective, quarterly) takes anyone enrolled in it.
+    last = ibis.ifelse(pr.sticky, pr.period_start, pr.period_end)
+    cand = pm.join(pr, [pm.month >= pr.period_start, pm.month <= last]).select(*_K).distinct()
     cand = _stored(store, "candidates", cand)
     lk = roster_lookups(provider_roster, program.payer, periods, options.participating,
                         store=store, periods_key=period_list)
