@@ -58,6 +58,17 @@ LINES = {"payer": "string", "service_date": "date", "claim_type": "string", "ser
 ATTR = {"program_id": "string", "person_id": "string", "attributed": "boolean"}
 
 
+def _historical_split(p, lines, roster, *, feb_net_cents: int) -> list[dict]:
+    """`fpp.hospital_payments` of $100.00 net FPP in January and `feb_net_cents` in February, for
+    p-a attributed to the Medicaid program."""
+    attribution = table([{"program_id": "vt-2024-medicaid", "person_id": "p-a", "attributed": True}], ATTR)
+    payer = table([{"program_id": "vt-2024-medicaid", "month": JAN, "net_cents": 100_00},
+                   {"program_id": "vt-2024-medicaid", "month": FEB, "net_cents": feb_net_cents}],
+                  {"program_id": "string", "month": "date", "net_cents": "int64"})
+    return rows(fpp.hospital_payments(CON, payer, p, lines=lines, roster=roster, attribution=attribution),
+                key=lambda r: (r["month"], r["hospital_id"]))
+
+
 def test_historical_share_splits_the_net_payment_exactly():
     p = program()  # history year 2023; scope institutional/professional x inpatient/outpatient/ed/professional
     roster = table([
@@ -81,12 +92,7 @@ def test_historical_share_splits_the_net_payment_exactly():
         {"payer": "medicaid", "service_date": d23, "claim_type": "institutional", "service_category": "inpatient",
          "person_id": "p-nobody", "billing_npi": "2", "allowed_cents": 999_00},
     ], LINES)
-    attribution = table([{"program_id": "vt-2024-medicaid", "person_id": "p-a", "attributed": True}], ATTR)
-    payer = table([{"program_id": "vt-2024-medicaid", "month": JAN, "net_cents": 100_00},
-                   {"program_id": "vt-2024-medicaid", "month": FEB, "net_cents": 1}],
-                  {"program_id": "string", "month": "date", "net_cents": "int64"})
-    got = rows(fpp.hospital_payments(CON, payer, p, lines=lines, roster=roster, attribution=attribution),
-               key=lambda r: (r["month"], r["hospital_id"]))
+    got = _historical_split(p, lines, roster, feb_net_cents=1)
     # weights $200 : $100 -> $66.666.. and $33.333..: floors 6666 + 3333, the spare cent to org-a
     assert [(r["month"], r["hospital_id"], r["share"], r["amount_cents"]) for r in got] == [
         (JAN, "org-a", "20000/30000", 6667), (JAN, "org-b", "10000/30000", 3333),
@@ -114,12 +120,7 @@ def test_historical_share_pays_only_the_hospitals_in_fpp_that_month():
         {"payer": "medicaid", "service_date": d23, "claim_type": "institutional", "service_category": "inpatient",
          "person_id": "p-a", "billing_npi": "2", "allowed_cents": 100_00},
     ], LINES)
-    attribution = table([{"program_id": "vt-2024-medicaid", "person_id": "p-a", "attributed": True}], ATTR)
-    payer = table([{"program_id": "vt-2024-medicaid", "month": JAN, "net_cents": 100_00},
-                   {"program_id": "vt-2024-medicaid", "month": FEB, "net_cents": 90_00}],
-                  {"program_id": "string", "month": "date", "net_cents": "int64"})
-    got = rows(fpp.hospital_payments(CON, payer, p, lines=lines, roster=roster, attribution=attribution),
-               key=lambda r: (r["month"], r["hospital_id"]))
+    got = _historical_split(p, lines, roster, feb_net_cents=90_00)
     assert [(r["month"], r["hospital_id"], r["amount_cents"]) for r in got] == [
         (JAN, "org-a", 6667), (JAN, "org-b", 3333), (FEB, "org-a", 90_00)]
 
