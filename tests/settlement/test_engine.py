@@ -277,3 +277,19 @@ def test_the_fixed_payment_performance_line_says_why_it_is_zero():
     assert medicaid.payments.fpp is not None
     r = settle_program(medicaid, SettlementInputs(T18_BENCHMARK, T18_SAVINGS_E, members=20_000))
     assert r.line("fixed_payment_performance").note.startswith("not yet computed")
+
+
+def test_withhold_rebuilt_from_fpp_paid_rounds_half_up():
+    """Without the payments stage's withheld cents, the withhold is rebuilt from FPP paid (net of
+    it): gross = paid / (1 - rate), to a cent half up, then x rate. At a 20% withhold, 2 cents
+    paid are 2.5 cents gross: 3 cents half up (2 half-even), so 0.6 -> 1 cent withheld."""
+    import yaml
+
+    from allpayer.terms.loader import parse_program
+
+    data = yaml.safe_load((VT2024 / "medicaid.yaml").read_text())
+    data["payments"]["fpp"]["withhold"]["value"] = "0.20"
+    p = parse_program(data, "medicaid-withhold-20")
+    r = settle_program(p, SettlementInputs(cents("1000000.00"), cents("990000.00"), fpp_paid_cents=2,
+                                           quality_score=Decimal("1")))
+    assert r.amount("withheld") == 1

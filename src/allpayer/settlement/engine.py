@@ -48,7 +48,7 @@ claims, R4) when the payments stage has computed it; otherwise it adds zero and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import Decimal, ROUND_HALF_UP
 from typing import Iterable
 
 from allpayer.errors import AllpayerError
@@ -587,7 +587,7 @@ def _withheld(program, inputs, m, mode) -> tuple[int, tuple[str, str]]:
         rate = _at_end(fpp.withhold, program)
         # FPP paid is net of the withhold: withheld = paid x rate / (1 - rate)
         gross = Decimal(int(inputs.fpp_paid_cents)) / (ONE - rate) if rate < ONE else ZERO
-        withheld = apply_rate(int(gross.to_integral_value()), rate, mode)
+        withheld = apply_rate(int(gross.to_integral_value(rounding=ROUND_HALF_UP)), rate, mode)  # cents, half up
         return withheld, ("payments.fpp.withhold", f"{rate} of the FPP before withhold (FPP paid / (1 - {rate}))")
     return 0, ("payments.fpp.withhold", "FPP payments not yet computed (no fixed_payment_performance): nothing withheld")
 
