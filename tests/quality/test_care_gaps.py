@@ -135,3 +135,18 @@ def test_the_primary_care_gap_names_the_claim_of_the_last_visit():
     w.claim("E", D(Y - 1, 6, 1), hcpcs="99213", claim_id="C1")
     (row,) = rows(no_primary_care_gaps(w.context(paid_through=PAID_THROUGH)))
     assert (row["last_date"], row["evidence_id"]) == (D(Y - 1, 6, 1), "C1")
+
+
+def test_blood_pressure_gaps_say_what_is_missing():
+    # hypertensive on two office visits: no reading / a systolic alone (CPT II 3074F) / 150/95
+    w = World()
+    for pid in ("H1", "H2", "H3"):
+        w.person(pid, D(1960, 3, 1), practice="PR1")
+        w.claim(pid, D(Y, 2, 1), dx=("I10",), hcpcs="99213")
+        w.claim(pid, D(Y, 4, 1), dx=("I10",), hcpcs="99213")
+    w.claim("H2", D(Y, 9, 1), dx=("I10",), hcpcs="3074F")
+    w.bp("H3", D(Y, 9, 1), 150, 95)
+    con = database(w)
+    run_quality(con, [w.program], Y, PAID_THROUGH, "run-1")
+    got = {r["person_id"]: r["gap_type"] for r in gaps(con) if r["gap_type"].startswith("bp_")}
+    assert got == {"H1": "bp_not_measured", "H2": "bp_incomplete", "H3": "bp_uncontrolled"}

@@ -13,6 +13,8 @@ hba1c_above_9                        same, most recent HbA1c above 9.0%
 bp_not_measured                      in the blood-pressure measure's denominator, not excluded,
                                      no reading in the year
 bp_uncontrolled                      same, last systolic >= 140 or diastolic >= 90
+bp_incomplete                        same, the most recent date's reading lacks its systolic or its
+                                     diastolic value (HEDIS: not controlled; a full reading is due)
 well_care_overdue                    a child or young adult 3-21 with no well-care visit in the year
 awv_missing                          a Medicare member with no annual wellness visit in the year
 ed_mental_illness_no_follow_up       an ED visit for mental illness (HEDIS FUM 30-day) with no
@@ -81,8 +83,10 @@ def gaps_from_results(results: ir.Table, year: int, paid_through: dt.date) -> ir
     parts.append(_gap_rows(a1c, ibis.ifelse(a1c.evidence_id.isnull(), "hba1c_missing", "hba1c_above_9"), ylit,
                            ibis.literal(str(year))))
     bp = open_.filter((open_.measure_id == "cbp") & ~open_.in_numerator)
-    parts.append(_gap_rows(bp, ibis.ifelse(bp.evidence_id.isnull(), "bp_not_measured", "bp_uncontrolled"), ylit,
-                           ibis.literal(str(year))))
+    # cbp's evidence value is "systolic/diastolic", with "?" for a value the reading lacks
+    bp_gap = ibis.cases((bp.evidence_id.isnull(), "bp_not_measured"),
+                        (bp.evidence_value.contains("?").fill_null(False), "bp_incomplete"), else_="bp_uncontrolled")
+    parts.append(_gap_rows(bp, bp_gap, ylit, ibis.literal(str(year))))
     for mid, gap in (("hedis_wcv", "well_care_overdue"), ("awv", "awv_missing")):
         t = open_.filter((open_.measure_id == mid) & ~open_.in_numerator)
         parts.append(_gap_rows(t, ibis.literal(gap), ylit, ibis.literal(str(year))))
