@@ -177,3 +177,29 @@ def test_a_score_marked_not_measured_counts_as_no_score():
                 "quality_score decimal(18,10), measured boolean)")
     con.raw_sql("insert into quality_program_scores values ('vt-2024-medicaid', 2024, 0.9, false)")
     assert _quality_score(con, program(), 2024) is None
+
+
+def test_pay_for_improvement_compares_with_last_years_program():
+    """A program id carries its year: the 2024 program's rates are compared with the 2023
+    program's practice rates when the terms name it (`baseline_program_id`); without it, the
+    2023 rates of another id are not read and nothing is improved."""
+    def edit(d, baseline=None):
+        d["payments"]["pay_for_improvement"] = {
+            "amount_per_member_per_measure": "21.00", "improvement_points": "0.05",
+            "measures": ["hedis_wcv"], "lives_as_of": "2024-06-30",
+            **({"baseline_program_id": baseline} if baseline else {})}
+
+    def rates_of(p):
+        return table([
+            {"program_id": "vt-2023-medicaid", "measure_id": "hedis_wcv", "level": "practice", "level_id": "pr1",
+             "performance_year": 2023, "rate": Decimal("0.30"), "inverse": False},
+            {"program_id": p.program_id, "measure_id": "hedis_wcv", "level": "practice", "level_id": "pr1",
+             "performance_year": 2024, "rate": Decimal("0.36"), "inverse": False},
+        ], RATES)
+
+    linked = program(edit=lambda d: edit(d, "vt-2023-medicaid"))
+    assert rows(phm.improved_measures(rates_of(linked), linked, 2024)) == [
+        {"practice_id": "pr1", "measures_improved": 1, "measures_compared": 1}]
+    alone = program(edit=edit)
+    assert alone.program_id != "vt-2023-medicaid"
+    assert rows(phm.improved_measures(rates_of(alone), alone, 2024)) == []

@@ -102,18 +102,27 @@ PHM_SCHEMA = {"program_id": "string", "month": "date", "practice_id": "string", 
 
 def improved_measures(rates: ir.Table, program, year: int) -> ir.Table:
     """(practice_id, measures_improved, measures_compared) from ``quality_rates`` at level
-    'practice': rate(year) - rate(year - 1) >= improvement_points (reversed for inverse measures)."""
+    'practice': rate(year) - rate(year - 1) >= improvement_points (reversed for inverse measures).
+    The year before is read from the baseline program (`baseline_program`)."""
     p4i = program.payments.pay_for_improvement
     pts = p4i.improvement_points.value
-    r = rates.filter((rates.program_id == program.program_id) & (rates.level == "practice")
-                     & rates.measure_id.isin(list(p4i.measures)))
-    now = r.filter(r.performance_year == year).select("measure_id", "level_id", rate_now=r.rate, inv=r.inverse)
-    before = r.filter(r.performance_year == year - 1).select("measure_id", "level_id", rate_before=r.rate)
+    r = rates.filter((rates.level == "practice") & rates.measure_id.isin(list(p4i.measures)))
+    mine = r.filter(r.program_id == program.program_id)
+    now = mine.filter(mine.performance_year == year).select("measure_id", "level_id", rate_now=mine.rate,
+                                                            inv=mine.inverse)
+    base = r.filter((r.program_id == baseline_program(program)) & (r.performance_year == year - 1))
+    before = base.select("measure_id", "level_id", rate_before=base.rate)
     j = now.join(before, ["measure_id", "level_id"])
     change = ibis.ifelse(j.inv.fill_null(False), j.rate_before - j.rate_now, j.rate_now - j.rate_before)
     j = j.mutate(improved=(change >= ibis.literal(pts, "decimal(18,10)")).cast("int64"))
     return j.group_by(practice_id=j.level_id).aggregate(
         measures_improved=j.improved.sum().cast("int64"), measures_compared=j.count().cast("int64"))
+
+
+def baseline_program(program) -> str:
+    """The program whose practice rates of the year before pay-for-improvement compares with:
+    ``pay_for_improvement.baseline_program_id``, else the program itself."""
+    return program.payments.pay_for_improvement.baseline_program_id or program.program_id
 
 
 def pay_for_improvement(lives: ir.Table, improved: ir.Table, program, year: int) -> ir.Table:
@@ -148,4 +157,5 @@ def lives_on(att_months: ir.Table, program) -> ir.Table:
     return a.group_by("practice_id").aggregate(lives=a.member_id.nunique().cast("int64"))
 
 
-__all__ = ["phm_base", "phm_ladder", "ladder_pmpm", "improved_measures", "pay_for_improvement", "lives_on"]
+__all__ = ["phm_base", "phm_ladder", "ladder_pmpm", "improved_measures", "baseline_program",
+           "pay_for_improvement", "lives_on"]

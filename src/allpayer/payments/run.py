@@ -382,6 +382,14 @@ def compute(con, programs: Sequence, period: PaymentPeriod, *, paid_through: dt.
             if qrates is None:
                 note(pid, "pay_for_improvement", "quality_rates not available: pay-for-improvement not computed")
             else:
+                base_id = phm_mod.baseline_program(p)
+                had = qrates.filter((qrates.program_id == base_id) & (qrates.performance_year == year - 1)
+                                    & (qrates.level == "practice")).count().to_pyarrow().as_py()
+                if not had:
+                    note(pid, "pay_for_improvement",
+                         f"no practice quality rates of {base_id} for {year - 1}: nothing to improve on, no "
+                         "pay-for-improvement paid (name last year's program in "
+                         "payments.pay_for_improvement.baseline_program_id)")
                 imp = phm_mod.improved_measures(qrates, p, year)
                 p4i = phm_mod.pay_for_improvement(phm_mod.lives_on(am, p), imp, p, year)
                 out["pay_for_improvement"].append(p4i)

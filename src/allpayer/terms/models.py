@@ -717,6 +717,9 @@ class PayForImprovement(Block):
     improvement_points: Noted[Rate]
     measures: list[Ident] = Field(min_length=1)
     lives_as_of: IsoDate
+    baseline_program_id: Ident | None = None
+    """The program whose practice rates of the year before are the baseline (default: this
+    program's id). A program id usually carries its year (``vt-2025-medicare``): name last year's."""
 
 
 class ValuePaymentAdjustment(Block):
