@@ -109,17 +109,22 @@ def to_micro(value: object) -> int:
 
 
 def pmpm_cents(member_months: ir.IntegerValue, micro: ir.IntegerValue) -> ir.IntegerValue:
-    """``member months x PMPM`` in cents, rounded half-up (PMPMs are non-negative).
+    """``member months x PMPM`` in cents, rounded half-up (half away from zero, as
+    `allpayer.money` rounds: a negative amount, e.g. from a negative historical rate, rounds as
+    its positive does, with the sign).
 
-    Step ``pmpm_amount``: cents = floor((MM x micro + 5,000) / 10,000).
+    Step ``pmpm_amount``: cents = floor((|MM x micro| + 5,000) / 10,000), with the product's sign.
     """
     product = member_months.cast("int64") * micro.cast("int64")
-    return ((product + 5_000) // 10_000).cast("int64")
+    up = (product.abs() + 5_000) // 10_000
+    return ibis.ifelse(product < 0, -up, up).cast("int64")
 
 
 def py_pmpm_cents(member_months: int, micro: int) -> int:
     """The same rounding in Python (for checks and small tables)."""
-    return (int(member_months) * int(micro) + 5_000) // 10_000
+    product = int(member_months) * int(micro)
+    up = (abs(product) + 5_000) // 10_000
+    return -up if product < 0 else up
 
 
 def rate_table(rows: Iterable[dict], schema: dict[str, str]) -> ir.Table:
