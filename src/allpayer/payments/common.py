@@ -30,6 +30,20 @@ ANY_PARTICIPATION = ("participant", "preferred", "non_participating")
 effective period, whatever its participation status."""
 
 
+def covered_months(roster: ir.Table, payer: str, months: Sequence[dt.date]) -> ir.Table:
+    """(practice_id, month): the months of `months` that `roster`'s rows (already narrowed to a
+    payment model) of `payer` cover from the first day to the last, whatever their participation
+    status, as attribution reads a practice's participation
+    (`allpayer.core.attribution.practice_participation`)."""
+    from allpayer.core.attribution import practice_participation
+
+    ends = [dt.date(m.year + m.month // 12, m.month % 12 + 1, 1) - dt.timedelta(days=1) for m in months]
+    mt = rate_table([{"month": m, "month_last_day": e} for m, e in zip(months, ends)],
+                    {"month": "date", "month_last_day": "date"})
+    pp = practice_participation(roster, payer, mt, ANY_PARTICIPATION)
+    return pp.filter(pp.participating).select("practice_id", "month")
+
+
 class PaymentsError(AllpayerError):
     """A payment run that cannot proceed (bad period, missing tables)."""
 

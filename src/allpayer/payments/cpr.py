@@ -46,7 +46,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.money import apply_rate, dollars_to_cents, largest_remainder
-from allpayer.payments.common import ANY_PARTICIPATION, PaymentsError, pmpm_cents, rate_table, rows_of, to_micro
+from allpayer.payments.common import PaymentsError, covered_months, pmpm_cents, rate_table, rows_of, to_micro
 
 
 def cpr_practices(roster: ir.Table, program) -> ir.Table:
@@ -59,14 +59,8 @@ def cpr_months(roster: ir.Table, program, months: Sequence[dt.date]) -> ir.Table
     ``payment_model: cpr`` for the payer: a CPR row covers the month's first day
     and one covers its last day, as a practice's participation in attribution. A practice that
     joins or leaves CPR during the year is paid CPR only in its CPR months."""
-    from allpayer.core.attribution import practice_participation
-
-    ends = [dt.date(m.year + m.month // 12, m.month % 12 + 1, 1) - dt.timedelta(days=1) for m in months]
-    mt = rate_table([{"month": m, "month_last_day": e} for m, e in zip(months, ends)],
-                    {"month": "date", "month_last_day": "date"})
     r = roster.filter((roster.payment_model == "cpr") & roster.practice_id.notnull())
-    pp = practice_participation(r, program.payer, mt, ANY_PARTICIPATION)
-    return pp.filter(pp.participating).select("practice_id", "month")
+    return covered_months(r, program.payer, months)
 
 
 def cpr_rates(program, months: Sequence[dt.date]) -> ir.Table:

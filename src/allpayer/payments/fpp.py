@@ -32,7 +32,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.money import largest_remainder
-from allpayer.payments.common import ANY_PARTICIPATION, pmpm_cents, rate_table, rows_of, to_micro
+from allpayer.payments.common import covered_months, pmpm_cents, rate_table, rows_of, to_micro
 
 PPM = 1_000_000
 
@@ -99,15 +99,10 @@ def fpp_hospital_months(con, roster: ir.Table, program, months: Sequence[dt.date
     """(hospital_id, month) pairs of `months` in which the roster lists the hospital under the
     FPP payment models for the payer: FPP rows cover the month's first day and
     its last day, as a practice's participation in attribution."""
-    from allpayer.core.attribution import practice_participation
-
-    ends = [dt.date(m.year + m.month // 12, m.month % 12 + 1, 1) - dt.timedelta(days=1) for m in months]
-    mt = rate_table([{"month": m, "month_last_day": e} for m, e in zip(months, ends)],
-                    {"month": "date", "month_last_day": "date"})
     f = program.payments.fpp
     r = roster.filter(roster.payment_model.isin(list(f.scope.payment_models)) & roster.organization_id.notnull())
-    pp = practice_participation(r.mutate(practice_id=r.organization_id), program.payer, mt, ANY_PARTICIPATION)
-    return {(x["practice_id"], x["month"]) for x in rows_of(con, pp.filter(pp.participating))}
+    cm = covered_months(r.mutate(practice_id=r.organization_id), program.payer, months)
+    return {(x["practice_id"], x["month"]) for x in rows_of(con, cm)}
 
 
 def hospital_hsas(roster: ir.Table, program) -> ir.Table:
