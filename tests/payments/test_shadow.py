@@ -104,24 +104,34 @@ def test_rebase_flag_stays_down_inside_the_threshold():
 
 
 LINE = {"payer": "string", "claim_type": "string", "service_category": "string", "payment_arrangement": "string",
-        "member_id": "string", "service_month": "date", "billing_npi": "string", "allowed_cents": "int64",
-        "paid_cents": "int64"}
-ROSTER = {"npi": "string", "payer": "string", "payment_model": "string", "organization_id": "string", "hsa": "string"}
+        "member_id": "string", "service_date": "date", "service_month": "date", "billing_npi": "string",
+        "allowed_cents": "int64", "paid_cents": "int64"}
+ROSTER = {"npi": "string", "payer": "string", "payment_model": "string", "organization_id": "string", "hsa": "string",
+          "effective_start_date": "date", "effective_end_date": "date"}
 
 
 def claim_line(**kw):
-    """A medicaid claim line of member a in January: an FPP inpatient shadow claim of $1,000.00
-    billed by NPI 1, but for what `kw` changes."""
+    """A medicaid claim line of member a on 10 January (or on the 10th of `service_month`): an FPP
+    inpatient shadow claim of $1,000.00 billed by NPI 1, but for what `kw` changes."""
     base = {"payer": "medicaid", "claim_type": "institutional", "service_category": "inpatient",
             "payment_arrangement": "fpp", "member_id": "a", "service_month": JAN, "billing_npi": "1",
             "allowed_cents": 1000_00, "paid_cents": 0}
+    out = {**base, **kw}
+    out.setdefault("service_date", out["service_month"].replace(day=10))
+    return out
+
+
+def roster_row(**kw):
+    """NPI 1 in FPP for medicaid under hospital org-a from 1 January 2024, open-ended, but for `kw`."""
+    base = {"npi": "1", "payer": "medicaid", "payment_model": "fpp", "organization_id": "org-a", "hsa": "x",
+            "effective_start_date": dt.date(2024, 1, 1), "effective_end_date": None}
     return {**base, **kw}
 
 
 def test_shadow_claims_are_in_scope_fpp_lines_of_attributed_members_priced_at_allowed():
     p = program()
     am = att_months([("a", JAN, "child", "pr", "x")])
-    roster = table([{"npi": "1", "payer": "medicaid", "payment_model": "fpp", "organization_id": "org-a", "hsa": "x"}], ROSTER)
+    roster = table([roster_row()], ROSTER)
 
     line = claim_line
 
@@ -137,6 +147,32 @@ def test_shadow_claims_are_in_scope_fpp_lines_of_attributed_members_priced_at_al
     got = rows(shadow.shadow_claims(lines, am, roster, p), key=lambda r: r["hospital_id"])
     assert [(r["hospital_id"], r["claim_lines"], r["shadow_value_cents"], r["paid_cents"], r["pricing"]) for r in got] == [
         ("org-a", 1, 1000_00, 0, "allowed"), ("unmatched", 1, 50_00, 0, "allowed")]
+
+
+def test_a_shadow_claim_goes_to_the_hospital_the_npi_billed_under_on_its_service_date():
+    """NPI 1 billed under org-b until 14 March, under org-a from 15 March (both rows in FPP);
+    NPI 2 left FPP at the end of January. Each line goes to the hospital of the row in force on its
+    date; a line no row covers is 'unmatched' (it was read under the lowest id, whatever the date)."""
+    p = program()
+    mar, apr = dt.date(2024, 3, 1), dt.date(2024, 4, 1)
+    am = att_months([("a", m, "child", "pr", "x") for m in (JAN, dt.date(2024, 2, 1), mar, apr)])
+    roster = table([
+        roster_row(organization_id="org-b", effective_end_date=dt.date(2024, 3, 14)),
+        roster_row(effective_start_date=dt.date(2024, 3, 15)),
+        roster_row(npi="2", organization_id="org-c", effective_end_date=dt.date(2024, 1, 31)),
+    ], ROSTER)
+    lines = table([
+        claim_line(allowed_cents=1_00),                                           # org-b
+        claim_line(service_month=mar, service_date=dt.date(2024, 3, 14), allowed_cents=2_00),  # org-b
+        claim_line(service_month=mar, service_date=dt.date(2024, 3, 15), allowed_cents=4_00),  # org-a
+        claim_line(service_month=apr, allowed_cents=8_00),                       # org-a
+        claim_line(billing_npi="2", allowed_cents=16_00),                        # org-c
+        claim_line(billing_npi="2", service_month=dt.date(2024, 2, 1), allowed_cents=32_00),  # unmatched
+    ], LINE)
+    got = rows(shadow.shadow_claims(lines, am, roster, p), key=lambda r: (r["hospital_id"], r["month"]))
+    assert [(r["hospital_id"], r["month"].month, r["shadow_value_cents"]) for r in got] == [
+        ("org-a", 3, 4_00), ("org-a", 4, 8_00), ("org-b", 1, 1_00), ("org-b", 3, 2_00), ("org-c", 1, 16_00),
+        ("unmatched", 2, 32_00)]
 
 
 def test_the_cached_claim_lines_keep_what_the_fpp_stages_read():

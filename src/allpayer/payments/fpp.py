@@ -95,6 +95,20 @@ def fpp_providers(roster: ir.Table, program) -> ir.Table:
     return r.group_by("npi").aggregate(hospital_id=r.organization_id.min(), hsa=r.hsa.min())
 
 
+def fpp_providers_on(roster: ir.Table, program, keys: ir.Table) -> ir.Table:
+    """(npi, service_date, hospital_id, hsa) for each distinct (npi, service_date) of `keys`: the
+    hospital of the roster row that lists the NPI under the program's FPP models for its payer on
+    that date (the lowest id where rows overlap, a total order). A date no such row covers (before
+    the NPI joined the hospital, after it left) has no row."""
+    f = program.payments.fpp
+    r = roster.filter((roster.payer == program.payer) & roster.payment_model.isin(list(f.scope.payment_models))
+                      & roster.organization_id.notnull())
+    k = keys.select("npi", "service_date").distinct()
+    j = k.join(r, [k.npi == r.npi, r.effective_start_date <= k.service_date,
+                   r.effective_end_date.isnull() | (k.service_date <= r.effective_end_date)])
+    return j.group_by([k.npi, k.service_date]).aggregate(hospital_id=j.organization_id.min(), hsa=j.hsa.min())
+
+
 def fpp_hospital_months(con, roster: ir.Table, program, months: Sequence[dt.date]) -> set[tuple[str, dt.date]]:
     """(hospital_id, month) pairs of `months` in which the roster lists the hospital under the
     FPP payment models for the payer: FPP rows cover the month's first day and

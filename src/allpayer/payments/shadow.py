@@ -8,8 +8,9 @@ the TCOC stage gives shadow claims (``shadow_priced_cents``).
 A claim line is a shadow claim of a program when: its payer is the program's payer, its claim
 type and service category are in ``payments.fpp.scope``, its ``payment_arrangement`` is one of
 ``scope.payment_models``, its member is attributed and eligible in the program that month, and
-its billing NPI is a roster provider of the payer under those payment models (which gives the
-hospital; lines whose billing NPI is not on the roster count under hospital ``unmatched``).
+its billing NPI is a roster provider of the payer under those payment models on the service date
+(which gives the hospital; a line whose billing NPI no such roster row covers on that date counts
+under hospital ``unmatched``).
 
     fixed payment performance = FPP paid - shadow value          (per program, and per hospital)
     combined result           = settlement + fixed payment performance
@@ -34,7 +35,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.core.tcoc import SHADOW_ARRANGEMENTS, with_ratio
-from allpayer.payments.fpp import fpp_providers, in_scope
+from allpayer.payments.fpp import fpp_providers_on, in_scope
 
 
 def shadow_lines(lines: ir.Table, att_months: ir.Table, roster: ir.Table, program) -> ir.Table:
@@ -47,8 +48,8 @@ def shadow_lines(lines: ir.Table, att_months: ir.Table, roster: ir.Table, progra
         & lines.payment_arrangement.isin(list(f.scope.payment_models))
     )
     l = l.join(a, [l.member_id == a.member_id, l.service_month == a.month])
-    prov = fpp_providers(roster, program)
-    l = l.left_join(prov, l.billing_npi == prov.npi)
+    prov = fpp_providers_on(roster, program, l.select(npi=l.billing_npi, service_date=l.service_date))
+    l = l.left_join(prov, [l.billing_npi == prov.npi, l.service_date == prov.service_date])
     return l.mutate(hospital_id=l.hospital_id.fill_null("unmatched"))
 
 
