@@ -74,6 +74,31 @@ def test_non_calendar_plan_year_counts_quarters_from_its_start():
 
 
 EMPLOYER = {"group_id": "string", "employer_id": "string"}
+ROSTER = {"npi": "string", "payer": "string", "payment_model": "string", "practice_id": "string",
+          "participation": "string", "effective_start_date": "date", "effective_end_date": "date"}
+
+
+def cpr_row(practice_id, start=dt.date(2024, 1, 1), end=None):
+    return {"npi": "1", "payer": "mvp", "payment_model": "cpr", "practice_id": practice_id,
+            "participation": "participant", "effective_start_date": start, "effective_end_date": end}
+
+
+def test_the_cpr_pool_goes_to_the_practices_in_cpr_that_month():
+    """pr2 is in CPR in January only (its row ends 31 January), pr1 never: January's CPR pool goes
+    to pr2; in February no attributing practice is in CPR, so the pool goes to the attributing
+    practices (as when there is none). The CPR practices were read whatever the roster's dates."""
+    def edit(d):
+        d["payments"]["value_payment"]["pass_through"] = {"cpr": "1"}
+        d["payments"]["value_payment"]["admin_rate"] = "0"
+
+    p = program(SOV, edit)
+    adj = vp.adjustments(CON, p, [JAN, FEB], targets=None, cost=None, score=None)
+    am = att_months([("a", m, "all", pr, "x", "SOV", PID) for m in (JAN, FEB) for pr in ("pr1", "pr2")])
+    inv = vp.invoices(am, table([{"group_id": "SOV", "employer_id": "EMP-SOV"}], EMPLOYER), p, adj)
+    roster = table([cpr_row("pr2", end=dt.date(2024, 1, 31))], ROSTER)
+    pt = vp.pass_through(CON, inv, am, roster, p, None)
+    assert [(r["month"], r["payee"], r["amount_cents"]) for r in sorted(pt, key=lambda r: (r["month"], r["payee"]))
+            if r["pool"] == "cpr"] == [(JAN, "practice:pr2", 840), (FEB, "practice:pr1", 420), (FEB, "practice:pr2", 420)]
 
 
 def test_invoice_reconciles_to_the_census_and_shows_its_working():
@@ -89,7 +114,7 @@ def test_invoice_reconciles_to_the_census_and_shows_its_working():
     assert [r["amount_cents"] for r in got] == [3 * 420, 420]
     assert got[0]["working"] == "3 attributed member months x $4.20 PMPM (2024-Q1, factor 1)"
     # pass-through: half to the PHM pool, half to the CPR pool (no CPR practice: the attributing practices)
-    roster = table([], {"npi": "string", "payer": "string", "payment_model": "string", "practice_id": "string"})
+    roster = table([], ROSTER)
     pt = vp.pass_through(CON, inv, am, roster, p, None)
     jan = [r for r in pt if r["month"] == JAN]
     assert sum(r["amount_cents"] for r in jan) == 1260
@@ -120,8 +145,7 @@ def test_what_the_aco_pays_out_plus_what_it_keeps_equals_what_it_received(member
     emp = table([{"group_id": "SOV", "employer_id": "EMP-SOV"}], EMPLOYER)
     adj = vp.adjustments(CON, p, [JAN, FEB], targets=None, cost=None, score=None)
     inv = vp.invoices(am, emp, p, adj)
-    roster = table([{"npi": "1", "payer": "mvp", "payment_model": "cpr", "practice_id": "pr2"}],
-                   {"npi": "string", "payer": "string", "payment_model": "string", "practice_id": "string"})
+    roster = table([cpr_row("pr2")], ROSTER)
     hh = table([{"hospital_id": "org-a", "hsa": "x"}], {"hospital_id": "string", "hsa": "string"})
     pt = vp.pass_through(CON, inv, am, roster, p, hh)
     received = {r["month"]: r["amount_cents"] for r in rows(inv.group_by("month").aggregate(amount_cents=inv.amount_cents.sum()))}

@@ -18,9 +18,9 @@ score the quality term is 0. Each adjustment row shows all of these numbers.
 
 Pass-through (rule ``vp.pass_through``): each month, what the employers paid less the
 administrative share (``admin_rate``, kept by the ACO) is split over the ``pass_through`` pools
-(largest remainder): ``phm`` to the attributing practices and ``cpr`` to the CPR practices by
-attributed member months, ``fpp`` to the hospitals by the attributed member months of their HSA,
-``reserve`` to the ACO reserve. Without ``pass_through`` everything goes to the practices.
+(largest remainder): ``phm`` to the attributing practices and ``cpr`` to the practices in CPR that
+month (:func:`allpayer.payments.cpr.cpr_months`) by attributed member months, ``fpp`` to the
+hospitals by the attributed member months of their HSA, ``reserve`` to the ACO reserve. Without ``pass_through`` everything goes to the practices.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import ibis.expr.types as ir
 
 from allpayer.money import apply_rate, dollars_to_cents, largest_remainder, round_money
 from allpayer.payments.common import rate_table, rows_of
+from allpayer.payments.cpr import cpr_months
 
 
 def plan_quarter(month: dt.date, start_month: int) -> tuple[int, int]:
@@ -210,9 +211,8 @@ def pass_through(con, invoices_t: ir.Table, att_months: ir.Table, roster: ir.Tab
     totals = rows_of(con, inv.group_by("month").aggregate(c=inv.amount_cents.sum()).order_by("month"))
     a = att_months.filter((att_months.program_id == pid) & att_months.practice_id.notnull())
     pr = rows_of(con, a.group_by("month", "practice_id").aggregate(mm=a.count()).order_by("month", "practice_id"))
-    cpr_ids = {r["practice_id"] for r in rows_of(con, roster.filter(
-        (roster.payer == program.payer) & (roster.payment_model == "cpr") & roster.practice_id.notnull()
-    ).select("practice_id").distinct())}
+    cpr_in = {(r["practice_id"], r["month"])
+              for r in rows_of(con, cpr_months(roster, program, [t["month"] for t in totals]))}
     hosp: list[dict] = []
     if hospital_hsa is not None and vp.pass_through and "fpp" in vp.pass_through:
         j = att_months.filter(att_months.program_id == pid).join(hospital_hsa, "hsa")
@@ -233,8 +233,8 @@ def pass_through(con, invoices_t: ir.Table, att_months: ir.Table, roster: ir.Tab
                 payees = [(f"hospital:{r['hospital_id']}", int(r["mm"])) for r in hosp if r["month"] == m]
             else:
                 rows = [r for r in pr if r["month"] == m]
-                if pool == "cpr" and any(r["practice_id"] in cpr_ids for r in rows):
-                    rows = [r for r in rows if r["practice_id"] in cpr_ids]
+                if pool == "cpr" and any((r["practice_id"], m) in cpr_in for r in rows):
+                    rows = [r for r in rows if (r["practice_id"], m) in cpr_in]
                 payees = [(f"practice:{r['practice_id']}", int(r["mm"])) for r in rows]
             payees = [p for p in payees if p[1] > 0]
             if not payees:
