@@ -73,7 +73,11 @@ def test_non_calendar_plan_year_counts_quarters_from_its_start():
     assert adj[2]["factor"] == "1" and "before the plan year's first quarter" in adj[2]["note"]
 
 
-EMPLOYER = {"group_id": "string", "employer_id": "string"}
+EMPLOYER = {"group_id": "string", "employer_id": "string", "effective_start_date": "date", "effective_end_date": "date"}
+
+
+def employer_row(employer_id="EMP-SOV", start=dt.date(2020, 1, 1), end=None, group_id="SOV"):
+    return {"group_id": group_id, "employer_id": employer_id, "effective_start_date": start, "effective_end_date": end}
 ROSTER = {"npi": "string", "payer": "string", "payment_model": "string", "practice_id": "string",
           "participation": "string", "effective_start_date": "date", "effective_end_date": "date"}
 
@@ -81,6 +85,21 @@ ROSTER = {"npi": "string", "payer": "string", "payment_model": "string", "practi
 def cpr_row(practice_id, start=dt.date(2024, 1, 1), end=None):
     return {"npi": "1", "payer": "mvp", "payment_model": "cpr", "practice_id": practice_id,
             "participation": "participant", "effective_start_date": start, "effective_end_date": end}
+
+
+def test_a_month_is_invoiced_to_the_employer_of_the_group_that_month():
+    """Group SOV belongs to EMP-A until 31 January and to EMP-B from 1 February: January's member
+    months are EMP-A's, February's EMP-B's (both went to EMP-A, the lowest id, whatever the
+    dates); group OLD's row ended in 2023, so its member months have no employer."""
+    p = program(SOV)
+    adj = vp.adjustments(CON, p, [JAN, FEB], targets=None, cost=None, score=None)
+    am = att_months([("a", JAN, "all", "pr1", "x", "SOV", PID), ("a", FEB, "all", "pr1", "x", "SOV", PID),
+                     ("b", FEB, "all", "pr1", "x", "SOV", PID), ("c", JAN, "all", "pr1", "x", "OLD", PID)])
+    emp = table([employer_row("EMP-A", end=dt.date(2024, 1, 31)), employer_row("EMP-B", start=FEB),
+                 employer_row("EMP-C", end=dt.date(2023, 12, 31), group_id="OLD")], EMPLOYER)
+    got = rows(vp.invoices(am, emp, p, adj), key=lambda r: (r["month"], r["employer_id"]))
+    assert [(r["month"], r["employer_id"], r["member_months"]) for r in got] == [
+        (JAN, "EMP-A", 1), (JAN, "unknown", 1), (FEB, "EMP-B", 2)]
 
 
 def test_the_cpr_pool_goes_to_the_practices_in_cpr_that_month():
@@ -94,7 +113,7 @@ def test_the_cpr_pool_goes_to_the_practices_in_cpr_that_month():
     p = program(SOV, edit)
     adj = vp.adjustments(CON, p, [JAN, FEB], targets=None, cost=None, score=None)
     am = att_months([("a", m, "all", pr, "x", "SOV", PID) for m in (JAN, FEB) for pr in ("pr1", "pr2")])
-    inv = vp.invoices(am, table([{"group_id": "SOV", "employer_id": "EMP-SOV"}], EMPLOYER), p, adj)
+    inv = vp.invoices(am, table([employer_row()], EMPLOYER), p, adj)
     roster = table([cpr_row("pr2", end=dt.date(2024, 1, 31))], ROSTER)
     pt = vp.pass_through(CON, inv, am, roster, p, None)
     assert [(r["month"], r["payee"], r["amount_cents"]) for r in sorted(pt, key=lambda r: (r["month"], r["payee"]))
@@ -106,7 +125,7 @@ def test_invoice_reconciles_to_the_census_and_shows_its_working():
     adj = vp.adjustments(CON, p, [JAN, FEB], targets=None, cost=None, score=None)
     am = att_months([("a", JAN, "all", "pr1", "x", "SOV", PID), ("b", JAN, "all", "pr1", "x", "SOV", PID),
                      ("c", JAN, "all", "pr2", "x", "SOV", PID), ("a", FEB, "all", "pr1", "x", "SOV", PID)])
-    emp = table([{"group_id": "SOV", "employer_id": "EMP-SOV"}, {"group_id": "SOV", "employer_id": "EMP-SOV"}], EMPLOYER)
+    emp = table([employer_row(), employer_row()], EMPLOYER)
     inv = vp.invoices(am, emp, p, adj)
     got = rows(inv, key=lambda r: r["month"])
     census = rows(am.group_by("group_id", "month").aggregate(n=am.member_id.nunique()), key=lambda r: r["month"])
@@ -142,7 +161,7 @@ def test_what_the_aco_pays_out_plus_what_it_keeps_equals_what_it_received(member
     p = program(SOV, edit)
     rows_ = [(f"m{i}", month, "all", practice, "x", "SOV", PID) for i, (practice, month) in enumerate(members)]
     am = att_months(rows_)
-    emp = table([{"group_id": "SOV", "employer_id": "EMP-SOV"}], EMPLOYER)
+    emp = table([employer_row()], EMPLOYER)
     adj = vp.adjustments(CON, p, [JAN, FEB], targets=None, cost=None, score=None)
     inv = vp.invoices(am, emp, p, adj)
     roster = table([cpr_row("pr2")], ROSTER)

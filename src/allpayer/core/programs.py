@@ -71,6 +71,21 @@ def employer_opt_in_months(employer_group: ir.Table, months: ir.Table) -> ir.Tab
     return j.select(opt_group_id=j.group_id, opt_month=j.month).distinct()
 
 
+def employer_of_group_months(employer_group: ir.Table, group_months: ir.Table) -> ir.Table:
+    """(group_id, month, employer_id) for each distinct (group_id, month) of `group_months` (month:
+    a month's first day): the employer of the group's row in force on the month's first day, the
+    latest-starting one where rows overlap (then the lowest employer id, a total order). A month
+    no row covers has no row."""
+    eg = employer_group
+    e = eg.select(_g_group_id="group_id", employer_id="employer_id", _g_start="effective_start_date",
+                  _g_end=eg.effective_end_date.fill_null(ibis.date(9999, 12, 31)))
+    k = group_months.filter(group_months.group_id.notnull()).select("group_id", "month").distinct()
+    c = k.join(e, [k.group_id == e._g_group_id, e._g_start <= k.month, e._g_end >= k.month])
+    w = ibis.window(group_by=[c.group_id, c.month], order_by=[ibis.desc(c._g_start), c.employer_id])
+    c = c.mutate(_rn=ibis.row_number().over(w))
+    return c.filter(c._rn == 0).select("group_id", "month", "employer_id")
+
+
 def program_months(
     eligibility_months: ir.Table,
     programs: Sequence[ProgramTerms],

@@ -4,6 +4,10 @@ Invoice, per employer, program and month (rule ``vp.invoice``)::
 
     amount_cents = attributed eligible MM of the employer's groups x VP PMPM(quarter)
 
+(a group's month is its employer's of the ``employer_group`` row in force on the month's first day,
+:func:`allpayer.core.programs.employer_of_group_months`; a month no row covers goes to
+``employer:unknown``.)
+
 Quarterly PMPM (step ``vp_pmpm``, rounded half-up to cents)::
 
     index(q)   = cost_weight x (T_ytd - A_ytd) / T_ytd + quality_weight x (score - target_score)
@@ -34,6 +38,7 @@ from typing import Sequence
 import ibis
 import ibis.expr.types as ir
 
+from allpayer.core.programs import employer_of_group_months
 from allpayer.money import apply_rate, dollars_to_cents, largest_remainder, round_money
 from allpayer.payments.common import rate_table, rows_of
 from allpayer.payments.cpr import cpr_months
@@ -108,11 +113,6 @@ def adjustment_factor(adj, target_cents: int | None, actual_cents: int | None,
     return factor, index, cost, quality, "; ".join(notes)
 
 
-def employer_of_groups(employer_group: ir.Table) -> ir.Table:
-    e = employer_group.select("group_id", "employer_id").distinct()
-    return e.group_by("group_id").aggregate(employer_id=e.employer_id.min())
-
-
 def adjustments(con, program, months: Sequence[dt.date], *, targets: ir.Table | None,
                 cost: ir.Table | None, score: Decimal | None) -> list[dict]:
     """``value_payment_adjustments`` rows: one per plan quarter touched by `months`.
@@ -179,8 +179,8 @@ def invoices(att_months: ir.Table, employer_group: ir.Table, program, adj_rows: 
     """
     start = program.payments.value_payment.plan_year_start_month
     a = att_months.filter(att_months.program_id == program.program_id)
-    emp = employer_of_groups(employer_group)
-    a = a.left_join(emp, "group_id")
+    emp = employer_of_group_months(employer_group, a.select("group_id", "month"))
+    a = a.left_join(emp, ["group_id", "month"])
     a = a.mutate(employer_id=a.employer_id.fill_null("unknown"))
     g = a.group_by("employer_id", "program_id", "month").aggregate(member_months=a.count().cast("int64"))
     rows = []
