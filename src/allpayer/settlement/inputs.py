@@ -41,6 +41,7 @@ from decimal import Decimal
 
 import ibis
 
+from allpayer.core.programs import employer_of_group_months
 from allpayer.core.targets import assign_cells
 from allpayer.money import ROUNDING_MODES, largest_remainder
 from allpayer.settlement.engine import FIXED_PAYMENT_PARTS, SettlementError, SettlementInputs
@@ -480,14 +481,10 @@ def _employer_months(con, program, year: int):
     """`settlement_months` with the ``employer_id`` of each month: the employer of the member's
     group on that month (the latest-starting ``employer_group`` row; NULL when none)."""
     t = settlement_months(con, program, year)
-    eg = con.table("employer_group")
-    e = eg.select(_g_group="group_id", employer_id="employer_id", _g_start="effective_start_date",
-                  _g_end=eg.effective_end_date.fill_null(ibis.date(9999, 12, 31)))
-    j = t.left_join(e, [t.group_id == e._g_group, e._g_start <= t.month, e._g_end >= t.month])
-    w = ibis.window(group_by=[j.member_id, j.month],
-                    order_by=[ibis.desc(j._g_start), j.employer_id.fill_null("")])
-    j = j.mutate(_rn=ibis.row_number().over(w))
-    return j.filter(j._rn == 0).drop("_g_group", "_g_start", "_g_end", "_rn")
+    e = employer_of_group_months(con.table("employer_group"), t.select("group_id", "month"))
+    e = e.select(_g_group=e.group_id, _g_month=e.month, employer_id=e.employer_id)
+    j = t.left_join(e, [t.group_id == e._g_group, t.month == e._g_month])
+    return j.drop("_g_group", "_g_month")
 
 
 def employer_truncation(months, program):
