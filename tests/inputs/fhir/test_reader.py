@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
@@ -359,3 +360,31 @@ def test_mapped_rows_must_not_repeat_a_file_and_line(tmp_path):
     rows = pa.table({"observation_id": ["a", "b"], "source_file": ["x.ndjson", "x.ndjson"], "line_number": [3, 3]})
     with pytest.raises(ValueError, match="repeat source_file x.ndjson line 3"):
         readers.stage_arrow(con, rows, spec, stage)
+
+
+def test_cancelled_and_entered_in_error_claims_are_not_loaded_as_paid(tmp_path):
+    """An ExplanationOfBenefit whose status is cancelled (withdrawn or reversed) or
+    entered-in-error (never a claim of this patient) is not a payment: it is quarantined with the
+    status as the reason, not loaded as a paid claim. FHIR R4 ExplanationOfBenefit.status,
+    value set http://hl7.org/fhir/ValueSet/explanationofbenefit-status."""
+    folder = small_delivery(tmp_path / "d")
+    with open(folder / "ExplanationOfBenefit.ndjson", "a") as f:
+        for i, status in enumerate(("cancelled", "entered-in-error", "draft"), start=2):
+            eob = carin_eob(id=f"eob{i}", status=status)
+            eob["identifier"] = [{"type": {"coding": [{"code": "uc"}]}, "value": f"CLM-{i}"}]
+            f.write(json.dumps(eob) + "\n")
+    m = read_fhir_folder(folder)
+    assert set(m.tables["medical_claim"].column("claim_id").to_pylist()) == {"CLM-1"}
+    got = [(r["line_number"], r["rule"], r["message"]) for r in rows(m.rejects)]
+    assert got == [
+        (2, "inactive_status", "ExplanationOfBenefit.status is cancelled: not an active claim, not loaded"),
+        (3, "inactive_status", "ExplanationOfBenefit.status is entered-in-error: not an active claim, not loaded"),
+        (4, "inactive_status", "ExplanationOfBenefit.status is draft: not an active claim, not loaded"),
+    ]
+    counts = {r.name: (r.read, r.mapped, r.quarantined) for r in m.records}
+    assert counts["fhir:ExplanationOfBenefit"] == (4, 1, 3)
+
+    db = tmp_path / "db.duckdb"
+    result = load_folder(folder, db)
+    assert all(t.reconciles for t in result.tables)
+    assert query(db, "SELECT sum(paid_amount) FROM medical_claim") == [(D("82.03"),)]

@@ -21,6 +21,9 @@ from allpayer.inputs.schema import LOINC_HBA1C
 DEFAULT_DATA_SOURCE = "fhir"
 MAX_DIAGNOSES = 25
 MAX_PROCEDURES = 25
+INACTIVE_CLAIM_STATUSES = ("cancelled", "entered-in-error", "draft")
+"""ExplanationOfBenefit statuses that are not a payment (FHIR R4 explanationofbenefit-status):
+withdrawn or reversed, recorded in error, or not complete."""
 
 
 class Unmappable(Exception):
@@ -257,6 +260,9 @@ def eob(resource: dict, coverages: dict[str, dict], parties: dict[str, Party]) -
     (a ``pharmacy`` EOB: one pharmacy_claim row per item). `fragment` names the item
     (``item[<index>]``)."""
     rid = resource.get("id")
+    status = resource.get("status")
+    if status in INACTIVE_CLAIM_STATUSES:
+        raise Unmappable("inactive_status", f"ExplanationOfBenefit.status is {status}: not an active claim, not loaded")
     person = _require(e.reference_id(resource.get("patient"), "Patient"), "missing_element", "ExplanationOfBenefit.patient is missing")
     items = _require(resource.get("item"), "missing_element", "ExplanationOfBenefit.item is missing: no claim lines")
     insurance = resource.get("insurance") or []

@@ -17,6 +17,7 @@ unsupported_resource   a resource type this reader does not map
 wrong_resource_type    a resource of another type than the file's name says
 missing_element        an element the mapping needs is absent (``id``, ``Coverage.beneficiary``,
                        ``ExplanationOfBenefit.patient``/``item``/``insurance``, ``Observation.subject``/``code``)
+inactive_status        an ExplanationOfBenefit whose status is cancelled, entered-in-error or draft: not a payment
 unresolved_reference   a reference to a resource not in the delivery (a Coverage's Patient, an EOB's Coverage)
 duplicate_resource     a second resource of the same type and id (the first is kept)
 no_coverage            a Patient no Coverage refers to: there is no eligibility span to load
@@ -55,6 +56,7 @@ RULES = (
     "unsupported_resource",
     "wrong_resource_type",
     "missing_element",
+    "inactive_status",
     "unresolved_reference",
     "duplicate_resource",
     "no_coverage",
