@@ -388,3 +388,22 @@ def test_cancelled_and_entered_in_error_claims_are_not_loaded_as_paid(tmp_path):
     result = load_folder(folder, db)
     assert all(t.reconciles for t in result.tables)
     assert query(db, "SELECT sum(paid_amount) FROM medical_claim") == [(D("82.03"),)]
+
+
+def test_claim_takes_member_payer_and_plan_from_the_focal_insurance(tmp_path):
+    """An EOB listing two coverages takes member, payer and plan from the one marked
+    ``focal`` (the coverage the claim was adjudicated under, FHIR R4
+    ExplanationOfBenefit.insurance.focal), whatever its place in the list."""
+    folder = small_delivery(tmp_path / "d")
+    other = coverage("p1", "commercial")
+    other.update(id="cov2", subscriberId="BC-p1", payor=[{"identifier": {"value": "bcbsvt"}}],
+                 type={"coding": [{"system": "https://nahdo.org/sopt", "code": "5"}]})
+    with open(folder / "Coverage.ndjson", "a") as f:
+        f.write(json.dumps(other) + "\n")
+    eob = carin_eob(insurance=[
+        {"focal": False, "coverage": {"reference": "Coverage/cov2"}},
+        {"focal": True, "coverage": {"reference": "Coverage/cov1"}},
+    ])
+    write_ndjson(folder / "ExplanationOfBenefit.ndjson", [eob])
+    m = read_fhir_folder(folder)
+    assert {(r["member_id"], r["payer"], r["plan"]) for r in rows(m.tables["medical_claim"])} == {("MBIp1", "medicare", "part_b")}

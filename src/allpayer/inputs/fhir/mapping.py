@@ -268,6 +268,8 @@ def eob(resource: dict, coverages: dict[str, dict], parties: dict[str, Party]) -
     insurance = resource.get("insurance") or []
     if isinstance(insurance, dict):  # STU3 has one insurance element
         insurance = [insurance]
+    # The coverage the claim was adjudicated under is the focal one, wherever it is listed.
+    insurance = sorted(insurance, key=lambda i: i.get("focal") is not True)
     cov_id = next((e.reference_id(i.get("coverage"), "Coverage") for i in insurance if e.reference_id(i.get("coverage"), "Coverage")), None)
     _require(cov_id, "missing_element", "ExplanationOfBenefit.insurance.coverage is missing: member, payer and plan unknown")
     cov = coverages.get(cov_id)
