@@ -407,3 +407,30 @@ def test_claim_takes_member_payer_and_plan_from_the_focal_insurance(tmp_path):
     write_ndjson(folder / "ExplanationOfBenefit.ndjson", [eob])
     m = read_fhir_folder(folder)
     assert {(r["member_id"], r["payer"], r["plan"]) for r in rows(m.tables["medical_claim"])} == {("MBIp1", "medicare", "part_b")}
+
+
+def test_a_cancelled_coverage_is_no_eligibility_span(tmp_path):
+    """A Coverage whose status is cancelled (rescinded) or entered-in-error gives no
+    eligibility span: it is quarantined with the status as the reason (FHIR R4
+    Coverage.status, the financial resource status codes). Claims adjudicated under it still
+    take their member, payer and plan from it."""
+    folder = small_delivery(tmp_path / "d")
+    gone = coverage("p2", "part-a")
+    gone.update(id="cov2", status="cancelled")
+    with open(folder / "Patient.ndjson", "a") as f:
+        f.write(json.dumps(patient("p2", "male", "1948-05-01")) + "\n")
+    with open(folder / "Coverage.ndjson", "a") as f:
+        f.write(json.dumps(gone) + "\n")
+    eob = carin_eob(id="eob2", patient={"reference": "Patient/p2"}, insurance=[{"coverage": {"reference": "Coverage/cov2"}}])
+    eob["identifier"] = [{"type": {"coding": [{"code": "uc"}]}, "value": "CLM-2"}]
+    with open(folder / "ExplanationOfBenefit.ndjson", "a") as f:
+        f.write(json.dumps(eob) + "\n")
+    m = read_fhir_folder(folder)
+    assert [r["member_id"] for r in rows(m.tables["eligibility"])] == ["MBIp1"]
+    got = sorted((r["source_file"], r["line_number"], r["rule"], r["message"]) for r in rows(m.rejects))
+    assert got == [
+        ("Coverage.ndjson", 2, "inactive_status", "Coverage.status is cancelled: not an enrollment, no eligibility span"),
+        ("Patient.ndjson", 2, "no_coverage", "no Coverage in the delivery refers to Patient/p2: no eligibility span"),
+    ]
+    claim2 = {(r["member_id"], r["payer"], r["plan"]) for r in rows(m.tables["medical_claim"]) if r["claim_id"] == "CLM-2"}
+    assert claim2 == {("MBIp2", "medicare", "part_a")}

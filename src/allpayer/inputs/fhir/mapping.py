@@ -21,9 +21,10 @@ from allpayer.inputs.schema import LOINC_HBA1C
 DEFAULT_DATA_SOURCE = "fhir"
 MAX_DIAGNOSES = 25
 MAX_PROCEDURES = 25
-INACTIVE_CLAIM_STATUSES = ("cancelled", "entered-in-error", "draft")
-"""ExplanationOfBenefit statuses that are not a payment (FHIR R4 explanationofbenefit-status):
-withdrawn or reversed, recorded in error, or not complete."""
+INACTIVE_STATUSES = ("cancelled", "entered-in-error", "draft")
+"""ExplanationOfBenefit and Coverage statuses (FHIR R4 financial resource status codes) of a
+resource that is no payment and no enrollment: withdrawn or reversed, recorded in error, or not
+complete."""
 
 
 class Unmappable(Exception):
@@ -261,7 +262,7 @@ def eob(resource: dict, coverages: dict[str, dict], parties: dict[str, Party]) -
     (``item[<index>]``)."""
     rid = resource.get("id")
     status = resource.get("status")
-    if status in INACTIVE_CLAIM_STATUSES:
+    if status in INACTIVE_STATUSES:
         raise Unmappable("inactive_status", f"ExplanationOfBenefit.status is {status}: not an active claim, not loaded")
     person = _require(e.reference_id(resource.get("patient"), "Patient"), "missing_element", "ExplanationOfBenefit.patient is missing")
     items = _require(resource.get("item"), "missing_element", "ExplanationOfBenefit.item is missing: no claim lines")
