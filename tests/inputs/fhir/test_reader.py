@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
@@ -359,3 +360,77 @@ def test_mapped_rows_must_not_repeat_a_file_and_line(tmp_path):
     rows = pa.table({"observation_id": ["a", "b"], "source_file": ["x.ndjson", "x.ndjson"], "line_number": [3, 3]})
     with pytest.raises(ValueError, match="repeat source_file x.ndjson line 3"):
         readers.stage_arrow(con, rows, spec, stage)
+
+
+def test_cancelled_and_entered_in_error_claims_are_not_loaded_as_paid(tmp_path):
+    """An ExplanationOfBenefit whose status is cancelled (withdrawn or reversed) or
+    entered-in-error (never a claim of this patient) is not a payment: it is quarantined with the
+    status as the reason, not loaded as a paid claim. FHIR R4 ExplanationOfBenefit.status,
+    value set http://hl7.org/fhir/ValueSet/explanationofbenefit-status."""
+    folder = small_delivery(tmp_path / "d")
+    with open(folder / "ExplanationOfBenefit.ndjson", "a") as f:
+        for i, status in enumerate(("cancelled", "entered-in-error", "draft"), start=2):
+            eob = carin_eob(id=f"eob{i}", status=status)
+            eob["identifier"] = [{"type": {"coding": [{"code": "uc"}]}, "value": f"CLM-{i}"}]
+            f.write(json.dumps(eob) + "\n")
+    m = read_fhir_folder(folder)
+    assert set(m.tables["medical_claim"].column("claim_id").to_pylist()) == {"CLM-1"}
+    got = [(r["line_number"], r["rule"], r["message"]) for r in rows(m.rejects)]
+    assert got == [
+        (2, "inactive_status", "ExplanationOfBenefit.status is cancelled: not an active claim, not loaded"),
+        (3, "inactive_status", "ExplanationOfBenefit.status is entered-in-error: not an active claim, not loaded"),
+        (4, "inactive_status", "ExplanationOfBenefit.status is draft: not an active claim, not loaded"),
+    ]
+    counts = {r.name: (r.read, r.mapped, r.quarantined) for r in m.records}
+    assert counts["fhir:ExplanationOfBenefit"] == (4, 1, 3)
+
+    db = tmp_path / "db.duckdb"
+    result = load_folder(folder, db)
+    assert all(t.reconciles for t in result.tables)
+    assert query(db, "SELECT sum(paid_amount) FROM medical_claim") == [(D("82.03"),)]
+
+
+def test_claim_takes_member_payer_and_plan_from_the_focal_insurance(tmp_path):
+    """An EOB listing two coverages takes member, payer and plan from the one marked
+    ``focal`` (the coverage the claim was adjudicated under, FHIR R4
+    ExplanationOfBenefit.insurance.focal), whatever its place in the list."""
+    folder = small_delivery(tmp_path / "d")
+    other = coverage("p1", "commercial")
+    other.update(id="cov2", subscriberId="BC-p1", payor=[{"identifier": {"value": "bcbsvt"}}],
+                 type={"coding": [{"system": "https://nahdo.org/sopt", "code": "5"}]})
+    with open(folder / "Coverage.ndjson", "a") as f:
+        f.write(json.dumps(other) + "\n")
+    eob = carin_eob(insurance=[
+        {"focal": False, "coverage": {"reference": "Coverage/cov2"}},
+        {"focal": True, "coverage": {"reference": "Coverage/cov1"}},
+    ])
+    write_ndjson(folder / "ExplanationOfBenefit.ndjson", [eob])
+    m = read_fhir_folder(folder)
+    assert {(r["member_id"], r["payer"], r["plan"]) for r in rows(m.tables["medical_claim"])} == {("MBIp1", "medicare", "part_b")}
+
+
+def test_a_cancelled_coverage_is_no_eligibility_span(tmp_path):
+    """A Coverage whose status is cancelled (rescinded) or entered-in-error gives no
+    eligibility span: it is quarantined with the status as the reason (FHIR R4
+    Coverage.status, the financial resource status codes). Claims adjudicated under it still
+    take their member, payer and plan from it."""
+    folder = small_delivery(tmp_path / "d")
+    gone = coverage("p2", "part-a")
+    gone.update(id="cov2", status="cancelled")
+    with open(folder / "Patient.ndjson", "a") as f:
+        f.write(json.dumps(patient("p2", "male", "1948-05-01")) + "\n")
+    with open(folder / "Coverage.ndjson", "a") as f:
+        f.write(json.dumps(gone) + "\n")
+    eob = carin_eob(id="eob2", patient={"reference": "Patient/p2"}, insurance=[{"coverage": {"reference": "Coverage/cov2"}}])
+    eob["identifier"] = [{"type": {"coding": [{"code": "uc"}]}, "value": "CLM-2"}]
+    with open(folder / "ExplanationOfBenefit.ndjson", "a") as f:
+        f.write(json.dumps(eob) + "\n")
+    m = read_fhir_folder(folder)
+    assert [r["member_id"] for r in rows(m.tables["eligibility"])] == ["MBIp1"]
+    got = sorted((r["source_file"], r["line_number"], r["rule"], r["message"]) for r in rows(m.rejects))
+    assert got == [
+        ("Coverage.ndjson", 2, "inactive_status", "Coverage.status is cancelled: not an enrollment, no eligibility span"),
+        ("Patient.ndjson", 2, "no_coverage", "no Coverage in the delivery refers to Patient/p2: no eligibility span"),
+    ]
+    claim2 = {(r["member_id"], r["payer"], r["plan"]) for r in rows(m.tables["medical_claim"]) if r["claim_id"] == "CLM-2"}
+    assert claim2 == {("MBIp2", "medicare", "part_a")}

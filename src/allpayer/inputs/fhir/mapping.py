@@ -21,6 +21,10 @@ from allpayer.inputs.schema import LOINC_HBA1C
 DEFAULT_DATA_SOURCE = "fhir"
 MAX_DIAGNOSES = 25
 MAX_PROCEDURES = 25
+INACTIVE_STATUSES = ("cancelled", "entered-in-error", "draft")
+"""ExplanationOfBenefit and Coverage statuses (FHIR R4 financial resource status codes) of a
+resource that is no payment and no enrollment: withdrawn or reversed, recorded in error, or not
+complete."""
 
 
 class Unmappable(Exception):
@@ -257,11 +261,16 @@ def eob(resource: dict, coverages: dict[str, dict], parties: dict[str, Party]) -
     (a ``pharmacy`` EOB: one pharmacy_claim row per item). `fragment` names the item
     (``item[<index>]``)."""
     rid = resource.get("id")
+    status = resource.get("status")
+    if status in INACTIVE_STATUSES:
+        raise Unmappable("inactive_status", f"ExplanationOfBenefit.status is {status}: not an active claim, not loaded")
     person = _require(e.reference_id(resource.get("patient"), "Patient"), "missing_element", "ExplanationOfBenefit.patient is missing")
     items = _require(resource.get("item"), "missing_element", "ExplanationOfBenefit.item is missing: no claim lines")
     insurance = resource.get("insurance") or []
     if isinstance(insurance, dict):  # STU3 has one insurance element
         insurance = [insurance]
+    # The coverage the claim was adjudicated under is the focal one, wherever it is listed.
+    insurance = sorted(insurance, key=lambda i: i.get("focal") is not True)
     cov_id = next((e.reference_id(i.get("coverage"), "Coverage") for i in insurance if e.reference_id(i.get("coverage"), "Coverage")), None)
     _require(cov_id, "missing_element", "ExplanationOfBenefit.insurance.coverage is missing: member, payer and plan unknown")
     cov = coverages.get(cov_id)

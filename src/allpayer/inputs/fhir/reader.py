@@ -17,6 +17,8 @@ unsupported_resource   a resource type this reader does not map
 wrong_resource_type    a resource of another type than the file's name says
 missing_element        an element the mapping needs is absent (``id``, ``Coverage.beneficiary``,
                        ``ExplanationOfBenefit.patient``/``item``/``insurance``, ``Observation.subject``/``code``)
+inactive_status        an ExplanationOfBenefit or Coverage whose status is cancelled, entered-in-error or draft:
+                       no payment, no eligibility span
 unresolved_reference   a reference to a resource not in the delivery (a Coverage's Patient, an EOB's Coverage)
 duplicate_resource     a second resource of the same type and id (the first is kept)
 no_coverage            a Patient no Coverage refers to: there is no eligibility span to load
@@ -55,6 +57,7 @@ RULES = (
     "unsupported_resource",
     "wrong_resource_type",
     "missing_element",
+    "inactive_status",
     "unresolved_reference",
     "duplicate_resource",
     "no_coverage",
@@ -194,7 +197,7 @@ def read_fhir_folder(folder: str | Path) -> MappedDelivery:
                 if rtype == "Patient":
                     patients[rid] = (mapping.patient(resource), f.relpath, line, text)
                 elif rtype == "Coverage":
-                    coverages[rid] = (mapping.coverage(resource), f.relpath, line, text)
+                    coverages[rid] = (mapping.coverage(resource), f.relpath, line, text, resource.get("status"))
                 else:
                     parties[f"{rtype}/{rid}"] = mapping.party(resource)
                     out.mapped(rtype, f.relpath)
@@ -203,13 +206,16 @@ def read_fhir_folder(folder: str | Path) -> MappedDelivery:
 
     covered: set[str] = set()
     usable_coverages: dict[str, dict] = {}
-    for rid, (row, relpath, line, text) in coverages.items():
+    for rid, (row, relpath, line, text, status) in coverages.items():
         person = patients.get(row["person_id"])
         if person is None:
             out.reject("Coverage", relpath, line, "unresolved_reference", f"beneficiary Patient/{row['person_id']} is not in the delivery", text)
             continue
+        usable_coverages[rid] = row  # claims adjudicated under it take their member, payer and plan from it
+        if status in mapping.INACTIVE_STATUSES:
+            out.reject("Coverage", relpath, line, "inactive_status", f"Coverage.status is {status}: not an enrollment, no eligibility span", text)
+            continue
         covered.add(row["person_id"])
-        usable_coverages[rid] = row
         out.mapped("Coverage", relpath)
         merged = {**person[0], **{k: v for k, v in row.items() if v is not None or k not in person[0]}}
         out.add("eligibility", relpath, None, line, merged, "Coverage", rid)
