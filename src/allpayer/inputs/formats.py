@@ -100,6 +100,9 @@ class MappedDelivery:
     rejects: pa.Table
     records: list[RecordCount]
     side_tables: dict[str, pa.Table] = field(default_factory=dict)
+    negative_originals: bool = False
+    """Whether an original row (adjustment_sequence 0) may carry a negative amount
+    (`allpayer.inputs.validate.checks`)."""
 
     def all_files(self) -> list[readers.InputFile]:
         return list(self.files)
@@ -262,6 +265,10 @@ class CclfDelivery(MappedDelivery):
     they are deleted and recorded in ``cclf_superseded`` (run, table, key, provenance)."""
 
     superseded: dict[str, int] = field(default_factory=dict)
+    negative_originals: bool = True
+    """CMS claim amounts may be negative on an original claim (the CCW data dictionary's claim
+    payment amount: a deductible larger than the payment), and the claim-level line (line 9999)
+    carries the header payment less the revenue lines', which may be below 0."""
 
     @classmethod
     def open(cls, folder: Path) -> "CclfDelivery":

@@ -294,19 +294,19 @@ Failing = tuple[tuple[str, tuple[int, ...]], ...]
 @lru_cache(maxsize=256)
 def _step_sql(
     table: str, columns: tuple[str, ...], as_of: dt.date | None = None, native: tuple[str, ...] = (),
-    failing: Failing = (),
+    failing: Failing = (), negative_originals: bool = False,
 ) -> tuple[str, ...]:
     """SQL of the validation steps of one table restricted to `columns`; step k reads the table
     of step k-1 (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``, ``_checked_<table>``).
     `native`: the columns staged typed rather than as text (`readers.parquet_source`). `failing`:
-    see `_number_check_failures`."""
+    see `_number_check_failures`. `negative_originals`: see `validate.checks`."""
     spec = validate.restrict(TABLES[table], columns)
     expr = ibis.table(_stage_schema(spec, native), name=f"_stage_{table}")
     typed = frozenset(native)
     out = []
     for name, fn in zip(STEPS, (validate.clean, validate.parse, validate.check, validate.verdict)):
         if fn is validate.check:
-            step = fn(expr, spec, as_of, typed, dict(failing))
+            step = fn(expr, spec, as_of, typed, dict(failing), negative_originals)
         elif fn is validate.verdict:
             step = fn(expr, spec, as_of, typed)
         else:
@@ -319,12 +319,12 @@ def _step_sql(
 @lru_cache(maxsize=256)
 def _validation_sql(
     table: str, columns: tuple[str, ...], as_of: dt.date | None = None, native: tuple[str, ...] = (),
-    failing: Failing = (),
+    failing: Failing = (), negative_originals: bool = False,
 ) -> str:
     """The validation steps of `_step_sql` as one query over ``_stage_<table>``: each step is a
     projection of the one before, so DuckDB evaluates them in one pass over the staged rows
     without storing the intermediate tables."""
-    steps = _step_sql(table, columns, as_of, native, failing)
+    steps = _step_sql(table, columns, as_of, native, failing, negative_originals)
     sql = steps[0]
     for name, step in zip(STEPS, steps[1:]):
         ref = f'"_{name}_{table}"'
@@ -398,6 +398,7 @@ def _validate_into(
     first: bool,
     native: tuple[str, ...] = (),
     in_place: str | None = None,
+    negative_originals: bool = False,
 ) -> str:
     """Validate the rows of the view ``_stage_<table>`` into the temp table ``_verdict_<table>``
     (typed contract columns, provenance, ``rules``, ``message``),
@@ -411,7 +412,7 @@ def _validate_into(
     t = spec.name
     typed = tuple(c for c in spec.column_names if c in native)
     failing = _number_check_failures(raw, spec, typed)
-    sql = _validation_sql(t, tuple(spec.column_names), as_of, typed, failing)
+    sql = _validation_sql(t, tuple(spec.column_names), as_of, typed, failing, negative_originals)
     if in_place is not None:
         name = _q(f"_loading_{t}")
         if first:
@@ -733,6 +734,7 @@ def load_table(
     mapped=None,
     defaults: dict[str, str] | None = None,
     as_of: dt.date | None = None,
+    negative_originals: bool = False,
 ) -> TableLoad:
     """Stage, validate, de-duplicate and store one table's files; returns its counts.
 
@@ -746,7 +748,8 @@ def load_table(
     `defaults`: column -> value for the rows of a file that lacks that column (a format whose
     files lack a contract column, see `allpayer.inputs.formats.TUVA_DEFAULTS`).
 
-    `as_of`: the date clinical dates may not pass (`future_date`).
+    `as_of`: the date clinical dates may not pass (`future_date`). `negative_originals`: original
+    rows may carry negative amounts (`validate.checks`; a CCLF delivery's).
     """
     t = spec.name
     defaults = defaults or {}
@@ -777,7 +780,8 @@ def load_table(
     def validate_source(source_file: str | None, source_sql: str, path: Path | None, native=()) -> None:
         _stage_view(raw, spec, source_sql)
         try:
-            _validate_into(raw, spec, as_of, first=not sources, native=native, in_place=in_place)
+            _validate_into(raw, spec, as_of, first=not sources, native=native, in_place=in_place,
+                           negative_originals=negative_originals)
         except duckdb.Error as exc:
             if path is None:
                 raise
@@ -1055,7 +1059,8 @@ def load_delivery(
         if t in validate.FUTURE_DATE_COLUMNS:
             when = as_of or latest_paid_date(con)
         res = load_table(
-            con, raw, TABLES[t], tables[t], run_id, progress, columns.get(t), rows, defaults.get(t), when
+            con, raw, TABLES[t], tables[t], run_id, progress, columns.get(t), rows, defaults.get(t), when,
+            negative_originals=mapped is not None and mapped.negative_originals,
         )
         if t == "eligibility" and res.loaded:
             eligibility_changed = True

@@ -24,7 +24,8 @@ date_range           a date outside 1900-01-01 .. 2099-12-31
 date_order           an end date before its start date
 allowed_value        a value outside the column's allowed list (compared case-insensitively)
 code_format          a code that does not match its format or fails its check digit
-negative_amount      a negative amount on a row that is not an adjustment (adjustment_sequence 0)
+negative_amount      a negative amount on a row that is not an adjustment (adjustment_sequence 0);
+                     not checked on a CCLF delivery's rows (`checks`' ``negative_originals``)
 out_of_range         claim_line_number < 1; adjustment_sequence, days_supply or refills < 0;
                      a column marked non-negative below 0
 shadow_claim_paid    a shadow claim (payment_arrangement other than ffs) with paid_amount not 0
@@ -323,13 +324,18 @@ def checks(
     as_of: dt.date | None = None,
     native: frozenset[str] = frozenset(),
     failing_numbers: Mapping[str, Sequence[int]] | None = None,
+    negative_originals: bool = False,
 ) -> list[Check]:
     """Every rule of a table as a list of `Check`s on a parsed table (see `parse`). `as_of`: the
     load's as-of date for `future_date` (no future-date check without it). `native`: the columns
     staged typed (see `native_kind`). `failing_numbers`: column -> the numbers of its values
     that fail their code format's check digit, found beforehand on the column's distinct values
     (`codes.number_check_failures`); a column listed is checked by membership in that list
-    (`codes.is_valid`), the others by the arithmetic on every row."""
+    (`codes.is_valid`), the others by the arithmetic on every row. `negative_originals`: an
+    original row (adjustment_sequence 0) may carry a negative amount, as CMS's claims do (a
+    claim payment amount is negative where the deductible exceeds what Medicare pays; a CCLF
+    claim-level line carries the header payment less the revenue lines', which may be below 0);
+    the ``negative_amount`` check then never fails."""
     failing_numbers = failing_numbers or {}
     out: list[Check] = []
     names = spec.column_names
@@ -420,6 +426,8 @@ def checks(
 
     adjusting = "adjustment_sequence" in names
     original = (parsed["adjustment_sequence"] == 0) if adjusting else ibis.literal(True)
+    if negative_originals:  # the check stays (a flag per check), never failing
+        original = ibis.literal(False)
     for col in spec.columns:
         v = parsed[col.name]
         if col.kind == "money":
@@ -491,6 +499,7 @@ def check(
     as_of: dt.date | None = None,
     native: frozenset[str] = frozenset(),
     failing_numbers: Mapping[str, Sequence[int]] | None = None,
+    negative_originals: bool = False,
 ) -> ir.Table:
     """Evaluate every rule on a parsed table: the parsed columns and one boolean column per check,
     true where the row fails it.
@@ -500,9 +509,9 @@ def check(
     columns the messages quote, ``<name>__text``, are kept). A flag is one byte per row where a
     message column would be a string: on a valid delivery every message would be NULL, and
     writing 78 NULL strings for each of 24 million claim lines cost more than testing the rules.
-    `failing_numbers`: see `checks`.
+    `failing_numbers`, `negative_originals`: see `checks`.
     """
-    found = checks(parsed, spec, as_of, native, failing_numbers)
+    found = checks(parsed, spec, as_of, native, failing_numbers, negative_originals)
     flags = {f"{FLAG_PREFIX}{i:03d}_{c.rule}": c.failed.fill_null(False) for i, c in enumerate(found)}
     return parsed.mutate(**flags)
 

@@ -156,3 +156,35 @@ def test_versions_over_deliveries(tmp_path):
     assert rows == [(0, "80.00", "2024-02-15", "D240315"), (1, "-80.00", "2024-04-02", "D240415"),
                     (2, "95.00", "2024-04-02", "D240415")]
     assert r.tables["eligibility"].num_rows == 1  # the latest CCLF8 record
+
+
+def test_negative_medicare_amounts_on_original_claims_load(tmp_path):
+    """CMS claims may carry negative amounts on an original (never adjusted) claim: a claim
+    payment amount below 0 where the deductible exceeds what Medicare pays (CCW data dictionary,
+    CLM_PMT_AMT), and a header payment below the sum of its revenue lines gives a negative
+    claim-level line (9999). Both load; the claims' paid amounts are the headers' ($98.00 and
+    -$5.00), where the contract's native rule (negative amounts only on adjustment rows)
+    quarantined the claim-level lines and left $100.00 and $0.00."""
+    import shutil
+
+    import duckdb
+
+    from allpayer.inputs.load import load_folder
+
+    from ..conftest import BASE
+
+    files = {
+        "CCLF1": [a_header(501, M1, "98.00", "0", "2024-03-20", "N1", frm="2024-03-02", thru="2024-03-02", typ="40"),
+                  a_header(502, M2, "-5.00", "0", "2024-03-20", "N2", frm="2024-03-04", thru="2024-03-04", typ="40")],
+        "CCLF2": [a_line(501, M1, "60.00", typ="40"), a_line(501, M1, "40.00", line=2, typ="40"),
+                  a_line(502, M2, "0.00", typ="40")],
+        "CCLF8": [bene(M1), bene(M2)],
+    }
+    write(tmp_path / "in", files)
+    shutil.copy(BASE / "provider_roster.csv", tmp_path / "in" / "provider_roster.csv")
+    result = load_folder(tmp_path / "in", tmp_path / "db.duckdb")
+    assert all(t.reconciles for t in result.tables)
+    assert result.quarantine_by_rule == []
+    con = duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True)
+    got = con.execute("SELECT claim_id, sum(paid_amount) FROM medical_claim GROUP BY 1 ORDER BY 1").fetchall()
+    assert got == [("N1", D("98.00")), ("N2", D("-5.00"))]
