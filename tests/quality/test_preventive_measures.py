@@ -83,14 +83,25 @@ def medicare():
     w.person("awv_last_year", D(1950, 1, 1)); w.claim("awv_last_year", D(Y - 1, 12, 31), hcpcs="G0439")
     w.person("awv_hospice", D(1950, 1, 1)); w.claim("awv_hospice", D(Y, 4, 1), hcpcs="Q5003")
     w.person("awv_left_in_june", D(1950, 1, 1), spans=[(D(Y - 1, 1, 1), D(Y, 6, 30))])
-    # BCS-E: women 52-74, mammogram from 1 October 2022
-    w.person("bcs_screened", D(1960, 1, 1)); w.claim("bcs_screened", D(2022, 10, 1), hcpcs="77067")
-    w.person("bcs_too_early", D(1960, 1, 1)); w.claim("bcs_too_early", D(2022, 9, 30), hcpcs="77067")
-    w.person("bcs_man", D(1960, 1, 1), "male"); w.claim("bcs_man", D(Y, 3, 1), hcpcs="77067")
-    w.person("bcs_age_51", D(1973, 6, 1))
-    w.person("bcs_age_75", D(1949, 6, 1))
-    w.person("bcs_mastectomy", D(1960, 1, 1)); w.claim("bcs_mastectomy", D(2010, 1, 1), dx=("Z9013",))
-    w.person("bcs_died", D(1960, 1, 1), death=D(Y, 12, 1))
+    # BCS-E: women 52-74, enrolled from 1 October 2022, mammogram from 1 October 2022
+    def woman(pid, birth=D(1960, 1, 1), gender="female", spans=((D(2022, 10, 1), D(Y, 12, 31)),), **kw):
+        return w.person(pid, birth, gender, spans=list(spans), **kw)
+
+    woman("bcs_screened"); w.claim("bcs_screened", D(2022, 10, 1), hcpcs="77067")
+    woman("bcs_too_early"); w.claim("bcs_too_early", D(2022, 9, 30), hcpcs="77067")
+    woman("bcs_man", gender="male"); w.claim("bcs_man", D(Y, 3, 1), hcpcs="77067")
+    woman("bcs_age_51", D(1973, 6, 1))
+    woman("bcs_age_75", D(1949, 6, 1))
+    woman("bcs_mastectomy"); w.claim("bcs_mastectomy", D(2010, 1, 1), dx=("Z9013",))
+    woman("bcs_died", death=D(Y, 12, 1))
+    # HEDIS MY2024 BCS-E continuous enrollment: 1 October 2022 to 31 December 2024, no gap in the
+    # last quarter of 2022, then one gap of up to 45 days in each of 2023 and 2024
+    woman("bcs_from_2023", spans=[(D(2023, 1, 1), D(Y, 12, 31))])                     # the lead-in uncovered
+    woman("bcs_lead_in_gap", spans=[(D(2022, 10, 1), D(2022, 11, 30)), (D(2022, 12, 10), D(Y, 12, 31))])
+    woman("bcs_gap_each_year", spans=[(D(2022, 10, 1), D(2023, 5, 31)), (D(2023, 7, 1), D(Y, 3, 31)),
+                                      (D(Y, 5, 1), D(Y, 12, 31))])                     # 30 days in each year
+    woman("bcs_two_gaps_2023", spans=[(D(2022, 10, 1), D(2023, 3, 31)), (D(2023, 5, 1), D(2023, 8, 31)),
+                                      (D(2023, 10, 1), D(Y, 12, 31))])                 # two gaps in 2023
     return {"awv": w.results("awv"), "bcs": w.results("hedis_bcs_e")}
 
 
@@ -110,3 +121,5 @@ def test_bcs(medicare):
     assert r["bcs_mastectomy"]["excluded"] and r["bcs_mastectomy"]["exclusion_reason"] == "bilateral_mastectomy"
     # HEDIS MY2024 BCS-E required exclusion: death in the measurement year
     assert r["bcs_died"]["excluded"] and r["bcs_died"]["exclusion_reason"] == "died"
+    assert "bcs_from_2023" not in r and "bcs_lead_in_gap" not in r and "bcs_two_gaps_2023" not in r
+    assert r["bcs_gap_each_year"]["in_denominator"]

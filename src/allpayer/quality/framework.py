@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Callable, Collection, Literal, Sequence
 
@@ -98,12 +98,42 @@ class Enrollment:
     max_gap_days: int = 45
     anchor: Literal["end"] | None = "end"
     years: int = 1
+    per_year: bool = False
+    """``max_gaps`` and ``max_gap_days`` hold in each calendar year of the window, not over it whole."""
+    lead_in_months: int = 0
+    """Months before the first year that must be covered with no gap (BCS-E: 1 October to
+    31 December two years before the measurement year)."""
 
     def describe(self) -> str:
         gaps = "no gap" if self.max_gaps == 0 else f"at most {self.max_gaps} gap(s) of up to {self.max_gap_days} days"
         span = "the measurement year" if self.years == 1 else f"the measurement year and the {self.years - 1} before"
+        each = " in each year" if self.per_year and self.years > 1 else ""
+        lead = f", and the {self.lead_in_months} months before with no gap" if self.lead_in_months else ""
         anchor = ", enrolled on the last day" if self.anchor else ""
-        return f"{span}, {gaps}{anchor}"
+        return f"{span}, {gaps}{each}{lead}{anchor}"
+
+    def windows(self, year: int) -> list[tuple[dt.date, dt.date, "Enrollment"]]:
+        """The (start, end, rule) windows a member measure's enrollment must pass, all of them,
+        for measurement year `year`: the whole span under this rule, or with ``per_year`` each
+        calendar year under the gap limits (the anchor on the last), and the lead-in with no gap.
+
+        >>> [(s.isoformat(), e.isoformat(), r.max_gaps) for s, e, r in
+        ...  Enrollment(years=2, per_year=True, lead_in_months=3).windows(2024)]
+        [('2022-10-01', '2022-12-31', 0), ('2023-01-01', '2023-12-31', 1), ('2024-01-01', '2024-12-31', 1)]
+        """
+        first = year - self.years + 1
+        plain = replace(self, per_year=False, lead_in_months=0, years=1)
+        if self.per_year:
+            out = [(dt.date(y, 1, 1), dt.date(y, 12, 31), replace(plain, anchor=self.anchor if y == year else None))
+                   for y in range(first, year + 1)]
+        else:
+            out = [(dt.date(first, 1, 1), dt.date(year, 12, 31), plain)]
+        if self.lead_in_months:
+            lead_start = dt.date(first - 1, 13 - self.lead_in_months, 1) if self.lead_in_months <= 12 else None
+            if lead_start is None:
+                raise ValueError("lead_in_months must be at most 12")
+            out.insert(0, (lead_start, dt.date(first - 1, 12, 31), Enrollment(max_gaps=0, max_gap_days=0, anchor=None)))
+        return out
 
 
 HEDIS_ENROLLMENT = Enrollment()
@@ -1148,11 +1178,14 @@ def population_for(measure: Measure, ctx: MeasureContext) -> ir.Table:
         return pop
     if measure.enrollment is not None and measure.enrollment_window == "year":
         rule = measure.enrollment
-        start = dt.date(ctx.year - rule.years + 1, 1, 1)
 
         def enrolled() -> ir.Table:
-            e = continuously_enrolled(ctx.members, ctx.eligibility, start, ctx.period_end, rule, key=["person_id"])
-            return e.filter(e.enrolled).drop("enrolled")
+            e = ctx.members
+            flags = []
+            for i, (start, end, r) in enumerate(rule.windows(ctx.year)):
+                e = continuously_enrolled(e, ctx.eligibility, start, end, r, key=["person_id"], name=f"_enrolled{i}")
+                flags.append(f"_enrolled{i}")
+            return e.filter(ibis.and_(*[e[f] for f in flags])).drop(*flags)
 
         # The rule is checked per person, whatever the age: once per program for every measure
         # that states it (stored when the engine runs, keyed on every field of the rule), then each

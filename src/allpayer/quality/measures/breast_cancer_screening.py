@@ -1,8 +1,9 @@
 """Breast cancer screening (HEDIS BCS-E).
 
 Follows the public description of HEDIS MY2024 BCS-E, with the project's own code lists (not
-certified): attributed women 52-74 on 31 December, continuously enrolled over the measurement
-year and the year before (at most two gaps of up to 45 days, enrolled on 31 December);
+certified): attributed women 52-74 on 31 December, continuously enrolled from 1 October two years
+before the measurement year through 31 December of it: no gap from 1 October to 31 December two
+years before, at most one gap of up to 45 days in each of the two years, enrolled on 31 December;
 numerator: a mammogram (`mammography`) from 1 October two years before the measurement year
 through 31 December of the measurement year. Exclusions: bilateral mastectomy
 (`bilateral_mastectomy`, any date up to 31 December), hospice, death in the measurement year,
@@ -52,7 +53,7 @@ MEASURE = register(
         compute=compute,
         ages=(52, 74),
         gender="female",
-        enrollment=Enrollment(max_gaps=2, max_gap_days=45, anchor="end", years=2),
+        enrollment=Enrollment(max_gaps=1, max_gap_days=45, anchor="end", years=2, per_year=True, lead_in_months=3),
         valuesets=("mammography", "bilateral_mastectomy", *COMMON_VALUESETS),
         lookback_months=27,
         history_valuesets=("bilateral_mastectomy",),
