@@ -105,12 +105,14 @@ def test_every_measure_runs_on_the_narrowed_claims():
 
 def bcs_world() -> World:
     w = World("vt-2024-mvp-qhp")  # the program that lists BCS-E
-    # 26 months before 31 December 2024: 1 November 2022, the only screening
-    w.person("screened_26_months_before", D(1960, 1, 1))
+    # 26 months before 31 December 2024: 1 November 2022, the only screening (enrolled from
+    # 1 October 2022, as BCS-E's enrollment asks)
+    since = [(D(2022, 10, 1), D(Y, 12, 31))]
+    w.person("screened_26_months_before", D(1960, 1, 1), spans=since)
     w.claim("screened_26_months_before", D(2022, 11, 1), hcpcs="77067")
-    w.person("screened_28_months_before", D(1960, 1, 1))
+    w.person("screened_28_months_before", D(1960, 1, 1), spans=since)
     w.claim("screened_28_months_before", D(2022, 9, 1), hcpcs="77067")
-    w.person("mastectomy_in_2012", D(1960, 1, 1))
+    w.person("mastectomy_in_2012", D(1960, 1, 1), spans=since)
     w.claim("mastectomy_in_2012", D(2012, 1, 1), dx=("E119", "Z9013"))
     w.claim("mastectomy_in_2012", D(2021, 5, 1), hcpcs="99395")  # the last primary-care visit on file
     return w

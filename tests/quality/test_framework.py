@@ -275,7 +275,7 @@ def test_member_populations_check_enrollment_once_for_every_age():
     from .helpers import World, measure
 
     w = World()
-    w.person("A", D(1950, 1, 1))  # 74: BCS, CBP, HbA1c ages
+    w.person("A", D(1950, 1, 1), spans=[(D(2022, 10, 1), D(2024, 12, 31))])  # 74: BCS, CBP, HbA1c ages
     w.person("B", D(2010, 6, 1), gender="male")  # 14: well-care ages
     w.person("C", D(1980, 2, 1), spans=[(D(2024, 1, 1), D(2024, 3, 31)), (D(2024, 6, 1), D(2024, 12, 31))])  # gap
     w.person("D", D(1971, 3, 1), spans=[(D(2024, 1, 1), D(2024, 12, 31))])  # not enrolled in 2023 (BCS)
@@ -290,10 +290,10 @@ def test_member_populations_check_enrollment_once_for_every_age():
             pop = pop.filter((pop.age >= m.ages[0]) & (pop.age <= m.ages[1]))
         if m.gender is not None:
             pop = pop.filter(pop.gender == m.gender)
-        rule = m.enrollment
-        pop = continuously_enrolled(pop, ctx.eligibility, D(2024 - rule.years + 1, 1, 1), D(2024, 12, 31), rule,
-                                    key=["person_id"])
-        assert got == sorted(r["person_id"] for r in rows(pop.filter(pop.enrolled)))
+        for start, end, rule in m.enrollment.windows(2024):  # BCS: three windows, all to pass
+            pop = continuously_enrolled(pop, ctx.eligibility, start, end, rule, key=["person_id"])
+            pop = pop.filter(pop.enrolled).drop("enrolled")
+        assert got == sorted(r["person_id"] for r in rows(pop))
         checked += len(got)
     assert checked >= 5
     assert len(ctx._cache) == 2  # the one-year rule and BCS's two-year rule
