@@ -749,6 +749,24 @@ def test_the_run_leaves_out_secondary_diagnosis_columns_no_claim_fills(monkeypat
                                                                  ("p", "J449")}
 
 
+@pytest.mark.slow
+def test_the_run_stops_when_a_scored_year_has_no_diagnoses_in_the_claims(tmp_path, capsys):
+    """vt-2024-medicare scores 2024 from 2023 diagnoses and its base year 2023 from 2022 diagnoses.
+    With the claims of 2023 and 2024 only, every base-year score was demographic alone (2,000
+    generated members: base mean 0.49 against 1.00 in 2024), each cell's ratio came out above 2,
+    and the +3% cap raised the target without a word. The run now stops, naming the program, the
+    scored year and the year of claims it lacks."""
+    from allpayer.cli import main
+
+    data, db = tmp_path / "data", tmp_path / "allpayer.duckdb"
+    assert main(["generate", "--members", "300", "--seed", "7", "--out", str(data), "--years", "2023", "2024"]) == 0
+    assert main(["load", str(data), "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert main(["run", "--db", str(db), "--year", "2024"]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "vt-2024-medicare: the risk scores of 2023 read the diagnoses of 2022" in err
+
+
 def test_the_run_reads_the_diagnoses_of_the_persons_it_scores_only():
     """The run's risk diagnoses are those of the persons enrolled with a scored program's payer
     (`pipeline._risk_diagnoses_all`'s ``persons``, one row per enrollment span); a person with no
