@@ -630,6 +630,25 @@ def test_persons_from_eligibility():
     assert p.loc["new", ["sex", "orec", "dual_status_code", "esrd", "new_enrollee", "institutional"]].tolist() == ["M", "0", "00", True, True, True]
 
 
+def test_persons_who_died_before_the_payment_year_are_not_its_persons():
+    """A person who died before 1 January of the payment year has no month in it (member months
+    count the month of death) and gets no score for it; before, such a person was scored from the
+    last span before the year, as a new enrollee (fewer than 12 months in the diagnosis year). A
+    person who dies during the payment year, or whose span ended before it, is still scored (the
+    latest span before the year serves data that ends with the diagnosis year). A death date
+    recorded on another span of the person counts too."""
+    elig = ibis.memtable(pd.DataFrame([
+        _elig(person_id="died25", member_id="a", enrollment_end_date=dt.date(2025, 9, 30), death_date=dt.date(2025, 9, 8)),
+        _elig(person_id="died25", member_id="a0", enrollment_start_date=dt.date(2015, 1, 1),
+              enrollment_end_date=dt.date(2019, 12, 31)),
+        _elig(person_id="dies26", member_id="b", death_date=dt.date(2026, 1, 20)),
+        _elig(person_id="left25", member_id="c", enrollment_end_date=dt.date(2025, 12, 31)),
+    ]))
+    p = df(risk.persons_from_eligibility(elig, payment_year=2026)).set_index("person_id")
+    assert set(p.index) == {"dies26", "left25"}
+    assert not p.new_enrollee.any()
+
+
 def _claim(cid, ctype, dx, *, bill=None, hcpcs=None, end=D24, status="paid", allowed=100.0, line=1, pid="p"):
     return {
         "claim_id": cid, "claim_line_number": line, "claim_type": ctype, "person_id": pid, "bill_type_code": bill,
@@ -728,6 +747,24 @@ def test_the_run_leaves_out_secondary_diagnosis_columns_no_claim_fills(monkeypat
     assert narrow.sort_values(key).to_dict("records") == wide.sort_values(key).to_dict("records")
     assert set(zip(narrow.person_id, narrow.diagnosis_code)) == {("p", "E119"), ("q", "I509"), ("q", "N184"),
                                                                  ("p", "J449")}
+
+
+@pytest.mark.slow
+def test_the_run_stops_when_a_scored_year_has_no_diagnoses_in_the_claims(tmp_path, capsys):
+    """vt-2024-medicare scores 2024 from 2023 diagnoses and its base year 2023 from 2022 diagnoses.
+    With the claims of 2023 and 2024 only, every base-year score was demographic alone (2,000
+    generated members: base mean 0.49 against 1.00 in 2024), each cell's ratio came out above 2,
+    and the +3% cap raised the target without a word. The run now stops, naming the program, the
+    scored year and the year of claims it lacks."""
+    from allpayer.cli import main
+
+    data, db = tmp_path / "data", tmp_path / "allpayer.duckdb"
+    assert main(["generate", "--members", "300", "--seed", "7", "--out", str(data), "--years", "2023", "2024"]) == 0
+    assert main(["load", str(data), "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert main(["run", "--db", str(db), "--year", "2024"]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "vt-2024-medicare: the risk scores of 2023 read the diagnoses of 2022" in err
 
 
 def test_the_run_reads_the_diagnoses_of_the_persons_it_scores_only():
@@ -1267,7 +1304,7 @@ def test_parity_with_hccinfhir_on_a_random_population(year, ref2025, ref2026, ca
               f"decoys would change {changed} V28 scores")
 
 
-SYNTH_MEMBERS = 20_400  # some are born after 1 February 2025 and cannot be scored
+SYNTH_MEMBERS = 20_400  # some are born after 1 February 2025 or died before 2025 and are not scored
 
 
 @pytest.mark.slow

@@ -327,8 +327,10 @@ def persons_from_eligibility(
     The attributes come from the person's latest enrollment span that overlaps the payment year
     (or, failing that, the latest span before it): ``sex`` (F/M from ``gender``), ``orec``
     (original reason for entitlement; '0' when blank), ``dual_status_code`` ('00' when blank),
-    ``esrd`` (``medicare_status_code`` 11, 21 or 31). ``new_enrollee`` is true when the person has
-    fewer than `new_enrollee_months` months of coverage in the diagnosis year (``payment_year - 1``).
+    ``esrd`` (``medicare_status_code`` 11, 21 or 31). A person whose ``death_date`` (on any of
+    their spans) is before the payment year has no month in it and is left out. ``new_enrollee``
+    is true when the person has fewer than `new_enrollee_months` months of coverage in the
+    diagnosis year (``payment_year - 1``).
     ``institutional`` (long-term institutional status) is not in the eligibility contract: pass a
     table of person_id for the institutionalized, or everyone is community. ``transplants``
     (person_id, transplant_date; see :func:`kidney_transplants`) gives ``graft_months``: counting
@@ -341,6 +343,11 @@ def persons_from_eligibility(
     e = of_types(eligibility)
     year_start, year_end = dt.date(payment_year, 1, 1), dt.date(payment_year, 12, 31)
     e = e.filter(e.enrollment_start_date <= year_end)
+    if "death_date" in e.columns:
+        # a person who died before the payment year has no month in it (member months count the
+        # month of death): not one of its persons, whichever of their spans records the death
+        e = e.mutate(_died=e.death_date.max().over(ibis.window(group_by=e.person_id)))
+        e = e.filter(e._died.isnull() | (e._died >= year_start)).drop("_died")
     overlaps = e.enrollment_end_date >= year_start
     w = ibis.window(
         group_by=e.person_id,
