@@ -494,10 +494,9 @@ def _base_costs(
         member_months=unassigned.count(), cost_cents=unassigned[col].sum()
     )
     m = m.filter(m.cell_id.notnull())
-    tr = program.target.truncation
     trunc: Truncation | None = None
-    if tr is not None and tr.apply_to in ("base", "base_and_performance"):
-        settings = truncation_settings(program)
+    settings = truncation_settings(program, population="base")
+    if settings:
         if thresholds is not None:
             settings["thresholds"] = thresholds
         my = member_year_cost(m, segment_by=("cell_id",))

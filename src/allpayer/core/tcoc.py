@@ -782,16 +782,27 @@ def truncation(
     return Truncation(member_years=my, thresholds=th, summary=s)
 
 
-def truncation_settings(program, basis_date: dt.date | None = None) -> dict[str, object]:
-    """Keyword arguments of :func:`truncation` from a program's ``target.truncation`` terms.
+TRUNCATED_POPULATIONS: dict[str, tuple[str, ...]] = {
+    "base": ("base", "base_and_performance"),
+    "performance": ("performance", "base_and_performance"),
+}
+"""The values of ``target.truncation.apply_to`` that truncate each population's costs."""
+
+
+def truncation_settings(program, basis_date: dt.date | None = None, *,
+                        population: str = "performance") -> dict[str, object]:
+    """Keyword arguments of :func:`truncation` from a program's ``target.truncation`` terms, for
+    the costs of `population` (``performance``: the performance year's actual; ``base``: the
+    base years the target is built on).
 
     The dollar threshold is the dated value on `basis_date` (default: the effective start).
-    Returns ``{}`` when the program has no truncation.
+    Returns ``{}`` when the program has no truncation, or when its ``apply_to`` leaves
+    `population` out (``apply_to: base`` does not truncate the performance year).
     """
     from allpayer.money import dollars_to_cents
 
     tr = program.target.truncation
-    if tr is None:
+    if tr is None or tr.apply_to not in TRUNCATED_POPULATIONS[population]:
         return {}
     when = basis_date or program.effective.start
     out: dict[str, object] = {"combine": tr.combine}
