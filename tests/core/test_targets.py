@@ -19,6 +19,7 @@ from allpayer.core.targets import (
     programs_base_months,
     discount_table,
     expected_cost,
+    in_attributed_panel,
     risk_ratios,
     target_totals,
     trend_factors,
@@ -410,6 +411,24 @@ def test_base_population_from_an_attribution_table():
     assert {r["program_id"] for r in got} == {"test-2024-medicare"}
     everyone = rows(base_population_months(elig, p))
     assert len(everyone) == 24  # 2022 is not a base year
+
+
+def test_a_performance_year_panel_is_narrowed_to_the_attributed_and_eligible_people():
+    """`in_attributed_panel`: the base months of a ``performance_year_panel`` program keep the people
+    attributed and eligible in a month of the performance year (M1), not those only eligible (M2) or
+    listed while ineligible (M3); another program's rows stay as they are."""
+    medicaid, medicare = program("medicaid", MEDICAID_TARGET), program("medicare", MEDICARE_TARGET, base_population=None)
+    perf = member_months([(m, 2024, 1, 12, {}) for m in ("M1", "M2", "M3")], program_id=medicaid.program_id)
+    elig = ibis.union(member_months([(m, 2022, 1, 12, {}) for m in ("M1", "M2", "M3")]),
+                      member_months([("M4", 2023, 1, 12, {})], payer="medicare", plan="medicare_ffs")).drop("program_id")
+    base = programs_base_months(elig, [medicaid, medicare], performance_months=perf)
+    att = table([{"program_id": medicaid.program_id, "person_id": pid, "month": D(2024, 3, 1), "attributed": a,
+                  "eligible": e} for pid, a, e in (("P1", True, True), ("P2", False, True), ("P3", True, False))],
+                {"program_id": "string", "person_id": "string", "month": "date", "attributed": "boolean",
+                 "eligible": "boolean"})
+    got = {(r["program_id"], r["member_id"]) for r in rows(in_attributed_panel(base, att, [medicaid, medicare]))}
+    assert got == {(medicaid.program_id, "M1"), (medicare.program_id, "M4")}
+    assert in_attributed_panel(base, att, [medicare]) is base  # no panel program: nothing to narrow
 
 
 def test_mssp_benchmark_method_is_refused():

@@ -188,6 +188,23 @@ def programs_base_months(
     return rows.select(*[values[c].name(c) if c in values else rows[c] for c in order])
 
 
+def in_attributed_panel(base_months: ir.Table, attribution: ir.Table, programs: Sequence) -> ir.Table:
+    """`base_months` (:func:`programs_base_months` rows of `programs`) with the months of each
+    ``performance_year_panel`` program kept only for the people its performance-year `attribution`
+    lists (rows both ``attributed`` and ``eligible``: the members its settlement covers); the rows
+    of the other programs as they are.
+
+    ``performance_year_panel`` is the base of the year's own attributed members (VMNG: the
+    historical claims of the prospectively attributed population, domain.md R2.2). `allpayer run`
+    builds the base months before attribution, with the program's member months as the panel (every
+    eligible member: more people), and narrows them with this once the roster is written."""
+    programs = list(programs)
+    if not any(p.target.base_population == "performance_year_panel" for p in programs):
+        return base_months
+    a = attribution.filter(attribution.attributed & attribution.eligible)
+    return _in_base_population(base_months, programs, a, None, single=len(programs) == 1)
+
+
 def _selected_months(m: ir.Table, programs: Sequence) -> ir.Table:
     """The rows of `m` (with ``_base_year``) each program selects in its base years, with its
     program_id: an employer group's months under any payer and plan, else the payer's listed plans."""
@@ -796,6 +813,7 @@ __all__ = [
     "cell_id_expr",
     "base_population_months",
     "programs_base_months",
+    "in_attributed_panel",
     "trend_factors",
     "risk_ratios",
     "discount_table",
