@@ -192,6 +192,33 @@ def test_base_pmpm_by_cell_with_truncation(medicaid):
     assert b[2022, "child"]["base_pmpm"] == Decimal("20")
 
 
+def test_base_truncation_caps_a_members_year_not_each_cell_of_it():
+    """A member's annual cost is capped (domain.md R2.1: sum over members of min(cost, threshold)),
+    as the performance year's is, even when the member changes rate cell during the base year; the
+    amount above the threshold is then split over the member's cells by cost (largest remainder).
+    M1: $150,000 as a child in January-June, nothing as an adult after: $150,000 a year, under
+    $250,000, so nothing is truncated (annualized cell by cell, the child half was $300,000 a year
+    and lost $25,000). M2: $200,000 as a child, $100,000 as an adult: $300,000 a year, $50,000
+    truncated ($75,000 cell by cell), $33,333.33 of it on the child months and $16,666.67 on the
+    adult months."""
+    p = program("medicaid", MEDICAID_TARGET)
+    child, adult = {"aid_category": "child"}, {"aid_category": "adult"}
+    perf = member_months([("M1", 2024, 1, 12, adult), ("M2", 2024, 1, 12, adult)], program_id=p.program_id)
+    elig = member_months([("M1", 2022, 1, 6, child), ("M1", 2022, 7, 12, adult),
+                          ("M2", 2022, 1, 6, child), ("M2", 2022, 7, 12, adult)])
+    lines = claims([("C1", "M1", D(2022, 2, 1), "150000.00"),
+                    ("C2", "M2", D(2022, 2, 1), "200000.00"), ("C3", "M2", D(2022, 9, 1), "100000.00")])
+    base_cost = member_month_cost(cost_lines(lines), base_population_months(elig, p, performance_months=perf))
+    t = expected_cost(p, performance_months=perf, base_member_month_cost=base_cost)
+    b = {r["cell_id"]: r for r in rows(t.base)}
+    assert (b["child"]["cost_cents"], b["child"]["truncated_amount_cents"]) == (35_000_000, 3_333_333)
+    assert (b["adult"]["cost_cents"], b["adult"]["truncated_amount_cents"]) == (10_000_000, 1_666_667)
+    assert b["child"]["truncated_cost_cents"] == 35_000_000 - 3_333_333
+    assert (b["child"]["member_months"], b["child"]["members"]) == (12, 2)
+    s = rows(t.truncation.summary)[0]
+    assert (s["members"], s["truncated_members"], s["truncated_amount_cents"]) == (2, 1, 5_000_000)
+
+
 def test_trend_by_cell_and_target_pmpm(medicaid):
     b, c = medicaid["base"], medicaid["cells"]
     assert b[2022, "adult"]["trend_factor"] == "1.0816"  # 1.04 x 1.04

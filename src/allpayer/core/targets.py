@@ -44,6 +44,7 @@ from allpayer.core.tcoc import (
     div_round,
     int_literal,
     member_year_cost,
+    split_truncated_amounts,
     truncation,
     truncation_settings,
     units_to_decimal,
@@ -516,16 +517,21 @@ def _base_costs(
     if settings:
         if thresholds is not None:
             settings["thresholds"] = thresholds
-        my = member_year_cost(m, segment_by=("cell_id",))
-        trunc = truncation(my, basis=basis, **settings)
-        t = trunc.member_years
-        base = t.group_by(base_year=t.year.cast("int32"), cell_id=t.cell_id).aggregate(
-            member_months=t.eligible_months.sum(),
-            members=t.member_id.nunique(),
-            cost_cents=t.cost_cents.sum(),
-            truncated_amount_cents=t.truncated_amount_cents.sum(),
-            truncated_cost_cents=t.truncated_cost_cents.sum(),
+        # each member's year is capped whole (as the performance year's), then the amount above the
+        # threshold is split over the cells of its months by cost
+        trunc = truncation(member_year_cost(m), basis=basis, **settings)
+        seg = member_year_cost(m, segment_by=("cell_id",))
+        cut = split_truncated_amounts(trunc.member_years, seg, "cell_id", basis=basis)
+        cut = cut.group_by(_c_year=cut.year.cast("int32"), _c_cell=cut.cell_id).aggregate(
+            _c_cut=cut.truncated_amount_cents.sum())
+        base = seg.group_by(base_year=seg.year.cast("int32"), cell_id=seg.cell_id).aggregate(
+            member_months=seg.eligible_months.sum(),
+            members=seg.member_id.nunique(),
+            cost_cents=seg[col].sum(),
         )
+        base = base.left_join(cut, [base.base_year == cut._c_year, base.cell_id == cut._c_cell])
+        base = base.mutate(truncated_amount_cents=base._c_cut.fill_null(0)).drop("_c_year", "_c_cell", "_c_cut")
+        base = base.mutate(truncated_cost_cents=base.cost_cents - base.truncated_amount_cents)
     else:
         base = m.group_by(base_year=m.month.year().cast("int32"), cell_id=m.cell_id).aggregate(
             member_months=m.count(),
