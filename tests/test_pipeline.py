@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import json
 
+import ibis
 import pytest
 
 from allpayer import backend, pipeline
@@ -186,6 +187,44 @@ def test_tcoc_rows_match_member_months_and_amounts_reconcile(db):
     ((total,),) = rows(db, "select sum(allowed_cents) from tcoc_member_month where performance_year = 2024")
     ((rec,),) = rows(db, "select sum(allowed_cents) from tcoc_reconciliation where disposition = 'in_program'")
     assert total == rec
+
+
+def test_a_performance_year_panel_target_is_built_on_the_attributed_members_base_years(db):
+    """Medicaid's ``base_population: performance_year_panel`` is the year's attributed members (VMNG:
+    the historical claims of the prospectively attributed population, domain.md R2.2): its target
+    PMPMs are those of the base-year cost of the people attributed and eligible in 2024, not of
+    every eligible member of the plan (who cost less a month here, as members without a practice
+    do)."""
+    from allpayer.core import targets, tcoc
+    from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
+    from allpayer.core.member_months import eligibility_months
+    from allpayer.terms import load_program, programs_dir
+
+    p = load_program(programs_dir() / "vermont" / "2024" / "medicaid.yaml")
+    assert p.target.base_population == "performance_year_panel"
+    con = open_snapshot(db)
+    try:
+        through = dt.date(2025, 3, 31)
+        lines = ibis.union(tcoc.cost_lines(medical_claim_lines(con.table("medical_claim"), through)),
+                           tcoc.cost_lines(None, pharmacy_claim_lines(con.table("pharmacy_claim"), through)))
+        months = eligibility_months(con.table("eligibility"), dt.date(2022, 1, 1), dt.date(2022, 12, 31))
+        pm = con.table("member_months").filter(lambda t: (t.performance_year == YEAR) & (t.program_id == p.program_id))
+        att = con.table("attribution").filter(lambda t: (t.performance_year == YEAR) & (t.program_id == p.program_id)
+                                              & t.attributed & t.eligible)
+
+        def target_pmpm(panel):
+            base = targets.base_population_months(months, p, performance_months=panel)
+            t = targets.expected_cost(p, performance_months=pm, base_member_month_cost=tcoc.member_month_cost(lines, base))
+            return {r["cell_id"]: r["risk_adjusted_pmpm"] for r in con.to_pyarrow(t.cells).to_pylist()}
+
+        run = {c: v for c, v in con.con.execute(
+            "select cell_id, max(target_pmpm) from targets where program_id = ? and performance_year = ? group by 1",
+            [p.program_id, YEAR]).fetchall()}
+        attributed, eligible = target_pmpm(att), target_pmpm(pm)
+    finally:
+        con.disconnect()
+    assert run == attributed
+    assert attributed != eligible  # the test world tells the two apart
 
 
 def test_program_pmpm_times_member_months_gives_the_dollar_total(db):

@@ -365,7 +365,9 @@ def _run_core(
     # Base-year member months of every trended_base program, in one query (a working table of the
     # columns they are read for): the risk ratios and the targets read them instead of deriving
     # them again. Written now, before the claim lines (on Spark, while the eligibility months are
-    # still in memory: the claim lines written next do not fit beside them at state scale).
+    # still in memory: the claim lines written next do not fit beside them at state scale). A
+    # performance-year panel is taken as the program's member months here, and narrowed to the
+    # attributed members once attribution has run.
     trended = [p for p in progs if p.target.method == "trended_base"]
     base_all = None
     if trended:
@@ -449,6 +451,8 @@ def _run_core(
             seconds[k] = seconds.get(k, 0.0) + v
     res.work_seconds = {f"attribution:{k}": round(v, 3) for k, v in sorted(seconds.items())}
     att = con.table("attribution").filter(lambda t: t.performance_year == year)
+    if base_all is not None:  # a performance-year panel is the year's attributed members, known from here
+        base_all = targets_mod.in_attributed_panel(base_all, att, trended)
     stage("attribution_changes", attribution_changes(att).mutate(performance_year=ibis.literal(year, "int32")))
     recs = [reconcile_attribution(att, _payer_list(payer_lists, p), p.program_id) for p in progs if p.program_id in listed]
     stage("attribution_reconciliation",

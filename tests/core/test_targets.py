@@ -19,6 +19,7 @@ from allpayer.core.targets import (
     programs_base_months,
     discount_table,
     expected_cost,
+    in_attributed_panel,
     risk_ratios,
     target_totals,
     trend_factors,
@@ -189,6 +190,33 @@ def test_base_pmpm_by_cell_with_truncation(medicaid):
     assert b[2022, "abd"]["truncated_amount_cents"] == 5_000_000
     assert b[2022, "abd"]["base_pmpm"] == Decimal("20833.3333333333")  # 250,000 / 12, half-up at 10 decimals
     assert b[2022, "child"]["base_pmpm"] == Decimal("20")
+
+
+def test_base_truncation_caps_a_members_year_not_each_cell_of_it():
+    """A member's annual cost is capped (domain.md R2.1: sum over members of min(cost, threshold)),
+    as the performance year's is, even when the member changes rate cell during the base year; the
+    amount above the threshold is then split over the member's cells by cost (largest remainder).
+    M1: $150,000 as a child in January-June, nothing as an adult after: $150,000 a year, under
+    $250,000, so nothing is truncated (annualized cell by cell, the child half was $300,000 a year
+    and lost $25,000). M2: $200,000 as a child, $100,000 as an adult: $300,000 a year, $50,000
+    truncated ($75,000 cell by cell), $33,333.33 of it on the child months and $16,666.67 on the
+    adult months."""
+    p = program("medicaid", MEDICAID_TARGET)
+    child, adult = {"aid_category": "child"}, {"aid_category": "adult"}
+    perf = member_months([("M1", 2024, 1, 12, adult), ("M2", 2024, 1, 12, adult)], program_id=p.program_id)
+    elig = member_months([("M1", 2022, 1, 6, child), ("M1", 2022, 7, 12, adult),
+                          ("M2", 2022, 1, 6, child), ("M2", 2022, 7, 12, adult)])
+    lines = claims([("C1", "M1", D(2022, 2, 1), "150000.00"),
+                    ("C2", "M2", D(2022, 2, 1), "200000.00"), ("C3", "M2", D(2022, 9, 1), "100000.00")])
+    base_cost = member_month_cost(cost_lines(lines), base_population_months(elig, p, performance_months=perf))
+    t = expected_cost(p, performance_months=perf, base_member_month_cost=base_cost)
+    b = {r["cell_id"]: r for r in rows(t.base)}
+    assert (b["child"]["cost_cents"], b["child"]["truncated_amount_cents"]) == (35_000_000, 3_333_333)
+    assert (b["adult"]["cost_cents"], b["adult"]["truncated_amount_cents"]) == (10_000_000, 1_666_667)
+    assert b["child"]["truncated_cost_cents"] == 35_000_000 - 3_333_333
+    assert (b["child"]["member_months"], b["child"]["members"]) == (12, 2)
+    s = rows(t.truncation.summary)[0]
+    assert (s["members"], s["truncated_members"], s["truncated_amount_cents"]) == (2, 1, 5_000_000)
 
 
 def test_trend_by_cell_and_target_pmpm(medicaid):
@@ -410,6 +438,24 @@ def test_base_population_from_an_attribution_table():
     assert {r["program_id"] for r in got} == {"test-2024-medicare"}
     everyone = rows(base_population_months(elig, p))
     assert len(everyone) == 24  # 2022 is not a base year
+
+
+def test_a_performance_year_panel_is_narrowed_to_the_attributed_and_eligible_people():
+    """`in_attributed_panel`: the base months of a ``performance_year_panel`` program keep the people
+    attributed and eligible in a month of the performance year (M1), not those only eligible (M2) or
+    listed while ineligible (M3); another program's rows stay as they are."""
+    medicaid, medicare = program("medicaid", MEDICAID_TARGET), program("medicare", MEDICARE_TARGET, base_population=None)
+    perf = member_months([(m, 2024, 1, 12, {}) for m in ("M1", "M2", "M3")], program_id=medicaid.program_id)
+    elig = ibis.union(member_months([(m, 2022, 1, 12, {}) for m in ("M1", "M2", "M3")]),
+                      member_months([("M4", 2023, 1, 12, {})], payer="medicare", plan="medicare_ffs")).drop("program_id")
+    base = programs_base_months(elig, [medicaid, medicare], performance_months=perf)
+    att = table([{"program_id": medicaid.program_id, "person_id": pid, "month": D(2024, 3, 1), "attributed": a,
+                  "eligible": e} for pid, a, e in (("P1", True, True), ("P2", False, True), ("P3", True, False))],
+                {"program_id": "string", "person_id": "string", "month": "date", "attributed": "boolean",
+                 "eligible": "boolean"})
+    got = {(r["program_id"], r["member_id"]) for r in rows(in_attributed_panel(base, att, [medicaid, medicare]))}
+    assert got == {(medicaid.program_id, "M1"), (medicare.program_id, "M4")}
+    assert in_attributed_panel(base, att, [medicare]) is base  # no panel program: nothing to narrow
 
 
 def test_mssp_benchmark_method_is_refused():

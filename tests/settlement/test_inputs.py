@@ -242,3 +242,21 @@ def test_no_attribution_table_is_an_error():
     del t["attribution"]
     with pytest.raises(SettlementError, match="no attribution table"):
         program_inputs(con_with(**t), MEDICAID, 2024)
+
+
+def test_truncation_applied_to_the_base_only_leaves_the_performance_year_whole():
+    """``target.truncation.apply_to: base`` caps the base-year costs the target is built on, not the
+    performance year's actual: the settlement removes nothing (m2's attributed March, $1,000,500
+    over 3 months, would otherwise lose $938,000)."""
+
+    def applied_to(population):
+        tr = MEDICAID.target.truncation.model_copy(update={"apply_to": population})
+        return MEDICAID.model_copy(update={"target": MEDICAID.target.model_copy(update={"truncation": tr})})
+
+    t = base_tables()
+    t["attribution"]["attributed"][5] = True
+    con = con_with(**t)
+    inp, _ = program_inputs(con, applied_to("base"), 2024)
+    assert inp.truncated_amount_cents is None
+    assert attributed_truncation(con, applied_to("base"), 2024) is None
+    assert program_inputs(con, applied_to("performance"), 2024)[0].truncated_amount_cents == 100_050_000 - 6_250_000

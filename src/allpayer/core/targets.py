@@ -44,6 +44,7 @@ from allpayer.core.tcoc import (
     div_round,
     int_literal,
     member_year_cost,
+    split_truncated_amounts,
     truncation,
     truncation_settings,
     units_to_decimal,
@@ -186,6 +187,23 @@ def programs_base_months(
               "performance_year": rows._base_year}
     order = [*eligibility_months.columns, *[c for c in tags if c not in eligibility_months.columns]]
     return rows.select(*[values[c].name(c) if c in values else rows[c] for c in order])
+
+
+def in_attributed_panel(base_months: ir.Table, attribution: ir.Table, programs: Sequence) -> ir.Table:
+    """`base_months` (:func:`programs_base_months` rows of `programs`) with the months of each
+    ``performance_year_panel`` program kept only for the people its performance-year `attribution`
+    lists (rows both ``attributed`` and ``eligible``: the members its settlement covers); the rows
+    of the other programs as they are.
+
+    ``performance_year_panel`` is the base of the year's own attributed members (VMNG: the
+    historical claims of the prospectively attributed population, domain.md R2.2). `allpayer run`
+    builds the base months before attribution, with the program's member months as the panel (every
+    eligible member: more people), and narrows them with this once the roster is written."""
+    programs = list(programs)
+    if not any(p.target.base_population == "performance_year_panel" for p in programs):
+        return base_months
+    a = attribution.filter(attribution.attributed & attribution.eligible)
+    return _in_base_population(base_months, programs, a, None, single=len(programs) == 1)
 
 
 def _selected_months(m: ir.Table, programs: Sequence) -> ir.Table:
@@ -494,22 +512,26 @@ def _base_costs(
         member_months=unassigned.count(), cost_cents=unassigned[col].sum()
     )
     m = m.filter(m.cell_id.notnull())
-    tr = program.target.truncation
     trunc: Truncation | None = None
-    if tr is not None and tr.apply_to in ("base", "base_and_performance"):
-        settings = truncation_settings(program)
+    settings = truncation_settings(program, population="base")
+    if settings:
         if thresholds is not None:
             settings["thresholds"] = thresholds
-        my = member_year_cost(m, segment_by=("cell_id",))
-        trunc = truncation(my, basis=basis, **settings)
-        t = trunc.member_years
-        base = t.group_by(base_year=t.year.cast("int32"), cell_id=t.cell_id).aggregate(
-            member_months=t.eligible_months.sum(),
-            members=t.member_id.nunique(),
-            cost_cents=t.cost_cents.sum(),
-            truncated_amount_cents=t.truncated_amount_cents.sum(),
-            truncated_cost_cents=t.truncated_cost_cents.sum(),
+        # each member's year is capped whole (as the performance year's), then the amount above the
+        # threshold is split over the cells of its months by cost
+        trunc = truncation(member_year_cost(m), basis=basis, **settings)
+        seg = member_year_cost(m, segment_by=("cell_id",))
+        cut = split_truncated_amounts(trunc.member_years, seg, "cell_id", basis=basis)
+        cut = cut.group_by(_c_year=cut.year.cast("int32"), _c_cell=cut.cell_id).aggregate(
+            _c_cut=cut.truncated_amount_cents.sum())
+        base = seg.group_by(base_year=seg.year.cast("int32"), cell_id=seg.cell_id).aggregate(
+            member_months=seg.eligible_months.sum(),
+            members=seg.member_id.nunique(),
+            cost_cents=seg[col].sum(),
         )
+        base = base.left_join(cut, [base.base_year == cut._c_year, base.cell_id == cut._c_cell])
+        base = base.mutate(truncated_amount_cents=base._c_cut.fill_null(0)).drop("_c_year", "_c_cell", "_c_cut")
+        base = base.mutate(truncated_cost_cents=base.cost_cents - base.truncated_amount_cents)
     else:
         base = m.group_by(base_year=m.month.year().cast("int32"), cell_id=m.cell_id).aggregate(
             member_months=m.count(),
@@ -797,6 +819,7 @@ __all__ = [
     "cell_id_expr",
     "base_population_months",
     "programs_base_months",
+    "in_attributed_panel",
     "trend_factors",
     "risk_ratios",
     "discount_table",

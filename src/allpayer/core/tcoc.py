@@ -783,16 +783,58 @@ def truncation(
     return Truncation(member_years=my, thresholds=th, summary=s)
 
 
-def truncation_settings(program, basis_date: dt.date | None = None) -> dict[str, object]:
-    """Keyword arguments of :func:`truncation` from a program's ``target.truncation`` terms.
+def split_truncated_amounts(member_years: ir.Table, segments: ir.Table, segment: str, *,
+                            basis: str = "ffs_paid") -> ir.Table:
+    """Each member-year's amount above its threshold split over its `segment` values.
+
+    `member_years`: :func:`truncate`'s rows (or :attr:`Truncation.member_years`); `segments`:
+    :func:`member_year_cost` of the same member months with ``segment_by=[segment]`` (e.g. a rate
+    cell or an employer). A member-year's ``truncated_amount_cents`` goes to its segments in
+    proportion to its `basis` cost in each (negative costs weigh 0), by largest remainder: the
+    floor of each exact share, then one cent each to the largest remainders (ties to the lower
+    segment value, NULL last), so the parts add up to the member-year's amount.
+
+    Grain: (program_id, member_id, year, truncation_group, `segment`) of the member-years with an
+    amount truncated. Column: ``truncated_amount_cents``.
+    """
+    col = _basis_column(basis)
+    keys = ["program_id", "member_id", "year", "truncation_group"]
+    my = member_years.filter(member_years.truncated_amount_cents > 0)
+    my = my.select(*[my[k].name(f"_t_{k}") for k in keys], _cut="truncated_amount_cents")
+    j = segments.join(my, [segments[k] == my[f"_t_{k}"] for k in keys])
+    j = j.mutate(_w=ibis.greatest(j[col], 0).cast(INT))
+    member = ibis.window(group_by=[j[k] for k in keys])
+    j = j.mutate(_total=j._w.sum().over(member), _num=j._w * j._cut.cast(INT))
+    j = div_round(j, "_floor", j._num, j._total, "down")
+    j = j.mutate(_rem=j._num - j._floor * j._total)
+    j = j.mutate(_left=j._cut.cast(INT) - j._floor.sum().over(member))
+    ranked = ibis.window(group_by=[j[k] for k in keys],
+                         order_by=[ibis.desc(j._rem), j[segment].isnull(), j[segment].fill_null("")])
+    j = j.mutate(_part=j._floor + ibis.ifelse(ibis.row_number().over(ranked) < j._left, 1, 0))
+    return j.select(*keys, segment, truncated_amount_cents=j._part.cast("int64"))
+
+
+TRUNCATED_POPULATIONS: dict[str, tuple[str, ...]] = {
+    "base": ("base", "base_and_performance"),
+    "performance": ("performance", "base_and_performance"),
+}
+"""The values of ``target.truncation.apply_to`` that truncate each population's costs."""
+
+
+def truncation_settings(program, basis_date: dt.date | None = None, *,
+                        population: str = "performance") -> dict[str, object]:
+    """Keyword arguments of :func:`truncation` from a program's ``target.truncation`` terms, for
+    the costs of `population` (``performance``: the performance year's actual; ``base``: the
+    base years the target is built on).
 
     The dollar threshold is the dated value on `basis_date` (default: the effective start).
-    Returns ``{}`` when the program has no truncation.
+    Returns ``{}`` when the program has no truncation, or when its ``apply_to`` leaves
+    `population` out (``apply_to: base`` does not truncate the performance year).
     """
     from allpayer.money import dollars_to_cents
 
     tr = program.target.truncation
-    if tr is None:
+    if tr is None or tr.apply_to not in TRUNCATED_POPULATIONS[population]:
         return {}
     when = basis_date or program.effective.start
     out: dict[str, object] = {"combine": tr.combine}
@@ -1503,6 +1545,7 @@ __all__ = [
     "truncation",
     "Truncation",
     "truncation_settings",
+    "split_truncated_amounts",
     "claim_payment_rows",
     "completion",
     "Completion",

@@ -494,29 +494,17 @@ def employer_truncation(months, program):
     The truncation is the program's (:func:`_truncation` over all its attributed months: the same
     thresholds, the same member-years). A member-year's truncated amount goes to the employers of
     its months in proportion to its FFS cost in each (negative costs weigh 0), by largest
-    remainder: floor of each exact share, then one cent each to the largest remainders (ties to
-    the lower employer id, the months without one last), so the parts add up to the member's
-    amount and the employers' parts to the program's."""
+    remainder (:func:`allpayer.core.tcoc.split_truncated_amounts`: ties to the lower employer id,
+    the months without one last), so the parts add up to the member's amount and the employers'
+    parts to the program's."""
     from allpayer.core import tcoc
 
     tr = _truncation(months.drop("employer_id"), program)
     if tr is None:
         return None
-    keys = ["program_id", "member_id", "year", "truncation_group"]
-    my = tr.member_years.filter(tr.member_years.truncated_amount_cents > 0)
-    my = my.select(*[my[k].name(f"_t_{k}") for k in keys], _cut="truncated_amount_cents")
     seg = tcoc.member_year_cost(_truncation_months(months), segment_by=["employer_id"])
-    j = seg.join(my, [seg[k] == my[f"_t_{k}"] for k in keys])
-    j = j.mutate(_w=ibis.greatest(j.ffs_paid_cents, 0).cast(tcoc.INT))
-    member = ibis.window(group_by=[j[k] for k in keys])
-    j = j.mutate(_total=j._w.sum().over(member), _num=j._w * j._cut.cast(tcoc.INT))
-    j = tcoc.div_round(j, "_floor", j._num, j._total, "down")
-    j = j.mutate(_rem=j._num - j._floor * j._total)
-    j = j.mutate(_left=j._cut.cast(tcoc.INT) - j._floor.sum().over(member))
-    ranked = ibis.window(group_by=[j[k] for k in keys],
-                         order_by=[ibis.desc(j._rem), j.employer_id.isnull(), j.employer_id.fill_null("")])
-    j = j.mutate(_part=j._floor + ibis.ifelse(ibis.row_number().over(ranked) < j._left, 1, 0))
-    return j.group_by("employer_id").aggregate(truncated_amount_cents=j._part.sum().cast("int64"))
+    parts = tcoc.split_truncated_amounts(tr.member_years, seg, "employer_id")
+    return parts.group_by("employer_id").aggregate(truncated_amount_cents=parts.truncated_amount_cents.sum().cast("int64"))
 
 
 def employer_bases(con, program, year: int) -> list[EmployerBase]:
