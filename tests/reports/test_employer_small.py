@@ -42,7 +42,7 @@ def con():
         {"run_id": "R1", "seq": 1, "paid_through": dt.date(2024, 3, 31)}]))
     # development factors by lag: 0 -> 1.5, 1 -> 1.2, 2 -> 1.05, 3 -> 1 (complete)
     c.create_table("completion_factors", pa.Table.from_pylist([
-        {"performance_year": 2024, "payer": "medicaid", "lag": lag, "cumulative_development_factor": f}
+        {"performance_year": 2024, "payer": "medicaid", "lag": lag, "cumulative_development_factor": f, "run_id": "R1"}
         for lag, f in ((0, "1.5"), (1, "1.2"), (2, "1.05"), (3, "1"))]))
     q = []
     # AWV: E1 persons 0-26 in the denominator, 25 and 26 excluded (hospice); 0-11 with a visit -> 12 / 25
@@ -102,6 +102,17 @@ def test_completed_estimate_applies_the_development_factor_at_each_months_lag(co
     # target: $120.00 x 105 member months x 30 / 105 = $3,600.00 a month
     assert t["TCOC target"] == "$10,800.00"
     assert any("TCOC is incomplete for claims incurred but not yet paid" in n for n in rep.notes)
+
+
+def test_completed_estimate_is_valued_at_the_paid_through_date_of_the_run_that_wrote_its_factors(con):
+    """A later run (another year's, paid through December 2024) does not move 2024's valuation month:
+    the factors were developed to March (run R1), and January to March stay at lags 2, 1, 0."""
+    con.create_table("runs", pa.Table.from_pylist([
+        {"run_id": "R1", "seq": 1, "paid_through": dt.date(2024, 3, 31)},
+        {"run_id": "R2", "seq": 2, "paid_through": dt.date(2024, 12, 31)}]), overwrite=True)
+    rep = employer.build(con, "E1", Period(2024), "R2")
+    assert dict(rep.totals)["TCOC completed estimate (IBNR)"] == "$11,251.13"
+    assert any("claims are paid through 2024-03" in n for n in rep.notes)
 
 
 def test_a_quarter_equals_its_months_and_a_month_is_its_own_row(con):

@@ -82,12 +82,15 @@ def joint_suppression(months: list[dict], invoices: list[dict], wellness: list[d
     return hidden
 
 
-def _valuation(con) -> dt.date | None:
-    """The valuation month of the latest published run with a paid-through date."""
+def _valuation(con, year: int) -> dt.date | None:
+    """The valuation month of `year`'s completion factors: that of the paid-through date of the run
+    that wrote them (a later run, of another year, is paid through a later date)."""
     from allpayer.pipeline import valuation_date
 
+    cf = of_year(table(con, "completion_factors"), year)
     r = table(con, "runs")
-    got = rows(r.filter(r.paid_through.notnull()).order_by(ibis.desc(r.seq)).limit(1).select("paid_through"))
+    got = rows(r.filter(r.paid_through.notnull() & r.run_id.isin(cf.select("run_id").distinct().run_id))
+               .order_by(ibis.desc(r.seq)).limit(1).select("paid_through"))
     if not got:
         return None
     return valuation_date(got[0]["paid_through"]).replace(day=1)
@@ -98,8 +101,10 @@ def completed(con, year: int, cost_by: list[dict]) -> tuple[dict, dt.date | None
     the month's lag to the valuation month (``completion_factors``), rounded half-up to a cent per
     payer and month. Returns ({month: cents}, valuation month, whether any month is still developing);
     ({}, None, False) without completion factors."""
-    vmonth = _valuation(con)
-    if vmonth is None or not has(con, "completion_factors"):
+    if not has(con, "completion_factors"):
+        return {}, None, False
+    vmonth = _valuation(con, year)
+    if vmonth is None:
         return {}, None, False
     cf = of_year(table(con, "completion_factors"), year)
     cdf = {(r["payer"], int(r["lag"])): Decimal(str(r["cumulative_development_factor"]))
