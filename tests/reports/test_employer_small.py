@@ -12,6 +12,7 @@ import pytest
 
 from allpayer.reports import csvout, employer
 from allpayer.reports.base import HIDDEN, Period
+from allpayer.reports.suppression import is_small
 
 CATS = ("inpatient", "outpatient", "ed", "professional", "pharmacy", "other")
 
@@ -41,7 +42,7 @@ def con():
         {"run_id": "R1", "seq": 1, "paid_through": dt.date(2024, 3, 31)}]))
     # development factors by lag: 0 -> 1.5, 1 -> 1.2, 2 -> 1.05, 3 -> 1 (complete)
     c.create_table("completion_factors", pa.Table.from_pylist([
-        {"performance_year": 2024, "payer": "medicaid", "lag": lag, "cumulative_development_factor": f}
+        {"performance_year": 2024, "payer": "medicaid", "lag": lag, "cumulative_development_factor": f, "run_id": "R1"}
         for lag, f in ((0, "1.5"), (1, "1.2"), (2, "1.05"), (3, "1"))]))
     q = []
     # AWV: E1 persons 0-26 in the denominator, 25 and 26 excluded (hospice); 0-11 with a visit -> 12 / 25
@@ -101,6 +102,17 @@ def test_completed_estimate_applies_the_development_factor_at_each_months_lag(co
     # target: $120.00 x 105 member months x 30 / 105 = $3,600.00 a month
     assert t["TCOC target"] == "$10,800.00"
     assert any("TCOC is incomplete for claims incurred but not yet paid" in n for n in rep.notes)
+
+
+def test_completed_estimate_is_valued_at_the_paid_through_date_of_the_run_that_wrote_its_factors(con):
+    """A later run (another year's, paid through December 2024) does not move 2024's valuation month:
+    the factors were developed to March (run R1), and January to March stay at lags 2, 1, 0."""
+    con.create_table("runs", pa.Table.from_pylist([
+        {"run_id": "R1", "seq": 1, "paid_through": dt.date(2024, 3, 31)},
+        {"run_id": "R2", "seq": 2, "paid_through": dt.date(2024, 12, 31)}]), overwrite=True)
+    rep = employer.build(con, "E1", Period(2024), "R2")
+    assert dict(rep.totals)["TCOC completed estimate (IBNR)"] == "$11,251.13"
+    assert any("claims are paid through 2024-03" in n for n in rep.notes)
 
 
 def test_a_quarter_equals_its_months_and_a_month_is_its_own_row(con):
@@ -167,3 +179,56 @@ def test_a_hidden_opted_out_total_hides_the_smallest_paid_category_not_a_zero_on
     assert c[("professional", "TCOC paid (FFS basis)")] == HIDDEN
     assert [c[(k, "TCOC paid (FFS basis)")] for k in CATS if k != "professional"] == ["$0.00"] * 5
     assert c[("Total", "TCOC paid (FFS basis)")] == "$9,000.90"
+
+
+def _every_period(year: int) -> list[Period]:
+    """Every period a report can be asked for within `year`: the year, its quarters, months and
+    years to date."""
+    texts = [str(year), *[f"{year}-Q{q}" for q in range(1, 5)], *[f"{year}-{m:02d}" for m in range(1, 13)],
+             *[f"{year}-{m:02d}-YTD" for m in range(1, 13)]]
+    return [Period.parse(t) for t in texts]
+
+
+def test_no_small_month_follows_from_the_reports_of_two_periods(con):
+    """E3 grows: 5 members in January, 12 in February, 30 a month from March. The year's report hides
+    January (5) and, so that the year's total does not give it, February (12). February's own report
+    must not show its 12, nor must any quarter or year to date give January with the year's figures:
+    every period's report shows member months (in the month rows, the total and, for a month, the
+    distinct persons), and no month the reports hide may follow from all of them together."""
+    from tests.reports.test_suppression import derivable
+
+    mm = con.table("tcoc_member_month").to_pyarrow().to_pylist()
+    size = {1: 5, 2: 12, **{m: 30 for m in range(3, 13)}}
+    for m, n in size.items():
+        for i in range(n):
+            mm.append({**mm[0], "month": dt.date(2024, m, 1), "group_id": "G3", "person_id": f"E3-{i}",
+                       "member_id": f"E3-{i}"})
+    con.create_table("tcoc_member_month", pa.Table.from_pylist(mm), overwrite=True)
+    groups = con.table("employer_group").to_pyarrow().to_pylist()
+    con.create_table("employer_group", pa.Table.from_pylist(
+        groups + [{"group_id": "G3", "employer_id": "E3", "employer_name": "Three"}]), overwrite=True)
+    values = {("month", m): n for m, n in size.items()}
+    cons, shown = [], set()
+    for p in _every_period(2024):
+        rep = employer.build(con, "E3", p, "R1")
+        v = {(r[6], r[7]): r[8] for r in csvout.records(rep)}
+        key = ("period", p.first, p.last)
+        values[key] = sum(size[m] for m in range(p.first, p.last + 1))
+        cons.append((key, [("month", m) for m in range(p.first, p.last + 1)]))
+        if v[("Member months", "value")] != HIDDEN:
+            assert v[("Member months", "value")] == f"{values[key]:,}"
+            shown.add(key)
+        if p.first == p.last and v[("Members (distinct persons)", "value")] != HIDDEN:
+            shown.add(key)  # one program: a month's persons are its member months
+        for m in range(p.first, p.last + 1):
+            if v[(f"2024-{m:02d}", "member months")] != HIDDEN:
+                shown.add(("month", m))
+    assert ("month", 1) not in shown
+    hidden = set(values) - shown
+    fixed = derivable(values, cons, hidden)  # a hidden period total may follow (from the year's), a month not
+    assert not [k for k in fixed if k[0] == "month" or is_small(values[k])], \
+        f"hidden counts follow from the reports of several periods: {sorted(fixed)}"
+    for total, cells in cons:  # a shown period total over hidden months must not narrow them to a small count
+        hid = [c for c in cells if c in hidden]
+        if hid and total in shown:
+            assert not is_small(sum(values[c] for c in hid)), total

@@ -82,12 +82,15 @@ def joint_suppression(months: list[dict], invoices: list[dict], wellness: list[d
     return hidden
 
 
-def _valuation(con) -> dt.date | None:
-    """The valuation month of the latest published run with a paid-through date."""
+def _valuation(con, year: int) -> dt.date | None:
+    """The valuation month of `year`'s completion factors: that of the paid-through date of the run
+    that wrote them (a later run, of another year, is paid through a later date)."""
     from allpayer.pipeline import valuation_date
 
+    cf = of_year(table(con, "completion_factors"), year)
     r = table(con, "runs")
-    got = rows(r.filter(r.paid_through.notnull()).order_by(ibis.desc(r.seq)).limit(1).select("paid_through"))
+    got = rows(r.filter(r.paid_through.notnull() & r.run_id.isin(cf.select("run_id").distinct().run_id))
+               .order_by(ibis.desc(r.seq)).limit(1).select("paid_through"))
     if not got:
         return None
     return valuation_date(got[0]["paid_through"]).replace(day=1)
@@ -98,8 +101,10 @@ def completed(con, year: int, cost_by: list[dict]) -> tuple[dict, dt.date | None
     the month's lag to the valuation month (``completion_factors``), rounded half-up to a cent per
     payer and month. Returns ({month: cents}, valuation month, whether any month is still developing);
     ({}, None, False) without completion factors."""
-    vmonth = _valuation(con)
-    if vmonth is None or not has(con, "completion_factors"):
+    if not has(con, "completion_factors"):
+        return {}, None, False
+    vmonth = _valuation(con, year)
+    if vmonth is None:
         return {}, None, False
     cf = of_year(table(con, "completion_factors"), year)
     cdf = {(r["payer"], int(r["lag"])): Decimal(str(r["cumulative_development_factor"]))
@@ -203,18 +208,26 @@ class Disclosure:
 def disclosure(con, org: str, period: Period | int) -> Disclosure:
     """The employer's counts for `period` and what of them its report shows (`Disclosure`): the one
     place the employer's small-cell decisions are made. Raises `ReportError` for an unknown
-    employer or one without member months in the period."""
+    employer or one without member months in the period.
+
+    The months are decided once, over the year (`joint_suppression`), for the report of every
+    period: a quarter, a month or a year to date shows a month's member months only where the
+    year's report does (`_of_period`), so that no month hidden in one period's report follows from
+    another's."""
     require(con, "employer_group", "tcoc_member_month")
     period = as_period(period)
     year = period.year
     mm = employer_member_months(con, period)
-    opt = mm.data_sharing_opt_out.fill_null(False)
-    itemized = {f"{c}_cents": ibis.ifelse(opt, 0, mm[f"{c}_ffs_paid_cents"]).sum() for c in CATEGORIES}
-    payer = mm.payer if "payer" in mm.columns else ibis.literal("")
-    monthly = rows_by(mm.group_by(["employer_id", "program_id", "month", payer.name("payer")]).aggregate(
-        member_months=mm.count(), opt_out_mm=opt.cast("int64").sum(), cost_cents=mm.ffs_paid_cents.sum(),
-        opt_out_cost_cents=ibis.ifelse(opt, mm.ffs_paid_cents, 0).sum(), **itemized,
+    in_year = mm if period.is_year else employer_member_months(con, Period(year))
+    out = in_year.data_sharing_opt_out.fill_null(False)
+    itemized = {f"{c}_cents": ibis.ifelse(out, 0, in_year[f"{c}_ffs_paid_cents"]).sum() for c in CATEGORIES}
+    payer = in_year.payer if "payer" in in_year.columns else ibis.literal("")
+    monthly_year = rows_by(in_year.group_by(["employer_id", "program_id", "month", payer.name("payer")]).aggregate(
+        member_months=in_year.count(), opt_out_mm=out.cast("int64").sum(), cost_cents=in_year.ffs_paid_cents.sum(),
+        opt_out_cost_cents=ibis.ifelse(out, in_year.ffs_paid_cents, 0).sum(), **itemized,
     ), "employer_id", org, ["month", "program_id", "payer"])
+    monthly = [r for r in monthly_year if period.contains(r["month"])]
+    opt = mm.data_sharing_opt_out.fill_null(False)
     if not monthly:
         if org not in employers(con):
             raise ReportError(f"unknown employer {org!r}; known: {', '.join(employers(con))}")
@@ -222,18 +235,20 @@ def disclosure(con, org: str, period: Period | int) -> Disclosure:
     persons = rows_by(mm.group_by("employer_id").aggregate(
         n=mm.person_id.nunique(), opted=mm.person_id.nunique(where=opt)), "employer_id", org)[0]
     by_month: dict = {}
-    for r in monthly:
+    for r in monthly_year:
         m = by_month.setdefault(r["month"], {"month": r["month"], "member_months": 0, "opt_out_mm": 0, "cost_cents": 0})
         m["member_months"] += int(r["member_months"])
         m["opt_out_mm"] += int(r["opt_out_mm"] or 0)
         m["cost_cents"] += int(r["cost_cents"] or 0)
-    months = [by_month[k] for k in sorted(by_month)]
-    invoices = _invoice_rows(con, period, org)
+    months_year = [by_month[k] for k in sorted(by_month)]
+    invoices_year = _invoice_rows(con, Period(year), org)
     sharing = mm.filter(~opt).select("employer_id", "program_id", "person_id").distinct()
     wellness = wellness_rows(con, year, org, sharing)
     high_cost = high_cost_rows(con, mm, year, org) if period.is_year else None
-    hidden = joint_suppression(months, invoices, wellness, persons["n"],
-                               None if high_cost is None else high_cost["claimants"])
+    hidden = _of_period(joint_suppression(months_year, invoices_year, wellness, persons["n"],
+                                          None if high_cost is None else high_cost["claimants"]), period)
+    months = [m for m in months_year if period.contains(m["month"])]
+    invoices = [r for r in invoices_year if period.contains(r["month"])]
     # cost by category (members sharing data) and the payer-supplied total of those who opted out
     cat = {c: sum(int(r[f"{c}_cents"] or 0) for r in monthly) for c in CATEGORIES}
     opt_cost = sum(int(r["opt_out_cost_cents"] or 0) for r in monthly)
@@ -247,6 +262,22 @@ def disclosure(con, org: str, period: Period | int) -> Disclosure:
     return Disclosure(org=org, period=period, monthly=monthly, months=months, persons=persons, invoices=invoices,
                       wellness=wellness, high_cost=high_cost, hidden=hidden, categories=cat, opt_out_cost=opt_cost,
                       opt_out_hidden=opt_hidden, hidden_categories=complement, sharing=sharing)
+
+
+def _of_period(hidden: set, period: Period) -> set:
+    """The year's decisions (`joint_suppression` of the year's months) as `period`'s report applies
+    them: its months as in the year's report, and its totals (``(.., "total")``) only where every
+    month they add up is shown, so that a total never tells more than the year's report; its
+    distinct persons go with its member months (in a month, nearly the same count). The year's
+    report hides January's 5 member months and February's 12 with them: February's report, or the
+    first quarter's total, would otherwise give February, and the year's total then January."""
+    if period.is_year:
+        return hidden
+    out = {k for k in hidden if k[-1] != "total"}
+    out |= {(key, "total") for key in ("mm", "opt", "inv") if any((key, m) in hidden for m in period.months())}
+    if ("mm", "total") in out:
+        out.add(("persons",))
+    return out
 
 
 def build(con, org: str, period: Period | int, run_id: str) -> Report:
