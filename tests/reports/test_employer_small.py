@@ -17,6 +17,15 @@ from allpayer.reports.suppression import is_small
 CATS = ("inpatient", "outpatient", "ed", "professional", "pharmacy", "other")
 
 
+def group_row(group_id, employer_id, name, start=dt.date(2020, 1, 1), end=None):
+    return {"group_id": group_id, "employer_id": employer_id, "employer_name": name,
+            "effective_start_date": start, "effective_end_date": end}
+
+
+GROUPS = pa.schema([("group_id", pa.string()), ("employer_id", pa.string()), ("employer_name", pa.string()),
+                    ("effective_start_date", pa.date32()), ("effective_end_date", pa.date32())])
+
+
 @pytest.fixture()
 def con():
     c = ibis.duckdb.connect()
@@ -32,8 +41,7 @@ def con():
                            **{f"{k}_ffs_paid_cents": (cents if k == "professional" else 0) for k in CATS}})
     c.create_table("tcoc_member_month", pa.Table.from_pylist(mm))
     c.create_table("employer_group", pa.Table.from_pylist([
-        {"group_id": "G1", "employer_id": "E1", "employer_name": "One"},
-        {"group_id": "G2", "employer_id": "E2", "employer_name": "Two"}]))
+        group_row("G1", "E1", "One"), group_row("G2", "E2", "Two")], schema=GROUPS))
     # the program's target: $120.00 PMPM over its 105 member months a month
     c.create_table("targets", pa.Table.from_pylist([
         {"performance_year": 2024, "program_id": "P", "month": dt.date(2024, m, 1), "target_cents": 105 * 12000,
@@ -206,7 +214,7 @@ def test_no_small_month_follows_from_the_reports_of_two_periods(con):
     con.create_table("tcoc_member_month", pa.Table.from_pylist(mm), overwrite=True)
     groups = con.table("employer_group").to_pyarrow().to_pylist()
     con.create_table("employer_group", pa.Table.from_pylist(
-        groups + [{"group_id": "G3", "employer_id": "E3", "employer_name": "Three"}]), overwrite=True)
+        groups + [group_row("G3", "E3", "Three")], schema=GROUPS), overwrite=True)
     values = {("month", m): n for m, n in size.items()}
     cons, shown = [], set()
     for p in _every_period(2024):
@@ -232,3 +240,17 @@ def test_no_small_month_follows_from_the_reports_of_two_periods(con):
         hid = [c for c in cells if c in hidden]
         if hid and total in shown:
             assert not is_small(sum(values[c] for c in hid)), total
+
+
+def test_a_group_that_changes_employer_is_in_each_employers_report_for_its_own_months(con):
+    """Group G1 belongs to E1 until 29 February and to E9 from 1 March: E1's report counts
+    January and February (60 member months), E9's March (30); neither sees the other's months
+    (both counted all three months: E1 and E9 read each other's members)."""
+    groups = [g for g in con.table("employer_group").to_pyarrow().to_pylist() if g["group_id"] != "G1"]
+    con.create_table("employer_group", pa.Table.from_pylist(groups + [
+        group_row("G1", "E1", "One", end=dt.date(2024, 2, 29)),
+        group_row("G1", "E9", "Nine", start=dt.date(2024, 3, 1))], schema=GROUPS), overwrite=True)
+    for org, expected, months in (("E1", "60", ("2024-01", "2024-02")), ("E9", "30", ("2024-03",))):
+        v = {(r[6], r[7]): r[8] for r in csvout.records(employer.build(con, org, Period(2024), "R1"))}
+        assert v[("Member months", "value")] == expected
+        assert sorted(k[0] for k in v if k[1] == "member months" and k[0].startswith("2024-")) == list(months)

@@ -125,10 +125,15 @@ def completed(con, year: int, cost_by: list[dict]) -> tuple[dict, dt.date | None
 
 
 def employer_member_months(con, period: Period):
-    """The period's `tcoc_member_month` rows with the employer of their group (`employer_id`)."""
+    """The period's `tcoc_member_month` rows with the employer of their group that month
+    (`employer_id`: the group's ``employer_group`` row in force on the month's first day,
+    `allpayer.core.programs.employer_of_group_months`); a month no row covers has no employer and
+    is in no employer's report."""
+    from allpayer.core.programs import employer_of_group_months
+
     mm = in_period(table(con, "tcoc_member_month"), period)
-    eg = table(con, "employer_group")
-    return mm.join(eg.select("group_id", "employer_id").distinct(), "group_id")
+    e = employer_of_group_months(table(con, "employer_group"), mm.select("group_id", "month"))
+    return mm.join(e, ["group_id", "month"])
 
 
 def wellness_rows(con, year: int, org: str, sharing) -> list[dict]:

@@ -44,11 +44,12 @@ def organizations(con, kind: str, year: int) -> list[str]:
     from allpayer.reports.base import has
 
     if kind == "employer":
+        from allpayer.core.programs import employer_of_group_months
         from allpayer.reports.base import of_year, rows
 
+        # the employers of the year's member months (a group's employer that month)
         mm = of_year(table(con, "tcoc_member_month"), year)
-        eg = table(con, "employer_group")
-        j = eg.semi_join(mm.select("group_id").distinct(), "group_id")
+        j = employer_of_group_months(table(con, "employer_group"), mm.select("group_id", "month"))
         return [r["employer_id"] for r in rows(j.select("employer_id").distinct().order_by("employer_id"))]
     if kind == "practice":
         return practice.practices(con, year)
