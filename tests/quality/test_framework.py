@@ -340,3 +340,16 @@ def test_the_terms_know_every_inverse_measure():
     from allpayer.quality.inverse import INVERSE_MEASURES
 
     assert INVERSE_MEASURES == {mid for mid, m in framework.registry().items() if m.inverse}
+
+
+def test_a_cancelled_or_entered_in_error_lab_is_no_result():
+    """A lab row whose status says the result does not exist (cancelled, entered in error, in any
+    case and spelling a feed uses) is not read; preliminary, final, corrected and blank are."""
+    statuses = ["final", "preliminary", "corrected", None, "Cancelled", "canceled", "entered-in-error",
+                "ENTERED IN ERROR "]
+    labs = plain([{"person_id": "P", "lab_result_id": f"L{i}", "source_code": "4548-4", "result": "9.5",
+                   "source_units": "%", "result_date": D(2024, 3, 1), "status": s} for i, s in enumerate(statuses)],
+                 {"person_id": "string", "lab_result_id": "string", "source_code": "string", "result": "string",
+                  "source_units": "string", "result_date": "date", "status": "string"})
+    got = sorted(r["lab_result_id"] for r in rows(framework.lab_values(labs)))
+    assert got == ["L0", "L1", "L2", "L3"]

@@ -862,11 +862,20 @@ def _numeric(text: ir.StringValue) -> ir.Value:
     return ibis.ifelse(ok, v.try_cast("decimal(18, 4)"), ibis.null("decimal(18, 4)"))
 
 
+VOID_LAB_STATUSES = ("cancelled", "canceled", "entered-in-error", "entered in error")
+"""Lab ``status`` values (FHIR R4 observation-status and their spellings in payer feeds) of a
+result that does not exist. Preliminary, final, amended and corrected results count."""
+
+
 def lab_values(lab_result: ir.Table) -> ir.Table:
     """Lab results with a numeric value: ``person_id, lab_result_id, code, value, result_text,
     units, result_date, source``. The code is the normalized LOINC, else the source code; a result that
-    is not a number is left out here (the loader quarantines it)."""
+    is not a number is left out here (the loader quarantines it), and so is a result whose ``status``
+    says it does not exist (`VOID_LAB_STATUSES`: the test was cancelled, or the result was entered in
+    error)."""
     t = lab_result
+    if "status" in t.columns:
+        t = t.filter(~t.status.strip().lower().isin(VOID_LAB_STATUSES).fill_null(False))
     code = t.normalized_code.fill_null(t.source_code) if "normalized_code" in t.columns else t.source_code
     units = t.normalized_units.fill_null(t.source_units) if "normalized_units" in t.columns else t.source_units
     ds = t.data_source.fill_null("").lower() if "data_source" in t.columns else ibis.literal("")

@@ -390,6 +390,21 @@ def test_cancelled_and_entered_in_error_claims_are_not_loaded_as_paid(tmp_path):
     assert query(db, "SELECT sum(paid_amount) FROM medical_claim") == [(D("82.03"),)]
 
 
+def test_a_cancelled_or_entered_in_error_observation_is_no_result(tmp_path):
+    """An Observation whose status is cancelled (the test was not done) or entered-in-error is no
+    lab result and no reading (FHIR R4 observation-status): quarantined, not an HbA1c of 11.0%
+    or a blood pressure of 180/110 for the quality measures to read."""
+    folder = small_delivery(tmp_path / "d")
+    bad_a1c = {**hba1c(), "id": "a1c2", "status": "entered-in-error", "valueQuantity": {"value": 11.0, "unit": "%"}}
+    bad_bp = {**bp_panel(), "id": "bp2", "status": "cancelled"}
+    write_ndjson(folder / "Observation.ndjson", [bp_panel(), hba1c(), bad_a1c, bad_bp])
+    m = read_fhir_folder(folder)
+    assert m.tables["lab_result"].column("lab_result_id").to_pylist() == ["a1c1"]
+    assert set(m.tables["observation"].column("panel_id").to_pylist()) == {"bp1"}
+    assert [(r["line_number"], r["rule"]) for r in rows(m.rejects)] == [(3, "inactive_status"), (4, "inactive_status")]
+    assert {r.name: (r.read, r.mapped, r.quarantined) for r in m.records}["fhir:Observation"] == (4, 2, 2)
+
+
 def test_claim_takes_member_payer_and_plan_from_the_focal_insurance(tmp_path):
     """An EOB listing two coverages takes member, payer and plan from the one marked
     ``focal`` (the coverage the claim was adjudicated under, FHIR R4

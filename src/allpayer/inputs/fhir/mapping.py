@@ -25,6 +25,10 @@ INACTIVE_STATUSES = ("cancelled", "entered-in-error", "draft")
 """ExplanationOfBenefit and Coverage statuses (FHIR R4 financial resource status codes) of a
 resource that is no payment and no enrollment: withdrawn or reversed, recorded in error, or not
 complete."""
+VOID_OBSERVATION_STATUSES = ("cancelled", "entered-in-error")
+"""Observation statuses (FHIR R4 observation-status) of a result that does not exist: the test was
+not done, or the result was recorded in error. Preliminary, final, amended and corrected results
+are results."""
 
 
 class Unmappable(Exception):
@@ -474,6 +478,9 @@ def observation(resource: dict) -> tuple[str, list[tuple[str | None, dict]]]:
     component's own ``id`` (when present) is its row id, else ``<resource id>-<index>``.
     """
     rid = resource.get("id")
+    status = resource.get("status")
+    if status in VOID_OBSERVATION_STATUSES:
+        raise Unmappable("inactive_status", f"Observation.status is {status}: no result, not loaded")
     person = _require(e.reference_id(resource.get("subject"), "Patient"), "missing_element", "Observation.subject (a Patient reference) is missing")
     _require(resource.get("code"), "missing_element", "Observation.code is missing")
     when = (

@@ -18,7 +18,8 @@ wrong_resource_type    a resource of another type than the file's name says
 missing_element        an element the mapping needs is absent (``id``, ``Coverage.beneficiary``,
                        ``ExplanationOfBenefit.patient``/``item``/``insurance``, ``Observation.subject``/``code``)
 inactive_status        an ExplanationOfBenefit or Coverage whose status is cancelled, entered-in-error or draft:
-                       no payment, no eligibility span
+                       no payment, no eligibility span; an Observation whose status is cancelled or
+                       entered-in-error: no result
 unresolved_reference   a reference to a resource not in the delivery (a Coverage's Patient, an EOB's Coverage)
 duplicate_resource     a second resource of the same type and id (the first is kept)
 no_coverage            a Patient no Coverage refers to: there is no eligibility span to load
