@@ -52,3 +52,13 @@ def test_a_command_runs_with_fewer_garbage_collections():
     finally:
         app.registered_commands[:] = [c for c in app.registered_commands if c.name != "_thresholds"]
     assert seen == [GC_THRESHOLDS, GC_THRESHOLDS]
+
+
+def test_settle_refuses_program_where_it_would_settle_every_program(tmp_path, capsys):
+    """``--program`` limits a what-if, a payer-report comparison or a diff; a settlement settles and
+    posts every program of the year, so ``--program`` there is refused before anything is read,
+    not ignored."""
+    db = tmp_path / "a.duckdb"
+    assert main(["settle", "--db", str(db), "--year", "2024", "--program", "vt-2024-medicare"]) == 2
+    err = capsys.readouterr().err
+    assert "--program" in err and "every program" in err

@@ -87,7 +87,8 @@ def register(app: typer.Typer) -> None:
         sets: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
                                        help="What-if: change a terms key, e.g. settlement.savings_rate=0.6 (repeatable)."),
         terms_file: Path = typer.Option(None, "--terms-file", help="What-if: another terms file for the same program id."),
-        program: str = typer.Option(None, "--program", help="Limit --set, --payer-report or a diff to one program id."),
+        program: str = typer.Option(None, "--program", help="Limit --set, --payer-report or a diff to one program id "
+                                    "(a settlement settles every program of the year)."),
         payer_report: Path = typer.Option(None, "--payer-report", metavar="CSV",
                                           help="Compare the published version with a payer's report (line_id,amount)."),
         benchmark_report: list[str] = typer.Option(
@@ -116,6 +117,9 @@ def register(app: typer.Typer) -> None:
             return
         if sets or terms_file:
             raise AllpayerError("--set and --terms-file need --what-if (published results are never changed by them)")
+        if program and payer_report is None and diff_against is None:
+            raise AllpayerError(f"--program {program}: a settlement settles and posts every program of the year; "
+                                "--program limits --what-if, --payer-report or --diff-against to one program")
         if payer_report is not None or diff_against is not None:
             # they read published lines only: on a warehouse, through views of its Parquet tables
             with snapshot_db(db, backend, spark_remote, write=False) as published:
