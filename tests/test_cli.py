@@ -62,3 +62,36 @@ def test_settle_refuses_program_where_it_would_settle_every_program(tmp_path, ca
     assert main(["settle", "--db", str(db), "--year", "2024", "--program", "vt-2024-medicare"]) == 2
     err = capsys.readouterr().err
     assert "--program" in err and "every program" in err
+
+
+def _quality_summary(monkeypatch, programs):
+    """Run `allpayer quality` on a stub stage whose published summary is `programs`."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import allpayer.commands.quality as command
+    import allpayer.quality.run
+
+    quality = SimpleNamespace(rows={"care_gaps": 0}, not_implemented={}, not_reportable={})
+    outcome = SimpleNamespace(run_id="R1", paid_through=dt.date(2025, 3, 31), quality=quality, supplemental_load=None)
+    monkeypatch.setattr(allpayer.quality.run, "quality_year", lambda *a, **k: outcome)
+    monkeypatch.setattr(command, "_summary", lambda db, year: programs)
+    return main(["quality", "--db", "x.duckdb", "--year", "2024", "--no-reports"])
+
+
+def _measure(measure_id, denominator, numerator, rate, note=None):
+    return {"measure_id": measure_id, "denominator": denominator, "exclusions": 0, "numerator": numerator,
+            "rate": rate, "points": None, "max_points": None, "status": "scored", "note": note}
+
+
+def test_quality_summary_piped_keeps_whole_program_and_measure_ids(monkeypatch, capsys):
+    """Into a pipe or a log file the quality table is as wide as its cells (as `settle`, `load` and
+    `demo` print theirs): at 80 columns every program id was cut to 'vt-202…'."""
+    from decimal import Decimal
+
+    programs = [{"program_id": "vt-2024-uvmmc-employees", "quality_score": Decimal("0.5"), "measures_scored": 1,
+                 "measures": [_measure("hedis_fuh_7d", 40, 20, Decimal("0.5"), "denominator 40 below the minimum 30")]}]
+    assert _quality_summary(monkeypatch, programs) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "hedis_fuh_7d" in line)
+    assert "vt-2024-uvmmc-employees" in row and "denominator 40 below the minimum 30" in row

@@ -14,6 +14,8 @@ from allpayer.commands._backend import (backend_option, check_backend, reports_o
 from allpayer.commands._console import stage_progress
 
 console = Console()
+if not console.is_terminal:  # piped or logged: wide enough for whole program and measure ids and notes
+    console = Console(width=160)
 err = Console(stderr=True)
 
 
