@@ -95,3 +95,16 @@ def test_quality_summary_piped_keeps_whole_program_and_measure_ids(monkeypatch, 
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if "hedis_fuh_7d" in line)
     assert "vt-2024-uvmmc-employees" in row and "denominator 40 below the minimum 30" in row
+
+
+def test_quality_summary_rounds_rates_half_up_as_the_reports(monkeypatch, capsys):
+    """A rate of 1/16 is 6.25%: shown 6.3% (half up, as the reports show it), not 6.2% (a float
+    formatted half to even); a quality score of 0.83125 is 83.13%."""
+    from decimal import Decimal
+
+    programs = [{"program_id": "vt-2024-medicaid", "quality_score": Decimal("0.8312500000"), "measures_scored": 1,
+                 "measures": [_measure("cdev", 80, 5, Decimal("0.0625000000"))]}]
+    assert _quality_summary(monkeypatch, programs) == 0
+    rows = {line.split("│")[2].strip(): line for line in capsys.readouterr().out.splitlines() if line.count("│") == 9}
+    assert "6.3%" in rows["cdev"] and "6.2%" not in rows["cdev"]
+    assert "83.13%" in rows["quality score"]
