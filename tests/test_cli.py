@@ -108,3 +108,22 @@ def test_quality_summary_rounds_rates_half_up_as_the_reports(monkeypatch, capsys
     rows = {line.split("│")[2].strip(): line for line in capsys.readouterr().out.splitlines() if line.count("│") == 9}
     assert "6.3%" in rows["cdev"] and "6.2%" not in rows["cdev"]
     assert "83.13%" in rows["quality score"]
+
+
+def test_run_as_of_a_load_that_is_not_in_the_database_is_refused(tmp_path, capsys):
+    """``--as-of-load`` names a published load run; a misspelt id matched no load, so the run read
+    no input row at all and published empty member months, attribution and TCOC over the last good
+    results. It is refused, naming the option and the loads there are, and nothing is published."""
+    from allpayer import runs
+    from allpayer.inputs.load import load_folder
+
+    from .inputs.conftest import build_delivery
+
+    db = tmp_path / "a.duckdb"
+    load = load_folder(build_delivery(tmp_path / "in"), db)
+    before = runs.published_runs(db)
+    assert main(["run", "--db", str(db), "--year", "2024", "--as-of-load", "20240101T000000Z-nope",
+                 "--no-reports"]) == 2
+    err = capsys.readouterr().err
+    assert "--as-of-load 20240101T000000Z-nope" in err and load.run_id in err
+    assert runs.published_runs(db) == before
