@@ -52,3 +52,78 @@ def test_a_command_runs_with_fewer_garbage_collections():
     finally:
         app.registered_commands[:] = [c for c in app.registered_commands if c.name != "_thresholds"]
     assert seen == [GC_THRESHOLDS, GC_THRESHOLDS]
+
+
+def test_settle_refuses_program_where_it_would_settle_every_program(tmp_path, capsys):
+    """``--program`` limits a what-if, a payer-report comparison or a diff; a settlement settles and
+    posts every program of the year, so ``--program`` there is refused before anything is read,
+    not ignored."""
+    db = tmp_path / "a.duckdb"
+    assert main(["settle", "--db", str(db), "--year", "2024", "--program", "vt-2024-medicare"]) == 2
+    err = capsys.readouterr().err
+    assert "--program" in err and "every program" in err
+
+
+def _quality_summary(monkeypatch, programs):
+    """Run `allpayer quality` on a stub stage whose published summary is `programs`."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import allpayer.commands.quality as command
+    import allpayer.quality.run
+
+    quality = SimpleNamespace(rows={"care_gaps": 0}, not_implemented={}, not_reportable={})
+    outcome = SimpleNamespace(run_id="R1", paid_through=dt.date(2025, 3, 31), quality=quality, supplemental_load=None)
+    monkeypatch.setattr(allpayer.quality.run, "quality_year", lambda *a, **k: outcome)
+    monkeypatch.setattr(command, "_summary", lambda db, year: programs)
+    return main(["quality", "--db", "x.duckdb", "--year", "2024", "--no-reports"])
+
+
+def _measure(measure_id, denominator, numerator, rate, note=None):
+    return {"measure_id": measure_id, "denominator": denominator, "exclusions": 0, "numerator": numerator,
+            "rate": rate, "points": None, "max_points": None, "status": "scored", "note": note}
+
+
+def test_quality_summary_piped_keeps_whole_program_and_measure_ids(monkeypatch, capsys):
+    """Into a pipe or a log file the quality table is as wide as its cells (as `settle`, `load` and
+    `demo` print theirs): at 80 columns every program id was cut to 'vt-202…'."""
+    from decimal import Decimal
+
+    programs = [{"program_id": "vt-2024-uvmmc-employees", "quality_score": Decimal("0.5"), "measures_scored": 1,
+                 "measures": [_measure("hedis_fuh_7d", 40, 20, Decimal("0.5"), "denominator 40 below the minimum 30")]}]
+    assert _quality_summary(monkeypatch, programs) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "hedis_fuh_7d" in line)
+    assert "vt-2024-uvmmc-employees" in row and "denominator 40 below the minimum 30" in row
+
+
+def test_quality_summary_rounds_rates_half_up_as_the_reports(monkeypatch, capsys):
+    """A rate of 1/16 is 6.25%: shown 6.3% (half up, as the reports show it), not 6.2% (a float
+    formatted half to even); a quality score of 0.83125 is 83.13%."""
+    from decimal import Decimal
+
+    programs = [{"program_id": "vt-2024-medicaid", "quality_score": Decimal("0.8312500000"), "measures_scored": 1,
+                 "measures": [_measure("cdev", 80, 5, Decimal("0.0625000000"))]}]
+    assert _quality_summary(monkeypatch, programs) == 0
+    rows = {line.split("│")[2].strip(): line for line in capsys.readouterr().out.splitlines() if line.count("│") == 9}
+    assert "6.3%" in rows["cdev"] and "6.2%" not in rows["cdev"]
+    assert "83.13%" in rows["quality score"]
+
+
+def test_run_as_of_a_load_that_is_not_in_the_database_is_refused(tmp_path, capsys):
+    """``--as-of-load`` names a published load run; a misspelt id matched no load, so the run read
+    no input row at all and published empty member months, attribution and TCOC over the last good
+    results. It is refused, naming the option and the loads there are, and nothing is published."""
+    from allpayer import runs
+    from allpayer.inputs.load import load_folder
+
+    from .inputs.conftest import build_delivery
+
+    db = tmp_path / "a.duckdb"
+    load = load_folder(build_delivery(tmp_path / "in"), db)
+    before = runs.published_runs(db)
+    assert main(["run", "--db", str(db), "--year", "2024", "--as-of-load", "20240101T000000Z-nope",
+                 "--no-reports"]) == 2
+    err = capsys.readouterr().err
+    assert "--as-of-load 20240101T000000Z-nope" in err and load.run_id in err
+    assert runs.published_runs(db) == before

@@ -53,3 +53,26 @@ def test_demo_runs_end_to_end_and_reuses_its_data(tmp_path, capsys):
     finally:
         con.close()
     assert (runs_, already) == (1, 0) and loaded > 0
+
+
+def test_demo_summary_pmpm_rounds_half_up(tmp_path, monkeypatch, capsys):
+    """The summary's PMPMs are cents rounded half up, as `allpayer.money` rounds (not Python's
+    round(), which rounds a half cent to even): $2,500.50 over 100 member months is $25.01 (25.005)
+    and $2,501.50 is $25.02 (25.015)."""
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import allpayer.demo
+
+    load = SimpleNamespace(run_id="L1", tables=[], paid_through=dt.date(2025, 3, 31))
+    programs = [{"program_id": "vt-2024-a", "member_months": 100, "attributed_member_months": 90,
+                 "tcoc_cents": 250_050, "target_cents": 250_150}]
+    res = allpayer.demo.DemoResult(
+        out=tmp_path, data=tmp_path / "data", db=tmp_path / "allpayer.duckdb", members=1, seed=1, year=2024,
+        reused_data=False, terms_files=1, load=load, run=SimpleNamespace(run_id="R1"), programs=programs,
+        pmpm=[{"payer_type": "medicaid", "member_months": 100, "allowed_cents": 250_050, "pmpm_cents": 2_501}],
+        mssp_summary={"settled": 0, "match_published": 0, "earned": 0, "owed": 0})
+    monkeypatch.setattr(allpayer.demo, "run_demo", lambda *a, **k: res)
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "vt-2024-a" in line)
+    assert [c.strip() for c in row.split("│")[4:7]] == ["$25.01", "$25.02", "$1.00"]

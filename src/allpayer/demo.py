@@ -21,6 +21,7 @@ import ibis
 from allpayer.core.claims import medical_claim_lines, pharmacy_claim_lines
 from allpayer.core.member_months import eligibility_months
 from allpayer.money import cents_to_dollars
+from allpayer.reports.base import pmpm_cents
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MSSP_EXAMPLES = REPO_ROOT / "examples" / "mssp" / "cms_examples.csv"
@@ -91,7 +92,7 @@ def pmpm_by_payer_type(db: Path, year: int, paid_through: dt.date | None) -> lis
         con.disconnect()
     for r in rows:
         r["allowed_cents"] = int(r["allowed_cents"] or 0)
-        r["pmpm_cents"] = round(r["allowed_cents"] / r["member_months"]) if r["member_months"] else 0
+        r["pmpm_cents"] = pmpm_cents(r["allowed_cents"], r["member_months"]) or 0
     return rows
 
 

@@ -218,6 +218,19 @@ def latest_load_run(con) -> str | None:
     return rows[0]["run_id"] if rows else None
 
 
+def load_run_of(con, run_id: str) -> str:
+    """`run_id` when it is a published load run of the snapshot (``--as-of-load``); otherwise a
+    `RunError` naming the latest loads, since inputs as of a run that is not a load hold no row."""
+    loads = []
+    if "runs" in con.list_tables():
+        r = con.table("runs")
+        loads = r.filter(r.kind == "load").order_by(r.seq).select("run_id").to_pyarrow().column("run_id").to_pylist()
+    if run_id not in loads:
+        raise RunError(f"--as-of-load {run_id}: no published load run of that id in the database "
+                       f"(latest loads: {', '.join(reversed(loads[-5:])) or 'none'}; see `allpayer runs list`)")
+    return run_id
+
+
 def valuation_date(paid_through: dt.date) -> dt.date:
     """The last complete month end on or before the paid-through date (completion factors)."""
     if _month_end(paid_through) == paid_through:
@@ -971,7 +984,7 @@ def run_year(
     with begin_run(db, spark, record, spark_master=spark_master, spark_remote=spark_remote,
                    spark_con=spark_con) as run:
         run.paid_through = resolve_paid_through(run.con, paid_through)
-        load_run = as_of_load or latest_load_run(run.con)
+        load_run = load_run_of(run.con, as_of_load) if as_of_load else latest_load_run(run.con)
         run.parameters["as_of_load"] = load_run
         opened = time.perf_counter() - t_start
         core = run_core(run.con, programs, year, run.paid_through, run.run_id,

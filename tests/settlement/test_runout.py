@@ -67,3 +67,37 @@ def test_the_completion_factor_adds_the_claims_paid_after_the_run_out_before_the
     fc = settle_program(program(terms, target=target), SettlementInputs(**{**inputs.__dict__, "completed_to_ultimate": True}))
     assert not fc.has("completion") and fc.actual_cents == truncated
     assert "already completed to ultimate" in fc.line("completion_factor").note
+
+
+def _core_run(tmp_path, through):
+    """A snapshot whose 2024 core results come from one run with `through` (None: the whole year)."""
+    import json
+
+    import ibis
+
+    con = ibis.duckdb.connect(tmp_path / "s.duckdb")
+    con.create_table("tcoc_member_month", ibis.memtable({"performance_year": [2024], "run_id": ["R1"]}))
+    con.create_table("runs", ibis.memtable({
+        "run_id": ["R1"], "seq": [2], "kind": ["run"], "paid_through": [dt.date(2025, 3, 31)],
+        "parameters": [json.dumps({"year": 2024, "through": through})]}))
+    return con
+
+
+def test_a_year_end_settlement_refuses_a_year_to_date_core_run(tmp_path):
+    """A core run with ``--through 2024-06`` holds six months of the year: an initial, final or
+    restated settlement of it settled and distributed January-June as the year, without a word.
+    It is refused, naming the run and its last month; a forecast (in year) still reads it."""
+    import pytest
+
+    from allpayer.settlement.versions import VersionError, core_run_of, year_end_core_run
+
+    con = _core_run(tmp_path, "2024-06-01")
+    core = core_run_of(con, 2024)
+    assert core["through"] == dt.date(2024, 6, 1)
+    assert year_end_core_run(core, 2024, "forecast") is core
+    for version in ("initial", "final", "restated"):
+        with pytest.raises(VersionError, match=r"core run R1 of 2024 runs through 2024-06 \(--through\)"):
+            year_end_core_run(core, 2024, version)
+    (tmp_path / "whole").mkdir()
+    whole = core_run_of(_core_run(tmp_path / "whole", None), 2024)
+    assert whole["through"] is None and year_end_core_run(whole, 2024, "final") is whole

@@ -186,11 +186,9 @@ def test_each_statement_says_its_claims_cutoff_against_the_run_out(settled):
         assert f"ends {end}" in s["notes"], s
 
 
-def test_a_program_on_cmss_mssp_benchmark_runs_without_targets_and_settles_on_the_benchmark_report(
-        db, tmp_path, capsys):
-    """``target.method: mssp_benchmark``: the run computes everything but the program's targets
-    (CMS computes the benchmark) and says so; the settlement needs CMS's benchmark report and says
-    so, naming the program and the option."""
+def _mssp_benchmark_copy(db, tmp_path):
+    """A copy of `db` and of the Vermont terms whose Medicare program takes CMS's MSSP benchmark
+    (``target.method: mssp_benchmark``), and a benchmark report for it: (copy, terms, report)."""
     import shutil
 
     import yaml
@@ -209,6 +207,19 @@ def test_a_program_on_cmss_mssp_benchmark_runs_without_targets_and_settles_on_th
     medicare.write_text(yaml.safe_dump(data, sort_keys=False))
     copy = tmp_path / "mssp.duckdb"
     shutil.copy(db, copy)
+    report = tmp_path / "cms.csv"
+    report.write_text("enrollment_type,updated_benchmark_per_capita,track,msr,mlr,agreement_year,participant_revenue\n"
+                      + "".join(f"{et},20000.00,ENHANCED,0.02,0.02,1,\n"
+                                for et in ("esrd", "disabled", "aged_dual", "aged_nondual")))
+    return copy, terms, report
+
+
+def test_a_program_on_cmss_mssp_benchmark_runs_without_targets_and_settles_on_the_benchmark_report(
+        db, tmp_path, capsys):
+    """``target.method: mssp_benchmark``: the run computes everything but the program's targets
+    (CMS computes the benchmark) and says so; the settlement needs CMS's benchmark report and says
+    so, naming the program and the option."""
+    copy, terms, report = _mssp_benchmark_copy(db, tmp_path)
     capsys.readouterr()
     assert main(["run", "--db", str(copy), "--year", "2024", "--terms", str(terms), "--no-reports"]) == 0
     out = " ".join(capsys.readouterr().out.split())
@@ -225,13 +236,34 @@ def test_a_program_on_cmss_mssp_benchmark_runs_without_targets_and_settles_on_th
     assert "vt-2024-medicare: its target is CMS's MSSP benchmark" in err
     assert "--benchmark-report vt-2024-medicare=REPORT.csv" in err
 
-    report = tmp_path / "cms.csv"
-    report.write_text("enrollment_type,updated_benchmark_per_capita,track,msr,mlr,agreement_year,participant_revenue\n"
-                      + "".join(f"{et},20000.00,ENHANCED,0.02,0.02,1,\n"
-                                for et in ("esrd", "disabled", "aged_dual", "aged_nondual")))
     assert main(["settle", "--db", str(copy), "--year", "2024", "--terms", str(terms), "--no-post", "--no-reports",
                  "--benchmark-report", f"vt-2024-medicare={report}"]) == 0
     # the copy holds the statements the module's other tests settled; this run's is the latest
     st = rows(copy, "SELECT * FROM settlement_statements WHERE program_id = 'vt-2024-medicare' AND performance_year = 2024 "
                     "AND version = 'initial' ORDER BY run_id DESC LIMIT 1")
     assert st and st[0]["method"] == "mssp" and st[0]["target_cents"] > 0
+
+
+def test_what_if_settles_with_the_benchmark_report_and_participant_revenue_given(db, tmp_path, capsys):
+    """``--what-if`` takes ``--benchmark-report`` and ``--participant-revenue`` as the settlement
+    does: a program on CMS's MSSP benchmark cannot settle without its report, and the what-if must
+    settle it the way the published settlement did (through the MSSP calculator)."""
+    copy, terms, report = _mssp_benchmark_copy(db, tmp_path)
+    assert main(["run", "--db", str(copy), "--year", "2024", "--terms", str(terms), "--no-reports"]) == 0
+    capsys.readouterr()
+    assert main(["settle", "--db", str(copy), "--year", "2024", "--terms", str(terms), "--what-if",
+                 "--program", "vt-2024-medicare", "--set", "payments.advance_payments[0].annual_amount=0.00",
+                 "--benchmark-report", f"vt-2024-medicare={report}",
+                 "--participant-revenue", "vt-2024-medicaid=1000000.00"]) == 0
+    text = capsys.readouterr().out
+    assert "nothing written" in text
+    # the $8,400,000 advance payment is no longer netted, from the MSSP calculator's earned amount
+    changed = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:5]]
+               for line in text.splitlines() if line.count("│") == 6}
+    assert changed["advance_payments"] == ["-8,400,000.00", "0.00", "8,400,000.00"]
+    assert "mssp_earned_savings_losses" not in changed  # the calculator's lines, the same on both sides
+    # the revenue given reaches both settlements: a misspelt program id is refused as by `settle`
+    assert main(["settle", "--db", str(copy), "--year", "2024", "--terms", str(terms), "--what-if",
+                 "--program", "vt-2024-medicare", "--set", "savings_rate=0.6",
+                 "--benchmark-report", f"vt-2024-medicare={report}", "--participant-revenue", "vt-2024-nope=1.00"]) == 2
+    assert "participant revenue for unknown program(s): vt-2024-nope" in capsys.readouterr().err

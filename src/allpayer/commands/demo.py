@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
         year: int = typer.Option(2024, "--year", help="Performance year summarized."),
     ) -> None:
         from allpayer.demo import dollars, run_demo
+        from allpayer.reports.base import pmpm_cents
 
         with stage_progress(err) as progress:
             res = run_demo(out, members=members, seed=seed, year=year, say=console.print, progress=progress)
@@ -59,7 +60,7 @@ def register(app: typer.Typer) -> None:
         for r in res.programs:
             mm = r["member_months"] or 1
             g.add_row(r["program_id"], f"{r['member_months']:,}", f"{r['attributed_member_months']:,}",
-                      dollars(round(r["tcoc_cents"] / mm)), dollars(round(r["target_cents"] / mm)),
+                      dollars(pmpm_cents(r["tcoc_cents"], mm)), dollars(pmpm_cents(r["target_cents"], mm)),
                       dollars(r["target_cents"] - r["tcoc_cents"]))
         console.print(g)
 

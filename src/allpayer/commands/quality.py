@@ -14,6 +14,8 @@ from allpayer.commands._backend import (backend_option, check_backend, reports_o
 from allpayer.commands._console import stage_progress
 
 console = Console()
+if not console.is_terminal:  # piped or logged: wide enough for whole program and measure ids and notes
+    console = Console(width=160)
 err = Console(stderr=True)
 
 
@@ -64,6 +66,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from allpayer import runs
         from allpayer.quality.run import quality_year
+        from allpayer.reports.base import pct
 
         with stage_progress(err) as progress, reports_on_publish(reports):
             out = quality_year(db, year, terms=terms or None, paid_through=runs.parse_date(paid_through),
@@ -96,11 +99,11 @@ def register(app: typer.Typer) -> None:
             t.add_column(c, justify="right" if c in ("denominator", "excl.", "numerator", "rate", "points") else "left")
         for p in summary:
             for m in p["measures"]:
-                rate = "" if m["rate"] is None else f"{float(m['rate']) * 100:.1f}%"
+                rate = pct(m["rate"])
                 pts = "" if m["points"] is None else f"{m['points']}/{m['max_points']}"
                 t.add_row(p["program_id"], m["measure_id"], _n(m["denominator"]), _n(m["exclusions"]),
                           _n(m["numerator"]), rate, pts, m["note"] or "")
-            score = "not measured" if p["quality_score"] is None else f"{float(p['quality_score']) * 100:.2f}%"
+            score = "not measured" if p["quality_score"] is None else pct(p["quality_score"], 2)
             t.add_row(p["program_id"], "[b]quality score[/b]", "", "", "", score, "", f"{p['measures_scored']} measures scored")
         console.print(t)
         console.print(f"care gaps: {q.rows.get('care_gaps', 0):,}" + (f" (written to {care_gaps_out})" if care_gaps_out else ""))

@@ -87,7 +87,8 @@ def register(app: typer.Typer) -> None:
         sets: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
                                        help="What-if: change a terms key, e.g. settlement.savings_rate=0.6 (repeatable)."),
         terms_file: Path = typer.Option(None, "--terms-file", help="What-if: another terms file for the same program id."),
-        program: str = typer.Option(None, "--program", help="Limit --set, --payer-report or a diff to one program id."),
+        program: str = typer.Option(None, "--program", help="Limit --set, --payer-report or a diff to one program id "
+                                    "(a settlement settles every program of the year)."),
         payer_report: Path = typer.Option(None, "--payer-report", metavar="CSV",
                                           help="Compare the published version with a payer's report (line_id,amount)."),
         benchmark_report: list[str] = typer.Option(
@@ -108,11 +109,17 @@ def register(app: typer.Typer) -> None:
 
         check_version(version)
         on = dict(backend=check_backend(backend, spark_remote), spark_master=spark_master, spark_remote=spark_remote)
+        # what the settlement reads besides the snapshot and the terms: a what-if settles with them too
+        supplied = dict(benchmark_reports=_benchmark_reports(benchmark_report) or None,
+                        participant_revenue=_participant_revenue(participant_revenue) or None)
         if what_if:
-            _what_if(db, year, version, terms, sets or [], terms_file, program, on)
+            _what_if(db, year, version, terms, sets or [], terms_file, program, {**on, **supplied})
             return
         if sets or terms_file:
             raise AllpayerError("--set and --terms-file need --what-if (published results are never changed by them)")
+        if program and payer_report is None and diff_against is None:
+            raise AllpayerError(f"--program {program}: a settlement settles and posts every program of the year; "
+                                "--program limits --what-if, --payer-report or --diff-against to one program")
         if payer_report is not None or diff_against is not None:
             # they read published lines only: on a warehouse, through views of its Parquet tables
             with snapshot_db(db, backend, spark_remote, write=False) as published:
@@ -124,24 +131,9 @@ def register(app: typer.Typer) -> None:
         from allpayer.settlement.run import settle_year
         from allpayer.settlement.statement import write_statements
 
-        reports = {}
-        for item in benchmark_report or []:
-            if "=" not in item:
-                raise AllpayerError(f"--benchmark-report {item!r}: expected PROGRAM_ID=FILE.csv")
-            pid, path = item.split("=", 1)
-            reports[pid.strip()] = Path(path.strip())
-        revenue = {}
-        for item in participant_revenue or []:
-            pid, sep, amount = item.partition("=")
-            if not sep:
-                raise AllpayerError(f"--participant-revenue {item!r}: expected PROGRAM_ID=DOLLARS")
-            try:
-                revenue[pid.strip()] = exact_cents(amount.strip())
-            except ValueError as exc:
-                raise AllpayerError(f"--participant-revenue {item!r}: {exc}") from None
         with reports_on_publish(render_reports):
             res = settle_year(db, year, version, terms=terms or None, post=not no_post, store_url=store,
-                              benchmark_reports=reports or None, participant_revenue=revenue or None, **on)
+                              **supplied, **on)
         out.print(_summary_table(res.result, f"Settlement PY{year} ({version}), run {res.run_id}, claims paid through "
                                              f"{res.result.paid_through}, core run {res.result.core_run_id}"))
         for pr in res.result.programs:
@@ -160,6 +152,31 @@ def register(app: typer.Typer) -> None:
                 out.print(f"wrote {len(files)} {'HTML' if as_html else 'CSV'} statements to {folder}")
         out.print(f"published {db}: settlement_lines, settlement_statements, distribution, employer_statements "
                   f"(export with `allpayer export TABLE --db {db} --out FILE.csv`)")
+
+
+def _benchmark_reports(items: list[str] | None) -> dict[str, Path]:
+    """``--benchmark-report PROGRAM_ID=FILE.csv`` options: program id -> report file."""
+    reports = {}
+    for item in items or []:
+        if "=" not in item:
+            raise AllpayerError(f"--benchmark-report {item!r}: expected PROGRAM_ID=FILE.csv")
+        pid, path = item.split("=", 1)
+        reports[pid.strip()] = Path(path.strip())
+    return reports
+
+
+def _participant_revenue(items: list[str] | None) -> dict[str, int]:
+    """``--participant-revenue PROGRAM_ID=DOLLARS`` options: program id -> cents."""
+    revenue = {}
+    for item in items or []:
+        pid, sep, amount = item.partition("=")
+        if not sep:
+            raise AllpayerError(f"--participant-revenue {item!r}: expected PROGRAM_ID=DOLLARS")
+        try:
+            revenue[pid.strip()] = exact_cents(amount.strip())
+        except ValueError as exc:
+            raise AllpayerError(f"--participant-revenue {item!r}: {exc}") from None
+    return revenue
 
 
 def _what_if(db, year, version, terms, sets, terms_file, program, on: dict) -> None:

@@ -307,7 +307,7 @@ def quality_year(
     """
     from allpayer import warehouse
     from allpayer.inputs.load import resolve_paid_through
-    from allpayer.pipeline import begin_run, latest_load_run
+    from allpayer.pipeline import begin_run, latest_load_run, load_run_of
     from allpayer.terms import load_programs, programs_dir
 
     db = Path(db)
@@ -334,7 +334,7 @@ def quality_year(
     with begin_run(db, spark, record, spark_master=spark_master, spark_remote=spark_remote,
                    spark_con=spark_con) as run:
         run.paid_through = resolve_paid_through(run.con, paid_through)
-        load_run = as_of_load or latest_load_run(run.con)
+        load_run = load_run_of(run.con, as_of_load) if as_of_load else latest_load_run(run.con)
         run.parameters["as_of_load"] = load_run
         q = run_quality(run.con, programs, year, run.paid_through, run.run_id, valuesets=vs, benchmarks=benchmarks,
                         supplied_results=supplied_results, through_load_run=load_run, progress=progress,

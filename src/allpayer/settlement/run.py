@@ -45,7 +45,7 @@ from allpayer.pipeline import union_aligned
 from allpayer.settlement import inputs as inputs_mod
 from allpayer.settlement.distribution import DistributionResult, distribute_program
 from allpayer.settlement.engine import Settlement, SettlementError, settle_program, with_overrides
-from allpayer.settlement.versions import check_version, core_run_of, forecast_actual, runout_note
+from allpayer.settlement.versions import check_version, core_run_of, forecast_actual, runout_note, year_end_core_run
 
 SMALL_CELL = 11
 """Employer-facing outputs suppress cells under this many members (preamble rule)."""
@@ -217,7 +217,7 @@ def compute_year(con, programs, year: int, version: str, *, inputs_override: dic
     """Settle every program of `year`. `participant_revenue`: program id -> cents, a supplied
     participant revenue for the revenue caps (overrides the terms and the claims)."""
     check_version(version)
-    core = core_run_of(con, year)
+    core = year_end_core_run(core_run_of(con, year), year, version)
     chosen = [p for p in programs if p.performance_year == year]
     if not chosen:
         years = sorted({p.performance_year for p in programs})

@@ -17,6 +17,7 @@ since a higher actual never raises the settlement, the high actual gives the low
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -70,8 +71,8 @@ def runout_note(program, version: str, paid_through: dt.date | None) -> str | No
 
 
 def core_run_of(con, year: int) -> dict:
-    """The core run whose ``tcoc_member_month`` rows of `year` the settlement reads: its id and
-    claims paid-through date."""
+    """The core run whose ``tcoc_member_month`` rows of `year` the settlement reads: its id, claims
+    paid-through date and ``through`` (the last month of a year-to-date run, else None)."""
     if "tcoc_member_month" not in con.list_tables():
         raise VersionError(f"no tcoc_member_month table: run `allpayer run --year {year}` first")
     mm = con.table("tcoc_member_month")
@@ -80,10 +81,23 @@ def core_run_of(con, year: int) -> dict:
         raise VersionError(f"no core results for {year}: run `allpayer run --year {year}` first")
     r = con.table("runs")
     rows = con.to_pyarrow(r.filter(r.run_id.isin([i["run_id"] for i in ids]))
-                          .order_by(ibis.desc(r.seq)).select("run_id", "paid_through")).to_pylist()
+                          .order_by(ibis.desc(r.seq)).select("run_id", "paid_through", "parameters")).to_pylist()
     if not rows:
         raise VersionError(f"the core run of {year} has no run record")
-    return rows[0]
+    core = rows[0]
+    parameters = core.pop("parameters")
+    through = (json.loads(parameters) if isinstance(parameters, str) else parameters or {}).get("through")
+    return {**core, "through": dt.date.fromisoformat(through) if through else None}
+
+
+def year_end_core_run(core: dict, year: int, version: str) -> dict:
+    """`core` (from `core_run_of`) when `version` may settle on it: a settlement after the year
+    (initial, final, restated) needs the whole year, not a year-to-date run's months."""
+    if core["through"] is not None and version != "forecast":
+        raise VersionError(
+            f"the core run {core['run_id']} of {year} runs through {core['through']:%Y-%m} (--through): the {version} "
+            f"settlement needs the whole year; run `allpayer run --year {year}` without --through first")
+    return core
 
 
 def _months_between(a: dt.date, b: dt.date) -> int:
@@ -177,5 +191,5 @@ def forecast_actual(con, program, year: int, paid_through: dt.date, *, max_lag: 
     return ForecastActual(paid, point, low, high, vmonth, tuple(dict.fromkeys(notes)))
 
 
-__all__ = ["VERSIONS", "check_version", "core_run_of", "runout_end", "runout_note", "forecast_actual",
+__all__ = ["VERSIONS", "check_version", "core_run_of", "year_end_core_run", "runout_end", "runout_note", "forecast_actual",
            "development_bounds", "ForecastActual", "VersionError"]

@@ -131,10 +131,13 @@ class WhatIf:
     diffs: dict[str, list[dict]]
 
 
-def what_if(db, year: int, version: str, programs, changed_programs, *, backend: str = "duckdb",
+def what_if(db, year: int, version: str, programs, changed_programs, *, benchmark_reports: dict | None = None,
+            participant_revenue: dict | None = None, backend: str = "duckdb",
             spark_master: str = "local[2]", spark_remote: str | None = None, spark_con=None) -> WhatIf:
     """Settle `year` with both sets of terms on the published snapshot (read-only): of the DuckDB
-    file `db`, or with `backend` ``spark`` of the warehouse folder `db`, computed by Spark."""
+    file `db`, or with `backend` ``spark`` of the warehouse folder `db`, computed by Spark.
+    `benchmark_reports` and `participant_revenue` are read by both settlements, as
+    `allpayer.settlement.run.compute_year` reads them."""
     from pathlib import Path
 
     from allpayer import backend as backends
@@ -150,8 +153,9 @@ def what_if(db, year: int, version: str, programs, changed_programs, *, backend:
         con = open_snapshot(db)
         close = con.disconnect
     try:
-        base = compute_year(con, programs, year, version)
-        new = compute_year(con, changed_programs, year, version)
+        supplied = dict(benchmark_reports=benchmark_reports, participant_revenue=participant_revenue)
+        base = compute_year(con, programs, year, version, **supplied)
+        new = compute_year(con, changed_programs, year, version, **supplied)
     finally:
         close()
     diffs = {}
