@@ -191,3 +191,21 @@ def test_export_of_risk_factors_withholds_those_persons_and_says_so(db, tmp_path
     assert "wrote 3 rows of risk_score_factors" in err
     assert f"withheld 1 rows: {privacy.REASON_OPT_OUT}; {privacy.REASON_PART2}" in err
     assert "P002" not in out.read_text() and "P001" in out.read_text()
+
+
+@pytest.mark.parametrize("table, columns", [
+    ("care_gaps", "program_id, practice_id, person_id, gap_id, gap_type"),
+    ("quality_measure_results", "program_id, practice_id, person_id, measure_id, evidence_id"),
+])
+def test_export_of_care_gaps_and_quality_results_withholds_those_persons(db, tmp_path, capsys, table, columns):
+    """A member's care gaps and quality results name the conditions, visits and tests read from
+    their claims (with the claims as evidence): a person who opted out of data sharing, or has a
+    Part 2 claim, is withheld whole, as a score's factors are (both were exported whole)."""
+    copy = _with_table(db, tmp_path, f"""CREATE TABLE {table} AS SELECT * FROM (VALUES
+        ('prog', 'pr1', 'P001', 'x', 'C1'), ('prog', 'pr1', 'P002', 'x', 'C4')) AS g({columns})""")
+    out = tmp_path / f"{table}.csv"
+    assert main(["export", table, "--db", str(copy), "--out", str(out)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"wrote 1 rows of {table}" in err
+    assert f"withheld 1 rows: {privacy.REASON_OPT_OUT}; {privacy.REASON_PART2}" in err
+    assert "P002" not in out.read_text() and "P001" in out.read_text()
