@@ -1,3 +1,5 @@
+import pytest
+
 from allpayer.cli import main
 
 
@@ -127,3 +129,24 @@ def test_run_as_of_a_load_that_is_not_in_the_database_is_refused(tmp_path, capsy
     err = capsys.readouterr().err
     assert "--as-of-load 20240101T000000Z-nope" in err and load.run_id in err
     assert runs.published_runs(db) == before
+
+
+@pytest.mark.parametrize("raised, rc, said", [
+    (FileNotFoundError(2, "No such file or directory", "/no/such/folder/out.csv"), 1,
+     "error: /no/such/folder/out.csv: No such file or directory"),
+    (PermissionError(13, "Permission denied", "/root/x.csv"), 1, "error: /root/x.csv: Permission denied"),
+    (RuntimeError("Query interrupted"), 130, "aborted"),
+    (KeyboardInterrupt(), 130, "aborted"),
+])
+def test_a_file_error_or_an_interrupt_is_a_plain_message_not_an_internal_error(monkeypatch, capsys, raised, rc, said):
+    """A file that cannot be written and Ctrl-C (which the database reports as its own error) are
+    the user's, not the program's: one plain line and the usual exit code."""
+    from allpayer import cli
+
+    def boom(**kw):
+        raise raised
+
+    monkeypatch.setattr(cli, "app", boom)
+    assert cli.main(["export", "x"]) == rc
+    err = " ".join(capsys.readouterr().err.split())
+    assert said in err and "internal error" not in err

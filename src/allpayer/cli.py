@@ -95,6 +95,12 @@ def _fewer_collections():
         gc.set_threshold(*previous)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """True for the error a database raises when Ctrl-C interrupts its query."""
+    return type(exc).__name__ == "InterruptException" or (
+        isinstance(exc, RuntimeError) and str(exc).strip().lower() == "query interrupted")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the Typer app with one error boundary."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code or 0
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         return 130
     except Exception as exc:  # usage errors from the parser, and anything unexpected
@@ -119,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         if debug:
             raise
+        if _interrupted(exc):  # Ctrl-C inside a query: the database reports it as its own error
+            err_console.print("aborted")
+            return 130
+        if isinstance(exc, OSError) and exc.filename is not None:  # a file that cannot be read or written
+            err_console.print(f"[bold red]error:[/] {exc.filename}: {exc.strerror or exc}", highlight=False, soft_wrap=True)
+            return 1
         err_console.print(
             f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
             highlight=False,
