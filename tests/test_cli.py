@@ -150,3 +150,9 @@ def test_a_file_error_or_an_interrupt_is_a_plain_message_not_an_internal_error(m
     assert cli.main(["export", "x"]) == rc
     err = " ".join(capsys.readouterr().err.split())
     assert said in err and "internal error" not in err
+
+
+def test_generate_names_every_format_it_writes(tmp_path, capsys):
+    assert main(["generate", "--members", "10", "--out", str(tmp_path / "o"), "--format", "xml"]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--format must be one of parquet, csv, cclf, fhir; got 'xml'" in err

@@ -77,6 +77,8 @@ def register(app: typer.Typer) -> None:
         if as_fhir and inject_errors:
             raise AllpayerError("--inject-errors works with --format parquet or csv, not fhir")
         cclf = fmt == "cclf"
+        if fmt not in ("parquet", "csv", "cclf", "fhir"):
+            raise AllpayerError(f"--format must be one of parquet, csv, cclf, fhir; got {fmt!r}")
         fmt = "parquet" if (cclf or as_fhir) else fmt
         check_args(members, seed, fmt, span_years, inject_errors)
         console = Console(stderr=True)
