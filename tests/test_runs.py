@@ -216,8 +216,17 @@ def test_runs_cli_list_and_show(tmp_path, capsys):
 
 
 def test_runs_cli_on_a_database_without_runs(tmp_path, capsys):
-    assert main(["runs", "list", "--db", str(tmp_path / "none.duckdb")]) == 0
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "empty.duckdb")).close()
+    assert main(["runs", "list", "--db", str(tmp_path / "empty.duckdb")]) == 0
     assert "no runs recorded" in capsys.readouterr().out
+
+
+def test_runs_cli_on_a_missing_database_is_an_error(tmp_path, capsys):
+    """A misspelt --db is not an empty history."""
+    assert main(["runs", "list", "--db", str(tmp_path / "none.duckdb")]) != 0
+    assert "no such database" in capsys.readouterr().err
 
 
 def test_a_run_starts_from_a_byte_identical_copy_of_the_snapshot(tmp_path):

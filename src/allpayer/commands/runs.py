@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from allpayer import runs
+from allpayer.errors import AllpayerError
 
 runs_app = typer.Typer(
     name="runs",
@@ -34,6 +35,8 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print the run records as JSON on stdout."),
 ) -> None:
     records = runs.list_runs(db)
+    if not records and not Path(db).exists():
+        raise AllpayerError(f"{db}: no such database (a misspelt --db?)")
     if as_json:
         typer.echo(_json(records))
         return
