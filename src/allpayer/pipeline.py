@@ -549,7 +549,7 @@ def _run_core(
         needs = sorted({(_hcc_tables_year(p), y - 1) for p in risk_programs for y in _scored_years(p)})
         scored = eligibility.filter(eligibility.payer.isin(sorted({p.payer for p in risk_programs})))
         dx_all = work_table("risk_diagnoses", _risk_diagnoses_all(medical_rows, needs, scored.select("person_id")))
-        _check_risk_diagnosis_years(risk_programs, dx_all)
+        res.notes.extend(dict.fromkeys(_check_risk_diagnosis_years(risk_programs, dx_all)))
         from allpayer.core.risk import kidney_transplants, labelled_factors
 
         transplants = None
@@ -768,21 +768,36 @@ def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]]
     return risk.risk_adjustment_diagnoses_by_year(rows, procedures, needs, codes_normalized=True, per_person=True)
 
 
-def _check_risk_diagnosis_years(programs: Sequence[ProgramTerms], diagnoses: ir.Table) -> None:
+def _check_risk_diagnosis_years(programs: Sequence[ProgramTerms], diagnoses: ir.Table) -> list[str]:
     """Stop the run when a year a program scores has no risk-adjustment-eligible diagnosis in the
     claims of the year before (`diagnoses`: those of `_risk_diagnoses_all`): its claims were not
     loaded, every member's score would be demographic alone, and the ratio of that year to the
-    other would move the target by as much as its cap allows."""
-    pairs = diagnoses.select("tables_year", "diagnosis_year").distinct().to_pyarrow().to_pylist()
-    found = {(r["tables_year"], r["diagnosis_year"]) for r in pairs}
+    other would move the target by as much as its cap allows. Returns the run's notes for a year
+    whose claims have months with no diagnosis at all (claims loaded from mid-year: the scores of
+    that year are understated, and with them the ratio)."""
+    d = diagnoses
+    got = d.select("tables_year", "diagnosis_year", month=d.service_date.month()).distinct().to_pyarrow().to_pylist()
+    found: dict[tuple, set] = {}
+    for r in got:
+        found.setdefault((r["tables_year"], r["diagnosis_year"]), set()).add(r["month"])
+    notes = []
     for p in programs:
         for year in _scored_years(p):
-            if (_hcc_tables_year(p), year - 1) not in found:
+            months = found.get((_hcc_tables_year(p), year - 1))
+            if not months:
                 raise RunError(
                     f"{p.program_id}: the risk scores of {year} read the diagnoses of {year - 1} claims, and the "
                     f"loaded claims have no risk-adjustment-eligible diagnosis with a through date in {year - 1}: "
                     f"load the {year - 1} claims, or leave risk adjustment out of the program's terms"
                 )
+            missing = sorted(set(range(1, 13)) - months)
+            if missing:
+                notes.append(
+                    f"{p.program_id}: the risk scores of {year} read the diagnoses of {year - 1} claims, and no "
+                    f"claim through date in {', '.join(f'{year - 1}-{m:02d}' for m in missing)} has one: if those "
+                    f"months' claims are not loaded, the {year} scores are understated"
+                )
+    return notes
 
 
 RISK_DETAIL_TABLES = {"risk_model_scores": "model_scores", "risk_score_factors": "detail",

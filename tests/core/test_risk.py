@@ -1342,3 +1342,25 @@ def test_parity_with_hccinfhir_on_the_synthetic_population(ref2025, tmp_path_fac
     with capsys.disabled():
         print(f"\nsynthetic PY2025: compared {counts['members']} members, {counts['member_models']} member-model "
               f"scores, {counts['hccs']} HCCs, {counts['blended_members']} blended scores; known defects {counts['defects']}")
+
+
+def test_a_diagnosis_year_with_months_without_any_diagnosis_is_noted():
+    """Claims loaded from July of a diagnosis year leave January to June without a single
+    diagnosis: the run says so (the scores of the year after are understated), and says nothing
+    of a whole year; a year with none at all stops the run."""
+    from types import SimpleNamespace
+
+    from allpayer import pipeline
+    from allpayer.errors import RunError
+
+    program = SimpleNamespace(program_id="p", performance_year=2024, target=SimpleNamespace(
+        risk_adjustment=SimpleNamespace(tables_year=None), base_years=[SimpleNamespace(year=2023)]))
+    rows = [("a", dt.date(2023, m, 3), 2024, 2023) for m in range(1, 13)]
+    rows += [("a", dt.date(2022, m, 3), 2024, 2022) for m in range(7, 13)]
+    dx = ibis.memtable(pd.DataFrame(rows, columns=["person_id", "service_date", "tables_year", "diagnosis_year"]))
+    notes = pipeline._check_risk_diagnosis_years([program], dx)
+    assert notes == ["p: the risk scores of 2023 read the diagnoses of 2022 claims, and no claim through date in "
+                     "2022-01, 2022-02, 2022-03, 2022-04, 2022-05, 2022-06 has one: if those months' claims are not "
+                     "loaded, the 2023 scores are understated"]
+    with pytest.raises(RunError, match="the risk scores of 2023 read the diagnoses of 2022"):
+        pipeline._check_risk_diagnosis_years([program], dx.filter(dx.diagnosis_year == 2023))
