@@ -2,7 +2,9 @@ import datetime as dt
 
 import ibis
 
+from allpayer.core.member_months import eligibility_months
 from allpayer.core.programs import program_months
+from allpayer.core.targets import performance_months_table
 from allpayer.terms import load_programs, programs_dir
 
 D = dt.date
@@ -37,3 +39,46 @@ def test_programs_select_by_payer_plan_group_and_employer_opt_in():
         ("A", D(2024, 1, 1), "vt-2024-medicaid"),
         ("B", D(2024, 1, 1), "vt-2024-sov-employees"),
     ]
+
+
+ELIG_SCHEMA = {"person_id": "string", "member_id": "string", "payer": "string", "payer_type": "string", "plan": "string",
+               "group_id": "string", "gender": "string", "birth_date": "date", "enrollment_start_date": "date",
+               "enrollment_end_date": "date", "death_date": "date", "aid_category": "string",
+               "medicare_status_code": "string", "dual_status_code": "string", "data_sharing_opt_out": "boolean"}
+
+
+def _mvp_qhp(plans=("qhp", "qhp_silver"), **changes):
+    """MVP's 2024 QHP program, with two plans (and other changes to its terms)."""
+    p = next(p for p in load_programs([programs_dir() / "vermont" / "2024"]) if p.product == "qhp" and p.payer == "mvp")
+    return p.model_copy(update={"population": p.population.model_copy(update={"plans": list(plans)}), **changes})
+
+
+def _switch_months():
+    """M1 moves from MVP's silver QHP to its QHP on 16 March 2024 (M2 stays in the silver plan)."""
+    spans = [("M1", "qhp_silver", D(2024, 1, 1), D(2024, 3, 15)), ("M1", "qhp", D(2024, 3, 16), D(2024, 12, 31)),
+             ("M2", "qhp_silver", D(2024, 1, 1), D(2024, 12, 31))]
+    elig = table([dict(person_id="P" + m[1:], member_id=m, payer="mvp", payer_type="commercial", plan=plan,
+                       gender="female", birth_date=D(1980, 5, 5), enrollment_start_date=a, enrollment_end_date=b)
+                  for m, plan, a, b in spans], ELIG_SCHEMA)
+    return eligibility_months(elig, D(2024, 1, 1), D(2024, 12, 31))
+
+
+def test_a_member_who_switches_plans_mid_month_has_one_member_month_in_the_program():
+    """Two spans of one payer's plans that both cover part of March give one program member month
+    (grain program_id, member_id, month), with the attributes of the plan first in sort order and
+    the program's plans the member held that month."""
+    out = ibis.duckdb.connect().to_pyarrow(program_months(_switch_months(), [_mvp_qhp()])).to_pylist()
+    keys = [(r["program_id"], r["member_id"], r["month"]) for r in out]
+    assert len(keys) == len(set(keys)) == 24
+    march = [r for r in out if r["member_id"] == "M1" and r["month"] == D(2024, 3, 1)]
+    assert [(r["plan"], r["plans_in_month"]) for r in march] == [("qhp", "|qhp|qhp_silver|")]
+    assert {r["plans_in_month"] for r in out if r not in march} == {None}
+
+
+def test_a_program_starting_mid_month_counts_that_month_as_its_targets_do():
+    """An effective period from 15 March: March is a program month (as in the targets' months)."""
+    p = _mvp_qhp(plans=("qhp_silver",))
+    p = p.model_copy(update={"effective": p.effective.model_copy(update={"start": D(2024, 3, 15)})})
+    out = ibis.duckdb.connect().to_pyarrow(program_months(_switch_months(), [p])).to_pylist()
+    got = sorted({r["month"] for r in out if r["member_id"] == "M2"})
+    assert got == performance_months_table(p) == [D(2024, m, 1) for m in range(3, 13)]

@@ -501,7 +501,8 @@ def test_several_programs_base_months_in_one_query_match_each_program_alone():
     assert got == want and together.count().to_pyarrow().as_py() == len(want)
     alone = [base_population_months(elig, p, performance_months=perf.filter(perf.program_id == p.program_id))
              for p in (medicaid, medicare, employer)]
-    assert list(together.columns) == list(alone[0].columns) == [*elig.columns, "program_id", "product", "program_kind", "performance_year"]
+    assert list(together.columns) == list(alone[0].columns) == [*elig.columns, "program_id", "product", "program_kind", "performance_year",
+                                                                    "plans_in_month"]
     assert sorted(map(str, rows(together))) == sorted(str(r) for a in alone for r in rows(a))
     # with an attribution table: the programs of base-year attribution (medicare, the employer's)
     # keep their attributed months only
@@ -520,3 +521,23 @@ def test_several_programs_base_months_in_one_query_match_each_program_alone():
     assert got == {(1, "qhp_silver"), (2, "qhp"), (3, "qhp")}
     with pytest.raises(RunError, match="lacks program_id"):
         programs_base_months(elig, [medicaid, medicare], performance_months=perf.drop("program_id"))
+
+
+def test_a_base_month_in_two_plans_of_a_program_is_one_month_with_both_plans_claims_once():
+    """A member in two plans of the program in February 2023 (silver until the 15th, then the QHP):
+    one base month, carrying the first plan in sort order (as a performance-year member month
+    does), and its cost counts the claims of both plans once; a plan the program does not select
+    stays out."""
+    qhp = program("commercial", COMMERCIAL_TARGET)
+    qhp = qhp.model_copy(update={"population": qhp.population.model_copy(update={"plans": ["qhp_silver", "qhp"]})})
+    elig = ibis.union(member_months([("M9", 2023, 1, 2, {})], payer="mvp", plan="qhp_silver"),
+                      member_months([("M9", 2023, 2, 3, {})], payer="mvp", plan="qhp"),
+                      member_months([("M9", 2023, 2, 2, {})], payer="mvp", plan="aso")).drop("program_id")
+    base = base_population_months(elig, qhp)
+    assert [(r["month"].month, r["plan"], r["plans_in_month"]) for r in rows(base, key=lambda r: r["month"])] == [
+        (1, "qhp_silver", None), (2, "qhp", "|qhp|qhp_silver|"), (3, "qhp", None)]
+    lines = ibis.union(claims([("S1", "M9", D(2023, 2, 3), "100.00")], payer="mvp", plan="qhp_silver"),
+                       claims([("Q1", "M9", D(2023, 2, 20), "200.00")], payer="mvp", plan="qhp"),
+                       claims([("A1", "M9", D(2023, 2, 21), "400.00")], payer="mvp", plan="aso"))
+    cost = rows(member_month_cost(cost_lines(lines), base, unique_months=True), key=lambda r: r["month"])
+    assert [(r["month"].month, r["ffs_paid_cents"]) for r in cost] == [(1, 0), (2, 30000), (3, 0)]

@@ -289,6 +289,44 @@ def test_program_months_are_unique_on_the_keys_the_cost_lines_join():
     assert {r["member_id"] for r in out} >= {"M1", "M3"}
 
 
+def test_a_plan_switch_month_is_one_member_month_with_the_claims_of_both_plans_once():
+    """A member who moves from MVP's silver QHP to its QHP on 16 March has one March member month in
+    the (two-plan) program; its claims under either plan count in it once, a claim under a plan
+    the program does not select stays outside, and so do the events and leakage lines."""
+    from allpayer.core.member_months import eligibility_months
+    from allpayer.core.programs import program_months as tag_programs
+    from allpayer.terms import load_programs, programs_dir
+
+    qhp = next(p for p in load_programs([programs_dir() / "vermont" / "2024"]) if p.program_id == "vt-2024-mvp-qhp")
+    qhp = qhp.model_copy(update={"population": qhp.population.model_copy(update={"plans": ["qhp", "qhp_silver"]})})
+    schema = {"person_id": "string", "member_id": "string", "payer": "string", "payer_type": "string",
+              "plan": "string", "group_id": "string", "gender": "string", "birth_date": "date",
+              "death_date": "date", "enrollment_start_date": "date", "enrollment_end_date": "date",
+              "aid_category": "string", "medicare_status_code": "string", "dual_status_code": "string",
+              "data_sharing_opt_out": "boolean"}
+    elig = table([dict(person_id="P1", member_id="M1", payer="mvp", payer_type="commercial", plan=plan,
+                       gender="female", birth_date=D(1980, 5, 5), enrollment_start_date=a, enrollment_end_date=b)
+                  for plan, a, b in (("qhp_silver", D(2024, 1, 1), D(2024, 3, 15)),
+                                     ("qhp", D(2024, 3, 16), D(2024, 12, 31)),
+                                     ("aso", D(2024, 3, 1), D(2024, 3, 31)))], schema)
+    pm = tag_programs(eligibility_months(elig, D(2024, 1, 1), D(2024, 12, 31)), [qhp])
+    med = medical([
+        dict(claim_id="S1", payer="mvp", plan="qhp_silver", claim_start_date=D(2024, 3, 5), paid_amount="100.00"),
+        dict(claim_id="Q1", payer="mvp", plan="qhp", claim_start_date=D(2024, 3, 20), paid_amount="200.00"),
+        dict(claim_id="A1", payer="mvp", plan="aso", claim_start_date=D(2024, 3, 21), paid_amount="400.00"),
+        dict(claim_id="ED1", payer="mvp", plan="qhp_silver", hcpcs_code="99284", place_of_service_code="23",
+             claim_start_date=D(2024, 3, 6), paid_amount="50.00"),
+    ])
+    lines = cost_lines(medical_claim_lines(med))
+    for unique in (False, True):
+        march = [r for r in rows(member_month_cost(lines, pm, unique_months=unique)) if r["month"] == D(2024, 3, 1)]
+        assert [(r["plan"], r["claim_lines"], r["ffs_paid_cents"]) for r in march] == [("qhp", 3, 35000)]
+        rec = {r["disposition"]: r["ffs_paid_cents"] for r in rows(cost_reconciliation(lines, pm, unique_months=unique))}
+        assert rec == {"in_program": 35000, "outside_program_months": 40000}
+    events = rows(utilization_events(medical_claim_lines(med), pm))
+    assert [(e["event"], e["month"]) for e in events] == [("ed_visit", D(2024, 3, 1))]
+
+
 def test_scope_by_program_with_defaults_and_categories_outside_the_list():
     lines, pm = _cost_case()
     pm2 = pm.union(pm.mutate(program_id=ibis.literal("other")), distinct=False)

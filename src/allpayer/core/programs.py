@@ -2,8 +2,12 @@
 
 A program's terms select eligibility rows with their `population` block (the program's payer,
 its plans and, for self-funded programs, its employer groups, optionally only while the employer
-has opted in to the ACO) within the program's effective period. The result keeps the grain of
-`eligibility_months` with the program added: (program_id, member_id, month).
+has opted in to the ACO) in the months of the program's effective period (a period that starts or
+ends within a month has that month). A member month is one member in one program in one month
+(domain.md §1): a member selected under two of the program's plans in one month (a plan change
+within the month) has one row, the one of the plan first in sort order (then payer), and its
+``plans_in_month`` names the plans it held (:func:`one_row_per_program_month`). Grain:
+(program_id, member_id, month).
 """
 
 from __future__ import annotations
@@ -24,15 +28,16 @@ SELECTOR_SCHEMA = ibis.schema(
         "product": "string",
         "program_kind": "string",
         "performance_year": "int32",
-        "effective_start": "date",
-        "effective_end": "date",
+        "first_month": "date",
+        "last_month": "date",
         "require_employer_opt_in": "boolean",
     }
 )
 
 
 def program_selectors(programs: Sequence[ProgramTerms]) -> ir.Table:
-    """One row per (program, plan, group) a program selects; a NULL group means any group."""
+    """One row per (program, plan, group) a program selects; a NULL group means any group.
+    ``first_month`` and ``last_month``: the first days of the months of the effective start and end."""
     rows = []
     for p in programs:
         groups = p.population.group_ids or [None]
@@ -47,8 +52,8 @@ def program_selectors(programs: Sequence[ProgramTerms]) -> ir.Table:
                         "product": p.product,
                         "program_kind": p.kind,
                         "performance_year": p.performance_year,
-                        "effective_start": p.effective.start,
-                        "effective_end": p.effective.end,
+                        "first_month": p.effective.start.replace(day=1),
+                        "last_month": p.effective.end.replace(day=1),
                         "require_employer_opt_in": bool(p.population.require_employer_opt_in),
                     }
                 )
@@ -86,6 +91,38 @@ def employer_of_group_months(employer_group: ir.Table, group_months: ir.Table) -
     return c.filter(c._rn == 0).select("group_id", "month", "employer_id")
 
 
+PLANS_IN_MONTH = "plans_in_month"
+"""The column naming the plans a program member month stands for when the member held several of
+the program's plans in the month: ``|plan|plan|`` in sort order, NULL when it held one."""
+
+
+def one_row_per_program_month(rows: ir.Table, ordered: bool = True) -> ir.Table:
+    """`rows` (a program's selected eligibility months, with program_id; at most one row per
+    program, member, payer, plan and month) made one row per (program_id, member_id, month).
+
+    A member held under two of a program's plans in one month (it changed plan within the month,
+    or held both) has one member month, with the attributes (plan, group, rate cell) of the row of
+    the plan first in sort order, then of the payer: a total order, as the rows are unique on
+    those keys. ``plans_in_month`` (:data:`PLANS_IN_MONTH`) lists the plans of that payer the
+    member held in the month, e.g. ``|qhp|qhp_silver|``, so that the claims of every one of them
+    count in that member month (``allpayer.core.tcoc.program_lines``); it is NULL when the member
+    held one. `ordered=False`: the caller vouches that the rows are unique by program, member and
+    month already (programs of one plan), and they are kept as they are.
+    """
+    if not ordered:
+        return rows.mutate(**{PLANS_IN_MONTH: ibis.null("string")})
+    key = [rows.program_id, rows.member_id, rows.month]
+    first = ibis.window(group_by=key, order_by=[rows.plan, rows.payer])
+    same_payer = ibis.window(group_by=[*key, rows.payer])
+    plans = rows.plan.collect().over(same_payer).sort()
+    rows = rows.mutate(
+        _rn=ibis.row_number().over(first),
+        _plans=ibis.ifelse(plans.length() > 1, "|" + plans.join("|") + "|", ibis.null("string")),
+    )
+    rows = rows.filter(rows._rn == 0)
+    return rows.mutate(**{PLANS_IN_MONTH: rows._plans}).drop("_rn", "_plans")
+
+
 def program_months(
     eligibility_months: ir.Table,
     programs: Sequence[ProgramTerms],
@@ -93,10 +130,32 @@ def program_months(
 ) -> ir.Table:
     """Tag member months with the programs that select them (a month may be in no program).
 
-    A member month belongs to at most one program per payer and plan by construction of the
-    terms (two programs selecting the same plan and group in the same year are a terms error
-    detected here): the result has grain (program_id, member_id, month).
+    A month counts in a program when it is one of the months of the program's effective period
+    (a period starting on 15 March has March, as its targets do). Two programs selecting the same
+    plan and group in the same year are a terms error. A member selected under several of a
+    program's plans in one month has one member month (:func:`one_row_per_program_month`): the
+    result has grain (program_id, member_id, month), the columns of `eligibility_months`, the
+    program's tags and ``plans_in_month``.
     """
+    def one_plan(p: ProgramTerms) -> bool:
+        return len(set(p.population.plans)) == 1
+
+    # Only a program of several plans can select a member's month twice (the eligibility months
+    # are unique by member, payer, plan and month, and a row has one group): its rows alone are
+    # ordered. The two branches share no intermediate result.
+    branches = [(b, ordered) for b, ordered in (([p for p in programs if one_plan(p)], False),
+                                                ([p for p in programs if not one_plan(p)], True)) if b]
+    parts = [one_row_per_program_month(_selected_program_months(eligibility_months, b, employer_group), ordered)
+             for b, ordered in branches or [([], False)]]
+    return ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
+
+
+def _selected_program_months(
+    eligibility_months: ir.Table,
+    programs: Sequence[ProgramTerms],
+    employer_group: ir.Table | None,
+) -> ir.Table:
+    """The rows of `eligibility_months` that each of `programs` selects, with its tags."""
     sel = program_selectors(programs)
     m = eligibility_months
     group_match = sel.program_group_id.isnull() | (sel.program_group_id == m.group_id)
@@ -106,8 +165,8 @@ def program_months(
             m.payer == sel.program_payer,
             m.plan == sel.program_plan,
             group_match,
-            m.month >= sel.effective_start,
-            m.month <= sel.effective_end,
+            m.month >= sel.first_month,
+            m.month <= sel.last_month,
         ],
     )
     if employer_group is not None and any(p.population.require_employer_opt_in for p in programs):
@@ -118,5 +177,5 @@ def program_months(
         opt = employer_opt_in_months(employer_group, months_table(start, end))
         j = j.left_join(opt, [j.group_id == opt.opt_group_id, j.month == opt.opt_month])
         j = j.filter(~j.require_employer_opt_in | j.opt_month.notnull()).drop("opt_group_id", "opt_month")
-    return j.drop("program_payer", "program_plan", "program_group_id", "effective_start", "effective_end",
+    return j.drop("program_payer", "program_plan", "program_group_id", "first_month", "last_month",
                   "require_employer_opt_in")

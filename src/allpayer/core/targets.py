@@ -35,6 +35,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.core.member_months import age_on, month_starts
+from allpayer.core.programs import PLANS_IN_MONTH, one_row_per_program_month
 from allpayer.core.tcoc import (
     INT,
     SCALE,
@@ -121,10 +122,12 @@ def base_population_months(
     member months of `attribution` (``member_id``, ``month``) when given, else every eligible
     member month of the population (until attribution is re-run for the base year). Employer
     opt-in is not required in the base years. A member with two selected rows in one month keeps
-    the row of the first plan, then payer, in sort order.
+    the row of the first plan, then payer, in sort order, with ``plans_in_month`` naming the plans
+    of that payer it held, whose claims all count in the month (the rule of the performance-year
+    member months: ``allpayer.core.programs.one_row_per_program_month``).
 
     Grain: (program_id, member_id, month); the columns of `eligibility_months` plus program_id,
-    product, program_kind and performance_year (the base year). `performance_months` and
+    product, program_kind, performance_year (the base year) and plans_in_month. `performance_months` and
     `attribution` may lack ``program_id`` (they are then the program's own).
     """
     return programs_base_months(eligibility_months, [program], performance_months=performance_months,
@@ -144,7 +147,8 @@ def programs_base_months(
     of each program's (payer, plan, base year) or (group, base year), not filtered once per
     program. The eligibility months are unique by member, payer, plan and month, so a program of
     one payer's single plan selects each month at most once; only the rows of programs of several
-    plans or of employer groups, which may select a month twice, are ordered to keep one.
+    plans or of employer groups, which may select a month twice, are ordered to keep one, as a
+    performance-year member month is (``allpayer.core.programs.one_row_per_program_month``).
     `performance_months` and `attribution` carry ``program_id`` unless there is one program.
     """
     programs = list(programs)
@@ -153,7 +157,7 @@ def programs_base_months(
     for p in programs:
         if not p.target.base_years:
             raise RunError(f"{p.program_id}: target method {p.target.method!r} has no base years")
-    tags = ("program_id", "product", "program_kind", "performance_year")
+    tags = ("program_id", "product", "program_kind", "performance_year", PLANS_IN_MONTH)
     m = eligibility_months.drop(*[c for c in tags if c in eligibility_months.columns])
     years = sorted({b.year for p in programs for b in p.target.base_years})
     # a range the scan can test before the joins (each program's own years are joined)
@@ -172,10 +176,7 @@ def programs_base_months(
             continue
         rows = _in_base_population(_selected_months(m, branch), branch, performance_months, attribution,
                                    single=len(programs) == 1)
-        if ordered:
-            w = ibis.window(group_by=[rows.program_id, rows.member_id, rows.month], order_by=[rows.plan, rows.payer])
-            rows = rows.mutate(_rn=ibis.row_number().over(w)).filter(lambda x: x._rn == 0).drop("_rn")
-        parts.append(rows)
+        parts.append(one_row_per_program_month(rows, ordered=ordered))
     rows = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
 
     info = {p.program_id: p for p in programs}
@@ -483,8 +484,8 @@ BASE_COST_COLUMNS: tuple[str, ...] = (
 the keys, the year, and what a rate cell is made of (see :func:`cell_id_expr`)."""
 
 BASE_MONTH_COLUMNS: tuple[str, ...] = (
-    "program_id", "member_id", "person_id", "payer", "plan", "month", "birth_date", "sex", "aid_category",
-    "enrollment_type",
+    "program_id", "member_id", "person_id", "payer", "plan", "month", "plans_in_month", "birth_date", "sex",
+    "aid_category", "enrollment_type",
 )
 """What `allpayer run` keeps of the base months (:func:`programs_base_months`): the keys on which
 their cost joins the claim lines (``allpayer.core.tcoc.PROGRAM_MONTH_KEYS``), and what the targets

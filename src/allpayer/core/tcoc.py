@@ -364,15 +364,35 @@ def _scope_test(t: ir.Table, scope: TcocScope | Mapping[str, TcocScope] | None) 
     return categories.contains("|" + t.tcoc_category + "|")
 
 
-PROGRAM_MONTH_KEYS: tuple[str, ...] = ("program_id", "member_id", "payer", "plan", "month")
-"""What ties a claim line or an event to a program member month (with its service month)."""
+PROGRAM_MONTH_KEYS: tuple[str, ...] = ("program_id", "member_id", "payer", "plan", "month", "plans_in_month")
+"""What ties a claim line or an event to a program member month (with its service month): the
+member, payer and month, and a plan of the month (its ``plan``, or one of its ``plans_in_month``
+when the member held several of the program's plans in it; a table without that column: none)."""
 
 
 def _program_month_keys(program_months: ir.Table, prefix: str, unique_months: bool) -> ir.Table:
     """`PROGRAM_MONTH_KEYS` of `program_months`, each named `prefix` + key, made distinct unless the
     caller vouches that they are unique already (`unique_months`: see :func:`program_lines`)."""
-    pm = program_months.select(**{prefix + k: k for k in PROGRAM_MONTH_KEYS})
+    pm = program_months
+    if "plans_in_month" not in pm.columns:
+        pm = pm.mutate(plans_in_month=ibis.null("string"))
+    pm = pm.select(**{prefix + k: k for k in PROGRAM_MONTH_KEYS})
     return pm if unique_months else pm.distinct()
+
+
+def _in_program_month(pm: ir.Table, prefix: str, member_id: ir.Value, payer: ir.Value, plan: ir.Value,
+                      month: ir.Value) -> list[ir.BooleanValue]:
+    """The join conditions of a line's or event's keys to the keys :func:`_program_month_keys` gave
+    `pm`: its member, payer and month, and its plan the month's plan or one of its plans_in_month.
+    (The member, payer and month are the equality keys of the join; the plan is tested on the
+    pairs they give, of which there is rarely more than one.)"""
+    k = {key: pm[prefix + key] for key in PROGRAM_MONTH_KEYS}
+    return [
+        k["member_id"] == member_id,
+        k["payer"] == payer,
+        k["month"] == month,
+        (k["plan"] == plan) | k["plans_in_month"].contains("|" + plan + "|").fill_null(False),
+    ]
 
 
 def program_lines(
@@ -384,29 +404,29 @@ def program_lines(
 ) -> ir.Table:
     """Cost lines with the program whose member month they fall in.
 
-    A line belongs to a program when its (member_id, payer, plan, service month) is one of the
-    program's member months. Grain: (source, claim_id, claim_line_number, program_id); lines in no
-    program month keep a NULL program_id. Adds ``program_id``, ``in_scope`` (category counted by the
-    program's scope) and ``disposition``: ``in_program``, ``out_of_scope`` or
-    ``outside_program_months``.
+    A line belongs to a program when its member_id, payer and service month are those of one of
+    the program's member months and its plan is the month's plan, or one of the month's
+    ``plans_in_month`` (a member who changed plan within the month has one member month, in
+    which the claims of both plans count once). Grain: (source, claim_id, claim_line_number,
+    program_id); lines in no program month keep a NULL program_id. Adds ``program_id``,
+    ``in_scope`` (category counted by the program's scope) and ``disposition``: ``in_program``,
+    ``out_of_scope`` or ``outside_program_months``.
 
     `unique_months`: the caller vouches that `program_months` has one row per (program_id,
-    member_id, payer, plan, month), as :func:`allpayer.core.programs.program_months` and
+    member_id, month), as :func:`allpayer.core.programs.program_months` and
     :func:`allpayer.core.targets.base_population_months` build them; the lines then join them as
-    they are. Otherwise those keys are made distinct first (a repeated member month would count
+    they are. Otherwise their keys are made distinct first (a repeated member month would count
     its lines twice), which at state scale is a grouping of millions of rows.
     """
+    return _program_lines(lines, program_months, scope, unique_months).drop("_pm_plan")
+
+
+def _program_lines(lines: ir.Table, program_months: ir.Table, scope, unique_months: bool) -> ir.Table:
+    """:func:`program_lines`, with ``_pm_plan``, the plan of the member month a line joined."""
     pm = _program_month_keys(program_months, "_pm_", unique_months)
-    j = lines.left_join(
-        pm,
-        [
-            lines.member_id == pm._pm_member_id,
-            lines.payer == pm._pm_payer,
-            lines.plan == pm._pm_plan,
-            lines.service_month == pm._pm_month,
-        ],
-    )
-    j = j.mutate(program_id=j._pm_program_id).drop("_pm_program_id", "_pm_member_id", "_pm_payer", "_pm_plan", "_pm_month")
+    j = lines.left_join(pm, _in_program_month(pm, "_pm_", lines.member_id, lines.payer, lines.plan,
+                                              lines.service_month))
+    j = j.mutate(program_id=j._pm_program_id).drop(*[f"_pm_{k}" for k in PROGRAM_MONTH_KEYS if k != "plan"])
     in_scope = _scope_test(j, scope)
     j = j.mutate(in_scope=j.program_id.notnull() & in_scope)
     return j.mutate(
@@ -488,10 +508,10 @@ def member_month_cost(
     unknown = [c for c in amounts if c not in MEMBER_MONTH_AMOUNTS]
     if unknown or not amounts:
         raise ValueError(f"unknown member-month amounts {unknown}: expected some of {', '.join(MEMBER_MONTH_AMOUNTS)}")
-    pl = program_lines(lines, program_months, scope, unique_months=unique_months)
+    pl = _program_lines(lines, program_months, scope, unique_months)
     pl = pl.filter(pl.in_scope)
     costs = pl.group_by(
-        _c_program_id=pl.program_id, _c_member_id=pl.member_id, _c_payer=pl.payer, _c_plan=pl.plan,
+        _c_program_id=pl.program_id, _c_member_id=pl.member_id, _c_payer=pl.payer, _c_plan=pl._pm_plan,
         _c_month=pl.service_month,
     ).aggregate(**_cost_aggregates(pl, amounts))
     pm = program_months
@@ -1160,8 +1180,7 @@ def _program_join(events: ir.Table, program_months: ir.Table, date_col: str,
     month = _month_of(events[date_col])
     # The program months on the left: the events (admissions, visits: far fewer rows) are the
     # side a hash join is built on when joins are planned as written (`backend.joins_as_written`).
-    j = pm.join(events, [pm._p_member_id == events.member_id, pm._p_payer == events.payer,
-                         pm._p_plan == events.plan, pm._p_month == month])
+    j = pm.join(events, _in_program_month(pm, "_p_", events.member_id, events.payer, events.plan, month))
     cols = {c: j[c] for c in events.columns}
     cols.update(program_id=j._p_program_id, month=j._p_month)
     return j.select(**cols)
