@@ -22,10 +22,13 @@ What stays and what goes:
   risk score (``risk_score_factors``: the HCCs, that is the conditions, behind a member's score)
   are read from the person's diagnoses of every claim and payer, and a high-cost claimant's year
   (``high_cost_claimants``: the member's cost by service category) from all of their claims;
-  neither is traced back to the claims it came from. `person_releasable` therefore keeps only the
-  rows of persons with no Part 2 claim (any payer) and no data-sharing opt-out (with any payer);
-  ``allpayer export`` and the API's risk factors and high-cost claimants apply it. The score
-  itself is kept, as the aggregates are.
+  neither is traced back to the claims it came from. So are a member's quality results
+  (``quality_measure_results``: the diagnoses, visits and tests that put the member in a measure,
+  with the claims as evidence) and care gaps (``care_gaps``: the outreach list, read from the
+  same claims). `person_releasable` therefore keeps only the rows of persons with no Part 2 claim
+  (any payer) and no data-sharing opt-out (with any payer); ``allpayer export``, ``allpayer
+  quality --care-gaps-out``, the API and the dashboard apply it. The score and the measures'
+  rates are kept, as the aggregates are.
 - Measures: a quality measure that needs data Part 2 removes (for instance a substance-use
   treatment measure) declares that dependence; `redaction_status` tells for a payer and year how
   many claims are redacted, and a measure that depends on them reports its result as computed on
@@ -107,10 +110,10 @@ def withheld_counts(t: ir.Table, eligibility: ir.Table, medical_claim: ir.Table)
     return _counts(withheld(t, eligibility, medical_claim))
 
 
-CLINICAL_DETAIL_TABLES = ("risk_score_factors", "high_cost_claimants")
-"""Member-level tables derived from all of a person's claims without tracing each row to its
-claims (the conditions behind a score; a year's cost by service category): released by person
-(`person_releasable`)."""
+CLINICAL_DETAIL_TABLES = ("risk_score_factors", "high_cost_claimants", "quality_measure_results", "care_gaps")
+"""Member-level tables derived from a person's claims (the conditions behind a score; a year's
+cost by service category; the measures a member is in and the evidence; the open care gaps):
+released by person (`person_releasable`)."""
 
 
 def is_clinical_detail(table: str, columns) -> bool:

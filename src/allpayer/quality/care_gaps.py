@@ -170,7 +170,9 @@ def contact_fields(eligibility: ir.Table) -> ir.Table:
 
 def export_csv(db, year: int, out) -> int:
     """Write the year's care gaps of the published snapshot `db` to a CSV file, ordered by
-    program, practice and rank; returns the number of rows."""
+    program, practice and rank; returns the number of rows. The gaps of persons whose data may not
+    be shown at member level (a data-sharing opt-out, a Part 2 claim) are left out
+    (`allpayer.inputs.privacy.person_releasable`)."""
     from pathlib import Path
 
     import pyarrow.csv as pacsv
@@ -179,7 +181,11 @@ def export_csv(db, year: int, out) -> int:
 
     con = open_snapshot(db)
     try:
+        from allpayer.inputs import privacy
+
         g = con.table("care_gaps")
+        if {"eligibility", "medical_claim"} <= set(con.list_tables()):
+            g = privacy.person_releasable(g, con.table("eligibility"), con.table("medical_claim"))
         g = g.filter(g.performance_year == year).order_by(["program_id", "practice_id", "rank", "person_id", "gap_id"])
         data = g.to_pyarrow()
     finally:
