@@ -728,8 +728,7 @@ def _exclusion_events(table: ir.Table | None, program: ProgramTerms) -> ir.Table
 def _hcc_tables_year(program: ProgramTerms) -> int:
     """The payment year of the CMS-HCC tables a program scores with (its performance year, or the
     tables year its terms state)."""
-    ra = program.target.risk_adjustment
-    return ra.tables_year.value if ra.tables_year is not None else program.performance_year
+    return program.target.risk_adjustment.hcc_tables_year(program.performance_year)
 
 
 def _scored_years(program: ProgramTerms) -> list[int]:
