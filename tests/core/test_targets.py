@@ -51,7 +51,7 @@ MEDICARE_TARGET = {
     "rate_cells": {"dimensions": ["enrollment_type"], "enrollment_types": ["esrd", "disabled", "aged_dual", "aged_nondual"]},
     "trend": {"rates": {2024: "0.040"}},
     "risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V24", "weight": "0.67"}, {"version": "V28", "weight": "0.33"}],
-                        "ratio_cap": "0.03"},
+                        "tables_year": 2025, "ratio_cap": "0.03"},
     "truncation": {"percentile": "0.99"},
     "discount": "0.005",
     "growth_constraint": {"national_growth": "0.030", "bands": [{"national_growth_below": "0.027", "max_above_national": "0.010"}]},
@@ -367,7 +367,7 @@ def test_risk_adjusted_program_needs_ratios_and_ratio_floor_applies():
     p = program("medicare", MEDICARE_TARGET)
     with pytest.raises(RunError, match="risk ratio table"):
         _medicare_case(p, ratios=False)
-    ra = {"method": "cms_hcc", "models": [{"version": "V28", "weight": "1"}], "ratio_cap": "0.03",
+    ra = {"method": "cms_hcc", "models": [{"version": "V28", "weight": "1"}], "tables_year": 2025, "ratio_cap": "0.03",
           "ratio_floor": "0.02"}
     p2 = program("medicare", MEDICARE_TARGET, risk_adjustment=ra)
     rr = table([{"cell_id": "esrd", "raw_ratio": Decimal("0.9000000001")}],

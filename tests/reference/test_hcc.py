@@ -106,6 +106,26 @@ def test_user_tables_need_an_origin_and_are_recorded(tmp_path):
     assert hcc.available_payment_years(tmp_path) == [2024]
 
 
+def test_each_service_year_has_its_own_procedure_list_where_shipped(ref2025, tmp_path):
+    """The eligible CPT/HCPCS list is CMS's list of the date of service: the 2025 tables filter 2023
+    claims with the 2023 list (0404T on it, dropped from the 2024 list), and a year with no list
+    with the tables year's own list, saying so."""
+    table, source = hcc.eligible_procedures_for(2023, ref2025)
+    codes = set(table.to_pyarrow().column("hcpcs_code").to_pylist())
+    assert "0404T" in codes and "0784T" not in codes
+    assert (source.file, source.payment_year, source.note) == (
+        "ra_eligible_cpt_hcpcs_2023.csv", 2025, "CPT/HCPCS list for dates of service in 2023")
+    assert source.sha256 == hashlib.sha256((hcc.package_data_dir() / source.file).read_bytes()).hexdigest()
+    table, source = hcc.eligible_procedures_for(2021, ref2025)
+    assert table is ref2025.eligible_procedures and source.file == "ra_eligible_cpt_hcpcs_2024.csv"
+    assert source.note == (f"CPT/HCPCS list for dates of service in 2024, filtering the claims of 2021: "
+                           f"{hcc.package_origin()} has no list for 2021")
+    # a folder of the user's: its own list, recorded with the folder as origin
+    shutil.copy(hcc.package_data_dir() / "ra_eligible_cpt_hcpcs_2023.csv", tmp_path / "ra_eligible_cpt_hcpcs_2022.csv")
+    _, source = hcc.eligible_procedures_for(2022, ref2025, directory=tmp_path)
+    assert (source.file, source.origin) == ("ra_eligible_cpt_hcpcs_2022.csv", str(tmp_path))
+
+
 def test_a_model_missing_from_a_year_is_an_error(tmp_path):
     folder = hcc.package_data_dir()
     for name in ("ra_dx_to_cc_2027.csv", "ra_hierarchies_2026.csv", "ra_coefficients_2026.csv"):

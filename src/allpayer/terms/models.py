@@ -497,11 +497,21 @@ class RiskAdjustment(Block):
                         f"models[{i}].version",
                     )
         else:
-            for key in ("models", "ratio_cap", "ratio_floor", "normalization_factor", "coding_intensity_adjustment", "esrd",
-                        "esrd_normalization_factor"):
+            for key in ("models", "tables_year", "ratio_cap", "ratio_floor", "normalization_factor",
+                        "coding_intensity_adjustment", "esrd", "esrd_normalization_factor"):
                 if getattr(self, key) is not None:
                     raise problem(f"{key} applies only to method cms_hcc, not {self.method!r}", key)
         return self
+
+    def hcc_tables_year(self, performance_year: int) -> int:
+        """The payment year of the CMS-HCC tables every year of the program is scored with: the
+        stated ``tables_year``, else the performance year.
+
+        >>> RiskAdjustment(method="cms_hcc", models=[{"version": "V24", "weight": "1"}],
+        ...                tables_year=2025).hcc_tables_year(2022)
+        2025
+        """
+        return self.tables_year.value if self.tables_year is not None else performance_year
 
 
 class Truncation(Block):
@@ -1258,6 +1268,19 @@ class ProgramTerms(Block):
                     f"payment year {year} has no published normalization factor for {', '.join(missing)} "
                     f"(published: {have}); give one here",
                     "target.risk_adjustment.normalization_factor",
+                )
+        if ra.method == "cms_hcc":
+            from allpayer.reference.hcc import available_payment_years, package_origin
+
+            tables = ra.hcc_tables_year(year)
+            shipped = available_payment_years()
+            if tables not in shipped:
+                which = "" if ra.tables_year is not None else " (the performance year: tables_year is not given)"
+                have = ", ".join(str(y) for y in shipped) or "none"
+                raise problem(
+                    f"no CMS-HCC tables for payment year {tables}{which}; shipped: {have} ({package_origin()}): "
+                    "state the shipped year whose tables score this program (docs/risk.md)",
+                    "target.risk_adjustment.tables_year",
                 )
         for i, b in enumerate(t.base_years):
             if b.year >= year:
