@@ -5,6 +5,7 @@ out by hand in the comments."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import ibis
 import pyarrow as pa
@@ -254,3 +255,48 @@ def test_a_group_that_changes_employer_is_in_each_employers_report_for_its_own_m
         v = {(r[6], r[7]): r[8] for r in csvout.records(employer.build(con, org, Period(2024), "R1"))}
         assert v[("Member months", "value")] == expected
         assert sorted(k[0] for k in v if k[1] == "member months" and k[0].startswith("2024-")) == list(months)
+
+
+def _program_figures(con, actual_ytd_cents: int, awv: tuple[int, int]):
+    """Program P's AWV rate (`awv`: denominator, numerator), its Value Payment adjustment of
+    2024-Q1 (the target: 3 x 105 member months x $120.00 = $37,800.00; `actual_ytd_cents`) and
+    E1's invoices (30 member months a month at $21.00)."""
+    d, n = awv
+    con.create_table("quality_rates", pa.Table.from_pylist([
+        {"program_id": "P", "measure_id": "awv", "level": "program", "level_id": "P", "performance_year": 2024,
+         "denominator": d, "numerator": n, "rate": Decimal(n) / Decimal(d), "note": ""}]), overwrite=True)
+    con.create_table("value_payment_adjustments", pa.Table.from_pylist([
+        {"performance_year": 2024, "program_id": "P", "quarter": "2024-Q1", "basis_quarter": 1,
+         "target_ytd_cents": 3_780_000, "actual_ytd_cents": actual_ytd_cents, "quality_score": "0.9",
+         "factor": "1.05", "pmpm_cents": 2100}]), overwrite=True)
+    con.create_table("value_payment_invoices", pa.Table.from_pylist([
+        {"performance_year": 2024, "employer_id": "E1", "program_id": "P", "month": dt.date(2024, m, 1),
+         "quarter": "2024-Q1", "member_months": 30, "pmpm_cents": 2100, "amount_cents": 63_000} for m in (1, 2, 3)]),
+        overwrite=True)
+
+
+def test_an_employer_sharing_its_program_sees_no_program_wide_counts_or_cost(con):
+    """E1 (30 members) and E2 (5) are both in program P. The program's AWV counts are 30 eligible,
+    17 with a visit: less E1's own 25 and 12 (its wellness table) they give E2's 5 members, all with
+    a visit. The program's actual cost year to date, $9,750.90, less E1's own $9,000.90 is E2's
+    $750.00. E1 sees neither; the factor and the PMPM (the same for every employer) stay."""
+    _program_figures(con, 900_090 + 75_000, (30, 17))
+    rep = employer.build(con, "E1", Period(2024), "R1")
+    assert values(rep, "wellness")[("Annual wellness visit (AWV)", "denominator")] == "25"
+    assert not [k for k, v in values(rep, "quality").items() if v != HIDDEN]
+    assert any("P" in n and "other" in n for n in rep.notes)
+    vp = values(rep, "value_payment_adjustments")
+    assert vp[("2024-Q1", "target YTD")] == vp[("2024-Q1", "actual YTD")] == HIDDEN
+    assert vp[("2024-Q1", "factor")] == "1.050000" and vp[("2024-Q1", "PMPM")] == "$21.00"
+
+
+def test_an_employer_alone_in_its_program_sees_the_programs_figures(con):
+    """Without E2, P's members are all E1's: the program's figures are E1's own and are shown."""
+    con.raw_sql("DELETE FROM tcoc_member_month WHERE group_id = 'G2'")
+    _program_figures(con, 900_090, (25, 12))
+    rep = employer.build(con, "E1", Period(2024), "R1")
+    q = values(rep, "quality")
+    assert (q[("awv", "denominator")], q[("awv", "numerator")], q[("awv", "rate")]) == ("25", "12", "48.0%")
+    vp = values(rep, "value_payment_adjustments")
+    assert (vp[("2024-Q1", "target YTD")], vp[("2024-Q1", "actual YTD")]) == ("$37,800.00", "$9,000.90")
+

@@ -136,6 +136,17 @@ def employer_member_months(con, period: Period):
     return mm.join(e, ["group_id", "month"])
 
 
+def programs_alone(con, year: int, own: dict[str, int]) -> set[str]:
+    """The programs of `own` (program -> the employer's member months in `year`) whose member months
+    of the year are all the employer's: only there are the program's own figures (its quality
+    rates, its Value Payment target and actual) the employer's, and the program's less the
+    employer's never another's."""
+    t = of_year(table(con, "tcoc_member_month"), year)
+    everyone = {r["program_id"]: int(r["n"]) for r in rows(
+        lambda: t.group_by("program_id").aggregate(n=t.count()), key=("program member months", year))}
+    return {p for p, n in own.items() if n and everyone.get(p) == n}
+
+
 def wellness_rows(con, year: int, org: str, sharing) -> list[dict]:
     """AWV and WCV for the employer's members who share data (`sharing`: employer_id, program_id,
     person_id): eligible (in the denominator, not excluded) and with a visit, counted per person
@@ -166,8 +177,10 @@ class Disclosure:
     ``("invrow", month)``, ...). `categories` is the cost by category of members who share data,
     `opt_out_cost` the payer-supplied total of those who opted out, and `hidden_categories` the
     categories hidden with that total (the smallest one, when fewer than 11 members opted out), or
-    the total less the rest would be the cost of fewer than 11 people. `show_totals` is whether the
-    period's member months, and with them every cost total, are shown."""
+    the total less the rest would be the cost of fewer than 11 people. `alone` holds the
+    programs whose members in the year are all the employer's (`programs_alone`): a program-wide
+    figure is shown only for those. `show_totals` is whether the period's member months, and with
+    them every cost total, are shown."""
 
     org: str
     period: Period
@@ -182,6 +195,7 @@ class Disclosure:
     opt_out_cost: int
     opt_out_hidden: bool
     hidden_categories: set[str]
+    alone: set[str] = field(default_factory=set)
     sharing: object = field(repr=False, default=None)  # Ibis: employer_id, program_id, person_id of members sharing data
 
     @property
@@ -246,6 +260,9 @@ def disclosure(con, org: str, period: Period | int) -> Disclosure:
         m["opt_out_mm"] += int(r["opt_out_mm"] or 0)
         m["cost_cents"] += int(r["cost_cents"] or 0)
     months_year = [by_month[k] for k in sorted(by_month)]
+    own: dict = {}
+    for r in monthly_year:
+        own[r["program_id"]] = own.get(r["program_id"], 0) + int(r["member_months"])
     invoices_year = _invoice_rows(con, Period(year), org)
     sharing = mm.filter(~opt).select("employer_id", "program_id", "person_id").distinct()
     wellness = wellness_rows(con, year, org, sharing)
@@ -266,7 +283,8 @@ def disclosure(con, org: str, period: Period | int) -> Disclosure:
     complement = {min(paid, key=lambda c: (cat[c], c))} if opt_hidden and opt_cost and paid else set()
     return Disclosure(org=org, period=period, monthly=monthly, months=months, persons=persons, invoices=invoices,
                       wellness=wellness, high_cost=high_cost, hidden=hidden, categories=cat, opt_out_cost=opt_cost,
-                      opt_out_hidden=opt_hidden, hidden_categories=complement, sharing=sharing)
+                      opt_out_hidden=opt_hidden, hidden_categories=complement,
+                      alone=programs_alone(con, year, own), sharing=sharing)
 
 
 def _of_period(hidden: set, period: Period) -> set:
@@ -408,8 +426,8 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
     if high_cost is not None:
         _high_cost(rep, high_cost, tot_cost, hidden, show_mm)
     _wellness(rep, wellness, hidden)
-    _quality(con, rep, year, programs, org, shown.sharing)
-    _value_payment(con, rep, period, org, programs, invoices, hidden)
+    _quality(con, rep, year, programs, org, shown.sharing, shown.alone)
+    _value_payment(con, rep, period, org, programs, invoices, hidden, shown.alone)
     if period.is_year:
         _settlement(con, rep, year, org)
     rep.provenance = [("run_id", run_id), ("period", period.label), ("programs", ", ".join(programs)),
@@ -527,11 +545,26 @@ def rate_text(r: dict) -> str:
     return pct(r["rate"])
 
 
-def _quality(con, rep: Report, year: int, programs: list[str], org: str, sharing) -> None:
+def _shared_note(rep: Report, what: str, shared: list[str]) -> None:
+    """Says which of the employer's programs a program-wide figure is left out for (`shared`: those
+    with other members than the employer's, where the program's figure less the employer's own
+    would be theirs)."""
+    if shared:
+        rep.notes.append(f"{what}: not shown for program {', '.join(shared)}, which also covers members other "
+                         f"than this employer's (the program's figures less this employer's would be theirs).")
+
+
+def _quality(con, rep: Report, year: int, programs: list[str], org: str, sharing, alone: set[str]) -> None:
+    """The program quality rates of the employer's programs whose members are all its own (`alone`);
+    for a program with other members its rates would be theirs with the employer's, and less the
+    employer's wellness counts their own, so they are left out with a note."""
     qr = quality_rows(con, year, programs)
     if not qr:
         rep.notes.append("Quality has not been measured for this run (no quality_rates table).")
     else:
+        _shared_note(rep, "Quality measure rates", sorted({r["program_id"] for r in qr} - alone))
+        qr = [r for r in qr if r["program_id"] in alone]
+    if qr:
         out = []
         for r in qr:
             h = rate_hidden(r["denominator"], r["numerator"])
@@ -561,7 +594,7 @@ def _invoice_rows(con, period: Period, org: str) -> list[dict]:
 
 
 def _value_payment(con, rep: Report, period: Period, org: str, programs: list[str], inv: list[dict],
-                   hidden: set) -> None:
+                   hidden: set, alone: set[str]) -> None:
     if not has(con, "value_payment_invoices"):
         rep.notes.append("No Value Payment invoices in this run (payments stage not run).")
         return
@@ -582,14 +615,23 @@ def _value_payment(con, rep: Report, period: Period, org: str, programs: list[st
         quarters = set(period.quarters())
         ar = [r for r in rows(a.order_by(["program_id", "quarter"]))
               if r["program_id"] in programs and r["quarter"] in quarters]
+
+        def program_wide(r: dict, value: str) -> str:  # the program's target, cost and score: its members' own
+            return value if r["program_id"] in alone else HIDDEN
+
         rep.tables.append(Table("value_payment_adjustments", "Value Payment quarterly adjustments",
                                 ["quarter", "program", "basis quarter", "target YTD", "actual YTD", "quality score",
                                  "factor", "PMPM"],
-                                [[r["quarter"], r["program_id"], r["basis_quarter"] or "", usd(r["target_ytd_cents"]),
-                                  usd(r["actual_ytd_cents"]), "" if r["quality_score"] is None else str(r["quality_score"]),
+                                [[r["quarter"], r["program_id"], r["basis_quarter"] or "",
+                                  program_wide(r, usd(r["target_ytd_cents"])), program_wide(r, usd(r["actual_ytd_cents"])),
+                                  program_wide(r, "" if r["quality_score"] is None else str(r["quality_score"])),
                                   factor(r["factor"]), usd(r["pmpm_cents"])] for r in ar],
                                 note="The factor scales the base PMPM from cost against target and the quality score "
-                                     "of the basis quarter (see docs/payments.md)."))
+                                     "of the basis quarter (see docs/payments.md). Target, actual and quality score "
+                                     "are the program's: they are shown only where the program's members are all "
+                                     "this employer's (the factor and PMPM are the same for every employer)."))
+        _shared_note(rep, "The Value Payment target, actual and quality score",
+                     sorted({r["program_id"] for r in ar} - alone))
 
 
 def factor(v) -> str:
