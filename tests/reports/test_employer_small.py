@@ -300,3 +300,23 @@ def test_an_employer_alone_in_its_program_sees_the_programs_figures(con):
     vp = values(rep, "value_payment_adjustments")
     assert (vp[("2024-Q1", "target YTD")], vp[("2024-Q1", "actual YTD")]) == ("$37,800.00", "$9,000.90")
 
+
+def test_utilization_per_1000_is_hidden_with_the_member_months(con):
+    """E4's 4 members are program Q's only members, for January and February: 8 member months,
+    hidden. Their 12 ED visits are shown, but not as 18,000 per 1,000 a year, which gives back the
+    8 member months (12 x 12,000 / 18,000)."""
+    mm = con.table("tcoc_member_month").to_pyarrow().to_pylist()
+    mm += [{**mm[0], "month": dt.date(2024, m, 1), "group_id": "G4", "program_id": "Q", "person_id": f"E4-{i}",
+            "member_id": f"E4-{i}"} for m in (1, 2) for i in range(4)]
+    con.create_table("tcoc_member_month", pa.Table.from_pylist(mm), overwrite=True)
+    groups = con.table("employer_group").to_pyarrow().to_pylist()
+    con.create_table("employer_group", pa.Table.from_pylist(groups + [group_row("G4", "E4", "Four")], schema=GROUPS),
+                     overwrite=True)
+    con.create_table("utilization", pa.Table.from_pylist([
+        {"year": 2024, "program_id": "Q", "member_months": 8, "admissions": 0, "ed_visits": 12, "readmissions": 0}]))
+    rep = employer.build(con, "E4", Period(2024), "R1")
+    assert dict(rep.totals)["Member months"] == HIDDEN
+    u = values(rep, "utilization")
+    assert u[("ED visits", "events")] == "12"
+    assert [u[(k, "per 1,000")] for k in ("inpatient admissions", "ED visits", "readmissions")] == [HIDDEN] * 3
+

@@ -422,7 +422,7 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
                          f"{year}, not the period; the settlement share is shown in the report for {year}.")
 
     if period.is_year:
-        _utilization(con, rep, year, programs, tot_mm)
+        _utilization(con, rep, year, programs, tot_mm, show_mm)
     if high_cost is not None:
         _high_cost(rep, high_cost, tot_cost, hidden, show_mm)
     _wellness(rep, wellness, hidden)
@@ -491,7 +491,11 @@ def _wellness(rep: Report, wellness: list[dict], hidden: set) -> None:
                                  "visit. AWV applies to Medicare members, WCV to ages 3-21."))
 
 
-def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: int) -> None:
+def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: int, show_mm: bool) -> None:
+    """Admissions, ED visits and readmissions of the employer's programs, where their members are
+    all the employer's: a count from 1 to 10 is hidden with its rate, and every rate is hidden
+    where the report hides the member months (`show_mm`), which events x 12,000 over the rate
+    would give back."""
     if not has(con, "utilization"):
         return
     u = table(con, "utilization")
@@ -512,8 +516,10 @@ def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: 
         small = is_small(n)
         per_k = pmpm_cents(n * 12 * 1000 * 100, employer_mm)  # events x 12 x 1,000 / member months, in hundredths
         out.append([label, HIDDEN if small else count(n),
-                    HIDDEN if small else "" if per_k is None else f"{per_k // 100}.{per_k % 100:02d}"])
-    rep.tables.append(Table("utilization", "Utilization per 1,000 members per year", ["measure", "events", "per 1,000"], out))
+                    HIDDEN if small or not show_mm else "" if per_k is None else f"{per_k // 100}.{per_k % 100:02d}"])
+    rep.tables.append(Table("utilization", "Utilization per 1,000 members per year", ["measure", "events", "per 1,000"], out,
+                            note="A rate is hidden with its count from 1 to 10, and every rate where the member "
+                                 "months are hidden (the events over the rate would give them)."))
 
 
 def quality_rows(con, year: int, programs: list[str], level: str = "program", level_ids=None) -> list[dict]:
