@@ -320,3 +320,51 @@ def test_utilization_per_1000_is_hidden_with_the_member_months(con):
     assert u[("ED visits", "events")] == "12"
     assert [u[(k, "per 1,000")] for k in ("inpatient admissions", "ED visits", "readmissions")] == [HIDDEN] * 3
 
+
+def test_no_opted_out_cost_follows_from_the_reports_of_several_periods(con):
+    """E5 has 40 members all year at $100.00 a month professional and pharmacy of $10.00 in January,
+    $300.00 a month after. Three members opt out from January to March, twelve others from April to
+    December: 15 in the year (its opted-out total is shown), 3 in the first quarter. Taken one by
+    one, the second to fourth quarters' reports showed their opted-out totals, and the year's less
+    them was the first quarter's three members' cost. Each period also hid its own smallest category
+    with a hidden opted-out total (January pharmacy, February professional, ...), so that a category
+    shown in one period and hidden in another could be worked out, and a month's opted-out cost with
+    it. No opted-out cost of 1 to 10 members may follow from all the periods' reports together."""
+    from tests.reports.test_suppression import derivable
+
+    def cents(m):
+        return {"professional": 10_000, "pharmacy": 1_000 if m == 1 else 30_000}
+
+    opted = {m: set(range(3)) if m <= 3 else set(range(3, 15)) for m in range(1, 13)}
+    mm = con.table("tcoc_member_month").to_pyarrow().to_pylist()
+    for m in range(1, 13):
+        for i in range(40):
+            c = cents(m)
+            mm.append({**mm[0], "month": dt.date(2024, m, 1), "group_id": "G5", "person_id": f"E5-{i}",
+                       "member_id": f"E5-{i}", "data_sharing_opt_out": i in opted[m], "ffs_paid_cents": sum(c.values()),
+                       **{f"{k}_ffs_paid_cents": c.get(k, 0) for k in CATS}})
+    con.create_table("tcoc_member_month", pa.Table.from_pylist(mm), overwrite=True)
+    groups = con.table("employer_group").to_pyarrow().to_pylist()
+    con.create_table("employer_group", pa.Table.from_pylist(groups + [group_row("G5", "E5", "Five")], schema=GROUPS),
+                     overwrite=True)
+    opt_line = "members who opted out of data sharing (payer-supplied total, not itemized)"
+    series = {"opted": opt_line, "total": "Total", **{k: k for k in CATS}}
+    cons = [(("total", m), [("opted", m), *[(k, m) for k in CATS]]) for m in range(1, 13)]
+    keys, shown, persons = set(), set(), {}
+    for p in _every_period(2024):
+        months = range(p.first, p.last + 1)
+        c = values(employer.build(con, "E5", p, "R1"), "cost_by_category")
+        persons[p.first, p.last] = len(set().union(*(opted[m] for m in months)))
+        for s, row in series.items():
+            key = (s, (p.first, p.last))
+            cons.append((key, [(s, m) for m in months]))
+            keys.add(key)
+            if c[(row, "TCOC paid (FFS basis)")] != HIDDEN:
+                shown.add(key)
+        shown |= {("total", m) for m in months}  # the month rows' cost (40 member months a month, all shown)
+    assert ("opted", (1, 12)) in shown  # 15 members: the year's total is shown
+    unknown = keys | {(s, m) for s in series for m in range(1, 13)}
+    fixed = derivable(dict.fromkeys(unknown, 0), cons, unknown - shown)
+    leaked = sorted((k for k in fixed | (shown & keys) if k[0] == "opted" and is_small(
+        persons[k[1]] if isinstance(k[1], tuple) else len(opted[k[1]]))), key=str)
+    assert not leaked, f"the opted-out cost of 1 to 10 members follows from the reports: {leaked}"

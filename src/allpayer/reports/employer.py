@@ -82,6 +82,25 @@ def joint_suppression(months: list[dict], invoices: list[dict], wellness: list[d
     return hidden
 
 
+def opted_out_suppression(opted: dict) -> set:
+    """The opted-out members' cost to hide, decided over the year from `opted` (month -> the persons
+    who opted out of data sharing that month): ``("optcost", "total")`` when the year's are from 1
+    to 10 (the year's total is the cost of fewer than 11 people), and ``("optcost", month)`` for each
+    month whose opted-out cost no report of a shorter period may show (`_of_period`). A month of 1
+    to 10 such persons is hidden; where the year's total is shown, it less the shown months is the
+    hidden months' cost, so while their persons together are from 1 to 10 the shown month with
+    the fewest (but some) is hidden too. A quarter of 3 persons, then, never follows from the
+    year's 15 less the other three quarters' 12."""
+    everyone = set().union(*opted.values())
+    held = {m for m, who in opted.items() if is_small(len(who))}
+    if is_small(len(everyone)):
+        return {("optcost", "total")} | {("optcost", m) for m in held}
+    rest = sorted((m for m, who in opted.items() if who and m not in held), key=lambda m: (len(opted[m]), m))
+    while rest and is_small(len(set().union(*(opted[m] for m in held)))):
+        held.add(rest.pop(0))
+    return {("optcost", m) for m in held}
+
+
 def _valuation(con, year: int) -> dt.date | None:
     """The valuation month of `year`'s completion factors: that of the paid-through date of the run
     that wrote them (a later run, of another year, is paid through a later date)."""
@@ -174,10 +193,12 @@ class Disclosure:
     columns (``<category>_cents``) of members who share data only; `months`: member months and
     opted-out member months per month; `invoices`: invoiced member months and amounts per month;
     `hidden`: the keys `joint_suppression` hides (``("mm", month)``, ``("inv", "total")``,
-    ``("invrow", month)``, ...). `categories` is the cost by category of members who share data,
-    `opt_out_cost` the payer-supplied total of those who opted out, and `hidden_categories` the
-    categories hidden with that total (the smallest one, when fewer than 11 members opted out), or
-    the total less the rest would be the cost of fewer than 11 people. `alone` holds the
+    ``("invrow", month)``, ...) and those of the opted-out cost (`opted_out_suppression`), both
+    decided over the year and applied to the period (`_of_period`). `categories` is the cost by
+    category of members who share data, `opt_out_cost` the payer-supplied total of those who opted
+    out, `opt_out_hidden` whether that total is hidden, and `hidden_categories` the category hidden
+    with it (the year's smallest with any cost, in every period that hides the total), or the total
+    less the rest would be the cost of fewer than 11 people. `alone` holds the
     programs whose members in the year are all the employer's (`programs_alone`): a program-wide
     figure is shown only for those. `show_totals` is whether the period's member months, and with
     them every cost total, are shown."""
@@ -231,8 +252,9 @@ def disclosure(con, org: str, period: Period | int) -> Disclosure:
 
     The months are decided once, over the year (`joint_suppression`), for the report of every
     period: a quarter, a month or a year to date shows a month's member months only where the
-    year's report does (`_of_period`), so that no month hidden in one period's report follows from
-    another's."""
+    year's report does (`_of_period`), and the opted-out members' cost and the category hidden with
+    it likewise follow the year's decisions, so that no month hidden in one period's report follows
+    from another's."""
     require(con, "employer_group", "tcoc_member_month")
     period = as_period(period)
     year = period.year
@@ -267,20 +289,27 @@ def disclosure(con, org: str, period: Period | int) -> Disclosure:
     sharing = mm.filter(~opt).select("employer_id", "program_id", "person_id").distinct()
     wellness = wellness_rows(con, year, org, sharing)
     high_cost = high_cost_rows(con, mm, year, org) if period.is_year else None
+    opted: dict = {}
+    for r in rows_by(in_year.filter(out).select("employer_id", "month", "person_id").distinct(), "employer_id", org):
+        opted.setdefault(r["month"], set()).add(r["person_id"])
     hidden = _of_period(joint_suppression(months_year, invoices_year, wellness, persons["n"],
-                                          None if high_cost is None else high_cost["claimants"]), period)
+                                          None if high_cost is None else high_cost["claimants"])
+                        | opted_out_suppression(opted), period)
     months = [m for m in months_year if period.contains(m["month"])]
     invoices = [r for r in invoices_year if period.contains(r["month"])]
     # cost by category (members sharing data) and the payer-supplied total of those who opted out
     cat = {c: sum(int(r[f"{c}_cents"] or 0) for r in monthly) for c in CATEGORIES}
     opt_cost = sum(int(r["opt_out_cost_cents"] or 0) for r in monthly)
-    opt_hidden = is_small(persons["opted"])
-    # with the opted-out total hidden, the smallest category is hidden too, or the total less the
-    # categories would give the cost of fewer than 11 people. Not a zero category: "other" is
-    # nearly always zero, so hiding it would leave the total less the rest as the opted-out cost
+    opt_hidden = ("optcost", "total") in hidden
+    # with the opted-out total hidden, a category is hidden too, or the total less the categories
+    # would give the cost of fewer than 11 people: the year's smallest with any cost, the same in
+    # every period, or one shown in a period that hides another could be had by subtraction (the
+    # year's less the other quarters'), and the hidden total with it. Not a zero category: "other"
+    # is nearly always zero, so hiding it would leave the total less the rest as the opted-out cost
     # (zero is no complement, as in `suppress`).
-    paid = [c for c in cat if cat[c] > 0]
-    complement = {min(paid, key=lambda c: (cat[c], c))} if opt_hidden and opt_cost and paid else set()
+    year_cat = {c: sum(int(r[f"{c}_cents"] or 0) for r in monthly_year) for c in CATEGORIES}
+    paid = [c for c in year_cat if year_cat[c] > 0]
+    complement = {min(paid, key=lambda c: (year_cat[c], c))} if opt_hidden and paid else set()
     return Disclosure(org=org, period=period, monthly=monthly, months=months, persons=persons, invoices=invoices,
                       wellness=wellness, high_cost=high_cost, hidden=hidden, categories=cat, opt_out_cost=opt_cost,
                       opt_out_hidden=opt_hidden, hidden_categories=complement,
@@ -288,16 +317,17 @@ def disclosure(con, org: str, period: Period | int) -> Disclosure:
 
 
 def _of_period(hidden: set, period: Period) -> set:
-    """The year's decisions (`joint_suppression` of the year's months) as `period`'s report applies
-    them: its months as in the year's report, and its totals (``(.., "total")``) only where every
-    month they add up is shown, so that a total never tells more than the year's report; its
+    """The year's decisions (`joint_suppression` of the year's months, `opted_out_suppression`) as
+    `period`'s report applies them: its months as in the year's report, and its totals
+    (``(.., "total")``, the opted-out cost's among them) only where every month they add up is
+    shown, so that a total never tells more than the year's report; its
     distinct persons go with its member months (in a month, nearly the same count). The year's
     report hides January's 5 member months and February's 12 with them: February's report, or the
     first quarter's total, would otherwise give February, and the year's total then January."""
     if period.is_year:
         return hidden
     out = {k for k in hidden if k[-1] != "total"}
-    out |= {(key, "total") for key in ("mm", "opt", "inv") if any((key, m) in hidden for m in period.months())}
+    out |= {(key, "total") for key in ("mm", "opt", "inv", "optcost") if any((key, m) in hidden for m in period.months())}
     if ("mm", "total") in out:
         out.add(("persons",))
     return out
@@ -411,8 +441,10 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
                   HIDDEN if opt_hidden or not show_mm else usd(pmpm_cents(opt_cost, tot_mm))])
     crows.append(["Total", usd(tot_cost) if show_mm else HIDDEN, usd(pmpm_cents(tot_cost, tot_mm)) if show_mm else HIDDEN])
     rep.tables.append(Table("cost_by_category", "Cost by category", ["category", "TCOC paid (FFS basis)", "PMPM"], crows,
-                            note="The opted-out members' total is hidden when fewer than 11 members opted out, and "
-                                 "then so is the smallest category with any cost, so that neither follows from the total."))
+                            note="The opted-out members' total is hidden when fewer than 11 members opted out in the year "
+                                 "(in a shorter period, also when one of its months is hidden in the year's decisions), "
+                                 "and then so is the year's smallest category with any cost, so that neither follows "
+                                 "from the total."))
     if persons["opted"]:
         rep.notes.append("TCOC is incomplete: members who opted out of data sharing count in the member months, "
                          "but their cost enters only as the payer-supplied total and is not itemized by category "
