@@ -5,6 +5,7 @@ out by hand in the comments."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import ibis
 import pyarrow as pa
@@ -254,3 +255,116 @@ def test_a_group_that_changes_employer_is_in_each_employers_report_for_its_own_m
         v = {(r[6], r[7]): r[8] for r in csvout.records(employer.build(con, org, Period(2024), "R1"))}
         assert v[("Member months", "value")] == expected
         assert sorted(k[0] for k in v if k[1] == "member months" and k[0].startswith("2024-")) == list(months)
+
+
+def _program_figures(con, actual_ytd_cents: int, awv: tuple[int, int]):
+    """Program P's AWV rate (`awv`: denominator, numerator), its Value Payment adjustment of
+    2024-Q1 (the target: 3 x 105 member months x $120.00 = $37,800.00; `actual_ytd_cents`) and
+    E1's invoices (30 member months a month at $21.00)."""
+    d, n = awv
+    con.create_table("quality_rates", pa.Table.from_pylist([
+        {"program_id": "P", "measure_id": "awv", "level": "program", "level_id": "P", "performance_year": 2024,
+         "denominator": d, "numerator": n, "rate": Decimal(n) / Decimal(d), "note": ""}]), overwrite=True)
+    con.create_table("value_payment_adjustments", pa.Table.from_pylist([
+        {"performance_year": 2024, "program_id": "P", "quarter": "2024-Q1", "basis_quarter": 1,
+         "target_ytd_cents": 3_780_000, "actual_ytd_cents": actual_ytd_cents, "quality_score": "0.9",
+         "factor": "1.05", "pmpm_cents": 2100}]), overwrite=True)
+    con.create_table("value_payment_invoices", pa.Table.from_pylist([
+        {"performance_year": 2024, "employer_id": "E1", "program_id": "P", "month": dt.date(2024, m, 1),
+         "quarter": "2024-Q1", "member_months": 30, "pmpm_cents": 2100, "amount_cents": 63_000} for m in (1, 2, 3)]),
+        overwrite=True)
+
+
+def test_an_employer_sharing_its_program_sees_no_program_wide_counts_or_cost(con):
+    """E1 (30 members) and E2 (5) are both in program P. The program's AWV counts are 30 eligible,
+    17 with a visit: less E1's own 25 and 12 (its wellness table) they give E2's 5 members, all with
+    a visit. The program's actual cost year to date, $9,750.90, less E1's own $9,000.90 is E2's
+    $750.00. E1 sees neither; the factor and the PMPM (the same for every employer) stay."""
+    _program_figures(con, 900_090 + 75_000, (30, 17))
+    rep = employer.build(con, "E1", Period(2024), "R1")
+    assert values(rep, "wellness")[("Annual wellness visit (AWV)", "denominator")] == "25"
+    assert not [k for k, v in values(rep, "quality").items() if v != HIDDEN]
+    assert any("P" in n and "other" in n for n in rep.notes)
+    vp = values(rep, "value_payment_adjustments")
+    assert vp[("2024-Q1", "target YTD")] == vp[("2024-Q1", "actual YTD")] == HIDDEN
+    assert vp[("2024-Q1", "factor")] == "1.050000" and vp[("2024-Q1", "PMPM")] == "$21.00"
+
+
+def test_an_employer_alone_in_its_program_sees_the_programs_figures(con):
+    """Without E2, P's members are all E1's: the program's figures are E1's own and are shown."""
+    con.raw_sql("DELETE FROM tcoc_member_month WHERE group_id = 'G2'")
+    _program_figures(con, 900_090, (25, 12))
+    rep = employer.build(con, "E1", Period(2024), "R1")
+    q = values(rep, "quality")
+    assert (q[("awv", "denominator")], q[("awv", "numerator")], q[("awv", "rate")]) == ("25", "12", "48.0%")
+    vp = values(rep, "value_payment_adjustments")
+    assert (vp[("2024-Q1", "target YTD")], vp[("2024-Q1", "actual YTD")]) == ("$37,800.00", "$9,000.90")
+
+
+def test_utilization_per_1000_is_hidden_with_the_member_months(con):
+    """E4's 4 members are program Q's only members, for January and February: 8 member months,
+    hidden. Their 12 ED visits are shown, but not as 18,000 per 1,000 a year, which gives back the
+    8 member months (12 x 12,000 / 18,000)."""
+    mm = con.table("tcoc_member_month").to_pyarrow().to_pylist()
+    mm += [{**mm[0], "month": dt.date(2024, m, 1), "group_id": "G4", "program_id": "Q", "person_id": f"E4-{i}",
+            "member_id": f"E4-{i}"} for m in (1, 2) for i in range(4)]
+    con.create_table("tcoc_member_month", pa.Table.from_pylist(mm), overwrite=True)
+    groups = con.table("employer_group").to_pyarrow().to_pylist()
+    con.create_table("employer_group", pa.Table.from_pylist(groups + [group_row("G4", "E4", "Four")], schema=GROUPS),
+                     overwrite=True)
+    con.create_table("utilization", pa.Table.from_pylist([
+        {"year": 2024, "program_id": "Q", "member_months": 8, "admissions": 0, "ed_visits": 12, "readmissions": 0}]))
+    rep = employer.build(con, "E4", Period(2024), "R1")
+    assert dict(rep.totals)["Member months"] == HIDDEN
+    u = values(rep, "utilization")
+    assert u[("ED visits", "events")] == "12"
+    assert [u[(k, "per 1,000")] for k in ("inpatient admissions", "ED visits", "readmissions")] == [HIDDEN] * 3
+
+
+def test_no_opted_out_cost_follows_from_the_reports_of_several_periods(con):
+    """E5 has 40 members all year at $100.00 a month professional and pharmacy of $10.00 in January,
+    $300.00 a month after. Three members opt out from January to March, twelve others from April to
+    December: 15 in the year (its opted-out total is shown), 3 in the first quarter. Taken one by
+    one, the second to fourth quarters' reports showed their opted-out totals, and the year's less
+    them was the first quarter's three members' cost. Each period also hid its own smallest category
+    with a hidden opted-out total (January pharmacy, February professional, ...), so that a category
+    shown in one period and hidden in another could be worked out, and a month's opted-out cost with
+    it. No opted-out cost of 1 to 10 members may follow from all the periods' reports together."""
+    from tests.reports.test_suppression import derivable
+
+    def cents(m):
+        return {"professional": 10_000, "pharmacy": 1_000 if m == 1 else 30_000}
+
+    opted = {m: set(range(3)) if m <= 3 else set(range(3, 15)) for m in range(1, 13)}
+    mm = con.table("tcoc_member_month").to_pyarrow().to_pylist()
+    for m in range(1, 13):
+        for i in range(40):
+            c = cents(m)
+            mm.append({**mm[0], "month": dt.date(2024, m, 1), "group_id": "G5", "person_id": f"E5-{i}",
+                       "member_id": f"E5-{i}", "data_sharing_opt_out": i in opted[m], "ffs_paid_cents": sum(c.values()),
+                       **{f"{k}_ffs_paid_cents": c.get(k, 0) for k in CATS}})
+    con.create_table("tcoc_member_month", pa.Table.from_pylist(mm), overwrite=True)
+    groups = con.table("employer_group").to_pyarrow().to_pylist()
+    con.create_table("employer_group", pa.Table.from_pylist(groups + [group_row("G5", "E5", "Five")], schema=GROUPS),
+                     overwrite=True)
+    opt_line = "members who opted out of data sharing (payer-supplied total, not itemized)"
+    series = {"opted": opt_line, "total": "Total", **{k: k for k in CATS}}
+    cons = [(("total", m), [("opted", m), *[(k, m) for k in CATS]]) for m in range(1, 13)]
+    keys, shown, persons = set(), set(), {}
+    for p in _every_period(2024):
+        months = range(p.first, p.last + 1)
+        c = values(employer.build(con, "E5", p, "R1"), "cost_by_category")
+        persons[p.first, p.last] = len(set().union(*(opted[m] for m in months)))
+        for s, row in series.items():
+            key = (s, (p.first, p.last))
+            cons.append((key, [(s, m) for m in months]))
+            keys.add(key)
+            if c[(row, "TCOC paid (FFS basis)")] != HIDDEN:
+                shown.add(key)
+        shown |= {("total", m) for m in months}  # the month rows' cost (40 member months a month, all shown)
+    assert ("opted", (1, 12)) in shown  # 15 members: the year's total is shown
+    unknown = keys | {(s, m) for s in series for m in range(1, 13)}
+    fixed = derivable(dict.fromkeys(unknown, 0), cons, unknown - shown)
+    leaked = sorted((k for k in fixed | (shown & keys) if k[0] == "opted" and is_small(
+        persons[k[1]] if isinstance(k[1], tuple) else len(opted[k[1]]))), key=str)
+    assert not leaked, f"the opted-out cost of 1 to 10 members follows from the reports: {leaked}"

@@ -82,6 +82,25 @@ def joint_suppression(months: list[dict], invoices: list[dict], wellness: list[d
     return hidden
 
 
+def opted_out_suppression(opted: dict) -> set:
+    """The opted-out members' cost to hide, decided over the year from `opted` (month -> the persons
+    who opted out of data sharing that month): ``("optcost", "total")`` when the year's are from 1
+    to 10 (the year's total is the cost of fewer than 11 people), and ``("optcost", month)`` for each
+    month whose opted-out cost no report of a shorter period may show (`_of_period`). A month of 1
+    to 10 such persons is hidden; where the year's total is shown, it less the shown months is the
+    hidden months' cost, so while their persons together are from 1 to 10 the shown month with
+    the fewest (but some) is hidden too. A quarter of 3 persons, then, never follows from the
+    year's 15 less the other three quarters' 12."""
+    everyone = set().union(*opted.values())
+    held = {m for m, who in opted.items() if is_small(len(who))}
+    if is_small(len(everyone)):
+        return {("optcost", "total")} | {("optcost", m) for m in held}
+    rest = sorted((m for m, who in opted.items() if who and m not in held), key=lambda m: (len(opted[m]), m))
+    while rest and is_small(len(set().union(*(opted[m] for m in held)))):
+        held.add(rest.pop(0))
+    return {("optcost", m) for m in held}
+
+
 def _valuation(con, year: int) -> dt.date | None:
     """The valuation month of `year`'s completion factors: that of the paid-through date of the run
     that wrote them (a later run, of another year, is paid through a later date)."""
@@ -136,6 +155,17 @@ def employer_member_months(con, period: Period):
     return mm.join(e, ["group_id", "month"])
 
 
+def programs_alone(con, year: int, own: dict[str, int]) -> set[str]:
+    """The programs of `own` (program -> the employer's member months in `year`) whose member months
+    of the year are all the employer's: only there are the program's own figures (its quality
+    rates, its Value Payment target and actual) the employer's, and the program's less the
+    employer's never another's."""
+    t = of_year(table(con, "tcoc_member_month"), year)
+    everyone = {r["program_id"]: int(r["n"]) for r in rows(
+        lambda: t.group_by("program_id").aggregate(n=t.count()), key=("program member months", year))}
+    return {p for p, n in own.items() if n and everyone.get(p) == n}
+
+
 def wellness_rows(con, year: int, org: str, sharing) -> list[dict]:
     """AWV and WCV for the employer's members who share data (`sharing`: employer_id, program_id,
     person_id): eligible (in the denominator, not excluded) and with a visit, counted per person
@@ -163,11 +193,15 @@ class Disclosure:
     columns (``<category>_cents``) of members who share data only; `months`: member months and
     opted-out member months per month; `invoices`: invoiced member months and amounts per month;
     `hidden`: the keys `joint_suppression` hides (``("mm", month)``, ``("inv", "total")``,
-    ``("invrow", month)``, ...). `categories` is the cost by category of members who share data,
-    `opt_out_cost` the payer-supplied total of those who opted out, and `hidden_categories` the
-    categories hidden with that total (the smallest one, when fewer than 11 members opted out), or
-    the total less the rest would be the cost of fewer than 11 people. `show_totals` is whether the
-    period's member months, and with them every cost total, are shown."""
+    ``("invrow", month)``, ...) and those of the opted-out cost (`opted_out_suppression`), both
+    decided over the year and applied to the period (`_of_period`). `categories` is the cost by
+    category of members who share data, `opt_out_cost` the payer-supplied total of those who opted
+    out, `opt_out_hidden` whether that total is hidden, and `hidden_categories` the category hidden
+    with it (the year's smallest with any cost, in every period that hides the total), or the total
+    less the rest would be the cost of fewer than 11 people. `alone` holds the
+    programs whose members in the year are all the employer's (`programs_alone`): a program-wide
+    figure is shown only for those. `show_totals` is whether the period's member months, and with
+    them every cost total, are shown."""
 
     org: str
     period: Period
@@ -182,6 +216,7 @@ class Disclosure:
     opt_out_cost: int
     opt_out_hidden: bool
     hidden_categories: set[str]
+    alone: set[str] = field(default_factory=set)
     sharing: object = field(repr=False, default=None)  # Ibis: employer_id, program_id, person_id of members sharing data
 
     @property
@@ -217,8 +252,9 @@ def disclosure(con, org: str, period: Period | int) -> Disclosure:
 
     The months are decided once, over the year (`joint_suppression`), for the report of every
     period: a quarter, a month or a year to date shows a month's member months only where the
-    year's report does (`_of_period`), so that no month hidden in one period's report follows from
-    another's."""
+    year's report does (`_of_period`), and the opted-out members' cost and the category hidden with
+    it likewise follow the year's decisions, so that no month hidden in one period's report follows
+    from another's."""
     require(con, "employer_group", "tcoc_member_month")
     period = as_period(period)
     year = period.year
@@ -246,40 +282,52 @@ def disclosure(con, org: str, period: Period | int) -> Disclosure:
         m["opt_out_mm"] += int(r["opt_out_mm"] or 0)
         m["cost_cents"] += int(r["cost_cents"] or 0)
     months_year = [by_month[k] for k in sorted(by_month)]
+    own: dict = {}
+    for r in monthly_year:
+        own[r["program_id"]] = own.get(r["program_id"], 0) + int(r["member_months"])
     invoices_year = _invoice_rows(con, Period(year), org)
     sharing = mm.filter(~opt).select("employer_id", "program_id", "person_id").distinct()
     wellness = wellness_rows(con, year, org, sharing)
     high_cost = high_cost_rows(con, mm, year, org) if period.is_year else None
+    opted: dict = {}
+    for r in rows_by(in_year.filter(out).select("employer_id", "month", "person_id").distinct(), "employer_id", org):
+        opted.setdefault(r["month"], set()).add(r["person_id"])
     hidden = _of_period(joint_suppression(months_year, invoices_year, wellness, persons["n"],
-                                          None if high_cost is None else high_cost["claimants"]), period)
+                                          None if high_cost is None else high_cost["claimants"])
+                        | opted_out_suppression(opted), period)
     months = [m for m in months_year if period.contains(m["month"])]
     invoices = [r for r in invoices_year if period.contains(r["month"])]
     # cost by category (members sharing data) and the payer-supplied total of those who opted out
     cat = {c: sum(int(r[f"{c}_cents"] or 0) for r in monthly) for c in CATEGORIES}
     opt_cost = sum(int(r["opt_out_cost_cents"] or 0) for r in monthly)
-    opt_hidden = is_small(persons["opted"])
-    # with the opted-out total hidden, the smallest category is hidden too, or the total less the
-    # categories would give the cost of fewer than 11 people. Not a zero category: "other" is
-    # nearly always zero, so hiding it would leave the total less the rest as the opted-out cost
+    opt_hidden = ("optcost", "total") in hidden
+    # with the opted-out total hidden, a category is hidden too, or the total less the categories
+    # would give the cost of fewer than 11 people: the year's smallest with any cost, the same in
+    # every period, or one shown in a period that hides another could be had by subtraction (the
+    # year's less the other quarters'), and the hidden total with it. Not a zero category: "other"
+    # is nearly always zero, so hiding it would leave the total less the rest as the opted-out cost
     # (zero is no complement, as in `suppress`).
-    paid = [c for c in cat if cat[c] > 0]
-    complement = {min(paid, key=lambda c: (cat[c], c))} if opt_hidden and opt_cost and paid else set()
+    year_cat = {c: sum(int(r[f"{c}_cents"] or 0) for r in monthly_year) for c in CATEGORIES}
+    paid = [c for c in year_cat if year_cat[c] > 0]
+    complement = {min(paid, key=lambda c: (year_cat[c], c))} if opt_hidden and paid else set()
     return Disclosure(org=org, period=period, monthly=monthly, months=months, persons=persons, invoices=invoices,
                       wellness=wellness, high_cost=high_cost, hidden=hidden, categories=cat, opt_out_cost=opt_cost,
-                      opt_out_hidden=opt_hidden, hidden_categories=complement, sharing=sharing)
+                      opt_out_hidden=opt_hidden, hidden_categories=complement,
+                      alone=programs_alone(con, year, own), sharing=sharing)
 
 
 def _of_period(hidden: set, period: Period) -> set:
-    """The year's decisions (`joint_suppression` of the year's months) as `period`'s report applies
-    them: its months as in the year's report, and its totals (``(.., "total")``) only where every
-    month they add up is shown, so that a total never tells more than the year's report; its
+    """The year's decisions (`joint_suppression` of the year's months, `opted_out_suppression`) as
+    `period`'s report applies them: its months as in the year's report, and its totals
+    (``(.., "total")``, the opted-out cost's among them) only where every month they add up is
+    shown, so that a total never tells more than the year's report; its
     distinct persons go with its member months (in a month, nearly the same count). The year's
     report hides January's 5 member months and February's 12 with them: February's report, or the
     first quarter's total, would otherwise give February, and the year's total then January."""
     if period.is_year:
         return hidden
     out = {k for k in hidden if k[-1] != "total"}
-    out |= {(key, "total") for key in ("mm", "opt", "inv") if any((key, m) in hidden for m in period.months())}
+    out |= {(key, "total") for key in ("mm", "opt", "inv", "optcost") if any((key, m) in hidden for m in period.months())}
     if ("mm", "total") in out:
         out.add(("persons",))
     return out
@@ -393,8 +441,10 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
                   HIDDEN if opt_hidden or not show_mm else usd(pmpm_cents(opt_cost, tot_mm))])
     crows.append(["Total", usd(tot_cost) if show_mm else HIDDEN, usd(pmpm_cents(tot_cost, tot_mm)) if show_mm else HIDDEN])
     rep.tables.append(Table("cost_by_category", "Cost by category", ["category", "TCOC paid (FFS basis)", "PMPM"], crows,
-                            note="The opted-out members' total is hidden when fewer than 11 members opted out, and "
-                                 "then so is the smallest category with any cost, so that neither follows from the total."))
+                            note="The opted-out members' total is hidden when fewer than 11 members opted out in the year "
+                                 "(in a shorter period, also when one of its months is hidden in the year's decisions), "
+                                 "and then so is the year's smallest category with any cost, so that neither follows "
+                                 "from the total."))
     if persons["opted"]:
         rep.notes.append("TCOC is incomplete: members who opted out of data sharing count in the member months, "
                          "but their cost enters only as the payer-supplied total and is not itemized by category "
@@ -404,12 +454,12 @@ def build(con, org: str, period: Period | int, run_id: str) -> Report:
                          f"{year}, not the period; the settlement share is shown in the report for {year}.")
 
     if period.is_year:
-        _utilization(con, rep, year, programs, tot_mm)
+        _utilization(con, rep, year, programs, tot_mm, show_mm)
     if high_cost is not None:
         _high_cost(rep, high_cost, tot_cost, hidden, show_mm)
     _wellness(rep, wellness, hidden)
-    _quality(con, rep, year, programs, org, shown.sharing)
-    _value_payment(con, rep, period, org, programs, invoices, hidden)
+    _quality(con, rep, year, programs, org, shown.sharing, shown.alone)
+    _value_payment(con, rep, period, org, programs, invoices, hidden, shown.alone)
     if period.is_year:
         _settlement(con, rep, year, org)
     rep.provenance = [("run_id", run_id), ("period", period.label), ("programs", ", ".join(programs)),
@@ -473,7 +523,11 @@ def _wellness(rep: Report, wellness: list[dict], hidden: set) -> None:
                                  "visit. AWV applies to Medicare members, WCV to ages 3-21."))
 
 
-def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: int) -> None:
+def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: int, show_mm: bool) -> None:
+    """Admissions, ED visits and readmissions of the employer's programs, where their members are
+    all the employer's: a count from 1 to 10 is hidden with its rate, and every rate is hidden
+    where the report hides the member months (`show_mm`), which events x 12,000 over the rate
+    would give back."""
     if not has(con, "utilization"):
         return
     u = table(con, "utilization")
@@ -494,8 +548,10 @@ def _utilization(con, rep: Report, year: int, programs: list[str], employer_mm: 
         small = is_small(n)
         per_k = pmpm_cents(n * 12 * 1000 * 100, employer_mm)  # events x 12 x 1,000 / member months, in hundredths
         out.append([label, HIDDEN if small else count(n),
-                    HIDDEN if small else "" if per_k is None else f"{per_k // 100}.{per_k % 100:02d}"])
-    rep.tables.append(Table("utilization", "Utilization per 1,000 members per year", ["measure", "events", "per 1,000"], out))
+                    HIDDEN if small or not show_mm else "" if per_k is None else f"{per_k // 100}.{per_k % 100:02d}"])
+    rep.tables.append(Table("utilization", "Utilization per 1,000 members per year", ["measure", "events", "per 1,000"], out,
+                            note="A rate is hidden with its count from 1 to 10, and every rate where the member "
+                                 "months are hidden (the events over the rate would give them)."))
 
 
 def quality_rows(con, year: int, programs: list[str], level: str = "program", level_ids=None) -> list[dict]:
@@ -527,11 +583,26 @@ def rate_text(r: dict) -> str:
     return pct(r["rate"])
 
 
-def _quality(con, rep: Report, year: int, programs: list[str], org: str, sharing) -> None:
+def _shared_note(rep: Report, what: str, shared: list[str]) -> None:
+    """Says which of the employer's programs a program-wide figure is left out for (`shared`: those
+    with other members than the employer's, where the program's figure less the employer's own
+    would be theirs)."""
+    if shared:
+        rep.notes.append(f"{what}: not shown for program {', '.join(shared)}, which also covers members other "
+                         f"than this employer's (the program's figures less this employer's would be theirs).")
+
+
+def _quality(con, rep: Report, year: int, programs: list[str], org: str, sharing, alone: set[str]) -> None:
+    """The program quality rates of the employer's programs whose members are all its own (`alone`);
+    for a program with other members its rates would be theirs with the employer's, and less the
+    employer's wellness counts their own, so they are left out with a note."""
     qr = quality_rows(con, year, programs)
     if not qr:
         rep.notes.append("Quality has not been measured for this run (no quality_rates table).")
     else:
+        _shared_note(rep, "Quality measure rates", sorted({r["program_id"] for r in qr} - alone))
+        qr = [r for r in qr if r["program_id"] in alone]
+    if qr:
         out = []
         for r in qr:
             h = rate_hidden(r["denominator"], r["numerator"])
@@ -561,7 +632,7 @@ def _invoice_rows(con, period: Period, org: str) -> list[dict]:
 
 
 def _value_payment(con, rep: Report, period: Period, org: str, programs: list[str], inv: list[dict],
-                   hidden: set) -> None:
+                   hidden: set, alone: set[str]) -> None:
     if not has(con, "value_payment_invoices"):
         rep.notes.append("No Value Payment invoices in this run (payments stage not run).")
         return
@@ -582,14 +653,23 @@ def _value_payment(con, rep: Report, period: Period, org: str, programs: list[st
         quarters = set(period.quarters())
         ar = [r for r in rows(a.order_by(["program_id", "quarter"]))
               if r["program_id"] in programs and r["quarter"] in quarters]
+
+        def program_wide(r: dict, value: str) -> str:  # the program's target, cost and score: its members' own
+            return value if r["program_id"] in alone else HIDDEN
+
         rep.tables.append(Table("value_payment_adjustments", "Value Payment quarterly adjustments",
                                 ["quarter", "program", "basis quarter", "target YTD", "actual YTD", "quality score",
                                  "factor", "PMPM"],
-                                [[r["quarter"], r["program_id"], r["basis_quarter"] or "", usd(r["target_ytd_cents"]),
-                                  usd(r["actual_ytd_cents"]), "" if r["quality_score"] is None else str(r["quality_score"]),
+                                [[r["quarter"], r["program_id"], r["basis_quarter"] or "",
+                                  program_wide(r, usd(r["target_ytd_cents"])), program_wide(r, usd(r["actual_ytd_cents"])),
+                                  program_wide(r, "" if r["quality_score"] is None else str(r["quality_score"])),
                                   factor(r["factor"]), usd(r["pmpm_cents"])] for r in ar],
                                 note="The factor scales the base PMPM from cost against target and the quality score "
-                                     "of the basis quarter (see docs/payments.md)."))
+                                     "of the basis quarter (see docs/payments.md). Target, actual and quality score "
+                                     "are the program's: they are shown only where the program's members are all "
+                                     "this employer's (the factor and PMPM are the same for every employer)."))
+        _shared_note(rep, "The Value Payment target, actual and quality score",
+                     sorted({r["program_id"] for r in ar} - alone))
 
 
 def factor(v) -> str:
