@@ -4,6 +4,7 @@ tables and run records, export copies a table, a failed run leaves the published
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -57,6 +58,24 @@ def test_reloading_the_same_folder_adds_nothing_and_a_second_record(loaded, tmp_
     # Folders of the first load that the second replaced are no longer named; nothing else is left over.
     manifest = warehouse.read_manifest(wh)
     assert all(rel.endswith(manifest["run_id"]) for name, rel in manifest["tables"].items())
+
+
+def test_rows_restated_by_later_loads_are_all_kept_in_the_warehouse(tmp_path):
+    """Each load into a warehouse starts from its published tables: the rows earlier loads
+    restated are among them, so a second restatement adds to them."""
+    base = Path(__file__).resolve().parent / "fixtures" / "bad_data" / "base"
+    wh = tmp_path / "wh"
+    assert main(["load", str(base), "--db", str(wh), "--backend", "spark"]) == 0
+    lines = (base / "employer_group.csv").read_text().splitlines()
+    for end in ("2024-06-30", "2024-09-30"):
+        later = tmp_path / end
+        later.mkdir()
+        (later / "employer_group.csv").write_text(f"{lines[0]}\n{lines[1].replace(',2024-01-01,,', f',2024-01-01,{end},')}\n")
+        assert main(["load", str(later), "--db", str(wh), "--backend", "spark"]) == 0
+    src = warehouse.parquet_glob(warehouse.table_path(wh, "employer_group_replaced"))
+    ends = duckdb.sql(f"select effective_end_date from read_parquet('{src}') order by replaced_by_run_id").fetchall()
+    assert [str(e) for (e,) in ends] == ["None", "2024-06-30"]
+    assert parquet_count(wh, "employer_group") == 1
 
 
 def test_export_from_the_warehouse(loaded, tmp_path):

@@ -74,6 +74,7 @@ from allpayer.core.claims import (
 from allpayer.core.member_months import eligibility_months
 from allpayer.core.programs import program_months
 from allpayer.errors import RunError
+from allpayer.inputs.schema import REPLACED_BY, TABLES, replaced_table
 from allpayer.terms import ProgramTerms
 
 Progress = Callable[[str, int, int], None]
@@ -187,19 +188,43 @@ def union_aligned(tables: Sequence[ir.Table]) -> ir.Table:
 
 def loaded_as_of(con, table: str, through_load_run: str | None) -> ir.Table:
     """An input table as it stood after the load run `through_load_run` (all rows when None):
-    rows delivered by later loads are left out, so re-running an old run gives the old answer."""
+    rows delivered by later loads are left out, so re-running an old run gives the old answer.
+
+    In a table whose rows later deliveries restate (`allpayer.inputs.schema.Table.restated`), the
+    rows that a later load replaced are read back from its `replaced_table`: the rows loaded by
+    then and replaced only after it."""
     t = con.table(table)
     if through_load_run is None:
         return t
     r = con.table("runs")
     upto = r.filter(r.run_id == through_load_run).seq.max()
     loaded_by = r.filter(r.seq <= upto).select(load_run_id=r.run_id)
-    if is_duckdb(con) and _every_row_loaded_by(t, loaded_by):
+    replaced = _replaced_after(con, table, loaded_by)
+    if replaced is None and is_duckdb(con) and _every_row_loaded_by(t, loaded_by):
         # Nothing to leave out (the usual case: the latest load): the table itself, so that a
         # query reading it twice (netting, risk diagnoses) scans it instead of first copying
         # every row through the filter.
         return t
-    return t.semi_join(loaded_by, "load_run_id")
+    rows = t.semi_join(loaded_by, "load_run_id")
+    if replaced is None:
+        return rows
+    return union_aligned([rows, replaced]).select(*t.columns)
+
+
+def _replaced_after(con, table: str, loaded_by: ir.Table) -> ir.Table | None:
+    """The rows of `table`'s `replaced_table` that the runs `loaded_by` loaded and a later run
+    replaced (without `REPLACED_BY`), or None when there are none (or no such table)."""
+    spec = TABLES.get(table)
+    name = replaced_table(table)
+    if spec is None or not spec.restated or name not in con.list_tables():
+        return None
+    h = con.table(name)
+    later = h.semi_join(loaded_by, "load_run_id").anti_join(
+        loaded_by.select(**{REPLACED_BY: loaded_by.load_run_id}), REPLACED_BY
+    )
+    if not later.count().to_pyarrow().as_py():
+        return None
+    return later.drop(REPLACED_BY)
 
 
 def _every_row_loaded_by(t: ir.Table, loaded_by: ir.Table) -> bool:

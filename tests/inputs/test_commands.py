@@ -67,6 +67,26 @@ def test_load_json_is_the_same_counts(loaded, capsys):
     }
 
 
+def test_load_reports_the_rows_that_restate_stored_ones(tmp_path, capsys):
+    db = tmp_path / "a.duckdb"
+    assert main(["load", str(build_delivery(tmp_path / "in")), "--db", str(db)]) == 0
+    later = tmp_path / "later"
+    later.mkdir()
+    lines = (tmp_path / "in" / "employer_group.csv").read_text().splitlines()
+    (later / "employer_group.csv").write_text("\n".join([lines[0], lines[1].replace(",2024-01-01,,", ",2024-01-01,2024-06-30,")]) + "\n")
+    capsys.readouterr()
+    assert main(["load", str(later), "--db", str(db), "--json"]) == 0
+    [group] = json.loads(capsys.readouterr().out)["tables"]
+    assert (group["read"], group["loaded"], group["restated"], group["reconciles"]) == (1, 1, 1, True)
+    assert main(["load", str(later), "--db", str(db)]) == 0  # the same delivery again: nothing restated
+    assert "restate" not in capsys.readouterr().out
+    (later / "employer_group.csv").write_text("\n".join(lines) + "\n")  # the open period back
+    assert main(["load", str(later), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "employer_group: read 1 = loaded 1 + already loaded 0 + quarantined 0" in out
+    assert "employer_group: 1 loaded row restates a stored row of the same key (the stored rows kept in employer_group_replaced)" in out
+
+
 def test_load_errors_are_one_line(tmp_path, capsys):
     folder = build_delivery(tmp_path / "in", "missing_column", only_required=True)
     assert main(["load", str(folder), "--db", str(tmp_path / "a.duckdb")]) == 2

@@ -27,3 +27,11 @@ def test_every_rule_and_code_format_is_documented():
         assert f"| `{rule}` |" in DOC, rule
     for fmt in codes.FORMATS:
         assert f"| `{fmt}` |" in DOC, fmt
+
+
+def test_the_restated_tables_are_the_ones_documented():
+    section = DOC.split("## Restatements")[1].split("\n## ")[0]
+    listed = set(re.findall(r"^\| `([a-z_]+)` \| `\(", section, flags=re.M))
+    assert listed == {t.name for t in TABLES.values() if t.restated}
+    for name in listed:
+        assert f"| `{name}` | `({', '.join(TABLES[name].key)})` |" in section

@@ -637,3 +637,111 @@ def test_a_file_of_several_row_groups_is_stored_in_line_order(tmp_path):
     assert counts(result)["exclusion_event"] == (n, n, 0, 0)
     lines = [r[0] for r in query(db, "SELECT line_number FROM exclusion_event ORDER BY rowid")]
     assert lines == list(range(1, n + 1))
+
+
+
+def test_a_later_delivery_restates_an_eligibility_span(tmp_path):
+    """A payer re-sends a member's span every month; when the member terms, the span comes back
+    with the same key and an earlier end date. The later delivery's row replaces the stored one,
+    which is kept with the load that replaced it; the claims after the term fall outside."""
+    db = tmp_path / "a.duckdb"
+    first = loader.load_folder(build_delivery(tmp_path / "in"), db)
+    header, rows = base_rows("eligibility")
+    termed = dict(rows[2], enrollment_end_date="2024-07-31")  # BC003, 2024-07-01..2024-12-31 stored
+    write_csv(tmp_path / "d2" / "eligibility.csv", header, rows[:2] + [termed] + rows[3:])
+    second = loader.load_folder(tmp_path / "d2", db)
+    assert counts(second) == {"eligibility": (4, 1, 3, 0)}
+    assert second.table("eligibility").restated == 1
+    assert query(db, "SELECT count(*) FROM quarantine") == [(0,)]
+    assert query(db, "SELECT enrollment_end_date, line_number, load_run_id FROM eligibility WHERE member_id = 'BC003'") == [
+        (D(2024, 7, 31), 4, second.run_id)
+    ]
+    assert query(
+        db, "SELECT member_id, enrollment_end_date, source_file, line_number, load_run_id, replaced_by_run_id "
+        "FROM eligibility_replaced"
+    ) == [("BC003", D(2024, 12, 31), "eligibility.csv", 4, first.run_id, second.run_id)]
+    recon = f"SELECT read, loaded, already_loaded, quarantined, restated, table_rows FROM load_reconciliation WHERE run_id = '{second.run_id}'"
+    assert query(db, recon) == [(4, 1, 3, 0, 1, 4)]  # 4 rows before + 1 loaded - 1 restated
+    # C4 (2024-08-15: an original, a reversal, a correction) is after the term
+    assert query(db, "SELECT count(*) FROM medical_claim WHERE claim_id = 'C4' AND outside_eligibility") == [(3,)]
+    # the same delivery again changes nothing
+    third = loader.load_folder(tmp_path / "d2", db)
+    assert counts(third) == {"eligibility": (4, 0, 4, 0)} and third.table("eligibility").restated == 0
+    assert query(db, "SELECT count(*) FROM eligibility_replaced") == [(1,)]
+    # the inputs as they stood after each load (a run reproduced as of the first load)
+    from allpayer.pipeline import loaded_as_of
+
+    con = runs.open_snapshot(db)
+    try:
+        for run, end in ((first, D(2024, 12, 31)), (second, D(2024, 7, 31)), (third, D(2024, 7, 31))):
+            spans = loaded_as_of(con, "eligibility", run.run_id).to_pyarrow().to_pylist()
+            assert len(spans) == 4
+            assert [s["enrollment_end_date"] for s in spans if s["member_id"] == "BC003"] == [end]
+    finally:
+        con.disconnect()
+
+
+def test_one_delivery_with_two_versions_of_a_span_is_still_a_conflict(tmp_path):
+    """Within one delivery the first row of a key is the delivery's (it restates the stored row);
+    a later different row of the key is quarantined as a conflict."""
+    db = tmp_path / "a.duckdb"
+    loader.load_folder(build_delivery(tmp_path / "in"), db)
+    header, rows = base_rows("eligibility")
+    termed = dict(rows[2], enrollment_end_date="2024-07-31")
+    extended = dict(rows[2], enrollment_end_date="2025-06-30")
+    write_csv(tmp_path / "d2" / "eligibility.csv", header, [termed, extended])
+    result = loader.load_folder(tmp_path / "d2", db)
+    assert counts(result) == {"eligibility": (2, 1, 0, 1)} and result.table("eligibility").restated == 1
+    assert query(db, f"SELECT line_number, rule, message FROM quarantine WHERE run_id = '{result.run_id}'") == [
+        (3, "conflicting_duplicate", "same key (member_id, payer, plan, enrollment_start_date) as eligibility.csv "
+         "line 2 in this delivery, with different content")
+    ]
+    assert query(db, "SELECT enrollment_end_date FROM eligibility WHERE member_id = 'BC003'") == [(D(2024, 7, 31),)]
+
+
+@pytest.mark.parametrize(("table", "changes", "key_column"), [
+    ("provider_roster", {"effective_end_date": "2024-09-30"}, "npi"),
+    ("employer_group", {"effective_end_date": "2024-12-31", "aco_opt_in": "false"}, "group_id"),
+])
+def test_later_roster_and_employer_group_periods_restate_the_stored_ones(tmp_path, table, changes, key_column):
+    """The roster and employer groups are periods keyed by their start too: a later delivery that
+    ends one (or changes another column) restates it."""
+    db = tmp_path / "a.duckdb"
+    first = loader.load_folder(build_delivery(tmp_path / "in"), db)
+    header, rows = base_rows(table)
+    write_csv(tmp_path / "d2" / f"{table}.csv", header, [dict(rows[0], **changes)])
+    second = loader.load_folder(tmp_path / "d2", db)
+    assert counts(second) == {table: (1, 1, 0, 0)} and second.table(table).restated == 1
+    stored = query(db, f"SELECT {', '.join(changes)}, load_run_id FROM {table} WHERE {key_column} = '{rows[0][key_column]}'")
+    assert [tuple(str(v).lower() for v in r) for r in stored] == [(*changes.values(), second.run_id.lower())]
+    assert query(db, f"SELECT load_run_id, replaced_by_run_id FROM {table}_replaced") == [(first.run_id, second.run_id)]
+    assert query(db, f"SELECT count(*) FROM {table}")[0][0] == BASE_COUNTS[table]
+
+
+@pytest.mark.parametrize(("table", "row", "changes", "restated"), [
+    ("exclusion_event", {"payer": "medicare", "member_id": "MC001", "reason": "hospice", "event_date": "2024-05-10",
+                         "end_date": "", "program_id": "", "data_source": "cms"}, {"end_date": "2024-08-31"}, True),
+    ("voluntary_alignment", {"payer": "medicare", "member_id": "MC001", "npi": "1234567893", "tin": "",
+                             "designation_date": "2023-06-01", "end_date": "", "data_source": "cms"},
+     {"end_date": "2024-12-31"}, True),
+    ("payer_target", {"payer": "medicaid", "program_id": "medicaid_2024", "cell_id": "all", "month": "2024-01-01",
+                      "target_pmpm": "412.50", "member_months": "", "data_source": "dvha"},
+     {"target_pmpm": "415.00"}, False),
+])
+def test_which_payer_tables_restate(tmp_path, table, row, changes, restated):
+    """Designations and exclusion events are periods keyed by their start: a later end restates
+    them. A payer's target of a month is not a period: a different value is a conflict."""
+    db = tmp_path / "a.duckdb"
+    folder = build_delivery(tmp_path / "in")
+    write_csv(folder / f"{table}.csv", list(row), [row])
+    loader.load_folder(folder, db)
+    write_csv(tmp_path / "d2" / f"{table}.csv", list(row), [dict(row, **changes)])
+    result = loader.load_folder(tmp_path / "d2", db)
+    if restated:
+        assert counts(result) == {table: (1, 1, 0, 0)} and result.table(table).restated == 1
+        assert query(db, f"SELECT count(*) FROM {table}_replaced") == [(1,)]
+    else:
+        assert counts(result) == {table: (1, 0, 0, 1)} and result.table(table).restated is None
+        assert query(db, f"SELECT rule FROM quarantine WHERE run_id = '{result.run_id}'") == [("conflicting_duplicate",)]
+    [(stored,)] = query(db, f"SELECT {next(iter(changes))} FROM {table}")
+    assert str(stored) == (next(iter(changes.values())) if restated else row[next(iter(changes))])

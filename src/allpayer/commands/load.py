@@ -14,6 +14,7 @@ from rich.table import Table as RichTable
 from allpayer import runs
 from allpayer.commands._backend import backend_option, check_backend, spark_master_option, spark_remote_option
 from allpayer.inputs.load import LoadResult, load_folder
+from allpayer.inputs.schema import replaced_table
 
 
 def wide_console() -> Console:
@@ -47,6 +48,11 @@ def reconciliation_lines(result: LoadResult) -> list[str]:
             f" + quarantined {t.quarantined:,}"
         )
     for t in result.tables:
+        if t.restated:
+            lines.append(
+                f"{t.table}: {_n(t.restated, 'loaded row restates a stored row', 'loaded rows restate stored rows')} "
+                f"of the same key (the stored rows kept in {replaced_table(t.table)})"
+            )
         if t.outside_eligibility:
             lines.append(
                 f"{t.table}: {_n(t.outside_eligibility, 'loaded row falls', 'loaded rows fall')} outside every "

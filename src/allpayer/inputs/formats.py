@@ -118,7 +118,7 @@ class MappedDelivery:
     def store_records(self, raw, run_id: str) -> list:
         """Store the rejects, record counts and side tables of this delivery in the run's
         database; returns one `TableLoad` per record kind (for the load report)."""
-        from allpayer.inputs.load import TableLoad
+        from allpayer.inputs.load import TableLoad, insert_reconciliation
 
         view = "_mapped_rejects"
         raw.register(view, self.rejects)
@@ -136,11 +136,9 @@ class MappedDelivery:
                 raise AllpayerError(
                     f"{r.name}: record counts do not reconcile (read {r.read} != mapped {r.mapped} + quarantined {r.quarantined})"
                 )
-            raw.execute(
-                "INSERT INTO load_reconciliation VALUES (?, ?, ?, ?, ?, 0, ?, NULL, NULL, NULL, ?)",
-                [run_id, r.name, len(r.files), r.read, r.mapped, r.quarantined, r.mapped],
-            ).fetchall()
-            out.append(TableLoad(table=r.name, files=list(r.files), read=r.read, loaded=r.mapped, quarantined=r.quarantined, table_rows=r.mapped))
+            record = TableLoad(table=r.name, files=list(r.files), read=r.read, loaded=r.mapped, quarantined=r.quarantined, table_rows=r.mapped)
+            insert_reconciliation(raw, run_id, record)
+            out.append(record)
         for name, table in self.side_tables.items():
             view = f"_side_{name}"
             raw.register(view, table)

@@ -5,15 +5,25 @@ Every row read ends in exactly one place, and each load records it per table in
 
     read = loaded + already_loaded + quarantined
 
-- ``loaded``: new rows, stored in the table with proper types and provenance columns
-  (``source_file``, ``line_number``, ``load_run_id``).
+- ``loaded``: rows stored in the table with proper types and provenance columns
+  (``source_file``, ``line_number``, ``load_run_id``): new keys and restatements.
 - ``already_loaded``: rows identical to a row already stored (same key, same typed content in
   every contract column): a re-delivered file or claim changes nothing.
 - ``quarantined``: rows that break the contract, stored in ``quarantine`` with the file, line,
   rules, messages and the row as delivered (JSON text). A key delivered twice in one delivery
   keeps its first valid row (by file, then line): a later identical row is a ``duplicate_row``,
-  a later different one a ``conflicting_duplicate``. A delivered row whose key is already stored
-  with different content is a ``conflicting_duplicate`` too: the stored row stays.
+  a later different one a ``conflicting_duplicate``.
+
+A delivered row whose key is already stored with different content depends on the table:
+
+- in a ``restated`` table (`allpayer.inputs.schema.Table.restated`: eligibility spans, roster
+  and employer-group periods, designations, exclusion events, which payers send again with
+  their end dates changed) it *restates* the stored row: it is loaded, and the stored row is
+  moved to the table's `allpayer.inputs.schema.replaced_table` with the id of the load that
+  replaced it. ``restated`` on the reconciliation line counts these loaded rows, so that the
+  table grows by ``loaded - restated`` rows;
+- in any other table (claims keep their adjustment convention) it is a ``conflicting_duplicate``:
+  the stored row stays.
 
 Claims (medical and pharmacy) outside every eligibility span of their member with that payer are
 valid data: they are stored with ``outside_eligibility = true`` and counted on the reconciliation
@@ -46,7 +56,7 @@ from allpayer import runs
 from allpayer.backend import is_duckdb, sql_identifier, sql_literal
 from allpayer.errors import InputFileError, RunError
 from allpayer.inputs import codes, readers, validate
-from allpayer.inputs.schema import REQUIRED_TABLES, TABLES, Table
+from allpayer.inputs.schema import REPLACED_BY, REQUIRED_TABLES, TABLES, Table, replaced_table
 
 TABLE_ORDER = (
     "eligibility",
@@ -104,9 +114,17 @@ CREATE TABLE IF NOT EXISTS load_reconciliation (
     outside_eligibility BIGINT,
     data_sharing_opt_out BIGINT,
     substance_use_redacted BIGINT,
-    table_rows BIGINT NOT NULL
+    table_rows BIGINT NOT NULL,
+    restated BIGINT
 )
 """
+RECONCILIATION_COLUMNS = (
+    "run_id", "table_name", "files", "read", "loaded", "already_loaded", "quarantined", "outside_eligibility",
+    "data_sharing_opt_out", "substance_use_redacted", "table_rows", "restated",
+)
+"""The columns of ``load_reconciliation``, named by every insert: ``restated`` came after the
+others, and a database made before it has it added last (`ensure_tables`)."""
+
 
 ProgressFn = Callable[[str, int, int], None]
 """progress(description, steps_done, steps_total)."""
@@ -129,30 +147,46 @@ def stored_columns(spec: Table) -> dict[str, str]:
     return cols
 
 
+def replaced_columns(spec: Table) -> dict[str, str]:
+    """Column name -> SQL type of the `replaced_table` of a ``restated`` table: the stored
+    table's columns (`stored_columns`) and `REPLACED_BY`."""
+    return {**stored_columns(spec), REPLACED_BY: "VARCHAR"}
+
+
+def _ensure_table(raw, name: str, cols: dict[str, str], existing: set[str]) -> None:
+    """Create the stored table `name` with `cols` where missing; else add the columns of `cols` it
+    lacks (a newer contract) and drop `OBSOLETE_COLUMNS`."""
+    if name not in existing:
+        body = ", ".join(f"{_q(n)} {t}" for n, t in cols.items())
+        raw.execute(f"CREATE TABLE {_q(name)} ({body})").fetchall()
+        return
+    have = {r[0] for r in raw.execute(f"DESCRIBE {_q(name)}").fetchall()}
+    for n, t in cols.items():
+        if n not in have:
+            raw.execute(f"ALTER TABLE {_q(name)} ADD COLUMN {_q(n)} {t}").fetchall()
+    for n in OBSOLETE_COLUMNS:
+        if n in have and n not in cols:
+            try:
+                raw.execute(f"ALTER TABLE {_q(name)} DROP COLUMN {_q(n)}").fetchall()
+            except duckdb.Error:
+                # e.g. an index of the user's on the table: the column stays, unused (the
+                # inserts name their columns, so it is empty on the rows loaded from now on)
+                pass
+
+
 def ensure_tables(raw) -> None:
     """Create the contract tables, ``quarantine`` and ``load_reconciliation`` where missing, add
-    any contract column a stored table lacks (a newer contract) and drop `OBSOLETE_COLUMNS`."""
+    any contract column a stored table lacks (a newer contract) and drop `OBSOLETE_COLUMNS`. The
+    `replaced_table` of a ``restated`` table is kept in step the same way once a load has made it
+    (`_replace_restated`)."""
     existing = table_names(raw)
     for spec in TABLES.values():
-        cols = stored_columns(spec)
-        if spec.name not in existing:
-            body = ", ".join(f"{_q(n)} {t}" for n, t in cols.items())
-            raw.execute(f"CREATE TABLE {_q(spec.name)} ({body})").fetchall()
-            continue
-        have = {r[0] for r in raw.execute(f"DESCRIBE {_q(spec.name)}").fetchall()}
-        for n, t in cols.items():
-            if n not in have:
-                raw.execute(f"ALTER TABLE {_q(spec.name)} ADD COLUMN {_q(n)} {t}").fetchall()
-        for n in OBSOLETE_COLUMNS:
-            if n in have and n not in cols:
-                try:
-                    raw.execute(f"ALTER TABLE {_q(spec.name)} DROP COLUMN {_q(n)}").fetchall()
-                except duckdb.Error:
-                    # e.g. an index of the user's on the table: the column stays, unused (the
-                    # inserts name their columns, so it is empty on the rows loaded from now on)
-                    pass
+        _ensure_table(raw, spec.name, stored_columns(spec), existing)
+        if spec.restated and replaced_table(spec.name) in existing:
+            _ensure_table(raw, replaced_table(spec.name), replaced_columns(spec), existing)
     raw.execute(QUARANTINE_DDL).fetchall()
     raw.execute(RECONCILIATION_DDL).fetchall()
+    raw.execute("ALTER TABLE load_reconciliation ADD COLUMN IF NOT EXISTS restated BIGINT").fetchall()
 
 
 def table_names(raw) -> set[str]:
@@ -178,6 +212,8 @@ class TableLoad:
     loaded: int = 0
     already_loaded: int = 0
     quarantined: int = 0
+    restated: int | None = None
+    """Of the rows loaded, those that restate a stored row (``restated`` tables only)."""
     outside_eligibility: int | None = None
     data_sharing_opt_out: int | None = None
     substance_use_redacted: int | None = None
@@ -586,13 +622,15 @@ def _content_hash_sql(spec: Table) -> str:
 
 def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
     """Decide the fate of every valid row of the temp table `verdict`: ``new``, ``already``
-    (identical to a stored row) or ``quarantine``.
+    (identical to a stored row), ``restates`` (a stored row) or ``quarantine``.
 
     The first valid row of a key (by file, then line) is the delivery's row for that key; a later
     row with the same key is a ``duplicate_row`` when identical to it and a
     ``conflicting_duplicate`` when not. The delivery's row is then compared with the stored row of
-    the same key, if any: identical is ``already`` loaded, different is a
-    ``conflicting_duplicate`` (the stored row stays). Identical means the same typed content in
+    the same key, if any: identical is ``already`` loaded; different ``restates`` the stored row
+    in a ``restated`` table (`allpayer.inputs.schema.Table.restated`; the row is loaded and
+    `_replace_restated` moves the stored one aside) and is a ``conflicting_duplicate`` in any other
+    (the stored row stays). Identical means the same typed content in
     every contract column (`_content_hash_sql`): a value spelled differently but parsed to the same
     (``92.5`` and ``92.50``, ``e11.9`` and ``E119``) is the same, and a column the delivery lacks
     must be empty in the stored row.
@@ -657,6 +695,14 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
             tests = ", ".join(f"EXISTS (SELECT 1 FROM {_q(t)} WHERE {_q(c)} IS NOT NULL)" for c in lacking)
             filled = {c for c, any_value in zip(lacking, raw.execute(f"SELECT {tests}").fetchall()[0]) if any_value}
         stored_spec = validate.restrict(TABLES[t], delivered_columns | filled)
+        if spec.restated:  # loaded; the stored row is moved aside (`_replace_restated`)
+            outcome, rule, message = "'restates'", "NULL", "NULL"
+        else:
+            outcome, rule = "'quarantine'", "'conflicting_duplicate'"
+            message = (
+                f"'same key ({key_names}) as a loaded row (' || x.source_file || ' line ' "
+                "|| CAST(x.line_number AS VARCHAR) || ', run ' || x.load_run_id || ') with different content'"
+            )
         parts.append(
             f"""
         delivered AS (
@@ -669,12 +715,9 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
         ),
         stored AS (
             SELECT g.source_file, g.line_number,
-                   CASE WHEN x._h = g._h THEN 'already' ELSE 'quarantine' END AS outcome,
-                   CASE WHEN x._h = g._h THEN NULL ELSE 'conflicting_duplicate' END AS rule,
-                   CASE WHEN x._h = g._h THEN NULL
-                        ELSE 'same key ({key_names}) as a loaded row (' || x.source_file || ' line '
-                             || CAST(x.line_number AS VARCHAR) || ', run ' || x.load_run_id || ') with different content'
-                   END AS message
+                   CASE WHEN x._h = g._h THEN 'already' ELSE {outcome} END AS outcome,
+                   CASE WHEN x._h = g._h THEN NULL ELSE {rule} END AS rule,
+                   CASE WHEN x._h = g._h THEN NULL ELSE {message} END AS message
             FROM delivered g JOIN kept x ON {on}
             ANTI JOIN later l ON g.source_file = l.source_file AND g.line_number = l.line_number
         )"""
@@ -682,6 +725,29 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
         select += " UNION ALL SELECT * FROM stored"
     raw.execute(f"CREATE OR REPLACE TEMP TABLE _decided_{t} AS WITH {','.join(parts)} {select}").fetchall()
     return f"_decided_{t}"
+
+
+def _replace_restated(raw, spec: Table, verdict: str, decided: str, run_id: str) -> None:
+    """Move the stored rows of `spec`'s table that rows of `verdict` restate (`decide`'s outcome
+    ``restates`` in `decided`) to its `replaced_table`, created when missing, with `run_id` as
+    their `REPLACED_BY`; the rows that restate them are then inserted like new rows."""
+    t = spec.name
+    replaced = replaced_table(t)
+    cols = replaced_columns(TABLES[t])
+    _ensure_table(raw, replaced, cols, table_names(raw))
+    keys = ", ".join(_q(k) for k in spec.key)
+    on = " AND ".join(f"x.{_q(k)} = r.{_q(k)}" for k in spec.key)
+    restating = (
+        f"(SELECT {keys} FROM {verdict} c SEMI JOIN {decided} d "
+        f"ON d.source_file = c.source_file AND d.line_number = c.line_number AND d.outcome = 'restates') r"
+    )
+    stored = ", ".join(f"x.{_q(c)}" for c in cols if c != REPLACED_BY)
+    raw.execute(
+        f"INSERT INTO {_q(replaced)} ({', '.join(_q(c) for c in cols)}) "
+        f"SELECT {stored}, {_lit(run_id)} FROM {_q(t)} x SEMI JOIN {restating} ON {on} "
+        "ORDER BY x.source_file, x.line_number"
+    ).fetchall()
+    raw.execute(f"DELETE FROM {_q(t)} x USING {restating} WHERE {on}").fetchall()
 
 
 _NULL_KEYS = r'"[a-z0-9_]+":null,?'
@@ -831,10 +897,12 @@ def load_table(
     stored_rows = _count(raw, f"SELECT count(*) FROM {_q(t)}")
     decided = decide(raw, spec, checked, stored_rows)
     counts = raw.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE outcome = 'already'), count(*) FILTER (WHERE outcome = 'quarantine') "
-        f"FROM {decided}"
+        f"SELECT count(*) FILTER (WHERE outcome <> 'restates'), count(*) FILTER (WHERE outcome = 'already'), "
+        f"count(*) FILTER (WHERE outcome = 'quarantine'), count(*) FILTER (WHERE outcome = 'restates') FROM {decided}"
     ).fetchall()[0]
-    not_new, result.already_loaded, dup_quarantined = int(counts[0]), int(counts[1]), int(counts[2])
+    not_new, result.already_loaded, dup_quarantined, restates = (int(n) for n in counts)
+    if spec.restated:
+        result.restated = restates
 
     # Flags are set on the verdict in place, so the insert below is a filtered scan of it: rows
     # keep their order (a join would not promise that). Only the rows whose flag changes are
@@ -842,8 +910,10 @@ def load_table(
     if not_new:
         raw.execute(
             f"UPDATE {checked} AS c SET _not_new = TRUE FROM {decided} d "
-            f"WHERE d.source_file = c.source_file AND d.line_number = c.line_number"
+            f"WHERE d.source_file = c.source_file AND d.line_number = c.line_number AND d.outcome <> 'restates'"
         ).fetchall()
+    if restates:
+        _replace_restated(raw, spec, checked, decided, run_id)
     flag = ""
     if t in CLAIM_TABLES:
         outside = _outside_rows_sql(t, checked, "c.rules IS NULL AND NOT c._not_new")
@@ -948,6 +1018,19 @@ def flag_outside_eligibility(raw, table: str, run_id: str | None = None, *, exce
         ).fetchall()
     finally:
         raw.execute(f"DROP TABLE IF EXISTS {outside}").fetchall()
+
+
+def insert_reconciliation(raw, run_id: str, res: TableLoad) -> None:
+    """Write the ``load_reconciliation`` line of one table (or record kind) of a load."""
+    values = [
+        run_id, res.table, len(res.files), res.read, res.loaded, res.already_loaded, res.quarantined,
+        res.outside_eligibility, res.data_sharing_opt_out, res.substance_use_redacted, res.table_rows, res.restated,
+    ]
+    raw.execute(
+        f"INSERT INTO load_reconciliation ({', '.join(RECONCILIATION_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in RECONCILIATION_COLUMNS)})",
+        values,
+    ).fetchall()
 
 
 def _flag_counts(raw, result: TableLoad, run_id: str) -> None:
@@ -1072,22 +1155,7 @@ def load_delivery(
             flag_outside_eligibility(raw, t, except_run=run_id)
     for res in results:
         _flag_counts(raw, res, run_id)
-        raw.execute(
-            "INSERT INTO load_reconciliation VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run_id,
-                res.table,
-                len(res.files),
-                res.read,
-                res.loaded,
-                res.already_loaded,
-                res.quarantined,
-                res.outside_eligibility,
-                res.data_sharing_opt_out,
-                res.substance_use_redacted,
-                res.table_rows,
-            ],
-        ).fetchall()
+        insert_reconciliation(raw, run_id, res)
     if mapped is not None:
         results.extend(mapped.store_records(raw, run_id))
     return results
@@ -1156,7 +1224,8 @@ def load_folder(
         run.summary = {
             "format": fmt,
             "tables": {
-                t.table: {k: getattr(t, k) for k in ("read", "loaded", "already_loaded", "quarantined", "outside_eligibility")}
+                t.table: {k: getattr(t, k) for k in ("read", "loaded", "already_loaded", "quarantined", "restated",
+                                                     "outside_eligibility")}
                 for t in tables
             },
             "ignored_files": delivery.ignored,

@@ -22,6 +22,13 @@ row with a higher ``adjustment_sequence`` and signed amounts that add to the ori
 carries the negated amounts). The net of a claim line is the sum of its rows. Re-delivering a row
 with the same ``(claim_id, claim_line_number, adjustment_sequence)`` and the same content changes
 nothing; the same key with different content is quarantined as a conflicting duplicate.
+
+Restatement (the tables marked ``restated``: eligibility, provider_roster, employer_group,
+voluntary_alignment, exclusion_event): a period keyed by its start is sent again by every
+delivery, with its end (or another column) changed when the payer's record changes. A later
+delivery's row with the key of a stored row and different content restates it: the new row is
+stored and the old one moves to `replaced_table`. Within one delivery, two rows of one key with
+different content are still a conflicting duplicate.
 """
 
 from __future__ import annotations
@@ -54,6 +61,11 @@ class Table:
     columns: tuple[Column, ...]
     description: str = ""
     extension: bool = False  # True for tables not in the Tuva input layer
+    restated: bool = False
+    """Whether a later delivery's row with the key of a stored row restates it: the new row takes
+    the stored row's place (which is kept in `replaced_table`) instead of being quarantined as a
+    conflict. True for the tables of periods keyed by their start, which payers send again with
+    the end changed (a member terms, a clinician leaves, a group's contract ends)."""
 
     @property
     def column_names(self) -> list[str]:
@@ -68,6 +80,17 @@ class Table:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+REPLACED_BY = "replaced_by_run_id"
+"""The column of a `replaced_table` naming the load that restated the row."""
+
+
+def replaced_table(table: str) -> str:
+    """The stored table that keeps the rows of the ``restated`` table `table` that later
+    deliveries restated: the table's columns and provenance, and `REPLACED_BY` (the load that
+    restated the row), so that the table can be read as it stood after an earlier load."""
+    return f"{table}_replaced"
 
 
 def _c(name, kind="string", **kw) -> Column:
@@ -91,6 +114,7 @@ ELIGIBILITY = Table(
     name="eligibility",
     grain="One row per member enrollment span: a member_id's continuous coverage with one payer and plan.",
     key=("member_id", "payer", "plan", "enrollment_start_date"),
+    restated=True,
     columns=(
         _c("person_id", required=True, description="One person across payers and enrollments."),
         _c("member_id", required=True, description="One enrollment with one payer."),
@@ -300,6 +324,7 @@ PROVIDER_ROSTER = Table(
     name="provider_roster",
     grain="One row per clinician or facility (NPI) billing under one TIN, for one payer, over one effective period.",
     key=("npi", "tin", "payer", "effective_start_date"),
+    restated=True,
     extension=True,
     columns=(
         _c("npi", "code", code_format="npi", required=True),
@@ -334,6 +359,7 @@ EMPLOYER_GROUP = Table(
     name="employer_group",
     grain="One row per self-funded or commercial group over one effective period.",
     key=("group_id", "effective_start_date"),
+    restated=True,
     extension=True,
     columns=(
         _c("group_id", required=True),
@@ -412,6 +438,7 @@ VOLUNTARY_ALIGNMENT = Table(
     name="voluntary_alignment",
     grain="One row per member's designation of a primary clinician, from its designation date.",
     key=("payer", "member_id", "designation_date", "npi"),
+    restated=True,
     extension=True,
     description=(
         "Beneficiary-designated clinicians (e.g. Medicare voluntary alignment). In force from "
@@ -433,6 +460,7 @@ EXCLUSION_EVENT = Table(
     name="exclusion_event",
     grain="One row per reported event that excludes a member from attribution, from its event date.",
     key=("payer", "member_id", "reason", "event_date"),
+    restated=True,
     extension=True,
     description=(
         "Exclusion events a payer reports that the other tables cannot show (moved out of the "
