@@ -1389,7 +1389,7 @@ def test_a_diagnosis_year_with_months_without_any_diagnosis_is_noted():
     from allpayer.errors import RunError
 
     program = SimpleNamespace(program_id="p", performance_year=2024, target=SimpleNamespace(
-        risk_adjustment=SimpleNamespace(tables_year=None), base_years=[SimpleNamespace(year=2023)]))
+        risk_adjustment=SimpleNamespace(hcc_tables_year=lambda year: year), base_years=[SimpleNamespace(year=2023)]))
     rows = [("a", dt.date(2023, m, 3), 2024, 2023) for m in range(1, 13)]
     rows += [("a", dt.date(2022, m, 3), 2024, 2022) for m in range(7, 13)]
     dx = ibis.memtable(pd.DataFrame(rows, columns=["person_id", "service_date", "tables_year", "diagnosis_year"]))
