@@ -372,26 +372,33 @@ when the member held several of the program's plans in it; a table without that 
 
 def _program_month_keys(program_months: ir.Table, prefix: str, unique_months: bool) -> ir.Table:
     """`PROGRAM_MONTH_KEYS` of `program_months`, each named `prefix` + key, made distinct unless the
-    caller vouches that they are unique already (`unique_months`: see :func:`program_lines`)."""
+    caller vouches that they are unique already (`unique_months`: see :func:`program_lines`), with
+    `prefix` + ``line_plan``: a plan whose lines count in the member month. A month of one plan
+    has one row (its plan); a month of several (``plans_in_month``, rare) one row per plan held,
+    so that lines join it on equal keys alone (a join condition testing the list would not be a
+    hash join: at state scale every line against every member month)."""
     pm = program_months
     if "plans_in_month" not in pm.columns:
         pm = pm.mutate(plans_in_month=ibis.null("string"))
     pm = pm.select(**{prefix + k: k for k in PROGRAM_MONTH_KEYS})
-    return pm if unique_months else pm.distinct()
+    pm = pm if unique_months else pm.distinct()
+    plans = pm[prefix + "plans_in_month"]
+    one = pm.filter(plans.isnull()).mutate(**{prefix + "line_plan": pm[prefix + "plan"]})
+    several = pm.filter(plans.notnull())
+    several = several.mutate(**{prefix + "line_plan": several[prefix + "plans_in_month"].re_split(r"\|").unnest()})
+    several = several.filter(several[prefix + "line_plan"] != "")
+    return ibis.union(one, several, distinct=False)
 
 
 def _in_program_month(pm: ir.Table, prefix: str, member_id: ir.Value, payer: ir.Value, plan: ir.Value,
                       month: ir.Value) -> list[ir.BooleanValue]:
     """The join conditions of a line's or event's keys to the keys :func:`_program_month_keys` gave
-    `pm`: its member, payer and month, and its plan the month's plan or one of its plans_in_month.
-    (The member, payer and month are the equality keys of the join; the plan is tested on the
-    pairs they give, of which there is rarely more than one.)"""
-    k = {key: pm[prefix + key] for key in PROGRAM_MONTH_KEYS}
+    `pm`: its member, payer, plan and month, the plan one whose lines count in the month."""
     return [
-        k["member_id"] == member_id,
-        k["payer"] == payer,
-        k["month"] == month,
-        (k["plan"] == plan) | k["plans_in_month"].contains("|" + plan + "|").fill_null(False),
+        pm[prefix + "member_id"] == member_id,
+        pm[prefix + "payer"] == payer,
+        pm[prefix + "line_plan"] == plan,
+        pm[prefix + "month"] == month,
     ]
 
 
@@ -426,7 +433,8 @@ def _program_lines(lines: ir.Table, program_months: ir.Table, scope, unique_mont
     pm = _program_month_keys(program_months, "_pm_", unique_months)
     j = lines.left_join(pm, _in_program_month(pm, "_pm_", lines.member_id, lines.payer, lines.plan,
                                               lines.service_month))
-    j = j.mutate(program_id=j._pm_program_id).drop(*[f"_pm_{k}" for k in PROGRAM_MONTH_KEYS if k != "plan"])
+    j = j.mutate(program_id=j._pm_program_id).drop(*[f"_pm_{k}" for k in (*PROGRAM_MONTH_KEYS, "line_plan")
+                                                     if k != "plan"])
     in_scope = _scope_test(j, scope)
     j = j.mutate(in_scope=j.program_id.notnull() & in_scope)
     return j.mutate(
