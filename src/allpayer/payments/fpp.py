@@ -86,11 +86,16 @@ def payer_payments(att_months: ir.Table, program, months: Sequence[dt.date]) -> 
     )
 
 
+def _fpp_rows(roster: ir.Table, program) -> ir.Table:
+    """The roster rows of the program's payer under its FPP payment models, with a hospital."""
+    f = program.payments.fpp
+    return roster.filter((roster.payer == program.payer) & roster.payment_model.isin(list(f.scope.payment_models))
+                         & roster.organization_id.notnull())
+
+
 def fpp_providers(roster: ir.Table, program) -> ir.Table:
     """Distinct (npi, hospital_id, hsa) of providers paid by the program's FPP models for its payer."""
-    f = program.payments.fpp
-    r = roster.filter((roster.payer == program.payer) & roster.payment_model.isin(list(f.scope.payment_models)))
-    r = r.filter(r.organization_id.notnull())
+    r = _fpp_rows(roster, program)
     # one organization per NPI: the lowest id if a roster lists several (total order)
     return r.group_by("npi").aggregate(hospital_id=r.organization_id.min(), hsa=r.hsa.min())
 
@@ -100,9 +105,7 @@ def fpp_providers_on(roster: ir.Table, program, keys: ir.Table) -> ir.Table:
     hospital of the roster row that lists the NPI under the program's FPP models for its payer on
     that date (the lowest id where rows overlap, a total order). A date no such row covers (before
     the NPI joined the hospital, after it left) has no row."""
-    f = program.payments.fpp
-    r = roster.filter((roster.payer == program.payer) & roster.payment_model.isin(list(f.scope.payment_models))
-                      & roster.organization_id.notnull())
+    r = _fpp_rows(roster, program)
     k = keys.select("npi", "service_date").distinct()
     j = k.join(r, [k.npi == r.npi, r.effective_start_date <= k.service_date,
                    r.effective_end_date.isnull() | (k.service_date <= r.effective_end_date)])
