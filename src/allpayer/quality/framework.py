@@ -129,9 +129,9 @@ class Enrollment:
         else:
             out = [(dt.date(first, 1, 1), dt.date(year, 12, 31), plain)]
         if self.lead_in_months:
-            lead_start = dt.date(first - 1, 13 - self.lead_in_months, 1) if self.lead_in_months <= 12 else None
-            if lead_start is None:
+            if self.lead_in_months > 12:
                 raise ValueError("lead_in_months must be at most 12")
+            lead_start = dt.date(first - 1, 13 - self.lead_in_months, 1)
             out.insert(0, (lead_start, dt.date(first - 1, 12, 31), Enrollment(max_gaps=0, max_gap_days=0, anchor=None)))
         return out
 
