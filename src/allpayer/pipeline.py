@@ -71,7 +71,7 @@ from allpayer.core.claims import (
     pharmacy_claim_lines,
     served_between,
 )
-from allpayer.core.member_months import eligibility_months
+from allpayer.core.member_months import eligibility_months, month_end
 from allpayer.core.programs import program_months
 from allpayer.errors import RunError
 from allpayer.inputs.schema import REPLACED_BY, TABLES, replaced_table
@@ -125,11 +125,6 @@ class CoreResult:
     other_seconds: dict[str, float] = field(default_factory=dict)
     # what the run did not compute, and why (a program whose target is CMS's benchmark)
     notes: list[str] = field(default_factory=list)
-
-
-def _month_end(d: dt.date) -> dt.date:
-    nxt = (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return nxt - dt.timedelta(days=1)
 
 
 def _write(con, name: str, expr: ir.Table, year: int, run_id: str, year_column: str | None, *,
@@ -258,7 +253,7 @@ def load_run_of(con, run_id: str) -> str:
 
 def valuation_date(paid_through: dt.date) -> dt.date:
     """The last complete month end on or before the paid-through date (completion factors)."""
-    if _month_end(paid_through) == paid_through:
+    if month_end(paid_through) == paid_through:
         return paid_through
     return paid_through.replace(day=1) - dt.timedelta(days=1)
 
@@ -340,7 +335,7 @@ def _run_core(
             # whole year under a label that says otherwise
             raise RunError(f"--through {through:%Y-%m} is not a month of {year}: give one from {year}-01 to {year}-12, "
                            "or leave it out for the whole year")
-        end = min(end, _month_end(through))
+        end = min(end, month_end(through))
     res = CoreResult(year=year, paid_through=paid_through, programs=[p.program_id for p in progs])
     total = len(STAGES)
     done = 0

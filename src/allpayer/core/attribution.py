@@ -61,7 +61,7 @@ from typing import Callable, Hashable, Sequence
 import ibis
 import ibis.expr.types as ir
 
-from allpayer.core.member_months import month_starts
+from allpayer.core.member_months import month_end, month_starts
 from allpayer.errors import RunError
 from allpayer.reference.primary_care import FQHC_RHC_REVENUE_CODES, PRIMARY_CARE_SPECIALTY_CODES
 from allpayer.terms.models import AttributionStep, ProgramTerms
@@ -1217,9 +1217,6 @@ def _program_months_table(program: ProgramTerms) -> ir.Table:
     """The program's months with the date each cadence of checks learns of that month's events."""
     eff = program.effective
     starts = month_starts(eff.start, eff.end)
-
-    def month_end(m: dt.date) -> dt.date:
-        return _add_months(m, 1) - dt.timedelta(days=1)
 
     def quarter_end(m: dt.date) -> dt.date:
         q_last = dt.date(m.year, ((m.month - 1) // 3) * 3 + 3, 1)

@@ -36,10 +36,19 @@ def month_starts(start: dt.date, end: dt.date) -> list[dt.date]:
     return out
 
 
+def month_end(d: dt.date) -> dt.date:
+    """The last day of `d`'s calendar month.
+
+    >>> month_end(dt.date(2024, 2, 10)), month_end(dt.date(2023, 12, 31))
+    (datetime.date(2024, 2, 29), datetime.date(2023, 12, 31))
+    """
+    return (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+
+
 def months_table(start: dt.date, end: dt.date) -> ir.Table:
     """An Ibis table with one row per month: `month` (first day) and `month_end` (last day)."""
     starts = month_starts(start, end)
-    ends = [(s.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1) for s in starts]
+    ends = [month_end(s) for s in starts]
     return ibis.memtable(
         {"month": starts, "month_end": ends},
         schema=ibis.schema({"month": "date", "month_end": "date"}),

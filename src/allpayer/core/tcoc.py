@@ -31,7 +31,6 @@ half-up unless a rounding mode is given.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
@@ -41,6 +40,7 @@ import ibis
 import ibis.expr.types as ir
 
 from allpayer.backend import checkpoint
+from allpayer.core.member_months import month_end
 from allpayer.core.programs import employer_of_group_months
 from allpayer.errors import RunError
 
@@ -974,9 +974,9 @@ def completion(
         raise RunError("completion needs max_lag >= 1 and history_months >= 1")
     next_day = paid_through + dt.timedelta(days=1)
     if next_day.day != 1:
-        month_end = paid_through.replace(day=1) - dt.timedelta(days=1)
+        before = paid_through.replace(day=1) - dt.timedelta(days=1)
         raise RunError(f"paid-through date {paid_through} is not the last day of a month: completion "
-                       f"factors need whole paid months (use {month_end}, the month end before it)")
+                       f"factors need whole paid months (use {before}, the month end before it)")
     valuation = dt.date(paid_through.year, paid_through.month, 1)
     months = _month_list(valuation, history_months)
     keys = list(group_by)
@@ -1269,7 +1269,7 @@ def utilization_events(
     if months_between is not None:
         first, last = months_between
         first = dt.date(first.year, first.month, 1)
-        last = dt.date(last.year, last.month, calendar.monthrange(last.year, last.month)[1])
+        last = month_end(last)
         m = served_between(m, first, last)
     m = m.filter(m.service_category == "ed")
     status = m.claim_status.fill_null("paid") if "claim_status" in m.columns else ibis.literal("paid")

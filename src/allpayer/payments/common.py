@@ -36,8 +36,9 @@ def covered_months(roster: ir.Table, payer: str, months: Sequence[dt.date]) -> i
     status, as attribution reads a practice's participation
     (`allpayer.core.attribution.practice_participation`)."""
     from allpayer.core.attribution import practice_participation
+    from allpayer.core.member_months import month_end
 
-    ends = [dt.date(m.year + m.month // 12, m.month % 12 + 1, 1) - dt.timedelta(days=1) for m in months]
+    ends = [month_end(m) for m in months]
     mt = rate_table([{"month": m, "month_last_day": e} for m, e in zip(months, ends)],
                     {"month": "date", "month_last_day": "date"})
     pp = practice_participation(roster, payer, mt, ANY_PARTICIPATION)
