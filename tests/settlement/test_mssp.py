@@ -4,7 +4,8 @@ Golden cases: `examples/mssp/cms_examples.csv` is `spec/mssp_examples.csv`, 30 r
 Savings Program financial and quality results public use files (PY2024 and PY2018) with CMS's
 published generated and earned savings or losses. They run through the CLI. PY2024 totals are
 published rounded to the dollar (tolerance $2); PY2018 quality scores are published rounded to
-four places (tolerance 0.001% of the benchmark).
+four places (tolerance 0.001% of the benchmark). `examples/mssp/cms_examples_py2019_py2020.csv` holds
+23 more, from CMS's PY2019 (January-June) and PY2020 files (see the section below).
 """
 
 from __future__ import annotations
@@ -63,6 +64,59 @@ def test_cms_published_result_reproduced_through_cli(example, cli_results):
     # extra input columns come through unchanged
     assert got["scenario"] == example["scenario"] and got["source"] == example["source"]
     assert got["expected_earned_savings_losses"] == example["expected_earned_savings_losses"]
+
+
+# --- PY2019 (January-June) and PY2020: CMS's published results -----------------------------------
+#
+# `examples/mssp/cms_examples_py2019_py2020.csv`: 23 real ACOs from CMS's PY2019 (the 6-month
+# performance year January-June 2019, Tracks 1, 1+, 2, 3) and PY2020 public use files, as stored in
+# the samstearns/mssp R package (data/mssp_all_years.rda, built from data.cms.gov; each row's
+# `source` names the dataset). CMS publishes the 6-month year's benchmark and expenditure totals
+# already pro-rated (calendar-year 2019 totals x 6/12) and the quality score to four places, hence
+# the 0.001%-of-benchmark tolerance, as for PY2018. No July-December 2019 file was found: those
+# rules are checked by hand-derived cases below.
+
+EXAMPLES_19_20 = EXAMPLES.with_name("cms_examples_py2019_py2020.csv")
+
+
+def _examples_19_20() -> list[dict[str, str]]:
+    with EXAMPLES_19_20.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def cli_results_19_20(tmp_path_factory) -> dict[tuple[str, str], dict[str, str]]:
+    out = tmp_path_factory.mktemp("mssp1920") / "results.csv"
+    assert main(["mssp", "settle", str(EXAMPLES_19_20), "--out", str(out)]) == 0
+    with out.open(newline="") as f:
+        return {(r["performance_year"], r["aco_id"]): r for r in csv.DictReader(f)}
+
+
+@pytest.mark.parametrize(
+    "example",
+    _examples_19_20(),
+    ids=[f"PY{r['performance_year']}-{r['aco_id']}-{r['track']}" for r in _examples_19_20()],
+)
+def test_cms_published_py2019_py2020_result_reproduced_through_cli(example, cli_results_19_20):
+    got = cli_results_19_20[(example["performance_year"], example["aco_id"])]
+    tol = D(example["benchmark_total"]) * D("0.00001")
+    assert abs(D(got["earned_savings_losses"]) - D(example["expected_earned_savings_losses"])) <= tol
+    expected_generated = D(example["expected_generated_savings_losses"])
+    if expected_generated < 0 and not RULES.for_year(int(example["performance_year"])).track(example["track"]).two_sided:
+        # PY2019's file shows a one-sided ACO's loss beyond its MSR as generated; the engine reports
+        # no generated losses on a one-sided track (nothing is shared), as CMS's PY2018 and PY2020 files do
+        expected_generated = D(0)
+    assert abs(D(got["generated_savings_losses"]) - expected_generated) <= tol
+
+
+def test_py2019_py2020_working_columns(cli_results_19_20):
+    capped = cli_results_19_20[("2019", "A2772")]
+    assert capped["cap_applied"] == "1" and capped["earned_savings_losses"] == "7663350.70"
+    assert capped["sequestration_rate"] == "0"  # paid in 2020, inside the CARES Act suspension
+    assert "January 1 - June 30, 2019" in capped["rule_set"]
+    mitigated = cli_results_19_20[("2020", "A4692")]
+    assert mitigated["loss_rate"] == "0.4" and mitigated["disaster_adjustment_applied"] == "2953915.20"
+    assert mitigated["earned_savings_losses"] == "0.00"
 
 
 def test_all_examples_settle_and_output_starts_with_result_columns(cli_results):
@@ -297,7 +351,7 @@ def test_every_line_is_named_and_the_result_is_the_last_line():
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(performance_year=2019), "no MSSP rules for performance year 2019 (rules exist for 2018, 2021-2024)"),
+        (dict(performance_year=2017), "no MSSP rules for performance year 2017 (rules exist for 2018-2024)"),
         (dict(track="BASIC_F"), "unknown track 'BASIC_F'"),
         (dict(track="TRACK_1"), "track not offered in this year: 'TRACK_1' for PY2024"),
         (dict(msr=D("1.5")), "msr must be a fraction between 0 and 1"),
@@ -385,3 +439,46 @@ def test_one_sided_tracks_never_owe(aco):
         assert s.earned_savings_losses >= 0
     if s.generated_savings_losses == 0:
         assert s.earned_savings_losses == 0
+
+
+# --- PY2019 July-December and PY2020 losses: hand-derived cases (no published file found) ----------
+
+
+def test_py2019_jul_dec_enhanced_savings_scale_by_quality_without_sequestration():
+    s = settle(t18("ENHANCED", year=2019), RULES)  # totals are CMS's for the 6 months
+    assert s.value("performance_period") == "2019-07-01 to 2019-12-31"
+    assert s.value("proration") == D("0.5")
+    assert s.value("final_sharing_rate") == D("0.600")  # 75% x quality score 0.8, quality rules before 2021
+    assert s.value("sequestration_rate") == 0
+    assert s.earned_savings_losses == D("5685930.00")  # 9,476,550 x 0.6
+
+
+def test_py2019_revenue_loss_limit_uses_calendar_year_revenue_pro_rated():
+    # BASIC E loss 8,523,450 x 30% = 2,557,035; revenue limit 8% x 30M x 6/12 = 1,200,000 binds
+    s = settle(t18("BASIC_E", year=2019, expenditure="252000000", participant_revenue=D("30000000")), RULES)
+    assert s.value("loss_limit_revenue") == D("1200000.00")
+    assert s.earned_savings_losses == D("-1200000.00")
+    # a 12-month year takes the revenue as it is
+    assert settle(t18("BASIC_E", year=2021, expenditure="252000000", participant_revenue=D("30000000")),
+                  RULES).earned_savings_losses == D("-2400000.00")
+
+
+def test_py2019_jan_jun_track_1_plus_and_track_2_extension_year():
+    loss = settle(t18("TRACK_1_PLUS", year=2019, expenditure="252000000"), RULES)
+    assert loss.value("loss_rate") == D("0.30") and loss.earned_savings_losses == D("-2557035.00")
+    big = settle(t18("TRACK_2", year=2019, expenditure="343476550", agreement_year=4), RULES)
+    assert big.earned_savings_losses == -(D("0.10") * T18_BENCHMARK)  # fourth year: 10% of the benchmark
+
+
+def test_py2020_losses_waived_for_every_aco():
+    s = settle(t18("ENHANCED", year=2020, expenditure="252000000"), RULES)
+    assert s.generated_savings_losses == D("-8523450")
+    assert s.value("shared_before_limit") == D("3409380.00")
+    assert s.value("loss_mitigation_rate") == D("1")
+    assert s.value("disaster_adjustment_applied") == D("3409380.00")
+    assert s.earned_savings_losses == 0
+    # the ACO's own reduction in dollars never adds to the waiver
+    both = settle(t18("BASIC_E", year=2020, expenditure="252000000", disaster_adjustment=D("1000")), RULES)
+    assert both.earned_savings_losses == 0
+    # savings are untouched: 50% x 0.8, no sequestration (paid in 2021)
+    assert settle(t18("BASIC_E", year=2020), RULES).earned_savings_losses == D("3790620.00")

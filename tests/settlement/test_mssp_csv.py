@@ -60,7 +60,7 @@ def test_bad_rows_reported_with_line_and_good_rows_written(tmp_path, capsys):
         ["2024", "B1", "PLATINUM"] + GOOD_2024[3:],                    # line 3: unknown track
         ["2024", "B2", "BASIC_E", ""] + GOOD_2024[4:],                 # line 4: missing benchmark
         ["2024", "B3", "BASIC_E", "100", "90", "1.2"] + GOOD_2024[6:],  # line 5: rate above 1
-        ["2019", "B4"] + GOOD_2024[2:],                                # line 6: no rules for 2019
+        ["2017", "B4"] + GOOD_2024[2:],                                # line 6: no rules for 2017
         ["2024", "G1"] + GOOD_2024[2:],                                # line 7: duplicate of line 2
         ["2024", "B5", "ENHANCED", "1e", "5"] + GOOD_2024[5:],         # line 8: not a number
         ["2024", "B6", "ENHANCED"],                                    # line 9: too few fields
@@ -76,7 +76,7 @@ def test_bad_rows_reported_with_line_and_good_rows_written(tmp_path, capsys):
         3: ("B1", "unknown track 'PLATINUM'"),
         4: ("B2", "benchmark_total is missing"),
         5: ("B3", "msr must be a fraction between 0 and 1, got 1.2"),
-        6: ("B4", "no MSSP rules for performance year 2019"),
+        6: ("B4", "no MSSP rules for performance year 2017"),
         7: ("G1", "duplicate of line 2"),
         8: ("B5", "benchmark_total is not a number: '1e'"),
         9: ("B6", "3 fields but the header has 14"),
@@ -172,8 +172,24 @@ def test_rules_command(capsys):
     assert main(["mssp", "rules", "--year", "2024"]) == 0
     out = capsys.readouterr().out
     assert "PY2024" in out and "ENHANCED" in out and "limit then sequestration" in out
-    assert main(["mssp", "rules", "--year", "2019"]) == 2
-    assert "no MSSP rules for performance year 2019" in capsys.readouterr().err
+    assert main(["mssp", "rules", "--year", "2017"]) == 2
+    assert "no MSSP rules for performance year 2017" in capsys.readouterr().err
+
+
+def test_py2019_one_row_per_aco_and_performance_period(tmp_path, capsys):
+    # An ACO whose Track 1 agreement was extended to June 2019 and that started BASIC in July has a
+    # row for each 6-month performance year; a second row for the same period is a duplicate.
+    jan_jun = ["2019", "G1", "TRACK_1", "100000000", "95000000", "0.02", "", "0.9", "1", "", "0", "", "", ""]
+    jul_dec = ["2019", "G1", "BASIC_A"] + jan_jun[3:]
+    src = write(tmp_path / "in.csv", [jan_jun, jul_dec, jan_jun[:2] + ["TRACK_2"] + jan_jun[3:]])
+    out = tmp_path / "out.csv"
+    assert main(["mssp", "settle", str(src), "--out", str(out)]) == 3
+    rows = read_out(out)
+    # 5M x 50% x 0.9 and 5M x 40% x 0.9, sequestration suspended when paid in 2020
+    assert [(r["aco_id"], r["earned_savings_losses"]) for r in rows] == [("G1", "2250000.00"), ("G1", "1800000.00")]
+    assert "January 1 - June 30, 2019" in rows[0]["rule_set"] and "July 1 - December 31, 2019" in rows[1]["rule_set"]
+    err = capsys.readouterr().err
+    assert "line 4 (aco_id G1): rejected: duplicate of line 2 (same performance_year, performance period and aco_id)" in err
 
 
 def test_parse_row_collects_every_problem():

@@ -33,8 +33,18 @@ def _edit(folder: Path, name: str, change) -> None:
 
 def test_packaged_years_and_tracks():
     rules = load_mssp_rules()
-    assert list(rules.years) == [2018, 2021, 2022, 2023, 2024]
+    assert list(rules.years) == [2018, 2019, 2020, 2021, 2022, 2023, 2024]
     assert set(rules.for_year(2018).tracks) == {TrackCode.TRACK_1, TrackCode.TRACK_1_PLUS, TrackCode.TRACK_2, TrackCode.TRACK_3}
+    for year in (2019, 2020):  # the old tracks still running beside BASIC and ENHANCED
+        assert set(rules.for_year(year).tracks) == set(TrackCode)
+    periods = rules.for_year(2019).performance_periods
+    assert list(periods) == ["JAN_JUN", "JUL_DEC"]
+    assert [p.proration.value for p in periods.values()] == [D("0.5"), D("0.5")]
+    assert rules.for_year(2019).period("BASIC_E")[0] == "JUL_DEC"
+    assert rules.for_year(2020).performance_periods is None
+    assert rules.for_year(2020).loss_mitigation.loss_reduction.value == D("1")
+    assert {rules.for_year(y).quality.method for y in (2018, 2019, 2020)} == {"scaled"}
+    assert [rules.sequestration_rate(rules.for_year(y).payment.payment_year) for y in (2019, 2020)] == [D(0), D(0)]
     for year in (2021, 2022, 2023, 2024):
         assert {t.value for t in rules.for_year(year).tracks} == {
             "BASIC_A", "BASIC_B", "BASIC_C", "BASIC_D", "BASIC_E", "ENHANCED"}

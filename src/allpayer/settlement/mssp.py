@@ -17,7 +17,10 @@ The steps (42 CFR 425 subpart G):
    (a share of the benchmark) and sequestration apply in the year's order.
 4. Losses: loss rate (fixed, or 1 - sharing rate x quality score within a floor and ceiling),
    times the loss; limited to the smallest loss limit; reduced by the extreme and uncontrollable
-   circumstances adjustment (dollars). Sequestration never applies to losses.
+   circumstances adjustment (the input dollars, or the year's waiver for every ACO when larger:
+   PY2020). Sequestration never applies to losses.
+   A 6-month performance year (PY2019, 42 CFR 425.609) settles CMS's pro-rated totals under its
+   track's rules; calendar-year participant revenue is pro-rated for the revenue-based loss limit.
 5. The result is rounded to cents, half up. Nothing before it is rounded.
 
 >>> from allpayer.settlement.mssp_terms import load_mssp_rules
@@ -41,7 +44,7 @@ from typing import Literal
 
 from allpayer.errors import AllpayerError
 from allpayer.money import round_money
-from allpayer.settlement.mssp_terms import MsspRules, MsspYearRules, TrackCode, TrackTerms
+from allpayer.settlement.mssp_terms import MsspRules, MsspYearRules, PerformancePeriod, TrackCode, TrackTerms
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -242,6 +245,24 @@ def _sequestration_step(aco: MsspInput, year: MsspYearRules, rules: MsspRules):
     return step
 
 
+def _period(aco: MsspInput, year: MsspYearRules) -> PerformancePeriod | None:
+    found = year.period(aco.track)
+    return None if found is None else found[1]
+
+
+def _limit_order(aco: MsspInput, year: MsspYearRules) -> tuple[str, str]:
+    """The order of the payment limit and sequestration, and its source (a period's own, if any)."""
+    period = _period(aco, year)
+    if period is not None and period.limit_order is not None:
+        return period.limit_order, period.limit_order_reference or ""
+    return year.payment.limit_order, year.payment.limit_order_reference
+
+
+def _proration(aco: MsspInput, year: MsspYearRules) -> Decimal:
+    period = _period(aco, year)
+    return ONE if period is None else period.proration.value
+
+
 def _settle_savings(aco: MsspInput, year: MsspYearRules, track: TrackTerms, gross: Decimal, book: _Book,
                     rules: MsspRules) -> tuple[Decimal, Decimal]:
     """Generated savings and earned savings (not yet rounded) for gross savings > 0."""
@@ -279,8 +300,8 @@ def _settle_savings(aco: MsspInput, year: MsspYearRules, track: TrackTerms, gros
                         f"payment year {_payment_year(aco, year)}", step.rate.reference)
     cap = book.add("limit_amount", "performance payment limit", track.savings_cap.value * b, "usd",
                    f"{track.savings_cap.value} x benchmark", track.savings_cap.reference)
-    order = year.payment.limit_order_reference
-    if year.payment.limit_order == "sequestration_then_limit":
+    limit_order, order = _limit_order(aco, year)
+    if limit_order == "sequestration_then_limit":
         seq_amount = book.add("sequestration_amount", "sequestration", shared * seq_rate, "usd",
                               "shared x sequestration rate", order)
         after = shared - seq_amount
@@ -311,7 +332,7 @@ def _loss_rate(aco: MsspInput, year: MsspYearRules, track: TrackTerms, book: _Bo
                     f"kept between {qs.floor.value} and {qs.ceiling.value}", qs.reference)
 
 
-def _loss_limit(aco: MsspInput, track: TrackTerms, shared: Decimal, book: _Book) -> Decimal:
+def _loss_limit(aco: MsspInput, track: TrackTerms, shared: Decimal, book: _Book, proration: Decimal) -> Decimal:
     b = aco.benchmark_total
     limits = track.loss_limit
     share = limits.benchmark_share_for(aco.agreement_year)
@@ -333,10 +354,13 @@ def _loss_limit(aco: MsspInput, track: TrackTerms, shared: Decimal, book: _Book)
         if aco.participant_revenue is None:
             book.notes.append("participant_revenue not given: the revenue-based loss limit is not applied")
         else:
+            basis = f"{limits.revenue_share.value} x participant revenue"
+            if proration != ONE:
+                basis += f" x {proration} (calendar-year revenue pro-rated to the performance period)"
             candidates.append(book.add(
                 "loss_limit_revenue", "loss limit on participant revenue",
-                limits.revenue_share.value * aco.participant_revenue, "usd",
-                f"{limits.revenue_share.value} x participant revenue", limits.revenue_share.reference))
+                limits.revenue_share.value * aco.participant_revenue * proration, "usd",
+                basis, limits.revenue_share.reference))
     return book.add("limit_amount", "loss limit", min(candidates), "usd", "smallest applicable loss limit")
 
 
@@ -360,13 +384,19 @@ def _settle_losses(aco: MsspInput, year: MsspYearRules, track: TrackTerms, gross
     rate = _loss_rate(aco, year, track, book)
     shared = book.add("shared_before_limit", "shared losses before the loss limit", loss * rate, "usd",
                       "loss x shared loss rate")
-    limit = _loss_limit(aco, track, shared, book)
+    limit = _loss_limit(aco, track, shared, book, _proration(aco, year))
     applied = book.add("cap_applied", "loss limit applied", shared > limit, "flag", "shared losses > loss limit")
     limited = limit if applied else shared
+    reduction, basis, reference = aco.disaster_adjustment, "input disaster_adjustment", "42 CFR 425.605(f), 425.606(i), 425.610(i)"
+    mitigation = year.loss_mitigation
+    if mitigation is not None:
+        blanket = book.add("loss_mitigation_rate", "share of owed losses waived for every ACO",
+                           mitigation.loss_reduction.value, "rate", "the year's terms", mitigation.reference)
+        if blanket * limited >= reduction:
+            reduction, basis, reference = blanket * limited, f"{blanket} x losses owed", mitigation.reference
     disaster = book.add(
         "disaster_adjustment_applied", "extreme and uncontrollable circumstances reduction",
-        min(aco.disaster_adjustment, limited), "usd", "input disaster_adjustment, at most the losses owed",
-        "42 CFR 425.605(f), 425.606(i), 425.610(i)")
+        min(reduction, limited), "usd", f"{basis}, at most the losses owed", reference)
     book.add("sequestration_rate", "sequestration rate", ZERO, "rate", "sequestration never applies to losses")
     return generated, -(limited - disaster)
 
@@ -384,8 +414,15 @@ def settle(aco: MsspInput, rules: MsspRules) -> MsspSettlement:
     if aco.reduced_savings_eligible:
         _check_reduced_flag(aco, year)
     book = _Book()
+    period = _period(aco, year)
     with decimal.localcontext() as ctx:
         ctx.prec = _PRECISION
+        if period is not None:
+            book.add("performance_period", "performance period", f"{period.start} to {period.end}", "text",
+                     period.title, period.reference)
+            book.add("proration", "months in the period / 12", period.proration.value, "rate",
+                     "the totals are CMS's for the period (calendar-year totals x this rate)",
+                     period.proration.reference)
         b, e = aco.benchmark_total, aco.expenditure_total
         book.add("benchmark_total", "updated benchmark (total)", b, "usd", "input")
         book.add("expenditure_total", "performance-year expenditures (total)", e, "usd", "input")
@@ -404,7 +441,7 @@ def settle(aco: MsspInput, rules: MsspRules) -> MsspSettlement:
                  "rounded to cents, half up")
     return MsspSettlement(
         aco=aco,
-        rule_set=year.title,
+        rule_set=year.title if period is None else f"{year.title}: {period.title}",
         generated_savings_losses=generated,
         earned_savings_losses=earned,
         lines=tuple(book.lines),

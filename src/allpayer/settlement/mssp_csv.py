@@ -179,8 +179,21 @@ def parse_row(values: dict[str, str]) -> MsspInput:
     return MsspInput(**parsed)  # type: ignore[arg-type]
 
 
-def read_input(path: str | Path) -> tuple[list[InputRow], list[RejectedRow], list[str]]:
-    """Read an input CSV: parsed rows, rejected rows (with line numbers) and the extra column names."""
+def _row_key(aco: MsspInput, rules: MsspRules | None) -> tuple[str, str, str]:
+    """What makes a row unique: year, performance period (PY2019 had two) and ACO."""
+    year = rules.for_year(aco.performance_year) if rules is not None else None
+    found = year.period(aco.track) if year is not None else None
+    return str(aco.performance_year), found[0] if found else "", aco.aco_id
+
+
+def read_input(
+    path: str | Path, rules: MsspRules | None = None
+) -> tuple[list[InputRow], list[RejectedRow], list[str]]:
+    """Read an input CSV: parsed rows, rejected rows (with line numbers) and the extra column names.
+
+    With `rules`, a performance year of several performance periods (PY2019) may hold one row per
+    ACO and period; otherwise ``performance_year`` and ``aco_id`` are unique.
+    """
     p = Path(path)
     try:
         handle = p.open(newline="", encoding="utf-8-sig")
@@ -199,7 +212,7 @@ def read_input(path: str | Path) -> tuple[list[InputRow], list[RejectedRow], lis
             header = [h.strip() for h in header]
             _check_header(path, header)
             extras = [h for h in header if h not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-            seen: dict[tuple[str, str], int] = {}
+            seen: dict[tuple[str, str, str], int] = {}
             line = reader.line_num
             for record in reader:
                 start, line = line + 1, reader.line_num
@@ -216,10 +229,10 @@ def read_input(path: str | Path) -> tuple[list[InputRow], list[RejectedRow], lis
                 except MsspInputError as exc:
                     rejected.append(RejectedRow(start, aco_id, str(exc)))
                     continue
-                key = (str(aco.performance_year), aco.aco_id)
+                key = _row_key(aco, rules)
                 if key in seen:
-                    rejected.append(RejectedRow(
-                        start, aco_id, f"duplicate of line {seen[key]} (same performance_year and aco_id)"))
+                    same = "performance_year, performance period and aco_id" if key[1] else "performance_year and aco_id"
+                    rejected.append(RejectedRow(start, aco_id, f"duplicate of line {seen[key]} (same {same})"))
                     continue
                 seen[key] = start
                 rows.append(InputRow(start, aco, {h: values[h] for h in extras}))
@@ -250,7 +263,7 @@ def _check_header(path, header: list[str]) -> None:
 
 def settle_file(path: str | Path, rules: MsspRules) -> SettleResult:
     """Read and settle every row of an input CSV under `rules`."""
-    rows, rejected, extras = read_input(path)
+    rows, rejected, extras = read_input(path, rules)
     settled: list[SettledRow] = []
     for row in rows:
         try:

@@ -20,6 +20,7 @@ Decimal('0.02')
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from enum import Enum
 from importlib import resources
@@ -228,8 +229,50 @@ class PaymentTerms(_Strict):
 
     payment_year: int = Field(ge=2012)
     payment_year_reference: str = Field(min_length=1)
-    limit_order: Literal["sequestration_then_limit", "limit_then_sequestration"]
+    limit_order: LimitOrder
     limit_order_reference: str = Field(min_length=1)
+
+
+LimitOrder = Literal["sequestration_then_limit", "limit_then_sequestration"]
+
+
+class PerformancePeriod(_Strict):
+    """A performance year shorter than the calendar year, for the tracks listed (42 CFR 425.609: the
+    two 6-month performance years of 2019).
+
+    CMS determines the shared savings or losses for the whole calendar year under the track's rules
+    and multiplies them by ``proration`` (months in the period / 12). Every step is proportional to
+    the totals, so settling CMS's published totals for the period (calendar-year totals x
+    ``proration``) gives the same amounts; only a calendar-year dollar input (participant revenue,
+    for a revenue-based loss limit) is multiplied by ``proration``. ``limit_order``, when given,
+    replaces the year's order for these tracks.
+    """
+
+    title: str
+    start: date
+    end: date
+    reference: str = Field(min_length=1)
+    proration: RateParam
+    tracks: list[TrackCode] = Field(min_length=1)
+    limit_order: LimitOrder | None = None
+    limit_order_reference: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PerformancePeriod":
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        if (self.limit_order is None) != (self.limit_order_reference is None):
+            raise ValueError("give `limit_order` and `limit_order_reference` together")
+        return self
+
+
+class LossMitigationTerms(_Strict):
+    """A share of every ACO's owed losses waived for the whole year (extreme and uncontrollable
+    circumstances that affected every ACO in every month: the COVID-19 public health emergency in
+    2020). An ACO's own reduction in dollars (input ``disaster_adjustment``) applies when larger."""
+
+    loss_reduction: RateParam
+    reference: str = Field(min_length=1)
 
 
 class ReducedSavingsTerms(_Strict):
@@ -249,6 +292,8 @@ class MsspYearRules(_Strict):
     quality: QualityTerms
     payment: PaymentTerms
     reduced_savings_below_msr: ReducedSavingsTerms | None = None
+    loss_mitigation: LossMitigationTerms | None = None
+    performance_periods: dict[str, PerformancePeriod] | None = None
     tracks: dict[TrackCode, TrackTerms] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -258,6 +303,29 @@ class MsspYearRules(_Strict):
             if missing:
                 raise ValueError(f"reduced_savings_below_msr names tracks not in this year: {', '.join(missing)}")
         return self
+
+    @model_validator(mode="after")
+    def _each_track_in_one_period(self) -> "MsspYearRules":
+        if self.performance_periods is None:
+            return self
+        listed = [t for p in self.performance_periods.values() for t in p.tracks]
+        twice = sorted({t.value for t in listed if listed.count(t) > 1})
+        if twice:
+            raise ValueError(f"performance_periods list a track more than once: {', '.join(twice)}")
+        unknown = sorted({t.value for t in listed} - {t.value for t in self.tracks})
+        if unknown:
+            raise ValueError(f"performance_periods name tracks not in this year: {', '.join(unknown)}")
+        missing = sorted({t.value for t in self.tracks} - {t.value for t in listed})
+        if missing:
+            raise ValueError(f"tracks in no performance period: {', '.join(missing)}")
+        return self
+
+    def period(self, code: str) -> tuple[str, PerformancePeriod] | None:
+        """The performance period (key, terms) of a track in a year of several, or None (a 12-month year)."""
+        for key, period in (self.performance_periods or {}).items():
+            if any(t.value == code for t in period.tracks):
+                return key, period
+        return None
 
     def track(self, code: str) -> TrackTerms | None:
         """The terms of a track by its input code, or None when the track does not exist this year."""
