@@ -1,6 +1,8 @@
 """CLI: `allpayer mssp` settles Medicare Shared Savings Program results under the dated MSSP rules.
 
 - ``allpayer mssp settle INPUT.csv --out RESULTS.csv [--explain ACO_ID] [--terms DIR]``
+- ``allpayer mssp settle PUF.csv --year YEAR --out RESULTS.csv [--layout puf]``: CMS's public use
+  file, settled and compared with CMS's published amounts
 - ``allpayer mssp rules [--year YEAR] [--terms DIR]``
 
 Exit codes of ``settle``: 0 when every row settled; 3 when some rows were rejected (each is
@@ -11,6 +13,8 @@ column, or the terms are invalid (nothing is written).
 
 from __future__ import annotations
 
+import csv
+from decimal import Decimal
 from pathlib import Path
 
 import typer
@@ -19,7 +23,8 @@ from rich.table import Table
 
 from allpayer.errors import AllpayerError
 from allpayer.settlement.mssp import MsspSettlement
-from allpayer.settlement.mssp_csv import display_value, settle_file, totals, write_results
+from allpayer.settlement.mssp_csv import SettleResult, display_value, settle_file, totals, write_results
+from allpayer.settlement.mssp_puf import PUF_OUTPUT_COLUMNS, is_puf_header, reproduced, settle_puf
 from allpayer.settlement.mssp_terms import MsspRules, MsspYearRules, load_mssp_rules
 
 
@@ -57,6 +62,31 @@ def _short_reference(reference: str) -> str:
     return reference.strip()
 
 
+def _is_puf(path: Path, layout: str) -> bool:
+    if layout not in ("auto", "allpayer", "puf"):
+        raise AllpayerError(f"--layout must be auto, allpayer or puf, got {layout!r}")
+    if layout != "auto":
+        return layout == "puf"
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False  # the reader of the allpayer layout reports what is wrong with the file
+    return is_puf_header(header)
+
+
+def _print_reproduced(result: SettleResult) -> None:
+    n = len(result.settled)
+    near = sum(
+        1 for r in result.settled
+        if abs(Decimal(r.extras["earned_difference"])) <= r.settlement.aco.benchmark_total * Decimal("0.00001")
+    )
+    out_console.print(
+        f"reproduced CMS's earned savings/losses within $1 for {reproduced(result)} of {n} ACO(s); "
+        f"within 0.001% of the benchmark (quality scores are published rounded) for {near} of {n}"
+    )
+
+
 def _money(amount) -> str:
     return f"${amount:,.2f}"
 
@@ -82,11 +112,26 @@ def settle_command(
     terms: Path | None = typer.Option(
         None, "--terms", metavar="DIR", help="Folder of MSSP terms to use instead of the packaged ones (what-if runs)."
     ),
+    layout: str = typer.Option(
+        "auto", "--layout", metavar="auto|allpayer|puf",
+        help="Input layout: allpayer's columns, or CMS's ACO financial and quality results public use file "
+        "(auto: a file with ACO_ID and ABtotBnchmk columns is a public use file).",
+    ),
+    year: int | None = typer.Option(
+        None, "--year", help="Performance year of a public use file (the file has no year column)."
+    ),
 ) -> None:
     """Settle each ACO's shared savings or losses; write generated and earned amounts with the working."""
     rules = _rules(terms)
-    result = settle_file(input_csv, rules)
-    write_results(out, result)
+    puf = _is_puf(input_csv, layout)
+    if puf:
+        if year is None:
+            raise AllpayerError(f"{input_csv}: a CMS public use file has no performance-year column: give --year")
+        result = settle_puf(input_csv, year, rules)
+        write_results(out, result, PUF_OUTPUT_COLUMNS)
+    else:
+        result = settle_file(input_csv, rules)
+        write_results(out, result)
     for bad in result.rejected:
         who = f" (aco_id {bad.aco_id})" if bad.aco_id else ""
         err_console.print(f"{input_csv}: line {bad.line}{who}: rejected: {bad.reason}")
@@ -95,6 +140,8 @@ def settle_command(
         f"settled {len(result.settled)} row(s), rejected {len(result.rejected)} -> {out} "
         f"(earned savings {_money(earned)}, owed losses {_money(-owed)})"
     )
+    if puf:
+        _print_reproduced(result)
     missing = []
     for aco_id in explain:
         matches = [r.settlement for r in result.settled if r.settlement.aco.aco_id == aco_id]

@@ -317,13 +317,16 @@ def result_row(row: SettledRow) -> dict[str, str]:
     return out
 
 
-def write_results(path: str | Path, result: SettleResult) -> None:
-    """Write the output CSV atomically (a temporary file renamed into place)."""
+def write_results(path: str | Path, result: SettleResult, columns: Iterable[str] | None = None) -> None:
+    """Write the output CSV atomically (a temporary file renamed into place).
+
+    `columns`: the output columns in order (default: `OUTPUT_COLUMNS`, then the extra input columns).
+    """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise AllpayerError(f"{path}: the output folder does not exist")
-    columns = list(OUTPUT_COLUMNS) + list(result.extra_columns)
+    columns = list(columns) if columns is not None else list(OUTPUT_COLUMNS) + list(result.extra_columns)
     fd, tmp = tempfile.mkstemp(prefix=".mssp-", suffix=".csv", dir=folder)
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
