@@ -113,12 +113,35 @@ def test_py2019_lower_case_file_fractions_and_suppressed_cells(tmp_path, capsys)
     assert "line 4 (aco_id A9999): rejected: QualScore is suppressed (*)" in err
 
 
-def test_unconfirmed_layout_fails_naming_the_missing_columns(tmp_path):
-    # a file with a single Current_Track text column (the later years' layout) is not read by guess
-    header = ["ACO_ID", "Current_Track", "MinSavPerc", "GenSaveLoss", "EarnSaveLoss", "Met_QPS", "QualScore",
-              "ABtotBnchmk", "ABtotExp"]
-    src = write(tmp_path / "puf.csv", header, [["A1", "ENHANCED", "2", "1", "1", "1", "90", "100", "99"]])
-    with pytest.raises(InputFileError, match="missing the track flag columns Current_Track_1 .. Current_ENHANCED"):
+def test_current_track_text_column(tmp_path, capsys):
+    # The later files carry the track as one Current_Track column (CMS's data dictionary: BASIC levels
+    # A .. E). Values of CMS's PY2024 file for two ACOs of spec/mssp_examples.csv, written in the
+    # file's formats; the third row's track is not one this version reads.
+    header = ["ACO_ID", "Current_Track", "N_AB", "MinSavPerc", "MinLossPerc", "GenSaveLoss", "EarnSaveLoss",
+              "Met_QPS", "QualScore", "ABtotBnchmk", "ABtotExp"]
+    rows = [
+        ["A1001", "ENHANCED", "116,175", "2.00", "2.00", "$146,796,368", "$107,895,330", "1", "77.05",
+         "$1,650,927,172", "$1,504,130,805"],
+        ["A1059", "E", "28,971", "2.41", "2.41", "$21,761,127", "$10,662,952", "1", "80.37", "$424,274,078",
+         "$402,512,951"],
+        ["A9998", "Level F", "1", "2.00", "2.00", "$1", "$1", "1", "80.00", "$100", "$99"],
+    ]
+    src = write(tmp_path / "puf.csv", header, rows)
+    out = tmp_path / "out.csv"
+    assert main(["mssp", "settle", str(src), "--year", "2024", "--out", str(out)]) == 3
+    got = read_out(out)
+    assert (got["A1001"]["track"], got["A1059"]["track"]) == ("ENHANCED", "BASIC_E")
+    assert D(got["A1001"]["earned_difference"]).copy_abs() <= 1
+    assert D(got["A1059"]["earned_difference"]).copy_abs() <= 1
+    captured = capsys.readouterr()
+    assert "within $1 for 2 of 2 ACO(s)" in captured.out
+    assert "A9998): rejected: Current_Track 'Level F' is not a track this version reads" in captured.err
+
+
+def test_file_without_a_track_fails_naming_the_missing_columns(tmp_path):
+    header = ["ACO_ID", "MinSavPerc", "GenSaveLoss", "EarnSaveLoss", "Met_QPS", "QualScore", "ABtotBnchmk", "ABtotExp"]
+    src = write(tmp_path / "puf.csv", header, [["A1", "2", "1", "1", "1", "90", "100", "99"]])
+    with pytest.raises(InputFileError, match="missing the track: Current_Track, or the flag columns"):
         read_puf(src, 2024, load_mssp_rules())
 
 

@@ -10,8 +10,10 @@ without regard to case (the PY2019 file is all lower case). What is read:
 
 - ``ACO_ID``; the track from the flag columns ``Current_Track_1``, ``Current_Track_1_Plus``,
   ``Current_Track_2``, ``Current_Track_3``, ``Current_BASIC_A`` .. ``Current_BASIC_E``,
-  ``Current_ENHANCED`` (the one set to 1). A file without them (a single ``Current_Track`` text
-  column) is refused, naming the columns: those values are not confirmed here.
+  ``Current_ENHANCED`` (the one set to 1), or, in the later files that have no flag columns, from
+  the one ``Current_Track`` text column (`track_from_text`: CMS's data dictionary gives the BASIC
+  levels as ``A`` .. ``E``; ``ENHANCED`` and the older tracks are read by name). A value read
+  neither way rejects the ACO, naming it.
 - ``ABtotBnchmk``, ``ABtotExp``, ``GenSaveLoss``, ``EarnSaveLoss`` and ``DisAdj`` (money: ``$`` and
   thousands commas allowed, a negative in parentheses; ``DisAdj`` is published negative and is
   taken as a positive reduction); ``N_AB``.
@@ -135,7 +137,35 @@ class _Row:
         return _parse_decimal(raw, name) == 1
 
 
+_TRACK_NAMES = {
+    "ENHANCED": "ENHANCED", "ENHANCED TRACK": "ENHANCED",
+    "TRACK 1": "TRACK_1", "TRACK 1+": "TRACK_1_PLUS", "TRACK 1 PLUS": "TRACK_1_PLUS",
+    "TRACK 2": "TRACK_2", "TRACK 3": "TRACK_3",
+}
+
+
+def track_from_text(raw: str) -> str:
+    """The track code of a ``Current_Track`` value: a BASIC level as CMS's data dictionary writes it
+    (``A`` .. ``E``) or spelled out (``BASIC Level E``, ``Level E``, ``BASIC E``); ``ENHANCED``; the
+    older tracks by name (``Track 1``, ``Track 1+``, ``Track 2``, ``Track 3``). Case and spacing
+    (``_``, ``-``) do not matter.
+
+    >>> [track_from_text(v) for v in ("E", "BASIC Level C", "level_a", "Enhanced", "Track 1+")]
+    ['BASIC_E', 'BASIC_C', 'BASIC_A', 'ENHANCED', 'TRACK_1_PLUS']
+    """
+    text = " ".join(raw.replace("_", " ").replace("-", " ").upper().split())
+    if text in _TRACK_NAMES:
+        return _TRACK_NAMES[text]
+    for prefix in ("BASIC LEVEL ", "BASIC TRACK LEVEL ", "BASIC ", "LEVEL ", ""):
+        level = text.removeprefix(prefix) if text.startswith(prefix) else None
+        if level is not None and len(level) == 1 and level in "ABCDE":
+            return f"BASIC_{level}"
+    raise ValueError(f"Current_Track {raw!r} is not a track this version reads (A-E, ENHANCED, Track 1/1+/2/3)")
+
+
 def _track(row: _Row) -> str:
+    if not any(flag in row.header for flag in TRACK_FLAGS):
+        return track_from_text(row.need("Current_Track"))
     on = [code for flag, code in TRACK_FLAGS.items() if row.flag(flag)]
     if len(on) != 1:
         raise ValueError(f"exactly one track flag must be 1, found {len(on)}")
@@ -199,9 +229,8 @@ def read_puf(path: str | Path, year: int, rules: MsspRules) -> tuple[list[InputR
         raise InputFileError(str(path), f"not a readable CSV file: {exc}") from exc
     header = {f.lower(): f for f in fields}
     missing = [c for c in REQUIRED if c.lower() not in header]
-    if not any(flag in header for flag in TRACK_FLAGS):
-        missing.append("the track flag columns Current_Track_1 .. Current_ENHANCED (a single Current_Track "
-                       "column is not read: its values are not confirmed)")
+    if not any(flag in header for flag in TRACK_FLAGS) and "current_track" not in header:
+        missing.append("the track: Current_Track, or the flag columns Current_Track_1 .. Current_ENHANCED")
     if missing:
         raise InputFileError(str(path), f"not a public use file this version reads: missing {', '.join(missing)}")
     percent = _percent_columns(header, [rec for _, rec in records])
