@@ -59,20 +59,21 @@ def test_overlapping_spans_count_once_per_month():
 def test_members_with_one_span_and_with_several_expand_alike():
     # M1 has one span per plan (each expands as it is), M2 two spans in one plan with a gap, M3 two
     # overlapping spans; a span with no plan has no key and counts nowhere, with one span or several.
+    # (Each member is another person: spans of one person in one plan share its months.)
     mm = run([
         dict(BASE, enrollment_start_date=D(2024, 1, 1), enrollment_end_date=D(2024, 3, 31)),
         dict(BASE, plan="other", enrollment_start_date=D(2024, 2, 1), enrollment_end_date=D(2024, 2, 29)),
-        dict(BASE, member_id="M2", enrollment_start_date=D(2024, 1, 1), enrollment_end_date=D(2024, 1, 31)),
-        dict(BASE, member_id="M2", enrollment_start_date=D(2024, 3, 1), enrollment_end_date=D(2024, 4, 30)),
-        dict(BASE, member_id="M3", aid_category="b", enrollment_start_date=D(2024, 1, 1),
+        dict(BASE, person_id="P2", member_id="M2", enrollment_start_date=D(2024, 1, 1), enrollment_end_date=D(2024, 1, 31)),
+        dict(BASE, person_id="P2", member_id="M2", enrollment_start_date=D(2024, 3, 1), enrollment_end_date=D(2024, 4, 30)),
+        dict(BASE, person_id="P3", member_id="M3", aid_category="b", enrollment_start_date=D(2024, 1, 1),
              enrollment_end_date=D(2024, 2, 29)),
-        dict(BASE, member_id="M3", aid_category="a", enrollment_start_date=D(2024, 2, 1),
+        dict(BASE, person_id="P3", member_id="M3", aid_category="a", enrollment_start_date=D(2024, 2, 1),
              enrollment_end_date=D(2024, 3, 31)),
-        dict(BASE, member_id="M4", plan=None, enrollment_start_date=D(2024, 1, 1),
+        dict(BASE, person_id="P4", member_id="M4", plan=None, enrollment_start_date=D(2024, 1, 1),
              enrollment_end_date=D(2024, 1, 31)),
-        dict(BASE, member_id="M5", plan=None, enrollment_start_date=D(2024, 1, 1),
+        dict(BASE, person_id="P5", member_id="M5", plan=None, enrollment_start_date=D(2024, 1, 1),
              enrollment_end_date=D(2024, 1, 31)),
-        dict(BASE, member_id="M5", plan=None, enrollment_start_date=D(2024, 2, 1),
+        dict(BASE, person_id="P5", member_id="M5", plan=None, enrollment_start_date=D(2024, 2, 1),
              enrollment_end_date=D(2024, 2, 29)),
     ])
     got = sorted((r["member_id"], r["plan"], r["month"].month, r["aid_category"]) for r in mm)
@@ -121,3 +122,32 @@ def test_overlapping_spans_keep_one_row_on_a_total_order(order):
     types = {r["month"].month: r["enrollment_type"] for r in mm}
     assert types == {1: "disabled", 2: "disabled", 3: "disabled", 4: "disabled",
                      5: "aged_nondual", 6: "aged_nondual", 7: "aged_nondual", 8: "aged_nondual"}
+
+
+def test_a_reissued_member_id_gives_one_month_per_person_carrying_the_span_of_its_first_covered_day():
+    """A payer reissues P1's card on 16 March (M2 after M1) in the same plan: one row per person,
+    payer, plan and month (12, not 13), March carrying the span in force on its first day (M1),
+    whichever id sorts first (the reissued id M0 in the second case)."""
+    for old, new in (("M1", "M2"), ("M1", "M0")):
+        mm = run([dict(BASE, member_id=old, enrollment_start_date=D(2024, 1, 1), enrollment_end_date=D(2024, 3, 15)),
+                  dict(BASE, member_id=new, enrollment_start_date=D(2024, 3, 16), enrollment_end_date=D(2024, 12, 31))])
+        assert len(mm) == 12 and len({r["month"] for r in mm}) == 12
+        assert {r["month"].month: r["member_id"] for r in mm if r["month"].month in (2, 3, 4)} == {2: old, 3: old, 4: new}
+
+
+def test_a_group_change_within_a_month_keeps_the_group_of_its_first_covered_day():
+    """A member moves from group UVMMC to group SOV of one self-funded plan on 16 March (one member
+    id, then a reissued one): March carries UVMMC, the group in force on its first day, though SOV
+    sorts first; a member who joins mid-month carries the group of the first day it is covered."""
+    sf = dict(BASE, payer="mvp", payer_type="self_funded", plan="aso", aid_category=None)
+    for new in ("M1", "M2"):
+        mm = run([dict(sf, group_id="UVMMC", enrollment_start_date=D(2024, 1, 1), enrollment_end_date=D(2024, 3, 15)),
+                  dict(sf, member_id=new, group_id="SOV", enrollment_start_date=D(2024, 3, 16),
+                       enrollment_end_date=D(2024, 12, 31))])
+        assert len(mm) == 12
+        assert {r["month"].month: r["group_id"] for r in mm if r["month"].month in (3, 4)} == {3: "UVMMC", 4: "SOV"}
+    mm = run([dict(sf, group_id="UVMMC", enrollment_start_date=D(2024, 3, 20), enrollment_end_date=D(2024, 4, 30)),
+              dict(sf, member_id="M2", group_id="SOV", enrollment_start_date=D(2024, 3, 10),
+                   enrollment_end_date=D(2024, 3, 19))])
+    assert sorted((r["month"].month, r["member_id"], r["group_id"]) for r in mm) == [(3, "M2", "SOV"),
+                                                                                    (4, "M1", "UVMMC")]

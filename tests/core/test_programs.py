@@ -82,3 +82,44 @@ def test_a_program_starting_mid_month_counts_that_month_as_its_targets_do():
     out = ibis.duckdb.connect().to_pyarrow(program_months(_switch_months(), [p])).to_pylist()
     got = sorted({r["month"] for r in out if r["member_id"] == "M2"})
     assert got == performance_months_table(p) == [D(2024, m, 1) for m in range(3, 13)]
+
+
+def _employee_months(new_member="M2"):
+    """P1 moves from the UVMMC employee plan to the State's (both MVP's self-funded plan `aso`) on 16
+    March 2024, under a reissued member id (or the same one); both employers opted in all year."""
+    spans = [("M1", "UVMMC", D(2024, 1, 1), D(2024, 3, 15)), (new_member, "SOV", D(2024, 3, 16), D(2024, 12, 31))]
+    elig = table([dict(person_id="P1", member_id=m, payer="mvp", payer_type="self_funded", plan="aso", group_id=g,
+                       gender="female", birth_date=D(1980, 5, 5), enrollment_start_date=a, enrollment_end_date=b)
+                  for m, g, a, b in spans], ELIG_SCHEMA)
+    eg = table([dict(group_id=g, aco_opt_in=True, effective_start_date=D(2020, 1, 1)) for g in ("SOV", "UVMMC")],
+               EG_SCHEMA)
+    return eligibility_months(elig, D(2024, 1, 1), D(2024, 12, 31)), eg
+
+
+def test_a_person_whose_member_id_is_reissued_mid_month_has_one_member_month_in_the_program():
+    """A new card number (M1, then M2 from 16 March) in one plan is one person: twelve member
+    months, not thirteen; March carries the id in force on its first day. In a program of two
+    plans, a person who holds each under another id in one month has one member month listing both."""
+    spans = [("M1", "qhp", D(2024, 1, 1), D(2024, 3, 15)), ("M2", "qhp", D(2024, 3, 16), D(2024, 12, 31)),
+             ("M3", "qhp_silver", D(2024, 3, 20), D(2024, 3, 31))]
+    elig = table([dict(person_id="P1", member_id=m, payer="mvp", payer_type="commercial", plan=plan,
+                       gender="female", birth_date=D(1980, 5, 5), enrollment_start_date=a, enrollment_end_date=b)
+                  for m, plan, a, b in spans], ELIG_SCHEMA)
+    out = ibis.duckdb.connect().to_pyarrow(program_months(eligibility_months(elig, D(2024, 1, 1), D(2024, 12, 31)),
+                                                          [_mvp_qhp()])).to_pylist()
+    assert sorted(r["month"].month for r in out) == list(range(1, 13))
+    march = [(r["member_id"], r["plan"], r["plans_in_month"]) for r in out if r["month"] == D(2024, 3, 1)]
+    assert march == [("M1", "qhp", "|qhp|qhp_silver|")]
+
+
+def test_an_employee_who_changes_employer_group_mid_month_has_the_month_in_one_program():
+    """Two employer programs on one payer and plan, told apart by group: a move from UVMMC to SOV on
+    16 March gives March to UVMMC's program (the group in force on the month's first covered day)
+    and April on to the State's, one member month a month in all, with or without a new member id."""
+    programs = load_programs([programs_dir() / "vermont" / "2024"])
+    for new_member in ("M2", "M1"):
+        em, eg = _employee_months(new_member)
+        out = ibis.duckdb.connect().to_pyarrow(program_months(em, programs, eg)).to_pylist()
+        got = sorted((r["month"].month, r["program_id"]) for r in out)
+        assert got == [(m, "vt-2024-uvmmc-employees") for m in (1, 2, 3)] + [
+            (m, "vt-2024-sov-employees") for m in range(4, 13)]

@@ -541,3 +541,15 @@ def test_a_base_month_in_two_plans_of_a_program_is_one_month_with_both_plans_cla
                        claims([("A1", "M9", D(2023, 2, 21), "400.00")], payer="mvp", plan="aso"))
     cost = rows(member_month_cost(cost_lines(lines), base, unique_months=True), key=lambda r: r["month"])
     assert [(r["month"].month, r["ffs_paid_cents"]) for r in cost] == [(1, 0), (2, 30000), (3, 0)]
+
+
+def test_an_employer_base_month_under_two_member_ids_of_one_person_is_one_month():
+    """An employee of the group (P5) moves from MVP to BCBSVT as administrator in March 2023 and gets a
+    new member id there (M15): one base month in March, not two (the row of the first payer in sort
+    order, as for one member id), four in all."""
+    p = program("self_funded", COMMERCIAL_TARGET)
+    elig = ibis.union(member_months([("M5", 2023, 1, 3, {"group_id": "SOV"})], payer="mvp", plan="aso"),
+                      member_months([("M15", 2023, 3, 4, {"group_id": "SOV", "person_id": "P5"})], payer="bcbsvt",
+                                    plan="aso")).drop("program_id")
+    got = sorted((r["month"].month, r["member_id"], r["payer"]) for r in rows(base_population_months(elig, p)))
+    assert got == [(1, "M5", "mvp"), (2, "M5", "mvp"), (3, "M15", "bcbsvt"), (4, "M15", "bcbsvt")]

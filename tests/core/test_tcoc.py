@@ -327,6 +327,83 @@ def test_a_plan_switch_month_is_one_member_month_with_the_claims_of_both_plans_o
     assert [(e["event"], e["month"]) for e in events] == [("ed_visit", D(2024, 3, 1))]
 
 
+def _person_elig(spans):
+    """Eligibility of person P1 at MVP: (member_id, plan, group_id, start, end) spans."""
+    schema = {"person_id": "string", "member_id": "string", "payer": "string", "payer_type": "string",
+              "plan": "string", "group_id": "string", "gender": "string", "birth_date": "date",
+              "death_date": "date", "enrollment_start_date": "date", "enrollment_end_date": "date",
+              "aid_category": "string", "medicare_status_code": "string", "dual_status_code": "string",
+              "data_sharing_opt_out": "boolean"}
+    return table([dict(person_id="P1", member_id=m, payer="mvp", payer_type="commercial", plan=plan, group_id=g,
+                       gender="female", birth_date=D(1980, 5, 5), enrollment_start_date=a, enrollment_end_date=b)
+                  for m, plan, g, a, b in spans], schema)
+
+
+def _person_claims(plan):
+    """P1's March claims under its first member id (M1) and its reissued one (M2)."""
+    return medical([
+        dict(claim_id="C1", member_id="M1", payer="mvp", plan=plan, claim_start_date=D(2024, 3, 5), paid_amount="100.00"),
+        dict(claim_id="C2", member_id="M2", payer="mvp", plan=plan, claim_start_date=D(2024, 3, 20), paid_amount="200.00"),
+        dict(claim_id="ED2", member_id="M2", payer="mvp", plan=plan, hcpcs_code="99284", place_of_service_code="23",
+             claim_start_date=D(2024, 3, 22), paid_amount="50.00"),
+    ])
+
+
+def test_a_reissued_member_id_month_is_one_member_month_with_the_claims_of_both_ids_once():
+    """MVP reissues P1's card on 16 March (M1, then M2): one March member month (carrying M1, the id
+    of its first day) in which the claims filed under either id count once ($100 + $200 + $50), as
+    do the ED visit (under the month's member id) and the leakage lines."""
+    from allpayer.core.member_months import eligibility_months
+    from allpayer.core.programs import program_months as tag_programs
+    from allpayer.terms import load_programs, programs_dir
+
+    qhp = next(p for p in load_programs([programs_dir() / "vermont" / "2024"]) if p.program_id == "vt-2024-mvp-qhp")
+    elig = _person_elig([("M1", "qhp", None, D(2024, 1, 1), D(2024, 3, 15)),
+                         ("M2", "qhp", None, D(2024, 3, 16), D(2024, 12, 31))])
+    pm = tag_programs(eligibility_months(elig, D(2024, 1, 1), D(2024, 12, 31)), [qhp])
+    med = _person_claims("qhp")
+    lines = cost_lines(medical_claim_lines(med))
+    for unique in (False, True):
+        mmc = rows(member_month_cost(lines, pm, unique_months=unique))
+        assert len(mmc) == 12
+        march = [r for r in mmc if r["month"] == D(2024, 3, 1)]
+        assert [(r["member_id"], r["claim_lines"], r["ffs_paid_cents"]) for r in march] == [("M1", 3, 35000)]
+        rec = {r["disposition"]: r["ffs_paid_cents"] for r in rows(cost_reconciliation(lines, pm, unique_months=unique))}
+        assert rec == {"in_program": 35000}
+    events = rows(utilization_events(medical_claim_lines(med), pm))
+    assert [(e["event"], e["member_id"], e["person_id"], e["month"]) for e in events] == [
+        ("ed_visit", "M1", "P1", D(2024, 3, 1))]
+    leak = rows(leakage_lines(medical_claim_lines(med), table([], ROSTER), pm))
+    assert sorted((r["claim_id"], r["program_id"]) for r in leak) == [
+        ("C1", "vt-2024-mvp-qhp"), ("C2", "vt-2024-mvp-qhp"), ("ED2", "vt-2024-mvp-qhp")]
+
+
+def test_a_mid_month_employer_group_change_counts_the_months_claims_in_one_program_once():
+    """Two employer programs on MVP's `aso` plan, told apart by group: P1 moves from UVMMC to the
+    State (SOV) on 16 March under a new member id. March is UVMMC's member month (its group covered
+    the month's first day) and every March claim counts there once, whichever id it was filed under;
+    the State's program has no March month and none of its claims."""
+    from allpayer.core.member_months import eligibility_months
+    from allpayer.core.programs import program_months as tag_programs
+    from allpayer.terms import load_programs, programs_dir
+
+    programs = [p for p in load_programs([programs_dir() / "vermont" / "2024"]) if p.payer == "mvp"]
+    elig = _person_elig([("M1", "aso", "UVMMC", D(2024, 1, 1), D(2024, 3, 15)),
+                         ("M2", "aso", "SOV", D(2024, 3, 16), D(2024, 12, 31))])
+    eg = table([dict(group_id=g, aco_opt_in=True, effective_start_date=D(2020, 1, 1)) for g in ("SOV", "UVMMC")],
+               {"group_id": "string", "aco_opt_in": "boolean", "effective_start_date": "date",
+                "effective_end_date": "date"})
+    pm = tag_programs(eligibility_months(elig, D(2024, 1, 1), D(2024, 12, 31)), programs, eg)
+    lines = cost_lines(medical_claim_lines(_person_claims("aso")))
+    for unique in (False, True):
+        march = [r for r in rows(member_month_cost(lines, pm, unique_months=unique)) if r["month"] == D(2024, 3, 1)]
+        assert [(r["program_id"], r["claim_lines"], r["ffs_paid_cents"]) for r in march] == [
+            ("vt-2024-uvmmc-employees", 3, 35000)]
+        rec = {(r["program_id"], r["disposition"]): r["ffs_paid_cents"]
+               for r in rows(cost_reconciliation(lines, pm, unique_months=unique))}
+        assert rec == {("vt-2024-uvmmc-employees", "in_program"): 35000}
+
+
 def test_scope_by_program_with_defaults_and_categories_outside_the_list():
     lines, pm = _cost_case()
     pm2 = pm.union(pm.mutate(program_id=ibis.literal("other")), distinct=False)

@@ -1,8 +1,12 @@
-"""Member months: one row per member enrollment and calendar month of eligibility.
+"""Member months: one row per person, payer, plan and calendar month of eligibility.
 
-Grain of `eligibility_months`: (member_id, payer, plan, month). A member counts in a month when
-any of its enrollment spans covers at least one day of that month and the member was alive on the
-first day of the month or died in it (the month of death counts; later months do not).
+Grain of `eligibility_months`: (person_id, payer, plan, month). A person counts in a month when
+any of its enrollment spans covers at least one day of that month and the person was alive on the
+first day of the month or died in it (the month of death counts; later months do not). A member
+month is one person's (domain.md §1): a payer that reissues a member id (a new card number after a
+plan or group change) sends two spans of one person under two member ids, and a month they share
+is one month, carrying the span in force on the month's first covered day (see
+:func:`eligibility_months`).
 
 Rate cell columns are derived per month: `age` (whole years on the first day of the month),
 `age_band` (bands are a parameter), `sex`, `aid_category` (Medicaid) and `enrollment_type`
@@ -128,38 +132,51 @@ def eligibility_months(
     end: dt.date,
     age_bands: Sequence[int] = DEFAULT_AGE_BANDS,
 ) -> ir.Table:
-    """Expand enrollment spans into one row per member enrollment and month in [start, end].
+    """Expand enrollment spans into one row per person, payer, plan and month in [start, end].
 
-    Overlapping spans of the same member, payer and plan count once per month.
+    Spans of one person in one payer's plan that share a month (overlapping spans, a member id
+    the payer reissued, a change of employer group within the plan) give one row for it: the row
+    of the span in force on the month's first covered day (the span covering its earliest day),
+    and among spans covering that day the row first in sort order of its columns (member_id
+    first): a total order, so every backend keeps the same row. The month's member_id, group_id
+    and rate cell columns are that span's.
     """
     months = months_table(start, end)
-    # A member with two overlapping spans in one plan counts once per month: keep the span row
-    # that sorts first on a total order so the choice is deterministic on every backend. Every
-    # output column is a sort key, so two rows that tie are identical and either may be kept.
-    # Only a member, payer and plan with more than one span can have a month twice: the spans of
+    # A person with two spans in one plan that share a month counts once in it: keep the row of
+    # the span in force on the month's first covered day, then the row that sorts first on a total
+    # order so the choice is deterministic on every backend. Every output column is a sort key, so
+    # two rows that tie are identical and either may be kept.
+    # Only a person, payer and plan with more than one span can have a month twice: the spans of
     # the others expand into their months as they are (a count over the spans, not the months,
     # finds them), and of the rest only the months covered by more than one span need the window.
     # (Rows with a NULL key are left out, by these joins on the key as by the months' count.)
-    span_key = ["member_id", "payer", "plan"]
+    span_key = ["person_id", "payer", "plan"]
     spans = eligibility.group_by(span_key).aggregate(_spans=eligibility.count())
     e = eligibility.join(spans, span_key)
-    single_span = _month_rows(e.filter(e._spans == 1), months, age_bands)
+    single_span = _month_rows(e.filter(e._spans == 1), months, age_bands).drop(_FIRST_DAY)
     rows = _month_rows(e.filter(e._spans > 1), months, age_bands)
     key = [*span_key, "month"]
     counts = rows.group_by(key).aggregate(_spans=rows.count())
     rows = rows.join(counts, key)
-    single = rows.filter(rows._spans == 1).drop("_spans")
+    single = rows.filter(rows._spans == 1).drop("_spans", _FIRST_DAY)
     several = rows.filter(rows._spans > 1).drop("_spans")
     w = ibis.window(
         group_by=[several[c] for c in key],
-        order_by=[k for c in several.columns if c not in key for k in _sort_keys(several[c])],
+        order_by=[several[_FIRST_DAY],
+                  *[k for c in several.columns if c not in (*key, _FIRST_DAY) for k in _sort_keys(several[c])]],
     )
-    first = several.mutate(_rn=ibis.row_number().over(w)).filter(lambda t: t._rn == 0).drop("_rn")
+    first = several.mutate(_rn=ibis.row_number().over(w)).filter(lambda t: t._rn == 0).drop("_rn", _FIRST_DAY)
     return ibis.union(single_span, single, first, distinct=False)
 
 
+_FIRST_DAY = "_first_day"
+"""The first day of a month that a span covers (:func:`_month_rows`), which orders the spans of a
+person's month in :func:`eligibility_months`."""
+
+
 def _month_rows(e: ir.Table, months: ir.Table, age_bands: Sequence[int]) -> ir.Table:
-    """One row per enrollment span of `e` and month of `months` it covers while the member lived."""
+    """One row per enrollment span of `e` and month of `months` it covers while the member lived,
+    with ``_first_day`` (:data:`_FIRST_DAY`), the first day of the month the span covers."""
     joined = e.join(
         months,
         [
@@ -186,4 +203,5 @@ def _month_rows(e: ir.Table, months: ir.Table, age_bands: Sequence[int]) -> ir.T
         enrollment_type=enrollment_type_expr(joined),
         data_sharing_opt_out=joined.data_sharing_opt_out.fill_null(False),
         death_date=joined.death_date,
+        **{_FIRST_DAY: ibis.greatest(joined.enrollment_start_date, joined.month)},
     )

@@ -3,11 +3,15 @@
 A program's terms select eligibility rows with their `population` block (the program's payer,
 its plans and, for self-funded programs, its employer groups, optionally only while the employer
 has opted in to the ACO) in the months of the program's effective period (a period that starts or
-ends within a month has that month). A member month is one member in one program in one month
-(domain.md §1): a member selected under two of the program's plans in one month (a plan change
+ends within a month has that month). A member month is one person in one program in one month
+(domain.md §1): a person selected under two of the program's plans in one month (a plan change
 within the month) has one row, the one of the plan first in sort order (then payer), and its
-``plans_in_month`` names the plans it held (:func:`one_row_per_program_month`). Grain:
-(program_id, member_id, month).
+``plans_in_month`` names the plans it held (:func:`one_row_per_program_month`). Within one plan
+the eligibility months already hold one row per person and month (a reissued member id, a change
+of employer group: the span in force on the month's first covered day,
+``allpayer.core.member_months.eligibility_months``), so two programs of one payer and plan told
+apart by employer group never share a person's month. Grain: (program_id, person_id, month), and
+so (program_id, member_id, month).
 """
 
 from __future__ import annotations
@@ -98,20 +102,21 @@ the program's plans in the month: ``|plan|plan|`` in sort order, NULL when it he
 
 def one_row_per_program_month(rows: ir.Table, ordered: bool = True) -> ir.Table:
     """`rows` (a program's selected eligibility months, with program_id; at most one row per
-    program, member, payer, plan and month) made one row per (program_id, member_id, month).
+    program, person, payer, plan and month) made one row per (program_id, person_id, month).
 
-    A member held under two of a program's plans in one month (it changed plan within the month,
-    or held both) has one member month, with the attributes (plan, group, rate cell) of the row of
-    the plan first in sort order, then of the payer: a total order, as the rows are unique on
-    those keys. ``plans_in_month`` (:data:`PLANS_IN_MONTH`) lists the plans of that payer the
-    member held in the month, e.g. ``|qhp|qhp_silver|``, so that the claims of every one of them
-    count in that member month (``allpayer.core.tcoc.program_lines``); it is NULL when the member
-    held one. `ordered=False`: the caller vouches that the rows are unique by program, member and
-    month already (programs of one plan), and they are kept as they are.
+    A person held under two of a program's plans in one month (it changed plan within the month,
+    or held both, under one member id or two) has one member month, with the attributes (member
+    id, plan, group, rate cell) of the row of the plan first in sort order, then of the payer: a
+    total order, as the rows are unique on those keys. ``plans_in_month`` (:data:`PLANS_IN_MONTH`)
+    lists the plans of that payer the person held in the month, e.g. ``|qhp|qhp_silver|``, so
+    that the claims of every one of them count in that member month
+    (``allpayer.core.tcoc.program_lines``); it is NULL when the person held one. `ordered=False`:
+    the caller vouches that the rows are unique by program, person and month already (programs of
+    one plan), and they are kept as they are.
     """
     if not ordered:
         return rows.mutate(**{PLANS_IN_MONTH: ibis.null("string")})
-    key = [rows.program_id, rows.member_id, rows.month]
+    key = [rows.program_id, rows.person_id, rows.month]
     first = ibis.window(group_by=key, order_by=[rows.plan, rows.payer])
     same_payer = ibis.window(group_by=[*key, rows.payer])
     plans = rows.plan.collect().over(same_payer).sort()
@@ -134,14 +139,14 @@ def program_months(
     (a period starting on 15 March has March, as its targets do). Two programs selecting the same
     plan and group in the same year are a terms error. A member selected under several of a
     program's plans in one month has one member month (:func:`one_row_per_program_month`): the
-    result has grain (program_id, member_id, month), the columns of `eligibility_months`, the
-    program's tags and ``plans_in_month``.
+    result has grain (program_id, person_id, month) (and so (program_id, member_id, month)), the
+    columns of `eligibility_months`, the program's tags and ``plans_in_month``.
     """
     def one_plan(p: ProgramTerms) -> bool:
         return len(set(p.population.plans)) == 1
 
-    # Only a program of several plans can select a member's month twice (the eligibility months
-    # are unique by member, payer, plan and month, and a row has one group): its rows alone are
+    # Only a program of several plans can select a person's month twice (the eligibility months
+    # are unique by person, payer, plan and month, and a row has one group): its rows alone are
     # ordered. The two branches share no intermediate result.
     branches = [(b, ordered) for b, ordered in (([p for p in programs if one_plan(p)], False),
                                                 ([p for p in programs if not one_plan(p)], True)) if b]

@@ -121,14 +121,16 @@ def base_population_months(
     performance-year panel (`performance_months`, required); ``base_year_attribution`` keeps the
     member months of `attribution` (``member_id``, ``month``) when given, else every eligible
     member month of the population (until attribution is re-run for the base year). Employer
-    opt-in is not required in the base years. A member with two selected rows in one month keeps
-    the row of the first plan, then payer, in sort order, with ``plans_in_month`` naming the plans
-    of that payer it held, whose claims all count in the month (the rule of the performance-year
-    member months: ``allpayer.core.programs.one_row_per_program_month``).
+    opt-in is not required in the base years. A person with two selected rows in one month (under
+    one member id or two) keeps the row of the first plan, then payer, in sort order, with
+    ``plans_in_month`` naming the plans of that payer it held, whose claims all count in the month
+    (the rule of the performance-year member months:
+    ``allpayer.core.programs.one_row_per_program_month``).
 
-    Grain: (program_id, member_id, month); the columns of `eligibility_months` plus program_id,
-    product, program_kind, performance_year (the base year) and plans_in_month. `performance_months` and
-    `attribution` may lack ``program_id`` (they are then the program's own).
+    Grain: (program_id, person_id, month), and so (program_id, member_id, month); the columns of
+    `eligibility_months` plus program_id, product, program_kind, performance_year (the base year)
+    and plans_in_month. `performance_months` and `attribution` may lack ``program_id`` (they are
+    then the program's own).
     """
     return programs_base_months(eligibility_months, [program], performance_months=performance_months,
                                 attribution=attribution)
@@ -145,8 +147,8 @@ def programs_base_months(
 
     The eligibility months are matched to the programs that select them by joins to small tables
     of each program's (payer, plan, base year) or (group, base year), not filtered once per
-    program. The eligibility months are unique by member, payer, plan and month, so a program of
-    one payer's single plan selects each month at most once; only the rows of programs of several
+    program. The eligibility months are unique by person, payer, plan and month, so a program of
+    one payer's single plan selects each person's month at most once; only the rows of programs of several
     plans or of employer groups, which may select a month twice, are ordered to keep one, as a
     performance-year member month is (``allpayer.core.programs.one_row_per_program_month``).
     `performance_months` and `attribution` carry ``program_id`` unless there is one program.

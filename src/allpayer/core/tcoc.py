@@ -364,10 +364,14 @@ def _scope_test(t: ir.Table, scope: TcocScope | Mapping[str, TcocScope] | None) 
     return categories.contains("|" + t.tcoc_category + "|")
 
 
-PROGRAM_MONTH_KEYS: tuple[str, ...] = ("program_id", "member_id", "payer", "plan", "month", "plans_in_month")
+PROGRAM_MONTH_KEYS: tuple[str, ...] = ("program_id", "person_id", "member_id", "payer", "plan", "month",
+                                       "plans_in_month")
 """What ties a claim line or an event to a program member month (with its service month): the
-member, payer and month, and a plan of the month (its ``plan``, or one of its ``plans_in_month``
-when the member held several of the program's plans in it; a table without that column: none)."""
+person, payer and month, and a plan of the month (its ``plan``, or one of its ``plans_in_month``
+when the person held several of the program's plans in it; a table without that column: none).
+A member month is one person's (``allpayer.core.member_months.eligibility_months``), so the claims
+filed under any member id of the person count in it; ``member_id`` is the month's own, which an
+event takes."""
 
 
 def _program_month_keys(program_months: ir.Table, prefix: str, unique_months: bool) -> ir.Table:
@@ -390,12 +394,12 @@ def _program_month_keys(program_months: ir.Table, prefix: str, unique_months: bo
     return ibis.union(one, several, distinct=False)
 
 
-def _in_program_month(pm: ir.Table, prefix: str, member_id: ir.Value, payer: ir.Value, plan: ir.Value,
+def _in_program_month(pm: ir.Table, prefix: str, person_id: ir.Value, payer: ir.Value, plan: ir.Value,
                       month: ir.Value) -> list[ir.BooleanValue]:
     """The join conditions of a line's or event's keys to the keys :func:`_program_month_keys` gave
-    `pm`: its member, payer, plan and month, the plan one whose lines count in the month."""
+    `pm`: its person, payer, plan and month, the plan one whose lines count in the month."""
     return [
-        pm[prefix + "member_id"] == member_id,
+        pm[prefix + "person_id"] == person_id,
         pm[prefix + "payer"] == payer,
         pm[prefix + "line_plan"] == plan,
         pm[prefix + "month"] == month,
@@ -411,16 +415,17 @@ def program_lines(
 ) -> ir.Table:
     """Cost lines with the program whose member month they fall in.
 
-    A line belongs to a program when its member_id, payer and service month are those of one of
+    A line belongs to a program when its person_id, payer and service month are those of one of
     the program's member months and its plan is the month's plan, or one of the month's
-    ``plans_in_month`` (a member who changed plan within the month has one member month, in
-    which the claims of both plans count once). Grain: (source, claim_id, claim_line_number,
-    program_id); lines in no program month keep a NULL program_id. Adds ``program_id``,
+    ``plans_in_month`` (a person who changed plan within the month has one member month, in
+    which the claims of both plans count once; so do the claims filed under each member id of a
+    person whose id the payer reissued within the month). Grain: (source, claim_id,
+    claim_line_number, program_id); lines in no program month keep a NULL program_id. Adds ``program_id``,
     ``in_scope`` (category counted by the program's scope) and ``disposition``: ``in_program``,
     ``out_of_scope`` or ``outside_program_months``.
 
     `unique_months`: the caller vouches that `program_months` has one row per (program_id,
-    member_id, month), as :func:`allpayer.core.programs.program_months` and
+    person_id, month), as :func:`allpayer.core.programs.program_months` and
     :func:`allpayer.core.targets.base_population_months` build them; the lines then join them as
     they are. Otherwise their keys are made distinct first (a repeated member month would count
     its lines twice), which at state scale is a grouping of millions of rows.
@@ -431,7 +436,7 @@ def program_lines(
 def _program_lines(lines: ir.Table, program_months: ir.Table, scope, unique_months: bool) -> ir.Table:
     """:func:`program_lines`, with ``_pm_plan``, the plan of the member month a line joined."""
     pm = _program_month_keys(program_months, "_pm_", unique_months)
-    j = lines.left_join(pm, _in_program_month(pm, "_pm_", lines.member_id, lines.payer, lines.plan,
+    j = lines.left_join(pm, _in_program_month(pm, "_pm_", lines.person_id, lines.payer, lines.plan,
                                               lines.service_month))
     j = j.mutate(program_id=j._pm_program_id).drop(*[f"_pm_{k}" for k in (*PROGRAM_MONTH_KEYS, "line_plan")
                                                      if k != "plan"])
@@ -471,17 +476,17 @@ MEMBER_MONTH_AMOUNTS: tuple[str, ...] = (*COST_COLUMNS, *CATEGORY_COLUMNS, "clai
 """The amount columns of :func:`member_month_cost`, in cents, and its count of lines."""
 
 PROGRAM_LINE_COLUMNS: tuple[str, ...] = (
-    "member_id", "payer", "plan", "service_month", "tcoc_category", *COST_COLUMNS,
+    "person_id", "payer", "plan", "service_month", "tcoc_category", *COST_COLUMNS,
 )
 """The columns of :func:`cost_lines` that :func:`member_month_cost` and :func:`cost_reconciliation`
 read."""
 
-SUMMED_LINE_KEYS: tuple[str, ...] = ("member_id", "payer", "plan", "service_month", "tcoc_category")
+SUMMED_LINE_KEYS: tuple[str, ...] = ("person_id", "payer", "plan", "service_month", "tcoc_category")
 """What tells cost lines apart for :func:`member_month_cost` and :func:`cost_reconciliation`."""
 
 
 def summed_cost_lines(lines: ir.Table) -> ir.Table:
-    """:func:`cost_lines` summed per member, payer, plan, service month and TCOC category, with
+    """:func:`cost_lines` summed per person, payer, plan, service month and TCOC category, with
     ``claim_lines``, how many lines each row stands for: what a run stores. The member-month costs
     and the reconciliation read these rows exactly as they read the lines (amounts are whole cents,
     so sums of sums are the sums; a sum over lines that are all NULL stays NULL), so a union of
@@ -502,16 +507,17 @@ def member_month_cost(
     """Cost of each program member month, in total and by TCOC category.
 
     `lines`: :func:`cost_lines`. `program_months`: :func:`allpayer.core.programs.program_months`
-    (or any table with program_id, member_id, payer, plan, month). `scope`: one
+    (or any table with program_id, person_id, member_id, payer, plan, month). `scope`: one
     :class:`TcocScope` for all programs, or one per program id (others: all services).
     `amounts`: the columns of ``MEMBER_MONTH_AMOUNTS`` to compute (default all), e.g. only the
     cost basis that a target reads: each sum is a large share of the query.
     `unique_months`: as :func:`program_lines`.
 
-    Grain: (program_id, member_id, month): every program member month, with zero cost when it has
-    no claims. Columns: the program-month columns, ``year``, ``claim_lines``, ``allowed_cents``,
-    ``paid_cents``, ``shadow_priced_cents``, ``excluded_payment_cents``, ``ffs_paid_cents`` and
-    ``<category>_allowed_cents`` / ``<category>_ffs_paid_cents`` for each TCOC category.
+    Grain: (program_id, person_id, month), and so (program_id, member_id, month): every program
+    member month, with zero cost when it has no claims. Columns: the program-month columns,
+    ``year``, ``claim_lines``, ``allowed_cents``, ``paid_cents``, ``shadow_priced_cents``,
+    ``excluded_payment_cents``, ``ffs_paid_cents`` and ``<category>_allowed_cents`` /
+    ``<category>_ffs_paid_cents`` for each TCOC category.
     """
     unknown = [c for c in amounts if c not in MEMBER_MONTH_AMOUNTS]
     if unknown or not amounts:
@@ -519,7 +525,7 @@ def member_month_cost(
     pl = _program_lines(lines, program_months, scope, unique_months)
     pl = pl.filter(pl.in_scope)
     costs = pl.group_by(
-        _c_program_id=pl.program_id, _c_member_id=pl.member_id, _c_payer=pl.payer, _c_plan=pl._pm_plan,
+        _c_program_id=pl.program_id, _c_person_id=pl.person_id, _c_payer=pl.payer, _c_plan=pl._pm_plan,
         _c_month=pl.service_month,
     ).aggregate(**_cost_aggregates(pl, amounts))
     pm = program_months
@@ -527,13 +533,13 @@ def member_month_cost(
         costs,
         [
             pm.program_id == costs._c_program_id,
-            pm.member_id == costs._c_member_id,
+            pm.person_id == costs._c_person_id,
             pm.payer == costs._c_payer,
             pm.plan == costs._c_plan,
             pm.month == costs._c_month,
         ],
     )
-    j = j.drop("_c_program_id", "_c_member_id", "_c_payer", "_c_plan", "_c_month")
+    j = j.drop("_c_program_id", "_c_person_id", "_c_payer", "_c_plan", "_c_month")
     filled = {c: j[c].fill_null(0).cast("int64") for c in MEMBER_MONTH_AMOUNTS if c in amounts}
     return j.mutate(year=j.month.year().cast("int32"), **filled)
 
@@ -1188,9 +1194,9 @@ def _program_join(events: ir.Table, program_months: ir.Table, date_col: str,
     month = _month_of(events[date_col])
     # The program months on the left: the events (admissions, visits: far fewer rows) are the
     # side a hash join is built on when joins are planned as written (`backend.joins_as_written`).
-    j = pm.join(events, _in_program_month(pm, "_p_", events.member_id, events.payer, events.plan, month))
+    j = pm.join(events, _in_program_month(pm, "_p_", events.person_id, events.payer, events.plan, month))
     cols = {c: j[c] for c in events.columns}
-    cols.update(program_id=j._p_program_id, month=j._p_month)
+    cols.update(program_id=j._p_program_id, member_id=j._p_member_id, month=j._p_month)
     return j.select(**cols)
 
 
@@ -1220,8 +1226,9 @@ def utilization_events(
       (`transfer_dispositions`, 02) nor death; admissions of a planned type (`planned_admit_types`:
       3, elective) are not readmissions. Shows the prior discharge and the days between.
 
-    An event counts for the program whose member month (member_id, payer, plan, month of the event)
-    it falls in. Grain: (program_id, member_id, event, event_date). Columns: ``EVENT_SCHEMA``.
+    An event counts for the program whose member month (person_id, payer, plan, month of the event)
+    it falls in, under that month's member_id. Grain: (program_id, member_id, event, event_date).
+    Columns: ``EVENT_SCHEMA``.
     `unique_months`: as :func:`program_lines`. `months_between`: (first, last) dates that every
     month of `program_months` lies between, when the caller knows them: the ED lines served
     outside are left before they are classified and grouped (a visit counts in the month of its
@@ -1278,7 +1285,7 @@ def utilization_events(
         allowed=m.allowed_cents.sum(), denied=m._denied.max()
     )
     ed_claims = ed_claims.filter(~ed_claims.denied & (ed_claims.allowed > 0))
-    visits = ed_claims.group_by("person_id", "member_id", "payer", "plan", "service_date").aggregate(
+    visits = ed_claims.group_by("person_id", "payer", "plan", "service_date").aggregate(
         claim_id=ed_claims.claim_id.min(), claims=ed_claims.count()
     )
     visits = _program_join(visits, program_months, "service_date", unique_months)
@@ -1421,6 +1428,7 @@ def leakage_lines(medical_lines: ir.Table, provider_roster: ir.Table, program_mo
     lines = m.select(
         claim_id=m.claim_id.cast("string"),
         claim_line_number=m.claim_line_number.cast("int64"),
+        person_id=m.person_id,
         member_id=m.member_id,
         payer=m.payer,
         plan=m.plan,
