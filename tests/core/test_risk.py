@@ -666,8 +666,9 @@ def test_institutional_status_is_that_of_most_months_of_the_payment_year():
     """``institutional`` is true when flagged spans cover more than half of the person's months of
     the payment year: 7 of 12 yes, 6 of 12 no (the month of a mid-month change counts as
     institutional, once), 2 of 3 (enrolled from October) yes; a missing flag is community (and a
-    person never flagged is not listed), and months after a death do not count. A table given as
-    `institutional` overrides it."""
+    person never flagged is not listed), and months after a death do not count. A person with no
+    month in the payment year (scored from their latest span before it) takes that span's status.
+    A table given as `institutional` overrides it."""
     elig = ibis.memtable(pd.DataFrame([
         *_lti_spans("seven", dt.date(2026, 6, 1)),
         *_lti_spans("six", dt.date(2026, 7, 15)),
@@ -679,6 +680,10 @@ def test_institutional_status_is_that_of_most_months_of_the_payment_year():
         _elig(person_id="null", member_id="null", long_term_institutional_flag=None),
         # died in March: 3 months, 2 of them institutional
         *_lti_spans("died", dt.date(2026, 2, 1), death_date=dt.date(2026, 3, 9)),
+        _elig(person_id="ended", member_id="ended", enrollment_end_date=dt.date(2025, 2, 28),
+              long_term_institutional_flag=False),
+        _elig(person_id="ended", member_id="ended", enrollment_start_date=dt.date(2025, 3, 1),
+              enrollment_end_date=dt.date(2025, 12, 31), long_term_institutional_flag=True),
     ]))
     months = df(risk.institutional_months(elig, 2026)).set_index("person_id")
     assert months.to_dict("index") == {
@@ -687,10 +692,10 @@ def test_institutional_status_is_that_of_most_months_of_the_payment_year():
     }
     p = df(risk.persons_from_eligibility(elig, payment_year=2026)).set_index("person_id")
     assert p.institutional.to_dict() == {
-        "seven": True, "six": False, "never": False, "late": True, "null": False, "died": True}
+        "seven": True, "six": False, "never": False, "late": True, "null": False, "died": True, "ended": True}
     given = risk.persons_from_eligibility(elig, payment_year=2026, institutional=ibis.memtable({"person_id": ["six"]}))
     assert df(given).set_index("person_id").institutional.to_dict() == {
-        "seven": False, "six": True, "never": False, "late": False, "null": False, "died": False}
+        "seven": False, "six": True, "never": False, "late": False, "null": False, "died": False, "ended": False}
 
 
 def test_the_run_scores_a_long_term_institutionalized_member_in_the_institutional_segment(tmp_path):
@@ -1458,9 +1463,14 @@ def test_parity_with_hccinfhir_on_the_synthetic_population(ref2025, tmp_path_fac
     counts = compare_with_hccinfhir(oracle, result, codes, ("V24", "V28"))
     assert counts["members"] >= 20_000
     assert counts["blended_members"] >= 0.99 * counts["members"]
+    # the generator's long-term nursing-facility residents are scored in the institutional segment
+    ms = result.model_scores
+    ins = ms.filter(ms.segment == "INS").person_id.nunique().to_pyarrow().as_py()
+    assert ins > 0
     with capsys.disabled():
-        print(f"\nsynthetic PY2025: compared {counts['members']} members, {counts['member_models']} member-model "
-              f"scores, {counts['hccs']} HCCs, {counts['blended_members']} blended scores; known defects {counts['defects']}")
+        print(f"\nsynthetic PY2025: compared {counts['members']} members ({ins} institutional), {counts['member_models']} "
+              f"member-model scores, {counts['hccs']} HCCs, {counts['blended_members']} blended scores; known defects "
+              f"{counts['defects']}")
 
 
 def test_a_diagnosis_year_with_months_without_any_diagnosis_is_noted():

@@ -333,8 +333,8 @@ def persons_from_eligibility(
     diagnosis year (``payment_year - 1``).
     ``institutional`` (long-term institutional status, the CMS-HCC institutional segment) is true
     when the person's spans flagged ``long_term_institutional_flag`` cover more than half of their
-    months of the payment year (see :func:`institutional_months`); without the column everyone is
-    community. `institutional`, a table of person_id, overrides it: those persons are
+    months of the payment year (see :func:`institutional_months`), or, for a person with no month in
+    it, when their latest span before it is flagged; without the column everyone is community. `institutional`, a table of person_id, overrides it: those persons are
     institutional, the others community. ``transplants``
     (person_id, transplant_date; see :func:`kidney_transplants`) gives ``graft_months``: counting
     the month of the latest transplant on or before 1 February of the payment year as month 1, the
@@ -374,6 +374,11 @@ def persons_from_eligibility(
         orec=latest.original_reason_entitlement_code.strip().nullif("").fill_null("0"),
         dual_status_code=dual,
         esrd=latest.medicare_status_code.isin(list(ESRD_MEDICARE_STATUS)).fill_null(False),
+        # with no month in the payment year, the status of the latest span before it
+        _lti_before=(
+            (latest.enrollment_end_date < year_start) & latest[LTI_COLUMN].cast("boolean").fill_null(False)
+            if LTI_COLUMN in latest.columns else ibis.literal(False)
+        ),
     )
     months = eligibility_months(
         of_types(eligibility),
@@ -392,11 +397,15 @@ def persons_from_eligibility(
         lti = lti.filter(2 * lti.institutional_months > lti.months).select("person_id", _lti=ibis.literal(True))
     else:
         lti = None
-    if lti is not None:
+    if institutional is not None:
         persons = persons.left_join(lti, "person_id").drop("person_id_right")
         persons = persons.mutate(institutional=persons._lti.fill_null(False)).drop("_lti")
+    elif lti is not None:
+        persons = persons.left_join(lti, "person_id").drop("person_id_right")
+        persons = persons.mutate(institutional=persons._lti.fill_null(persons._lti_before)).drop("_lti")
     else:
         persons = persons.mutate(institutional=False)
+    persons = persons.drop("_lti_before")
     if transplants is not None:
         as_of = dt.date(payment_year, 2, 1)
         t = transplants.filter(transplants.transplant_date <= as_of)
