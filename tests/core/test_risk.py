@@ -649,6 +649,95 @@ def test_persons_who_died_before_the_payment_year_are_not_its_persons():
     assert not p.new_enrollee.any()
 
 
+def _lti_spans(person_id: str, lti_from: dt.date | None, **kw) -> list[dict]:
+    """A person's Medicare spans from 2020 through 2026: community until `lti_from` (None: all the
+    time), long-term institutional from it on (the spans split there, as the status changes)."""
+    if lti_from is None:
+        return [_elig(person_id=person_id, member_id=person_id, long_term_institutional_flag=False, **kw)]
+    return [
+        _elig(person_id=person_id, member_id=person_id, enrollment_end_date=lti_from - dt.timedelta(days=1),
+              long_term_institutional_flag=False, **kw),
+        _elig(person_id=person_id, member_id=person_id, enrollment_start_date=lti_from,
+              long_term_institutional_flag=True, **kw),
+    ]
+
+
+def test_institutional_status_is_that_of_most_months_of_the_payment_year():
+    """``institutional`` is true when flagged spans cover more than half of the person's months of
+    the payment year: 7 of 12 yes, 6 of 12 no (the month of a mid-month change counts as
+    institutional, once), 2 of 3 (enrolled from October) yes; a missing flag is community (and a
+    person never flagged is not listed), and months after a death do not count. A person with no
+    month in the payment year (scored from their latest span before it) takes that span's status.
+    A table given as `institutional` overrides it."""
+    elig = ibis.memtable(pd.DataFrame([
+        *_lti_spans("seven", dt.date(2026, 6, 1)),
+        *_lti_spans("six", dt.date(2026, 7, 15)),
+        *_lti_spans("never", None),
+        _elig(person_id="late", member_id="late", enrollment_start_date=dt.date(2026, 10, 1),
+              enrollment_end_date=dt.date(2026, 10, 31), long_term_institutional_flag=False),
+        _elig(person_id="late", member_id="late", enrollment_start_date=dt.date(2026, 11, 1),
+              long_term_institutional_flag=True),
+        _elig(person_id="null", member_id="null", long_term_institutional_flag=None),
+        # died in March: 3 months, 2 of them institutional
+        *_lti_spans("died", dt.date(2026, 2, 1), death_date=dt.date(2026, 3, 9)),
+        _elig(person_id="ended", member_id="ended", enrollment_end_date=dt.date(2025, 2, 28),
+              long_term_institutional_flag=False),
+        _elig(person_id="ended", member_id="ended", enrollment_start_date=dt.date(2025, 3, 1),
+              enrollment_end_date=dt.date(2025, 12, 31), long_term_institutional_flag=True),
+    ]))
+    months = df(risk.institutional_months(elig, 2026)).set_index("person_id")
+    assert months.to_dict("index") == {
+        "seven": {"months": 12, "institutional_months": 7}, "six": {"months": 12, "institutional_months": 6},
+        "late": {"months": 3, "institutional_months": 2}, "died": {"months": 3, "institutional_months": 2},
+    }
+    p = df(risk.persons_from_eligibility(elig, payment_year=2026)).set_index("person_id")
+    assert p.institutional.to_dict() == {
+        "seven": True, "six": False, "never": False, "late": True, "null": False, "died": True, "ended": True}
+    given = risk.persons_from_eligibility(elig, payment_year=2026, institutional=ibis.memtable({"person_id": ["six"]}))
+    assert df(given).set_index("person_id").institutional.to_dict() == {
+        "seven": False, "six": True, "never": False, "late": False, "null": False, "died": False, "ended": False}
+
+
+def test_the_run_scores_a_long_term_institutionalized_member_in_the_institutional_segment(tmp_path):
+    """A member whose eligibility says long-term institutional (``long_term_institutional_flag``,
+    from the MDS 90-day assessment as CMS reports it to the ACO) through the performance year is
+    scored in the CMS-HCC institutional segment (INS), as CMS scores them; before, the run read no
+    such status and scored every Medicare member in the community (here CFA: full dual, aged).
+    The status of the year's score is that of most of the person's months of the payment year: a
+    member institutionalized from 1 May 2024 (8 of 12 months) is INS for 2024 and community for
+    2023; one institutionalized from 1 October 2024 (3 of 12) stays community."""
+    from allpayer import pipeline
+
+    elig = ibis.memtable(pd.DataFrame([
+        *_lti_spans("home", None),
+        *_lti_spans("nh", dt.date(2019, 1, 1)),
+        *_lti_spans("may", dt.date(2024, 5, 1)),
+        *_lti_spans("oct", dt.date(2024, 10, 1)),
+    ]))
+    dx = ibis.memtable(pd.DataFrame({
+        "person_id": ["home", "nh", "may", "oct"] * 2, "diagnosis_code": ["I5022"] * 8,
+        "service_date": [dt.date(2023, 5, 1)] * 4 + [dt.date(2022, 5, 1)] * 4,
+        "tables_year": [2025] * 8, "diagnosis_year": [2023] * 4 + [2022] * 4,
+    }))
+    result = pipeline._cms_hcc_scores(_vt2024_medicare_with(tmp_path), elig, dx)
+    ms = df(result.model_scores)
+    segment = {(r.scored_for, r.person_id, r.model_version): r.segment for r in ms.itertuples()}
+    perf = {pid: {segment["performance_year", pid, m] for m in ("V24", "V28")} for pid in ("home", "nh", "may", "oct")}
+    assert perf == {"home": {"CFA"}, "nh": {"INS"}, "may": {"INS"}, "oct": {"CFA"}}
+    base = {pid: {segment["base_year", pid, m] for m in ("V24", "V28")} for pid in ("nh", "may")}
+    assert base == {"nh": {"INS"}, "may": {"CFA"}}
+    scores = df(result.scores)
+    scores = scores[scores.scored_for == "performance_year"].set_index("person_id")
+    assert scores.institutional.to_dict() == {"home": False, "nh": True, "may": True, "oct": False}
+    # the institutional score has CMS's INS factors (a woman of 74, full dual, originally disabled,
+    # with heart failure: V28 INS_F70_74 + INS_LTIMCAID + INS_ORIGDS + INS_HCC226 + INS_D1)
+    detail = result.detail
+    f = factors(df(detail.filter(detail.scored_for == "performance_year")), "nh", "V28")
+    assert set(f) == {"INS_F70_74", "INS_LTIMCAID", "INS_ORIGDS", "INS_HCC226", "INS_D1"}
+    raw = ms[(ms.scored_for == "performance_year") & (ms.person_id == "nh") & (ms.model_version == "V28")].raw_score
+    assert raw.item() == pytest.approx(sum(f.values()), abs=1e-12)
+
+
 def _claim(cid, ctype, dx, *, bill=None, hcpcs=None, end=D24, status="paid", allowed=100.0, line=1, pid="p"):
     return {
         "claim_id": cid, "claim_line_number": line, "claim_type": ctype, "person_id": pid, "bill_type_code": bill,
@@ -1374,9 +1463,14 @@ def test_parity_with_hccinfhir_on_the_synthetic_population(ref2025, tmp_path_fac
     counts = compare_with_hccinfhir(oracle, result, codes, ("V24", "V28"))
     assert counts["members"] >= 20_000
     assert counts["blended_members"] >= 0.99 * counts["members"]
+    # the generator's long-term nursing-facility residents are scored in the institutional segment
+    ms = result.model_scores
+    ins = ms.filter(ms.segment == "INS").person_id.nunique().to_pyarrow().as_py()
+    assert ins > 0
     with capsys.disabled():
-        print(f"\nsynthetic PY2025: compared {counts['members']} members, {counts['member_models']} member-model "
-              f"scores, {counts['hccs']} HCCs, {counts['blended_members']} blended scores; known defects {counts['defects']}")
+        print(f"\nsynthetic PY2025: compared {counts['members']} members ({ins} institutional), {counts['member_models']} "
+              f"member-model scores, {counts['hccs']} HCCs, {counts['blended_members']} blended scores; known defects "
+              f"{counts['defects']}")
 
 
 def test_a_diagnosis_year_with_months_without_any_diagnosis_is_noted():

@@ -271,6 +271,30 @@ def test_later_eligibility_clears_the_outside_flag(tmp_path):
     assert query(db, "SELECT count(*) FROM medical_claim WHERE outside_eligibility") == [(0,)]
 
 
+def test_long_term_institutional_status_loads_with_the_eligibility_spans(tmp_path):
+    """``eligibility.long_term_institutional_flag`` (optional) marks the spans of long-term
+    institutional status that the risk scores read: stored as a boolean (1/0, Y/N, true/false;
+    empty is unknown), and a value that is none of these is quarantined with its reason."""
+    db = tmp_path / "a.duckdb"
+    loader.load_folder(build_delivery(tmp_path / "in"), db)
+    header, rows = base_rows("eligibility")
+    p1 = rows[0]  # P001, Medicare 2024: community to March, in a nursing home from April
+    spans = [
+        dict(p1, enrollment_start_date="2025-01-01", enrollment_end_date="2025-03-31", long_term_institutional_flag="0"),
+        dict(p1, enrollment_start_date="2025-04-01", enrollment_end_date="2025-12-31", long_term_institutional_flag="Y"),
+        dict(p1, enrollment_start_date="2026-01-01", enrollment_end_date="2026-12-31", long_term_institutional_flag=""),
+        dict(p1, enrollment_start_date="2027-01-01", enrollment_end_date="2027-12-31", long_term_institutional_flag="nh"),
+    ]
+    write_csv(tmp_path / "d2" / "eligibility.csv", [*header, "long_term_institutional_flag"], spans)
+    result = loader.load_folder(tmp_path / "d2", db)
+    assert counts(result) == {"eligibility": (4, 3, 0, 1)}
+    assert query(db, "SELECT enrollment_start_date, long_term_institutional_flag FROM eligibility "
+                     "WHERE enrollment_start_date >= DATE '2025-01-01' ORDER BY 1") == [
+        (D(2025, 1, 1), False), (D(2025, 4, 1), True), (D(2026, 1, 1), None)]
+    assert query(db, f"SELECT rule, message FROM quarantine WHERE run_id = '{result.run_id}'") == [
+        ("type_bool", "long_term_institutional_flag: 'nh' is not true or false")]
+
+
 def test_a_partial_delivery_needs_the_required_tables_loaded_before(tmp_path):
     header, rows = base_rows("medical_claim")
     write_csv(tmp_path / "d" / "medical_claim.csv", header, rows)

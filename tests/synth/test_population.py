@@ -6,7 +6,9 @@ from allpayer.synth import reference as ref
 from allpayer.synth.population import (
     COV_MEDICAID,
     COV_MEDICARE,
+    LONG_STAY_85_PLUS,
     NO_DEATH,
+    long_stay_residents,
     make_people,
     make_segments,
     mbi,
@@ -116,6 +118,16 @@ def test_opt_out_share_and_part2_subset(pop):
     assert 0.02 <= people.opt_out.mean() <= 0.05
     sud = people.cond[:, ref.COND["opioid_use"]] | people.cond[:, ref.COND["alcohol_use"]]
     assert people.part2.any() and not (people.part2 & ~sud).any()
+
+
+def test_long_stay_residents_are_drawn_from_their_own_stream(pop):
+    """A share LONG_STAY_85_PLUS of people, one draw each from the stream given: the same stream
+    gives the same people, and the draw leaves the population's other draws as they were."""
+    people, _, _ = pop
+    a = long_stay_residents(np.random.default_rng(5), people)
+    assert (a == long_stay_residents(np.random.default_rng(5), people)).all()
+    assert abs(a.mean() - LONG_STAY_85_PLUS) < 0.005
+    assert people.long_stay is None  # make_people leaves it to the generator's own stream
 
 
 def test_member_ids_differ_from_person_ids_and_follow_coverage(pop):

@@ -69,6 +69,26 @@ def test_money_is_never_negative_on_original_lines(db):
         assert n == 0
 
 
+def test_a_few_percent_of_medicare_members_85_and_over_are_long_term_institutional(db):
+    """``long_term_institutional_flag``: true on the Medicare spans of a few percent of the members
+    who are 85 or over when the span starts (within the generated years), false on the other
+    Medicare spans, empty for the other payers."""
+    got = dict(db.execute("""
+        select coalesce(payer_type = 'medicare', false)
+               || ':' || coalesce(long_term_institutional_flag::varchar, 'null'), count(*)
+        from eligibility group by 1""").fetchall())
+    assert set(got) == {"true:true", "true:false", "false:null"}, got
+    young = db.execute("""
+        select count(*) from eligibility where long_term_institutional_flag
+          and date_diff('year', birth_date, greatest(enrollment_start_date, date '2022-01-01')) < 84""").fetchone()[0]
+    assert young == 0
+    old, lti = db.execute("""
+        select count(distinct person_id), count(distinct person_id) filter (where long_term_institutional_flag)
+        from eligibility where payer_type = 'medicare'
+          and date_diff('year', birth_date, greatest(enrollment_start_date, date '2022-01-01')) >= 86""").fetchone()
+    assert old > 500 and 0.01 <= lti / old <= 0.08, (old, lti)
+
+
 def test_decimal_buffers_are_exact():
     cents = [0, 1, -1, 123456789012, -98765]
     import numpy as np

@@ -48,7 +48,7 @@ import yaml
 
 from allpayer.backend import checkpoint
 from allpayer.core.claims import rows_of_adjusted_lines
-from allpayer.core.member_months import age_on, eligibility_months
+from allpayer.core.member_months import age_on, eligibility_months, months_table
 from allpayer.errors import RunError, TermsError
 from allpayer.reference.hcc import MODEL_LABELS, HccReference
 
@@ -331,8 +331,11 @@ def persons_from_eligibility(
     their spans) is before the payment year has no month in it and is left out. ``new_enrollee``
     is true when the person has fewer than `new_enrollee_months` months of coverage in the
     diagnosis year (``payment_year - 1``).
-    ``institutional`` (long-term institutional status) is not in the eligibility contract: pass a
-    table of person_id for the institutionalized, or everyone is community. ``transplants``
+    ``institutional`` (long-term institutional status, the CMS-HCC institutional segment) is true
+    when the person's spans flagged ``long_term_institutional_flag`` cover more than half of their
+    months of the payment year (see :func:`institutional_months`), or, for a person with no month in
+    it, when their latest span before it is flagged; without the column everyone is community. `institutional`, a table of person_id, overrides it: those persons are
+    institutional, the others community. ``transplants``
     (person_id, transplant_date; see :func:`kidney_transplants`) gives ``graft_months``: counting
     the month of the latest transplant on or before 1 February of the payment year as month 1, the
     month of February (null without one). Only the ESRD dialysis model reads it.
@@ -371,6 +374,11 @@ def persons_from_eligibility(
         orec=latest.original_reason_entitlement_code.strip().nullif("").fill_null("0"),
         dual_status_code=dual,
         esrd=latest.medicare_status_code.isin(list(ESRD_MEDICARE_STATUS)).fill_null(False),
+        # with no month in the payment year, the status of the latest span before it
+        _lti_before=(
+            (latest.enrollment_end_date < year_start) & latest[LTI_COLUMN].cast("boolean").fill_null(False)
+            if LTI_COLUMN in latest.columns else ibis.literal(False)
+        ),
     )
     months = eligibility_months(
         of_types(eligibility),
@@ -384,10 +392,20 @@ def persons_from_eligibility(
     ).drop("months_covered")
     if institutional is not None:
         lti = institutional.select("person_id").distinct().mutate(_lti=True)
+    elif LTI_COLUMN in e.columns:
+        lti = institutional_months(e, payment_year)
+        lti = lti.filter(2 * lti.institutional_months > lti.months).select("person_id", _lti=ibis.literal(True))
+    else:
+        lti = None
+    if institutional is not None:
         persons = persons.left_join(lti, "person_id").drop("person_id_right")
         persons = persons.mutate(institutional=persons._lti.fill_null(False)).drop("_lti")
+    elif lti is not None:
+        persons = persons.left_join(lti, "person_id").drop("person_id_right")
+        persons = persons.mutate(institutional=persons._lti.fill_null(persons._lti_before)).drop("_lti")
     else:
         persons = persons.mutate(institutional=False)
+    persons = persons.drop("_lti_before")
     if transplants is not None:
         as_of = dt.date(payment_year, 2, 1)
         t = transplants.filter(transplants.transplant_date <= as_of)
@@ -397,6 +415,37 @@ def persons_from_eligibility(
         persons = persons.left_join(t, "person_id").drop("person_id_right")
         persons = persons.rename(graft_months="_graft")
     return persons
+
+
+LTI_COLUMN = "long_term_institutional_flag"
+"""The eligibility column that marks a span of long-term institutional (LTI) status."""
+
+
+def institutional_months(eligibility: ir.Table, year: int) -> ir.Table:
+    """The long-term institutional months of `year` of each person with a span of `eligibility`
+    flagged ``long_term_institutional_flag`` that overlaps it: ``months``, the months of `year`
+    their spans cover (while they lived), and ``institutional_months``, those a flagged span covers
+    (a null flag is community; a month split between a flagged and an unflagged span counts as
+    institutional). Persons without such a span are not listed: they are community all year.
+
+    CMS pays a Medicare Advantage plan month by month at the institutional or the community rate
+    (Medicare Managed Care Manual, ch. 7); a year's score takes the status of most of its months
+    (:func:`persons_from_eligibility`). Only the spans of the flagged persons (a few percent) are
+    expanded into months, on the twelve months of the year."""
+    e = eligibility
+    year_start, year_end = dt.date(year, 1, 1), dt.date(year, 12, 31)
+    e = e.filter((e.enrollment_start_date <= year_end) & (e.enrollment_end_date >= year_start))
+    e = e.mutate(_lti=e[LTI_COLUMN].cast("boolean").fill_null(False))
+    flagged = e.filter(e._lti).select("person_id").distinct()
+    e = e.semi_join(flagged, "person_id")
+    months = months_table(year_start, year_end)
+    rows = e.join(months, [e.enrollment_start_date <= months.month_end, e.enrollment_end_date >= months.month])
+    if "death_date" in rows.columns:
+        rows = rows.filter(rows.death_date.isnull() | (rows.death_date >= rows.month))
+    per_month = rows.group_by(["person_id", "month"]).agg(_lti=rows._lti.any())
+    return per_month.group_by("person_id").agg(
+        months=per_month.count(), institutional_months=per_month._lti.cast("int64").sum()
+    )
 
 
 KIDNEY_TRANSPLANT_DRGS = ("008", "652")

@@ -148,6 +148,12 @@ ELIGIBILITY = Table(
             allpayer_extension=True,
             description="Member declined data sharing (42 CFR 425.708): counted in financials, detail withheld.",
         ),
+        _c(
+            "long_term_institutional_flag",
+            "bool",
+            allpayer_extension=True,
+            description="Long-term institutional (LTI) status during the span: CMS-HCC institutional segment.",
+        ),
         _c("data_source", required=True),
     ),
 )

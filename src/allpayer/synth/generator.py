@@ -21,7 +21,7 @@ from allpayer.synth.claims import assemble, generate_parts
 from allpayer.synth.clinical import generate_clinical
 from allpayer.synth.context import Ctx
 from allpayer.synth.pharmacy import generate_pharmacy
-from allpayer.synth.population import make_people, make_segments
+from allpayer.synth.population import long_stay_residents, make_people, make_segments
 from allpayer.synth.roster import PHARMACIES_PER_HSA, RosterOptions, build_roster
 from allpayer.synth.span import DEFAULT_YEARS, Span
 from allpayer.synth.tables import (
@@ -35,7 +35,7 @@ from allpayer.synth.tables import (
 )
 from allpayer.synth.writer import FORMATS, TableWriter
 
-GENERATOR_VERSION = "1.1.0"
+GENERATOR_VERSION = "1.2.0"
 """Bump when the same seed would give different data."""
 CHUNK_SIZE = 50_000
 """People per chunk. Part of what a seed means: the same seed with another chunk size gives
@@ -198,6 +198,7 @@ def _generate(members, seed, out: Path, fmt, span: Span, inject_errors, progress
     n_chunks = (int(members) + chunk_size - 1) // chunk_size
     chunk_seeds = chunks_ss.spawn(n_chunks)
     payer_seeds = root.spawn(1)[0].spawn(n_chunks)
+    long_stay_seeds = root.spawn(1)[0].spawn(n_chunks)  # spawned last: the earlier streams stay as they were
     inject_seeds = inject_ss.spawn(n_chunks + 1)
     roster = build_roster(roster_ss, roster_options, first_day=span.start)
     text = inject_errors > 0
@@ -220,6 +221,7 @@ def _generate(members, seed, out: Path, fmt, span: Span, inject_errors, progress
             irng = np.random.Generator(np.random.PCG64(inject_seeds[k]))
             people = make_people(rng, k * chunk_size, size, span, roster)
             segs = make_segments(rng, people, span)
+            people.long_stay = long_stay_residents(np.random.Generator(np.random.PCG64(long_stay_seeds[k])), people)
             ctx = Ctx.build(rng, people, segs, span, roster)
             lines = assemble(ctx, generate_parts(ctx))
             rx = generate_pharmacy(ctx, PHARMACIES_PER_HSA)

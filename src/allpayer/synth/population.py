@@ -11,6 +11,11 @@ people moving in). While covered, a person may switch coverage (Medicaid <-> com
 employers), lose coverage for a few months and come back, or leave for good; people on other
 coverage move to Medicare in the month they turn 65; deaths end coverage at the end of the month of
 death. Each stretch of one coverage is one eligibility row (an enrollment span).
+
+Long-term nursing-facility residents: a few percent of the Medicare beneficiaries of 85 and over
+(`LONG_STAY_85_PLUS` of the people, drawn from a stream of their own, `long_stay_residents`) have
+their Medicare spans that start at 85 or over flagged ``long_term_institutional_flag``, so that the
+risk scores exercise the CMS-HCC institutional segment.
 """
 
 from __future__ import annotations
@@ -47,6 +52,10 @@ AGE_IN_SHARE = 0.88
 
 OPT_OUT_P = np.array([0.025, 0.02, 0.035, 0.035] + [0.05] * N_GROUPS)
 """Share of people who opt out of data sharing, by first coverage."""
+
+LONG_STAY_85_PLUS = 0.04
+"""Share of Medicare beneficiaries aged 85 and over who are long-term nursing-facility residents
+(long-term institutional status, the CMS-HCC institutional segment)."""
 
 
 def _choice(rng: np.random.Generator, p: np.ndarray, size: int) -> np.ndarray:
@@ -90,6 +99,7 @@ class People:
     dual: np.ndarray
     part2: np.ndarray  # treated in a Part 2 substance-use program
     n_chronic: np.ndarray
+    long_stay: np.ndarray | None = None  # a nursing-facility resident once 85 (`long_stay_residents`)
 
     @property
     def n(self) -> int:
@@ -243,6 +253,15 @@ def make_people(rng: np.random.Generator, gidx0: int, n: int, span: Span, roster
         cov0=cov0, disabled=disabled, cond=cond, cond_code=cond_code, pcp=pcp, death=death, opt_out=opt_out,
         dual=dual, part2=part2, n_chronic=n_chronic,
     )
+
+
+def long_stay_residents(rng: np.random.Generator, people: People) -> np.ndarray:
+    """Whether each person is a long-term nursing-facility resident when on Medicare and 85 or over
+    (a share `LONG_STAY_85_PLUS`): their Medicare spans that start at 85 or over are written with
+    ``long_term_institutional_flag`` true (`tables.eligibility_table`), their other Medicare spans
+    false. One draw per person from `rng`, a stream of its own, so that the other draws of a seed
+    are the same with or without it."""
+    return rng.random(people.n) < LONG_STAY_85_PLUS
 
 
 def _next_coverage(rng: np.random.Generator, cov: np.ndarray) -> np.ndarray:

@@ -131,6 +131,7 @@ def eligibility_table(ctx: Ctx, cid: ChunkIds) -> pa.Table:
                       np.where(disabled & under65, 3, 4))
     status_vals = ["11", "21", "31", "20", "10"]
     dual = ppl.dual[p]
+    long_stay = np.zeros(m, dtype=bool) if ppl.long_stay is None else ppl.long_stay[p]
     group_ids = sorted({e.group_id for e in ents if e.group_id})
     group_names = {e.group_id: e.group_name for e in ents if e.group_id}
     g_idx = np.array([group_ids.index(e.group_id) if e.group_id else -1 for e in ents], dtype=np.int32)[ent]
@@ -159,6 +160,7 @@ def eligibility_table(ctx: Ctx, cid: ChunkIds) -> pa.Table:
         "zip_code": pick(zips, zip_idx),
         "aid_category": pick(list(names.MEDICAID_AID_CATEGORIES), segs.aid),
         "data_sharing_opt_out": pa.array(ppl.opt_out[p]),
+        "long_term_institutional_flag": pa.array(long_stay & (age_at_start >= 85), mask=~is_med),
         "data_source": const(names.DATA_SOURCE, m),
     }
     return _table("eligibility", cols)
