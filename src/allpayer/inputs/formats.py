@@ -26,8 +26,9 @@ A format reader that maps records itself (FHIR, CCLF) returns a `MappedDelivery`
 as Arrow tables of text (plus ``source_file`` and ``line_number``), the records it could not map
 (each with file, line, rule and message), and its record counts. The loader validates the mapped
 rows exactly like native rows, and stores the rejects in ``quarantine`` and the record counts in
-``load_reconciliation`` (``read = loaded + quarantined`` per record kind, where ``loaded`` counts
-the records mapped to contract rows).
+``load_reconciliation`` (``read = loaded + already_loaded + quarantined`` per record kind, where
+``loaded`` counts the records mapped to contract rows, and ``already_loaded`` those that change
+nothing stored: a FHIR cancellation of a claim already reversed).
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class RecordCount:
     read: int = 0
     mapped: int = 0
     quarantined: int = 0
+    already_loaded: int = 0
+    """Records that change nothing the database holds (a FHIR cancellation of a claim already
+    reversed, of a span already withdrawn)."""
 
 
 @dataclass
@@ -87,7 +91,7 @@ class MappedDelivery:
     - ``sources``: contract table -> the relative paths of the files its rows came from.
     - ``rejects``: records that could not be mapped (`REJECT_SCHEMA`; ``table_name`` is the
       record kind, e.g. ``fhir:Coverage``).
-    - ``records``: counts per record kind; ``read = mapped + quarantined``.
+    - ``records``: counts per record kind; ``read = mapped + already_loaded + quarantined``.
     - ``side_tables``: provenance tables stored as they are, with ``load_run_id`` added (e.g.
       ``fhir_resource``).
     """
@@ -103,13 +107,17 @@ class MappedDelivery:
     negative_originals: bool = False
     """Whether an original row (adjustment_sequence 0) may carry a negative amount
     (`allpayer.inputs.validate.checks`)."""
+    withdrawn: dict[str, int] = field(default_factory=dict)
+    """Stored rows that `prepare` moved to their table's ``<table>_replaced`` without a row to
+    take their place (FHIR: the eligibility spans of cancelled Coverages), per table."""
 
     def all_files(self) -> list[readers.InputFile]:
         return list(self.files)
 
     def prepare(self, raw, run_id: str) -> None:
         """Called by the loader in the run's database before any table is loaded: a reader that
-        needs what earlier loads stored (CCLF) reads its delivery here. Nothing to do by default."""
+        needs what earlier loads stored (CCLF, FHIR cancellations) reads its delivery here, and
+        may add tables. Nothing to do by default."""
 
     def files_of(self, table: str) -> list[readers.InputFile]:
         wanted = set(self.sources.get(table, ()))
@@ -132,11 +140,13 @@ class MappedDelivery:
             raw.unregister(view)
         out = []
         for r in self.records:
-            if r.read != r.mapped + r.quarantined:
+            if r.read != r.mapped + r.already_loaded + r.quarantined:
                 raise AllpayerError(
-                    f"{r.name}: record counts do not reconcile (read {r.read} != mapped {r.mapped} + quarantined {r.quarantined})"
+                    f"{r.name}: record counts do not reconcile (read {r.read} != mapped {r.mapped} + already loaded "
+                    f"{r.already_loaded} + quarantined {r.quarantined})"
                 )
-            record = TableLoad(table=r.name, files=list(r.files), read=r.read, loaded=r.mapped, quarantined=r.quarantined, table_rows=r.mapped)
+            record = TableLoad(table=r.name, files=list(r.files), read=r.read, loaded=r.mapped,
+                               already_loaded=r.already_loaded, quarantined=r.quarantined, table_rows=r.mapped)
             insert_reconciliation(raw, run_id, record)
             out.append(record)
         for name, table in self.side_tables.items():

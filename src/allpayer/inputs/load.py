@@ -25,6 +25,11 @@ A delivered row whose key is already stored with different content depends on th
 - in any other table (claims keep their adjustment convention) it is a ``conflicting_duplicate``:
   the stored row stays.
 
+A format reader may also withdraw stored rows before the tables are loaded (`replace_stored`
+without a successor: the eligibility span of a cancelled FHIR Coverage), or add reversal rows of
+stored claims to its tables (a cancelled FHIR ExplanationOfBenefit); see
+`allpayer.inputs.fhir.cancellations`.
+
 Claims (medical and pharmacy) outside every eligibility span of their member with that payer are
 valid data: they are stored with ``outside_eligibility = true`` and counted on the reconciliation
 line. The flag is recomputed for every claim when a load adds eligibility.
@@ -729,25 +734,34 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
 
 def _replace_restated(raw, spec: Table, verdict: str, decided: str, run_id: str) -> None:
     """Move the stored rows of `spec`'s table that rows of `verdict` restate (`decide`'s outcome
-    ``restates`` in `decided`) to its `replaced_table`, created when missing, with `run_id` as
-    their `REPLACED_BY`; the rows that restate them are then inserted like new rows."""
-    t = spec.name
-    replaced = replaced_table(t)
-    cols = replaced_columns(TABLES[t])
-    _ensure_table(raw, replaced, cols, table_names(raw))
+    ``restates`` in `decided`) to its `replaced_table` (`replace_stored`); the rows that restate
+    them are then inserted like new rows."""
     keys = ", ".join(_q(k) for k in spec.key)
-    on = " AND ".join(f"x.{_q(k)} = r.{_q(k)}" for k in spec.key)
-    restating = (
-        f"(SELECT {keys} FROM {verdict} c SEMI JOIN {decided} d "
-        f"ON d.source_file = c.source_file AND d.line_number = c.line_number AND d.outcome = 'restates') r"
+    replace_stored(
+        raw, spec.name,
+        f"SELECT {keys} FROM {verdict} c SEMI JOIN {decided} d "
+        f"ON d.source_file = c.source_file AND d.line_number = c.line_number AND d.outcome = 'restates'",
+        run_id,
     )
+
+
+def replace_stored(raw, table: str, keys_sql: str, run_id: str) -> None:
+    """Move the stored rows of the ``restated`` `table` whose key is the key of a row of the query
+    `keys_sql` (typed key columns) to its `replaced_table`, created when missing, with `run_id` as
+    their `REPLACED_BY`: the rows a load restates, or withdraws (`allpayer.inputs.fhir.cancellations`)."""
+    spec = TABLES[table]
+    replaced = replaced_table(table)
+    cols = replaced_columns(spec)
+    _ensure_table(raw, replaced, cols, table_names(raw))
+    on = " AND ".join(f"x.{_q(k)} = r.{_q(k)}" for k in spec.key)
+    replacing = f"({keys_sql}) r"
     stored = ", ".join(f"x.{_q(c)}" for c in cols if c != REPLACED_BY)
     raw.execute(
         f"INSERT INTO {_q(replaced)} ({', '.join(_q(c) for c in cols)}) "
-        f"SELECT {stored}, {_lit(run_id)} FROM {_q(t)} x SEMI JOIN {restating} ON {on} "
+        f"SELECT {stored}, {_lit(run_id)} FROM {_q(table)} x SEMI JOIN {replacing} ON {on} "
         "ORDER BY x.source_file, x.line_number"
     ).fetchall()
-    raw.execute(f"DELETE FROM {_q(t)} x USING {restating} WHERE {on}").fetchall()
+    raw.execute(f"DELETE FROM {_q(table)} x USING {replacing} WHERE {on}").fetchall()
 
 
 _NULL_KEYS = r'"[a-z0-9_]+":null,?'
@@ -1115,7 +1129,11 @@ def load_delivery(
         for t, files in delivery.files.items()
     }
     tables = dict(delivery.files)
+    ensure_tables(raw)
     if mapped is not None:
+        # A reader that needs what earlier loads stored (CCLF history, FHIR cancellations) reads
+        # it here, and may add tables.
+        mapped.prepare(raw, run_id)
         for t in mapped.tables:
             if t in delivery.files:
                 others = ", ".join(f.relpath for f in delivery.files[t])
@@ -1123,9 +1141,6 @@ def load_delivery(
                     str(delivery.folder), f"table {t} comes both from {mapped.format} files and from {others}: keep one"
                 )
             tables[t] = mapped.files_of(t)
-    ensure_tables(raw)
-    if mapped is not None:
-        mapped.prepare(raw, run_id)
     for t in required:
         if t not in tables and _count(raw, f"SELECT count(*) FROM {_q(t)}") == 0:
             raise InputFileError(
@@ -1133,7 +1148,7 @@ def load_delivery(
                 f"missing required table {t}: expected {t}.csv, {t}.csv.gz, {t}.parquet or a {t}/ folder of parts",
             )
     results = []
-    eligibility_changed = False
+    eligibility_changed = mapped is not None and bool(mapped.withdrawn.get("eligibility"))
     for t in TABLE_ORDER:
         if t not in tables:
             continue

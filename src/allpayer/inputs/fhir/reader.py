@@ -8,7 +8,8 @@ whose name names none may hold any of the types read.
 Two passes: the directory resources (Patient, Coverage, Practitioner, Organization) first, then
 ExplanationOfBenefit and Observation, which refer to them. Every non-blank line is one record:
 it is mapped (to one or more contract rows) or quarantined with its file, line, rule and message,
-so that ``read = mapped + quarantined`` per resource type. Reader rules:
+so that ``read = mapped + quarantined`` per resource type (a cancellation the load finds
+already applied is ``already_loaded`` instead, see `FhirDelivery`). Reader rules:
 
 ====================== ==============================================================================
 invalid_json           the line is not valid JSON
@@ -18,8 +19,9 @@ wrong_resource_type    a resource of another type than the file's name says
 missing_element        an element the mapping needs is absent (``id``, ``Coverage.beneficiary``,
                        ``ExplanationOfBenefit.patient``/``item``/``insurance``, ``Observation.subject``/``code``)
 inactive_status        an ExplanationOfBenefit or Coverage whose status is cancelled, entered-in-error or draft:
-                       no payment, no eligibility span; an Observation whose status is cancelled or
-                       entered-in-error: no result
+                       no payment, no eligibility span (but a cancelled or entered-in-error one that
+                       withdraws a claim or span an earlier load stored: see `FhirDelivery`); an
+                       Observation whose status is cancelled or entered-in-error: no result
 unresolved_reference   a reference to a resource not in the delivery (a Coverage's Patient, an EOB's Coverage)
 duplicate_resource     a second resource of the same type and id (the first is kept)
 no_coverage            a Patient no Coverage refers to: there is no eligibility span to load
@@ -27,7 +29,8 @@ no_coverage            a Patient no Coverage refers to: there is no eligibility 
 
 Rows are then validated by the loader like any delivery (dates, codes, amounts, keys). Each row's
 ``source_file`` is the NDJSON file, followed, for rows taken from one element of a resource, by
-``#`` and that element (``#item[2]``, ``#component[0]``); ``line_number`` is the line. The table
+``#`` and that element (``#item[2]``, ``#component[0]``), or, for the reversal row of a claim line
+a cancelled EOB reverses, ``#reversal[<claim line number>]``; ``line_number`` is the line. The table
 ``fhir_resource`` keeps, for every row, the resource type and id it came from.
 """
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,7 +47,7 @@ import pyarrow as pa
 
 from allpayer.errors import InputFileError
 from allpayer.inputs import readers
-from allpayer.inputs.fhir import mapping
+from allpayer.inputs.fhir import cancellations, mapping
 from allpayer.inputs.formats import REJECT_SCHEMA, MappedDelivery, RecordCount, fhir_files
 from allpayer.inputs.schema import TABLES
 
@@ -64,6 +68,11 @@ RULES = (
     "no_coverage",
 )
 """The reader's quarantine rules (see the module docstring)."""
+PROVENANCE_SCHEMA = pa.schema(
+    [(name, pa.int64() if name == "line_number" else pa.string())
+     for name in ("table_name", "source_file", "line_number", "resource_type", "resource_id")]
+)
+"""The columns of ``fhir_resource`` (less ``load_run_id``)."""
 CHUNK_ROWS = 50_000
 """Mapped rows are turned into Arrow tables this many at a time (bounded Python memory)."""
 
@@ -86,6 +95,20 @@ def _lines(path: Path):
         raise InputFileError(str(path), f"cannot be read (truncated or corrupt compressed file?): {exc}") from exc
 
 
+@dataclass
+class Withdrawal:
+    """A resource whose status withdraws what an earlier load stored (`mapping.REVERSING_STATUSES`):
+    its type (`kind`), file, line and id; `key`: `mapping.eob_cancellation` of an EOB, the
+    eligibility row of a Coverage; `reject`: the index of its quarantine row among the rejects."""
+
+    kind: str
+    relpath: str
+    line: int
+    rid: str
+    key: dict
+    reject: int
+
+
 class _Collector:
     """Accumulates rows, rejects and counts."""
 
@@ -96,6 +119,7 @@ class _Collector:
         self.rejects: list[tuple] = []
         self.counts: dict[str, RecordCount] = {}
         self.provenance: list[tuple] = []
+        self.withdrawals: list[Withdrawal] = []
 
     def count(self, kind: str, relpath: str) -> RecordCount:
         name = f"fhir:{kind}"
@@ -111,6 +135,12 @@ class _Collector:
         rc.read += 1
         rc.quarantined += 1
         self.rejects.append((f"fhir:{kind}", relpath, line, rule, message, raw[:RAW_CHARS]))
+
+    def withdraw(self, kind: str, relpath: str, line: int, message: str, raw: str, rid: str, key: dict) -> None:
+        """A cancelled or entered-in-error EOB or Coverage: quarantined ``inactive_status`` unless
+        the load finds what it withdraws (`FhirDelivery.prepare`); `key` names it."""
+        self.reject(kind, relpath, line, "inactive_status", message, raw)
+        self.withdrawals.append(Withdrawal(kind, relpath, line, rid, key, len(self.rejects) - 1))
 
     def mapped(self, kind: str, relpath: str) -> None:
         rc = self.count(kind, relpath)
@@ -209,10 +239,14 @@ def read_fhir_folder(folder: str | Path) -> MappedDelivery:
     usable_coverages: dict[str, dict] = {}
     for rid, (row, relpath, line, text, status) in coverages.items():
         person = patients.get(row["person_id"])
+        if person is not None:
+            usable_coverages[rid] = row  # claims adjudicated under it take their member, payer and plan from it
+        if status in mapping.REVERSING_STATUSES:  # withdraws a stored span by its key: no Patient needed
+            out.withdraw("Coverage", relpath, line, f"Coverage.status is {status}: not an enrollment, no eligibility span", text, rid, row)
+            continue
         if person is None:
             out.reject("Coverage", relpath, line, "unresolved_reference", f"beneficiary Patient/{row['person_id']} is not in the delivery", text)
             continue
-        usable_coverages[rid] = row  # claims adjudicated under it take their member, payer and plan from it
         if status in mapping.INACTIVE_STATUSES:
             out.reject("Coverage", relpath, line, "inactive_status", f"Coverage.status is {status}: not an enrollment, no eligibility span", text)
             continue
@@ -228,6 +262,11 @@ def read_fhir_folder(folder: str | Path) -> MappedDelivery:
 
     for f in [f for f in files if f in typed_later or expected_type(f.path.name) is None]:
         for line, text, rtype, rid, resource in records(f, EVENT_TYPES):
+            status = resource.get("status")
+            if rtype == "ExplanationOfBenefit" and status in mapping.REVERSING_STATUSES:
+                out.withdraw(rtype, f.relpath, line, f"ExplanationOfBenefit.status is {status}: not an active claim, not loaded",
+                             text, rid, mapping.eob_cancellation(resource))
+                continue
             try:
                 if rtype == "ExplanationOfBenefit":
                     table, rows = mapping.eob(resource, usable_coverages, parties)
@@ -249,12 +288,10 @@ def read_fhir_folder(folder: str | Path) -> MappedDelivery:
         [dict(zip(REJECT_SCHEMA.names, r)) for r in out.rejects], schema=REJECT_SCHEMA
     )
     provenance = pa.table(
-        {
-            name: pa.array([p[i] for p in out.provenance], type=pa.int64() if name == "line_number" else pa.string())
-            for i, name in enumerate(("table_name", "source_file", "line_number", "resource_type", "resource_id"))
-        }
+        {f.name: pa.array([p[i] for p in out.provenance], type=f.type) for i, f in enumerate(PROVENANCE_SCHEMA)},
+        schema=PROVENANCE_SCHEMA,
     )
-    return MappedDelivery(
+    return FhirDelivery(
         format="fhir",
         folder=folder,
         files=files,
@@ -263,7 +300,104 @@ def read_fhir_folder(folder: str | Path) -> MappedDelivery:
         rejects=rejects,
         records=sorted(out.counts.values(), key=lambda r: RESOURCE_TYPES.index(r.name[5:]) if r.name[5:] in RESOURCE_TYPES else 99),
         side_tables={"fhir_resource": provenance},
+        withdrawals=out.withdrawals,
     )
+
+
+@dataclass
+class FhirDelivery(MappedDelivery):
+    """A FHIR delivery (`read_fhir_folder`). Its `withdrawals` (cancelled or entered-in-error
+    EOBs and Coverages) are quarantined ``inactive_status`` as read; when the load begins
+    (`prepare`) those that withdraw a stored claim or span become reversal rows or a withdrawn
+    span (`allpayer.inputs.fhir.cancellations`), and are counted loaded (already loaded when the
+    claim or span was withdrawn before)."""
+
+    withdrawals: list[Withdrawal] = field(default_factory=list)
+
+    def prepare(self, raw, run_id: str) -> None:
+        if not self.withdrawals:
+            return
+        loaded, already = self._reverse_claims(raw)
+        spans, before = self._withdraw_spans(raw, run_id)
+        loaded |= spans
+        already |= before
+        counts = {r.name: r for r in self.records}
+        settled = set()
+        for w in self.withdrawals:
+            where = (w.relpath, w.line)
+            if where in loaded or where in already:
+                rc = counts[f"fhir:{w.kind}"]
+                rc.quarantined -= 1
+                if where in loaded:
+                    rc.mapped += 1
+                else:
+                    rc.already_loaded += 1
+                settled.add(w.reject)
+        if settled:
+            keep = [i not in settled for i in range(self.rejects.num_rows)]
+            self.rejects = self.rejects.filter(pa.array(keep, pa.bool_()))
+
+    def _reverse_claims(self, raw) -> tuple[set, set]:
+        """The reversal rows of the claims the delivery's cancelled EOBs cancel, added to the
+        claim tables; returns the (file, line) of the EOBs that reverse a claim, and of those
+        whose claim is already reversed (or cancelled again after the delivery's first
+        cancellation of it)."""
+        eobs = [w for w in self.withdrawals if w.kind == "ExplanationOfBenefit"]
+        if not eobs:
+            return set(), set()
+        first: dict[tuple, Withdrawal] = {}
+        for w in sorted(eobs, key=lambda w: (w.relpath, w.line)):
+            first.setdefault((w.key["claim_id"], w.key["table_name"]), w)
+        wanted = pa.Table.from_pylist(
+            [{**w.key, "resource_id": w.rid, "source_file": w.relpath, "line_number": w.line} for w in first.values()],
+            schema=cancellations.CANCELLATION_SCHEMA,
+        )
+        loaded, found = set(), set()
+        for t in cancellations.CLAIM_TABLES:
+            rows, stored, reversing = cancellations.reversals(raw, t, wanted)
+            found |= stored
+            loaded |= reversing
+            if not rows.num_rows:
+                continue
+            ids = rows.column(cancellations.RESOURCE_ID)
+            rows = rows.drop_columns([cancellations.RESOURCE_ID])
+            self.tables[t] = _concat(t, [self.tables[t], rows]) if t in self.tables else rows
+            self.sources[t] = sorted(set(self.sources.get(t, ())) | {f for f, _ in reversing})
+            provenance = pa.table(
+                {
+                    "table_name": pa.array([t] * rows.num_rows, pa.string()),
+                    "source_file": rows.column("source_file"),
+                    "line_number": rows.column("line_number"),
+                    "resource_type": pa.array(["ExplanationOfBenefit"] * rows.num_rows, pa.string()),
+                    "resource_id": ids,
+                },
+                schema=PROVENANCE_SCHEMA,
+            )
+            self.side_tables["fhir_resource"] = pa.concat_tables([self.side_tables["fhir_resource"], provenance])
+        # A claim's later cancellations in the delivery change nothing after its first one.
+        found |= {(w.relpath, w.line) for w in eobs
+                  if (first[(w.key["claim_id"], w.key["table_name"])].relpath,
+                      first[(w.key["claim_id"], w.key["table_name"])].line) in found}
+        return loaded, found - loaded
+
+    def _withdraw_spans(self, raw, run_id: str) -> tuple[set, set]:
+        """Withdraw the stored spans of the delivery's cancelled Coverages; returns the (file,
+        line) of the Coverages that withdraw a span, and of those whose span was withdrawn before."""
+        covs = [w for w in self.withdrawals if w.kind == "Coverage"]
+        if not covs:
+            return set(), set()
+        keys = ("member_id", "payer", "plan", "enrollment_start_date")
+        spans = pa.table(
+            {
+                **{k: pa.array([w.key.get(k) for w in covs], pa.string()) for k in keys},
+                "source_file": pa.array([w.relpath for w in covs], pa.string()),
+                "line_number": pa.array([w.line for w in covs], pa.int64()),
+            }
+        )
+        withdrawn, before = cancellations.withdraw_spans(raw, run_id, spans)
+        if withdrawn:
+            self.withdrawn["eligibility"] = self.withdrawn.get("eligibility", 0) + len(withdrawn)
+        return withdrawn, before
 
 
 def _arrow(table: str, rows: list[dict]) -> pa.Table:
