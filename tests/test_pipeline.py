@@ -126,9 +126,15 @@ def test_the_run_records_the_reference_tables_each_program_scored_with(db):
                    "from risk_reference order by program_id, \"table\"")
     medicare = [r for r in got if r[0] == "vt-2024-medicare"]
     assert {r[2] for r in medicare} == {"coefficients", "dx_edits", "dx_to_cc", "eligible_procedures",
-                                        "hierarchies", "hcc_labels"}
+                                        "hierarchies", "hcc_labels", "diagnosis_claims"}
+    # whose claims the diagnoses came from: the program's terms leave diagnosis_claims out (payer)
+    (claims,) = [r for r in medicare if r[2] == "diagnosis_claims"]
+    assert claims[4:] == ("terms: target.risk_adjustment.diagnosis_claims", "medicare.yaml", None, None,
+                          "the diagnoses of the claims of payer medicare (the program's payer) only")
     folder = hcc.package_data_dir()
     for _program, models, table, year, origin, file, sha, n, note in medicare:
+        if table == "diagnosis_claims":
+            continue
         assert origin == hcc.package_origin() and n > 0
         assert sha == hashlib.sha256((folder / file).read_bytes()).hexdigest(), file
         if table != "hcc_labels":

@@ -566,9 +566,13 @@ def _run_core(
     if risk_programs:
         # Risk-adjustment-eligible diagnoses of each (tables year, diagnosis year) the programs
         # need, derived from the claims once and shared by every program and scored year.
+        # Each row keeps the payer of its claims: a program reads its own payer's rows, or every row
+        # (`target.risk_adjustment.diagnosis_claims`); the claims of no payer that any program reads
+        # are left out of the scan.
         needs = sorted({(_hcc_tables_year(p), y - 1) for p in risk_programs for y in _scored_years(p)})
         scored = eligibility.filter(eligibility.payer.isin(sorted({p.payer for p in risk_programs})))
-        dx_all = work_table("risk_diagnoses", _risk_diagnoses_all(medical_rows, needs, scored.select("person_id")))
+        dx_all = work_table("risk_diagnoses", _risk_diagnoses_all(medical_rows, needs, scored.select("person_id"),
+                                                                  _diagnosis_payers(risk_programs)))
         res.notes.extend(dict.fromkeys(_check_risk_diagnosis_years(risk_programs, dx_all)))
         from allpayer.core.risk import kidney_transplants, labelled_factors
 
@@ -769,11 +773,26 @@ def _scored_years(program: ProgramTerms) -> list[int]:
     return [program.performance_year] + sorted({b.year for b in program.target.base_years})
 
 
-def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]], persons: ir.Table) -> ir.Table:
+def _diagnosis_payer(program: ProgramTerms) -> str | None:
+    """The payer whose claims a program's risk scores read diagnoses from (None: every payer's)."""
+    return program.target.risk_adjustment.diagnosis_claims_payer(program.payer)
+
+
+def _diagnosis_payers(programs: Sequence[ProgramTerms]) -> list[str] | None:
+    """The payers whose claims any of the scored `programs` read diagnoses from (None: every payer's,
+    when one of them reads every payer's claims)."""
+    payers = {_diagnosis_payer(p) for p in programs}
+    return None if None in payers else sorted(payers)
+
+
+def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]], persons: ir.Table,
+                        payers: Sequence[str] | None = None) -> ir.Table:
     """The risk-adjustment-eligible diagnoses of every (tables year, diagnosis year) in `needs`, in
     one query (the claim rows read and their codes unnested once for all of them), of the claims of
-    `persons` (``person_id``: those enrolled with a payer of a program that is scored; a person's
-    diagnoses come from the claims of any payer, but nobody else is scored)."""
+    `persons` (``person_id``: those enrolled with a payer of a program that is scored; nobody else
+    is scored) paid by one of `payers` (None: any payer). One row per person, payer of the claims,
+    code and year: each program reads the rows of its own payer, or all of them
+    (`_diagnosis_payer`)."""
     from allpayer.core import risk
     from allpayer.reference.hcc import eligible_procedures_for, load_hcc_reference
 
@@ -782,11 +801,14 @@ def _risk_diagnoses_all(medical_rows: ir.Table, needs: Sequence[tuple[int, int]]
     procedures = {(ty, dy): eligible_procedures_for(dy, references[ty])[0] for ty, dy in needs}
     # Secondary diagnosis columns empty in every row are left out of the codes unnested per row.
     rows = medical_rows.drop(*empty_columns(medical_rows, DIAGNOSIS_COLUMNS[1:]))
+    if payers is not None:
+        rows = rows.filter(rows.payer.isin(list(payers)))
     rows = of_persons(rows, persons)
     # The loader stores a code only in its normalized form (a row whose code is not one is
     # quarantined), so the codes are not normalized again here; scoring reads each person's
     # distinct codes, so the claims are not kept.
-    return risk.risk_adjustment_diagnoses_by_year(rows, procedures, needs, codes_normalized=True, per_person=True)
+    return risk.risk_adjustment_diagnoses_by_year(rows, procedures, needs, codes_normalized=True, per_person=True,
+                                                  by_payer=True)
 
 
 def _check_risk_diagnosis_years(programs: Sequence[ProgramTerms], diagnoses: ir.Table) -> list[str]:
@@ -795,26 +817,30 @@ def _check_risk_diagnosis_years(programs: Sequence[ProgramTerms], diagnoses: ir.
     loaded, every member's score would be demographic alone, and the ratio of that year to the
     other would move the target by as much as its cap allows. Returns the run's notes for a year
     whose claims have months with no diagnosis at all (claims loaded from mid-year: the scores of
-    that year are understated, and with them the ratio)."""
+    that year are understated, and with them the ratio). A program that reads its own payer's
+    claims (`_diagnosis_payer`) is checked on that payer's diagnoses alone."""
     d = diagnoses
-    got = d.select("tables_year", "diagnosis_year", month=d.service_date.month()).distinct().to_pyarrow().to_pylist()
+    got = d.select("tables_year", "diagnosis_year", "payer", month=d.service_date.month()).distinct()
     found: dict[tuple, set] = {}
-    for r in got:
-        found.setdefault((r["tables_year"], r["diagnosis_year"]), set()).add(r["month"])
+    for r in got.to_pyarrow().to_pylist():
+        for payer in (r["payer"], None):  # None: the months of every payer's claims
+            found.setdefault((r["tables_year"], r["diagnosis_year"], payer), set()).add(r["month"])
     notes = []
     for p in programs:
+        payer = _diagnosis_payer(p)
+        of = "" if payer is None else f" of payer {payer}"
         for year in _scored_years(p):
-            months = found.get((_hcc_tables_year(p), year - 1))
+            months = found.get((_hcc_tables_year(p), year - 1, payer))
             if not months:
                 raise RunError(
-                    f"{p.program_id}: the risk scores of {year} read the diagnoses of {year - 1} claims, and the "
+                    f"{p.program_id}: the risk scores of {year} read the diagnoses of {year - 1} claims{of}, and the "
                     f"loaded claims have no risk-adjustment-eligible diagnosis with a through date in {year - 1}: "
                     f"load the {year - 1} claims, or leave risk adjustment out of the program's terms"
                 )
             missing = sorted(set(range(1, 13)) - months)
             if missing:
                 notes.append(
-                    f"{p.program_id}: the risk scores of {year} read the diagnoses of {year - 1} claims, and no "
+                    f"{p.program_id}: the risk scores of {year} read the diagnoses of {year - 1} claims{of}, and no "
                     f"claim through date in {', '.join(f'{year - 1}-{m:02d}' for m in missing)} has one: if those "
                     f"months' claims are not loaded, the {year} scores are understated"
                 )
@@ -834,7 +860,9 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
     the work behind them: a `risk.RiskScores` whose ``scores``, ``model_scores``, ``detail`` and
     ``excluded`` carry program_id, scored_for and performance_year (``hcc_diagnoses`` is left as
     computed: the run does not publish it).
-    `diagnoses`: the risk-adjustment-eligible diagnoses by tables_year and diagnosis_year;
+    `diagnoses`: the risk-adjustment-eligible diagnoses by tables_year, diagnosis_year and payer of
+    the claims (`_risk_diagnoses_all`), of which the program reads its own payer's rows, or every
+    row when its terms say ``diagnosis_claims: all``;
     `transplants`: kidney transplants from the claims (``risk.kidney_transplants``), read when the
     program scores ESRD members with the dialysis model (a member with a graft is not scored);
     `cache`: materialize the scoring's intermediate tables (DuckDB) so that the four tables do not
@@ -859,13 +887,16 @@ def _cms_hcc_scores(program: ProgramTerms, eligibility: ir.Table, diagnoses: ir.
         # Same model versions, tables of another payment year (stated in the terms).
         terms = dataclasses.replace(terms, model_year=tables_year, parameters_year=py)
     elig = eligibility.filter(eligibility.payer == program.payer)
+    payer = _diagnosis_payer(program)  # whose claims' diagnoses count (None: every payer's)
 
     def scored(payment_year: int, scored_for: str) -> risk.RiskScores:
         persons = risk.persons_from_eligibility(
             elig, payment_year=payment_year, payer_types=None,
             transplants=transplants if esrd_reference is not None else None)
         dx = diagnoses.filter((diagnoses.tables_year == tables_year) & (diagnoses.diagnosis_year == payment_year - 1))
-        dx = dx.drop("tables_year", "diagnosis_year")
+        if payer is not None:
+            dx = dx.filter(dx.payer == payer)
+        dx = dx.drop("tables_year", "diagnosis_year", "payer")
         result = risk.cms_hcc_scores(persons, dx, reference, terms, payment_year=payment_year,
                                      esrd_reference=esrd_reference, cache=cache)
         tags = dict(program_id=ibis.literal(program.program_id), scored_for=ibis.literal(scored_for),
@@ -900,7 +931,9 @@ def _risk_reference(program: ProgramTerms, references: Sequence) -> ir.Table:
     scores, ``RiskScores.references``): one row per table (the CMS-HCC tables of its tables year,
     the ESRD model's when it scores ESRD members with it, the HCC names) with payment_year, origin,
     file, sha256, rows and note (e.g. a correction applied); the CPT/HCPCS lists that filtered the
-    claims, one row per diagnosis year of its scored years (the note names the year)."""
+    claims, one row per diagnosis year of its scored years (the note names the year); and
+    ``diagnosis_claims``, whose claims the diagnoses were read from (the terms' key of that name:
+    the program's payer's, or every payer's)."""
     from allpayer.reference.hcc import eligible_procedures_for, hcc_labels
 
     sources = [(",".join(ref.models), s) for ref in references for s in ref.sources if s.table != "eligible_procedures"]
@@ -911,6 +944,15 @@ def _risk_reference(program: ProgramTerms, references: Sequence) -> ir.Table:
     sources.append((",".join(dict.fromkeys(labels.column("model_version").to_pylist())), labels_source))
     rows = [{"program_id": program.program_id, "performance_year": program.performance_year, "models": models,
              **s.__dict__} for models, s in sources]
+    payer = _diagnosis_payer(program)
+    rows.append({
+        "program_id": program.program_id, "performance_year": program.performance_year, "models": models,
+        "table": "diagnosis_claims", "payment_year": references[0].payment_year,
+        "origin": "terms: target.risk_adjustment.diagnosis_claims",
+        "file": Path(program.source_path).name if program.source_path else None, "sha256": None, "rows": None,
+        "note": (f"the diagnoses of the claims of payer {payer} (the program's payer) only" if payer is not None
+                 else "the diagnoses of the claims of every payer of the persons scored"),
+    })
     return ibis.memtable(rows, schema=ibis.schema({
         "program_id": "string", "performance_year": "int32", "models": "string", "table": "string",
         "payment_year": "int32", "origin": "string", "file": "string", "sha256": "string", "rows": "int64",

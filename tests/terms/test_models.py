@@ -35,7 +35,7 @@ def test_minimal_program_gets_documented_defaults():
     assert p.attribution.plurality_basis == "allowed_charges"
     assert p.attribution.tie_break == ["most_recent_visit", "lowest_npi"]
     assert p.target.discount.value == Decimal("0")
-    assert p.target.risk_adjustment.method == "none"
+    assert p.target.risk_adjustment.method == "none" and p.target.risk_adjustment.diagnosis_claims is None
     assert p.cell_ids() == ["all"]
     assert p.settlement.rounding == "half_up"
     assert p.settlement.runout_months.value == 3
@@ -56,6 +56,8 @@ def test_full_program_values():
     assert p.payments.fpp.hospital_allocation.pmpm_by_hospital["470001"].value == Decimal("60.00")
     assert p.payments.value_payment.adjustment.lag_quarters.value == 2
     assert p.settlement.savings_rate.at(D(2023, 7, 1)) == Decimal("0.55")
+    assert p.target.risk_adjustment.diagnosis_claims.value == "all" and p.target.risk_adjustment.diagnosis_claims.is_assumption
+    assert p.target.risk_adjustment.diagnosis_claims_payer(p.payer) is None
     assert [m.method for m in p.settlement.quality_modifiers] == ["gate", "loss_side", "withhold_return"]
     assert p.quality.scoring.max_points == Decimal("2.00")
     assert p.quality.measure("cbp").benchmarks[50].value == Decimal("0.62")
@@ -274,6 +276,11 @@ MINIMAL_CASES = [
     ({"target.risk_adjustment": {"method": "none", "tables_year": 2025}}, "target.risk_adjustment.tables_year", "only to method cms_hcc"),
     ({"target.risk_adjustment": {"method": "none", "esrd": "cms_hcc"}}, "target.risk_adjustment.esrd", "only to method cms_hcc"),
     (
+        {"target.risk_adjustment": {"method": "none", "diagnosis_claims": "all"}},
+        "target.risk_adjustment.diagnosis_claims",
+        "only to method cms_hcc",
+    ),
+    (
         {"target.risk_adjustment": {"method": "cms_hcc", "models": [{"version": "V24", "weight": "1"}], "esrd": "esrd_model"}},
         "target.risk_adjustment.esrd",
         "expected 'exclude', 'cms_hcc' or 'esrd_dialysis'",
@@ -440,6 +447,10 @@ FULL_CASES = [
         "loss caps apply only to two_sided",
     ),
     ({"target.risk_adjustment.models.1.version": "V24"}, "target.risk_adjustment.models", "'V24' is listed twice"),
+    ({"target.risk_adjustment.diagnosis_claims": "own"}, "target.risk_adjustment.diagnosis_claims",
+     "expected 'payer' or 'all', got 'own'"),
+    ({"target.risk_adjustment.diagnosis_claims": {"from": "2023-01-01", "value": "all"}},
+     "target.risk_adjustment.diagnosis_claims", "cannot change during the year"),
     ({"attribution.steps.3.requires_no_service_from": "step_2"}, "attribution.steps[3].requires_no_service_from", "not the name of an earlier step"),
     ({"payments.fpp.hospital_allocation.history_years": [2021]}, "payments.fpp.hospital_allocation.history_years", "only to method historical_ffs_share"),
     ({"payments.cpr.downside_reconciliation": True}, "payments.cpr.downside_reconciliation", "not reconciled down to fee-for-service"),

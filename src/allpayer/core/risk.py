@@ -289,7 +289,9 @@ def program_cms_hcc_terms(risk_adjustment, performance_year: int) -> CmsHccTerms
     """The CMS-HCC terms a program scores with: its own ``target.risk_adjustment`` (blend ``models``,
     ``normalization_factor``, ``coding_intensity_adjustment``, ``esrd``), each falling back to the
     parameters published for the performance year where the program leaves it out (normalization
-    per model; no coding intensity; ESRD excluded).
+    per model; no coding intensity; ESRD excluded). Two keys of ``target.risk_adjustment`` are not
+    scoring parameters and are applied where the run gathers its inputs: ``tables_year`` (which
+    reference tables) and ``diagnosis_claims`` (whose claims the diagnoses come from).
 
     >>> from allpayer.terms.models import RiskAdjustment
     >>> ra = RiskAdjustment(method="cms_hcc", models=[{"version": "V28", "weight": "1"}])
@@ -559,6 +561,7 @@ def risk_adjustment_diagnoses_by_year(
     *,
     codes_normalized: bool = False,
     per_person: bool = False,
+    by_payer: bool = False,
 ) -> ir.Table:
     """The diagnoses of :func:`risk_adjustment_diagnoses` for several (tables year, diagnosis year)
     pairs in one query: `eligible_procedures` holds the CPT/HCPCS list of each (tables year,
@@ -570,7 +573,7 @@ def risk_adjustment_diagnoses_by_year(
     tables year, on the narrow claim-line aggregates, and only the rows of eligible claims are
     unnested. Same rules as :func:`risk_adjustment_claims`.
 
-    Columns: person_id, diagnosis_code, service_date, claim_id, tables_year, diagnosis_year.
+    Columns: person_id, (payer,) diagnosis_code, service_date, claim_id, tables_year, diagnosis_year.
 
     `codes_normalized`: the diagnosis and CPT/HCPCS codes are already in the loader's form (upper
     case, trimmed, no dots), so they are compared as they are.
@@ -578,6 +581,9 @@ def risk_adjustment_diagnoses_by_year(
     and code (what scoring reads: :func:`cms_hcc_scores` uses a person's distinct codes of the
     year); service_date is then the latest through date of the person's claims with the code, and
     there is no claim_id.
+    `by_payer`: a ``payer`` column, the payer of the claim rows the code is on (with `per_person`,
+    one row per person, payer, code, tables year and diagnosis year), so that a reader can take the
+    diagnoses of one payer's claims or of every payer's.
     """
     pairs = sorted(set(years))
     if not pairs:
@@ -629,14 +635,17 @@ def risk_adjustment_diagnoses_by_year(
     claims = claims.filter(eligible).select("claim_id", "_dy", "tables_year", "person_id", "through_date")
 
     # Only the rows of claims that count are unnested (labs, DME, denied claims are left before it)
-    claim_rows = rows.select("claim_id", "_dy", *_diagnosis_columns(rows)).join(claims, ["claim_id", "_dy"])
+    payer = ["payer"] if by_payer else []
+    claim_rows = rows.select("claim_id", "_dy", *payer, *_diagnosis_columns(rows)).join(claims, ["claim_id", "_dy"])
     if per_person:
-        dx = claim_rows.select("person_id", "tables_year", "_dy", "through_date",
+        dx = claim_rows.select("person_id", *payer, "tables_year", "_dy", "through_date",
                                diagnosis_code=_diagnosis_code_array(claim_rows, codes_normalized).unnest())
-        dx = dx.group_by(["person_id", "diagnosis_code", "tables_year", "_dy"]).agg(service_date=dx.through_date.max())
-        return dx.select("person_id", "diagnosis_code", "service_date", "tables_year", diagnosis_year=dx._dy)
-    dx = claim_diagnoses(claim_rows, keys=("claim_id", "_dy", "tables_year", "person_id", "through_date"), normalized=codes_normalized)
-    return dx.select("person_id", "diagnosis_code", service_date=dx.through_date, claim_id=dx.claim_id,
+        dx = dx.group_by(["person_id", *payer, "diagnosis_code", "tables_year", "_dy"]).agg(
+            service_date=dx.through_date.max())
+        return dx.select("person_id", *payer, "diagnosis_code", "service_date", "tables_year", diagnosis_year=dx._dy)
+    dx = claim_diagnoses(claim_rows, keys=("claim_id", "_dy", "tables_year", "person_id", *payer, "through_date"),
+                         normalized=codes_normalized)
+    return dx.select("person_id", *payer, "diagnosis_code", service_date=dx.through_date, claim_id=dx.claim_id,
                      tables_year=dx.tables_year, diagnosis_year=dx._dy)
 
 

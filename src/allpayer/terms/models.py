@@ -469,6 +469,11 @@ class RiskAdjustment(Block):
     CMS-HCC ESRD model's dialysis segments (``esrd_dialysis``, which needs
     ``esrd_normalization_factor``)."""
     esrd_normalization_factor: Noted[Factor] | None = None
+    diagnosis_claims: Noted[Literal["payer", "all"]] | None = None
+    """Whose claims the scores read diagnoses from: the program's own payer's (``payer``, the
+    default: CMS scores a Medicare beneficiary from Medicare claims only, and a commercial or
+    Medicaid payer its members from its own claims), or every payer's claims of the persons scored
+    (``all``: an all-payer arrangement that agrees to it)."""
 
     @model_validator(mode="after")
     def _check(self) -> "RiskAdjustment":
@@ -498,7 +503,7 @@ class RiskAdjustment(Block):
                     )
         else:
             for key in ("models", "tables_year", "ratio_cap", "ratio_floor", "normalization_factor",
-                        "coding_intensity_adjustment", "esrd", "esrd_normalization_factor"):
+                        "coding_intensity_adjustment", "esrd", "esrd_normalization_factor", "diagnosis_claims"):
                 if getattr(self, key) is not None:
                     raise problem(f"{key} applies only to method cms_hcc, not {self.method!r}", key)
         return self
@@ -512,6 +517,20 @@ class RiskAdjustment(Block):
         2025
         """
         return self.tables_year.value if self.tables_year is not None else performance_year
+
+    def diagnosis_claims_payer(self, payer: str) -> str | None:
+        """The payer whose claims the program's scores read diagnoses from: its own `payer`
+        (``diagnosis_claims: payer``, or left out), or None for every payer's (``all``).
+
+        >>> ra = RiskAdjustment(method="cms_hcc", models=[{"version": "V28", "weight": "1"}])
+        >>> ra.diagnosis_claims_payer("medicare")
+        'medicare'
+        >>> RiskAdjustment(method="cms_hcc", models=[{"version": "V28", "weight": "1"}],
+        ...                diagnosis_claims="all").diagnosis_claims_payer("medicare") is None
+        True
+        """
+        every = self.diagnosis_claims is not None and self.diagnosis_claims.value == "all"
+        return None if every else payer
 
 
 class Truncation(Block):
