@@ -25,6 +25,10 @@ A delivered row whose key is already stored with different content depends on th
 - in any other table (claims keep their adjustment convention) it is a ``conflicting_duplicate``:
   the stored row stays.
 
+A CCLF delivery is read with the CCLF records earlier loads stored, and the stored rows it
+supersedes are moved to the `replaced_table` the same way before its rows are loaded
+(`allpayer.inputs.formats.replace_superseded`).
+
 Claims (medical and pharmacy) outside every eligibility span of their member with that payer are
 valid data: they are stored with ``outside_eligibility = true`` and counted on the reconciliation
 line. The flag is recomputed for every claim when a load adds eligibility.
@@ -148,8 +152,8 @@ def stored_columns(spec: Table) -> dict[str, str]:
 
 
 def replaced_columns(spec: Table) -> dict[str, str]:
-    """Column name -> SQL type of the `replaced_table` of a ``restated`` table: the stored
-    table's columns (`stored_columns`) and `REPLACED_BY`."""
+    """Column name -> SQL type of the `replaced_table` of a table: the stored table's columns
+    (`stored_columns`) and `REPLACED_BY`."""
     return {**stored_columns(spec), REPLACED_BY: "VARCHAR"}
 
 
@@ -177,12 +181,12 @@ def _ensure_table(raw, name: str, cols: dict[str, str], existing: set[str]) -> N
 def ensure_tables(raw) -> None:
     """Create the contract tables, ``quarantine`` and ``load_reconciliation`` where missing, add
     any contract column a stored table lacks (a newer contract) and drop `OBSOLETE_COLUMNS`. The
-    `replaced_table` of a ``restated`` table is kept in step the same way once a load has made it
-    (`_replace_restated`)."""
+    `replaced_table` of a table is kept in step the same way once a load has made it
+    (`replace_rows`)."""
     existing = table_names(raw)
     for spec in TABLES.values():
         _ensure_table(raw, spec.name, stored_columns(spec), existing)
-        if spec.restated and replaced_table(spec.name) in existing:
+        if replaced_table(spec.name) in existing:
             _ensure_table(raw, replaced_table(spec.name), replaced_columns(spec), existing)
     raw.execute(QUARANTINE_DDL).fetchall()
     raw.execute(RECONCILIATION_DDL).fetchall()
@@ -729,25 +733,31 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
 
 def _replace_restated(raw, spec: Table, verdict: str, decided: str, run_id: str) -> None:
     """Move the stored rows of `spec`'s table that rows of `verdict` restate (`decide`'s outcome
-    ``restates`` in `decided`) to its `replaced_table`, created when missing, with `run_id` as
-    their `REPLACED_BY`; the rows that restate them are then inserted like new rows."""
-    t = spec.name
-    replaced = replaced_table(t)
-    cols = replaced_columns(TABLES[t])
-    _ensure_table(raw, replaced, cols, table_names(raw))
+    ``restates`` in `decided`) to its `replaced_table` (`replace_rows`); the rows that restate them
+    are then inserted like new rows."""
     keys = ", ".join(_q(k) for k in spec.key)
-    on = " AND ".join(f"x.{_q(k)} = r.{_q(k)}" for k in spec.key)
     restating = (
         f"(SELECT {keys} FROM {verdict} c SEMI JOIN {decided} d "
-        f"ON d.source_file = c.source_file AND d.line_number = c.line_number AND d.outcome = 'restates') r"
+        f"ON d.source_file = c.source_file AND d.line_number = c.line_number AND d.outcome = 'restates')"
     )
+    replace_rows(raw, spec.name, restating, " AND ".join(f"x.{_q(k)} = r.{_q(k)}" for k in spec.key), run_id)
+
+
+def replace_rows(raw, table: str, rows: str, on: str, run_id: str) -> int:
+    """Move the stored rows ``x`` of `table` that match a row ``r`` of the relation `rows` (SQL) on
+    the equality condition `on` to its `replaced_table`, created when missing, with their
+    provenance and `run_id` as their `REPLACED_BY`. Returns the number of rows moved."""
+    replaced = replaced_table(table)
+    cols = replaced_columns(TABLES[table])
+    _ensure_table(raw, replaced, cols, table_names(raw))
     stored = ", ".join(f"x.{_q(c)}" for c in cols if c != REPLACED_BY)
     raw.execute(
         f"INSERT INTO {_q(replaced)} ({', '.join(_q(c) for c in cols)}) "
-        f"SELECT {stored}, {_lit(run_id)} FROM {_q(t)} x SEMI JOIN {restating} ON {on} "
+        f"SELECT {stored}, {_lit(run_id)} FROM {_q(table)} x SEMI JOIN {rows} r ON {on} "
         "ORDER BY x.source_file, x.line_number"
     ).fetchall()
-    raw.execute(f"DELETE FROM {_q(t)} x USING {restating} WHERE {on}").fetchall()
+    n = raw.execute(f"DELETE FROM {_q(table)} x USING {rows} r WHERE {on}").fetchall()
+    return int(n[0][0]) if n else 0
 
 
 _NULL_KEYS = r'"[a-z0-9_]+":null,?'
