@@ -100,9 +100,9 @@ class MappedDelivery:
     rejects: pa.Table
     records: list[RecordCount]
     side_tables: dict[str, pa.Table] = field(default_factory=dict)
-    negative_originals: bool = False
-    """Whether an original row (adjustment_sequence 0) may carry a negative amount
-    (`allpayer.inputs.validate.checks`)."""
+    negative_originals: tuple = ()
+    """The money columns (and claim lines) that an original row (adjustment_sequence 0) may carry
+    negative (`allpayer.inputs.validate.NegativeOriginals`); none by default."""
 
     def all_files(self) -> list[readers.InputFile]:
         return list(self.files)
@@ -264,19 +264,20 @@ class CclfDelivery(MappedDelivery):
     load (`replace_superseded`), and their new form is loaded."""
 
     superseded: dict[str, int] = field(default_factory=dict)
-    negative_originals: bool = True
-    """CMS claim amounts may be negative on an original claim (the CCW data dictionary's claim
-    payment amount: a deductible larger than the payment), and the claim-level line (line 9999)
-    carries the header payment less the revenue lines', which may be below 0."""
 
     @classmethod
     def open(cls, folder: Path) -> "CclfDelivery":
+        """The CCLF files of `folder`, to be read by `prepare`; their original claims may carry
+        the negative amounts of `allpayer.inputs.cclf.NEGATIVE_ORIGINALS`."""
+        from allpayer.inputs.cclf import NEGATIVE_ORIGINALS
+
         folder = Path(folder)
         files = [readers.InputFile("cclf", p, p.name) for p in cclf_files(folder)]
         names = [f.relpath for f in files]
         return cls(
             format="cclf", folder=folder, files=files, tables={t: None for t in CCLF_TABLES},
             sources={t: names for t in CCLF_TABLES}, rejects=REJECT_SCHEMA.empty_table(), records=[],
+            negative_originals=NEGATIVE_ORIGINALS,
         )
 
     def prepare(self, raw, run_id: str) -> None:

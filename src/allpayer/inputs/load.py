@@ -334,7 +334,7 @@ Failing = tuple[tuple[str, tuple[int, ...]], ...]
 @lru_cache(maxsize=256)
 def _step_sql(
     table: str, columns: tuple[str, ...], as_of: dt.date | None = None, native: tuple[str, ...] = (),
-    failing: Failing = (), negative_originals: bool = False,
+    failing: Failing = (), negative_originals: validate.NegativeOriginals = (),
 ) -> tuple[str, ...]:
     """SQL of the validation steps of one table restricted to `columns`; step k reads the table
     of step k-1 (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``, ``_checked_<table>``).
@@ -359,7 +359,7 @@ def _step_sql(
 @lru_cache(maxsize=256)
 def _validation_sql(
     table: str, columns: tuple[str, ...], as_of: dt.date | None = None, native: tuple[str, ...] = (),
-    failing: Failing = (), negative_originals: bool = False,
+    failing: Failing = (), negative_originals: validate.NegativeOriginals = (),
 ) -> str:
     """The validation steps of `_step_sql` as one query over ``_stage_<table>``: each step is a
     projection of the one before, so DuckDB evaluates them in one pass over the staged rows
@@ -438,7 +438,7 @@ def _validate_into(
     first: bool,
     native: tuple[str, ...] = (),
     in_place: str | None = None,
-    negative_originals: bool = False,
+    negative_originals: validate.NegativeOriginals = (),
 ) -> str:
     """Validate the rows of the view ``_stage_<table>`` into the temp table ``_verdict_<table>``
     (typed contract columns, provenance, ``rules``, ``message``),
@@ -810,7 +810,7 @@ def load_table(
     mapped=None,
     defaults: dict[str, str] | None = None,
     as_of: dt.date | None = None,
-    negative_originals: bool = False,
+    negative_originals: validate.NegativeOriginals = (),
 ) -> TableLoad:
     """Stage, validate, de-duplicate and store one table's files; returns its counts.
 
@@ -824,8 +824,8 @@ def load_table(
     `defaults`: column -> value for the rows of a file that lacks that column (a format whose
     files lack a contract column, see `allpayer.inputs.formats.TUVA_DEFAULTS`).
 
-    `as_of`: the date clinical dates may not pass (`future_date`). `negative_originals`: original
-    rows may carry negative amounts (`validate.checks`; a CCLF delivery's).
+    `as_of`: the date clinical dates may not pass (`future_date`). `negative_originals`: the money
+    columns original rows may carry negative (`validate.NegativeOriginals`; a CCLF delivery's).
     """
     t = spec.name
     defaults = defaults or {}
@@ -1153,7 +1153,7 @@ def load_delivery(
             when = as_of or latest_paid_date(con)
         res = load_table(
             con, raw, TABLES[t], tables[t], run_id, progress, columns.get(t), rows, defaults.get(t), when,
-            negative_originals=mapped is not None and mapped.negative_originals,
+            negative_originals=mapped.negative_originals if mapped is not None else (),
         )
         if t == "eligibility" and res.loaded:
             eligibility_changed = True
