@@ -156,3 +156,25 @@ def test_generate_names_every_format_it_writes(tmp_path, capsys):
     assert main(["generate", "--members", "10", "--out", str(tmp_path / "o"), "--format", "xml"]) != 0
     err = " ".join(capsys.readouterr().err.split())
     assert "--format must be one of parquet, csv, cclf, fhir; got 'xml'" in err
+
+
+def test_users_add_refuses_a_database_that_does_not_exist(tmp_path, capsys):
+    """A misspelt --db made a user store beside a database that is not there (users no API
+    serves); it is refused, naming the path, and nothing is created."""
+    db = tmp_path / "nope.duckdb"
+    assert main(["users", "add", "ana", "--role", "aco_admin", "--password", "long-enough", "--db", str(db)]) == 2
+    assert f"{db}: database not found" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_invoice_refuses_an_out_suffix_it_does_not_write(tmp_path, capsys, monkeypatch):
+    """``--out x.txt`` wrote CSV under a .txt name; the suffix chooses the format (.csv, .html,
+    .htm, .pdf) and any other is refused before the snapshot is read, as `export` does."""
+    from allpayer import runs
+
+    monkeypatch.setattr(runs, "open_snapshot", lambda db: pytest.fail("the snapshot was read"))
+    out = tmp_path / "x.txt"
+    assert main(["ledger", "invoice", "--db", str(tmp_path / "a.duckdb"), "--employer", "EMP-A", "--month", "2024-03",
+                 "--out", str(out)]) == 2
+    assert f"--out {out}: expected a file name ending in .csv, .html, .htm, .pdf" in capsys.readouterr().err
+    assert not out.exists()

@@ -185,9 +185,9 @@ def loaded_as_of(con, table: str, through_load_run: str | None) -> ir.Table:
     """An input table as it stood after the load run `through_load_run` (all rows when None):
     rows delivered by later loads are left out, so re-running an old run gives the old answer.
 
-    In a table whose rows later deliveries restate (`allpayer.inputs.schema.Table.restated`), the
-    rows that a later load replaced are read back from its `replaced_table`: the rows loaded by
-    then and replaced only after it."""
+    The rows that a later load replaced (a ``restated`` table's rows a later delivery restated,
+    the rows a later CCLF delivery superseded) are read back from the table's `replaced_table`:
+    the rows loaded by then and replaced only after it."""
     t = con.table(table)
     if through_load_run is None:
         return t
@@ -209,9 +209,8 @@ def loaded_as_of(con, table: str, through_load_run: str | None) -> ir.Table:
 def _replaced_after(con, table: str, loaded_by: ir.Table) -> ir.Table | None:
     """The rows of `table`'s `replaced_table` that the runs `loaded_by` loaded and a later run
     replaced (without `REPLACED_BY`), or None when there are none (or no such table)."""
-    spec = TABLES.get(table)
     name = replaced_table(table)
-    if spec is None or not spec.restated or name not in con.list_tables():
+    if table not in TABLES or name not in con.list_tables():
         return None
     h = con.table(name)
     later = h.semi_join(loaded_by, "load_run_id").anti_join(

@@ -318,13 +318,12 @@ def begin(
     _render_on_publish(path, None, run.kind, run.parameters)
 
 
-# Tables a load reads and writes (the input contract's, the rows restated in them, quarantine,
-# reconciliation, run records).
+# Tables a load reads and writes (the input contract's, the rows later loads replaced in them,
+# quarantine, reconciliation, run records).
 def _load_tables() -> set[str]:
     from allpayer.inputs.schema import TABLES, replaced_table
 
-    replaced = {replaced_table(t.name) for t in TABLES.values() if t.restated}
-    return set(TABLES) | replaced | {"quarantine", "load_reconciliation", "runs"}
+    return set(TABLES) | {replaced_table(t) for t in TABLES} | {"quarantine", "load_reconciliation", "runs"}
 
 
 def load_folder(folder: str | Path, path: str | Path, *, paid_through: dt.date | None = None, progress=None,

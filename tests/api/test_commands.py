@@ -5,8 +5,17 @@ from __future__ import annotations
 from allpayer.cli import main
 
 
-def test_users_add_list_key_revoke(tmp_path, capsys):
+def _db(tmp_path):
+    """An (empty) database for the user store to sit beside: `users` refuses a --db that does not exist."""
+    import duckdb
+
     db = tmp_path / "x.duckdb"
+    duckdb.connect(str(db)).close()
+    return db
+
+
+def test_users_add_list_key_revoke(tmp_path, capsys):
+    db = _db(tmp_path)
     assert main(["users", "add", "ana", "--role", "practice", "--org", "P1", "--password", "long-enough", "--db", str(db)]) == 0
     assert main(["users", "key", "ana", "--label", "etl", "--db", str(db)]) == 0
     key = capsys.readouterr().out.strip().splitlines()[-1]
@@ -21,7 +30,7 @@ def test_users_add_list_key_revoke(tmp_path, capsys):
 
 
 def test_users_errors_are_one_line(tmp_path, capsys):
-    db = tmp_path / "x.duckdb"
+    db = _db(tmp_path)
     assert main(["users", "add", "bo", "--role", "practice", "--password", "long-enough", "--db", str(db)]) == 2
     assert "needs --org" in capsys.readouterr().err
     assert main(["users", "add", "bo", "--role", "aco_admin", "--password", "short", "--db", str(db)]) == 2
@@ -36,7 +45,7 @@ def test_users_unlock(tmp_path, capsys):
     from allpayer.api.ratelimit import ACCOUNT_FAILURES, LoginLimiter
     from allpayer.store import default_store_url, open_store
 
-    db = tmp_path / "x.duckdb"
+    db = _db(tmp_path)
     assert main(["users", "add", "ana", "--role", "aco_admin", "--password", "long-enough", "--db", str(db)]) == 0
     store = open_store(default_store_url(db))
     lim = LoginLimiter(store)

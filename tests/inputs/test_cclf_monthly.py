@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from allpayer.backend import connect_duckdb
 from allpayer.cli import main
 from allpayer.inputs.load import load_folder
+from allpayer.pipeline import loaded_as_of
 from allpayer.synth.cclf_writer import split_by_month
 
 from .cclf.build import write
@@ -33,6 +35,21 @@ def table_rows(db: Path, table: str) -> list[tuple]:
             if c != "load_run_id"]
     sel = ", ".join(f'"{c}"' for c in cols)
     return query(db, f"SELECT {sel} FROM {table} ORDER BY ALL")
+
+
+def _ordered(rows) -> list[tuple]:
+    return sorted(rows, key=lambda r: [(v is None, str(v)) for v in r])
+
+
+def rows_as_of(db: Path, table: str, load_run_id: str) -> list[tuple]:
+    """`table_rows` of `table` as a run ``--as-of-load load_run_id`` reads it (`loaded_as_of`)."""
+    con = connect_duckdb(db, read_only=True)
+    try:
+        t = loaded_as_of(con, table, load_run_id)
+        cols = [c for c in con.table(table).columns if c != "load_run_id"]
+        return _ordered(tuple(r.values()) for r in t.select(*cols).to_pyarrow().to_pylist())
+    finally:
+        con.disconnect()
 
 
 def reconciliation(db: Path) -> list[tuple]:
@@ -95,8 +112,25 @@ def test_every_monthly_record_is_accounted_for(monthly):
     assert counted[0] == counted[1] + counted[2]
     for r in results:
         assert all(t.reconciles for t in r.tables)
-    # Later months replace the eligibility rows an earlier month's CCLF8 gave (the latest record wins).
-    assert query(db_monthly, "SELECT count(*) FROM cclf_superseded WHERE table_name = 'eligibility'")[0][0] > 0
+    # Later months replace the eligibility rows an earlier month's CCLF8 gave (the latest record wins):
+    # kept whole in eligibility_replaced, replaced by a later load than the one that loaded them.
+    loads = {r.run_id: i for i, r in enumerate(results)}
+    replaced = query(db_monthly, "SELECT load_run_id, replaced_by_run_id FROM eligibility_replaced")
+    assert len(replaced) > 0
+    assert all(loads[loaded] < loads[by] for loaded, by in replaced)
+
+
+def test_as_of_the_first_month_reads_the_tables_the_first_month_gave(monthly, tmp_path):
+    """Later months supersede rows the first month gave (every beneficiary's eligibility row, its
+    latest CCLF8 record being a later month's): read as of the first load, the contract tables are
+    those of a database holding the first month alone."""
+    folders, _, db_monthly, results = monthly
+    db_first = tmp_path / "first.duckdb"
+    load_folder(folders[0], db_first, fmt="cclf")
+    for table in CONTRACT:
+        first = _ordered(table_rows(db_first, table))
+        assert len(first) > 0 or table == "pharmacy_claim"
+        assert rows_as_of(db_monthly, table, results[0].run_id) == first
 
 
 M = "1AA0AA0AA03"
@@ -170,3 +204,33 @@ def test_a_month_delivered_again_changes_nothing(tmp_path):
     load_folder(tmp_path / "m2", db, fmt="cclf")
     assert {t: table_rows(db, t) for t in ("medical_claim", "eligibility")} == before
     assert query(db, "SELECT count(*) FROM cclf_record_cclf1")[0][0] == 1
+
+
+def test_as_of_an_earlier_load_reads_the_rows_a_later_delivery_superseded(tmp_path):
+    """February delivers a beneficiary (ZIP 05401) and a claim under MBI ...20; March's CCLF9 moves
+    that MBI to ...21 and its CCLF8 record gives ZIP 05602. After March the stored claim and span
+    are under ...21 with ZIP 05602; a run as of the February load reads February's rows."""
+    old, new = "1AA0AA0AA20", "1AA0AA0AA21"
+    feb = {"CCLF5": [b_line(961, old, 1, "90.00", "0", "2024-01-25", "K1")], "CCLF8": [bene(old)]}
+    mar = {"CCLF5": [b_line(962, new, 1, "40.00", "0", "2024-02-20", "K2")],
+           "CCLF8": [{**bene(new), "BENE_ZIP_CD": "05602"}],
+           "CCLF9": [{"HICN_MBI_XREF_IND": "M", "CRNT_NUM": new, "PRVS_NUM": old, "PRVS_ID_EFCTV_DT": "2024-02-01"}]}
+    _family_month(tmp_path / "m2", 2, feb)
+    _family_month(tmp_path / "m3", 3, mar)
+    db, db_feb = tmp_path / "db.duckdb", tmp_path / "feb.duckdb"
+    first = load_folder(tmp_path / "m2", db, fmt="cclf")
+    second = load_folder(tmp_path / "m3", db, fmt="cclf")
+    load_folder(tmp_path / "m2", db_feb, fmt="cclf")
+    assert query(db, "SELECT claim_id, member_id FROM medical_claim ORDER BY 1") == [("K1", new), ("K2", new)]
+    assert query(db, "SELECT member_id, zip_code FROM eligibility") == [(new, "05602")]
+    as_of_feb = connect_duckdb(db, read_only=True)
+    try:
+        claims = loaded_as_of(as_of_feb, "medical_claim", first.run_id).select("claim_id", "member_id", "paid_amount")
+        assert claims.to_pyarrow().to_pylist() == [{"claim_id": "K1", "member_id": old, "paid_amount": D("90.00")}]
+        span = loaded_as_of(as_of_feb, "eligibility", first.run_id).select("member_id", "zip_code")
+        assert span.to_pyarrow().to_pylist() == [{"member_id": old, "zip_code": "05401"}]
+    finally:
+        as_of_feb.disconnect()
+    for table in ("eligibility", "medical_claim"):
+        assert rows_as_of(db, table, first.run_id) == _ordered(table_rows(db_feb, table))
+        assert rows_as_of(db, table, second.run_id) == _ordered(table_rows(db, table))  # as of the latest: as stored

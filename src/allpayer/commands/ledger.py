@@ -157,8 +157,9 @@ def invoice_command(
     """Write an employer's Value Payment invoice for a month, with the quarter's adjustment working."""
     from allpayer import runs
     from allpayer.payments.common import parse_period
-    from allpayer.payments.invoice import invoice_rows, write_invoice
+    from allpayer.payments.invoice import invoice_format, invoice_rows, write_invoice
 
+    invoice_format(out)  # an unknown suffix is refused before anything is read
     per = parse_period(month=month)
     con = runs.open_snapshot(db)
     try:

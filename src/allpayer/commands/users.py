@@ -8,9 +8,14 @@ import typer
 
 
 def _users(db: Path, store: str | None):
+    """The users of the store beside `db` (or at `store`). A `db` that does not exist is refused:
+    the default store would be created beside a misspelt path, holding users no API serves."""
     from allpayer.api.auth import Users
+    from allpayer.errors import AllpayerError
     from allpayer.store import default_store_url, open_store
 
+    if store is None and not db.exists():
+        raise AllpayerError(f"{db}: database not found (load data first with `allpayer load`)")
     return Users(open_store(store or default_store_url(db)))
 
 

@@ -104,9 +104,9 @@ class MappedDelivery:
     rejects: pa.Table
     records: list[RecordCount]
     side_tables: dict[str, pa.Table] = field(default_factory=dict)
-    negative_originals: bool = False
-    """Whether an original row (adjustment_sequence 0) may carry a negative amount
-    (`allpayer.inputs.validate.checks`)."""
+    negative_originals: tuple = ()
+    """The money columns (and claim lines) that an original row (adjustment_sequence 0) may carry
+    negative (`allpayer.inputs.validate.NegativeOriginals`); none by default."""
     withdrawn: dict[str, int] = field(default_factory=dict)
     """Stored rows that `prepare` moved to their table's ``<table>_replaced`` without a row to
     take their place (FHIR: the eligibility spans of cancelled Coverages), per table."""
@@ -270,22 +270,24 @@ class CclfDelivery(MappedDelivery):
     earlier loads stored in the database, so that loading one month after the others gives the
     same tables as loading every month at once (`allpayer.inputs.cclf.read_cclf_folder` with
     ``history=True``). Rows the earlier loads stored that the new delivery changes are replaced:
-    they are deleted and recorded in ``cclf_superseded`` (run, table, key, provenance)."""
+    they move, whole, to the table's `allpayer.inputs.schema.replaced_table` with the id of this
+    load (`replace_superseded`), and their new form is loaded."""
 
     superseded: dict[str, int] = field(default_factory=dict)
-    negative_originals: bool = True
-    """CMS claim amounts may be negative on an original claim (the CCW data dictionary's claim
-    payment amount: a deductible larger than the payment), and the claim-level line (line 9999)
-    carries the header payment less the revenue lines', which may be below 0."""
 
     @classmethod
     def open(cls, folder: Path) -> "CclfDelivery":
+        """The CCLF files of `folder`, to be read by `prepare`; their original claims may carry
+        the negative amounts of `allpayer.inputs.cclf.NEGATIVE_ORIGINALS`."""
+        from allpayer.inputs.cclf import NEGATIVE_ORIGINALS
+
         folder = Path(folder)
         files = [readers.InputFile("cclf", p, p.name) for p in cclf_files(folder)]
         names = [f.relpath for f in files]
         return cls(
             format="cclf", folder=folder, files=files, tables={t: None for t in CCLF_TABLES},
             sources={t: names for t in CCLF_TABLES}, rejects=REJECT_SCHEMA.empty_table(), records=[],
+            negative_originals=NEGATIVE_ORIGINALS,
         )
 
     def prepare(self, raw, run_id: str) -> None:
@@ -305,33 +307,25 @@ def _has_table(raw, name: str) -> bool:
 
 
 def replace_superseded(raw, run_id: str, superseded: dict[str, pa.Table]) -> dict[str, int]:
-    """Delete the stored rows that a CCLF delivery supersedes (same key, same source file and
-    line as a row the stored CCLF records gave before), recording each in ``cclf_superseded``.
-    Returns the number of rows deleted per table."""
+    """Move the stored rows that a CCLF delivery supersedes (same key, same source file and line
+    as a row the stored CCLF records gave before) to the table's `replaced_table`, with `run_id`
+    as the load that replaced them (`allpayer.inputs.load.replace_rows`), so that a run as of an
+    earlier load reads them back. Returns the number of rows moved per table."""
+    from allpayer.inputs.load import replace_rows, stored_columns
     from allpayer.inputs.schema import TABLES
 
-    raw.execute(
-        "CREATE TABLE IF NOT EXISTS cclf_superseded (run_id VARCHAR, table_name VARCHAR, row_key VARCHAR, "
-        "source_file VARCHAR, line_number BIGINT)"
-    ).fetchall()
     out = {}
     for t, rows in superseded.items():
         if rows is None or rows.num_rows == 0 or not _has_table(raw, t):
             continue
-        key = TABLES[t].key + ("source_file",)
+        key = TABLES[t].key + ("source_file", "line_number")
+        types = stored_columns(TABLES[t])
         view = "_cclf_superseded_arrow"
-        raw.register(view, rows.select(list(key) + ["line_number"]))
+        raw.register(view, rows.select(list(key)))
         try:
-            match = " AND ".join(f'CAST(x."{c}" AS VARCHAR) IS NOT DISTINCT FROM s."{c}"' for c in key)
-            match += " AND x.line_number = s.line_number"
-            row_key = " || '|' || ".join(f"coalesce(s.\"{c}\", '')" for c in TABLES[t].key)
-            raw.execute(
-                f"INSERT INTO cclf_superseded SELECT ?, ?, {row_key}, s.source_file, s.line_number FROM {view} s "
-                f'WHERE EXISTS (SELECT 1 FROM "{t}" x WHERE {match})',
-                [run_id, t],
-            ).fetchall()
-            n = raw.execute(f'DELETE FROM "{t}" x WHERE EXISTS (SELECT 1 FROM {view} s WHERE {match})').fetchall()
-            out[t] = int(n[0][0]) if n else 0
+            typed = ", ".join(f'CAST(s."{c}" AS {types[c]}) AS "{c}"' for c in key)
+            on = " AND ".join(f'x."{c}" IS NOT DISTINCT FROM r."{c}"' for c in key)
+            out[t] = replace_rows(raw, t, f"(SELECT {typed} FROM {view} s)", on, run_id)
         finally:
             raw.unregister(view)
     return out

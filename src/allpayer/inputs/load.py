@@ -25,7 +25,11 @@ A delivered row whose key is already stored with different content depends on th
 - in any other table (claims keep their adjustment convention) it is a ``conflicting_duplicate``:
   the stored row stays.
 
-A format reader may also withdraw stored rows before the tables are loaded (`replace_stored`
+A CCLF delivery is read with the CCLF records earlier loads stored, and the stored rows it
+supersedes are moved to the `replaced_table` the same way before its rows are loaded
+(`allpayer.inputs.formats.replace_superseded`).
+
+A format reader may also withdraw stored rows before the tables are loaded (`replace_rows`
 without a successor: the eligibility span of a cancelled FHIR Coverage), or add reversal rows of
 stored claims to its tables (a cancelled FHIR ExplanationOfBenefit); see
 `allpayer.inputs.fhir.cancellations`.
@@ -153,8 +157,8 @@ def stored_columns(spec: Table) -> dict[str, str]:
 
 
 def replaced_columns(spec: Table) -> dict[str, str]:
-    """Column name -> SQL type of the `replaced_table` of a ``restated`` table: the stored
-    table's columns (`stored_columns`) and `REPLACED_BY`."""
+    """Column name -> SQL type of the `replaced_table` of a table: the stored table's columns
+    (`stored_columns`) and `REPLACED_BY`."""
     return {**stored_columns(spec), REPLACED_BY: "VARCHAR"}
 
 
@@ -182,12 +186,12 @@ def _ensure_table(raw, name: str, cols: dict[str, str], existing: set[str]) -> N
 def ensure_tables(raw) -> None:
     """Create the contract tables, ``quarantine`` and ``load_reconciliation`` where missing, add
     any contract column a stored table lacks (a newer contract) and drop `OBSOLETE_COLUMNS`. The
-    `replaced_table` of a ``restated`` table is kept in step the same way once a load has made it
-    (`_replace_restated`)."""
+    `replaced_table` of a table is kept in step the same way once a load has made it
+    (`replace_rows`)."""
     existing = table_names(raw)
     for spec in TABLES.values():
         _ensure_table(raw, spec.name, stored_columns(spec), existing)
-        if spec.restated and replaced_table(spec.name) in existing:
+        if replaced_table(spec.name) in existing:
             _ensure_table(raw, replaced_table(spec.name), replaced_columns(spec), existing)
     raw.execute(QUARANTINE_DDL).fetchall()
     raw.execute(RECONCILIATION_DDL).fetchall()
@@ -335,7 +339,7 @@ Failing = tuple[tuple[str, tuple[int, ...]], ...]
 @lru_cache(maxsize=256)
 def _step_sql(
     table: str, columns: tuple[str, ...], as_of: dt.date | None = None, native: tuple[str, ...] = (),
-    failing: Failing = (), negative_originals: bool = False,
+    failing: Failing = (), negative_originals: validate.NegativeOriginals = (),
 ) -> tuple[str, ...]:
     """SQL of the validation steps of one table restricted to `columns`; step k reads the table
     of step k-1 (``_stage_<table>``, ``_clean_<table>``, ``_parsed_<table>``, ``_checked_<table>``).
@@ -360,7 +364,7 @@ def _step_sql(
 @lru_cache(maxsize=256)
 def _validation_sql(
     table: str, columns: tuple[str, ...], as_of: dt.date | None = None, native: tuple[str, ...] = (),
-    failing: Failing = (), negative_originals: bool = False,
+    failing: Failing = (), negative_originals: validate.NegativeOriginals = (),
 ) -> str:
     """The validation steps of `_step_sql` as one query over ``_stage_<table>``: each step is a
     projection of the one before, so DuckDB evaluates them in one pass over the staged rows
@@ -439,7 +443,7 @@ def _validate_into(
     first: bool,
     native: tuple[str, ...] = (),
     in_place: str | None = None,
-    negative_originals: bool = False,
+    negative_originals: validate.NegativeOriginals = (),
 ) -> str:
     """Validate the rows of the view ``_stage_<table>`` into the temp table ``_verdict_<table>``
     (typed contract columns, provenance, ``rules``, ``message``),
@@ -734,34 +738,39 @@ def decide(raw, spec: Table, verdict: str, stored_rows: int) -> str:
 
 def _replace_restated(raw, spec: Table, verdict: str, decided: str, run_id: str) -> None:
     """Move the stored rows of `spec`'s table that rows of `verdict` restate (`decide`'s outcome
-    ``restates`` in `decided`) to its `replaced_table` (`replace_stored`); the rows that restate
-    them are then inserted like new rows."""
+    ``restates`` in `decided`) to its `replaced_table` (`replace_rows`); the rows that restate them
+    are then inserted like new rows."""
     keys = ", ".join(_q(k) for k in spec.key)
-    replace_stored(
-        raw, spec.name,
-        f"SELECT {keys} FROM {verdict} c SEMI JOIN {decided} d "
-        f"ON d.source_file = c.source_file AND d.line_number = c.line_number AND d.outcome = 'restates'",
-        run_id,
+    restating = (
+        f"(SELECT {keys} FROM {verdict} c SEMI JOIN {decided} d "
+        f"ON d.source_file = c.source_file AND d.line_number = c.line_number AND d.outcome = 'restates')"
     )
+    replace_rows(raw, spec.name, restating, key_match(spec.name), run_id)
 
 
-def replace_stored(raw, table: str, keys_sql: str, run_id: str) -> None:
-    """Move the stored rows of the ``restated`` `table` whose key is the key of a row of the query
-    `keys_sql` (typed key columns) to its `replaced_table`, created when missing, with `run_id` as
-    their `REPLACED_BY`: the rows a load restates, or withdraws (`allpayer.inputs.fhir.cancellations`)."""
-    spec = TABLES[table]
+def key_match(table: str) -> str:
+    """The condition of `replace_rows` that matches a stored row ``x`` of `table` to a row ``r``
+    with the same key."""
+    return " AND ".join(f"x.{_q(k)} = r.{_q(k)}" for k in TABLES[table].key)
+
+
+def replace_rows(raw, table: str, rows: str, on: str, run_id: str) -> int:
+    """Move the stored rows ``x`` of `table` that match a row ``r`` of the relation `rows` (SQL) on
+    the equality condition `on` to its `replaced_table`, created when missing, with their
+    provenance and `run_id` as their `REPLACED_BY`: the rows a load restates, the rows a CCLF
+    delivery supersedes (`allpayer.inputs.formats.replace_superseded`), the spans a FHIR export
+    withdraws (`allpayer.inputs.fhir.cancellations`). Returns the number of rows moved."""
     replaced = replaced_table(table)
-    cols = replaced_columns(spec)
+    cols = replaced_columns(TABLES[table])
     _ensure_table(raw, replaced, cols, table_names(raw))
-    on = " AND ".join(f"x.{_q(k)} = r.{_q(k)}" for k in spec.key)
-    replacing = f"({keys_sql}) r"
     stored = ", ".join(f"x.{_q(c)}" for c in cols if c != REPLACED_BY)
     raw.execute(
         f"INSERT INTO {_q(replaced)} ({', '.join(_q(c) for c in cols)}) "
-        f"SELECT {stored}, {_lit(run_id)} FROM {_q(table)} x SEMI JOIN {replacing} ON {on} "
+        f"SELECT {stored}, {_lit(run_id)} FROM {_q(table)} x SEMI JOIN {rows} r ON {on} "
         "ORDER BY x.source_file, x.line_number"
     ).fetchall()
-    raw.execute(f"DELETE FROM {_q(table)} x USING {replacing} WHERE {on}").fetchall()
+    n = raw.execute(f"DELETE FROM {_q(table)} x USING {rows} r WHERE {on}").fetchall()
+    return int(n[0][0]) if n else 0
 
 
 _NULL_KEYS = r'"[a-z0-9_]+":null,?'
@@ -814,7 +823,7 @@ def load_table(
     mapped=None,
     defaults: dict[str, str] | None = None,
     as_of: dt.date | None = None,
-    negative_originals: bool = False,
+    negative_originals: validate.NegativeOriginals = (),
 ) -> TableLoad:
     """Stage, validate, de-duplicate and store one table's files; returns its counts.
 
@@ -828,8 +837,8 @@ def load_table(
     `defaults`: column -> value for the rows of a file that lacks that column (a format whose
     files lack a contract column, see `allpayer.inputs.formats.TUVA_DEFAULTS`).
 
-    `as_of`: the date clinical dates may not pass (`future_date`). `negative_originals`: original
-    rows may carry negative amounts (`validate.checks`; a CCLF delivery's).
+    `as_of`: the date clinical dates may not pass (`future_date`). `negative_originals`: the money
+    columns original rows may carry negative (`validate.NegativeOriginals`; a CCLF delivery's).
     """
     t = spec.name
     defaults = defaults or {}
@@ -1158,7 +1167,7 @@ def load_delivery(
             when = as_of or latest_paid_date(con)
         res = load_table(
             con, raw, TABLES[t], tables[t], run_id, progress, columns.get(t), rows, defaults.get(t), when,
-            negative_originals=mapped is not None and mapped.negative_originals,
+            negative_originals=mapped.negative_originals if mapped is not None else (),
         )
         if t == "eligibility" and res.loaded:
             eligibility_changed = True

@@ -29,6 +29,10 @@ delivery, with its end (or another column) changed when the payer's record chang
 delivery's row with the key of a stored row and different content restates it: the new row is
 stored and the old one moves to `replaced_table`. Within one delivery, two rows of one key with
 different content are still a conflicting duplicate.
+
+Supersession (CCLF deliveries: eligibility, medical_claim, pharmacy_claim): a stored row that a
+later CCLF delivery changes (`allpayer.inputs.formats.CclfDelivery`) moves to `replaced_table` the
+same way, and its new form is loaded.
 """
 
 from __future__ import annotations
@@ -83,13 +87,14 @@ class Table:
 
 
 REPLACED_BY = "replaced_by_run_id"
-"""The column of a `replaced_table` naming the load that restated the row."""
+"""The column of a `replaced_table` naming the load that replaced the row."""
 
 
 def replaced_table(table: str) -> str:
-    """The stored table that keeps the rows of the ``restated`` table `table` that later
-    deliveries restated: the table's columns and provenance, and `REPLACED_BY` (the load that
-    restated the row), so that the table can be read as it stood after an earlier load."""
+    """The stored table that keeps the rows of `table` that later loads replaced (a ``restated``
+    table's rows a later delivery restated, the rows a later CCLF delivery superseded): the
+    table's columns and provenance, and `REPLACED_BY` (the load that replaced the row), so that
+    the table can be read as it stood after an earlier load."""
     return f"{table}_replaced"
 
 

@@ -24,8 +24,9 @@ date_range           a date outside 1900-01-01 .. 2099-12-31
 date_order           an end date before its start date
 allowed_value        a value outside the column's allowed list (compared case-insensitively)
 code_format          a code that does not match its format or fails its check digit
-negative_amount      a negative amount on a row that is not an adjustment (adjustment_sequence 0);
-                     not checked on a CCLF delivery's rows (`checks`' ``negative_originals``)
+negative_amount      a negative amount on a row that is not an adjustment (adjustment_sequence 0),
+                     but for the columns (and lines) a format's originals may carry negative
+                     (`NegativeOriginals`: a CCLF delivery's paid amounts and claim-level lines)
 out_of_range         claim_line_number < 1; adjustment_sequence, days_supply or refills < 0;
                      a column marked non-negative below 0
 shadow_claim_paid    a shadow claim (payment_arrangement other than ffs) with paid_amount not 0
@@ -140,6 +141,12 @@ FUTURE_DATE_COLUMNS = {
 }
 
 # Lower bounds on integer columns beyond the contract's `nonnegative` flag.
+NegativeOriginals = tuple[tuple[str, int | None], ...]
+"""The money columns that an original row (adjustment_sequence 0) of a delivery may carry
+negative, as ``(column, claim_line_number)`` pairs, the line None for every line (for example
+`allpayer.inputs.cclf.NEGATIVE_ORIGINALS`); empty for a native file, whose originals are never
+negative. A tuple, so that the validation SQL built for it can be cached."""
+
 MIN_VALUES = {"claim_line_number": 1, "adjustment_sequence": 0, "days_supply": 0, "refills": 0}
 
 # Key columns with a default when empty (the adjustment convention: 0 is the original line).
@@ -324,18 +331,17 @@ def checks(
     as_of: dt.date | None = None,
     native: frozenset[str] = frozenset(),
     failing_numbers: Mapping[str, Sequence[int]] | None = None,
-    negative_originals: bool = False,
+    negative_originals: NegativeOriginals = (),
 ) -> list[Check]:
     """Every rule of a table as a list of `Check`s on a parsed table (see `parse`). `as_of`: the
     load's as-of date for `future_date` (no future-date check without it). `native`: the columns
     staged typed (see `native_kind`). `failing_numbers`: column -> the numbers of its values
     that fail their code format's check digit, found beforehand on the column's distinct values
     (`codes.number_check_failures`); a column listed is checked by membership in that list
-    (`codes.is_valid`), the others by the arithmetic on every row. `negative_originals`: an
-    original row (adjustment_sequence 0) may carry a negative amount, as CMS's claims do (a
-    claim payment amount is negative where the deductible exceeds what Medicare pays; a CCLF
-    claim-level line carries the header payment less the revenue lines', which may be below 0);
-    the ``negative_amount`` check then never fails."""
+    (`codes.is_valid`), the others by the arithmetic on every row. `negative_originals`: the
+    money columns (on the claim lines given) whose negative values on an original row are not a
+    ``negative_amount`` (`NegativeOriginals`); every other money column of an original row is
+    still checked."""
     failing_numbers = failing_numbers or {}
     out: list[Check] = []
     names = spec.column_names
@@ -426,8 +432,6 @@ def checks(
 
     adjusting = "adjustment_sequence" in names
     original = (parsed["adjustment_sequence"] == 0) if adjusting else ibis.literal(True)
-    if negative_originals:  # the check stays (a flag per check), never failing
-        original = ibis.literal(False)
     for col in spec.columns:
         v = parsed[col.name]
         if col.kind == "money":
@@ -435,7 +439,7 @@ def checks(
             out.append(
                 Check(
                     "negative_amount",
-                    v.notnull() & (v < 0) & original,
+                    v.notnull() & (v < 0) & original & ~_may_be_negative(parsed, col.name, negative_originals),
                     f"{col.name} is negative (" + v.cast("string") + ")" + where,
                 )
             )
@@ -465,6 +469,18 @@ def checks(
         )
     out.extend(clinical_checks(parsed, spec, as_of))
     return out
+
+
+def _may_be_negative(parsed: ir.Table, column: str, negative_originals: NegativeOriginals) -> ir.BooleanValue:
+    """Whether `column` of a row of `parsed` may be negative on an original row: on the lines that
+    `negative_originals` names for it (every line for None; a table without ``claim_line_number``
+    has no line to name)."""
+    lines = [line for name, line in negative_originals if name == column]
+    if None in lines:
+        return ibis.literal(True)
+    if not lines or "claim_line_number" not in parsed.columns:
+        return ibis.literal(False)
+    return parsed["claim_line_number"].isin(lines)
 
 
 def clinical_checks(parsed: ir.Table, spec: Table, as_of: dt.date | None = None) -> list[Check]:
@@ -499,7 +515,7 @@ def check(
     as_of: dt.date | None = None,
     native: frozenset[str] = frozenset(),
     failing_numbers: Mapping[str, Sequence[int]] | None = None,
-    negative_originals: bool = False,
+    negative_originals: NegativeOriginals = (),
 ) -> ir.Table:
     """Evaluate every rule on a parsed table: the parsed columns and one boolean column per check,
     true where the row fails it.

@@ -22,6 +22,18 @@ from allpayer.money import cents_to_dollars
 
 INVOICE_COLUMNS = ["employer_id", "month", "program_id", "quarter", "member_months", "pmpm", "amount", "working"]
 
+FORMATS = {".csv": "csv", ".html": "html", ".htm": "html", ".pdf": "pdf"}
+"""The invoice's file formats, by the suffix of the file written."""
+
+
+def invoice_format(out: Path) -> str:
+    """The format of the invoice file `out` (`FORMATS`, by its suffix in any case); an
+    `AllpayerError` naming the suffixes for any other file name."""
+    fmt = FORMATS.get(Path(out).suffix.lower())
+    if fmt is None:
+        raise AllpayerError(f"--out {out}: expected a file name ending in {', '.join(FORMATS)}")
+    return fmt
+
 
 def invoice_rows(con, employer_id: str, month: dt.date) -> tuple[list[dict], list[dict]]:
     """(invoice lines, adjustment rows of their quarters) from the snapshot."""
@@ -40,13 +52,15 @@ def invoice_rows(con, employer_id: str, month: dt.date) -> tuple[list[dict], lis
 
 
 def write_invoice(lines: list[dict], adj: list[dict], out: Path) -> None:
-    """Write the invoice to `out`: HTML (``.html``/``.htm``), PDF (``.pdf``) or else CSV."""
+    """Write the invoice to `out` in the format of its suffix (`invoice_format`): CSV (``.csv``),
+    HTML (``.html``/``.htm``) or PDF (``.pdf``)."""
     out = Path(out)
+    fmt = invoice_format(out)
     total = sum(int(r["amount_cents"]) for r in lines)
-    if out.suffix.lower() in (".html", ".htm"):
+    if fmt == "html":
         out.write_text(_html(lines, adj, total))
         return
-    if out.suffix.lower() == ".pdf":
+    if fmt == "pdf":
         write_invoice_pdf(lines, adj, out)
         return
     with open(out, "w", newline="") as f:

@@ -188,3 +188,42 @@ def test_negative_medicare_amounts_on_original_claims_load(tmp_path):
     con = duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True)
     got = con.execute("SELECT claim_id, sum(paid_amount) FROM medical_claim GROUP BY 1 ORDER BY 1").fetchall()
     assert got == [("N1", D("98.00")), ("N2", D("-5.00"))]
+
+
+def test_negative_amounts_cms_does_not_send_on_original_claims_are_quarantined(tmp_path):
+    """Only a CCLF claim's payment may be negative on an original claim (CCW data dictionary,
+    CLM_PMT_AMT and the line payments), and the claim-level line's allowed amount, which is built
+    from it. A negative total charge (line 9999's charge_amount) or a Part B line's negative
+    allowed charge (and the coinsurance derived from it, allowed less paid) is a negative_amount,
+    as in a native file; a Part B line paying -$12.00 against $30.00 allowed loads."""
+    import shutil
+
+    import duckdb
+
+    from allpayer.inputs.load import load_folder
+
+    from ..conftest import BASE
+
+    charge = {**a_header(601, M1, "50.00", "0", "2024-03-20", "Q1", frm="2024-03-02", thru="2024-03-02", typ="40"),
+              "CLM_MDCR_INSTNL_TOT_CHRG_AMT": "-300.00"}
+    files = {
+        "CCLF1": [charge],
+        "CCLF2": [a_line(601, M1, "50.00", typ="40")],
+        "CCLF5": [{**b_line(701, M2, 1, "-12.00", "0", "2024-03-20", "Q2"), "CLM_LINE_ALOWD_CHRG_AMT": "30.00"},
+                  {**b_line(702, M2, 1, "10.00", "0", "2024-03-20", "Q3"), "CLM_LINE_ALOWD_CHRG_AMT": "-10.00"}],
+        "CCLF8": [bene(M1), bene(M2)],
+    }
+    write(tmp_path / "in", files)
+    shutil.copy(BASE / "provider_roster.csv", tmp_path / "in" / "provider_roster.csv")
+    result = load_folder(tmp_path / "in", tmp_path / "db.duckdb")
+    assert all(t.reconciles for t in result.tables)
+    con = duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True)
+    quarantined = con.execute("""
+        SELECT rule, message FROM quarantine WHERE table_name = 'medical_claim' ORDER BY message""").fetchall()
+    assert quarantined == [
+        ("negative_amount", "allowed_amount is negative (-10.00) on an original line (adjustment_sequence 0); "
+                            "coinsurance_amount is negative (-20.00) on an original line (adjustment_sequence 0)"),
+        ("negative_amount", "charge_amount is negative (-300.00) on an original line (adjustment_sequence 0)"),
+    ]
+    got = con.execute("SELECT claim_id, claim_line_number, paid_amount FROM medical_claim ORDER BY 1, 2").fetchall()
+    assert got == [("Q1", 1, D("50.00")), ("Q2", 1, D("-12.00"))]

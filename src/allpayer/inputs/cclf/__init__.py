@@ -28,7 +28,7 @@ from allpayer.inputs.cclf.layouts import FILE_TYPES, detect_version, layouts
 from allpayer.inputs.cclf.parse import majority_length, parse_file
 from allpayer.inputs.schema import TABLES
 
-__all__ = ["CclfRead", "FileCount", "HISTORY_FILES", "history_table", "read_cclf_folder"]
+__all__ = ["CclfRead", "FileCount", "HISTORY_FILES", "NEGATIVE_ORIGINALS", "history_table", "read_cclf_folder"]
 
 HISTORY_FILES = "cclf_file"
 """Stored table of the CCLF files loaded so far (``source_file``, ``file_type``, ``file_date``,
@@ -53,6 +53,15 @@ CLAIM_LEVEL_LINE = 9999
 """The claim line number of a Part A claim's claim-level amounts (the header payment not on its
 revenue lines, total charges, coinsurance, deductible, AIPBP reduction): after any revenue line
 (an institutional claim has at most 999)."""
+
+NEGATIVE_ORIGINALS = (("paid_amount", None), ("allowed_amount", CLAIM_LEVEL_LINE))
+"""The amounts of an original CCLF claim row that may be negative
+(`allpayer.inputs.validate.NegativeOriginals`): the payment, since CMS's claim payment amount is
+negative where the deductible or coinsurance charged exceeds what Medicare pays (CCW data
+dictionary, ``CLM_PMT_AMT``), and the claim-level line's allowed amount, that payment less the
+revenue lines' plus coinsurance, deductible and reduction. Charges, coinsurance, deductibles and
+a revenue or Part B line's allowed amount are never negative in the CCLF layout: a negative one
+is a ``negative_amount``, as in any delivery."""
 
 QUARANTINE_SCHEMA = pa.schema(
     [

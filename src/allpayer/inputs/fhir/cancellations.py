@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from allpayer.core.claims import net_claim_rows
 from allpayer.inputs import validate
-from allpayer.inputs.load import CLAIM_TABLES, _sql, replace_stored, stored_schema, table_names
+from allpayer.inputs.load import CLAIM_TABLES, _sql, key_match, replace_rows, stored_schema, table_names
 from allpayer.inputs.schema import TABLES, replaced_table
 
 __all__ = ["CLAIM_TABLES", "reversals", "withdraw_spans"]
@@ -141,7 +141,8 @@ def withdraw_spans(raw, run_id: str, spans: pa.Table) -> tuple[set[tuple[str, in
         replaced = replaced_table("eligibility")
         before = matching(replaced) - withdrawn if replaced in table_names(raw) else set()
         if withdrawn:
-            replace_stored(raw, "eligibility", f"SELECT {', '.join(key)} FROM ({keys_sql})", run_id)
+            replace_rows(raw, "eligibility", f"(SELECT {', '.join(key)} FROM ({keys_sql}))", key_match("eligibility"),
+                         run_id)
     finally:
         raw.unregister(SPANS_VIEW)
     return withdrawn, before
