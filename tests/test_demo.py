@@ -76,3 +76,19 @@ def test_demo_summary_pmpm_rounds_half_up(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if "vt-2024-a" in line)
     assert [c.strip() for c in row.split("│")[4:7]] == ["$25.01", "$25.02", "$1.00"]
+
+
+def test_data_of_another_generator_version_is_not_reused(tmp_path):
+    """A population written by another generator version (the same seed gives other data) is
+    generated again, not reused."""
+    import json
+
+    from allpayer.demo import _same_population
+    from allpayer.synth import GENERATOR_VERSION
+
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"members": 500, "seed": 7, "injected_errors": 0, "generator_version": GENERATOR_VERSION}))
+    assert _same_population(tmp_path, 500, 7)
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"members": 500, "seed": 7, "injected_errors": 0, "generator_version": "1.1.0"}))
+    assert not _same_population(tmp_path, 500, 7)

@@ -54,6 +54,11 @@ class DemoResult:
 
 
 def _same_population(data: Path, members: int, seed: int) -> bool:
+    """Whether `data` holds the population this version would generate: the same size and seed,
+    no injected errors, and the same generator version (a newer generator gives other data for
+    the same seed, e.g. the long-term institutional flag)."""
+    from allpayer.synth import GENERATOR_VERSION
+
     manifest = data / "manifest.json"
     if not manifest.exists():
         return False
@@ -61,7 +66,8 @@ def _same_population(data: Path, members: int, seed: int) -> bool:
         m = json.loads(manifest.read_text())
     except ValueError:
         return False
-    return m.get("members") == members and m.get("seed") == seed and not m.get("injected_errors")
+    return (m.get("members") == members and m.get("seed") == seed and not m.get("injected_errors")
+            and m.get("generator_version") == GENERATOR_VERSION)
 
 
 def pmpm_by_payer_type(db: Path, year: int, paid_through: dt.date | None) -> list[dict]:

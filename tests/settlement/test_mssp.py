@@ -28,17 +28,25 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mssp" / "cms_exam
 RULES = load_mssp_rules()
 
 
-def _examples() -> list[dict[str, str]]:
-    with EXAMPLES.open(newline="") as f:
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _examples() -> list[dict[str, str]]:
+    return _rows(EXAMPLES)
+
+
+def _settled_through_cli(tmp_path_factory, examples: Path) -> dict[tuple[str, str], dict[str, str]]:
+    """`allpayer mssp settle` of a file of examples: the output rows by (performance year, ACO)."""
+    out = tmp_path_factory.mktemp("mssp") / "results.csv"
+    assert main(["mssp", "settle", str(examples), "--out", str(out)]) == 0
+    return {(r["performance_year"], r["aco_id"]): r for r in _rows(out)}
 
 
 @pytest.fixture(scope="module")
 def cli_results(tmp_path_factory) -> dict[tuple[str, str], dict[str, str]]:
-    out = tmp_path_factory.mktemp("mssp") / "results.csv"
-    assert main(["mssp", "settle", str(EXAMPLES), "--out", str(out)]) == 0
-    with out.open(newline="") as f:
-        return {(r["performance_year"], r["aco_id"]): r for r in csv.DictReader(f)}
+    return _settled_through_cli(tmp_path_factory, EXAMPLES)
 
 
 def _tolerance(row: dict[str, str]) -> Decimal:
@@ -80,16 +88,12 @@ EXAMPLES_19_20 = EXAMPLES.with_name("cms_examples_py2019_py2020.csv")
 
 
 def _examples_19_20() -> list[dict[str, str]]:
-    with EXAMPLES_19_20.open(newline="") as f:
-        return list(csv.DictReader(f))
+    return _rows(EXAMPLES_19_20)
 
 
 @pytest.fixture(scope="module")
 def cli_results_19_20(tmp_path_factory) -> dict[tuple[str, str], dict[str, str]]:
-    out = tmp_path_factory.mktemp("mssp1920") / "results.csv"
-    assert main(["mssp", "settle", str(EXAMPLES_19_20), "--out", str(out)]) == 0
-    with out.open(newline="") as f:
-        return {(r["performance_year"], r["aco_id"]): r for r in csv.DictReader(f)}
+    return _settled_through_cli(tmp_path_factory, EXAMPLES_19_20)
 
 
 @pytest.mark.parametrize(
