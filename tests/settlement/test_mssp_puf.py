@@ -116,8 +116,9 @@ def test_py2019_lower_case_file_fractions_and_suppressed_cells(tmp_path, capsys)
 def test_current_track_text_column(tmp_path, capsys):
     # The later files carry the track as one Current_Track column (CMS's data dictionary: BASIC levels
     # A .. E). Values of CMS's PY2024 file for two ACOs of spec/mssp_examples.csv, written in the
-    # file's formats; the third row's track is not one this version reads.
-    header = ["ACO_ID", "Current_Track", "N_AB", "MinSavPerc", "MinLossPerc", "GenSaveLoss", "EarnSaveLoss",
+    # file's formats (a column name padded with spaces); the third row's track is not one this
+    # version reads.
+    header = ["ACO_ID", " Current_Track ", "N_AB", "MinSavPerc", "MinLossPerc", "GenSaveLoss", "EarnSaveLoss",
               "Met_QPS", "QualScore", "ABtotBnchmk", "ABtotExp"]
     rows = [
         ["A1001", "ENHANCED", "116,175", "2.00", "2.00", "$146,796,368", "$107,895,330", "1", "77.05",

@@ -221,13 +221,13 @@ def read_puf(path: str | Path, year: int, rules: MsspRules) -> tuple[list[InputR
     try:
         with p.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
-            fields = [f.strip() for f in reader.fieldnames or []]
+            fields = list(reader.fieldnames or [])
             records = [(reader.line_num, rec) for rec in reader]
     except OSError as exc:
         raise InputFileError(str(path), f"cannot open the file ({exc.strerror or exc})") from exc
     except (UnicodeDecodeError, csv.Error) as exc:
         raise InputFileError(str(path), f"not a readable CSV file: {exc}") from exc
-    header = {f.lower(): f for f in fields}
+    header = {f.strip().lower(): f for f in fields}  # the name as matched -> the name in the file
     missing = [c for c in REQUIRED if c.lower() not in header]
     if not any(flag in header for flag in TRACK_FLAGS) and "current_track" not in header:
         missing.append("the track: Current_Track, or the flag columns Current_Track_1 .. Current_ENHANCED")
