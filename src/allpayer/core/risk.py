@@ -392,21 +392,20 @@ def persons_from_eligibility(
     persons = persons.mutate(
         new_enrollee=persons.months_covered.fill_null(0) < new_enrollee_months
     ).drop("months_covered")
+    lti, from_flags = None, False  # the institutional persons; whether read from the spans' flags
     if institutional is not None:
-        lti = institutional.select("person_id").distinct().mutate(_lti=True)
+        lti = institutional.select("person_id").distinct()
     elif LTI_COLUMN in e.columns:
-        lti = institutional_months(e, payment_year)
-        lti = lti.filter(2 * lti.institutional_months > lti.months).select("person_id", _lti=ibis.literal(True))
-    else:
-        lti = None
-    if institutional is not None:
-        persons = persons.left_join(lti, "person_id").drop("person_id_right")
-        persons = persons.mutate(institutional=persons._lti.fill_null(False)).drop("_lti")
-    elif lti is not None:
-        persons = persons.left_join(lti, "person_id").drop("person_id_right")
-        persons = persons.mutate(institutional=persons._lti.fill_null(persons._lti_before)).drop("_lti")
-    else:
+        m = institutional_months(e, payment_year)
+        lti, from_flags = m.filter(2 * m.institutional_months > m.months).select("person_id"), True
+    if lti is None:
         persons = persons.mutate(institutional=False)
+    else:
+        persons = persons.left_join(lti.mutate(_lti=True), "person_id").drop("person_id_right")
+        # a person not listed is community, or, read from the flags, has the status of their latest
+        # span before the year when they have no month in it
+        otherwise = persons._lti_before if from_flags else False
+        persons = persons.mutate(institutional=persons._lti.fill_null(otherwise)).drop("_lti")
     persons = persons.drop("_lti_before")
     if transplants is not None:
         as_of = dt.date(payment_year, 2, 1)
