@@ -14,7 +14,6 @@ column, or the terms are invalid (nothing is written).
 from __future__ import annotations
 
 import csv
-from decimal import Decimal
 from pathlib import Path
 
 import typer
@@ -24,7 +23,7 @@ from rich.table import Table
 from allpayer.errors import AllpayerError
 from allpayer.settlement.mssp import MsspSettlement
 from allpayer.settlement.mssp_csv import SettleResult, display_value, settle_file, totals, write_results
-from allpayer.settlement.mssp_puf import PUF_OUTPUT_COLUMNS, is_puf_header, reproduced, settle_puf
+from allpayer.settlement.mssp_puf import PUF_OUTPUT_COLUMNS, WITHIN_SHARE, is_puf_header, reproduced, settle_puf
 from allpayer.settlement.mssp_terms import MsspRules, MsspYearRules, load_mssp_rules
 
 
@@ -77,10 +76,7 @@ def _is_puf(path: Path, layout: str) -> bool:
 
 def _print_reproduced(result: SettleResult) -> None:
     n = len(result.settled)
-    near = sum(
-        1 for r in result.settled
-        if abs(Decimal(r.extras["earned_difference"])) <= r.settlement.aco.benchmark_total * Decimal("0.00001")
-    )
+    near = reproduced(result, share_of_benchmark=WITHIN_SHARE)
     out_console.print(
         f"reproduced CMS's earned savings/losses within $1 for {reproduced(result)} of {n} ACO(s); "
         f"within 0.001% of the benchmark (quality scores are published rounded) for {near} of {n}"

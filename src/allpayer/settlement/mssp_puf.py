@@ -272,6 +272,15 @@ def settle_puf(path: str | Path, year: int, rules: MsspRules) -> SettleResult:
     return SettleResult(settled, rejected, [])
 
 
-def reproduced(result: SettleResult, within: Decimal = WITHIN) -> int:
-    """How many settled ACOs match CMS's earned amount within `within` dollars."""
-    return sum(1 for r in result.settled if abs(Decimal(r.extras["earned_difference"])) <= within)
+WITHIN_SHARE = Decimal("0.00001")
+"""The share of an ACO's benchmark within which its earned amount counts as CMS's when quality
+scores are published rounded (0.001%)."""
+
+
+def reproduced(result: SettleResult, within: Decimal = WITHIN, *, share_of_benchmark: Decimal | None = None) -> int:
+    """How many settled ACOs match CMS's earned amount within `within` dollars, or, with
+    `share_of_benchmark`, within that share of their benchmark."""
+    def bound(r: SettledRow) -> Decimal:
+        return within if share_of_benchmark is None else r.settlement.aco.benchmark_total * share_of_benchmark
+
+    return sum(1 for r in result.settled if abs(Decimal(r.extras["earned_difference"])) <= bound(r))
