@@ -140,13 +140,13 @@ FUTURE_DATE_COLUMNS = {
     "observation": ("observation_date",),
 }
 
-# Lower bounds on integer columns beyond the contract's `nonnegative` flag.
 NegativeOriginals = tuple[tuple[str, int | None], ...]
 """The money columns that an original row (adjustment_sequence 0) of a delivery may carry
 negative, as ``(column, claim_line_number)`` pairs, the line None for every line (for example
 `allpayer.inputs.cclf.NEGATIVE_ORIGINALS`); empty for a native file, whose originals are never
 negative. A tuple, so that the validation SQL built for it can be cached."""
 
+# Lower bounds on integer columns beyond the contract's `nonnegative` flag.
 MIN_VALUES = {"claim_line_number": 1, "adjustment_sequence": 0, "days_supply": 0, "refills": 0}
 
 # Key columns with a default when empty (the adjustment convention: 0 is the original line).
